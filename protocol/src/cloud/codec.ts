@@ -1,0 +1,47 @@
+/**
+ * The cloud side's codec: `encode(kind, body)` and `decode(bytes)` over cbor-x.
+ *
+ * cbor-x is fast but lenient (it accepts invalid UTF-8, tags, maps, indefinite
+ * lengths); every input first passes the core's strict scanner, so the bridge
+ * refuses exactly what the firmware refuses, with the same message.
+ */
+import { Decoder, Encoder } from 'cbor-x';
+import { fail } from '../core/errors.js';
+import { fromWire, toWire, WireValue } from '../core/layout.js';
+import type { Kind, Message, Messages } from '../core/messages.js';
+import { scanCbor } from '../core/cbor-scan.js';
+import { validate } from '../core/validate.js';
+
+// Plain RFC 8949 items only: no record extension, no typed-array tags, shortest heads.
+const encoder = new Encoder({
+  useRecords: false,
+  tagUint8Array: false,
+  variableMapSize: true,
+  pack: false,
+  structuredClone: false,
+});
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
+
+/** Encodes a message body of `kind`; throws a ProtocolError if it breaks the layout or a limit. */
+export function encode<K extends Kind>(kind: K, body: Messages[K]): Uint8Array {
+  const wire = toWire(kind, body);
+  const problem = validate(kind, body);
+  if (problem) throw problem;
+  return encoder.encode(wire);
+}
+
+/** Decodes and validates one message; throws a ProtocolError for anything else. */
+export function decode(bytes: Uint8Array): Message {
+  scanCbor(bytes);
+  let value: WireValue;
+  try {
+    value = decoder.decode(bytes) as WireValue;
+  } catch (e) {
+    // Unreachable after scanCbor; kept so a cbor-x surprise still surfaces as our error.
+    return fail('cbor', 'malformed CBOR: ' + (e as Error).message);
+  }
+  const msg = fromWire(value);
+  const problem = validate(msg.kind, msg as never);
+  if (problem) throw problem;
+  return msg;
+}

@@ -1,0 +1,39 @@
+/**
+ * @module @flotilla/protocol/core
+ * The ES5-safe core of the protocol: topics, message kinds and layouts,
+ * limits, the strict CBOR scanner, and the permission matrix. It imports
+ * nothing outside this folder and uses no Node API, so the firmware bundles it.
+ */
+export { ProtocolError, isProtocolError, fail } from './errors.js';
+export type { ProtocolErrorCode } from './errors.js';
+export { LIMITS } from './limits.js';
+export type { Limits } from './limits.js';
+export { DEVICE_ID_LENGTH, isDeviceId, isClientId, nameProblem, eventNameProblem, isReservedEventName } from './names.js';
+export { topics, parseTopic, DEVICE_CHANNELS, CLOUD_CHANNELS, APP_CHANNELS } from './topics.js';
+export type { ParsedTopic, DeviceChannel, CloudChannel, AppChannel } from './topics.js';
+export { VAR_TYPES, RESET_REASONS, ERROR_SOURCES, REPLY_STATUSES, REQUEST_OPS, OTA_STATES, OTA_FAILURES, enumTable } from './enums.js';
+export type { EnumTable } from './enums.js';
+export { KINDS, kindFitsTopic } from './messages.js';
+export type * from './messages.js';
+export { VITALS, VITAL_WARNINGS, vitalName, vitalCode } from './vitals.js';
+export type { VitalName, VitalValues } from './vitals.js';
+export { LAYOUTS, REQUEST_ARGS, fromWire, toWire, kindOfCode, codeOfKind } from './layout.js';
+export type { WireValue } from './layout.js';
+export { validate, validateDeviceEventName } from './validate.js';
+export { scanCbor, MAX_DEPTH } from './cbor-scan.js';
+export { utf8Length, utf8Write, utf8Invalid, utf8Read } from './utf8.js';
+export {
+  ROLES,
+  ROLE_TITLES,
+  PRODUCT_ACTIONS,
+  ORG_ACTIONS,
+  ORG_ROLE_CASCADE,
+  roleRank,
+  roleAtLeast,
+  isRole,
+  isAction,
+  minRoleFor,
+  roleAllows,
+  canGrant,
+} from './permissions.js';
+export type { Role, Action, ProductAction, OrgAction } from './permissions.js';

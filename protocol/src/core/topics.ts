@@ -1,0 +1,146 @@
+/**
+ * Every MQTT topic of the protocol, built here and parsed here; no other file
+ * in the repo writes a topic string (docs/protocol.md, "Topics").
+ *
+ *   dev/<id>/hello | vitals | err | reply | ota | status | evt/<name...>   device → cloud
+ *   cloud/<id>/req | ota | evt                                             cloud → device
+ *   app/<clientId>/reply                                                   cloud → operator app
+ *
+ * A device may publish only under dev/<its id>/ and subscribe only to its own
+ * cloud/<its id>/ topics; the bridge decides that from parseTopic's result.
+ */
+import { fail } from './errors.js';
+import { LIMITS } from './limits.js';
+import { eventNameProblem, isClientId, isDeviceId } from './names.js';
+
+export const DEVICE_ROOT = 'dev';
+export const CLOUD_ROOT = 'cloud';
+export const APP_ROOT = 'app';
+
+/** Channels a device publishes on, under dev/<id>/. `evt` takes the event name as further levels. */
+export const DEVICE_CHANNELS = ['hello', 'evt', 'vitals', 'err', 'reply', 'ota', 'status'] as const;
+/** Channels the cloud publishes to a device on, under cloud/<id>/. */
+export const CLOUD_CHANNELS = ['req', 'ota', 'evt'] as const;
+/** Channels the cloud publishes to an operator app on, under app/<clientId>/. */
+export const APP_CHANNELS = ['reply'] as const;
+
+export type DeviceChannel = (typeof DEVICE_CHANNELS)[number];
+export type CloudChannel = (typeof CLOUD_CHANNELS)[number];
+export type AppChannel = (typeof APP_CHANNELS)[number];
+
+export type ParsedTopic =
+  | { root: 'dev'; deviceId: string; channel: 'evt'; event: string }
+  | { root: 'dev'; deviceId: string; channel: Exclude<DeviceChannel, 'evt'> }
+  | { root: 'cloud'; deviceId: string; channel: CloudChannel }
+  | { root: 'app'; clientId: string; channel: AppChannel };
+
+function deviceId(id: string): string {
+  if (!isDeviceId(id)) fail('topic', 'device id must be 24 lowercase hex characters');
+  return id;
+}
+
+function eventName(name: string): string {
+  const problem = eventNameProblem(name);
+  if (problem) fail('topic', 'event name ' + problem);
+  return name;
+}
+
+function dev(id: string, channel: string): string {
+  return DEVICE_ROOT + '/' + deviceId(id) + '/' + channel;
+}
+
+function cloud(id: string, channel: string): string {
+  return CLOUD_ROOT + '/' + deviceId(id) + '/' + channel;
+}
+
+/** Topic builders. Each checks its arguments, so no caller can build a wildcard or foreign topic. */
+export const topics = {
+  device: {
+    hello: (id: string) => dev(id, 'hello'),
+    event: (id: string, name: string) => dev(id, 'evt') + '/' + eventName(name),
+    vitals: (id: string) => dev(id, 'vitals'),
+    error: (id: string) => dev(id, 'err'),
+    reply: (id: string) => dev(id, 'reply'),
+    ota: (id: string) => dev(id, 'ota'),
+    /** Presence: the device's will (offline) and its online announcement. */
+    status: (id: string) => dev(id, 'status'),
+  },
+  cloud: {
+    request: (id: string) => cloud(id, 'req'),
+    ota: (id: string) => cloud(id, 'ota'),
+    event: (id: string) => cloud(id, 'evt'),
+  },
+  app: {
+    reply: (clientId: string) => {
+      if (!isClientId(clientId)) fail('topic', 'client id must be 1 to 64 characters of [A-Za-z0-9_-]');
+      return APP_ROOT + '/' + clientId + '/reply';
+    },
+  },
+  /** Subscription filters, the only wildcard topics in the protocol. */
+  filter: {
+    /** Every cloud → device channel of one device: what the agent subscribes to. */
+    deviceInbox: (id: string) => [cloud(id, 'req'), cloud(id, 'ota'), cloud(id, 'evt')],
+    /** Events of one device (`id`) or of every device the subscriber may see (no id). */
+    deviceEvents: (id?: string) => (id === undefined ? DEVICE_ROOT + '/+' : DEVICE_ROOT + '/' + deviceId(id)) + '/evt/#',
+    /** Events of one device whose names start with the levels of `prefix`. */
+    deviceEventsNamed: (id: string | undefined, prefix: string) =>
+      (id === undefined ? DEVICE_ROOT + '/+' : DEVICE_ROOT + '/' + deviceId(id)) + '/evt/' + eventName(prefix) + '/#',
+    /** Everything every device publishes: the bridge's own ingest subscription. */
+    allDevices: () => DEVICE_ROOT + '/+/#',
+  },
+} as const;
+
+/**
+ * Parses a concrete (non-wildcard) topic. Throws a ProtocolError with code
+ * `topic` for anything that is not exactly one of the protocol's topics.
+ */
+export function parseTopic(topic: string): ParsedTopic {
+  if (typeof topic !== 'string') return fail('topic', 'topic must be a string');
+  if (topic.length === 0) return fail('topic', 'topic must not be empty');
+  if (topic.length > LIMITS.topicMaxBytes) return fail('topic', 'topic is longer than ' + LIMITS.topicMaxBytes + ' characters');
+  const levels = topic.split('/');
+  const root = levels[0];
+  if (root === DEVICE_ROOT || root === CLOUD_ROOT) {
+    if (levels.length < 3) return fail('topic', 'topic has no channel');
+    const id = levels[1];
+    if (!isDeviceId(id)) return fail('topic', 'device id must be 24 lowercase hex characters');
+    const channel = levels[2];
+    if (root === DEVICE_ROOT) {
+      if (channel === 'evt') {
+        if (levels.length < 4) return fail('topic', 'event topic has no event name');
+        const name = levels.slice(3).join('/');
+        const problem = eventNameProblem(name);
+        if (problem) return fail('topic', 'event name ' + problem);
+        return { root: 'dev', deviceId: id, channel: 'evt', event: name };
+      }
+      if (levels.length !== 3 || indexOf(DEVICE_CHANNELS, channel) < 0)
+        return fail('topic', 'unknown device channel "' + safe(levels.slice(2).join('/')) + '"');
+      return { root: 'dev', deviceId: id, channel: channel as Exclude<DeviceChannel, 'evt'> };
+    }
+    if (levels.length !== 3 || indexOf(CLOUD_CHANNELS, channel) < 0)
+      return fail('topic', 'unknown cloud channel "' + safe(levels.slice(2).join('/')) + '"');
+    return { root: 'cloud', deviceId: id, channel: channel as CloudChannel };
+  }
+  if (root === APP_ROOT) {
+    if (levels.length !== 3) return fail('topic', 'app topic must be app/<clientId>/<channel>');
+    if (!isClientId(levels[1])) return fail('topic', 'client id must be 1 to 64 characters of [A-Za-z0-9_-]');
+    if (indexOf(APP_CHANNELS, levels[2]) < 0) return fail('topic', 'unknown app channel "' + safe(levels[2]) + '"');
+    return { root: 'app', clientId: levels[1], channel: levels[2] as AppChannel };
+  }
+  return fail('topic', 'unknown topic root "' + safe(root) + '"');
+}
+
+/** Array#indexOf on a readonly tuple, typed loosely (ES5 has indexOf; `includes` is ES2016). */
+function indexOf(list: readonly string[], s: string): number {
+  return list.indexOf(s);
+}
+
+/** Echoes at most 32 printable ASCII characters of untrusted input into an error message. */
+function safe(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length && i < 32; i++) {
+    const c = s.charCodeAt(i);
+    out += c >= 32 && c < 127 ? s.charAt(i) : '?';
+  }
+  return s.length > 32 ? out + '...' : out;
+}
