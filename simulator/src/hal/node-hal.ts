@@ -1,0 +1,129 @@
+/**
+ * The HAL on Node: a real TCP or TLS socket to the bridge, real timers, flash
+ * from MemoryFlash, and a system model (heap, battery, signal, reset reason)
+ * set by the caller. One instance per simulated device; `dispose` leaves no
+ * timer or socket behind.
+ */
+import { connect as tcpConnect, Socket } from 'node:net';
+import { connect as tlsConnect, ConnectionOptions } from 'node:tls';
+import { performance } from 'node:perf_hooks';
+import type { Hal, HalFlash } from '@flotilla/firmware/hal';
+
+export interface NodeHalOptions {
+  host: string;
+  port: number;
+  /** Set for mqtts: the CA to trust, and the device's certificate and key for mutual TLS. */
+  tls?: ConnectionOptions;
+  flash: HalFlash;
+  /** Particle reset reason code of this boot. */
+  resetReason?: number;
+  /** The system model; each is read whenever the agent asks. */
+  memoryUsed?: () => number;
+  memoryTotal?: () => number;
+  battery?: () => number;
+  signalStrength?: () => number;
+  /** The agent asked for a reset (a RESET_REASONS code); the host reboots the device. */
+  onReset?: (reason: number) => void;
+  onSignal?: (on: boolean) => void;
+  onLog?: (line: string) => void;
+  /** Observes bytes on the link (tests, traffic counters). */
+  onSend?: (bytes: Uint8Array) => void;
+  /**
+   * An exception escaped the program into the HAL (the agent guards the app's
+   * callbacks, so this is a crash of the image itself). Default: rethrow.
+   */
+  onUncaught?: (err: unknown) => void;
+}
+
+export interface NodeHal extends Hal {
+  /** The open socket, for fault injection (destroy it to cut the link). */
+  socket(): Socket | null;
+  dispose(): void;
+}
+
+export function createNodeHal(o: NodeHalOptions): NodeHal {
+  const start = performance.now();
+  const timers = new Map<number, NodeJS.Timeout>();
+  let nextTimer = 1;
+  let sock: Socket | null = null;
+  let disposed = false;
+  /** Runs a callback of the program; what escapes it is a crash, reported once. */
+  const run = (fn: () => void): void => {
+    if (disposed) return;
+    try {
+      fn();
+    } catch (e) {
+      if (!o.onUncaught) throw e;
+      o.onUncaught(e);
+    }
+  };
+
+  const hal: NodeHal = {
+    net: {
+      open(onOpen, onData, onClose) {
+        if (disposed) return;
+        const s = o.tls ? tlsConnect({ host: o.host, port: o.port, ...o.tls }) : tcpConnect({ host: o.host, port: o.port });
+        sock = s;
+        s.setNoDelay(true); // Nagle + delayed ACK would add 40 ms to every QoS 1 round trip
+        let closed = false;
+        s.once(o.tls ? 'secureConnect' : 'connect', () => run(onOpen));
+        s.on('data', (chunk: Buffer) => run(() => onData(chunk)));
+        s.on('error', () => {}); // 'close' follows
+        s.once('close', () => {
+          if (closed) return;
+          closed = true;
+          if (sock === s) sock = null;
+          run(onClose);
+        });
+      },
+      send(bytes) {
+        if (sock && !sock.destroyed) {
+          o.onSend?.(bytes);
+          sock.write(bytes);
+        }
+      },
+      close() {
+        sock?.destroy();
+      },
+    },
+    clock: {
+      now: () => performance.now() - start,
+      setTimer(fn, ms) {
+        const id = nextTimer++;
+        timers.set(
+          id,
+          setTimeout(() => {
+            timers.delete(id);
+            run(fn);
+          }, ms),
+        );
+        return id;
+      },
+      clearTimer(id) {
+        const t = timers.get(id);
+        if (t) clearTimeout(t);
+        timers.delete(id);
+      },
+    },
+    flash: o.flash,
+    system: {
+      memoryUsed: () => (o.memoryUsed ? o.memoryUsed() : 0),
+      memoryTotal: () => (o.memoryTotal ? o.memoryTotal() : 0),
+      resetReason: () => o.resetReason ?? 0,
+      reset: (reason) => o.onReset?.(reason),
+      signal: (on) => o.onSignal?.(on),
+      battery: () => (o.battery ? o.battery() : -1),
+      signalStrength: () => (o.signalStrength ? o.signalStrength() : -1),
+      log: (line) => o.onLog?.(line),
+    },
+    socket: () => sock,
+    dispose() {
+      disposed = true;
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
+      sock?.destroy();
+      sock = null;
+    },
+  };
+  return hal;
+}
