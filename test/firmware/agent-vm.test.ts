@@ -1,0 +1,215 @@
+/**
+ * The built agent bundle in a node:vm realm (V8), on the Node HAL, against a
+ * real aedes broker on loopback: the fast functional check of everything the
+ * agent does. The same behaviour on QuickJS and Duktape is in engines.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
+import { decodeBoot } from '@flotilla/firmware/boot';
+import { startBroker, TestBroker } from '../helpers/broker.js';
+import { TestCloud } from '../helpers/test-cloud.js';
+import { DEMO_APP, image } from '../helpers/images.js';
+import { sendImage } from '../helpers/ota-sender.js';
+
+const PRODUCT = 7;
+let seq = 0;
+const newId = () => (0x1000000 + ++seq).toString(16).padStart(24, 'a');
+
+describe('agent bundle in node:vm against aedes', function () {
+  this.timeout(30000);
+  let broker: TestBroker;
+  let cloud: TestCloud;
+  const devices: VmDevice[] = [];
+
+  before(async () => {
+    broker = await startBroker();
+    cloud = await TestCloud.connect(broker.port);
+  });
+  after(async () => {
+    for (const d of devices) d.stop();
+    await cloud.close();
+    await broker.close();
+  });
+
+  function device(id: string, opts: { app?: string; options?: string; padTo?: number; slotSize?: number } = {}) {
+    const flash = new MemoryFlash(emptyFlash(opts.slotSize ?? 256 * 1024));
+    flash.state.slots[0].set(image({ deviceId: id, product: PRODUCT, firmware: 1, app: opts.app ?? DEMO_APP, options: opts.options ?? 'keepalive: 5, backoffMin: 50, backoffMax: 400' }));
+    const crashes: unknown[] = [];
+    const boots: { slot: number; trial: boolean; reason: number; version: number }[] = [];
+    const dev = new VmDevice({ flash, host: '127.0.0.1', port: broker.port, onCrash: (e) => crashes.push(e), onBoot: (b) => boots.push(b), battery: () => 87, signalStrength: () => 64 });
+    devices.push(dev);
+    dev.start();
+    return { dev, flash, crashes, boots };
+  }
+
+  it('says hello with its variables, functions and subscriptions', async () => {
+    const id = newId();
+    device(id);
+    const hello = await cloud.kind(id, 'hello');
+    assert.equal(hello.firmware, 1);
+    assert.equal(hello.product, PRODUCT);
+    assert.deepEqual(hello.variables, [
+      { name: 'temp', type: 'double' }, { name: 'name', type: 'string' }, { name: 'count', type: 'int32' }, { name: 'on', type: 'bool' }, { name: 'bad', type: 'int32' },
+    ]);
+    assert.deepEqual(hello.functions, ['setLed', 'boom', 'noreturn', 'pub', 'setTemp']);
+    assert.deepEqual(hello.subscriptions, ['alert']);
+    assert.equal(hello.bootReason, 'power_down');
+    assert.deepEqual(hello.ota, { slot: 0, trial: false, rolledBackFrom: null });
+    await cloud.kind(id, 'status', 5000, (m) => m.online);
+  });
+
+  it('answers variable reads, function calls, ping and signal with the request id', async () => {
+    const id = newId();
+    const { dev } = device(id);
+    await cloud.kind(id, 'hello');
+    const temp = await cloud.request(id, { op: 'var', name: 'temp' });
+    assert.deepEqual(temp, { kind: 'reply', id: lastId(), status: 'ok', value: 21.5 });
+    assert.equal((await cloud.request(id, { op: 'var', name: 'name' })).value, 'kitchen');
+    assert.equal((await cloud.request(id, { op: 'var', name: 'count' })).value, 42);
+    assert.equal((await cloud.request(id, { op: 'var', name: 'on' })).value, true);
+    assert.equal((await cloud.request(id, { op: 'var', name: 'nope' })).status, 'not_found');
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setLed', arg: 'on' })).value, 1);
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setLed', arg: 'off' })).value, 0);
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setTemp', arg: '30.25' })).value, 1);
+    assert.equal((await cloud.request(id, { op: 'var', name: 'temp' })).value, 30.25);
+    assert.equal((await cloud.request(id, { op: 'call', name: 'nope', arg: '' })).status, 'not_found');
+    assert.deepEqual(await cloud.request(id, { op: 'ping' }), { kind: 'reply', id: lastId(), status: 'ok', value: null });
+    const signals: boolean[] = [];
+    const sys = dev.hal!.system;
+    const orig = sys.signal;
+    sys.signal = (on) => { signals.push(on); orig(on); };
+    assert.equal((await cloud.request(id, { op: 'signal', on: true })).value, true);
+    assert.deepEqual(signals, [true]);
+  });
+
+  function lastId(): number {
+    return (cloud as unknown as { nextId: number }).nextId - 1;
+  }
+
+  it('reports exceptions from getters, functions and timers, and keeps running', async () => {
+    const id = newId();
+    device(id);
+    await cloud.kind(id, 'hello');
+    const timerError = await cloud.kind(id, 'error', 5000, (m) => m.source === 'timer');
+    assert.equal(timerError.message, 'timer broke');
+    const r1 = await cloud.request(id, { op: 'call', name: 'boom', arg: '' });
+    assert.deepEqual([r1.status, r1.value], ['handler_error', 'kaboom']);
+    const e1 = await cloud.kind(id, 'error', 5000, (m) => m.source === 'function');
+    assert.deepEqual([e1.name, e1.message, e1.count], ['boom', 'kaboom', 1]);
+    assert.ok(e1.stack.length > 0 && e1.stack.length <= 512, 'a short stack');
+    const r2 = await cloud.request(id, { op: 'var', name: 'bad' });
+    assert.deepEqual([r2.status, r2.value], ['handler_error', 'getter broke']);
+    await cloud.kind(id, 'error', 5000, (m) => m.source === 'variable' && m.name === 'bad');
+    const r3 = await cloud.request(id, { op: 'call', name: 'noreturn', arg: '' });
+    assert.equal(r3.status, 'handler_error');
+    assert.match(String(r3.value), /returned undefined; return an integer/);
+    // Still alive.
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setLed', arg: 'on' })).value, 1);
+  });
+
+  it('publishes events, with the acknowledgement reaching the app', async () => {
+    const id = newId();
+    device(id);
+    await cloud.kind(id, 'hello');
+    await cloud.request(id, { op: 'call', name: 'pub', arg: 'x' });
+    const ev = await cloud.next((r) => r.deviceId === id && r.event === 'note/x');
+    assert.deepEqual(ev.msg, { kind: 'event', data: 'hello x', ttl: 60 });
+    const acked = await cloud.next((r) => r.deviceId === id && r.event === 'acked');
+    assert.equal((acked.msg as { data: string }).data, 'ok');
+  });
+
+  it('delivers cloud events to matching subscriptions', async () => {
+    const id = newId();
+    device(id);
+    await cloud.kind(id, 'hello');
+    cloud.send(id, 'cloudEvent', { name: 'alert/fire', data: 'hot' });
+    cloud.send(id, 'cloudEvent', { name: 'other', data: 'no' });
+    const seen = await cloud.next((r) => r.deviceId === id && r.event === 'seen');
+    assert.equal((seen.msg as { data: string }).data, 'alert/fire=hot');
+  });
+
+  it('publishes vitals with Particle names on connect, on schedule and on request', async () => {
+    const id = newId();
+    device(id, { app: DEMO_APP + 'cloud.vitals(1);' });
+    await cloud.kind(id, 'hello');
+    const first = await cloud.kind(id, 'vitals');
+    assert.equal(first.values['device.power.battery.charge'], 87);
+    assert.equal(first.values['device.network.signal.strength'], 64);
+    assert.equal(first.values['device.cloud.connection.status'], 2);
+    assert.ok(first.values['device.system.memory.used']! > 0);
+    // On schedule: every second.
+    const t0 = Date.now();
+    await cloud.kind(id, 'vitals');
+    await cloud.kind(id, 'vitals');
+    assert.ok(Date.now() - t0 >= 900, 'two more vitals took ' + (Date.now() - t0) + ' ms');
+    // On request.
+    assert.equal((await cloud.request(id, { op: 'vitals' })).status, 'ok');
+  });
+
+  it('survives a garbage frame and a dropped link, and counts the reconnects', async () => {
+    const id = newId();
+    device(id);
+    await cloud.kind(id, 'hello');
+    const sock = [...broker.sockets].find((s) => (broker.aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients[id]?.conn === s);
+    assert.ok(sock, 'the device socket');
+    // Garbage on the device's link: a PUBLISH claiming QoS 3, then bytes.
+    sock.write(Buffer.from([0x36, 0x04, 0xff, 0xff, 0x00, 0x00]));
+    const hello2 = await cloud.kind(id, 'hello', 10000);
+    assert.equal(hello2.firmware, 1);
+    // The broker drops it.
+    for (const s of broker.sockets) if ((broker.aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients[id]?.conn === s) s.destroy();
+    await cloud.kind(id, 'hello', 10000);
+    // Vitals go out on every connection: the third connection's count both links lost.
+    const v = await cloud.kind(id, 'vitals', 10000, (m) => m.values['device.cloud.connection.attempts'] === 3);
+    assert.equal(v.values['device.cloud.connection.disconnects'], 2);
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setLed', arg: 'on' })).value, 1);
+  });
+
+  it('takes a 64 KB image over the air, boots it on trial and confirms it', async () => {
+    const id = newId();
+    const { flash, boots } = device(id);
+    await cloud.kind(id, 'hello');
+    const v2 = image({ deviceId: id, product: PRODUCT, firmware: 2, app: DEMO_APP + "cloud.fn('v2only', function () { return 2; });", options: 'keepalive: 5, backoffMin: 50', padTo: 64 * 1024 });
+    assert.ok(v2.length >= 64 * 1024);
+    const done = await sendImage(cloud, id, v2, { job: 11, product: PRODUCT, version: 2 });
+    assert.deepEqual([done.state, done.offset], ['verified', v2.length]);
+    const hello = await cloud.kind(id, 'hello', 10000, (m) => m.firmware === 2);
+    assert.equal(hello.bootReason, 'update');
+    assert.deepEqual(hello.ota, { slot: 1, trial: false, rolledBackFrom: null });
+    assert.ok(hello.functions.includes('v2only'));
+    assert.equal((await cloud.request(id, { op: 'call', name: 'v2only', arg: '' })).value, 2);
+    assert.deepEqual(boots.map((b) => [b.slot, b.trial]), [[0, false], [1, true]]);
+    const rec = decodeBoot(flash.readBoot());
+    assert.deepEqual([rec.active, rec.trial, rec.job], [1, 255, null]);
+    assert.equal(createHash('sha256').update(flash.state.slots[1].subarray(0, v2.length)).digest('hex'), createHash('sha256').update(v2).digest('hex'));
+  });
+
+  it('rolls back a trial image that never reaches the cloud', async () => {
+    const id = newId();
+    const { boots } = device(id);
+    await cloud.kind(id, 'hello');
+    // v3 never connects: its agent waits for a connect() the app never makes.
+    const v3 = image({ deviceId: id, product: PRODUCT, firmware: 3, app: '', options: 'autoConnect: false, trialWindow: 300' });
+    const done = await sendImage(cloud, id, v3, { job: 12, product: PRODUCT, version: 3 });
+    assert.equal(done.state, 'verified');
+    const hello = await cloud.kind(id, 'hello', 10000, (m) => m.ota.rolledBackFrom === 3);
+    assert.equal(hello.firmware, 1);
+    assert.deepEqual(hello.ota, { slot: 0, trial: false, rolledBackFrom: 3 });
+    assert.equal(hello.bootReason, 'update_timeout');
+    assert.deepEqual(boots.map((b) => [b.slot, b.trial, b.version]), [[0, false, 1], [1, true, 3], [0, false, 1]]);
+  });
+
+  it('rolls back a trial image that crashes at start', async () => {
+    const id = newId();
+    const { crashes } = device(id);
+    await cloud.kind(id, 'hello');
+    const v4 = image({ deviceId: id, product: PRODUCT, firmware: 4, app: "throw new Error('v4 is broken');" });
+    assert.equal((await sendImage(cloud, id, v4, { job: 13, product: PRODUCT, version: 4 })).state, 'verified');
+    const hello = await cloud.kind(id, 'hello', 10000, (m) => m.ota.rolledBackFrom === 4);
+    assert.equal(hello.firmware, 1);
+    assert.equal(hello.bootReason, 'panic');
+    assert.match(String(crashes[0]), /v4 is broken/);
+    await cloud.kind(id, 'error', 5000, (m) => m.source === 'crash');
+  });
+});
