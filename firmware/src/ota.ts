@@ -76,6 +76,8 @@ export class OtaReceiver {
     const j = r.job;
     if (j && j.job === m.job && j.size === m.size && j.version === m.version && sameBytes(j.sha256, m.sha256) && j.chunkSize === m.chunkSize) {
       // The same job again (link drop, or power cut): resume from what is persisted.
+      // All of it held already (power lost before the check): check it now.
+      if (j.offset === j.size) return this.verify(r);
       this.status('offset', m.job, j.offset, null);
       return;
     }

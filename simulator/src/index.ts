@@ -5,7 +5,7 @@
  */
 export { createNodeHal } from './hal/node-hal.js';
 export type { NodeHal, NodeHalOptions } from './hal/node-hal.js';
-export { MemoryFlash, emptyFlash, cloneFlash, applyFlashOp } from './hal/memory-flash.js';
+export { MemoryFlash, emptyFlash, cloneFlash, cloneOp, applyFlashOp } from './hal/memory-flash.js';
 export type { FlashOp, FlashState } from './hal/memory-flash.js';
 export { VmDevice, buildImage } from './vm-device.js';
 export type { VmDeviceOptions, BootedImage } from './vm-device.js';

@@ -12,7 +12,7 @@
  *   cap N          heap cap, bytes     net open | net send HEX | net close
  *   slotsize N     resize+erase slots  flash write SLOT OFFSET HEX | flash erase SLOT
  *   resetreason N | battery N | sigstr N         boot write HEX
- *   flash SLOT HEX preload (rest 0xff) signal 1|0 | reset | log TEXT | uncaught TEXT
+ *   flash SLOT HEX preload (rest 0xff) signal 1|0 | reset REASON | log TEXT | uncaught TEXT
  *   boot HEX | noboot                   host -> Node (replies, before `ok`)
  *   run PATH       evaluate a file        error TEXT (run/eval/bad command)
  *   open | data HEX | close  socket       result TEXT (eval)
@@ -288,8 +288,9 @@ static duk_ret_t sys_reset_reason(duk_context *ctx) { duk_push_number(ctx, reset
 static duk_ret_t sys_battery(duk_context *ctx) { duk_push_number(ctx, battery); return 1; }
 static duk_ret_t sys_sigstr(duk_context *ctx) { duk_push_number(ctx, sigstr); return 1; }
 static duk_ret_t sys_reset(duk_context *ctx) {
-	(void) ctx;
-	if (!halted) { halted = 1; puts("reset"); }
+	/* The reason (a RESET_REASONS code) goes to Node, which boots the next run with it. */
+	double reason = duk_is_number(ctx, 0) ? duk_get_number(ctx, 0) : 0;
+	if (!halted) { halted = 1; printf("reset %.0f\n", reason); }
 	return 0;
 }
 static duk_ret_t sys_signal(duk_context *ctx) {
@@ -340,7 +341,7 @@ static void setup(duk_context *ctx) {
 	static const fn_entry flash_fns[] = { { "slotSize", flash_slot_size, 0 }, { "read", flash_read, 3 }, { "write", flash_write, 3 },
 		{ "erase", flash_erase, 1 }, { "readBoot", flash_read_boot, 0 }, { "writeBoot", flash_write_boot, 1 }, { NULL, NULL, 0 } };
 	static const fn_entry sys_fns[] = { { "memoryUsed", sys_mem_used, 0 }, { "memoryTotal", sys_mem_total, 0 },
-		{ "resetReason", sys_reset_reason, 0 }, { "reset", sys_reset, 0 }, { "signal", sys_signal, 1 },
+		{ "resetReason", sys_reset_reason, 0 }, { "reset", sys_reset, 1 }, { "signal", sys_signal, 1 },
 		{ "battery", sys_battery, 0 }, { "signalStrength", sys_sigstr, 0 }, { "log", sys_log, 1 }, { NULL, NULL, 0 } };
 	prune_globals(ctx);
 	duk_push_heap_stash(ctx);

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import type { HalFlash } from '@flotilla/firmware/hal';
 
 export type FlashOp =
-  | { op: 'write'; slot: number; offset: number; bytes: Uint8Array }
-  | { op: 'erase'; slot: number }
-  | { op: 'boot'; record: Uint8Array };
+  | { kind: 'write'; slot: number; offset: number; bytes: Uint8Array }
+  | { kind: 'erase'; slot: number }
+  | { kind: 'boot'; record: Uint8Array };
 
 export interface FlashState {
   slotSize: number;
@@ -29,9 +29,16 @@ export function cloneFlash(s: FlashState): FlashState {
 
 /** Applies one operation to a state, as the device's flash would. */
 export function applyFlashOp(s: FlashState, op: FlashOp): void {
-  if (op.op === 'write') s.slots[op.slot].set(op.bytes, op.offset);
-  else if (op.op === 'erase') s.slots[op.slot].fill(0xff);
+  if (op.kind === 'write') s.slots[op.slot].set(op.bytes, op.offset);
+  else if (op.kind === 'erase') s.slots[op.slot].fill(0xff);
   else s.boot = op.record.slice();
+}
+
+/** A copy of an operation that shares no bytes with it. */
+export function cloneOp(op: FlashOp): FlashOp {
+  if (op.kind === 'write') return { kind: 'write', slot: op.slot, offset: op.offset, bytes: op.bytes.slice() };
+  if (op.kind === 'erase') return { kind: 'erase', slot: op.slot };
+  return { kind: 'boot', record: op.record.slice() };
 }
 
 export class MemoryFlash implements HalFlash {
@@ -65,12 +72,12 @@ export class MemoryFlash implements HalFlash {
 
   write(slot: number, offset: number, bytes: Uint8Array): void {
     this.check(slot, offset, bytes.length);
-    this.apply({ op: 'write', slot, offset, bytes: Uint8Array.from(bytes) });
+    this.apply({ kind: 'write', slot, offset, bytes: Uint8Array.from(bytes) });
   }
 
   erase(slot: number): void {
     this.check(slot, 0, 0);
-    this.apply({ op: 'erase', slot });
+    this.apply({ kind: 'erase', slot });
   }
 
   readBoot(): Uint8Array | null {
@@ -78,7 +85,7 @@ export class MemoryFlash implements HalFlash {
   }
 
   writeBoot(record: Uint8Array): void {
-    this.apply({ op: 'boot', record: Uint8Array.from(record) });
+    this.apply({ kind: 'boot', record: Uint8Array.from(record) });
   }
 
   private check(slot: number, offset: number, length: number): void {
@@ -94,7 +101,7 @@ export class MemoryFlash implements HalFlash {
 
   private mirror(op: FlashOp): void {
     const dir = this.dir as string;
-    const [file, bytes] = op.op === 'boot' ? ['boot.bin', this.state.boot as Uint8Array] : ['slot' + op.slot + '.bin', this.state.slots[op.slot]];
+    const [file, bytes] = op.kind === 'boot' ? ['boot.bin', this.state.boot as Uint8Array] : ['slot' + op.slot + '.bin', this.state.slots[op.slot]];
     writeFileSync(join(dir, file + '.tmp'), bytes);
     renameSync(join(dir, file + '.tmp'), join(dir, file));
   }

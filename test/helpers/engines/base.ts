@@ -74,9 +74,12 @@ export abstract class HostBase {
     const index = this.journal.record(op);
     this.emit('onFlashOp', this.journal.ops[index - 1]!, index);
   }
-  protected gotReset(): void {
+  /** The reason the program gave (a RESET_REASONS code); what the next boot's resetReason() returns. */
+  resetReason = 0;
+  protected gotReset(reason: number): void {
     this.halted = true;
-    this.emit('onReset');
+    this.resetReason = reason;
+    this.emit('onReset', reason);
   }
 
   /** Runs `fn` after every earlier command; rejects once the host is closed. */

@@ -232,7 +232,7 @@ class DuktapeHost extends HostBase implements EngineHost {
         if (rest.startsWith('write')) this.gotFlashOp({ kind: 'boot', record: fromHex(rest.slice(6)) });
         return;
       case 'signal': this.emit('onSignal', rest === '1'); return;
-      case 'reset': this.gotReset(); return;
+      case 'reset': this.gotReset(Number(rest) || 0); return;
       case 'log': this.gotLog(unescapeText(rest)); return;
       case 'uncaught': this.gotUncaught(unescapeText(rest)); return;
       case 'fatal': this.fatal = rest; return;

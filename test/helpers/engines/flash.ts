@@ -1,31 +1,9 @@
 /** Flash state values and the journal that mirrors a device's persisted writes. */
+import { applyFlashOp, cloneFlash, cloneOp, emptyFlash } from '@flotilla/simulator';
 import type { FlashOp, FlashState } from './types.js';
 
-/** A fresh device: both slots erased (0xff), no boot record. */
-export function emptyFlash(slotSize: number): FlashState {
-  return { slotSize, slots: [new Uint8Array(slotSize).fill(0xff), new Uint8Array(slotSize).fill(0xff)], boot: null };
-}
-
-export function cloneFlash(f: FlashState): FlashState {
-  return { slotSize: f.slotSize, slots: [f.slots[0].slice(), f.slots[1].slice()], boot: f.boot ? f.boot.slice() : null };
-}
-
-export function cloneOp(op: FlashOp): FlashOp {
-  switch (op.kind) {
-    case 'write': return { kind: 'write', slot: op.slot, offset: op.offset, bytes: op.bytes.slice() };
-    case 'erase': return { kind: 'erase', slot: op.slot };
-    case 'boot': return { kind: 'boot', record: op.record.slice() };
-  }
-}
-
-/** Applies one op in place, exactly as the device does. */
-export function applyFlashOp(f: FlashState, op: FlashOp): void {
-  switch (op.kind) {
-    case 'write': f.slots[op.slot]!.set(op.bytes, op.offset); break;
-    case 'erase': f.slots[op.slot]!.fill(0xff); break;
-    case 'boot': f.boot = op.record.slice(); break;
-  }
-}
+// One definition of flash state and its operations: the simulator's.
+export { applyFlashOp, cloneFlash, cloneOp, emptyFlash };
 
 /** Checks a preload fits what a device could hold; throws otherwise. */
 export function checkFlash(f: FlashState, bootMax: number): void {

@@ -334,7 +334,7 @@ class QuickJsHost extends HostBase implements EngineHost {
         memoryUsed: () => n(this.memoryUsed()),
         memoryTotal: () => n(this.cap),
         resetReason: () => n(this.options.resetReason ?? 0),
-        reset: () => { if (!this.halted) this.gotReset(); },
+        reset: (reason) => { if (!this.halted) this.gotReset(this.num(reason) || 0); },
         signal: (on) => { if (!this.halted) this.emit('onSignal', Boolean(on && vm.dump(on))); },
         battery: () => n(this.options.battery ?? -1),
         signalStrength: () => n(this.options.signalStrength ?? -1),

@@ -5,18 +5,9 @@
 
 export type EngineName = 'quickjs' | 'duktape';
 
-/** Two A/B application slots plus the boot record (null on a fresh device). */
-export interface FlashState {
-  slotSize: number;
-  slots: [Uint8Array, Uint8Array];
-  boot: Uint8Array | null;
-}
-
-/** One persisted flash operation, in the order the program made it. */
-export type FlashOp =
-  | { kind: 'write'; slot: number; offset: number; bytes: Uint8Array }
-  | { kind: 'erase'; slot: number }
-  | { kind: 'boot'; record: Uint8Array };
+// Flash state and its operations are the simulator's: one definition for every host.
+import type { FlashOp, FlashState } from '@flotilla/simulator';
+export type { FlashOp, FlashState };
 
 /** What a program did through the HAL; every member optional. */
 export interface EngineListener {
@@ -30,7 +21,8 @@ export interface EngineListener {
   onLog?(line: string): void;
   /** An exception escaped a callback or timer; the engine keeps running. */
   onUncaught?(message: string): void;
-  onReset?(): void;
+  /** The program called hal.system.reset(reason); the engine is halted. */
+  onReset?(reason: number): void;
   onSignal?(on: boolean): void;
 }
 
