@@ -27,6 +27,9 @@ await build({
   target: 'es5',
   platform: 'neutral',
   minify: true,
+  // Private members end with '_' (and nothing else does): short names for them.
+  // Heap on the engines grows with code size, so every byte counts.
+  mangleProps: /_$/,
   legalComments: 'none',
   outfile,
   logLevel: 'warning',

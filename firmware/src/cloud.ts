@@ -3,14 +3,18 @@
  * the MQTT client, the OTA receiver and the boot record. Every callback of
  * the app (variable getter, function, subscription handler, timer) runs
  * guarded: an exception is reported to the cloud and never stops the agent.
+ *
+ * Heap on these engines grows with code (about 3.6 bytes per byte of bundle),
+ * so this file favours few functions and builds wire arrays in place.
  */
 import {
-  Kind, LIMITS, Message, Messages, ProtocolError, RESET_REASONS, Request, ResetReason, topics, utf8Length, validate,
-  validateDeviceEventName, VarType, VarValue, VitalValues, eventNameProblem, nameProblem, kindFitsTopic,
+  ERROR_SOURCE, eventNameProblem, isReservedEventName, KIND, LIMITS, nameProblem, OTA_FAILURE, OTA_STATE, REPLY_STATUS, RESET_REASON, topics,
+  utf8Length, VAR_TYPE, VITAL, WireValue,
 } from '@flotilla/protocol/core';
+import type { OtaFailure, OtaState, ReplyStatus, VarType, VarValue } from '@flotilla/protocol/core';
 import type { Hal } from './hal.js';
 import { BootRecord, confirmed, copy, decodeBoot, encodeBoot, NO_SLOT, runningSlot } from './boot.js';
-import { decodeMessage, encodeMessage } from './codec.js';
+import { cborEncode, decodeIn, Inbound, nameOf } from './wire.js';
 import { Done, MqttClient } from './mqtt/client.js';
 import { OtaEvent, OtaReceiver } from './ota.js';
 
@@ -73,567 +77,423 @@ export interface Cloud {
   disconnect(): void;
 }
 
-interface Variable {
+/** A registered variable (getter or value), function (handler) or subscription (prefix in `name`). */
+interface Entry {
   name: string;
-  type: VarType;
-  value: VarValue | null;
-  getter: Getter | null;
+  type?: VarType;
+  value?: VarValue;
+  fn?: (a: unknown, b?: unknown) => unknown;
 }
 
-interface PendingError {
-  source: Messages['error']['source'];
-  name: string;
-  message: string;
-  stack: string;
-  count: number;
-  uptime: number;
-}
-
-interface AppTimer {
-  id: number;
-  halId: number;
-  ms: number;
-  repeat: boolean;
-  fn: () => void;
-  run: () => void;
-}
+/** An error waiting to be reported: [source code, name, message, stack, count, uptime]. */
+type PendingError = [number, string, string, string, number, number];
 
 /** Distinct errors held for reporting at once; more are counted only. */
 const ERRORS_MAX = 8;
 
-function actionable(call: string, problem: string): Error {
-  return new Error(call + ': ' + problem);
+function problem(call: string, what: string): Error {
+  return new Error('cloud.' + call + ': ' + what);
 }
 
 function typeOf(v: unknown): VarType | '' {
-  if (typeof v === 'boolean') return 'bool';
-  if (typeof v === 'string') return 'string';
-  if (typeof v === 'number') return Math.floor(v) === v && v >= -2147483648 && v <= 2147483647 ? 'int32' : 'double';
-  return '';
+  return typeof v === 'boolean' ? 'bool' : typeof v === 'string' ? 'string'
+    : typeof v !== 'number' ? '' : Math.floor(v) === v && v >= -2147483648 && v <= 2147483647 ? 'int32' : 'double';
 }
 
-/** Does a value fit a declared type? (An int32 fits a double variable.) */
-function fits(type: VarType, v: unknown): boolean {
-  const t = typeOf(v);
-  return t === type || (type === 'double' && t === 'int32');
-}
-
-function truncate(s: string, maxBytes: number): string {
-  while (utf8Length(s) > maxBytes || utf8Length(s) < 0) s = s.substring(0, s.length - 1);
+/** Cuts `s` to at most `max` UTF-8 bytes. */
+function cut(s: string, max: number): string {
+  while (utf8Length(s) > max || utf8Length(s) < 0) s = s.substring(0, s.length - 1);
   return s;
+}
+
+function find(list: Entry[], name: string): Entry | null {
+  for (let i = 0; i < list.length; i++) if (list[i].name === name) return list[i];
+  return null;
 }
 
 class Agent implements Cloud {
   readonly deviceId: string;
   readonly limits = LIMITS;
-  private readonly mqtt: MqttClient;
-  private readonly ota: OtaReceiver;
-  private boot: BootRecord;
-  private readonly vars: Variable[] = [];
-  private readonly fns: { name: string; handler: FunctionHandler }[] = [];
-  private readonly subs: { prefix: string; handler: EventHandler }[] = [];
-  private readonly timers: AppTimer[] = [];
-  private nextTimerId = 1;
-  private otaHandler: OtaHandler | null = null;
-  private errors: PendingError[] = [];
-  private errorTimer = -1;
-  private helloTimer = -1;
-  private vitalsTimer = -1;
-  private vitalsPeriod = 0;
-  private tokens: number;
-  private refilledAt: number;
-  private sent = 0;
-  private rateLimited = 0;
-  private errorsReported = 0;
-  private crashReported = false;
-  private dead = false;
-  private threw = false;
-  private lastError = '';
-  private readonly bootReason: ResetReason;
-  private readonly tReq: string;
-  private readonly tOta: string;
-  private readonly tEvt: string;
-  private readonly trialTimer: number = -1;
-  private readonly flushErrorsB: () => void;
-  private readonly sendHelloB: () => void;
-  private readonly vitalsTickB: () => void;
+  boot: BootRecord;
+  readonly hal: Hal;
+  readonly product: number;
+  readonly firmware: number;
+  private readonly mqtt_: MqttClient;
+  private readonly ota_: OtaReceiver;
+  private readonly vars_: Entry[] = [];
+  private readonly fns_: Entry[] = [];
+  private readonly subs_: Entry[] = [];
+  /** App timers: [id, hal timer id, ms (negative: once), fn]. */
+  private timers_: [number, number, number, () => void][] = [];
+  private timerSeq_ = 0;
+  private otaHandler_: OtaHandler | null = null;
+  private errors_: PendingError[] = [];
+  private helloTimer_ = -1;
+  private vitalsTimer_ = -1;
+  private vitalsPeriod_ = 0;
+  private tokens_: number = LIMITS.publishBurst;
+  private refilledAt_: number;
+  private sent_ = 0;
+  private rateLimited_ = 0;
+  private reported_ = 0;
+  private dead_ = false;
+  private threw_ = false;
+  private lastError_ = '';
+  private readonly bootReason_: number;
+  private readonly topicOf_: { [channel: number]: string };
+  private readonly inbox_: string[];
+  private trialTimer_ = -1;
+  /** This run booted an image on trial (not: an image was verified during this run). */
+  private onTrial_ = false;
+  private readonly flushB_: () => void;
 
-  constructor(private readonly hal: Hal, private readonly o: AgentOptions) {
-    this.deviceId = o.deviceId;
-    this.tReq = topics.cloud.request(o.deviceId);
-    this.tOta = topics.cloud.ota(o.deviceId);
-    this.tEvt = topics.cloud.event(o.deviceId);
+  constructor(hal: Hal, o: AgentOptions) {
+    const id = o.deviceId;
+    this.hal = hal;
+    this.deviceId = id;
+    this.product = o.product;
+    this.firmware = o.firmware;
     this.boot = decodeBoot(hal.flash.readBoot());
-    this.bootReason = RESET_REASONS.name(hal.system.resetReason()) || 'unknown';
-    this.tokens = LIMITS.publishBurst;
-    this.refilledAt = hal.clock.now();
-    this.flushErrorsB = this.flushErrors.bind(this);
-    this.sendHelloB = this.sendHello.bind(this);
-    this.vitalsTickB = this.vitalsTick.bind(this);
-    this.mqtt = new MqttClient(
+    const reason = hal.system.resetReason();
+    this.bootReason_ = nameOf(RESET_REASON, reason) ? reason : RESET_REASON.unknown;
+    this.refilledAt_ = hal.clock.now();
+    this.flushB_ = this.flush_.bind(this);
+    const t = topics.device;
+    this.topicOf_ = {};
+    this.topicOf_[KIND.hello] = t.hello(id);
+    this.topicOf_[KIND.vitals] = t.vitals(id);
+    this.topicOf_[KIND.error] = t.error(id);
+    this.topicOf_[KIND.reply] = t.reply(id);
+    this.topicOf_[KIND.otaStatus] = t.ota(id);
+    this.topicOf_[KIND.status] = t.status(id);
+    this.inbox_ = topics.filter.deviceInbox(id);
+    this.mqtt_ = new MqttClient(
       hal,
       {
-        clientId: o.deviceId,
-        username: o.deviceId,
-        password: o.secret,
-        willTopic: topics.device.status(o.deviceId),
-        willPayload: encodeMessage('status', { online: false }),
-        subscriptions: topics.filter.deviceInbox(o.deviceId),
-        keepalive: o.keepalive !== undefined ? o.keepalive : 30,
-        backoffMin: o.backoffMin !== undefined ? o.backoffMin : 1000,
-        backoffMax: o.backoffMax !== undefined ? o.backoffMax : 60000,
-        queueMax: o.queueMax !== undefined ? o.queueMax : 16,
-        inflightMax: 4,
-        ackTimeout: 10000,
-        retries: 3,
-        maxPacket: LIMITS.messageMaxBytes + 256,
+        clientId: id, username: id, password: o.secret, willTopic: t.status(id), willPayload: cborEncode([KIND.status, false]), subscriptions: this.inbox_,
+        keepalive: o.keepalive !== undefined ? o.keepalive : 30, backoffMin: o.backoffMin !== undefined ? o.backoffMin : 1000,
+        backoffMax: o.backoffMax !== undefined ? o.backoffMax : 60000, queueMax: o.queueMax !== undefined ? o.queueMax : 16,
+        inflightMax: 4, ackTimeout: 10000, retries: 3, maxPacket: LIMITS.messageMaxBytes + 256,
       },
-      {
-        connected: this.onConnected.bind(this),
-        message: this.onMessage.bind(this),
-        disconnected: function () {},
-      },
+      { connected: this.onConnected_.bind(this), message: this.onMessage_.bind(this), disconnected: function () {} },
     );
-    const self = this;
-    this.ota = new OtaReceiver({
-      hal: hal,
-      product: o.product,
-      firmware: o.firmware,
-      record: function () {
-        return self.boot;
-      },
-      persist: this.persist.bind(this),
-      send: function (s, done) {
-        self.send('otaStatus', s, done);
-      },
-      notify: function (e) {
-        if (!self.otaHandler) return true;
-        const r = self.guard('agent', 'onOta', self.otaHandler as (e: OtaEvent) => unknown, e);
-        return r !== false;
-      },
-      report: function (message) {
-        self.report('ota', '', message, '');
-      },
-      restart: function () {
-        self.restart(RESET_REASONS.code('update'));
-      },
-    });
-    if (this.boot.trial !== NO_SLOT) {
-      // On trial: reach the cloud in time or let the bootloader roll back.
-      this.trialTimer = hal.clock.setTimer(this.restart.bind(this, RESET_REASONS.code('update_timeout')), o.trialWindow !== undefined ? o.trialWindow : 60000);
-    }
-    if (this.bootReason === 'panic') this.report('crash', '', 'the previous run ended in a crash (reset reason panic)', '');
+    this.ota_ = new OtaReceiver(this);
+    this.onTrial_ = this.boot.trial !== NO_SLOT;
+    if (this.onTrial_)
+      // On trial: reach the cloud in time, or reset and let the bootloader roll back.
+      this.trialTimer_ = hal.clock.setTimer(this.restart.bind(this, RESET_REASON.update_timeout), o.trialWindow !== undefined ? o.trialWindow : 60000);
+    if (this.bootReason_ === RESET_REASON.panic) this.report(ERROR_SOURCE.crash, '', 'the previous run ended in a crash (reset reason panic)', '');
     if (o.autoConnect !== false) hal.clock.setTimer(this.connect.bind(this), 0);
   }
 
   // ---- registration ------------------------------------------------------
 
   variable(name: string, valueOrGetter: VarValue | Getter, type?: VarType): void {
-    const call = 'cloud.variable("' + name + '")';
-    this.checkName(call, name);
-    let getter: Getter | null = null;
-    let value: VarValue | null = null;
-    if (typeof valueOrGetter === 'function') getter = valueOrGetter;
-    else value = valueOrGetter;
-    if (type === undefined) {
-      const sample = getter ? this.guard('variable', name, getter, undefined) : value;
-      const t = typeOf(sample);
-      if (!t) throw actionable(call, 'cannot tell the type from ' + (getter ? 'the getter\'s first value' : 'the value') + '; pass it as the third argument: "bool", "int32", "double" or "string"');
-      type = t;
-    } else if (type !== 'bool' && type !== 'int32' && type !== 'double' && type !== 'string') {
-      throw actionable(call, 'type must be "bool", "int32", "double" or "string", not "' + String(type) + '"');
-    }
-    if (!getter && !fits(type, value)) throw actionable(call, 'the value does not fit type ' + type);
-    if (getter === null && typeof value === 'string' && utf8Length(value) > LIMITS.variableValueMaxBytes)
-      throw actionable(call, 'the value is over ' + LIMITS.variableValueMaxBytes + ' bytes');
-    const existing = this.find(this.vars, name);
-    if (existing) {
-      existing.type = type;
-      existing.value = value;
-      existing.getter = getter;
-    } else {
-      if (this.vars.length >= LIMITS.maxVariables)
-        throw actionable(call, 'a device has at most ' + LIMITS.maxVariables + ' variables; remove one or combine several into one string variable');
-      this.vars.push({ name: name, type: type, value: value, getter: getter });
-    }
-    this.helloSoon();
+    const call = 'variable("' + name + '")';
+    const getter = typeof valueOrGetter === 'function' ? valueOrGetter : null;
+    const t = type !== undefined ? type : typeOf(getter ? this.guard_(ERROR_SOURCE.variable, name, getter) : valueOrGetter);
+    if (!VAR_TYPE[t as VarType]) throw problem(call, 'give the type as the third argument: "bool", "int32", "double" or "string"');
+    if (!getter && (typeOf(valueOrGetter) !== t && !(t === 'double' && typeOf(valueOrGetter) === 'int32'))) throw problem(call, 'the value is not of type ' + t);
+    if (!getter && t === 'string' && utf8Length(valueOrGetter as string) > LIMITS.variableValueMaxBytes) throw problem(call, 'the value is over ' + LIMITS.variableValueMaxBytes + ' bytes');
+    this.register_(call, this.vars_, { name: name, type: t as VarType, value: getter ? undefined : (valueOrGetter as VarValue), fn: getter || undefined }, LIMITS.maxVariables, 'variables; combine several into one string');
   }
 
   fn(name: string, handler: FunctionHandler): void {
-    const call = 'cloud.fn("' + name + '")';
-    this.checkName(call, name);
-    if (typeof handler !== 'function') throw actionable(call, 'the handler must be a function (arg) => integer');
-    const existing = this.find(this.fns, name);
-    if (existing) existing.handler = handler;
-    else {
-      if (this.fns.length >= LIMITS.maxFunctions)
-        throw actionable(call, 'a device has at most ' + LIMITS.maxFunctions + ' functions; dispatch several commands through one function\'s argument');
-      this.fns.push({ name: name, handler: handler });
-    }
-    this.helloSoon();
+    this.register_('fn("' + name + '")', this.fns_, { name: name, fn: handler as Entry['fn'] }, LIMITS.maxFunctions, 'functions; dispatch several commands on one argument');
   }
 
   subscribe(prefix: string, handler: EventHandler): void {
-    const call = 'cloud.subscribe("' + prefix + '")';
-    const problem = typeof prefix === 'string' ? eventNameProblem(prefix, true) : 'must be a string';
-    if (problem) throw actionable(call, 'the prefix ' + problem);
-    if (typeof handler !== 'function') throw actionable(call, 'the handler must be a function (name, data)');
-    if (this.subs.length >= LIMITS.maxSubscriptions)
-      throw actionable(call, 'a device has at most ' + LIMITS.maxSubscriptions + ' subscriptions; subscribe to a shorter common prefix');
-    this.subs.push({ prefix: prefix, handler: handler });
-    this.helloSoon();
+    this.register_('subscribe("' + prefix + '")', this.subs_, { name: prefix, fn: handler as Entry['fn'] }, LIMITS.maxSubscriptions, 'subscriptions; use a shorter common prefix');
+  }
+
+  private register_(call: string, list: Entry[], e: Entry, max: number, advice: string): void {
+    const bad = typeof e.name !== 'string' ? 'must be a string' : list === this.subs_ ? eventNameProblem(e.name, true) : nameProblem(e.name);
+    if (bad) throw problem(call, 'the name ' + bad);
+    if (list !== this.vars_ && typeof e.fn !== 'function') throw problem(call, 'the handler must be a function');
+    const existing = list === this.subs_ ? null : find(list, e.name);
+    if (existing) list[list.indexOf(existing)] = e;
+    else if (list.length >= max) throw problem(call, 'at most ' + max + ' ' + advice);
+    else list.push(e);
+    if (this.mqtt_.connected && this.helloTimer_ < 0) this.helloTimer_ = this.hal.clock.setTimer(this.sendHello_.bind(this), 0);
   }
 
   onOta(handler: OtaHandler): void {
-    this.otaHandler = handler;
-  }
-
-  private checkName(call: string, name: string): void {
-    const problem = typeof name === 'string' ? nameProblem(name) : 'must be a string';
-    if (problem) throw actionable(call, 'the name ' + problem);
-  }
-
-  private find<T extends { name: string }>(list: T[], name: string): T | null {
-    for (let i = 0; i < list.length; i++) if (list[i].name === name) return list[i];
-    return null;
+    this.otaHandler_ = handler;
   }
 
   // ---- connection --------------------------------------------------------
 
   connected(): boolean {
-    return this.mqtt.connected;
+    return this.mqtt_.connected;
   }
 
   connect(): void {
-    if (!this.dead) this.mqtt.start();
+    if (!this.dead_) this.mqtt_.start();
   }
 
   disconnect(): void {
-    this.mqtt.stop();
+    this.mqtt_.stop();
   }
 
-  private onConnected(): void {
-    if (this.boot.trial !== NO_SLOT) {
-      // Reached the cloud: the trial image is good.
+  private onConnected_(): void {
+    if (this.onTrial_) {
+      // Reached the cloud: the trial image is good. (An image verified during this
+      // run is marked too, but has not booted yet: it is not confirmed here.)
+      this.onTrial_ = false;
       this.persist(confirmed(this.boot));
-      if (this.trialTimer >= 0) this.hal.clock.clearTimer(this.trialTimer);
+      this.hal.clock.clearTimer(this.trialTimer_);
     }
-    this.sendHello();
-    this.send('status', { online: true }, null);
-    this.publishVitals();
-    this.flushErrors();
+    this.sendHello_();
+    this.send_(KIND.status, [true], null);
+    this.vitalsNow_();
+    this.flush_();
   }
 
-  private helloSoon(): void {
-    if (this.mqtt.connected && this.helloTimer < 0) this.helloTimer = this.hal.clock.setTimer(this.sendHelloB, 0);
-  }
-
-  private sendHello(): void {
-    if (this.helloTimer >= 0) this.hal.clock.clearTimer(this.helloTimer);
-    this.helloTimer = -1;
-    const vars: { name: string; type: VarType }[] = [];
-    for (let i = 0; i < this.vars.length; i++) vars.push({ name: this.vars[i].name, type: this.vars[i].type });
-    const fns: string[] = [];
-    for (let i = 0; i < this.fns.length; i++) fns.push(this.fns[i].name);
-    const subs: string[] = [];
-    for (let i = 0; i < this.subs.length; i++) subs.push(this.subs[i].prefix);
+  private sendHello_(): void {
+    this.hal.clock.clearTimer(this.helloTimer_);
+    this.helloTimer_ = -1;
+    const vars: WireValue[] = [];
+    const fns: WireValue[] = [];
+    const subs: WireValue[] = [];
+    for (let i = 0; i < this.vars_.length; i++) vars.push(this.vars_[i].name, VAR_TYPE[this.vars_[i].type as VarType]);
+    for (let i = 0; i < this.fns_.length; i++) fns.push(this.fns_[i].name);
+    for (let i = 0; i < this.subs_.length; i++) subs.push(this.subs_[i].name);
     const b = this.boot;
     const rolledBack = b.rolledBackFrom;
     const self = this;
-    this.send(
-      'hello',
-      {
-        agent: AGENT_VERSION, firmware: this.o.firmware, product: this.o.product, variables: vars, functions: fns, subscriptions: subs,
-        bootReason: this.bootReason, ota: { slot: runningSlot(b), trial: b.trial !== NO_SLOT, rolledBackFrom: rolledBack >= 0 ? rolledBack : null },
+    this.send_(
+      KIND.hello,
+      [AGENT_VERSION, this.firmware, this.product, vars, fns, subs, this.bootReason_, [runningSlot(b), b.trial !== NO_SLOT, rolledBack >= 0 ? rolledBack : null]],
+      rolledBack < 0 ? null : function (err) {
+        // A rollback is reported once: forget it when the cloud has it.
+        if (!err && self.boot.rolledBackFrom === rolledBack) {
+          const next = copy(self.boot);
+          next.rolledBackFrom = -1;
+          self.persist(next);
+        }
       },
-      rolledBack < 0
-        ? null
-        : function (err) {
-            // The rollback is reported once the cloud has it.
-            if (!err && self.boot.rolledBackFrom === rolledBack) {
-              const next = copy(self.boot);
-              next.rolledBackFrom = -1;
-              self.persist(next);
-            }
-          },
     );
   }
 
-  private persist(r: BootRecord): void {
+  /** Persists the boot record (one atomic write) and makes it current. */
+  persist(r: BootRecord): void {
     this.hal.flash.writeBoot(encodeBoot(r));
     this.boot = r;
   }
 
-  private restart(reason: number): void {
-    if (this.dead) return;
-    this.dead = true;
-    this.mqtt.stop();
+  restart(reason: number): void {
+    if (this.dead_) return;
+    this.dead_ = true;
+    this.mqtt_.stop();
     this.hal.system.reset(reason);
   }
 
-  /** Encodes and queues a message at QoS 1 (vitals: QoS 0, first to go when the queue is full). */
-  private send<K extends Kind>(kind: K, body: Messages[K], done: Done | null): boolean {
-    let topic: string;
-    switch (kind) {
-      case 'hello': topic = topics.device.hello(this.deviceId); break;
-      case 'vitals': topic = topics.device.vitals(this.deviceId); break;
-      case 'error': topic = topics.device.error(this.deviceId); break;
-      case 'reply': topic = topics.device.reply(this.deviceId); break;
-      case 'otaStatus': topic = topics.device.ota(this.deviceId); break;
-      default: topic = topics.device.status(this.deviceId);
-    }
-    return this.mqtt.publish(topic, encodeMessage(kind, body), kind === 'vitals' ? 0 : 1, done);
+  /** Queues message `kind` with these fields; QoS 1 but for vitals, which a full queue drops first. */
+  private send_(kind: number, fields: WireValue[], done: Done | null): boolean {
+    fields.unshift(kind);
+    return this.mqtt_.publish(this.topicOf_[kind], cborEncode(fields), kind === KIND.vitals ? 0 : 1, done);
   }
 
   // ---- publish -----------------------------------------------------------
 
   publish(name: string, data?: string | Uint8Array | null, options?: PublishOptions, done?: Done): boolean {
-    const call = 'cloud.publish("' + name + '")';
-    const nameError = typeof name === 'string' ? validateDeviceEventName(name) : new ProtocolError('value', 'event.name must be a string');
-    if (nameError) throw actionable(call, nameError.message);
+    const call = 'publish("' + name + '")';
+    const bad = typeof name !== 'string' ? 'must be a string' : eventNameProblem(name) || (isReservedEventName(name) ? 'starts with the reserved prefix "spark"' : '');
+    if (bad) throw problem(call, 'the name ' + bad);
     if (data === undefined) data = null;
-    if (data !== null && typeof data !== 'string' && !(data instanceof Uint8Array))
-      throw actionable(call, 'data must be a string, a Uint8Array or null; convert numbers with String(x)');
+    if (data !== null && typeof data !== 'string' && !(data instanceof Uint8Array)) throw problem(call, 'data must be a string, a Uint8Array or null; convert numbers with String(x)');
+    if (data !== null && (typeof data === 'string' ? utf8Length(data) : data.length) > LIMITS.eventDataMaxBytes) throw problem(call, 'data is over ' + LIMITS.eventDataMaxBytes + ' bytes');
     const ttl = options && options.ttl !== undefined ? options.ttl : LIMITS.eventTtlDefault;
-    const body = { data: data, ttl: ttl };
-    const problem = validate('event', body);
-    if (problem) throw actionable(call, problem.message);
+    if (!(ttl >= 0 && ttl <= LIMITS.eventTtlMax && Math.floor(ttl) === ttl)) throw problem(call, 'ttl must be a whole number of seconds up to ' + LIMITS.eventTtlMax);
     // Token bucket: LIMITS.publishPerSecond, bursts of LIMITS.publishBurst, as Device OS.
     const now = this.hal.clock.now();
-    this.tokens = Math.min(LIMITS.publishBurst, this.tokens + ((now - this.refilledAt) / 1000) * LIMITS.publishPerSecond);
-    this.refilledAt = now;
-    if (this.tokens < 1) {
-      this.rateLimited++;
-      if (done) done(new Error('rate limited: at most ' + LIMITS.publishPerSecond + ' event per second, bursts of ' + LIMITS.publishBurst));
+    this.tokens_ = Math.min(LIMITS.publishBurst, this.tokens_ + ((now - this.refilledAt_) / 1000) * LIMITS.publishPerSecond);
+    this.refilledAt_ = now;
+    if (this.tokens_ < 1) {
+      this.rateLimited_++;
+      if (done) done(new Error('rate limited: ' + LIMITS.publishPerSecond + ' event per second, bursts of ' + LIMITS.publishBurst));
       return false;
     }
-    this.tokens -= 1;
-    const ok = this.mqtt.publish(topics.device.event(this.deviceId, name), encodeMessage('event', body), options && options.ack === false ? 0 : 1, done || null);
-    if (ok) this.sent++;
+    this.tokens_--;
+    const ok = this.mqtt_.publish(topics.device.event(this.deviceId, name), cborEncode([KIND.event, data, ttl]), options && options.ack === false ? 0 : 1, done || null);
+    if (ok) this.sent_++;
     return ok;
   }
 
   // ---- vitals ------------------------------------------------------------
 
   vitals(periodSec: number): void {
-    if (this.vitalsTimer >= 0) this.hal.clock.clearTimer(this.vitalsTimer);
-    this.vitalsTimer = -1;
-    this.vitalsPeriod = periodSec > 0 ? periodSec : 0;
-    if (this.mqtt.connected) this.publishVitals();
-    if (this.vitalsPeriod) this.vitalsTimer = this.hal.clock.setTimer(this.vitalsTickB, this.vitalsPeriod * 1000);
+    this.hal.clock.clearTimer(this.vitalsTimer_);
+    this.vitalsTimer_ = -1;
+    this.vitalsPeriod_ = periodSec > 0 ? periodSec : 0;
+    this.vitalsNow_();
   }
 
-  private vitalsTick(): void {
-    this.vitalsTimer = -1;
-    if (this.mqtt.connected) this.publishVitals();
-    if (this.vitalsPeriod) this.vitalsTimer = this.hal.clock.setTimer(this.vitalsTickB, this.vitalsPeriod * 1000);
-  }
-
-  private collectVitals(): VitalValues {
-    const s = this.mqtt.stats;
+  /** Publishes vitals (when connected), and re-arms the schedule. */
+  private vitalsNow_(): void {
+    if (this.vitalsPeriod_ && this.vitalsTimer_ < 0) {
+      const self = this;
+      this.vitalsTimer_ = this.hal.clock.setTimer(function () {
+        self.vitalsTimer_ = -1;
+        self.vitalsNow_();
+      }, this.vitalsPeriod_ * 1000);
+    }
+    if (!this.mqtt_.connected) return;
+    const s = this.mqtt_.stats;
     const sys = this.hal.system;
-    const v: VitalValues = {
-      'device.system.uptime': Math.floor(this.hal.clock.now() / 1000),
-      'device.system.memory.used': sys.memoryUsed(),
-      'device.system.memory.total': sys.memoryTotal(),
-      'device.system.reset_reason': RESET_REASONS.code(this.bootReason),
-      'device.cloud.connection.status': this.mqtt.status,
-      'device.cloud.connection.attempts': s.attempts,
-      'device.cloud.connection.disconnects': s.disconnects,
-      'device.cloud.connection.error': s.refusedCode,
-      'device.cloud.coap.transmit': s.transmit,
-      'device.cloud.coap.retransmit': s.retransmit,
-      'device.cloud.coap.unack': s.unack,
-      'device.cloud.coap.round_trip': s.roundTrip,
-      'device.cloud.publish.rate_limited': this.rateLimited,
-      'device.cloud.publish.sent': this.sent,
-      'device.cloud.publish.dropped': s.dropped,
-      'device.cloud.errors.reported': this.errorsReported,
-    };
-    const battery = sys.battery();
-    if (battery >= 0) v['device.power.battery.charge'] = battery;
+    // Pairs of vital code and value, in the table's order (the cloud's encoder writes the same).
+    const v: number[] = [
+      VITAL.systemUptime, Math.floor(this.hal.clock.now() / 1000), VITAL.systemMemoryUsed, sys.memoryUsed(), VITAL.systemMemoryTotal, sys.memoryTotal(),
+      VITAL.systemResetReason, this.bootReason_, VITAL.cloudConnectionStatus, this.mqtt_.status, VITAL.cloudConnectionAttempts, s.attempts,
+      VITAL.cloudConnectionDisconnects, s.disconnects, VITAL.cloudConnectionError, s.refusedCode, VITAL.cloudCoapTransmit, s.transmit,
+      VITAL.cloudCoapRetransmit, s.retransmit, VITAL.cloudCoapUnack, s.unack, VITAL.cloudCoapRoundTrip, s.roundTrip,
+      VITAL.cloudPublishRateLimited, this.rateLimited_, VITAL.cloudPublishSent, this.sent_, VITAL.cloudPublishDropped, s.dropped,
+      VITAL.cloudErrorsReported, this.reported_,
+    ];
     const signal = sys.signalStrength();
-    if (signal >= 0) v['device.network.signal.strength'] = signal;
-    return v;
-  }
-
-  private publishVitals(): void {
-    this.send('vitals', { values: this.collectVitals() }, null);
+    const battery = sys.battery();
+    if (signal >= 0) v.push(VITAL.networkSignalStrength, signal);
+    if (battery >= 0) v.push(VITAL.powerBatteryCharge, battery);
+    this.send_(KIND.vitals, [v], null);
   }
 
   // ---- timers ------------------------------------------------------------
 
   every(ms: number, fn: () => void): number {
-    return this.timer(ms, fn, true);
+    return this.timer_(ms, fn);
   }
 
   after(ms: number, fn: () => void): number {
-    return this.timer(ms, fn, false);
+    return this.timer_(-ms, fn);
   }
 
   cancel(id: number): void {
-    for (let i = 0; i < this.timers.length; i++) {
-      if (this.timers[i].id === id) {
-        this.hal.clock.clearTimer(this.timers[i].halId);
-        this.timers.splice(i, 1);
-        return;
+    for (let i = 0; i < this.timers_.length; i++) {
+      if (this.timers_[i][0] === id) {
+        this.hal.clock.clearTimer(this.timers_[i][1]);
+        this.timers_.splice(i, 1);
       }
     }
   }
 
-  private timer(ms: number, fn: () => void, repeat: boolean): number {
-    if (typeof fn !== 'function') throw actionable('cloud.' + (repeat ? 'every' : 'after'), 'the callback must be a function');
+  /** A guarded app timer; a negative `ms` fires once. */
+  private timer_(ms: number, fn: () => void): number {
+    if (typeof fn !== 'function') throw problem(ms < 0 ? 'after' : 'every', 'the callback must be a function');
     const self = this;
-    const t: AppTimer = {
-      id: this.nextTimerId++, halId: -1, ms: ms, repeat: repeat, fn: fn,
-      run: function () {
-        if (self.dead) return;
-        if (t.repeat) t.halId = self.hal.clock.setTimer(t.run, t.ms);
-        else self.cancel(t.id);
-        self.guard('timer', '', t.fn, undefined);
-      },
+    const t: [number, number, number, () => void] = [++this.timerSeq_, -1, ms, fn];
+    const run = function () {
+      if (self.dead_) return;
+      if (t[2] >= 0) t[1] = self.hal.clock.setTimer(run, t[2]);
+      else self.cancel(t[0]);
+      self.guard_(ERROR_SOURCE.timer, '', t[3]);
     };
-    t.halId = this.hal.clock.setTimer(t.run, ms);
-    this.timers.push(t);
-    return t.id;
+    t[1] = this.hal.clock.setTimer(run, ms < 0 ? -ms : ms);
+    this.timers_.push(t);
+    return t[0];
   }
 
   // ---- errors ------------------------------------------------------------
 
   /** Calls an app callback; an exception is reported, `threw` set, and undefined returned. */
-  private guard<A, B>(source: PendingError['source'], name: string, fn: (a: A, b: B) => unknown, a: A, b?: B): unknown {
-    this.threw = false;
+  private guard_(source: number, name: string, fn: (a?: unknown, b?: unknown) => unknown, a?: unknown, b?: unknown): unknown {
+    this.threw_ = false;
     try {
-      return fn(a, b as B);
+      return fn(a, b);
     } catch (e) {
-      this.threw = true;
-      const err = e as { message?: unknown; stack?: unknown } | null;
-      const message = err && typeof err === 'object' && err.message !== undefined ? String(err.message) : String(e);
-      this.lastError = message;
-      this.report(source, name, message, err && typeof err === 'object' && typeof err.stack === 'string' ? err.stack : '');
+      const err = e as { message?: unknown; stack?: unknown };
+      this.threw_ = true;
+      this.lastError_ = cut(err && err.message !== undefined ? String(err.message) : String(e), LIMITS.errorMessageMaxBytes);
+      this.report(source, name, this.lastError_, err && typeof err.stack === 'string' ? err.stack : '');
       return undefined;
     }
   }
 
-  private report(source: PendingError['source'], name: string, message: string, stack: string): void {
-    message = truncate(message, LIMITS.errorMessageMaxBytes);
-    stack = truncate(stack, LIMITS.errorStackMaxBytes);
-    name = truncate(name, LIMITS.nameMaxBytes);
+  /** Collects an error; repeats of one error travel as one report with a count. */
+  report(source: number, name: string, message: string, stack: string): void {
+    message = cut(message, LIMITS.errorMessageMaxBytes);
     const uptime = Math.floor(this.hal.clock.now() / 1000);
-    for (let i = 0; i < this.errors.length; i++) {
-      const p = this.errors[i];
-      if (p.source === source && p.name === name && p.message === message) {
-        p.count++;
-        p.uptime = uptime;
+    for (let i = 0; i < this.errors_.length; i++) {
+      const p = this.errors_[i];
+      if (p[0] === source && p[1] === name && p[2] === message) {
+        p[4]++;
+        p[5] = uptime;
         return;
       }
     }
-    if (this.errors.length < ERRORS_MAX) this.errors.push({ source: source, name: name, message: message, stack: stack, count: 1, uptime: uptime });
-    if (this.errorTimer < 0) this.errorTimer = this.hal.clock.setTimer(this.flushErrorsB, 0);
+    if (this.errors_.length < ERRORS_MAX) this.errors_.push([source, cut(name, LIMITS.nameMaxBytes), message, cut(stack, LIMITS.errorStackMaxBytes), 1, uptime]);
+    this.hal.clock.setTimer(this.flushB_, 0);
   }
 
-  /** Sends what was collected; repeats of one error within a second travel as one report with a count. */
-  private flushErrors(): void {
-    if (this.errorTimer >= 0) this.hal.clock.clearTimer(this.errorTimer);
-    this.errorTimer = -1;
-    if (!this.mqtt.connected || this.dead) return; // sent on connect
-    while (this.errors.length) {
-      const p = this.errors.shift() as PendingError;
-      if (p.source === 'crash') {
-        if (this.crashReported) continue;
-        this.crashReported = true;
-      }
-      if (this.send('error', p, null)) this.errorsReported++;
-    }
+  private flush_(): void {
+    if (!this.mqtt_.connected || this.dead_) return; // sent on connect
+    while (this.errors_.length) if (this.send_(KIND.error, this.errors_.shift() as WireValue[], null)) this.reported_++;
   }
 
-  // ---- requests from the cloud -------------------------------------------
+  // ---- from the cloud ----------------------------------------------------
 
-  private onMessage(topic: string, payload: Uint8Array): void {
-    if (this.dead) return;
-    let msg: Message;
+  private onMessage_(topic: string, payload: Uint8Array): void {
+    if (this.dead_) return;
+    let m: Inbound;
     try {
-      msg = decodeMessage(payload);
+      m = decodeIn(payload);
     } catch (e) {
-      this.report('agent', 'decode', (e as Error).message, '');
+      return this.report(ERROR_SOURCE.agent, 'decode', (e as Error).message, '');
+    }
+    // Each kind on its own topic: requests on req, OTA frames on ota, events on evt.
+    const expected = m.kind === 'request' ? 0 : m.kind === 'cloudEvent' ? 2 : 1;
+    if (topic !== this.inbox_[expected]) return this.report(ERROR_SOURCE.agent, 'topic', m.kind + ' is not expected on ' + topic, '');
+    if (m.kind === 'otaBegin') return this.ota_.begin(m);
+    if (m.kind === 'otaChunk') return this.ota_.chunk(m);
+    if (m.kind === 'otaAbort') return this.ota_.abort(m);
+    if (m.kind === 'cloudEvent') {
+      for (let i = 0; i < this.subs_.length; i++) {
+        const s = this.subs_[i];
+        if (m.name.substring(0, s.name.length) === s.name) this.guard_(ERROR_SOURCE.subscription, s.name, s.fn as Entry['fn'] & {}, m.name, m.data);
+      }
       return;
     }
-    const channel = topic === this.tReq ? 'req' : topic === this.tOta ? 'ota' : topic === this.tEvt ? 'evt' : '';
-    if (!channel || !kindFitsTopic(msg.kind, 'cloud', channel)) {
-      this.report('agent', 'topic', msg.kind + ' is not expected on ' + topic, '');
-      return;
-    }
-    switch (msg.kind) {
-      case 'request': return this.onRequest(msg);
-      case 'otaBegin': return this.ota.begin(msg);
-      case 'otaChunk': return this.ota.chunk(msg);
-      case 'otaAbort': return this.ota.abort(msg);
-      case 'cloudEvent':
-        for (let i = 0; i < this.subs.length; i++) {
-          const s = this.subs[i];
-          if (msg.name.substring(0, s.prefix.length) === s.prefix) this.guard('subscription', s.prefix, s.handler, msg.name, msg.data);
-        }
-        return;
-    }
+    let status: ReplyStatus = 'ok';
+    let value: unknown = null;
+    this.threw_ = false; // only this request's own callback counts
+    const e = m.op === 'var' ? find(this.vars_, m.name) : m.op === 'call' ? find(this.fns_, m.name) : null;
+    if ((m.op === 'var' || m.op === 'call') && !e) status = 'not_found';
+    else if (e) {
+      value = e.fn ? this.guard_(m.op === 'var' ? ERROR_SOURCE.variable : ERROR_SOURCE.function, e.name, e.fn, m.op === 'call' ? m.arg : undefined) : e.value;
+      const t = typeOf(value);
+      const wrong = m.op === 'call' ? t !== 'int32' : t !== e.type && !(e.type === 'double' && t === 'int32');
+      if (this.threw_) {
+        status = 'handler_error';
+        value = this.lastError_;
+      } else if (wrong) {
+        status = 'handler_error';
+        value = 'cloud.' + (m.op === 'call' ? 'fn' : 'variable') + '("' + e.name + '"): returned ' + (t || String(value)) + (m.op === 'call' ? '; return an integer (1 success, -1 failure)' : ', not ' + e.type);
+        this.report(m.op === 'call' ? ERROR_SOURCE.function : ERROR_SOURCE.variable, e.name, value as string, '');
+      } else if (t === 'string' && utf8Length(value as string) > LIMITS.variableValueMaxBytes) {
+        status = 'too_large';
+        value = null;
+      }
+    } else if (m.op === 'vitals') this.vitalsNow_();
+    else if (m.op === 'signal') this.hal.system.signal((value = m.on) as boolean);
+    const self = this;
+    this.send_(KIND.reply, [m.id, REPLY_STATUS[status], value as WireValue], m.op !== 'reset' ? null : function () {
+      self.restart(RESET_REASON.user);
+    });
+    // Reset once the reply has gone, or after a second without its acknowledgement.
+    if (m.op === 'reset') this.hal.clock.setTimer(this.restart.bind(this, RESET_REASON.user), 1000);
   }
 
-  private reply(id: number, status: Messages['reply']['status'], value: VarValue | null): void {
-    this.send('reply', { id: id, status: status, value: value }, null);
+  // ---- for the OTA receiver ------------------------------------------------
+
+  sendOta(job: number, state: OtaState, offset: number, reason: OtaFailure | null, done: Done | null): void {
+    this.send_(KIND.otaStatus, [job, OTA_STATE[state], offset, reason ? OTA_FAILURE[reason] : null], done);
   }
 
-  private onRequest(r: Request): void {
-    switch (r.op) {
-      case 'var': {
-        const v = this.find(this.vars, r.name);
-        if (!v) return this.reply(r.id, 'not_found', null);
-        const value = v.getter ? this.guard('variable', v.name, v.getter, undefined) : v.value;
-        if (this.threw && v.getter) return this.reply(r.id, 'handler_error', this.errorText());
-        if (!fits(v.type, value)) {
-          const message = 'cloud.variable("' + v.name + '"): the getter returned ' + (typeOf(value) || typeof value) + ', not ' + v.type;
-          this.report('variable', v.name, message, '');
-          return this.reply(r.id, 'handler_error', message);
-        }
-        if (typeof value === 'string' && utf8Length(value) > LIMITS.variableValueMaxBytes) return this.reply(r.id, 'too_large', null);
-        return this.reply(r.id, 'ok', value as VarValue);
-      }
-      case 'call': {
-        const f = this.find(this.fns, r.name);
-        if (!f) return this.reply(r.id, 'not_found', null);
-        const result = this.guard('function', f.name, f.handler, r.arg);
-        if (this.threw) return this.reply(r.id, 'handler_error', this.errorText());
-        if (typeOf(result) !== 'int32') {
-          const message = 'cloud.fn("' + f.name + '"): the handler returned ' + (result === undefined ? 'undefined' : String(result)) + '; return an integer (1 success, -1 failure)';
-          this.report('function', f.name, message, '');
-          return this.reply(r.id, 'handler_error', message);
-        }
-        return this.reply(r.id, 'ok', result as number);
-      }
-      case 'ping':
-        return this.reply(r.id, 'ok', null);
-      case 'vitals':
-        this.publishVitals();
-        return this.reply(r.id, 'ok', null);
-      case 'signal':
-        this.hal.system.signal(r.on);
-        return this.reply(r.id, 'ok', r.on);
-      case 'reset': {
-        const self = this;
-        // Reset once the reply has gone (or after a second).
-        const user = RESET_REASONS.code('user');
-        this.send('reply', { id: r.id, status: 'ok', value: null }, function () {
-          self.restart(user);
-        });
-        this.hal.clock.setTimer(function () {
-          self.restart(user);
-        }, 1000);
-        return;
-      }
-    }
+  notifyOta(e: OtaEvent): boolean {
+    return !this.otaHandler_ || this.guard_(ERROR_SOURCE.agent, 'onOta', this.otaHandler_ as (a?: unknown) => unknown, e) !== false;
   }
 
-  /** The message of the exception guard just caught, for a handler_error reply. */
-  private errorText(): string {
-    return truncate(this.lastError, LIMITS.variableValueMaxBytes);
+  reportOta(message: string): void {
+    this.report(ERROR_SOURCE.ota, '', message, '');
   }
 }
 
@@ -641,3 +501,5 @@ class Agent implements Cloud {
 export function create(hal: Hal, options: AgentOptions): Cloud {
   return new Agent(hal, options);
 }
+
+export type { Agent };

@@ -24,7 +24,12 @@ export interface HalNet {
   open(onOpen: () => void, onData: (chunk: Uint8Array) => void, onClose: () => void): void;
   /** Queues bytes on the open link (ignored when closed). */
   send(bytes: Uint8Array): void;
-  /** Closes the link; `onClose` follows (possibly synchronously). */
+  /**
+   * Closes the link after the bytes already given to `send` have gone out
+   * (a DISCONNECT must reach the broker, or it publishes the will); `onClose`
+   * follows, possibly synchronously. A host may give up on a peer that does
+   * not take the bytes within a second.
+   */
   close(): void;
 }
 

@@ -8,5 +8,6 @@ export { create, AGENT_VERSION } from './cloud.js';
 export type { Cloud, AgentOptions, PublishOptions, Getter, FunctionHandler, EventHandler, OtaHandler } from './cloud.js';
 export type { OtaEvent } from './ota.js';
 export type { Hal, HalNet, HalClock, HalFlash, HalSystem } from './hal.js';
-export { encodeMessage, decodeMessage } from './codec.js';
+/** The agent's own codec, exported for the vector tests. */
+export { cborEncode, cborDecode, decodeIn } from './wire.js';
 export { sha256 } from './sha256.js';

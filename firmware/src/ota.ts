@@ -1,16 +1,17 @@
 /**
  * The OTA receiver: begin → the offset already held (resume) → chunks written
  * to the slot that is not running, each persisted and acknowledged → SHA-256
- * of the slot read back → the slot marked for one trial boot → reset.
- * Duplicates are acknowledged and ignored; a chunk past the held offset
- * (out of order, or one missing before it) is not written, and the ack of the
- * held offset makes the cloud resend from there. Out-of-range or oversize
- * chunks and a bad SHA-256 end the job without touching the running image.
+ * of the slot read back, and the image header checked → the slot marked for
+ * one trial boot → reset. Duplicates are acknowledged and ignored; a chunk
+ * past the held offset (out of order, or one missing before it) is not
+ * written, and the ack of the held offset makes the cloud resend from there.
+ * Out-of-range or oversize chunks and a bad SHA-256 end the job without
+ * touching the running image.
  */
-import { IMAGE_HEADER_SIZE, parseImageHeader } from '@flotilla/protocol/core';
-import type { ImageHeader, OtaAbort, OtaBegin, OtaChunk, OtaFailure, OtaStatus } from '@flotilla/protocol/core';
+import { IMAGE_HEADER_SIZE, parseImageHeader, RESET_REASON } from '@flotilla/protocol/core';
+import type { OtaAbort, OtaBegin, OtaChunk, OtaFailure, OtaState } from '@flotilla/protocol/core';
 import type { Hal } from './hal.js';
-import { BootRecord, copy, NO_SLOT, pending, runningSlot } from './boot.js';
+import { BootRecord, copy, NO_SLOT, OtaJobRecord, pending, runningSlot } from './boot.js';
 import { sha256Finish, sha256Start, sha256Update } from './sha256.js';
 
 export interface OtaEvent {
@@ -26,148 +27,123 @@ export interface OtaHost {
   readonly hal: Hal;
   readonly product: number;
   readonly firmware: number;
-  record(): BootRecord;
-  /** Persists the boot record (atomic) and makes it current. */
+  readonly boot: BootRecord;
   persist(r: BootRecord): void;
-  /** Sends a status; `done` runs once it is acknowledged or given up. */
-  send(s: OtaStatus, done: ((err: Error | null) => void) | null): void;
+  sendOta(job: number, state: OtaState, offset: number, reason: OtaFailure | null, done: ((err: Error | null) => void) | null): void;
   /** The app's onOta handler; false from a 'begin' refuses the update. */
-  notify(e: OtaEvent): boolean;
-  /** A HAL failure worth an error report. */
-  report(message: string): void;
-  /** The verified image is marked; reset into it. */
-  restart(): void;
+  notifyOta(e: OtaEvent): boolean;
+  reportOta(message: string): void;
+  restart(reason: number): void;
 }
-
-/** Bytes read back per step while hashing the received image. */
-const VERIFY_STEP = 256;
 
 export class OtaReceiver {
   /** A verified image waits for the reset; nothing else is accepted. */
-  private finishing = false;
-  private readonly restartB: () => void;
+  private finishing_ = false;
+  private readonly restartB_: () => void;
 
-  constructor(private readonly host: OtaHost) {
-    this.restartB = this.restart.bind(this);
+  constructor(private readonly host_: OtaHost) {
+    this.restartB_ = host_.restart.bind(host_, RESET_REASON.update);
   }
 
-  private status(state: OtaStatus['state'], job: number, offset: number, reason: OtaFailure | null): void {
-    this.host.send({ job: job, state: state, offset: offset, reason: reason }, state === 'verified' ? this.restartB : null);
-  }
-
-  private fail(job: number, offset: number, reason: OtaFailure, version: number, size: number): void {
-    const r = this.host.record();
+  /** Ends a job: forgets it, tells the cloud why, and the app. */
+  private fail_(job: number, offset: number, reason: OtaFailure, version: number, size: number): void {
+    const r = this.host_.boot;
     if (r.job && r.job.job === job) {
       const next = copy(r);
       next.job = null;
-      this.host.persist(next);
+      this.host_.persist(next);
     }
-    this.status('failed', job, offset, reason);
-    this.host.notify({ type: 'failed', version: version, size: size, offset: offset, reason: reason });
+    this.host_.sendOta(job, 'failed', offset, reason, null);
+    this.host_.notifyOta({ type: 'failed', version: version, size: size, offset: offset, reason: reason });
   }
 
   begin(m: OtaBegin): void {
-    const r = this.host.record();
-    const hal = this.host.hal;
-    if (this.finishing || r.trial !== NO_SLOT) return this.fail(m.job, 0, 'busy', m.version, m.size);
-    if (m.product !== this.host.product) return this.fail(m.job, 0, 'wrong_product', m.version, m.size);
-    if (m.version === this.host.firmware) return this.fail(m.job, 0, 'bad_version', m.version, m.size);
-    if (m.size > hal.flash.slotSize()) return this.fail(m.job, 0, 'too_large', m.version, m.size);
+    const r = this.host_.boot;
     const j = r.job;
-    if (j && j.job === m.job && j.size === m.size && j.version === m.version && sameBytes(j.sha256, m.sha256) && j.chunkSize === m.chunkSize) {
-      // The same job again (link drop, or power cut): resume from what is persisted.
-      // All of it held already (power lost before the check): check it now.
-      if (j.offset === j.size) return this.verify(r);
-      this.status('offset', m.job, j.offset, null);
-      return;
+    const refuse: OtaFailure | '' =
+      this.finishing_ || r.trial !== NO_SLOT ? 'busy'
+      : m.product !== this.host_.product ? 'wrong_product'
+      : m.version === this.host_.firmware ? 'bad_version'
+      : m.size > this.host_.hal.flash.slotSize() ? 'too_large' : '';
+    if (refuse) return this.fail_(m.job, 0, refuse, m.version, m.size);
+    if (j && j.job === m.job && j.size === m.size && j.version === m.version && j.chunkSize === m.chunkSize && same(j.sha256, m.sha256)) {
+      // The same job again (link drop, or power cut): resume from what is persisted;
+      // all of it held already (power lost before the check): check it now.
+      if (j.offset === j.size) return this.verify_(r, j);
+      return this.host_.sendOta(m.job, 'offset', j.offset, null, null);
     }
-    if (!this.host.notify({ type: 'begin', version: m.version, size: m.size, offset: 0 })) return this.fail(m.job, 0, 'busy', m.version, m.size);
+    if (!this.host_.notifyOta({ type: 'begin', version: m.version, size: m.size, offset: 0 })) return this.fail_(m.job, 0, 'busy', m.version, m.size);
     const next = copy(r);
     next.job = { job: m.job, version: m.version, size: m.size, chunkSize: m.chunkSize, offset: 0, sha256: m.sha256 };
-    try {
-      hal.flash.erase(1 - runningSlot(r));
-    } catch (e) {
-      this.host.report('erase: ' + String((e as Error).message || e));
-      return this.fail(m.job, 0, 'flash_error', m.version, m.size);
-    }
-    this.host.persist(next);
-    this.status('offset', m.job, 0, null);
+    if (!this.flash_('erase', 1 - runningSlot(r), 0, null)) return this.fail_(m.job, 0, 'flash_error', m.version, m.size);
+    this.host_.persist(next);
+    this.host_.sendOta(m.job, 'offset', 0, null, null);
   }
 
   chunk(m: OtaChunk): void {
-    const r = this.host.record();
+    const r = this.host_.boot;
     const j = r.job;
-    if (!j || j.job !== m.job || this.finishing) return; // a stale job's chunk
-    const len = m.data.length;
-    if (len > j.chunkSize || m.offset + len > j.size) return this.fail(j.job, j.offset, 'bad_chunk', j.version, j.size);
-    if (m.offset !== j.offset) {
-      // Duplicate (behind) or out of order (ahead): keep what we hold, say where we are.
-      this.status('offset', j.job, j.offset, null);
-      return;
-    }
-    try {
-      this.host.hal.flash.write(1 - runningSlot(r), m.offset, m.data);
-    } catch (e) {
-      this.host.report('write: ' + String((e as Error).message || e));
-      return this.fail(j.job, j.offset, 'flash_error', j.version, j.size);
-    }
+    if (!j || j.job !== m.job || this.finishing_) return; // a stale job's chunk
+    const end = m.offset + m.data.length;
+    if (m.data.length > j.chunkSize || end > j.size) return this.fail_(j.job, j.offset, 'bad_chunk', j.version, j.size);
+    // Duplicate (behind) or out of order (ahead): keep what we hold, say where we are.
+    if (m.offset !== j.offset) return this.host_.sendOta(j.job, 'offset', j.offset, null, null);
+    if (!this.flash_('write', 1 - runningSlot(r), m.offset, m.data)) return this.fail_(j.job, j.offset, 'flash_error', j.version, j.size);
     const next = copy(r);
-    (next.job as NonNullable<BootRecord['job']>).offset = m.offset + len;
-    this.host.persist(next);
-    if (m.offset + len < j.size) {
-      this.status('offset', j.job, m.offset + len, null);
-      this.host.notify({ type: 'progress', version: j.version, size: j.size, offset: m.offset + len });
-      return;
-    }
-    this.verify(next);
+    (next.job as OtaJobRecord).offset = end;
+    this.host_.persist(next);
+    if (end === j.size) return this.verify_(next, next.job as OtaJobRecord);
+    this.host_.sendOta(j.job, 'offset', end, null, null);
+    this.host_.notifyOta({ type: 'progress', version: j.version, size: j.size, offset: end });
   }
 
   abort(m: OtaAbort): void {
-    const r = this.host.record();
-    if (r.job && r.job.job === m.job) return this.fail(m.job, r.job.offset, 'aborted', r.job.version, r.job.size);
-    this.status('failed', m.job, 0, 'aborted');
+    const j = this.host_.boot.job;
+    if (j && j.job === m.job) return this.fail_(m.job, j.offset, 'aborted', j.version, j.size);
+    this.host_.sendOta(m.job, 'failed', 0, 'aborted', null);
   }
 
-  private verify(r: BootRecord): void {
-    const j = r.job as NonNullable<BootRecord['job']>;
+  /** A HAL flash call; false (and an error report) when it throws. */
+  private flash_(op: 'erase' | 'write' | 'verify', slot: number, offset: number, data: Uint8Array | null): boolean {
+    try {
+      const f = this.host_.hal.flash;
+      if (op === 'erase') f.erase(slot);
+      else if (data) f.write(slot, offset, data);
+      else {
+        // Hash the slot as flash holds it, 256 bytes at a time.
+        sha256Start();
+        for (let at = 0; at < offset; at += 256) sha256Update(f.read(slot, at, Math.min(256, offset - at)));
+      }
+      return true;
+    } catch (e) {
+      this.host_.reportOta(op + ': ' + String((e as Error).message || e));
+      return false;
+    }
+  }
+
+  private verify_(r: BootRecord, j: OtaJobRecord): void {
     const slot = 1 - runningSlot(r);
-    let digest: Uint8Array;
-    try {
-      sha256Start();
-      for (let at = 0; at < j.size; at += VERIFY_STEP) sha256Update(this.host.hal.flash.read(slot, at, Math.min(VERIFY_STEP, j.size - at)));
-      digest = sha256Finish();
-    } catch (e) {
-      this.host.report('read: ' + String((e as Error).message || e));
-      return this.fail(j.job, j.offset, 'flash_error', j.version, j.size);
-    }
-    if (!sameBytes(digest, j.sha256)) return this.fail(j.job, j.size, 'bad_sha', j.version, j.size);
+    if (!this.flash_('verify', slot, j.size, null)) return this.fail_(j.job, j.offset, 'flash_error', j.version, j.size);
+    if (!same(sha256Finish(), j.sha256)) return this.fail_(j.job, j.size, 'bad_sha', j.version, j.size);
     // The bytes are what the cloud meant to send; are they an image for this device?
-    let header: ImageHeader;
+    let failure: OtaFailure | '' = 'bad_chunk';
     try {
-      header = parseImageHeader(this.host.hal.flash.read(slot, 0, Math.min(IMAGE_HEADER_SIZE, j.size)));
+      const h = parseImageHeader(this.host_.hal.flash.read(slot, 0, Math.min(IMAGE_HEADER_SIZE, j.size)));
+      failure = h.product !== this.host_.product ? 'wrong_product' : h.version !== j.version ? 'bad_version' : h.bodySize + IMAGE_HEADER_SIZE !== j.size ? 'bad_chunk' : '';
     } catch (e) {
-      return this.fail(j.job, j.size, 'bad_chunk', j.version, j.size);
+      // not an image: bad_chunk
     }
-    if (header.product !== this.host.product) return this.fail(j.job, j.size, 'wrong_product', j.version, j.size);
-    if (header.version !== j.version) return this.fail(j.job, j.size, 'bad_version', j.version, j.size);
-    if (header.bodySize + IMAGE_HEADER_SIZE !== j.size) return this.fail(j.job, j.size, 'bad_chunk', j.version, j.size);
-    this.finishing = true;
-    this.host.persist(pending(r, slot, j.version));
-    this.status('verified', j.job, j.size, null);
-    this.host.notify({ type: 'done', version: j.version, size: j.size, offset: j.size });
+    if (failure) return this.fail_(j.job, j.size, failure, j.version, j.size);
+    this.finishing_ = true;
+    this.host_.persist(pending(r, slot, j.version));
     // Reset once the cloud has the status, or after 2 s without it.
-    this.host.hal.clock.setTimer(this.restartB, 2000);
-  }
-
-  private restart(): void {
-    if (this.finishing) {
-      this.finishing = false;
-      this.host.restart();
-    }
+    this.host_.sendOta(j.job, 'verified', j.size, null, this.restartB_);
+    this.host_.notifyOta({ type: 'done', version: j.version, size: j.size, offset: j.size });
+    this.host_.hal.clock.setTimer(this.restartB_, 2000);
   }
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+function same(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
 import { decodeBoot } from '@flotilla/firmware/boot';
+import { encode } from '@flotilla/protocol';
+import { hex } from '../helpers/bytes.js';
 import { startBroker, TestBroker } from '../helpers/broker.js';
 import { TestCloud } from '../helpers/test-cloud.js';
 import { DEMO_APP, image } from '../helpers/images.js';
@@ -198,6 +200,16 @@ describe('agent bundle in node:vm against aedes', function () {
     assert.deepEqual(hello.ota, { slot: 0, trial: false, rolledBackFrom: 3 });
     assert.equal(hello.bootReason, 'update_timeout');
     assert.deepEqual(boots.map((b) => [b.slot, b.trial, b.version]), [[0, false, 1], [1, true, 3], [0, false, 1]]);
+  });
+
+  it('sent every message byte for byte as the cloud\'s encoder writes it', () => {
+    const kinds = new Set<string>();
+    for (const r of cloud.all) {
+      const { kind, ...body } = r.msg;
+      assert.equal(hex(encode(kind, body as never)), hex(r.raw), kind + ' from ' + r.deviceId);
+      kinds.add(kind);
+    }
+    assert.deepEqual([...kinds].sort(), ['error', 'event', 'hello', 'otaStatus', 'reply', 'status', 'vitals']);
   });
 
   it('rolls back a trial image that crashes at start', async () => {

@@ -69,6 +69,6 @@ describe('firmware bundle (dist/agent.js)', () => {
     const added = Object.getOwnPropertyNames(ctx).filter((k) => !before.has(k));
     assert.deepEqual(added, ['Flotilla']);
     const api = vm.runInContext('Object.keys(Flotilla).sort().join(",")', ctx);
-    assert.equal(api, 'AGENT_VERSION,create,decodeMessage,encodeMessage,sha256');
+    assert.equal(api, 'AGENT_VERSION,cborDecode,cborEncode,create,decodeIn,sha256');
   });
 });

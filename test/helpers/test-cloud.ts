@@ -14,10 +14,14 @@ export interface Received {
   topic: string;
   event?: string;
   msg: Message;
+  /** The payload as it arrived. */
+  raw: Uint8Array;
 }
 
 export class TestCloud {
   readonly received: Received[] = [];
+  /** Every message ever received, never consumed (for checks over a whole run). */
+  readonly all: Received[] = [];
   private waiters: { pred: (r: Received) => boolean; resolve: (r: Received) => void }[] = [];
   private nextId = 1;
 
@@ -25,8 +29,9 @@ export class TestCloud {
     client.on('message', (topic, payload) => {
       const t = parseTopic(topic);
       if (t.root !== 'dev') return;
-      const r: Received = { deviceId: t.deviceId, topic, event: t.channel === 'evt' ? t.event : undefined, msg: decode(payload) };
+      const r: Received = { deviceId: t.deviceId, topic, event: t.channel === 'evt' ? t.event : undefined, msg: decode(payload), raw: new Uint8Array(payload) };
       this.received.push(r);
+      this.all.push(r);
       this.waiters = this.waiters.filter((w) => {
         if (!w.pred(r)) return true;
         w.resolve(r);

@@ -74,60 +74,63 @@ interface Outgoing {
 
 const HOUSEKEEPING_MS = 1000;
 const CONNACK_TIMEOUT_MS = 10000;
+/** A link up this long counts as stable: the next reconnect starts from the shortest backoff. */
+const STABLE_MS = 30000;
 
 export class MqttClient {
   readonly stats: MqttStats = { attempts: 0, disconnects: 0, transmit: 0, retransmit: 0, unack: 0, dropped: 0, roundTrip: 0, protocolErrors: 0, refusedCode: 0 };
   /** 0 disconnected, 1 connecting, 2 connected (Particle's cloud connection status codes). */
   status = 0;
-  private open = false;
-  private stopped = true;
-  private queue: Outgoing[] = [];
-  private inflight: Outgoing[] = [];
-  private nextId = 0;
-  private rx = new Uint8Array(256);
-  private rxLen = 0;
-  private lastSent = 0;
-  private pingSentAt = -1;
-  private openedAt = 0;
-  private failures = 0;
-  private timer = -1;
-  private reconnectTimer = -1;
+  private open_ = false;
+  private stopped_ = true;
+  private queue_: Outgoing[] = [];
+  private inflight_: Outgoing[] = [];
+  private nextId_ = 0;
+  private rx_ = new Uint8Array(256);
+  private rxLen_ = 0;
+  private lastSent_ = 0;
+  private pingSentAt_ = -1;
+  private openedAt_ = 0;
+  private connectedAt_ = 0;
+  private failures_ = 0;
+  private timer_ = -1;
+  private reconnectTimer_ = -1;
   // Bound once: the HAL and timers call these.
-  private readonly onOpenB: () => void;
-  private readonly onDataB: (chunk: Uint8Array) => void;
-  private readonly onCloseB: () => void;
-  private readonly tickB: () => void;
-  private readonly connectB: () => void;
+  private readonly onOpenB_: () => void;
+  private readonly onDataB_: (chunk: Uint8Array) => void;
+  private readonly onCloseB_: () => void;
+  private readonly tickB_: () => void;
+  private readonly connectB_: () => void;
 
-  constructor(private readonly hal: Hal, private readonly o: MqttOptions, private readonly events: MqttEvents) {
-    this.onOpenB = this.onOpen.bind(this);
-    this.onDataB = this.onData.bind(this);
-    this.onCloseB = this.onClose.bind(this);
-    this.tickB = this.tick.bind(this);
-    this.connectB = this.connect.bind(this);
+  constructor(private readonly hal_: Hal, private readonly o_: MqttOptions, private readonly events_: MqttEvents) {
+    this.onOpenB_ = this.onOpen_.bind(this);
+    this.onDataB_ = this.onData_.bind(this);
+    this.onCloseB_ = this.onClose_.bind(this);
+    this.tickB_ = this.tick_.bind(this);
+    this.connectB_ = this.connect_.bind(this);
   }
 
   /** Starts connecting (and keeps reconnecting until stop). */
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.connect();
+    if (!this.stopped_) return;
+    this.stopped_ = false;
+    this.connect_();
   }
 
   /** Sends DISCONNECT (no will) and stops reconnecting. */
   stop(): void {
-    this.stopped = true;
-    if (this.reconnectTimer >= 0) this.hal.clock.clearTimer(this.reconnectTimer);
-    this.reconnectTimer = -1;
-    if (this.open) {
-      this.write(DISCONNECT_BYTES);
-      this.hal.net.close();
+    this.stopped_ = true;
+    if (this.reconnectTimer_ >= 0) this.hal_.clock.clearTimer(this.reconnectTimer_);
+    this.reconnectTimer_ = -1;
+    if (this.open_) {
+      this.write_(DISCONNECT_BYTES);
+      this.hal_.net.close();
     }
   }
 
   /** Drops the link now, as a dead link would; the client reconnects. */
   drop(): void {
-    if (this.open) this.hal.net.close();
+    if (this.open_) this.hal_.net.close();
   }
 
   get connected(): boolean {
@@ -141,23 +144,23 @@ export class MqttClient {
    * given up, or when a QoS 0 message is written.
    */
   publish(topic: string, payload: Uint8Array, qos: number, done: Done | null): boolean {
-    if (this.queue.length + this.inflight.length >= this.o.queueMax && !this.dropOldestQos0()) {
+    if (this.queue_.length + this.inflight_.length >= this.o_.queueMax && !this.dropOldestQos0_()) {
       if (done) done(new Error('outbound queue full'));
       return false;
     }
-    this.queue.push({ topic: topic, payload: payload, qos: qos, id: 0, done: done, sentAt: 0, tries: 0 });
-    this.flush();
+    this.queue_.push({ topic: topic, payload: payload, qos: qos, id: 0, done: done, sentAt: 0, tries: 0 });
+    this.flush_();
     return true;
   }
 
   pending(): number {
-    return this.queue.length + this.inflight.length;
+    return this.queue_.length + this.inflight_.length;
   }
 
-  private dropOldestQos0(): boolean {
-    for (let i = 0; i < this.queue.length; i++) {
-      if (this.queue[i].qos === 0) {
-        const m = this.queue.splice(i, 1)[0];
+  private dropOldestQos0_(): boolean {
+    for (let i = 0; i < this.queue_.length; i++) {
+      if (this.queue_[i].qos === 0) {
+        const m = this.queue_.splice(i, 1)[0];
         this.stats.dropped++;
         if (m.done) m.done(new Error('dropped from a full outbound queue'));
         return true;
@@ -166,179 +169,186 @@ export class MqttClient {
     return false;
   }
 
-  private connect(): void {
-    this.reconnectTimer = -1;
-    if (this.stopped || this.open || this.status === 1) return;
+  private connect_(): void {
+    this.reconnectTimer_ = -1;
+    if (this.stopped_ || this.open_ || this.status === 1) return;
     this.status = 1;
     this.stats.attempts++;
-    this.rxLen = 0;
-    this.hal.net.open(this.onOpenB, this.onDataB, this.onCloseB);
+    this.rxLen_ = 0;
+    this.hal_.net.open(this.onOpenB_, this.onDataB_, this.onCloseB_);
   }
 
-  private onOpen(): void {
-    this.open = true;
-    this.openedAt = this.hal.clock.now();
-    this.pingSentAt = -1;
-    this.write(
+  private onOpen_(): void {
+    this.open_ = true;
+    // Stopped while the connect was under way: this link is not wanted.
+    if (this.stopped_) return this.hal_.net.close();
+    this.openedAt_ = this.hal_.clock.now();
+    this.pingSentAt_ = -1;
+    this.write_(
       encodeConnect({
-        clientId: this.o.clientId, username: this.o.username, password: this.o.password, keepalive: this.o.keepalive,
-        willTopic: this.o.willTopic, willPayload: this.o.willPayload,
+        clientId: this.o_.clientId, username: this.o_.username, password: this.o_.password, keepalive: this.o_.keepalive,
+        willTopic: this.o_.willTopic, willPayload: this.o_.willPayload,
       }),
     );
-    this.armTick();
+    this.armTick_();
   }
 
-  private onClose(): void {
+  private onClose_(): void {
     const was = this.status === 2;
-    this.open = false;
+    this.open_ = false;
     this.status = 0;
-    if (this.timer >= 0) this.hal.clock.clearTimer(this.timer);
-    this.timer = -1;
+    if (this.timer_ >= 0) this.hal_.clock.clearTimer(this.timer_);
+    this.timer_ = -1;
     if (was) this.stats.disconnects++;
-    else this.failures++;
+    // Only a link that stayed up resets the backoff: a broker that accepts and
+    // then drops us at once must not get a reconnect storm.
+    if (was && this.hal_.clock.now() - this.connectedAt_ >= STABLE_MS) this.failures_ = 0;
+    else this.failures_++;
     // Unacknowledged QoS 1 goes back to the head of the queue, resent with DUP on the next link.
-    for (let i = this.inflight.length - 1; i >= 0; i--) this.queue.unshift(this.inflight[i]);
-    this.inflight = [];
-    if (was) this.events.disconnected();
-    if (this.stopped) return;
+    for (let i = this.inflight_.length - 1; i >= 0; i--) this.queue_.unshift(this.inflight_[i]);
+    this.inflight_ = [];
+    if (was) this.events_.disconnected();
+    if (this.stopped_) return;
     // Full jitter: a random delay up to the exponential bound, never below half of it.
-    const bound = Math.min(this.o.backoffMax, this.o.backoffMin * Math.pow(2, Math.min(this.failures, 16)));
+    const bound = Math.min(this.o_.backoffMax, this.o_.backoffMin * Math.pow(2, Math.min(this.failures_, 16)));
     const delay = Math.floor(bound / 2 + (Math.random() * bound) / 2);
-    this.reconnectTimer = this.hal.clock.setTimer(this.connectB, delay);
+    this.reconnectTimer_ = this.hal_.clock.setTimer(this.connectB_, delay);
   }
 
-  private write(bytes: Uint8Array | number[]): void {
-    this.lastSent = this.hal.clock.now();
-    this.hal.net.send(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
+  private write_(bytes: Uint8Array | number[]): void {
+    this.lastSent_ = this.hal_.clock.now();
+    this.hal_.net.send(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
   }
 
-  private flush(): void {
+  private flush_(): void {
     if (this.status !== 2) return;
-    while (this.queue.length && this.inflight.length < this.o.inflightMax) {
-      const m = this.queue.shift() as Outgoing;
+    while (this.queue_.length && this.inflight_.length < this.o_.inflightMax) {
+      const m = this.queue_.shift() as Outgoing;
       const dup = m.tries > 0;
-      if (m.qos === 1 && m.id === 0) m.id = this.takeId();
+      if (m.qos === 1 && m.id === 0) m.id = this.takeId_();
       m.tries++;
-      m.sentAt = this.hal.clock.now();
-      this.write(encodePublish(m.topic, m.payload, m.qos, m.id, dup));
+      m.sentAt = this.hal_.clock.now();
+      this.write_(encodePublish(m.topic, m.payload, m.qos, m.id, dup));
       this.stats.transmit++;
       if (dup) this.stats.retransmit++;
-      if (m.qos === 1) this.inflight.push(m);
+      if (m.qos === 1) this.inflight_.push(m);
       else if (m.done) m.done(null);
     }
   }
 
-  private takeId(): number {
-    this.nextId = (this.nextId % 65535) + 1;
-    return this.nextId;
+  private takeId_(): number {
+    this.nextId_ = (this.nextId_ % 65535) + 1;
+    return this.nextId_;
   }
 
-  private armTick(): void {
-    if (this.timer >= 0) this.hal.clock.clearTimer(this.timer);
-    this.timer = this.hal.clock.setTimer(this.tickB, HOUSEKEEPING_MS);
+  private armTick_(): void {
+    if (this.timer_ >= 0) this.hal_.clock.clearTimer(this.timer_);
+    this.timer_ = this.hal_.clock.setTimer(this.tickB_, HOUSEKEEPING_MS);
   }
 
   /** Once a second while the link is open: CONNACK timeout, keepalive, retransmission. */
-  private tick(): void {
-    this.timer = -1;
-    if (!this.open) return;
-    const now = this.hal.clock.now();
-    const half = (this.o.keepalive * 1000) / 2;
-    if (this.status === 1 && now - this.openedAt > CONNACK_TIMEOUT_MS) return this.hal.net.close();
-    if (this.pingSentAt >= 0 && now - this.pingSentAt > half) {
+  private tick_(): void {
+    this.timer_ = -1;
+    if (!this.open_) return;
+    const now = this.hal_.clock.now();
+    const half = (this.o_.keepalive * 1000) / 2;
+    if (this.status === 1 && now - this.openedAt_ > CONNACK_TIMEOUT_MS) return this.hal_.net.close();
+    if (this.pingSentAt_ >= 0 && now - this.pingSentAt_ > half) {
       // No PINGRESP within half the keepalive: the link is dead even if the socket says otherwise.
       this.stats.protocolErrors++;
-      return this.hal.net.close();
+      return this.hal_.net.close();
     }
-    if (this.status === 2 && this.pingSentAt < 0 && now - this.lastSent >= half) {
-      this.pingSentAt = now;
-      this.write(PINGREQ_BYTES);
+    if (this.status === 2 && this.pingSentAt_ < 0 && now - this.lastSent_ >= half) {
+      this.pingSentAt_ = now;
+      this.write_(PINGREQ_BYTES);
     }
-    for (let i = 0; i < this.inflight.length; i++) {
-      const m = this.inflight[i];
-      if (now - m.sentAt < this.o.ackTimeout) continue;
-      if (m.tries > this.o.retries) {
-        this.inflight.splice(i--, 1);
+    for (let i = 0; i < this.inflight_.length; i++) {
+      const m = this.inflight_[i];
+      if (now - m.sentAt < this.o_.ackTimeout) continue;
+      if (m.tries > this.o_.retries) {
+        this.inflight_.splice(i--, 1);
         this.stats.unack++;
         if (m.done) m.done(new Error('not acknowledged'));
         continue;
       }
       m.tries++;
       m.sentAt = now;
-      this.write(encodePublish(m.topic, m.payload, m.qos, m.id, true));
+      this.write_(encodePublish(m.topic, m.payload, m.qos, m.id, true));
       this.stats.transmit++;
       this.stats.retransmit++;
     }
-    this.flush();
-    this.armTick();
+    this.flush_();
+    this.armTick_();
   }
 
-  private onData(chunk: Uint8Array): void {
-    if (!this.open) return;
-    if (this.rxLen + chunk.length > this.rx.length) {
-      let size = this.rx.length;
-      while (size < this.rxLen + chunk.length) size *= 2;
+  private onData_(chunk: Uint8Array): void {
+    if (!this.open_) return;
+    if (this.rxLen_ + chunk.length > this.rx_.length) {
+      let size = this.rx_.length;
+      while (size < this.rxLen_ + chunk.length) size *= 2;
       const grown = new Uint8Array(size);
-      grown.set(this.rx.subarray(0, this.rxLen));
-      this.rx = grown;
+      grown.set(this.rx_.subarray(0, this.rxLen_));
+      this.rx_ = grown;
     }
-    this.rx.set(chunk, this.rxLen);
-    this.rxLen += chunk.length;
+    this.rx_.set(chunk, this.rxLen_);
+    this.rxLen_ += chunk.length;
     let start = 0;
-    while (this.open && this.rxLen - start >= 2) {
+    while (this.open_ && this.rxLen_ - start >= 2) {
       // Remaining length: 1 to 4 bytes of 7 bits, least significant first.
       let len = 0;
       let mul = 1;
       let p = start + 1;
       let complete = false;
-      while (p < this.rxLen) {
-        const b = this.rx[p++];
+      while (p < this.rxLen_) {
+        const b = this.rx_[p++];
         len += (b & 127) * mul;
         if (!(b & 128)) {
           complete = true;
           break;
         }
         mul *= 128;
-        if (mul > 2097152) return this.protocolError(); // a fifth length byte [MQTT-2.2.3]
+        if (mul > 2097152) return this.protocolError_(); // a fifth length byte [MQTT-2.2.3]
       }
       if (!complete) break; // length not complete yet
-      if (len > this.o.maxPacket) return this.protocolError();
-      if (p + len > this.rxLen) break; // body not complete yet
-      const type = this.rx[start] >> 4;
-      const flags = this.rx[start] & 15;
-      if (!this.handle(type, flags, this.rx.subarray(p, p + len))) return this.protocolError();
+      if (len > this.o_.maxPacket) return this.protocolError_();
+      if (p + len > this.rxLen_) break; // body not complete yet
+      const type = this.rx_[start] >> 4;
+      const flags = this.rx_[start] & 15;
+      if (!this.handle_(type, flags, this.rx_.subarray(p, p + len))) return this.protocolError_();
       start = p + len;
     }
-    if (start > 0 && this.open) {
-      for (let i = start; i < this.rxLen; i++) this.rx[i - start] = this.rx[i];
-      this.rxLen -= start;
+    if (start > 0 && this.open_) {
+      for (let i = start; i < this.rxLen_; i++) this.rx_[i - start] = this.rx_[i];
+      this.rxLen_ -= start;
     }
     // Give memory back after a large packet (an OTA chunk) has passed.
-    if (this.rxLen === 0 && this.rx.length > 1024) this.rx = new Uint8Array(256);
+    if (this.rxLen_ === 0 && this.rx_.length > 1024) this.rx_ = new Uint8Array(256);
   }
 
-  private protocolError(): void {
+  private protocolError_(): void {
     this.stats.protocolErrors++;
-    this.rxLen = 0;
-    this.hal.net.close();
+    this.rxLen_ = 0;
+    this.hal_.net.close();
   }
 
   /** Handles one packet; false means a protocol violation. */
-  private handle(type: number, flags: number, body: Uint8Array): boolean {
+  private handle_(type: number, flags: number, body: Uint8Array): boolean {
     if (this.status === 1 && type !== CONNACK) return false; // [MQTT-3.2.0-1] CONNACK comes first
     switch (type) {
       case CONNACK: {
         if (this.status !== 1 || body.length !== 2) return false;
         if (body[1] !== 0) {
           this.stats.refusedCode = body[1];
-          this.hal.net.close();
+          // Read nothing more from this link, even what the same chunk still holds.
+          this.open_ = false;
+          this.hal_.net.close();
           return true;
         }
         this.status = 2;
-        this.failures = 0;
-        this.write(encodeSubscribe(this.takeId(), this.o.subscriptions));
-        this.events.connected();
-        this.flush();
+        this.connectedAt_ = this.hal_.clock.now();
+        this.write_(encodeSubscribe(this.takeId_(), this.o_.subscriptions));
+        this.events_.connected();
+        this.flush_();
         return true;
       }
       case PUBLISH: {
@@ -348,26 +358,26 @@ export class MqttClient {
         const head = 2 + tlen + (qos ? 2 : 0);
         if (head > body.length || utf8Invalid(body, 2, 2 + tlen) >= 0) return false;
         const topic = utf8Read(body, 2, 2 + tlen);
-        if (qos) this.write(encodePuback((body[2 + tlen] << 8) | body[3 + tlen]));
-        this.events.message(topic, body.subarray(head));
+        if (qos) this.write_(encodePuback((body[2 + tlen] << 8) | body[3 + tlen]));
+        this.events_.message(topic, body.subarray(head));
         return true;
       }
       case PUBACK: {
         if (body.length !== 2) return false;
         const id = (body[0] << 8) | body[1];
-        for (let i = 0; i < this.inflight.length; i++) {
-          if (this.inflight[i].id === id) {
-            const m = this.inflight.splice(i, 1)[0];
+        for (let i = 0; i < this.inflight_.length; i++) {
+          if (this.inflight_[i].id === id) {
+            const m = this.inflight_.splice(i, 1)[0];
             if (m.done) m.done(null);
             break;
           }
         }
-        this.flush();
+        this.flush_();
         return true;
       }
       case PINGRESP:
-        if (this.pingSentAt >= 0) this.stats.roundTrip = this.hal.clock.now() - this.pingSentAt;
-        this.pingSentAt = -1;
+        if (this.pingSentAt_ >= 0) this.stats.roundTrip = this.hal_.clock.now() - this.pingSentAt_;
+        this.pingSentAt_ = -1;
         return body.length === 0;
       case SUBACK:
       case UNSUBACK:

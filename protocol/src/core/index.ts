@@ -12,6 +12,7 @@ export { DEVICE_ID_LENGTH, isDeviceId, isClientId, nameProblem, eventNameProblem
 export { topics, parseTopic, DEVICE_CHANNELS, CLOUD_CHANNELS, APP_CHANNELS } from './topics.js';
 export type { ParsedTopic, DeviceChannel, CloudChannel, AppChannel } from './topics.js';
 export { VAR_TYPES, RESET_REASONS, ERROR_SOURCES, REPLY_STATUSES, REQUEST_OPS, OTA_STATES, OTA_FAILURES, enumTable } from './enums.js';
+export { KIND, VAR_TYPE, RESET_REASON, ERROR_SOURCE, REPLY_STATUS, REQUEST_OP, OTA_STATE, OTA_FAILURE, VITAL } from './codes.js';
 export type { EnumTable } from './enums.js';
 export { KINDS, kindFitsTopic } from './messages.js';
 export type * from './messages.js';

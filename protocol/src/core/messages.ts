@@ -5,6 +5,9 @@
  */
 import type { ErrorSource, OtaFailure, OtaState, ReplyStatus, RequestOp, ResetReason, VarType } from './enums.js';
 import type { VitalValues } from './vitals.js';
+import { KIND } from './codes.js';
+
+export { KIND };
 
 export type { VarType, ResetReason, ErrorSource, ReplyStatus, RequestOp, OtaState, OtaFailure };
 
@@ -153,23 +156,21 @@ export type Kind = keyof Messages;
 /** A decoded message: its body with the kind as discriminant. */
 export type Message = { [K in Kind]: { kind: K } & Messages[K] }[Kind];
 
-/**
- * The kinds, their wire codes, who sends them, and the topic channel they
- * travel on. Device → cloud codes are 1..15, cloud → device 16..31.
- */
+
+/** The kinds, their wire codes, who sends them, and the topic channel they travel on. */
 export const KINDS = [
-  { kind: 'hello', code: 1, from: 'device', channel: 'hello' },
-  { kind: 'event', code: 2, from: 'device', channel: 'evt' },
-  { kind: 'vitals', code: 3, from: 'device', channel: 'vitals' },
-  { kind: 'error', code: 4, from: 'device', channel: 'err' },
-  { kind: 'reply', code: 5, from: 'device', channel: 'reply' },
-  { kind: 'otaStatus', code: 6, from: 'device', channel: 'ota' },
-  { kind: 'status', code: 7, from: 'device', channel: 'status' },
-  { kind: 'request', code: 16, from: 'cloud', channel: 'req' },
-  { kind: 'otaBegin', code: 17, from: 'cloud', channel: 'ota' },
-  { kind: 'otaChunk', code: 18, from: 'cloud', channel: 'ota' },
-  { kind: 'otaAbort', code: 19, from: 'cloud', channel: 'ota' },
-  { kind: 'cloudEvent', code: 20, from: 'cloud', channel: 'evt' },
+  { kind: 'hello', code: KIND.hello, from: 'device', channel: 'hello' },
+  { kind: 'event', code: KIND.event, from: 'device', channel: 'evt' },
+  { kind: 'vitals', code: KIND.vitals, from: 'device', channel: 'vitals' },
+  { kind: 'error', code: KIND.error, from: 'device', channel: 'err' },
+  { kind: 'reply', code: KIND.reply, from: 'device', channel: 'reply' },
+  { kind: 'otaStatus', code: KIND.otaStatus, from: 'device', channel: 'ota' },
+  { kind: 'status', code: KIND.status, from: 'device', channel: 'status' },
+  { kind: 'request', code: KIND.request, from: 'cloud', channel: 'req' },
+  { kind: 'otaBegin', code: KIND.otaBegin, from: 'cloud', channel: 'ota' },
+  { kind: 'otaChunk', code: KIND.otaChunk, from: 'cloud', channel: 'ota' },
+  { kind: 'otaAbort', code: KIND.otaAbort, from: 'cloud', channel: 'ota' },
+  { kind: 'cloudEvent', code: KIND.cloudEvent, from: 'cloud', channel: 'evt' },
 ] as const;
 
 export type KindInfo = (typeof KINDS)[number];

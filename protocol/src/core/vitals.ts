@@ -9,33 +9,38 @@
  * last PINGREQ → PINGRESP in ms). Names marked "flotilla" have no Particle
  * equivalent.
  */
+
+import { VITAL } from './codes.js';
+
+export { VITAL };
+
 export const VITALS = [
-  [1, 'device.system.uptime', 's'],
-  [2, 'device.system.memory.used', 'B'],
-  [3, 'device.system.memory.total', 'B'],
-  [4, 'device.system.reset_reason', 'enum'], // Particle's sys:reset
-  [10, 'device.cloud.connection.status', 'enum'],
-  [11, 'device.cloud.connection.attempts', 'count'],
-  [12, 'device.cloud.connection.disconnects', 'count'],
-  [13, 'device.cloud.connection.error', 'enum'],
-  [14, 'device.cloud.connection.disconnect_reason', 'enum'],
-  [20, 'device.cloud.coap.transmit', 'count'],
-  [21, 'device.cloud.coap.retransmit', 'count'],
-  [22, 'device.cloud.coap.unack', 'count'],
-  [23, 'device.cloud.coap.round_trip', 'ms'],
-  [30, 'device.cloud.publish.rate_limited', 'count'],
-  [31, 'device.cloud.publish.sent', 'count'], // flotilla: Particle counts this cloud-side
-  [32, 'device.cloud.publish.dropped', 'count'], // flotilla: QoS 0 dropped from a full outbound queue
-  [33, 'device.cloud.errors.reported', 'count'], // flotilla: error reports sent
-  [40, 'device.network.signal.strength', '%'],
-  [41, 'device.network.signal.strengthv', 'dBm'],
-  [42, 'device.network.signal.quality', '%'],
-  [43, 'device.network.signal.qualityv', 'dB'],
-  [44, 'device.network.connection.attempts', 'count'],
-  [45, 'device.network.connection.disconnects', 'count'],
-  [50, 'device.power.battery.charge', '%'],
-  [51, 'device.power.battery.state', 'enum'],
-  [52, 'device.power.source', 'enum'],
+  [VITAL.systemUptime, 'device.system.uptime', 's'],
+  [VITAL.systemMemoryUsed, 'device.system.memory.used', 'B'],
+  [VITAL.systemMemoryTotal, 'device.system.memory.total', 'B'],
+  [VITAL.systemResetReason, 'device.system.reset_reason', 'enum'], // Particle's sys:reset
+  [VITAL.cloudConnectionStatus, 'device.cloud.connection.status', 'enum'],
+  [VITAL.cloudConnectionAttempts, 'device.cloud.connection.attempts', 'count'],
+  [VITAL.cloudConnectionDisconnects, 'device.cloud.connection.disconnects', 'count'],
+  [VITAL.cloudConnectionError, 'device.cloud.connection.error', 'enum'],
+  [VITAL.cloudConnectionDisconnectReason, 'device.cloud.connection.disconnect_reason', 'enum'],
+  [VITAL.cloudCoapTransmit, 'device.cloud.coap.transmit', 'count'],
+  [VITAL.cloudCoapRetransmit, 'device.cloud.coap.retransmit', 'count'],
+  [VITAL.cloudCoapUnack, 'device.cloud.coap.unack', 'count'],
+  [VITAL.cloudCoapRoundTrip, 'device.cloud.coap.round_trip', 'ms'],
+  [VITAL.cloudPublishRateLimited, 'device.cloud.publish.rate_limited', 'count'],
+  [VITAL.cloudPublishSent, 'device.cloud.publish.sent', 'count'], // flotilla: Particle counts this cloud-side
+  [VITAL.cloudPublishDropped, 'device.cloud.publish.dropped', 'count'], // flotilla: QoS 0 dropped from a full outbound queue
+  [VITAL.cloudErrorsReported, 'device.cloud.errors.reported', 'count'], // flotilla: error reports sent
+  [VITAL.networkSignalStrength, 'device.network.signal.strength', '%'],
+  [VITAL.networkSignalStrengthv, 'device.network.signal.strengthv', 'dBm'],
+  [VITAL.networkSignalQuality, 'device.network.signal.quality', '%'],
+  [VITAL.networkSignalQualityv, 'device.network.signal.qualityv', 'dB'],
+  [VITAL.networkConnectionAttempts, 'device.network.connection.attempts', 'count'],
+  [VITAL.networkConnectionDisconnects, 'device.network.connection.disconnects', 'count'],
+  [VITAL.powerBatteryCharge, 'device.power.battery.charge', '%'],
+  [VITAL.powerBatteryState, 'device.power.battery.state', 'enum'],
+  [VITAL.powerSource, 'device.power.source', 'enum'],
 ] as const;
 
 export type VitalName = (typeof VITALS)[number][1];

@@ -83,7 +83,12 @@ export function createNodeHal(o: NodeHalOptions): NodeHal {
         }
       },
       close() {
-        sock?.destroy();
+        // Flush what was sent (a DISCONNECT), then close; a peer that will not read gets a second.
+        const s = sock;
+        if (!s || s.destroyed) return;
+        s.end();
+        const t = setTimeout(() => s.destroy(), 1000);
+        s.once('close', () => clearTimeout(t));
       },
     },
     clock: {

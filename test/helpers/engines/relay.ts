@@ -1,7 +1,7 @@
 /**
  * A TCP relay: when the program calls hal.net.open, Node opens a real loopback
  * socket and relays bytes both ways (socket data -> netData, onSend -> write,
- * socket close -> netClosed, program close -> destroy). Optionally pumps the
+ * socket close -> netClosed, program close -> end, flushing what it sent). Optionally pumps the
  * virtual clock in real time. close() leaves no socket, timer or listener.
  */
 import { connect, type Socket } from 'node:net';
@@ -78,7 +78,14 @@ export function startRelay(engine: EngineHost, target: RelayTarget, opts: RelayO
     onSend: (bytes) => {
       if (socket && !socket.destroyed) socket.write(bytes);
     },
-    onNetClose: () => socket?.destroy(),
+    // As the HAL contract says: what the program sent (a DISCONNECT) goes out before the close.
+    onNetClose: () => {
+      const s = socket;
+      if (!s || s.destroyed) return;
+      s.end();
+      const t = setTimeout(() => s.destroy(), 1000);
+      s.once('close', () => clearTimeout(t));
+    },
   });
 
   return {
