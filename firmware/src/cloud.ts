@@ -8,7 +8,7 @@
  * so this file favours few functions and builds wire arrays in place.
  */
 import {
-  ERROR_SOURCE, eventNameProblem, isReservedEventName, KIND, LIMITS, nameProblem, OTA_FAILURE, OTA_STATE, REPLY_STATUS, RESET_REASON, topics,
+  cloudTopic, deviceTopic, ERROR_SOURCE, eventNameProblem, isReservedEventName, KIND, LIMITS, nameProblem, OTA_FAILURE, OTA_STATE, REPLY_STATUS, RESET_REASON,
   utf8Length, VAR_TYPE, VITAL, WireValue,
 } from '@flotilla/protocol/core';
 import type { OtaFailure, OtaState, ReplyStatus, VarType, VarValue } from '@flotilla/protocol/core';
@@ -158,19 +158,19 @@ class Agent implements Cloud {
     this.bootReason_ = nameOf(RESET_REASON, reason) ? reason : RESET_REASON.unknown;
     this.refilledAt_ = hal.clock.now();
     this.flushB_ = this.flush_.bind(this);
-    const t = topics.device;
     this.topicOf_ = {};
-    this.topicOf_[KIND.hello] = t.hello(id);
-    this.topicOf_[KIND.vitals] = t.vitals(id);
-    this.topicOf_[KIND.error] = t.error(id);
-    this.topicOf_[KIND.reply] = t.reply(id);
-    this.topicOf_[KIND.otaStatus] = t.ota(id);
-    this.topicOf_[KIND.status] = t.status(id);
-    this.inbox_ = topics.filter.deviceInbox(id);
+    this.topicOf_[KIND.hello] = deviceTopic(id, 'hello');
+    this.topicOf_[KIND.vitals] = deviceTopic(id, 'vitals');
+    this.topicOf_[KIND.error] = deviceTopic(id, 'err');
+    this.topicOf_[KIND.reply] = deviceTopic(id, 'reply');
+    this.topicOf_[KIND.otaStatus] = deviceTopic(id, 'ota');
+    this.topicOf_[KIND.status] = deviceTopic(id, 'status');
+    // The three cloud → device topics, by name (a device never subscribes with a wildcard).
+    this.inbox_ = [cloudTopic(id, 'req'), cloudTopic(id, 'ota'), cloudTopic(id, 'evt')];
     this.mqtt_ = new MqttClient(
       hal,
       {
-        clientId: id, username: id, password: o.secret, willTopic: t.status(id), willPayload: cborEncode([KIND.status, false]), subscriptions: this.inbox_,
+        clientId: id, username: id, password: o.secret, willTopic: this.topicOf_[KIND.status], willPayload: cborEncode([KIND.status, false]), subscriptions: this.inbox_,
         keepalive: o.keepalive !== undefined ? o.keepalive : 30, backoffMin: o.backoffMin !== undefined ? o.backoffMin : 1000,
         backoffMax: o.backoffMax !== undefined ? o.backoffMax : 60000, queueMax: o.queueMax !== undefined ? o.queueMax : 16,
         inflightMax: 4, ackTimeout: 10000, retries: 3, maxPacket: LIMITS.messageMaxBytes + 256,
@@ -315,7 +315,7 @@ class Agent implements Cloud {
       return false;
     }
     this.tokens_--;
-    const ok = this.mqtt_.publish(topics.device.event(this.deviceId, name), cborEncode([KIND.event, data, ttl]), options && options.ack === false ? 0 : 1, done || null);
+    const ok = this.mqtt_.publish(deviceTopic(this.deviceId, 'evt', name), cborEncode([KIND.event, data, ttl]), options && options.ack === false ? 0 : 1, done || null);
     if (ok) this.sent_++;
     return ok;
   }

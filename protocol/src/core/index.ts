@@ -9,7 +9,7 @@ export type { ProtocolErrorCode } from './errors.js';
 export { LIMITS } from './limits.js';
 export type { Limits } from './limits.js';
 export { DEVICE_ID_LENGTH, isDeviceId, isClientId, nameProblem, eventNameProblem, isReservedEventName } from './names.js';
-export { topics, parseTopic, DEVICE_CHANNELS, CLOUD_CHANNELS, APP_CHANNELS } from './topics.js';
+export { topics, parseTopic, deviceTopic, cloudTopic, DEVICE_CHANNELS, CLOUD_CHANNELS, APP_CHANNELS } from './topics.js';
 export type { ParsedTopic, DeviceChannel, CloudChannel, AppChannel } from './topics.js';
 export { VAR_TYPES, RESET_REASONS, ERROR_SOURCES, REPLY_STATUSES, REQUEST_OPS, OTA_STATES, OTA_FAILURES, enumTable } from './enums.js';
 export { KIND, VAR_TYPE, RESET_REASON, ERROR_SOURCE, REPLY_STATUS, REQUEST_OP, OTA_STATE, OTA_FAILURE, VITAL } from './codes.js';

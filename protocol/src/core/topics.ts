@@ -45,30 +45,36 @@ function eventName(name: string): string {
   return name;
 }
 
-function dev(id: string, channel: string): string {
-  return DEVICE_ROOT + '/' + deviceId(id) + '/' + channel;
+/**
+ * A device → cloud topic (`dev/<id>/<channel>`, plus the event name for
+ * `evt`). The builders below use it; so does the firmware, which cannot
+ * afford the `topics` object (every function costs it ~300 bytes of heap).
+ */
+export function deviceTopic(id: string, channel: DeviceChannel, event?: string): string {
+  return DEVICE_ROOT + '/' + deviceId(id) + '/' + channel + (channel === 'evt' ? '/' + eventName(event as string) : '');
 }
 
-function cloud(id: string, channel: string): string {
+/** A cloud → device topic, `cloud/<id>/<channel>`. */
+export function cloudTopic(id: string, channel: CloudChannel): string {
   return CLOUD_ROOT + '/' + deviceId(id) + '/' + channel;
 }
 
 /** Topic builders. Each checks its arguments, so no caller can build a wildcard or foreign topic. */
 export const topics = {
   device: {
-    hello: (id: string) => dev(id, 'hello'),
-    event: (id: string, name: string) => dev(id, 'evt') + '/' + eventName(name),
-    vitals: (id: string) => dev(id, 'vitals'),
-    error: (id: string) => dev(id, 'err'),
-    reply: (id: string) => dev(id, 'reply'),
-    ota: (id: string) => dev(id, 'ota'),
+    hello: (id: string) => deviceTopic(id, 'hello'),
+    event: (id: string, name: string) => deviceTopic(id, 'evt', name),
+    vitals: (id: string) => deviceTopic(id, 'vitals'),
+    error: (id: string) => deviceTopic(id, 'err'),
+    reply: (id: string) => deviceTopic(id, 'reply'),
+    ota: (id: string) => deviceTopic(id, 'ota'),
     /** Presence: the device's will (offline) and its online announcement. */
-    status: (id: string) => dev(id, 'status'),
+    status: (id: string) => deviceTopic(id, 'status'),
   },
   cloud: {
-    request: (id: string) => cloud(id, 'req'),
-    ota: (id: string) => cloud(id, 'ota'),
-    event: (id: string) => cloud(id, 'evt'),
+    request: (id: string) => cloudTopic(id, 'req'),
+    ota: (id: string) => cloudTopic(id, 'ota'),
+    event: (id: string) => cloudTopic(id, 'evt'),
   },
   app: {
     reply: (clientId: string) => {
@@ -79,7 +85,7 @@ export const topics = {
   /** Subscription filters, the only wildcard topics in the protocol. */
   filter: {
     /** Every cloud → device channel of one device: what the agent subscribes to. */
-    deviceInbox: (id: string) => [cloud(id, 'req'), cloud(id, 'ota'), cloud(id, 'evt')],
+    deviceInbox: (id: string) => [cloudTopic(id, 'req'), cloudTopic(id, 'ota'), cloudTopic(id, 'evt')],
     /** Events of one device (`id`) or of every device the subscriber may see (no id). */
     deviceEvents: (id?: string) => (id === undefined ? DEVICE_ROOT + '/+' : DEVICE_ROOT + '/' + deviceId(id)) + '/evt/#',
     /** Events of one device whose names start with the levels of `prefix`. */
