@@ -1,0 +1,8 @@
+/**
+ * The bridge's authorization policy: pure decisions over loaded context.
+ * Hooks and routes load Actor and Resource from the store and call decide().
+ */
+export { decide, userOrgRole, userProductRole } from './decide.js';
+export { canChangeRole, canInvite, canRemove, inviteToOrg, productTeamView } from './team.js';
+export type { ProductMembership, TeamKind, TeamMember, TeamViewEntry } from './team.js';
+export type { Actor, Decision, Memberships, ProductRef, Resource } from './types.js';
