@@ -1,0 +1,58 @@
+/**
+ * The schema both databases share: the entities (what typeorm knows of each
+ * table) and the migrations that create them. The entities describe the
+ * schema after the last migration; a test checks that they agree.
+ */
+import {
+  AccessTokenEntity,
+  ApiUserEntity,
+  CustomerEntity,
+  InvitationEntity,
+  OAuthClientEntity,
+  OrganizationEntity,
+  OrgMembershipEntity,
+  ProductEntity,
+  ProductMembershipEntity,
+  UserEntity,
+} from './accounts.js';
+import {
+  DeviceCredentialEntity,
+  DeviceEntity,
+  DeviceGroupEntity,
+  DeviceGroupMemberEntity,
+  FirmwareVersionEntity,
+  IntegrationEntity,
+  SimCardEntity,
+} from './fleet.js';
+import { AuditLogEntity, ErrorReportEntity, VitalsHistoryEntity, VitalsLatestEntity } from './telemetry.js';
+import { Initial1732406400000 } from './migrations/1732406400000-initial.js';
+
+export const ENTITIES = [
+  UserEntity,
+  OrganizationEntity,
+  OrgMembershipEntity,
+  ProductEntity,
+  ProductMembershipEntity,
+  InvitationEntity,
+  CustomerEntity,
+  ApiUserEntity,
+  OAuthClientEntity,
+  AccessTokenEntity,
+  DeviceEntity,
+  DeviceCredentialEntity,
+  DeviceGroupEntity,
+  DeviceGroupMemberEntity,
+  SimCardEntity,
+  FirmwareVersionEntity,
+  IntegrationEntity,
+  VitalsLatestEntity,
+  VitalsHistoryEntity,
+  ErrorReportEntity,
+  AuditLogEntity,
+];
+
+/** In order; never edit one that has shipped, add the next. */
+export const MIGRATIONS = [Initial1732406400000];
+
+/** The table typeorm records applied migrations in. */
+export const MIGRATIONS_TABLE = 'migrations';

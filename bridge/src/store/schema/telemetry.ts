@@ -1,0 +1,117 @@
+/**
+ * Entities of what devices report and what the policy decided: vitals (the
+ * latest report and the history), error reports, the audit log.
+ *
+ * The vitals column is `metric_values`, not `values`: VALUES is a keyword in
+ * both SQLite and PostgreSQL, and every query would have to quote it.
+ */
+import { EntitySchema } from 'typeorm';
+import { bool, integer, json, ms, ref, serial, text, varchar } from './columns.js';
+
+export interface VitalsLatestRow {
+  deviceId: string;
+  values: { [name: string]: number };
+  updatedAt: number;
+}
+
+export const VitalsLatestEntity = new EntitySchema<VitalsLatestRow>({
+  name: 'VitalsLatest',
+  tableName: 'vitals_latest',
+  columns: {
+    deviceId: ref('device_id', 'Device', 'CASCADE', { primary: true }),
+    values: json('metric_values'),
+    updatedAt: ms('updated_at'),
+  },
+});
+
+export interface VitalsHistoryRow {
+  id: number;
+  deviceId: string;
+  values: { [name: string]: number };
+  at: number;
+}
+
+export const VitalsHistoryEntity = new EntitySchema<VitalsHistoryRow>({
+  name: 'VitalsHistory',
+  tableName: 'vitals_history',
+  columns: {
+    id: serial(),
+    deviceId: ref('device_id', 'Device', 'CASCADE'),
+    values: json('metric_values'),
+    at: ms('at'),
+  },
+  indices: [{ name: 'idx_vitals_history_device_at', columns: ['deviceId', 'at'] }],
+});
+
+export interface ErrorReportRow {
+  id: number;
+  deviceId: string;
+  productId: number;
+  firmwareVersion: number | null;
+  source: string;
+  name: string;
+  message: string;
+  stack: string;
+  count: number;
+  uptime: number;
+  at: number;
+}
+
+export const ErrorReportEntity = new EntitySchema<ErrorReportRow>({
+  name: 'ErrorReport',
+  tableName: 'error_reports',
+  columns: {
+    id: serial(),
+    deviceId: ref('device_id', 'Device', 'CASCADE'),
+    // Copied from the device when reported: the product and firmware it ran then.
+    productId: ref('product_id', 'Product', 'CASCADE', { type: 'integer' }),
+    firmwareVersion: integer('firmware_version', true),
+    source: varchar('source'),
+    name: varchar('name'),
+    message: text('message'),
+    stack: text('stack'),
+    count: integer('count'),
+    uptime: integer('uptime'),
+    at: ms('at'),
+  },
+  indices: [
+    { name: 'idx_error_reports_product_firmware', columns: ['productId', 'firmwareVersion'] },
+    { name: 'idx_error_reports_device_at', columns: ['deviceId', 'at'] },
+  ],
+});
+
+export interface AuditLogRow {
+  id: number;
+  at: number;
+  actorKind: string;
+  actorId: string;
+  action: string;
+  resourceKind: string;
+  resourceId: string;
+  allowed: boolean;
+  status: number;
+  reason: string;
+}
+
+/** No foreign keys: the log outlives the users, devices and products it names. */
+export const AuditLogEntity = new EntitySchema<AuditLogRow>({
+  name: 'AuditLog',
+  tableName: 'audit_log',
+  columns: {
+    id: serial(),
+    at: ms('at'),
+    actorKind: varchar('actor_kind'),
+    actorId: varchar('actor_id'),
+    action: varchar('action'),
+    resourceKind: varchar('resource_kind'),
+    resourceId: varchar('resource_id'),
+    allowed: bool('allowed'),
+    status: integer('status'),
+    reason: text('reason'),
+  },
+  indices: [
+    { name: 'idx_audit_log_actor', columns: ['actorKind', 'actorId'] },
+    { name: 'idx_audit_log_resource', columns: ['resourceKind', 'resourceId'] },
+    { name: 'idx_audit_log_at', columns: ['at'] },
+  ],
+});

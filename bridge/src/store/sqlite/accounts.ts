@@ -1,0 +1,155 @@
+/** Users and access tokens. */
+import { hashSecret, newId, newToken, sha256Hex, verifySecret } from '../secrets.js';
+import { StoreError } from '../store.js';
+import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, User, UserStore } from '../store.js';
+import { cleanName, parseJson, refusing, toDate } from './context.js';
+import type { Ctx } from './context.js';
+
+interface UserRaw {
+  id: string;
+  username: string;
+  password_hash: string;
+  created_at: number;
+}
+
+interface TokenRaw {
+  token_hash: string;
+  subject_kind: SubjectKind;
+  subject_id: string;
+  client_id: string;
+  scopes: string;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_at: number;
+}
+
+const SUBJECT_KINDS: readonly string[] = ['user', 'customer', 'apiUser'];
+
+function user(r: UserRaw): User {
+  return { id: r.id, username: r.username, createdAt: new Date(r.created_at) };
+}
+
+function tokenRecord(r: TokenRaw): TokenRecord {
+  return {
+    subject: { kind: r.subject_kind, id: r.subject_id },
+    clientId: r.client_id,
+    scopes: parseJson<string[]>(r.scopes),
+    expiresAt: toDate(r.expires_at),
+    revokedAt: toDate(r.revoked_at),
+    createdAt: new Date(r.created_at),
+  };
+}
+
+/** Particle's usernames are e-mail addresses: compared case-insensitively, stored lowercased. */
+function normalizeUsername(username: unknown): string {
+  return cleanName(username, 'username').toLowerCase();
+}
+
+export function userStore(ctx: Ctx): UserStore {
+  const { db } = ctx;
+  const insert = db.prepare('INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)');
+  const byId = db.prepare<UserRaw>('SELECT * FROM users WHERE id = ?');
+  const byName = db.prepare<UserRaw>('SELECT * FROM users WHERE username = ?');
+  const anyUser = db.prepare<{ one: number }>('SELECT 1 AS one FROM users LIMIT 1');
+
+  return {
+    async createUser(username, password) {
+      const name = normalizeUsername(username);
+      if (typeof password !== 'string' || password.length === 0) throw new StoreError('invalid', 'password must not be empty');
+      // Hashing takes a while (on the thread pool): no lock is held meanwhile.
+      const hash = await hashSecret(password, ctx.passwordCost);
+      const row: UserRaw = { id: newId(), username: name, password_hash: hash, created_at: ctx.now() };
+      refusing({ unique: `username ${name} is taken` }, () => insert.run(row.id, row.username, row.password_hash, row.created_at));
+      return user(row);
+    },
+
+    async getUser(id) {
+      const r = byId.get(id);
+      return r ? user(r) : null;
+    },
+
+    async hasUsers() {
+      return anyUser.get() !== undefined;
+    },
+
+    async verifyPassword(username, password) {
+      const r = typeof username === 'string' ? byName.get(username.trim().toLowerCase()) : undefined;
+      const ok = await verifySecret(typeof password === 'string' ? password : '', r ? r.password_hash : null, ctx.passwordCost);
+      return ok && r ? user(r) : null;
+    },
+  };
+}
+
+export function tokenStore(ctx: Ctx): TokenStore {
+  const { db } = ctx;
+  const insert = db.prepare(
+    `INSERT INTO access_tokens (token_hash, subject_kind, subject_id, client_id, scopes, expires_at, revoked_at, created_at, refresh_token_hash)
+     VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
+  );
+  const byHash = db.prepare<TokenRaw>('SELECT * FROM access_tokens WHERE token_hash = ?');
+  const byRefresh = db.prepare<TokenRaw>('SELECT * FROM access_tokens WHERE refresh_token_hash = ? AND revoked_at IS NULL');
+  const revoke = db.prepare(
+    'UPDATE access_tokens SET revoked_at = ? WHERE (token_hash = ? OR refresh_token_hash = ?) AND revoked_at IS NULL',
+  );
+
+  function checkTtl(ttlSeconds: number | null): void {
+    if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0))
+      throw new StoreError('invalid', 'ttlSeconds must be a positive integer or null');
+  }
+
+  /** Inserts a new token row; the caller is inside a transaction when it must be atomic with something else. */
+  function issue(input: IssueTokenInput, now: number): IssuedToken {
+    const token = newToken();
+    const refreshToken = input.refresh ? newToken() : null;
+    const expiresAt = input.ttlSeconds === null ? null : now + input.ttlSeconds * 1000;
+    insert.run(
+      sha256Hex(token),
+      input.subject.kind,
+      input.subject.id,
+      input.clientId,
+      JSON.stringify(input.scopes),
+      expiresAt,
+      now,
+      refreshToken === null ? null : sha256Hex(refreshToken),
+    );
+    return { token, expiresAt: toDate(expiresAt), refreshToken };
+  }
+
+  const rotate = db.transaction((refreshHash: string, ttlSeconds: number | null, now: number): IssuedToken | null => {
+    const old = byRefresh.get(refreshHash);
+    if (!old) return null;
+    revoke.run(now, old.token_hash, old.token_hash);
+    const r = tokenRecord(old);
+    return issue({ subject: r.subject, clientId: r.clientId, scopes: r.scopes, ttlSeconds, refresh: true }, now);
+  });
+
+  return {
+    async issueToken(input) {
+      if (!input || !input.subject || !SUBJECT_KINDS.includes(input.subject.kind) || typeof input.subject.id !== 'string' || !input.subject.id)
+        throw new StoreError('invalid', 'subject must be a user, customer or apiUser with an id');
+      if (typeof input.clientId !== 'string' || !input.clientId) throw new StoreError('invalid', 'clientId must not be empty');
+      if (!Array.isArray(input.scopes) || !input.scopes.every((s) => typeof s === 'string'))
+        throw new StoreError('invalid', 'scopes must be an array of strings');
+      checkTtl(input.ttlSeconds);
+      return issue(input, ctx.now());
+    },
+
+    async findToken(token) {
+      if (typeof token !== 'string' || token.length === 0) return null;
+      const r = byHash.get(sha256Hex(token));
+      return r ? tokenRecord(r) : null;
+    },
+
+    async revokeToken(token) {
+      if (typeof token !== 'string' || token.length === 0) return false;
+      const h = sha256Hex(token);
+      return revoke.run(ctx.now(), h, h).changes > 0;
+    },
+
+    async refreshToken(refreshToken, ttlSeconds) {
+      if (typeof refreshToken !== 'string' || refreshToken.length === 0) return null;
+      checkTtl(ttlSeconds);
+      return rotate.immediate(sha256Hex(refreshToken), ttlSeconds, ctx.now());
+    },
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * What each part of the SQLite store works with, and the small conversions
+ * they share.
+ *
+ * Why raw prepared statements on better-sqlite3 rather than typeorm's
+ * repositories: typeorm's SQLite driver has ONE connection and ONE shared
+ * query runner, and its transactions are async. Two concurrent
+ * `transaction()` calls nest as savepoints of each other, any other query
+ * lands inside whichever transaction is open, and the write lock is held
+ * across event-loop turns (so a second connection in the same process waits
+ * on a lock that cannot be released). A better-sqlite3 transaction runs
+ * synchronously from BEGIN to COMMIT: atomic, never interleaved, and the lock
+ * is never held across an await. typeorm keeps what it is good at here: the
+ * entities, the migrations and the connection.
+ *
+ * SQL is written in the subset SQLite and PostgreSQL share (ON CONFLICT ... DO
+ * UPDATE, INSERT ... SELECT, CAST AS TEXT, double-quoted identifiers), so a
+ * PostgreSQL port changes placeholders (? → $n), booleans (0/1 → false/true)
+ * and makes the calls async.
+ */
+import type { ScryptCost } from '../secrets.js';
+import { StoreError } from '../store.js';
+import type { ProductId } from '../store.js';
+import type { SqliteDatabase } from './connection.js';
+
+export interface Ctx {
+  db: SqliteDatabase;
+  /** Epoch milliseconds, for created_at, token expiry and revocation. */
+  now(): number;
+  passwordCost: ScryptCost;
+  deviceSecretCost: ScryptCost;
+}
+
+type Constraint = 'unique' | 'foreignKey' | 'check' | 'notNull';
+
+/** Which constraint a better-sqlite3 error broke, from its extended result code. */
+function constraintOf(e: unknown): Constraint | null {
+  const code = e !== null && typeof e === 'object' ? (e as { code?: unknown }).code : undefined;
+  switch (code) {
+    case 'SQLITE_CONSTRAINT_UNIQUE':
+    case 'SQLITE_CONSTRAINT_PRIMARYKEY':
+      return 'unique';
+    case 'SQLITE_CONSTRAINT_FOREIGNKEY':
+      return 'foreignKey';
+    case 'SQLITE_CONSTRAINT_CHECK':
+      return 'check';
+    case 'SQLITE_CONSTRAINT_NOTNULL':
+      return 'notNull';
+    default:
+      return null;
+  }
+}
+
+/**
+ * Runs `fn`, turning the constraint violations it names into StoreErrors: a
+ * unique key into `conflict`, a foreign key into `not_found`, a check into
+ * `invalid`. Anything else is a bug or an I/O error and is thrown as is.
+ */
+export function refusing<T>(messages: { unique?: string; foreignKey?: string; check?: string }, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    const c = constraintOf(e);
+    if (c === 'unique' && messages.unique) throw new StoreError('conflict', messages.unique);
+    if (c === 'foreignKey' && messages.foreignKey) throw new StoreError('not_found', messages.foreignKey);
+    if (c === 'check' && messages.check) throw new StoreError('invalid', messages.check);
+    throw e;
+  }
+}
+
+export function toDate(ms: number): Date;
+export function toDate(ms: number | null): Date | null;
+export function toDate(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms);
+}
+
+/** Epoch ms of a Date the caller passed; refuses Invalid Date, which would store NaN. */
+export function msOf(d: Date, what: string): number {
+  const t = d instanceof Date ? d.getTime() : NaN;
+  if (!Number.isFinite(t)) throw new StoreError('invalid', `${what} is not a valid date`);
+  return t;
+}
+
+export function parseJson<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+/** A trimmed name of 1..max characters. */
+export function cleanName(s: unknown, what: string, max = 255): string {
+  const v = typeof s === 'string' ? s.trim() : '';
+  if (v.length === 0 || v.length > max) throw new StoreError('invalid', `${what} must have 1 to ${max} characters`);
+  return v;
+}
+
+/** The integer behind a ProductId (a number or its decimal string). */
+export function productKey(id: ProductId): number {
+  const n = typeof id === 'number' ? id : typeof id === 'string' && /^[0-9]{1,15}$/.test(id) ? Number(id) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new StoreError('invalid', `product id ${JSON.stringify(id)} is not a positive integer`);
+  return n;
+}

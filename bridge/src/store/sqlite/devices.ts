@@ -1,0 +1,146 @@
+/** Devices, their credentials, and what the broker learns about them (hello, presence). */
+import type { VarType } from '@flotilla/protocol';
+import { hashSecret, verifySecret } from '../secrets.js';
+import { StoreError } from '../store.js';
+import type { Device, DeviceStore } from '../store.js';
+import { msOf, parseJson, productKey, refusing, toDate } from './context.js';
+import type { Ctx } from './context.js';
+import { PRODUCT_REF_SQL, productRefOf } from './teams.js';
+
+interface DeviceRaw {
+  id: string;
+  name: string | null;
+  notes: string | null;
+  product_id: number;
+  owner_user_id: string | null;
+  customer_id: string | null;
+  firmware_version: number | null;
+  variables: string;
+  functions: string;
+  online: number;
+  last_heard: number | null;
+  last_handshake_at: number | null;
+  development: number;
+  quarantined: number;
+  locked_firmware: number | null;
+  created_at: number;
+}
+
+const DEVICE_ID = /^[0-9a-f]{24}$/;
+
+function device(r: DeviceRaw): Device {
+  return {
+    id: r.id,
+    name: r.name,
+    notes: r.notes,
+    productId: r.product_id,
+    ownerUserId: r.owner_user_id,
+    customerId: r.customer_id,
+    firmwareVersion: r.firmware_version,
+    variables: parseJson<{ [name: string]: VarType }>(r.variables),
+    functions: parseJson<string[]>(r.functions),
+    online: r.online !== 0,
+    lastHeard: toDate(r.last_heard),
+    lastHandshakeAt: toDate(r.last_handshake_at),
+    development: r.development !== 0,
+    quarantined: r.quarantined !== 0,
+    lockedFirmware: r.locked_firmware,
+    createdAt: new Date(r.created_at),
+  };
+}
+
+function notFound(deviceId: string): StoreError {
+  return new StoreError('not_found', `no device ${deviceId}`);
+}
+
+/** last_heard only moves forward: reports handled out of order do not turn the clock back. */
+const HEARD = `last_heard = CASE WHEN last_heard IS NULL OR last_heard < ? THEN ? ELSE last_heard END`;
+
+export function deviceStore(ctx: Ctx): DeviceStore {
+  const { db } = ctx;
+  const insert = db.prepare(
+    `INSERT INTO devices (id, name, notes, product_id, owner_user_id, customer_id, firmware_version, variables, functions,
+       online, last_heard, last_handshake_at, development, quarantined, locked_firmware, created_at)
+     VALUES (?, ?, NULL, ?, NULL, NULL, NULL, '{}', '[]', 0, NULL, NULL, 0, 0, NULL, ?)`,
+  );
+  const byId = db.prepare<DeviceRaw>('SELECT * FROM devices WHERE id = ?');
+  const byProduct = db.prepare<DeviceRaw>('SELECT * FROM devices WHERE product_id = ? ORDER BY id');
+  const refOfDevice = db.prepare<{ id: number; owner_user_id: string | null; org_id: string | null; org_owner_user_id: string | null }>(
+    `${PRODUCT_REF_SQL} JOIN devices d ON d.product_id = p.id WHERE d.id = ?`,
+  );
+  const upsertSecret = db.prepare(
+    `INSERT INTO device_credentials (device_id, secret_hash, cert_fingerprint, revoked_at) VALUES (?, ?, NULL, NULL)
+     ON CONFLICT (device_id) DO UPDATE SET secret_hash = excluded.secret_hash, revoked_at = NULL`,
+  );
+  const credentials = db.prepare<{ secret_hash: string | null; revoked_at: number | null }>(
+    'SELECT secret_hash, revoked_at FROM device_credentials WHERE device_id = ?',
+  );
+  const hello = db.prepare(
+    `UPDATE devices SET firmware_version = ?, variables = ?, functions = ?, online = 1, last_handshake_at = ?, ${HEARD} WHERE id = ?`,
+  );
+  const online = db.prepare(`UPDATE devices SET online = 1, ${HEARD} WHERE id = ?`);
+  // An offline observed before the latest handshake belongs to an older connection: the device is back, leave it online.
+  const offline = db.prepare(
+    'UPDATE devices SET online = CASE WHEN last_handshake_at IS NOT NULL AND last_handshake_at > ? THEN online ELSE 0 END WHERE id = ?',
+  );
+  const heard = db.prepare(`UPDATE devices SET ${HEARD} WHERE id = ?`);
+
+  return {
+    async createDevice(input) {
+      const id = input.id;
+      if (typeof id !== 'string' || !DEVICE_ID.test(id)) throw new StoreError('invalid', 'a device id is 24 lowercase hex characters');
+      const productId = productKey(input.productId);
+      const name = typeof input.name === 'string' && input.name.trim() ? input.name.trim() : null;
+      refusing({ unique: `device ${id} exists`, foreignKey: `no product ${productId}` }, () =>
+        insert.run(id, name, productId, ctx.now()),
+      );
+      return device(byId.get(id) as DeviceRaw);
+    },
+
+    async getDevice(id) {
+      const r = byId.get(id);
+      return r ? device(r) : null;
+    },
+
+    async deviceProduct(deviceId) {
+      const r = refOfDevice.get(deviceId);
+      return r ? productRefOf(r) : null;
+    },
+
+    async listDevices(productId) {
+      return byProduct.all(productKey(productId)).map(device);
+    },
+
+    async setDeviceSecret(deviceId, secret) {
+      if (typeof secret !== 'string' || secret.length === 0) throw new StoreError('invalid', 'a device secret must not be empty');
+      const hash = await hashSecret(secret, ctx.deviceSecretCost);
+      refusing({ foreignKey: `no device ${deviceId}` }, () => upsertSecret.run(deviceId, hash));
+    },
+
+    async verifyDeviceSecret(deviceId, secret) {
+      const c = typeof deviceId === 'string' ? credentials.get(deviceId) : undefined;
+      const hash = c && c.revoked_at === null ? c.secret_hash : null;
+      // Always one scrypt, so an unknown device answers as slowly as a wrong secret.
+      return verifySecret(typeof secret === 'string' ? secret : '', hash, ctx.deviceSecretCost);
+    },
+
+    async recordHello(deviceId, h, at) {
+      const t = msOf(at, 'at');
+      const variables: { [name: string]: VarType } = {};
+      for (const v of h.variables) variables[v.name] = v.type;
+      const changes = hello.run(h.firmware, JSON.stringify(variables), JSON.stringify(h.functions), t, t, t, deviceId).changes;
+      if (changes === 0) throw notFound(deviceId);
+    },
+
+    async setOnline(deviceId, isOnline, at) {
+      const t = msOf(at, 'at');
+      const changes = isOnline ? online.run(t, t, deviceId).changes : offline.run(t, deviceId).changes;
+      if (changes === 0) throw notFound(deviceId);
+    },
+
+    async touch(deviceId, at) {
+      const t = msOf(at, 'at');
+      if (heard.run(t, t, deviceId).changes === 0) throw notFound(deviceId);
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * The embedded default store: one SQLite file (WAL, synchronous=FULL) in the
+ * bridge's data directory.
+ */
+import path from 'node:path';
+import { DEVICE_SECRET_COST, PASSWORD_COST } from '../secrets.js';
+import type { ScryptCost } from '../secrets.js';
+import type { Store } from '../store.js';
+import { tokenStore, userStore } from './accounts.js';
+import { openConnection } from './connection.js';
+import type { Ctx } from './context.js';
+import { deviceStore } from './devices.js';
+import { teamStore } from './teams.js';
+import { telemetryStore } from './telemetry.js';
+
+export interface SqliteStoreOptions {
+  /** The database file, e.g. sqliteFile(dataDir). Created (with its directory) if missing. */
+  file: string;
+  /** How long a write waits for another process's lock; better-sqlite3's default. */
+  busyTimeoutMs?: number;
+  /** Epoch milliseconds; tests move it to expire tokens. */
+  now?: () => number;
+  /** scrypt costs; tests lower them. Each hash records its own cost, so changing them keeps stored hashes valid. */
+  passwordCost?: ScryptCost;
+  deviceSecretCost?: ScryptCost;
+}
+
+/** What the SQLite connection runs with, as SQLite reports it. */
+export interface SqlitePragmas {
+  journalMode: string;
+  /** 2 = FULL. */
+  synchronous: number;
+  /** 1 = on. */
+  foreignKeys: number;
+  busyTimeoutMs: number;
+}
+
+/** The Store, plus what only an SQLite file has: for health checks and tests. */
+export interface SqliteStore extends Store {
+  readonly file: string;
+  pragmas(): Promise<SqlitePragmas>;
+  /** PRAGMA integrity_check: 'ok', or SQLite's list of problems joined by newlines. Reads the whole file. */
+  integrityCheck(): Promise<string>;
+}
+
+/** The one database file of a data directory. */
+export function sqliteFile(dataDir: string): string {
+  return path.join(dataDir, 'flotilla.db');
+}
+
+export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStore> {
+  const { dataSource, db } = await openConnection({ file: o.file, busyTimeoutMs: o.busyTimeoutMs ?? 5000 });
+  const ctx: Ctx = {
+    db,
+    now: o.now ?? Date.now,
+    passwordCost: o.passwordCost ?? PASSWORD_COST,
+    deviceSecretCost: o.deviceSecretCost ?? DEVICE_SECRET_COST,
+  };
+  let closing: Promise<void> | null = null;
+  return {
+    ...userStore(ctx),
+    ...tokenStore(ctx),
+    ...teamStore(ctx),
+    ...deviceStore(ctx),
+    ...telemetryStore(ctx),
+    file: o.file,
+    async pragmas() {
+      return {
+        journalMode: String(db.pragma('journal_mode', { simple: true })),
+        synchronous: Number(db.pragma('synchronous', { simple: true })),
+        foreignKeys: Number(db.pragma('foreign_keys', { simple: true })),
+        busyTimeoutMs: Number(db.pragma('busy_timeout', { simple: true })),
+      };
+    },
+    async integrityCheck() {
+      const rows = db.pragma('integrity_check') as { integrity_check: string }[];
+      return rows.map((r) => r.integrity_check).join('\n');
+    },
+    close() {
+      // Closing the last connection checkpoints the WAL into the main file.
+      closing ??= dataSource.isInitialized ? dataSource.destroy() : Promise.resolve();
+      return closing;
+    },
+  };
+}

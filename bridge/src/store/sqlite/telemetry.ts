@@ -1,0 +1,177 @@
+/**
+ * Vitals, error reports and the audit log. recordVitals, recordError and
+ * audit run inside aedes' authorizePublish, before the PUBACK: each is one
+ * prepared statement or one synchronous transaction, durable when it returns.
+ */
+import type { ErrorSource, VitalValues } from '@flotilla/protocol';
+import { StoreError } from '../store.js';
+import type { AuditFilter, AuditRecord, ErrorGroup, TelemetryStore, VitalsSample } from '../store.js';
+import { msOf, parseJson, productKey, refusing } from './context.js';
+import type { Ctx } from './context.js';
+import type { SqliteStatement } from './connection.js';
+
+interface SampleRaw {
+  metric_values: string;
+  at: number;
+}
+
+interface ErrorGroupRaw {
+  source: ErrorSource;
+  name: string;
+  message: string;
+  firmware_version: number | null;
+  count: number;
+  devices: number;
+  last_at: number;
+}
+
+interface AuditRaw {
+  id: number;
+  at: number;
+  actor_kind: string;
+  actor_id: string;
+  action: string;
+  resource_kind: string;
+  resource_id: string;
+  allowed: number;
+  status: number;
+  reason: string;
+}
+
+const DEFAULT_AUDIT_LIMIT = 100;
+const MAX_ROWS = 10_000;
+
+function sample(r: SampleRaw): VitalsSample {
+  return { at: new Date(r.at), values: parseJson<VitalValues>(r.metric_values) };
+}
+
+function limitOf(limit: number | undefined, dflt: number): number {
+  return limit === undefined ? dflt : Math.max(1, Math.min(MAX_ROWS, Math.floor(limit) || dflt));
+}
+
+export function telemetryStore(ctx: Ctx): TelemetryStore {
+  const { db } = ctx;
+  // A report older than the stored one (handled late) goes to the history only.
+  const upsertLatest = db.prepare(
+    `INSERT INTO vitals_latest (device_id, metric_values, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (device_id) DO UPDATE SET metric_values = excluded.metric_values, updated_at = excluded.updated_at
+     WHERE excluded.updated_at >= vitals_latest.updated_at`,
+  );
+  const appendHistory = db.prepare('INSERT INTO vitals_history (device_id, metric_values, at) VALUES (?, ?, ?)');
+  const latest = db.prepare<SampleRaw>('SELECT metric_values, updated_at AS at FROM vitals_latest WHERE device_id = ?');
+  const history = db.prepare<SampleRaw>(
+    'SELECT metric_values, at FROM vitals_history WHERE device_id = ? AND at >= ? AND at < ? ORDER BY at, id LIMIT ?',
+  );
+  // The product and firmware version are the device's at the time of the report, copied in the same statement.
+  const insertError = db.prepare(
+    `INSERT INTO error_reports (device_id, product_id, firmware_version, source, name, message, stack, count, uptime, at)
+     SELECT id, product_id, firmware_version, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?`,
+  );
+  const errorGroups = db.prepare<ErrorGroupRaw>(
+    `SELECT source, name, message, firmware_version, SUM(count) AS count, COUNT(DISTINCT device_id) AS devices, MAX(at) AS last_at
+     FROM error_reports WHERE product_id = ?
+     GROUP BY source, name, message, firmware_version
+     ORDER BY count DESC, last_at DESC`,
+  );
+  const insertAudit = db.prepare(
+    `INSERT INTO audit_log (at, actor_kind, actor_id, action, resource_kind, resource_id, allowed, status, reason)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+
+  const recordVitals = db.transaction((deviceId: string, json: string, at: number) => {
+    upsertLatest.run(deviceId, json, at);
+    appendHistory.run(deviceId, json, at);
+  });
+
+  // auditLog's WHERE depends on which filters are given: one prepared statement per combination, made on first use.
+  const auditQueries = new Map<string, SqliteStatement<AuditRaw>>();
+  function auditQuery(where: string[]): SqliteStatement<AuditRaw> {
+    const sql = `SELECT * FROM audit_log${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    let q = auditQueries.get(sql);
+    if (!q) auditQueries.set(sql, (q = db.prepare<AuditRaw>(sql)));
+    return q;
+  }
+
+  return {
+    async recordVitals(deviceId, values, at) {
+      if (values === null || typeof values !== 'object' || Array.isArray(values)) throw new StoreError('invalid', 'vitals must be an object');
+      const t = msOf(at, 'at');
+      refusing({ foreignKey: `no device ${deviceId}` }, () => recordVitals.immediate(deviceId, JSON.stringify(values), t));
+    },
+
+    async latestVitals(deviceId) {
+      const r = latest.get(deviceId);
+      return r ? sample(r) : null;
+    },
+
+    async vitalsHistory(deviceId, from, to, limit) {
+      return history.all(deviceId, msOf(from, 'from'), msOf(to, 'to'), limitOf(limit, MAX_ROWS)).map(sample);
+    },
+
+    async recordError(deviceId, report, at) {
+      const t = msOf(at, 'at');
+      const count = Number.isInteger(report.count) && report.count > 0 ? report.count : 1;
+      const uptime = Number.isFinite(report.uptime) ? Math.floor(report.uptime) : 0;
+      const changes = insertError.run(report.source, report.name, report.message, report.stack, count, uptime, t, deviceId).changes;
+      if (changes === 0) throw new StoreError('not_found', `no device ${deviceId}`);
+    },
+
+    async errorsByProduct(productId) {
+      return errorGroups.all(productKey(productId)).map(
+        (r): ErrorGroup => ({
+          source: r.source,
+          name: r.name,
+          message: r.message,
+          firmwareVersion: r.firmware_version,
+          count: Number(r.count),
+          devices: Number(r.devices),
+          lastAt: new Date(Number(r.last_at)),
+        }),
+      );
+    },
+
+    async audit(e) {
+      insertAudit.run(msOf(e.at, 'at'), e.actorKind, e.actorId, e.action, e.resourceKind, e.resourceId, e.allowed ? 1 : 0, e.status, e.reason);
+    },
+
+    async auditLog(filter: AuditFilter = {}) {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      const eq = (column: string, value: unknown) => {
+        where.push(`${column} = ?`);
+        params.push(value);
+      };
+      if (filter.actorKind !== undefined) eq('actor_kind', filter.actorKind);
+      if (filter.actorId !== undefined) eq('actor_id', filter.actorId);
+      if (filter.resourceKind !== undefined) eq('resource_kind', filter.resourceKind);
+      if (filter.resourceId !== undefined) eq('resource_id', filter.resourceId);
+      if (filter.action !== undefined) eq('action', filter.action);
+      if (filter.allowed !== undefined) eq('allowed', filter.allowed ? 1 : 0);
+      if (filter.since !== undefined) {
+        where.push('at >= ?');
+        params.push(msOf(filter.since, 'since'));
+      }
+      if (filter.until !== undefined) {
+        where.push('at < ?');
+        params.push(msOf(filter.until, 'until'));
+      }
+      params.push(limitOf(filter.limit, DEFAULT_AUDIT_LIMIT));
+      return auditQuery(where)
+        .all(...params)
+        .map(
+          (r): AuditRecord => ({
+            id: r.id,
+            at: new Date(r.at),
+            actorKind: r.actor_kind,
+            actorId: r.actor_id,
+            action: r.action,
+            resourceKind: r.resource_kind,
+            resourceId: r.resource_id,
+            allowed: r.allowed !== 0,
+            status: r.status,
+            reason: r.reason,
+          }),
+        );
+    },
+  };
+}

@@ -1,0 +1,335 @@
+/**
+ * The bridge's persistence, as one interface. The SQLite implementation is in
+ * ./sqlite (openSqliteStore); the schema (typeorm entities and migrations) in
+ * ./schema is shared with a future PostgreSQL implementation.
+ *
+ * Conventions:
+ *   - every method is async and is one atomic unit: it either did all of its
+ *     writes or none;
+ *   - refusals are StoreError (code `conflict`, `not_found`, `invalid`); a
+ *     lookup that finds nothing answers null;
+ *   - times are Dates in the API (the database keeps epoch milliseconds);
+ *   - secrets (passwords, device secrets, tokens) are never stored: passwords
+ *     and device secrets as scrypt hashes, tokens as their SHA-256.
+ */
+import type { ErrorReport, ErrorSource, Hello, Role, VarType, VitalValues } from '@flotilla/protocol';
+import type { Memberships, ProductRef } from '../policy/types.js';
+
+export type { Memberships, ProductRef };
+
+export type StoreErrorCode =
+  /** A unique name, slug, membership or id is taken; or the change would break a team rule. */
+  | 'conflict'
+  /** The row the change refers to (user, org, product, device) does not exist. */
+  | 'not_found'
+  /** The arguments can never be stored (empty name, both owners, a bad device id, ...). */
+  | 'invalid';
+
+export class StoreError extends Error {
+  readonly code: StoreErrorCode;
+  constructor(code: StoreErrorCode, message: string) {
+    super(message);
+    this.name = 'StoreError';
+    this.code = code;
+  }
+}
+
+export function isStoreError(e: unknown, code?: StoreErrorCode): e is StoreError {
+  return e instanceof StoreError && (code === undefined || e.code === code);
+}
+
+// ---------------------------------------------------------------- accounts
+
+export interface User {
+  /** 24 lowercase hex characters, like Particle's ids. */
+  id: string;
+  /** Lowercased and trimmed: usernames are e-mail addresses in Particle's API. */
+  username: string;
+  createdAt: Date;
+}
+
+export type SubjectKind = 'user' | 'customer' | 'apiUser';
+
+/** Whom a token acts for. */
+export interface TokenSubject {
+  kind: SubjectKind;
+  id: string;
+}
+
+export interface IssueTokenInput {
+  subject: TokenSubject;
+  /** The OAuth client the token was issued to (`particle-cli`, a product's client id, ...). */
+  clientId: string;
+  scopes: string[];
+  /** Lifetime; null for a token that never expires (Particle's `expires_in=0`). */
+  ttlSeconds: number | null;
+  /** Also issue a refresh token (OAuth password grant). */
+  refresh?: boolean;
+}
+
+export interface IssuedToken {
+  /** base64url of 32 random bytes: what the client presents. Only its SHA-256 is stored. */
+  token: string;
+  expiresAt: Date | null;
+  /** Present when asked for (`refresh: true`); also stored only as SHA-256. */
+  refreshToken: string | null;
+}
+
+/**
+ * A stored token, valid or not: the caller tells expired and revoked tokens
+ * apart (the policy answers both with 401 and says which in the audit).
+ */
+export interface TokenRecord {
+  subject: TokenSubject;
+  clientId: string;
+  scopes: string[];
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  createdAt: Date;
+}
+
+// ---------------------------------------------------------------- teams
+
+export interface Org {
+  id: string;
+  name: string;
+  /** Derived from the name: lowercase letters, digits and dashes. */
+  slug: string;
+  ownerUserId: string;
+  createdAt: Date;
+}
+
+/** Free-form product settings (JSON). */
+export type ProductSettings = { [key: string]: unknown };
+
+export interface Product {
+  /** Integer, as Particle's product ids. */
+  id: number;
+  name: string;
+  /** Never all digits, so `productRef(idOrSlug)` cannot mistake one for the other. */
+  slug: string;
+  /** Exactly one of ownerUserId and orgId is set. */
+  ownerUserId: string | null;
+  orgId: string | null;
+  settings: ProductSettings;
+  createdAt: Date;
+}
+
+/**
+ * A product id as callers hold it: the integer, or its decimal string (the
+ * policy's ProductRef.productId and URL paths carry strings). Anything else
+ * is refused as invalid.
+ */
+export type ProductId = number | string;
+
+export type OwnerOf = { ownerUserId: string; orgId?: undefined } | { orgId: string; ownerUserId?: undefined };
+
+export type CreateProductInput = { name: string; slug: string; settings?: ProductSettings } & OwnerOf;
+
+/** A role a team member can be given: every role but Owner, which only the org or product row holds. */
+export type MemberRole = Exclude<Role, 'owner'>;
+
+/** A member of an org's or a product's own team (policy/team.ts TeamMember). */
+export interface TeamMember {
+  userId: string;
+  role: Role;
+}
+
+/** A product-team membership that joining the product's org removed. */
+export interface RemovedProductMembership {
+  productId: string;
+  role: Role;
+}
+
+// ---------------------------------------------------------------- devices
+
+export interface Device {
+  /** 24 lowercase hex characters. */
+  id: string;
+  name: string | null;
+  notes: string | null;
+  productId: number;
+  ownerUserId: string | null;
+  customerId: string | null;
+  /** Version of the running application image, from the last hello. */
+  firmwareVersion: number | null;
+  /** Particle's device object shape: variable name → type. */
+  variables: { [name: string]: VarType };
+  functions: string[];
+  online: boolean;
+  lastHeard: Date | null;
+  lastHandshakeAt: Date | null;
+  development: boolean;
+  quarantined: boolean;
+  lockedFirmware: number | null;
+  createdAt: Date;
+}
+
+export interface CreateDeviceInput {
+  id: string;
+  productId: ProductId;
+  name?: string | null;
+}
+
+export type HelloFacts = Pick<Hello, 'firmware' | 'variables' | 'functions'>;
+
+// ---------------------------------------------------------------- telemetry
+
+export interface VitalsSample {
+  at: Date;
+  values: VitalValues;
+}
+
+/** Errors of one product, counted per (source, name, message, firmware version). */
+export interface ErrorGroup {
+  source: ErrorSource;
+  /** The variable, function or subscription involved, or ''. */
+  name: string;
+  message: string;
+  firmwareVersion: number | null;
+  /** Sum of the reports' counts (a report can stand for several occurrences). */
+  count: number;
+  /** How many distinct devices reported it. */
+  devices: number;
+  lastAt: Date;
+}
+
+/** One decision of the policy, as the broker and the HTTP API record it. */
+export interface AuditEntry {
+  at: Date;
+  /** 'anonymous', 'user', 'customer', 'apiUser', 'device', 'invalid', ... */
+  actorKind: string;
+  /** '' when the actor has none (anonymous). */
+  actorId: string;
+  action: string;
+  resourceKind: string;
+  resourceId: string;
+  allowed: boolean;
+  /** HTTP-like status of the decision: 200, 401, 403, 404. */
+  status: number;
+  reason: string;
+}
+
+export interface AuditRecord extends AuditEntry {
+  /** Increases with every entry written. */
+  id: number;
+}
+
+export interface AuditFilter {
+  actorKind?: string;
+  actorId?: string;
+  resourceKind?: string;
+  resourceId?: string;
+  action?: string;
+  allowed?: boolean;
+  /** Inclusive. */
+  since?: Date;
+  /** Exclusive. */
+  until?: Date;
+  /** Newest first; default 100, at most 10,000. */
+  limit?: number;
+}
+
+// ---------------------------------------------------------------- the store
+
+export interface UserStore {
+  /** conflict: the username is taken; invalid: empty username or password. */
+  createUser(username: string, password: string): Promise<User>;
+  getUser(id: string): Promise<User | null>;
+  /** False on a fresh database: the bridge then creates its first owner. */
+  hasUsers(): Promise<boolean>;
+  /** The user when the password matches; null for a wrong password or an unknown user (both take one scrypt). */
+  verifyPassword(username: string, password: string): Promise<User | null>;
+}
+
+export interface TokenStore {
+  /** invalid: ttlSeconds ≤ 0 or not an integer. */
+  issueToken(input: IssueTokenInput): Promise<IssuedToken>;
+  /** Looked up by SHA-256; returned even when expired or revoked. */
+  findToken(token: string): Promise<TokenRecord | null>;
+  /** Revokes the token whose access or refresh token this is. True when it was not revoked before. */
+  revokeToken(token: string): Promise<boolean>;
+  /**
+   * Refresh grant: revokes the token that `refreshToken` belongs to and issues
+   * a new one (with a new refresh token) for the same subject, client and
+   * scopes. Null when the refresh token is unknown or already used/revoked.
+   */
+  refreshToken(refreshToken: string, ttlSeconds: number | null): Promise<IssuedToken | null>;
+}
+
+export interface TeamStore {
+  /** conflict: name or its slug taken; not_found: no such user; invalid: empty name. */
+  createOrg(name: string, ownerUserId: string): Promise<Org>;
+  getOrg(idOrSlug: string): Promise<Org | null>;
+  /**
+   * Adds a member to an org's team and removes their product-team
+   * memberships on the org's products (organizations.md: the org role now
+   * grants access to all of them); returns those removed.
+   * conflict: already a member, or the org's Owner; not_found: org or user.
+   */
+  addOrgMember(orgId: string, userId: string, role: MemberRole): Promise<RemovedProductMembership[]>;
+  /** False when they were not a member. The Owner is not a member and cannot be removed. */
+  removeOrgMember(orgId: string, userId: string): Promise<boolean>;
+  /** The org's Owner (role 'owner') then its members. */
+  orgTeam(orgId: string): Promise<TeamMember[]>;
+  /**
+   * conflict: slug taken; invalid: both or neither owner, empty name, a slug
+   * that is all digits or not lowercase letters, digits and dashes;
+   * not_found: no such user or org.
+   */
+  createProduct(input: CreateProductInput): Promise<Product>;
+  getProduct(idOrSlug: string | number): Promise<Product | null>;
+  /**
+   * conflict: already a member, the product's Owner, or someone who already
+   * has access through the product's org; not_found: product or user.
+   */
+  addProductMember(productId: ProductId, userId: string, role: MemberRole): Promise<void>;
+  removeProductMember(productId: ProductId, userId: string): Promise<boolean>;
+  /** The product's own team: its Owner (personal product) then its members; not the org's members. */
+  productTeam(productId: ProductId): Promise<TeamMember[]>;
+  /**
+   * Every role the user holds, as the policy reads them: owned orgs and
+   * personal products as 'owner', then team memberships. Ids are strings.
+   */
+  memberships(userId: string): Promise<Memberships>;
+  /** By integer id (number or digit string) or slug. */
+  productRef(productIdOrSlug: string | number): Promise<ProductRef | null>;
+}
+
+export interface DeviceStore {
+  /** conflict: id taken; invalid: not 24 lowercase hex; not_found: no such product. */
+  createDevice(input: CreateDeviceInput): Promise<Device>;
+  getDevice(id: string): Promise<Device | null>;
+  /** The product the device belongs to, as the policy reads it; null for an unknown device. */
+  deviceProduct(deviceId: string): Promise<ProductRef | null>;
+  listDevices(productId: ProductId): Promise<Device[]>;
+  /** Sets (or replaces) the device's secret, clearing a revocation. not_found: no such device. */
+  setDeviceSecret(deviceId: string, secret: string): Promise<void>;
+  /** False for an unknown device, a device without a secret, a revoked credential or a wrong secret. */
+  verifyDeviceSecret(deviceId: string, secret: string): Promise<boolean>;
+  /** Firmware, variables and functions from a hello; marks the device online, heard and handshaken at `at`. */
+  recordHello(deviceId: string, hello: HelloFacts, at: Date): Promise<void>;
+  /** Going online also counts as heard. */
+  setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
+  /** last_heard = at. */
+  touch(deviceId: string, at: Date): Promise<void>;
+}
+
+export interface TelemetryStore {
+  /** Replaces the latest vitals (unless newer ones are stored) and appends to the history, in one transaction. */
+  recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
+  latestVitals(deviceId: string): Promise<VitalsSample | null>;
+  /** Oldest first, `from` inclusive, `to` exclusive; at most `limit` samples (default and maximum 10,000). */
+  vitalsHistory(deviceId: string, from: Date, to: Date, limit?: number): Promise<VitalsSample[]>;
+  /** Stored with the device's product and current firmware version. not_found: unknown device. */
+  recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
+  /** Most frequent first. */
+  errorsByProduct(productId: ProductId): Promise<ErrorGroup[]>;
+  audit(entry: AuditEntry): Promise<void>;
+  auditLog(filter?: AuditFilter): Promise<AuditRecord[]>;
+}
+
+export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore {
+  /** Closes the database; the store answers nothing afterwards. */
+  close(): Promise<void>;
+}
