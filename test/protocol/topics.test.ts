@@ -1,7 +1,7 @@
 /** Topic builders and the parser: examples, refusals, and fast-check round trips. */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { isProtocolError, parseTopic, ProtocolError, topics, kindFitsTopic } from '@flotilla/protocol';
+import { isProtocolError, parseFilter, parseTopic, ProtocolError, topics, kindFitsTopic } from '@flotilla/protocol';
 
 const ID = '0123456789abcdef01234567';
 
@@ -68,6 +68,43 @@ describe('protocol topics', () => {
     refuses('app/x/req', 'unknown app channel "req"');
     refuses('x'.repeat(65535), 'topic is longer than 160 characters');
     refuses(Array(101).fill('a').join('/'), 'topic is longer than 160 characters'); // 101 levels never fit
+  });
+
+  it('parses the subscription filters apps may use, and refuses every other', () => {
+    assert.deepEqual(parseFilter(topics.filter.deviceEvents()), { root: 'dev', deviceId: '+', channel: 'evt', prefix: '' });
+    assert.deepEqual(parseFilter(topics.filter.deviceEvents(ID)), { root: 'dev', deviceId: ID, channel: 'evt', prefix: '' });
+    assert.deepEqual(parseFilter(topics.filter.deviceEventsNamed(ID, 'temp')), { root: 'dev', deviceId: ID, channel: 'evt', prefix: 'temp/' });
+    assert.deepEqual(parseFilter('dev/+/evt/temp/kitchen'), { root: 'dev', deviceId: '+', channel: 'evt', prefix: 'temp/kitchen' });
+    assert.deepEqual(parseFilter(topics.app.reply('app-1')), { root: 'app', clientId: 'app-1', channel: 'reply' });
+    const refused = (f: string, message: string) =>
+      assert.throws(() => parseFilter(f), (e: unknown) => isProtocolError(e) && e.code === 'topic' && e.message === message, f);
+    refused('', 'filter must not be empty');
+    refused('#', 'only device events and app replies can be subscribed to');
+    refused('+/#', 'only device events and app replies can be subscribed to');
+    refused('$SYS/#', 'only device events and app replies can be subscribed to');
+    refused('dev/+/#', 'only device events and app replies can be subscribed to');
+    refused('dev/+/hello', 'only device events and app replies can be subscribed to');
+    refused('dev/#/evt/#', 'device id must be 24 lowercase hex characters or +');
+    refused('dev/+/evt/+/x', 'event name may only contain letters, digits, "_", "-", ".", ":" and "/"');
+    refused('dev/+/evt/a/#/b', 'event name may only contain letters, digits, "_", "-", ".", ":" and "/"');
+    refused('dev/+/evt/', 'event name must not be empty');
+    refused('cloud/' + ID + '/req', 'only device events and app replies can be subscribed to');
+    refused('app/+/reply', 'client id must be 1 to 64 characters of [A-Za-z0-9_-]');
+  });
+
+  it('parseFilter throws nothing but ProtocolError (fast-check)', () => {
+    const parts = fc.constantFrom('dev', 'app', 'cloud', 'evt', 'reply', '+', '#', '$SYS', '', 'a', ID, '/', '\u0000');
+    fc.assert(
+      fc.property(fc.oneof(fc.array(parts, { maxLength: 10 }).map((p) => p.join('/')), fc.string({ maxLength: 60 })), (f) => {
+        try {
+          parseFilter(f);
+          return true;
+        } catch (e) {
+          return isProtocolError(e);
+        }
+      }),
+      { numRuns: 10000 },
+    );
   });
 
   it('pairs each kind with the topics it may travel on', () => {

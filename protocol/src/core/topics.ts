@@ -150,3 +150,35 @@ function safe(s: string): string {
   }
   return s.length > 32 ? out + '...' : out;
 }
+
+/** A subscription filter an operator app may use, as parseFilter reads it. */
+export type ParsedFilter =
+  /** Events of one device (`deviceId`) or of every device the app may see ('+'), whose names start with `prefix` ('' for all). */
+  | { root: 'dev'; deviceId: string; channel: 'evt'; prefix: string }
+  | { root: 'app'; clientId: string; channel: AppChannel };
+
+/**
+ * Parses the subscription filters operator apps may use: `dev/<id|+>/evt/#`,
+ * `dev/<id|+>/evt/<levels...>/#` (or without the `/#`: exactly that event
+ * name) and `app/<clientId>/reply`. Anything else (`#`, `+/#`, `$SYS/...`,
+ * other channels, `+` inside an event name) is refused with a ProtocolError.
+ */
+export function parseFilter(filter: string): ParsedFilter {
+  if (typeof filter !== 'string' || filter.length === 0) return fail('topic', 'filter must not be empty');
+  if (filter.length > LIMITS.topicMaxBytes) return fail('topic', 'filter is longer than ' + LIMITS.topicMaxBytes + ' characters');
+  const levels = filter.split('/');
+  if (levels[0] === APP_ROOT) {
+    const t = parseTopic(filter);
+    return t as ParsedFilter;
+  }
+  if (levels[0] !== DEVICE_ROOT || levels.length < 4 || levels[2] !== 'evt') return fail('topic', 'only device events and app replies can be subscribed to');
+  const id = levels[1];
+  if (id !== '+' && !isDeviceId(id)) return fail('topic', 'device id must be 24 lowercase hex characters or +');
+  const rest = levels.slice(3);
+  const wildcard = rest[rest.length - 1] === '#';
+  const name = (wildcard ? rest.slice(0, -1) : rest).join('/');
+  if (name === '') return wildcard ? { root: 'dev', deviceId: id, channel: 'evt', prefix: '' } : fail('topic', 'event name must not be empty');
+  const problem = eventNameProblem(name);
+  if (problem) return fail('topic', 'event name ' + problem);
+  return { root: 'dev', deviceId: id, channel: 'evt', prefix: wildcard ? name + '/' : name };
+}

@@ -1,0 +1,8 @@
+/**
+ * @module @flotilla/bridge
+ * The bridge: createBridge(options) and its parts.
+ */
+export { createBridge, defaultOptions } from './bridge.js';
+export type { Bridge, BridgeOptions } from './bridge.js';
+export { decide } from './policy/decide.js';
+export type * from './policy/types.js';

@@ -1,0 +1,71 @@
+/**
+ * CONNECT: who is this? A device (client id = username = its device id, the
+ * device secret as password) or an operator app (any other client id, an
+ * access token as password). The answer becomes the client's Session.
+ */
+import { createHash } from 'node:crypto';
+import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
+import type { Actor } from '../policy/types.js';
+import type { BrokerContext } from './context.js';
+import type { Session } from './session.js';
+
+/** CONNACK return codes of MQTT 3.1.1. */
+export const BAD_CREDENTIALS = 4;
+export const NOT_AUTHORIZED = 5;
+export const BAD_CLIENT_ID = 2;
+
+export type AuthResult = { ok: true; session: Session } | { ok: false; code: 2 | 4 | 5; reason: string };
+
+/** The will in a CONNECT, as aedes hands it over. */
+export interface Will {
+  topic: string;
+  payload: Buffer | Uint8Array;
+  retain?: boolean;
+}
+
+export async function authenticate(
+  ctx: BrokerContext, clientId: string, username: string | undefined, password: Buffer | undefined, will: Will | null,
+): Promise<AuthResult> {
+  const secret = password ? password.toString('utf8') : '';
+  if (isDeviceId(clientId)) {
+    // A device: the client id is its identity, and the username must say the same.
+    if (username !== clientId) return { ok: false, code: BAD_CREDENTIALS, reason: 'username must equal the device id' };
+    if (will && !deviceWillOk(clientId, will)) return { ok: false, code: NOT_AUTHORIZED, reason: 'a device\'s will must be a status message on its own status topic' };
+    if (!secret || !(await ctx.store.verifyDeviceSecret(clientId, secret))) return { ok: false, code: BAD_CREDENTIALS, reason: 'wrong device secret' };
+    const product = await ctx.store.deviceProduct(clientId);
+    if (!product) return { ok: false, code: NOT_AUTHORIZED, reason: 'device has no product' };
+    const actor: Actor = { kind: 'device', deviceId: clientId, productId: product.productId };
+    return {
+      ok: true,
+      session: { kind: 'device', deviceId: clientId, product, actor, inbox: topics.filter.deviceInbox(clientId), tokens: 4, refilledAt: Date.now() },
+    };
+  }
+  // An operator app: a token, and a client id that can be a topic level (replies go to app/<clientId>/reply).
+  if (!isClientId(clientId)) return { ok: false, code: BAD_CLIENT_ID, reason: 'client id must be 1 to 64 of [A-Za-z0-9_-]' };
+  if (!secret) return { ok: false, code: BAD_CREDENTIALS, reason: 'an access token is required as the password' };
+  if (will) return { ok: false, code: NOT_AUTHORIZED, reason: 'apps may not set a will' };
+  const token = await ctx.store.findToken(secret);
+  const now = ctx.now();
+  if (!token) return { ok: false, code: BAD_CREDENTIALS, reason: 'unknown token' };
+  if (token.revokedAt) return { ok: false, code: BAD_CREDENTIALS, reason: 'revoked token' };
+  if (token.expiresAt && token.expiresAt <= now) return { ok: false, code: BAD_CREDENTIALS, reason: 'expired token' };
+  let actor: Actor;
+  if (token.subject.kind === 'user') actor = { kind: 'user', userId: token.subject.id, memberships: await ctx.store.memberships(token.subject.id) };
+  else return { ok: false, code: NOT_AUTHORIZED, reason: token.subject.kind + ' tokens cannot use MQTT yet' };
+  return { ok: true, session: { kind: 'operator', clientId, tokenHash: hashToken(secret), actor, watch: new Map() } };
+}
+
+/** dev/<id>/status carrying { online: false }, not retained: the only will a device may leave. */
+function deviceWillOk(deviceId: string, will: Will): boolean {
+  if (will.retain || will.topic !== topics.device.status(deviceId)) return false;
+  try {
+    const m = decode(will.payload);
+    return m.kind === 'status' && !m.online;
+  } catch {
+    return false;
+  }
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}

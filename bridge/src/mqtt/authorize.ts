@@ -1,0 +1,146 @@
+/**
+ * aedes' authorization hooks as thin adapters: each parses what the packet
+ * asks, loads what the policy needs, and calls the pure decide(). A refused
+ * PUBLISH closes the client (MQTT 3.1.1 has no negative PUBACK); a refused
+ * SUBSCRIBE is answered with 0x80 and the client stays. Delivery
+ * (authorizeForward) is synchronous and decides from the session and the
+ * in-memory device map only.
+ */
+import {
+  decode, isProtocolError, kindFitsTopic, LIMITS, parseFilter, parseTopic, validateDeviceEventName,
+} from '@flotilla/protocol';
+import type { Action, Message, ParsedTopic } from '@flotilla/protocol';
+import { decide } from '../policy/decide.js';
+import type { ProductRef } from '../policy/types.js';
+import type { BrokerContext } from './context.js';
+import { ingest } from './ingest.js';
+import type { Session, WithSession } from './session.js';
+
+/** A refusal: aedes closes the client; the message says why, for the log. */
+export class Refused extends Error {}
+
+export interface PublishPacket {
+  topic: string;
+  payload: Buffer | Uint8Array;
+  qos: number;
+  retain: boolean;
+}
+
+/** What an operator's message to a device asks for, in the permission matrix's terms. */
+function actionOf(msg: Message): Action {
+  if (msg.kind === 'request') {
+    switch (msg.op) {
+      case 'var': return 'device.variable';
+      case 'call': return 'device.function';
+      case 'ping':
+      case 'signal': return 'device.ping';
+      case 'vitals': return 'device.vitals.refresh';
+      case 'reset': return 'device.edit';
+    }
+  }
+  if (msg.kind === 'cloudEvent') return 'event.publish';
+  return 'device.flash'; // otaBegin, otaChunk, otaAbort
+}
+
+function parse(packet: PublishPacket): { t: ParsedTopic; msg: Message } {
+  try {
+    return { t: parseTopic(packet.topic), msg: decode(packet.payload) };
+  } catch (e) {
+    throw new Refused(isProtocolError(e) ? e.code + ': ' + e.message : String(e));
+  }
+}
+
+export async function authorizePublish(ctx: BrokerContext, client: WithSession, packet: PublishPacket): Promise<void> {
+  const s = client.session;
+  if (!s) throw new Refused('no session');
+  if (packet.retain) throw new Refused('retained messages are not allowed');
+  const { t, msg } = parse(packet);
+  if (!kindFitsTopic(msg.kind, t.root, t.channel)) throw new Refused(msg.kind + ' does not travel on ' + packet.topic);
+  if (s.kind === 'device') {
+    if (t.root !== 'dev' || t.deviceId !== s.deviceId) throw new Refused('a device publishes only under its own topics');
+    if (t.channel === 'evt') {
+      const bad = validateDeviceEventName(t.event);
+      if (bad) throw new Refused(bad.message);
+      spendEventToken(s);
+    }
+    await ingest(ctx, s.deviceId, msg);
+    return;
+  }
+  if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');
+  const action = actionOf(msg);
+  const product = ctx.devices.get(t.deviceId) ?? (await ctx.store.deviceProduct(t.deviceId));
+  const decision = product
+    ? decide(s.actor, action, { kind: 'device', deviceId: t.deviceId, product, customerId: null })
+    : ({ allow: false, status: 404, reason: 'no such device' } as const);
+  await ctx.store.audit({
+    at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s), action, resourceKind: 'device', resourceId: t.deviceId,
+    allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
+  });
+  if (!decision.allow) throw new Refused(action + ' on ' + t.deviceId + ': ' + decision.reason);
+  if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, t.deviceId, msg));
+}
+
+/** Particle's event rate, per device: LIMITS.publishPerSecond with bursts of LIMITS.publishBurst. */
+function spendEventToken(s: Extract<Session, { kind: 'device' }>): void {
+  const now = Date.now();
+  s.tokens = Math.min(LIMITS.publishBurst, s.tokens + ((now - s.refilledAt) / 1000) * LIMITS.publishPerSecond);
+  s.refilledAt = now;
+  // A device may exceed the rate briefly (clock skew, a retransmission); twice the burst is abuse.
+  if (s.tokens < 1 - LIMITS.publishBurst) throw new Refused('event rate over ' + LIMITS.publishPerSecond + '/s');
+  s.tokens -= 1;
+}
+
+function actorId(s: Session): string {
+  const a = s.actor;
+  return a.kind === 'user' ? a.userId : a.kind === 'device' ? a.deviceId : a.kind === 'customer' ? a.customerId : a.kind === 'apiUser' ? a.apiUserId : '';
+}
+
+export interface Subscription {
+  topic: string;
+  qos: number;
+}
+
+/** The subscription as granted (QoS at most 1), or null for SUBACK 0x80. */
+export async function authorizeSubscribe(ctx: BrokerContext, client: WithSession, sub: Subscription): Promise<Subscription | null> {
+  const s = client.session;
+  if (!s) return null;
+  const qos = Math.min(sub.qos, 1);
+  if (s.kind === 'device') return s.inbox.indexOf(sub.topic) >= 0 ? { topic: sub.topic, qos } : null;
+  let f;
+  try {
+    f = parseFilter(sub.topic);
+  } catch {
+    return null;
+  }
+  if (f.root === 'app') return f.clientId === s.clientId ? { topic: sub.topic, qos } : null;
+  // Every device: what each delivery may show is decided per device in authorizeForward.
+  if (f.deviceId === '+') return { topic: sub.topic, qos };
+  const product = ctx.devices.get(f.deviceId) ?? (await ctx.store.deviceProduct(f.deviceId));
+  return product && mayWatch(s, f.deviceId, product) ? { topic: sub.topic, qos } : null;
+}
+
+function mayWatch(s: Extract<Session, { kind: 'operator' }>, deviceId: string, product: ProductRef): boolean {
+  let ok = s.watch.get(product.productId);
+  if (ok === undefined) {
+    ok = decide(s.actor, 'device.events', { kind: 'device', deviceId, product, customerId: null }).allow;
+    s.watch.set(product.productId, ok);
+  }
+  return ok;
+}
+
+/** Synchronous, on every delivery: the packet, or null to keep it from this client. */
+export function authorizeForward(ctx: BrokerContext, client: WithSession, packet: { topic: string }): { topic: string } | null {
+  const s = client.session;
+  if (!s) return null;
+  if (s.kind === 'device') return s.inbox.indexOf(packet.topic) >= 0 ? packet : null;
+  let t: ParsedTopic;
+  try {
+    t = parseTopic(packet.topic);
+  } catch {
+    return null; // $SYS and anything else that is not a protocol topic
+  }
+  if (t.root === 'app') return t.clientId === s.clientId ? packet : null;
+  if (t.root !== 'dev' || t.channel !== 'evt') return null;
+  const product = ctx.devices.get(t.deviceId);
+  return product && mayWatch(s, t.deviceId, product) ? packet : null;
+}

@@ -1,0 +1,169 @@
+/**
+ * The MQTT side of the bridge: aedes with Flotilla's hooks, a frame guard in
+ * front of every connection, presence (online/offline with Particle's
+ * spark/status events), and revocation that cuts live sessions.
+ */
+import { createServer, Server, Socket } from 'node:net';
+import { Aedes } from 'aedes';
+import type { AddressInfo } from 'node:net';
+import { encode, topics } from '@flotilla/protocol';
+import type { BrokerStore, Logger } from './deps.js';
+import type { BrokerContext } from './context.js';
+import { authenticate, hashToken } from './authenticate.js';
+import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
+import { GuardedConnection } from './guard.js';
+import { RequestRouter } from './requests.js';
+import type { WithSession } from './session.js';
+import type { ProductRef } from '../policy/types.js';
+
+export interface BrokerOptions {
+  store: BrokerStore;
+  log: Logger;
+  /** Largest MQTT packet accepted, bytes: an OTA chunk at its maximum and then some. */
+  maxPacket: number;
+  /** A client that has not sent CONNECT within this many ms is dropped. */
+  connectTimeoutMs: number;
+  /** Keepalive above this (seconds) is refused; 0 (no keepalive) too. */
+  keepaliveLimit: number;
+  /** How long an MQTT app's request waits for its reply. */
+  requestTimeoutMs: number;
+  now?: () => Date;
+}
+
+export interface Broker {
+  aedes: Aedes;
+  context: BrokerContext;
+  /** Starts a TCP listener; resolves with its port. */
+  listen(port: number, host: string): Promise<number>;
+  /** Ends every MQTT session that authenticated with this token (after the store revoked it). */
+  cutToken(token: string): number;
+  close(): Promise<void>;
+}
+
+export async function createBroker(o: BrokerOptions): Promise<Broker> {
+  const servers: Server[] = [];
+  const sockets = new Set<Socket>();
+  let aedes: Aedes;
+  const context: BrokerContext = {
+    store: o.store,
+    log: o.log,
+    devices: new Map<string, ProductRef>(),
+    requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
+    now: o.now ?? (() => new Date()),
+    publish(topic, payload, qos) {
+      aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false }, () => {});
+    },
+  };
+
+  aedes = await Aedes.createBroker({
+    connectTimeout: o.connectTimeoutMs,
+    keepaliveLimit: o.keepaliveLimit,
+    // Device ids are 24 characters, app client ids up to 64: aedes' default of 23 would refuse both.
+    maxClientsIdLength: 64,
+    authenticate(client, username, password, done) {
+      // aedes has stored the CONNECT's will on the client by now: judge it here, where the client can be told.
+      const will = (client as unknown as { _will?: { topic: string; payload: Buffer; retain?: boolean } })._will ?? null;
+      authenticate(context, client.id, username, password, will).then(
+        (r) => {
+          if (!r.ok) {
+            o.log.info({ clientId: client.id, reason: r.reason }, 'mqtt: connect refused');
+            const err = Object.assign(new Error(r.reason), { returnCode: r.code });
+            return done(err as never, false);
+          }
+          (client as unknown as WithSession).session = r.session;
+          done(null, true);
+        },
+        (e) => done(e as never, false),
+      );
+    },
+    authorizePublish(client, packet, done) {
+      if (!client) return done(null); // the bridge's own publishes
+      authorizePublish(context, client as unknown as WithSession, packet as never).then(
+        () => done(null),
+        (e: Error) => {
+          o.log.info({ clientId: client.id, topic: packet.topic, reason: e.message }, 'mqtt: publish refused');
+          done(e);
+        },
+      );
+    },
+    authorizeSubscribe(client, sub, done) {
+      authorizeSubscribe(context, client as unknown as WithSession, sub).then(
+        (granted) => {
+          if (!granted) o.log.info({ clientId: client.id, topic: sub.topic }, 'mqtt: subscription refused');
+          done(null, granted as never);
+        },
+        () => done(null, null as never),
+      );
+    },
+    authorizeForward(client, packet) {
+      return authorizeForward(context, client as unknown as WithSession, packet) ? packet : null;
+    },
+  });
+
+  // Presence: a device is online while a session of it is connected here.
+  aedes.on('client', (client) => {
+    const s = (client as unknown as WithSession).session;
+    if (s?.kind !== 'device') return;
+    context.devices.set(s.deviceId, s.product);
+    presence(s.deviceId, true);
+  });
+  aedes.on('clientDisconnect', (client) => {
+    const s = (client as unknown as WithSession).session;
+    if (s?.kind !== 'device') return;
+    // A newer connection of the same device replaced this one: it is still online.
+    const current = clients(aedes)[s.deviceId];
+    if (current && current !== (client as unknown)) return;
+    context.devices.delete(s.deviceId);
+    presence(s.deviceId, false);
+  });
+
+  function presence(deviceId: string, online: boolean): void {
+    o.store.setOnline(deviceId, online, context.now()).catch((e) => o.log.error({ err: e, deviceId }, 'store: setOnline failed'));
+    // Particle's special event, to whoever may watch the device's events.
+    context.publish(topics.device.event(deviceId, 'spark/status'), encode('event', { data: online ? 'online' : 'offline', ttl: 60 }), 0);
+  }
+
+  return {
+    aedes,
+    context,
+    async listen(port, host) {
+      const server = createServer({ noDelay: true }, (socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+        aedes.handle(
+          new GuardedConnection(socket, o.maxPacket, (verdict) =>
+            o.log.info({ remote: socket.remoteAddress, verdict }, 'mqtt: connection refused by the frame guard'),
+          ) as never,
+        );
+      });
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      return (server.address() as AddressInfo).port;
+    },
+    cutToken(token) {
+      const hash = hashToken(token);
+      let n = 0;
+      for (const c of Object.values(clients(aedes))) {
+        if (c.session?.kind === 'operator' && c.session.tokenHash === hash) {
+          c.close();
+          n++;
+        }
+      }
+      return n;
+    },
+    async close() {
+      context.requests.close();
+      for (const s of servers) s.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    },
+  };
+}
+
+/** aedes' connected clients by id (present at runtime, missing from its type definitions). */
+function clients(aedes: Aedes): Record<string, WithSession & { close(): void }> {
+  return (aedes as unknown as { clients: Record<string, WithSession & { close(): void }> }).clients;
+}

@@ -1,0 +1,33 @@
+/**
+ * What the broker knows about a connected client, computed once at CONNECT so
+ * the publish and delivery paths decide without touching the database.
+ */
+import type { Actor, ProductRef } from '../policy/types.js';
+
+export type Session =
+  | {
+      kind: 'device';
+      deviceId: string;
+      product: ProductRef;
+      actor: Actor;
+      /** The three cloud → device topics it may subscribe to. */
+      inbox: readonly string[];
+      /** Event publish budget (Particle's 1/s with bursts of 4). */
+      tokens: number;
+      refilledAt: number;
+    }
+  | {
+      kind: 'operator';
+      clientId: string;
+      /** SHA-256 of the token it connected with, so a revocation can find it. */
+      tokenHash: string;
+      actor: Actor;
+      /** Product id → may it watch that product's device events (memo of decide()). */
+      watch: Map<string, boolean>;
+    };
+
+/** aedes clients carry their session on this property. */
+export interface WithSession {
+  id: string;
+  session?: Session;
+}

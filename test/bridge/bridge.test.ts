@@ -1,0 +1,85 @@
+/**
+ * The bridge as a program: a second start on the same data directory finds
+ * everything where it was; the flotilla-bridge command takes its options from
+ * flags and environment, prints a generated owner password once, and closes
+ * cleanly on SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createBridge } from '@flotilla/bridge';
+import { connect } from '../helpers/bridge-fixture.js';
+
+const BIN = fileURLToPath(new URL('../../bridge/bin/flotilla-bridge.mjs', import.meta.url));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('bridge as a program', function () {
+  this.timeout(30000);
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'flotilla-run-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('finds everything where it was after a restart on the same data directory', async () => {
+    const first = await createBridge({ dataDir: dir, mqttPort: 0, logLevel: 'silent' });
+    assert.ok(first.generatedOwnerPassword, 'a password is generated for the first owner');
+    const owner = await first.store.verifyPassword('owner', first.generatedOwnerPassword!);
+    assert.ok(owner);
+    const product = await first.store.createProduct({ name: 'P', slug: 'p', ownerUserId: owner.id });
+    await first.store.createDevice({ id: 'cafecafecafecafecafecafe', productId: product.id });
+    await first.store.setDeviceSecret('cafecafecafecafecafecafe', 's3cret');
+    await first.close();
+
+    const second = await createBridge({ dataDir: dir, mqttPort: 0, logLevel: 'silent' });
+    try {
+      assert.equal(second.generatedOwnerPassword, null, 'no second owner');
+      assert.ok(await second.store.verifyPassword('owner', first.generatedOwnerPassword!));
+      assert.equal((await second.store.getDevice('cafecafecafecafecafecafe'))?.productId, product.id);
+      const c = await connect(second.ports.mqtt, { clientId: 'cafecafecafecafecafecafe', username: 'cafecafecafecafecafecafe', password: 's3cret' });
+      c.end(true);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('runs as flotilla-bridge from flags and environment, and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--log-level', 'warn'], {
+      env: { ...process.env, FLOTILLA_MQTT_PORT: String(port), FLOTILLA_OWNER_USERNAME: 'root' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      for (let i = 0; i < 100 && !/First owner "root" created with password: \S+/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(out, /First owner "root" created with password: \S+/);
+      // It listens where the environment said.
+      await assert.rejects(connect(port, { clientId: 'app-1', username: 'token', password: 'nope' }), /Bad username or password/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, out);
+  });
+
+  it('refuses a bad port with a clear message', async () => {
+    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--mqtt-port', 'eighty'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 2);
+    assert.match(err, /the MQTT port must be a port number \(0 to 65535\), not "eighty"/);
+  });
+});

@@ -1,0 +1,296 @@
+/**
+ * The bridge's broker, attacked through real sockets on loopback: identities,
+ * what devices and operator apps may publish and subscribe to, and hostile
+ * input. Each refusal must deliver nothing across a device or product
+ * boundary and leave the broker serving everyone else.
+ */
+import assert from 'node:assert/strict';
+import { connect as tcp, type Socket } from 'node:net';
+import type { MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
+import { decode, encode, topics } from '@flotilla/protocol';
+import { A1, A2, B1, app, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+
+const hello = (firmware = 3) =>
+  Buffer.from(encode('hello', {
+    agent: '0.1.0', firmware, product: 1, variables: [{ name: 'temp', type: 'double' }], functions: ['led'], subscriptions: [],
+    bootReason: 'power_down', ota: { slot: 0, trial: false, rolledBackFrom: null },
+  }));
+const event = (data: string) => Buffer.from(encode('event', { data, ttl: 60 }));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when the client's connection closes; fails after `ms`. */
+function closed(c: MqttClient, ms = 3000): Promise<void> {
+  if (!c.connected) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('still connected after ' + ms + ' ms')), ms);
+    c.once('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/** Messages a client receives, decoded. */
+function inbox(c: MqttClient): { topic: string; msg: ReturnType<typeof decode> }[] {
+  const got: { topic: string; msg: ReturnType<typeof decode> }[] = [];
+  c.on('message', (topic, payload) => got.push({ topic, msg: decode(payload) }));
+  return got;
+}
+
+/** Raw bytes to the broker: resolves with what came back once the socket closed (or after `ms`). */
+function raw(port: number, bytes: Uint8Array[], ms = 2000): Promise<{ closed: boolean; received: Buffer }> {
+  return new Promise((resolve) => {
+    const s: Socket = tcp({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', () => {});
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve({ closed: false, received: Buffer.concat(chunks) });
+    }, ms);
+    s.once('close', () => {
+      clearTimeout(t);
+      resolve({ closed: true, received: Buffer.concat(chunks) });
+    });
+    s.once('connect', () => {
+      for (const b of bytes) s.write(b);
+    });
+  });
+}
+
+/** The QoS the broker granted one filter (128: refused). mqtt.js rejects on 128; the SUBACK is on the error. */
+async function grant(c: MqttClient, filter: string): Promise<number> {
+  try {
+    return (await c.subscribeAsync(filter, { qos: 1 }))[0].qos;
+  } catch (e) {
+    const granted = (e as { packet?: { granted?: number[] } }).packet?.granted;
+    if (granted) return granted[0];
+    throw e;
+  }
+}
+
+const packet = (p: object) => mqttPacket.generate(p as never);
+const CONNECT = (clientId: string, username?: string, password?: string) =>
+  packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId, username, password: password ? Buffer.from(password) : undefined });
+
+describe('bridge broker', function () {
+  this.timeout(20000);
+  let f: Fixture;
+  const clients: MqttClient[] = [];
+  const track = (c: MqttClient) => (clients.push(c), c);
+  /** The broker still serves: a device connects, publishes at QoS 1 and gets its PUBACK. */
+  async function serving(): Promise<void> {
+    const c = track(await device(f.port, A2));
+    await c.publishAsync(topics.device.vitals(A2), Buffer.from(encode('vitals', { values: { 'device.system.uptime': 1 } })), { qos: 1 });
+    c.end(true);
+  }
+
+  before(async () => {
+    f = await startFixture();
+  });
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.end(true);
+  });
+  after(async () => {
+    await f.close();
+  });
+
+  describe('identities', () => {
+    it('lets a device in with its secret, and refuses a wrong secret, a foreign username or an unknown device', async () => {
+      track(await device(f.port, A1));
+      await assert.rejects(device(f.port, A1, { password: 'wrong' }), /Bad username or password/);
+      await assert.rejects(device(f.port, A1, { username: A2, password: 'secret-a2' }), /Bad username or password/);
+      await assert.rejects(device(f.port, A1, { clientId: 'cccccccccccccccccccccccc', username: 'cccccccccccccccccccccccc' }), /Bad username or password/);
+      await serving();
+    });
+
+    it('never lets one device take over another\'s client id', async () => {
+      const a1 = track(await device(f.port, A1));
+      // a2's own credentials, a1's client id: refused, and a1 keeps its session.
+      await assert.rejects(device(f.port, A2, { clientId: A1 }), /Bad username or password/);
+      await a1.publishAsync(topics.device.hello(A1), hello(), { qos: 1 });
+      assert.ok(a1.connected);
+    });
+
+    it('lets an app in with a valid token only', async () => {
+      track(await app(f.port, 'alice-app', f.tokens.alice));
+      await assert.rejects(app(f.port, 'x1', f.tokens.revoked), /Bad username or password/);
+      await sleep(1100); // the expired token had a 1 s lifetime
+      await assert.rejects(app(f.port, 'x2', f.tokens.expired), /Bad username or password/);
+      await assert.rejects(app(f.port, 'x3', 'not-a-token'), /Bad username or password/);
+      await assert.rejects(app(f.port, 'x4', ''), /Bad username or password/);
+    });
+
+    it('refuses client ids with +, #, / or NUL, and invalid UTF-8', async () => {
+      for (const id of ['a+b', 'a#b', 'a/b', 'a\u0000b']) {
+        const r = await raw(f.port, [CONNECT(id, 'token', f.tokens.alice)]);
+        assert.ok(r.closed, 'closed for ' + JSON.stringify(id));
+        assert.ok(r.received.length === 0 || r.received[3] !== 0, 'not accepted: ' + JSON.stringify(id));
+      }
+      // Client id bytes 0xc3 0x28 (invalid UTF-8), spliced into a CONNECT.
+      const good = Buffer.from(CONNECT('ab', 'token', f.tokens.alice));
+      const at = good.indexOf(Buffer.from('ab'));
+      good[at] = 0xc3;
+      good[at + 1] = 0x28;
+      const r = await raw(f.port, [good]);
+      assert.ok(r.closed && (r.received.length === 0 || r.received[3] !== 0));
+      await serving();
+    });
+
+    it('refuses a will outside the device\'s own status topic, a retained will, and any app will', async () => {
+      const status = Buffer.from(encode('status', { online: false }));
+      await assert.rejects(device(f.port, A1, { will: { topic: topics.device.status(B1), payload: status, qos: 1, retain: false } }), /Not authorized/);
+      await assert.rejects(device(f.port, A1, { will: { topic: topics.device.status(A1), payload: status, qos: 1, retain: true } }), /Not authorized/);
+      await assert.rejects(device(f.port, A1, { will: { topic: topics.device.status(A1), payload: Buffer.from('x'), qos: 1, retain: false } }), /Not authorized/);
+      await assert.rejects(app(f.port, 'w', f.tokens.alice, { will: { topic: topics.app.reply('w'), payload: status, qos: 0, retain: false } }), /Not authorized/);
+      track(await device(f.port, A1, { will: { topic: topics.device.status(A1), payload: status, qos: 1, retain: false } }));
+    });
+  });
+
+  describe('devices', () => {
+    it('stores hello, vitals and errors before the PUBACK', async () => {
+      const a1 = track(await device(f.port, A1));
+      await a1.publishAsync(topics.device.hello(A1), hello(7), { qos: 1 });
+      const d = await f.bridge.store.getDevice(A1);
+      assert.equal(d?.firmwareVersion, 7);
+      await a1.publishAsync(topics.device.vitals(A1), Buffer.from(encode('vitals', { values: { 'device.system.uptime': 42 } })), { qos: 1 });
+      assert.equal((await f.bridge.store.latestVitals(A1))?.values['device.system.uptime'], 42);
+      await a1.publishAsync(topics.device.error(A1), Buffer.from(encode('error', { source: 'function', name: 'led', message: 'boom', stack: '', count: 2, uptime: 5 })), { qos: 1 });
+      const errors = await f.bridge.store.errorsByProduct(f.products.A);
+      assert.ok(errors.some((e) => e.message === 'boom'));
+    });
+
+    it('grants a device its own three inbox topics and nothing else', async () => {
+      const a1 = track(await device(f.port, A1));
+      const granted = await a1.subscribeAsync(topics.filter.deviceInbox(A1), { qos: 1 });
+      assert.deepEqual(granted.map((g) => g.qos), [1, 1, 1]);
+      for (const filter of ['#', '+/#', '$SYS/#', 'cloud/+/req', topics.cloud.request(B1), topics.device.hello(A1), 'dev/+/evt/#', 'cloud/' + A1 + '/#']) {
+        assert.equal(await grant(a1, filter), 128, filter + ' refused');
+      }
+      assert.ok(a1.connected, 'a refused subscription does not disconnect');
+    });
+
+    it('cuts a device that publishes as another device, retains, breaks the protocol or uses spark/', async () => {
+      const watcher = track(await app(f.port, 'bob-watch', f.tokens.bob));
+      const got = inbox(watcher);
+      await watcher.subscribeAsync(topics.filter.deviceEvents(B1), { qos: 1 });
+      for (const [topic, payload, opts] of [
+        [topics.device.event(B1, 'temp'), event('spoofed'), {}],
+        [topics.device.hello(B1), hello(), {}],
+        [topics.device.event(A1, 'temp'), event('kept'), { retain: true }],
+        [topics.device.event(A1, 'temp'), Buffer.from([0xff]), {}],
+        [topics.device.hello(A1), event('x'), {}],
+        [topics.device.event(A1, 'spark/status'), event('online'), {}],
+        ['$SYS/broker/clients', event('x'), {}],
+      ] as const) {
+        const a1 = track(await device(f.port, A1));
+        a1.publish(topic, payload as Buffer, { qos: 1, ...opts });
+        await closed(a1);
+      }
+      await sleep(100);
+      assert.deepEqual(got, [], 'nothing reached B1\'s watcher');
+      await serving();
+    });
+  });
+
+  describe('operator apps', () => {
+    it('sees the events of its own products only', async () => {
+      const alice = track(await app(f.port, 'alice-watch', f.tokens.alice));
+      const got = inbox(alice);
+      assert.deepEqual((await alice.subscribeAsync(topics.filter.deviceEvents(), { qos: 1 })).map((g) => g.qos), [1]);
+      const a1 = track(await device(f.port, A1));
+      const b1 = track(await device(f.port, B1));
+      await a1.publishAsync(topics.device.event(A1, 'temp'), event('21'), { qos: 1 });
+      await b1.publishAsync(topics.device.event(B1, 'temp'), event('99'), { qos: 1 });
+      await sleep(200);
+      const seen = got.filter((g) => g.topic.endsWith('/temp'));
+      assert.deepEqual(seen.map((g) => g.topic), [topics.device.event(A1, 'temp')]);
+      assert.ok(got.some((g) => g.topic === topics.device.event(A1, 'spark/status')), 'spark/status of a1');
+      assert.ok(!got.some((g) => g.topic.startsWith('dev/' + B1)), 'nothing of b1');
+    });
+
+    it('is refused another product\'s device events, and other users\' replies', async () => {
+      const bob = track(await app(f.port, 'bob-app', f.tokens.bob));
+      assert.equal(await grant(bob, topics.filter.deviceEvents(A1)), 128);
+      assert.equal(await grant(bob, topics.app.reply('alice-app')), 128);
+      assert.equal(await grant(bob, '#'), 128);
+      assert.equal(await grant(bob, '$SYS/#'), 128);
+      assert.equal(await grant(bob, 'dev/+/hello'), 128);
+      assert.equal(await grant(bob, topics.app.reply('bob-app')), 1);
+      assert.ok(bob.connected);
+    });
+
+    it('routes a request to the device and the reply to the requester only, with its own id', async () => {
+      const a1 = track(await device(f.port, A1));
+      await a1.subscribeAsync(topics.filter.deviceInbox(A1), { qos: 1 });
+      a1.on('message', (_t, payload) => {
+        const m = decode(payload);
+        if (m.kind === 'request') a1.publish(topics.device.reply(A1), Buffer.from(encode('reply', { id: m.id, status: 'ok', value: 21.5 })), { qos: 1 });
+      });
+      const dave = track(await app(f.port, 'dave-app', f.tokens.dave));
+      const erin = track(await app(f.port, 'erin-app', f.tokens.erin));
+      const daveGot = inbox(dave);
+      const erinGot = inbox(erin);
+      await dave.subscribeAsync(topics.app.reply('dave-app'), { qos: 1 });
+      await erin.subscribeAsync(topics.app.reply('erin-app'), { qos: 1 });
+      await dave.publishAsync(topics.cloud.request(A1), Buffer.from(encode('request', { id: 7, op: 'var', name: 'temp' })), { qos: 1 });
+      for (let i = 0; i < 50 && daveGot.length === 0; i++) await sleep(20);
+      assert.deepEqual(daveGot.map((g) => g.msg), [{ kind: 'reply', id: 7, status: 'ok', value: 21.5 }]);
+      assert.deepEqual(erinGot, []);
+    });
+
+    it('cuts a View-only member who calls a function, and a stranger, and audits both', async () => {
+      const carol = track(await app(f.port, 'carol-app', f.tokens.carol));
+      carol.publish(topics.cloud.request(A1), Buffer.from(encode('request', { id: 1, op: 'call', name: 'led', arg: 'on' })), { qos: 1 });
+      await closed(carol);
+      const bob = track(await app(f.port, 'bob-app2', f.tokens.bob));
+      bob.publish(topics.cloud.request(A1), Buffer.from(encode('request', { id: 1, op: 'var', name: 'temp' })), { qos: 1 });
+      await closed(bob);
+      const log = await f.bridge.store.auditLog();
+      const denied = log.filter((e) => !e.allowed && e.resourceId === A1);
+      assert.ok(denied.some((e) => e.action === 'device.function' && e.status === 403), 'viewer: 403');
+      assert.ok(denied.some((e) => e.action === 'device.variable' && e.status === 404), 'stranger: 404');
+    });
+
+    it('ends a session at once when its token is revoked, and refuses it afterwards', async () => {
+      const token = (await f.bridge.store.issueToken({ subject: { kind: 'user', id: (await f.bridge.store.verifyPassword('alice', 'alice-password'))!.id }, clientId: 'test', scopes: [], ttlSeconds: 3600 })).token;
+      const alice = track(await app(f.port, 'alice-revoke', token));
+      await f.bridge.store.revokeToken(token);
+      assert.equal(f.bridge.broker.cutToken(token), 1);
+      await closed(alice);
+      await assert.rejects(app(f.port, 'alice-revoke', token), /Bad username or password/);
+    });
+  });
+
+  describe('hostile connections', () => {
+    it('drops a 268 MB claimed length before buffering it', async () => {
+      const rss = process.memoryUsage().rss;
+      const r = await raw(f.port, [Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f])]);
+      assert.ok(r.closed);
+      assert.ok(process.memoryUsage().rss - rss < 50 * 1024 * 1024);
+      await serving();
+    });
+
+    it('drops a fifth length byte, and a first packet that is not CONNECT', async () => {
+      assert.ok((await raw(f.port, [Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01])])).closed);
+      assert.ok((await raw(f.port, [Buffer.from([0xc0, 0x00])])).closed);
+      assert.ok((await raw(f.port, [packet({ cmd: 'publish', topic: 'a', payload: Buffer.from('x'), qos: 0 })])).closed);
+      await serving();
+    });
+
+    it('drops a 65,535-byte topic and 101 topic levels from an authenticated device', async () => {
+      const big = packet({ cmd: 'publish', topic: 'd'.repeat(65535), payload: Buffer.alloc(0), qos: 0 });
+      assert.ok((await raw(f.port, [CONNECT(A1, A1, 'secret-a1'), big])).closed);
+      const deep = packet({ cmd: 'publish', topic: Array(101).fill('x').join('/'), payload: Buffer.from('x'), qos: 0 });
+      assert.ok((await raw(f.port, [CONNECT(A1, A1, 'secret-a1'), deep])).closed);
+      await serving();
+    });
+
+    it('drops a connection that never sends CONNECT (connect timeout)', async function () {
+      this.timeout(20000);
+      const r = await raw(f.port, [], 15000);
+      assert.ok(r.closed, 'closed by the broker within its connect timeout');
+    });
+  });
+});

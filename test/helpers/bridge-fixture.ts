@@ -1,0 +1,79 @@
+/**
+ * A real bridge for tests: createBridge on a temp data directory (a real
+ * SQLite file) and a loopback port, with two products and their teams:
+ *
+ *   product A (personal, owner alice): devices a1, a2; product team: carol viewer, dave support, erin developer
+ *   product B (personal, owner bob):   device b1
+ *   tokens: one per user; plus a revoked and an expired token of alice's
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { createBridge, type Bridge } from '@flotilla/bridge';
+
+export const A1 = 'a1a1a1a1a1a1a1a1a1a1a1a1';
+export const A2 = 'a2a2a2a2a2a2a2a2a2a2a2a2';
+export const B1 = 'b1b1b1b1b1b1b1b1b1b1b1b1';
+export const SECRET = { [A1]: 'secret-a1', [A2]: 'secret-a2', [B1]: 'secret-b1' } as const;
+
+export interface Fixture {
+  bridge: Bridge;
+  dir: string;
+  port: number;
+  products: { A: string; B: string };
+  tokens: { alice: string; bob: string; carol: string; dave: string; erin: string; revoked: string; expired: string };
+  close(): Promise<void>;
+}
+
+export async function startFixture(): Promise<Fixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bridge-'));
+  const bridge = await createBridge({ dataDir: dir, mqttPort: 0, logLevel: 'silent', ownerPassword: 'owner-password' });
+  const s = bridge.store;
+  const users: Record<string, string> = {};
+  for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) users[name] = (await s.createUser(name, name + '-password')).id;
+  const A = String((await s.createProduct({ name: 'A', slug: 'prod-a', ownerUserId: users.alice })).id);
+  const B = String((await s.createProduct({ name: 'B', slug: 'prod-b', ownerUserId: users.bob })).id);
+  await s.addProductMember(A, users.carol, 'viewer');
+  await s.addProductMember(A, users.dave, 'support');
+  await s.addProductMember(A, users.erin, 'developer');
+  for (const [id, product] of [[A1, A], [A2, A], [B1, B]] as const) {
+    await s.createDevice({ id, productId: product });
+    await s.setDeviceSecret(id, SECRET[id]);
+  }
+  const token = async (user: string, ttlSeconds = 3600) =>
+    (await s.issueToken({ subject: { kind: 'user', id: users[user] }, clientId: 'test', scopes: [], ttlSeconds })).token;
+  const tokens = {
+    alice: await token('alice'), bob: await token('bob'), carol: await token('carol'), dave: await token('dave'), erin: await token('erin'),
+    revoked: await token('alice'), expired: await token('alice', 1),
+  };
+  await s.revokeToken(tokens.revoked);
+  return {
+    bridge, dir, port: bridge.ports.mqtt, products: { A, B }, tokens,
+    async close() {
+      await bridge.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An mqtt.js client on the fixture's port; resolves on CONNACK, rejects with the refusal. */
+export async function connect(port: number, opts: IClientOptions): Promise<MqttClient> {
+  const client = mqtt.connect({ host: '127.0.0.1', port, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', (e) => {
+      client.end(true);
+      reject(e);
+    });
+    client.once('close', () => reject(new Error('closed before CONNACK')));
+  });
+  (client.stream as unknown as { setNoDelay?: (b: boolean) => void }).setNoDelay?.(true);
+  return client;
+}
+
+export const device = (port: number, id: keyof typeof SECRET, extra: IClientOptions = {}) =>
+  connect(port, { clientId: id, username: id, password: SECRET[id], ...extra });
+
+export const app = (port: number, clientId: string, token: string, extra: IClientOptions = {}) =>
+  connect(port, { clientId, username: 'token', password: token, ...extra });
