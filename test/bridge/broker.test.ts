@@ -263,6 +263,53 @@ describe('bridge broker', function () {
     });
   });
 
+  describe('customers and API users', () => {
+    /** a1 and a2 each publish an event; resolves with the topics `c` received. */
+    async function eventsSeenBy(c: MqttClient): Promise<string[]> {
+      const got = inbox(c);
+      const a1 = track(await device(f.port, A1));
+      const a2 = track(await device(f.port, A2));
+      await a1.publishAsync(topics.device.event(A1, 't'), event('1'), { qos: 1 });
+      await a2.publishAsync(topics.device.event(A2, 't'), event('2'), { qos: 1 });
+      await sleep(150);
+      return got.map((g) => g.topic).filter((t) => t.endsWith('/t'));
+    }
+
+    it('lets a customer watch and reach only the device they claimed', async () => {
+      const cust = track(await app(f.port, 'cust-app', f.tokens.customer));
+      assert.equal(await grant(cust, topics.filter.deviceEvents(A1)), 1);
+      assert.equal(await grant(cust, topics.filter.deviceEvents(A2)), 128);
+      assert.equal(await grant(cust, topics.filter.deviceEvents()), 1);
+      // Overlapping filters, one delivery (aedes dedupes per client); never a2's.
+      assert.deepEqual(await eventsSeenBy(cust), [topics.device.event(A1, 't')]);
+      // A request to the unclaimed device ends the session.
+      cust.publish(topics.cloud.request(A2), Buffer.from(encode('request', { id: 1, op: 'var', name: 'x' })), { qos: 1 });
+      await closed(cust);
+    });
+
+    it('lets an API user do what its scopes list, on its product only', async () => {
+      const api = track(await app(f.port, 'api-app', f.tokens.apiUser));
+      assert.equal(await grant(api, topics.filter.deviceEvents()), 1);
+      assert.deepEqual((await eventsSeenBy(api)).sort(), [topics.device.event(A1, 't'), topics.device.event(A2, 't')].sort());
+      assert.equal(await grant(api, topics.filter.deviceEvents(B1)), 128);
+      api.publish(topics.cloud.request(A1), Buffer.from(encode('request', { id: 1, op: 'call', name: 'led', arg: '' })), { qos: 1 });
+      await closed(api);
+      const log = await f.bridge.store.auditLog();
+      assert.ok(log.some((e) => e.actorKind === 'apiUser' && e.action === 'device.function' && !e.allowed && e.status === 403));
+    });
+
+    it('applies a membership change to a live session at once', async () => {
+      const carol = track(await app(f.port, 'carol-watch', f.tokens.carol));
+      await grant(carol, topics.filter.deviceEvents());
+      assert.equal((await eventsSeenBy(carol)).length, 2);
+      await f.bridge.store.removeProductMember(f.products.A, f.users.carol);
+      await f.bridge.broker.refreshUser(f.users.carol);
+      assert.deepEqual(await eventsSeenBy(carol), []);
+      await f.bridge.store.addProductMember(f.products.A, f.users.carol, 'viewer');
+      await f.bridge.broker.refreshUser(f.users.carol);
+    });
+  });
+
   describe('hostile connections', () => {
     it('drops a 268 MB claimed length before buffering it', async () => {
       const rss = process.memoryUsage().rss;
@@ -285,6 +332,19 @@ describe('bridge broker', function () {
       const deep = packet({ cmd: 'publish', topic: Array(101).fill('x').join('/'), payload: Buffer.from('x'), qos: 0 });
       assert.ok((await raw(f.port, [CONNECT(A1, A1, 'secret-a1'), deep])).closed);
       await serving();
+    });
+
+    it('ends the session of a client that floods', async () => {
+      const slow = await startFixture({ mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, publishRate: { perSecond: 10, burst: 20 } } });
+      try {
+        const a1 = await device(slow.port, A1);
+        const vitals = Buffer.from(encode('vitals', { values: { 'device.system.uptime': 1 } }));
+        for (let i = 0; i < 40 && a1.connected; i++) a1.publish(topics.device.vitals(A1), vitals, { qos: 0 });
+        await closed(a1);
+        a1.end(true);
+      } finally {
+        await slow.close();
+      }
     });
 
     it('drops a connection that never sends CONNECT (connect timeout)', async function () {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { createBridge, type Bridge } from '@flotilla/bridge';
+import { createBridge, type Bridge, type BridgeOptions } from '@flotilla/bridge';
 
 export const A1 = 'a1a1a1a1a1a1a1a1a1a1a1a1';
 export const A2 = 'a2a2a2a2a2a2a2a2a2a2a2a2';
@@ -22,13 +22,14 @@ export interface Fixture {
   dir: string;
   port: number;
   products: { A: string; B: string };
-  tokens: { alice: string; bob: string; carol: string; dave: string; erin: string; revoked: string; expired: string };
+  users: Record<string, string>;
+  tokens: { alice: string; bob: string; carol: string; dave: string; erin: string; revoked: string; expired: string; customer: string; apiUser: string };
   close(): Promise<void>;
 }
 
-export async function startFixture(): Promise<Fixture> {
+export async function startFixture(options: Partial<BridgeOptions> = {}): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bridge-'));
-  const bridge = await createBridge({ dataDir: dir, mqttPort: 0, logLevel: 'silent', ownerPassword: 'owner-password' });
+  const bridge = await createBridge({ dataDir: dir, mqttPort: 0, logLevel: 'silent', ownerPassword: 'owner-password', ...options });
   const s = bridge.store;
   const users: Record<string, string> = {};
   for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) users[name] = (await s.createUser(name, name + '-password')).id;
@@ -46,10 +47,18 @@ export async function startFixture(): Promise<Fixture> {
   const tokens = {
     alice: await token('alice'), bob: await token('bob'), carol: await token('carol'), dave: await token('dave'), erin: await token('erin'),
     revoked: await token('alice'), expired: await token('alice', 1),
+    // A customer of A who claimed a1, and an API user of A that may watch and read variables.
+    customer: '',
+    apiUser: '',
   };
+  const customer = await s.createCustomer({ productId: A, username: 'cust1@example.com', password: 'cust-password' });
+  await s.claimDevice(A1, customer.id);
+  tokens.customer = (await s.issueToken({ subject: { kind: 'customer', id: customer.id }, clientId: 'test', scopes: [], ttlSeconds: 3600 })).token;
+  const apiUser = await s.createApiUser({ username: 'dashboard', productId: A, scopes: ['device.events', 'device.variable'] });
+  tokens.apiUser = (await s.issueToken({ subject: { kind: 'apiUser', id: apiUser.id }, clientId: 'test', scopes: [], ttlSeconds: 3600 })).token;
   await s.revokeToken(tokens.revoked);
   return {
-    bridge, dir, port: bridge.ports.mqtt, products: { A, B }, tokens,
+    bridge, dir, port: bridge.ports.mqtt, products: { A, B }, users, tokens,
     async close() {
       await bridge.close();
       rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,9 @@
  * access token as password). The answer becomes the client's Session.
  */
 import { createHash } from 'node:crypto';
-import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
+import { decode, isClientId, isDeviceId, LIMITS, topics } from '@flotilla/protocol';
+import type { Action } from '@flotilla/protocol';
+import type { TokenSubject } from './deps.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
 import type { Session } from './session.js';
@@ -32,12 +34,16 @@ export async function authenticate(
     if (username !== clientId) return { ok: false, code: BAD_CREDENTIALS, reason: 'username must equal the device id' };
     if (will && !deviceWillOk(clientId, will)) return { ok: false, code: NOT_AUTHORIZED, reason: 'a device\'s will must be a status message on its own status topic' };
     if (!secret || !(await ctx.store.verifyDeviceSecret(clientId, secret))) return { ok: false, code: BAD_CREDENTIALS, reason: 'wrong device secret' };
-    const product = await ctx.store.deviceProduct(clientId);
-    if (!product) return { ok: false, code: NOT_AUTHORIZED, reason: 'device has no product' };
-    const actor: Actor = { kind: 'device', deviceId: clientId, productId: product.productId };
+    const access = await ctx.store.deviceAccess(clientId);
+    if (!access) return { ok: false, code: NOT_AUTHORIZED, reason: 'device has no product' };
+    const actor: Actor = { kind: 'device', deviceId: clientId, productId: access.product.productId };
+    const now = Date.now();
     return {
       ok: true,
-      session: { kind: 'device', deviceId: clientId, product, actor, inbox: topics.filter.deviceInbox(clientId), tokens: 4, refilledAt: Date.now() },
+      session: {
+        kind: 'device', deviceId: clientId, product: access.product, customerId: access.customerId, actor, inbox: topics.filter.deviceInbox(clientId),
+        tokens: LIMITS.publishBurst, refilledAt: now, packetTokens: ctx.limits.burst, packetsRefilledAt: now,
+      },
     };
   }
   // An operator app: a token, and a client id that can be a topic level (replies go to app/<clientId>/reply).
@@ -49,10 +55,29 @@ export async function authenticate(
   if (!token) return { ok: false, code: BAD_CREDENTIALS, reason: 'unknown token' };
   if (token.revokedAt) return { ok: false, code: BAD_CREDENTIALS, reason: 'revoked token' };
   if (token.expiresAt && token.expiresAt <= now) return { ok: false, code: BAD_CREDENTIALS, reason: 'expired token' };
-  let actor: Actor;
-  if (token.subject.kind === 'user') actor = { kind: 'user', userId: token.subject.id, memberships: await ctx.store.memberships(token.subject.id) };
-  else return { ok: false, code: NOT_AUTHORIZED, reason: token.subject.kind + ' tokens cannot use MQTT yet' };
-  return { ok: true, session: { kind: 'operator', clientId, tokenHash: hashToken(secret), actor, watch: new Map() } };
+  const actor = await actorOf(ctx, token.subject);
+  if (!actor) return { ok: false, code: BAD_CREDENTIALS, reason: 'the token\'s ' + token.subject.kind + ' is gone' };
+  return {
+    ok: true,
+    session: { kind: 'operator', clientId, tokenHash: hashToken(secret), actor, watch: new Map(), tokens: ctx.limits.burst, refilledAt: Date.now() },
+  };
+}
+
+/** The actor a token stands for, as the policy reads it; null when its subject no longer exists. */
+export async function actorOf(ctx: BrokerContext, subject: TokenSubject): Promise<Actor | null> {
+  switch (subject.kind) {
+    case 'user':
+      return { kind: 'user', userId: subject.id, memberships: await ctx.store.memberships(subject.id) };
+    case 'customer': {
+      const c = await ctx.store.getCustomer(subject.id);
+      return c ? { kind: 'customer', customerId: subject.id, productId: String(c.productId) } : null;
+    }
+    case 'apiUser': {
+      const u = await ctx.store.getApiUser(subject.id);
+      if (!u) return null;
+      return { kind: 'apiUser', apiUserId: subject.id, scope: u.orgId ? { orgId: u.orgId } : { productId: String(u.productId) }, scopes: u.scopes as Action[] };
+    }
+  }
 }
 
 /** dev/<id>/status carrying { online: false }, not retained: the only will a device may leave. */

@@ -11,7 +11,7 @@ import {
 } from '@flotilla/protocol';
 import type { Action, Message, ParsedTopic } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
-import type { ProductRef } from '../policy/types.js';
+import type { DeviceRef } from './deps.js';
 import type { BrokerContext } from './context.js';
 import { ingest } from './ingest.js';
 import type { Session, WithSession } from './session.js';
@@ -53,6 +53,7 @@ function parse(packet: PublishPacket): { t: ParsedTopic; msg: Message } {
 export async function authorizePublish(ctx: BrokerContext, client: WithSession, packet: PublishPacket): Promise<void> {
   const s = client.session;
   if (!s) throw new Refused('no session');
+  spendPacketToken(ctx, s);
   if (packet.retain) throw new Refused('retained messages are not allowed');
   const { t, msg } = parse(packet);
   if (!kindFitsTopic(msg.kind, t.root, t.channel)) throw new Refused(msg.kind + ' does not travel on ' + packet.topic);
@@ -68,9 +69,9 @@ export async function authorizePublish(ctx: BrokerContext, client: WithSession, 
   }
   if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');
   const action = actionOf(msg);
-  const product = ctx.devices.get(t.deviceId) ?? (await ctx.store.deviceProduct(t.deviceId));
-  const decision = product
-    ? decide(s.actor, action, { kind: 'device', deviceId: t.deviceId, product, customerId: null })
+  const ref = ctx.devices.get(t.deviceId) ?? (await ctx.store.deviceAccess(t.deviceId));
+  const decision = ref
+    ? decide(s.actor, action, { kind: 'device', deviceId: t.deviceId, product: ref.product, customerId: ref.customerId })
     : ({ allow: false, status: 404, reason: 'no such device' } as const);
   await ctx.store.audit({
     at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s), action, resourceKind: 'device', resourceId: t.deviceId,
@@ -78,6 +79,22 @@ export async function authorizePublish(ctx: BrokerContext, client: WithSession, 
   });
   if (!decision.allow) throw new Refused(action + ' on ' + t.deviceId + ': ' + decision.reason);
   if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, t.deviceId, msg));
+}
+
+/** Every client's publish budget (ctx.limits): a flood ends the session. */
+function spendPacketToken(ctx: BrokerContext, s: Session): void {
+  const now = Date.now();
+  if (s.kind === 'device') {
+    s.packetTokens = Math.min(ctx.limits.burst, s.packetTokens + ((now - s.packetsRefilledAt) / 1000) * ctx.limits.perSecond);
+    s.packetsRefilledAt = now;
+    if (s.packetTokens < 1) throw new Refused('publish rate over ' + ctx.limits.perSecond + '/s');
+    s.packetTokens -= 1;
+  } else {
+    s.tokens = Math.min(ctx.limits.burst, s.tokens + ((now - s.refilledAt) / 1000) * ctx.limits.perSecond);
+    s.refilledAt = now;
+    if (s.tokens < 1) throw new Refused('publish rate over ' + ctx.limits.perSecond + '/s');
+    s.tokens -= 1;
+  }
 }
 
 /** Particle's event rate, per device: LIMITS.publishPerSecond with bursts of LIMITS.publishBurst. */
@@ -115,15 +132,17 @@ export async function authorizeSubscribe(ctx: BrokerContext, client: WithSession
   if (f.root === 'app') return f.clientId === s.clientId ? { topic: sub.topic, qos } : null;
   // Every device: what each delivery may show is decided per device in authorizeForward.
   if (f.deviceId === '+') return { topic: sub.topic, qos };
-  const product = ctx.devices.get(f.deviceId) ?? (await ctx.store.deviceProduct(f.deviceId));
-  return product && mayWatch(s, f.deviceId, product) ? { topic: sub.topic, qos } : null;
+  const ref = ctx.devices.get(f.deviceId) ?? (await ctx.store.deviceAccess(f.deviceId));
+  return ref && mayWatch(s, f.deviceId, ref) ? { topic: sub.topic, qos } : null;
 }
 
-function mayWatch(s: Extract<Session, { kind: 'operator' }>, deviceId: string, product: ProductRef): boolean {
-  let ok = s.watch.get(product.productId);
+/** May this app see the device's events? Decided once per product and claiming customer, then remembered. */
+function mayWatch(s: Extract<Session, { kind: 'operator' }>, deviceId: string, ref: DeviceRef): boolean {
+  const key = ref.product.productId + '/' + (ref.customerId ?? '');
+  let ok = s.watch.get(key);
   if (ok === undefined) {
-    ok = decide(s.actor, 'device.events', { kind: 'device', deviceId, product, customerId: null }).allow;
-    s.watch.set(product.productId, ok);
+    ok = decide(s.actor, 'device.events', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId }).allow;
+    s.watch.set(key, ok);
   }
   return ok;
 }
@@ -141,6 +160,6 @@ export function authorizeForward(ctx: BrokerContext, client: WithSession, packet
   }
   if (t.root === 'app') return t.clientId === s.clientId ? packet : null;
   if (t.root !== 'dev' || t.channel !== 'evt') return null;
-  const product = ctx.devices.get(t.deviceId);
-  return product && mayWatch(s, t.deviceId, product) ? packet : null;
+  const ref = ctx.devices.get(t.deviceId);
+  return ref && mayWatch(s, t.deviceId, ref) ? packet : null;
 }

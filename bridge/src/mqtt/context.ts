@@ -1,14 +1,15 @@
 /** The shared state the hooks and handlers work with: one per broker. */
-import type { ProductRef } from '../policy/types.js';
-import type { BrokerStore, Logger } from './deps.js';
+import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
 
 export interface BrokerContext {
   store: BrokerStore;
   log: Logger;
-  /** Devices connected to this broker → their product (what delivery decisions need, synchronously). */
-  devices: Map<string, ProductRef>;
+  /** Devices connected to this broker → their product and customer (what delivery decisions need, synchronously). */
+  devices: Map<string, DeviceRef>;
   requests: RequestRouter;
+  /** Publish rate per client, against floods: messages per second, and the burst allowed. */
+  limits: { perSecond: number; burst: number };
   now(): Date;
   /** Publishes a message from the bridge itself (bypasses the client hooks). */
   publish(topic: string, payload: Uint8Array, qos: 0 | 1): void;

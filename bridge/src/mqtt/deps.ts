@@ -12,16 +12,24 @@ export interface TokenSubject {
 
 export interface BrokerStore {
   verifyDeviceSecret(deviceId: string, secret: string): Promise<boolean>;
-  /** The device's product, or null for an unknown device. */
-  deviceProduct(deviceId: string): Promise<ProductRef | null>;
+  /** The device's product and the customer that claimed it, or null for an unknown device. */
+  deviceAccess(deviceId: string): Promise<DeviceRef | null>;
   productRef(productIdOrSlug: string): Promise<ProductRef | null>;
   findToken(token: string): Promise<{ subject: TokenSubject; expiresAt: Date | null; revokedAt: Date | null; scopes: string[] } | null>;
   memberships(userId: string): Promise<Memberships>;
+  getCustomer(id: string): Promise<{ productId: number } | null>;
+  getApiUser(id: string): Promise<{ orgId: string | null; productId: number | null; scopes: string[] } | null>;
   recordHello(deviceId: string, hello: Pick<Hello, 'firmware' | 'variables' | 'functions'>, at: Date): Promise<void>;
   setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
   recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
   recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
   audit(entry: AuditEntry): Promise<void>;
+}
+
+/** What a decision about one device needs. */
+export interface DeviceRef {
+  product: ProductRef;
+  customerId: string | null;
 }
 
 export interface AuditEntry {

@@ -9,12 +9,17 @@ export type Session =
       kind: 'device';
       deviceId: string;
       product: ProductRef;
+      /** The customer that claimed it, when one has. */
+      customerId: string | null;
       actor: Actor;
       /** The three cloud → device topics it may subscribe to. */
       inbox: readonly string[];
       /** Event publish budget (Particle's 1/s with bursts of 4). */
       tokens: number;
       refilledAt: number;
+      /** Publish budget for every kind of message, against floods. */
+      packetTokens: number;
+      packetsRefilledAt: number;
     }
   | {
       kind: 'operator';
@@ -22,8 +27,11 @@ export type Session =
       /** SHA-256 of the token it connected with, so a revocation can find it. */
       tokenHash: string;
       actor: Actor;
-      /** Product id → may it watch that product's device events (memo of decide()). */
+      /** "product/customer" of a device → may it watch that device's events (memo of decide(), cleared on refresh). */
       watch: Map<string, boolean>;
+      /** Publish budget: a token bucket against floods. */
+      tokens: number;
+      refilledAt: number;
     };
 
 /** aedes clients carry their session on this property. */

@@ -302,6 +302,8 @@ export interface DeviceStore {
   getDevice(id: string): Promise<Device | null>;
   /** The product the device belongs to, as the policy reads it; null for an unknown device. */
   deviceProduct(deviceId: string): Promise<ProductRef | null>;
+  /** What deciding about a device needs: its product, and the customer that claimed it. */
+  deviceAccess(deviceId: string): Promise<{ product: ProductRef; customerId: string | null } | null>;
   listDevices(productId: ProductId): Promise<Device[]>;
   /** Sets (or replaces) the device's secret, clearing a revocation. not_found: no such device. */
   setDeviceSecret(deviceId: string, secret: string): Promise<void>;
@@ -329,7 +331,37 @@ export interface TelemetryStore {
   auditLog(filter?: AuditFilter): Promise<AuditRecord[]>;
 }
 
-export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore {
+/** A product's end user; `passwordHash` is absent for one created by the product's back end. */
+export interface Customer {
+  id: string;
+  productId: number;
+  username: string;
+  hasPassword: boolean;
+  createdAt: Date;
+}
+
+/** A program acting for one org or one product, with the actions it may take. */
+export interface ApiUser {
+  id: string;
+  username: string;
+  orgId: string | null;
+  productId: number | null;
+  scopes: string[];
+  createdAt: Date;
+}
+
+export interface CustomerStore {
+  /** A customer of a product; `password` null for one created by the product's back end (two-legged auth). */
+  createCustomer(input: { productId: ProductId; username: string; password: string | null }): Promise<Customer>;
+  getCustomer(id: string): Promise<Customer | null>;
+  /** The customer now owns the device; both must be of the same product. */
+  claimDevice(deviceId: string, customerId: string): Promise<void>;
+  unclaimDevice(deviceId: string): Promise<boolean>;
+  createApiUser(input: { username: string; scopes: string[] } & ({ orgId: string; productId?: undefined } | { productId: ProductId; orgId?: undefined })): Promise<ApiUser>;
+  getApiUser(id: string): Promise<ApiUser | null>;
+}
+
+export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore {
   /** Closes the database; the store answers nothing afterwards. */
   close(): Promise<void>;
 }

@@ -65,8 +65,8 @@ export function deviceStore(ctx: Ctx): DeviceStore {
   );
   const byId = db.prepare<DeviceRaw>('SELECT * FROM devices WHERE id = ?');
   const byProduct = db.prepare<DeviceRaw>('SELECT * FROM devices WHERE product_id = ? ORDER BY id');
-  const refOfDevice = db.prepare<{ id: number; owner_user_id: string | null; org_id: string | null; org_owner_user_id: string | null }>(
-    `${PRODUCT_REF_SQL} JOIN devices d ON d.product_id = p.id WHERE d.id = ?`,
+  const refOfDevice = db.prepare<{ id: number; owner_user_id: string | null; org_id: string | null; org_owner_user_id: string | null; customer_id: string | null }>(
+    `${PRODUCT_REF_SQL.replace('SELECT ', 'SELECT d.customer_id AS customer_id, ')} JOIN devices d ON d.product_id = p.id WHERE d.id = ?`,
   );
   const upsertSecret = db.prepare(
     `INSERT INTO device_credentials (device_id, secret_hash, cert_fingerprint, revoked_at) VALUES (?, ?, NULL, NULL)
@@ -105,6 +105,11 @@ export function deviceStore(ctx: Ctx): DeviceStore {
     async deviceProduct(deviceId) {
       const r = refOfDevice.get(deviceId);
       return r ? productRefOf(r) : null;
+    },
+
+    async deviceAccess(deviceId) {
+      const r = refOfDevice.get(deviceId);
+      return r ? { product: productRefOf(r), customerId: r.customer_id } : null;
     },
 
     async listDevices(productId) {

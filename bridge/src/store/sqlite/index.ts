@@ -11,6 +11,7 @@ import { openConnection } from './connection.js';
 import type { Ctx } from './context.js';
 import { deviceStore } from './devices.js';
 import { teamStore } from './teams.js';
+import { customerStore } from './customers.js';
 import { telemetryStore } from './telemetry.js';
 
 export interface SqliteStoreOptions {
@@ -63,6 +64,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
     ...teamStore(ctx),
     ...deviceStore(ctx),
     ...telemetryStore(ctx),
+    ...customerStore(ctx),
     file: o.file,
     async pragmas() {
       return {
