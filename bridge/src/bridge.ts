@@ -34,6 +34,8 @@ export interface BridgeOptions {
     keepaliveLimit: number;
     /** How long a request from an MQTT app waits for the device's reply. */
     requestTimeoutMs: number;
+    /** Publishes per second and burst per client before the session is ended (an OTA's acks run at chunk rate). */
+    publishRate: { perSecond: number; burst: number };
   };
 }
 
@@ -50,6 +52,7 @@ export const defaultOptions: BridgeOptions = {
     connectTimeoutMs: 10000,
     keepaliveLimit: 1200,
     requestTimeoutMs: 60000,
+    publishRate: { perSecond: 1000, burst: 2000 },
   },
 };
 

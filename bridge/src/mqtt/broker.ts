@@ -14,7 +14,7 @@ import { authorizeForward, authorizePublish, authorizeSubscribe } from './author
 import { GuardedConnection } from './guard.js';
 import { RequestRouter } from './requests.js';
 import type { WithSession } from './session.js';
-import type { ProductRef } from '../policy/types.js';
+import type { DeviceRef } from './deps.js';
 
 export interface BrokerOptions {
   store: BrokerStore;
@@ -27,6 +27,8 @@ export interface BrokerOptions {
   keepaliveLimit: number;
   /** How long an MQTT app's request waits for its reply. */
   requestTimeoutMs: number;
+  /** Publishes per second and burst per client; more ends the session (an OTA's acks run at chunk rate). */
+  publishRate: { perSecond: number; burst: number };
   now?: () => Date;
 }
 
@@ -37,6 +39,10 @@ export interface Broker {
   listen(port: number, host: string): Promise<number>;
   /** Ends every MQTT session that authenticated with this token (after the store revoked it). */
   cutToken(token: string): number;
+  /** A user's memberships changed: their live sessions decide with the new ones from now on. */
+  refreshUser(userId: string): Promise<void>;
+  /** A device changed product or customer: deliveries about it are decided afresh. */
+  refreshDevice(deviceId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,7 +53,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   const context: BrokerContext = {
     store: o.store,
     log: o.log,
-    devices: new Map<string, ProductRef>(),
+    devices: new Map<string, DeviceRef>(),
+    limits: o.publishRate,
     requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
     now: o.now ?? (() => new Date()),
     publish(topic, payload, qos) {
@@ -104,7 +111,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   aedes.on('client', (client) => {
     const s = (client as unknown as WithSession).session;
     if (s?.kind !== 'device') return;
-    context.devices.set(s.deviceId, s.product);
+    context.devices.set(s.deviceId, { product: s.product, customerId: s.customerId });
     presence(s.deviceId, true);
   });
   aedes.on('clientDisconnect', (client) => {
@@ -153,6 +160,21 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
         }
       }
       return n;
+    },
+    async refreshUser(userId) {
+      const memberships = await o.store.memberships(userId);
+      for (const c of Object.values(clients(aedes))) {
+        const s = c.session;
+        if (s?.kind === 'operator' && s.actor.kind === 'user' && s.actor.userId === userId) {
+          s.actor = { kind: 'user', userId, memberships };
+          s.watch.clear();
+        }
+      }
+    },
+    async refreshDevice(deviceId) {
+      const ref = await o.store.deviceAccess(deviceId);
+      if (ref && context.devices.has(deviceId)) context.devices.set(deviceId, ref);
+      for (const c of Object.values(clients(aedes))) if (c.session?.kind === 'operator') c.session.watch.clear();
     },
     async close() {
       context.requests.close();
