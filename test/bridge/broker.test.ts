@@ -161,6 +161,36 @@ describe('bridge broker', function () {
       assert.ok(errors.some((e) => e.message === 'boom'));
     });
 
+    it('is online while connected, offline after, and a replacing connection keeps it online', async () => {
+      const watcher = track(await app(f.port, 'alice-presence', f.tokens.alice));
+      const got = inbox(watcher);
+      await watcher.subscribeAsync(topics.filter.deviceEventsNamed(A2, 'spark'), { qos: 1 });
+      const first = track(await device(f.port, A2));
+      assert.equal((await f.bridge.store.getDevice(A2))?.online, true);
+      // The same device again (a reboot before the old link timed out): the old session ends, the device stays online.
+      const second = track(await device(f.port, A2));
+      await closed(first);
+      await sleep(100);
+      assert.equal((await f.bridge.store.getDevice(A2))?.online, true);
+      second.end(true);
+      for (let i = 0; i < 50 && (await f.bridge.store.getDevice(A2))?.online; i++) await sleep(20);
+      assert.equal((await f.bridge.store.getDevice(A2))?.online, false);
+      const statusesNow = () => got.filter((g) => g.topic === topics.device.event(A2, 'spark/status')).map((g) => (g.msg as { data: string }).data);
+      for (let i = 0; i < 50 && statusesNow()[statusesNow().length - 1] !== 'offline'; i++) await sleep(20);
+      const statuses = statusesNow();
+      assert.deepEqual(statuses.slice(0, 2), ['online', 'online']);
+      assert.equal(statuses[statuses.length - 1], 'offline');
+    });
+
+    it('keeps last heard, written in batches', async () => {
+      const before = (await f.bridge.store.getDevice(A2))?.lastHeard?.getTime() ?? 0;
+      const a2 = track(await device(f.port, A2));
+      await sleep(20);
+      await a2.publishAsync(topics.device.vitals(A2), Buffer.from(encode('vitals', { values: { 'device.system.uptime': 9 } })), { qos: 1 });
+      await f.bridge.broker.flush();
+      assert.ok(((await f.bridge.store.getDevice(A2))?.lastHeard?.getTime() ?? 0) > before);
+    });
+
     it('grants a device its own three inbox topics and nothing else', async () => {
       const a1 = track(await device(f.port, A1));
       const granted = await a1.subscribeAsync(topics.filter.deviceInbox(A1), { qos: 1 });

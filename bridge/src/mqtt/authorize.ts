@@ -65,6 +65,7 @@ export async function authorizePublish(ctx: BrokerContext, client: WithSession, 
       spendEventToken(s);
     }
     await ingest(ctx, s.deviceId, msg);
+    ctx.heard.set(s.deviceId, ctx.now());
     return;
   }
   if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');

@@ -15,6 +15,7 @@ import { GuardedConnection } from './guard.js';
 import { RequestRouter } from './requests.js';
 import type { WithSession } from './session.js';
 import type { DeviceRef } from './deps.js';
+import type { AuthResult, Will } from './authenticate.js';
 
 export interface BrokerOptions {
   store: BrokerStore;
@@ -29,7 +30,16 @@ export interface BrokerOptions {
   requestTimeoutMs: number;
   /** Publishes per second and burst per client; more ends the session (an OTA's acks run at chunk rate). */
   publishRate: { perSecond: number; burst: number };
+  /** How often last_heard is written (ms, default 5000). */
+  heardFlushMs?: number;
   now?: () => Date;
+  // --- TLS device identity (issue 4; bridge/src/identity/peer.ts) ---
+  /**
+   * For a connection that presented a client certificate: the verdict on it
+   * (and the session). Null: no certificate, the secret or token decides.
+   */
+  certificateAuth?: (ctx: BrokerContext, socket: Socket, clientId: string, username: string | undefined, will: Will | null) => Promise<AuthResult> | null;
+  // --- end TLS device identity ---
 }
 
 export interface Broker {
@@ -37,8 +47,12 @@ export interface Broker {
   context: BrokerContext;
   /** Starts a TCP listener; resolves with its port. */
   listen(port: number, host: string): Promise<number>;
+  /** Hands one accepted connection (TCP, TLS, a WebSocket stream) to aedes through the frame guard (listeners.ts). */
+  accept(socket: Socket): void;
   /** Ends every MQTT session that authenticated with this token (after the store revoked it). */
   cutToken(token: string): number;
+  /** Writes what is held in memory (last_heard) now; close() does it too. */
+  flush(): Promise<void>;
   /** A user's memberships changed: their live sessions decide with the new ones from now on. */
   refreshUser(userId: string): Promise<void>;
   /** A device changed product or customer: deliveries about it are decided afresh. */
@@ -55,6 +69,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     log: o.log,
     devices: new Map<string, DeviceRef>(),
     limits: o.publishRate,
+    heard: new Map<string, Date>(),
     requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
     now: o.now ?? (() => new Date()),
     publish(topic, payload, qos) {
@@ -70,7 +85,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     authenticate(client, username, password, done) {
       // aedes has stored the CONNECT's will on the client by now: judge it here, where the client can be told.
       const will = (client as unknown as { _will?: { topic: string; payload: Buffer; retain?: boolean } })._will ?? null;
-      authenticate(context, client.id, username, password, will).then(
+      // TLS device identity: a client certificate, when one was presented, decides (identity/peer.ts).
+      const socket = (client as unknown as { conn: GuardedConnection }).conn.socket;
+      (o.certificateAuth?.(context, socket, client.id, username, will) ?? authenticate(context, client.id, username, password, will)).then(
         (r) => {
           if (!r.ok) {
             o.log.info({ clientId: client.id, reason: r.reason }, 'mqtt: connect refused');
@@ -107,6 +124,16 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     },
   });
 
+  // last_heard, in one transaction every few seconds.
+  async function flushHeard(): Promise<void> {
+    if (context.heard.size === 0) return;
+    const batch = [...context.heard];
+    context.heard.clear();
+    await o.store.touchMany(batch).catch((e) => o.log.error({ err: e }, 'store: last heard not saved'));
+  }
+  const heardTimer = setInterval(() => void flushHeard(), o.heardFlushMs ?? 5000);
+  heardTimer.unref();
+
   // Presence: a device is online while a session of it is connected here.
   aedes.on('client', (client) => {
     const s = (client as unknown as WithSession).session;
@@ -130,19 +157,22 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     context.publish(topics.device.event(deviceId, 'spark/status'), encode('event', { data: online ? 'online' : 'offline', ttl: 60 }), 0);
   }
 
+  function accept(socket: Socket): void {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    aedes.handle(
+      new GuardedConnection(socket, o.maxPacket, (verdict) =>
+        o.log.info({ remote: socket.remoteAddress, verdict }, 'mqtt: connection refused by the frame guard'),
+      ) as never,
+    );
+  }
+
   return {
     aedes,
     context,
+    accept,
     async listen(port, host) {
-      const server = createServer({ noDelay: true }, (socket) => {
-        sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
-        aedes.handle(
-          new GuardedConnection(socket, o.maxPacket, (verdict) =>
-            o.log.info({ remote: socket.remoteAddress, verdict }, 'mqtt: connection refused by the frame guard'),
-          ) as never,
-        );
-      });
+      const server = createServer({ noDelay: true }, accept);
       servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -161,6 +191,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       }
       return n;
     },
+    flush: flushHeard,
     async refreshUser(userId) {
       const memberships = await o.store.memberships(userId);
       for (const c of Object.values(clients(aedes))) {
@@ -177,10 +208,12 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       for (const c of Object.values(clients(aedes))) if (c.session?.kind === 'operator') c.session.watch.clear();
     },
     async close() {
+      clearInterval(heardTimer);
       context.requests.close();
       for (const s of servers) s.close();
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await flushHeard();
     },
   };
 }

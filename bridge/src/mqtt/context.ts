@@ -8,6 +8,8 @@ export interface BrokerContext {
   /** Devices connected to this broker → their product and customer (what delivery decisions need, synchronously). */
   devices: Map<string, DeviceRef>;
   requests: RequestRouter;
+  /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */
+  heard: Map<string, Date>;
   /** Publish rate per client, against floods: messages per second, and the burst allowed. */
   limits: { perSecond: number; burst: number };
   now(): Date;

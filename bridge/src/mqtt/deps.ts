@@ -21,6 +21,7 @@ export interface BrokerStore {
   getApiUser(id: string): Promise<{ orgId: string | null; productId: number | null; scopes: string[] } | null>;
   recordHello(deviceId: string, hello: Pick<Hello, 'firmware' | 'variables' | 'functions'>, at: Date): Promise<void>;
   setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
+  touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;
   recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
   recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
   audit(entry: AuditEntry): Promise<void>;

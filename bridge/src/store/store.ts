@@ -315,6 +315,8 @@ export interface DeviceStore {
   setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
   /** last_heard = at. */
   touch(deviceId: string, at: Date): Promise<void>;
+  /** Many devices heard, in one transaction (the broker batches last_heard; unknown ids are skipped). */
+  touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;
 }
 
 export interface TelemetryStore {

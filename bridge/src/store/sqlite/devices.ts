@@ -143,6 +143,16 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       if (changes === 0) throw notFound(deviceId);
     },
 
+    async touchMany(list) {
+      const run = db.transaction((entries: ReadonlyArray<readonly [string, Date]>) => {
+        for (const [id, at] of entries) {
+          const t = msOf(at, 'at');
+          heard.run(t, t, id);
+        }
+      });
+      run(list);
+    },
+
     async touch(deviceId, at) {
       const t = msOf(at, 'at');
       if (heard.run(t, t, deviceId).changes === 0) throw notFound(deviceId);
