@@ -3,18 +3,15 @@
  * store (the SQLite store satisfies it), a clock and a logger.
  */
 import type { ErrorReport, Hello, VitalValues } from '@flotilla/protocol';
-import type { Memberships, ProductRef } from '../policy/types.js';
+import type { Memberships } from '../policy/types.js';
+import type { AuditEntry, DeviceRef, TokenSubject } from '../store/store.js';
 
-export interface TokenSubject {
-  kind: 'user' | 'customer' | 'apiUser';
-  id: string;
-}
+export type { AuditEntry, DeviceRef, TokenSubject };
 
 export interface BrokerStore {
   verifyDeviceSecret(deviceId: string, secret: string): Promise<boolean>;
   /** The device's product and the customer that claimed it, or null for an unknown device. */
   deviceAccess(deviceId: string): Promise<DeviceRef | null>;
-  productRef(productIdOrSlug: string): Promise<ProductRef | null>;
   findToken(token: string): Promise<{ subject: TokenSubject; expiresAt: Date | null; revokedAt: Date | null; scopes: string[] } | null>;
   memberships(userId: string): Promise<Memberships>;
   getCustomer(id: string): Promise<{ productId: number } | null>;
@@ -25,24 +22,6 @@ export interface BrokerStore {
   recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
   recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
   audit(entry: AuditEntry): Promise<void>;
-}
-
-/** What a decision about one device needs. */
-export interface DeviceRef {
-  product: ProductRef;
-  customerId: string | null;
-}
-
-export interface AuditEntry {
-  at: Date;
-  actorKind: string;
-  actorId: string;
-  action: string;
-  resourceKind: string;
-  resourceId: string;
-  allowed: boolean;
-  status: number;
-  reason: string;
 }
 
 export interface Logger {

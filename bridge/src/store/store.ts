@@ -194,6 +194,12 @@ export interface ErrorGroup {
   lastAt: Date;
 }
 
+/** What a decision about one device needs: its product, and the customer that claimed it. */
+export interface DeviceRef {
+  product: ProductRef;
+  customerId: string | null;
+}
+
 /** One decision of the policy, as the broker and the HTTP API record it. */
 export interface AuditEntry {
   at: Date;
@@ -303,7 +309,7 @@ export interface DeviceStore {
   /** The product the device belongs to, as the policy reads it; null for an unknown device. */
   deviceProduct(deviceId: string): Promise<ProductRef | null>;
   /** What deciding about a device needs: its product, and the customer that claimed it. */
-  deviceAccess(deviceId: string): Promise<{ product: ProductRef; customerId: string | null } | null>;
+  deviceAccess(deviceId: string): Promise<DeviceRef | null>;
   listDevices(productId: ProductId): Promise<Device[]>;
   /** Sets (or replaces) the device's secret, clearing a revocation. not_found: no such device. */
   setDeviceSecret(deviceId: string, secret: string): Promise<void>;
