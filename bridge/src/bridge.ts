@@ -12,6 +12,9 @@ import { LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker } from './mqtt/broker.js';
 import type { Store } from './store/store.js';
 import { openSqliteStore } from './store/sqlite/index.js';
+import { openCa, type CertificateAuthority } from './identity/ca.js';
+import { certificateAuth } from './identity/peer.js';
+import { listenMqtts, listenWebSocket, type Listener, type TlsSetup } from './mqtt/listeners.js';
 
 export interface BridgeOptions {
   /** Where the database (flotilla.db) and uploaded firmware live. */
@@ -20,6 +23,21 @@ export interface BridgeOptions {
   host: string;
   /** MQTT over TCP; 0 picks a free port. */
   mqttPort: number;
+  // --- TLS and WebSocket listeners (issue 4): for each port, 0 picks a free one, null (or -1) turns it off. ---
+  /** MQTT over TLS; devices authenticate with a certificate from their product's CA, or with their secret. */
+  mqttsPort: number | null;
+  /** MQTT over WebSocket (path /mqtt, subprotocol mqtt), without TLS: for a TLS-terminating proxy or loopback. */
+  wsPort: number | null;
+  /** MQTT over secure WebSocket, same TLS context and certificate rules as mqtts. */
+  wssPort: number | null;
+  /**
+   * The server certificate and key (PEM files) for mqtts and wss. Unset: a
+   * certificate issued by the bridge's own CA (<dataDir>/tls/bridge-ca.crt,
+   * which devices pin), made on first start and renewed near its end.
+   */
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  // --- end TLS and WebSocket listeners ---
   /** pino level: fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
   /** The first owner, created when the database has no user; a random password is generated and printed once when unset. */
@@ -44,6 +62,11 @@ export const defaultOptions: BridgeOptions = {
   // Loopback unless told otherwise: a fresh bridge is not on the network by accident.
   host: '127.0.0.1',
   mqttPort: 1883,
+  mqttsPort: 8883,
+  wsPort: null,
+  wssPort: null,
+  tlsCertFile: undefined,
+  tlsKeyFile: undefined,
   logLevel: 'info',
   ownerUsername: 'owner',
   ownerPassword: undefined,
@@ -59,8 +82,10 @@ export const defaultOptions: BridgeOptions = {
 export interface Bridge {
   store: Store;
   broker: Broker;
-  /** Ports actually bound (useful with port 0). */
-  ports: { mqtt: number };
+  /** Ports actually bound (useful with port 0); null for a listener that is off. */
+  ports: { mqtt: number; mqtts: number | null; ws: number | null; wss: number | null };
+  /** Device certificates: product CAs, issuing, revocation (files under <dataDir>/tls/). */
+  identity: CertificateAuthority;
   /** Set when this start created the first owner with a generated password. */
   generatedOwnerPassword: string | null;
   close(): Promise<void>;
@@ -77,18 +102,42 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     await store.createUser(o.ownerUsername, password);
     log.info({ username: o.ownerUsername }, 'created the first owner');
   }
-  const broker = await createBroker({ store, log, ...o.mqtt });
-  const mqtt = await broker.listen(o.mqttPort, o.host);
-  log.info({ host: o.host, mqtt }, 'bridge listening');
+  const identity = await openCa(join(o.dataDir, 'tls'));
+  const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });
+  const listeners: Listener[] = [];
+  let mqtt: number;
+  try {
+    mqtt = await broker.listen(o.mqttPort, o.host);
+    const on = (port: number | null): port is number => port !== null && port >= 0;
+    let tls: TlsSetup | undefined;
+    if (on(o.mqttsPort) || on(o.wssPort)) {
+      const context = await identity.serverContext({ certFile: o.tlsCertFile, keyFile: o.tlsKeyFile, names: [o.host] });
+      tls = { identity, context, handshakeTimeoutMs: o.mqtt.connectTimeoutMs };
+    }
+    const common = { accept: broker.accept, log, host: o.host };
+    if (on(o.mqttsPort)) listeners.push(await listenMqtts({ ...common, port: o.mqttsPort, tls: tls! }));
+    if (on(o.wsPort)) listeners.push(await listenWebSocket({ ...common, port: o.wsPort, maxPacket: o.mqtt.maxPacket }));
+    if (on(o.wssPort)) listeners.push(await listenWebSocket({ ...common, port: o.wssPort, maxPacket: o.mqtt.maxPacket, tls }));
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await broker.close();
+    await store.close();
+    throw e;
+  }
+  const port = (kind: Listener['kind']) => listeners.find((l) => l.kind === kind)?.port ?? null;
+  const ports = { mqtt, mqtts: port('mqtts'), ws: port('ws'), wss: port('wss') };
+  log.info({ host: o.host, ...ports }, 'bridge listening');
   let closed = false;
   return {
     store,
     broker,
-    ports: { mqtt },
+    ports,
+    identity,
     generatedOwnerPassword,
     async close() {
       if (closed) return;
       closed = true;
+      await Promise.all(listeners.map((l) => l.close()));
       await broker.close();
       await store.close();
       log.info('bridge closed');

@@ -32,7 +32,7 @@ describe('bridge as a program', function () {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('finds everything where it was after a restart on the same data directory', async () => {
-    const first = await createBridge({ dataDir: dir, mqttPort: 0, logLevel: 'silent' });
+    const first = await createBridge({ dataDir: dir, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
     assert.ok(first.generatedOwnerPassword, 'a password is generated for the first owner');
     const owner = await first.store.verifyPassword('owner', first.generatedOwnerPassword!);
     assert.ok(owner);
@@ -41,7 +41,7 @@ describe('bridge as a program', function () {
     await first.store.setDeviceSecret('cafecafecafecafecafecafe', 's3cret');
     await first.close();
 
-    const second = await createBridge({ dataDir: dir, mqttPort: 0, logLevel: 'silent' });
+    const second = await createBridge({ dataDir: dir, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
     try {
       assert.equal(second.generatedOwnerPassword, null, 'no second owner');
       assert.ok(await second.store.verifyPassword('owner', first.generatedOwnerPassword!));
@@ -56,7 +56,7 @@ describe('bridge as a program', function () {
   it('runs as flotilla-bridge from flags and environment, and stops on SIGTERM', async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--log-level', 'warn'], {
-      env: { ...process.env, FLOTILLA_MQTT_PORT: String(port), FLOTILLA_OWNER_USERNAME: 'root' },
+      env: { ...process.env, FLOTILLA_MQTT_PORT: String(port), FLOTILLA_MQTTS_PORT: 'off', FLOTILLA_OWNER_USERNAME: 'root' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -75,7 +75,7 @@ describe('bridge as a program', function () {
   });
 
   it('refuses a bad port with a clear message', async () => {
-    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--mqtt-port', 'eighty'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--mqtt-port', 'eighty', '--mqtts-port', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -95,6 +95,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
             return done(err as never, false);
           }
           (client as unknown as WithSession).session = r.session;
+          if (r.session.kind === 'device') takingOver.add(r.session.deviceId);
           done(null, true);
         },
         (e) => done(e as never, false),
@@ -134,10 +135,14 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   const heardTimer = setInterval(() => void flushHeard(), o.heardFlushMs ?? 5000);
   heardTimer.unref();
 
+  /** Devices authenticated on a new connection that aedes has not registered yet. */
+  const takingOver = new Set<string>();
+
   // Presence: a device is online while a session of it is connected here.
   aedes.on('client', (client) => {
     const s = (client as unknown as WithSession).session;
     if (s?.kind !== 'device') return;
+    takingOver.delete(s.deviceId);
     context.devices.set(s.deviceId, { product: s.product, customerId: s.customerId });
     presence(s.deviceId, true);
   });
@@ -147,7 +152,19 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     // A newer connection of the same device replaced this one: it is still online.
     const current = clients(aedes)[s.deviceId];
     if (current && current !== (client as unknown)) return;
-    context.devices.delete(s.deviceId);
+    // A new session of this device is replacing this one (aedes closes the old one
+    // before it registers the new): no offline, unless the new one never arrives.
+    if (takingOver.has(s.deviceId)) {
+      setTimeout(() => {
+        if (!clients(aedes)[s.deviceId]) {
+          takingOver.delete(s.deviceId);
+          presence(s.deviceId, false);
+        }
+      }, 2000).unref();
+      return;
+    }
+    // The device stays in context.devices: its offline event (and any later one about it)
+    // is delivered asynchronously, and delivery decides from that map.
     presence(s.deviceId, false);
   });
 

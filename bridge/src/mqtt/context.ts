@@ -5,7 +5,11 @@ import type { RequestRouter } from './requests.js';
 export interface BrokerContext {
   store: BrokerStore;
   log: Logger;
-  /** Devices connected to this broker → their product and customer (what delivery decisions need, synchronously). */
+  /**
+   * Devices this broker has seen → their product and customer: what delivery
+   * decisions need, synchronously. Kept after a device disconnects (events about
+   * it are still being delivered); refreshed on connect and by refreshDevice.
+   */
   devices: Map<string, DeviceRef>;
   requests: RequestRouter;
   /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */
