@@ -54,6 +54,8 @@ export interface BridgeOptions {
     requestTimeoutMs: number;
     /** Publishes per second and burst per client before the session is ended (an OTA's acks run at chunk rate). */
     publishRate: { perSecond: number; burst: number };
+    /** Events per second and burst per device: Particle's 1 per second with bursts of 4. */
+    eventRate: { perSecond: number; burst: number };
   };
 }
 
@@ -76,6 +78,7 @@ export const defaultOptions: BridgeOptions = {
     keepaliveLimit: 1200,
     requestTimeoutMs: 60000,
     publishRate: { perSecond: 1000, burst: 2000 },
+    eventRate: { perSecond: LIMITS.publishPerSecond, burst: LIMITS.publishBurst },
   },
 };
 

@@ -6,9 +6,7 @@
  * (authorizeForward) is synchronous and decides from the session and the
  * in-memory device map only.
  */
-import {
-  decode, isProtocolError, kindFitsTopic, LIMITS, parseFilter, parseTopic, validateDeviceEventName,
-} from '@flotilla/protocol';
+import { decode, isProtocolError, kindFitsTopic, parseFilter, parseTopic, validateDeviceEventName } from '@flotilla/protocol';
 import type { Action, Message, ParsedTopic } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
 import type { DeviceRef } from './deps.js';
@@ -62,7 +60,7 @@ export async function authorizePublish(ctx: BrokerContext, client: WithSession, 
     if (t.channel === 'evt') {
       const bad = validateDeviceEventName(t.event);
       if (bad) throw new Refused(bad.message);
-      spendEventToken(s);
+      spendEventToken(ctx, s);
     }
     await ingest(ctx, s.deviceId, msg);
     ctx.heard.set(s.deviceId, ctx.now());
@@ -98,13 +96,14 @@ function spendPacketToken(ctx: BrokerContext, s: Session): void {
   }
 }
 
-/** Particle's event rate, per device: LIMITS.publishPerSecond with bursts of LIMITS.publishBurst. */
-function spendEventToken(s: Extract<Session, { kind: 'device' }>): void {
+/** The event rate per device (ctx.eventRate; Particle's 1/s with bursts of 4 by default). */
+function spendEventToken(ctx: BrokerContext, s: Extract<Session, { kind: 'device' }>): void {
   const now = Date.now();
-  s.tokens = Math.min(LIMITS.publishBurst, s.tokens + ((now - s.refilledAt) / 1000) * LIMITS.publishPerSecond);
+  const rate = ctx.eventRate;
+  s.tokens = Math.min(rate.burst, s.tokens + ((now - s.refilledAt) / 1000) * rate.perSecond);
   s.refilledAt = now;
   // A device may exceed the rate briefly (clock skew, a retransmission); twice the burst is abuse.
-  if (s.tokens < 1 - LIMITS.publishBurst) throw new Refused('event rate over ' + LIMITS.publishPerSecond + '/s');
+  if (s.tokens < 1 - rate.burst) throw new Refused('event rate over ' + rate.perSecond + '/s');
   s.tokens -= 1;
 }
 

@@ -30,6 +30,8 @@ export interface BrokerOptions {
   requestTimeoutMs: number;
   /** Publishes per second and burst per client; more ends the session (an OTA's acks run at chunk rate). */
   publishRate: { perSecond: number; burst: number };
+  /** Events per second and burst per device. */
+  eventRate: { perSecond: number; burst: number };
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
   now?: () => Date;
@@ -69,6 +71,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     log: o.log,
     devices: new Map<string, DeviceRef>(),
     limits: o.publishRate,
+    eventRate: o.eventRate,
     heard: new Map<string, Date>(),
     requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
     now: o.now ?? (() => new Date()),

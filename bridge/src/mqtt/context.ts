@@ -14,6 +14,8 @@ export interface BrokerContext {
   requests: RequestRouter;
   /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */
   heard: Map<string, Date>;
+  /** Events per second per device, and the burst allowed (Particle's 1/s with bursts of 4 by default). */
+  eventRate: { perSecond: number; burst: number };
   /** Publish rate per client, against floods: messages per second, and the burst allowed. */
   limits: { perSecond: number; burst: number };
   now(): Date;

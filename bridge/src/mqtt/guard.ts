@@ -102,6 +102,18 @@ export class GuardedConnection extends Duplex {
     this.socket.write(chunk, done);
   }
 
+  /**
+   * aedes writes a packet as several small chunks; one socket write each would
+   * cost a system call each (measured: a third of the broker's time). Corked,
+   * they leave together.
+   */
+  override _writev(chunks: Array<{ chunk: Buffer }>, done: (err?: Error | null) => void): void {
+    this.socket.cork();
+    for (let i = 0; i < chunks.length - 1; i++) this.socket.write(chunks[i].chunk);
+    this.socket.write(chunks[chunks.length - 1].chunk, done);
+    process.nextTick(() => this.socket.uncork());
+  }
+
   override _final(done: (err?: Error | null) => void): void {
     this.socket.end(done);
   }
