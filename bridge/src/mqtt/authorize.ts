@@ -48,7 +48,12 @@ function parse(packet: PublishPacket): { t: ParsedTopic; msg: Message } {
   }
 }
 
-export async function authorizePublish(ctx: BrokerContext, client: WithSession, packet: PublishPacket): Promise<void> {
+/**
+ * Throws Refused, returns a promise when the decision needs I/O (storing, the
+ * audit log, a device not in memory), or undefined when it is made: most
+ * device messages take the synchronous path.
+ */
+export function authorizePublish(ctx: BrokerContext, client: WithSession, packet: PublishPacket): Promise<void> | undefined {
   const s = client.session;
   if (!s) throw new Refused('no session');
   spendPacketToken(ctx, s);
@@ -62,11 +67,18 @@ export async function authorizePublish(ctx: BrokerContext, client: WithSession, 
       if (bad) throw new Refused(bad.message);
       spendEventToken(ctx, s);
     }
-    await ingest(ctx, s.deviceId, msg);
-    ctx.heard.set(s.deviceId, ctx.now());
-    return;
+    ctx.heard.set(s.deviceId, Date.now());
+    return ingest(ctx, s.deviceId, msg);
   }
   if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');
+  return authorizeAppPublish(ctx, s, t.deviceId, msg, packet);
+}
+
+/** An app's message to a device: decided by the policy, audited either way. */
+async function authorizeAppPublish(
+  ctx: BrokerContext, s: Extract<Session, { kind: 'operator' }>, deviceId: string, msg: Message, packet: PublishPacket,
+): Promise<void> {
+  const t = { deviceId };
   const action = actionOf(msg);
   const ref = ctx.devices.get(t.deviceId) ?? (await ctx.store.deviceAccess(t.deviceId));
   const decision = ref
@@ -152,14 +164,28 @@ export function authorizeForward(ctx: BrokerContext, client: WithSession, packet
   const s = client.session;
   if (!s) return null;
   if (s.kind === 'device') return s.inbox.indexOf(packet.topic) >= 0 ? packet : null;
-  let t: ParsedTopic;
-  try {
-    t = parseTopic(packet.topic);
-  } catch {
-    return null; // $SYS and anything else that is not a protocol topic
-  }
+  const t = parsedForDelivery(ctx, packet.topic);
+  if (!t) return null; // $SYS and anything else that is not a protocol topic
   if (t.root === 'app') return t.clientId === s.clientId ? packet : null;
   if (t.root !== 'dev' || t.channel !== 'evt') return null;
   const ref = ctx.devices.get(t.deviceId);
   return ref && mayWatch(s, t.deviceId, ref) ? packet : null;
+}
+
+/**
+ * parseTopic for deliveries, remembered: one topic is delivered to many
+ * subscribers and over and over (a device's telemetry). Bounded: cleared when full.
+ */
+function parsedForDelivery(ctx: BrokerContext, topic: string): ParsedTopic | null {
+  let t = ctx.topicCache.get(topic);
+  if (t === undefined) {
+    try {
+      t = parseTopic(topic);
+    } catch {
+      t = null;
+    }
+    if (ctx.topicCache.size >= 50000) ctx.topicCache.clear();
+    ctx.topicCache.set(topic, t);
+  }
+  return t;
 }

@@ -11,7 +11,7 @@ import type { BrokerStore, Logger } from './deps.js';
 import type { BrokerContext } from './context.js';
 import { authenticate, hashToken } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
-import { GuardedConnection } from './guard.js';
+import { guardConnection } from './guard.js';
 import { RequestRouter } from './requests.js';
 import type { WithSession } from './session.js';
 import type { DeviceRef } from './deps.js';
@@ -72,7 +72,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     devices: new Map<string, DeviceRef>(),
     limits: o.publishRate,
     eventRate: o.eventRate,
-    heard: new Map<string, Date>(),
+    heard: new Map<string, number>(),
+    topicCache: new Map(),
     requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
     now: o.now ?? (() => new Date()),
     publish(topic, payload, qos) {
@@ -89,7 +90,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       // aedes has stored the CONNECT's will on the client by now: judge it here, where the client can be told.
       const will = (client as unknown as { _will?: { topic: string; payload: Buffer; retain?: boolean } })._will ?? null;
       // TLS device identity: a client certificate, when one was presented, decides (identity/peer.ts).
-      const socket = (client as unknown as { conn: GuardedConnection }).conn.socket;
+      const socket = (client as unknown as { conn: Socket }).conn;
       (o.certificateAuth?.(context, socket, client.id, username, will) ?? authenticate(context, client.id, username, password, will)).then(
         (r) => {
           if (!r.ok) {
@@ -106,13 +107,18 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     },
     authorizePublish(client, packet, done) {
       if (!client) return done(null); // the bridge's own publishes
-      authorizePublish(context, client as unknown as WithSession, packet as never).then(
-        () => done(null),
-        (e: Error) => {
-          o.log.info({ clientId: client.id, topic: packet.topic, reason: e.message }, 'mqtt: publish refused');
-          done(e);
-        },
-      );
+      const refused = (e: Error) => {
+        o.log.info({ clientId: client.id, topic: packet.topic, reason: e.message }, 'mqtt: publish refused');
+        done(e);
+      };
+      let pending: Promise<void> | undefined;
+      try {
+        pending = authorizePublish(context, client as unknown as WithSession, packet as never);
+      } catch (e) {
+        return refused(e as Error);
+      }
+      if (pending) pending.then(() => done(null), refused);
+      else done(null);
     },
     authorizeSubscribe(client, sub, done) {
       authorizeSubscribe(context, client as unknown as WithSession, sub).then(
@@ -131,7 +137,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   // last_heard, in one transaction every few seconds.
   async function flushHeard(): Promise<void> {
     if (context.heard.size === 0) return;
-    const batch = [...context.heard];
+    const batch = [...context.heard].map(([id, at]) => [id, new Date(at)] as const);
     context.heard.clear();
     await o.store.touchMany(batch).catch((e) => o.log.error({ err: e }, 'store: last heard not saved'));
   }
@@ -180,11 +186,10 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   function accept(socket: Socket): void {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    aedes.handle(
-      new GuardedConnection(socket, o.maxPacket, (verdict) =>
-        o.log.info({ remote: socket.remoteAddress, verdict }, 'mqtt: connection refused by the frame guard'),
-      ) as never,
+    guardConnection(socket, o.maxPacket, (verdict) =>
+      o.log.info({ remote: socket.remoteAddress, verdict }, 'mqtt: connection refused by the frame guard'),
     );
+    aedes.handle(socket as never);
   }
 
   return {

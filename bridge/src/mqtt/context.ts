@@ -1,4 +1,5 @@
 /** The shared state the hooks and handlers work with: one per broker. */
+import type { ParsedTopic } from '@flotilla/protocol';
 import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
 
@@ -13,7 +14,9 @@ export interface BrokerContext {
   devices: Map<string, DeviceRef>;
   requests: RequestRouter;
   /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */
-  heard: Map<string, Date>;
+  heard: Map<string, number>;
+  /** Topics delivered recently → parsed (null: not a protocol topic), for authorizeForward. */
+  topicCache: Map<string, ParsedTopic | null>;
   /** Events per second per device, and the burst allowed (Particle's 1/s with bursts of 4 by default). */
   eventRate: { perSecond: number; burst: number };
   /** Publish rate per client, against floods: messages per second, and the burst allowed. */
