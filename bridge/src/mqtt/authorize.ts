@@ -40,9 +40,17 @@ function actionOf(msg: Message): Action {
   return 'device.flash'; // otaBegin, otaChunk, otaAbort
 }
 
-function parse(packet: PublishPacket): { t: ParsedTopic; msg: Message } {
+function parse(ctx: BrokerContext, packet: PublishPacket): { t: ParsedTopic; msg: Message } {
+  const t = parsedForDelivery(ctx, packet.topic);
+  if (!t) {
+    try {
+      parseTopic(packet.topic); // throws the parser's own reason
+    } catch (e) {
+      throw new Refused(isProtocolError(e) ? e.code + ': ' + e.message : String(e));
+    }
+  }
   try {
-    return { t: parseTopic(packet.topic), msg: decode(packet.payload) };
+    return { t: t as ParsedTopic, msg: decode(packet.payload) };
   } catch (e) {
     throw new Refused(isProtocolError(e) ? e.code + ': ' + e.message : String(e));
   }
@@ -58,7 +66,7 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
   if (!s) throw new Refused('no session');
   spendPacketToken(ctx, s);
   if (packet.retain) throw new Refused('retained messages are not allowed');
-  const { t, msg } = parse(packet);
+  const { t, msg } = parse(ctx, packet);
   if (!kindFitsTopic(msg.kind, t.root, t.channel)) throw new Refused(msg.kind + ' does not travel on ' + packet.topic);
   if (s.kind === 'device') {
     if (t.root !== 'dev' || t.deviceId !== s.deviceId) throw new Refused('a device publishes only under its own topics');
@@ -173,8 +181,8 @@ export function authorizeForward(ctx: BrokerContext, client: WithSession, packet
 }
 
 /**
- * parseTopic for deliveries, remembered: one topic is delivered to many
- * subscribers and over and over (a device's telemetry). Bounded: cleared when full.
+ * parseTopic, remembered: a device publishes on the same few topics over and
+ * over, and each is delivered to every subscriber. Bounded: cleared when full.
  */
 function parsedForDelivery(ctx: BrokerContext, topic: string): ParsedTopic | null {
   let t = ctx.topicCache.get(topic);

@@ -107,18 +107,18 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     },
     authorizePublish(client, packet, done) {
       if (!client) return done(null); // the bridge's own publishes
-      const refused = (e: Error) => {
-        o.log.info({ clientId: client.id, topic: packet.topic, reason: e.message }, 'mqtt: publish refused');
-        done(e);
-      };
       let pending: Promise<void> | undefined;
       try {
         pending = authorizePublish(context, client as unknown as WithSession, packet as never);
       } catch (e) {
-        return refused(e as Error);
+        return refusePublish(client.id, packet.topic, e as Error, done);
       }
-      if (pending) pending.then(() => done(null), refused);
-      else done(null);
+      // No closure on the common path: most messages are decided without I/O.
+      if (!pending) return done(null);
+      pending.then(
+        () => done(null),
+        (e: Error) => refusePublish(client.id, packet.topic, e, done),
+      );
     },
     authorizeSubscribe(client, sub, done) {
       authorizeSubscribe(context, client as unknown as WithSession, sub).then(
@@ -143,6 +143,11 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   }
   const heardTimer = setInterval(() => void flushHeard(), o.heardFlushMs ?? 5000);
   heardTimer.unref();
+
+  function refusePublish(clientId: string, topic: string, e: Error, done: (err: Error) => void): void {
+    o.log.info({ clientId, topic, reason: e.message }, 'mqtt: publish refused');
+    done(e);
+  }
 
   /** Devices authenticated on a new connection that aedes has not registered yet. */
   const takingOver = new Set<string>();
