@@ -23,7 +23,7 @@ import { Aedes } from 'aedes';
 import { benchDeviceId, benchSecret, type Reply, type Request } from './broker-common.js';
 
 /** The benchmark loads the plain MQTT listener only: no TLS or WebSocket listeners (their default ports may be taken). */
-const PLAIN_MQTT_ONLY = { mqttsPort: null, wsPort: null, wssPort: null };
+const PLAIN_MQTT_ONLY = { httpPort: null, mqttsPort: null, wsPort: null, wssPort: null };
 
 const send = (r: Reply): void => {
   process.send?.(r);

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker } from './mqtt/broker.js';
+import { listenHttp, type HttpListener } from './http/server.js';
 import type { Store } from './store/store.js';
 import { openSqliteStore } from './store/sqlite/index.js';
 import { openCa, type CertificateAuthority } from './identity/ca.js';
@@ -21,6 +22,8 @@ export interface BridgeOptions {
   dataDir: string;
   /** Address every listener binds to. */
   host: string;
+  /** The HTTP API; 0 picks a free port, null turns it off. */
+  httpPort: number | null;
   /** MQTT over TCP; 0 picks a free port. */
   mqttPort: number;
   // --- TLS and WebSocket listeners (issue 4): for each port, 0 picks a free one, null (or -1) turns it off. ---
@@ -64,6 +67,7 @@ export const defaultOptions: BridgeOptions = {
   // Loopback unless told otherwise: a fresh bridge is not on the network by accident.
   host: '127.0.0.1',
   mqttPort: 1883,
+  httpPort: 8080,
   mqttsPort: 8883,
   wsPort: null,
   wssPort: null,
@@ -86,7 +90,7 @@ export interface Bridge {
   store: Store;
   broker: Broker;
   /** Ports actually bound (useful with port 0); null for a listener that is off. */
-  ports: { mqtt: number; mqtts: number | null; ws: number | null; wss: number | null };
+  ports: { http: number | null; mqtt: number; mqtts: number | null; ws: number | null; wss: number | null };
   /** Device certificates: product CAs, issuing, revocation (files under <dataDir>/tls/). */
   identity: CertificateAuthority;
   /** Set when this start created the first owner with a generated password. */
@@ -108,6 +112,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   const identity = await openCa(join(o.dataDir, 'tls'));
   const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });
   const listeners: Listener[] = [];
+  let http: HttpListener | null = null;
   let mqtt: number;
   try {
     mqtt = await broker.listen(o.mqttPort, o.host);
@@ -121,14 +126,16 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.mqttsPort)) listeners.push(await listenMqtts({ ...common, port: o.mqttsPort, tls: tls! }));
     if (on(o.wsPort)) listeners.push(await listenWebSocket({ ...common, port: o.wsPort, maxPacket: o.mqtt.maxPacket }));
     if (on(o.wssPort)) listeners.push(await listenWebSocket({ ...common, port: o.wssPort, maxPacket: o.mqtt.maxPacket, tls }));
+    if (on(o.httpPort)) http = await listenHttp({ port: o.httpPort, host: o.host, log, requestTimeoutMs: 30000, headersTimeoutMs: 15000 });
   } catch (e) {
+    await http?.close();
     await Promise.all(listeners.map((l) => l.close()));
     await broker.close();
     await store.close();
     throw e;
   }
   const port = (kind: Listener['kind']) => listeners.find((l) => l.kind === kind)?.port ?? null;
-  const ports = { mqtt, mqtts: port('mqtts'), ws: port('ws'), wss: port('wss') };
+  const ports = { http: (http as HttpListener | null)?.port ?? null, mqtt, mqtts: port('mqtts'), ws: port('ws'), wss: port('wss') };
   log.info({ host: o.host, ...ports }, 'bridge listening');
   let closed = false;
   return {
@@ -140,6 +147,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     async close() {
       if (closed) return;
       closed = true;
+      await (http as HttpListener | null)?.close();
       await Promise.all(listeners.map((l) => l.close()));
       await broker.close();
       await store.close();

@@ -11,6 +11,7 @@ const { values } = parseArgs({
     'data-dir': { type: 'string' },
     host: { type: 'string' },
     'mqtt-port': { type: 'string' },
+    'http-port': { type: 'string' },
     'mqtts-port': { type: 'string' },
     'ws-port': { type: 'string' },
     'wss-port': { type: 'string' },
@@ -28,6 +29,7 @@ if (values.help) {
   --data-dir DIR         FLOTILLA_DATA_DIR         database and firmware (default ${defaultOptions.dataDir})
   --host ADDR            FLOTILLA_HOST             address to bind (default ${defaultOptions.host})
   --mqtt-port N          FLOTILLA_MQTT_PORT        MQTT over TCP (default ${defaultOptions.mqttPort})
+  --http-port N|off      FLOTILLA_HTTP_PORT        the HTTP API (default ${defaultOptions.httpPort})
   --mqtts-port N|off     FLOTILLA_MQTTS_PORT       MQTT over TLS, device certificates or secrets (default ${defaultOptions.mqttsPort})
   --ws-port N|off        FLOTILLA_WS_PORT          MQTT over WebSocket at /mqtt (default off)
   --wss-port N|off       FLOTILLA_WSS_PORT         MQTT over secure WebSocket at /mqtt (default off)
@@ -70,6 +72,8 @@ const host = pick(values.host, 'FLOTILLA_HOST');
 if (host) options.host = host;
 const mqttPort = port(pick(values['mqtt-port'], 'FLOTILLA_MQTT_PORT'), 'the MQTT port');
 if (mqttPort !== undefined) options.mqttPort = mqttPort;
+const httpPort = optionalPort(pick(values['http-port'], 'FLOTILLA_HTTP_PORT'), 'the HTTP port');
+if (httpPort !== undefined) options.httpPort = httpPort;
 const mqttsPort = optionalPort(pick(values['mqtts-port'], 'FLOTILLA_MQTTS_PORT'), 'the MQTTS port');
 if (mqttsPort !== undefined) options.mqttsPort = mqttsPort;
 const wsPort = optionalPort(pick(values['ws-port'], 'FLOTILLA_WS_PORT'), 'the WebSocket port');

@@ -32,7 +32,7 @@ describe('bridge as a program', function () {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('finds everything where it was after a restart on the same data directory', async () => {
-    const first = await createBridge({ dataDir: dir, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+    const first = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
     assert.ok(first.generatedOwnerPassword, 'a password is generated for the first owner');
     const owner = await first.store.verifyPassword('owner', first.generatedOwnerPassword!);
     assert.ok(owner);
@@ -41,7 +41,7 @@ describe('bridge as a program', function () {
     await first.store.setDeviceSecret('cafecafecafecafecafecafe', 's3cret');
     await first.close();
 
-    const second = await createBridge({ dataDir: dir, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+    const second = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
     try {
       assert.equal(second.generatedOwnerPassword, null, 'no second owner');
       assert.ok(await second.store.verifyPassword('owner', first.generatedOwnerPassword!));
@@ -56,7 +56,7 @@ describe('bridge as a program', function () {
   it('runs as flotilla-bridge from flags and environment, and stops on SIGTERM', async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--log-level', 'warn'], {
-      env: { ...process.env, FLOTILLA_MQTT_PORT: String(port), FLOTILLA_MQTTS_PORT: 'off', FLOTILLA_OWNER_USERNAME: 'root' },
+      env: { ...process.env, FLOTILLA_MQTT_PORT: String(port), FLOTILLA_MQTTS_PORT: 'off', FLOTILLA_HTTP_PORT: 'off', FLOTILLA_OWNER_USERNAME: 'root' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -74,8 +74,26 @@ describe('bridge as a program', function () {
     assert.equal(await exited, 0, out);
   });
 
+  it('serves HTTP with hardened timeouts: /healthz, and a JSON 404 for the rest', async () => {
+    const b = await createBridge({ dataDir: dir, httpPort: 0, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+    try {
+      const base = 'http://127.0.0.1:' + b.ports.http;
+      const ok = await fetch(base + '/healthz');
+      assert.equal(ok.status, 200);
+      assert.deepEqual(await ok.json(), { ok: true });
+      const missing = await fetch(base + '/v1/nothing');
+      assert.equal(missing.status, 404);
+      assert.deepEqual(await missing.json(), { ok: false, error: 'Not found' });
+      // 17 KiB of headers: refused (431), as Node's CVE-2018-12122 fix intends.
+      const big = await fetch(base + '/healthz', { headers: { 'x-big': 'x'.repeat(17 * 1024) } });
+      assert.equal(big.status, 431);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('refuses a bad port with a clear message', async () => {
-    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--mqtt-port', 'eighty', '--mqtts-port', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--mqtt-port', 'eighty', '--mqtts-port', 'off', '--http-port', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -29,8 +29,8 @@ export interface Fixture {
 
 export async function startFixture(options: Partial<BridgeOptions> = {}): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bridge-'));
-  // No TLS listener unless a test asks for one: 8883 is one port for the whole machine.
-  const bridge = await createBridge({ dataDir: dir, mqttPort: 0, mqttsPort: null, logLevel: 'silent', ownerPassword: 'owner-password', ...options });
+  // No TLS or HTTP listener unless a test asks for one: 8883 and 8080 are one port each for the whole machine.
+  const bridge = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent', ownerPassword: 'owner-password', ...options });
   const s = bridge.store;
   const users: Record<string, string> = {};
   for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) users[name] = (await s.createUser(name, name + '-password')).id;

@@ -1,0 +1,66 @@
+/**
+ * The HTTP listener of the bridge, hardened from the start: request and header
+ * timeouts, a header size cap, and one JSON shape for what it does not serve.
+ * The operator API (Particle Cloud API v1) mounts its routes here (issue 5);
+ * today it answers GET /healthz.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../mqtt/deps.js';
+
+export interface HttpOptions {
+  port: number;
+  host: string;
+  log: Logger;
+  /** A request must arrive whole within this (Node's default is 300 s: slowloris room). */
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+}
+
+export interface HttpListener {
+  port: number;
+  close(): Promise<void>;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function handle(req: IncomingMessage, res: ServerResponse): void {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return json(res, 200, { ok: true });
+  // Particle's error shape for everything but OAuth.
+  json(res, 404, { ok: false, error: 'Not found' });
+}
+
+export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
+  const server: Server = createServer(
+    { requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024 },
+    handle,
+  );
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
+    o.log.debug({ err: err.message, code: err.code }, 'http: client error');
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // The precise refusal: headers too large, a request too slow, or anything else malformed.
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end('HTTP/1.1 ' + status + '\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
