@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { LIMITS } from '@flotilla/protocol';
-import { createBroker, type Broker } from './mqtt/broker.js';
+import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
 import { listenHttp, type HttpListener } from './http/server.js';
 import type { Store } from './store/store.js';
 import { openSqliteStore } from './store/sqlite/index.js';
@@ -46,20 +46,8 @@ export interface BridgeOptions {
   /** The first owner, created when the database has no user; a random password is generated and printed once when unset. */
   ownerUsername: string;
   ownerPassword: string | undefined;
-  mqtt: {
-    /** Largest MQTT packet accepted (an OTA chunk at its maximum, topic and headers included). */
-    maxPacket: number;
-    /** A connection that sends no CONNECT within this many ms is dropped. */
-    connectTimeoutMs: number;
-    /** Largest keepalive a client may ask for, seconds (Particle devices use 25 to 30). */
-    keepaliveLimit: number;
-    /** How long a request from an MQTT app waits for the device's reply. */
-    requestTimeoutMs: number;
-    /** Publishes per second and burst per client before the session is ended (an OTA's acks run at chunk rate). */
-    publishRate: { perSecond: number; burst: number };
-    /** Events per second and burst per device: Particle's 1 per second with bursts of 4. */
-    eventRate: { perSecond: number; burst: number };
-  };
+  /** The broker's limits, documented where the broker reads them (BrokerOptions). */
+  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate'>;
 }
 
 export const defaultOptions: BridgeOptions = {

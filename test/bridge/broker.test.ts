@@ -9,7 +9,7 @@ import { connect as tcp, type Socket } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { decode, encode, topics } from '@flotilla/protocol';
-import { A1, A2, B1, app, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { A1, A2, B1, app, closed, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const hello = (firmware = 3) =>
   Buffer.from(encode('hello', {
@@ -18,18 +18,6 @@ const hello = (firmware = 3) =>
   }));
 const event = (data: string) => Buffer.from(encode('event', { data, ttl: 60 }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves when the client's connection closes; fails after `ms`. */
-function closed(c: MqttClient, ms = 3000): Promise<void> {
-  if (!c.connected) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('still connected after ' + ms + ' ms')), ms);
-    c.once('close', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
 
 /** Messages a client receives, decoded. */
 function inbox(c: MqttClient): { topic: string; msg: ReturnType<typeof decode> }[] {

@@ -10,11 +10,12 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import WebSocket from 'ws';
 import { encode } from '@flotilla/protocol';
 import { createBridge, type Bridge } from '@flotilla/bridge';
 import { openCa, type IssuedCertificate } from '../../bridge/src/identity/ca.js';
+import { closed, connectTo } from '../helpers/bridge-fixture.js';
 
 const A1 = 'a1a1a1a1a1a1a1a1a1a1a1a1';
 const A2 = 'a2a2a2a2a2a2a2a2a2a2a2a2';
@@ -38,18 +39,10 @@ describe('bridge over TLS and WebSocket', function () {
       bootReason: 'power_down', ota: { slot: 0, trial: false, rolledBackFrom: null },
     }));
 
-  /** An mqtt.js client; resolves on CONNACK, rejects with the refusal (its `code` is the CONNACK return code). */
+  /** An mqtt.js client, closed after the test; rejects with the refusal (its `code` is the CONNACK return code). */
   async function open(url: string, opts: IClientOptions): Promise<MqttClient> {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4, ...opts });
+    const c = await connectTo(url, opts);
     clients.push(c);
-    await new Promise<void>((resolve, reject) => {
-      c.once('connect', () => resolve());
-      c.once('error', (e) => {
-        c.end(true);
-        reject(e);
-      });
-      c.once('close', () => reject(new Error('closed before CONNACK')));
-    });
     return c;
   }
   const mqtts = (clientId: string, cert: IssuedCertificate | null, extra: IClientOptions = {}) =>
@@ -62,17 +55,6 @@ describe('bridge over TLS and WebSocket', function () {
     await assert.rejects(p, (e: Error & { code?: number }) => {
       assert.equal(e.code, code, e.message);
       return true;
-    });
-  }
-  /** Resolves when the client's connection closes; fails after `ms`. */
-  function closed(c: MqttClient, ms = 3000): Promise<void> {
-    if (!c.connected) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('still connected after ' + ms + ' ms')), ms);
-      c.once('close', () => {
-        clearTimeout(t);
-        resolve();
-      });
     });
   }
   /** A device with a good certificate still gets in and has its hello acknowledged. */

@@ -68,8 +68,13 @@ export async function startFixture(options: Partial<BridgeOptions> = {}): Promis
 }
 
 /** An mqtt.js client on the fixture's port; resolves on CONNACK, rejects with the refusal. */
-export async function connect(port: number, opts: IClientOptions): Promise<MqttClient> {
-  const client = mqtt.connect({ host: '127.0.0.1', port, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+export function connect(port: number, opts: IClientOptions): Promise<MqttClient> {
+  return connectTo('mqtt://127.0.0.1:' + port, opts);
+}
+
+/** An mqtt.js client for any URL (mqtt, mqtts, ws, wss); rejects with the refusal (its `code` is the CONNACK return code). */
+export async function connectTo(url: string, opts: IClientOptions): Promise<MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4, ...opts });
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
     client.once('error', (e) => {
@@ -87,3 +92,15 @@ export const device = (port: number, id: keyof typeof SECRET, extra: IClientOpti
 
 export const app = (port: number, clientId: string, token: string, extra: IClientOptions = {}) =>
   connect(port, { clientId, username: 'token', password: token, ...extra });
+
+/** Resolves when the client's connection closes; fails after `ms`. */
+export function closed(c: MqttClient, ms = 3000): Promise<void> {
+  if (!c.connected) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('still connected after ' + ms + ' ms')), ms);
+    c.once('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
