@@ -344,6 +344,16 @@ describe('firmware MQTT client on the Node HAL', function () {
     return h;
   }
 
+  /** A peer, a client on it, and the client connected: how most tests here begin. */
+  async function connectedHarness(opts?: Parameters<typeof harness>[1]) {
+    const p = await peer();
+    const h = harness(p.port, opts);
+    h.client.start();
+    const c = await p.conn(0);
+    await until(() => h.client.connected, 2000, 'connected');
+    return { p, h, c };
+  }
+
   async function peer(b: Partial<Behaviour> = {}): Promise<Peer> {
     const p = await Peer.start(b);
     cleanups.push(() => p.close());
@@ -448,11 +458,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('acknowledges a QoS 1 PUBLISH from the peer with a PUBACK carrying its packet id', async () => {
-      const p = await peer();
-      const h = harness(p.port);
-      h.client.start();
-      const c = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c } = await connectedHarness();
       for (const id of [1, 0x1234, 0xabcd, 0xffff]) {
         c.write(publishFrame('q1/' + id, 'p' + id, 1, id));
         const ack = await c.next(PUBACK);
@@ -491,11 +497,7 @@ describe('firmware MQTT client on the Node HAL', function () {
 
   describe('limits', () => {
     it('accepts a packet of exactly maxPacket; a remaining length over maxPacket closes the link, and the client reconnects', async () => {
-      const p = await peer();
-      const h = harness(p.port, { maxPacket: 1024 });
-      h.client.start();
-      const c0 = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c: c0 } = await connectedHarness({ maxPacket: 1024 });
       await c0.next(SUBSCRIBE);
       // Remaining length 1024: 2 + 6 ('lim/ok') + 1016 payload bytes.
       const fits = publishFrame('lim/ok', Buffer.alloc(1016, 0x61));
@@ -570,11 +572,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('an acknowledged publish calls done(null) once, with no retransmission', async () => {
-      const p = await peer();
-      const h = harness(p.port, { ackTimeout: 200, retries: 2 });
-      h.client.start();
-      const c = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c } = await connectedHarness({ ackTimeout: 200, retries: 2 });
       const rec = recorder();
       h.client.publish('up/ok', utf8('x'), 1, rec.done);
       await until(() => rec.results.length === 1, 2000, 'done');
@@ -668,11 +666,7 @@ describe('firmware MQTT client on the Node HAL', function () {
 
   describe('keepalive', () => {
     it('sends PINGREQ when idle, and measures the round trip on PINGRESP', async () => {
-      const p = await peer();
-      const h = harness(p.port, { keepalive: 1 });
-      h.client.start();
-      const c = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c } = await connectedHarness({ keepalive: 1 });
       const sub = await c.next(SUBSCRIBE);
       const ping = await c.next(PINGREQ, 3000);
       assert.deepEqual([ping.first, ping.body.length], [0xc0, 0]);
@@ -686,11 +680,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('sends no PINGREQ while other packets keep the link busy', async () => {
-      const p = await peer();
-      const h = harness(p.port, { keepalive: 1 });
-      h.client.start();
-      const c = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c } = await connectedHarness({ keepalive: 1 });
       const until2500 = Date.now() + 2500;
       while (Date.now() < until2500) {
         h.client.publish('busy', utf8('.'), 0, null);
@@ -821,11 +811,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('after a link that was up drops, the first retry waits within [backoffMin/2, backoffMin]', async () => {
-      const p = await peer();
-      const h = harness(p.port, { backoffMin: 300, backoffMax: 5000 });
-      h.client.start();
-      const c0 = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c: c0 } = await connectedHarness({ backoffMin: 300, backoffMax: 5000 });
       c0.cut();
       const c1 = await p.conn(1, 3000);
       const d = c1.openedAt - c0.closedAt;
@@ -906,11 +892,7 @@ describe('firmware MQTT client on the Node HAL', function () {
 
   describe('stop', () => {
     it('stop() sends DISCONNECT, closes the link and stops reconnecting; start() again reconnects', async () => {
-      const p = await peer();
-      const h = harness(p.port);
-      h.client.start();
-      const c0 = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c: c0 } = await connectedHarness();
       h.client.stop();
       await c0.next(DISCONNECT, 2000);
       await c0.waitClosed();
@@ -941,11 +923,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     // still buffered, so the broker published the will after a clean stop. HalNet.close() now
     // flushes what was sent before closing (hal.ts).
     it('stop() right after a large publish still gets DISCONNECT to the peer', async () => {
-      const p = await peer();
-      const h = harness(p.port);
-      h.client.start();
-      const c0 = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c: c0 } = await connectedHarness();
       c0.socket.pause(); // a slow reader: the client's socket buffers what it writes
       const rec = recorder();
       h.client.publish('big', Buffer.alloc(8 << 20, 0x55), 0, rec.done);
