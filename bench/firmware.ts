@@ -29,9 +29,9 @@ cloud.subscribe('alert', function (n, d) {});
 /** Budgets of issue 3, and the RAM a Photon leaves to user code. */
 const BUDGET = { min: 16 * 1024, gzip: 6 * 1024, duktape: 48 * 1024, quickjs: 56 * 1024, photon: 38 * 1024 };
 
-async function heap(engine: EngineName): Promise<{ base: number; loaded: number; afterOta: number; bits: number }> {
+async function heap(engine: EngineName, duktapeConfig?: 'low-memory'): Promise<{ base: number; loaded: number; afterOta: number; bits: number }> {
   // The engine with the HAL and nothing else.
-  const bare = await startEngine(engine, { flash: emptyFlash(1024) });
+  const bare = await startEngine(engine, { flash: emptyFlash(1024), duktapeConfig });
   await bare.run('var x = 0;');
   const base = (await bare.memory()).used;
   const bits = bare.bits;
@@ -42,7 +42,7 @@ async function heap(engine: EngineName): Promise<{ base: number; loaded: number;
   const id = 'c0ffee' + engine.length.toString(16).padStart(18, '0');
   const flash = emptyFlash(160 * 1024);
   flash.slots[0].set(image({ deviceId: id, product: PRODUCT, firmware: 1, app: APP, options: 'keepalive: 30' }));
-  const d = new EngineDevice(engine, flash, { port: broker.port });
+  const d = new EngineDevice(engine, flash, { port: broker.port, duktapeConfig });
   try {
     await d.start();
     await cloud.kind(id, 'hello', 10000);
@@ -79,10 +79,12 @@ let functions = 0;
   for (const [k, v] of Object.entries(n)) if (k !== 'type') walk(v);
 })(parse(code.toString('utf8'), { ecmaVersion: 5 }));
 rows.push(['functions in the bundle', String(functions), '-', '~' + Math.round((functions * 310) / 1024) + ' KB of heap as function objects']);
-for (const engine of ENGINES) {
-  const h = await heap(engine);
+// The engines as the tests run them, and Duktape with the low-memory options a board port would use.
+const runs: [EngineName, 'low-memory' | undefined][] = [...ENGINES.map((e) => [e, undefined] as [EngineName, undefined]), ['duktape', 'low-memory']];
+for (const [engine, config] of runs) {
+  const h = await heap(engine, config);
   const budget = engine === 'duktape' ? BUDGET.duktape : BUDGET.quickjs;
-  const label = engine === 'duktape' ? 'Duktape ' + h.bits + '-bit' : 'QuickJS wasm' + h.bits;
+  const label = engine === 'duktape' ? 'Duktape ' + h.bits + '-bit' + (config ? ' low-memory' : '') : 'QuickJS wasm' + h.bits;
   rows.push([label + ': engine + HAL alone', kb(h.base), '-', '']);
   rows.push([label + ': agent heap after load', kb(h.loaded), kb(budget), h.loaded <= budget ? 'within' : 'over by ' + kb(h.loaded - budget)]);
   rows.push([label + ': agent heap after 64 KB OTA session', kb(h.afterOta), kb(budget), h.afterOta <= budget ? 'within' : 'over by ' + kb(h.afterOta - budget)]);

@@ -20,6 +20,8 @@ export interface EngineDeviceOptions {
   heapCap?: number;
   battery?: number;
   signalStrength?: number;
+  /** Duktape only: which build of the engine (see engines/duktape-build.ts). */
+  duktapeConfig?: 'debian' | 'low-memory';
   /** Reboots allowed before the device stays off (a crash loop in a broken test). */
   maxBoots?: number;
 }
@@ -112,6 +114,7 @@ export class EngineDevice {
       flash: this.flash,
       resetReason: reason,
       heapCap: this.o.heapCap,
+      duktapeConfig: this.o.duktapeConfig,
       battery: this.o.battery,
       signalStrength: this.o.signalStrength,
       onFlashOp: (op) => this.journal.record(op),

@@ -30,7 +30,7 @@ const QUIT_GRACE_MS = 3_000;
 
 export async function startDuktape(options: EngineOptions): Promise<EngineHost> {
   checkFlash(options.flash, BOOT_MAX);
-  const build = await buildDuktapeHost();
+  const build = await buildDuktapeHost(options.duktapeConfig);
   const host = new DuktapeHost(options, build, await mkdtemp(join(tmpdir(), 'flotilla-duk-')));
   try {
     await host.start();

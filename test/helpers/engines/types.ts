@@ -32,6 +32,8 @@ export interface EngineOptions extends EngineListener {
   resetReason?: number;
   /** Heap cap in bytes (Duktape: hard allocator cap; QuickJS: memoryTotal, coarse guard). Default 512 KiB. */
   heapCap?: number;
+  /** Duktape only: Debian's configuration as packaged (default), or the low-memory options a board port would use. */
+  duktapeConfig?: 'debian' | 'low-memory';
   /** Default -1 (no gauge). */
   battery?: number;
   /** Default -1 (unknown). */
