@@ -114,7 +114,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.mqttsPort)) listeners.push(await listenMqtts({ ...common, port: o.mqttsPort, tls: tls! }));
     if (on(o.wsPort)) listeners.push(await listenWebSocket({ ...common, port: o.wsPort, maxPacket: o.mqtt.maxPacket }));
     if (on(o.wssPort)) listeners.push(await listenWebSocket({ ...common, port: o.wssPort, maxPacket: o.mqtt.maxPacket, tls }));
-    if (on(o.httpPort)) http = await listenHttp({ port: o.httpPort, host: o.host, log, requestTimeoutMs: 30000, headersTimeoutMs: 15000 });
+    if (on(o.httpPort)) http = await listenHttp({ port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000 });
   } catch (e) {
     await http?.close();
     await Promise.all(listeners.map((l) => l.close()));

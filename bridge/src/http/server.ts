@@ -1,17 +1,22 @@
 /**
  * The HTTP listener of the bridge, hardened from the start: request and header
  * timeouts, a header size cap, and one JSON shape for what it does not serve.
- * The operator API (Particle Cloud API v1) mounts its routes here (issue 5);
- * today it answers GET /healthz.
+ * The operator API (Particle Cloud API v1): app.ts and routes/.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../mqtt/deps.js';
+import type { Store } from '../store/store.js';
+import { createApp } from './app.js';
+import { routes } from './routes/index.js';
 
 export interface HttpOptions {
   port: number;
   host: string;
   log: Logger;
+  store: Store;
+  /** Largest request body, bytes (firmware uploads stream instead: issue 7). */
+  bodyLimit: number;
   /** A request must arrive whole within this (Node's default is 300 s: slowloris room). */
   requestTimeoutMs: number;
   headersTimeoutMs: number;
@@ -22,23 +27,10 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function handle(req: IncomingMessage, res: ServerResponse): void {
-  const path = (req.url ?? '/').split('?')[0];
-  if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return json(res, 200, { ok: true });
-  // Particle's error shape for everything but OAuth.
-  json(res, 404, { ok: false, error: 'Not found' });
-}
-
 export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   const server: Server = createServer(
     { requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024 },
-    handle,
+    createApp({ store: o.store, log: o.log, bodyLimit: o.bodyLimit }, routes),
   );
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     o.log.debug({ err: err.message, code: err.code }, 'http: client error');

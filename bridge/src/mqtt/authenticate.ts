@@ -5,8 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
-import type { Action } from '@flotilla/protocol';
-import type { TokenSubject } from './deps.js';
+import { actorOf } from '../identity/actor.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
 import type { Session } from './session.js';
@@ -55,7 +54,7 @@ export async function authenticate(
   if (!token) return { ok: false, code: BAD_CREDENTIALS, reason: 'unknown token' };
   if (token.revokedAt) return { ok: false, code: BAD_CREDENTIALS, reason: 'revoked token' };
   if (token.expiresAt && token.expiresAt <= now) return { ok: false, code: BAD_CREDENTIALS, reason: 'expired token' };
-  const actor = await actorOf(ctx, token.subject);
+  const actor = await actorOf(ctx.store, token.subject);
   if (!actor) return { ok: false, code: BAD_CREDENTIALS, reason: 'the token\'s ' + token.subject.kind + ' is gone' };
   return {
     ok: true,
@@ -63,22 +62,6 @@ export async function authenticate(
   };
 }
 
-/** The actor a token stands for, as the policy reads it; null when its subject no longer exists. */
-export async function actorOf(ctx: BrokerContext, subject: TokenSubject): Promise<Actor | null> {
-  switch (subject.kind) {
-    case 'user':
-      return { kind: 'user', userId: subject.id, memberships: await ctx.store.memberships(subject.id) };
-    case 'customer': {
-      const c = await ctx.store.getCustomer(subject.id);
-      return c ? { kind: 'customer', customerId: subject.id, productId: String(c.productId) } : null;
-    }
-    case 'apiUser': {
-      const u = await ctx.store.getApiUser(subject.id);
-      if (!u) return null;
-      return { kind: 'apiUser', apiUserId: subject.id, scope: u.orgId ? { orgId: u.orgId } : { productId: String(u.productId) }, scopes: u.scopes as Action[] };
-    }
-  }
-}
 
 /** dev/<id>/status carrying { online: false }, not retained: the only will a device may leave. */
 function deviceWillOk(deviceId: string, will: Will): boolean {

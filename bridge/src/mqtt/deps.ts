@@ -3,19 +3,16 @@
  * store (the SQLite store satisfies it), a clock and a logger.
  */
 import type { ErrorReport, Hello, VitalValues } from '@flotilla/protocol';
-import type { Memberships } from '../policy/types.js';
+import type { ActorStore } from '../identity/actor.js';
 import type { AuditEntry, DeviceRef, TokenSubject } from '../store/store.js';
 
 export type { AuditEntry, DeviceRef, TokenSubject };
 
-export interface BrokerStore {
+export interface BrokerStore extends ActorStore {
   verifyDeviceSecret(deviceId: string, secret: string): Promise<boolean>;
   /** The device's product and the customer that claimed it, or null for an unknown device. */
   deviceAccess(deviceId: string): Promise<DeviceRef | null>;
   findToken(token: string): Promise<{ subject: TokenSubject; expiresAt: Date | null; revokedAt: Date | null; scopes: string[] } | null>;
-  memberships(userId: string): Promise<Memberships>;
-  getCustomer(id: string): Promise<{ productId: number } | null>;
-  getApiUser(id: string): Promise<{ orgId: string | null; productId: number | null; scopes: string[] } | null>;
   recordHello(deviceId: string, hello: Pick<Hello, 'firmware' | 'variables' | 'functions'>, at: Date): Promise<void>;
   setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
   touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;

@@ -1,0 +1,31 @@
+/**
+ * Who a token stands for, as the policy reads it. One answer for MQTT and
+ * HTTP: a user with their memberships, a product's customer, or an API user
+ * with its scope and actions; null when the token's subject no longer exists.
+ */
+import type { Action } from '@flotilla/protocol';
+import type { Actor, Memberships } from '../policy/types.js';
+import type { TokenSubject } from '../store/store.js';
+
+/** What actorOf reads from the store. */
+export interface ActorStore {
+  memberships(userId: string): Promise<Memberships>;
+  getCustomer(id: string): Promise<{ productId: number } | null>;
+  getApiUser(id: string): Promise<{ orgId: string | null; productId: number | null; scopes: string[] } | null>;
+}
+
+export async function actorOf(store: ActorStore, subject: TokenSubject): Promise<Actor | null> {
+  switch (subject.kind) {
+    case 'user':
+      return { kind: 'user', userId: subject.id, memberships: await store.memberships(subject.id) };
+    case 'customer': {
+      const c = await store.getCustomer(subject.id);
+      return c ? { kind: 'customer', customerId: subject.id, productId: String(c.productId) } : null;
+    }
+    case 'apiUser': {
+      const u = await store.getApiUser(subject.id);
+      if (!u) return null;
+      return { kind: 'apiUser', apiUserId: subject.id, scope: u.orgId ? { orgId: u.orgId } : { productId: String(u.productId) }, scopes: u.scopes as Action[] };
+    }
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The HTTP API's foundation, driven by Particle's own client (particle-api-js):
+ * logging in at /oauth/token, the bearer token, refresh, refusals in
+ * Particle's and RFC 6749's shapes, body limits, unknown routes.
+ */
+import assert from 'node:assert/strict';
+import Particle from 'particle-api-js';
+import { startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+
+interface ParticleError extends Error {
+  statusCode: number;
+  body: { error?: string; error_description?: string; ok?: boolean };
+}
+
+describe('HTTP API: OAuth and the bearer token', function () {
+  this.timeout(20000);
+  let f: Fixture;
+  let base: string;
+  let particle: InstanceType<typeof Particle>;
+
+  before(async () => {
+    f = await startFixture({ httpPort: 0 });
+    base = 'http://127.0.0.1:' + f.bridge.ports.http;
+    particle = new Particle({ baseUrl: base });
+  });
+  after(() => f.close());
+
+  /** The JSON of a response, loosely typed for assertions. */
+  const j = async (r: Response): Promise<Record<string, any>> => (await r.json()) as Record<string, any>;
+  const form = (fields: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(fields) });
+
+  it('logs in with particle-api-js and reads /v1/user with the token', async () => {
+    const login = await particle.login({ username: 'alice', password: 'alice-password' });
+    assert.equal(login.statusCode, 200);
+    assert.equal(login.body.token_type, 'bearer');
+    assert.match(login.body.access_token, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url');
+    assert.ok(login.body.expires_in > 7776000 - 5 && login.body.expires_in <= 7776000, "Particle's 90 days");
+    const me = await particle.getUserInfo({ auth: login.body.access_token });
+    assert.equal(me.body.username, 'alice');
+  });
+
+  it('refuses wrong credentials and unknown clients in OAuth\'s shape', async () => {
+    await assert.rejects(particle.login({ username: 'alice', password: 'wrong' }), (e: ParticleError) => {
+      assert.equal(e.statusCode, 400);
+      // particle-api-js adds its raw response to the body; the server's fields are these.
+      assert.deepEqual([e.body.error, e.body.error_description], ['invalid_grant', 'User credentials are invalid']);
+      return true;
+    });
+    const r = await form({ grant_type: 'password', username: 'alice', password: 'alice-password', client_id: 'nope', client_secret: 'x' });
+    assert.equal(r.status, 401);
+    assert.equal((await j(r)).error, 'invalid_client');
+    const cli = await form({ grant_type: 'password', username: 'alice', password: 'alice-password' }, { authorization: 'Basic ' + Buffer.from('particle-cli:client_secret_here').toString('base64') });
+    assert.equal(cli.status, 200, "particle-cli's client in Basic auth");
+    const missing = await form({ grant_type: 'password', client_id: 'particle', client_secret: 'particle' });
+    assert.deepEqual(await j(missing), { error: 'invalid_request', error_description: 'The username field is required' });
+    const other = await form({ grant_type: 'magic', client_id: 'particle', client_secret: 'particle' });
+    assert.equal((await j(other)).error, 'unsupported_grant_type');
+  });
+
+  it('rotates refresh tokens: a used one is refused', async () => {
+    const first = await j(await form({ grant_type: 'password', username: 'bob', password: 'bob-password', client_id: 'particle', client_secret: 'particle' }));
+    const second = await form({ grant_type: 'refresh_token', refresh_token: first.refresh_token, client_id: 'particle', client_secret: 'particle' });
+    assert.equal(second.status, 200);
+    const again = await form({ grant_type: 'refresh_token', refresh_token: first.refresh_token, client_id: 'particle', client_secret: 'particle' });
+    assert.equal(again.status, 400);
+    assert.equal((await j(again)).error, 'invalid_grant');
+  });
+
+  it('gives a token that never expires for expires_in=0, as Particle', async () => {
+    const r = await j(await form({ grant_type: 'password', username: 'bob', password: 'bob-password', client_id: 'particle', client_secret: 'particle', expires_in: '0' }));
+    assert.equal(r.expires_in, 0);
+    assert.equal((await f.bridge.store.findToken(r.access_token))?.expiresAt, null);
+  });
+
+  it('answers 401 without a valid bearer token, and never takes one from the URL', async () => {
+    const cases: Record<string, string>[] = [{}, { authorization: 'Bearer nope' }, { authorization: 'Bearer ' + f.tokens.revoked }, { authorization: 'Basic abc' }];
+    for (const headers of cases) {
+      const r = await fetch(base + '/v1/user', { headers });
+      assert.equal(r.status, 401);
+      assert.equal(r.headers.get('www-authenticate'), 'Bearer');
+      assert.equal((await j(r)).error, 'invalid_token');
+    }
+    assert.equal((await fetch(base + '/v1/user?access_token=' + f.tokens.alice)).status, 401);
+    assert.equal((await fetch(base + '/v1/user', { headers: { authorization: 'Bearer ' + f.tokens.alice } })).status, 200);
+  });
+
+  it('refuses oversize and malformed bodies, and unknown routes, without a stack trace', async () => {
+    const big = await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ x: 'y'.repeat(2 * 1024 * 1024) }) });
+    assert.equal(big.status, 413);
+    const bad = await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' });
+    assert.deepEqual([bad.status, await j(bad)], [400, { ok: false, error: 'The body is not a JSON object' }]);
+    const xml = await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'text/xml' }, body: '<a/>' });
+    assert.equal(xml.status, 415);
+    assert.deepEqual([(await fetch(base + '/v1/nothing')).status, (await fetch(base + '/oauth/token')).status], [404, 405]);
+  });
+});
