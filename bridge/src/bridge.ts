@@ -24,6 +24,8 @@ export interface BridgeOptions {
   host: string;
   /** The HTTP API; 0 picks a free port, null turns it off. */
   httpPort: number | null;
+  /** How long the HTTP API waits for a device to answer a variable read or function call (then 408). */
+  callTimeoutMs: number;
   /** MQTT over TCP; 0 picks a free port. */
   mqttPort: number;
   // --- TLS and WebSocket listeners (issue 4): for each port, 0 picks a free one, null (or -1) turns it off. ---
@@ -56,6 +58,7 @@ export const defaultOptions: BridgeOptions = {
   host: '127.0.0.1',
   mqttPort: 1883,
   httpPort: 8080,
+  callTimeoutMs: 10000,
   mqttsPort: 8883,
   wsPort: null,
   wssPort: null,
@@ -114,7 +117,11 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.mqttsPort)) listeners.push(await listenMqtts({ ...common, port: o.mqttsPort, tls: tls! }));
     if (on(o.wsPort)) listeners.push(await listenWebSocket({ ...common, port: o.wsPort, maxPacket: o.mqtt.maxPacket }));
     if (on(o.wssPort)) listeners.push(await listenWebSocket({ ...common, port: o.wssPort, maxPacket: o.mqtt.maxPacket, tls }));
-    if (on(o.httpPort)) http = await listenHttp({ port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000 });
+    if (on(o.httpPort))
+      http = await listenHttp({
+        port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000,
+        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs,
+      });
   } catch (e) {
     await http?.close();
     await Promise.all(listeners.map((l) => l.close()));

@@ -9,6 +9,7 @@ import type { Actor } from '../policy/types.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../mqtt/deps.js';
 import { actorOf } from '../identity/actor.js';
+import type { RequestRouter } from '../mqtt/requests.js';
 import { ApiError } from './errors.js';
 import { readBody, type Fields } from './body.js';
 
@@ -17,6 +18,10 @@ export interface ApiContext {
   log: Logger;
   /** Largest request body accepted, bytes. */
   bodyLimit: number;
+  /** Requests to live devices (the broker's router). */
+  requests: RequestRouter;
+  /** How long a variable read or function call waits for the device (then 408). */
+  callTimeoutMs: number;
 }
 
 export interface Request {

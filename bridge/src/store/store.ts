@@ -298,6 +298,8 @@ export interface TeamStore {
    * personal products as 'owner', then team memberships. Ids are strings.
    */
   memberships(userId: string): Promise<Memberships>;
+  /** The ids of an org's products. */
+  orgProductIds(orgId: string): Promise<number[]>;
   /** By integer id (number or digit string) or slug. */
   productRef(productIdOrSlug: string | number): Promise<ProductRef | null>;
 }

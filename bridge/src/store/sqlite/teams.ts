@@ -81,6 +81,7 @@ function memberRole(role: unknown): MemberRole {
 
 export function teamStore(ctx: Ctx): TeamStore {
   const { db } = ctx;
+  const orgProducts = db.prepare<{ id: number }>('SELECT id FROM products WHERE org_id = ? ORDER BY id');
   const insertOrg = db.prepare('INSERT INTO organizations (id, name, slug, owner_user_id, created_at) VALUES (?, ?, ?, ?, ?)');
   const orgById = db.prepare<OrgRaw>('SELECT * FROM organizations WHERE id = ?');
   const orgBySlug = db.prepare<OrgRaw>('SELECT * FROM organizations WHERE slug = ?');
@@ -207,6 +208,10 @@ export function teamStore(ctx: Ctx): TeamStore {
     async productTeam(productId) {
       const id = productKey(productId);
       return productTeamQ.all(id, id).map((r): TeamMember => ({ userId: r.user_id, role: r.role }));
+    },
+
+    async orgProductIds(orgId) {
+      return orgProducts.all(orgId).map((r) => r.id);
     },
 
     async memberships(userId) {

@@ -1,0 +1,106 @@
+/**
+ * Devices through the HTTP API, driven by particle-api-js, answered by the
+ * real firmware agent (the built bundle in a node:vm device) over the bridge:
+ * list, get, variable read, function call; roles; offline and timeout.
+ */
+import assert from 'node:assert/strict';
+import Particle from 'particle-api-js';
+import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
+import { encode, topics } from '@flotilla/protocol';
+import { A1, A2, B1, device, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { DEMO_APP, image } from '../helpers/images.js';
+
+interface ParticleError extends Error {
+  statusCode: number;
+  body: { error?: string; ok?: boolean };
+}
+
+describe('HTTP API: devices', function () {
+  this.timeout(30000);
+  let f: Fixture;
+  let base: string;
+  let particle: InstanceType<typeof Particle>;
+  let agent: VmDevice;
+
+  before(async () => {
+    f = await startFixture({ httpPort: 0, callTimeoutMs: 800 });
+    base = 'http://127.0.0.1:' + f.bridge.ports.http;
+    particle = new Particle({ baseUrl: base });
+    // a1 runs the real agent, with the demo app's variables and functions.
+    const flash = new MemoryFlash(emptyFlash(256 * 1024));
+    flash.state.slots[0].set(image({ deviceId: A1, secret: SECRET[A1], product: Number(f.products.A), firmware: 1, app: DEMO_APP, options: 'keepalive: 5, backoffMin: 50' }));
+    agent = new VmDevice({ flash, host: '127.0.0.1', port: f.port });
+    agent.start();
+    for (let i = 0; i < 100 && !(await f.bridge.store.getDevice(A1))?.online; i++) await new Promise((r) => setTimeout(r, 30));
+    for (let i = 0; i < 100 && !('temp' in ((await f.bridge.store.getDevice(A1))?.variables ?? {})); i++) await new Promise((r) => setTimeout(r, 30));
+  });
+  after(async () => {
+    agent.stop();
+    await f.close();
+  });
+
+  const refused = (p: Promise<unknown>, status: number, error: string) =>
+    assert.rejects(p, (e: ParticleError) => {
+      assert.deepEqual([e.statusCode, e.body.ok, e.body.error], [status, false, error]);
+      return true;
+    });
+
+  it('lists the devices of the products the user is on, and only those', async () => {
+    const alice = await particle.listDevices({ auth: f.tokens.alice });
+    const ids = (alice.body as { id: string }[]).map((d) => d.id).sort();
+    assert.deepEqual(ids, [A1, A2].sort());
+    const bob = await particle.listDevices({ auth: f.tokens.bob });
+    assert.deepEqual((bob.body as { id: string }[]).map((d) => d.id), [B1]);
+    const customer = await particle.listDevices({ auth: f.tokens.customer });
+    assert.deepEqual((customer.body as { id: string }[]).map((d) => d.id), [A1], 'a customer sees the device they claimed');
+  });
+
+  it('gets a device as Particle shapes it, with online and connected', async () => {
+    const d = (await particle.getDevice({ deviceId: A1, auth: f.tokens.carol })).body as unknown as Record<string, unknown>;
+    assert.equal(d.id, A1);
+    assert.equal(d.online, true);
+    assert.equal(d.connected, true);
+    assert.equal(d.product_id, Number(f.products.A));
+    assert.equal(d.firmware_version, 1);
+    assert.deepEqual((d.variables as Record<string, string>).temp, 'double');
+    assert.ok((d.functions as string[]).includes('setLed'));
+    await refused(particle.getDevice({ deviceId: A1, auth: f.tokens.bob }), 404, 'Device not found');
+    await refused(particle.getDevice({ deviceId: 'ffffffffffffffffffffffff', auth: f.tokens.alice }), 404, 'Device not found');
+  });
+
+  it('reads a variable from the live device (and ?format=raw)', async () => {
+    const r = await particle.getVariable({ deviceId: A1, name: 'temp', auth: f.tokens.dave });
+    assert.equal((r.body as { result: number }).result, 21.5);
+    const raw = await fetch(base + '/v1/devices/' + A1 + '/name?format=raw', { headers: { authorization: 'Bearer ' + f.tokens.alice } });
+    assert.equal(await raw.text(), '"kitchen"');
+    await refused(particle.getVariable({ deviceId: A1, name: 'nope', auth: f.tokens.alice }), 404, 'Variable not found');
+    await refused(particle.getVariable({ deviceId: A1, name: 'temp', auth: f.tokens.carol }), 403, 'Permission denied');
+    await refused(particle.getVariable({ deviceId: A1, name: 'temp', auth: f.tokens.bob }), 404, 'Device not found');
+  });
+
+  it('calls a function on the live device, with args (particle-api-js) or arg (Particle\'s API)', async () => {
+    const r = await particle.callFunction({ deviceId: A1, name: 'setLed', argument: 'on', auth: f.tokens.erin });
+    assert.deepEqual(r.body, { id: A1, name: null, connected: true, return_value: 1 });
+    const viaArg = await fetch(base + '/v1/devices/' + A1 + '/setLed', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/x-www-form-urlencoded' }, body: 'arg=off',
+    });
+    assert.equal(((await viaArg.json()) as { return_value: number }).return_value, 0);
+    await refused(particle.callFunction({ deviceId: A1, name: 'boom', argument: '', auth: f.tokens.alice }), 400, 'kaboom');
+    await refused(particle.callFunction({ deviceId: A1, name: 'setLed', argument: 'on', auth: f.tokens.carol }), 403, 'Permission denied');
+  });
+
+  it('answers 404 for an offline device and 408 for one that does not answer', async () => {
+    // a2 said hello once and went away: offline.
+    const a2 = await device(f.port, A2);
+    const hello = encode('hello', { agent: '0', firmware: 1, product: 1, variables: [{ name: 'v', type: 'int32' }], functions: [], subscriptions: [], bootReason: 'none', ota: { slot: 0, trial: false, rolledBackFrom: null } });
+    await a2.publishAsync(topics.device.hello(A2), Buffer.from(hello), { qos: 1 });
+    a2.end(true);
+    for (let i = 0; i < 50 && (await f.bridge.store.getDevice(A2))?.online; i++) await new Promise((r) => setTimeout(r, 20));
+    await refused(particle.getVariable({ deviceId: A2, name: 'v', auth: f.tokens.alice }), 404, 'Device is not connected');
+    // Back online, but it never answers: 408 after callTimeoutMs.
+    const silent = await device(f.port, A2);
+    await silent.publishAsync(topics.device.hello(A2), Buffer.from(hello), { qos: 1 });
+    await refused(particle.getVariable({ deviceId: A2, name: 'v', auth: f.tokens.alice }), 408, 'Timed out.');
+    silent.end(true);
+  });
+});
