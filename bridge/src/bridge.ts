@@ -26,6 +26,8 @@ export interface BridgeOptions {
   httpPort: number | null;
   /** How long the HTTP API waits for a device to answer a variable read or function call (then 408). */
   callTimeoutMs: number;
+  /** Event streams send a keepalive this often (Particle's clients reconnect after 15 s of silence). */
+  sseKeepaliveMs: number;
   /** MQTT over TCP; 0 picks a free port. */
   mqttPort: number;
   // --- TLS and WebSocket listeners (issue 4): for each port, 0 picks a free one, null (or -1) turns it off. ---
@@ -59,6 +61,7 @@ export const defaultOptions: BridgeOptions = {
   mqttPort: 1883,
   httpPort: 8080,
   callTimeoutMs: 10000,
+  sseKeepaliveMs: 9000,
   mqttsPort: 8883,
   wsPort: null,
   wssPort: null,
@@ -120,7 +123,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.httpPort))
       http = await listenHttp({
         port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000,
-        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs,
+        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events: broker.events(o.sseKeepaliveMs),
       });
   } catch (e) {
     await http?.close();

@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js';
 import type { Logger } from '../mqtt/deps.js';
 import { actorOf } from '../identity/actor.js';
 import type { RequestRouter } from '../mqtt/requests.js';
+import type { EventHub } from './events.js';
 import { ApiError } from './errors.js';
 import { readBody, type Fields } from './body.js';
 
@@ -22,10 +23,17 @@ export interface ApiContext {
   requests: RequestRouter;
   /** How long a variable read or function call waits for the device (then 408). */
   callTimeoutMs: number;
+  /** Open event streams and the events they get. */
+  events: EventHub;
 }
+
+/** What a handler returns when it has taken over the response (an event stream). */
+export const STREAMING = Symbol('streaming');
 
 export interface Request {
   method: string;
+  /** The raw response, for handlers that stream (they return STREAMING). */
+  res: ServerResponse;
   url: URL;
   params: Record<string, string>;
   headers: IncomingMessage['headers'];
@@ -49,12 +57,15 @@ function compile(routes: readonly Route[]): Compiled[] {
   return routes.map(([method, pattern, handler]) => ({ method, parts: pattern.split('/').filter(Boolean), handler }));
 }
 
+/** `:name` matches one segment; a last `*name` the rest of the path (one or more segments, joined by '/'). */
 function match(r: Compiled, parts: string[]): Record<string, string> | null {
-  if (r.parts.length !== parts.length) return null;
+  const rest = r.parts.length > 0 && r.parts[r.parts.length - 1].startsWith('*');
+  if (rest ? parts.length < r.parts.length : r.parts.length !== parts.length) return null;
   const params: Record<string, string> = {};
-  for (let i = 0; i < parts.length; i++) {
+  for (let i = 0; i < r.parts.length; i++) {
     const p = r.parts[i];
-    if (p.startsWith(':')) params[p.slice(1)] = decodeURIComponent(parts[i]);
+    if (p.startsWith('*')) params[p.slice(1)] = parts.slice(i).map(decodeURIComponent).join('/');
+    else if (p.startsWith(':')) params[p.slice(1)] = decodeURIComponent(parts[i]);
     else if (p !== parts[i]) return null;
   }
   return params;
@@ -93,11 +104,12 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     let body: Promise<Fields> | null = null;
     let actor: Promise<Actor> | null = null;
     const request: Request = {
-      method, url, params: found.params, headers: req.headers,
+      method, url, res, params: found.params, headers: req.headers,
       body: () => (body ??= readBody(req, ctx.bodyLimit)),
       actor: () => (actor ??= authenticate(req.headers)),
     };
     const reply = await found.r.handler(request, ctx);
+    if (reply === STREAMING) return;
     const { status, body: out } = reply !== null && typeof reply === 'object' && 'status' in reply && 'body' in reply ? (reply as { status: number; body: unknown }) : { status: 200, body: reply };
     json(res, status, out);
   }

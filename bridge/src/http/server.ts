@@ -9,6 +9,7 @@ import type { Logger } from '../mqtt/deps.js';
 import type { Store } from '../store/store.js';
 import type { RequestRouter } from '../mqtt/requests.js';
 import { createApp } from './app.js';
+import type { EventHub } from './events.js';
 import { routes } from './routes/index.js';
 
 export interface HttpOptions {
@@ -21,6 +22,7 @@ export interface HttpOptions {
   requests: RequestRouter;
   /** How long a variable read or function call waits for the device. */
   callTimeoutMs: number;
+  events: EventHub;
   /** A request must arrive whole within this (Node's default is 300 s: slowloris room). */
   requestTimeoutMs: number;
   headersTimeoutMs: number;
@@ -34,7 +36,7 @@ export interface HttpListener {
 export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   const server: Server = createServer(
     { requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024 },
-    createApp({ store: o.store, log: o.log, bodyLimit: o.bodyLimit, requests: o.requests, callTimeoutMs: o.callTimeoutMs }, routes),
+    createApp({ store: o.store, log: o.log, bodyLimit: o.bodyLimit, requests: o.requests, callTimeoutMs: o.callTimeoutMs, events: o.events }, routes),
   );
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     o.log.debug({ err: err.message, code: err.code }, 'http: client error');
@@ -55,6 +57,7 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
     port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
+        o.events.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -12,6 +12,7 @@ import type { BrokerContext } from './context.js';
 import { authenticate, hashToken } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
 import { guardConnection } from './guard.js';
+import { EventHub } from '../http/events.js';
 import { RequestRouter } from './requests.js';
 import type { WithSession } from './session.js';
 import type { DeviceRef } from './deps.js';
@@ -53,6 +54,8 @@ export interface Broker {
   accept(socket: Socket): void;
   /** Ends every MQTT session that authenticated with this token (after the store revoked it). */
   cutToken(token: string): number;
+  /** An event hub fed with every device event on the bus, for the HTTP API's streams. */
+  events(keepaliveMs: number): EventHub;
   /** Writes what is held in memory (last_heard) now; close() does it too. */
   flush(): Promise<void>;
   /** A user's memberships changed: their live sessions decide with the new ones from now on. */
@@ -149,6 +152,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     done(e);
   }
 
+  const hubs: EventHub[] = [];
+
   /** Devices authenticated on a new connection that aedes has not registered yet. */
   const takingOver = new Set<string>();
 
@@ -222,6 +227,15 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       return n;
     },
     flush: flushHeard,
+    events(keepaliveMs) {
+      const hub = new EventHub(context.devices, keepaliveMs);
+      aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
+        hub.deliver(packet.topic, packet.payload as Buffer);
+        cb();
+      }, () => {});
+      hubs.push(hub);
+      return hub;
+    },
     async refreshUser(userId) {
       const memberships = await o.store.memberships(userId);
       for (const c of Object.values(clients(aedes))) {
@@ -239,6 +253,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     },
     async close() {
       clearInterval(heardTimer);
+      for (const h of hubs) h.close();
       context.requests.close();
       for (const s of servers) s.close();
       for (const s of sockets) s.destroy();

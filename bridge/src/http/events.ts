@@ -1,0 +1,92 @@
+/**
+ * Server-sent event streams, as Particle's: every device event (spark/status
+ * included) from the broker's message bus, to each open stream whose scope
+ * (all devices, one device, a product, an org) and name prefix match, if its
+ * actor may watch that device. Wire format:
+ *   event: <name>\ndata: {"data":...,"ttl":60,"published_at":"<ISO>","coreid":"<device id>"}\n\n
+ * A comment line every keepaliveMs (Particle's clients reconnect after 15 s of silence).
+ */
+import type { ServerResponse } from 'node:http';
+import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
+import { decide } from '../policy/decide.js';
+import type { Actor } from '../policy/types.js';
+import type { DeviceRef } from '../store/store.js';
+
+export type StreamScope = { kind: 'all' } | { kind: 'device'; deviceId: string } | { kind: 'product'; productId: string } | { kind: 'org'; orgId: string };
+
+interface Stream {
+  actor: Actor;
+  scope: StreamScope;
+  prefix: string;
+  res: ServerResponse;
+  /** "product/customer" → may watch (decide() remembered per stream). */
+  may: Map<string, boolean>;
+}
+
+export class EventHub {
+  private readonly streams = new Set<Stream>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    /** The broker's map of devices it has seen: the product and customer of a device, synchronously. */
+    private readonly devices: Map<string, DeviceRef>,
+    keepaliveMs: number,
+  ) {
+    this.timer = setInterval(() => {
+      for (const s of this.streams) s.res.write(':\n');
+    }, keepaliveMs);
+    this.timer.unref();
+  }
+
+  /** Opens a stream on `res`; it ends when the client goes. */
+  open(actor: Actor, scope: StreamScope, prefix: string, res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.write(':ok\n\n');
+    const s: Stream = { actor, scope, prefix, res, may: new Map() };
+    this.streams.add(s);
+    res.once('close', () => this.streams.delete(s));
+  }
+
+  /** One message from the bus (called for every dev/+/evt/# publish). */
+  deliver(topic: string, payload: Uint8Array): void {
+    if (this.streams.size === 0) return;
+    let deviceId: string;
+    let name: string;
+    let data: unknown;
+    let ttl: number;
+    try {
+      const t = parseTopic(topic);
+      if (t.root !== 'dev' || t.channel !== 'evt') return;
+      const m = decode(payload);
+      if (m.kind !== 'event') return;
+      deviceId = t.deviceId;
+      name = t.event;
+      data = m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : m.data;
+      ttl = m.ttl;
+    } catch (e) {
+      if (isProtocolError(e)) return;
+      throw e;
+    }
+    const ref = this.devices.get(deviceId);
+    if (!ref) return;
+    const line = 'event: ' + name + '\ndata: ' + JSON.stringify({ data, ttl, published_at: new Date().toISOString(), coreid: deviceId }) + '\n\n';
+    for (const s of this.streams) {
+      if (!name.startsWith(s.prefix)) continue;
+      const sc = s.scope;
+      if (sc.kind === 'device' ? sc.deviceId !== deviceId : sc.kind === 'product' ? sc.productId !== ref.product.productId : sc.kind === 'org' ? sc.orgId !== ref.product.orgId : false) continue;
+      const key = ref.product.productId + '/' + (ref.customerId ?? '');
+      let ok = s.may.get(key);
+      if (ok === undefined) {
+        ok = decide(s.actor, 'device.events', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId }).allow;
+        s.may.set(key, ok);
+      }
+      if (ok) s.res.write(line);
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const s of this.streams) s.res.end();
+    this.streams.clear();
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Event streams (SSE) through the HTTP API, opened with particle-api-js:
+ * Particle's wire format, scopes (mine, device, product), prefixes,
+ * spark/status, keepalives, and each stream seeing only what its token may.
+ */
+import assert from 'node:assert/strict';
+import Particle from 'particle-api-js';
+import { encode, topics } from '@flotilla/protocol';
+import { A1, B1, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+
+interface StreamEvent {
+  name: string;
+  data: string;
+  ttl: number;
+  published_at: string;
+  coreid: string;
+}
+
+describe('HTTP API: event streams', function () {
+  this.timeout(20000);
+  let f: Fixture;
+  let base: string;
+  let particle: InstanceType<typeof Particle>;
+  const streams: { abort(): void }[] = [];
+
+  before(async () => {
+    f = await startFixture({ httpPort: 0, sseKeepaliveMs: 200 });
+    base = 'http://127.0.0.1:' + f.bridge.ports.http;
+    particle = new Particle({ baseUrl: base });
+  });
+  after(async () => {
+    for (const s of streams) s.abort();
+    await f.close();
+  });
+
+  /** Opens a stream with particle-api-js; collects its events. */
+  async function open(opts: Record<string, string>): Promise<StreamEvent[]> {
+    const stream = (await particle.getEventStream(opts as never)) as unknown as { on(e: string, f: (x: StreamEvent) => void): void; abort(): void };
+    streams.push(stream);
+    const got: StreamEvent[] = [];
+    stream.on('event', (e) => got.push(e));
+    return got;
+  }
+
+  const event = (data: string) => Buffer.from(encode('event', { data, ttl: 60 }));
+  const settle = () => new Promise((r) => setTimeout(r, 250));
+
+  it('streams a device\'s events in Particle\'s format to whoever may see them, and to no one else', async () => {
+    const alice = await open({ deviceId: 'mine', auth: f.tokens.alice });
+    const bob = await open({ deviceId: 'mine', auth: f.tokens.bob });
+    const a1 = await device(f.port, A1);
+    await a1.publishAsync(topics.device.event(A1, 'temp'), event('21.5'), { qos: 1 });
+    await settle();
+    const temp = alice.find((e) => e.name === 'temp');
+    assert.ok(temp, 'alice got temp');
+    assert.deepEqual([temp.data, temp.ttl, temp.coreid], ['21.5', 60, A1]);
+    assert.ok(!Number.isNaN(Date.parse(temp.published_at)));
+    assert.ok(alice.some((e) => e.name === 'spark/status' && e.data === 'online' && e.coreid === A1), 'spark/status online');
+    assert.deepEqual(bob.filter((e) => e.coreid === A1), [], 'bob got nothing of a1');
+    a1.end(true);
+  });
+
+  it('filters by device, product (id or slug) and name prefix', async () => {
+    const devStream = await open({ deviceId: A1, name: 'alert', auth: f.tokens.carol });
+    const product = await open({ product: 'prod-a', auth: f.tokens.dave });
+    const a1 = await device(f.port, A1);
+    const b1 = await device(f.port, B1);
+    await a1.publishAsync(topics.device.event(A1, 'alert/fire'), event('hot'), { qos: 1 });
+    await a1.publishAsync(topics.device.event(A1, 'temp'), event('1'), { qos: 1 });
+    await b1.publishAsync(topics.device.event(B1, 'alert/fire'), event('other product'), { qos: 1 });
+    await settle();
+    assert.deepEqual(devStream.map((e) => [e.name, e.data]), [['alert/fire', 'hot']]);
+    assert.deepEqual(product.filter((e) => !e.name.startsWith('spark/')).map((e) => e.name), ['alert/fire', 'temp']);
+    a1.end(true);
+    b1.end(true);
+  });
+
+  it('refuses a stream of a device or product the token has no role on, and /v1/events without a prefix', async () => {
+    const h = { authorization: 'Bearer ' + f.tokens.bob };
+    assert.equal((await fetch(base + '/v1/devices/' + A1 + '/events', { headers: h })).status, 404);
+    assert.equal((await fetch(base + '/v1/products/prod-a/events', { headers: h })).status, 404);
+    assert.equal((await fetch(base + '/v1/events', { headers: h })).status, 400);
+    assert.equal((await fetch(base + '/v1/devices/events')).status, 401);
+  });
+
+  it('opens with :ok and sends keepalives', async () => {
+    const ac = new AbortController();
+    const r = await fetch(base + '/v1/events/nothing', { headers: { authorization: 'Bearer ' + f.tokens.alice }, signal: ac.signal });
+    assert.equal(r.headers.get('content-type'), 'text/event-stream');
+    const reader = r.body!.getReader();
+    let text = '';
+    const until = Date.now() + 3000;
+    while (Date.now() < until && (text.match(/:\n/g) ?? []).length < 3) text += new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    assert.ok(text.startsWith(':ok\n\n'), JSON.stringify(text));
+    assert.ok((text.match(/:\n/g) ?? []).length >= 3, 'keepalives: ' + JSON.stringify(text));
+  });
+});
