@@ -89,6 +89,22 @@ describe('HTTP API: devices', function () {
     await refused(particle.callFunction({ deviceId: A1, name: 'setLed', argument: 'on', auth: f.tokens.carol }), 403, 'Permission denied');
   });
 
+  it('renames a device, edits its notes, signals and pings it, by role', async () => {
+    const renamed = await particle.renameDevice({ deviceId: A1, name: 'kitchen-sensor', auth: f.tokens.erin });
+    assert.equal((renamed.body as { name: string }).name, 'kitchen-sensor');
+    await particle.setDeviceNotes({ deviceId: A1, notes: 'by the window', auth: f.tokens.erin });
+    const d = (await particle.getDevice({ deviceId: A1, auth: f.tokens.alice })).body as unknown as { name: string; notes: string };
+    assert.deepEqual([d.name, d.notes], ['kitchen-sensor', 'by the window']);
+    await refused(particle.renameDevice({ deviceId: A1, name: 'x', auth: f.tokens.dave }), 403, 'Permission denied');
+    await refused(particle.renameDevice({ deviceId: A1, name: 'x'.repeat(65), auth: f.tokens.alice }), 400, 'a device name is longer than 64 characters');
+    const signal = await particle.signalDevice({ deviceId: A1, signal: true, auth: f.tokens.dave });
+    assert.deepEqual(signal.body, { id: A1, connected: true, signaling: true });
+    const ping = await fetch(base + '/v1/devices/' + A1 + '/ping', { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.dave } });
+    assert.deepEqual(await ping.json(), { online: true, ok: true });
+    const viewerPing = await fetch(base + '/v1/devices/' + A1 + '/ping', { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.carol } });
+    assert.equal(viewerPing.status, 403);
+  });
+
   it('answers 404 for an offline device and 408 for one that does not answer', async () => {
     // a2 said hello once and went away: offline.
     const a2 = await device(f.port, A2);

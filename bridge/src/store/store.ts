@@ -323,6 +323,8 @@ export interface DeviceStore {
   setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
   /** last_heard = at. */
   touch(deviceId: string, at: Date): Promise<void>;
+  /** Renames a device or edits its notes (null clears); returns the device. */
+  updateDevice(deviceId: string, changes: { name?: string | null; notes?: string | null }): Promise<Device>;
   /** Many devices heard, in one transaction (the broker batches last_heard; unknown ids are skipped). */
   touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;
 }

@@ -8,7 +8,7 @@
 import type { Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import type { Actor, ProductRef } from '../../policy/types.js';
-import type { Device } from '../../store/store.js';
+import { StoreError, type Device } from '../../store/store.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
 import type { ApiContext, Request, Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -83,6 +83,12 @@ async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext[
   }
 }
 
+/** A StoreError of kind 'invalid' is the caller's mistake: 400 with its message. */
+function invalid(e: unknown): never {
+  if (e instanceof StoreError && e.code === 'invalid') throw ApiError.of(400, e.message);
+  throw e;
+}
+
 export const deviceRoutes: Route[] = [
   [
     'GET', '/v1/devices',
@@ -127,6 +133,41 @@ export const deviceRoutes: Route[] = [
       const r = await ask(ctx, device, { op: 'call', name, arg });
       if (r.status !== 'ok') throw ApiError.of(r.status === 'not_found' ? 404 : 400, r.status === 'not_found' ? 'Function not found' : String(r.value ?? r.status));
       return { id: device.id, name: device.name, connected: true, return_value: r.value };
+    },
+  ],
+  [
+    'PUT', '/v1/devices/:id/ping',
+    async (req, ctx) => {
+      const { device } = await authorized(req, ctx, 'device.ping');
+      if (!device.online) return { online: false, ok: true };
+      try {
+        const r = await ctx.requests.ask(device.id, { op: 'ping' }, ctx.callTimeoutMs);
+        return { online: r.status === 'ok', ok: true };
+      } catch (e) {
+        if (e instanceof RequestTimeout) return { online: false, ok: true };
+        throw e;
+      }
+    },
+  ],
+  [
+    // Particle's multiplexed update: one field per call (name, notes or signal).
+    'PUT', '/v1/devices/:id',
+    async (req, ctx) => {
+      const body = await req.body();
+      if ('signal' in body) {
+        const { device } = await authorized(req, ctx, 'device.ping');
+        const on = String(body.signal) === '1' || body.signal === true;
+        const r = await ask(ctx, device, { op: 'signal', on });
+        return { id: device.id, connected: true, signaling: r.status === 'ok' ? on : false };
+      }
+      if ('name' in body || 'notes' in body) {
+        const { device } = await authorized(req, ctx, 'device.edit');
+        const updated = await ctx.store
+          .updateDevice(device.id, { name: 'name' in body ? (body.name as string | null) : undefined, notes: 'notes' in body ? (body.notes as string | null) : undefined })
+          .catch(invalid);
+        return 'name' in body ? { id: updated.id, name: updated.name, updated_at: new Date().toISOString() } : { id: updated.id, notes: updated.notes, updated_at: new Date().toISOString() };
+      }
+      throw ApiError.of(400, 'Nothing to update: send name, notes or signal');
     },
   ],
 ];

@@ -84,6 +84,8 @@ export function deviceStore(ctx: Ctx): DeviceStore {
     'UPDATE devices SET online = CASE WHEN last_handshake_at IS NOT NULL AND last_handshake_at > ? THEN online ELSE 0 END WHERE id = ?',
   );
   const heard = db.prepare(`UPDATE devices SET ${HEARD} WHERE id = ?`);
+  const rename = db.prepare('UPDATE devices SET name = ? WHERE id = ?');
+  const setNotes = db.prepare('UPDATE devices SET notes = ? WHERE id = ?');
 
   return {
     async createDevice(input) {
@@ -141,6 +143,26 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       const t = msOf(at, 'at');
       const changes = isOnline ? online.run(t, t, deviceId).changes : offline.run(t, deviceId).changes;
       if (changes === 0) throw notFound(deviceId);
+    },
+
+    async updateDevice(deviceId, changes) {
+      const clean = (v: string | null | undefined, what: string, max: number): string | null | undefined => {
+        if (v === undefined || v === null) return v;
+        if (typeof v !== 'string') throw new StoreError('invalid', what + ' must be text');
+        const t = v.trim();
+        if (t.length > max) throw new StoreError('invalid', what + ' is longer than ' + max + ' characters');
+        return t === '' ? null : t;
+      };
+      const name = clean(changes.name, 'a device name', 64);
+      const notes = clean(changes.notes, 'device notes', 4096);
+      const run = db.transaction(() => {
+        if (name !== undefined) rename.run(name, deviceId);
+        if (notes !== undefined) setNotes.run(notes, deviceId);
+      });
+      run();
+      const d = byId.get(deviceId);
+      if (!d) throw notFound(deviceId);
+      return device(d);
     },
 
     async touchMany(list) {
