@@ -55,6 +55,20 @@ describe('HTTP API: devices', function () {
     assert.deepEqual((customer.body as { id: string }[]).map((d) => d.id), [A1], 'a customer sees the device they claimed');
   });
 
+  it('lists a product\'s devices by id or slug, with filters, sorting and pages', async () => {
+    const all = (await particle.listDevices({ product: 'prod-a', auth: f.tokens.carol })).body as unknown as { devices: { id: string }[]; meta: { total_pages: number } };
+    assert.deepEqual(all.devices.map((d) => d.id).sort(), [A1, A2].sort());
+    assert.equal(all.meta.total_pages, 1);
+    const filtered = (await particle.listDevices({ product: f.products.A, deviceId: 'a2a2', auth: f.tokens.alice })).body as unknown as { devices: { id: string }[] };
+    assert.deepEqual(filtered.devices.map((d) => d.id), [A2]);
+    const paged = (await particle.listDevices({ product: f.products.A, sortAttr: 'deviceId', sortDir: 'asc', perPage: 1, page: 2, auth: f.tokens.alice })).body as unknown as { devices: { id: string }[]; meta: { total_pages: number } };
+    assert.deepEqual([paged.devices.map((d) => d.id), paged.meta.total_pages], [[A2], 2]);
+    await refused(particle.listDevices({ product: 'prod-a', auth: f.tokens.bob }), 404, 'Product not found');
+    const one = (await particle.getDevice({ deviceId: A1, product: 'prod-a', auth: f.tokens.carol })).body as unknown as { id: string };
+    assert.equal(one.id, A1);
+    await refused(particle.getDevice({ deviceId: A1, product: 'prod-b', auth: f.tokens.bob }), 404, 'Device not found');
+  });
+
   it('gets a device as Particle shapes it, with online and connected', async () => {
     const d = (await particle.getDevice({ deviceId: A1, auth: f.tokens.carol })).body as unknown as Record<string, unknown>;
     assert.equal(d.id, A1);

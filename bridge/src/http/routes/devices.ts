@@ -43,7 +43,12 @@ export function deviceObject(d: Device) {
 async function authorized(req: Request, ctx: ApiContext, action: Action): Promise<{ device: Device; actor: Actor }> {
   const actor = await req.actor();
   const id = req.params.id;
-  const access = await ctx.store.deviceAccess(id);
+  let access = await ctx.store.deviceAccess(id);
+  // The product form (/v1/products/:product/devices/:id): the device must be that product's.
+  if (access && req.params.product !== undefined) {
+    const product = await ctx.store.productRef(req.params.product);
+    if (!product || product.productId !== access.product.productId) access = null;
+  }
   const decision = access
     ? decide(actor, action, { kind: 'device', deviceId: id, product: access.product, customerId: access.customerId })
     : ({ allow: false, status: 404, reason: 'no such device' } as const);
@@ -170,4 +175,32 @@ export const deviceRoutes: Route[] = [
       throw ApiError.of(400, 'Nothing to update: send name, notes or signal');
     },
   ],
+  [
+    // Particle's product listing: filters, sorting and pages of 25.
+    'GET', '/v1/products/:product/devices',
+    async (req, ctx) => {
+      const actor = await req.actor();
+      const product = await ctx.store.productRef(req.params.product);
+      if (!product || !decide(actor, 'device.view', { kind: 'product', product }).allow) throw ApiError.of(404, 'Product not found');
+      const q = req.url.searchParams;
+      const idPart = (q.get('deviceId') ?? '').toLowerCase();
+      const namePart = (q.get('deviceName') ?? '').toLowerCase();
+      let list = (await ctx.store.listDevices(product.productId)).filter(
+        (d) => d.id.includes(idPart) && (namePart === '' || (d.name ?? '').toLowerCase().includes(namePart)),
+      );
+      const attr = q.get('sortAttr') ?? 'lastConnection';
+      const key = (d: Device): string | number =>
+        attr === 'deviceName' ? d.name ?? '' : attr === 'deviceId' ? d.id : attr === 'firmwareVersion' ? d.firmwareVersion ?? -1 : d.lastHandshakeAt?.getTime() ?? 0;
+      const dir = (q.get('sortDir') ?? (attr === 'lastConnection' ? 'desc' : 'asc')) === 'desc' ? -1 : 1;
+      list = list.sort((a, b) => (key(a) < key(b) ? -dir : key(a) > key(b) ? dir : 0));
+      const perPage = Math.min(100, Math.max(1, Number(q.get('per_page') ?? 25) || 25));
+      const page = Math.max(1, Number(q.get('page') ?? 1) || 1);
+      return {
+        devices: list.slice((page - 1) * perPage, page * perPage).map(deviceObject),
+        customers: [],
+        meta: { total_pages: Math.max(1, Math.ceil(list.length / perPage)) },
+      };
+    },
+  ],
+  ['GET', '/v1/products/:product/devices/:id', async (req, ctx) => deviceObject((await authorized(req, ctx, 'device.view')).device)],
 ];
