@@ -345,8 +345,8 @@ describe('firmware MQTT client on the Node HAL', function () {
   }
 
   /** A peer, a client on it, and the client connected: how most tests here begin. */
-  async function connectedHarness(opts?: Parameters<typeof harness>[1]) {
-    const p = await peer();
+  async function connectedHarness(opts?: Parameters<typeof harness>[1], peerOpts?: Parameters<typeof peer>[0]) {
+    const p = await peer(peerOpts);
     const h = harness(p.port, opts);
     h.client.start();
     const c = await p.conn(0);
@@ -539,11 +539,7 @@ describe('firmware MQTT client on the Node HAL', function () {
 
   describe('QoS 1 publishing', () => {
     it('retransmits an unacknowledged publish with DUP and the same id, then gives up after `retries`', async function () {
-      const p = await peer({ puback: false });
-      const h = harness(p.port, { ackTimeout: 200, retries: 2 });
-      h.client.start();
-      const c = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c } = await connectedHarness({ ackTimeout: 200, retries: 2 }, { puback: false });
       const rec = recorder();
       assert.equal(h.client.publish('up/1', utf8('payload'), 1, rec.done), true);
       const first = await c.next(PUBLISH);
@@ -586,11 +582,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('keeps at most inflightMax QoS 1 publishes unacknowledged, sent in order', async () => {
-      const p = await peer({ puback: false });
-      const h = harness(p.port, { inflightMax: 2 });
-      h.client.start();
-      const c = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c } = await connectedHarness({ inflightMax: 2 }, { puback: false });
       const rec = recorder();
       for (let i = 0; i < 5; i++) h.client.publish('seq', utf8(String(i)), 1, rec.done);
       await c.next(PUBLISH);
@@ -612,11 +604,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('resends unacknowledged QoS 1 publishes with DUP, in order, after a reconnect', async () => {
-      const p = await peer({ puback: false });
-      const h = harness(p.port);
-      h.client.start();
-      const c0 = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c: c0 } = await connectedHarness(undefined, { puback: false });
       const rec = recorder();
       for (const s of ['a', 'b', 'c']) h.client.publish('re/' + s, utf8(s), 1, rec.done);
       const sent = [await c0.next(PUBLISH), await c0.next(PUBLISH), await c0.next(PUBLISH)];
@@ -643,11 +631,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('drop() cuts the link like a dead one: in-flight messages are resent with DUP on the next link', async () => {
-      const p = await peer({ puback: false });
-      const h = harness(p.port);
-      h.client.start();
-      const c0 = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c: c0 } = await connectedHarness(undefined, { puback: false });
       const rec = recorder();
       h.client.publish('drop/1', utf8('1'), 1, rec.done);
       const first = await c0.next(PUBLISH);
@@ -691,11 +675,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('closes a link whose peer stops answering PINGREQ within ~1.5 × keepalive, and reconnects', async () => {
-      const p = await peer({ pingresp: false });
-      const h = harness(p.port, { keepalive: 1 });
-      h.client.start();
-      const c0 = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c: c0 } = await connectedHarness({ keepalive: 1 }, { pingresp: false });
       const ping = await c0.next(PINGREQ, 3000);
       const closedAt = await c0.waitClosed(4000);
       assert.equal(c0.cutByPeer, false, 'the client closed it');
@@ -873,11 +853,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     });
 
     it('counts unacknowledged in-flight messages against queueMax', async () => {
-      const p = await peer({ puback: false });
-      const h = harness(p.port, { queueMax: 3, inflightMax: 4 });
-      h.client.start();
-      const c = await p.conn(0);
-      await until(() => h.client.connected, 2000, 'connected');
+      const { p, h, c } = await connectedHarness({ queueMax: 3, inflightMax: 4 }, { puback: false });
       const rec = recorder();
       for (let i = 0; i < 3; i++) assert.equal(h.client.publish('f/' + i, utf8('x'), 1, rec.done), true);
       await until(() => c.all(PUBLISH).length === 3, 2000, '3 sent');

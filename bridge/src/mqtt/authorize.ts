@@ -86,18 +86,17 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
 async function authorizeAppPublish(
   ctx: BrokerContext, s: Extract<Session, { kind: 'operator' }>, deviceId: string, msg: Message, packet: PublishPacket,
 ): Promise<void> {
-  const t = { deviceId };
   const action = actionOf(msg);
-  const ref = ctx.devices.get(t.deviceId) ?? (await ctx.store.deviceAccess(t.deviceId));
+  const ref = ctx.devices.get(deviceId) ?? (await ctx.store.deviceAccess(deviceId));
   const decision = ref
-    ? decide(s.actor, action, { kind: 'device', deviceId: t.deviceId, product: ref.product, customerId: ref.customerId })
+    ? decide(s.actor, action, { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId })
     : ({ allow: false, status: 404, reason: 'no such device' } as const);
   await ctx.store.audit({
-    at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s), action, resourceKind: 'device', resourceId: t.deviceId,
+    at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s), action, resourceKind: 'device', resourceId: deviceId,
     allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
   });
-  if (!decision.allow) throw new Refused(action + ' on ' + t.deviceId + ': ' + decision.reason);
-  if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, t.deviceId, msg));
+  if (!decision.allow) throw new Refused(action + ' on ' + deviceId + ': ' + decision.reason);
+  if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, deviceId, msg));
 }
 
 /** Every client's publish budget (ctx.limits): a flood ends the session. */
