@@ -28,6 +28,8 @@ export interface BridgeOptions {
   callTimeoutMs: number;
   /** Event streams send a keepalive this often (Particle's clients reconnect after 15 s of silence). */
   sseKeepaliveMs: number;
+  /** Whether anyone may create an account with POST /v1/users; off by default: a self-hosted bridge is private. */
+  signup: boolean;
   /** MQTT over TCP; 0 picks a free port. */
   mqttPort: number;
   // --- TLS and WebSocket listeners (issue 4): for each port, 0 picks a free one, null (or -1) turns it off. ---
@@ -62,6 +64,7 @@ export const defaultOptions: BridgeOptions = {
   httpPort: 8080,
   callTimeoutMs: 10000,
   sseKeepaliveMs: 9000,
+  signup: false,
   mqttsPort: 8883,
   wsPort: null,
   wssPort: null,
@@ -123,7 +126,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.httpPort))
       http = await listenHttp({
         port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000,
-        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events: broker.events(o.sseKeepaliveMs),
+        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events: broker.events(o.sseKeepaliveMs), fleet: broker, signup: o.signup,
       });
   } catch (e) {
     await http?.close();

@@ -20,6 +20,7 @@ const { values } = parseArgs({
     'log-level': { type: 'string' },
     'owner-username': { type: 'string' },
     'owner-password': { type: 'string' },
+    signup: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -37,7 +38,8 @@ if (values.help) {
   --tls-key FILE         FLOTILLA_TLS_KEY_FILE     its key, PEM
   --log-level L          FLOTILLA_LOG_LEVEL        fatal|error|warn|info|debug|trace|silent (default ${defaultOptions.logLevel})
   --owner-username U     FLOTILLA_OWNER_USERNAME   first owner, created on an empty database (default ${defaultOptions.ownerUsername})
-  --owner-password P     FLOTILLA_OWNER_PASSWORD   its password (default: generated, printed once)`);
+  --owner-password P     FLOTILLA_OWNER_PASSWORD   its password (default: generated, printed once)
+  --signup on|off        FLOTILLA_SIGNUP           let anyone create an account with POST /v1/users (default off)`);
   process.exit(0);
 }
 
@@ -94,6 +96,15 @@ const ownerUsername = pick(values['owner-username'], 'FLOTILLA_OWNER_USERNAME');
 if (ownerUsername) options.ownerUsername = ownerUsername;
 const ownerPassword = pick(values['owner-password'], 'FLOTILLA_OWNER_PASSWORD');
 if (ownerPassword) options.ownerPassword = ownerPassword;
+
+const signup = pick(values.signup, 'FLOTILLA_SIGNUP');
+if (signup !== undefined) {
+  if (signup !== 'on' && signup !== 'off') {
+    console.error(`flotilla-bridge: --signup (FLOTILLA_SIGNUP) is on or off, not "${signup}"`);
+    process.exit(2);
+  }
+  options.signup = signup === 'on';
+}
 
 const bridge = await createBridge(options);
 if (bridge.generatedOwnerPassword)

@@ -1,18 +1,24 @@
 /**
- * The HTTP API (Particle Cloud API v1): a small router over node:http. Routes
- * are `[method, path pattern, handler]`; a handler returns the JSON body (or
- * `{ status, body }`) or throws ApiError, which becomes the response here and
- * only here. Anything else thrown is logged and answered 500, without details.
+ * The HTTP API (Particle Cloud API v1): a small router over node:http. A route
+ * is a method, a path pattern, a guard (access.ts: public, signed in, or an
+ * action on the path's device, product or org) and a handler. The guard runs
+ * here, before the handler, and is audited; the handler returns the JSON body
+ * (or `{ status, body }`) or throws ApiError, which becomes the response here
+ * and only here. Anything else thrown is logged and answered 500, without details.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Action } from '@flotilla/protocol';
 import type { Actor } from '../policy/types.js';
+import { presentedClient } from './client-auth.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../mqtt/deps.js';
 import { actorOf } from '../identity/actor.js';
 import type { RequestRouter } from '../mqtt/requests.js';
+import type { Broker } from '../mqtt/broker.js';
 import type { EventHub } from './events.js';
 import { ApiError } from './errors.js';
 import { readBody, type Fields } from './body.js';
+import { authorize, refused, type Access, type Guard } from './access.js';
 
 export interface ApiContext {
   store: Store;
@@ -25,7 +31,14 @@ export interface ApiContext {
   callTimeoutMs: number;
   /** Open event streams and the events they get. */
   events: EventHub;
+  /** The live broker, for what a change in the store must do to connections now. */
+  fleet: LiveFleet;
+  /** Whether POST /v1/users lets anyone sign up (Particle's self sign-up; off for a private bridge). */
+  signup: boolean;
 }
+
+/** What the API asks of the broker (mqtt/broker.ts implements it). */
+export type LiveFleet = Pick<Broker, 'cutToken' | 'cutSubject' | 'refreshUser' | 'refreshDevice' | 'dropDevice' | 'sendEvent'>;
 
 /** What a handler returns when it has taken over the response (an event stream). */
 export const STREAMING = Symbol('streaming');
@@ -39,22 +52,29 @@ export interface Request {
   headers: IncomingMessage['headers'];
   /** The body, read on first call (JSON or form-encoded). */
   body(): Promise<Fields>;
-  /** The actor behind the bearer token; 401 without a valid one. */
-  actor(): Promise<Actor>;
 }
 
 export type Reply = unknown | { status: number; body: unknown };
-export type Handler = (req: Request, ctx: ApiContext) => Promise<Reply> | Reply;
-export type Route = readonly [method: string, pattern: string, handler: Handler];
-
-interface Compiled {
+/** `access`: who asks, and the resource the route's guard found and allowed (access.ts). */
+export type Handler = (req: Request, ctx: ApiContext, access: Access) => Promise<Reply> | Reply;
+export interface Route {
   method: string;
-  parts: string[];
+  path: string;
+  guard: Guard;
   handler: Handler;
 }
 
+export function route(method: string, path: string, g: Guard, handler: Handler): Route {
+  return { method, path, guard: g, handler };
+}
+
+interface Compiled {
+  route: Route;
+  parts: string[];
+}
+
 function compile(routes: readonly Route[]): Compiled[] {
-  return routes.map(([method, pattern, handler]) => ({ method, parts: pattern.split('/').filter(Boolean), handler }));
+  return routes.map((route) => ({ route, parts: route.path.split('/').filter(Boolean) }));
 }
 
 /** `:name` matches one segment; a last `*name` the rest of the path (one or more segments, joined by '/'). */
@@ -77,7 +97,8 @@ function bearer(headers: IncomingMessage['headers']): string | null {
   return h && /^bearer /i.test(h) ? h.slice(7).trim() : null;
 }
 
-const UNAUTHORIZED = () => new ApiError(401, { error: 'invalid_token', error_description: 'The access token was not found, has expired or was revoked' }, { 'www-authenticate': 'Bearer' });
+/** What a product's OAuth client may do with its credentials alone. */
+const CLIENT_SCOPES: readonly Action[] = ['customer.create', 'customer.view'];
 
 export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: IncomingMessage, res: ServerResponse) => void {
   const table = compile(routes);
@@ -87,7 +108,13 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://bridge');
-    const parts = url.pathname.split('/').filter(Boolean);
+    let parts: string[];
+    try {
+      parts = url.pathname.split('/').filter(Boolean);
+      parts.forEach((p) => decodeURIComponent(p));
+    } catch {
+      throw ApiError.of(400, 'The path is not valid percent-encoding');
+    }
     const method = req.method ?? 'GET';
     let found: { r: Compiled; params: Record<string, string> } | null = null;
     let pathKnown = false;
@@ -95,33 +122,63 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       const params = match(r, parts);
       if (!params) continue;
       pathKnown = true;
-      if (r.method === method) {
+      if (r.route.method === method) {
         found = { r, params };
         break;
       }
     }
     if (!found) throw pathKnown ? ApiError.of(405, 'Method not allowed') : ApiError.of(404, 'Not found');
     let body: Promise<Fields> | null = null;
-    let actor: Promise<Actor> | null = null;
-    const request: Request = {
-      method, url, res, params: found.params, headers: req.headers,
-      body: () => (body ??= readBody(req, ctx.bodyLimit)),
-      actor: () => (actor ??= authenticate(req.headers)),
-    };
-    const reply = await found.r.handler(request, ctx);
+    const readOnce = () => (body ??= readBody(req, ctx.bodyLimit));
+    const request: Request = { method, url, res, params: found.params, headers: req.headers, body: readOnce };
+    const g = found.r.route.guard;
+    const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers);
+    let access: Access;
+    if (g.kind === 'public') access = { actor, product: null, device: null, org: null, decision: null };
+    else if (g.kind === 'signedIn') {
+      if (actor.kind === 'anonymous' || actor.kind === 'invalid') {
+        const reason = actor.kind === 'anonymous' ? 'anonymous: no credentials' : 'invalid credentials (' + actor.reason + ')';
+        await ctx.store.audit({
+          at: new Date(), actorKind: actor.kind, actorId: '', action: 'signedIn', resourceKind: 'route',
+          resourceId: method + ' ' + found.r.route.path, allowed: false, status: 401, reason,
+        });
+        throw refused({ allow: false, status: 401, reason }, 'device');
+      }
+      access = { actor, product: null, device: null, org: null, decision: null };
+    } else access = await authorize(ctx.store, actor, g, found.params, readOnce);
+    const reply = await found.r.route.handler(request, ctx, access);
     if (reply === STREAMING) return;
     const { status, body: out } = reply !== null && typeof reply === 'object' && 'status' in reply && 'body' in reply ? (reply as { status: number; body: unknown }) : { status: 200, body: reply };
+    if (status === 204) {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     json(res, status, out);
   }
 
+  /** The actor behind the bearer token: anonymous without one, invalid for an unknown, expired or revoked one. */
   async function authenticate(headers: IncomingMessage['headers']): Promise<Actor> {
+    if (/^basic /i.test(headers.authorization ?? '')) return clientActor(headers);
     const token = bearer(headers);
-    if (!token) throw UNAUTHORIZED();
+    if (!token) return { kind: 'anonymous' };
     const t = await ctx.store.findToken(token);
-    if (!t || t.revokedAt || (t.expiresAt && t.expiresAt <= new Date())) throw UNAUTHORIZED();
-    const actor = await actorOf(ctx.store, t.subject);
-    if (!actor) throw UNAUTHORIZED();
-    return actor;
+    if (!t) return { kind: 'invalid', reason: 'unknown' };
+    if (t.revokedAt) return { kind: 'invalid', reason: 'revoked' };
+    if (t.expiresAt && t.expiresAt <= new Date()) return { kind: 'invalid', reason: 'expired' };
+    return (await actorOf(ctx.store, t.subject)) ?? { kind: 'invalid', reason: 'unknown' };
+  }
+
+  /**
+   * A product's OAuth client in Basic auth (Particle's simple authentication:
+   * the product's app creates customers with its client credentials) acts as
+   * a program of that product allowed to create and view customers.
+   */
+  async function clientActor(headers: IncomingMessage['headers']): Promise<Actor> {
+    const c = presentedClient(headers, {});
+    const client = c ? await ctx.store.verifyClient(c.id, c.secret) : null;
+    if (!client || client.productId === null) return { kind: 'invalid', reason: 'unknown' };
+    return { kind: 'apiUser', apiUserId: 'client:' + client.id, scope: { productId: String(client.productId) }, scopes: CLIENT_SCOPES };
   }
 
   function send(res: ServerResponse, e: unknown): void {

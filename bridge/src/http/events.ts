@@ -9,7 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
-import type { Actor } from '../policy/types.js';
+import type { Actor, ProductRef } from '../policy/types.js';
 import type { DeviceRef } from '../store/store.js';
 
 export type StreamScope = { kind: 'all' } | { kind: 'device'; deviceId: string } | { kind: 'product'; productId: string } | { kind: 'org'; orgId: string };
@@ -21,6 +21,10 @@ interface Stream {
   res: ServerResponse;
   /** "product/customer" → may watch (decide() remembered per stream). */
   may: Map<string, boolean>;
+}
+
+function eventLine(name: string, data: unknown, ttl: number, coreid: string): string {
+  return 'event: ' + name + '\ndata: ' + JSON.stringify({ data, ttl, published_at: new Date().toISOString(), coreid }) + '\n\n';
 }
 
 export class EventHub {
@@ -69,7 +73,7 @@ export class EventHub {
     }
     const ref = this.devices.get(deviceId);
     if (!ref) return;
-    const line = 'event: ' + name + '\ndata: ' + JSON.stringify({ data, ttl, published_at: new Date().toISOString(), coreid: deviceId }) + '\n\n';
+    const line = eventLine(name, data, ttl, deviceId);
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
       const sc = s.scope;
@@ -81,6 +85,21 @@ export class EventHub {
         s.may.set(key, ok);
       }
       if (ok) s.res.write(line);
+    }
+  }
+
+  /**
+   * An event published through the API into a product: to the streams of
+   * that product (all, product and org scopes) whose actor may watch the
+   * product's events. Particle marks such events with coreid "api".
+   */
+  deliverApi(product: ProductRef, name: string, data: string | null, ttl: number): void {
+    const line = eventLine(name, data, ttl, 'api');
+    for (const s of this.streams) {
+      if (!name.startsWith(s.prefix)) continue;
+      const sc = s.scope;
+      if (sc.kind === 'device' || (sc.kind === 'product' && sc.productId !== product.productId) || (sc.kind === 'org' && sc.orgId !== product.orgId)) continue;
+      if (decide(s.actor, 'device.events', { kind: 'product', product }).allow) s.res.write(line);
     }
   }
 

@@ -5,24 +5,12 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../mqtt/deps.js';
-import type { Store } from '../store/store.js';
-import type { RequestRouter } from '../mqtt/requests.js';
-import { createApp } from './app.js';
-import type { EventHub } from './events.js';
+import { createApp, type ApiContext } from './app.js';
 import { routes } from './routes/index.js';
 
-export interface HttpOptions {
+export interface HttpOptions extends ApiContext {
   port: number;
   host: string;
-  log: Logger;
-  store: Store;
-  /** Largest request body, bytes (firmware uploads stream instead: issue 7). */
-  bodyLimit: number;
-  requests: RequestRouter;
-  /** How long a variable read or function call waits for the device. */
-  callTimeoutMs: number;
-  events: EventHub;
   /** A request must arrive whole within this (Node's default is 300 s: slowloris room). */
   requestTimeoutMs: number;
   headersTimeoutMs: number;
@@ -36,7 +24,7 @@ export interface HttpListener {
 export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   const server: Server = createServer(
     { requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024 },
-    createApp({ store: o.store, log: o.log, bodyLimit: o.bodyLimit, requests: o.requests, callTimeoutMs: o.callTimeoutMs, events: o.events }, routes),
+    createApp(o, routes),
   );
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     o.log.debug({ err: err.message, code: err.code }, 'http: client error');

@@ -62,6 +62,15 @@ export interface Broker {
   refreshUser(userId: string): Promise<void>;
   /** A device changed product or customer: deliveries about it are decided afresh. */
   refreshDevice(deviceId: string): Promise<void>;
+  /** Ends every MQTT session of a customer or API user (deleted, or its access ended). */
+  cutSubject(kind: 'customer' | 'apiUser', id: string): number;
+  /** Ends the device's connection (it was removed from its product); false when it was not connected. */
+  dropDevice(deviceId: string): boolean;
+  /**
+   * Sends a cloud event to every connected device of the product that
+   * subscribed to a prefix of `name`; answers how many it went to.
+   */
+  sendEvent(productId: string, name: string, data: string | null): number;
   close(): Promise<void>;
 }
 
@@ -76,6 +85,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     limits: o.publishRate,
     eventRate: o.eventRate,
     heard: new Map<string, number>(),
+    subscriptions: new Map<string, readonly string[]>(),
     topicCache: new Map(),
     requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
     now: o.now ?? (() => new Date()),
@@ -184,6 +194,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     }
     // The device stays in context.devices: its offline event (and any later one about it)
     // is delivered asynchronously, and delivery decides from that map.
+    context.subscriptions.delete(s.deviceId);
     presence(s.deviceId, false);
   });
 
@@ -250,6 +261,33 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const ref = await o.store.deviceAccess(deviceId);
       if (ref && context.devices.has(deviceId)) context.devices.set(deviceId, ref);
       for (const c of Object.values(clients(aedes))) if (c.session?.kind === 'operator') c.session.watch.clear();
+    },
+    cutSubject(kind, id) {
+      let n = 0;
+      for (const c of Object.values(clients(aedes))) {
+        const a = c.session?.kind === 'operator' ? c.session.actor : null;
+        if (a && ((kind === 'customer' && a.kind === 'customer' && a.customerId === id) || (kind === 'apiUser' && a.kind === 'apiUser' && a.apiUserId === id))) {
+          c.close();
+          n++;
+        }
+      }
+      return n;
+    },
+    dropDevice(deviceId) {
+      const c = clients(aedes)[deviceId];
+      if (!c || c.session?.kind !== 'device') return false;
+      c.close();
+      return true;
+    },
+    sendEvent(productId, name, data) {
+      let n = 0;
+      const payload = encode('cloudEvent', { name, data });
+      for (const [deviceId, prefixes] of context.subscriptions) {
+        if (context.devices.get(deviceId)?.product.productId !== productId || !prefixes.some((p) => name.startsWith(p))) continue;
+        context.publish(topics.cloud.event(deviceId), payload, 1);
+        n++;
+      }
+      return n;
     },
     async close() {
       clearInterval(heardTimer);

@@ -13,6 +13,8 @@ export interface BrokerContext {
    */
   devices: Map<string, DeviceRef>;
   requests: RequestRouter;
+  /** Connected devices → the event name prefixes they subscribed to (from their hello): who gets a cloud event. */
+  subscriptions: Map<string, readonly string[]>;
   /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */
   heard: Map<string, number>;
   /** Topics delivered recently → parsed (null: not a protocol topic), for authorizeForward. */

@@ -10,6 +10,7 @@ import type { BrokerContext } from './context.js';
 export function ingest(ctx: BrokerContext, deviceId: string, msg: Message): Promise<void> | undefined {
   switch (msg.kind) {
     case 'hello':
+      ctx.subscriptions.set(deviceId, msg.subscriptions);
       return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now());
     case 'vitals':
       return ctx.store.recordVitals(deviceId, msg.values, ctx.now());

@@ -81,3 +81,8 @@ export function newToken(): string {
 export function newId(): string {
   return randomBytes(12).toString('hex');
 }
+
+/** A device secret the bridge makes for an imported device: 24 random bytes, base64url. */
+export function newDeviceSecret(): string {
+  return randomBytes(24).toString('base64url');
+}

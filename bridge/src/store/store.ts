@@ -135,6 +135,20 @@ export interface TeamMember {
   role: Role;
 }
 
+/** Which team: an org's or a product's. */
+export type TeamRef = { orgId: string; productId?: undefined } | { productId: ProductId; orgId?: undefined };
+
+/** A pending invitation to a team; accepted ones are kept (acceptedAt set) and no longer listed. */
+export interface Invitation {
+  id: string;
+  orgId: string | null;
+  productId: number | null;
+  email: string;
+  role: MemberRole;
+  invitedBy: string;
+  createdAt: Date;
+}
+
 /** A product-team membership that joining the product's org removed. */
 export interface RemovedProductMembership {
   productId: string;
@@ -163,6 +177,15 @@ export interface Device {
   quarantined: boolean;
   lockedFirmware: number | null;
   createdAt: Date;
+}
+
+export interface DeviceChanges {
+  name?: string | null;
+  notes?: string | null;
+  development?: boolean;
+  quarantined?: boolean;
+  /** The firmware version the device is locked to; null unlocks. */
+  lockedFirmware?: number | null;
 }
 
 export interface CreateDeviceInput {
@@ -246,6 +269,8 @@ export interface UserStore {
   hasUsers(): Promise<boolean>;
   /** The user when the password matches; null for a wrong password or an unknown user (both take one scrypt). */
   verifyPassword(username: string, password: string): Promise<User | null>;
+  /** By username, case-insensitively. */
+  findUser(username: string): Promise<User | null>;
 }
 
 export interface TokenStore {
@@ -300,6 +325,22 @@ export interface TeamStore {
   memberships(userId: string): Promise<Memberships>;
   /** The ids of an org's products. */
   orgProductIds(orgId: string): Promise<number[]>;
+  /** Merges `changes` into the product's settings (a key set to null is removed); returns the product. */
+  updateProductSettings(productId: ProductId, changes: ProductSettings): Promise<Product>;
+  /** Products by id, oldest first (unknown ids are skipped). */
+  productsByIds(ids: readonly number[]): Promise<Product[]>;
+  /** A member's new role; false when they are not on that team. */
+  setOrgMemberRole(orgId: string, userId: string, role: MemberRole): Promise<boolean>;
+  setProductMemberRole(productId: ProductId, userId: string, role: MemberRole): Promise<boolean>;
+  /** invalid: bad role or e-mail; conflict: a pending invitation for that address exists; not_found: team or inviter. */
+  createInvitation(input: { team: TeamRef; email: string; role: MemberRole; invitedBy: string }): Promise<Invitation>;
+  /** Pending invitations of a team, or addressed to an e-mail (a user's username). */
+  invitations(of: TeamRef | { email: string }): Promise<Invitation[]>;
+  getInvitation(id: string): Promise<Invitation | null>;
+  /** Removes a pending invitation (declined or withdrawn); false when there was none. */
+  deleteInvitation(id: string): Promise<boolean>;
+  /** Marks it accepted; the caller adds the member (addOrgMember / addProductMember). */
+  acceptInvitation(id: string): Promise<boolean>;
   /** By integer id (number or digit string) or slug. */
   productRef(productIdOrSlug: string | number): Promise<ProductRef | null>;
 }
@@ -323,8 +364,12 @@ export interface DeviceStore {
   setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
   /** last_heard = at. */
   touch(deviceId: string, at: Date): Promise<void>;
-  /** Renames a device or edits its notes (null clears); returns the device. */
-  updateDevice(deviceId: string, changes: { name?: string | null; notes?: string | null }): Promise<Device>;
+  /** Edits a device (null clears name, notes, the firmware lock); returns the device. not_found: no such device. */
+  updateDevice(deviceId: string, changes: DeviceChanges): Promise<Device>;
+  /** Removes the device and everything about it (credentials, vitals, group memberships). False when unknown. */
+  deleteDevice(deviceId: string): Promise<boolean>;
+  /** The user who claimed the device (Particle's owner), or null to unclaim. not_found: no such device. */
+  setDeviceOwner(deviceId: string, userId: string | null): Promise<void>;
   /** Many devices heard, in one transaction (the broker batches last_heard; unknown ids are skipped). */
   touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;
 }
@@ -366,14 +411,78 @@ export interface CustomerStore {
   /** A customer of a product; `password` null for one created by the product's back end (two-legged auth). */
   createCustomer(input: { productId: ProductId; username: string; password: string | null }): Promise<Customer>;
   getCustomer(id: string): Promise<Customer | null>;
+  /** By product and username (case-insensitive). */
+  findCustomer(productId: ProductId, username: string): Promise<Customer | null>;
+  listCustomers(productId: ProductId): Promise<Customer[]>;
+  /** Sets (or, with null, removes) the customer's password. not_found: no such customer. */
+  setCustomerPassword(id: string, password: string | null): Promise<void>;
+  /** Deletes the customer; their devices become unclaimed and their tokens useless. */
+  deleteCustomer(id: string): Promise<boolean>;
+  /** The customer of a product when the password matches (password grant); null otherwise. */
+  verifyCustomerPassword(productId: ProductId, username: string, password: string): Promise<Customer | null>;
   /** The customer now owns the device; both must be of the same product. */
   claimDevice(deviceId: string, customerId: string): Promise<void>;
   unclaimDevice(deviceId: string): Promise<boolean>;
   createApiUser(input: { username: string; scopes: string[] } & ({ orgId: string; productId?: undefined } | { productId: ProductId; orgId?: undefined })): Promise<ApiUser>;
   getApiUser(id: string): Promise<ApiUser | null>;
+  listApiUsers(of: TeamRef): Promise<ApiUser[]>;
+  /** Deletes the API user; its tokens stop working. */
+  deleteApiUser(id: string): Promise<boolean>;
 }
 
-export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore {
+/** A device group of a product (Particle's groups: a name, a description, a color). */
+export interface DeviceGroup {
+  name: string;
+  description: string | null;
+  color: string | null;
+  /** How many devices are in it. */
+  devices: number;
+}
+
+export interface GroupStore {
+  listGroups(productId: ProductId): Promise<DeviceGroup[]>;
+  getGroup(productId: ProductId, name: string): Promise<DeviceGroup | null>;
+  /** invalid: a name that is not 1..64 of [A-Za-z0-9_-]; conflict: taken; not_found: no product. */
+  createGroup(productId: ProductId, group: { name: string; description?: string | null; color?: string | null }): Promise<DeviceGroup>;
+  /** Renames or edits; not_found: no such group; conflict: the new name is taken. */
+  updateGroup(productId: ProductId, name: string, changes: { name?: string; description?: string | null; color?: string | null }): Promise<DeviceGroup>;
+  deleteGroup(productId: ProductId, name: string): Promise<boolean>;
+  /**
+   * Adds and removes group memberships for devices of the product, in one
+   * transaction; groups named in `add` that do not exist are created (as
+   * Particle does). Devices of another product are skipped and returned.
+   */
+  regroup(productId: ProductId, deviceIds: readonly string[], change: { add?: readonly string[]; remove?: readonly string[]; set?: readonly string[] }): Promise<{ skipped: string[] }>;
+  /** Device id → its group names, for the devices of a product that are in a group. */
+  groupsOfDevices(productId: ProductId): Promise<Map<string, string[]>>;
+}
+
+/** An OAuth client of a user or a product: what a program or a product's app logs in with. */
+export interface OAuthClient {
+  id: string;
+  name: string;
+  /** installed: a program that keeps its secret; web: a site with redirect URIs (authorization code flow). */
+  type: 'installed' | 'web';
+  redirectUris: string[];
+  productId: number | null;
+  ownerUserId: string | null;
+  createdAt: Date;
+}
+
+export interface ClientStore {
+  /** The secret is returned once; only its hash is kept. invalid: bad name, type or redirect URI. */
+  createClient(input: { name: string; type: 'installed' | 'web'; redirectUris?: string[] } & OwnerOfClient): Promise<{ client: OAuthClient; secret: string }>;
+  listClients(of: OwnerOfClient): Promise<OAuthClient[]>;
+  getClient(id: string): Promise<OAuthClient | null>;
+  updateClient(id: string, changes: { name?: string; redirectUris?: string[] }): Promise<OAuthClient>;
+  deleteClient(id: string): Promise<boolean>;
+  /** The client when the secret matches (one hash either way). */
+  verifyClient(id: string, secret: string): Promise<OAuthClient | null>;
+}
+
+export type OwnerOfClient = { ownerUserId: string; productId?: undefined } | { productId: ProductId; ownerUserId?: undefined };
+
+export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, GroupStore, ClientStore {
   /** Closes the database; the store answers nothing afterwards. */
   close(): Promise<void>;
 }

@@ -1,23 +1,29 @@
 /**
- * Devices, as Particle's /v1/devices: list, get, read a variable, call a
- * function. Every route goes through decide(); no role on the device's
- * product is 404, so a device's existence does not leak. Variables and
- * functions are answered by the live device through the broker's request
- * router: 404 when it is offline, 408 when it does not answer in time.
+ * Devices, as Particle's /v1/devices, in its three forms: /v1/devices/:id,
+ * /v1/products/:product/devices/:id and /v1/orgs/:org/devices/:id (the guard
+ * finds the device only under its own product or org). Get, variable read,
+ * function call, ping, the multiplexed PUT, remove/unclaim; the listings; claim
+ * and import. Variables and functions are answered by the live device through
+ * the broker's request router: 404 when it is offline, 408 when it does not
+ * answer in time.
  */
 import type { Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import type { Actor, ProductRef } from '../../policy/types.js';
-import { StoreError, type Device } from '../../store/store.js';
+import { newDeviceSecret } from '../../store/secrets.js';
+import { StoreError, type Device, type DeviceChanges } from '../../store/store.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
-import type { ApiContext, Request, Route } from '../app.js';
+import { guard } from '../access.js';
+import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
+import type { Fields } from '../body.js';
 
-/** Particle's device object. */
-export function deviceObject(d: Device) {
+/** Particle's device object (the product listing's fields included). */
+export function deviceObject(d: Device, groups: readonly string[] = []) {
   return {
     id: d.id,
     name: d.name,
+    owner: d.ownerUserId,
     last_app: null,
     last_ip_address: null,
     last_heard: d.lastHeard ? d.lastHeard.toISOString() : null,
@@ -31,51 +37,47 @@ export function deviceObject(d: Device) {
     functions: d.functions,
     variables: d.variables,
     status: 'normal',
+    firmware_product_id: d.productId,
     firmware_version: d.firmwareVersion,
     desired_firmware_version: d.lockedFirmware,
     development: d.development,
     quarantined: d.quarantined,
-    groups: [] as string[],
+    denied: false,
+    groups: [...groups],
   };
 }
 
-/** The device, if the actor may take `action` on it: 404 when it has no role there, 403 when the role is too low. */
-async function authorized(req: Request, ctx: ApiContext, action: Action): Promise<{ device: Device; actor: Actor }> {
-  const actor = await req.actor();
-  const id = req.params.id;
-  let access = await ctx.store.deviceAccess(id);
-  // The product form (/v1/products/:product/devices/:id): the device must be that product's.
-  if (access && req.params.product !== undefined) {
-    const product = await ctx.store.productRef(req.params.product);
-    if (!product || product.productId !== access.product.productId) access = null;
-  }
-  const decision = access
-    ? decide(actor, action, { kind: 'device', deviceId: id, product: access.product, customerId: access.customerId })
-    : ({ allow: false, status: 404, reason: 'no such device' } as const);
-  await ctx.store.audit({
-    at: new Date(), actorKind: actor.kind, actorId: actorIdOf(actor), action, resourceKind: 'device', resourceId: id,
-    allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
-  });
-  if (!decision.allow) throw decision.status === 403 ? ApiError.of(403, 'Permission denied') : ApiError.of(404, 'Device not found');
-  const device = await ctx.store.getDevice(id);
-  if (!device) throw ApiError.of(404, 'Device not found');
-  return { device, actor };
-}
-
-function actorIdOf(a: Actor): string {
-  return a.kind === 'user' ? a.userId : a.kind === 'customer' ? a.customerId : a.kind === 'apiUser' ? a.apiUserId : a.kind === 'device' ? a.deviceId : '';
+/** A StoreError is the caller's mistake (400), a conflict (409) or a missing row (404): its message says which. */
+export function storeRefusal(e: unknown): never {
+  if (e instanceof StoreError) throw ApiError.of(e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : 404, e.message);
+  throw e;
 }
 
 /** The products whose devices an actor may list. */
-async function visibleProducts(actor: Actor, ctx: ApiContext): Promise<string[]> {
+export async function visibleProducts(actor: Actor, ctx: ApiContext): Promise<ProductRef[]> {
+  let ids: string[] = [];
   if (actor.kind === 'user') {
-    const ids = new Set(Object.keys(actor.memberships.products));
-    for (const org of Object.keys(actor.memberships.orgs)) for (const p of await ctx.store.orgProductIds(org)) ids.add(String(p));
-    return [...ids];
+    const set = new Set(Object.keys(actor.memberships.products));
+    for (const org of Object.keys(actor.memberships.orgs)) for (const p of await ctx.store.orgProductIds(org)) set.add(String(p));
+    ids = [...set];
+  } else if (actor.kind === 'customer') ids = [actor.productId];
+  else if (actor.kind === 'apiUser') ids = 'productId' in actor.scope ? [actor.scope.productId] : (await ctx.store.orgProductIds(actor.scope.orgId)).map(String);
+  const refs: ProductRef[] = [];
+  for (const id of ids) {
+    const ref = await ctx.store.productRef(id);
+    if (ref) refs.push(ref);
   }
-  if (actor.kind === 'customer') return [actor.productId];
-  if (actor.kind === 'apiUser') return 'productId' in actor.scope ? [actor.scope.productId] : (await ctx.store.orgProductIds(actor.scope.orgId)).map(String);
-  return [];
+  return refs;
+}
+
+async function getDevice(ctx: ApiContext, id: string): Promise<Device> {
+  const d = await ctx.store.getDevice(id);
+  if (!d) throw ApiError.of(404, 'Device not found');
+  return d;
+}
+
+async function withGroups(ctx: ApiContext, d: Device) {
+  return deviceObject(d, (await ctx.store.groupsOfDevices(d.productId)).get(d.id));
 }
 
 async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext['requests']['ask']>[1]) {
@@ -88,33 +90,36 @@ async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext[
   }
 }
 
-/** A StoreError of kind 'invalid' is the caller's mistake: 400 with its message. */
-function invalid(e: unknown): never {
-  if (e instanceof StoreError && e.code === 'invalid') throw ApiError.of(400, e.message);
-  throw e;
+/** PUT's fields, one action each (Particle's multiplexed update). */
+const EDIT_FIELDS = ['name', 'notes', 'development', 'quarantined', 'groups'] as const;
+const FLASH_FIELDS = ['desired_firmware_version', 'flash', 'file', 'build_target_version'] as const;
+
+async function updateAction(body: () => Promise<Fields>): Promise<Action> {
+  const b = await body();
+  if ('signal' in b) return 'device.ping';
+  if (FLASH_FIELDS.some((f) => f in b)) return 'device.flash';
+  return 'device.edit';
 }
 
-export const deviceRoutes: Route[] = [
-  [
-    'GET', '/v1/devices',
-    async (req, ctx) => {
-      const actor = await req.actor();
-      const out: ReturnType<typeof deviceObject>[] = [];
-      for (const productId of await visibleProducts(actor, ctx)) {
-        const product = (await ctx.store.productRef(productId)) as ProductRef;
-        for (const d of await ctx.store.listDevices(productId)) {
-          if (decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) out.push(deviceObject(d));
-        }
-      }
-      // Particle sorts by last handshake, newest first.
-      return out.sort((a, b) => (b.last_handshake_at ?? '').localeCompare(a.last_handshake_at ?? ''));
-    },
-  ],
-  ['GET', '/v1/devices/:id', async (req, ctx) => deviceObject((await authorized(req, ctx, 'device.view')).device)],
-  [
-    'GET', '/v1/devices/:id/:name',
-    async (req, ctx) => {
-      const { device } = await authorized(req, ctx, 'device.variable');
+function bool(v: unknown, name: string): boolean {
+  if (v === true || v === 'true' || v === '1' || v === 1) return true;
+  if (v === false || v === 'false' || v === '0' || v === 0) return false;
+  throw ApiError.of(400, name + ' must be true or false');
+}
+
+function list(v: unknown, name: string): string[] {
+  if (typeof v === 'string') return v === '' ? [] : v.split(',').map((s) => s.trim());
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  throw ApiError.of(400, name + ' must be a list of strings');
+}
+
+/** The device paths, under one prefix ('/v1', '/v1/products/:product' or '/v1/orgs/:org'). */
+function devicePaths(prefix: string): Route[] {
+  const P = prefix + '/devices/:id';
+  return [
+    route('GET', P, guard.device('device.view'), async (req, ctx, a) => withGroups(ctx, await getDevice(ctx, a.device!.id))),
+    route('GET', P + '/:name', guard.device('device.variable'), async (req, ctx, a) => {
+      const device = await getDevice(ctx, a.device!.id);
       const name = req.params.name;
       if (!(name in device.variables)) throw ApiError.of(404, 'Variable not found');
       const r = await ask(ctx, device, { op: 'var', name });
@@ -124,26 +129,22 @@ export const deviceRoutes: Route[] = [
         cmd: 'VarReturn', name, result: r.value,
         coreInfo: { name: device.name, deviceID: device.id, connected: true, last_handshake_at: device.lastHandshakeAt?.toISOString() ?? null, last_app: '' },
       };
-    },
-  ],
-  [
-    'POST', '/v1/devices/:id/:name',
-    async (req, ctx) => {
-      const { device } = await authorized(req, ctx, 'device.function');
+    }),
+    route('POST', P + '/:name', guard.device('device.function'), async (req, ctx, a) => {
+      const device = await getDevice(ctx, a.device!.id);
       const name = req.params.name;
       if (!device.functions.includes(name)) throw ApiError.of(404, 'Function not found');
       const body = await req.body();
       // Particle's API takes `arg`; particle-api-js sends `args`.
-      const arg = typeof body.arg === 'string' ? body.arg : typeof body.args === 'string' ? body.args : '';
-      const r = await ask(ctx, device, { op: 'call', name, arg });
+      const raw = body.arg ?? body.args ?? '';
+      if (typeof raw !== 'string') throw ApiError.of(400, 'arg must be a string');
+      const r = await ask(ctx, device, { op: 'call', name, arg: raw });
       if (r.status !== 'ok') throw ApiError.of(r.status === 'not_found' ? 404 : 400, r.status === 'not_found' ? 'Function not found' : String(r.value ?? r.status));
+      if (req.url.searchParams.get('format') === 'raw' || body.format === 'raw') return { status: 200, body: r.value };
       return { id: device.id, name: device.name, connected: true, return_value: r.value };
-    },
-  ],
-  [
-    'PUT', '/v1/devices/:id/ping',
-    async (req, ctx) => {
-      const { device } = await authorized(req, ctx, 'device.ping');
+    }),
+    route('PUT', P + '/ping', guard.device('device.ping'), async (req, ctx, a) => {
+      const device = await getDevice(ctx, a.device!.id);
       if (!device.online) return { online: false, ok: true };
       try {
         const r = await ctx.requests.ask(device.id, { op: 'ping' }, ctx.callTimeoutMs);
@@ -152,55 +153,166 @@ export const deviceRoutes: Route[] = [
         if (e instanceof RequestTimeout) return { online: false, ok: true };
         throw e;
       }
-    },
-  ],
-  [
-    // Particle's multiplexed update: one field per call (name, notes or signal).
-    'PUT', '/v1/devices/:id',
-    async (req, ctx) => {
+    }),
+    route('PUT', P, guard.device(updateAction), async (req, ctx, a) => {
       const body = await req.body();
+      const id = a.device!.id;
       if ('signal' in body) {
-        const { device } = await authorized(req, ctx, 'device.ping');
-        const on = String(body.signal) === '1' || body.signal === true;
-        const r = await ask(ctx, device, { op: 'signal', on });
-        return { id: device.id, connected: true, signaling: r.status === 'ok' ? on : false };
+        const on = bool(body.signal, 'signal');
+        const r = await ask(ctx, await getDevice(ctx, id), { op: 'signal', on });
+        return { id, connected: true, signaling: r.status === 'ok' ? on : false };
       }
-      if ('name' in body || 'notes' in body) {
-        const { device } = await authorized(req, ctx, 'device.edit');
-        const updated = await ctx.store
-          .updateDevice(device.id, { name: 'name' in body ? (body.name as string | null) : undefined, notes: 'notes' in body ? (body.notes as string | null) : undefined })
-          .catch(invalid);
-        return 'name' in body ? { id: updated.id, name: updated.name, updated_at: new Date().toISOString() } : { id: updated.id, notes: updated.notes, updated_at: new Date().toISOString() };
+      if (FLASH_FIELDS.some((f) => f in body)) {
+        if ('file' in body || 'build_target_version' in body) throw ApiError.of(400, 'Flashing a file is done with a multipart upload (over-the-air updates)');
+        const v = body.desired_firmware_version;
+        const locked = v === null || v === '' ? null : Number(v);
+        if (locked !== null && !Number.isInteger(locked)) throw ApiError.of(400, 'desired_firmware_version must be a version number or null');
+        const d = await ctx.store.updateDevice(id, { lockedFirmware: locked }).catch(storeRefusal);
+        return { id, desired_firmware_version: d.lockedFirmware, updated_at: new Date().toISOString() };
       }
-      throw ApiError.of(400, 'Nothing to update: send name, notes or signal');
-    },
-  ],
-  [
-    // Particle's product listing: filters, sorting and pages of 25.
-    'GET', '/v1/products/:product/devices',
-    async (req, ctx) => {
-      const actor = await req.actor();
-      const product = await ctx.store.productRef(req.params.product);
-      if (!product || !decide(actor, 'device.view', { kind: 'product', product }).allow) throw ApiError.of(404, 'Product not found');
-      const q = req.url.searchParams;
-      const idPart = (q.get('deviceId') ?? '').toLowerCase();
-      const namePart = (q.get('deviceName') ?? '').toLowerCase();
-      let list = (await ctx.store.listDevices(product.productId)).filter(
-        (d) => d.id.includes(idPart) && (namePart === '' || (d.name ?? '').toLowerCase().includes(namePart)),
-      );
-      const attr = q.get('sortAttr') ?? 'lastConnection';
-      const key = (d: Device): string | number =>
-        attr === 'deviceName' ? d.name ?? '' : attr === 'deviceId' ? d.id : attr === 'firmwareVersion' ? d.firmwareVersion ?? -1 : d.lastHandshakeAt?.getTime() ?? 0;
-      const dir = (q.get('sortDir') ?? (attr === 'lastConnection' ? 'desc' : 'asc')) === 'desc' ? -1 : 1;
-      list = list.sort((a, b) => (key(a) < key(b) ? -dir : key(a) > key(b) ? dir : 0));
-      const perPage = Math.min(100, Math.max(1, Number(q.get('per_page') ?? 25) || 25));
-      const page = Math.max(1, Number(q.get('page') ?? 1) || 1);
-      return {
-        devices: list.slice((page - 1) * perPage, page * perPage).map(deviceObject),
-        customers: [],
-        meta: { total_pages: Math.max(1, Math.ceil(list.length / perPage)) },
-      };
-    },
-  ],
-  ['GET', '/v1/products/:product/devices/:id', async (req, ctx) => deviceObject((await authorized(req, ctx, 'device.view')).device)],
+      if (!EDIT_FIELDS.some((f) => f in body)) throw ApiError.of(400, 'Nothing to update: send name, notes, development, quarantined, groups, desired_firmware_version or signal');
+      const changes: DeviceChanges = {};
+      if ('name' in body) changes.name = body.name as string | null;
+      if ('notes' in body) changes.notes = body.notes as string | null;
+      if ('development' in body) changes.development = bool(body.development, 'development');
+      if ('quarantined' in body) changes.quarantined = bool(body.quarantined, 'quarantined');
+      let d = await ctx.store.updateDevice(id, changes).catch(storeRefusal);
+      if ('groups' in body) {
+        await ctx.store.regroup(d.productId, [id], { set: list(body.groups, 'groups') }).catch(storeRefusal);
+        d = await getDevice(ctx, id);
+      }
+      const out = await withGroups(ctx, d);
+      // Particle answers a rename with {id, name, updated_at}: keep those keys first.
+      return { ...out, updated_at: new Date().toISOString() };
+    }),
+  ];
+}
+
+/** Removes a device from its product: its connection ends, its rows go. */
+async function removeDevice(ctx: ApiContext, id: string): Promise<void> {
+  await ctx.store.deleteDevice(id);
+  ctx.fleet.dropDevice(id);
+  await ctx.fleet.refreshDevice(id);
+}
+
+/** Unclaims a device: no owner, no customer; the customer's live access ends now. */
+async function unclaim(ctx: ApiContext, id: string): Promise<void> {
+  await ctx.store.setDeviceOwner(id, null);
+  await ctx.store.unclaimDevice(id);
+  await ctx.fleet.refreshDevice(id);
+}
+
+const DEVICE_ID = /^[0-9a-f]{24}$/;
+
+export const deviceRoutes: Route[] = [
+  route('GET', '/v1/devices', guard.signedIn('lists only the devices decide() lets the actor view'), async (req, ctx, { actor }) => {
+    const out: ReturnType<typeof deviceObject>[] = [];
+    for (const product of await visibleProducts(actor, ctx)) {
+      const groups = await ctx.store.groupsOfDevices(product.productId);
+      for (const d of await ctx.store.listDevices(product.productId)) {
+        if (decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) out.push(deviceObject(d, groups.get(d.id)));
+      }
+    }
+    // Particle sorts by last handshake, newest first.
+    return out.sort((a, b) => (b.last_handshake_at ?? '').localeCompare(a.last_handshake_at ?? ''));
+  }),
+  // Claim (Particle's POST /v1/devices {id}): the device must already be in a product the user may add devices to.
+  route('POST', '/v1/devices', guard.device('device.add', 'body'), async (req, ctx, a) => {
+    if (a.actor.kind !== 'user') throw ApiError.of(403, 'Only a user claims devices this way; customers use claim codes');
+    await ctx.store.setDeviceOwner(a.device!.id, a.actor.userId).catch(storeRefusal);
+    return { ok: true, id: a.device!.id, user_id: a.actor.userId };
+  }),
+  route('DELETE', '/v1/devices/:id', guard.device('device.remove'), async (req, ctx, a) => {
+    await unclaim(ctx, a.device!.id);
+    return { ok: true };
+  }),
+  ...devicePaths('/v1'),
+
+  // The product forms.
+  route('GET', '/v1/products/:product/devices', guard.product('device.view'), async (req, ctx, a) => {
+    const product = a.product!;
+    const q = req.url.searchParams;
+    const idPart = (q.get('deviceId') ?? '').toLowerCase();
+    const namePart = (q.get('deviceName') ?? '').toLowerCase();
+    const groupFilter = q.get('groups') ? q.get('groups')!.split(',').map((g) => g.trim().toLowerCase()) : null;
+    const groups = await ctx.store.groupsOfDevices(product.productId);
+    let devices = (await ctx.store.listDevices(product.productId)).filter(
+      (d) =>
+        d.id.includes(idPart) &&
+        (namePart === '' || (d.name ?? '').toLowerCase().includes(namePart)) &&
+        (groupFilter === null || (groups.get(d.id) ?? []).some((g) => groupFilter.includes(g))),
+    );
+    const attr = q.get('sortAttr') ?? 'lastConnection';
+    const key = (d: Device): string | number =>
+      attr === 'deviceName' ? d.name ?? '' : attr === 'deviceId' ? d.id : attr === 'firmwareVersion' ? d.firmwareVersion ?? -1 : d.lastHandshakeAt?.getTime() ?? 0;
+    const dir = (q.get('sortDir') ?? (attr === 'lastConnection' ? 'desc' : 'asc')) === 'desc' ? -1 : 1;
+    devices = devices.sort((x, y) => (key(x) < key(y) ? -dir : key(x) > key(y) ? dir : 0));
+    const perPage = Math.min(100, Math.max(1, Number(q.get('per_page') ?? 25) || 25));
+    const page = Math.max(1, Number(q.get('page') ?? 1) || 1);
+    const shown = devices.slice((page - 1) * perPage, page * perPage);
+    const customerIds = [...new Set(shown.map((d) => d.customerId).filter((c): c is string => c !== null))];
+    const customers = [];
+    for (const id of customerIds) {
+      const c = await ctx.store.getCustomer(id);
+      if (c) customers.push({ id: c.id, username: c.username });
+    }
+    return { devices: shown.map((d) => deviceObject(d, groups.get(d.id))), customers, meta: { total_pages: Math.max(1, Math.ceil(devices.length / perPage)) } };
+  }),
+  // Import: {ids: [...]} (or `id`). New devices get a secret, answered once in `secrets` (Flotilla: devices connect with it).
+  route('POST', '/v1/products/:product/devices', guard.product('device.add'), async (req, ctx, a) => {
+    const body = await req.body();
+    const ids = body.ids !== undefined ? list(body.ids, 'ids') : typeof body.id === 'string' ? [body.id] : null;
+    if (!ids || ids.length === 0) throw ApiError.of(400, 'Send ids (a list of device ids) or id');
+    if (ids.length > 1000) throw ApiError.of(400, 'At most 1000 devices per import');
+    const productId = a.product!.productId;
+    const out = { updated: 0, updatedDeviceIds: [] as string[], existingDeviceIds: [] as string[], nonmemberDeviceIds: [] as string[], invalidDeviceIds: [] as string[], secrets: {} as Record<string, string> };
+    for (const raw of ids) {
+      const id = raw.trim().toLowerCase();
+      if (!DEVICE_ID.test(id)) {
+        out.invalidDeviceIds.push(raw);
+        continue;
+      }
+      const existing = await ctx.store.deviceProduct(id);
+      if (existing) {
+        (existing.productId === productId ? out.existingDeviceIds : out.nonmemberDeviceIds).push(id);
+        continue;
+      }
+      await ctx.store.createDevice({ id, productId }).catch(storeRefusal);
+      const secret = newDeviceSecret();
+      await ctx.store.setDeviceSecret(id, secret);
+      out.secrets[id] = secret;
+      out.updatedDeviceIds.push(id);
+      out.updated++;
+    }
+    return out;
+  }),
+  // Batch group assignment: {action: "groups", devices: [...], metadata: {add: [...], remove: [...]}}.
+  route('PUT', '/v1/products/:product/devices', guard.product('group.edit'), async (req, ctx, a) => {
+    const body = await req.body();
+    if (body.action !== 'groups') throw ApiError.of(400, 'action must be "groups"');
+    const devices = list(body.devices, 'devices');
+    const meta = (body.metadata ?? {}) as { add?: unknown; remove?: unknown };
+    if (typeof meta !== 'object' || meta === null) throw ApiError.of(400, 'metadata must be {add, remove}');
+    const r = await ctx.store
+      .regroup(a.product!.productId, devices, { add: meta.add === undefined ? [] : list(meta.add, 'metadata.add'), remove: meta.remove === undefined ? [] : list(meta.remove, 'metadata.remove') })
+      .catch(storeRefusal);
+    // Devices of another product are reported as Particle reports unknown ones: not updated.
+    return { ok: true, devices: devices.filter((d) => !r.skipped.includes(d)), invalid_devices: r.skipped };
+  }),
+  route('DELETE', '/v1/products/:product/devices/:id', guard.device('device.remove'), async (req, ctx, a) => {
+    await removeDevice(ctx, a.device!.id);
+    return { status: 204, body: null };
+  }),
+  route('DELETE', '/v1/products/:product/devices/:id/owner', guard.device('device.remove'), async (req, ctx, a) => {
+    await unclaim(ctx, a.device!.id);
+    return { status: 204, body: null };
+  }),
+  ...devicePaths('/v1/products/:product'),
+
+  // The org forms.
+  route('DELETE', '/v1/orgs/:org/devices/:id', guard.device('device.remove'), async (req, ctx, a) => {
+    await removeDevice(ctx, a.device!.id);
+    return { status: 204, body: null };
+  }),
+  ...devicePaths('/v1/orgs/:org'),
 ];

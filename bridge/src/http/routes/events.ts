@@ -1,41 +1,81 @@
 /**
  * Event streams: /v1/events/:prefix, /v1/devices/events[/:prefix],
- * /v1/devices/:id/events[/:prefix], /v1/products/:p/events[/:prefix],
- * /v1/orgs/:org/events[/:prefix]. Opening one checks who may watch what
- * (404 for a device or product the actor has no role on); each event is then
- * decided per device by the hub.
+ * /v1/devices/:id/events[/:prefix] (and its product and org forms),
+ * /v1/products/:p/events[/:prefix], /v1/orgs/:org/events[/:prefix]. Opening
+ * one is guarded like any route; each event is then decided per device by the
+ * hub. Publishing: POST /v1/devices/events and /v1/products/:p/events.
  */
+import { eventNameProblem, isReservedEventName, LIMITS, utf8Length } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
-import { STREAMING, type ApiContext, type Request, type Route } from '../app.js';
+import type { ProductRef } from '../../policy/types.js';
+import { guard, type Access } from '../access.js';
+import { route, STREAMING, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { StreamScope } from '../events.js';
+import { visibleProducts } from './devices.js';
 
-async function open(req: Request, ctx: ApiContext, scope: StreamScope): Promise<typeof STREAMING> {
-  const actor = await req.actor();
-  if (scope.kind === 'device') {
-    const access = await ctx.store.deviceAccess(scope.deviceId);
-    if (!access || !decide(actor, 'device.events', { kind: 'device', deviceId: scope.deviceId, product: access.product, customerId: access.customerId }).allow)
-      throw ApiError.of(404, 'Device not found');
-  } else if (scope.kind === 'product') {
-    const product = await ctx.store.productRef(scope.productId);
-    if (!product || !decide(actor, 'device.events', { kind: 'product', product }).allow) throw ApiError.of(404, 'Product not found');
-    scope = { kind: 'product', productId: product.productId }; // a slug becomes the id events carry
-  } else if (scope.kind === 'org') {
-    if (actor.kind !== 'user' || !Object.prototype.hasOwnProperty.call(actor.memberships.orgs, scope.orgId)) throw ApiError.of(404, 'Organization not found');
-  }
-  ctx.events.open(actor, scope, req.params.prefix ?? '', req.res);
+function open(req: Request, ctx: ApiContext, a: Access, scope: StreamScope): typeof STREAMING {
+  ctx.events.open(a.actor, scope, req.params.prefix ?? '', req.res);
   return STREAMING;
 }
 
+const ALL = guard.signedIn('streams only the events of devices decide() lets the actor watch');
+// The org rows of the matrix have no events row: every org role may watch (as org.team.view, whose minimum is View-only);
+// each event is then decided per device.
+const ORG_EVENTS = guard.org('org.team.view');
+
+function streams(suffix: string): Route[] {
+  return [
+    route('GET', '/v1/events' + suffix, ALL, (req, ctx, a) => open(req, ctx, a, { kind: 'all' })),
+    route('GET', '/v1/devices/events' + suffix, ALL, (req, ctx, a) => open(req, ctx, a, { kind: 'all' })),
+    route('GET', '/v1/products/:product/events' + suffix, guard.product('device.events'), (req, ctx, a) => open(req, ctx, a, { kind: 'product', productId: a.product!.productId })),
+    route('GET', '/v1/orgs/:org/events' + suffix, ORG_EVENTS, (req, ctx, a) => open(req, ctx, a, { kind: 'org', orgId: a.org!.id })),
+    ...['/v1', '/v1/products/:product', '/v1/orgs/:org'].map((p) =>
+      route('GET', p + '/devices/:id/events' + suffix, guard.device('device.events'), (req, ctx, a) => open(req, ctx, a, { kind: 'device', deviceId: a.device!.id })),
+    ),
+  ];
+}
+
+/** Particle's publish body: {name, data, private, ttl}. */
+async function event(req: Request): Promise<{ name: string; data: string | null; ttl: number }> {
+  const b = await req.body();
+  const name = b.name;
+  if (typeof name !== 'string' || name === '') throw ApiError.of(400, 'The name field is required');
+  const problem = eventNameProblem(name, false);
+  if (problem) throw ApiError.of(400, 'Event name ' + problem);
+  if (isReservedEventName(name)) throw ApiError.of(400, 'Event names starting with "spark" are reserved');
+  const data = b.data === undefined || b.data === null ? null : String(b.data);
+  if (data !== null && utf8Length(data) > LIMITS.eventDataMaxBytes) throw ApiError.of(400, 'Event data is over ' + LIMITS.eventDataMaxBytes + ' bytes');
+  const ttl = b.ttl === undefined || b.ttl === '' ? LIMITS.eventTtlDefault : Number(b.ttl);
+  if (!Number.isInteger(ttl) || ttl < 0 || ttl > LIMITS.eventTtlMax) throw ApiError.of(400, 'ttl must be 0 to ' + LIMITS.eventTtlMax + ' seconds');
+  return { name, data, ttl };
+}
+
+/** Sends the event to the product's subscribed devices and to the streams that may see it. */
+function publish(ctx: ApiContext, product: ProductRef, e: { name: string; data: string | null; ttl: number }): void {
+  ctx.fleet.sendEvent(product.productId, e.name, e.data);
+  ctx.events.deliverApi(product, e.name, e.data, e.ttl);
+}
+
 export const eventRoutes: Route[] = [
-  ['GET', '/v1/events', () => { throw ApiError.of(400, 'An event name prefix is required: /v1/events/:prefix'); }],
-  ['GET', '/v1/events/*prefix', (req, ctx) => open(req, ctx, { kind: 'all' })],
-  ['GET', '/v1/devices/events', (req, ctx) => open(req, ctx, { kind: 'all' })],
-  ['GET', '/v1/devices/events/*prefix', (req, ctx) => open(req, ctx, { kind: 'all' })],
-  ['GET', '/v1/devices/:id/events', (req, ctx) => open(req, ctx, { kind: 'device', deviceId: req.params.id })],
-  ['GET', '/v1/devices/:id/events/*prefix', (req, ctx) => open(req, ctx, { kind: 'device', deviceId: req.params.id })],
-  ['GET', '/v1/products/:product/events', (req, ctx) => open(req, ctx, { kind: 'product', productId: req.params.product })],
-  ['GET', '/v1/products/:product/events/*prefix', (req, ctx) => open(req, ctx, { kind: 'product', productId: req.params.product })],
-  ['GET', '/v1/orgs/:org/events', (req, ctx) => open(req, ctx, { kind: 'org', orgId: req.params.org })],
-  ['GET', '/v1/orgs/:org/events/*prefix', (req, ctx) => open(req, ctx, { kind: 'org', orgId: req.params.org })],
+  route('GET', '/v1/events', guard.public('answers only that a prefix is required'), () => {
+    throw ApiError.of(400, 'An event name prefix is required: /v1/events/:prefix');
+  }),
+  ...streams(''),
+  ...streams('/*prefix'),
+  route('POST', '/v1/devices/events', guard.signedIn('publishes into each product where decide() allows event.publish'), async (req, ctx, a) => {
+    const e = await event(req);
+    let n = 0;
+    for (const product of await visibleProducts(a.actor, ctx)) {
+      if (!decide(a.actor, 'event.publish', { kind: 'product', product }).allow) continue;
+      publish(ctx, product, e);
+      n++;
+    }
+    if (n === 0) throw ApiError.of(403, 'Permission denied');
+    return { ok: true };
+  }),
+  route('POST', '/v1/products/:product/events', guard.product('event.publish'), async (req, ctx, a) => {
+    publish(ctx, a.product!, await event(req));
+    return { ok: true };
+  }),
 ];

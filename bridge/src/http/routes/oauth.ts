@@ -1,13 +1,17 @@
 /**
  * POST /oauth/token, as Particle's: form-encoded (or JSON), the client in
  * Basic auth or in client_id/client_secret; the password and refresh_token
- * grants. Answers {access_token, token_type: "bearer", expires_in,
+ * grants, and client credentials for a product's server acting for a customer.
+ * Answers {access_token, token_type: "bearer", expires_in,
  * refresh_token}; refusals in RFC 6749's shape {error, error_description}.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { Route } from '../app.js';
+import { route, type Route } from '../app.js';
+import { guard } from '../access.js';
+import type { Store } from '../../store/store.js';
 import { ApiError } from '../errors.js';
 import { field, type Fields } from '../body.js';
+import { presentedClient } from '../client-auth.js';
 
 /** Particle's own clients, as their tools send them (particle-api-js, particle-cli, the docs' curl). */
 const BUILT_IN_CLIENTS: Record<string, readonly string[]> = {
@@ -25,19 +29,16 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function client(headers: Record<string, string | string[] | undefined>, body: Fields): string {
-  let id = typeof body.client_id === 'string' ? body.client_id : '';
-  let secret = typeof body.client_secret === 'string' ? body.client_secret : '';
-  const auth = headers.authorization;
-  if (typeof auth === 'string' && /^basic /i.test(auth)) {
-    const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    id = decodeURIComponent(decoded.slice(0, colon < 0 ? decoded.length : colon));
-    secret = colon < 0 ? '' : decodeURIComponent(decoded.slice(colon + 1));
+/** Particle's built-in clients, or an OAuth client of a user or product (then its product, if any). */
+async function client(headers: Record<string, string | string[] | undefined>, body: Fields, store: Store): Promise<{ id: string; productId: number | null }> {
+  const c = presentedClient(headers, body);
+  if (c && Object.prototype.hasOwnProperty.call(BUILT_IN_CLIENTS, c.id)) {
+    if (BUILT_IN_CLIENTS[c.id].some((s) => same(s, c.secret))) return { id: c.id, productId: null };
+  } else if (c) {
+    const found = await store.verifyClient(c.id, c.secret);
+    if (found) return { id: found.id, productId: found.productId };
   }
-  const secrets = Object.prototype.hasOwnProperty.call(BUILT_IN_CLIENTS, id) ? BUILT_IN_CLIENTS[id] : null;
-  if (!secrets || !secrets.some((s) => same(s, secret))) throw ApiError.oauth(401, 'invalid_client', 'Client authentication failed');
-  return id;
+  throw ApiError.oauth(401, 'invalid_client', 'Client authentication failed');
 }
 
 function ttl(body: Fields): number | null {
@@ -48,31 +49,52 @@ function ttl(body: Fields): number | null {
   return n === 0 ? null : n; // 0: never expires, as Particle
 }
 
+/** `customer=<username>`: the scope a product's server asks for a customer token with (two-legged authentication). */
+function customerScope(body: Fields): string | null {
+  const scope = typeof body.scope === 'string' ? body.scope : '';
+  const m = /^customer=(.+)$/.exec(scope.trim());
+  return m ? m[1] : null;
+}
+
 export const oauthRoutes: Route[] = [
-  [
-    'POST', '/oauth/token',
-    async (req, { store }) => {
-      const body = await req.body();
-      const clientId = client(req.headers, body);
-      const grant = field(body, 'grant_type', true);
-      const lifetime = ttl(body);
-      let issued;
-      if (grant === 'password') {
-        const user = await store.verifyPassword(field(body, 'username', true), field(body, 'password', true));
-        if (!user) throw ApiError.oauth(400, 'invalid_grant', 'User credentials are invalid');
-        issued = await store.issueToken({ subject: { kind: 'user', id: user.id }, clientId, scopes: [], ttlSeconds: lifetime, refresh: true });
-      } else if (grant === 'refresh_token') {
-        issued = await store.refreshToken(field(body, 'refresh_token', true), lifetime);
-        if (!issued) throw ApiError.oauth(400, 'invalid_grant', 'The refresh token is invalid, expired or already used');
+  route('POST', '/oauth/token', guard.public('the token endpoint: the client and the grant authenticate'), async (req, { store }) => {
+    const body = await req.body();
+    const c = await client(req.headers, body, store);
+    const grant = field(body, 'grant_type', true);
+    const lifetime = ttl(body);
+    let issued;
+    if (grant === 'password') {
+      const username = field(body, 'username', true);
+      const password = field(body, 'password', true);
+      // A product's client logs in that product's customers (simple authentication); any other client, users.
+      if (c.productId !== null) {
+        const customer = await store.verifyCustomerPassword(c.productId, username, password);
+        if (!customer) throw ApiError.oauth(400, 'invalid_grant', 'User credentials are invalid');
+        issued = await store.issueToken({ subject: { kind: 'customer', id: customer.id }, clientId: c.id, scopes: [], ttlSeconds: lifetime, refresh: true });
       } else {
-        throw ApiError.oauth(400, 'unsupported_grant_type', 'grant_type must be password or refresh_token');
+        const user = await store.verifyPassword(username, password);
+        if (!user) throw ApiError.oauth(400, 'invalid_grant', 'User credentials are invalid');
+        issued = await store.issueToken({ subject: { kind: 'user', id: user.id }, clientId: c.id, scopes: [], ttlSeconds: lifetime, refresh: true });
       }
-      return {
-        access_token: issued.token,
-        token_type: 'bearer',
-        expires_in: issued.expiresAt ? Math.round((issued.expiresAt.getTime() - Date.now()) / 1000) : 0,
-        refresh_token: issued.refreshToken,
-      };
-    },
-  ],
+    } else if (grant === 'refresh_token') {
+      issued = await store.refreshToken(field(body, 'refresh_token', true), lifetime);
+      if (!issued) throw ApiError.oauth(400, 'invalid_grant', 'The refresh token is invalid, expired or already used');
+    } else if (grant === 'client_credentials') {
+      // Two-legged authentication: a product's server gets a token for one of its customers.
+      const username = customerScope(body);
+      if (c.productId === null || username === null)
+        throw ApiError.oauth(400, 'invalid_scope', 'client_credentials needs a product client and scope=customer=<username>');
+      const customer = await store.findCustomer(c.productId, username);
+      if (!customer) throw ApiError.oauth(400, 'invalid_grant', 'No such customer of this product');
+      issued = await store.issueToken({ subject: { kind: 'customer', id: customer.id }, clientId: c.id, scopes: ['customer=' + customer.username], ttlSeconds: lifetime, refresh: true });
+    } else {
+      throw ApiError.oauth(400, 'unsupported_grant_type', 'grant_type must be password, refresh_token or client_credentials');
+    }
+    return {
+      access_token: issued.token,
+      token_type: 'bearer',
+      expires_in: issued.expiresAt ? Math.round((issued.expiresAt.getTime() - Date.now()) / 1000) : 0,
+      refresh_token: issued.refreshToken,
+    };
+  }),
 ];

@@ -1,16 +1,184 @@
-/** The signed-in user. */
-import type { Route } from '../app.js';
+/**
+ * The signed-in user and what is theirs: profile, sign-up, access tokens,
+ * invitations to teams, personal OAuth clients, orgs and personal products.
+ */
+import type { IncomingMessage } from 'node:http';
+import { decide } from '../../policy/decide.js';
+import { guard } from '../access.js';
+import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
+import { field } from '../body.js';
+import type { Actor } from '../../policy/types.js';
+import type { OAuthClient, Org, Product } from '../../store/store.js';
+import { storeRefusal } from './devices.js';
+
+function bearer(headers: IncomingMessage['headers']): string {
+  return (headers.authorization ?? '').slice(7).trim();
+}
+
+function user(actor: Actor): string {
+  if (actor.kind !== 'user') throw ApiError.of(403, 'Only a user has this');
+  return actor.userId;
+}
+
+export function clientObject(c: OAuthClient, secret?: string) {
+  return { id: c.id, name: c.name, type: c.type, redirect_uri: c.redirectUris.join(' ') || undefined, product_id: c.productId ?? undefined, ...(secret ? { secret } : {}) };
+}
+
+/** Particle's product object. */
+export function productObject(p: Product, org: Org | null = null) {
+  return {
+    id: p.id, name: p.name, slug: p.slug, platform_id: 6, description: (p.settings.description as string | undefined) ?? '',
+    user: p.ownerUserId, org: org ? org.slug : p.orgId, organization: p.orgId, settings: p.settings, created_at: p.createdAt.toISOString(),
+  };
+}
+
+export function orgObject(o: Org) {
+  return { id: o.id, name: o.name, slug: o.slug, owner: o.ownerUserId, created_at: o.createdAt.toISOString() };
+}
+
+/** A new product from Particle's body ({product: {name, slug, description}} or the fields flat). */
+export async function newProduct(ctx: ApiContext, body: Record<string, unknown>, owner: { ownerUserId: string } | { orgId: string }) {
+  const p = (typeof body.product === 'object' && body.product !== null ? body.product : body) as Record<string, unknown>;
+  const name = field(p, 'name');
+  const slug = typeof p.slug === 'string' && p.slug !== '' ? p.slug : name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') + '-v1';
+  const settings = typeof p.description === 'string' ? { description: p.description } : {};
+  const product = await ctx.store.createProduct({ name, slug, settings, ...owner }).catch(storeRefusal);
+  return { status: 201, body: { ok: true, product: productObject(product) } };
+}
+
+async function ownClient(ctx: ApiContext, actor: Actor, id: string): Promise<OAuthClient> {
+  const c = await ctx.store.getClient(id);
+  if (!c || c.ownerUserId === null || c.ownerUserId !== user(actor)) throw ApiError.of(404, 'Client not found');
+  return c;
+}
+
+const SELF = guard.signedIn('about the actor itself');
 
 export const userRoutes: Route[] = [
-  [
-    'GET', '/v1/user',
-    async (req, { store }) => {
-      const actor = await req.actor();
-      if (actor.kind !== 'user') throw ApiError.of(403, 'Only a user has a profile');
-      const user = await store.getUser(actor.userId);
-      if (!user) throw ApiError.of(404, 'User not found');
-      return { username: user.username, subscription_ids: [], account_info: {}, mfa: { enabled: false } };
-    },
-  ],
+  route('GET', '/v1/user', SELF, async (req, ctx, { actor }) => {
+    const u = await ctx.store.getUser(user(actor));
+    if (!u) throw ApiError.of(404, 'User not found');
+    return { username: u.username, subscription_ids: [], account_info: {}, mfa: { enabled: false } };
+  }),
+  route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
+    if (!ctx.signup) throw ApiError.of(403, 'Sign-up is turned off on this bridge; ask its owner for an account');
+    const body = await req.body();
+    await ctx.store.createUser(field(body, 'username'), field(body, 'password')).catch(storeRefusal);
+    return { status: 201, body: { ok: true } };
+  }),
+
+  // Access tokens: the current one, and revoking one of your own.
+  route('GET', '/v1/access_tokens/current', SELF, async (req, ctx, { actor }) => {
+    const t = await ctx.store.findToken(bearer(req.headers));
+    const orgs = actor.kind === 'user' ? Object.keys(actor.memberships.orgs) : [];
+    return { expires_at: t?.expiresAt?.toISOString() ?? null, client: t?.clientId ?? null, scopes: t?.scopes ?? [], orgs };
+  }),
+  route('DELETE', '/v1/access_tokens/current', SELF, async (req, ctx) => {
+    const token = bearer(req.headers);
+    await ctx.store.revokeToken(token);
+    ctx.fleet.cutToken(token);
+    return { ok: true };
+  }),
+  route('DELETE', '/v1/access_tokens/:token', SELF, async (req, ctx, { actor }) => {
+    const t = await ctx.store.findToken(req.params.token);
+    const me = actor.kind === 'user' ? { kind: 'user', id: actor.userId } : actor.kind === 'customer' ? { kind: 'customer', id: actor.customerId } : null;
+    // Someone else's token, or no such token: the same answer.
+    if (!t || !me || t.subject.kind !== me.kind || t.subject.id !== me.id) throw ApiError.of(404, 'Token not found');
+    await ctx.store.revokeToken(req.params.token);
+    ctx.fleet.cutToken(req.params.token);
+    return { ok: true };
+  }),
+
+  // Invitations addressed to the signed-in user.
+  route('GET', '/v1/user/invitations', SELF, async (req, ctx, { actor }) => {
+    const u = await ctx.store.getUser(user(actor));
+    const list = u ? await ctx.store.invitations({ email: u.username }) : [];
+    return list.map((i) => ({ id: i.id, org: i.orgId, product_id: i.productId, role: i.role, invited_at: i.createdAt.toISOString() }));
+  }),
+  route('PUT', '/v1/user/invitations/:invitation', SELF, async (req, ctx, { actor }) => {
+    const userId = user(actor);
+    const u = await ctx.store.getUser(userId);
+    const inv = await ctx.store.getInvitation(req.params.invitation);
+    if (!u || !inv || inv.email !== u.username) throw ApiError.of(404, 'Invitation not found');
+    const body = await req.body();
+    if (body.accept !== true && body.accept !== 'true') throw ApiError.of(400, 'Send accept: true (DELETE declines)');
+    let removed: { productId: string }[] = [];
+    if (inv.orgId !== null) removed = await ctx.store.addOrgMember(inv.orgId, userId, inv.role).catch(storeRefusal);
+    else await ctx.store.addProductMember(inv.productId!, userId, inv.role).catch(storeRefusal);
+    await ctx.store.acceptInvitation(inv.id);
+    await ctx.fleet.refreshUser(userId);
+    return { ok: true, org: inv.orgId, product_id: inv.productId, role: inv.role, removed_product_memberships: removed.map((m) => m.productId) };
+  }),
+  route('DELETE', '/v1/user/invitations/:invitation', SELF, async (req, ctx, { actor }) => {
+    const u = await ctx.store.getUser(user(actor));
+    const inv = await ctx.store.getInvitation(req.params.invitation);
+    if (!u || !inv || inv.email !== u.username) throw ApiError.of(404, 'Invitation not found');
+    await ctx.store.deleteInvitation(inv.id);
+    return { status: 204, body: null };
+  }),
+
+  // Personal OAuth clients.
+  route('GET', '/v1/clients', SELF, async (req, ctx, { actor }) => ({ ok: true, clients: (await ctx.store.listClients({ ownerUserId: user(actor) })).map((c) => clientObject(c)) })),
+  route('POST', '/v1/clients', SELF, async (req, ctx, { actor }) => {
+    const body = await req.body();
+    const r = await ctx.store
+      .createClient({ name: field(body, 'name'), type: (body.type ?? 'installed') as 'installed' | 'web', redirectUris: redirects(body.redirect_uri), ownerUserId: user(actor) })
+      .catch(storeRefusal);
+    return { status: 201, body: { ok: true, client: clientObject(r.client, r.secret) } };
+  }),
+  route('PUT', '/v1/clients/:client', SELF, async (req, ctx, { actor }) => {
+    const c = await ownClient(ctx, actor, req.params.client);
+    const body = await req.body();
+    const updated = await ctx.store.updateClient(c.id, { name: body.name as string | undefined, redirectUris: body.redirect_uri === undefined ? undefined : redirects(body.redirect_uri) }).catch(storeRefusal);
+    return { ok: true, client: clientObject(updated) };
+  }),
+  route('DELETE', '/v1/clients/:client', SELF, async (req, ctx, { actor }) => {
+    await ctx.store.deleteClient((await ownClient(ctx, actor, req.params.client)).id);
+    return { status: 204, body: null };
+  }),
+
+  // Orgs the user is on, creating one (its creator is its Owner), and personal products.
+  route('GET', '/v1/orgs', SELF, async (req, ctx, { actor }) => {
+    const out = [];
+    for (const id of actor.kind === 'user' ? Object.keys(actor.memberships.orgs) : []) {
+      const o = await ctx.store.getOrg(id);
+      if (o) out.push({ ...orgObject(o), role: actor.kind === 'user' ? actor.memberships.orgs[id] : null });
+    }
+    return { organizations: out };
+  }),
+  route('POST', '/v1/orgs', SELF, async (req, ctx, { actor }) => {
+    const o = await ctx.store.createOrg(field(await req.body(), 'name'), user(actor)).catch(storeRefusal);
+    await ctx.fleet.refreshUser(o.ownerUserId);
+    return { status: 201, body: { ok: true, organization: orgObject(o) } };
+  }),
+  route('GET', '/v1/user/products', SELF, async (req, ctx, { actor }) => {
+    const ids = actor.kind === 'user' ? Object.keys(actor.memberships.products).map(Number) : [];
+    const products = (await ctx.store.productsByIds(ids)).filter((p) => p.ownerUserId !== null);
+    return { products: products.map((p) => productObject(p)) };
+  }),
+  route('POST', '/v1/user/products', SELF, async (req, ctx, { actor }) => newProduct(ctx, await req.body(), { ownerUserId: user(actor) })),
+  route('GET', '/v1/products', guard.signedIn('lists only the products decide() lets the actor view'), async (req, ctx, { actor }) => {
+    const ids = new Set<number>();
+    if (actor.kind === 'user') {
+      for (const p of Object.keys(actor.memberships.products)) ids.add(Number(p));
+      for (const o of Object.keys(actor.memberships.orgs)) for (const p of await ctx.store.orgProductIds(o)) ids.add(p);
+    } else if (actor.kind === 'apiUser') {
+      if ('productId' in actor.scope) ids.add(Number(actor.scope.productId));
+      else for (const p of await ctx.store.orgProductIds(actor.scope.orgId)) ids.add(p);
+    }
+    const out = [];
+    for (const p of await ctx.store.productsByIds([...ids])) {
+      const ref = await ctx.store.productRef(p.id);
+      if (ref && decide(actor, 'settings.view', { kind: 'product', product: ref }).allow) out.push(productObject(p));
+    }
+    return { products: out };
+  }),
 ];
+
+function redirects(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string') return v.split(/\s+/).filter(Boolean);
+  if (Array.isArray(v)) return v.map(String);
+  throw ApiError.of(400, 'redirect_uri must be a URI or a list of URIs');
+}

@@ -77,6 +77,11 @@ export function userStore(ctx: Ctx): UserStore {
       const ok = await verifySecret(typeof password === 'string' ? password : '', r ? r.password_hash : null, ctx.passwordCost);
       return ok && r ? user(r) : null;
     },
+
+    async findUser(username) {
+      const r = typeof username === 'string' ? byName.get(username.trim().toLowerCase()) : undefined;
+      return r ? user(r) : null;
+    },
   };
 }
 

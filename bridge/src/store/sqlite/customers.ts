@@ -1,5 +1,5 @@
 /** Customers (a product's end users), the devices they claim, and API users. */
-import { hashSecret } from '../secrets.js';
+import { hashSecret, verifySecret } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { ApiUser, Customer, CustomerStore } from '../store.js';
 import { cleanName, parseJson, productKey, refusing } from './context.js';
@@ -42,6 +42,25 @@ export function customerStore(ctx: Ctx): CustomerStore {
   const unclaim = db.prepare('UPDATE devices SET customer_id = NULL WHERE id = ? AND customer_id IS NOT NULL');
   const insertApiUser = db.prepare('INSERT INTO api_users (id, username, org_id, product_id, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?)');
   const apiUserById = db.prepare<ApiUserRaw>('SELECT * FROM api_users WHERE id = ?');
+  const customerByName = db.prepare<CustomerRaw>('SELECT * FROM customers WHERE product_id = ? AND username = ?');
+  const customersOf = db.prepare<CustomerRaw>('SELECT * FROM customers WHERE product_id = ? ORDER BY username');
+  const setPassword = db.prepare('UPDATE customers SET password_hash = ? WHERE id = ?');
+  const unclaimAll = db.prepare('UPDATE devices SET customer_id = NULL WHERE customer_id = ?');
+  const deleteCustomer = db.prepare('DELETE FROM customers WHERE id = ?');
+  const apiUsersOfOrg = db.prepare<ApiUserRaw>('SELECT * FROM api_users WHERE org_id = ? ORDER BY created_at, id');
+  const apiUsersOfProduct = db.prepare<ApiUserRaw>('SELECT * FROM api_users WHERE product_id = ? ORDER BY created_at, id');
+  const deleteApiUser = db.prepare('DELETE FROM api_users WHERE id = ?');
+  // Tokens name their subject without a foreign key (three kinds of subject): revoke them with it.
+  const revokeTokensOf = db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE subject_kind = ? AND subject_id = ? AND revoked_at IS NULL');
+  const removeCustomer = db.transaction((id: string, now: number) => {
+    unclaimAll.run(id);
+    revokeTokensOf.run(now, 'customer', id);
+    return deleteCustomer.run(id).changes > 0;
+  });
+  const removeApiUser = db.transaction((id: string, now: number) => {
+    revokeTokensOf.run(now, 'apiUser', id);
+    return deleteApiUser.run(id).changes > 0;
+  });
 
   return {
     async createCustomer(input) {
@@ -58,6 +77,31 @@ export function customerStore(ctx: Ctx): CustomerStore {
     async getCustomer(id) {
       const r = customerById.get(id);
       return r ? customer(r) : null;
+    },
+
+    async findCustomer(productId, username) {
+      const r = typeof username === 'string' ? customerByName.get(productKey(productId), username.trim().toLowerCase()) : undefined;
+      return r ? customer(r) : null;
+    },
+
+    async listCustomers(productId) {
+      return customersOf.all(productKey(productId)).map(customer);
+    },
+
+    async setCustomerPassword(id, password) {
+      if (password !== null && (typeof password !== 'string' || password.length === 0)) throw new StoreError('invalid', 'password must not be empty');
+      const hash = password === null ? null : await hashSecret(password, ctx.passwordCost);
+      if (setPassword.run(hash, id).changes === 0) throw new StoreError('not_found', `no customer ${id}`);
+    },
+
+    async deleteCustomer(id) {
+      return removeCustomer(id, ctx.now());
+    },
+
+    async verifyCustomerPassword(productId, username, password) {
+      const r = typeof username === 'string' ? customerByName.get(productKey(productId), username.trim().toLowerCase()) : undefined;
+      const ok = await verifySecret(typeof password === 'string' ? password : '', r ? r.password_hash : null, ctx.passwordCost);
+      return ok && r ? customer(r) : null;
     },
 
     async claimDevice(deviceId, customerId) {
@@ -86,6 +130,14 @@ export function customerStore(ctx: Ctx): CustomerStore {
     async getApiUser(id) {
       const r = apiUserById.get(id);
       return r ? apiUser(r) : null;
+    },
+
+    async listApiUsers(of) {
+      return (of.orgId !== undefined ? apiUsersOfOrg.all(of.orgId) : apiUsersOfProduct.all(productKey(of.productId))).map(apiUser);
+    },
+
+    async deleteApiUser(id) {
+      return removeApiUser(id, ctx.now());
     },
   };
 }

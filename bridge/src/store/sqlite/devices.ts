@@ -86,6 +86,12 @@ export function deviceStore(ctx: Ctx): DeviceStore {
   const heard = db.prepare(`UPDATE devices SET ${HEARD} WHERE id = ?`);
   const rename = db.prepare('UPDATE devices SET name = ? WHERE id = ?');
   const setNotes = db.prepare('UPDATE devices SET notes = ? WHERE id = ?');
+  const setDevelopment = db.prepare('UPDATE devices SET development = ? WHERE id = ?');
+  const setQuarantined = db.prepare('UPDATE devices SET quarantined = ? WHERE id = ?');
+  const setLocked = db.prepare('UPDATE devices SET locked_firmware = ? WHERE id = ?');
+  const setOwner = db.prepare('UPDATE devices SET owner_user_id = ? WHERE id = ?');
+  // Child rows go by ON DELETE CASCADE (credentials, vitals, errors, group memberships).
+  const remove = db.prepare('DELETE FROM devices WHERE id = ?');
 
   return {
     async createDevice(input) {
@@ -153,16 +159,36 @@ export function deviceStore(ctx: Ctx): DeviceStore {
         if (t.length > max) throw new StoreError('invalid', what + ' is longer than ' + max + ' characters');
         return t === '' ? null : t;
       };
+      const flag = (v: boolean | undefined, what: string): number | undefined => {
+        if (v === undefined) return undefined;
+        if (typeof v !== 'boolean') throw new StoreError('invalid', what + ' must be true or false');
+        return v ? 1 : 0;
+      };
       const name = clean(changes.name, 'a device name', 64);
       const notes = clean(changes.notes, 'device notes', 4096);
+      const development = flag(changes.development, 'development');
+      const quarantined = flag(changes.quarantined, 'quarantined');
+      const locked = changes.lockedFirmware;
+      if (locked !== undefined && locked !== null && !(Number.isInteger(locked) && locked >= 1 && locked <= 0xffffffff))
+        throw new StoreError('invalid', 'a firmware version is an integer from 1 to 4294967295');
       const run = db.transaction(() => {
+        if (!byId.get(deviceId)) throw notFound(deviceId);
         if (name !== undefined) rename.run(name, deviceId);
         if (notes !== undefined) setNotes.run(notes, deviceId);
+        if (development !== undefined) setDevelopment.run(development, deviceId);
+        if (quarantined !== undefined) setQuarantined.run(quarantined, deviceId);
+        if (locked !== undefined) setLocked.run(locked, deviceId);
       });
       run();
-      const d = byId.get(deviceId);
-      if (!d) throw notFound(deviceId);
-      return device(d);
+      return device(byId.get(deviceId) as DeviceRaw);
+    },
+
+    async deleteDevice(deviceId) {
+      return remove.run(deviceId).changes > 0;
+    },
+
+    async setDeviceOwner(deviceId, userId) {
+      if (refusing({ foreignKey: `no user ${userId}` }, () => setOwner.run(userId, deviceId)).changes === 0) throw notFound(deviceId);
     },
 
     async touchMany(list) {

@@ -13,6 +13,8 @@ import { deviceStore } from './devices.js';
 import { teamStore } from './teams.js';
 import { customerStore } from './customers.js';
 import { telemetryStore } from './telemetry.js';
+import { groupStore } from './groups.js';
+import { clientStore } from './clients.js';
 
 export interface SqliteStoreOptions {
   /** The database file, e.g. sqliteFile(dataDir). Created (with its directory) if missing. */
@@ -65,6 +67,8 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
     ...deviceStore(ctx),
     ...telemetryStore(ctx),
     ...customerStore(ctx),
+    ...groupStore(ctx),
+    ...clientStore(ctx),
     file: o.file,
     async pragmas() {
       return {

@@ -3,7 +3,7 @@ import { isRole } from '@flotilla/protocol';
 import type { Role } from '@flotilla/protocol';
 import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
-import type { Memberships, MemberRole, Org, Product, ProductRef, ProductSettings, RemovedProductMembership, TeamMember, TeamStore } from '../store.js';
+import type { Invitation, Memberships, MemberRole, Org, Product, ProductRef, ProductSettings, RemovedProductMembership, TeamMember, TeamStore } from '../store.js';
 import { cleanName, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 
@@ -31,6 +31,24 @@ interface RefRaw {
   org_id: string | null;
   org_owner_user_id: string | null;
 }
+
+interface InvitationRaw {
+  id: string;
+  org_id: string | null;
+  product_id: number | null;
+  email: string;
+  role: MemberRole;
+  invited_by: string;
+  created_at: number;
+  accepted_at: number | null;
+}
+
+function invitation(r: InvitationRaw): Invitation {
+  return { id: r.id, orgId: r.org_id, productId: r.product_id, email: r.email, role: r.role, invitedBy: r.invited_by, createdAt: new Date(r.created_at) };
+}
+
+/** Loose on purpose: a team invitation names an address, it does not validate a mailbox. */
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
 interface RoleRaw {
   ref: string;
@@ -113,6 +131,20 @@ export function teamStore(ctx: Ctx): TeamStore {
      UNION ALL SELECT 1 AS k, user_id, role FROM product_memberships WHERE product_id = ?
      ORDER BY k, user_id`,
   );
+
+  const setSettings = db.prepare('UPDATE products SET settings = ? WHERE id = ?');
+  const setOrgRole = db.prepare('UPDATE org_memberships SET role = ? WHERE org_id = ? AND user_id = ?');
+  const setProductRole = db.prepare('UPDATE product_memberships SET role = ? WHERE product_id = ? AND user_id = ?');
+  const insertInvitation = db.prepare(
+    'INSERT INTO invitations (id, org_id, product_id, email, role, invited_by, created_at, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)',
+  );
+  const invitationById = db.prepare<InvitationRaw>('SELECT * FROM invitations WHERE id = ?');
+  const pendingOfOrg = db.prepare<InvitationRaw>('SELECT * FROM invitations WHERE org_id = ? AND accepted_at IS NULL ORDER BY created_at, id');
+  const pendingOfProduct = db.prepare<InvitationRaw>('SELECT * FROM invitations WHERE product_id = ? AND accepted_at IS NULL ORDER BY created_at, id');
+  const pendingOfEmail = db.prepare<InvitationRaw>('SELECT * FROM invitations WHERE email = ? AND accepted_at IS NULL ORDER BY created_at, id');
+  const deleteInvitation = db.prepare('DELETE FROM invitations WHERE id = ? AND accepted_at IS NULL');
+  const acceptInvitation = db.prepare('UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL');
+  const productsIn = (n: number) => db.prepare<ProductRaw>(`SELECT * FROM products WHERE id IN (${Array(n).fill('?').join(',')}) ORDER BY id`);
 
   // One statement for everything the policy needs about a user: owned orgs and
   // personal products (as 'owner') and team memberships.
@@ -208,6 +240,79 @@ export function teamStore(ctx: Ctx): TeamStore {
     async productTeam(productId) {
       const id = productKey(productId);
       return productTeamQ.all(id, id).map((r): TeamMember => ({ userId: r.user_id, role: r.role }));
+    },
+
+    async updateProductSettings(productId, changes) {
+      if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) throw new StoreError('invalid', 'settings must be an object');
+      const id = productKey(productId);
+      const run = db.transaction(() => {
+        const r = productById.get(id);
+        if (!r) throw new StoreError('not_found', `no product ${id}`);
+        const settings = parseJson<ProductSettings>(r.settings);
+        for (const [k, v] of Object.entries(changes)) {
+          if (k === '__proto__') continue;
+          if (v === null) delete settings[k];
+          else settings[k] = v;
+        }
+        const text = JSON.stringify(settings);
+        if (text.length > 64 * 1024) throw new StoreError('invalid', 'settings are larger than 64 KB');
+        setSettings.run(text, id);
+      });
+      run.immediate();
+      return product(productById.get(id) as ProductRaw);
+    },
+
+    async productsByIds(ids) {
+      const out: Product[] = [];
+      // SQLite's default limit on bound parameters is 32766: ask in slices.
+      for (let i = 0; i < ids.length; i += 500) {
+        const slice = ids.slice(i, i + 500);
+        out.push(...productsIn(slice.length).all(...slice).map(product));
+      }
+      return out.sort((a, b) => a.id - b.id);
+    },
+
+    async setOrgMemberRole(orgId, userId, role) {
+      return setOrgRole.run(memberRole(role), orgId, userId).changes > 0;
+    },
+
+    async setProductMemberRole(productId, userId, role) {
+      return setProductRole.run(memberRole(role), productKey(productId), userId).changes > 0;
+    },
+
+    async createInvitation(input) {
+      const email = cleanName(input.email, 'an e-mail address').toLowerCase();
+      if (!EMAIL.test(email)) throw new StoreError('invalid', `${JSON.stringify(email)} is not an e-mail address`);
+      const role = memberRole(input.role);
+      const orgId = input.team.orgId ?? null;
+      const productId = input.team.productId !== undefined ? productKey(input.team.productId) : null;
+      const pending = orgId !== null ? pendingOfOrg.all(orgId) : pendingOfProduct.all(productId);
+      if (pending.some((i) => i.email === email)) throw new StoreError('conflict', `${email} already has a pending invitation to this team`);
+      const row: InvitationRaw = { id: newId(), org_id: orgId, product_id: productId, email, role, invited_by: input.invitedBy, created_at: ctx.now(), accepted_at: null };
+      refusing({ foreignKey: `no ${orgId !== null ? 'org ' + orgId : 'product ' + productId} or no user ${input.invitedBy}` }, () =>
+        insertInvitation.run(row.id, row.org_id, row.product_id, row.email, row.role, row.invited_by, row.created_at),
+      );
+      return invitation(row);
+    },
+
+    async invitations(of) {
+      const rows = 'email' in of && of.email !== undefined ? pendingOfEmail.all(String(of.email).trim().toLowerCase())
+        : 'orgId' in of && of.orgId !== undefined ? pendingOfOrg.all(of.orgId)
+          : pendingOfProduct.all(productKey((of as { productId: number | string }).productId));
+      return rows.map(invitation);
+    },
+
+    async getInvitation(id) {
+      const r = invitationById.get(id);
+      return r && r.accepted_at === null ? invitation(r) : null;
+    },
+
+    async deleteInvitation(id) {
+      return deleteInvitation.run(id).changes > 0;
+    },
+
+    async acceptInvitation(id) {
+      return acceptInvitation.run(ctx.now(), id).changes > 0;
     },
 
     async orgProductIds(orgId) {

@@ -1,0 +1,132 @@
+/**
+ * Every route declares its guard; the app runs it before the handler, here
+ * and only here: the route's resource is looked up from its path (`:id` a
+ * device, `:product` a product by id or slug, `:org` an org by id or slug),
+ * decide() is asked, the decision goes to the audit log, and a refusal becomes
+ * 401, 403 or 404 (no role on the resource, or no such resource: the same
+ * answer, so existence does not leak).
+ *
+ * A path that names both a device and its product or org (the product and org
+ * forms of the device paths) finds the device only when it is that product's
+ * or that org's.
+ */
+import type { Action } from '@flotilla/protocol';
+import { decide } from '../policy/decide.js';
+import type { Actor, Decision, ProductRef, Resource } from '../policy/types.js';
+import type { DeviceRef, Org, Store } from '../store/store.js';
+import { ApiError } from './errors.js';
+
+export type Guard =
+  /** No token needed (the token endpoint, health). `why` says so in the route table. */
+  | { kind: 'public'; why: string }
+  /**
+   * Any valid token; the handler answers only with what decide() lets this
+   * actor see (listings, the all-devices event stream) or about the actor itself.
+   */
+  | { kind: 'signedIn'; why: string }
+  /**
+   * decide(actor, action, the path's device / product / org). The action may
+   * depend on the body (Particle's multiplexed PUTs); a device may be named by
+   * the body's `id` instead of the path (claiming).
+   */
+  | { kind: 'device' | 'product' | 'org'; action: GuardAction; idFrom?: 'body' };
+
+export type GuardAction = Action | ((body: () => Promise<Record<string, unknown>>) => Promise<Action>);
+
+export const guard = {
+  public: (why: string): Guard => ({ kind: 'public', why }),
+  signedIn: (why: string): Guard => ({ kind: 'signedIn', why }),
+  device: (action: GuardAction, idFrom?: 'body'): Guard => ({ kind: 'device', action, idFrom }),
+  product: (action: GuardAction): Guard => ({ kind: 'product', action }),
+  org: (action: GuardAction): Guard => ({ kind: 'org', action }),
+};
+
+/** What a guarded handler is given: who asks, and the resource the guard found and allowed. */
+export interface Access {
+  actor: Actor;
+  /** The path's product, or the device's product. */
+  product: ProductRef | null;
+  /** The path's device. */
+  device: ({ id: string } & DeviceRef) | null;
+  /** The path's org. */
+  org: Org | null;
+  /** The guard's decision; null for a public or signed-in route. */
+  decision: Extract<Decision, { allow: true }> | null;
+}
+
+const NOT_FOUND = { device: 'Device not found', product: 'Product not found', org: 'Organization not found' } as const;
+
+export function actorId(a: Actor): string {
+  switch (a.kind) {
+    case 'user':
+      return a.userId;
+    case 'customer':
+      return a.customerId;
+    case 'apiUser':
+      return a.apiUserId;
+    case 'device':
+      return a.deviceId;
+    default:
+      return '';
+  }
+}
+
+export function refused(d: Extract<Decision, { allow: false }>, kind: keyof typeof NOT_FOUND): ApiError {
+  if (d.status === 401) return new ApiError(401, { error: 'invalid_token', error_description: 'The access token was not found, has expired or was revoked' }, { 'www-authenticate': 'Bearer' });
+  return d.status === 403 ? ApiError.of(403, 'Permission denied') : ApiError.of(404, NOT_FOUND[kind]);
+}
+
+interface Found {
+  resource: Resource | null;
+  product: ProductRef | null;
+  device: ({ id: string } & DeviceRef) | null;
+  org: Org | null;
+}
+
+async function find(store: Store, kind: 'device' | 'product' | 'org', params: Record<string, string>): Promise<Found> {
+  const none: Found = { resource: null, product: null, device: null, org: null };
+  const org = params.org !== undefined ? await store.getOrg(params.org) : null;
+  if (params.org !== undefined && !org) return none;
+  if (kind === 'org') return org ? { resource: { kind: 'org', orgId: org.id, ownerUserId: org.ownerUserId }, product: null, device: null, org } : none;
+  let product = params.product !== undefined ? await store.productRef(params.product) : null;
+  if (params.product !== undefined && !product) return none;
+  if (kind === 'device') {
+    const access = await store.deviceAccess(params.id);
+    if (!access || (product && access.product.productId !== product.productId)) return none;
+    product = access.product;
+    if (org && product.orgId !== org.id) return none;
+    const device = { id: params.id, ...access };
+    return { resource: { kind: 'device', deviceId: params.id, product, customerId: access.customerId }, product, device, org };
+  }
+  if (!product || (org && product.orgId !== org.id)) return none;
+  return { resource: { kind: 'product', product }, product, device: null, org };
+}
+
+/** Runs a resource guard: the Access on allow; throws the refusal (audited) otherwise. */
+export async function authorize(
+  store: Store,
+  actor: Actor,
+  g: Extract<Guard, { kind: 'device' | 'product' | 'org' }>,
+  params: Record<string, string>,
+  body: () => Promise<Record<string, unknown>>,
+): Promise<Access> {
+  const action = typeof g.action === 'function' ? await g.action(body) : g.action;
+  if (g.idFrom === 'body') {
+    const id = (await body()).id;
+    if (typeof id !== 'string' || id === '') throw ApiError.of(400, 'The id field is required');
+    params = { ...params, id: id.toLowerCase() };
+  }
+  const resourceId = g.kind === 'device' ? params.id : g.kind === 'product' ? params.product : params.org;
+  const found = actor.kind === 'anonymous' || actor.kind === 'invalid' ? null : await find(store, g.kind, params);
+  const decision: Decision = found?.resource
+    ? decide(actor, action, found.resource)
+    : actor.kind === 'anonymous' || actor.kind === 'invalid'
+      ? decide(actor, action, { kind: 'org', orgId: '', ownerUserId: '' }) // 401 whatever the resource
+      : { allow: false, status: 404, reason: 'no such ' + g.kind + ' ' + resourceId };
+  await store.audit({
+    at: new Date(), actorKind: actor.kind, actorId: actorId(actor), action,
+    resourceKind: g.kind, resourceId: resourceId ?? '', allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
+  });
+  if (!decision.allow) throw refused(decision, g.kind);
+  return { actor, product: found!.product, device: found!.device, org: found!.org, decision };
+}

@@ -1,0 +1,119 @@
+/**
+ * Device Vitals, as Particle's diagnostics routes (user and product forms):
+ * refresh, last, history with a date range, metadata with warning
+ * thresholds; and fleet health, the dashboard's questions in one answer
+ * (devices online now, customers with active devices, firmware versions in the
+ * fleet, errors by kind and firmware version).
+ */
+import { VITAL_WARNINGS, VITALS, type VitalValues } from '@flotilla/protocol';
+import { RequestTimeout } from '../../mqtt/requests.js';
+import { guard } from '../access.js';
+import { route, type Route } from '../app.js';
+import { ApiError } from '../errors.js';
+
+/** Particle's payload nests the dotted names: device.system.uptime → {device: {system: {uptime}}}. */
+export function nested(values: VitalValues): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(values)) {
+    const parts = name.split('.');
+    let at = out;
+    for (let i = 0; i < parts.length - 1; i++) at = (at[parts[i]] ??= {}) as Record<string, unknown>;
+    at[parts[parts.length - 1]] = value;
+  }
+  return out;
+}
+
+/** Vitals of a sample that pass a warning threshold. */
+export function warnings(values: VitalValues): string[] {
+  const out: string[] = [];
+  for (const w of VITAL_WARNINGS) {
+    const v = values[w.vital];
+    if (v === undefined) continue;
+    if ('below' in w && v < w.below) out.push(w.vital);
+    if ('ratioAbove' in w) {
+      const of = values[w.of];
+      if (of !== undefined && of > 0 && v / of > w.ratioAbove) out.push(w.vital);
+    }
+  }
+  return out;
+}
+
+/** Particle keeps 30 days of vitals; a range without dates is the last 30 days. */
+const RETENTION_MS = 30 * 24 * 3600 * 1000;
+
+function date(v: string | null, fallback: Date, name: string): Date {
+  if (v === null || v === '') return fallback;
+  const d = new Date(v);
+  if (!Number.isFinite(d.getTime())) throw new ApiError(400, { error: 'bad_request', error_description: name + ' is not a date (ISO 8601)' });
+  return d;
+}
+
+function diagnostics(prefix: string): Route[] {
+  const P = prefix + '/diagnostics/:id';
+  return [
+    route('POST', P + '/update', guard.device('device.vitals.refresh'), async (req, ctx, a) => {
+      const d = await ctx.store.getDevice(a.device!.id);
+      if (!d?.online) throw ApiError.of(404, 'Device is not connected');
+      try {
+        await ctx.requests.ask(d.id, { op: 'vitals' }, ctx.callTimeoutMs);
+      } catch (e) {
+        if (e instanceof RequestTimeout) throw ApiError.of(408, 'Timed out.');
+        throw e;
+      }
+      // The device sends its vitals as a separate message: the refresh is asynchronous, as Particle's.
+      return { status: 202, body: { ok: true } };
+    }),
+    route('GET', P + '/last', guard.device('device.vitals.view'), async (req, ctx, a) => {
+      const s = await ctx.store.latestVitals(a.device!.id);
+      if (!s) throw ApiError.of(404, 'No vitals from this device yet');
+      return { diagnostics: { updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: nested(s.values), warnings: warnings(s.values) } };
+    }),
+    route('GET', P + '/metadata', guard.device('device.vitals.view'), () => ({
+      diagnostics: VITALS.map(([code, name, units]) => {
+        const w = VITAL_WARNINGS.find((x) => x.vital === name);
+        return {
+          name, code, units,
+          ranges: w ? ('below' in w ? { type: 'below', warning: w.below } : { type: 'ratio_above', warning: w.ratioAbove, param1: w.vital, param2: w.of }) : null,
+        };
+      }),
+    })),
+    route('GET', P, guard.device('device.vitals.view'), async (req, ctx, a) => {
+      const q = req.url.searchParams;
+      const to = date(q.get('end_date'), new Date(), 'end_date');
+      const from = date(q.get('start_date'), new Date(to.getTime() - RETENTION_MS), 'start_date');
+      if (from > to) throw new ApiError(400, { error: 'bad_request', error_description: 'start_date is after end_date' });
+      const samples = await ctx.store.vitalsHistory(a.device!.id, from, to);
+      return samples.map((s) => ({ updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: nested(s.values) }));
+    }),
+  ];
+}
+
+/** A customer counts as active when one of their devices was heard within this. */
+const ACTIVE_MS = 24 * 3600 * 1000;
+
+export const diagnosticsRoutes: Route[] = [
+  ...diagnostics('/v1'),
+  ...diagnostics('/v1/products/:product'),
+  route('GET', '/v1/products/:product/fleet_health', guard.product('fleet.view'), async (req, ctx, a) => {
+    const productId = a.product!.productId;
+    const devices = await ctx.store.listDevices(productId);
+    const now = Date.now();
+    const versions = new Map<string, number>();
+    const activeCustomers = new Set<string>();
+    let warned = 0;
+    for (const d of devices) {
+      const v = d.firmwareVersion === null ? 'unknown' : String(d.firmwareVersion);
+      versions.set(v, (versions.get(v) ?? 0) + 1);
+      if (d.customerId && (d.online || (d.lastHeard && now - d.lastHeard.getTime() < ACTIVE_MS))) activeCustomers.add(d.customerId);
+      const s = await ctx.store.latestVitals(d.id);
+      if (s && warnings(s.values).length > 0) warned++;
+    }
+    const errors = await ctx.store.errorsByProduct(productId);
+    return {
+      devices: { total: devices.length, online: devices.filter((d) => d.online).length, with_vitals_warnings: warned },
+      customers: { active: activeCustomers.size, total: (await ctx.store.listCustomers(productId)).length },
+      firmware_versions: [...versions].map(([version, count]) => ({ version: version === 'unknown' ? null : Number(version), devices: count })).sort((x, y) => y.devices - x.devices),
+      errors: errors.map((e) => ({ kind: e.source, name: e.name, message: e.message, firmware_version: e.firmwareVersion, count: e.count, devices: e.devices, last_at: e.lastAt.toISOString() })),
+    };
+  }),
+];

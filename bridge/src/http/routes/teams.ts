@@ -1,0 +1,157 @@
+/**
+ * Product and org teams, as Particle's `…/team` routes, with the rules of
+ * organizations.md and team-access-controls.md (policy/team.ts):
+ *   GET    …/team               members (a product's shows the org's members it inherits), API users, pending invitations
+ *   POST   …/team {username, role}           invites (the invitee accepts: /v1/user/invitations)
+ *   POST   …/team {friendly_name, scopes}    creates an API user and answers its token once
+ *   PUT    …/team/:username {role}           changes a member's role
+ *   DELETE …/team/:username                  removes a member, an API user or a pending invitation
+ * Nobody grants above their own role, the Owner is never granted, changed or
+ * removed; accepting an org invitation removes the person's product
+ * memberships on the org's products (the store does it in one transaction).
+ */
+import { isAction, isRole, ROLE_TITLES, type Action, type Role } from '@flotilla/protocol';
+import { canChangeRole, canInvite, canRemove, productTeamView, type TeamKind } from '../../policy/team.js';
+import type { Decision } from '../../policy/types.js';
+import type { MemberRole, TeamRef, TeamMember } from '../../store/store.js';
+import { guard, type Access } from '../access.js';
+import { route, type ApiContext, type Route } from '../app.js';
+import { ApiError } from '../errors.js';
+import type { Fields } from '../body.js';
+import { storeRefusal } from './devices.js';
+
+/** Particle's role ids, as its team API writes them. */
+const ROLE_IDS: { [R in Role]: string } = { owner: 'owner', administrator: 'administrator', developer: 'developer', support: 'support', viewer: 'viewer' };
+
+function roleObject(role: Role) {
+  return { id: ROLE_IDS[role], name: ROLE_TITLES[role] };
+}
+
+/** The role a member's change is judged with: an API user allowed team.manage acts as an Administrator. */
+function actingRole(d: Extract<Decision, { allow: true }> | null): Role {
+  return d && isRole(d.role) ? d.role : 'administrator';
+}
+
+function teamOf(kind: TeamKind, a: Access): TeamRef {
+  return kind === 'org' ? { orgId: a.org!.id } : { productId: a.product!.productId };
+}
+
+/** Role names as Particle's clients send them: ids or titles, any case ("Administrator", "view-only"). */
+function parseRole(v: unknown): MemberRole {
+  const s = typeof v === 'string' ? v.trim().toLowerCase() : '';
+  const role = s === 'view-only' || s === 'view only' ? 'viewer' : s;
+  if (!isRole(role) || role === 'owner') throw ApiError.of(400, 'role must be Administrator, Developer, Support or View-only');
+  return role;
+}
+
+/** Scopes as actions ("device.view") or Particle's names ("devices:list" is not ours: refused, naming the list). */
+function parseScopes(v: unknown): Action[] {
+  const list = typeof v === 'string' ? v.split(/[ ,]+/).filter(Boolean) : v;
+  if (!Array.isArray(list) || list.length === 0) throw ApiError.of(400, 'scopes must be a non-empty list of actions (see docs/permissions.md)');
+  for (const s of list) if (!isAction(s)) throw ApiError.of(400, 'Unknown scope ' + JSON.stringify(s) + ': scopes are the actions of docs/permissions.md');
+  return list as Action[];
+}
+
+async function members(ctx: ApiContext, kind: TeamKind, a: Access): Promise<{ userId: string; role: Role; inherited: boolean }[]> {
+  if (kind === 'org') return (await ctx.store.orgTeam(a.org!.id)).map((m) => ({ ...m, inherited: false }));
+  const product = a.product!;
+  const own: TeamMember[] = await ctx.store.productTeam(product.productId);
+  const org: TeamMember[] = product.orgId ? await ctx.store.orgTeam(product.orgId) : [];
+  return productTeamView(own, org, product);
+}
+
+async function usernameOf(ctx: ApiContext, userId: string): Promise<string> {
+  return (await ctx.store.getUser(userId))?.username ?? userId;
+}
+
+/** The member named in the path, with their current role on this team (not inherited). */
+async function findMember(ctx: ApiContext, kind: TeamKind, a: Access, username: string): Promise<{ userId: string; role: Role } | null> {
+  const user = await ctx.store.findUser(username);
+  if (!user) return null;
+  const list = kind === 'org' ? await ctx.store.orgTeam(a.org!.id) : await ctx.store.productTeam(a.product!.productId);
+  const m = list.find((x) => x.userId === user.id);
+  return m ? { userId: user.id, role: m.role } : null;
+}
+
+async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: Fields) {
+  const name = body.friendly_name;
+  if (typeof name !== 'string' || name.trim() === '') throw ApiError.of(400, 'The friendly_name field is required');
+  const scopes = parseScopes(body.scopes);
+  const u = await ctx.store.createApiUser({ username: name, scopes, ...(kind === 'org' ? { orgId: a.org!.id } : { productId: a.product!.productId }) }).catch(storeRefusal);
+  // API users' tokens do not expire: a program holds one and the team deletes the API user to end it.
+  const token = await ctx.store.issueToken({ subject: { kind: 'apiUser', id: u.id }, clientId: 'api-user', scopes, ttlSeconds: null });
+  return { status: 201, body: { ok: true, created: { username: u.username, id: u.id, is_programmatic: true, scopes, tokens: [{ token: token.token }] } } };
+}
+
+function teamRoutes(kind: TeamKind, base: string): Route[] {
+  const g = kind === 'org' ? guard.org : guard.product;
+  const VIEW: Action = kind === 'org' ? 'org.team.view' : 'team.view';
+  const MANAGE: Action = kind === 'org' ? 'org.team.manage' : 'team.manage';
+  const API_USERS: Action = kind === 'org' ? 'org.apiUsers' : 'team.apiUsers';
+  const createAction = async (body: () => Promise<Fields>): Promise<Action> => ('friendly_name' in (await body()) ? API_USERS : MANAGE);
+
+  return [
+    route('GET', base + '/team', g(VIEW), async (req, ctx, a) => {
+      const team = [];
+      for (const m of await members(ctx, kind, a)) {
+        team.push({ username: await usernameOf(ctx, m.userId), role: roleObject(m.role), inherited: m.inherited, is_programmatic: false });
+      }
+      for (const u of await ctx.store.listApiUsers(teamOf(kind, a))) {
+        team.push({ username: u.username, id: u.id, role: null, scopes: u.scopes, inherited: false, is_programmatic: true });
+      }
+      const invitations = (await ctx.store.invitations(teamOf(kind, a))).map((i) => ({ id: i.id, username: i.email, role: roleObject(i.role), invited_at: i.createdAt.toISOString() }));
+      return { ok: true, team, invitations };
+    }),
+    route('POST', base + '/team', g(createAction), async (req, ctx, a) => {
+      const body = await req.body();
+      if ('friendly_name' in body) return createApiUser(ctx, kind, a, body);
+      const username = body.username;
+      if (typeof username !== 'string' || username.trim() === '') throw ApiError.of(400, 'The username field is required');
+      const role = body.role === undefined ? 'viewer' : parseRole(body.role);
+      if (!canInvite(actingRole(a.decision), role, kind)) throw ApiError.of(403, 'You may not grant the role ' + ROLE_TITLES[role]);
+      const existing = await ctx.store.findUser(username);
+      if (existing && (await members(ctx, kind, a)).some((m) => m.userId === existing.id)) throw ApiError.of(409, username + ' is already on the team');
+      const inviter = a.actor.kind === 'user' ? a.actor.userId : null;
+      if (!inviter) throw ApiError.of(403, 'Only a person invites team members');
+      const inv = await ctx.store.createInvitation({ team: teamOf(kind, a), email: username, role, invitedBy: inviter }).catch(storeRefusal);
+      return { status: 201, body: { ok: true, invited: { id: inv.id, username: inv.email, role: roleObject(inv.role) } } };
+    }),
+    route('PUT', base + '/team/:username', g(MANAGE), async (req, ctx, a) => {
+      const body = await req.body();
+      const role = parseRole(body.role);
+      const m = await findMember(ctx, kind, a, req.params.username);
+      if (!m) throw ApiError.of(404, 'No team member ' + req.params.username);
+      if (!canChangeRole(actingRole(a.decision), m.role, role, kind)) throw ApiError.of(403, 'You may not change ' + req.params.username + ' to ' + ROLE_TITLES[role]);
+      if (kind === 'org') await ctx.store.setOrgMemberRole(a.org!.id, m.userId, role);
+      else await ctx.store.setProductMemberRole(a.product!.productId, m.userId, role);
+      await ctx.fleet.refreshUser(m.userId);
+      return { ok: true, username: req.params.username, role: roleObject(role) };
+    }),
+    route('DELETE', base + '/team/:username', g(MANAGE), async (req, ctx, a) => {
+      const name = req.params.username;
+      const team = teamOf(kind, a);
+      const m = await findMember(ctx, kind, a, name);
+      if (m) {
+        if (!canRemove(actingRole(a.decision), m.role, kind)) throw ApiError.of(403, m.role === 'owner' ? 'The Owner cannot be removed' : 'You may not remove ' + name);
+        if (kind === 'org') await ctx.store.removeOrgMember(a.org!.id, m.userId);
+        else await ctx.store.removeProductMember(a.product!.productId, m.userId);
+        await ctx.fleet.refreshUser(m.userId);
+        return { status: 204, body: null };
+      }
+      const apiUser = (await ctx.store.listApiUsers(team)).find((u) => u.username === name || u.id === name);
+      if (apiUser) {
+        await ctx.store.deleteApiUser(apiUser.id);
+        ctx.fleet.cutSubject('apiUser', apiUser.id);
+        return { status: 204, body: null };
+      }
+      const invitation = (await ctx.store.invitations(team)).find((i) => i.email === name.trim().toLowerCase() || i.id === name);
+      if (invitation) {
+        await ctx.store.deleteInvitation(invitation.id);
+        return { status: 204, body: null };
+      }
+      throw ApiError.of(404, 'No team member ' + name);
+    }),
+  ];
+}
+
+export const teamRouteTable: Route[] = [...teamRoutes('product', '/v1/products/:product'), ...teamRoutes('org', '/v1/orgs/:org')];
