@@ -6,3 +6,6 @@ export { createBridge, defaultOptions } from './bridge.js';
 export type { Bridge, BridgeOptions } from './bridge.js';
 export { decide } from './policy/decide.js';
 export type * from './policy/types.js';
+export { routes, openApi } from './http/routes/index.js';
+export type { Route } from './http/app.js';
+export type { Guard } from './http/access.js';

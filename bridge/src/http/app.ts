@@ -132,7 +132,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const readOnce = () => (body ??= readBody(req, ctx.bodyLimit));
     const request: Request = { method, url, res, params: found.params, headers: req.headers, body: readOnce };
     const g = found.r.route.guard;
-    const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers);
+    const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers, method === 'GET' ? null : readOnce);
     let access: Access;
     if (g.kind === 'public') access = { actor, product: null, device: null, org: null, decision: null };
     else if (g.kind === 'signedIn') {
@@ -158,10 +158,14 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   }
 
   /** The actor behind the bearer token: anonymous without one, invalid for an unknown, expired or revoked one. */
-  async function authenticate(headers: IncomingMessage['headers']): Promise<Actor> {
-    if (/^basic /i.test(headers.authorization ?? '')) return clientActor(headers);
+  async function authenticate(headers: IncomingMessage['headers'], body: (() => Promise<Fields>) | null): Promise<Actor> {
+    if (/^basic /i.test(headers.authorization ?? '')) return clientActor(headers, {});
     const token = bearer(headers);
-    if (!token) return { kind: 'anonymous' };
+    if (!token) {
+      // particle-api-js sends a product client's credentials as body fields (createCustomer).
+      const fields = body && !headers.authorization ? await body() : null;
+      return fields && typeof fields.client_id === 'string' ? clientActor(headers, fields) : { kind: 'anonymous' };
+    }
     const t = await ctx.store.findToken(token);
     if (!t) return { kind: 'invalid', reason: 'unknown' };
     if (t.revokedAt) return { kind: 'invalid', reason: 'revoked' };
@@ -174,8 +178,8 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
    * the product's app creates customers with its client credentials) acts as
    * a program of that product allowed to create and view customers.
    */
-  async function clientActor(headers: IncomingMessage['headers']): Promise<Actor> {
-    const c = presentedClient(headers, {});
+  async function clientActor(headers: IncomingMessage['headers'], fields: Fields): Promise<Actor> {
+    const c = presentedClient(headers, fields);
     const client = c ? await ctx.store.verifyClient(c.id, c.secret) : null;
     if (!client || client.productId === null) return { kind: 'invalid', reason: 'unknown' };
     return { kind: 'apiUser', apiUserId: 'client:' + client.id, scope: { productId: String(client.productId) }, scopes: CLIENT_SCOPES };

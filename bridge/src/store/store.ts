@@ -332,7 +332,7 @@ export interface TeamStore {
   /** A member's new role; false when they are not on that team. */
   setOrgMemberRole(orgId: string, userId: string, role: MemberRole): Promise<boolean>;
   setProductMemberRole(productId: ProductId, userId: string, role: MemberRole): Promise<boolean>;
-  /** invalid: bad role or e-mail; conflict: a pending invitation for that address exists; not_found: team or inviter. */
+  /** `email`: a username, or the address of someone who has no account yet. invalid: bad role or empty; conflict: a pending invitation for that address exists; not_found: team or inviter. */
   createInvitation(input: { team: TeamRef; email: string; role: MemberRole; invitedBy: string }): Promise<Invitation>;
   /** Pending invitations of a team, or addressed to an e-mail (a user's username). */
   invitations(of: TeamRef | { email: string }): Promise<Invitation[]>;

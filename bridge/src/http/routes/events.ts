@@ -26,7 +26,8 @@ const ORG_EVENTS = guard.org('org.team.view');
 
 function streams(suffix: string): Route[] {
   return [
-    route('GET', '/v1/events' + suffix, ALL, (req, ctx, a) => open(req, ctx, a, { kind: 'all' })),
+    // /v1/events itself needs a prefix (below).
+    ...(suffix ? [route('GET', '/v1/events' + suffix, ALL, (req, ctx, a) => open(req, ctx, a, { kind: 'all' }))] : []),
     route('GET', '/v1/devices/events' + suffix, ALL, (req, ctx, a) => open(req, ctx, a, { kind: 'all' })),
     route('GET', '/v1/products/:product/events' + suffix, guard.product('device.events'), (req, ctx, a) => open(req, ctx, a, { kind: 'product', productId: a.product!.productId })),
     route('GET', '/v1/orgs/:org/events' + suffix, ORG_EVENTS, (req, ctx, a) => open(req, ctx, a, { kind: 'org', orgId: a.org!.id })),

@@ -10,7 +10,7 @@
  * removed; accepting an org invitation removes the person's product
  * memberships on the org's products (the store does it in one transaction).
  */
-import { isAction, isRole, ROLE_TITLES, type Action, type Role } from '@flotilla/protocol';
+import { isAction, isRole, ROLE_TITLES, roleRank, type Action, type Role } from '@flotilla/protocol';
 import { canChangeRole, canInvite, canRemove, productTeamView, type TeamKind } from '../../policy/team.js';
 import type { Decision } from '../../policy/types.js';
 import type { MemberRole, TeamRef, TeamMember } from '../../store/store.js';
@@ -19,6 +19,8 @@ import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
 import { storeRefusal } from './devices.js';
+
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
 /** Particle's role ids, as its team API writes them. */
 const ROLE_IDS: { [R in Role]: string } = { owner: 'owner', administrator: 'administrator', developer: 'developer', support: 'support', viewer: 'viewer' };
@@ -52,16 +54,19 @@ function parseScopes(v: unknown): Action[] {
   return list as Action[];
 }
 
-async function members(ctx: ApiContext, kind: TeamKind, a: Access): Promise<{ userId: string; role: Role; inherited: boolean }[]> {
-  if (kind === 'org') return (await ctx.store.orgTeam(a.org!.id)).map((m) => ({ ...m, inherited: false }));
-  const product = a.product!;
-  const own: TeamMember[] = await ctx.store.productTeam(product.productId);
-  const org: TeamMember[] = product.orgId ? await ctx.store.orgTeam(product.orgId) : [];
-  return productTeamView(own, org, product);
-}
-
-async function usernameOf(ctx: ApiContext, userId: string): Promise<string> {
-  return (await ctx.store.getUser(userId))?.username ?? userId;
+/** The team as its page shows it: own members before inherited ones, each by role (highest first), then username. */
+async function members(ctx: ApiContext, kind: TeamKind, a: Access): Promise<{ userId: string; username: string; role: Role; inherited: boolean }[]> {
+  let list: { userId: string; role: Role; inherited: boolean }[];
+  if (kind === 'org') list = (await ctx.store.orgTeam(a.org!.id)).map((m) => ({ ...m, inherited: false }));
+  else {
+    const product = a.product!;
+    const own: TeamMember[] = await ctx.store.productTeam(product.productId);
+    const org: TeamMember[] = product.orgId ? await ctx.store.orgTeam(product.orgId) : [];
+    list = productTeamView(own, org, product);
+  }
+  const named = [];
+  for (const m of list) named.push({ ...m, username: (await ctx.store.getUser(m.userId))?.username ?? m.userId });
+  return named.sort((x, y) => Number(x.inherited) - Number(y.inherited) || roleRank(y.role) - roleRank(x.role) || x.username.localeCompare(y.username));
 }
 
 /** The member named in the path, with their current role on this team (not inherited). */
@@ -94,7 +99,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
     route('GET', base + '/team', g(VIEW), async (req, ctx, a) => {
       const team = [];
       for (const m of await members(ctx, kind, a)) {
-        team.push({ username: await usernameOf(ctx, m.userId), role: roleObject(m.role), inherited: m.inherited, is_programmatic: false });
+        team.push({ username: m.username, role: roleObject(m.role), inherited: m.inherited, is_programmatic: false });
       }
       for (const u of await ctx.store.listApiUsers(teamOf(kind, a))) {
         team.push({ username: u.username, id: u.id, role: null, scopes: u.scopes, inherited: false, is_programmatic: true });
@@ -110,6 +115,8 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       const role = body.role === undefined ? 'viewer' : parseRole(body.role);
       if (!canInvite(actingRole(a.decision), role, kind)) throw ApiError.of(403, 'You may not grant the role ' + ROLE_TITLES[role]);
       const existing = await ctx.store.findUser(username);
+      // Someone without an account yet is invited by e-mail address (loose on purpose: it names a mailbox, it does not validate one).
+      if (!existing && !EMAIL.test(username.trim())) throw ApiError.of(400, 'No user ' + JSON.stringify(username) + ', and it is not an e-mail address to invite');
       if (existing && (await members(ctx, kind, a)).some((m) => m.userId === existing.id)) throw ApiError.of(409, username + ' is already on the team');
       const inviter = a.actor.kind === 'user' ? a.actor.userId : null;
       if (!inviter) throw ApiError.of(403, 'Only a person invites team members');

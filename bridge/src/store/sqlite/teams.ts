@@ -47,9 +47,6 @@ function invitation(r: InvitationRaw): Invitation {
   return { id: r.id, orgId: r.org_id, productId: r.product_id, email: r.email, role: r.role, invitedBy: r.invited_by, createdAt: new Date(r.created_at) };
 }
 
-/** Loose on purpose: a team invitation names an address, it does not validate a mailbox. */
-const EMAIL = /^[^\s@]+@[^\s@]+$/;
-
 interface RoleRaw {
   ref: string;
   role: Role;
@@ -281,8 +278,8 @@ export function teamStore(ctx: Ctx): TeamStore {
     },
 
     async createInvitation(input) {
-      const email = cleanName(input.email, 'an e-mail address').toLowerCase();
-      if (!EMAIL.test(email)) throw new StoreError('invalid', `${JSON.stringify(email)} is not an e-mail address`);
+      // The username of an account, or the e-mail address of someone who will sign up (the route checks which).
+      const email = cleanName(input.email, 'a username or e-mail address').toLowerCase();
       const role = memberRole(input.role);
       const orgId = input.team.orgId ?? null;
       const productId = input.team.productId !== undefined ? productKey(input.team.productId) : null;

@@ -1,0 +1,297 @@
+/**
+ * The operator API beyond single devices, with particle-api-js where it has
+ * the call and fetch otherwise, against a real bridge and the real agent on
+ * a1: products and orgs, teams (invite, accept, change role, remove, API
+ * users), customers (three ways in), OAuth clients, groups, publishing
+ * events to devices, import/claim/remove, diagnostics, fleet health, tokens,
+ * sign-up, the OpenAPI description.
+ */
+import assert from 'node:assert/strict';
+import Particle from 'particle-api-js';
+import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
+import { A1, A2, B1, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { DEMO_APP, image } from '../helpers/images.js';
+
+interface ParticleError extends Error {
+  statusCode: number;
+  body: { error?: string; ok?: boolean };
+}
+
+describe('HTTP API: products, teams, customers, groups, events, diagnostics', function () {
+  this.timeout(30000);
+  let f: Fixture;
+  let base: string;
+  let particle: InstanceType<typeof Particle>;
+  let agent: VmDevice;
+
+  /** fetch with a token; JSON in and out. */
+  async function api(method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(base + path, {
+      method,
+      headers: { ...(token ? { authorization: 'Bearer ' + token } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  }
+
+  const refused = (p: Promise<unknown>, status: number) =>
+    assert.rejects(p, (e: ParticleError) => {
+      assert.equal(e.statusCode, status, JSON.stringify(e.body));
+      return true;
+    });
+
+  async function login(username: string, password: string): Promise<string> {
+    return ((await particle.login({ username, password })).body as { access_token: string }).access_token;
+  }
+
+  before(async () => {
+    f = await startFixture({ httpPort: 0, callTimeoutMs: 2000 });
+    base = 'http://127.0.0.1:' + f.bridge.ports.http;
+    particle = new Particle({ baseUrl: base });
+    const flash = new MemoryFlash(emptyFlash(256 * 1024));
+    flash.state.slots[0].set(image({ deviceId: A1, secret: SECRET[A1], product: Number(f.products.A), firmware: 1, app: DEMO_APP, options: 'keepalive: 5, backoffMin: 50' }));
+    agent = new VmDevice({ flash, host: '127.0.0.1', port: f.port });
+    agent.start();
+    for (let i = 0; i < 200 && !('temp' in ((await f.bridge.store.getDevice(A1))?.variables ?? {})); i++) await new Promise((r) => setTimeout(r, 30));
+  });
+  after(async () => {
+    agent.stop();
+    await f.close();
+  });
+
+  it('creates personal and org products, lists them by space, and edits settings by role', async () => {
+    const created = await api('POST', '/v1/user/products', f.tokens.bob, { product: { name: 'Weather Station', description: 'outdoor' } });
+    assert.equal(created.status, 201);
+    assert.deepEqual([created.body.product.name, created.body.product.slug, created.body.product.description], ['Weather Station', 'weather-station-v1', 'outdoor']);
+    const mine = (await api('GET', '/v1/user/products', f.tokens.bob)).body.products.map((p: { slug: string }) => p.slug).sort();
+    assert.deepEqual(mine, ['prod-b', 'weather-station-v1']);
+    const listed = (await particle.listProducts({ auth: f.tokens.carol })).body as unknown as { products: { slug: string }[] };
+    assert.deepEqual(listed.products.map((p) => p.slug), ['prod-a'], 'carol sees the product she is on');
+    assert.equal((await particle.getProduct({ product: 'prod-a', auth: f.tokens.carol })).body.product.id, Number(f.products.A));
+    await refused(particle.getProduct({ product: 'prod-a', auth: f.tokens.bob }), 404);
+    // Settings: an Administrator edits them; a Developer may not.
+    assert.equal((await api('PUT', '/v1/products/prod-a', f.tokens.erin, { settings: { color: 'red' } })).status, 403);
+    const edited = await api('PUT', '/v1/products/prod-a', f.tokens.alice, { settings: { color: 'red' }, description: 'kitchen sensors' });
+    assert.deepEqual([edited.body.product.settings.color, edited.body.product.description], ['red', 'kitchen sensors']);
+    // Orgs: the creator is the Owner; org products are listed in the org's space.
+    const org = await api('POST', '/v1/orgs', f.tokens.bob, { name: 'Bob Industries' });
+    assert.equal(org.status, 201);
+    const p = await api('POST', '/v1/orgs/bob-industries/products', f.tokens.bob, { name: 'Tracker', slug: 'tracker' });
+    assert.equal(p.status, 201);
+    assert.deepEqual((await api('GET', '/v1/orgs/bob-industries/products', f.tokens.bob)).body.products.map((x: { slug: string }) => x.slug), ['tracker']);
+    assert.ok(!(await api('GET', '/v1/user/products', f.tokens.bob)).body.products.some((x: { slug: string }) => x.slug === 'tracker'), 'org products are not in the personal space');
+    assert.equal((await api('GET', '/v1/orgs/bob-industries/products', f.tokens.alice)).status, 404);
+    assert.deepEqual((await api('POST', '/v1/orgs', f.tokens.alice, { name: 'Bob Industries' })).status, 409);
+  });
+
+  it('invites to a product team, the invitee accepts, roles change within the rules, and removal ends access at once', async () => {
+    const team = (await particle.listTeamMembers({ product: 'prod-a', auth: f.tokens.carol })).body as unknown as { team: { username: string; role: { name: string } | null }[] };
+    assert.deepEqual(
+      team.team.filter((m) => m.role).map((m) => [m.username, m.role!.name]),
+      [['alice', 'Administrator (Owner)'], ['erin', 'Developer'], ['dave', 'Support'], ['carol', 'View-only']],
+      'by role, highest first',
+    );
+    const frank = await f.bridge.store.createUser('frank@example.com', 'frank-password');
+    const inviteBody = (await particle.inviteTeamMember({ username: 'frank@example.com', product: 'prod-a', auth: f.tokens.alice })).body as unknown as { invited: { id: string; role: { id: string } } };
+    assert.equal(inviteBody.invited.role.id, 'viewer', 'View-only unless a role is given');
+    // Not yet a member: the invitation waits for frank.
+    const frankToken = await login('frank@example.com', 'frank-password');
+    await refused(particle.listDevices({ product: 'prod-a', auth: frankToken }), 404);
+    const invitations = (await api('GET', '/v1/user/invitations', frankToken)).body as { id: string }[];
+    assert.equal(invitations.length, 1);
+    assert.equal((await api('PUT', '/v1/user/invitations/' + invitations[0].id, f.tokens.carol, { accept: true })).status, 404, 'not carol\'s invitation');
+    assert.equal((await api('PUT', '/v1/user/invitations/' + invitations[0].id, frankToken, { accept: true })).status, 200);
+    assert.ok(((await particle.listDevices({ product: 'prod-a', auth: frankToken })).body as unknown as { devices: unknown[] }).devices.length >= 2);
+    // Roles: a Developer cannot manage the team; nobody grants above their own role or the Owner role.
+    assert.equal((await api('PUT', '/v1/products/prod-a/team/frank@example.com', f.tokens.erin, { role: 'support' })).status, 403);
+    assert.equal((await api('PUT', '/v1/products/prod-a/team/frank@example.com', f.tokens.alice, { role: 'owner' })).status, 400);
+    assert.equal((await api('PUT', '/v1/products/prod-a/team/frank@example.com', f.tokens.alice, { role: 'Support' })).status, 200);
+    assert.equal((await api('PUT', '/v1/products/prod-a/team/alice', f.tokens.alice, { role: 'viewer' })).status, 403, 'the Owner keeps the role');
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/alice', f.tokens.alice)).status, 403, 'the Owner cannot be removed');
+    await particle.removeTeamMember({ username: 'frank@example.com', product: 'prod-a', auth: f.tokens.alice });
+    await refused(particle.listDevices({ product: 'prod-a', auth: frankToken }), 404);
+    assert.ok(frank.id);
+    // Inviting the same address twice while pending is a conflict; an invitation can be withdrawn.
+    await particle.inviteTeamMember({ username: 'zoe@example.com', product: 'prod-a', auth: f.tokens.alice });
+    await refused(particle.inviteTeamMember({ username: 'zoe@example.com', product: 'prod-a', auth: f.tokens.alice }), 409);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/zoe@example.com', f.tokens.alice)).status, 204);
+    await refused(particle.inviteTeamMember({ username: 'not-an-address', product: 'prod-a', auth: f.tokens.alice }), 400);
+  });
+
+  it('joins an org: the product team shows inherited org members, and the org membership replaces product memberships', async () => {
+    const s = f.bridge.store;
+    const owner = await s.createUser('olga', 'olga-password');
+    const olga = await login('olga', 'olga-password');
+    await api('POST', '/v1/orgs', olga, { name: 'Olga Co' });
+    const product = (await api('POST', '/v1/orgs/olga-co/products', olga, { name: 'Olga Sensor', slug: 'olga-sensor' })).body.product;
+    // carol is first on the org product's own team, then invited to the org as a Developer.
+    await s.addProductMember(product.id, f.users.carol, 'viewer');
+    const inv = (await api('POST', '/v1/orgs/olga-co/team', olga, { username: 'carol', role: 'Developer' })).body.invited;
+    const accepted = await api('PUT', '/v1/user/invitations/' + inv.id, f.tokens.carol, { accept: true });
+    assert.deepEqual(accepted.body.removed_product_memberships, [String(product.id)]);
+    const team = (await api('GET', '/v1/products/olga-sensor/team', olga)).body.team as { username: string; role: { id: string }; inherited: boolean }[];
+    assert.deepEqual(team.map((m) => [m.username, m.role.id, m.inherited]), [['olga', 'owner', true], ['carol', 'developer', true]]);
+    assert.equal((await api('GET', '/v1/orgs/olga-co/team', f.tokens.carol)).status, 200);
+    assert.equal((await api('POST', '/v1/orgs/olga-co/team', f.tokens.carol, { username: 'dave', role: 'viewer' })).status, 403, 'a Developer cannot manage the org team');
+    assert.ok(owner.id);
+  });
+
+  it('creates an API user with scopes; its token does what its scopes say and ends when it is deleted', async () => {
+    assert.equal((await api('POST', '/v1/products/prod-a/team', f.tokens.erin, { friendly_name: 'ci', scopes: ['device.view'] })).status, 403, 'team.apiUsers needs an Administrator');
+    assert.equal((await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'ci', scopes: ['devices:list'] })).status, 400);
+    const created = await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'ci', scopes: ['device.view', 'device.variable'] });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.created.is_programmatic, true);
+    const token = created.body.created.tokens[0].token as string;
+    assert.equal((await api('GET', '/v1/products/prod-a/devices', token)).status, 200);
+    assert.equal((await api('GET', '/v1/devices/' + A1 + '/temp', token)).body.result, 21.5);
+    assert.equal((await api('POST', '/v1/devices/' + A1 + '/setLed', token, { arg: 'on' })).status, 403, 'no device.function scope');
+    assert.equal((await api('GET', '/v1/products/prod-b/devices', token)).status, 404);
+    const team = (await api('GET', '/v1/products/prod-a/team', f.tokens.alice)).body.team as { username: string; is_programmatic: boolean }[];
+    assert.ok(team.some((m) => m.username === 'ci' && m.is_programmatic));
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/ci', f.tokens.alice)).status, 204);
+    assert.equal((await api('GET', '/v1/products/prod-a/devices', token)).status, 401);
+  });
+
+  it('creates customers with a product client (particle-api-js), logs them in three ways, and a customer reaches only their own devices', async () => {
+    // A product OAuth client; its secret is shown once.
+    const c = (await particle.createOAuthClient({ name: 'Kitchen App', type: 'installed', product: 'prod-a', auth: f.tokens.erin })).body as unknown as { client: { id: string; secret: string } };
+    assert.ok(c.client.secret.length >= 32);
+    const listed = (await particle.listOAuthClients({ product: 'prod-a', auth: f.tokens.carol })).body as unknown as { clients: { id: string; secret?: string }[] };
+    assert.ok(listed.clients.some((x) => x.id === c.client.id && x.secret === undefined), 'listed without its secret');
+    await refused(particle.createOAuthClient({ name: 'x', type: 'installed', product: 'prod-a', auth: f.tokens.carol }), 403);
+    // Simple authentication: the app signs a customer up with its client credentials...
+    const app = new Particle({ baseUrl: base, clientId: c.client.id, clientSecret: c.client.secret });
+    const made = (await app.createCustomer({ email: 'dora@example.com', password: 'dora-password', product: 'prod-a' })).body as unknown as { access_token: string };
+    assert.ok(made.access_token);
+    await f.bridge.store.claimDevice(A2, (await f.bridge.store.findCustomer(f.products.A, 'dora@example.com'))!.id);
+    // ... and in with the password grant through the same client.
+    const dora = ((await app.login({ username: 'dora@example.com', password: 'dora-password' })).body as { access_token: string }).access_token;
+    assert.deepEqual(((await particle.listDevices({ auth: dora })).body as unknown as { id: string }[]).map((d) => d.id), [A2]);
+    await refused(particle.getDevice({ deviceId: A1, auth: dora }), 404);
+    await refused(app.login({ username: 'dora@example.com', password: 'wrong' }), 400);
+    // A wrong client secret cannot create customers.
+    const impostor = new Particle({ baseUrl: base, clientId: c.client.id, clientSecret: 'nope' });
+    await refused(impostor.createCustomer({ email: 'eve@example.com', password: 'x', product: 'prod-a' }), 401);
+    // Two-legged: the product's server creates a customer without a password and gets tokens for it.
+    assert.equal((await api('POST', '/v1/products/prod-a/customers', f.tokens.erin, { email: 'ned@example.com', no_password: true })).status, 201);
+    const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: c.client.id, client_secret: c.client.secret });
+    const tok = await fetch(base + '/oauth/token', { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    assert.equal(tok.status, 200);
+    const ned = ((await tok.json()) as { access_token: string }).access_token;
+    assert.deepEqual((await api('GET', '/v1/devices', ned)).body, []);
+    const noScope = await fetch(base + '/oauth/token', { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.client.id, client_secret: c.client.secret }) });
+    assert.equal(noScope.status, 400);
+    // The team sees its customers; deleting one ends its tokens.
+    const customers = (await api('GET', '/v1/products/prod-a/customers', f.tokens.carol)).body.customers as { username: string; devices: string[] }[];
+    assert.deepEqual(customers.find((x) => x.username === 'dora@example.com')!.devices, [A2]);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/customers/dora@example.com', f.tokens.carol)).status, 403);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/customers/dora@example.com', f.tokens.erin)).status, 204);
+    assert.equal((await api('GET', '/v1/devices', dora)).status, 401);
+    assert.equal((await f.bridge.store.getDevice(A2))!.customerId, null, 'her device is unclaimed');
+    await particle.deleteOAuthClient({ clientId: c.client.id, product: 'prod-a', auth: f.tokens.erin });
+    await refused(app.login({ username: 'ned@example.com', password: 'x' }), 401);
+  });
+
+  it('manages device groups and assigns devices, one by one and in batches', async () => {
+    assert.equal((await api('POST', '/v1/products/prod-a/groups', f.tokens.erin, { name: 'Kitchen', color: '#aabbcc' })).status, 201);
+    assert.equal((await api('POST', '/v1/products/prod-a/groups', f.tokens.erin, { name: 'kitchen' })).status, 409);
+    assert.equal((await api('POST', '/v1/products/prod-a/groups', f.tokens.erin, { name: 'bad name!' })).status, 400);
+    assert.equal((await api('POST', '/v1/products/prod-a/groups', f.tokens.dave, { name: 'lab' })).status, 403);
+    const batch = await api('PUT', '/v1/products/prod-a/devices', f.tokens.erin, { action: 'groups', devices: [A1, A2, B1], metadata: { add: ['kitchen', 'beta'] } });
+    assert.deepEqual([batch.body.devices, batch.body.invalid_devices], [[A1, A2], [B1]], 'a device of another product is not touched');
+    const groups = (await api('GET', '/v1/products/prod-a/groups', f.tokens.carol)).body.groups as { name: string; device_count: number }[];
+    assert.deepEqual(groups.map((g) => [g.name, g.device_count]), [['beta', 2], ['kitchen', 2]]);
+    const one = await api('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { groups: ['beta'] });
+    assert.deepEqual(one.body.groups, ['beta']);
+    const filtered = (await particle.listDevices({ product: 'prod-a', groups: ['kitchen'], auth: f.tokens.carol })).body as unknown as { devices: { id: string }[] };
+    assert.deepEqual(filtered.devices.map((d) => d.id), [A1]);
+    assert.equal((await api('PUT', '/v1/products/prod-a/groups/kitchen', f.tokens.erin, { name: 'galley' })).body.group.name, 'galley');
+    assert.equal((await api('DELETE', '/v1/products/prod-a/groups/galley', f.tokens.erin)).status, 204);
+    assert.equal((await api('GET', '/v1/products/prod-a/groups/galley', f.tokens.erin)).status, 404);
+  });
+
+  it('publishes events: subscribed devices get them, streams see them as coreid "api", names are checked', async () => {
+    const seen: { name: string; data: string; coreid: string }[] = [];
+    const stream = (await particle.getEventStream({ product: 'prod-a', auth: f.tokens.carol })) as unknown as { on(e: string, f: (x: { name: string; data: string; coreid: string }) => void): void; abort(): void };
+    stream.on('event', (e) => seen.push(e));
+    await new Promise((r) => setTimeout(r, 100));
+    await particle.publishEvent({ name: 'alert/door', data: 'open', product: 'prod-a', auth: f.tokens.erin } as never);
+    // The demo app subscribes to "alert" and answers with a "seen" event.
+    for (let i = 0; i < 100 && !seen.some((e) => e.name === 'seen'); i++) await new Promise((r) => setTimeout(r, 30));
+    stream.abort();
+    assert.ok(seen.some((e) => e.name === 'alert/door' && e.data === 'open' && e.coreid === 'api'), 'the stream saw the published event');
+    assert.ok(seen.some((e) => e.name === 'seen' && e.data === 'alert/door=open' && e.coreid === A1), 'the device got it and answered');
+    await refused(particle.publishEvent({ name: 'alert/x', data: '1', product: 'prod-a', auth: f.tokens.carol } as never), 403);
+    await refused(particle.publishEvent({ name: 'spark/fake', data: '1', product: 'prod-a', auth: f.tokens.erin } as never), 400);
+    await refused(particle.publishEvent({ name: 'x', data: 'y'.repeat(2000), product: 'prod-a', auth: f.tokens.erin } as never), 400);
+    assert.deepEqual((await api('POST', '/v1/devices/events', f.tokens.erin, { name: 'alert/all', data: '1' })).body, { ok: true });
+    assert.equal((await api('POST', '/v1/devices/events', f.tokens.dave, { name: 'alert/all' })).status, 403, 'Support publishes nowhere');
+  });
+
+  it('imports devices with secrets, claims, unclaims and removes them', async () => {
+    const ids = ['c0c0c0c0c0c0c0c0c0c0c0c0', 'c1c1c1c1c1c1c1c1c1c1c1c1'];
+    const r = await api('POST', '/v1/products/prod-a/devices', f.tokens.erin, { ids: [...ids, A1, B1, 'nope'] });
+    assert.deepEqual([r.body.updatedDeviceIds, r.body.existingDeviceIds, r.body.nonmemberDeviceIds, r.body.invalidDeviceIds], [ids, [A1], [B1], ['nope']]);
+    assert.ok(await f.bridge.store.verifyDeviceSecret(ids[0], r.body.secrets[ids[0]]), 'the answered secret lets the device in');
+    await particle.claimDevice({ deviceId: ids[0], auth: f.tokens.erin });
+    assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, f.users.erin);
+    await refused(particle.claimDevice({ deviceId: ids[0], auth: f.tokens.bob }), 404);
+    await particle.removeDeviceOwner({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin });
+    assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, null);
+    await refused(particle.removeDevice({ deviceId: ids[1], product: 'prod-a', auth: f.tokens.dave }), 403);
+    await particle.removeDevice({ deviceId: ids[1], product: 'prod-a', auth: f.tokens.erin });
+    assert.equal(await f.bridge.store.getDevice(ids[1]), null);
+    await refused(particle.getDevice({ deviceId: ids[1], auth: f.tokens.erin }), 404);
+    // The product PUT: development, lock firmware.
+    await particle.markAsDevelopmentDevice({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin });
+    await particle.lockDeviceProductFirmware({ deviceId: ids[0], desiredFirmwareVersion: 3, product: 'prod-a', auth: f.tokens.erin });
+    const d = (await particle.getDevice({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin })).body as unknown as { development: boolean; desired_firmware_version: number };
+    assert.deepEqual([d.development, d.desired_firmware_version], [true, 3]);
+    await refused(particle.lockDeviceProductFirmware({ deviceId: ids[0], desiredFirmwareVersion: 4, product: 'prod-a', auth: f.tokens.dave }), 403);
+  });
+
+  it('serves device vitals: refresh, last, history, metadata; and the fleet health view', async () => {
+    assert.equal((await api('POST', '/v1/diagnostics/' + A1 + '/update', f.tokens.carol)).status, 403, 'refresh needs Support');
+    assert.equal((await api('POST', '/v1/products/prod-a/diagnostics/' + A1 + '/update', f.tokens.dave)).status, 202);
+    let last: { status: number; body: any } = { status: 0, body: null };
+    for (let i = 0; i < 100; i++) {
+      last = await api('GET', '/v1/diagnostics/' + A1 + '/last', f.tokens.carol);
+      if (last.status === 200) break;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    assert.equal(last.status, 200);
+    assert.equal(last.body.diagnostics.deviceID, A1);
+    assert.equal(typeof last.body.diagnostics.payload.device.system.uptime, 'number');
+    const history = await api('GET', '/v1/diagnostics/' + A1 + '?start_date=2020-01-01T00:00:00Z', f.tokens.carol);
+    assert.ok(history.body.length >= 1);
+    assert.equal((await api('GET', '/v1/diagnostics/' + A1 + '?start_date=yesterday', f.tokens.carol)).body.error, 'bad_request');
+    const meta = (await api('GET', '/v1/diagnostics/' + A1 + '/metadata', f.tokens.carol)).body.diagnostics as { name: string; ranges: unknown }[];
+    assert.deepEqual(meta.find((m) => m.name === 'device.power.battery.charge')!.ranges, { type: 'below', warning: 20 });
+    assert.equal((await api('GET', '/v1/diagnostics/' + B1 + '/last', f.tokens.carol)).status, 404);
+    const health = (await api('GET', '/v1/products/prod-a/fleet_health', f.tokens.carol)).body;
+    assert.ok(health.devices.online >= 1 && health.devices.total >= 2);
+    assert.ok(health.firmware_versions.some((v: { version: number }) => v.version === 1));
+    // The demo app's getter and timer threw: errors by kind and firmware version.
+    for (let i = 0; i < 50 && !(await f.bridge.store.errorsByProduct(f.products.A)).length; i++) await new Promise((r) => setTimeout(r, 30));
+    const h2 = (await api('GET', '/v1/products/prod-a/fleet_health', f.tokens.carol)).body;
+    assert.ok(h2.errors.some((e: { kind: string; firmware_version: number }) => e.kind === 'timer' && e.firmware_version === 1), JSON.stringify(h2.errors));
+    assert.equal((await api('GET', '/v1/products/prod-a/fleet_health', f.tokens.bob)).status, 404);
+  });
+
+  it('shows and revokes the current token, refuses sign-up when off, describes itself in OpenAPI', async () => {
+    const t = await login('carol', 'carol-password');
+    const current = await api('GET', '/v1/access_tokens/current', t);
+    assert.equal(current.body.client, 'particle-api');
+    assert.equal((await api('DELETE', '/v1/access_tokens/' + t, f.tokens.bob)).status, 404, 'not bob\'s token');
+    await particle.deleteCurrentAccessToken({ auth: t });
+    assert.equal((await api('GET', '/v1/user', t)).status, 401);
+    await refused(particle.createUser({ username: 'new@example.com', password: 'pw' }), 403);
+    const doc = (await api('GET', '/v1/openapi.json', null)).body;
+    assert.equal(doc.openapi, '3.1.0');
+    const op = doc.paths['/v1/products/{product}/team']['post'];
+    assert.equal(op['x-flotilla-guard'].kind, 'product');
+    assert.equal(doc.paths['/v1/devices/{id}/{name}'].get['x-flotilla-guard'].min_role, 'support');
+  });
+});
