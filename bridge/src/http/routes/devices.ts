@@ -7,7 +7,7 @@
  * the broker's request router: 404 when it is offline, 408 when it does not
  * answer in time.
  */
-import type { Action } from '@flotilla/protocol';
+import { LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import type { Actor, ProductRef } from '../../policy/types.js';
 import { newDeviceSecret } from '../../store/secrets.js';
@@ -131,13 +131,14 @@ function devicePaths(prefix: string): Route[] {
       };
     }),
     route('POST', P + '/:name', guard.device('device.function'), async (req, ctx, a) => {
-      const device = await getDevice(ctx, a.device!.id);
-      const name = req.params.name;
-      if (!device.functions.includes(name)) throw ApiError.of(404, 'Function not found');
       const body = await req.body();
       // Particle's API takes `arg`; particle-api-js sends `args`.
       const raw = body.arg ?? body.args ?? '';
       if (typeof raw !== 'string') throw ApiError.of(400, 'arg must be a string');
+      if (utf8Length(raw) > LIMITS.functionArgMaxBytes) throw ApiError.of(400, 'arg is over ' + LIMITS.functionArgMaxBytes + ' bytes');
+      const device = await getDevice(ctx, a.device!.id);
+      const name = req.params.name;
+      if (!device.functions.includes(name)) throw ApiError.of(404, 'Function not found');
       const r = await ask(ctx, device, { op: 'call', name, arg: raw });
       if (r.status !== 'ok') throw ApiError.of(r.status === 'not_found' ? 404 : 400, r.status === 'not_found' ? 'Function not found' : String(r.value ?? r.status));
       if (req.url.searchParams.get('format') === 'raw' || body.format === 'raw') return { status: 200, body: r.value };

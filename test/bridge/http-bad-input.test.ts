@@ -1,0 +1,136 @@
+/**
+ * Bad input, route family by route family: missing fields, wrong types,
+ * oversize bodies, unknown ids, and ids of another owner's resources (404,
+ * not 403, so existence does not leak). Each case names the exact status and
+ * a part of the error the caller reads; nothing is changed by a refused call.
+ */
+import assert from 'node:assert/strict';
+import { A1, B1, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+
+type Who = 'alice' | 'erin' | 'bob' | 'customer';
+/** [family, method, path, who, body, status, error contains]. A string body is sent raw as JSON. */
+type Case = [string, string, string, Who, unknown, number, string];
+
+const CASES: Case[] = [
+  // Devices
+  ['devices', 'GET', '/v1/devices/' + 'f'.repeat(24), 'alice', undefined, 404, 'Device not found'],
+  ['devices', 'GET', '/v1/devices/not-an-id', 'alice', undefined, 404, 'Device not found'],
+  ['devices', 'GET', '/v1/devices/' + B1, 'alice', undefined, 404, 'Device not found'],
+  ['devices', 'GET', '/v1/products/prod-b/devices/' + A1, 'alice', undefined, 404, 'Device not found'],
+  ['devices', 'GET', '/v1/products/prod-a/devices/' + B1, 'alice', undefined, 404, 'Device not found'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', {}, 400, 'Nothing to update'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 42 }, 400, 'must be text'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'x'.repeat(65) }, 400, 'longer than 64'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { development: 'maybe' }, 400, 'true or false'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { desired_firmware_version: 'latest' }, 400, 'version number'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { desired_firmware_version: 0 }, 400, 'integer from 1'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { groups: [1, 2] }, 400, 'list of strings'],
+  ['devices', 'POST', '/v1/devices/' + A1 + '/setLed', 'alice', { arg: { no: 1 } }, 400, 'arg must be a string'],
+  ['devices', 'POST', '/v1/devices/' + A1 + '/setLed', 'alice', { arg: 'x'.repeat(1025) }, 400, 'over 1024 bytes'],
+  ['devices', 'POST', '/v1/devices/' + A1 + '/nosuchfn', 'alice', {}, 404, 'Function not found'],
+  ['devices', 'GET', '/v1/devices/' + A1 + '/nosuchvar', 'alice', undefined, 404, 'Variable not found'],
+  ['devices', 'POST', '/v1/devices', 'alice', {}, 400, 'id field is required'],
+  ['devices', 'POST', '/v1/devices', 'alice', { id: B1 }, 404, 'Device not found'],
+  ['devices', 'POST', '/v1/products/prod-a/devices', 'alice', {}, 400, 'Send ids'],
+  ['devices', 'POST', '/v1/products/prod-a/devices', 'alice', { ids: 'x'.repeat(30) + ',' + 'y' }, 200, ''],
+  ['devices', 'PUT', '/v1/products/prod-a/devices', 'alice', { action: 'explode' }, 400, 'action must be'],
+  ['devices', 'DELETE', '/v1/products/prod-b/devices/' + B1, 'alice', undefined, 404, 'Device not found'],
+  // Events
+  ['events', 'POST', '/v1/products/prod-a/events', 'alice', {}, 400, 'name field is required'],
+  ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'a//b' }, 400, 'Event name'],
+  ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', ttl: -1 }, 400, 'ttl'],
+  ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'spark/status' }, 400, 'reserved'],
+  ['events', 'POST', '/v1/products/prod-b/events', 'alice', { name: 'x' }, 404, 'Product not found'],
+  ['events', 'GET', '/v1/events', 'alice', undefined, 400, 'prefix is required'],
+  // Products and orgs
+  ['products', 'POST', '/v1/user/products', 'alice', {}, 400, 'name field is required'],
+  ['products', 'POST', '/v1/user/products', 'alice', { name: 'X', slug: '1234' }, 400, 'slug'],
+  ['products', 'POST', '/v1/user/products', 'alice', { name: 'Dup', slug: 'prod-b' }, 409, 'taken'],
+  ['products', 'POST', '/v1/user/products', 'customer', { name: 'Mine' }, 403, 'Only a user'],
+  ['products', 'PUT', '/v1/products/prod-a', 'alice', { settings: [1] }, 400, 'settings must be an object'],
+  ['products', 'PUT', '/v1/products/prod-a', 'alice', {}, 400, 'Send settings'],
+  ['products', 'GET', '/v1/products/999999', 'alice', undefined, 404, 'Product not found'],
+  ['products', 'GET', '/v1/products/prod-b', 'alice', undefined, 404, 'Product not found'],
+  ['orgs', 'POST', '/v1/orgs', 'alice', { name: '!!!' }, 400, 'slug'],
+  ['orgs', 'GET', '/v1/orgs/no-such-org/products', 'alice', undefined, 404, 'Organization not found'],
+  // Teams
+  ['teams', 'POST', '/v1/products/prod-a/team', 'alice', {}, 400, 'username field is required'],
+  ['teams', 'POST', '/v1/products/prod-a/team', 'alice', { username: 'bob', role: 'emperor' }, 400, 'role must be'],
+  ['teams', 'POST', '/v1/products/prod-a/team', 'alice', { username: 'erin' }, 409, 'already on the team'],
+  ['teams', 'POST', '/v1/products/prod-a/team', 'alice', { friendly_name: 'ci' }, 400, 'scopes'],
+  ['teams', 'POST', '/v1/products/prod-a/team', 'alice', { friendly_name: '', scopes: ['device.view'] }, 400, 'friendly_name'],
+  ['teams', 'PUT', '/v1/products/prod-a/team/nobody', 'alice', { role: 'viewer' }, 404, 'No team member'],
+  ['teams', 'PUT', '/v1/products/prod-a/team/erin', 'alice', {}, 400, 'role must be'],
+  ['teams', 'DELETE', '/v1/products/prod-a/team/nobody', 'alice', undefined, 404, 'No team member'],
+  ['teams', 'GET', '/v1/products/prod-b/team', 'alice', undefined, 404, 'Product not found'],
+  ['invitations', 'PUT', '/v1/user/invitations/nope', 'alice', { accept: true }, 404, 'Invitation not found'],
+  // Customers and clients
+  ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', {}, 400, 'username field is required'],
+  ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', { email: 'c@example.com' }, 400, 'password field is required'],
+  ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', { email: 'cust1@example.com', password: 'x' }, 409, 'exists'],
+  ['customers', 'PUT', '/v1/products/prod-a/customers/nobody@example.com', 'alice', { password: 'x' }, 404, 'Customer not found'],
+  ['customers', 'GET', '/v1/products/prod-b/customers', 'alice', undefined, 404, 'Product not found'],
+  ['clients', 'POST', '/v1/products/prod-a/clients', 'alice', { name: 'w', type: 'web' }, 400, 'redirect_uri'],
+  ['clients', 'POST', '/v1/products/prod-a/clients', 'alice', { name: 'w', type: 'web', redirect_uri: 'javascript:alert(1)' }, 400, 'http(s)'],
+  ['clients', 'POST', '/v1/products/prod-a/clients', 'alice', { name: 'w', type: 'robot' }, 400, 'installed or web'],
+  ['clients', 'POST', '/v1/clients', 'alice', {}, 400, 'name field is required'],
+  ['clients', 'DELETE', '/v1/clients/not-mine', 'alice', undefined, 404, 'Client not found'],
+  ['clients', 'PUT', '/v1/products/prod-a/clients/not-there', 'alice', { name: 'x' }, 404, 'Client not found'],
+  // Groups
+  ['groups', 'POST', '/v1/products/prod-a/groups', 'alice', {}, 400, 'name field is required'],
+  ['groups', 'POST', '/v1/products/prod-a/groups', 'alice', { name: 'ok', color: 'blue' }, 400, '#rrggbb'],
+  ['groups', 'PUT', '/v1/products/prod-a/groups/nope', 'alice', { name: 'x' }, 404, 'no group'],
+  ['groups', 'DELETE', '/v1/products/prod-a/groups/nope', 'alice', undefined, 404, 'Group not found'],
+  // Diagnostics
+  ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?end_date=soon', 'alice', undefined, 400, ''],
+  ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?start_date=2030-01-01&end_date=2020-01-01', 'alice', undefined, 400, ''],
+  ['diagnostics', 'GET', '/v1/diagnostics/' + B1 + '/last', 'alice', undefined, 404, 'Device not found'],
+  ['diagnostics', 'POST', '/v1/diagnostics/' + A1 + '/update', 'alice', undefined, 404, 'not connected'],
+  // Bodies and paths
+  ['bodies', 'POST', '/v1/products/prod-a/groups', 'alice', '{"name": ', 400, 'not a JSON object'],
+  ['bodies', 'POST', '/v1/products/prod-a/groups', 'alice', '[1,2]', 400, 'not a JSON object'],
+  ['bodies', 'GET', '/v1/devices/%E0%A4%A', 'alice', undefined, 400, 'percent-encoding'],
+  ['bodies', 'PATCH', '/v1/devices', 'alice', undefined, 405, 'Method not allowed'],
+];
+
+describe('HTTP API: bad input, every route family', function () {
+  this.timeout(30000);
+  let f: Fixture;
+  let base: string;
+
+  before(async () => {
+    f = await startFixture({ httpPort: 0 });
+    base = 'http://127.0.0.1:' + f.bridge.ports.http;
+  });
+  after(() => f.close());
+
+  for (const [family, method, path, who, body, status, error] of CASES) {
+    it(`${family}: ${method} ${path.replace(/[0-9a-f]{24}/g, '<id>')} ${body === undefined ? '' : JSON.stringify(body).slice(0, 60)} → ${status}`, async () => {
+      const token = f.tokens[who];
+      const res = await fetch(base + path, {
+        method,
+        headers: { authorization: 'Bearer ' + token, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      assert.equal(res.status, status, text);
+      if (error) assert.ok(text.includes(error), text);
+      if (status >= 400) assert.ok(!/\bat .*\.(ts|js):\d+/.test(text), 'no stack trace in ' + text);
+    });
+  }
+
+  it('refuses an oversize body with 413 before reading it all', async () => {
+    const res = await fetch(base + '/v1/products/prod-a/groups', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', description: 'y'.repeat(2 * 1024 * 1024) }),
+    });
+    assert.equal(res.status, 413);
+  });
+
+  it('changed nothing while refusing', async () => {
+    const s = f.bridge.store;
+    assert.deepEqual((await s.listGroups(f.products.A)).map((g) => g.name), []);
+    assert.equal((await s.getDevice(A1))!.name, null);
+    assert.deepEqual((await s.listCustomers(f.products.A)).map((c) => c.username), ['cust1@example.com']);
+    assert.equal((await s.listDevices(f.products.A)).length, 2);
+  });
+});
