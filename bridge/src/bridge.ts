@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
+import { createWebhooks, defaultWebhookOptions, type WebhookOptions, type Webhooks } from './integrations/webhooks.js';
 import { listenHttp, type HttpListener } from './http/server.js';
 import type { Store } from './store/store.js';
 import { openSqliteStore } from './store/sqlite/index.js';
@@ -52,6 +53,8 @@ export interface BridgeOptions {
   /** The first owner, created when the database has no user; a random password is generated and printed once when unset. */
   ownerUsername: string;
   ownerPassword: string | undefined;
+  /** Webhook delivery: attempts, backoff, time limit, when to disable (integrations/webhooks.ts). */
+  webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'queueLimit'>;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
   mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate'>;
 }
@@ -73,6 +76,7 @@ export const defaultOptions: BridgeOptions = {
   logLevel: 'info',
   ownerUsername: 'owner',
   ownerPassword: undefined,
+  webhooks: defaultWebhookOptions,
   mqtt: {
     maxPacket: LIMITS.messageMaxBytes + 1024,
     connectTimeoutMs: 10000,
@@ -86,6 +90,7 @@ export const defaultOptions: BridgeOptions = {
 export interface Bridge {
   store: Store;
   broker: Broker;
+  webhooks: Webhooks;
   /** Ports actually bound (useful with port 0); null for a listener that is off. */
   ports: { http: number | null; mqtt: number; mqtts: number | null; ws: number | null; wss: number | null };
   /** Device certificates: product CAs, issuing, revocation (files under <dataDir>/tls/). */
@@ -96,7 +101,7 @@ export interface Bridge {
 }
 
 export async function createBridge(options: Partial<BridgeOptions> = {}): Promise<Bridge> {
-  const o: BridgeOptions = { ...defaultOptions, ...options, mqtt: { ...defaultOptions.mqtt, ...options.mqtt } };
+  const o: BridgeOptions = { ...defaultOptions, ...options, mqtt: { ...defaultOptions.mqtt, ...options.mqtt }, webhooks: { ...defaultOptions.webhooks, ...options.webhooks } };
   const log = pino({ level: o.logLevel, base: { service: 'flotilla-bridge' } });
   mkdirSync(o.dataDir, { recursive: true });
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db') });
@@ -108,6 +113,16 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   }
   const identity = await openCa(join(o.dataDir, 'tls'));
   const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });
+  // Device events on the bus feed the event streams and the webhooks; both publish back into a product.
+  const events = broker.events(o.sseKeepaliveMs);
+  const webhooks = createWebhooks({
+    ...o.webhooks, store, log, devices: broker.context.devices,
+    emit(product, name, data) {
+      broker.sendEvent(product.productId, name, data);
+      events.deliverApi(product, name, data, 60);
+    },
+  });
+  broker.tap((topic, payload) => webhooks.onEvent(topic, payload));
   const listeners: Listener[] = [];
   let http: HttpListener | null = null;
   let mqtt: number;
@@ -126,11 +141,12 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.httpPort))
       http = await listenHttp({
         port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000,
-        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events: broker.events(o.sseKeepaliveMs), fleet: broker, signup: o.signup,
+        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events, fleet: broker, signup: o.signup, webhooks,
       });
   } catch (e) {
     await http?.close();
     await Promise.all(listeners.map((l) => l.close()));
+    webhooks.close();
     await broker.close();
     await store.close();
     throw e;
@@ -142,6 +158,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   return {
     store,
     broker,
+    webhooks,
     ports,
     identity,
     generatedOwnerPassword,
@@ -150,6 +167,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
       closed = true;
       await (http as HttpListener | null)?.close();
       await Promise.all(listeners.map((l) => l.close()));
+      webhooks.close();
       await broker.close();
       await store.close();
       log.info('bridge closed');

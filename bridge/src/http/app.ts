@@ -15,6 +15,7 @@ import type { Logger } from '../mqtt/deps.js';
 import { actorOf } from '../identity/actor.js';
 import type { RequestRouter } from '../mqtt/requests.js';
 import type { Broker } from '../mqtt/broker.js';
+import type { Webhooks } from '../integrations/webhooks.js';
 import type { EventHub } from './events.js';
 import { ApiError } from './errors.js';
 import { readBody, type Fields } from './body.js';
@@ -33,6 +34,8 @@ export interface ApiContext {
   events: EventHub;
   /** The live broker, for what a change in the store must do to connections now. */
   fleet: LiveFleet;
+  /** Webhook delivery, told when a product's integrations change. */
+  webhooks: Pick<Webhooks, 'invalidate'>;
   /** Whether POST /v1/users lets anyone sign up (Particle's self sign-up; off for a private bridge). */
   signup: boolean;
 }

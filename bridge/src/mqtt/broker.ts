@@ -54,6 +54,8 @@ export interface Broker {
   accept(socket: Socket): void;
   /** Ends every MQTT session that authenticated with this token (after the store revoked it). */
   cutToken(token: string): number;
+  /** Calls `listener` with every device event on the bus (topic, payload as published). */
+  tap(listener: (topic: string, payload: Buffer) => void): void;
   /** An event hub fed with every device event on the bus, for the HTTP API's streams. */
   events(keepaliveMs: number): EventHub;
   /** Writes what is held in memory (last_heard) now; close() does it too. */
@@ -238,6 +240,12 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       return n;
     },
     flush: flushHeard,
+    tap(listener) {
+      aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
+        listener(packet.topic, packet.payload as Buffer);
+        cb();
+      }, () => {});
+    },
     events(keepaliveMs) {
       const hub = new EventHub(context.devices, keepaliveMs);
       aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {

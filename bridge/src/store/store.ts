@@ -480,9 +480,47 @@ export interface ClientStore {
   verifyClient(id: string, secret: string): Promise<OAuthClient | null>;
 }
 
+/** A webhook of a product: on an event whose name starts with `event`, a request to `url`. */
+export interface Integration {
+  id: string;
+  productId: number;
+  name: string;
+  /** Event name prefix that triggers it. */
+  event: string;
+  url: string;
+  requestType: 'POST' | 'PUT' | 'GET' | 'DELETE';
+  headers: { [name: string]: string };
+  /**
+   * The request body: `json` (an object whose strings are templates), `form`
+   * (fields, templates) or `body` (one template); none: Particle's default
+   * JSON {event, data, published_at, coreid}.
+   */
+  json: unknown;
+  form: { [field: string]: string } | null;
+  body: string | null;
+  enabled: boolean;
+  /** Failed deliveries in a row. */
+  failures: number;
+  createdAt: Date;
+}
+
+export type IntegrationInput = Pick<Integration, 'event' | 'url'> & Partial<Pick<Integration, 'name' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'enabled'>>;
+
+export interface IntegrationStore {
+  /** invalid: a bad URL, event prefix, request type or template. not_found: no product. */
+  createIntegration(productId: ProductId, input: IntegrationInput): Promise<Integration>;
+  listIntegrations(productId: ProductId): Promise<Integration[]>;
+  getIntegration(id: string): Promise<Integration | null>;
+  /** Re-enabling resets the failure count. */
+  updateIntegration(id: string, changes: Partial<IntegrationInput>): Promise<Integration>;
+  deleteIntegration(id: string): Promise<boolean>;
+  /** A delivery's outcome: success resets the failures, failure counts one and disables it at `disableAfter`. */
+  recordDelivery(id: string, ok: boolean, disableAfter: number): Promise<Integration | null>;
+}
+
 export type OwnerOfClient = { ownerUserId: string; productId?: undefined } | { productId: ProductId; ownerUserId?: undefined };
 
-export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, GroupStore, ClientStore {
+export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, GroupStore, ClientStore, IntegrationStore {
   /** Closes the database; the store answers nothing afterwards. */
   close(): Promise<void>;
 }

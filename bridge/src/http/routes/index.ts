@@ -13,6 +13,7 @@ import { eventRoutes } from './events.js';
 import { teamRouteTable } from './teams.js';
 import { productRoutes } from './products.js';
 import { diagnosticsRoutes } from './diagnostics.js';
+import { integrationRoutes } from './integrations.js';
 
 const table: Route[] = [
   route('GET', '/healthz', guard.public('liveness probe'), () => ({ ok: true })),
@@ -24,6 +25,7 @@ const table: Route[] = [
   ...teamRouteTable,
   ...productRoutes,
   ...diagnosticsRoutes,
+  ...integrationRoutes,
 ];
 
 /** OpenAPI 3.1 from the route table: paths, parameters, and each operation's guard as x-flotilla-guard. */

@@ -15,6 +15,7 @@ import { customerStore } from './customers.js';
 import { telemetryStore } from './telemetry.js';
 import { groupStore } from './groups.js';
 import { clientStore } from './clients.js';
+import { integrationStore } from './integrations.js';
 
 export interface SqliteStoreOptions {
   /** The database file, e.g. sqliteFile(dataDir). Created (with its directory) if missing. */
@@ -69,6 +70,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
     ...customerStore(ctx),
     ...groupStore(ctx),
     ...clientStore(ctx),
+    ...integrationStore(ctx),
     file: o.file,
     async pragmas() {
       return {

@@ -1,0 +1,235 @@
+/**
+ * Webhooks: on a device event whose name starts with an enabled integration's
+ * prefix, a request to its URL with its templated body; retried with
+ * exponential backoff; the outcome published back as Particle does:
+ *   hook-sent/<event>            the request was answered 2xx
+ *   hook-response/<event>/<n>    the response body, in 512-byte pieces (at most 100 KB)
+ *   hook-error/<event>/0         every attempt failed (the last error)
+ * An integration is disabled after `disableAfter` failed deliveries in a row.
+ * hook-* events never trigger webhooks (no loops).
+ *
+ * Templates are Particle's mustache subset: {{{NAME}}} raw and {{NAME}}
+ * escaped for where it lands (JSON string, form field, or raw body), with
+ * PARTICLE_EVENT_NAME, PARTICLE_EVENT_VALUE, PARTICLE_DEVICE_ID,
+ * PARTICLE_PUBLISHED_AT and PRODUCT_ID.
+ */
+import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
+import type { ProductRef } from '../policy/types.js';
+import type { Integration, IntegrationStore } from '../store/store.js';
+import type { DeviceRef, Logger } from '../mqtt/deps.js';
+
+export interface WebhookOptions {
+  store: Pick<IntegrationStore, 'listIntegrations' | 'recordDelivery'>;
+  log: Logger;
+  /** Devices the broker has seen → their product (the broker's map). */
+  devices: Map<string, DeviceRef>;
+  /** Publishes a hook-* event into the product (to subscribed devices and event streams). */
+  emit(product: ProductRef, name: string, data: string): void;
+  /** Attempts per delivery. */
+  attempts: number;
+  /** Delay before the first retry; doubled each time. */
+  backoffMs: number;
+  /** Each attempt's time limit. */
+  timeoutMs: number;
+  /** Failed deliveries in a row that disable an integration. */
+  disableAfter: number;
+  /** Deliveries in flight at once, across all integrations; more wait (bounded queue below). */
+  concurrency: number;
+  /** Deliveries waiting; past it, new ones are dropped and logged (a flood must not eat memory). */
+  queueLimit: number;
+}
+
+export const defaultWebhookOptions = { attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, queueLimit: 10000 };
+
+export interface Webhooks {
+  /** A device event from the bus (topic and payload as aedes delivers them). */
+  onEvent(topic: string, payload: Uint8Array): void;
+  /** An integration changed: its product's list is read afresh. */
+  invalidate(productId: string): void;
+  /** Resolves when nothing is queued or in flight (tests, shutdown). */
+  idle(): Promise<void>;
+  close(): void;
+}
+
+export interface TemplateVars {
+  PARTICLE_EVENT_NAME: string;
+  PARTICLE_EVENT_VALUE: string;
+  PARTICLE_DEVICE_ID: string;
+  PARTICLE_PUBLISHED_AT: string;
+  PRODUCT_ID: string;
+}
+
+const HTML: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Renders {{{X}}} as is and {{X}} through `escape`; unknown names render empty, as mustache does. */
+export function render(template: string, vars: TemplateVars, escape: (s: string) => string = (s) => s.replace(/[&<>"']/g, (c) => HTML[c])): string {
+  return template.replace(/\{\{\{\s*([A-Z_]+)\s*\}\}\}|\{\{\s*([A-Z_]+)\s*\}\}/g, (_, raw: string | undefined, esc: string | undefined) => {
+    const key = (raw ?? esc) as keyof TemplateVars;
+    const v = Object.prototype.hasOwnProperty.call(vars, key) ? vars[key] : '';
+    return raw !== undefined ? v : escape(v);
+  });
+}
+
+/** Renders every string of a JSON template (keys too); other values pass through. */
+function renderJson(value: unknown, vars: TemplateVars): unknown {
+  if (typeof value === 'string') return render(value, vars, (s) => s);
+  if (Array.isArray(value)) return value.map((v) => renderJson(v, vars));
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [render(k, vars, (s) => s), renderJson(v, vars)]));
+  return value;
+}
+
+/** The request an integration makes for one event. */
+export function requestFor(i: Integration, vars: TemplateVars): { method: string; headers: Record<string, string>; body: string | undefined } {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(i.headers)) headers[k.toLowerCase()] = render(v, vars, (s) => s);
+  let body: string | undefined;
+  if (i.form) {
+    body = new URLSearchParams(Object.entries(i.form).map(([k, v]): [string, string] => [k, render(v, vars, (s) => s)])).toString();
+    headers['content-type'] ??= 'application/x-www-form-urlencoded';
+  } else if (i.body !== null) {
+    body = render(i.body, vars);
+  } else {
+    body = JSON.stringify(i.json !== null ? renderJson(i.json, vars) : { event: vars.PARTICLE_EVENT_NAME, data: vars.PARTICLE_EVENT_VALUE, published_at: vars.PARTICLE_PUBLISHED_AT, coreid: vars.PARTICLE_DEVICE_ID });
+    headers['content-type'] ??= 'application/json';
+  }
+  if (i.requestType === 'GET' || i.requestType === 'DELETE') body = undefined;
+  return { method: i.requestType, headers, body };
+}
+
+/** Particle splits a webhook's response into 512-byte events, at most 100 KB. */
+export const RESPONSE_CHUNK = 512;
+export const RESPONSE_MAX = 100 * 1024;
+
+export function createWebhooks(o: WebhookOptions): Webhooks {
+  const cache = new Map<string, Promise<Integration[]>>();
+  const queue: (() => Promise<void>)[] = [];
+  let running = 0;
+  let closed = false;
+  const idlers: (() => void)[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+
+  function integrations(productId: string): Promise<Integration[]> {
+    let p = cache.get(productId);
+    if (!p) {
+      p = o.store.listIntegrations(productId).catch((e) => {
+        cache.delete(productId);
+        o.log.error({ err: e, productId }, 'webhooks: integrations not read');
+        return [];
+      });
+      cache.set(productId, p);
+    }
+    return p;
+  }
+
+  function pump(): void {
+    while (running < o.concurrency && queue.length > 0 && !closed) {
+      const job = queue.shift()!;
+      running++;
+      void job().finally(() => {
+        running--;
+        pump();
+      });
+    }
+    if (running === 0 && queue.length === 0) for (const f of idlers.splice(0)) f();
+  }
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.add(t);
+    });
+
+  async function attempt(i: Integration, req: ReturnType<typeof requestFor>): Promise<{ ok: true; body: string } | { ok: false; error: string }> {
+    try {
+      const res = await fetch(i.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(o.timeoutMs), redirect: 'manual' });
+      const text = await res.text();
+      if (res.status >= 200 && res.status < 300) return { ok: true, body: text };
+      return { ok: false, error: 'HTTP ' + res.status };
+    } catch (e) {
+      return { ok: false, error: e instanceof Error ? (e.name === 'TimeoutError' ? 'timed out after ' + o.timeoutMs + ' ms' : e.message) : String(e) };
+    }
+  }
+
+  async function deliver(i: Integration, product: ProductRef, vars: TemplateVars): Promise<void> {
+    const req = requestFor(i, vars);
+    const name = vars.PARTICLE_EVENT_NAME;
+    let last = '';
+    for (let n = 0; n < o.attempts && !closed; n++) {
+      if (n > 0) await sleep(o.backoffMs * 2 ** (n - 1));
+      const r = await attempt(i, req);
+      if (r.ok) {
+        await o.store.recordDelivery(i.id, true, o.disableAfter).catch((e) => o.log.error({ err: e }, 'webhooks: outcome not saved'));
+        o.emit(product, 'hook-sent/' + name, '');
+        const body = r.body.slice(0, RESPONSE_MAX);
+        for (let k = 0; k * RESPONSE_CHUNK < body.length; k++) o.emit(product, 'hook-response/' + name + '/' + k, body.slice(k * RESPONSE_CHUNK, (k + 1) * RESPONSE_CHUNK));
+        return;
+      }
+      last = r.error;
+    }
+    if (closed) return;
+    const after = await o.store.recordDelivery(i.id, false, o.disableAfter).catch((e) => {
+      o.log.error({ err: e }, 'webhooks: outcome not saved');
+      return null;
+    });
+    o.log.info({ integration: i.id, url: i.url, error: last }, 'webhooks: delivery failed');
+    o.emit(product, 'hook-error/' + name + '/0', last);
+    if (after && !after.enabled) {
+      cache.delete(product.productId);
+      o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
+    }
+  }
+
+  return {
+    onEvent(topic, payload) {
+      let deviceId: string;
+      let name: string;
+      let data: string;
+      try {
+        const t = parseTopic(topic);
+        if (t.root !== 'dev' || t.channel !== 'evt') return;
+        const m = decode(payload);
+        if (m.kind !== 'event') return;
+        deviceId = t.deviceId;
+        name = t.event;
+        data = m.data === null ? '' : m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : String(m.data);
+      } catch (e) {
+        if (isProtocolError(e)) return;
+        throw e;
+      }
+      if (name.startsWith('hook-') || name.startsWith('spark/')) return;
+      const ref = o.devices.get(deviceId);
+      if (!ref || closed) return;
+      const product = ref.product;
+      const publishedAt = new Date().toISOString();
+      void integrations(product.productId).then((list) => {
+        for (const i of list) {
+          if (!i.enabled || !name.startsWith(i.event)) continue;
+          if (queue.length >= o.queueLimit) {
+            o.log.warn({ integration: i.id }, 'webhooks: queue full, delivery dropped');
+            continue;
+          }
+          const vars: TemplateVars = { PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: deviceId, PARTICLE_PUBLISHED_AT: publishedAt, PRODUCT_ID: product.productId };
+          queue.push(() => deliver(i, product, vars));
+        }
+        pump();
+      });
+    },
+    invalidate(productId) {
+      cache.delete(productId);
+    },
+    idle() {
+      if (running === 0 && queue.length === 0) return Promise.resolve();
+      return new Promise((resolve) => idlers.push(resolve));
+    },
+    close() {
+      closed = true;
+      queue.length = 0;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      for (const f of idlers.splice(0)) f();
+    },
+  };
+}

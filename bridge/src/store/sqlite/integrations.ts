@@ -1,0 +1,115 @@
+/**
+ * Integrations (webhooks) of a product. What the request looks like (name,
+ * method, headers, body template) is kept as JSON in the `template` column:
+ * it is read and written whole, never queried.
+ */
+import { eventNameProblem } from '@flotilla/protocol';
+import { newId } from '../secrets.js';
+import { StoreError } from '../store.js';
+import type { Integration, IntegrationInput, IntegrationStore } from '../store.js';
+import { parseJson, productKey, refusing } from './context.js';
+import type { Ctx } from './context.js';
+
+interface IntegrationRaw {
+  id: string;
+  product_id: number;
+  event_prefix: string;
+  url: string;
+  template: string | null;
+  enabled: number;
+  failures: number;
+  created_at: number;
+}
+
+type Template = Pick<Integration, 'name' | 'requestType' | 'headers' | 'json' | 'form' | 'body'>;
+
+const METHODS = ['POST', 'PUT', 'GET', 'DELETE'] as const;
+const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
+
+function integration(r: IntegrationRaw): Integration {
+  const t = parseJson<Template>(r.template ?? '{}');
+  return {
+    id: r.id, productId: r.product_id, event: r.event_prefix, url: r.url,
+    name: t.name ?? '', requestType: t.requestType ?? 'POST', headers: t.headers ?? {}, json: t.json ?? null, form: t.form ?? null, body: t.body ?? null,
+    enabled: r.enabled !== 0, failures: r.failures, createdAt: new Date(r.created_at),
+  };
+}
+
+function check(i: IntegrationInput): { prefix: string; url: string; template: Template } {
+  const problem = typeof i.event === 'string' ? eventNameProblem(i.event, true) : 'must be a string';
+  if (problem) throw new StoreError('invalid', 'event ' + problem);
+  let url: URL;
+  try {
+    url = new URL(String(i.url));
+  } catch {
+    throw new StoreError('invalid', 'url must be an absolute http(s) URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new StoreError('invalid', 'url must be an absolute http(s) URL');
+  const requestType = (i.requestType ?? 'POST').toUpperCase() as Integration['requestType'];
+  if (!METHODS.includes(requestType)) throw new StoreError('invalid', 'requestType must be POST, PUT, GET or DELETE');
+  const headers = i.headers ?? {};
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) throw new StoreError('invalid', 'headers must be an object of strings');
+  for (const [k, v] of Object.entries(headers)) if (!HEADER_NAME.test(k) || typeof v !== 'string' || /[\r\n]/.test(v)) throw new StoreError('invalid', `header ${JSON.stringify(k)} is not a valid header`);
+  const bodies = [i.json, i.form, i.body].filter((b) => b !== undefined && b !== null).length;
+  if (bodies > 1) throw new StoreError('invalid', 'give one of json, form and body');
+  if (i.form != null && (typeof i.form !== 'object' || Array.isArray(i.form) || Object.values(i.form).some((v) => typeof v !== 'string'))) throw new StoreError('invalid', 'form must be an object of strings');
+  if (i.body != null && typeof i.body !== 'string') throw new StoreError('invalid', 'body must be a string');
+  const name = typeof i.name === 'string' && i.name.trim() ? i.name.trim().slice(0, 100) : i.event;
+  const template: Template = { name, requestType, headers, json: i.json ?? null, form: i.form ?? null, body: i.body ?? null };
+  if (JSON.stringify(template).length > 16 * 1024) throw new StoreError('invalid', 'the request template is larger than 16 KB');
+  return { prefix: i.event, url: url.href, template };
+}
+
+export function integrationStore(ctx: Ctx): IntegrationStore {
+  const { db } = ctx;
+  const insert = db.prepare('INSERT INTO integrations (id, product_id, event_prefix, url, template, enabled, failures, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)');
+  const byId = db.prepare<IntegrationRaw>('SELECT * FROM integrations WHERE id = ?');
+  const ofProduct = db.prepare<IntegrationRaw>('SELECT * FROM integrations WHERE product_id = ? ORDER BY created_at, id');
+  const update = db.prepare('UPDATE integrations SET event_prefix = ?, url = ?, template = ?, enabled = ?, failures = ? WHERE id = ?');
+  const remove = db.prepare('DELETE FROM integrations WHERE id = ?');
+  const succeeded = db.prepare('UPDATE integrations SET failures = 0 WHERE id = ? AND failures > 0');
+  const failed = db.prepare('UPDATE integrations SET failures = failures + 1, enabled = CASE WHEN failures + 1 >= ? THEN 0 ELSE enabled END WHERE id = ?');
+
+  return {
+    async createIntegration(productId, input) {
+      const p = productKey(productId);
+      const { prefix, url, template } = check(input);
+      const id = newId();
+      refusing({ foreignKey: `no product ${p}` }, () => insert.run(id, p, prefix, url, JSON.stringify(template), input.enabled === false ? 0 : 1, ctx.now()));
+      return integration(byId.get(id) as IntegrationRaw);
+    },
+
+    async listIntegrations(productId) {
+      return ofProduct.all(productKey(productId)).map(integration);
+    },
+
+    async getIntegration(id) {
+      const r = typeof id === 'string' ? byId.get(id) : undefined;
+      return r ? integration(r) : null;
+    },
+
+    async updateIntegration(id, changes) {
+      const r = byId.get(id);
+      if (!r) throw new StoreError('not_found', `no integration ${id}`);
+      const current = integration(r);
+      const merged = { ...current, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) } as IntegrationInput;
+      const { prefix, url, template } = check(merged);
+      const enabled = changes.enabled === undefined ? current.enabled : changes.enabled === true;
+      // Turning a webhook back on starts its failure count afresh.
+      const failures = enabled && !current.enabled ? 0 : current.failures;
+      update.run(prefix, url, JSON.stringify(template), enabled ? 1 : 0, failures, id);
+      return integration(byId.get(id) as IntegrationRaw);
+    },
+
+    async deleteIntegration(id) {
+      return remove.run(id).changes > 0;
+    },
+
+    async recordDelivery(id, ok, disableAfter) {
+      if (ok) succeeded.run(id);
+      else failed.run(disableAfter, id);
+      const r = byId.get(id);
+      return r ? integration(r) : null;
+    },
+  };
+}
