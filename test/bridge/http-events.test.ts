@@ -95,4 +95,19 @@ describe('HTTP API: event streams', function () {
     assert.ok(text.startsWith(':ok\n\n'), JSON.stringify(text));
     assert.ok((text.match(/:\n/g) ?? []).length >= 3, 'keepalives: ' + JSON.stringify(text));
   });
+
+  it('publishes Particle\'s special events: spark/device/last_reset on hello, spark/device/diagnostics/update on vitals', async () => {
+    const got = await open({ deviceId: A1, name: 'spark/device', auth: f.tokens.carol });
+    await settle();
+    const a1 = await device(f.port, A1);
+    const hello = encode('hello', { agent: '0', firmware: 1, product: Number(f.products.A), variables: [], functions: [], subscriptions: [], bootReason: 'watchdog', ota: { slot: 0, trial: false, rolledBackFrom: null } });
+    await a1.publishAsync(topics.device.hello(A1), Buffer.from(hello), { qos: 1 });
+    await a1.publishAsync(topics.device.vitals(A1), Buffer.from(encode('vitals', { values: { 'device.system.uptime': 12, 'device.power.battery.charge': 80 } })), { qos: 1 });
+    await settle();
+    a1.end(true);
+    assert.deepEqual(got.find((e) => e.name === 'spark/device/last_reset')?.data, 'watchdog');
+    const diag = got.find((e) => e.name === 'spark/device/diagnostics/update');
+    assert.ok(diag, JSON.stringify(got));
+    assert.deepEqual(JSON.parse(diag.data), { device: { system: { uptime: 12 }, power: { battery: { charge: 80 } } } });
+  });
 });

@@ -4,16 +4,31 @@
  * sends the PUBACK: an acknowledged message is stored. Returns a promise only
  * when there is I/O to wait for, so events pass without a microtask hop.
  */
-import type { Message } from '@flotilla/protocol';
+import { encode, topics, type Message } from '@flotilla/protocol';
 import type { BrokerContext } from './context.js';
+import { nested } from '../telemetry/vitals.js';
+
+/** Particle's special events, published by the bridge for a device (to streams, webhooks and apps). */
+function special(ctx: BrokerContext, deviceId: string, name: string, data: string): void {
+  try {
+    ctx.publish(topics.device.event(deviceId, name), encode('event', { data, ttl: 60 }), 0);
+  } catch (e) {
+    // Data past the event limit (a very large vitals report): the stored copy is whole; the event is skipped.
+    ctx.log.debug({ err: e, deviceId, name }, 'special event not published');
+  }
+}
 
 export function ingest(ctx: BrokerContext, deviceId: string, msg: Message): Promise<void> | undefined {
   switch (msg.kind) {
     case 'hello':
       ctx.subscriptions.set(deviceId, msg.subscriptions);
-      return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now());
+      return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now()).then(() => {
+        special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
+      });
     case 'vitals':
-      return ctx.store.recordVitals(deviceId, msg.values, ctx.now());
+      return ctx.store.recordVitals(deviceId, msg.values, ctx.now()).then(() => {
+        special(ctx, deviceId, 'spark/device/diagnostics/update', JSON.stringify(nested(msg.values)));
+      });
     case 'error':
       return ctx.store.recordError(deviceId, msg, ctx.now());
     case 'reply':

@@ -5,38 +5,12 @@
  * (devices online now, customers with active devices, firmware versions in the
  * fleet, errors by kind and firmware version).
  */
-import { VITAL_WARNINGS, VITALS, type VitalValues } from '@flotilla/protocol';
+import { VITAL_WARNINGS, VITALS } from '@flotilla/protocol';
+import { nested, warnings } from '../../telemetry/vitals.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
 import { guard } from '../access.js';
 import { route, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-
-/** Particle's payload nests the dotted names: device.system.uptime → {device: {system: {uptime}}}. */
-export function nested(values: VitalValues): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(values)) {
-    const parts = name.split('.');
-    let at = out;
-    for (let i = 0; i < parts.length - 1; i++) at = (at[parts[i]] ??= {}) as Record<string, unknown>;
-    at[parts[parts.length - 1]] = value;
-  }
-  return out;
-}
-
-/** Vitals of a sample that pass a warning threshold. */
-export function warnings(values: VitalValues): string[] {
-  const out: string[] = [];
-  for (const w of VITAL_WARNINGS) {
-    const v = values[w.vital];
-    if (v === undefined) continue;
-    if ('below' in w && v < w.below) out.push(w.vital);
-    if ('ratioAbove' in w) {
-      const of = values[w.of];
-      if (of !== undefined && of > 0 && v / of > w.ratioAbove) out.push(w.vital);
-    }
-  }
-  return out;
-}
 
 /** Particle keeps 30 days of vitals; a range without dates is the last 30 days. */
 const RETENTION_MS = 30 * 24 * 3600 * 1000;
