@@ -280,6 +280,18 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('GET', '/v1/products/prod-a/fleet_health', f.tokens.bob)).status, 404);
   });
 
+  it('counts usage per product per day: active devices, messages, bytes; Administrators see it', async () => {
+    await f.bridge.broker.flush();
+    const u = await api('GET', '/v1/products/prod-a/usage', f.tokens.alice);
+    assert.equal(u.status, 200, JSON.stringify(u.body));
+    const today = new Date().toISOString().slice(0, 10);
+    const day = u.body.usage.find((d: { date: string }) => d.date === today);
+    assert.ok(day && day.devices >= 1 && day.messages >= 3 && day.bytes > 0, JSON.stringify(u.body));
+    assert.equal((await api('GET', '/v1/products/prod-a/usage', f.tokens.erin)).status, 403, 'billing needs an Administrator');
+    assert.equal((await api('GET', '/v1/products/prod-a/usage?start_date=soon', f.tokens.alice)).status, 400);
+    assert.deepEqual((await api('GET', '/v1/products/prod-a/usage?start_date=2001-01-01&end_date=2001-01-31', f.tokens.alice)).body.usage, []);
+  });
+
   it('shows and revokes the current token, refuses sign-up when off, describes itself in OpenAPI', async () => {
     const t = await login('carol', 'carol-password');
     const current = await api('GET', '/v1/access_tokens/current', t);

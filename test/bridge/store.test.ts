@@ -104,13 +104,13 @@ describe('store (SQLite file, typeorm migrations)', function () {
       await other.close();
     });
 
-    it('applies the migration once: reopening keeps the data and records one migration', async () => {
+    it('applies each migration once: reopening keeps the data and records each migration once', async () => {
       const u = await store.createUser('reopen@example.com', 'pw-reopen');
       await store.close();
       store = await open();
       assert.deepEqual(await store.getUser(u.id), u);
       const db = raw(file);
-      assert.deepEqual(db.prepare('SELECT name FROM migrations').all(), [{ name: 'Initial1732406400000' }]);
+      assert.deepEqual(db.prepare('SELECT name FROM migrations ORDER BY id').all(), MIGRATIONS.map((M) => ({ name: new M().name })));
       db.close();
     });
 
@@ -122,17 +122,18 @@ describe('store (SQLite file, typeorm migrations)', function () {
         'users', 'access_tokens', 'oauth_clients', 'organizations', 'org_memberships', 'products', 'product_memberships',
         'invitations', 'devices', 'device_credentials', 'device_groups', 'device_group_members', 'sim_cards',
         'firmware_versions', 'customers', 'integrations', 'api_users', 'vitals_latest', 'vitals_history', 'error_reports', 'audit_log',
+        'usage_daily', 'device_days',
       ])
         assert.ok(tables.includes(t), 'missing table ' + t);
     });
 
-    it('the entities describe exactly what the migrations create, and down() removes it', async () => {
+    it('the entities describe exactly what the migrations create, and down() removes it all', async () => {
       const ds = new DataSource({ type: 'better-sqlite3', database: ':memory:', entities: ENTITIES, migrations: MIGRATIONS, migrationsRun: true });
       await ds.initialize();
       try {
         const diff = await ds.driver.createSchemaBuilder().log();
         assert.deepEqual(diff.upQueries.map((q) => q.query), [], 'entities and migrations disagree: add a migration');
-        await ds.undoLastMigration();
+        for (let i = 0; i < MIGRATIONS.length; i++) await ds.undoLastMigration();
         const left = (await ds.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")) as { name: string }[];
         assert.deepEqual(left.map((r) => r.name), ['migrations']);
       } finally {
@@ -146,7 +147,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
       qr.enableSqlMemory();
       for (const M of MIGRATIONS) await new M().up(qr);
       const sql = qr.getMemorySql().upQueries.map((q) => q.query);
-      assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 21);
+      assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 23);
       assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q)), []);
       assert.deepEqual(sql.filter((q) => /AUTOINCREMENT|datetime|PRAGMA/i.test(q)), [], 'no SQLite-only SQL');
       assert.match(sql.find((q) => q.startsWith('CREATE TABLE "products"')) ?? '', /"id" SERIAL NOT NULL/);
@@ -637,7 +638,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
       const children = [1, 2, 3, 4, 5].map(() => runChild('open', fresh));
       assert.deepEqual(await Promise.all(children.map((c) => c.exit)), [0, 0, 0, 0, 0]);
       const db = raw(fresh);
-      assert.deepEqual(db.prepare('SELECT COUNT(*) AS n FROM migrations').get(), { n: 1 });
+      assert.deepEqual(db.prepare('SELECT COUNT(*) AS n FROM migrations').get(), { n: MIGRATIONS.length });
       assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
       db.close();
     });

@@ -56,6 +56,17 @@ function parse(ctx: BrokerContext, packet: PublishPacket): { t: ParsedTopic; msg
   }
 }
 
+/** One device message into the day's usage of its product (flushed with last_heard). */
+function countUsage(ctx: BrokerContext, productId: string, deviceId: string, now: number, bytes: number): void {
+  const day = new Date(now).toISOString().slice(0, 10);
+  const key = productId + ' ' + day;
+  let u = ctx.usage.get(key);
+  if (!u) ctx.usage.set(key, (u = { productId, day, messages: 0, bytes: 0, devices: new Set() }));
+  u.messages++;
+  u.bytes += bytes;
+  u.devices.add(deviceId);
+}
+
 /**
  * Throws Refused, returns a promise when the decision needs I/O (storing, the
  * audit log, a device not in memory), or undefined when it is made: most
@@ -75,7 +86,9 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
       if (bad) throw new Refused(bad.message);
       spendEventToken(ctx, s);
     }
-    ctx.heard.set(s.deviceId, Date.now());
+    const now = Date.now();
+    ctx.heard.set(s.deviceId, now);
+    countUsage(ctx, s.product.productId, s.deviceId, now, packet.payload.length);
     return ingest(ctx, s.deviceId, msg);
   }
   if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');

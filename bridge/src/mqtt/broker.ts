@@ -58,7 +58,7 @@ export interface Broker {
   tap(listener: (topic: string, payload: Buffer) => void): void;
   /** An event hub fed with every device event on the bus, for the HTTP API's streams. */
   events(keepaliveMs: number): EventHub;
-  /** Writes what is held in memory (last_heard) now; close() does it too. */
+  /** Writes what is held in memory (last_heard, usage counts) now; close() does it too. */
   flush(): Promise<void>;
   /** A user's memberships changed: their live sessions decide with the new ones from now on. */
   refreshUser(userId: string): Promise<void>;
@@ -88,6 +88,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     eventRate: o.eventRate,
     heard: new Map<string, number>(),
     subscriptions: new Map<string, readonly string[]>(),
+    usage: new Map(),
     topicCache: new Map(),
     requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
     now: o.now ?? (() => new Date()),
@@ -151,6 +152,11 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
 
   // last_heard, in one transaction every few seconds.
   async function flushHeard(): Promise<void> {
+    if (context.usage.size > 0) {
+      const rows = [...context.usage.values()].map((u) => ({ ...u, devices: [...u.devices] }));
+      context.usage.clear();
+      await o.store.recordUsage(rows).catch((e) => o.log.error({ err: e }, 'store: usage not saved'));
+    }
     if (context.heard.size === 0) return;
     const batch = [...context.heard].map(([id, at]) => [id, new Date(at)] as const);
     context.heard.clear();

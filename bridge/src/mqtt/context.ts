@@ -17,6 +17,8 @@ export interface BrokerContext {
   subscriptions: Map<string, readonly string[]>;
   /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */
   heard: Map<string, number>;
+  /** Traffic since the last flush, per "productId day" (UTC): written with last_heard, in one batch. */
+  usage: Map<string, { productId: string; day: string; messages: number; bytes: number; devices: Set<string> }>;
   /** Topics delivered recently → parsed (null: not a protocol topic), for authorizeForward. */
   topicCache: Map<string, ParsedTopic | null>;
   /** Events per second per device, and the burst allowed (Particle's 1/s with bursts of 4 by default). */

@@ -4,9 +4,9 @@
  */
 import type { ErrorReport, Hello, VitalValues } from '@flotilla/protocol';
 import type { ActorStore } from '../identity/actor.js';
-import type { AuditEntry, DeviceRef, TokenSubject } from '../store/store.js';
+import type { AuditEntry, DeviceRef, TokenSubject, UsageCount } from '../store/store.js';
 
-export type { AuditEntry, DeviceRef, TokenSubject };
+export type { AuditEntry, DeviceRef, TokenSubject, UsageCount };
 
 export interface BrokerStore extends ActorStore {
   verifyDeviceSecret(deviceId: string, secret: string): Promise<boolean>;
@@ -19,6 +19,7 @@ export interface BrokerStore extends ActorStore {
   recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
   recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
   audit(entry: AuditEntry): Promise<void>;
+  recordUsage(rows: readonly UsageCount[]): Promise<void>;
 }
 
 export interface Logger {

@@ -217,6 +217,25 @@ export interface ErrorGroup {
   lastAt: Date;
 }
 
+/** Traffic of a product on a day (UTC), as the broker counts it. */
+export interface UsageCount {
+  productId: ProductId;
+  /** 'YYYY-MM-DD', UTC. */
+  day: string;
+  messages: number;
+  bytes: number;
+  /** Devices that sent something that day. */
+  devices: readonly string[];
+}
+
+export interface UsageDay {
+  day: string;
+  /** Distinct devices active that day. */
+  devices: number;
+  messages: number;
+  bytes: number;
+}
+
 /** What a decision about one device needs: its product, and the customer that claimed it. */
 export interface DeviceRef {
   product: ProductRef;
@@ -384,6 +403,10 @@ export interface TelemetryStore {
   recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
   /** Most frequent first. */
   errorsByProduct(productId: ProductId): Promise<ErrorGroup[]>;
+  /** Adds a batch of usage counts (the broker flushes them every few seconds), in one transaction. */
+  recordUsage(rows: readonly UsageCount[]): Promise<void>;
+  /** Usage of a product per day, `from` to `to` inclusive ('YYYY-MM-DD', UTC), oldest first; days without traffic are absent. */
+  usage(productId: ProductId, from: string, to: string): Promise<UsageDay[]>;
   audit(entry: AuditEntry): Promise<void>;
   auditLog(filter?: AuditFilter): Promise<AuditRecord[]>;
 }

@@ -50,6 +50,27 @@ export const productRoutes: Route[] = [
   })),
   route('POST', '/v1/orgs/:org/products', guard.org('org.product.create'), async (req, ctx, a) => newProduct(ctx, await req.body(), { orgId: a.org!.id })),
 
+  // Billing & usage: devices active, messages and bytes per day (the broker's counts, flushed every few seconds).
+  route('GET', '/v1/products/:product/usage', guard.product('billing.view'), async (req, ctx, a) => {
+    const q = req.url.searchParams;
+    const day = (v: string | null, fallback: Date, name: string): string => {
+      if (v === null || v === '') return fallback.toISOString().slice(0, 10);
+      const d = new Date(v);
+      if (!/^[0-9]{4}-[0-9]{2}-[0-9]{2}/.test(v) || !Number.isFinite(d.getTime())) throw ApiError.of(400, name + ' must be a date, YYYY-MM-DD');
+      return d.toISOString().slice(0, 10);
+    };
+    const to = day(q.get('end_date'), new Date(), 'end_date');
+    const from = day(q.get('start_date'), new Date(Date.parse(to) - 29 * 86400000), 'start_date');
+    if (from > to) throw ApiError.of(400, 'start_date is after end_date');
+    const days = await ctx.store.usage(a.product!.productId, from, to);
+    const total = days.reduce((t, d) => ({ messages: t.messages + d.messages, bytes: t.bytes + d.bytes }), { messages: 0, bytes: 0 });
+    return {
+      start_date: from, end_date: to,
+      usage: days.map((d) => ({ date: d.day, devices: d.devices, messages: d.messages, bytes: d.bytes })),
+      totals: { ...total, devices: (await ctx.store.listDevices(a.product!.productId)).length },
+    };
+  }),
+
   // Device groups.
   route('GET', '/v1/products/:product/groups', guard.product('device.view'), async (req, ctx, a) => ({
     groups: (await ctx.store.listGroups(a.product!.productId)).map(groupObject),

@@ -44,6 +44,11 @@ export function ms(name: string, nullable = false): EntitySchemaColumnOptions {
   return { type: 'bigint', name, nullable, transformer: epochMs };
 }
 
+/** A count that can pass 2^31 (messages, bytes): bigint, read back as a number. */
+export function counter(name: string): EntitySchemaColumnOptions {
+  return { type: 'bigint', name, transformer: epochMs };
+}
+
 export function bool(name: string): EntitySchemaColumnOptions {
   return { type: 'boolean', name };
 }

@@ -24,8 +24,9 @@ import {
   IntegrationEntity,
   SimCardEntity,
 } from './fleet.js';
-import { AuditLogEntity, ErrorReportEntity, VitalsHistoryEntity, VitalsLatestEntity } from './telemetry.js';
+import { AuditLogEntity, DeviceDayEntity, ErrorReportEntity, UsageDailyEntity, VitalsHistoryEntity, VitalsLatestEntity } from './telemetry.js';
 import { Initial1732406400000 } from './migrations/1732406400000-initial.js';
+import { Usage1763856000000 } from './migrations/1763856000000-usage.js';
 
 export const ENTITIES = [
   UserEntity,
@@ -49,10 +50,12 @@ export const ENTITIES = [
   VitalsHistoryEntity,
   ErrorReportEntity,
   AuditLogEntity,
+  UsageDailyEntity,
+  DeviceDayEntity,
 ];
 
 /** In order; never edit one that has shipped, add the next. */
-export const MIGRATIONS = [Initial1732406400000];
+export const MIGRATIONS = [Initial1732406400000, Usage1763856000000];
 
 /** The table typeorm records applied migrations in. */
 export const MIGRATIONS_TABLE = 'migrations';

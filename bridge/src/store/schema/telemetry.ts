@@ -6,7 +6,7 @@
  * both SQLite and PostgreSQL, and every query would have to quote it.
  */
 import { EntitySchema } from 'typeorm';
-import { bool, integer, json, ms, ref, serial, text, varchar } from './columns.js';
+import { bool, counter, integer, json, ms, ref, serial, text, varchar } from './columns.js';
 
 export interface VitalsLatestRow {
   deviceId: string;
@@ -114,4 +114,39 @@ export const AuditLogEntity = new EntitySchema<AuditLogRow>({
     { name: 'idx_audit_log_resource', columns: ['resourceKind', 'resourceId'] },
     { name: 'idx_audit_log_at', columns: ['at'] },
   ],
+});
+
+export interface UsageDailyRow {
+  productId: number;
+  day: string;
+  messages: number;
+  bytes: number;
+}
+
+export const UsageDailyEntity = new EntitySchema<UsageDailyRow>({
+  name: 'UsageDaily',
+  tableName: 'usage_daily',
+  columns: {
+    productId: ref('product_id', 'Product', 'CASCADE', { primary: true, type: 'integer' }),
+    day: { type: 'varchar', primary: true },
+    messages: counter('messages'),
+    bytes: counter('bytes'),
+  },
+});
+
+export interface DeviceDayRow {
+  productId: number;
+  day: string;
+  deviceId: string;
+}
+
+export const DeviceDayEntity = new EntitySchema<DeviceDayRow>({
+  name: 'DeviceDay',
+  tableName: 'device_days',
+  columns: {
+    productId: ref('product_id', 'Product', 'CASCADE', { primary: true, type: 'integer' }),
+    day: { type: 'varchar', primary: true },
+    deviceId: { type: 'varchar', primary: true, name: 'device_id' },
+  },
+  indices: [{ name: 'idx_device_days_day', columns: ['day'] }],
 });

@@ -5,7 +5,7 @@
  */
 import type { ErrorSource, VitalValues } from '@flotilla/protocol';
 import { StoreError } from '../store.js';
-import type { AuditFilter, AuditRecord, ErrorGroup, TelemetryStore, VitalsSample } from '../store.js';
+import type { AuditFilter, AuditRecord, ErrorGroup, TelemetryStore, UsageCount, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 import type { SqliteStatement } from './connection.js';
@@ -48,6 +48,8 @@ function sample(r: SampleRaw): VitalsSample {
 function limitOf(limit: number | undefined, dflt: number): number {
   return limit === undefined ? dflt : Math.max(1, Math.min(MAX_ROWS, Math.floor(limit) || dflt));
 }
+
+const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 
 export function telemetryStore(ctx: Ctx): TelemetryStore {
   const { db } = ctx;
@@ -92,7 +94,38 @@ export function telemetryStore(ctx: Ctx): TelemetryStore {
     return q;
   }
 
+  const addUsage = db.prepare(
+    `INSERT INTO usage_daily (product_id, day, messages, bytes) VALUES (?, ?, ?, ?)
+     ON CONFLICT (product_id, day) DO UPDATE SET messages = usage_daily.messages + excluded.messages, bytes = usage_daily.bytes + excluded.bytes`,
+  );
+  const addDeviceDay = db.prepare('INSERT INTO device_days (product_id, day, device_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
+  const usageOf = db.prepare<{ day: string; messages: number; bytes: number; devices: number }>(
+    `SELECT u.day AS day, u.messages AS messages, u.bytes AS bytes,
+       (SELECT COUNT(*) FROM device_days d WHERE d.product_id = u.product_id AND d.day = u.day) AS devices
+     FROM usage_daily u WHERE u.product_id = ? AND u.day >= ? AND u.day <= ? ORDER BY u.day`,
+  );
+  // Rows of products deleted since the counts were taken are skipped, not an error.
+  const productExists = db.prepare<{ one: number }>('SELECT 1 AS one FROM products WHERE id = ?');
+  const recordUsage = db.transaction((rows: readonly UsageCount[]) => {
+    for (const r of rows) {
+      const p = productKey(r.productId);
+      if (!DAY.test(r.day)) throw new StoreError('invalid', `day ${JSON.stringify(r.day)} is not YYYY-MM-DD`);
+      if (!productExists.get(p)) continue;
+      addUsage.run(p, r.day, Math.max(0, Math.floor(r.messages)), Math.max(0, Math.floor(r.bytes)));
+      for (const d of r.devices) addDeviceDay.run(p, r.day, d);
+    }
+  });
+
   return {
+    async recordUsage(rows) {
+      recordUsage.immediate(rows);
+    },
+
+    async usage(productId, from, to) {
+      if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
+      return usageOf.all(productKey(productId), from, to).map((r) => ({ day: r.day, devices: r.devices, messages: Number(r.messages), bytes: Number(r.bytes) }));
+    },
+
     async recordVitals(deviceId, values, at) {
       if (values === null || typeof values !== 'object' || Array.isArray(values)) throw new StoreError('invalid', 'vitals must be an object');
       const t = msOf(at, 'at');
