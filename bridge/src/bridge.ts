@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
+import { defaultRateLimits, RateLimiter, type RateLimits } from './http/ratelimit.js';
 import { createWebhooks, defaultWebhookOptions, type WebhookOptions, type Webhooks } from './integrations/webhooks.js';
 import { listenHttp, type HttpListener } from './http/server.js';
 import type { Store } from './store/store.js';
@@ -53,6 +54,8 @@ export interface BridgeOptions {
   /** The first owner, created when the database has no user; a random password is generated and printed once when unset. */
   ownerUsername: string;
   ownerPassword: string | undefined;
+  /** Per-address limits of the HTTP API (Particle's: 10,000 requests and 100 logins per 5 minutes, ...). */
+  rateLimits: RateLimits;
   /** Webhook delivery: attempts, backoff, time limit, when to disable (integrations/webhooks.ts). */
   webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'queueLimit'>;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
@@ -77,6 +80,7 @@ export const defaultOptions: BridgeOptions = {
   ownerUsername: 'owner',
   ownerPassword: undefined,
   webhooks: defaultWebhookOptions,
+  rateLimits: defaultRateLimits,
   mqtt: {
     maxPacket: LIMITS.messageMaxBytes + 1024,
     connectTimeoutMs: 10000,
@@ -141,7 +145,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.httpPort))
       http = await listenHttp({
         port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000,
-        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events, fleet: broker, signup: o.signup, webhooks,
+        requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events, fleet: broker, signup: o.signup, webhooks, limiter: new RateLimiter(o.rateLimits),
       });
   } catch (e) {
     await http?.close();

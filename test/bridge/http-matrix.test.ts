@@ -15,6 +15,7 @@ import { request } from 'node:http';
 import { isAction, roleAllows, type Action, type Role } from '@flotilla/protocol';
 import { routes, type Route } from '@flotilla/bridge';
 import { startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { defaultRateLimits } from '../../bridge/src/http/ratelimit.js';
 
 type ActorName = 'owner' | 'administrator' | 'developer' | 'support' | 'viewer' | 'customer' | 'apiUser' | 'anonymous' | 'expired' | 'revoked';
 const ROLE_OF: Partial<Record<ActorName, Role>> = { owner: 'owner', administrator: 'administrator', developer: 'developer', support: 'support', viewer: 'viewer' };
@@ -66,7 +67,8 @@ describe('HTTP API: the role × route matrix', function () {
   const ids = { orgO: '', orgP: '', productC: '', productD: '', customer: '', apiUser: '', users: {} as Record<string, string> };
 
   before(async () => {
-    f = await startFixture({ httpPort: 0, callTimeoutMs: 200 });
+    // Every route is called 20 times from one address: lift the login lock-out (http-ratelimit.test.ts tests it).
+    f = await startFixture({ httpPort: 0, callTimeoutMs: 200, rateLimits: { ...defaultRateLimits, tokenFailures: { limit: 1000, lockMs: 1000 } } });
     port = f.bridge.ports.http as number;
     const s = f.bridge.store;
     ids.users = { ...f.users, frank: (await s.createUser('frank', 'frank-password')).id };

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Action } from '@flotilla/protocol';
 import type { Actor } from '../policy/types.js';
 import { presentedClient } from './client-auth.js';
+import type { RateLimiter } from './ratelimit.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../mqtt/deps.js';
 import { actorOf } from '../identity/actor.js';
@@ -34,6 +35,8 @@ export interface ApiContext {
   events: EventHub;
   /** The live broker, for what a change in the store must do to connections now. */
   fleet: LiveFleet;
+  /** Per-address limits (429 past them). */
+  limiter: RateLimiter;
   /** Webhook delivery, told when a product's integrations change. */
   webhooks: Pick<Webhooks, 'invalidate'>;
   /** Whether POST /v1/users lets anyone sign up (Particle's self sign-up; off for a private bridge). */
@@ -100,6 +103,10 @@ function bearer(headers: IncomingMessage['headers']): string | null {
   return h && /^bearer /i.test(h) ? h.slice(7).trim() : null;
 }
 
+function tooMany(seconds: number): ApiError {
+  return new ApiError(429, { ok: false, error: 'Too many requests; try again in ' + seconds + ' s' }, { 'retry-after': String(seconds) });
+}
+
 /** What a product's OAuth client may do with its credentials alone. */
 const CLIENT_SCOPES: readonly Action[] = ['customer.create', 'customer.view'];
 
@@ -110,6 +117,9 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const address = req.socket.remoteAddress ?? '';
+    const wait = ctx.limiter.request(address);
+    if (wait !== null) throw tooMany(wait);
     const url = new URL(req.url ?? '/', 'http://bridge');
     let parts: string[];
     try {
@@ -149,7 +159,29 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       }
       access = { actor, product: null, device: null, org: null, decision: null };
     } else access = await authorize(ctx.store, actor, g, found.params, readOnce);
-    const reply = await found.r.route.handler(request, ctx, access);
+    const path = found.r.route.path;
+    let reply: Reply;
+    if (path === '/oauth/token') {
+      const locked = ctx.limiter.tokenRequest(address);
+      if (locked !== null) throw tooMany(locked);
+      try {
+        reply = await found.r.route.handler(request, ctx, access);
+        ctx.limiter.tokenOutcome(address, true);
+      } catch (e) {
+        // Wrong credentials count toward the lock-out; malformed requests do not.
+        if (e instanceof ApiError && 'error' in e.body && (e.body.error === 'invalid_grant' || e.body.error === 'invalid_client')) ctx.limiter.tokenOutcome(address, false);
+        throw e;
+      }
+    } else if (method === 'GET' && /\/events(\/\*prefix)?$/.test(path)) {
+      const slot = ctx.limiter.stream(address);
+      if (typeof slot === 'number') throw tooMany(slot);
+      res.once('close', slot.close);
+      try {
+        reply = await found.r.route.handler(request, ctx, access);
+      } finally {
+        if (!res.headersSent) slot.close();
+      }
+    } else reply = await found.r.route.handler(request, ctx, access);
     if (reply === STREAMING) return;
     const { status, body: out } = reply !== null && typeof reply === 'object' && 'status' in reply && 'body' in reply ? (reply as { status: number; body: unknown }) : { status: 200, body: reply };
     if (status === 204) {

@@ -1,0 +1,115 @@
+/**
+ * Per-client-address limits, as Particle's API documents them: requests per
+ * window, token requests per window with a lock-out after repeated failed
+ * logins, event stream opens per window and streams open at once. Fixed
+ * windows per address; the table is swept each window and capped, so a
+ * flood of addresses cannot grow it without bound.
+ */
+export interface RateLimits {
+  /** Any request: at most `limit` per `windowMs` per address. */
+  requests: { limit: number; windowMs: number };
+  /** POST /oauth/token. */
+  token: { limit: number; windowMs: number };
+  /** Failed logins (invalid grant or client) that lock the address out of /oauth/token for `lockMs`. */
+  tokenFailures: { limit: number; lockMs: number };
+  /** Event streams: opens per window, and open at once. */
+  streams: { opens: number; windowMs: number; concurrent: number };
+}
+
+/** Particle's published limits. */
+export const defaultRateLimits: RateLimits = {
+  requests: { limit: 10000, windowMs: 5 * 60000 },
+  token: { limit: 100, windowMs: 5 * 60000 },
+  tokenFailures: { limit: 10, lockMs: 30 * 60000 },
+  streams: { opens: 100, windowMs: 5 * 60000, concurrent: 100 },
+};
+
+/** Addresses tracked at most; past it, the oldest window's entries go first. */
+const MAX_ADDRESSES = 100000;
+
+class Window {
+  private counts = new Map<string, number>();
+  private started: number;
+  constructor(
+    private readonly windowMs: number,
+    now: number,
+  ) {
+    this.started = now;
+  }
+
+  /** Counts one for `key`; false when that passes `limit`. Seconds until the window ends in `retryAfter`. */
+  take(key: string, limit: number, now: number): { ok: boolean; retryAfter: number } {
+    if (now - this.started >= this.windowMs) {
+      this.counts.clear();
+      this.started = now;
+    }
+    const n = (this.counts.get(key) ?? 0) + 1;
+    if (this.counts.size >= MAX_ADDRESSES && !this.counts.has(key)) this.counts.clear();
+    this.counts.set(key, n);
+    return { ok: n <= limit, retryAfter: Math.ceil((this.windowMs - (now - this.started)) / 1000) };
+  }
+}
+
+export class RateLimiter {
+  private readonly requests: Window;
+  private readonly token: Window;
+  private readonly opens: Window;
+  private readonly failures = new Map<string, { n: number; lockedUntil: number }>();
+  private readonly open = new Map<string, number>();
+
+  constructor(
+    private readonly limits: RateLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    const t = now();
+    this.requests = new Window(limits.requests.windowMs, t);
+    this.token = new Window(limits.token.windowMs, t);
+    this.opens = new Window(limits.streams.windowMs, t);
+  }
+
+  /** Null when the request may go on; otherwise the seconds to wait. */
+  request(address: string): number | null {
+    const r = this.requests.take(address, this.limits.requests.limit, this.now());
+    return r.ok ? null : r.retryAfter;
+  }
+
+  tokenRequest(address: string): number | null {
+    const now = this.now();
+    const f = this.failures.get(address);
+    if (f && f.lockedUntil > now) return Math.ceil((f.lockedUntil - now) / 1000);
+    const r = this.token.take(address, this.limits.token.limit, now);
+    return r.ok ? null : r.retryAfter;
+  }
+
+  /** A failed login from `address`; the limit-th in a row locks it out. A success clears the count. */
+  tokenOutcome(address: string, ok: boolean): void {
+    if (ok) return void this.failures.delete(address);
+    const f = this.failures.get(address) ?? { n: 0, lockedUntil: 0 };
+    f.n++;
+    if (f.n >= this.limits.tokenFailures.limit) {
+      f.lockedUntil = this.now() + this.limits.tokenFailures.lockMs;
+      f.n = 0;
+    }
+    if (this.failures.size >= MAX_ADDRESSES && !this.failures.has(address)) this.failures.clear();
+    this.failures.set(address, f);
+  }
+
+  /** A stream opening: null and a `close` to call when it ends, or the seconds to wait. */
+  stream(address: string): { close(): void } | number {
+    const open = this.open.get(address) ?? 0;
+    if (open >= this.limits.streams.concurrent) return 60;
+    const r = this.opens.take(address, this.limits.streams.opens, this.now());
+    if (!r.ok) return r.retryAfter;
+    this.open.set(address, open + 1);
+    let closed = false;
+    return {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        const n = (this.open.get(address) ?? 1) - 1;
+        if (n <= 0) this.open.delete(address);
+        else this.open.set(address, n);
+      },
+    };
+  }
+}
