@@ -280,6 +280,35 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('GET', '/v1/products/prod-a/fleet_health', f.tokens.bob)).status, 404);
   });
 
+  it('adds SIM cards, moves them through their lifecycle, sets a data limit, removes them, by role', async () => {
+    const luhn = (digits: string) => {
+      let sum = 0;
+      for (let i = 0; i < digits.length; i++) {
+        let d = Number(digits[digits.length - 1 - i]);
+        if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+        sum += d;
+      }
+      return digits + ((10 - (sum % 10)) % 10);
+    };
+    const [s1, s2] = [luhn('8901260882310000001'), luhn('8901260882310000002')];
+    assert.equal((await api('POST', '/v1/products/prod-a/sims', f.tokens.dave, { sims: [s1] })).status, 403, 'adding needs a Developer');
+    const added = (await api('POST', '/v1/products/prod-a/sims', f.tokens.erin, { sims: [s1, s2, '1234', s1.slice(0, -1) + ((Number(s1.slice(-1)) + 1) % 10)] })).body;
+    assert.deepEqual([added.added, added.invalid.length], [[s1, s2], 2], 'a bad length and a bad check digit are refused');
+    assert.deepEqual((await api('POST', '/v1/products/prod-b/sims', f.tokens.bob, { sims: [s1] })).body.existing, [s1], 'a SIM is in one product');
+    assert.deepEqual((await api('GET', '/v1/products/prod-a/sims', f.tokens.carol)).body.sims.map((x: { iccid: string; status: string }) => [x.iccid, x.status]), [[s1, 'inactive'], [s2, 'inactive']]);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.carol, { action: 'activate' })).status, 403);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'activate' })).body.status, 'active', 'Support changes the state');
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'activate' })).status, 409);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { mb_limit: 50 })).body.mb_limit, 50);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { mb_limit: -1 })).status, 400);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'explode' })).status, 400);
+    assert.equal((await api('GET', '/v1/products/prod-a/sims/' + s1 + '/data_usage', f.tokens.carol)).body.metered, false);
+    assert.equal((await api('GET', '/v1/products/prod-b/sims/' + s1, f.tokens.bob)).status, 404, 'another product\'s SIM');
+    assert.equal((await api('DELETE', '/v1/products/prod-a/sims/' + s2, f.tokens.dave)).status, 403);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/sims/' + s2, f.tokens.erin)).status, 204);
+    assert.equal((await api('GET', '/v1/products/prod-a/sims/' + s2, f.tokens.erin)).status, 404);
+  });
+
   it('counts usage per product per day: active devices, messages, bytes; Administrators see it', async () => {
     await f.bridge.broker.flush();
     const u = await api('GET', '/v1/products/prod-a/usage', f.tokens.alice);

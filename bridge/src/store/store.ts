@@ -541,9 +541,29 @@ export interface IntegrationStore {
   recordDelivery(id: string, ok: boolean, disableAfter: number): Promise<Integration | null>;
 }
 
+/** A SIM card of a product. Lifecycle: inactive (added) ⇄ active. */
+export interface SimCard {
+  iccid: string;
+  productId: number;
+  status: 'active' | 'inactive';
+  /** Monthly data limit in MB; null for none. */
+  dataLimit: number | null;
+  createdAt: Date;
+}
+
+export interface SimStore {
+  listSims(productId: ProductId): Promise<SimCard[]>;
+  getSim(iccid: string): Promise<SimCard | null>;
+  /** Adds SIMs to a product (inactive). Malformed ICCIDs and ones already in a product are answered, not added. */
+  addSims(productId: ProductId, iccids: readonly string[]): Promise<{ added: string[]; existing: string[]; invalid: string[] }>;
+  /** not_found: no such SIM; invalid: a limit that is not a positive whole number of MB. */
+  updateSim(iccid: string, changes: { status?: SimCard['status']; dataLimit?: number | null }): Promise<SimCard>;
+  removeSim(iccid: string): Promise<boolean>;
+}
+
 export type OwnerOfClient = { ownerUserId: string; productId?: undefined } | { productId: ProductId; ownerUserId?: undefined };
 
-export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, GroupStore, ClientStore, IntegrationStore {
+export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, GroupStore, ClientStore, IntegrationStore, SimStore {
   /** Closes the database; the store answers nothing afterwards. */
   close(): Promise<void>;
 }

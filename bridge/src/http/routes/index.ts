@@ -14,6 +14,7 @@ import { teamRouteTable } from './teams.js';
 import { productRoutes } from './products.js';
 import { diagnosticsRoutes } from './diagnostics.js';
 import { integrationRoutes } from './integrations.js';
+import { simRoutes } from './sims.js';
 
 const table: Route[] = [
   route('GET', '/healthz', guard.public('liveness probe'), () => ({ ok: true })),
@@ -26,6 +27,7 @@ const table: Route[] = [
   ...productRoutes,
   ...diagnosticsRoutes,
   ...integrationRoutes,
+  ...simRoutes,
 ];
 
 /** OpenAPI 3.1 from the route table: paths, parameters, and each operation's guard as x-flotilla-guard. */

@@ -16,6 +16,7 @@ import { telemetryStore } from './telemetry.js';
 import { groupStore } from './groups.js';
 import { clientStore } from './clients.js';
 import { integrationStore } from './integrations.js';
+import { simStore } from './sims.js';
 
 export interface SqliteStoreOptions {
   /** The database file, e.g. sqliteFile(dataDir). Created (with its directory) if missing. */
@@ -71,6 +72,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
     ...groupStore(ctx),
     ...clientStore(ctx),
     ...integrationStore(ctx),
+    ...simStore(ctx),
     file: o.file,
     async pragmas() {
       return {

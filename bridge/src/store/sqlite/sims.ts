@@ -1,0 +1,84 @@
+/** SIM cards of a product: added inactive, activated and deactivated, with a data limit. */
+import { StoreError } from '../store.js';
+import type { SimCard, SimStore } from '../store.js';
+import { productKey, refusing } from './context.js';
+import type { Ctx } from './context.js';
+
+interface SimRaw {
+  iccid: string;
+  product_id: number;
+  status: SimCard['status'];
+  data_limit: number | null;
+  created_at: number;
+}
+
+/** ITU-T E.118: 19 or 20 digits, the last a Luhn check digit. */
+export function isIccid(s: string): boolean {
+  if (!/^[0-9]{19,20}$/.test(s)) return false;
+  let sum = 0;
+  for (let i = 0; i < s.length; i++) {
+    let d = s.charCodeAt(s.length - 1 - i) - 48;
+    if (i % 2 === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
+function sim(r: SimRaw): SimCard {
+  return { iccid: r.iccid, productId: r.product_id, status: r.status, dataLimit: r.data_limit, createdAt: new Date(r.created_at) };
+}
+
+export function simStore(ctx: Ctx): SimStore {
+  const { db } = ctx;
+  const list = db.prepare<SimRaw>('SELECT * FROM sim_cards WHERE product_id = ? ORDER BY iccid');
+  const byId = db.prepare<SimRaw>('SELECT * FROM sim_cards WHERE iccid = ?');
+  const insert = db.prepare("INSERT INTO sim_cards (iccid, product_id, status, data_limit, created_at) VALUES (?, ?, 'inactive', NULL, ?)");
+  const setStatus = db.prepare('UPDATE sim_cards SET status = ? WHERE iccid = ?');
+  const setLimit = db.prepare('UPDATE sim_cards SET data_limit = ? WHERE iccid = ?');
+  const remove = db.prepare('DELETE FROM sim_cards WHERE iccid = ?');
+  const add = db.transaction((productId: number, iccids: readonly string[]) => {
+    const out = { added: [] as string[], existing: [] as string[], invalid: [] as string[] };
+    for (const raw of iccids) {
+      const iccid = typeof raw === 'string' ? raw.trim() : '';
+      if (!isIccid(iccid)) out.invalid.push(String(raw));
+      else if (byId.get(iccid)) out.existing.push(iccid);
+      else {
+        refusing({ foreignKey: `no product ${productId}` }, () => insert.run(iccid, productId, ctx.now()));
+        out.added.push(iccid);
+      }
+    }
+    return out;
+  });
+
+  return {
+    async listSims(productId) {
+      return list.all(productKey(productId)).map(sim);
+    },
+    async getSim(iccid) {
+      const r = typeof iccid === 'string' ? byId.get(iccid) : undefined;
+      return r ? sim(r) : null;
+    },
+    async addSims(productId, iccids) {
+      if (!Array.isArray(iccids)) throw new StoreError('invalid', 'sims must be a list of ICCIDs');
+      return add.immediate(productKey(productId), iccids);
+    },
+    async updateSim(iccid, changes) {
+      if (changes.status !== undefined && changes.status !== 'active' && changes.status !== 'inactive') throw new StoreError('invalid', 'status is active or inactive');
+      const limit = changes.dataLimit;
+      if (limit !== undefined && limit !== null && !(Number.isInteger(limit) && limit >= 1 && limit <= 1000000)) throw new StoreError('invalid', 'a data limit is a whole number of MB from 1 to 1000000');
+      const run = db.transaction(() => {
+        if (!byId.get(iccid)) throw new StoreError('not_found', `no SIM ${iccid}`);
+        if (changes.status !== undefined) setStatus.run(changes.status, iccid);
+        if (limit !== undefined) setLimit.run(limit, iccid);
+      });
+      run.immediate();
+      return sim(byId.get(iccid) as SimRaw);
+    },
+    async removeSim(iccid) {
+      return remove.run(iccid).changes > 0;
+    },
+  };
+}
