@@ -102,6 +102,41 @@ async function find(store: Store, kind: 'device' | 'product' | 'org', params: Re
   return { resource: { kind: 'product', product }, product, device: null, org };
 }
 
+/** The products whose devices an actor may list. */
+export async function visibleProducts(actor: Actor, store: Store): Promise<ProductRef[]> {
+  let ids: string[] = [];
+  if (actor.kind === 'user') {
+    const set = new Set(Object.keys(actor.memberships.products));
+    for (const org of Object.keys(actor.memberships.orgs)) for (const p of await store.orgProductIds(org)) set.add(String(p));
+    ids = [...set];
+  } else if (actor.kind === 'customer') ids = [actor.productId];
+  else if (actor.kind === 'apiUser') ids = 'productId' in actor.scope ? [actor.scope.productId] : (await store.orgProductIds(actor.scope.orgId)).map(String);
+  const refs: ProductRef[] = [];
+  for (const id of ids) {
+    const ref = await store.productRef(id);
+    if (ref) refs.push(ref);
+  }
+  return refs;
+}
+
+const DEVICE_ID = /^[0-9a-f]{24}$/;
+
+/**
+ * A device named by its name instead of its id (Particle's API and particle-cli
+ * accept both): the one device of that name the actor may view, if exactly one.
+ */
+async function deviceByName(store: Store, actor: Actor, name: string): Promise<string | null> {
+  let found: string | null = null;
+  for (const product of await visibleProducts(actor, store)) {
+    for (const d of await store.listDevices(product.productId)) {
+      if (d.name !== name || !decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) continue;
+      if (found) return null; // ambiguous: the id is needed
+      found = d.id;
+    }
+  }
+  return found;
+}
+
 /** Runs a resource guard: the Access on allow; throws the refusal (audited) otherwise. */
 export async function authorize(
   store: Store,
@@ -115,6 +150,10 @@ export async function authorize(
     const id = (await body()).id;
     if (typeof id !== 'string' || id === '') throw ApiError.of(400, 'The id field is required');
     params = { ...params, id: id.toLowerCase() };
+  }
+  if (g.kind === 'device' && typeof params.id === 'string' && !DEVICE_ID.test(params.id) && actor.kind !== 'anonymous' && actor.kind !== 'invalid') {
+    const id = await deviceByName(store, actor, params.id);
+    if (id) params = { ...params, id };
   }
   const resourceId = g.kind === 'device' ? params.id : g.kind === 'product' ? params.product : params.org;
   const found = actor.kind === 'anonymous' || actor.kind === 'invalid' ? null : await find(store, g.kind, params);

@@ -9,11 +9,12 @@
  */
 import { LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
-import type { Actor, ProductRef } from '../../policy/types.js';
 import { newDeviceSecret } from '../../store/secrets.js';
 import { StoreError, type Device, type DeviceChanges } from '../../store/store.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
-import { guard } from '../access.js';
+import { guard, visibleProducts } from '../access.js';
+
+export { visibleProducts };
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
@@ -51,23 +52,6 @@ export function deviceObject(d: Device, groups: readonly string[] = []) {
 export function storeRefusal(e: unknown): never {
   if (e instanceof StoreError) throw ApiError.of(e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : 404, e.message);
   throw e;
-}
-
-/** The products whose devices an actor may list. */
-export async function visibleProducts(actor: Actor, ctx: ApiContext): Promise<ProductRef[]> {
-  let ids: string[] = [];
-  if (actor.kind === 'user') {
-    const set = new Set(Object.keys(actor.memberships.products));
-    for (const org of Object.keys(actor.memberships.orgs)) for (const p of await ctx.store.orgProductIds(org)) set.add(String(p));
-    ids = [...set];
-  } else if (actor.kind === 'customer') ids = [actor.productId];
-  else if (actor.kind === 'apiUser') ids = 'productId' in actor.scope ? [actor.scope.productId] : (await ctx.store.orgProductIds(actor.scope.orgId)).map(String);
-  const refs: ProductRef[] = [];
-  for (const id of ids) {
-    const ref = await ctx.store.productRef(id);
-    if (ref) refs.push(ref);
-  }
-  return refs;
 }
 
 async function getDevice(ctx: ApiContext, id: string): Promise<Device> {
@@ -208,7 +192,7 @@ const DEVICE_ID = /^[0-9a-f]{24}$/;
 export const deviceRoutes: Route[] = [
   route('GET', '/v1/devices', guard.signedIn('lists only the devices decide() lets the actor view'), async (req, ctx, { actor }) => {
     const out: ReturnType<typeof deviceObject>[] = [];
-    for (const product of await visibleProducts(actor, ctx)) {
+    for (const product of await visibleProducts(actor, ctx.store)) {
       const groups = await ctx.store.groupsOfDevices(product.productId);
       for (const d of await ctx.store.listDevices(product.productId)) {
         if (decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) out.push(deviceObject(d, groups.get(d.id)));

@@ -67,7 +67,7 @@ export const eventRoutes: Route[] = [
   route('POST', '/v1/devices/events', guard.signedIn('publishes into each product where decide() allows event.publish'), async (req, ctx, a) => {
     const e = await event(req);
     let n = 0;
-    for (const product of await visibleProducts(a.actor, ctx)) {
+    for (const product of await visibleProducts(a.actor, ctx.store)) {
       if (!decide(a.actor, 'event.publish', { kind: 'product', product }).allow) continue;
       publish(ctx, product, e);
       n++;

@@ -18,6 +18,8 @@ const BUILT_IN_CLIENTS: Record<string, readonly string[]> = {
   'particle-api': ['particle-api'],
   'particle-cli': ['particle-cli', 'client_secret_here'],
   particle: ['particle'],
+  // particle-cli 3.x (settings.js clientId 'CLI2', api-client.js secret 'client_secret_here').
+  CLI2: ['client_secret_here'],
 };
 
 /** Particle's default token lifetime: 90 days. */
