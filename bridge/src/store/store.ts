@@ -407,6 +407,11 @@ export interface TelemetryStore {
   recordUsage(rows: readonly UsageCount[]): Promise<void>;
   /** Usage of a product per day, `from` to `to` inclusive ('YYYY-MM-DD', UTC), oldest first; days without traffic are absent. */
   usage(productId: ProductId, from: string, to: string): Promise<UsageDay[]>;
+  /**
+   * Records a decision. Entries are written in batches (within about 20 ms, one
+   * transaction each): a crash can lose the last few, nothing else does.
+   * auditLog() and close() write what is pending first.
+   */
   audit(entry: AuditEntry): Promise<void>;
   auditLog(filter?: AuditFilter): Promise<AuditRecord[]>;
 }

@@ -62,12 +62,13 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
     deviceSecretCost: o.deviceSecretCost ?? DEVICE_SECRET_COST,
   };
   let closing: Promise<void> | null = null;
+  const telemetry = telemetryStore(ctx);
   return {
     ...userStore(ctx),
     ...tokenStore(ctx),
     ...teamStore(ctx),
     ...deviceStore(ctx),
-    ...telemetryStore(ctx),
+    ...telemetry,
     ...customerStore(ctx),
     ...groupStore(ctx),
     ...clientStore(ctx),
@@ -87,6 +88,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
       return rows.map((r) => r.integrity_check).join('\n');
     },
     close() {
+      if (!closing && dataSource.isInitialized) telemetry.flushAudit();
       // Closing the last connection checkpoints the WAL into the main file.
       closing ??= dataSource.isInitialized ? dataSource.destroy() : Promise.resolve();
       return closing;
