@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
+import type { WithSession } from './mqtt/session.js';
 import { defaultRateLimits, RateLimiter, type RateLimits } from './http/ratelimit.js';
 import { createWebhooks, defaultWebhookOptions, type WebhookOptions, type Webhooks } from './integrations/webhooks.js';
 import { listenHttp, type HttpListener } from './http/server.js';
@@ -127,6 +128,11 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     },
   });
   broker.tap((topic, payload) => webhooks.onEvent(topic, payload));
+  // Read a product's integrations when one of its devices connects, not on the publish path.
+  broker.aedes.on('client', (client) => {
+    const s = (client as unknown as WithSession).session;
+    if (s?.kind === 'device') webhooks.warm(s.product.productId);
+  });
   const listeners: Listener[] = [];
   let http: HttpListener | null = null;
   let mqtt: number;

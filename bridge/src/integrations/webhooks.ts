@@ -46,6 +46,8 @@ export interface Webhooks {
   onEvent(topic: string, payload: Uint8Array): void;
   /** An integration changed: its product's list is read afresh. */
   invalidate(productId: string): void;
+  /** Reads a product's integrations ahead of its first event (a device of it connected). */
+  warm(productId: string): void;
   /** Resolves when nothing is queued or in flight (tests, shutdown). */
   idle(): Promise<void>;
   close(): void;
@@ -102,6 +104,8 @@ export const RESPONSE_MAX = 100 * 1024;
 
 export function createWebhooks(o: WebhookOptions): Webhooks {
   const cache = new Map<string, Promise<Integration[]>>();
+  /** The same lists once read: the publish path checks them without waiting. */
+  const loaded = new Map<string, Integration[]>();
   const queue: (() => Promise<void>)[] = [];
   let running = 0;
   let closed = false;
@@ -111,11 +115,17 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
   function integrations(productId: string): Promise<Integration[]> {
     let p = cache.get(productId);
     if (!p) {
-      p = o.store.listIntegrations(productId).catch((e) => {
-        cache.delete(productId);
-        o.log.error({ err: e, productId }, 'webhooks: integrations not read');
-        return [];
-      });
+      p = o.store.listIntegrations(productId).then(
+        (list) => {
+          if (cache.get(productId) === p) loaded.set(productId, list);
+          return list;
+        },
+        (e) => {
+          cache.delete(productId);
+          o.log.error({ err: e, productId }, 'webhooks: integrations not read');
+          return [] as Integration[];
+        },
+      );
       cache.set(productId, p);
     }
     return p;
@@ -178,33 +188,42 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     o.emit(product, 'hook-error/' + name + '/0', last);
     if (after && !after.enabled) {
       cache.delete(product.productId);
+      loaded.delete(product.productId);
       o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
     }
   }
 
   return {
     onEvent(topic, payload) {
-      let deviceId: string;
-      let name: string;
+      if (closed) return;
+      // Cheap first: most events match no integration, and decoding them would tax every publish.
+      let t;
+      try {
+        t = parseTopic(topic);
+      } catch (e) {
+        if (isProtocolError(e)) return;
+        throw e;
+      }
+      if (t.root !== 'dev' || t.channel !== 'evt') return;
+      const name = t.event;
+      if (name.startsWith('hook-') || name.startsWith('spark/')) return;
+      const deviceId = t.deviceId;
+      const ref = o.devices.get(deviceId);
+      if (!ref) return;
+      const product = ref.product;
+      const known = loaded.get(product.productId);
+      if (known && !known.some((i) => i.enabled && name.startsWith(i.event))) return;
       let data: string;
       try {
-        const t = parseTopic(topic);
-        if (t.root !== 'dev' || t.channel !== 'evt') return;
         const m = decode(payload);
         if (m.kind !== 'event') return;
-        deviceId = t.deviceId;
-        name = t.event;
         data = m.data === null ? '' : m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : String(m.data);
       } catch (e) {
         if (isProtocolError(e)) return;
         throw e;
       }
-      if (name.startsWith('hook-') || name.startsWith('spark/')) return;
-      const ref = o.devices.get(deviceId);
-      if (!ref || closed) return;
-      const product = ref.product;
       const publishedAt = new Date().toISOString();
-      void integrations(product.productId).then((list) => {
+      const enqueue = (list: Integration[]) => {
         for (const i of list) {
           if (!i.enabled || !name.startsWith(i.event)) continue;
           if (queue.length >= o.queueLimit) {
@@ -215,10 +234,16 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
           queue.push(() => deliver(i, product, vars));
         }
         pump();
-      });
+      };
+      if (known) enqueue(known);
+      else void integrations(product.productId).then(enqueue);
+    },
+    warm(productId) {
+      void integrations(productId);
     },
     invalidate(productId) {
       cache.delete(productId);
+      loaded.delete(productId);
     },
     idle() {
       if (running === 0 && queue.length === 0) return Promise.resolve();
