@@ -16,18 +16,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { Aedes } from 'aedes';
-import { benchDeviceId, benchSecret, type Reply, type Request } from './broker-common.js';
+import type { Reply, Request } from './broker-common.js';
+import { listenBareAedes, PLAIN_MQTT_ONLY, provisionBench, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
 
-/** The benchmark loads the plain MQTT listener only: no TLS or WebSocket listeners (their default ports may be taken). */
-const PLAIN_MQTT_ONLY = { httpPort: null, mqttsPort: null, wsPort: null, wssPort: null };
-
-const send = (r: Reply): void => {
-  process.send?.(r);
-};
+const send: (r: Reply) => void = sendAny;
 const storeCalls: Record<string, number> = {};
 let profiler: Session | undefined;
 
@@ -41,17 +34,14 @@ async function forcedGc(): Promise<boolean> {
   return true;
 }
 
-function serve(exit: () => void): void {
-  process.on('message', async (m: Request) => {
+/** Memory after a forced GC, V8's CPU profiler, the store calls; CPU time and exit as every server. */
+function serve(): void {
+  serveAny<Request, Reply>(async (m) => {
     switch (m.op) {
       case 'mem': {
         const gc = await forcedGc();
         const u = process.memoryUsage();
-        return send({ id: m.id, op: 'mem', rss: u.rss, heapUsed: u.heapUsed, gc });
-      }
-      case 'cpu': {
-        const c = process.cpuUsage();
-        return send({ id: m.id, op: 'cpu', userMs: c.user / 1000, systemMs: c.system / 1000 });
+        return { id: m.id, op: 'mem', rss: u.rss, heapUsed: u.heapUsed, gc };
       }
       case 'profileStart':
         // V8's sampling profiler for one phase (bench/broker.ts --cpu-prof DIR).
@@ -60,7 +50,7 @@ function serve(exit: () => void): void {
         await profiler.post('Profiler.enable');
         await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
         await profiler.post('Profiler.start');
-        return send({ id: m.id, op: 'profileStart' });
+        return { id: m.id, op: 'profileStart' };
       case 'profileStop': {
         const file = join(m.dir, `${m.label}.cpuprofile`);
         if (profiler) {
@@ -68,28 +58,19 @@ function serve(exit: () => void): void {
           writeFileSync(file, JSON.stringify(profile));
           profiler.disconnect();
         }
-        return send({ id: m.id, op: 'profileStop', file });
+        return { id: m.id, op: 'profileStop', file };
       }
       case 'storeCalls':
-        return send({ id: m.id, op: 'storeCalls', calls: { ...storeCalls } });
-      case 'exit':
-        send({ id: m.id, op: 'exit' });
-        // No graceful close: the bridge would write 10,000 "offline"s first. The parent deletes the data dir.
-        return exit();
+        return { id: m.id, op: 'storeCalls', calls: { ...storeCalls } };
     }
   });
-  // The parent went away (crash, Ctrl-C): do not outlive it.
-  process.on('disconnect', () => process.exit(0));
 }
 
 async function bare(): Promise<void> {
   const t0 = performance.now();
-  // maxClientsIdLength as the bridge's: device ids are 24 characters, aedes' default allows 23. No hooks.
-  const aedes = await Aedes.createBroker({ maxClientsIdLength: 64 });
-  const server = createServer({ noDelay: true }, (s) => aedes.handle(s));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  serve(() => setImmediate(() => process.exit(0)));
-  send({ op: 'ready', port: (server.address() as AddressInfo).port, startupMs: performance.now() - t0 });
+  const port = await listenBareAedes();
+  serve();
+  send({ op: 'ready', port, startupMs: performance.now() - t0 });
 }
 
 async function bridge(dataDir: string, keepRateLimit: boolean): Promise<void> {
@@ -109,7 +90,7 @@ async function bridge(dataDir: string, keepRateLimit: boolean): Promise<void> {
       return (fn as (...a: unknown[]) => unknown).apply(this, args);
     };
   }
-  serve(() => setImmediate(() => process.exit(0)));
+  serve();
   send({ op: 'ready', port: b.ports.mqtt, startupMs: performance.now() - t0 });
 }
 
@@ -117,30 +98,16 @@ async function provision(dataDir: string, n: number): Promise<void> {
   // Imported here, not at the top: the bare broker's process loads none of the bridge.
   const { createBridge } = await import('@flotilla/bridge');
   const b = await createBridge({ dataDir, host: '127.0.0.1', mqttPort: 0, ...PLAIN_MQTT_ONLY, logLevel: 'silent', ownerPassword: 'bench-owner-password' });
-  const s = b.store;
   const t0 = performance.now();
-  const user = await s.createUser('bench-operator', 'bench-operator-password');
-  const product = await s.createProduct({ name: 'Bench', slug: 'bench', ownerUserId: user.id });
-  let next = 0;
-  // scrypt runs on libuv's pool (4 threads): keep it busy while the SQLite inserts run here.
-  const worker = async (): Promise<void> => {
-    while (next < n) {
-      const i = next++;
-      await s.createDevice({ id: benchDeviceId(i), productId: product.id });
-      await s.setDeviceSecret(benchDeviceId(i), benchSecret(i));
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  const { token } = await s.issueToken({ subject: { kind: 'user', id: user.id }, clientId: 'bench', scopes: [], ttlSeconds: null });
+  // scrypt runs on libuv's pool (4 threads): 8 at a time keep it busy.
+  const { token, productId } = await provisionBench(b.store, n, 8, null);
   const ms = performance.now() - t0;
   await b.close();
-  process.send?.({ op: 'provisioned', devices: n, ms, token, productId: String(product.id) } satisfies Reply, () => process.exit(0));
+  process.send?.({ op: 'provisioned', devices: n, ms, token, productId } satisfies Reply, () => process.exit(0));
 }
 
-const [mode, dir, arg] = process.argv.slice(2);
-const main =
-  mode === 'bare' ? bare() : mode === 'bridge' ? bridge(dir, arg === '--keep-event-rate-limit') : mode === 'provision' ? provision(dir, Number(arg)) : Promise.reject(new Error('unknown mode ' + mode));
-main.catch((e: Error) => {
-  send({ op: 'error', message: e.stack ?? String(e) });
-  setImmediate(() => process.exit(1));
+runMode({
+  bare: () => bare(),
+  bridge: (dir, flag) => bridge(dir, flag === '--keep-event-rate-limit'),
+  provision: (dir, n) => provision(dir, Number(n)),
 });

@@ -31,98 +31,56 @@
  * bridge's 1 event/s per device: the publishers are then cut after a few
  * events and the throughput phases fail); --quick (a small smoke run).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpSync, mkdirSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import mqttPacket from 'mqtt-packet';
 import { encode, topics } from '@flotilla/protocol';
 import { benchDeviceId, benchSecret, SUBSCRIBER_CLIENT_ID, type Reply, type Request } from './broker-common.js';
+import {
+  awaitReply, cell, closing, collectLog, commandLine, cpuMeter, fmt, installCleanup, log, startRun, machineLine, makeTempDir, median, pinLoadGenerator, pinned, removeTempDir, runMain,
+  spawnChild, startChildServer, table, trackConnections, wholeRunLine, type ChildServer,
+} from './harness.js';
+import { CONNACK, connectLoopback, connectPacket, Frames, PUBACK, pubackFor, PUBLISH, SUBACK, subscribePacket, topicEnd } from './mqtt-wire.js';
 
 // ------------------------------------------------------------------ parameters
 
-const argv = process.argv.slice(2);
-const flag = (name: string): boolean => argv.includes('--' + name);
-const num = (name: string, dflt: number): number => {
-  const i = argv.indexOf('--' + name);
-  if (i < 0) return dflt;
-  const v = Number(argv[i + 1]);
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a number ≥ 0`);
-  return v;
-};
-const quick = flag('quick');
+const { flag, numbers, str } = commandLine();
 const P = {
-  devices: num('devices', quick ? 2000 : 10_000),
-  inFlight: num('in-flight', 200),
-  publishers: num('publishers', quick ? 200 : 1000),
-  window: num('window', 500),
-  warmup: num('warmup', quick ? 2000 : 5000),
-  measured: num('measured', quick ? 20_000 : 50_000),
-  vitalsWarmup: num('vitals-warmup', quick ? 200 : 500),
-  vitalsMeasured: num('vitals-measured', quick ? 1000 : 3000),
-  runs: num('runs', quick ? 1 : 3),
-  // The bridge's 10,000-device ramp alone takes ~40 s here (scrypt per CONNECT): one run by default keeps the whole run near 3 minutes.
-  rampRuns: num('ramp-runs', 1),
-  stallMs: num('stall-ms', 5000),
-  rampDeadlineMs: num('ramp-deadline-ms', 120_000),
-  phaseDeadlineMs: num('phase-deadline-ms', 30_000),
+  ...numbers(
+    {
+      devices: 10_000,
+      inFlight: 200,
+      publishers: 1000,
+      window: 500,
+      warmup: 5000,
+      measured: 50_000,
+      vitalsWarmup: 500,
+      vitalsMeasured: 3000,
+      runs: 3,
+      // The bridge's 10,000-device ramp alone takes ~40 s here (scrypt per CONNECT): one run by default keeps the whole run near 3 minutes.
+      rampRuns: 1,
+      stallMs: 5000,
+      rampDeadlineMs: 120_000,
+      phaseDeadlineMs: 30_000,
+    },
+    // --quick
+    { devices: 2000, publishers: 200, warmup: 2000, measured: 20_000, vitalsWarmup: 200, vitalsMeasured: 1000, runs: 1 },
+  ),
   keepRateLimit: flag('keep-event-rate-limit'),
   keepalive: 600,
 };
 if (P.publishers > P.devices) throw new Error('--publishers must not exceed --devices');
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER = fileURLToPath(new URL('./broker-server.ts', import.meta.url));
 
-// ------------------------------------------------------------------ cleanup
-
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-let openSockets: Socket[] = [];
-/** Set while a broker is being stopped: its connections closing then are expected. */
-let stopping = false;
-
-function cleanup(): void {
-  for (const s of openSockets) s.destroy();
-  openSockets = [];
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  children.clear();
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  tempDirs.clear();
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const)
-  process.on(sig, () => {
-    cleanup();
-    process.exit(130);
-  });
-process.on('exit', cleanup);
-
-// ------------------------------------------------------------------ CPU pinning
-
-const hasTaskset = (() => {
-  try {
-    execFileSync('taskset', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const cpuCount = cpus().length;
-const pinned = hasTaskset && cpuCount >= 2;
-if (pinned) {
-  // This process (every thread: -a) is the load generator: CPU1. Children inherit this unless told otherwise.
-  execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
-}
+installCleanup();
+// This process is the load generator: CPU1. The broker goes to CPU0.
+pinLoadGenerator();
 
 /** --cpu-prof DIR: a V8 CPU profile of the broker for every ramp and phase, written there (to see what dominates). */
-const cpuProfDir = (() => {
-  const i = argv.indexOf('--cpu-prof');
-  if (i < 0) return null;
-  mkdirSync(argv[i + 1], { recursive: true });
-  return argv[i + 1];
-})();
+const cpuProfDir = str('cpu-prof');
+if (cpuProfDir !== null) mkdirSync(cpuProfDir, { recursive: true });
 let currentRun = 0;
 
 async function profiled<T>(b: BrokerProc, label: string, f: () => Promise<T>): Promise<T> {
@@ -135,163 +93,43 @@ async function profiled<T>(b: BrokerProc, label: string, f: () => Promise<T>): P
   }
 }
 
-function spawnNode(args: string[], cpuList: string): ChildProcess {
-  const nodeArgs = ['--expose-gc', '--import', 'tsx', SERVER, ...args];
-  const c = pinned
-    ? spawn('taskset', ['-c', cpuList, process.execPath, ...nodeArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-    : spawn(process.execPath, nodeArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  children.add(c);
-  c.once('exit', () => children.delete(c));
-  return c;
-}
-
 // ------------------------------------------------------------------ the broker process
 
 type Kind = 'bare' | 'bridge';
 
-interface BrokerProc {
+type Ready = Extract<Reply, { op: 'ready' }>;
+
+interface BrokerProc extends ChildServer<Request, Reply, Ready> {
   kind: Kind;
-  port: number;
-  startupMs: number;
-  /** Log lines the broker printed (pino, at info: the bridge logs refusals), first few kept. */
-  log: { count: number; first: string[] };
-  request<R extends Reply>(op: Request['op'], extra?: object): Promise<R>;
-  exit(): Promise<void>;
 }
 
-function collectLog(c: ChildProcess, log: { count: number; first: string[] }): void {
-  const take = (chunk: Buffer): void => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line.trim() || /"msg":"(bridge listening|bridge closed)"/.test(line)) continue;
-      log.count++;
-      if (log.first.length < 3) log.first.push(line.slice(0, 300));
-    }
-  };
-  c.stdout?.on('data', take);
-  c.stderr?.on('data', take);
-}
-
-function awaitReply<R extends Reply>(c: ChildProcess, match: (m: Reply) => boolean, ms: number, what: string): Promise<R> {
-  return new Promise<R>((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    const onMessage = (m: Reply): void => {
-      if (m.op === 'error') return done(new Error(`${what}: ${m.message}`));
-      if (match(m)) done(null, m as R);
-    };
-    const onExit = (code: number | null): void => done(new Error(`${what}: broker process exited (${code})`));
-    function done(e: Error | null, m?: R): void {
-      clearTimeout(timer);
-      c.off('message', onMessage);
-      c.off('exit', onExit);
-      if (e) reject(e);
-      else resolve(m as R);
-    }
-    c.on('message', onMessage);
-    c.once('exit', onExit);
-  });
-}
+/** The broker's log lines (pino, at info: the bridge logs refusals) are counted, the bridge's start and stop aside. */
+const QUIET = /"msg":"(bridge listening|bridge closed)"/;
 
 async function startBroker(kind: Kind, template: string | null): Promise<BrokerProc> {
   let dir: string | null = null;
   const args: string[] = [kind];
   if (kind === 'bridge') {
-    dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
-    tempDirs.add(dir);
+    dir = makeTempDir('flotilla-bench-');
     cpSync(template as string, dir, { recursive: true });
     args.push(dir);
     if (P.keepRateLimit) args.push('--keep-event-rate-limit');
   }
-  const c = spawnNode(args, '0');
-  const log = { count: 0, first: [] as string[] };
-  collectLog(c, log);
-  const ready = await awaitReply<Extract<Reply, { op: 'ready' }>>(c, (m) => m.op === 'ready', 60_000, kind + ' start');
-  let nextId = 1;
-  return {
-    kind,
-    port: ready.port,
-    startupMs: ready.startupMs,
-    log,
-    request<R extends Reply>(op: Request['op'], extra: object = {}): Promise<R> {
-      const id = nextId++;
-      c.send({ ...extra, id, op } as Request);
-      return awaitReply<R>(c, (m) => 'id' in m && m.id === id, 30_000, kind + ' ' + op);
-    },
-    async exit() {
-      stopping = true;
-      if (c.exitCode === null && c.signalCode === null) {
-        const exited = new Promise<void>((r) => c.once('exit', () => r()));
-        try {
-          c.send({ id: 0, op: 'exit' } as Request);
-        } catch {
-          /* already gone */
-        }
-        const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }
-      for (const s of openSockets) s.destroy();
-      openSockets = [];
-      // Let the close events of the sockets just destroyed run while `stopping` holds.
-      await new Promise((r) => setTimeout(r, 50));
-      stopping = false;
-      if (dir) {
-        rmSync(dir, { recursive: true, force: true });
-        tempDirs.delete(dir);
-      }
-    },
-  };
+  const b = await startChildServer<Request, Reply, Ready>({ script: SERVER, args, cpuList: '0', nodeFlags: ['--expose-gc'], ignoreLog: QUIET, name: kind, who: 'broker', readyMs: 60_000, dir });
+  return { ...b, kind };
 }
 
 async function provision(n: number): Promise<{ dir: string; ms: number; token: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-template-'));
-  tempDirs.add(dir);
+  const dir = makeTempDir('flotilla-bench-template-');
   // Both CPUs: scrypt runs on libuv's pool while the inserts run on the main thread.
-  const c = spawnNode(['provision', dir, String(n)], pinned ? '0,1' : '0');
-  const log = { count: 0, first: [] as string[] };
-  collectLog(c, log);
-  const r = await awaitReply<Extract<Reply, { op: 'provisioned' }>>(c, (m) => m.op === 'provisioned', 600_000, 'provisioning');
+  const c = spawnChild(SERVER, ['provision', dir, String(n)], pinned ? '0,1' : '0', ['--expose-gc']);
+  collectLog(c, QUIET);
+  const r = await awaitReply<Extract<Reply, { op: 'provisioned' }>, Reply>(c, (m) => m.op === 'provisioned', 600_000, 'provisioning', 'broker');
   await new Promise<void>((resolve) => (c.exitCode !== null ? resolve() : c.once('exit', () => resolve())));
   return { dir, ms: r.ms, token: r.token };
 }
 
 // ------------------------------------------------------------------ MQTT on raw sockets
-
-const gen = (p: mqttPacket.Packet): Buffer => mqttPacket.generate(p);
-
-/** Follows MQTT frames across chunks; calls `on` with each packet's type, flags and body range. */
-class Frames {
-  private rest: Buffer | null = null;
-  constructor(private readonly on: (type: number, flags: number, buf: Buffer, start: number, end: number) => void) {}
-  push(chunk: Buffer): void {
-    const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
-    this.rest = null;
-    let i = 0;
-    while (i < buf.length) {
-      let len = 0;
-      let mul = 1;
-      let j = i + 1;
-      let complete = false;
-      while (j < buf.length && j <= i + 4) {
-        const b = buf[j++];
-        len += (b & 127) * mul;
-        mul *= 128;
-        if (!(b & 128)) {
-          complete = true;
-          break;
-        }
-      }
-      if (!complete || j + len > buf.length) break;
-      this.on(buf[i] >> 4, buf[i] & 15, buf, j, j + len);
-      i = j + len;
-    }
-    if (i < buf.length) this.rest = Buffer.from(buf.subarray(i));
-  }
-}
-
-const CONNACK = 2;
-const PUBLISH = 3;
-const PUBACK = 4;
-const SUBACK = 9;
 
 /** Counters the socket handlers update; `kick` is the running phase's pump. */
 const counters = { delivered: 0, pubacks: 0, droppedAfterConnect: 0, otherDeliveries: 0 };
@@ -342,9 +180,9 @@ function openDevices(port: number, connects: Buffer[], inFlight: number, deadlin
       else launch();
     };
     const open = (i: number): void => {
-      const s = netConnect({ port, host: '127.0.0.1', noDelay: true });
+      const s = connectLoopback(port);
       sockets[i] = s;
-      openSockets.push(s);
+      trackConnections(s);
       let answered = false;
       const frames = new Frames((type, _flags, buf, start) => {
         if (type === PUBACK) {
@@ -368,7 +206,7 @@ function openDevices(port: number, connects: Buffer[], inFlight: number, deadlin
         if (!answered) {
           answered = true;
           settle(false, 'closed before CONNACK');
-        } else if (!stopping) counters.droppedAfterConnect++;
+        } else if (!closing.now) counters.droppedAfterConnect++;
       });
     };
     const launch = (): void => {
@@ -380,23 +218,20 @@ function openDevices(port: number, connects: Buffer[], inFlight: number, deadlin
 
 /** One operator-app (bridge) or plain (bare) subscriber on every device's events, QoS 1. */
 function openSubscriber(port: number, kind: Kind, token: string): Promise<Socket> {
-  const connect =
-    kind === 'bridge'
-      ? gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: SUBSCRIBER_CLIENT_ID, keepalive: P.keepalive, username: 'token', password: Buffer.from(token) })
-      : gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: SUBSCRIBER_CLIENT_ID, keepalive: P.keepalive });
-  const subscribe = gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: topics.filter.deviceEvents(), qos: 1 }] });
+  const connect = connectPacket({ clientId: SUBSCRIBER_CLIENT_ID, keepalive: P.keepalive, ...(kind === 'bridge' ? { username: 'token', password: token } : {}) });
+  const subscribe = subscribePacket(topics.filter.deviceEvents(), 1, 1);
   return new Promise<Socket>((resolve, reject) => {
-    const s = netConnect({ port, host: '127.0.0.1', noDelay: true });
-    openSockets.push(s);
+    const s = connectLoopback(port);
+    trackConnections(s);
     const timer = setTimeout(() => reject(new Error('subscriber: no SUBACK within 10 s')), 10_000);
     let acks: Buffer[] = [];
     const frames = new Frames((type, flags, buf, start) => {
       if (type === PUBLISH) {
-        const topicEnd = start + 2 + buf.readUInt16BE(start);
+        const tEnd = topicEnd(buf, start);
         // Only the benchmark's events (…/evt/t) count; presence (spark/status) would not.
-        if (buf[topicEnd - 1] === 0x74 && buf[topicEnd - 2] === 0x2f) counters.delivered++;
+        if (buf[tEnd - 1] === 0x74 && buf[tEnd - 2] === 0x2f) counters.delivered++;
         else counters.otherDeliveries++;
-        if ((flags >> 1) & 3) acks.push(Buffer.from([PUBACK << 4, 2, buf[topicEnd], buf[topicEnd + 1]]));
+        if ((flags >> 1) & 3) acks.push(pubackFor(buf, tEnd));
       } else if (type === CONNACK) {
         if (buf[start + 1] !== 0) reject(new Error('subscriber: CONNACK return code ' + buf[start + 1]));
         else s.write(subscribe);
@@ -424,7 +259,7 @@ function openSubscriber(port: number, kind: Kind, token: string): Promise<Socket
 
 const deviceIds = Array.from({ length: P.devices }, (_, i) => benchDeviceId(i));
 const connects = deviceIds.map((id, i) =>
-  gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: P.keepalive, username: id, password: Buffer.from(benchSecret(i)) }),
+  connectPacket({ clientId: id, keepalive: P.keepalive, username: id, password: benchSecret(i) }),
 );
 /** A valid `event` message, 64 bytes like the anchors' payloads. */
 const EVENT = (() => {
@@ -451,7 +286,7 @@ interface Template {
 }
 
 function publishTemplate(topic: string, payload: Buffer, qos: 0 | 1): Template {
-  const buf = gen({ cmd: 'publish', topic, payload, qos, retain: false, dup: false, messageId: qos ? 1 : undefined });
+  const buf = mqttPacket.generate({ cmd: 'publish', topic, payload, qos, retain: false, dup: false, messageId: qos ? 1 : undefined });
   return { buf, idAt: qos ? buf.length - payload.length - 2 : -1 };
 }
 
@@ -467,11 +302,6 @@ interface PhaseResult {
   brokerCpu: number;
   loadCpu: number;
   pubackMismatch: number;
-}
-
-async function cpuMs(b: BrokerProc): Promise<number> {
-  const r = await b.request<Extract<Reply, { op: 'cpu' }>>('cpu');
-  return r.userMs + r.systemMs;
 }
 
 /**
@@ -491,8 +321,7 @@ async function runPhase(b: BrokerProc, pubs: Socket[], templates: Template[], pr
   let tEnd = 0;
   let lastP = 0;
   let lastProgressAt = performance.now();
-  const cpu0 = await cpuMs(b);
-  const load0 = process.cpuUsage();
+  const cpu = await cpuMeter(b);
   const t0 = performance.now();
   let resolveDone: () => void = () => {};
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -540,8 +369,7 @@ async function runPhase(b: BrokerProc, pubs: Socket[], templates: Template[], pr
   clearInterval(watchdog);
   kick = () => {};
   const wall = performance.now() - t0;
-  const load = process.cpuUsage(load0);
-  const cpu1 = await cpuMs(b);
+  const used = await cpu(wall);
   // QoS 1: every PUBLISH a device sent is acknowledged (bounded wait).
   let pubackMismatch = 0;
   if (templates[0].idAt >= 0 && !stalled) {
@@ -557,8 +385,8 @@ async function runPhase(b: BrokerProc, pubs: Socket[], templates: Template[], pr
     ms,
     sent,
     stalled,
-    brokerCpu: ((cpu1 - cpu0) / wall) * 100,
-    loadCpu: ((load.user + load.system) / 1000 / wall) * 100,
+    brokerCpu: used.server,
+    loadCpu: used.load,
     pubackMismatch,
   };
 }
@@ -585,10 +413,10 @@ async function rampInstance(kind: Kind, template: string | null): Promise<RampRe
   const b = await startBroker(kind, template);
   try {
     const before = await b.request<Extract<Reply, { op: 'mem' }>>('mem');
-    const cpu0 = await cpuMs(b);
+    const cpu0 = await b.cpuMs();
     counters.droppedAfterConnect = 0;
-    const r = await profiled(b, 'ramp', () => openDevices(b.port, connects, P.inFlight, P.rampDeadlineMs));
-    const cpu1 = await cpuMs(b);
+    const r = await profiled(b, 'ramp', () => openDevices(b.ready.port, connects, P.inFlight, P.rampDeadlineMs));
+    const cpu1 = await b.cpuMs();
     // Let the last 'client' handlers (the bridge's presence writes) finish before measuring.
     await new Promise((res) => setTimeout(res, 200));
     const after = await b.request<Extract<Reply, { op: 'mem' }>>('mem');
@@ -642,9 +470,9 @@ async function throughputInstance(kind: Kind, template: string | null, token: st
   try {
     counters.droppedAfterConnect = 0;
     counters.otherDeliveries = 0;
-    const r = await openDevices(b.port, connects.slice(0, P.publishers), P.inFlight, P.rampDeadlineMs);
+    const r = await openDevices(b.ready.port, connects.slice(0, P.publishers), P.inFlight, P.rampDeadlineMs);
     if (r.failed || r.stalled) throw new Error(`${kind}: connecting ${P.publishers} publishers failed: ${r.stalled ?? r.firstError}`);
-    await openSubscriber(b.port, kind, token);
+    await openSubscriber(b.ready.port, kind, token);
     const pubs = r.sockets;
     const ev0 = pubs.map((_, i) => publishTemplate(topics.device.event(deviceIds[i], 't'), EVENT, 0));
     const ev1 = pubs.map((_, i) => publishTemplate(topics.device.event(deviceIds[i], 't'), EVENT, 1));
@@ -673,36 +501,10 @@ async function throughputInstance(kind: Kind, template: string | null, token: st
 
 // ------------------------------------------------------------------ report
 
-const median = (xs: number[]): number => {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-};
-const fmt = (x: number, digits = 0): string =>
-  Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
-function cell(xs: number[], digits = 0): string {
-  const v = xs.filter((x) => Number.isFinite(x));
-  const bad = xs.length - v.length;
-  if (!xs.length) return 'not run';
-  if (!v.length) return `failed (${xs.length}/${xs.length})`;
-  const m = fmt(median(v), digits);
-  const range = v.length > 1 ? ` (${fmt(Math.min(...v), digits)}–${fmt(Math.max(...v), digits)})` : '';
-  return m + range + (bad ? ` **${bad}/${xs.length} failed**` : '');
-}
-
-function log(msg: string): void {
-  console.error(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${msg}`);
-}
-
 // ------------------------------------------------------------------ main
 
-const T0 = performance.now();
-/** Other work on the machine makes the cells noisy: shown beside the results. */
-const LOAD_BEFORE = loadavg()[0];
-
 async function main(): Promise<void> {
-  if (LOAD_BEFORE > 0.5) log(`warning: the machine is busy (1-minute load average ${LOAD_BEFORE.toFixed(2)}): expect noisy cells`);
-  log(`pinning: ${pinned ? 'broker CPU0, load generator CPU1 (taskset)' : `none (taskset ${hasTaskset ? 'present' : 'missing'}, ${cpuCount} CPUs)`}`);
+  startRun('broker');
   log(`provisioning ${P.devices} devices (scrypt secrets) in a temp bridge data dir...`);
   const prov = await provision(P.devices);
   log(`provisioned in ${(prov.ms / 1000).toFixed(1)} s`);
@@ -735,8 +537,7 @@ async function main(): Promise<void> {
         if (t.calls) log(`  store calls: QoS0 ${JSON.stringify(t.calls.qos0)} QoS1 ${JSON.stringify(t.calls.qos1)} vitals ${JSON.stringify(t.calls.vitals)}`);
       }
   }
-  rmSync(prov.dir, { recursive: true, force: true });
-  tempDirs.delete(prov.dir);
+  removeTempDir(prov.dir);
 
   // ---- the table
   const rows: string[][] = [];
@@ -785,15 +586,13 @@ async function main(): Promise<void> {
   const out: string[] = [];
   out.push('## Broker benchmark: Flotilla bridge vs bare aedes');
   out.push('');
-  out.push('| measure | bare aedes | bridge | ratio (bridge/bare) | budget | within? |');
-  out.push('|---|---|---|---|---|---|');
-  for (const r of rows) out.push('| ' + r.join(' | ') + ' |');
+  out.push(...table(['measure', 'bare aedes', 'bridge', 'ratio (bridge/bare)', 'budget', 'within?'], rows));
   out.push('');
   const rr = (k: Kind, f: (r: RampResult) => number, d = 0) => cell(ramps[k].map(f), d);
   out.push('Cells: median (min–max) of the runs. Ramp: ' + P.rampRuns + ' run(s) per broker; throughput: ' + P.runs + ' run(s) per broker; brokers take turns, a fresh broker process for every measurement.');
   out.push('');
   out.push('Parameters and context:');
-  out.push(`- machine: ${cpuCount} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}, aedes 1.2; ${pinned ? 'broker pinned to CPU0, load generator to CPU1 (taskset)' : 'no CPU pinning'}; loopback; NODELAY on both sides`);
+  out.push(machineLine('broker pinned to CPU0, load generator to CPU1 (taskset)', 'NODELAY on both sides'));
   out.push(`- load: raw pre-encoded MQTT 3.1.1 packets on plain sockets; CONNECT with username = client id = device id, password = device secret (bare aedes gets the same bytes and checks nothing; maxClientsIdLength 64 on both); keepalive ${P.keepalive} s`);
   out.push(`- ramp: ${fmt(P.devices)} CONNECTs, at most ${P.inFlight} awaiting CONNACK; RSS and heap measured after two forced GCs (--expose-gc) before and after; bounded by ${P.rampDeadlineMs / 1000} s and a ${P.stallMs / 1000} s stall detector`);
   out.push(`- throughput: ${fmt(P.publishers)} publishers round-robin, 1 subscriber on ${topics.filter.deviceEvents()} at QoS 1 (bridge: an operator app of the product's owner, by token); at most ${P.window} messages in flight end to end; ${fmt(P.warmup)} warm-up then ${fmt(P.measured)} measured events per QoS; vitals: ${fmt(P.vitalsWarmup)} + ${fmt(P.vitalsMeasured)}, window on PUBACKs; bounded by ${P.phaseDeadlineMs / 1000} s and a ${P.stallMs / 1000} s stall detector`);
@@ -822,17 +621,8 @@ async function main(): Promise<void> {
     if (!ramps[k].every((r) => r.gc)) problems.push(`${k}: no forced GC (gc not exposed)`);
   }
   out.push(`- problems: ${problems.length ? problems.join('; ') : 'none (every CONNECT accepted, no stall, every QoS 1 message acknowledged, no publisher dropped)'}`);
-  out.push(`- whole run: ${((performance.now() - T0) / 1000).toFixed(0)} s; machine 1-minute load average at start ${LOAD_BEFORE.toFixed(2)}, at end ${loadavg()[0].toFixed(2)} (the benchmark itself adds about 1.5)`);
+  out.push(wholeRunLine(' (the benchmark itself adds about 1.5)'));
   console.log(out.join('\n'));
 }
 
-main()
-  .then(() => {
-    cleanup();
-    process.exit(0);
-  })
-  .catch((e: Error) => {
-    console.error(e.stack ?? String(e));
-    cleanup();
-    process.exit(1);
-  });
+runMain(main);
