@@ -15,6 +15,7 @@ import { decide } from '../policy/decide.js';
 import type { Actor, Decision, ProductRef, Resource } from '../policy/types.js';
 import type { DeviceRef, Org, Store } from '../store/store.js';
 import { ApiError } from './errors.js';
+import { actorId } from '../identity/actor.js';
 
 export type Guard =
   /** No token needed (the token endpoint, health). `why` says so in the route table. */
@@ -55,21 +56,6 @@ export interface Access {
 }
 
 const NOT_FOUND = { device: 'Device not found', product: 'Product not found', org: 'Organization not found' } as const;
-
-export function actorId(a: Actor): string {
-  switch (a.kind) {
-    case 'user':
-      return a.userId;
-    case 'customer':
-      return a.customerId;
-    case 'apiUser':
-      return a.apiUserId;
-    case 'device':
-      return a.deviceId;
-    default:
-      return '';
-  }
-}
 
 export function refused(d: Extract<Decision, { allow: false }>, kind: keyof typeof NOT_FOUND): ApiError {
   if (d.status === 401) return new ApiError(401, { error: 'invalid_token', error_description: 'The access token was not found, has expired or was revoked' }, { 'www-authenticate': 'Bearer' });

@@ -29,3 +29,19 @@ export async function actorOf(store: ActorStore, subject: TokenSubject): Promise
     }
   }
 }
+
+/** The id of whoever an actor is, for the audit log ('' for anonymous or invalid credentials). */
+export function actorId(a: Actor): string {
+  switch (a.kind) {
+    case 'user':
+      return a.userId;
+    case 'customer':
+      return a.customerId;
+    case 'apiUser':
+      return a.apiUserId;
+    case 'device':
+      return a.deviceId;
+    default:
+      return '';
+  }
+}

@@ -9,6 +9,7 @@
 import { decode, isProtocolError, kindFitsTopic, parseFilter, parseTopic, validateDeviceEventName } from '@flotilla/protocol';
 import type { Action, Message, ParsedTopic } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
+import { actorId } from '../identity/actor.js';
 import type { DeviceRef } from './deps.js';
 import type { BrokerContext } from './context.js';
 import { ingest } from './ingest.js';
@@ -105,7 +106,7 @@ async function authorizeAppPublish(
     ? decide(s.actor, action, { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId })
     : ({ allow: false, status: 404, reason: 'no such device' } as const);
   await ctx.store.audit({
-    at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s), action, resourceKind: 'device', resourceId: deviceId,
+    at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s.actor), action, resourceKind: 'device', resourceId: deviceId,
     allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
   });
   if (!decision.allow) throw new Refused(action + ' on ' + deviceId + ': ' + decision.reason);
@@ -137,11 +138,6 @@ function spendEventToken(ctx: BrokerContext, s: Extract<Session, { kind: 'device
   // A device may exceed the rate briefly (clock skew, a retransmission); twice the burst is abuse.
   if (s.tokens < 1 - rate.burst) throw new Refused('event rate over ' + rate.perSecond + '/s');
   s.tokens -= 1;
-}
-
-function actorId(s: Session): string {
-  const a = s.actor;
-  return a.kind === 'user' ? a.userId : a.kind === 'device' ? a.deviceId : a.kind === 'customer' ? a.customerId : a.kind === 'apiUser' ? a.apiUserId : '';
 }
 
 export interface Subscription {

@@ -9,7 +9,7 @@ import { ApiError } from '../errors.js';
 import { field } from '../body.js';
 import type { Customer, DeviceGroup } from '../../store/store.js';
 import { storeRefusal } from './devices.js';
-import { clientObject, newProduct, orgObject, productObject } from './user.js';
+import { clientObject, newProduct, orgObject, productObject, redirects } from './user.js';
 
 function groupObject(g: DeviceGroup) {
   return { name: g.name, description: g.description, color: g.color, fw_version: null, device_count: g.devices };
@@ -139,15 +139,13 @@ export const productRoutes: Route[] = [
   })),
   route('POST', '/v1/products/:product/clients', guard.product('client.create'), async (req, ctx, a) => {
     const b = await req.body();
-    const redirect = typeof b.redirect_uri === 'string' ? b.redirect_uri.split(/\s+/).filter(Boolean) : Array.isArray(b.redirect_uri) ? b.redirect_uri.map(String) : undefined;
-    const r = await ctx.store.createClient({ name: field(b, 'name'), type: (b.type ?? 'installed') as 'installed' | 'web', redirectUris: redirect, productId: a.product!.productId }).catch(storeRefusal);
+    const r = await ctx.store.createClient({ name: field(b, 'name'), type: (b.type ?? 'installed') as 'installed' | 'web', redirectUris: redirects(b.redirect_uri), productId: a.product!.productId }).catch(storeRefusal);
     return { status: 201, body: { ok: true, client: clientObject(r.client, r.secret) } };
   }),
   route('PUT', '/v1/products/:product/clients/:client', guard.product('client.edit'), async (req, ctx, a) => {
     const c = await productClient(ctx, a.product!.productId, req.params.client);
     const b = await req.body();
-    const redirect = typeof b.redirect_uri === 'string' ? b.redirect_uri.split(/\s+/).filter(Boolean) : Array.isArray(b.redirect_uri) ? b.redirect_uri.map(String) : undefined;
-    return { ok: true, client: clientObject(await ctx.store.updateClient(c.id, { name: b.name as string | undefined, redirectUris: redirect }).catch(storeRefusal)) };
+    return { ok: true, client: clientObject(await ctx.store.updateClient(c.id, { name: b.name as string | undefined, redirectUris: redirects(b.redirect_uri) }).catch(storeRefusal)) };
   }),
   route('DELETE', '/v1/products/:product/clients/:client', guard.product('client.edit'), async (req, ctx, a) => {
     await ctx.store.deleteClient((await productClient(ctx, a.product!.productId, req.params.client)).id);

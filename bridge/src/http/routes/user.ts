@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { decide } from '../../policy/decide.js';
-import { guard } from '../access.js';
+import { guard, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { field } from '../body.js';
@@ -130,7 +130,7 @@ export const userRoutes: Route[] = [
   route('PUT', '/v1/clients/:client', SELF, async (req, ctx, { actor }) => {
     const c = await ownClient(ctx, actor, req.params.client);
     const body = await req.body();
-    const updated = await ctx.store.updateClient(c.id, { name: body.name as string | undefined, redirectUris: body.redirect_uri === undefined ? undefined : redirects(body.redirect_uri) }).catch(storeRefusal);
+    const updated = await ctx.store.updateClient(c.id, { name: body.name as string | undefined, redirectUris: redirects(body.redirect_uri) }).catch(storeRefusal);
     return { ok: true, client: clientObject(updated) };
   }),
   route('DELETE', '/v1/clients/:client', SELF, async (req, ctx, { actor }) => {
@@ -159,24 +159,13 @@ export const userRoutes: Route[] = [
   }),
   route('POST', '/v1/user/products', SELF, async (req, ctx, { actor }) => newProduct(ctx, await req.body(), { ownerUserId: user(actor) })),
   route('GET', '/v1/products', guard.signedIn('lists only the products decide() lets the actor view'), async (req, ctx, { actor }) => {
-    const ids = new Set<number>();
-    if (actor.kind === 'user') {
-      for (const p of Object.keys(actor.memberships.products)) ids.add(Number(p));
-      for (const o of Object.keys(actor.memberships.orgs)) for (const p of await ctx.store.orgProductIds(o)) ids.add(p);
-    } else if (actor.kind === 'apiUser') {
-      if ('productId' in actor.scope) ids.add(Number(actor.scope.productId));
-      else for (const p of await ctx.store.orgProductIds(actor.scope.orgId)) ids.add(p);
-    }
-    const out = [];
-    for (const p of await ctx.store.productsByIds([...ids])) {
-      const ref = await ctx.store.productRef(p.id);
-      if (ref && decide(actor, 'settings.view', { kind: 'product', product: ref }).allow) out.push(productObject(p));
-    }
-    return { products: out };
+    const refs = (await visibleProducts(actor, ctx.store)).filter((product) => decide(actor, 'settings.view', { kind: 'product', product }).allow);
+    return { products: (await ctx.store.productsByIds(refs.map((r) => Number(r.productId)))).map((p) => productObject(p)) };
   }),
 ];
 
-function redirects(v: unknown): string[] | undefined {
+/** redirect_uri as clients send it: one URI, several separated by spaces, or a list. */
+export function redirects(v: unknown): string[] | undefined {
   if (v === undefined) return undefined;
   if (typeof v === 'string') return v.split(/\s+/).filter(Boolean);
   if (Array.isArray(v)) return v.map(String);
