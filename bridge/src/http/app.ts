@@ -11,7 +11,7 @@ import type { Action } from '@flotilla/protocol';
 import type { Actor } from '../policy/types.js';
 import { presentedClient } from './client-auth.js';
 import type { RateLimiter } from './ratelimit.js';
-import type { Store } from '../store/store.js';
+import { StoreError, type Store } from '../store/store.js';
 import type { Logger } from '../mqtt/deps.js';
 import { actorOf } from '../identity/actor.js';
 import type { RequestRouter } from '../mqtt/requests.js';
@@ -223,6 +223,8 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   function send(res: ServerResponse, e: unknown): void {
     if (res.headersSent) return void res.destroy();
     if (e instanceof ApiError) return json(res, e.status, e.body, e.headers);
+    // The store's refusals are the caller's: a value it can never keep (400), a taken name or broken team rule (409), a missing row (404).
+    if (e instanceof StoreError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : 404, { ok: false, error: e.message });
     ctx.log.error({ err: e }, 'http: unexpected error');
     json(res, 500, { ok: false, error: 'Internal error' });
   }

@@ -10,7 +10,7 @@
 import { LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import { newDeviceSecret } from '../../store/secrets.js';
-import { StoreError, type Device, type DeviceChanges } from '../../store/store.js';
+import type { Device, DeviceChanges } from '../../store/store.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
 import { guard, visibleProducts } from '../access.js';
 
@@ -46,12 +46,6 @@ export function deviceObject(d: Device, groups: readonly string[] = []) {
     denied: false,
     groups: [...groups],
   };
-}
-
-/** A StoreError is the caller's mistake (400), a conflict (409) or a missing row (404): its message says which. */
-export function storeRefusal(e: unknown): never {
-  if (e instanceof StoreError) throw ApiError.of(e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : 404, e.message);
-  throw e;
 }
 
 async function getDevice(ctx: ApiContext, id: string): Promise<Device> {
@@ -152,7 +146,7 @@ function devicePaths(prefix: string): Route[] {
         const v = body.desired_firmware_version;
         const locked = v === null || v === '' ? null : Number(v);
         if (locked !== null && !Number.isInteger(locked)) throw ApiError.of(400, 'desired_firmware_version must be a version number or null');
-        const d = await ctx.store.updateDevice(id, { lockedFirmware: locked }).catch(storeRefusal);
+        const d = await ctx.store.updateDevice(id, { lockedFirmware: locked });
         return { id, desired_firmware_version: d.lockedFirmware, updated_at: new Date().toISOString() };
       }
       if (!EDIT_FIELDS.some((f) => f in body)) throw ApiError.of(400, 'Nothing to update: send name, notes, development, quarantined, groups, desired_firmware_version or signal');
@@ -161,9 +155,9 @@ function devicePaths(prefix: string): Route[] {
       if ('notes' in body) changes.notes = body.notes as string | null;
       if ('development' in body) changes.development = bool(body.development, 'development');
       if ('quarantined' in body) changes.quarantined = bool(body.quarantined, 'quarantined');
-      let d = await ctx.store.updateDevice(id, changes).catch(storeRefusal);
+      let d = await ctx.store.updateDevice(id, changes);
       if ('groups' in body) {
-        await ctx.store.regroup(d.productId, [id], { set: list(body.groups, 'groups') }).catch(storeRefusal);
+        await ctx.store.regroup(d.productId, [id], { set: list(body.groups, 'groups') });
         d = await getDevice(ctx, id);
       }
       const out = await withGroups(ctx, d);
@@ -204,7 +198,7 @@ export const deviceRoutes: Route[] = [
   // Claim (Particle's POST /v1/devices {id}): the device must already be in a product the user may add devices to.
   route('POST', '/v1/devices', guard.device('device.add', 'body'), async (req, ctx, a) => {
     if (a.actor.kind !== 'user') throw ApiError.of(403, 'Only a user claims devices this way; customers use claim codes');
-    await ctx.store.setDeviceOwner(a.device!.id, a.actor.userId).catch(storeRefusal);
+    await ctx.store.setDeviceOwner(a.device!.id, a.actor.userId);
     return { ok: true, id: a.device!.id, user_id: a.actor.userId };
   }),
   route('DELETE', '/v1/devices/:id', guard.device('device.remove'), async (req, ctx, a) => {
@@ -262,7 +256,7 @@ export const deviceRoutes: Route[] = [
         (existing.productId === productId ? out.existingDeviceIds : out.nonmemberDeviceIds).push(id);
         continue;
       }
-      await ctx.store.createDevice({ id, productId }).catch(storeRefusal);
+      await ctx.store.createDevice({ id, productId });
       const secret = newDeviceSecret();
       await ctx.store.setDeviceSecret(id, secret);
       out.secrets[id] = secret;
@@ -280,7 +274,7 @@ export const deviceRoutes: Route[] = [
     if (typeof meta !== 'object' || meta === null) throw ApiError.of(400, 'metadata must be {add, remove}');
     const r = await ctx.store
       .regroup(a.product!.productId, devices, { add: meta.add === undefined ? [] : list(meta.add, 'metadata.add'), remove: meta.remove === undefined ? [] : list(meta.remove, 'metadata.remove') })
-      .catch(storeRefusal);
+      ;
     // Devices of another product are reported as Particle reports unknown ones: not updated.
     return { ok: true, devices: devices.filter((d) => !r.skipped.includes(d)), invalid_devices: r.skipped };
   }),

@@ -8,7 +8,6 @@ import { guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
-import { storeRefusal } from './devices.js';
 
 export function integrationObject(i: Integration) {
   return {
@@ -51,14 +50,14 @@ function routes(base: string, legacy: boolean): Route[] {
       return legacy ? list : { integrations: list };
     }),
     route('POST', P, guard.product('integration.create'), async (req, ctx, a) => {
-      const i = await ctx.store.createIntegration(a.product!.productId, input(await req.body(), false) as IntegrationInput).catch(storeRefusal);
+      const i = await ctx.store.createIntegration(a.product!.productId, input(await req.body(), false) as IntegrationInput);
       ctx.webhooks.invalidate(a.product!.productId);
       return { status: 201, body: { ok: true, ...integrationObject(i) } };
     }),
     route('GET', P + '/:integration', guard.product('integration.view'), async (req, ctx, a) => integrationObject(await own(ctx, a.product!.productId, req.params.integration))),
     route('PUT', P + '/:integration', guard.product('integration.edit'), async (req, ctx, a) => {
       const i = await own(ctx, a.product!.productId, req.params.integration);
-      const updated = await ctx.store.updateIntegration(i.id, input(await req.body(), true)).catch(storeRefusal);
+      const updated = await ctx.store.updateIntegration(i.id, input(await req.body(), true));
       ctx.webhooks.invalidate(a.product!.productId);
       return { ok: true, ...integrationObject(updated) };
     }),

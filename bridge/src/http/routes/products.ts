@@ -8,7 +8,6 @@ import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { field } from '../body.js';
 import type { Customer, DeviceGroup } from '../../store/store.js';
-import { storeRefusal } from './devices.js';
 import { clientObject, newProduct, orgObject, productObject, redirects } from './user.js';
 
 function groupObject(g: DeviceGroup) {
@@ -41,7 +40,7 @@ export const productRoutes: Route[] = [
     if (settings === undefined && body.description === undefined) throw ApiError.of(400, 'Send settings (an object) or description');
     if (settings !== undefined && (typeof settings !== 'object' || settings === null || Array.isArray(settings))) throw ApiError.of(400, 'settings must be an object');
     const changes = { ...(settings as Record<string, unknown> | undefined), ...(typeof body.description === 'string' ? { description: body.description } : {}) };
-    const p = await ctx.store.updateProductSettings(a.product!.productId, changes).catch(storeRefusal);
+    const p = await ctx.store.updateProductSettings(a.product!.productId, changes);
     return { product: productObject(p) };
   }),
   route('GET', '/v1/orgs/:org', guard.org('org.team.view'), async (req, ctx, a) => ({ organization: orgObject(a.org!) })),
@@ -77,7 +76,7 @@ export const productRoutes: Route[] = [
   })),
   route('POST', '/v1/products/:product/groups', guard.product('group.create'), async (req, ctx, a) => {
     const b = await req.body();
-    const g = await ctx.store.createGroup(a.product!.productId, { name: field(b, 'name'), description: b.description as string | undefined, color: b.color as string | undefined }).catch(storeRefusal);
+    const g = await ctx.store.createGroup(a.product!.productId, { name: field(b, 'name'), description: b.description as string | undefined, color: b.color as string | undefined });
     return { status: 201, body: { ok: true, group: groupObject(g) } };
   }),
   route('GET', '/v1/products/:product/groups/:group', guard.product('device.view'), async (req, ctx, a) => {
@@ -89,7 +88,7 @@ export const productRoutes: Route[] = [
     const b = await req.body();
     const g = await ctx.store
       .updateGroup(a.product!.productId, req.params.group, { name: b.name as string | undefined, description: b.description as string | null | undefined, color: b.color as string | null | undefined })
-      .catch(storeRefusal);
+      ;
     return { ok: true, group: groupObject(g) };
   }),
   route('DELETE', '/v1/products/:product/groups/:group', guard.product('group.edit'), async (req, ctx, a) => {
@@ -109,7 +108,7 @@ export const productRoutes: Route[] = [
     const username = typeof b.email === 'string' ? b.email : field(b, 'username');
     const noPassword = b.no_password === true || b.no_password === 'true';
     const password = noPassword ? null : field(b, 'password');
-    const c = await ctx.store.createCustomer({ productId: a.product!.productId, username, password }).catch(storeRefusal);
+    const c = await ctx.store.createCustomer({ productId: a.product!.productId, username, password });
     const t = await ctx.store.issueToken({ subject: { kind: 'customer', id: c.id }, clientId: 'product-' + a.product!.productId, scopes: [], ttlSeconds: CUSTOMER_TTL, refresh: true });
     return {
       status: 201,
@@ -120,7 +119,7 @@ export const productRoutes: Route[] = [
     const c = await ctx.store.findCustomer(a.product!.productId, req.params.customer);
     if (!c) throw ApiError.of(404, 'Customer not found');
     const b = await req.body();
-    await ctx.store.setCustomerPassword(c.id, field(b, 'password')).catch(storeRefusal);
+    await ctx.store.setCustomerPassword(c.id, field(b, 'password'));
     return { ok: true, customer: await customerObject(ctx, c) };
   }),
   route('DELETE', '/v1/products/:product/customers/:customer', guard.product('customer.edit'), async (req, ctx, a) => {
@@ -139,13 +138,13 @@ export const productRoutes: Route[] = [
   })),
   route('POST', '/v1/products/:product/clients', guard.product('client.create'), async (req, ctx, a) => {
     const b = await req.body();
-    const r = await ctx.store.createClient({ name: field(b, 'name'), type: (b.type ?? 'installed') as 'installed' | 'web', redirectUris: redirects(b.redirect_uri), productId: a.product!.productId }).catch(storeRefusal);
+    const r = await ctx.store.createClient({ name: field(b, 'name'), type: (b.type ?? 'installed') as 'installed' | 'web', redirectUris: redirects(b.redirect_uri), productId: a.product!.productId });
     return { status: 201, body: { ok: true, client: clientObject(r.client, r.secret) } };
   }),
   route('PUT', '/v1/products/:product/clients/:client', guard.product('client.edit'), async (req, ctx, a) => {
     const c = await productClient(ctx, a.product!.productId, req.params.client);
     const b = await req.body();
-    return { ok: true, client: clientObject(await ctx.store.updateClient(c.id, { name: b.name as string | undefined, redirectUris: redirects(b.redirect_uri) }).catch(storeRefusal)) };
+    return { ok: true, client: clientObject(await ctx.store.updateClient(c.id, { name: b.name as string | undefined, redirectUris: redirects(b.redirect_uri) })) };
   }),
   route('DELETE', '/v1/products/:product/clients/:client', guard.product('client.edit'), async (req, ctx, a) => {
     await ctx.store.deleteClient((await productClient(ctx, a.product!.productId, req.params.client)).id);

@@ -9,7 +9,6 @@ import { guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
-import { storeRefusal } from './devices.js';
 
 function simObject(s: SimCard) {
   return { _id: s.iccid, iccid: s.iccid, product_id: s.productId, status: s.status === 'active' ? 'active' : 'inactive', mb_limit: s.dataLimit, created_at: s.createdAt.toISOString() };
@@ -38,7 +37,7 @@ export const simRoutes: Route[] = [
     const list = Array.isArray(b.sims) ? b.sims : typeof b.iccid === 'string' ? [b.iccid] : null;
     if (!list || list.length === 0) throw ApiError.of(400, 'Send sims (a list of ICCIDs) or iccid');
     if (list.length > 1000) throw ApiError.of(400, 'At most 1000 SIMs per request');
-    const r = await ctx.store.addSims(a.product!.productId, list.map(String)).catch(storeRefusal);
+    const r = await ctx.store.addSims(a.product!.productId, list.map(String));
     return { ok: true, added: r.added, existing: r.existing, invalid: r.invalid };
   }),
   route('GET', P + '/:iccid', guard.product('sim.view'), async (req, ctx, a) => simObject(await ofProduct(ctx, a.product!.productId, req.params.iccid))),
@@ -54,11 +53,11 @@ export const simRoutes: Route[] = [
       if (!to) throw ApiError.of(400, 'action must be activate, deactivate or reactivate');
       if (b.action === 'activate' && s.status === 'active') throw ApiError.of(409, 'The SIM is already active');
       if (b.action === 'deactivate' && s.status === 'inactive') throw ApiError.of(409, 'The SIM is already inactive');
-      return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { status: to }).catch(storeRefusal)) };
+      return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { status: to })) };
     }
     if (!('mb_limit' in b)) throw ApiError.of(400, 'Send action (activate, deactivate, reactivate) or mb_limit');
     const limit = b.mb_limit === null || b.mb_limit === '' ? null : Number(b.mb_limit);
-    return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { dataLimit: limit }).catch(storeRefusal)) };
+    return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { dataLimit: limit })) };
   }),
   route('DELETE', P + '/:iccid', guard.product('sim.remove'), async (req, ctx, a) => {
     await ctx.store.removeSim((await ofProduct(ctx, a.product!.productId, req.params.iccid)).iccid);

@@ -18,7 +18,6 @@ import { guard, type Access } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
-import { storeRefusal } from './devices.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
@@ -82,7 +81,7 @@ async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: F
   const name = body.friendly_name;
   if (typeof name !== 'string' || name.trim() === '') throw ApiError.of(400, 'The friendly_name field is required');
   const scopes = parseScopes(body.scopes);
-  const u = await ctx.store.createApiUser({ username: name, scopes, ...(kind === 'org' ? { orgId: a.org!.id } : { productId: a.product!.productId }) }).catch(storeRefusal);
+  const u = await ctx.store.createApiUser({ username: name, scopes, ...(kind === 'org' ? { orgId: a.org!.id } : { productId: a.product!.productId }) });
   // API users' tokens do not expire: a program holds one and the team deletes the API user to end it.
   const token = await ctx.store.issueToken({ subject: { kind: 'apiUser', id: u.id }, clientId: 'api-user', scopes, ttlSeconds: null });
   return { status: 201, body: { ok: true, created: { username: u.username, id: u.id, is_programmatic: true, scopes, tokens: [{ token: token.token }] } } };
@@ -120,7 +119,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       if (existing && (await members(ctx, kind, a)).some((m) => m.userId === existing.id)) throw ApiError.of(409, username + ' is already on the team');
       const inviter = a.actor.kind === 'user' ? a.actor.userId : null;
       if (!inviter) throw ApiError.of(403, 'Only a person invites team members');
-      const inv = await ctx.store.createInvitation({ team: teamOf(kind, a), email: username, role, invitedBy: inviter }).catch(storeRefusal);
+      const inv = await ctx.store.createInvitation({ team: teamOf(kind, a), email: username, role, invitedBy: inviter });
       return { status: 201, body: { ok: true, invited: { id: inv.id, username: inv.email, role: roleObject(inv.role) } } };
     }),
     route('PUT', base + '/team/:username', g(MANAGE), async (req, ctx, a) => {

@@ -10,7 +10,6 @@ import { ApiError } from '../errors.js';
 import { field } from '../body.js';
 import type { Actor } from '../../policy/types.js';
 import type { OAuthClient, Org, Product } from '../../store/store.js';
-import { storeRefusal } from './devices.js';
 
 function bearer(headers: IncomingMessage['headers']): string {
   return (headers.authorization ?? '').slice(7).trim();
@@ -43,7 +42,7 @@ export async function newProduct(ctx: ApiContext, body: Record<string, unknown>,
   const name = field(p, 'name');
   const slug = typeof p.slug === 'string' && p.slug !== '' ? p.slug : name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') + '-v1';
   const settings = typeof p.description === 'string' ? { description: p.description } : {};
-  const product = await ctx.store.createProduct({ name, slug, settings, ...owner }).catch(storeRefusal);
+  const product = await ctx.store.createProduct({ name, slug, settings, ...owner });
   return { status: 201, body: { ok: true, product: productObject(product) } };
 }
 
@@ -64,7 +63,7 @@ export const userRoutes: Route[] = [
   route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
     if (!ctx.signup) throw ApiError.of(403, 'Sign-up is turned off on this bridge; ask its owner for an account');
     const body = await req.body();
-    await ctx.store.createUser(field(body, 'username'), field(body, 'password')).catch(storeRefusal);
+    await ctx.store.createUser(field(body, 'username'), field(body, 'password'));
     return { status: 201, body: { ok: true } };
   }),
 
@@ -104,8 +103,8 @@ export const userRoutes: Route[] = [
     const body = await req.body();
     if (body.accept !== true && body.accept !== 'true') throw ApiError.of(400, 'Send accept: true (DELETE declines)');
     let removed: { productId: string }[] = [];
-    if (inv.orgId !== null) removed = await ctx.store.addOrgMember(inv.orgId, userId, inv.role).catch(storeRefusal);
-    else await ctx.store.addProductMember(inv.productId!, userId, inv.role).catch(storeRefusal);
+    if (inv.orgId !== null) removed = await ctx.store.addOrgMember(inv.orgId, userId, inv.role);
+    else await ctx.store.addProductMember(inv.productId!, userId, inv.role);
     await ctx.store.acceptInvitation(inv.id);
     await ctx.fleet.refreshUser(userId);
     return { ok: true, org: inv.orgId, product_id: inv.productId, role: inv.role, removed_product_memberships: removed.map((m) => m.productId) };
@@ -124,13 +123,13 @@ export const userRoutes: Route[] = [
     const body = await req.body();
     const r = await ctx.store
       .createClient({ name: field(body, 'name'), type: (body.type ?? 'installed') as 'installed' | 'web', redirectUris: redirects(body.redirect_uri), ownerUserId: user(actor) })
-      .catch(storeRefusal);
+      ;
     return { status: 201, body: { ok: true, client: clientObject(r.client, r.secret) } };
   }),
   route('PUT', '/v1/clients/:client', SELF, async (req, ctx, { actor }) => {
     const c = await ownClient(ctx, actor, req.params.client);
     const body = await req.body();
-    const updated = await ctx.store.updateClient(c.id, { name: body.name as string | undefined, redirectUris: redirects(body.redirect_uri) }).catch(storeRefusal);
+    const updated = await ctx.store.updateClient(c.id, { name: body.name as string | undefined, redirectUris: redirects(body.redirect_uri) });
     return { ok: true, client: clientObject(updated) };
   }),
   route('DELETE', '/v1/clients/:client', SELF, async (req, ctx, { actor }) => {
@@ -148,7 +147,7 @@ export const userRoutes: Route[] = [
     return { organizations: out };
   }),
   route('POST', '/v1/orgs', SELF, async (req, ctx, { actor }) => {
-    const o = await ctx.store.createOrg(field(await req.body(), 'name'), user(actor)).catch(storeRefusal);
+    const o = await ctx.store.createOrg(field(await req.body(), 'name'), user(actor));
     await ctx.fleet.refreshUser(o.ownerUserId);
     return { status: 201, body: { ok: true, organization: orgObject(o) } };
   }),
