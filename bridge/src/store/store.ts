@@ -481,6 +481,8 @@ export interface GroupStore {
    * Particle does). Devices of another product are skipped and returned.
    */
   regroup(productId: ProductId, deviceIds: readonly string[], change: { add?: readonly string[]; remove?: readonly string[]; set?: readonly string[] }): Promise<{ skipped: string[] }>;
+  /** One device's group names, sorted. */
+  deviceGroups(deviceId: string): Promise<string[]>;
   /** Device id → its group names, for the devices of a product that are in a group. */
   groupsOfDevices(productId: ProductId): Promise<Map<string, string[]>>;
 }

@@ -55,7 +55,7 @@ async function getDevice(ctx: ApiContext, id: string): Promise<Device> {
 }
 
 async function withGroups(ctx: ApiContext, d: Device) {
-  return deviceObject(d, (await ctx.store.groupsOfDevices(d.productId)).get(d.id));
+  return deviceObject(d, await ctx.store.deviceGroups(d.id));
 }
 
 async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext['requests']['ask']>[1]) {

@@ -55,6 +55,10 @@ export function groupStore(ctx: Ctx): GroupStore {
      WHERE g.product_id = ? ORDER BY m.device_id, g.name`,
   );
 
+  const ofDevice = db.prepare<{ name: string }>(
+    'SELECT g.name AS name FROM device_group_members m JOIN device_groups g ON g.id = m.group_id WHERE m.device_id = ? ORDER BY g.name',
+  );
+
   /** The group's row id, creating the group when asked to. */
   function idOf(productId: number, name: string, create: boolean): number | null {
     const r = one.get(productId, name);
@@ -126,6 +130,10 @@ export function groupStore(ctx: Ctx): GroupStore {
       };
       if (!Array.isArray(deviceIds) || deviceIds.some((d) => typeof d !== 'string')) throw new StoreError('invalid', 'devices must be a list of device ids');
       return regroup.immediate(p, deviceIds, names(change.add), names(change.remove), change.set !== undefined ? names(change.set) : null);
+    },
+
+    async deviceGroups(deviceId) {
+      return ofDevice.all(deviceId).map((r) => r.name);
     },
 
     async groupsOfDevices(productId) {
