@@ -8,14 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import Particle from 'particle-api-js';
-import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
-import { A1, A2, B1, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
-import { DEMO_APP, image } from '../helpers/images.js';
-
-interface ParticleError extends Error {
-  statusCode: number;
-  body: { error?: string; ok?: boolean };
-}
+import type { VmDevice } from '@flotilla/simulator';
+import { A1, A2, B1, startFixture, type Fixture, startDemoAgent, type ParticleError } from '../helpers/bridge-fixture.js';
 
 describe('HTTP API: products, teams, customers, groups, events, diagnostics', function () {
   this.timeout(30000);
@@ -49,11 +43,7 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     f = await startFixture({ httpPort: 0, callTimeoutMs: 2000 });
     base = 'http://127.0.0.1:' + f.bridge.ports.http;
     particle = new Particle({ baseUrl: base });
-    const flash = new MemoryFlash(emptyFlash(256 * 1024));
-    flash.state.slots[0].set(image({ deviceId: A1, secret: SECRET[A1], product: Number(f.products.A), firmware: 1, app: DEMO_APP, options: 'keepalive: 5, backoffMin: 50' }));
-    agent = new VmDevice({ flash, host: '127.0.0.1', port: f.port });
-    agent.start();
-    for (let i = 0; i < 200 && !('temp' in ((await f.bridge.store.getDevice(A1))?.variables ?? {})); i++) await new Promise((r) => setTimeout(r, 30));
+    agent = await startDemoAgent(f);
   });
   after(async () => {
     agent.stop();

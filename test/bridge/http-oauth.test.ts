@@ -5,12 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import Particle from 'particle-api-js';
-import { startFixture, type Fixture } from '../helpers/bridge-fixture.js';
-
-interface ParticleError extends Error {
-  statusCode: number;
-  body: { error?: string; error_description?: string; ok?: boolean };
-}
+import { startFixture, type Fixture, type ParticleError } from '../helpers/bridge-fixture.js';
 
 describe('HTTP API: OAuth and the bearer token', function () {
   this.timeout(20000);

@@ -10,9 +10,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
-import { A1, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
-import { DEMO_APP, image } from '../helpers/images.js';
+import type { VmDevice } from '@flotilla/simulator';
+import { A1, startFixture, type Fixture, startDemoAgent } from '../helpers/bridge-fixture.js';
 
 const CLI = join(process.cwd(), 'node_modules', '.bin', 'particle');
 
@@ -38,11 +37,7 @@ describe('particle-cli against a local bridge', function () {
     home = mkdtempSync(join(tmpdir(), 'flotilla-cli-home-'));
     f = await startFixture({ httpPort: 0 });
     await f.bridge.store.updateDevice(A1, { name: 'kitchen' });
-    const flash = new MemoryFlash(emptyFlash(256 * 1024));
-    flash.state.slots[0].set(image({ deviceId: A1, secret: SECRET[A1], product: Number(f.products.A), firmware: 1, app: DEMO_APP, options: 'keepalive: 5, backoffMin: 50' }));
-    agent = new VmDevice({ flash, host: '127.0.0.1', port: f.port });
-    agent.start();
-    for (let i = 0; i < 200 && !('temp' in ((await f.bridge.store.getDevice(A1))?.variables ?? {})); i++) await new Promise((r) => setTimeout(r, 30));
+    agent = await startDemoAgent(f);
   });
   after(async () => {
     agent.stop();

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createBridge, type Bridge, type BridgeOptions } from '@flotilla/bridge';
+import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
+import { DEMO_APP, image } from './images.js';
 
 export const A1 = 'a1a1a1a1a1a1a1a1a1a1a1a1';
 export const A2 = 'a2a2a2a2a2a2a2a2a2a2a2a2';
@@ -103,4 +105,23 @@ export function closed(c: MqttClient, ms = 3000): Promise<void> {
       resolve();
     });
   });
+}
+
+/** What particle-api-js rejects with on an HTTP error. */
+export interface ParticleError extends Error {
+  statusCode: number;
+  body: { error?: string; error_description?: string; ok?: boolean };
+}
+
+/**
+ * The real agent (the built bundle in a node:vm device) on a1, running the
+ * demo app's variables and functions; resolves once the bridge has its hello.
+ */
+export async function startDemoAgent(f: Fixture): Promise<VmDevice> {
+  const flash = new MemoryFlash(emptyFlash(256 * 1024));
+  flash.state.slots[0].set(image({ deviceId: A1, secret: SECRET[A1], product: Number(f.products.A), firmware: 1, app: DEMO_APP, options: 'keepalive: 5, backoffMin: 50' }));
+  const agent = new VmDevice({ flash, host: '127.0.0.1', port: f.port });
+  agent.start();
+  for (let i = 0; i < 200 && !('temp' in ((await f.bridge.store.getDevice(A1))?.variables ?? {})); i++) await new Promise((r) => setTimeout(r, 30));
+  return agent;
 }
