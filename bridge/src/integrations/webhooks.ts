@@ -103,32 +103,30 @@ export const RESPONSE_CHUNK = 512;
 export const RESPONSE_MAX = 100 * 1024;
 
 export function createWebhooks(o: WebhookOptions): Webhooks {
-  const cache = new Map<string, Promise<Integration[]>>();
-  /** The same lists once read: the publish path checks them without waiting. */
-  const loaded = new Map<string, Integration[]>();
+  /** Product id → its integrations once read (the publish path checks them without waiting), or the read under way. */
+  const lists = new Map<string, Integration[] | Promise<Integration[]>>();
   const queue: (() => Promise<void>)[] = [];
   let running = 0;
   let closed = false;
   const idlers: (() => void)[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
-  function integrations(productId: string): Promise<Integration[]> {
-    let p = cache.get(productId);
-    if (!p) {
-      p = o.store.listIntegrations(productId).then(
-        (list) => {
-          if (cache.get(productId) === p) loaded.set(productId, list);
-          return list;
-        },
-        (e) => {
-          cache.delete(productId);
-          o.log.error({ err: e, productId }, 'webhooks: integrations not read');
-          return [] as Integration[];
-        },
-      );
-      cache.set(productId, p);
-    }
-    return p;
+  function integrations(productId: string): Integration[] | Promise<Integration[]> {
+    const known = lists.get(productId);
+    if (known) return known;
+    const read: Promise<Integration[]> = o.store.listIntegrations(productId).then(
+      (list) => {
+        if (lists.get(productId) === read) lists.set(productId, list);
+        return list;
+      },
+      (e) => {
+        if (lists.get(productId) === read) lists.delete(productId);
+        o.log.error({ err: e, productId }, 'webhooks: integrations not read');
+        return [] as Integration[];
+      },
+    );
+    lists.set(productId, read);
+    return read;
   }
 
   function pump(): void {
@@ -187,8 +185,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     o.log.info({ integration: i.id, url: i.url, error: last }, 'webhooks: delivery failed');
     o.emit(product, 'hook-error/' + name + '/0', last);
     if (after && !after.enabled) {
-      cache.delete(product.productId);
-      loaded.delete(product.productId);
+      lists.delete(product.productId);
       o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
     }
   }
@@ -211,8 +208,8 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       const ref = o.devices.get(deviceId);
       if (!ref) return;
       const product = ref.product;
-      const known = loaded.get(product.productId);
-      if (known && !known.some((i) => i.enabled && name.startsWith(i.event))) return;
+      const known = lists.get(product.productId);
+      if (Array.isArray(known) && !known.some((i) => i.enabled && name.startsWith(i.event))) return;
       let data: string;
       try {
         const m = decode(payload);
@@ -235,15 +232,15 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         }
         pump();
       };
-      if (known) enqueue(known);
-      else void integrations(product.productId).then(enqueue);
+      const list = integrations(product.productId);
+      if (Array.isArray(list)) enqueue(list);
+      else void list.then(enqueue);
     },
     warm(productId) {
-      void integrations(productId);
+      integrations(productId);
     },
     invalidate(productId) {
-      cache.delete(productId);
-      loaded.delete(productId);
+      lists.delete(productId);
     },
     idle() {
       if (running === 0 && queue.length === 0) return Promise.resolve();
