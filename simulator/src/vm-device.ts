@@ -1,18 +1,29 @@
 /**
  * One simulated device on Node: the bootloader (bootSelect on the boot
- * record), then the image in the chosen slot run in a fresh `node:vm` realm
- * whose only global beyond the language's builtins is `hal`. A reset, a crash
- * at start or an exception escaping into the HAL reboots the device, as a
- * watchdog would; a trial image that crashes is rolled back by the
- * bootloader on the next boot.
+ * record, then the image's SHA-256), then the image in the chosen slot run by
+ * an ImageRunner with `hal` as its only global beyond the language's
+ * builtins. A reset, a crash at start or an exception escaping into the HAL
+ * reboots the device, as a watchdog would; a trial image that crashes is
+ * rolled back by the bootloader on the next boot.
  */
 import { createHash } from 'node:crypto';
-import vm from 'node:vm';
+import { performance } from 'node:perf_hooks';
 import { encodeImageHeader, IMAGE_HEADER_SIZE, parseImageHeader, RESET_REASONS } from '@flotilla/protocol';
 import { bootSelect, decodeBoot, encodeBoot } from '@flotilla/firmware/boot';
 import type { ConnectionOptions } from 'node:tls';
-import { createNodeHal, NodeHal } from './hal/node-hal.js';
+import { createNodeHal, NodeHal, NodeHalOptions } from './hal/node-hal.js';
 import type { MemoryFlash } from './hal/memory-flash.js';
+import { ImageRunner, ownRealm } from './realm.js';
+
+export interface BootInfo {
+  slot: number;
+  trial: boolean;
+  /** The reset reason this boot reports. */
+  reason: number;
+  version: number;
+  /** The bootloader just gave up on a trial image and went back to the known-good slot. */
+  rolledBack: boolean;
+}
 
 export interface VmDeviceOptions {
   flash: MemoryFlash;
@@ -20,16 +31,24 @@ export interface VmDeviceOptions {
   port: number;
   tls?: ConnectionOptions;
   memoryTotal?: number;
+  /** Heap in use as the agent's vitals report it (default: this process's, which says little of one device). */
+  memoryUsed?: () => number;
   battery?: () => number;
   signalStrength?: () => number;
+  /** Where images run (default: a fresh realm per boot). */
+  runner?: ImageRunner;
+  /** The rest of the HAL: identity, link observers, network faults. */
+  hal?: Pick<NodeHalOptions, 'device' | 'onSend' | 'onReceive' | 'onLink' | 'onSignal' | 'latency' | 'reachable'>;
+  /** Fault injection: this trial image crashes at start (as a broken build would). */
+  failTrial?: (version: number) => boolean;
   /** Each boot: which slot, whether on trial, and why. */
-  onBoot?: (boot: { slot: number; trial: boolean; reason: number; version: number }) => void;
+  onBoot?: (boot: BootInfo) => void;
   /** A crash (exception at start or escaping into the HAL). */
   onCrash?: (err: unknown) => void;
   onLog?: (line: string) => void;
   /** Delay before a reboot, ms (default 0): how long the device is dark. */
   rebootDelay?: number;
-  /** Reboots allowed in a row without reaching `bootOk`, to stop a crash loop in tests (default 20). */
+  /** Boots allowed in a row, each within 10 s of the one before, before the device stays off: a crash loop (default 20). */
   maxBoots?: number;
 }
 
@@ -44,6 +63,8 @@ export class VmDevice {
   hal: NodeHal | null = null;
   current: BootedImage | null = null;
   boots = 0;
+  private loop = 0;
+  private lastBoot = -Infinity;
   private stopped = false;
   private rebootTimer: NodeJS.Timeout | null = null;
 
@@ -70,6 +91,16 @@ export class VmDevice {
     this.start(RESET_REASONS.code('power_down'));
   }
 
+  /** A hard fault: the watchdog reboots the device, which reports a panic. */
+  crash(): void {
+    if (this.hal) this.reboot(RESET_REASONS.code('panic'));
+  }
+
+  /** Cuts the link under the agent, as a lost Wi-Fi association would. */
+  cut(): void {
+    this.hal?.socket()?.destroy();
+  }
+
   private reboot(reason: number): void {
     if (this.stopped || this.rebootTimer) return;
     this.hal?.dispose();
@@ -82,21 +113,28 @@ export class VmDevice {
 
   private boot(reason: number): void {
     this.boots++;
-    if (this.boots > (this.o.maxBoots ?? 20)) {
+    const now = performance.now();
+    this.loop = now - this.lastBoot < 10_000 ? this.loop + 1 : 1;
+    this.lastBoot = now;
+    if (this.loop > (this.o.maxBoots ?? 20)) {
       this.o.onLog?.('vm-device: too many boots in a row, staying off');
       return;
     }
     const flash = this.o.flash;
-    const choice = bootSelect(decodeBoot(flash.readBoot()));
+    const before = decodeBoot(flash.readBoot());
+    const choice = bootSelect(before);
     if (choice.write) flash.writeBoot(encodeBoot(choice.write));
-    let source: string;
+    const rolledBack = choice.write !== null && choice.write.rolledBackFrom !== before.rolledBackFrom;
+    let body: Uint8Array;
+    let key: string;
     let image: BootedImage;
     try {
       const header = parseImageHeader(flash.read(choice.slot, 0, IMAGE_HEADER_SIZE));
       if (header.bodySize + IMAGE_HEADER_SIZE > flash.slotSize()) throw new Error('image larger than its slot');
-      const body = flash.read(choice.slot, IMAGE_HEADER_SIZE, header.bodySize);
-      if (!createHash('sha256').update(body).digest().equals(Buffer.from(header.bodySha256))) throw new Error('image body does not match its SHA-256');
-      source = Buffer.from(body).toString('utf8');
+      body = flash.read(choice.slot, IMAGE_HEADER_SIZE, header.bodySize);
+      const digest = createHash('sha256').update(body).digest();
+      if (!digest.equals(Buffer.from(header.bodySha256))) throw new Error('image body does not match its SHA-256');
+      key = digest.toString('hex');
       image = { slot: choice.slot, trial: choice.trial, product: header.product, version: header.version };
     } catch (e) {
       // Nothing bootable here: a crash. A trial slot is rolled back on the next boot.
@@ -104,14 +142,15 @@ export class VmDevice {
       return this.reboot(RESET_REASONS.code('panic'));
     }
     this.current = image;
-    this.o.onBoot?.({ slot: image.slot, trial: image.trial, reason, version: image.version });
+    this.o.onBoot?.({ slot: image.slot, trial: image.trial, reason, version: image.version, rolledBack });
     const hal = createNodeHal({
+      ...this.o.hal,
       host: this.o.host,
       port: this.o.port,
       tls: this.o.tls,
       flash,
       resetReason: reason,
-      memoryUsed: () => process.memoryUsage().heapUsed,
+      memoryUsed: this.o.memoryUsed ?? (() => process.memoryUsage().heapUsed),
       memoryTotal: () => this.o.memoryTotal ?? 0,
       battery: this.o.battery,
       signalStrength: this.o.signalStrength,
@@ -124,7 +163,8 @@ export class VmDevice {
     });
     this.hal = hal;
     try {
-      vm.runInContext(source, vm.createContext({ hal }), { filename: 'slot' + image.slot + '.js', timeout: 5000 });
+      if (image.trial && this.o.failTrial?.(image.version)) throw new Error('injected fault: image ' + image.version + ' crashes at start');
+      (this.o.runner ?? ownRealm).run(() => Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'), key, hal, 'slot' + image.slot + '.js');
     } catch (e) {
       this.o.onCrash?.(e);
       this.reboot(RESET_REASONS.code('panic'));

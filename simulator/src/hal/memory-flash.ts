@@ -41,7 +41,22 @@ export function cloneOp(op: FlashOp): FlashOp {
   return { kind: 'boot', record: op.record.slice() };
 }
 
+/** One slot of erased flash per size, shared by every device that has not written it. */
+const blanks = new Map<number, Uint8Array>();
+function blank(slotSize: number): Uint8Array {
+  let b = blanks.get(slotSize);
+  if (!b) blanks.set(slotSize, (b = new Uint8Array(slotSize).fill(0xff)));
+  return b;
+}
+
 export class MemoryFlash implements HalFlash {
+  /**
+   * Slots whose bytes are borrowed from a shared buffer (a blank slot, or the
+   * factory image every device of a fleet starts with): copied on first write,
+   * so 10,000 devices hold one copy until an update reaches them.
+   */
+  private readonly borrowed: [boolean, boolean] = [false, false];
+
   constructor(
     readonly state: FlashState,
     private readonly onOp?: (op: FlashOp) => void,
@@ -49,16 +64,45 @@ export class MemoryFlash implements HalFlash {
     private readonly dir?: string,
   ) {}
 
-  static open(dir: string, slotSize: number, onOp?: (op: FlashOp) => void): MemoryFlash {
+  /**
+   * A fresh device of a fleet: \`factory\` (a whole slot, shared and never
+   * written) in slot 0 and a blank slot 1, both borrowed until written.
+   */
+  static factory(factory: Uint8Array, onOp?: (op: FlashOp) => void): MemoryFlash {
+    const f = new MemoryFlash({ slotSize: factory.length, slots: [factory, blank(factory.length)], boot: null }, onOp);
+    f.borrowed[0] = f.borrowed[1] = true;
+    return f;
+  }
+
+  /** A slot-sized copy of an image padded with erased bytes, to share as a factory slot. */
+  static factorySlot(image: Uint8Array, slotSize: number): Uint8Array {
+    if (image.length > slotSize) throw new RangeError('flash: an image of ' + image.length + ' bytes does not fit a slot of ' + slotSize);
+    const slot = new Uint8Array(slotSize).fill(0xff);
+    slot.set(image);
+    return slot;
+  }
+
+  /**
+   * Flash mirrored to \`dir\`. A slot with no file there yet holds \`factory\`
+   * (slot 0; written to the directory at once) or is blank.
+   */
+  static open(dir: string, slotSize: number, onOp?: (op: FlashOp) => void, factory?: Uint8Array): MemoryFlash {
     mkdirSync(dir, { recursive: true });
     const state = emptyFlash(slotSize);
+    const fresh: number[] = [];
     for (const slot of [0, 1] as const) {
       const f = join(dir, 'slot' + slot + '.bin');
       if (existsSync(f)) state.slots[slot].set(readFileSync(f).subarray(0, slotSize));
+      else if (slot === 0 && factory) {
+        state.slots[0].set(factory.subarray(0, slotSize));
+        fresh.push(0);
+      }
     }
     const b = join(dir, 'boot.bin');
     if (existsSync(b)) state.boot = new Uint8Array(readFileSync(b));
-    return new MemoryFlash(state, onOp, dir);
+    const flash = new MemoryFlash(state, onOp, dir);
+    for (const slot of fresh) flash.mirror({ kind: 'write', slot, offset: 0, bytes: new Uint8Array(0) });
+    return flash;
   }
 
   slotSize(): number {
@@ -94,6 +138,10 @@ export class MemoryFlash implements HalFlash {
   }
 
   private apply(op: FlashOp): void {
+    if (op.kind !== 'boot' && this.borrowed[op.slot]) {
+      this.borrowed[op.slot] = false;
+      this.state.slots[op.slot] = op.kind === 'erase' ? new Uint8Array(this.state.slotSize) : this.state.slots[op.slot].slice();
+    }
     applyFlashOp(this.state, op);
     if (this.dir) this.mirror(op);
     this.onOp?.(op);

@@ -26,8 +26,19 @@ export interface NodeHalOptions {
   onReset?: (reason: number) => void;
   onSignal?: (on: boolean) => void;
   onLog?: (line: string) => void;
+  /** The device's identity, kept outside the application slots as a board keeps its keys; the image reads it as \`hal.device\`. */
+  device?: DeviceIdentity;
   /** Observes bytes on the link (tests, traffic counters). */
   onSend?: (bytes: Uint8Array) => void;
+  onReceive?: (bytes: Uint8Array) => void;
+  /** A new connection was opened (true) or ended (false). */
+  onLink?: (up: boolean) => void;
+  /**
+   * Network faults: ms of latency added to each direction now, and whether
+   * the network is reachable (a connection attempt while it is not fails).
+   */
+  latency?: () => number;
+  reachable?: () => boolean;
   /**
    * An exception escaped the program into the HAL (the agent guards the app's
    * callbacks, so this is a crash of the image itself). Default: rethrow.
@@ -35,7 +46,13 @@ export interface NodeHalOptions {
   onUncaught?: (err: unknown) => void;
 }
 
+export interface DeviceIdentity {
+  id: string;
+  secret: string;
+}
+
 export interface NodeHal extends Hal {
+  device: DeviceIdentity | null;
   /** The open socket, for fault injection (destroy it to cut the link). */
   socket(): Socket | null;
   dispose(): void;
@@ -58,37 +75,70 @@ export function createNodeHal(o: NodeHalOptions): NodeHal {
     }
   };
 
+  // Injected latency: one delay line per direction, so bytes keep their order whatever the jitter.
+  const outbound = new DelayLine();
+  const inbound = new DelayLine();
+  const lag = (): number => (o.latency ? o.latency() : 0);
+  let failing: NodeJS.Timeout | null = null;
+
   const hal: NodeHal = {
+    device: o.device ?? null,
     net: {
       open(onOpen, onData, onClose) {
         if (disposed) return;
+        if (o.reachable && !o.reachable()) {
+          // No route to the bridge: the attempt fails after a moment, as a connect timeout would.
+          failing = setTimeout(() => {
+            failing = null;
+            run(onClose);
+          }, 200);
+          return;
+        }
         const s = o.tls ? tlsConnect({ host: o.host, port: o.port, ...o.tls }) : tcpConnect({ host: o.host, port: o.port });
         sock = s;
         s.setNoDelay(true); // Nagle + delayed ACK would add 40 ms to every QoS 1 round trip
         let closed = false;
-        s.once(o.tls ? 'secureConnect' : 'connect', () => run(onOpen));
-        s.on('data', (chunk: Buffer) => run(() => onData(chunk)));
+        s.once(o.tls ? 'secureConnect' : 'connect', () => {
+          o.onLink?.(true);
+          run(onOpen);
+        });
+        s.on('data', (chunk: Buffer) =>
+          inbound.push(lag(), () => {
+            if (closed) return;
+            o.onReceive?.(chunk);
+            run(() => onData(chunk));
+          }),
+        );
         s.on('error', () => {}); // 'close' follows
         s.once('close', () => {
-          if (closed) return;
-          closed = true;
           if (sock === s) sock = null;
-          run(onClose);
+          // After the bytes that arrived before it, however late the injected latency delivers them.
+          inbound.push(lag(), () => {
+            if (closed) return;
+            closed = true;
+            o.onLink?.(false);
+            run(onClose);
+          });
         });
       },
       send(bytes) {
-        if (sock && !sock.destroyed) {
+        const s = sock;
+        if (s && !s.destroyed) {
           o.onSend?.(bytes);
-          sock.write(bytes);
+          outbound.push(lag(), () => {
+            if (!s.destroyed) s.write(bytes);
+          });
         }
       },
       close() {
         // Flush what was sent (a DISCONNECT), then close; a peer that will not read gets a second.
         const s = sock;
         if (!s || s.destroyed) return;
-        s.end();
-        const t = setTimeout(() => s.destroy(), 1000);
-        s.once('close', () => clearTimeout(t));
+        outbound.push(lag(), () => {
+          s.end();
+          const t = setTimeout(() => s.destroy(), 1000);
+          s.once('close', () => clearTimeout(t));
+        });
       },
     },
     clock: {
@@ -126,9 +176,43 @@ export function createNodeHal(o: NodeHalOptions): NodeHal {
       disposed = true;
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
+      outbound.clear();
+      inbound.clear();
+      if (failing) clearTimeout(failing);
       sock?.destroy();
       sock = null;
     },
   };
   return hal;
+}
+
+/** Runs callbacks after a delay, in the order they were pushed (a later one never overtakes). */
+class DelayLine {
+  private readonly queue: { due: number; fn: () => void }[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private lastDue = 0;
+
+  push(ms: number, fn: () => void): void {
+    if (ms <= 0 && this.queue.length === 0) return fn();
+    const due = Math.max(performance.now() + ms, this.lastDue);
+    this.lastDue = due;
+    this.queue.push({ due, fn });
+    if (!this.timer) this.arm();
+  }
+
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.queue.length = 0;
+  }
+
+  private arm(): void {
+    const head = this.queue[0];
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const now = performance.now();
+      while (this.queue.length > 0 && this.queue[0].due <= now + 1) (this.queue.shift() as { fn: () => void }).fn();
+      if (this.queue.length > 0) this.arm();
+    }, Math.max(0, head.due - performance.now()));
+  }
 }

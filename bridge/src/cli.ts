@@ -1,0 +1,104 @@
+/**
+ * The bridge's command-line options: flags and environment variables (flags
+ * win), shared by flotilla-bridge and the demo launcher (`npm start`).
+ */
+import type { ParseArgsConfig } from 'node:util';
+import { defaultOptions, type BridgeOptions } from './bridge.js';
+
+export const bridgeFlags = {
+  'data-dir': { type: 'string' },
+  host: { type: 'string' },
+  'mqtt-port': { type: 'string' },
+  'http-port': { type: 'string' },
+  'mqtts-port': { type: 'string' },
+  'ws-port': { type: 'string' },
+  'wss-port': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'log-level': { type: 'string' },
+  'owner-username': { type: 'string' },
+  'owner-password': { type: 'string' },
+  signup: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const bridgeHelp = `  --data-dir DIR         FLOTILLA_DATA_DIR         database and firmware (default ${defaultOptions.dataDir})
+  --host ADDR            FLOTILLA_HOST             address to bind (default ${defaultOptions.host})
+  --mqtt-port N          FLOTILLA_MQTT_PORT        MQTT over TCP (default ${defaultOptions.mqttPort})
+  --http-port N|off      FLOTILLA_HTTP_PORT        the HTTP API (default ${defaultOptions.httpPort})
+  --mqtts-port N|off     FLOTILLA_MQTTS_PORT       MQTT over TLS, device certificates or secrets (default ${defaultOptions.mqttsPort})
+  --ws-port N|off        FLOTILLA_WS_PORT          MQTT over WebSocket at /mqtt (default off)
+  --wss-port N|off       FLOTILLA_WSS_PORT         MQTT over secure WebSocket at /mqtt (default off)
+  --tls-cert FILE        FLOTILLA_TLS_CERT_FILE    server certificate for mqtts/wss, PEM (default: issued by the bridge CA in DATA_DIR/tls)
+  --tls-key FILE         FLOTILLA_TLS_KEY_FILE     its key, PEM
+  --log-level L          FLOTILLA_LOG_LEVEL        fatal|error|warn|info|debug|trace|silent (default ${defaultOptions.logLevel})
+  --owner-username U     FLOTILLA_OWNER_USERNAME   first owner, created on an empty database (default ${defaultOptions.ownerUsername})
+  --owner-password P     FLOTILLA_OWNER_PASSWORD   its password (default: generated, printed once)
+  --signup on|off        FLOTILLA_SIGNUP           let anyone create an account with POST /v1/users (default off)`;
+
+/** A flag or variable that cannot be used; the message names it. */
+export class CliError extends Error {}
+
+type Values = { [K in keyof typeof bridgeFlags]?: string };
+
+/** The bridge's options from parsed flags and the environment. */
+export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.env): Partial<BridgeOptions> {
+  const pick = (flag: string | undefined, name: string): string | undefined => flag ?? env[name];
+  function port(v: string | undefined, name: string): number | undefined {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`${name} must be a port number (0 to 65535), not "${v}"`);
+    return n;
+  }
+  /** A port, or off ("off" or -1): null. */
+  function optionalPort(v: string | undefined, name: string): number | null | undefined {
+    if (v === undefined) return undefined;
+    if (v === 'off' || v === '-1') return null;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`${name} must be a port number (0 to 65535) or off, not "${v}"`);
+    return n;
+  }
+
+  const options: Partial<BridgeOptions> = {};
+  const dataDir = pick(values['data-dir'], 'FLOTILLA_DATA_DIR');
+  if (dataDir) options.dataDir = dataDir;
+  const host = pick(values.host, 'FLOTILLA_HOST');
+  if (host) options.host = host;
+  const mqttPort = port(pick(values['mqtt-port'], 'FLOTILLA_MQTT_PORT'), 'the MQTT port');
+  if (mqttPort !== undefined) options.mqttPort = mqttPort;
+  const httpPort = optionalPort(pick(values['http-port'], 'FLOTILLA_HTTP_PORT'), 'the HTTP port');
+  if (httpPort !== undefined) options.httpPort = httpPort;
+  const mqttsPort = optionalPort(pick(values['mqtts-port'], 'FLOTILLA_MQTTS_PORT'), 'the MQTTS port');
+  if (mqttsPort !== undefined) options.mqttsPort = mqttsPort;
+  const wsPort = optionalPort(pick(values['ws-port'], 'FLOTILLA_WS_PORT'), 'the WebSocket port');
+  if (wsPort !== undefined) options.wsPort = wsPort;
+  const wssPort = optionalPort(pick(values['wss-port'], 'FLOTILLA_WSS_PORT'), 'the secure WebSocket port');
+  if (wssPort !== undefined) options.wssPort = wssPort;
+  const tlsCertFile = pick(values['tls-cert'], 'FLOTILLA_TLS_CERT_FILE');
+  if (tlsCertFile) options.tlsCertFile = tlsCertFile;
+  const tlsKeyFile = pick(values['tls-key'], 'FLOTILLA_TLS_KEY_FILE');
+  if (tlsKeyFile) options.tlsKeyFile = tlsKeyFile;
+  if (!options.tlsCertFile !== !options.tlsKeyFile) throw new CliError('--tls-cert and --tls-key (FLOTILLA_TLS_CERT_FILE, FLOTILLA_TLS_KEY_FILE) go together');
+  const logLevel = pick(values['log-level'], 'FLOTILLA_LOG_LEVEL');
+  if (logLevel) options.logLevel = logLevel;
+  const ownerUsername = pick(values['owner-username'], 'FLOTILLA_OWNER_USERNAME');
+  if (ownerUsername) options.ownerUsername = ownerUsername;
+  const ownerPassword = pick(values['owner-password'], 'FLOTILLA_OWNER_PASSWORD');
+  if (ownerPassword) options.ownerPassword = ownerPassword;
+  const signup = pick(values.signup, 'FLOTILLA_SIGNUP');
+  if (signup !== undefined) {
+    if (signup !== 'on' && signup !== 'off') throw new CliError(`--signup (FLOTILLA_SIGNUP) is on or off, not "${signup}"`);
+    options.signup = signup === 'on';
+  }
+  return options;
+}
+
+/** Says what the bridge listens on, for people. */
+export function listening(b: { ports: { http: number | null; mqtt: number; mqtts: number | null; ws: number | null; wss: number | null } }, host: string): string[] {
+  const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const lines: string[] = [];
+  if (b.ports.http !== null) lines.push(`HTTP API  http://${h}:${b.ports.http}/v1   (routes: /v1/openapi.json)`);
+  lines.push(`MQTT      mqtt://${h}:${b.ports.mqtt}` + (b.ports.mqtts !== null ? `   mqtts://${h}:${b.ports.mqtts}` : ''));
+  if (b.ports.ws !== null || b.ports.wss !== null)
+    lines.push('MQTT/WS   ' + [b.ports.ws !== null ? `ws://${h}:${b.ports.ws}/mqtt` : '', b.ports.wss !== null ? `wss://${h}:${b.ports.wss}/mqtt` : ''].filter(Boolean).join('   '));
+  return lines;
+}

@@ -1,0 +1,160 @@
+/**
+ * `npm start`: the project's main job. A bridge with the embedded SQLite
+ * default in ./data and, unless --no-simulator, a simulated fleet against it.
+ *
+ * On the first run (no DATA_DIR/demo.json) it creates an org and a product
+ * owned by the first owner, an access token for the owner (printed once),
+ * and a product API user for the simulator whose token it keeps in
+ * demo.json. The fleet runs in its own process (simulator/bin) and reaches
+ * the bridge over loopback, as any fleet would; its devices and flash live
+ * in DATA_DIR/simulator, so a restart brings the same devices back with the
+ * firmware they last received.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { bridgeFlags, bridgeHelp, bridgeOptions, CliError, createBridge, defaultOptions as bridgeDefaults, listening, type Bridge } from '@flotilla/bridge';
+import { provision } from '@flotilla/simulator';
+
+/** The demo's own defaults; the bridge's are its own (flotilla-bridge --help). */
+export const defaultOptions = {
+  /** Simulated devices and what they do. */
+  devices: 50,
+  scenario: 'default',
+  /** The demo's bridge logs warnings only, so the fleet's live line stays readable. */
+  logLevel: 'warn',
+  org: 'Demo Org',
+  product: 'Demo Fleet',
+  /** The owner's printed token lives 90 days (Particle's default for `particle token create`). */
+  tokenDays: 90,
+};
+
+/** What the first run leaves in DATA_DIR/demo.json (mode 0600: it holds the simulator's token). */
+interface DemoState {
+  org: string;
+  product: { id: number; slug: string };
+  simulatorToken: string;
+}
+
+const HELP = `npm start -- [options]   (node demo/start.mjs)
+  --no-simulator         run the bridge alone
+  --devices N            simulated devices (default ${defaultOptions.devices})
+  --scenario S           default, quiet, chaos or a scenario file (default ${defaultOptions.scenario})
+${bridgeHelp}`;
+
+const { values } = parseArgs({
+  options: { ...bridgeFlags, 'no-simulator': { type: 'boolean' }, devices: { type: 'string' }, scenario: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+});
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const devices = Number(values.devices ?? defaultOptions.devices);
+let options;
+try {
+  options = { logLevel: defaultOptions.logLevel, ...bridgeOptions(values) };
+  if (!Number.isInteger(devices) || devices < 0) throw new CliError(`--devices must be a whole number, not "${values.devices}"`);
+} catch (e) {
+  if (!(e instanceof CliError)) throw e;
+  console.error('flotilla: ' + e.message);
+  process.exit(2);
+}
+
+const dataDir = options.dataDir ?? bridgeDefaults.dataDir;
+const host = options.host ?? bridgeDefaults.host;
+const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+const bridge = await createBridge(options);
+const api = `http://${local}:${bridge.ports.http}`;
+
+const out: string[] = ['', `Flotilla is running, data in ${dataDir}`, ...listening(bridge, host).map((l) => '  ' + l)];
+if (bridge.generatedOwnerPassword) out.push(`  Owner     ${options.ownerUsername ?? bridgeDefaults.ownerUsername} / ${bridge.generatedOwnerPassword}   (password shown once)`);
+
+const stateFile = join(dataDir, 'demo.json');
+let state: DemoState | null = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as DemoState) : null;
+let ownerToken: string | null = null;
+if (!state) {
+  const first = await firstRun(bridge);
+  state = first.state;
+  ownerToken = first.ownerToken;
+  writeFileSync(stateFile, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
+}
+const slug = state.product.slug;
+out.push(`  Product   ${slug} (id ${state.product.id}) in org ${state.org}`);
+if (ownerToken) out.push(`  Token     ${ownerToken}   (the owner's, valid ${defaultOptions.tokenDays} days; shown once, keep it)`);
+else out.push(`  Token     shown on the first run; make another: curl -d grant_type=password -d username=${options.ownerUsername ?? bridgeDefaults.ownerUsername} -d password=... -u particle:particle ${api}/oauth/token`);
+
+let example = '<device id>';
+const simulate = !values['no-simulator'] && devices > 0 && bridge.ports.http !== null;
+const credentials = join(dataDir, 'simulator', slug + '.json');
+if (simulate) {
+  const fleet = await provision({ api, token: state.simulatorToken, product: slug, count: devices, file: credentials });
+  example = fleet.devices[0].id;
+  out.push(`  Fleet     ${devices} simulated devices, scenario ${values.scenario ?? defaultOptions.scenario} (credentials and flash in ${join(dataDir, 'simulator')})`);
+}
+const auth = `-H "Authorization: Bearer $TOKEN"`;
+out.push(
+  '',
+  'Try (TOKEN is the token above):',
+  `  curl ${auth} ${api}/v1/products/${slug}/devices`,
+  `  curl ${auth} ${api}/v1/products/${slug}/devices/${example}/temperature`,
+  `  curl ${auth} -d arg=on ${api}/v1/products/${slug}/devices/${example}/setLed`,
+  `  curl ${auth} ${api}/v1/products/${slug}/events            # live events (server-sent)`,
+  `  curl ${auth} ${api}/v1/products/${slug}/fleet_health`,
+  `  node -e "new (require('particle-api-js'))({baseUrl:'${api}'}).listDevices({auth:process.env.TOKEN,product:'${slug}'}).then(r=>console.log(r.body.devices.map(d=>d.id+' '+d.online)))"`,
+  `  particle config flotilla apiUrl ${api} && particle login --token $TOKEN && particle list`,
+  '',
+);
+console.log(out.join('\n'));
+
+let child: ReturnType<typeof spawn> | null = null;
+if (simulate) {
+  const bin = fileURLToPath(new URL('../simulator/bin/flotilla-simulate.mjs', import.meta.url));
+  child = spawn(
+    process.execPath,
+    [bin, '--product', slug, '--devices', String(devices), '--scenario', values.scenario ?? defaultOptions.scenario, '--api', api,
+      '--bridge', `mqtt://${local}:${bridge.ports.mqtt}`, '--credentials', credentials, '--flash-dir', join(dataDir, 'simulator', 'flash')],
+    { stdio: 'inherit', env: { ...process.env, FLOTILLA_TOKEN: state.simulatorToken } },
+  );
+  child.on('exit', (code) => {
+    child = null;
+    if (!stopping && code !== 0) console.error(`flotilla: the simulator stopped (exit ${code}); the bridge keeps running`);
+  });
+}
+
+// The simulator stops first (it prints its summary), then the bridge closes.
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    const c = child;
+    const fleetDone = c ? new Promise((r) => c.once('exit', r)) : Promise.resolve();
+    c?.kill(signal);
+    fleetDone
+      .then(() => bridge.close())
+      .then(
+        () => process.exit(0),
+        (e) => {
+          console.error(e);
+          process.exit(1);
+        },
+      );
+  });
+}
+
+/** The org, product and tokens of a first run, made through the bridge's store as its own setup does. */
+async function firstRun(b: Bridge): Promise<{ state: DemoState; ownerToken: string }> {
+  const ownerName = options!.ownerUsername ?? bridgeDefaults.ownerUsername;
+  const owner = await b.store.findUser(ownerName);
+  if (!owner) throw new Error(`the owner "${ownerName}" is missing from ${dataDir}: start from an empty data directory, or give --owner-username`);
+  const org = await b.store.createOrg(defaultOptions.org, owner.id);
+  const product = await b.store.createProduct({ name: defaultOptions.product, slug: 'demo-fleet', orgId: org.id });
+  const owned = await b.store.issueToken({ subject: { kind: 'user', id: owner.id }, clientId: 'particle', scopes: [], ttlSeconds: defaultOptions.tokenDays * 86400 });
+  // The simulator registers its devices with a token that can do only that.
+  const scopes = ['settings.view', 'device.add'];
+  const sim = await b.store.createApiUser({ username: 'demo-simulator', scopes, productId: product.id });
+  const simToken = await b.store.issueToken({ subject: { kind: 'apiUser', id: sim.id }, clientId: 'api-user', scopes, ttlSeconds: null });
+  return { state: { org: org.slug, product: { id: product.id, slug: product.slug }, simulatorToken: simToken.token }, ownerToken: owned.token };
+}

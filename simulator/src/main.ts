@@ -1,0 +1,134 @@
+/**
+ * flotilla-simulate: a fleet of the real agent against a bridge. The
+ * scenario, the credentials and the bridge are all checked before any
+ * device starts; a live line shows the fleet while it runs and a summary is
+ * printed when it stops (Ctrl-C, SIGTERM or --duration).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { loadScenario, ScenarioError } from './scenario.js';
+import { provision, ProvisionError } from './provision.js';
+import { defaultFleetOptions, Fleet, FleetError } from './fleet.js';
+import { Sample, statusLine, summary } from './status.js';
+
+/** The simulator's defaults; each has a flag. */
+export const defaultOptions = {
+  devices: 10,
+  scenario: 'default',
+  /** The bridge's MQTT listener and HTTP API, as `npm start` runs them. */
+  bridge: 'mqtt://127.0.0.1:1883',
+  api: 'http://127.0.0.1:8080',
+  /** Where devices registered through the API are remembered, per product, so the next run brings the same ones back. */
+  credentialsDir: './data/simulator',
+  rampPerSecond: defaultFleetOptions.rampPerSecond,
+};
+
+const HELP = `flotilla-simulate --product SLUG|ID [options]
+  --devices N          devices in the fleet (default ${defaultOptions.devices})
+  --product P          the product, by slug or id
+  --scenario S         a shipped scenario (default, quiet, chaos) or a JSON file (default ${defaultOptions.scenario})
+  --bridge URL         mqtt://host:port or mqtts://host:port (default ${defaultOptions.bridge})
+  --ca FILE            for mqtts: the CA certificate to trust (PEM)
+  --api URL            the operator API, to register devices (default ${defaultOptions.api})
+  --token T            FLOTILLA_TOKEN: a token with settings.view and device.add on the product
+  --credentials FILE   device ids and secrets, read and extended (default ${defaultOptions.credentialsDir}/<product>.json)
+  --flash-dir DIR      keep each device's flash slots in DIR/<id>/ across runs (default: in memory)
+  --ramp N             devices powered on per second (default ${defaultOptions.rampPerSecond})
+  --duration S         stop after S seconds (default: until Ctrl-C)
+  --quiet              no live line; the summary only`;
+
+export async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        devices: { type: 'string' },
+        product: { type: 'string' },
+        scenario: { type: 'string' },
+        bridge: { type: 'string' },
+        ca: { type: 'string' },
+        api: { type: 'string' },
+        token: { type: 'string' },
+        credentials: { type: 'string' },
+        'flash-dir': { type: 'string' },
+        ramp: { type: 'string' },
+        duration: { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const count = Number(values.devices ?? defaultOptions.devices);
+  if (!Number.isInteger(count) || count < 1 || count > 100_000) return usage(`--devices must be a whole number from 1 to 100000, not "${values.devices}"`);
+  const ramp = Number(values.ramp ?? defaultOptions.rampPerSecond);
+  if (!(ramp > 0)) return usage(`--ramp must be a positive number, not "${values.ramp}"`);
+  const duration = values.duration === undefined ? null : Number(values.duration);
+  if (duration !== null && !(duration > 0)) return usage(`--duration must be a positive number of seconds, not "${values.duration}"`);
+  if (!values.product) return usage('--product is required (the slug or id of the product the devices belong to)');
+
+  const baseline = process.memoryUsage().rss;
+  let fleet: Fleet;
+  try {
+    const scenario = loadScenario(values.scenario ?? defaultOptions.scenario);
+    const file = values.credentials ?? join(defaultOptions.credentialsDir, values.product.replace(/[^A-Za-z0-9_-]/g, '_') + '.json');
+    const creds = await provision({ api: values.api ?? defaultOptions.api, token: values.token ?? process.env.FLOTILLA_TOKEN ?? null, product: values.product, count, file });
+    fleet = new Fleet({
+      bridge: values.bridge ?? defaultOptions.bridge,
+      tls: values.ca ? { ca: readFileSync(values.ca) } : undefined,
+      product: creds.product.id,
+      devices: creds.devices,
+      scenario,
+      rampPerSecond: ramp,
+      flashDir: values['flash-dir'] ?? null,
+    });
+    console.log(`flotilla-simulate: ${count} devices of product ${creds.product.slug} (id ${creds.product.id}), scenario ${values.scenario ?? defaultOptions.scenario}: ${scenario.description}`);
+    await fleet.start();
+  } catch (e) {
+    if (e instanceof ScenarioError || e instanceof ProvisionError || e instanceof FleetError) {
+      console.error('flotilla-simulate: ' + e.message);
+      return 2;
+    }
+    throw e;
+  }
+
+  const sample = (): Sample => ({ stats: fleet.stats(), at: performance.now(), rss: process.memoryUsage().rss });
+  const first = sample();
+  let prev = first;
+  const tty = process.stdout.isTTY && !values.quiet;
+  const live = setInterval(
+    () => {
+      const now = sample();
+      const line = statusLine(prev, now);
+      prev = now;
+      if (tty) process.stdout.write('\r\x1b[K' + line);
+      else if (!values.quiet) console.log(line);
+    },
+    tty ? 1000 : 10_000,
+  );
+  await new Promise<void>((resolve) => {
+    // `on`, not `once`: a second signal (Ctrl-C reaches the demo launcher too, which passes it on) must not kill the summary.
+    process.on('SIGINT', () => resolve());
+    process.on('SIGTERM', () => resolve());
+    if (duration !== null) setTimeout(resolve, duration * 1000).unref();
+  });
+  clearInterval(live);
+  const last = sample();
+  fleet.stop();
+  if (tty) process.stdout.write('\n');
+  console.log(summary(first, last, baseline, values.scenario ?? defaultOptions.scenario));
+  return 0;
+}
+
+function usage(problem: string): number {
+  console.error(`flotilla-simulate: ${problem}\n\n${HELP}`);
+  return 2;
+}

@@ -1,0 +1,136 @@
+/**
+ * The devices a fleet needs, and their secrets: from a credentials file, and
+ * the rest registered through the operator API with a token (Particle's
+ * device import, `POST /v1/products/:product/devices`, which in Flotilla
+ * answers each new device's secret once). New credentials are written back
+ * to the file, so the next run brings the same devices back.
+ *
+ * Everything that can be wrong (the token, the product, the file) is found
+ * here, before any device starts.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { isDeviceId } from '@flotilla/protocol';
+
+export interface DeviceCredentials {
+  id: string;
+  secret: string;
+}
+
+export interface CredentialsFile {
+  /** The product's id and slug (a file serves one product). */
+  product: { id: number; slug: string };
+  devices: DeviceCredentials[];
+}
+
+export interface ProvisionOptions {
+  /** The operator API, e.g. http://127.0.0.1:8080. */
+  api: string;
+  /** A token allowed settings.view and device.add on the product (null: the file must hold enough devices). */
+  token: string | null;
+  /** The product's slug or id. */
+  product: string;
+  count: number;
+  /** Credentials file to read and extend (null: none). */
+  file: string | null;
+}
+
+export class ProvisionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProvisionError';
+  }
+}
+
+/** The import route takes at most this many ids at once. */
+const BATCH = 1000;
+
+export async function provision(o: ProvisionOptions): Promise<CredentialsFile> {
+  const saved = o.file && existsSync(o.file) ? readCredentials(o.file) : null;
+  if (saved && saved.product.slug !== o.product && String(saved.product.id) !== o.product)
+    throw new ProvisionError(`${o.file} holds devices of product "${saved.product.slug}", not "${o.product}"`);
+  if (saved && saved.devices.length >= o.count) return { product: saved.product, devices: saved.devices.slice(0, o.count) };
+  const have = saved ? saved.devices.length : 0;
+  if (!o.token)
+    throw new ProvisionError(`${o.count} devices are needed and ${o.file ? o.file + ' holds ' + have : 'no credentials file was given'}; give a token (--token or FLOTILLA_TOKEN) to register the others`);
+
+  const api = new Api(o.api, o.token);
+  const found = (await api.call('GET', '/v1/products/' + encodeURIComponent(o.product))) as { product: { id: number; slug: string } };
+  const out: CredentialsFile = { product: { id: found.product.id, slug: found.product.slug }, devices: saved ? saved.devices.slice() : [] };
+  while (out.devices.length < o.count) {
+    const ids = Array.from({ length: Math.min(BATCH, o.count - out.devices.length) }, () => randomBytes(12).toString('hex'));
+    const r = (await api.call('POST', '/v1/products/' + out.product.id + '/devices', { ids })) as { secrets?: Record<string, string> };
+    for (const id of ids) {
+      const secret = r.secrets?.[id];
+      if (!secret) throw new ProvisionError(`the bridge did not register device ${id} (no secret in its answer): is it a Flotilla bridge?`);
+      out.devices.push({ id, secret });
+    }
+    if (o.file) writeCredentials(o.file, out);
+  }
+  return out;
+}
+
+/** Reads and checks a credentials file. */
+export function readCredentials(file: string): CredentialsFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ProvisionError(`credentials file ${file}: ${(e as Error).message}`);
+  }
+  const bad = (what: string): never => {
+    throw new ProvisionError(`credentials file ${file}: ${what} (expected {"product": {"id", "slug"}, "devices": [{"id", "secret"}]})`);
+  };
+  const f = json as CredentialsFile;
+  if (typeof f !== 'object' || f === null || typeof f.product !== 'object' || f.product === null) return bad('no product');
+  if (!Number.isInteger(f.product.id) || typeof f.product.slug !== 'string') bad('product needs a numeric id and a slug');
+  if (!Array.isArray(f.devices)) bad('devices must be a list');
+  f.devices.forEach((d, i) => {
+    if (typeof d !== 'object' || d === null || !isDeviceId(d.id)) bad(`devices[${i}].id is not a device id (24 lowercase hex characters)`);
+    if (typeof d.secret !== 'string' || d.secret === '') bad(`devices[${i}].secret is missing`);
+  });
+  return { product: { id: f.product.id, slug: f.product.slug }, devices: f.devices.map((d) => ({ id: d.id, secret: d.secret })) };
+}
+
+/** Replaces the file atomically; only its owner may read it (it holds secrets). */
+export function writeCredentials(file: string, c: CredentialsFile): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file + '.tmp', JSON.stringify(c, null, 1) + '\n', { mode: 0o600 });
+  renameSync(file + '.tmp', file);
+}
+
+/** The operator API, as far as the simulator uses it; its refusals become ProvisionErrors that say what to do. */
+class Api {
+  constructor(
+    private readonly base: string,
+    private readonly token: string,
+  ) {}
+
+  async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(this.base.replace(/\/$/, '') + path, {
+        method,
+        headers: { authorization: 'Bearer ' + this.token, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new ProvisionError(`cannot reach the operator API at ${this.base}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+    }
+    const text = await res.text();
+    let json: Record<string, unknown> = {};
+    try {
+      json = text ? JSON.parse(text) : {};
+    } catch {
+      // Not JSON: said below with the status.
+    }
+    if (res.ok) return json;
+    const said = String(json.error_description ?? json.error ?? text.slice(0, 200));
+    if (res.status === 401) throw new ProvisionError(`the bridge refused the token (401: ${said}); make one with \`particle token create\` or POST /oauth/token`);
+    if (res.status === 403) throw new ProvisionError(`the token may not ${method} ${path} (403: ${said}); it needs settings.view and device.add on the product`);
+    if (res.status === 404) throw new ProvisionError(`${method} ${path}: not found (404: ${said}); check the product's slug or id`);
+    throw new ProvisionError(`${method} ${path} failed with ${res.status}: ${said}`);
+  }
+}
