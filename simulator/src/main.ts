@@ -114,12 +114,16 @@ export async function main(argv: string[]): Promise<number> {
     },
     tty ? 1000 : 10_000,
   );
-  await new Promise<void>((resolve) => {
-    // `on`, not `once`: a second signal (Ctrl-C reaches the demo launcher too, which passes it on) must not kill the summary.
-    process.on('SIGINT', () => resolve());
-    process.on('SIGTERM', () => resolve());
-    if (duration !== null) setTimeout(resolve, duration * 1000).unref();
-  });
+  let end = (): void => {};
+  const ended = new Promise<void>((resolve) => (end = resolve));
+  // `on`, not `once`: a second signal (Ctrl-C reaches the demo launcher too, which passes it on) must not kill the summary.
+  process.on('SIGINT', end);
+  process.on('SIGTERM', end);
+  const timer = duration !== null ? setTimeout(end, duration * 1000) : null;
+  await ended;
+  process.off('SIGINT', end);
+  process.off('SIGTERM', end);
+  if (timer) clearTimeout(timer);
   clearInterval(live);
   const last = sample();
   fleet.stop();

@@ -12,7 +12,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { eventNameProblem, LIMITS, nameProblem, VAR_TYPES } from '@flotilla/protocol';
+import { eventNameProblem, isReservedEventName, LIMITS, nameProblem, VAR_TYPES } from '@flotilla/protocol';
 import type { VarType } from '@flotilla/protocol';
 
 export interface Walk {
@@ -223,6 +223,7 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
     const name = str(e.name, path + '.name');
     const bad = eventNameProblem(name);
     if (bad) fail(path + '.name', 'is not a valid event name: ' + bad);
+    if (isReservedEventName(name)) fail(path + '.name', 'is reserved for the cloud (names starting with "spark"); a device may not publish it');
     const data = str(e.data, path + '.data', '');
     for (const m of data.matchAll(/\{\{([^{}]*)\}\}/g)) if (!variables[m[1]]) fail(path + '.data', 'names no variable of this scenario ("{{' + m[1] + '}}")');
     events.push({ name, every: num(e.every, path + '.every', 0.1, 30 * DAY), data, ack: bool(e.ack, path + '.ack', false) });

@@ -65,7 +65,7 @@ export class MemoryFlash implements HalFlash {
   ) {}
 
   /**
-   * A fresh device of a fleet: \`factory\` (a whole slot, shared and never
+   * A fresh device of a fleet: `factory` (a whole slot, shared and never
    * written) in slot 0 and a blank slot 1, both borrowed until written.
    */
   static factory(factory: Uint8Array, onOp?: (op: FlashOp) => void): MemoryFlash {
@@ -83,24 +83,33 @@ export class MemoryFlash implements HalFlash {
   }
 
   /**
-   * Flash mirrored to \`dir\`. A slot with no file there yet holds \`factory\`
-   * (slot 0; written to the directory at once) or is blank.
+   * Flash mirrored to `dir`. A slot with no file there yet holds `factory`
+   * (slot 0; written to the directory at once, so the next run boots the same
+   * image) or is blank; both stay borrowed until written.
    */
   static open(dir: string, slotSize: number, onOp?: (op: FlashOp) => void, factory?: Uint8Array): MemoryFlash {
     mkdirSync(dir, { recursive: true });
-    const state = emptyFlash(slotSize);
+    const slots: Uint8Array[] = [];
+    const borrowed: [boolean, boolean] = [false, false];
     const fresh: number[] = [];
     for (const slot of [0, 1] as const) {
       const f = join(dir, 'slot' + slot + '.bin');
-      if (existsSync(f)) state.slots[slot].set(readFileSync(f).subarray(0, slotSize));
-      else if (slot === 0 && factory) {
-        state.slots[0].set(factory.subarray(0, slotSize));
-        fresh.push(0);
+      if (existsSync(f)) {
+        slots.push(new Uint8Array(slotSize).fill(0xff));
+        slots[slot].set(readFileSync(f).subarray(0, slotSize));
+      } else {
+        borrowed[slot] = true;
+        if (slot === 0 && factory) {
+          if (factory.length !== slotSize) throw new RangeError('flash: the factory slot is ' + factory.length + ' bytes, not ' + slotSize);
+          slots.push(factory);
+          fresh.push(0);
+        } else slots.push(blank(slotSize));
       }
     }
     const b = join(dir, 'boot.bin');
-    if (existsSync(b)) state.boot = new Uint8Array(readFileSync(b));
-    const flash = new MemoryFlash(state, onOp, dir);
+    const flash = new MemoryFlash({ slotSize, slots: slots as [Uint8Array, Uint8Array], boot: existsSync(b) ? new Uint8Array(readFileSync(b)) : null }, onOp, dir);
+    flash.borrowed[0] = borrowed[0];
+    flash.borrowed[1] = borrowed[1];
     for (const slot of fresh) flash.mirror({ kind: 'write', slot, offset: 0, bytes: new Uint8Array(0) });
     return flash;
   }
@@ -149,8 +158,15 @@ export class MemoryFlash implements HalFlash {
 
   private mirror(op: FlashOp): void {
     const dir = this.dir as string;
-    const [file, bytes] = op.kind === 'boot' ? ['boot.bin', this.state.boot as Uint8Array] : ['slot' + op.slot + '.bin', this.state.slots[op.slot]];
+    const [file, bytes] = op.kind === 'boot' ? ['boot.bin', this.state.boot as Uint8Array] : ['slot' + op.slot + '.bin', erasedTailCut(this.state.slots[op.slot])];
     writeFileSync(join(dir, file + '.tmp'), bytes);
     renameSync(join(dir, file + '.tmp'), join(dir, file));
   }
+}
+
+/** The slot without its erased (0xff) tail: reading a short file back fills the rest with 0xff. */
+function erasedTailCut(slot: Uint8Array): Uint8Array {
+  let end = slot.length;
+  while (end > 0 && slot[end - 1] === 0xff) end--;
+  return slot.subarray(0, end);
 }

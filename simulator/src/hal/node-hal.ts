@@ -26,7 +26,7 @@ export interface NodeHalOptions {
   onReset?: (reason: number) => void;
   onSignal?: (on: boolean) => void;
   onLog?: (line: string) => void;
-  /** The device's identity, kept outside the application slots as a board keeps its keys; the image reads it as \`hal.device\`. */
+  /** The device's identity, kept outside the application slots as a board keeps its keys; the image reads it as `hal.device`. */
   device?: DeviceIdentity;
   /** Observes bytes on the link (tests, traffic counters). */
   onSend?: (bytes: Uint8Array) => void;

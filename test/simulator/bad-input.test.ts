@@ -1,0 +1,202 @@
+/**
+ * Bad scenario files, wrong credentials and unreachable bridges give a clear
+ * error before any device starts.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Fleet, FleetError, loadScenario, parseScenario, provision, ProvisionError, ScenarioError } from '@flotilla/simulator';
+import { main } from '../../simulator/src/main.js';
+import { A1, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+
+/** A loopback port nobody listens on (fetch refuses "bad" ports such as 1 before trying). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** [what is wrong, the scenario, the exact message]. */
+const SCENARIOS: [string, unknown, string][] = [
+  ['not an object', [], 'scenario t: (the file) must be an object'],
+  ['unknown field', { vitals: 60, variabels: {} }, 'scenario t: variabels is not a known field (expected one of: description, firmware, vitals, keepalive, variables, functions, events, faults, battery, signal, memory, ota)'],
+  ['vitals negative', { vitals: -1 }, 'scenario t: vitals must be a number from 0 to 86400'],
+  ['variable type', { variables: { t: { type: 'float', value: 1 } } }, 'scenario t: variables.t.type must be one of bool, int32, double, string'],
+  ['variable name', { variables: { 'a b': { type: 'int32', value: 1 } } }, 'scenario t: variables.a b is not a valid variable name: may only contain letters, digits, "_", "-" and "."'],
+  ['value and walk', { variables: { t: { type: 'double', value: 1, walk: { start: 1, step: 1, min: 0, max: 2 } } } }, 'scenario t: variables.t needs a value or a walk (one of them)'],
+  ['walk on a string', { variables: { t: { type: 'string', walk: { start: 1, step: 1, min: 0, max: 2 } } } }, 'scenario t: variables.t.walk is for number variables (double, int32)'],
+  ['walk start outside', { variables: { t: { type: 'double', walk: { start: 5, step: 1, min: 0, max: 2 } } } }, 'scenario t: variables.t.walk.start must be a number from 0 to 2'],
+  ['value of the wrong type', { variables: { t: { type: 'int32', value: 1.5 } } }, 'scenario t: variables.t.value is not a int32'],
+  ['function sets nothing', { functions: { f: { sets: 'nope' } } }, 'scenario t: functions.f.sets names no variable of this scenario ("nope")'],
+  ['function returns a fraction', { functions: { f: { returns: 0.5 } } }, 'scenario t: functions.f.returns must be an integer'],
+  ['fails above 1', { functions: { f: { fails: 2 } } }, 'scenario t: functions.f.fails must be a number from 0 to 1'],
+  ['events not a list', { events: {} }, 'scenario t: events must be a list'],
+  ['reserved event name', { events: [{ name: 'spark/x', every: 1 }] }, 'scenario t: events[0].name is reserved for the cloud (names starting with "spark"); a device may not publish it'],
+  ['event data names no variable', { events: [{ name: 'e', every: 1, data: '{{nope}}' }] }, 'scenario t: events[0].data names no variable of this scenario ("{{nope}}")'],
+  ['event too often', { events: [{ name: 'e', every: 0 }] }, 'scenario t: events[0].every must be a number from 0.1 to 2592000'],
+  ['unknown fault', { faults: { meteor: { every: 1 } } }, 'scenario t: faults.meteor is not a known field (expected one of: errors, crash, drop, flap, powerCut, latency)'],
+  ['flap without down', { faults: { flap: { every: 10 } } }, 'scenario t: faults.flap.down must be a number from 0.1 to 86400'],
+  ['battery above 100', { battery: { start: 120 } }, 'scenario t: battery.start must be a number from 0 to 100'],
+  ['ota probability', { ota: { failTrial: 'often' } }, 'scenario t: ota.failTrial must be a number from 0 to 1'],
+];
+
+describe('simulator: bad input is refused before any device starts', function () {
+  this.timeout(30_000);
+
+  describe('scenarios', () => {
+    for (const [what, json, message] of SCENARIOS)
+      it(what, () => {
+        assert.throws(() => parseScenario(json, 't'), (e: Error) => e instanceof ScenarioError && e.message === message);
+      });
+
+    it('too many variables', () => {
+      const variables = Object.fromEntries(Array.from({ length: 21 }, (_, i) => ['v' + i, { type: 'int32', value: i }]));
+      assert.throws(() => parseScenario({ variables }, 't'), { message: 'scenario t: variables holds more than the 20 a device may register' });
+    });
+
+    it('a name that is neither shipped nor a file', () => {
+      assert.throws(() => loadScenario('no-such-scenario'), { message: 'scenario no-such-scenario: no such scenario (not a shipped name, not a file)' });
+    });
+
+    it('a file that is not JSON', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'flotilla-scenario-'));
+      try {
+        const file = join(dir, 'bad.json');
+        writeFileSync(file, '{ "vitals": 60, }');
+        assert.throws(() => loadScenario(file), (e: Error) => e instanceof ScenarioError && e.message.startsWith('scenario ' + file + ': not valid JSON: '));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('every shipped scenario is valid', () => {
+      for (const name of ['default', 'quiet', 'chaos']) assert.equal(typeof loadScenario(name).description, 'string');
+    });
+  });
+
+  describe('credentials and bridges', () => {
+    let f: Fixture;
+    let api: string;
+    let dir: string;
+    const scenario = parseScenario({ functions: { f: {} } }, 't');
+    const devicesOf = async (product: string) => (await f.bridge.store.listDevices(product)).length;
+
+    before(async () => {
+      f = await startFixture({ httpPort: 0 });
+      api = 'http://127.0.0.1:' + f.bridge.ports.http;
+      dir = mkdtempSync(join(tmpdir(), 'flotilla-creds-'));
+    });
+    after(async () => {
+      await f?.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const refused = (message: RegExp) => (e: Error) => e instanceof ProvisionError && message.test(e.message);
+
+    it('a token the bridge does not know', async () => {
+      await assert.rejects(provision({ api, token: 'not-a-token', product: 'prod-a', count: 3, file: null }), refused(/^the bridge refused the token \(401: /));
+    });
+
+    it('a token without the right on the product', async () => {
+      // carol is a viewer of A: she may not add devices.
+      await assert.rejects(provision({ api, token: f.tokens.carol, product: 'prod-a', count: 3, file: null }), refused(/^the token may not POST \/v1\/products\/\d+\/devices \(403: /));
+    });
+
+    it('a product the token cannot see', async () => {
+      await assert.rejects(provision({ api, token: f.tokens.alice, product: 'prod-b', count: 3, file: null }), refused(/^GET \/v1\/products\/prod-b: not found \(404: /));
+    });
+
+    it('an API that does not answer', async () => {
+      const port = await closedPort();
+      await assert.rejects(provision({ api: 'http://127.0.0.1:' + port, token: 'x', product: 'prod-a', count: 3, file: null }), refused(new RegExp('^cannot reach the operator API at http://127\\.0\\.0\\.1:' + port + ': ECONNREFUSED')));
+    });
+
+    it('a credentials file that is not one', async () => {
+      const file = join(dir, 'broken.json');
+      writeFileSync(file, JSON.stringify({ product: { id: 1, slug: 'prod-a' }, devices: [{ id: 'xyz', secret: 's' }] }));
+      await assert.rejects(provision({ api, token: null, product: 'prod-a', count: 1, file }), refused(/devices\[0\]\.id is not a device id \(24 lowercase hex characters\)/));
+    });
+
+    it('a credentials file of another product', async () => {
+      const file = join(dir, 'other.json');
+      writeFileSync(file, JSON.stringify({ product: { id: 2, slug: 'prod-b' }, devices: [] }));
+      await assert.rejects(provision({ api, token: null, product: 'prod-a', count: 1, file }), refused(/holds devices of product "prod-b", not "prod-a"/));
+    });
+
+    it('too few devices in the file and no token', async () => {
+      const file = join(dir, 'few.json');
+      writeFileSync(file, JSON.stringify({ product: { id: Number(f.products.A), slug: 'prod-a' }, devices: [{ id: A1, secret: 'x' }] }));
+      await assert.rejects(provision({ api, token: null, product: 'prod-a', count: 5, file }), refused(/^5 devices are needed and .* holds 1; give a token/));
+    });
+
+    it('a wrong device secret: the first device is refused, and no other starts', async () => {
+      const devices = [{ id: A1, secret: 'wrong-secret' }, { id: 'a3a3a3a3a3a3a3a3a3a3a3a3', secret: 'x' }];
+      const fleet = new Fleet({ bridge: 'mqtt://127.0.0.1:' + f.port, product: Number(f.products.A), devices, scenario });
+      await assert.rejects(fleet.start(), (e: Error) => e instanceof FleetError && e.message === `the bridge refused device ${A1}: bad user name or password (CONNACK 4); check its id and secret (credentials file or provisioning)`);
+      assert.equal(fleet.stats().started, 1);
+      assert.equal(fleet.stats().connected, 0);
+    });
+
+    it('a bridge that is not there', async () => {
+      const fleet = new Fleet({ bridge: 'mqtt://127.0.0.1:1', product: 1, devices: [{ id: A1, secret: 'x' }], scenario });
+      await assert.rejects(fleet.start(), (e: Error) => e instanceof FleetError && e.message.startsWith('cannot reach the bridge at mqtt://127.0.0.1:1: ECONNREFUSED'));
+      assert.equal(fleet.stats().started, 0);
+    });
+
+    it('a bridge address that is not one', () => {
+      assert.throws(() => new Fleet({ bridge: 'http://x', product: 1, devices: [], scenario }), { message: 'the bridge address "http://x" is not mqtt://host:port or mqtts://host:port' });
+    });
+
+    describe('the command', () => {
+      let err: string[];
+      let log: string[];
+      const saved = { error: console.error, log: console.log };
+      beforeEach(() => {
+        err = [];
+        log = [];
+        console.error = (...a: unknown[]) => err.push(a.join(' '));
+        console.log = (...a: unknown[]) => log.push(a.join(' '));
+      });
+      afterEach(() => Object.assign(console, saved));
+
+      it('exits 2 on a wrong token, having started no device', async () => {
+        const before = await devicesOf(f.products.A);
+        const code = await main(['--devices', '5', '--product', 'prod-a', '--api', api, '--bridge', 'mqtt://127.0.0.1:' + f.port, '--token', 'nope', '--credentials', join(dir, 'cmd.json')]);
+        assert.equal(code, 2);
+        assert.match(err.join('\n'), /^flotilla-simulate: the bridge refused the token \(401: /);
+        assert.equal(await devicesOf(f.products.A), before);
+      });
+
+      it('runs a fleet for --duration, then prints its summary (the one path here that is not an error)', async () => {
+        const code = await main(['--devices', '3', '--product', 'prod-a', '--api', api, '--bridge', 'mqtt://127.0.0.1:' + f.port, '--token', f.tokens.alice, '--credentials', join(dir, 'ok.json'), '--duration', '1.5', '--quiet']);
+        assert.equal(code, 0, err.join('\n'));
+        const out = log.join('\n');
+        assert.match(out, /^flotilla-simulate: 3 devices of product prod-a \(id \d+\), scenario default: Room sensors/);
+        assert.match(out, /Fleet summary: 3 devices, scenario default, 2 s/);
+        assert.match(out, /connected at the end +3\/3/);
+        assert.match(out, /firmware +v1: 3/);
+      });
+
+      it('exits 2 on a bad scenario, before asking the API anything', async () => {
+        const code = await main(['--product', 'prod-a', '--api', 'http://127.0.0.1:1', '--scenario', 'nope']);
+        assert.equal(code, 2);
+        assert.equal(err.join('\n'), 'flotilla-simulate: scenario nope: no such scenario (not a shipped name, not a file)');
+      });
+
+      for (const [args, message] of [
+        [['--devices', 'many', '--product', 'p'], '--devices must be a whole number from 1 to 100000, not "many"'],
+        [['--devices', '3'], '--product is required (the slug or id of the product the devices belong to)'],
+        [['--product', 'p', '--ramp', '0'], '--ramp must be a positive number, not "0"'],
+        [['--product', 'p', '--colour', 'blue'], "Unknown option '--colour'"],
+      ] as [string[], string][])
+        it('exits 2 on ' + args.join(' '), async () => {
+          assert.equal(await main(args), 2);
+          assert.ok(err.join('\n').startsWith('flotilla-simulate: ' + message), err.join('\n'));
+        });
+    });
+  });
+});

@@ -1,0 +1,131 @@
+/**
+ * A simulated device boots what its flash holds, as the bootloader would: a
+ * new application image placed in the inactive slot (marked for a trial
+ * boot) runs and answers with code the old image lacked; a broken image
+ * (throws at start) and one that never reaches the cloud are rolled back to
+ * the old image, which reconnects. Also: a fleet's flash directory keeps
+ * the slots across a restart of the simulator.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeBoot, freshRecord, pending, decodeBoot } from '@flotilla/firmware/boot';
+import { agentBundle, buildImage, emptyFlash, Fleet, fleetImage, MemoryFlash, parseScenario, sharedRealm, VmDevice, type BootInfo } from '@flotilla/simulator';
+import { A1, A2, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+
+const SLOT = 512 * 1024;
+
+const base = {
+  variables: { temperature: { type: 'double', value: 21.5 } },
+  functions: { setLed: { returns: 1 } },
+};
+const v1 = parseScenario({ ...base, firmware: 1 }, 'v1');
+/** Version 2 has a function version 1 lacks. */
+const v2 = parseScenario({ ...base, firmware: 2, functions: { setLed: { returns: 1 }, newTrick: { returns: 7 } } }, 'v2');
+
+describe('simulator: a device boots the image its flash holds', function () {
+  this.timeout(30_000);
+  let f: Fixture;
+  let api: string;
+  let product: number;
+  const devices: VmDevice[] = [];
+  const runner = sharedRealm();
+
+  const get = async (path: string) => {
+    const r = await fetch(api + path, { headers: { authorization: 'Bearer ' + f.tokens.alice } });
+    return { status: r.status, body: (await r.json()) as any };
+  };
+  const call = async (id: string, fn: string) => {
+    const r = await fetch(`${api}/v1/products/prod-a/devices/${id}/${fn}`, { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice }, body: new URLSearchParams({ arg: 'x' }) });
+    return { status: r.status, body: (await r.json()) as any };
+  };
+  /** Waits until the bridge sees the device online with `version`. */
+  const runs = async (id: string, version: number): Promise<void> => {
+    for (let i = 0; i < 200; i++) {
+      const d = await get('/v1/products/prod-a/devices/' + id);
+      if (d.body.online && d.body.firmware_version === version) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(`${id} never came online with firmware ${version}`);
+  };
+
+  /** A device whose slot 0 holds version 1 and slot 1 `next`, marked for its trial boot. */
+  function device(id: keyof typeof SECRET, next: Uint8Array, nextVersion: number, boots: BootInfo[]): { vm: VmDevice; flash: MemoryFlash } {
+    const flash = new MemoryFlash(emptyFlash(SLOT));
+    flash.write(0, 0, fleetImage(v1, product));
+    flash.write(1, 0, next);
+    flash.writeBoot(encodeBoot(pending(freshRecord(), 1, nextVersion)));
+    const vm = new VmDevice({ flash, host: '127.0.0.1', port: f.port, runner, hal: { device: { id, secret: SECRET[id] } }, onBoot: (b) => boots.push(b) });
+    devices.push(vm);
+    vm.start();
+    return { vm, flash };
+  }
+
+  before(async () => {
+    f = await startFixture({ httpPort: 0 });
+    api = 'http://127.0.0.1:' + f.bridge.ports.http;
+    product = Number(f.products.A);
+  });
+  afterEach(() => {
+    for (const d of devices.splice(0)) d.stop();
+  });
+  after(async () => {
+    await f?.close();
+  });
+
+  it('boots a new image on trial, runs its new code, and confirms it', async () => {
+    const boots: BootInfo[] = [];
+    const { flash } = device(A1, fleetImage(v2, product), 2, boots);
+    await runs(A1, 2);
+    const r = await call(A1, 'newTrick');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.return_value, 7);
+    assert.deepEqual(boots.map((b) => [b.slot, b.trial, b.version, b.rolledBack]), [[1, true, 2, false]]);
+    // Reaching the cloud confirmed the image: slot 1 is now the known-good one.
+    const rec = decodeBoot(flash.readBoot());
+    assert.equal(rec.active, 1);
+    assert.equal(rec.trial, 255);
+  });
+
+  it('rolls back an image that throws at start, and the old image answers again', async () => {
+    const boots: BootInfo[] = [];
+    const broken = buildImage(product, 3, agentBundle() + '\nthrow new Error("broken build: missing config");\n');
+    device(A2, broken, 3, boots);
+    await runs(A2, 1);
+    assert.deepEqual(boots.map((b) => [b.slot, b.trial, b.version, b.rolledBack]), [[1, true, 3, false], [0, false, 1, true]]);
+    assert.equal((await call(A2, 'setLed')).body.return_value, 1);
+    const missing = await call(A2, 'newTrick');
+    assert.equal(missing.status, 404);
+  });
+
+  it('rolls back an image that never reaches the cloud within its trial window', async () => {
+    const boots: BootInfo[] = [];
+    // Version 4 logs in with a secret the bridge refuses, so it can never confirm itself.
+    const lost = buildImage(product, 4, agentBundle() + `\nFlotilla.create(hal, { deviceId: hal.device.id, secret: 'not-the-secret', product: ${product}, firmware: 4, trialWindow: 1500, backoffMin: 200 });\n`);
+    device(A1, lost, 4, boots);
+    await runs(A1, 1);
+    assert.deepEqual(boots.map((b) => [b.slot, b.trial, b.version, b.rolledBack]), [[1, true, 4, false], [0, false, 1, true]]);
+    // The agent's reset after the window is Particle's update_timeout (90).
+    assert.equal(boots[1].reason, 90);
+  });
+
+  it('keeps each device\'s flash in a directory across a restart of the fleet', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-flash-'));
+    try {
+      const creds = [{ id: A1, secret: SECRET[A1] }];
+      const first = new Fleet({ bridge: 'mqtt://127.0.0.1:' + f.port, product, devices: creds, scenario: v1, flashDir: dir });
+      await first.start();
+      assert.ok(await first.until((s) => s.connected === 1, 10_000));
+      first.stop();
+      // The second run's factory image is version 2, but the device's flash still holds version 1.
+      const second = new Fleet({ bridge: 'mqtt://127.0.0.1:' + f.port, product, devices: creds, scenario: v2, flashDir: dir });
+      await second.start();
+      assert.ok(await second.until((s) => s.connected === 1, 10_000));
+      assert.deepEqual(second.stats().versions, { 1: 1 });
+      second.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

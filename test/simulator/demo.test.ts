@@ -1,0 +1,116 @@
+/**
+ * The main job, as README runs it: `npm start` (demo/start.mjs) starts a
+ * bridge with the embedded SQLite default and a simulated fleet; the first
+ * run creates the org, the product and a token printed once; the printed
+ * curl calls work; Ctrl-C prints the fleet's summary and stops both; the
+ * second run brings the same devices back and prints no token.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const START = fileURLToPath(new URL('../../demo/start.mjs', import.meta.url));
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function start(dataDir: string, ...args: string[]): Run {
+  // Ports 0: the system picks; the demo prints the ones it got.
+  const child = spawn(process.execPath, [START, '--data-dir', dataDir, '--http-port', '0', '--mqtt-port', '0', '--mqtts-port', 'off', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FLOTILLA_TOKEN: '' },
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return { child, output: () => out, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
+}
+
+async function waitFor<T>(what: string, run: Run, test: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await test();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`${what}; output so far:\n${run.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('npm start: a bridge and a simulated fleet', function () {
+  this.timeout(90_000);
+  let dir: string;
+  let run: Run | null = null;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'flotilla-demo-'));
+  });
+  afterEach(async () => {
+    if (run && run.child.exitCode === null) {
+      run.child.kill('SIGKILL');
+      await run.exited;
+    }
+    run = null;
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  let token = '';
+  let api = '';
+  let firstIds: string[] = [];
+
+  it('first run: creates the org, product and a token, and the printed calls reach the fleet', async () => {
+    const r = (run = start(dir, '--devices', '5'));
+    token = await waitFor('a token printed', r, () => /Token +(\S+) +\(the owner's/.exec(r.output())?.[1]);
+    api = await waitFor('the API address printed', r, () => /HTTP API +(http:\/\/\S+)\/v1/.exec(r.output())?.[1]);
+    assert.match(r.output(), /Owner +owner \/ \S+ +\(password shown once\)/);
+    assert.match(r.output(), /Product +demo-fleet \(id \d+\) in org demo-org/);
+    const auth = { authorization: 'Bearer ' + token };
+    const devices = await waitFor('5 devices online', r, async () => {
+      const list = (await (await fetch(api + '/v1/products/demo-fleet/devices', { headers: auth })).json()) as { devices: { id: string; online: boolean }[] };
+      return list.devices.length === 5 && list.devices.every((d) => d.online) && list.devices;
+    });
+    firstIds = devices.map((d) => d.id).sort();
+    // The printed examples, as printed (the first device's id is in them).
+    const example = /devices\/([0-9a-f]{24})\/temperature/.exec(r.output())![1];
+    assert.ok(firstIds.includes(example));
+    const read = (await (await fetch(`${api}/v1/products/demo-fleet/devices/${example}/temperature`, { headers: auth })).json()) as { result: number };
+    assert.equal(typeof read.result, 'number');
+    const call = (await (await fetch(`${api}/v1/products/demo-fleet/devices/${example}/setLed`, { method: 'POST', headers: auth, body: new URLSearchParams({ arg: 'on' }) })).json()) as { return_value: number };
+    assert.equal(call.return_value, 1);
+    // Ctrl-C: the fleet's summary, then both stop.
+    r.child.kill('SIGINT');
+    assert.equal(await r.exited, 0, r.output());
+    assert.match(r.output(), /Fleet summary: 5 devices, scenario default/);
+  });
+
+  it('second run: the same devices come back, and no token is printed again', async () => {
+    const r = (run = start(dir, '--devices', '5'));
+    await waitFor('the product line', r, () => /Product +demo-fleet/.test(r.output()));
+    assert.doesNotMatch(r.output(), /Owner +owner \//);
+    assert.match(r.output(), /Token +shown on the first run/);
+    api = /HTTP API +(http:\/\/\S+)\/v1/.exec(r.output())![1];
+    const auth = { authorization: 'Bearer ' + token };
+    const ids = await waitFor('the same 5 devices online', r, async () => {
+      const list = (await (await fetch(api + '/v1/products/demo-fleet/devices', { headers: auth })).json()) as { devices: { id: string; online: boolean }[] };
+      return list.devices.every((d) => d.online) && list.devices.length === 5 && list.devices.map((d) => d.id).sort();
+    });
+    assert.deepEqual(ids, firstIds);
+    r.child.kill('SIGTERM');
+    assert.equal(await r.exited, 0, r.output());
+  });
+
+  it('--no-simulator runs the bridge alone', async () => {
+    const r = (run = start(dir, '--no-simulator'));
+    api = await waitFor('the API address printed', r, () => /HTTP API +(http:\/\/\S+)\/v1/.exec(r.output())?.[1]);
+    assert.doesNotMatch(r.output(), /Fleet +\d+ simulated devices/);
+    const list = (await (await fetch(api + '/v1/products/demo-fleet/devices', { headers: { authorization: 'Bearer ' + token } })).json()) as { devices: { online: boolean }[] };
+    assert.equal(list.devices.length, 5);
+    r.child.kill('SIGINT');
+    assert.equal(await r.exited, 0, r.output());
+  });
+});
