@@ -4,7 +4,7 @@
  * again. Every persisted operation is reported, in order, to `onOp`, which is
  * how power-cut tests stop "after the k-th write".
  */
-import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HalFlash } from '@flotilla/firmware/hal';
 
@@ -156,11 +156,28 @@ export class MemoryFlash implements HalFlash {
     this.onOp?.(op);
   }
 
+  /**
+   * The boot record and erases replace their file atomically; a chunk is
+   * written in place at its offset, as flash is, so an OTA of many chunks
+   * does not rewrite the slot file for each.
+   */
   private mirror(op: FlashOp): void {
     const dir = this.dir as string;
-    const [file, bytes] = op.kind === 'boot' ? ['boot.bin', this.state.boot as Uint8Array] : ['slot' + op.slot + '.bin', erasedTailCut(this.state.slots[op.slot])];
-    writeFileSync(join(dir, file + '.tmp'), bytes);
-    renameSync(join(dir, file + '.tmp'), join(dir, file));
+    const path = join(dir, op.kind === 'boot' ? 'boot.bin' : 'slot' + op.slot + '.bin');
+    if (op.kind === 'write' && op.bytes.length > 0 && existsSync(path)) {
+      const fd = openSync(path, 'r+');
+      try {
+        // The file ends at its last written byte: a gap before this chunk is erased flash (0xff), not the zeros a sparse write leaves.
+        const size = fstatSync(fd).size;
+        if (size < op.offset) writeSync(fd, new Uint8Array(op.offset - size).fill(0xff), 0, op.offset - size, size);
+        writeSync(fd, op.bytes, 0, op.bytes.length, op.offset);
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    }
+    writeFileSync(path + '.tmp', op.kind === 'boot' ? (this.state.boot as Uint8Array) : erasedTailCut(this.state.slots[op.slot]));
+    renameSync(path + '.tmp', path);
   }
 }
 
