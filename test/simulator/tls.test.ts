@@ -13,7 +13,7 @@ describe('simulator: a fleet over mqtts', function () {
   this.timeout(30_000);
   let f: Fixture;
   const scenario = parseScenario({ functions: { setLed: {} } }, 't');
-  const devices = [A1, A2].map((id) => ({ id, secret: SECRET[id] }));
+  const devices = ([A1, A2] as const).map((id) => ({ id, secret: SECRET[id] }));
 
   before(async () => {
     f = await startFixture({ mqttsPort: 0 });
