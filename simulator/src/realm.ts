@@ -7,7 +7,9 @@
  *   device use it.
  * - `sharedRealm()`: one context for a whole fleet; each distinct image is
  *   compiled once as `function (hal) { <program> }` and called per boot, so
- *   a device costs its agent's objects (about 1.5 KB), not a realm. Images
+ *   a device costs its agent's objects (about 40 KB of heap:
+ *   each boot runs the whole bundle, so its functions are per device), not a
+ *   realm. Images
  *   see no Node global either, but share the realm's builtins, and a start
  *   that never returns is not cut short.
  */

@@ -125,7 +125,7 @@ export class VmDevice {
     const choice = bootSelect(before);
     if (choice.write) flash.writeBoot(encodeBoot(choice.write));
     const rolledBack = choice.write !== null && choice.write.rolledBackFrom !== before.rolledBackFrom;
-    let body: Uint8Array;
+    let body: Uint8Array | null = null;
     let key: string;
     let image: BootedImage;
     try {
@@ -164,7 +164,10 @@ export class VmDevice {
     this.hal = hal;
     try {
       if (image.trial && this.o.failTrial?.(image.version)) throw new Error('injected fault: image ' + image.version + ' crashes at start');
-      (this.o.runner ?? ownRealm).run(() => Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'), key, hal, 'slot' + image.slot + '.js');
+      // Only this thunk, in its own block, may capture the image: a closure of the whole call would share its scope with
+      // the HAL's callbacks, which live as long as the device, and keep a copy of every image alive (36 KB per device).
+      const b = body as Uint8Array;
+      (this.o.runner ?? ownRealm).run(() => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'), key, hal, 'slot' + image.slot + '.js');
     } catch (e) {
       this.o.onCrash?.(e);
       this.reboot(RESET_REASONS.code('panic'));
