@@ -18,21 +18,11 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import type { Reply, Request } from './broker-common.js';
-import { listenBareAedes, PLAIN_MQTT_ONLY, provisionBench, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
+import { forcedGc, listenBareAedes, PLAIN_MQTT_ONLY, provisionBench, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
 
 const send: (r: Reply) => void = sendAny;
 const storeCalls: Record<string, number> = {};
 let profiler: Session | undefined;
-
-async function forcedGc(): Promise<boolean> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) return false;
-  // Twice, with a turn of the event loop between: weak callbacks and finalizers run after the first.
-  gc();
-  await new Promise((r) => setImmediate(r));
-  gc();
-  return true;
-}
 
 /** Memory after a forced GC, V8's CPU profiler, the store calls; CPU time and exit as every server. */
 function serve(): void {

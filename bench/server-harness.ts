@@ -87,3 +87,14 @@ export function runMode(modes: Record<string, (...args: string[]) => Promise<voi
     setImmediate(() => process.exit(1));
   });
 }
+
+/** A full collection when the process runs with --expose-gc (false otherwise). */
+export async function forcedGc(): Promise<boolean> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return false;
+  // Twice, with a turn of the event loop between: weak callbacks and finalizers run after the first.
+  gc();
+  await new Promise((r) => setImmediate(r));
+  gc();
+  return true;
+}

@@ -18,7 +18,7 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Bridge } from '@flotilla/bridge';
 import { cloudTopic, deviceTopic, encode, LIMITS, RESET_REASON, type Messages } from '@flotilla/protocol';
-import { PLAIN_MQTT_ONLY, provisionBench, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
+import { forcedGc, PLAIN_MQTT_ONLY, provisionBench, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
 
 // ------------------------------------------------------------------ messages
 
@@ -80,16 +80,6 @@ export type SimReply =
   | { id: number; op: 'stop' };
 
 const send: (r: SimReply) => void = sendAny;
-
-async function forcedGc(): Promise<boolean> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) return false;
-  // Twice, with a turn of the event loop between: weak callbacks and finalizers run after the first.
-  gc();
-  await new Promise((r) => setImmediate(r));
-  gc();
-  return true;
-}
 
 async function mem(): Promise<{ rss: number; heapUsed: number; gc: boolean }> {
   const gc = await forcedGc();
