@@ -51,35 +51,8 @@ export function pubackFor(buf: Buffer, at: number): Buffer {
   return Buffer.from([PUBACK << 4, 2, buf[at], buf[at + 1]]);
 }
 
-/** Follows MQTT frames across chunks; calls `on` with each packet's type, flags and body range. */
-export class Frames {
-  private rest: Buffer | null = null;
-  constructor(private readonly on: (type: number, flags: number, buf: Buffer, start: number, end: number) => void) {}
-  push(chunk: Buffer): void {
-    const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
-    this.rest = null;
-    let i = 0;
-    while (i < buf.length) {
-      let len = 0;
-      let mul = 1;
-      let j = i + 1;
-      let complete = false;
-      while (j < buf.length && j <= i + 4) {
-        const b = buf[j++];
-        len += (b & 127) * mul;
-        mul *= 128;
-        if (!(b & 128)) {
-          complete = true;
-          break;
-        }
-      }
-      if (!complete || j + len > buf.length) break;
-      this.on(buf[i] >> 4, buf[i] & 15, buf, j, j + len);
-      i = j + len;
-    }
-    if (i < buf.length) this.rest = Buffer.from(buf.subarray(i));
-  }
-}
+/** Follows MQTT frames across chunks (the simulator's splitter, shared). */
+export { Frames } from '@flotilla/simulator';
 
 /** A QoS 1 PUBLISH, encoded by hand (mqtt-packet's generate is the load generator's main cost otherwise). */
 export function publishPacket(topic: Buffer, payload: Uint8Array, messageId: number): Buffer {

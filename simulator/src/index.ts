@@ -19,5 +19,6 @@ export type { CredentialsFile, DeviceCredentials, ProvisionOptions } from './pro
 export { Fleet, FleetError, defaultFleetOptions, parseBridgeUrl } from './fleet.js';
 export type { FleetOptions, FleetStats } from './fleet.js';
 export { LinkWatch } from './link-watch.js';
+export { Frames } from './mqtt-frames.js';
 export { statusLine, summary } from './status.js';
 export type { Sample } from './status.js';

@@ -6,6 +6,7 @@
  * firmware an operator flashed).
  */
 import { parseTopic } from '@flotilla/protocol';
+import { Frames } from './mqtt-frames.js';
 
 /** MQTT 3.1.1 packet types the watcher reports. */
 export const CONNACK = 2;
@@ -20,47 +21,10 @@ export interface LinkEvents {
   publish(dir: Direction, channel: string, bytes: number): void;
 }
 
-/** Splits one direction of a stream into MQTT packets; hands each fixed header type and body to `onPacket`. */
-class Splitter {
-  private pending: Buffer | null = null;
-
-  constructor(private readonly onPacket: (first: number, body: Buffer) => void) {}
-
-  feed(chunk: Uint8Array): void {
-    let buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (this.pending) buf = Buffer.concat([this.pending, buf]);
-    this.pending = null;
-    let at = 0;
-    while (at < buf.length) {
-      // Remaining length: up to four bytes of 7 bits, least significant first.
-      let len = 0;
-      let mul = 1;
-      let i = at + 1;
-      let complete = false;
-      for (; i < buf.length && i < at + 5; i++) {
-        len += (buf[i] & 0x7f) * mul;
-        mul *= 128;
-        if ((buf[i] & 0x80) === 0) {
-          complete = true;
-          i++;
-          break;
-        }
-      }
-      if (!complete && i >= at + 5) return; // malformed length: the broker will cut the link, nothing to count
-      if (!complete || i + len > buf.length) {
-        this.pending = Buffer.from(buf.subarray(at)); // a copy: the socket reuses its buffers
-        return;
-      }
-      this.onPacket(buf[at], buf.subarray(i, i + len));
-      at = i + len;
-    }
-  }
-}
-
 /** Watches one link; `reset()` at each new connection (a packet never spans two). */
 export class LinkWatch {
-  private out: Splitter;
-  private in: Splitter;
+  private out: Frames;
+  private in: Frames;
 
   constructor(private readonly events: LinkEvents) {
     this.out = this.splitter('out');
@@ -73,18 +37,17 @@ export class LinkWatch {
   }
 
   sent(chunk: Uint8Array): void {
-    this.out.feed(chunk);
+    this.out.push(chunk);
   }
 
   received(chunk: Uint8Array): void {
-    this.in.feed(chunk);
+    this.in.push(chunk);
   }
 
-  private splitter(dir: Direction): Splitter {
-    return new Splitter((first, body) => {
-      const type = first >> 4;
-      if (type === CONNACK && dir === 'in' && body.length >= 2) this.events.connack(body[1]);
-      else if (type === PUBLISH && body.length >= 2) this.events.publish(dir, channelOf(body.toString('utf8', 2, 2 + body.readUInt16BE(0))), body.length);
+  private splitter(dir: Direction): Frames {
+    return new Frames((type, _flags, buf, start, end) => {
+      if (type === CONNACK && dir === 'in' && end - start >= 2) this.events.connack(buf[start + 1]);
+      else if (type === PUBLISH && end - start >= 2) this.events.publish(dir, channelOf(buf.toString('utf8', start + 2, Math.min(end, start + 2 + buf.readUInt16BE(start)))), end - start);
     });
   }
 }
