@@ -10,6 +10,7 @@ import {
 } from '../helpers/engines/index.js';
 import { startClockPump, type ClockPump } from '../helpers/engines/pump.js';
 import { startRelay, type Relay } from '../helpers/engines/relay.js';
+import { closedPort } from '../helpers/ports.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -41,15 +42,6 @@ function startEchoServer(): Promise<EchoServer> {
       }),
     }));
   });
-}
-
-/** A loopback port with nothing listening. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 for (const name of ENGINES) {

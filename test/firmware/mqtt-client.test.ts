@@ -18,6 +18,7 @@ import { createNodeHal, emptyFlash, MemoryFlash, NodeHal } from '@flotilla/simul
 import { Done, MqttClient, MqttOptions } from '../../firmware/src/mqtt/client.js';
 import { startBroker, TestBroker } from '../helpers/broker.js';
 import { prng } from '../helpers/bytes.js';
+import { closedPort } from '../helpers/ports.js';
 
 // ---- packet types (MQTT 3.1.1) -----------------------------------------------
 
@@ -269,15 +270,6 @@ class Peer {
     for (const c of this.conns) c.socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
-}
-
-/** A port with nothing listening (connect is refused at once). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 // ---- the client under test -------------------------------------------------------

@@ -125,3 +125,12 @@ export async function startDemoAgent(f: Fixture): Promise<VmDevice> {
   for (let i = 0; i < 200 && !('temp' in ((await f.bridge.store.getDevice(A1))?.variables ?? {})); i++) await new Promise((r) => setTimeout(r, 30));
   return agent;
 }
+
+/** The HTTP API as one token sees it: GET, and POST of a form; the status and the JSON body. */
+export function apiAs(base: string, token: string) {
+  const send = async (method: string, path: string, form?: Record<string, string>): Promise<{ status: number; body: any }> => {
+    const r = await fetch(base + path, { method, headers: { authorization: 'Bearer ' + token }, body: form ? new URLSearchParams(form) : undefined });
+    return { status: r.status, body: await r.json() };
+  };
+  return { get: (path: string) => send('GET', path), post: (path: string, form: Record<string, string> = {}) => send('POST', path, form) };
+}

@@ -4,21 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fleet, FleetError, loadScenario, parseScenario, provision, ProvisionError, ScenarioError } from '@flotilla/simulator';
 import { main } from '../../simulator/src/main.js';
 import { A1, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
-
-/** A loopback port nobody listens on (fetch refuses "bad" ports such as 1 before trying). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { closedPort } from '../helpers/ports.js';
 
 /** [what is wrong, the scenario, the exact message]. */
 const SCENARIOS: [string, unknown, string][] = [

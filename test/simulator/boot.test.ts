@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeBoot, freshRecord, pending, decodeBoot } from '@flotilla/firmware/boot';
 import { agentBundle, buildImage, emptyFlash, Fleet, fleetImage, MemoryFlash, parseScenario, sharedRealm, VmDevice, type BootInfo } from '@flotilla/simulator';
-import { A1, A2, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { A1, A2, apiAs, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const SLOT = 512 * 1024;
 
@@ -32,14 +32,8 @@ describe('simulator: a device boots the image its flash holds', function () {
   const devices: VmDevice[] = [];
   const runner = sharedRealm();
 
-  const get = async (path: string) => {
-    const r = await fetch(api + path, { headers: { authorization: 'Bearer ' + f.tokens.alice } });
-    return { status: r.status, body: (await r.json()) as any };
-  };
-  const call = async (id: string, fn: string) => {
-    const r = await fetch(`${api}/v1/products/prod-a/devices/${id}/${fn}`, { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice }, body: new URLSearchParams({ arg: 'x' }) });
-    return { status: r.status, body: (await r.json()) as any };
-  };
+  let get: ReturnType<typeof apiAs>['get'];
+  const call = (id: string, fn: string) => apiAs(api, f.tokens.alice).post(`/v1/products/prod-a/devices/${id}/${fn}`, { arg: 'x' });
   /** Waits until the bridge sees the device online with `version`. */
   const runs = async (id: string, version: number): Promise<void> => {
     for (let i = 0; i < 200; i++) {
@@ -65,6 +59,7 @@ describe('simulator: a device boots the image its flash holds', function () {
   before(async () => {
     f = await startFixture({ httpPort: 0 });
     api = 'http://127.0.0.1:' + f.bridge.ports.http;
+    ({ get } = apiAs(api, f.tokens.alice));
     product = Number(f.products.A);
   });
   afterEach(() => {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { RESET_REASONS } from '@flotilla/protocol';
 import { Fleet, parseScenario, provision, type CredentialsFile } from '@flotilla/simulator';
-import { startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { apiAs, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const SIZE = 20;
 
@@ -38,14 +38,12 @@ describe('simulator: a fleet under every fault at once', function () {
   let fleet: Fleet;
   let creds: CredentialsFile;
   let api: string;
-  const get = async (path: string) => {
-    const r = await fetch(api + path, { headers: { authorization: 'Bearer ' + f.tokens.alice } });
-    return { status: r.status, body: (await r.json()) as any };
-  };
+  let get: ReturnType<typeof apiAs>['get'];
 
   before(async () => {
     f = await startFixture({ httpPort: 0 });
     api = 'http://127.0.0.1:' + f.bridge.ports.http;
+    ({ get } = apiAs(api, f.tokens.alice));
     creds = await provision({ api, token: f.tokens.alice, product: 'prod-a', count: SIZE, file: null });
     fleet = new Fleet({ bridge: 'mqtt://127.0.0.1:' + f.port, product: creds.product.id, devices: creds.devices, scenario: chaos });
     await fleet.start();

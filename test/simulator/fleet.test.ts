@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fleet, parseScenario, provision, type CredentialsFile } from '@flotilla/simulator';
-import { startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { apiAs, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const SIZE = 200;
 
@@ -46,18 +46,13 @@ describe('simulator: a fleet of 200 devices against a real bridge', function () 
   let creds: CredentialsFile;
   let api: string;
   let dir: string;
-  const get = async (path: string): Promise<{ status: number; body: any }> => {
-    const r = await fetch(api + path, { headers: { authorization: 'Bearer ' + f.tokens.alice } });
-    return { status: r.status, body: await r.json() };
-  };
-  const post = async (path: string, form: Record<string, string>): Promise<{ status: number; body: any }> => {
-    const r = await fetch(api + path, { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice }, body: new URLSearchParams(form) });
-    return { status: r.status, body: await r.json() };
-  };
+  let get: ReturnType<typeof apiAs>['get'];
+  let post: ReturnType<typeof apiAs>['post'];
 
   before(async () => {
     f = await startFixture({ httpPort: 0 });
     api = 'http://127.0.0.1:' + f.bridge.ports.http;
+    ({ get, post } = apiAs(api, f.tokens.alice));
     dir = mkdtempSync(join(tmpdir(), 'flotilla-fleet-'));
     creds = await provision({ api, token: f.tokens.alice, product: 'prod-a', count: SIZE, file: join(dir, 'creds.json') });
     fleet = new Fleet({ bridge: 'mqtt://127.0.0.1:' + f.port, product: creds.product.id, devices: creds.devices, scenario, rampPerSecond: 400 });
