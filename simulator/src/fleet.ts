@@ -185,7 +185,6 @@ export class Fleet {
         signalStrength: s.signal ? () => jitter(s.signal!.mean, s.signal!.jitter) : undefined,
         failTrial: s.ota.failTrial > 0 ? () => Math.random() < s.ota.failTrial : undefined,
         onBoot: (b) => {
-          this.down(m); // a reboot ends the session without a close the HAL reports
           this.counters.boots++;
           m.version = b.version;
           m.trial = b.trial;
@@ -305,7 +304,6 @@ export class Fleet {
       for (const t of m.timers) clearTimeout(t);
       m.timers.clear();
       m.vm.stop();
-      m.connected = false;
     }
   }
 
@@ -327,7 +325,6 @@ export class Fleet {
     if (f.powerCut) this.occasionally(m, f.powerCut.every, () => {
       this.injected.powerCut++;
       m.vm.stop();
-      this.down(m);
       this.after(m, f.powerCut!.off * 1000, () => m.vm.start(RESET_REASONS.code('power_down')));
     });
   }

@@ -31,7 +31,7 @@ export interface NodeHalOptions {
   /** Observes bytes on the link (tests, traffic counters). */
   onSend?: (bytes: Uint8Array) => void;
   onReceive?: (bytes: Uint8Array) => void;
-  /** A new connection was opened (true) or ended (false). */
+  /** A new connection was opened (true) or ended (false): closed, or cut by `dispose` (a reset, a power cut). */
   onLink?: (up: boolean) => void;
   /**
    * Network faults: ms of latency added to each direction now, and whether
@@ -80,6 +80,13 @@ export function createNodeHal(o: NodeHalOptions): NodeHal {
   const inbound = new DelayLine();
   const lag = (): number => (o.latency ? o.latency() : 0);
   let failing: NodeJS.Timeout | null = null;
+  /** Reports each change of the link once: a close, or the end of the device (dispose) while a link is up. */
+  let up = false;
+  const link = (now: boolean): void => {
+    if (now === up) return;
+    up = now;
+    o.onLink?.(now);
+  };
 
   const hal: NodeHal = {
     device: o.device ?? null,
@@ -99,7 +106,7 @@ export function createNodeHal(o: NodeHalOptions): NodeHal {
         s.setNoDelay(true); // Nagle + delayed ACK would add 40 ms to every QoS 1 round trip
         let closed = false;
         s.once(o.tls ? 'secureConnect' : 'connect', () => {
-          o.onLink?.(true);
+          link(true);
           run(onOpen);
         });
         s.on('data', (chunk: Buffer) =>
@@ -116,7 +123,7 @@ export function createNodeHal(o: NodeHalOptions): NodeHal {
           inbound.push(lag(), () => {
             if (closed) return;
             closed = true;
-            o.onLink?.(false);
+            link(false);
             run(onClose);
           });
         });
@@ -181,6 +188,7 @@ export function createNodeHal(o: NodeHalOptions): NodeHal {
       if (failing) clearTimeout(failing);
       sock?.destroy();
       sock = null;
+      link(false);
     },
   };
   return hal;
