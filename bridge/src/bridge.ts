@@ -19,6 +19,8 @@ import { openSqliteStore } from './store/sqlite/index.js';
 import { openCa, type CertificateAuthority } from './identity/ca.js';
 import { certificateAuth } from './identity/peer.js';
 import { listenMqtts, listenWebSocket, type Listener, type TlsSetup } from './mqtt/listeners.js';
+import { special } from './mqtt/ingest.js';
+import { defaultOtaOptions, OtaManager, type OtaOptions } from './ota/manager.js';
 
 export interface BridgeOptions {
   /** Where the database (flotilla.db) and uploaded firmware live. */
@@ -59,6 +61,8 @@ export interface BridgeOptions {
   rateLimits: RateLimits;
   /** Webhook delivery: attempts, backoff, time limit, when to disable (integrations/webhooks.ts). */
   webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'queueLimit'>;
+  /** OTA delivery: chunk size, window, timeouts and retry bounds, documented where they are read (ota/manager.ts). */
+  ota: OtaOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
   mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate'>;
 }
@@ -82,6 +86,7 @@ export const defaultOptions: BridgeOptions = {
   ownerPassword: undefined,
   webhooks: defaultWebhookOptions,
   rateLimits: defaultRateLimits,
+  ota: defaultOtaOptions,
   mqtt: {
     maxPacket: LIMITS.messageMaxBytes + 1024,
     connectTimeoutMs: 10000,
@@ -96,6 +101,7 @@ export interface Bridge {
   store: Store;
   broker: Broker;
   webhooks: Webhooks;
+  ota: OtaManager;
   /** Ports actually bound (useful with port 0); null for a listener that is off. */
   ports: { http: number | null; mqtt: number; mqtts: number | null; ws: number | null; wss: number | null };
   /** Device certificates: product CAs, issuing, revocation (files under <dataDir>/tls/). */
@@ -106,7 +112,10 @@ export interface Bridge {
 }
 
 export async function createBridge(options: Partial<BridgeOptions> = {}): Promise<Bridge> {
-  const o: BridgeOptions = { ...defaultOptions, ...options, mqtt: { ...defaultOptions.mqtt, ...options.mqtt }, webhooks: { ...defaultOptions.webhooks, ...options.webhooks } };
+  const o: BridgeOptions = {
+    ...defaultOptions, ...options,
+    mqtt: { ...defaultOptions.mqtt, ...options.mqtt }, webhooks: { ...defaultOptions.webhooks, ...options.webhooks }, ota: { ...defaultOptions.ota, ...options.ota },
+  };
   const log = pino({ level: o.logLevel, base: { service: 'flotilla-bridge' } });
   mkdirSync(o.dataDir, { recursive: true });
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db') });
@@ -128,6 +137,13 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     },
   });
   broker.tap((topic, payload) => webhooks.onEvent(topic, payload));
+  const ota = new OtaManager({
+    store, log, dataDir: o.dataDir,
+    publish: (topic, payload, qos) => broker.context.publish(topic, payload, qos),
+    deviceEvent: (deviceId, name, data) => special(broker.context, deviceId, name, data),
+  }, o.ota);
+  await ota.start();
+  broker.context.ota = ota;
   // Read a product's integrations when one of its devices connects, not on the publish path.
   broker.aedes.on('client', (client) => {
     const s = (client as unknown as WithSession).session;
@@ -151,12 +167,14 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.httpPort))
       http = await listenHttp({
         port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000,
+        dataDir: o.dataDir, uploadLimit: o.ota.imageMaxBytes, ota,
         requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events, fleet: broker, signup: o.signup, webhooks, limiter: new RateLimiter(o.rateLimits),
       });
   } catch (e) {
     await http?.close();
     await Promise.all(listeners.map((l) => l.close()));
     webhooks.close();
+    await ota.close();
     await broker.close();
     await store.close();
     throw e;
@@ -169,6 +187,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     store,
     broker,
     webhooks,
+    ota,
     ports,
     identity,
     generatedOwnerPassword,
@@ -178,6 +197,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
       await (http as HttpListener | null)?.close();
       await Promise.all(listeners.map((l) => l.close()));
       webhooks.close();
+      await ota.close();
       await broker.close();
       await store.close();
       log.info('bridge closed');

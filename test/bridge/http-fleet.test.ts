@@ -236,6 +236,13 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await refused(particle.getDevice({ deviceId: ids[1], auth: f.tokens.erin }), 404);
     // The product PUT: development, lock firmware.
     await particle.markAsDevelopmentDevice({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin });
+    // A lock names a version the product has.
+    await refused(particle.lockDeviceProductFirmware({ deviceId: ids[0], desiredFirmwareVersion: 3, product: 'prod-a', auth: f.tokens.erin }), 404);
+    const form = new FormData();
+    form.set('version', '3');
+    form.set('file', new Blob(['var app = 3;']), 'app.js');
+    const up = await fetch(base + '/v1/products/prod-a/firmware', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: form });
+    assert.equal(up.status, 201, await up.clone().text());
     await particle.lockDeviceProductFirmware({ deviceId: ids[0], desiredFirmwareVersion: 3, product: 'prod-a', auth: f.tokens.erin });
     const d = (await particle.getDevice({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin })).body as unknown as { development: boolean; desired_firmware_version: number };
     assert.deepEqual([d.development, d.desired_firmware_version], [true, 3]);

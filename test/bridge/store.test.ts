@@ -122,7 +122,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
         'users', 'access_tokens', 'oauth_clients', 'organizations', 'org_memberships', 'products', 'product_memberships',
         'invitations', 'devices', 'device_credentials', 'device_groups', 'device_group_members', 'sim_cards',
         'firmware_versions', 'customers', 'integrations', 'api_users', 'vitals_latest', 'vitals_history', 'error_reports', 'audit_log',
-        'usage_daily', 'device_days',
+        'usage_daily', 'device_days', 'group_releases', 'rollouts', 'ota_jobs',
       ])
         assert.ok(tables.includes(t), 'missing table ' + t);
     });
@@ -147,7 +147,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
       qr.enableSqlMemory();
       for (const M of MIGRATIONS) await new M().up(qr);
       const sql = qr.getMemorySql().upQueries.map((q) => q.query);
-      assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 23);
+      assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 26);
       assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q)), []);
       assert.deepEqual(sql.filter((q) => /AUTOINCREMENT|datetime|PRAGMA/i.test(q)), [], 'no SQLite-only SQL');
       assert.match(sql.find((q) => q.startsWith('CREATE TABLE "products"')) ?? '', /"id" SERIAL NOT NULL/);

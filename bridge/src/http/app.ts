@@ -19,7 +19,10 @@ import type { Broker } from '../mqtt/broker.js';
 import type { Webhooks } from '../integrations/webhooks.js';
 import type { EventHub } from './events.js';
 import { ApiError } from './errors.js';
-import { readBody, type Fields } from './body.js';
+import { readBody, removeUploads, type Fields } from './body.js';
+import { incomingDir } from '../ota/files.js';
+import { OtaError } from '../ota/errors.js';
+import type { OtaControl } from '../ota/manager.js';
 import { authorize, refused, type Access, type Guard } from './access.js';
 
 export interface ApiContext {
@@ -27,6 +30,11 @@ export interface ApiContext {
   log: Logger;
   /** Largest request body accepted, bytes. */
   bodyLimit: number;
+  /** Where uploaded firmware goes (firmware/ under it), and the largest file accepted. */
+  dataDir: string;
+  uploadLimit: number;
+  /** OTA delivery: flashing devices, releases and rollouts (ota/manager.ts). */
+  ota: OtaControl;
   /** Requests to live devices (the broker's router). */
   requests: RequestRouter;
   /** How long a variable read or function call waits for the device (then 408). */
@@ -142,7 +150,10 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     }
     if (!found) throw pathKnown ? ApiError.of(405, 'Method not allowed') : ApiError.of(404, 'Not found');
     let body: Promise<Fields> | null = null;
-    const readOnce = () => (body ??= readBody(req, ctx.bodyLimit));
+    const uploads: string[] = [];
+    res.once('close', () => removeUploads(uploads));
+    const upload = { dir: incomingDir(ctx.dataDir), limit: ctx.uploadLimit, written: (p: string) => uploads.push(p) };
+    const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
     const request: Request = { method, url, res, params: found.params, headers: req.headers, body: readOnce };
     const g = found.r.route.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers, method === 'GET' ? null : readOnce);
@@ -224,7 +235,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     if (res.headersSent) return void res.destroy();
     if (e instanceof ApiError) return json(res, e.status, e.body, e.headers);
     // The store's refusals are the caller's: a value it can never keep (400), a taken name or broken team rule (409), a missing row (404).
-    if (e instanceof StoreError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : 404, { ok: false, error: e.message });
+    if (e instanceof StoreError || e instanceof OtaError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : 404, { ok: false, error: e.message });
     ctx.log.error({ err: e }, 'http: unexpected error');
     json(res, 500, { ok: false, error: 'Internal error' });
   }

@@ -1,10 +1,45 @@
-/** Request bodies: JSON or form-encoded, read up to a limit (413 past it). */
+/**
+ * Request bodies: JSON or form-encoded, read up to a limit (413 past it); or
+ * multipart/form-data (firmware uploads, Particle's flash), whose one file is
+ * streamed to a temporary file, hashed on the way, never held in memory.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
+import busboy from 'busboy';
 import { ApiError } from './errors.js';
 
 export type Fields = Record<string, unknown>;
 
-export async function readBody(req: IncomingMessage, limit: number): Promise<Fields> {
+/** The file of a multipart body, as written to disk. The app deletes it after the response unless a handler moved it. */
+export interface Upload {
+  path: string;
+  /** The name the client gave it. */
+  filename: string;
+  size: number;
+  /** SHA-256 of the bytes, lowercase hex. */
+  sha256: string;
+}
+
+export function isUpload(v: unknown): v is Upload {
+  return v !== null && typeof v === 'object' && typeof (v as Upload).path === 'string' && typeof (v as Upload).sha256 === 'string';
+}
+
+export interface UploadOptions {
+  /** Where the file is written. */
+  dir: string;
+  /** Largest file accepted, bytes (413 past it). */
+  limit: number;
+  /** Called with each file written, so the app can remove it after the response. */
+  written(path: string): void;
+}
+
+export async function readBody(req: IncomingMessage, limit: number, upload?: UploadOptions): Promise<Fields> {
+  if (/^multipart\/form-data/i.test(String(req.headers['content-type'] ?? ''))) {
+    if (!upload) throw ApiError.of(415, 'This request takes application/json or application/x-www-form-urlencoded, not a file');
+    return readMultipart(req, limit, upload);
+  }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
   const chunks: Buffer[] = [];
@@ -35,4 +70,80 @@ export function field(f: Fields, name: string, oauth = false): string {
   const v = f[name];
   if (typeof v === 'string' && v.length > 0) return v;
   throw oauth ? ApiError.oauth(400, 'invalid_request', 'The ' + name + ' field is required') : ApiError.of(400, 'The ' + name + ' field is required');
+}
+
+/**
+ * multipart/form-data: text fields (a name ending in [] or repeated makes a
+ * list, as Particle's clients send groups) and at most one file, streamed to
+ * disk. A malformed body, a second file or one past the limit is refused and
+ * the partial file removed.
+ */
+function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOptions): Promise<Fields> {
+  return new Promise<Fields>((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: req.headers, limits: { files: 1, fileSize: o.limit, fieldSize: fieldLimit, fields: 100, parts: 101 } });
+    } catch (e) {
+      return reject(ApiError.of(400, 'Malformed multipart body: ' + (e as Error).message));
+    }
+    const fields: Fields = {};
+    let failed: ApiError | null = null;
+    let writing: Promise<void> | null = null;
+    const fail = (e: ApiError) => {
+      if (failed) return;
+      failed = e;
+      req.unpipe(parser);
+      req.resume();
+      reject(e);
+    };
+    parser.on('field', (name, value, info) => {
+      if (info.valueTruncated) return fail(ApiError.of(413, 'Field ' + name + ' is larger than ' + fieldLimit + ' bytes'));
+      const key = name.endsWith('[]') ? name.slice(0, -2) : name;
+      const list = name.endsWith('[]') || key in fields;
+      if (!list) fields[key] = value;
+      else fields[key] = [...(Array.isArray(fields[key]) ? (fields[key] as unknown[]) : key in fields ? [fields[key]] : []), value];
+    });
+    parser.on('file', (name, stream, info) => {
+      if (writing) {
+        stream.resume();
+        return fail(ApiError.of(400, 'Send one file'));
+      }
+      mkdirSync(o.dir, { recursive: true });
+      const path = join(o.dir, randomBytes(12).toString('hex') + '.part');
+      o.written(path);
+      const hash = createHash('sha256');
+      let size = 0;
+      const out = createWriteStream(path, { mode: 0o600 });
+      stream.on('data', (b: Buffer) => {
+        size += b.length;
+        hash.update(b);
+      });
+      stream.on('limit', () => fail(ApiError.of(413, 'The file is larger than ' + o.limit + ' bytes')));
+      stream.pipe(out);
+      writing = new Promise<void>((done, bad) => {
+        out.on('finish', () => done());
+        out.on('error', bad);
+      }).then(() => {
+        fields[name] = { path, filename: info.filename ?? name, size, sha256: hash.digest('hex') } satisfies Upload;
+      });
+    });
+    parser.on('filesLimit', () => fail(ApiError.of(400, 'Send one file')));
+    parser.on('partsLimit', () => fail(ApiError.of(400, 'Too many parts in the multipart body')));
+    parser.on('fieldsLimit', () => fail(ApiError.of(400, 'Too many fields in the multipart body')));
+    parser.on('error', (e: Error) => fail(ApiError.of(400, 'Malformed multipart body: ' + e.message)));
+    parser.on('close', () => {
+      if (failed) return;
+      (writing ?? Promise.resolve()).then(
+        () => (failed ? undefined : resolve(fields)),
+        (e: Error) => fail(ApiError.of(500, 'The upload could not be written: ' + e.message)),
+      );
+    });
+    req.on('aborted', () => fail(ApiError.of(400, 'The upload was cut off')));
+    req.pipe(parser);
+  });
+}
+
+/** Removes files a request uploaded and nothing kept. */
+export function removeUploads(paths: readonly string[]): void {
+  for (const p of paths) rmSync(p, { force: true });
 }

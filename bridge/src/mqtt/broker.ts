@@ -92,6 +92,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     topicCache: new Map(),
     requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
     now: o.now ?? (() => new Date()),
+    ota: null,
     publish(topic, payload, qos) {
       aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false }, () => {});
     },
@@ -207,6 +208,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   });
 
   function presence(deviceId: string, online: boolean): void {
+    if (!online) context.ota?.offline(deviceId);
     o.store.setOnline(deviceId, online, context.now()).catch((e) => o.log.error({ err: e, deviceId }, 'store: setOnline failed'));
     // Particle's special event, to whoever may watch the device's events.
     context.publish(topics.device.event(deviceId, 'spark/status'), encode('event', { data: online ? 'online' : 'offline', ttl: 60 }), 0);

@@ -1,7 +1,16 @@
 /** The shared state the hooks and handlers work with: one per broker. */
-import type { ParsedTopic } from '@flotilla/protocol';
+import type { Hello, Messages, ParsedTopic } from '@flotilla/protocol';
 import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
+
+/** What OTA delivery (bridge/src/ota) is told about devices; the broker knows nothing else of it. */
+export interface DeviceOtaHooks {
+  /** After the hello is stored. */
+  hello(deviceId: string, hello: Hello): void;
+  status(deviceId: string, status: Messages['otaStatus']): void;
+  /** The device's session ended (it is offline). */
+  offline(deviceId: string): void;
+}
 
 export interface BrokerContext {
   store: BrokerStore;
@@ -25,6 +34,8 @@ export interface BrokerContext {
   eventRate: { perSecond: number; burst: number };
   /** Publish rate per client, against floods: messages per second, and the burst allowed. */
   limits: { perSecond: number; burst: number };
+  /** Set by the composition root once OTA delivery exists; null in a bare broker. */
+  ota: DeviceOtaHooks | null;
   now(): Date;
   /** Publishes a message from the bridge itself (bypasses the client hooks). */
   publish(topic: string, payload: Uint8Array, qos: 0 | 1): void;

@@ -9,7 +9,7 @@ import type { BrokerContext } from './context.js';
 import { nested } from '../telemetry/vitals.js';
 
 /** Particle's special events, published by the bridge for a device (to streams, webhooks and apps). */
-function special(ctx: BrokerContext, deviceId: string, name: string, data: string): void {
+export function special(ctx: BrokerContext, deviceId: string, name: string, data: string): void {
   try {
     ctx.publish(topics.device.event(deviceId, name), encode('event', { data, ttl: 60 }), 0);
   } catch (e) {
@@ -24,6 +24,7 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message): Prom
       ctx.subscriptions.set(deviceId, msg.subscriptions);
       return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now()).then(() => {
         special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
+        ctx.ota?.hello(deviceId, msg);
       });
     case 'vitals':
       return ctx.store.recordVitals(deviceId, msg.values, ctx.now()).then(() => {
@@ -34,10 +35,13 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message): Prom
     case 'reply':
       ctx.requests.reply(deviceId, msg);
       return undefined;
+    case 'otaStatus':
+      ctx.ota?.status(deviceId, msg);
+      return undefined;
     default:
-      // event, status, otaStatus (cloud → device kinds never get here: kindFitsTopic).
-      // Events reach subscribers through aedes; presence follows the connection;
-      // OTA status is the rollout's (issue 7). Nothing to wait for: the hook answers at once.
+      // event, status (cloud → device kinds never get here: kindFitsTopic).
+      // Events reach subscribers through aedes; presence follows the connection.
+      // Nothing to wait for: the hook answers at once.
       return undefined;
   }
 }

@@ -568,9 +568,179 @@ export interface SimStore {
   removeSim(iccid: string): Promise<boolean>;
 }
 
+// ---------------------------------------------------------------- firmware and OTA
+
+/** A firmware version of a product: its image is a file under the data directory, never in the database. */
+export interface FirmwareVersion {
+  productId: number;
+  version: number;
+  title: string;
+  description: string | null;
+  /** Bytes of the whole image (FLIM header and body). */
+  size: number;
+  /** SHA-256 of the whole image, lowercase hex: what otaBegin announces. */
+  sha256: string;
+  /** The image file, relative to the data directory. */
+  path: string;
+  uploadedBy: string | null;
+  uploadedAt: Date;
+  /** Released once (product default or a group): it can no longer be deleted. */
+  released: boolean;
+  productDefault: boolean;
+  /** Groups this version is released to, sorted. */
+  groups: string[];
+}
+
+export type FirmwareInput = Pick<FirmwareVersion, 'version' | 'title' | 'description' | 'size' | 'sha256' | 'path' | 'uploadedBy'>;
+
+/** What the bridge must know of a device to decide which version it should run. */
+export interface DeviceTarget {
+  id: string;
+  productId: number;
+  firmwareVersion: number | null;
+  lockedFirmware: number | null;
+  development: boolean;
+  /** Versions released to the groups the device is in. */
+  groupVersions: number[];
+}
+
+/** A product's releases: the default version and each group's. */
+export interface ProductReleases {
+  productDefault: number | null;
+  /** Group name → version released to it. */
+  groups: Map<string, number>;
+}
+
+export type OtaJobState =
+  /** Created, not yet started (the device is offline, or waits for a rollout slot). */
+  | 'pending'
+  /** The image is being sent. */
+  | 'sending'
+  /** The device holds the image, checked; it resets into it. Done when it comes back with it confirmed. */
+  | 'verified'
+  | 'done'
+  | 'failed'
+  | 'aborted';
+
+export const ACTIVE_JOB_STATES: readonly OtaJobState[] = ['pending', 'sending', 'verified'];
+
+/** Why a job exists: a release (rollout), a device lock, or an explicit flash of one device. */
+export type OtaJobSource = 'release' | 'lock' | 'flash';
+
+/** One device's OTA job; its id is the job number the protocol carries. */
+export interface OtaJob {
+  id: number;
+  deviceId: string;
+  productId: number;
+  version: number;
+  size: number;
+  sha256: string;
+  /** The image file, relative to the data directory. */
+  path: string;
+  source: OtaJobSource;
+  rolloutId: number | null;
+  state: OtaJobState;
+  /** Bytes the device last said it holds. */
+  offset: number;
+  /** Transfers started (a begin after a failure or a silence counts one). */
+  attempts: number;
+  /** Why it failed or was aborted (an OTA failure name, 'superseded', ...). */
+  reason: string | null;
+  createdBy: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  finishedAt: Date | null;
+}
+
+export type OtaJobInput = Pick<OtaJob, 'deviceId' | 'version' | 'size' | 'sha256' | 'path' | 'source' | 'rolloutId' | 'createdBy'>;
+
+export type RolloutState = 'running' | 'paused' | 'aborted' | 'superseded';
+
+/** A release's progress through the fleet: how many at once, in batches, paused when too many fail. */
+export interface Rollout {
+  id: number;
+  productId: number;
+  version: number;
+  productDefault: boolean;
+  groups: string[];
+  /** Jobs in flight at most. */
+  concurrency: number;
+  /** Devices per batch: the next batch starts when this one has finished; 0 for no batches. */
+  batchSize: number;
+  /** Pause when failed / finished passes this fraction (0..1)... */
+  failureThreshold: number;
+  /** ...once at least this many jobs finished since the rollout (re)started. */
+  minAttempts: number;
+  state: RolloutState;
+  reason: string | null;
+  createdBy: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Failures are counted from here: creation, or the last resume. */
+  countFrom: Date;
+}
+
+export type RolloutInput = Pick<Rollout, 'version' | 'productDefault' | 'groups' | 'concurrency' | 'batchSize' | 'failureThreshold' | 'minAttempts' | 'createdBy'>;
+
+/** Jobs of a rollout by state, those finished since `countFrom` apart. */
+export interface RolloutCounts {
+  active: number;
+  done: number;
+  failed: number;
+  /** Jobs created since countFrom (batches count these). */
+  started: number;
+  /** Devices that failed in this rollout (never retried by it). */
+  failedDevices: Set<string>;
+}
+
+export interface FirmwareStore {
+  /** conflict: the version exists; not_found: no product; invalid: version not 1..2^32-1, empty title. */
+  addFirmware(productId: ProductId, input: FirmwareInput): Promise<FirmwareVersion>;
+  /** Newest version first. */
+  listFirmware(productId: ProductId): Promise<FirmwareVersion[]>;
+  getFirmware(productId: ProductId, version: number): Promise<FirmwareVersion | null>;
+  /** not_found: no such version. */
+  updateFirmware(productId: ProductId, version: number, changes: { title?: string; description?: string | null }): Promise<FirmwareVersion>;
+  /** The removed version (its file is the caller's to delete); null when unknown. conflict: it was released. */
+  deleteFirmware(productId: ProductId, version: number): Promise<FirmwareVersion | null>;
+  /**
+   * Releases a version: as the product default (or no longer, if it was), and to
+   * exactly `groups` (a group released another version gets this one).
+   * not_found: no such version or group.
+   */
+  releaseFirmware(productId: ProductId, release: { version: number; productDefault: boolean; groups: readonly string[] }): Promise<FirmwareVersion>;
+  productReleases(productId: ProductId): Promise<ProductReleases>;
+  /** What deciding a device's version needs; null for an unknown device. */
+  deviceTarget(deviceId: string): Promise<DeviceTarget | null>;
+  /** The same for every device of a product, in one query. */
+  fleetTargets(productId: ProductId): Promise<DeviceTarget[]>;
+  /** Creates a job, ending the device's active job of a release or lock (aborted, 'superseded'). */
+  createJob(input: OtaJobInput): Promise<OtaJob>;
+  getJob(id: number): Promise<OtaJob | null>;
+  /** The device's pending, sending or verified job. */
+  activeJob(deviceId: string): Promise<OtaJob | null>;
+  /** Every active job (the bridge resumes them after a restart). */
+  activeJobs(): Promise<OtaJob[]>;
+  /** State, offset, attempts, reason; a final state sets finishedAt. not_found: no such job. */
+  updateJob(id: number, changes: Partial<Pick<OtaJob, 'state' | 'offset' | 'attempts' | 'reason'>>): Promise<OtaJob>;
+  /** Newest first. */
+  deviceJobs(deviceId: string, limit?: number): Promise<OtaJob[]>;
+  /** The last job of a device for a version (to not retry a lock that failed). */
+  lastJobFor(deviceId: string, version: number): Promise<OtaJob | null>;
+  /** Supersedes the product's running or paused rollouts that this one covers (same default, or a subset of its groups). */
+  createRollout(productId: ProductId, input: RolloutInput): Promise<Rollout>;
+  getRollout(id: number): Promise<Rollout | null>;
+  /** Newest first. */
+  listRollouts(productId: ProductId): Promise<Rollout[]>;
+  /** Running and paused rollouts of every product. */
+  liveRollouts(): Promise<Rollout[]>;
+  updateRollout(id: number, changes: Partial<Pick<Rollout, 'state' | 'reason' | 'countFrom'>>): Promise<Rollout>;
+  rolloutCounts(id: number): Promise<RolloutCounts>;
+}
+
 export type OwnerOfClient = { ownerUserId: string; productId?: undefined } | { productId: ProductId; ownerUserId?: undefined };
 
-export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, GroupStore, ClientStore, IntegrationStore, SimStore {
+export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, GroupStore, ClientStore, IntegrationStore, SimStore, FirmwareStore {
   /** Closes the database; the store answers nothing afterwards. */
   close(): Promise<void>;
 }

@@ -10,14 +10,16 @@
 import { LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import { newDeviceSecret } from '../../store/secrets.js';
-import type { Device, DeviceChanges } from '../../store/store.js';
+import type { Device, DeviceChanges, OtaJob } from '../../store/store.js';
+import { actorId } from '../../identity/actor.js';
+import { jobObject, versionField } from './firmware.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
 import { guard, visibleProducts } from '../access.js';
 
 export { visibleProducts };
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import type { Fields } from '../body.js';
+import { isUpload, type Fields } from '../body.js';
 
 /** Particle's device object (the product listing's fields included). */
 export function deviceObject(d: Device, groups: readonly string[] = []) {
@@ -70,7 +72,7 @@ async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext[
 
 /** PUT's fields, one action each (Particle's multiplexed update). */
 const EDIT_FIELDS = ['name', 'notes', 'development', 'quarantined', 'groups'] as const;
-const FLASH_FIELDS = ['desired_firmware_version', 'flash', 'file', 'build_target_version'] as const;
+const FLASH_FIELDS = ['desired_firmware_version', 'flash', 'file', 'build_target_version', 'firmware_version'] as const;
 
 async function updateAction(body: () => Promise<Fields>): Promise<Action> {
   const b = await body();
@@ -89,6 +91,33 @@ function list(v: unknown, name: string): string[] {
   if (typeof v === 'string') return v === '' ? [] : v.split(',').map((s) => s.trim());
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
   throw ApiError.of(400, name + ' must be a list of strings');
+}
+
+/**
+ * Over-the-air flashing of one device: a multipart `file` (a FLIM image, or a
+ * JS bundle with its `version`), a stored `firmware_version` of its product,
+ * or Particle's lock (`desired_firmware_version`, with `flash: true` to update
+ * now rather than at the next connection; null unlocks).
+ */
+async function flash(ctx: ApiContext, device: Device, body: Fields, by: string) {
+  const started = (job: OtaJob) => ({
+    id: device.id,
+    status: device.online ? 'Update started' : 'Update queued: the device is offline and updates when it next connects',
+    job: jobObject(job),
+  });
+  if ('file' in body) {
+    if (!isUpload(body.file)) throw ApiError.of(400, 'Send the image as a multipart file field named file');
+    return started(await ctx.ota.flashFile(device.id, device.productId, body.file, versionField(body, 'version'), by));
+  }
+  if ('build_target_version' in body) throw ApiError.of(400, 'This bridge does not compile source: send the image as a multipart file');
+  if ('firmware_version' in body) return started(await ctx.ota.flashVersion(device.id, device.productId, versionField(body, 'firmware_version', true) as number, 'flash', by));
+  if (!('desired_firmware_version' in body)) throw ApiError.of(400, 'Send file, firmware_version or desired_firmware_version');
+  const locked = versionField(body, 'desired_firmware_version');
+  if (locked !== null && !(await ctx.store.getFirmware(device.productId, locked))) throw ApiError.of(404, 'Firmware version ' + locked + ' not found in product ' + device.productId);
+  const d = await ctx.store.updateDevice(device.id, { lockedFirmware: locked });
+  const now = locked !== null && 'flash' in body && bool(body.flash, 'flash');
+  if (now) await ctx.ota.flashVersion(device.id, device.productId, locked, 'lock', by);
+  return { id: device.id, desired_firmware_version: d.lockedFirmware, updated_at: new Date().toISOString() };
 }
 
 /** The device paths, under one prefix ('/v1', '/v1/products/:product' or '/v1/orgs/:org'). */
@@ -141,14 +170,7 @@ function devicePaths(prefix: string): Route[] {
         const r = await ask(ctx, await getDevice(ctx, id), { op: 'signal', on });
         return { id, connected: true, signaling: r.status === 'ok' ? on : false };
       }
-      if (FLASH_FIELDS.some((f) => f in body)) {
-        if ('file' in body || 'build_target_version' in body) throw ApiError.of(400, 'Flashing a file is done with a multipart upload (over-the-air updates)');
-        const v = body.desired_firmware_version;
-        const locked = v === null || v === '' ? null : Number(v);
-        if (locked !== null && !Number.isInteger(locked)) throw ApiError.of(400, 'desired_firmware_version must be a version number or null');
-        const d = await ctx.store.updateDevice(id, { lockedFirmware: locked });
-        return { id, desired_firmware_version: d.lockedFirmware, updated_at: new Date().toISOString() };
-      }
+      if (FLASH_FIELDS.some((f) => f in body)) return flash(ctx, await getDevice(ctx, id), body, actorId(a.actor));
       if (!EDIT_FIELDS.some((f) => f in body)) throw ApiError.of(400, 'Nothing to update: send name, notes, development, quarantined, groups, desired_firmware_version or signal');
       const changes: DeviceChanges = {};
       if ('name' in body) changes.name = body.name as string | null;
@@ -160,6 +182,8 @@ function devicePaths(prefix: string): Route[] {
         await ctx.store.regroup(d.productId, [id], { set: list(body.groups, 'groups') });
         d = await getDevice(ctx, id);
       }
+      // Its groups or development flag may change the version it should run.
+      if ('groups' in body || 'development' in body) ctx.ota.reconcile(id);
       const out = await withGroups(ctx, d);
       // Particle answers a rename with {id, name, updated_at}: keep those keys first.
       return { ...out, updated_at: new Date().toISOString() };

@@ -15,6 +15,7 @@ import { productRoutes } from './products.js';
 import { diagnosticsRoutes } from './diagnostics.js';
 import { integrationRoutes } from './integrations.js';
 import { simRoutes } from './sims.js';
+import { firmwareRoutes } from './firmware.js';
 
 const table: Route[] = [
   route('GET', '/healthz', guard.public('liveness probe'), () => ({ ok: true })),
@@ -28,6 +29,7 @@ const table: Route[] = [
   ...diagnosticsRoutes,
   ...integrationRoutes,
   ...simRoutes,
+  ...firmwareRoutes,
 ];
 
 /** OpenAPI 3.1 from the route table: paths, parameters, and each operation's guard as x-flotilla-guard. */

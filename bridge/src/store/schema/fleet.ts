@@ -4,6 +4,7 @@
  */
 import { EntitySchema } from 'typeorm';
 import { bool, id, integer, json, ms, ref, serial, text, varchar } from './columns.js';
+export { GroupReleaseEntity, OtaJobEntity, RolloutEntity } from './ota.js';
 
 export interface DeviceRow {
   id: string;

@@ -21,12 +21,16 @@ import {
   DeviceGroupEntity,
   DeviceGroupMemberEntity,
   FirmwareVersionEntity,
+  GroupReleaseEntity,
   IntegrationEntity,
+  OtaJobEntity,
+  RolloutEntity,
   SimCardEntity,
 } from './fleet.js';
 import { AuditLogEntity, DeviceDayEntity, ErrorReportEntity, UsageDailyEntity, VitalsHistoryEntity, VitalsLatestEntity } from './telemetry.js';
 import { Initial1732406400000 } from './migrations/1732406400000-initial.js';
 import { Usage1763856000000 } from './migrations/1763856000000-usage.js';
+import { Ota1795392000000 } from './migrations/1795392000000-ota.js';
 
 export const ENTITIES = [
   UserEntity,
@@ -46,6 +50,9 @@ export const ENTITIES = [
   SimCardEntity,
   FirmwareVersionEntity,
   IntegrationEntity,
+  GroupReleaseEntity,
+  RolloutEntity,
+  OtaJobEntity,
   VitalsLatestEntity,
   VitalsHistoryEntity,
   ErrorReportEntity,
@@ -55,7 +62,7 @@ export const ENTITIES = [
 ];
 
 /** In order; never edit one that has shipped, add the next. */
-export const MIGRATIONS = [Initial1732406400000, Usage1763856000000];
+export const MIGRATIONS = [Initial1732406400000, Usage1763856000000, Ota1795392000000];
 
 /** The table typeorm records applied migrations in. */
 export const MIGRATIONS_TABLE = 'migrations';

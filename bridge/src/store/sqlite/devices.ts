@@ -5,6 +5,7 @@ import { StoreError } from '../store.js';
 import type { Device, DeviceStore } from '../store.js';
 import { msOf, parseJson, productKey, refusing, toDate } from './context.js';
 import type { Ctx } from './context.js';
+import { version } from './firmware.js';
 import { PRODUCT_REF_SQL, productRefOf } from './teams.js';
 
 interface DeviceRaw {
@@ -169,8 +170,7 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       const development = flag(changes.development, 'development');
       const quarantined = flag(changes.quarantined, 'quarantined');
       const locked = changes.lockedFirmware;
-      if (locked !== undefined && locked !== null && !(Number.isInteger(locked) && locked >= 1 && locked <= 0xffffffff))
-        throw new StoreError('invalid', 'a firmware version is an integer from 1 to 4294967295');
+      if (locked !== undefined && locked !== null) version(locked);
       const run = db.transaction(() => {
         if (!byId.get(deviceId)) throw notFound(deviceId);
         if (name !== undefined) rename.run(name, deviceId);

@@ -17,6 +17,7 @@ import { groupStore } from './groups.js';
 import { clientStore } from './clients.js';
 import { integrationStore } from './integrations.js';
 import { simStore } from './sims.js';
+import { firmwareStore } from './firmware.js';
 
 export interface SqliteStoreOptions {
   /** The database file, e.g. sqliteFile(dataDir). Created (with its directory) if missing. */
@@ -74,6 +75,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
     ...clientStore(ctx),
     ...integrationStore(ctx),
     ...simStore(ctx),
+    ...firmwareStore(ctx),
     file: o.file,
     async pragmas() {
       return {

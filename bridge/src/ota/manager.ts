@@ -1,0 +1,536 @@
+/**
+ * OTA for the fleet: which devices get which image, when, and what came of it.
+ *
+ * A device's version is decided by desired.ts (lock, group, product default);
+ * a release creates a rollout, whose gate (gate.ts) says how many jobs may run
+ * now and when to pause; a job is one image to one device, carried by a
+ * Transfer while the device is connected and resumed when it comes back. A
+ * job is done only when the device says hello running the new version,
+ * confirmed; an image that rolls back fails its job. Everything that must
+ * survive a restart is in the store: jobs, rollouts, releases. What is in
+ * memory (connected devices, transfers, rollout counts) is rebuilt from it.
+ *
+ * Work on one device is serialized (hello, outcomes, flashes, the rollout
+ * tick), so two decisions about a device never interleave.
+ */
+import { encode, LIMITS, topics, type Hello, type Messages, type OtaFailure } from '@flotilla/protocol';
+import type { Logger } from '../mqtt/deps.js';
+import type { DeviceOtaHooks } from '../mqtt/context.js';
+import type { DeviceTarget, FirmwareVersion, OtaJob, OtaJobSource, Rollout, RolloutCounts, Store } from '../store/store.js';
+import { desiredVersion, impact, type Impact, type ReleasePlan } from './desired.js';
+import { OtaError } from './errors.js';
+import { checkImage, flashPath, ImageReader, keep, removeImage, versionPath, type UploadedFile } from './files.js';
+import { gate } from './gate.js';
+import { Transfer, type TransferOutcome } from './transfer.js';
+
+export interface OtaOptions {
+  /** Bytes per chunk (the agent accepts up to LIMITS.otaChunkMaxBytes). */
+  chunkSize: number;
+  /** Chunks in flight ahead of the device's acknowledged offset. */
+  window: number;
+  /** A device silent this long mid-transfer is sent begin again... */
+  ackTimeoutMs: number;
+  /** ...this many times in a row, then the job fails (timeout). */
+  maxSilences: number;
+  /** Transfers one job may start (reconnects and retries after a bad SHA-256, a bad chunk or a flash error); then it fails. */
+  maxAttempts: number;
+  /** A device that verified an image has this long to come back running it, confirmed; then the job fails. */
+  confirmTimeoutMs: number;
+  /** How often running rollouts look for devices to start. */
+  tickMs: number;
+  /** Largest image accepted. */
+  imageMaxBytes: number;
+}
+
+export const defaultOtaOptions: OtaOptions = {
+  chunkSize: LIMITS.otaChunkDefaultBytes,
+  // 8 KB in flight per device: a round trip per 8 chunks keeps a loopback or LAN link busy, and a device's buffers small.
+  window: 8,
+  ackTimeoutMs: 5000,
+  maxSilences: 4,
+  maxAttempts: 10,
+  // The agent's trial window is 60 s; a reboot and a reconnect fit in the rest.
+  confirmTimeoutMs: 180000,
+  tickMs: 1000,
+  imageMaxBytes: LIMITS.otaImageMaxBytes,
+};
+
+/** Rollout settings as a release asks for them; unset ones take these defaults. */
+export const defaultRolloutSettings = { concurrency: 50, batchSize: 0, failureThreshold: 0.1, minAttempts: 20 };
+export type RolloutSettings = typeof defaultRolloutSettings;
+
+/** Failures a new transfer of the same job may cure. */
+const RETRYABLE: readonly OtaFailure[] = ['bad_sha', 'bad_chunk', 'flash_error'];
+
+export interface RolloutProgress {
+  /** Devices the release targets (their desired version is the rollout's; locks and development devices excluded). */
+  total: number;
+  done: number;
+  failed: number;
+  inProgress: number;
+  pending: number;
+}
+
+/** What the HTTP API asks of OTA. */
+export interface OtaControl {
+  /** Checks and stores an uploaded image as a product version. OtaError invalid; StoreError conflict (version taken). */
+  upload(productId: number, file: UploadedFile, meta: { version: number | null; title: string | null; description: string | null; by: string | null }): Promise<FirmwareVersion>;
+  /** Deletes an unreleased version and its file. */
+  remove(productId: number, version: number): Promise<boolean>;
+  /** Releases a version and starts its rollout. */
+  release(productId: number, plan: ReleasePlan, settings: RolloutSettings, by: string | null): Promise<{ firmware: FirmwareVersion; rollout: Rollout }>;
+  /** Devices a release would update, by their current version. */
+  impact(productId: number, plan: ReleasePlan): Promise<Impact>;
+  /** Flashes one device with an uploaded image (a FLIM image, or a JS bundle and its version). */
+  flashFile(deviceId: string, productId: number, file: UploadedFile, version: number | null, by: string | null): Promise<OtaJob>;
+  /** Flashes one device with a stored version of its product, now (or when it next connects). */
+  flashVersion(deviceId: string, productId: number, version: number, source: Extract<OtaJobSource, 'flash' | 'lock'>, by: string | null): Promise<OtaJob>;
+  /** A device's lock, groups or development flag changed: decide again (when connected). */
+  reconcile(deviceId: string): void;
+  rolloutAction(id: number, action: 'pause' | 'resume' | 'abort', by: string): Promise<Rollout>;
+  progress(r: Rollout): Promise<RolloutProgress>;
+}
+
+export interface OtaDeps {
+  store: Store;
+  log: Logger;
+  dataDir: string;
+  publish(topic: string, payload: Uint8Array, qos: 0 | 1): void;
+  /** Publishes one of Particle's special events for a device (spark/flash/status). */
+  deviceEvent(deviceId: string, name: string, data: string): void;
+}
+
+interface Live {
+  r: Rollout;
+  c: RolloutCounts;
+}
+
+interface Running {
+  job: OtaJob;
+  t: Transfer;
+  reader: ImageReader;
+  savedAt: number;
+}
+
+export class OtaManager implements OtaControl, DeviceOtaHooks {
+  /** Connected devices (said hello) → product and running version. */
+  private readonly online = new Map<string, { productId: number; firmware: number }>();
+  private readonly transfers = new Map<string, Running>();
+  private readonly live = new Map<number, Live>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private readonly confirmTimers = new Map<number, NodeJS.Timeout>();
+  private tickTimer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private closed = false;
+
+  constructor(
+    private readonly d: OtaDeps,
+    private readonly o: OtaOptions = defaultOtaOptions,
+  ) {}
+
+  /** Loads live rollouts and waiting confirmations from the store, and starts the rollout tick. */
+  async start(): Promise<void> {
+    for (const r of await this.d.store.liveRollouts()) this.live.set(r.id, { r, c: await this.d.store.rolloutCounts(r.id) });
+    for (const j of await this.d.store.activeJobs()) if (j.state === 'verified') this.armConfirm(j, Math.max(0, j.updatedAt.getTime() + this.o.confirmTimeoutMs - Date.now()));
+    this.tickTimer = setInterval(() => void this.tick(), this.o.tickMs);
+    this.tickTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    for (const t of this.confirmTimers.values()) clearTimeout(t);
+    for (const id of [...this.transfers.keys()]) await this.stopTransfer(id);
+    await Promise.all(this.queues.values());
+  }
+
+  // ------------------------------------------------------------ device hooks (mqtt)
+
+  hello(deviceId: string, h: Hello): void {
+    this.serial(deviceId, () => this.onHello(deviceId, h));
+  }
+
+  status(deviceId: string, s: Messages['otaStatus']): void {
+    this.transfers.get(deviceId)?.t.status(s);
+  }
+
+  offline(deviceId: string): void {
+    this.online.delete(deviceId);
+    this.serial(deviceId, () => this.stopTransfer(deviceId));
+  }
+
+  private async onHello(deviceId: string, h: Hello): Promise<void> {
+    const t = await this.d.store.deviceTarget(deviceId);
+    if (!t) return;
+    // A new connection: whatever was being sent on the old one resumes from the device's offset.
+    await this.stopTransfer(deviceId);
+    this.online.set(deviceId, { productId: t.productId, firmware: h.firmware });
+    let job = await this.d.store.activeJob(deviceId);
+    if (job && h.firmware === job.version && !h.ota.trial) {
+      await this.finish(job, 'done', null);
+      job = null;
+    } else if (job?.state === 'verified' && h.ota.rolledBackFrom === job.version) {
+      await this.finish(job, 'failed', 'rolled_back');
+      job = null;
+    }
+    await this.reconcileNow(deviceId, t, job);
+  }
+
+  // ------------------------------------------------------------ deciding
+
+  reconcile(deviceId: string): void {
+    this.serial(deviceId, async () => {
+      if (!this.online.has(deviceId)) return;
+      const t = await this.d.store.deviceTarget(deviceId);
+      if (t) await this.reconcileNow(deviceId, t, await this.d.store.activeJob(deviceId));
+    });
+  }
+
+  /** Brings a connected device toward its desired version: ends a job that is no longer wanted, resumes or starts one. */
+  private async reconcileNow(deviceId: string, t: DeviceTarget, job: OtaJob | null): Promise<void> {
+    const dev = this.online.get(deviceId);
+    if (!dev) return;
+    const want = desiredVersion(t, await this.d.store.productReleases(t.productId));
+    if (job && job.source !== 'flash' && (want === null || want.version !== job.version)) {
+      await this.abortJob(job, 'superseded');
+      job = null;
+    }
+    if (job) {
+      if (job.state !== 'verified') await this.startTransfer(job);
+      return;
+    }
+    if (!want || want.version === dev.firmware) return;
+    const fw = await this.d.store.getFirmware(t.productId, want.version);
+    if (!fw) return this.d.log.warn({ deviceId, version: want.version }, 'ota: the desired version has no image');
+    if (want.by === 'lock') {
+      // A lock whose job failed is not retried by itself: an operator flashes again.
+      const last = await this.d.store.lastJobFor(deviceId, want.version);
+      if (last?.state === 'failed') return;
+      return this.startTransfer(await this.createJob(deviceId, fw, 'lock', null, null));
+    }
+    const live = this.rolloutFor(t.productId, want.version);
+    if (!live || live.c.failedDevices.has(deviceId)) return;
+    const g = gate(live.r, live.c);
+    if (g.pause) return this.pause(live, g.pause);
+    if (g.slots <= 0) return; // the tick starts it when a slot frees
+    live.c.active++;
+    live.c.started++;
+    await this.startTransfer(await this.createJob(deviceId, fw, 'release', live.r.id, null));
+  }
+
+  /** The newest running rollout of this version in the product. */
+  private rolloutFor(productId: number, version: number): Live | null {
+    let best: Live | null = null;
+    for (const l of this.live.values()) if (l.r.productId === productId && l.r.version === version && l.r.state === 'running' && (!best || l.r.id > best.r.id)) best = l;
+    return best;
+  }
+
+  /** Starts jobs for connected devices waiting on a running rollout with free slots. */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.closed) return;
+    this.ticking = true;
+    try {
+      for (const live of [...this.live.values()]) {
+        if (live.r.state !== 'running') continue;
+        const g = gate(live.r, live.c);
+        if (g.pause) {
+          await this.pause(live, g.pause);
+          continue;
+        }
+        let slots = g.slots;
+        if (slots <= 0) continue;
+        const waiting = new Set<string>();
+        for (const [id, dev] of this.online)
+          if (dev.productId === live.r.productId && dev.firmware !== live.r.version && !this.transfers.has(id) && !live.c.failedDevices.has(id)) waiting.add(id);
+        if (waiting.size === 0) continue;
+        const releases = await this.d.store.productReleases(live.r.productId);
+        for (const t of await this.d.store.fleetTargets(live.r.productId)) {
+          if (slots <= 0) break;
+          const want = waiting.has(t.id) ? desiredVersion(t, releases) : null;
+          if (!want || want.by === 'lock' || want.version !== live.r.version) continue;
+          slots--;
+          // Reserved now, so the next tick does not count this device's slot as free.
+          live.c.active++;
+          live.c.started++;
+          this.serial(t.id, () => this.startReserved(live, t.id));
+        }
+      }
+    } catch (e) {
+      this.d.log.error({ err: e }, 'ota: rollout tick failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async startReserved(live: Live, deviceId: string): Promise<void> {
+    const dev = this.online.get(deviceId);
+    const fw = await this.d.store.getFirmware(live.r.productId, live.r.version);
+    if (!dev || !fw || live.r.state !== 'running' || (await this.d.store.activeJob(deviceId)) || dev.firmware === live.r.version) {
+      live.c.active--;
+      live.c.started--;
+      return;
+    }
+    await this.startTransfer(await this.createJob(deviceId, fw, 'release', live.r.id, null));
+  }
+
+  // ------------------------------------------------------------ jobs
+
+  private createJob(deviceId: string, image: Pick<FirmwareVersion, 'version' | 'size' | 'sha256' | 'path'>, source: OtaJobSource, rolloutId: number | null, by: string | null): Promise<OtaJob> {
+    return this.d.store.createJob({ deviceId, version: image.version, size: image.size, sha256: image.sha256, path: image.path, source, rolloutId, createdBy: by });
+  }
+
+  private async startTransfer(job: OtaJob): Promise<void> {
+    const dev = this.online.get(job.deviceId);
+    if (!dev || this.closed) return;
+    if (job.attempts >= this.o.maxAttempts) return this.finish(job, 'failed', 'too_many_attempts');
+    let reader: ImageReader;
+    try {
+      reader = await ImageReader.open(this.d.dataDir, job.path);
+    } catch (e) {
+      this.d.log.error({ err: e, job: job.id }, 'ota: the image file cannot be read');
+      return this.finish(job, 'failed', 'image_missing');
+    }
+    const first = job.attempts === 0;
+    job = await this.d.store.updateJob(job.id, { state: 'sending', attempts: job.attempts + 1 });
+    if (first) this.d.deviceEvent(job.deviceId, 'spark/flash/status', 'started');
+    const deviceId = job.deviceId;
+    const running: Running = { job, reader, savedAt: Date.now(), t: null as unknown as Transfer };
+    const image = { job: job.id, product: job.productId, version: job.version, size: job.size, sha256: Buffer.from(job.sha256, 'hex') };
+    running.t = new Transfer(image, {
+      begin: (m) => this.d.publish(topics.cloud.ota(deviceId), encode('otaBegin', m), 1),
+      chunk: (m) => this.d.publish(topics.cloud.ota(deviceId), encode('otaChunk', m), 1),
+      read: (offset, length) => reader.read(offset, length),
+      progress: (offset) => {
+        // The device keeps its offset; the store's copy is for operators: at most one write a second.
+        if (Date.now() - running.savedAt < 1000) return;
+        running.savedAt = Date.now();
+        this.d.store.updateJob(job.id, { offset }).catch((e) => this.d.log.error({ err: e }, 'ota: offset not saved'));
+      },
+      end: (outcome) => this.serial(deviceId, () => this.onOutcome(running, outcome)),
+    }, this.o);
+    this.transfers.set(deviceId, running);
+    running.t.start();
+  }
+
+  private async onOutcome(running: Running, outcome: TransferOutcome): Promise<void> {
+    const deviceId = running.job.deviceId;
+    if (this.transfers.get(deviceId) !== running) return;
+    const offset = running.t.offset;
+    await this.stopTransfer(deviceId);
+    const job = await this.d.store.updateJob(running.job.id, { offset });
+    if (job.state !== 'sending') return;
+    switch (outcome.kind) {
+      case 'verified': {
+        const v = await this.d.store.updateJob(job.id, { state: 'verified', offset: job.size });
+        this.armConfirm(v, this.o.confirmTimeoutMs);
+        return;
+      }
+      case 'failed':
+        if (RETRYABLE.includes(outcome.reason) && job.attempts < this.o.maxAttempts) {
+          this.d.log.info({ deviceId, job: job.id, reason: outcome.reason }, 'ota: the device refused the image; sending it again');
+          return this.startTransfer(job);
+        }
+        return this.finish(job, 'failed', outcome.reason);
+      case 'silent':
+        this.abortOnDevice(job, 'timeout');
+        return this.finish(job, 'failed', 'timeout');
+      case 'error':
+        this.d.log.error({ deviceId, job: job.id, message: outcome.message }, 'ota: transfer error');
+        this.abortOnDevice(job, 'aborted');
+        return this.finish(job, 'failed', 'bridge_error');
+    }
+  }
+
+  private armConfirm(job: OtaJob, ms: number): void {
+    clearTimeout(this.confirmTimers.get(job.id));
+    const timer = setTimeout(() => {
+      this.confirmTimers.delete(job.id);
+      this.serial(job.deviceId, async () => {
+        const now = await this.d.store.getJob(job.id);
+        if (now?.state === 'verified') await this.finish(now, 'failed', 'not_confirmed');
+      });
+    }, ms);
+    timer.unref();
+    this.confirmTimers.set(job.id, timer);
+  }
+
+  private abortOnDevice(job: OtaJob, reason: OtaFailure): void {
+    if (this.online.has(job.deviceId)) this.d.publish(topics.cloud.ota(job.deviceId), encode('otaAbort', { job: job.id, reason }), 1);
+  }
+
+  private async abortJob(job: OtaJob, reason: string): Promise<void> {
+    if (job.state === 'sending' || job.state === 'pending') this.abortOnDevice(job, 'aborted');
+    await this.stopTransfer(job.deviceId);
+    await this.finish(job, 'aborted', reason);
+  }
+
+  /** Ends a job: stored, announced (spark/flash/status), counted in its rollout. */
+  private async finish(job: OtaJob, state: 'done' | 'failed' | 'aborted', reason: string | null): Promise<void> {
+    if (this.transfers.get(job.deviceId)?.job.id === job.id) await this.stopTransfer(job.deviceId);
+    clearTimeout(this.confirmTimers.get(job.id));
+    this.confirmTimers.delete(job.id);
+    await this.d.store.updateJob(job.id, { state, reason, ...(state === 'done' ? { offset: job.size } : {}) });
+    if (state !== 'aborted') this.d.deviceEvent(job.deviceId, 'spark/flash/status', state === 'done' ? 'success' : 'failed');
+    this.d.log.info({ deviceId: job.deviceId, job: job.id, version: job.version, state, reason }, 'ota: job ended');
+    const live = job.rolloutId === null ? undefined : this.live.get(job.rolloutId);
+    if (live) {
+      live.c.active = Math.max(0, live.c.active - 1);
+      if (state === 'done') live.c.done++;
+      if (state === 'failed') {
+        live.c.failed++;
+        live.c.failedDevices.add(job.deviceId);
+      }
+      const g = gate(live.r, live.c);
+      if (g.pause) await this.pause(live, g.pause);
+    }
+    // A slot is free: look for the next device soon, not at the next tick.
+    setImmediate(() => void this.tick());
+  }
+
+  private async stopTransfer(deviceId: string): Promise<void> {
+    const r = this.transfers.get(deviceId);
+    if (!r) return;
+    this.transfers.delete(deviceId);
+    r.t.stop();
+    await r.reader.close().catch(() => undefined);
+  }
+
+  /** Runs `fn` after every earlier piece of work on the same device. */
+  private serial(deviceId: string, fn: () => Promise<void>): void {
+    const next = (this.queues.get(deviceId) ?? Promise.resolve())
+      .then(fn)
+      .catch((e) => this.d.log.error({ err: e, deviceId }, 'ota: device work failed'))
+      .finally(() => {
+        if (this.queues.get(deviceId) === next) this.queues.delete(deviceId);
+      });
+    this.queues.set(deviceId, next);
+  }
+
+  // ------------------------------------------------------------ rollouts
+
+  private async pause(live: Live, reason: string): Promise<void> {
+    if (live.r.state !== 'running') return;
+    live.r = await this.d.store.updateRollout(live.r.id, { state: 'paused', reason });
+    this.d.log.warn({ rollout: live.r.id, product: live.r.productId, version: live.r.version, reason }, 'ota: rollout paused');
+  }
+
+  async rolloutAction(id: number, action: 'pause' | 'resume' | 'abort', by: string): Promise<Rollout> {
+    const r = await this.d.store.getRollout(id);
+    if (!r) throw new OtaError('not_found', `no rollout ${id}`);
+    if (r.state === 'aborted' || r.state === 'superseded') throw new OtaError('conflict', `the rollout is ${r.state}`);
+    const live = this.live.get(id) ?? { r, c: await this.d.store.rolloutCounts(id) };
+    this.live.set(id, live);
+    if (action === 'pause') {
+      if (r.state !== 'running') throw new OtaError('conflict', 'the rollout is not running');
+      live.r = await this.d.store.updateRollout(id, { state: 'paused', reason: 'paused by ' + by });
+    } else if (action === 'resume') {
+      if (r.state !== 'paused') throw new OtaError('conflict', 'the rollout is not paused');
+      // Failures are counted afresh from here, or the threshold would pause it again at once.
+      live.r = await this.d.store.updateRollout(id, { state: 'running', reason: null, countFrom: new Date() });
+      live.c = await this.d.store.rolloutCounts(id);
+      setImmediate(() => void this.tick());
+    } else {
+      live.r = await this.d.store.updateRollout(id, { state: 'aborted', reason: 'aborted by ' + by });
+      this.live.delete(id);
+      for (const j of await this.d.store.activeJobs()) if (j.rolloutId === id) this.serial(j.deviceId, () => this.abortJob(j, 'rollout aborted'));
+    }
+    return live.r;
+  }
+
+  async progress(r: Rollout): Promise<RolloutProgress> {
+    const releases = await this.d.store.productReleases(r.productId);
+    const c = this.live.get(r.id)?.c ?? (await this.d.store.rolloutCounts(r.id));
+    const out: RolloutProgress = { total: 0, done: 0, failed: 0, inProgress: 0, pending: 0 };
+    const active = new Set((await this.d.store.activeJobs()).filter((j) => j.rolloutId === r.id).map((j) => j.deviceId));
+    for (const t of await this.d.store.fleetTargets(r.productId)) {
+      const want = desiredVersion(t, releases);
+      const targeted = (want && want.by !== 'lock' && want.version === r.version) || active.has(t.id) || c.failedDevices.has(t.id);
+      if (!targeted) continue;
+      out.total++;
+      if (t.firmwareVersion === r.version) out.done++;
+      else if (active.has(t.id)) out.inProgress++;
+      else if (c.failedDevices.has(t.id)) out.failed++;
+      else out.pending++;
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ the API's operations
+
+  async upload(productId: number, file: UploadedFile, meta: { version: number | null; title: string | null; description: string | null; by: string | null }): Promise<FirmwareVersion> {
+    const image = await checkImage(file, productId, meta.version, this.o.imageMaxBytes);
+    if (await this.d.store.getFirmware(productId, image.version)) throw new OtaError('conflict', `version ${image.version} already exists in product ${productId}`);
+    const path = versionPath(productId, image.version);
+    await keep(this.d.dataDir, image, path);
+    try {
+      return await this.d.store.addFirmware(productId, {
+        version: image.version, title: meta.title ?? `Version ${image.version}`, description: meta.description, size: image.size, sha256: image.sha256, path, uploadedBy: meta.by,
+      });
+    } catch (e) {
+      await removeImage(this.d.dataDir, path);
+      throw e;
+    }
+  }
+
+  async remove(productId: number, version: number): Promise<boolean> {
+    const gone = await this.d.store.deleteFirmware(productId, version);
+    if (gone) await removeImage(this.d.dataDir, gone.path);
+    return gone !== null;
+  }
+
+  async release(productId: number, plan: ReleasePlan, settings: RolloutSettings, by: string | null): Promise<{ firmware: FirmwareVersion; rollout: Rollout }> {
+    const firmware = await this.d.store.releaseFirmware(productId, plan);
+    const rollout = await this.d.store.createRollout(productId, { ...settings, version: plan.version, productDefault: plan.productDefault, groups: [...plan.groups], createdBy: by });
+    // Superseded rollouts stop; the new one starts with no jobs.
+    for (const [id, l] of this.live) if (l.r.productId === productId) {
+      const now = await this.d.store.getRollout(id);
+      if (!now || now.state === 'superseded' || now.state === 'aborted') this.live.delete(id);
+    }
+    this.live.set(rollout.id, { r: rollout, c: await this.d.store.rolloutCounts(rollout.id) });
+    // Jobs of the product that the release makes unwanted end now (racing releases); the tick starts the new ones.
+    for (const [id, r] of this.transfers) if (r.job.productId === productId && r.job.source !== 'flash') this.reconcile(id);
+    for (const j of await this.d.store.activeJobs()) if (j.productId === productId && j.state === 'verified') this.reconcile(j.deviceId);
+    setImmediate(() => void this.tick());
+    return { firmware, rollout };
+  }
+
+  async impact(productId: number, plan: ReleasePlan): Promise<Impact> {
+    const [targets, groups, releases] = await Promise.all([this.d.store.fleetTargets(productId), this.d.store.groupsOfDevices(productId), this.d.store.productReleases(productId)]);
+    return impact(targets, groups, releases, plan);
+  }
+
+  async flashFile(deviceId: string, productId: number, file: UploadedFile, version: number | null, by: string | null): Promise<OtaJob> {
+    const image = await checkImage(file, productId, version, this.o.imageMaxBytes);
+    const path = flashPath();
+    await keep(this.d.dataDir, image, path);
+    return this.flash(deviceId, { version: image.version, size: image.size, sha256: image.sha256, path }, 'flash', by);
+  }
+
+  async flashVersion(deviceId: string, productId: number, version: number, source: Extract<OtaJobSource, 'flash' | 'lock'>, by: string | null): Promise<OtaJob> {
+    const fw = await this.d.store.getFirmware(productId, version);
+    if (!fw) throw new OtaError('not_found', `no firmware version ${version} in product ${productId}`);
+    return this.flash(deviceId, fw, source, by);
+  }
+
+  /** An explicit flash: ends the device's active job, creates this one, starts it if the device is connected. */
+  private flash(deviceId: string, image: Pick<FirmwareVersion, 'version' | 'size' | 'sha256' | 'path'>, source: OtaJobSource, by: string | null): Promise<OtaJob> {
+    return new Promise<OtaJob>((resolve, reject) =>
+      this.serial(deviceId, async () => {
+        try {
+          const was = await this.d.store.activeJob(deviceId);
+          if (was) await this.abortJob(was, 'superseded');
+          const job = await this.createJob(deviceId, image, source, null, by);
+          resolve(job);
+          await this.startTransfer(job);
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
+  }
+
+  /** For tests and metrics. */
+  get transfersRunning(): number {
+    return this.transfers.size;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * One image to one connected device, over the protocol: begin → the device
+ * says which offset it holds (a resume starts there) → chunks, `window` ahead
+ * of the last acknowledged offset → verified or failed. A device that repeats
+ * an offset behind what was sent lost a chunk: the window is resent from it,
+ * once per offset. A device silent for `ackTimeoutMs` is sent begin again
+ * (it answers with its offset); after `maxSilences` in a row the transfer
+ * ends as silent. Chunks are read from disk as they are sent.
+ */
+import type { Messages, OtaFailure } from '@flotilla/protocol';
+
+export type TransferOutcome = { kind: 'verified' } | { kind: 'failed'; reason: OtaFailure } | { kind: 'silent' } | { kind: 'error'; message: string };
+
+export interface TransferImage {
+  job: number;
+  product: number;
+  version: number;
+  size: number;
+  sha256: Uint8Array;
+}
+
+export interface TransferIo {
+  begin(m: Messages['otaBegin']): void;
+  chunk(m: Messages['otaChunk']): void;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** The device holds `offset` bytes (progress; called on every acknowledgement). */
+  progress(offset: number): void;
+  /** Called once. */
+  end(outcome: TransferOutcome): void;
+}
+
+export interface TransferOptions {
+  chunkSize: number;
+  /** Chunks in flight ahead of the device's offset. */
+  window: number;
+  ackTimeoutMs: number;
+  maxSilences: number;
+}
+
+export class Transfer {
+  /** Everything before this has been sent at least once since the last resend point. */
+  private sentUpTo = 0;
+  /** The device's last reported offset; -1 before its first answer. */
+  private held = -1;
+  /** The offset the window was last resent from (once per offset). */
+  private resentFrom = -1;
+  private silences = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private filling = false;
+  private ended = false;
+
+  constructor(
+    readonly image: TransferImage,
+    private readonly io: TransferIo,
+    private readonly o: TransferOptions,
+  ) {}
+
+  get offset(): number {
+    return Math.max(0, this.held);
+  }
+
+  start(): void {
+    this.sendBegin();
+  }
+
+  /** A status from the device about this job. */
+  status(s: Messages['otaStatus']): void {
+    if (this.ended || s.job !== this.image.job) return;
+    this.silences = 0;
+    this.arm();
+    if (s.state === 'verified') return this.end({ kind: 'verified' });
+    if (s.state === 'failed') return this.end({ kind: 'failed', reason: s.reason ?? 'aborted' });
+    const o = s.offset;
+    if (o > this.image.size) return this.end({ kind: 'failed', reason: 'bad_chunk' });
+    if (this.held < 0 || o < this.held || o > this.sentUpTo) {
+      // First answer (a resume point), or the device went back: send from what it holds.
+      this.sentUpTo = o;
+    } else if (o === this.held && o < this.sentUpTo && this.resentFrom !== o) {
+      // The same offset again with more sent: a chunk was lost (or refused out of order).
+      this.resentFrom = o;
+      this.sentUpTo = o;
+    }
+    if (o !== this.held) this.io.progress(o);
+    this.held = o;
+    void this.fill();
+  }
+
+  /** The device went away: stop without an outcome (a reconnect starts a new transfer that resumes). */
+  stop(): void {
+    this.ended = true;
+    this.disarm();
+  }
+
+  /** Ends the transfer with an outcome the bridge decided (abort, error). */
+  end(outcome: TransferOutcome): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.disarm();
+    this.io.end(outcome);
+  }
+
+  private sendBegin(): void {
+    const m = this.image;
+    this.io.begin({ job: m.job, product: m.product, version: m.version, size: m.size, sha256: m.sha256, chunkSize: this.o.chunkSize });
+    this.arm();
+  }
+
+  private async fill(): Promise<void> {
+    if (this.filling) return;
+    this.filling = true;
+    try {
+      for (;;) {
+        if (this.ended) return;
+        const limit = Math.min(this.image.size, this.held + this.o.window * this.o.chunkSize);
+        if (this.sentUpTo >= limit) return;
+        const at = this.sentUpTo;
+        const length = Math.min(this.o.chunkSize, this.image.size - at);
+        const data = await this.io.read(at, length);
+        // A status may have moved the send point while reading: send only what is still wanted.
+        if (this.ended || this.sentUpTo !== at) continue;
+        this.io.chunk({ job: this.image.job, offset: at, data });
+        this.sentUpTo = at + length;
+      }
+    } catch (e) {
+      this.end({ kind: 'error', message: (e as Error).message });
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  private arm(): void {
+    this.disarm();
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.ended) return;
+      if (++this.silences > this.o.maxSilences) return this.end({ kind: 'silent' });
+      // Begin again: the device answers with the offset it holds, and sending resumes there.
+      this.held = -1;
+      this.resentFrom = -1;
+      this.sendBegin();
+    }, this.o.ackTimeoutMs);
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
