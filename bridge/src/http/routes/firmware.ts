@@ -92,7 +92,7 @@ async function runningCounts(ctx: ApiContext, productId: string): Promise<Map<nu
 }
 
 async function oneVersion(ctx: ApiContext, productId: string, raw: string): Promise<FirmwareVersion> {
-  const v = versionField({ v: raw }, 'version', true) as number;
+  const v = versionField({ version: raw }, 'version', true) as number;
   const f = await ctx.store.getFirmware(productId, v);
   if (!f) throw ApiError.of(404, 'Firmware version not found');
   return f;

@@ -1,0 +1,316 @@
+/**
+ * Over-the-air updates end to end: a real bridge (SQLite in a temp dir, aedes
+ * and the HTTP API on loopback) and real agents (the built bundle in node:vm
+ * devices with their own flash), images uploaded through the API and sent by
+ * the bridge. Upload and its refusals; one device flashed by file and by
+ * version; link drop and resume; a chunk corrupted on its way to flash; a
+ * device that never answers; an image that fails its trial.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { decode, parseTopic } from '@flotilla/protocol';
+import { buildImage, emptyFlash, fleetImage, MemoryFlash, parseScenario, VmDevice, type FlashOp } from '@flotilla/simulator';
+import { connect, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+
+/** The scenario every device here runs; `firmware` is the image's version. */
+const scenario = (firmware: number, padTo = 0) =>
+  parseScenario({ firmware, variables: { v: { type: 'int32', value: firmware } }, functions: { which: { returns: firmware } } }, 'v' + firmware);
+
+export interface OtaWorld {
+  f: Fixture;
+  base: string;
+  product: number;
+  /** Registers a device of product A and powers on a real agent running version 1. */
+  device(o?: DeviceOptions): Promise<TestDevice>;
+  upload(token: string, file: Uint8Array | string, fields?: Record<string, string>, product?: string): Promise<{ status: number; body: any }>;
+  call(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** spark/flash/status events seen on the bus, per device. */
+  flashEvents: Map<string, string[]>;
+  image(version: number, padTo?: number): Uint8Array;
+  waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms?: number): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DeviceOptions {
+  failTrial?: (version: number) => boolean;
+  /** Wraps the flash: a test corrupts or counts writes. */
+  onFlash?: (op: FlashOp) => void;
+  corruptWriteAt?: number;
+}
+
+export interface TestDevice {
+  id: string;
+  vm: VmDevice;
+  flash: MemoryFlash;
+  version(): number | undefined;
+  stop(): void;
+}
+
+/** A flash whose first write at `at` lands with one bit flipped, as a failing flash cell would store it. */
+class CorruptingFlash extends MemoryFlash {
+  corruptAt = -1;
+  override write(slot: number, offset: number, bytes: Uint8Array): void {
+    if (offset === this.corruptAt) {
+      this.corruptAt = -1;
+      const bad = Uint8Array.from(bytes);
+      bad[0] ^= 0x01;
+      return super.write(slot, offset, bad);
+    }
+    super.write(slot, offset, bytes);
+  }
+}
+
+export async function otaWorld(): Promise<OtaWorld> {
+  const f = await startFixture({ httpPort: 0, ota: { chunkSize: 1024, window: 8, ackTimeoutMs: 400, maxSilences: 2, maxAttempts: 10, confirmTimeoutMs: 30000, tickMs: 100, imageMaxBytes: 300000 } });
+  const base = 'http://127.0.0.1:' + f.bridge.ports.http;
+  const product = Number(f.products.A);
+  const flashEvents = new Map<string, string[]>();
+  f.bridge.broker.tap((topic, payload) => {
+    const t = parseTopic(topic);
+    if (t?.root !== 'dev' || t.channel !== 'evt' || t.event !== 'spark/flash/status') return;
+    const m = decode(payload);
+    if (m.kind === 'event') flashEvents.set(t.deviceId, [...(flashEvents.get(t.deviceId) ?? []), String(m.data)]);
+  });
+  const devices: TestDevice[] = [];
+  const images = new Map<string, Uint8Array>();
+  const image = (version: number, padTo = 0) => {
+    const key = version + ':' + padTo;
+    if (!images.has(key)) {
+      let img = fleetImage(scenario(version), product);
+      if (padTo > img.length) {
+        // The same program with a comment after it: a bigger image that runs the same.
+        const body = Buffer.from(img.subarray(52)).toString('utf8') + '\n/*' + 'x'.repeat(padTo - img.length - 5) + '*/';
+        img = buildImage(product, version, body);
+      }
+      images.set(key, img);
+    }
+    return images.get(key)!;
+  };
+  const world: OtaWorld = {
+    f, base, product, flashEvents, image,
+    async device(o = {}) {
+      const id = randomBytes(12).toString('hex');
+      const secret = 'secret-' + id;
+      await f.bridge.store.createDevice({ id, productId: product });
+      await f.bridge.store.setDeviceSecret(id, secret);
+      const flash = new CorruptingFlash(emptyFlash(512 * 1024), o.onFlash);
+      if (o.corruptWriteAt !== undefined) flash.corruptAt = o.corruptWriteAt;
+      flash.state.slots[0].set(image(1));
+      let booted: number | undefined;
+      const vm = new VmDevice({
+        flash, host: '127.0.0.1', port: f.port, failTrial: o.failTrial, hal: { device: { id, secret } },
+        onBoot: (b) => (booted = b.version),
+      });
+      vm.start();
+      const d: TestDevice = { id, vm, flash, version: () => booted, stop: () => vm.stop() };
+      devices.push(d);
+      await world.waitFor('the hello of ' + id, async () => (await f.bridge.store.getDevice(id))?.firmwareVersion === 1);
+      return d;
+    },
+    async upload(token, file, fields = {}, p = f.products.A) {
+      const form = new FormData();
+      for (const [k, v] of Object.entries(fields)) form.set(k, v);
+      form.set('file', new Blob([typeof file === 'string' ? file : Buffer.from(file)]), 'image.bin');
+      const r = await fetch(base + '/v1/products/' + p + '/firmware', { method: 'POST', headers: { authorization: 'Bearer ' + token }, body: form });
+      return { status: r.status, body: await r.json() };
+    },
+    async call(method, path, token, body) {
+      const r = await fetch(base + path, {
+        method, headers: { authorization: 'Bearer ' + token, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined,
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    },
+    async waitFor(what, fn, ms = 20000) {
+      const end = Date.now() + ms;
+      for (;;) {
+        const v = await fn();
+        if (v) return v as never;
+        if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async close() {
+      for (const d of devices) d.stop();
+      await f.close();
+    },
+  };
+  return world;
+}
+
+describe('OTA: firmware upload and one device', function () {
+  this.timeout(60000);
+  let w: OtaWorld;
+  before(async () => {
+    w = await otaWorld();
+  });
+  after(() => w.close());
+
+  it('uploads an image, lists, gets, edits, downloads and deletes it while unreleased', async () => {
+    const { f } = w;
+    const img = w.image(10);
+    const up = await w.upload(f.tokens.erin, img, { version: '10', title: 'Ten', description: 'the tenth' });
+    assert.equal(up.status, 201, JSON.stringify(up.body));
+    assert.equal(up.body.version, 10);
+    assert.equal(up.body.size, img.length);
+    assert.equal(up.body.sha256, (await import('node:crypto')).createHash('sha256').update(img).digest('hex'));
+    assert.deepEqual([up.body.title, up.body.description, up.body.product_default, up.body.released], ['Ten', 'the tenth', false, false]);
+    const list = await w.call('GET', '/v1/products/prod-a/firmware', f.tokens.carol);
+    assert.deepEqual(list.body.map((x: { version: number }) => x.version), [10]);
+    const edited = await w.call('PUT', '/v1/products/prod-a/firmware/10', f.tokens.erin, { title: 'Ten, better' });
+    assert.equal(edited.body.title, 'Ten, better', JSON.stringify(edited));
+    const bin = await fetch(w.base + '/v1/products/prod-a/firmware/10/binary', { headers: { authorization: 'Bearer ' + f.tokens.carol } });
+    assert.equal(bin.headers.get('content-type'), 'application/octet-stream');
+    assert.ok(Buffer.from(await bin.arrayBuffer()).equals(Buffer.from(img)), 'the download is the upload, byte for byte');
+    assert.equal((await w.call('DELETE', '/v1/products/prod-a/firmware/10', f.tokens.carol)).status, 403, 'a Viewer cannot delete');
+    assert.equal((await w.call('DELETE', '/v1/products/prod-a/firmware/10', f.tokens.erin)).status, 204);
+    assert.equal((await w.call('GET', '/v1/products/prod-a/firmware/10', f.tokens.carol)).status, 404);
+  });
+
+  it('wraps a bare JS bundle with its version, and refuses what does not match or does not fit', async () => {
+    const { f } = w;
+    const bundle = Buffer.from(w.image(11).subarray(52)).toString('utf8');
+    const ok = await w.upload(f.tokens.erin, bundle, { version: '11' });
+    assert.equal(ok.status, 201);
+    assert.equal(ok.body.size, bundle.length + 52);
+    const refusals: [string, Promise<{ status: number; body: any }>, number, RegExp][] = [
+      ['duplicate version', w.upload(f.tokens.erin, w.image(11), { version: '11' }), 409, /already exists/],
+      ['wrong product', w.upload(f.tokens.erin, buildImage(999, 12, 'x'), { version: '12' }), 400, /for product 999/],
+      ['header version vs field', w.upload(f.tokens.erin, w.image(13), { version: '14' }), 400, /version 13, not 14/],
+      ['empty file', w.upload(f.tokens.erin, '', { version: '15' }), 400, /empty/],
+      ['bundle without a version', w.upload(f.tokens.erin, 'var x = 1;'), 400, /give its version/],
+      ['oversize', w.upload(f.tokens.erin, 'x'.repeat(300001), { version: '16' }), 413, /larger than 300000/],
+      ['bad version', w.upload(f.tokens.erin, w.image(17), { version: 'seventeen' }), 400, /integer/],
+      ['a Viewer', w.upload(f.tokens.carol, w.image(18), { version: '18' }), 403, /./],
+      ['another product', w.upload(f.tokens.erin, w.image(19), { version: '19' }, 'prod-b'), 404, /./],
+    ];
+    // A body that does not match its header: one byte changed after the header.
+    const tampered = Uint8Array.from(w.image(20));
+    tampered[tampered.length - 1] ^= 1;
+    refusals.push(['body vs header SHA-256', w.upload(f.tokens.erin, tampered, { version: '20' }), 400, /does not match the SHA-256/]);
+    const truncated = w.image(21).subarray(0, 1000);
+    refusals.push(['header size vs file', w.upload(f.tokens.erin, truncated, { version: '21' }), 400, /header says/]);
+    for (const [what, p, status, message] of refusals) {
+      const r = await p;
+      assert.equal(r.status, status, what + ': ' + JSON.stringify(r.body));
+      assert.match(String(r.body.error), message, what);
+    }
+    const noFile = await w.call('POST', '/v1/products/prod-a/firmware', f.tokens.erin, { version: 22 });
+    assert.equal(noFile.status, 400);
+    assert.deepEqual((await w.call('GET', '/v1/products/prod-a/firmware', f.tokens.erin)).body.map((x: { version: number }) => x.version), [11], 'nothing refused was kept');
+  });
+
+  it('flashes one device with a file: chunks over MQTT, reboot, hello with the new version confirmed, job done, spark/flash/status', async () => {
+    const { f } = w;
+    const d = await w.device();
+    const form = new FormData();
+    form.set('file', new Blob([Buffer.from(w.image(2))]), 'v2.flim');
+    const r = await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: form });
+    const body = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.deepEqual([body.id, body.status, body.job.version, body.job.source], [d.id, 'Update started', 2, 'flash']);
+    const job = await w.waitFor('the job done', async () => ((await f.bridge.store.getJob(body.job.id))?.state === 'done' ? f.bridge.store.getJob(body.job.id) : null));
+    assert.deepEqual([job!.offset, job!.attempts, job!.reason], [w.image(2).length, 1, null]);
+    assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 2);
+    assert.equal(d.version(), 2);
+    assert.deepEqual(w.flashEvents.get(d.id), ['started', 'success']);
+    const jobs = await w.call('GET', '/v1/products/prod-a/ota_jobs?device_id=' + d.id, f.tokens.carol);
+    assert.deepEqual(jobs.body.jobs.map((j: { state: string }) => j.state), ['done']);
+    // A Support member may not flash (Developer and up).
+    const again = new FormData();
+    again.set('file', new Blob([Buffer.from(w.image(3))]), 'v3.flim');
+    assert.equal((await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.dave }, body: again })).status, 403);
+    d.stop();
+  });
+
+  it('flashes by version; refuses an unknown version, an image for another product and a second file', async () => {
+    const { f } = w;
+    const d = await w.device();
+    assert.equal((await w.upload(f.tokens.erin, w.image(4), { version: '4' })).status, 201);
+    assert.equal((await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 99 })).status, 404);
+    const r = await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 4 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await w.waitFor('version 4', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 4);
+    const other = new FormData();
+    other.set('file', new Blob([Buffer.from(buildImage(999, 5, 'x'))]), 'x.flim');
+    const wrong = await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: other });
+    assert.equal(wrong.status, 400);
+    assert.match((await wrong.json()).error, /for product 999/);
+    const two = new FormData();
+    two.set('file', new Blob(['a']), 'a.js');
+    two.set('file2', new Blob(['b']), 'b.js');
+    const twice = await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: two });
+    assert.equal(twice.status, 400);
+    assert.match((await twice.json()).error, /one file/);
+    d.stop();
+  });
+
+  it('resumes from the offset the device holds after the link drops mid-transfer', async () => {
+    const { f } = w;
+    const writes: number[] = [];
+    const d = await w.device({ onFlash: (op) => op.kind === 'write' && writes.push(op.offset) });
+    const big = w.image(5, 200000);
+    assert.equal((await w.upload(f.tokens.erin, big, { version: '5' })).status, 201);
+    const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 5 })).body.job;
+    await w.waitFor('a third of the image', () => writes.length > 60);
+    const cutAt = writes.length;
+    d.vm.cut();
+    await w.waitFor('version 5', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 5, 30000);
+    const after = writes.slice(cutAt);
+    assert.ok(after.length > 0 && after[0] > 0, 'the second connection wrote from where the first stopped, not from 0: ' + after.slice(0, 3));
+    assert.ok(writes.length < Math.ceil(big.length / 1024) + 10, 'almost no chunk written twice: ' + writes.length);
+    const done = (await f.bridge.store.getJob(job.id))!;
+    assert.deepEqual([done.state, done.attempts], ['done', 2]);
+    d.stop();
+  });
+
+  it('sends the image again when a chunk reaches flash corrupted (the device refuses its SHA-256)', async () => {
+    const { f } = w;
+    const d = await w.device({ corruptWriteAt: 8192 });
+    assert.equal((await w.upload(f.tokens.erin, w.image(6), { version: '6' })).status, 201);
+    const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 6 })).body.job;
+    await w.waitFor('version 6', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 6);
+    const done = (await f.bridge.store.getJob(job.id))!;
+    assert.deepEqual([done.state, done.attempts], ['done', 2], 'the first transfer failed its SHA-256, the second went through');
+    d.stop();
+  });
+
+  it('gives up on a device that never answers, with a recorded failure', async () => {
+    const { f } = w;
+    const id = randomBytes(12).toString('hex');
+    await f.bridge.store.createDevice({ id, productId: w.product });
+    await f.bridge.store.setDeviceSecret(id, 's');
+    // A device that says hello and then ignores every OTA message.
+    const c = await connect(f.port, { clientId: id, username: id, password: 's', protocolVersion: 4 });
+    const { encode } = await import('@flotilla/protocol');
+    c.subscribe('cloud/' + id + '/#');
+    await c.publishAsync('dev/' + id + '/hello', Buffer.from(encode('hello', {
+      agent: '0.0.0', firmware: 1, product: w.product, variables: [], functions: [], subscriptions: [], bootReason: 'power_down', ota: { slot: 0, trial: false, rolledBackFrom: null },
+    })), { qos: 1 });
+    await w.waitFor('the hello', async () => (await f.bridge.store.getDevice(id))!.firmwareVersion === 1);
+    const job = (await w.call('PUT', '/v1/devices/' + id, f.tokens.erin, { firmware_version: 6 })).body.job;
+    const failed = await w.waitFor('the job failed', async () => {
+      const j = await f.bridge.store.getJob(job.id);
+      return j?.state === 'failed' ? j : null;
+    });
+    assert.equal(failed.reason, 'timeout');
+    assert.deepEqual(w.flashEvents.get(id), ['started', 'failed']);
+    await c.endAsync();
+  });
+
+  it('fails the job of an image that fails its trial: the device is back on its old version', async () => {
+    const { f } = w;
+    const d = await w.device({ failTrial: (v) => v === 7 });
+    assert.equal((await w.upload(f.tokens.erin, w.image(7), { version: '7' })).status, 201);
+    const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 7 })).body.job;
+    const failed = await w.waitFor('the job failed', async () => {
+      const j = await f.bridge.store.getJob(job.id);
+      return j?.state === 'failed' ? j : null;
+    });
+    assert.equal(failed.reason, 'rolled_back');
+    assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 1);
+    assert.equal(d.version(), 1);
+    assert.deepEqual(w.flashEvents.get(d.id), ['started', 'failed']);
+    d.stop();
+  });
+});
