@@ -8,135 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { decode, parseTopic } from '@flotilla/protocol';
-import { buildImage, emptyFlash, fleetImage, MemoryFlash, parseScenario, VmDevice, type FlashOp } from '@flotilla/simulator';
-import { connect, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
-
-/** The scenario every device here runs; `firmware` is the image's version. */
-const scenario = (firmware: number, padTo = 0) =>
-  parseScenario({ firmware, variables: { v: { type: 'int32', value: firmware } }, functions: { which: { returns: firmware } } }, 'v' + firmware);
-
-export interface OtaWorld {
-  f: Fixture;
-  base: string;
-  product: number;
-  /** Registers a device of product A and powers on a real agent running version 1. */
-  device(o?: DeviceOptions): Promise<TestDevice>;
-  upload(token: string, file: Uint8Array | string, fields?: Record<string, string>, product?: string): Promise<{ status: number; body: any }>;
-  call(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }>;
-  /** spark/flash/status events seen on the bus, per device. */
-  flashEvents: Map<string, string[]>;
-  image(version: number, padTo?: number): Uint8Array;
-  waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms?: number): Promise<T>;
-  close(): Promise<void>;
-}
-
-export interface DeviceOptions {
-  failTrial?: (version: number) => boolean;
-  /** Wraps the flash: a test corrupts or counts writes. */
-  onFlash?: (op: FlashOp) => void;
-  corruptWriteAt?: number;
-}
-
-export interface TestDevice {
-  id: string;
-  vm: VmDevice;
-  flash: MemoryFlash;
-  version(): number | undefined;
-  stop(): void;
-}
-
-/** A flash whose first write at `at` lands with one bit flipped, as a failing flash cell would store it. */
-class CorruptingFlash extends MemoryFlash {
-  corruptAt = -1;
-  override write(slot: number, offset: number, bytes: Uint8Array): void {
-    if (offset === this.corruptAt) {
-      this.corruptAt = -1;
-      const bad = Uint8Array.from(bytes);
-      bad[0] ^= 0x01;
-      return super.write(slot, offset, bad);
-    }
-    super.write(slot, offset, bytes);
-  }
-}
-
-export async function otaWorld(): Promise<OtaWorld> {
-  const f = await startFixture({ httpPort: 0, ota: { chunkSize: 1024, window: 8, ackTimeoutMs: 400, maxSilences: 2, maxAttempts: 10, confirmTimeoutMs: 30000, tickMs: 100, imageMaxBytes: 300000 } });
-  const base = 'http://127.0.0.1:' + f.bridge.ports.http;
-  const product = Number(f.products.A);
-  const flashEvents = new Map<string, string[]>();
-  f.bridge.broker.tap((topic, payload) => {
-    const t = parseTopic(topic);
-    if (t?.root !== 'dev' || t.channel !== 'evt' || t.event !== 'spark/flash/status') return;
-    const m = decode(payload);
-    if (m.kind === 'event') flashEvents.set(t.deviceId, [...(flashEvents.get(t.deviceId) ?? []), String(m.data)]);
-  });
-  const devices: TestDevice[] = [];
-  const images = new Map<string, Uint8Array>();
-  const image = (version: number, padTo = 0) => {
-    const key = version + ':' + padTo;
-    if (!images.has(key)) {
-      let img = fleetImage(scenario(version), product);
-      if (padTo > img.length) {
-        // The same program with a comment after it: a bigger image that runs the same.
-        const body = Buffer.from(img.subarray(52)).toString('utf8') + '\n/*' + 'x'.repeat(padTo - img.length - 5) + '*/';
-        img = buildImage(product, version, body);
-      }
-      images.set(key, img);
-    }
-    return images.get(key)!;
-  };
-  const world: OtaWorld = {
-    f, base, product, flashEvents, image,
-    async device(o = {}) {
-      const id = randomBytes(12).toString('hex');
-      const secret = 'secret-' + id;
-      await f.bridge.store.createDevice({ id, productId: product });
-      await f.bridge.store.setDeviceSecret(id, secret);
-      const flash = new CorruptingFlash(emptyFlash(512 * 1024), o.onFlash);
-      if (o.corruptWriteAt !== undefined) flash.corruptAt = o.corruptWriteAt;
-      flash.state.slots[0].set(image(1));
-      let booted: number | undefined;
-      const vm = new VmDevice({
-        flash, host: '127.0.0.1', port: f.port, failTrial: o.failTrial, hal: { device: { id, secret } },
-        onBoot: (b) => (booted = b.version),
-      });
-      vm.start();
-      const d: TestDevice = { id, vm, flash, version: () => booted, stop: () => vm.stop() };
-      devices.push(d);
-      await world.waitFor('the hello of ' + id, async () => (await f.bridge.store.getDevice(id))?.firmwareVersion === 1);
-      return d;
-    },
-    async upload(token, file, fields = {}, p = f.products.A) {
-      const form = new FormData();
-      for (const [k, v] of Object.entries(fields)) form.set(k, v);
-      form.set('file', new Blob([typeof file === 'string' ? file : Buffer.from(file)]), 'image.bin');
-      const r = await fetch(base + '/v1/products/' + p + '/firmware', { method: 'POST', headers: { authorization: 'Bearer ' + token }, body: form });
-      return { status: r.status, body: await r.json() };
-    },
-    async call(method, path, token, body) {
-      const r = await fetch(base + path, {
-        method, headers: { authorization: 'Bearer ' + token, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined,
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    async waitFor(what, fn, ms = 20000) {
-      const end = Date.now() + ms;
-      for (;;) {
-        const v = await fn();
-        if (v) return v as never;
-        if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    },
-    async close() {
-      for (const d of devices) d.stop();
-      await f.close();
-    },
-  };
-  return world;
-}
+import { buildImage } from '@flotilla/simulator';
+import { connect } from '../helpers/bridge-fixture.js';
+import { otaWorld, type OtaWorld } from '../helpers/ota-world.js';
 
 describe('OTA: firmware upload and one device', function () {
   this.timeout(60000);
@@ -206,14 +80,14 @@ describe('OTA: firmware upload and one device', function () {
     const form = new FormData();
     form.set('file', new Blob([Buffer.from(w.image(2))]), 'v2.flim');
     const r = await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: form });
-    const body = await r.json();
+    const body = (await r.json()) as any;
     assert.equal(r.status, 200, JSON.stringify(body));
     assert.deepEqual([body.id, body.status, body.job.version, body.job.source], [d.id, 'Update started', 2, 'flash']);
     const job = await w.waitFor('the job done', async () => ((await f.bridge.store.getJob(body.job.id))?.state === 'done' ? f.bridge.store.getJob(body.job.id) : null));
     assert.deepEqual([job!.offset, job!.attempts, job!.reason], [w.image(2).length, 1, null]);
     assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 2);
     assert.equal(d.version(), 2);
-    assert.deepEqual(w.flashEvents.get(d.id), ['started', 'success']);
+    assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'success']);
     const jobs = await w.call('GET', '/v1/products/prod-a/ota_jobs?device_id=' + d.id, f.tokens.carol);
     assert.deepEqual(jobs.body.jobs.map((j: { state: string }) => j.state), ['done']);
     // A Support member may not flash (Developer and up).
@@ -235,13 +109,13 @@ describe('OTA: firmware upload and one device', function () {
     other.set('file', new Blob([Buffer.from(buildImage(999, 5, 'x'))]), 'x.flim');
     const wrong = await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: other });
     assert.equal(wrong.status, 400);
-    assert.match((await wrong.json()).error, /for product 999/);
+    assert.match(((await wrong.json()) as any).error, /for product 999/);
     const two = new FormData();
     two.set('file', new Blob(['a']), 'a.js');
     two.set('file2', new Blob(['b']), 'b.js');
     const twice = await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: two });
     assert.equal(twice.status, 400);
-    assert.match((await twice.json()).error, /one file/);
+    assert.match(((await twice.json()) as any).error, /one file/);
     d.stop();
   });
 
@@ -310,7 +184,7 @@ describe('OTA: firmware upload and one device', function () {
     assert.equal(failed.reason, 'rolled_back');
     assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 1);
     assert.equal(d.version(), 1);
-    assert.deepEqual(w.flashEvents.get(d.id), ['started', 'failed']);
+    assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'failed']);
     d.stop();
   });
 });

@@ -110,6 +110,8 @@ interface Running {
   t: Transfer;
   reader: ImageReader;
   savedAt: number;
+  /** The last quarter of the image announced (0: none yet). */
+  quarter: number;
 }
 
 export class OtaManager implements OtaControl, DeviceOtaHooks {
@@ -196,7 +198,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       job = null;
     }
     if (job) {
-      if (job.state !== 'verified') await this.startTransfer(job);
+      // Resumed unless it is already being sent, or waits for the device's reboot.
+      if (job.state !== 'verified' && this.transfers.get(deviceId)?.job.id !== job.id) await this.startTransfer(job);
       return;
     }
     if (!want || want.version === dev.firmware) return;
@@ -294,13 +297,19 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     job = await this.d.store.updateJob(job.id, { state: 'sending', attempts: job.attempts + 1 });
     if (first) this.d.deviceEvent(job.deviceId, 'spark/flash/status', 'started');
     const deviceId = job.deviceId;
-    const running: Running = { job, reader, savedAt: Date.now(), t: null as unknown as Transfer };
+    const running: Running = { job, reader, savedAt: Date.now(), quarter: Math.floor((job.offset / job.size) * 4), t: null as unknown as Transfer };
     const image = { job: job.id, product: job.productId, version: job.version, size: job.size, sha256: Buffer.from(job.sha256, 'hex') };
     running.t = new Transfer(image, {
       begin: (m) => this.d.publish(topics.cloud.ota(deviceId), encode('otaBegin', m), 1),
       chunk: (m) => this.d.publish(topics.cloud.ota(deviceId), encode('otaChunk', m), 1),
       read: (offset, length) => reader.read(offset, length),
       progress: (offset) => {
+        // Progress on the event stream at each quarter: a few events per job, whatever its size.
+        const quarter = Math.floor((offset / job.size) * 4);
+        if (quarter > running.quarter && quarter < 4) {
+          running.quarter = quarter;
+          this.d.deviceEvent(deviceId, 'spark/flash/status', `progress ${quarter * 25}%`);
+        }
         // The device keeps its offset; the store's copy is for operators: at most one write a second.
         if (Date.now() - running.savedAt < 1000) return;
         running.savedAt = Date.now();
@@ -308,6 +317,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       },
       end: (outcome) => this.serial(deviceId, () => this.onOutcome(running, outcome)),
     }, this.o);
+    await this.stopTransfer(deviceId);
     this.transfers.set(deviceId, running);
     running.t.start();
   }
