@@ -71,6 +71,14 @@ describe('OTA: firmware upload and one device', function () {
     }
     const noFile = await w.call('POST', '/v1/products/prod-a/firmware', f.tokens.erin, { version: 22 });
     assert.equal(noFile.status, 400);
+    // Malformed multipart: no boundary; a part cut off before its end.
+    const raw = (type: string, body: string) =>
+      fetch(w.base + '/v1/products/prod-a/firmware', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': type }, body });
+    const noBoundary = await raw('multipart/form-data', 'x');
+    assert.deepEqual([noBoundary.status, ((await noBoundary.json()) as any).error], [400, 'Malformed multipart body: Multipart: Boundary not found']);
+    const cut = await raw('multipart/form-data; boundary=b', '--b\r\ncontent-disposition: form-data; name="file"; filename="a.js"\r\n\r\nvar a = 1;');
+    assert.equal(cut.status, 400);
+    assert.match(((await cut.json()) as any).error, /Malformed multipart body|multipart file field/);
     assert.deepEqual((await w.call('GET', '/v1/products/prod-a/firmware', f.tokens.erin)).body.map((x: { version: number }) => x.version), [11], 'nothing refused was kept');
   });
 

@@ -119,13 +119,21 @@ function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOption
         hash.update(b);
       });
       stream.on('limit', () => fail(ApiError.of(413, 'The file is larger than ' + o.limit + ' bytes')));
+      // A body cut off mid-file: the part errors and the file is never finished.
+      stream.on('error', (e: Error) => {
+        out.destroy();
+        fail(ApiError.of(400, 'Malformed multipart body: ' + e.message));
+      });
       stream.pipe(out);
       writing = new Promise<void>((done, bad) => {
         out.on('finish', () => done());
         out.on('error', bad);
+        stream.on('error', bad);
       }).then(() => {
         fields[name] = { path, filename: info.filename ?? name, size, sha256: hash.digest('hex') } satisfies Upload;
       });
+      // Handled at 'close' (or already answered by fail): not an unhandled rejection meanwhile.
+      writing.catch(() => undefined);
     });
     parser.on('filesLimit', () => fail(ApiError.of(400, 'Send one file')));
     parser.on('partsLimit', () => fail(ApiError.of(400, 'Too many parts in the multipart body')));
