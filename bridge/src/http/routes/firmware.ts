@@ -30,7 +30,7 @@ export function versionField(b: Fields, name: string, required = false): number 
     return null;
   }
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^[0-9]+$/.test(v.trim()) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw ApiError.of(400, name + ' must be an integer from 1 to 4294967295');
+  if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw ApiError.of(400, name + ' must be a version number, an integer from 1 to 4294967295');
   return n;
 }
 
