@@ -172,7 +172,7 @@ class Agent implements Cloud {
       {
         clientId: id, username: id, password: o.secret, willTopic: this.topicOf_[KIND.status], willPayload: cborEncode([KIND.status, false]), subscriptions: this.inbox_,
         keepalive: o.keepalive !== undefined ? o.keepalive : 30, backoffMin: o.backoffMin !== undefined ? o.backoffMin : 1000,
-        backoffMax: o.backoffMax !== undefined ? o.backoffMax : 60000, queueMax: o.queueMax !== undefined ? o.queueMax : 16,
+        backoffMax: o.backoffMax !== undefined ? o.backoffMax : 60000, queueMax: o.queueMax !== undefined ? o.queueMax : LIMITS.offlineQueueMax,
         inflightMax: 4, ackTimeout: 10000, retries: 3, maxPacket: LIMITS.messageMaxBytes + 256,
       },
       { connected: this.onConnected_.bind(this), message: this.onMessage_.bind(this), disconnected: function () {} },

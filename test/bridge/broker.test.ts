@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { connect as tcp, type Socket } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
-import { decode, encode, topics } from '@flotilla/protocol';
+import { decode, encode, LIMITS, topics } from '@flotilla/protocol';
 import { A1, A2, B1, app, closed, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const hello = (firmware = 3) =>
@@ -363,6 +363,18 @@ describe('bridge broker', function () {
       } finally {
         await slow.close();
       }
+    });
+
+    it('takes the backlog an agent queued offline at once, and ends a session that floods events past it', async () => {
+      // 16 events back to back (the agent's offline queue, flushed on reconnect): all delivered, session kept.
+      const a1 = await device(f.port, A1);
+      const ev = Buffer.from(encode('event', { data: 'x', ttl: 60 }));
+      for (let i = 0; i < LIMITS.offlineQueueMax; i++) await a1.publishAsync(topics.device.event(A1, 'queued'), ev, { qos: 1 });
+      assert.ok(a1.connected, 'the backlog is not abuse');
+      // Past the backlog and twice the burst: abuse.
+      for (let i = 0; i < 2 * LIMITS.publishBurst + 2 && a1.connected; i++) a1.publish(topics.device.event(A1, 'flood'), ev, { qos: 0 });
+      await closed(a1);
+      a1.end(true);
     });
 
     it('drops a connection that never sends CONNECT (connect timeout)', async function () {

@@ -4,7 +4,7 @@
  * access token as password). The answer becomes the client's Session.
  */
 import { createHash } from 'node:crypto';
-import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
+import { decode, isClientId, isDeviceId, LIMITS, topics } from '@flotilla/protocol';
 import { actorOf } from '../identity/actor.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
@@ -41,7 +41,7 @@ export async function authenticate(
       ok: true,
       session: {
         kind: 'device', deviceId: clientId, product: access.product, customerId: access.customerId, actor, inbox: topics.filter.deviceInbox(clientId),
-        tokens: ctx.eventRate.burst, refilledAt: now, packetTokens: ctx.limits.burst, packetsRefilledAt: now,
+        tokens: ctx.eventRate.burst, refilledAt: now, backlog: LIMITS.offlineQueueMax, packetTokens: ctx.limits.burst, packetsRefilledAt: now,
       },
     };
   }

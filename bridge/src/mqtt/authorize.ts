@@ -135,6 +135,11 @@ function spendEventToken(ctx: BrokerContext, s: Extract<Session, { kind: 'device
   const rate = ctx.eventRate;
   s.tokens = Math.min(rate.burst, s.tokens + ((now - s.refilledAt) / 1000) * rate.perSecond);
   s.refilledAt = now;
+  // What the agent queued while offline arrives at once after a reconnect: paid from the backlog credit, not refused.
+  if (s.tokens < 1 && s.backlog > 0) {
+    s.backlog--;
+    return;
+  }
   // A device may exceed the rate briefly (clock skew, a retransmission); twice the burst is abuse.
   if (s.tokens < 1 - rate.burst) throw new Refused('event rate over ' + rate.perSecond + '/s');
   s.tokens -= 1;

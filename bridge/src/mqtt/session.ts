@@ -17,6 +17,8 @@ export type Session =
       /** Event publish budget (Particle's 1/s with bursts of 4). */
       tokens: number;
       refilledAt: number;
+      /** Events the agent queued while offline, allowed past the rate once (LIMITS.offlineQueueMax). */
+      backlog: number;
       /** Publish budget for every kind of message, against floods. */
       packetTokens: number;
       packetsRefilledAt: number;

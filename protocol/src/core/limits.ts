@@ -22,6 +22,8 @@ export const LIMITS = {
   publishPerSecond: 1,
   /** Publishes allowed back to back before the rate applies. */
   publishBurst: 4,
+  /** Messages an agent holds while offline, sent at once when it reconnects: the cloud allows that backlog past the event rate once per session. */
+  offlineQueueMax: 16,
   /** Event time-to-live in seconds, as Particle's default. */
   eventTtlDefault: 60,
   /** Largest TTL a device may ask for (one day). */
