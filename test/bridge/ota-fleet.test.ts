@@ -101,7 +101,7 @@ describe('OTA: a rollout past its failure threshold', function () {
     await w.f.bridge.store.regroup(w.product, canary.map((x) => x.id), { add: ['canary'] });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(5), { version: '5' })).status, 201);
     const r = (await release({ version: 5, groups: ['canary'], concurrency: 2, min_attempts: 3, failure_threshold: 10 })).body.rollout;
-    assert.deepEqual([r.concurrency, r.min_attempts, r.failure_threshold], [2, 3, 0.1]);
+    assert.deepEqual([r.concurrency, r.min_attempts, r.failure_threshold], [2, 3, 10]);
     const get = async () => (await w.call('GET', '/v1/products/prod-a/rollouts/' + r.id, w.f.tokens.carol)).body;
     const paused = await w.waitFor('the rollout paused', async () => {
       const x = await get();

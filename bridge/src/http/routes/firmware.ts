@@ -78,7 +78,7 @@ export function jobObject(j: OtaJob) {
 function rolloutObject(r: Rollout, p: RolloutProgress) {
   return {
     id: r.id, product_id: r.productId, version: r.version, product_default: r.productDefault, groups: r.groups, state: r.state, reason: r.reason,
-    concurrency: r.concurrency, batch_size: r.batchSize, failure_threshold: r.failureThreshold, min_attempts: r.minAttempts,
+    concurrency: r.concurrency, batch_size: r.batchSize, failure_threshold: Math.round(r.failureThreshold * 100000) / 1000, min_attempts: r.minAttempts,
     created_at: r.createdAt.toISOString(), updated_at: r.updatedAt.toISOString(),
     devices: { total: p.total, done: p.done, failed: p.failed, in_progress: p.inProgress, pending: p.pending },
   };
@@ -111,10 +111,10 @@ function rolloutSettings(b: Fields): RolloutSettings {
   let threshold = defaultRolloutSettings.failureThreshold;
   const t = src.failure_threshold;
   if (t !== undefined && t !== null && t !== '') {
+    // A percentage, always: "1" is 1 %, never a fraction meaning 100 %.
     const n = Number(t);
-    // 0.1 and 10 both mean 10%: operators write either.
-    threshold = n > 1 ? n / 100 : n;
-    if (!(Number.isFinite(n) && threshold > 0 && threshold <= 1)) throw ApiError.of(400, 'failure_threshold must be a fraction (0.1) or a percentage (10) above 0 and at most 100');
+    if (!(Number.isFinite(n) && n > 0 && n <= 100)) throw ApiError.of(400, 'failure_threshold is a percentage above 0 and at most 100');
+    threshold = n / 100;
   }
   return {
     concurrency: int('concurrency', defaultRolloutSettings.concurrency, 1),
