@@ -1,0 +1,289 @@
+/**
+ * The server side of bench/ota.ts, in a process of its own (so its RSS and
+ * CPU are its own), started with an IPC channel (bench/harness.ts's
+ * startChildServer); not meant to be run by hand.
+ *
+ *   ota-server.ts setup <dataDir> <n>   createBridge with the HTTP API; an operator, product
+ *                                       "ota-one" (1 device) and "ota-fleet" (n devices) it owns,
+ *                                       their devices with secrets and a bearer token; the parent
+ *                                       uploads the images through the API, then asks 'close'
+ *   ota-server.ts bridge <dataDir>      createBridge (HTTP and plain MQTT) on a copy of that data
+ *                                       dir: the bridge under test; its store's createJob and
+ *                                       updateJob are wrapped to time every job (created,
+ *                                       verified, done)
+ *   ota-server.ts bare                  the anchor: bare aedes 1.2 on a NODELAY server, and in
+ *                                       the same process (as the bridge's OTA manager sits beside
+ *                                       its aedes) a publisher that sends the image to each device
+ *                                       as QoS 1 publishes of chunkSize bytes, `window` ahead of the
+ *                                       offset each device acknowledges: the same bytes and round
+ *                                       trips, without the bridge's logic, store or disk reads
+ *
+ * Every mode answers 'cpu' and 'exit' (server-harness.ts's serve), 'mem'
+ * (after a forced GC: run with --expose-gc), 'rss' and 'rssReset' (the
+ * highest RSS sampled every 50 ms since the reset), 'profileStart' and
+ * 'profileStop' (V8's sampling profiler, for --cpu-prof).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Aedes } from 'aedes';
+import type { Bridge } from '@flotilla/bridge';
+import { cloudTopic, decode, encode } from '@flotilla/protocol';
+import { forcedGc, PLAIN_MQTT_ONLY, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
+import { otaDeviceId, otaSecret, PRODUCT_SLUGS, type AnchorPlan, type JobTimes, type OtaReply, type OtaRequest, type ProductKey, type Progress, type TemplateProduct } from './ota-common.js';
+
+const send: (r: OtaReply) => void = sendAny;
+
+// ------------------------------------------------------------------ what every mode answers
+
+let peak = 0;
+const sampler = setInterval(() => {
+  const r = process.memoryUsage.rss();
+  if (r > peak) peak = r;
+}, 50);
+sampler.unref();
+
+let profiler: Session | undefined;
+
+type Handled = Exclude<OtaRequest, { op: 'cpu' | 'exit' | 'mem' | 'rss' | 'rssReset' | 'profileStart' | 'profileStop' }>;
+
+function serve(handle: (m: Handled) => Promise<OtaReply>): void {
+  serveAny<OtaRequest, OtaReply>(async (m) => {
+    switch (m.op) {
+      case 'mem': {
+        const gc = await forcedGc();
+        const u = process.memoryUsage();
+        return { id: m.id, op: 'mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external, gc };
+      }
+      case 'rss': {
+        const u = process.memoryUsage();
+        peak = Math.max(peak, u.rss);
+        return { id: m.id, op: 'rss', rss: u.rss, peak, heapUsed: u.heapUsed };
+      }
+      case 'rssReset':
+        peak = process.memoryUsage.rss();
+        return { id: m.id, op: 'rssReset' };
+      case 'profileStart':
+        profiler ??= new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+        await profiler.post('Profiler.start');
+        return { id: m.id, op: 'profileStart' };
+      case 'profileStop': {
+        if (profiler) {
+          const { profile } = await profiler.post('Profiler.stop');
+          writeFileSync(m.file, JSON.stringify(profile));
+          profiler.disconnect();
+        }
+        return { id: m.id, op: 'profileStop', file: m.file };
+      }
+      default:
+        return handle(m);
+    }
+  });
+}
+
+const unexpected = (m: Handled): never => {
+  throw new Error(`unexpected request ${m.op} in mode ${process.argv[2]}`);
+};
+
+// ------------------------------------------------------------------ the bridge
+
+async function setup(dataDir: string, n: number): Promise<void> {
+  const t0 = performance.now();
+  const { createBridge } = await import('@flotilla/bridge');
+  const b = await createBridge({ dataDir, host: '127.0.0.1', ...PLAIN_MQTT_ONLY, httpPort: 0, mqttPort: 0, logLevel: 'silent', ownerPassword: 'bench-owner-password' });
+  const s = b.store;
+  const user = await s.createUser('ota-bench-operator', 'ota-bench-operator-password');
+  const products = {} as Record<ProductKey, TemplateProduct>;
+  for (const [key, count] of [['one', 1], ['fleet', n]] as const) {
+    const p = await s.createProduct({ name: 'OTA bench ' + key, slug: PRODUCT_SLUGS[key], ownerUserId: user.id });
+    const devices = Array.from({ length: count }, (_, i) => ({ id: otaDeviceId(key, i), secret: otaSecret(key, i) }));
+    // scrypt runs on libuv's pool (4 threads): 8 at a time keep it busy.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < devices.length) {
+        const d = devices[next++];
+        await s.createDevice({ id: d.id, productId: p.id });
+        await s.setDeviceSecret(d.id, d.secret);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    products[key] = { id: Number(p.id), slug: p.slug, devices };
+  }
+  const { token } = await s.issueToken({ subject: { kind: 'user', id: user.id }, clientId: 'ota-bench', scopes: [], ttlSeconds: null });
+  serve(async (m) => {
+    if (m.op !== 'close') return unexpected(m);
+    // A graceful close: the parent copies the data dir once this process has exited.
+    await b.close();
+    return { id: m.id, op: 'close' };
+  });
+  send({ op: 'ready', mqttPort: b.ports.mqtt, httpPort: b.ports.http, token, products, startupMs: performance.now() - t0 });
+}
+
+async function bridge(dataDir: string): Promise<void> {
+  const t0 = performance.now();
+  const { createBridge } = await import('@flotilla/bridge');
+  // warn: a run that goes as it should logs nothing (jobs ending are info); a paused rollout or a failed transfer shows.
+  const b: Bridge = await createBridge({ dataDir, host: '127.0.0.1', ...PLAIN_MQTT_ONLY, httpPort: 0, mqttPort: 0, logLevel: 'warn' });
+  // Every job's times, from the store calls the OTA manager makes (it holds this very object).
+  const jobs = new Map<number, JobTimes>();
+  type Job = { id: number; deviceId: string; state: string; reason: string | null; attempts: number };
+  const store = b.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+  const createJob = store.createJob.bind(b.store);
+  const updateJob = store.updateJob.bind(b.store);
+  store.createJob = async (...a: unknown[]) => {
+    const j = (await createJob(...a)) as Job;
+    jobs.set(j.id, { device: j.deviceId, created: Date.now(), verified: null, ended: null, state: j.state, reason: null, attempts: j.attempts });
+    return j;
+  };
+  store.updateJob = async (id: unknown, changes: unknown) => {
+    const at = Date.now();
+    const j = (await updateJob(id, changes)) as Job;
+    const t = jobs.get(j.id);
+    if (t) {
+      const state = (changes as { state?: string }).state;
+      if (state === 'verified') t.verified = at;
+      if (state === 'done' || state === 'failed' || state === 'aborted') t.ended = at;
+      t.state = j.state;
+      t.reason = j.reason;
+      t.attempts = j.attempts;
+    }
+    return j;
+  };
+  const aedesClients = (b.broker.aedes as unknown as { clients: Record<string, unknown> }).clients;
+  // The manager's connected devices (a private map; -1 if it is renamed).
+  const online = (): number => (b.ota as unknown as { online?: Map<string, unknown> }).online?.size ?? -1;
+  serve(async (m) => {
+    switch (m.op) {
+      case 'online':
+        return { id: m.id, op: 'online', online: online(), sessions: Object.keys(aedesClients).length };
+      case 'progress': {
+        const p: Progress = { started: jobs.size, verified: 0, done: 0, failed: 0, reasons: {}, running: b.ota.transfersRunning };
+        for (const j of jobs.values()) {
+          if (j.verified !== null || j.state === 'done') p.verified++;
+          if (j.state === 'done') p.done++;
+          if (j.state === 'failed' || j.state === 'aborted') p.failed++;
+          if (j.ended !== null) {
+            const k = j.state + (j.reason ? ' (' + j.reason + ')' : '');
+            p.reasons[k] = (p.reasons[k] ?? 0) + 1;
+          }
+        }
+        return { id: m.id, op: 'progress', ...p };
+      }
+      case 'jobs':
+        return { id: m.id, op: 'jobs', jobs: [...jobs.values()] };
+      default:
+        return unexpected(m);
+    }
+  });
+  send({ op: 'ready', mqttPort: b.ports.mqtt, httpPort: b.ports.http, token: null, products: null, startupMs: performance.now() - t0 });
+}
+
+// ------------------------------------------------------------------ the anchor: bare aedes and a publisher beside it
+
+async function bare(): Promise<void> {
+  const t0 = performance.now();
+  // maxClientsIdLength as the bridge's: device ids are 24 characters, aedes' default allows 23.
+  const aedes = await Aedes.createBroker({ maxClientsIdLength: 64 });
+  const server = createServer({ noDelay: true }, (s) => aedes.handle(s));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+
+  interface Tx {
+    topic: string;
+    /** Everything before this has been published. */
+    sentUpTo: number;
+    /** The device's last acknowledged offset. */
+    held: number;
+    started: number;
+    verified: number | null;
+  }
+  const txs = new Map<string, Tx>();
+  let plan: AnchorPlan | null = null;
+  /** The image's chunks, each encoded once as the bridge's otaChunk message (the same bytes on the wire). */
+  let chunks: Buffer[] = [];
+  let size = 0;
+  let verified = 0;
+
+  const publish = (topic: string, payload: Buffer): void =>
+    aedes.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, () => {});
+
+  const fill = (t: Tx): void => {
+    const p = plan as AnchorPlan;
+    const limit = Math.min(size, t.held + p.window * p.chunkSize);
+    while (t.sentUpTo < limit) {
+      publish(t.topic, chunks[t.sentUpTo / p.chunkSize]);
+      t.sentUpTo = Math.min(size, t.sentUpTo + p.chunkSize);
+    }
+  };
+
+  // Each device's acknowledgements (dev/<id>/ota), in this process as the bridge's hooks take them.
+  await new Promise<void>((resolve) =>
+    aedes.subscribe(
+      'dev/+/ota',
+      (packet, cb) => {
+        // Released on a fresh stack: mqemitter drains its queue (emits beyond its concurrency) from this callback,
+        // recursively, so a synchronous release under load overflows the stack.
+        queueMicrotask(cb);
+        const id = packet.topic.split('/')[1];
+        const t = txs.get(id);
+        if (!t || t.verified !== null) return;
+        const m = decode(packet.payload as Buffer);
+        if (m.kind !== 'otaStatus') return;
+        if (m.state === 'verified') {
+          t.verified = Date.now();
+          verified++;
+          return;
+        }
+        // The device holds this much: keep `window` chunks in flight ahead of it.
+        t.held = m.offset;
+        fill(t);
+      },
+      () => resolve(),
+    ),
+  );
+
+  serve(async (m) => {
+    switch (m.op) {
+      case 'start': {
+        const p = (plan = m.plan);
+        const image = readFileSync(p.imageFile);
+        size = image.length;
+        chunks = [];
+        for (let at = 0; at < size; at += p.chunkSize)
+          chunks.push(Buffer.from(encode('otaChunk', { job: p.job, offset: at, data: image.subarray(at, Math.min(size, at + p.chunkSize)) })));
+        const begin = Buffer.from(encode('otaBegin', { job: p.job, product: p.product, version: p.version, size, sha256: new Uint8Array(32), chunkSize: p.chunkSize }));
+        txs.clear();
+        verified = 0;
+        // Begin to every device; each answers with offset 0, and its chunks follow.
+        for (const id of p.devices) {
+          const t: Tx = { topic: cloudTopic(id, 'ota'), sentUpTo: 0, held: 0, started: Date.now(), verified: null };
+          txs.set(id, t);
+          publish(t.topic, begin);
+        }
+        return { id: m.id, op: 'start' };
+      }
+      case 'progress':
+        return { id: m.id, op: 'progress', started: txs.size, verified, done: verified, failed: 0, reasons: {}, running: txs.size - verified };
+      case 'jobs':
+        return {
+          id: m.id, op: 'jobs',
+          jobs: [...txs].map(([device, t]) => ({ device, created: t.started, verified: t.verified, ended: t.verified, state: t.verified !== null ? 'done' : 'sending', reason: null, attempts: 1 })),
+        };
+      case 'online':
+        return { id: m.id, op: 'online', online: -1, sessions: Object.keys((aedes as unknown as { clients: Record<string, unknown> }).clients).length };
+      default:
+        return unexpected(m);
+    }
+  });
+  send({ op: 'ready', mqttPort: port, httpPort: null, token: null, products: null, startupMs: performance.now() - t0 });
+}
+
+runMode({
+  setup: (dir, n) => setup(dir, Number(n)),
+  bridge: (dir) => bridge(dir),
+  bare: () => bare(),
+});
