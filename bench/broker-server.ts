@@ -14,15 +14,13 @@
  * --expose-gc), CPU time used, and (bridge) how often each store method was
  * called, to check that the publish path does not reach the database.
  */
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import type { Reply, Request } from './broker-common.js';
-import { forcedGc, listenBareAedes, PLAIN_MQTT_ONLY, provisionBench, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
+import { cpuProfiler, forcedGc, listenBareAedes, PLAIN_MQTT_ONLY, provisionBench, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
 
 const send: (r: Reply) => void = sendAny;
 const storeCalls: Record<string, number> = {};
-let profiler: Session | undefined;
+const profiler = cpuProfiler();
 
 /** Memory after a forced GC, V8's CPU profiler, the store calls; CPU time and exit as every server. */
 function serve(): void {
@@ -35,19 +33,11 @@ function serve(): void {
       }
       case 'profileStart':
         // V8's sampling profiler for one phase (bench/broker.ts --cpu-prof DIR).
-        profiler ??= new Session();
-        profiler.connect();
-        await profiler.post('Profiler.enable');
-        await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
-        await profiler.post('Profiler.start');
+        await profiler.start();
         return { id: m.id, op: 'profileStart' };
       case 'profileStop': {
         const file = join(m.dir, `${m.label}.cpuprofile`);
-        if (profiler) {
-          const { profile } = await profiler.post('Profiler.stop');
-          writeFileSync(file, JSON.stringify(profile));
-          profiler.disconnect();
-        }
+        await profiler.stop(file);
         return { id: m.id, op: 'profileStop', file };
       }
       case 'storeCalls':

@@ -23,14 +23,13 @@
  * highest RSS sampled every 50 ms since the reset), 'profileStart' and
  * 'profileStop' (V8's sampling profiler, for --cpu-prof).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Aedes } from 'aedes';
 import type { Bridge } from '@flotilla/bridge';
 import { cloudTopic, decode, encode } from '@flotilla/protocol';
-import { forcedGc, PLAIN_MQTT_ONLY, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
+import { cpuProfiler, forcedGc, PLAIN_MQTT_ONLY, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
 import { otaDeviceId, otaSecret, PRODUCT_SLUGS, type AnchorPlan, type JobTimes, type OtaReply, type OtaRequest, type ProductKey, type Progress, type TemplateProduct } from './ota-common.js';
 
 const send: (r: OtaReply) => void = sendAny;
@@ -44,7 +43,7 @@ const sampler = setInterval(() => {
 }, 50);
 sampler.unref();
 
-let profiler: Session | undefined;
+const profiler = cpuProfiler();
 
 type Handled = Exclude<OtaRequest, { op: 'cpu' | 'exit' | 'mem' | 'rss' | 'rssReset' | 'profileStart' | 'profileStop' }>;
 
@@ -65,18 +64,10 @@ function serve(handle: (m: Handled) => Promise<OtaReply>): void {
         peak = process.memoryUsage.rss();
         return { id: m.id, op: 'rssReset' };
       case 'profileStart':
-        profiler ??= new Session();
-        profiler.connect();
-        await profiler.post('Profiler.enable');
-        await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
-        await profiler.post('Profiler.start');
+        await profiler.start();
         return { id: m.id, op: 'profileStart' };
       case 'profileStop': {
-        if (profiler) {
-          const { profile } = await profiler.post('Profiler.stop');
-          writeFileSync(m.file, JSON.stringify(profile));
-          profiler.disconnect();
-        }
+        await profiler.stop(m.file);
         return { id: m.id, op: 'profileStop', file: m.file };
       }
       default:

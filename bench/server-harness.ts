@@ -1,13 +1,16 @@
 /**
- * The servers' side of the harness, shared by bench/broker-server.ts and
- * bench/api-server.ts (each started by its load generator with an IPC
- * channel, bench/harness.ts's startChildServer): the messages to the parent,
- * the requests every server answers (CPU time, exit), bare aedes, the
- * benchmark's user, product and devices, and the mode dispatch.
+ * The servers' side of the harness, shared by bench/broker-server.ts,
+ * bench/api-server.ts and bench/ota-server.ts (each started by its load
+ * generator with an IPC channel, bench/harness.ts's startChildServer): the
+ * messages to the parent, the requests every server answers (CPU time,
+ * exit), bare aedes, the benchmark's user, product and devices, the mode
+ * dispatch, and V8's CPU profiler.
  *
  * Loads nothing the servers did not load already (the bridge is imported
  * only where a mode needs it): the bare broker's RSS is measured.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 import type { Bridge } from '@flotilla/bridge';
@@ -97,4 +100,24 @@ export async function forcedGc(): Promise<boolean> {
   await new Promise((r) => setImmediate(r));
   gc();
   return true;
+}
+
+/** V8's sampling profiler for one phase of a run (the benchmarks' --cpu-prof DIR): start, then stop into a .cpuprofile file. */
+export function cpuProfiler(): { start(): Promise<void>; stop(file: string): Promise<void> } {
+  let session: Session | undefined;
+  return {
+    async start() {
+      session ??= new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 200 });
+      await session.post('Profiler.start');
+    },
+    async stop(file) {
+      if (!session) return;
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
 }
