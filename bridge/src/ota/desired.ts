@@ -28,8 +28,7 @@ export interface ReleasePlan {
 
 /**
  * The releases after `plan`: the version becomes (or stops being) the default,
- * and is released to exactly its groups. `groupsOf` maps a device to its
- * group names, so a device's group versions can be recomputed.
+ * and is released to exactly its groups.
  */
 export function afterRelease(releases: ProductReleases, plan: ReleasePlan): ProductReleases {
   const groups = new Map(releases.groups);

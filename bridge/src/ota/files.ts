@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { encodeImageHeader, IMAGE_HEADER_SIZE, isProtocolError, parseImageHeader, type ImageHeader } from '@flotilla/protocol';
+import { encodeImageHeader, hasImageMagic, IMAGE_HEADER_SIZE, isProtocolError, parseImageHeader, type ImageHeader } from '@flotilla/protocol';
 import { OtaError } from './errors.js';
 
 export function firmwareDir(dataDir: string): string {
@@ -65,8 +65,6 @@ async function readHead(file: string): Promise<Uint8Array> {
   }
 }
 
-const MAGIC = 'FLIM';
-
 /**
  * Makes an uploaded file an image for `product`: a FLIM image is checked
  * (its header against the product and the version asked for, its body
@@ -77,8 +75,7 @@ const MAGIC = 'FLIM';
 export async function checkImage(upload: UploadedFile, product: number, version: number | null, maxBytes: number): Promise<CheckedImage> {
   if (upload.size === 0) throw new OtaError('invalid', 'The file is empty');
   const head = await readHead(upload.path);
-  const isImage = head.length >= 4 && String.fromCharCode(head[0], head[1], head[2], head[3]) === MAGIC;
-  if (isImage) {
+  if (hasImageMagic(head)) {
     let h: ImageHeader;
     try {
       h = parseImageHeader(head);

@@ -49,10 +49,17 @@ export function encodeImageHeader(h: ImageHeader): Uint8Array {
   return b;
 }
 
+/** Whether the bytes start like an image (its magic), whatever else they hold. */
+export function hasImageMagic(b: Uint8Array): boolean {
+  if (b.length < 4) return false;
+  for (let i = 0; i < 4; i++) if (b[i] !== MAGIC[i]) return false;
+  return true;
+}
+
 /** Reads a header; throws a ProtocolError (code `value`) for anything that is not one. */
 export function parseImageHeader(b: Uint8Array): ImageHeader {
   if (b.length < IMAGE_HEADER_SIZE) return fail('value', 'image: shorter than its ' + IMAGE_HEADER_SIZE + '-byte header');
-  for (let i = 0; i < 4; i++) if (b[i] !== MAGIC[i]) return fail('value', 'image: no FLIM magic; not a Flotilla firmware image');
+  if (!hasImageMagic(b)) return fail('value', 'image: no FLIM magic; not a Flotilla firmware image');
   if (b[4] !== FORMAT) return fail('value', 'image: unknown format ' + b[4]);
   const sha = new Uint8Array(32);
   sha.set(b.subarray(20, 52));

@@ -22,7 +22,7 @@ export { LAYOUTS, REQUEST_ARGS, fromWire, toWire, kindOfCode, codeOfKind } from 
 export type { WireValue } from './layout.js';
 export { validate, validateDeviceEventName } from './validate.js';
 export { scanCbor, MAX_DEPTH } from './cbor-scan.js';
-export { IMAGE_HEADER_SIZE, encodeImageHeader, parseImageHeader } from './image.js';
+export { IMAGE_HEADER_SIZE, encodeImageHeader, hasImageMagic, parseImageHeader } from './image.js';
 export type { ImageHeader } from './image.js';
 export { utf8Length, utf8Write, utf8Invalid, utf8Read } from './utf8.js';
 export {

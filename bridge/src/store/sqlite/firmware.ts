@@ -1,5 +1,5 @@
 /** Firmware versions of a product, their releases (default and groups), rollouts and OTA jobs. */
-import { StoreError } from '../store.js';
+import { ACTIVE_JOB_STATES, StoreError } from '../store.js';
 import type { DeviceTarget, FirmwareStore, FirmwareVersion, OtaJob, OtaJobState, Rollout, RolloutState } from '../store.js';
 import { cleanName, parseJson, productKey, refusing, toDate } from './context.js';
 import type { Ctx } from './context.js';
@@ -66,7 +66,6 @@ interface TargetRaw {
   group_versions: string | null;
 }
 
-const FINAL: readonly OtaJobState[] = ['done', 'failed', 'aborted'];
 const STATES: readonly OtaJobState[] = ['pending', 'sending', 'verified', 'done', 'failed', 'aborted'];
 
 /** Firmware versions are uint32, as the protocol carries them. */
@@ -138,7 +137,7 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
   const targetsOf = db.prepare<TargetRaw>(`${SELECT_TARGET} WHERE d.product_id = ? ORDER BY d.id`);
   const productOfDevice = db.prepare<{ product_id: number }>('SELECT product_id FROM devices WHERE id = ?');
 
-  const ACTIVE = `state IN ('pending', 'sending', 'verified')`;
+  const ACTIVE = `state IN (${ACTIVE_JOB_STATES.map((x) => `'${x}'`).join(', ')})`;
   const insertJob = db.prepare(
     `INSERT INTO ota_jobs (device_id, product_id, version, size, sha256, path, source, rollout_id, state, "offset", attempts, reason, created_by, created_at, updated_at, finished_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, NULL, ?, ?, ?, NULL)`,
@@ -285,7 +284,7 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
       const state = changes.state ?? was.state;
       if (!STATES.includes(state)) throw new StoreError('invalid', `unknown job state ${state}`);
       const t = ctx.now();
-      const finished = FINAL.includes(state) ? (was.finished_at ?? t) : null;
+      const finished = ACTIVE_JOB_STATES.includes(state) ? null : (was.finished_at ?? t);
       updateJob.run(state, changes.offset ?? was.offset, changes.attempts ?? was.attempts, changes.reason === undefined ? was.reason : changes.reason, t, finished, id);
       return job(oneJob.get(id) as JobRaw);
     },
@@ -328,7 +327,7 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
       for (const j of counts.all(id)) {
         if (j.state === 'failed') out.failedDevices.add(j.device_id);
         if (j.created_at >= from) out.started++;
-        if (!FINAL.includes(j.state)) out.active++;
+        if (ACTIVE_JOB_STATES.includes(j.state)) out.active++;
         else if ((j.finished_at ?? 0) >= from) {
           if (j.state === 'done') out.done++;
           else if (j.state === 'failed') out.failed++;
