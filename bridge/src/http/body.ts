@@ -155,3 +155,10 @@ function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOption
 export function removeUploads(paths: readonly string[]): void {
   for (const p of paths) rmSync(p, { force: true });
 }
+
+/** A boolean field as JSON or a form sends it (true, "true", "1", 1; false, "false", "0", 0), or a 400 naming it. */
+export function bool(v: unknown, name: string): boolean {
+  if (v === true || v === 'true' || v === '1' || v === 1) return true;
+  if (v === false || v === 'false' || v === '0' || v === 0) return false;
+  throw ApiError.of(400, name + ' must be true or false');
+}

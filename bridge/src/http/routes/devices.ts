@@ -19,7 +19,7 @@ import { guard, visibleProducts } from '../access.js';
 export { visibleProducts };
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { isUpload, type Fields } from '../body.js';
+import { bool, isUpload, type Fields } from '../body.js';
 
 /** Particle's device object (the product listing's fields included). */
 export function deviceObject(d: Device, groups: readonly string[] = []) {
@@ -79,12 +79,6 @@ async function updateAction(body: () => Promise<Fields>): Promise<Action> {
   if ('signal' in b) return 'device.ping';
   if (FLASH_FIELDS.some((f) => f in b)) return 'device.flash';
   return 'device.edit';
-}
-
-function bool(v: unknown, name: string): boolean {
-  if (v === true || v === 'true' || v === '1' || v === 1) return true;
-  if (v === false || v === 'false' || v === '0' || v === 0) return false;
-  throw ApiError.of(400, name + ' must be true or false');
 }
 
 function list(v: unknown, name: string): string[] {

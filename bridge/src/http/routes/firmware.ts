@@ -14,7 +14,7 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { guard } from '../access.js';
 import { route, STREAMING, type ApiContext, type Route } from '../app.js';
-import { isUpload, type Fields } from '../body.js';
+import { bool, isUpload, type Fields } from '../body.js';
 import { ApiError } from '../errors.js';
 
 /** The user behind a request, for uploaded_by (API users and customers upload as nobody). */
@@ -34,11 +34,9 @@ export function versionField(b: Fields, name: string, required = false): number 
   return n;
 }
 
+/** An optional boolean field: absent is false. */
 function flag(v: unknown, name: string): boolean {
-  if (v === undefined || v === null || v === '') return false;
-  if (v === true || v === 'true' || v === '1' || v === 1) return true;
-  if (v === false || v === 'false' || v === '0' || v === 0) return false;
-  throw ApiError.of(400, name + ' must be true or false');
+  return v === undefined || v === null || v === '' ? false : bool(v, name);
 }
 
 function groupList(v: unknown): string[] {
