@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { buildImage } from '@flotilla/simulator';
 import { connect } from '../helpers/bridge-fixture.js';
-import { otaWorld, type OtaWorld } from '../helpers/ota-world.js';
+import { otaWorld, TEST_OTA, type OtaWorld } from '../helpers/ota-world.js';
 
 describe('OTA: firmware upload and one device', function () {
   this.timeout(60000);
@@ -193,6 +193,33 @@ describe('OTA: firmware upload and one device', function () {
     assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 1);
     assert.equal(d.version(), 1);
     assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'failed']);
+    d.stop();
+  });
+});
+
+describe('OTA: images read from disk (no image cache)', function () {
+  this.timeout(60000);
+  let w: OtaWorld;
+  before(async () => {
+    w = await otaWorld({ ota: { ...TEST_OTA, imageCacheBytes: 0 } });
+  });
+  after(() => w.close());
+
+  it('flashes a device with chunks read from the image file, resuming after a link drop', async () => {
+    const { f } = w;
+    const writes: number[] = [];
+    const d = await w.device({ onFlash: (op) => op.kind === 'write' && writes.push(op.offset) });
+    const big = w.image(5, 200000);
+    assert.equal((await w.upload(f.tokens.erin, big, { version: '5' })).status, 201);
+    const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 5 })).body.job;
+    await w.waitFor('a third of the image', () => writes.length > 60);
+    const cutAt = writes.length;
+    d.vm.cut();
+    await w.waitFor('version 5', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 5, 30000);
+    assert.ok(writes[cutAt] > 0, 'resumed from the offset held');
+    const done = (await f.bridge.store.getJob(job.id))!;
+    assert.deepEqual([done.state, done.attempts], ['done', 2]);
+    assert.equal(d.version(), 5);
     d.stop();
   });
 });

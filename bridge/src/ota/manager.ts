@@ -19,7 +19,7 @@ import type { DeviceOtaHooks } from '../mqtt/context.js';
 import type { DeviceTarget, FirmwareVersion, OtaJob, OtaJobSource, Rollout, RolloutCounts, Store } from '../store/store.js';
 import { desiredVersion, impact, type Impact, type ReleasePlan } from './desired.js';
 import { OtaError } from './errors.js';
-import { checkImage, flashPath, ImageReader, keep, removeImage, versionPath, type UploadedFile } from './files.js';
+import { checkImage, flashPath, ImageCache, keep, removeImage, versionPath, type ImageSource, type UploadedFile } from './files.js';
 import { gate } from './gate.js';
 import { Transfer, type TransferOutcome } from './transfer.js';
 
@@ -40,6 +40,8 @@ export interface OtaOptions {
   tickMs: number;
   /** Largest image accepted. */
   imageMaxBytes: number;
+  /** Images kept in memory for transfers, one copy per image, at most this many bytes in all; beyond, chunks are read from disk. */
+  imageCacheBytes: number;
 }
 
 export const defaultOtaOptions: OtaOptions = {
@@ -53,6 +55,8 @@ export const defaultOtaOptions: OtaOptions = {
   confirmTimeoutMs: 180000,
   tickMs: 1000,
   imageMaxBytes: LIMITS.otaImageMaxBytes,
+  // A few releases' images at once (16 of the largest); what a rollout to any number of devices holds.
+  imageCacheBytes: 16 * LIMITS.otaImageMaxBytes,
 };
 
 /** Rollout settings as a release asks for them; unset ones take these defaults. */
@@ -108,7 +112,7 @@ interface Live {
 interface Running {
   job: OtaJob;
   t: Transfer;
-  reader: ImageReader;
+  reader: ImageSource;
   /** The last quarter of the image announced (0: none yet). */
   quarter: number;
 }
@@ -123,11 +127,14 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   private tickTimer: NodeJS.Timeout | null = null;
   private ticking = false;
   private closed = false;
+  private readonly images: ImageCache;
 
   constructor(
     private readonly d: OtaDeps,
     private readonly o: OtaOptions = defaultOtaOptions,
-  ) {}
+  ) {
+    this.images = new ImageCache(d.dataDir, o.imageCacheBytes);
+  }
 
   /** Loads live rollouts and waiting confirmations from the store, and starts the rollout tick. */
   async start(): Promise<void> {
@@ -285,9 +292,9 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const dev = this.online.get(job.deviceId);
     if (!dev || this.closed) return;
     if (job.attempts >= this.o.maxAttempts) return this.finish(job, 'failed', 'too_many_attempts');
-    let reader: ImageReader;
+    let reader: ImageSource;
     try {
-      reader = await ImageReader.open(this.d.dataDir, job.path);
+      reader = await this.images.open(job.path, job.size, job.sha256);
     } catch (e) {
       this.d.log.error({ err: e, job: job.id }, 'ota: the image file cannot be read');
       return this.finish(job, 'failed', 'image_missing');
@@ -481,7 +488,10 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   async remove(productId: number, version: number): Promise<boolean> {
     const gone = await this.d.store.deleteFirmware(productId, version);
-    if (gone) await removeImage(this.d.dataDir, gone.path);
+    if (gone) {
+      this.images.forget(gone.path);
+      await removeImage(this.d.dataDir, gone.path);
+    }
     return gone !== null;
   }
 

@@ -5,7 +5,7 @@
  * an offset behind what was sent lost a chunk: the window is resent from it,
  * once per offset. A device silent for `ackTimeoutMs` is sent begin again
  * (it answers with its offset); after `maxSilences` in a row the transfer
- * ends as silent. Chunks are read from disk as they are sent.
+ * ends as silent. Chunks are read (from memory or disk) as they are sent.
  */
 import type { Messages, OtaFailure } from '@flotilla/protocol';
 
@@ -22,7 +22,8 @@ export interface TransferImage {
 export interface TransferIo {
   begin(m: Messages['otaBegin']): void;
   chunk(m: Messages['otaChunk']): void;
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /** At once when the image is in memory. */
+  read(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
   /** The device holds `offset` bytes (progress; called on every acknowledgement). */
   progress(offset: number): void;
   /** Called once. */
@@ -115,7 +116,8 @@ export class Transfer {
         if (this.sentUpTo >= limit) return;
         const at = this.sentUpTo;
         const length = Math.min(this.o.chunkSize, this.image.size - at);
-        const data = await this.io.read(at, length);
+        const piece = this.io.read(at, length);
+        const data = piece instanceof Uint8Array ? piece : await piece;
         // A status may have moved the send point while reading: send only what is still wanted.
         if (this.ended || this.sentUpTo !== at) continue;
         this.io.chunk({ job: this.image.job, offset: at, data });

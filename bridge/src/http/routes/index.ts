@@ -12,6 +12,7 @@ import { deviceRoutes } from './devices.js';
 import { eventRoutes } from './events.js';
 import { teamRouteTable } from './teams.js';
 import { productRoutes } from './products.js';
+import { customerRoutes } from './customers.js';
 import { diagnosticsRoutes } from './diagnostics.js';
 import { integrationRoutes } from './integrations.js';
 import { simRoutes } from './sims.js';
@@ -26,6 +27,7 @@ const table: Route[] = [
   ...deviceRoutes,
   ...teamRouteTable,
   ...productRoutes,
+  ...customerRoutes,
   ...diagnosticsRoutes,
   ...integrationRoutes,
   ...simRoutes,
