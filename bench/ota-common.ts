@@ -61,6 +61,13 @@ export interface TemplateProduct {
 
 /** The anchor's transfer: the same image, chunk size and window, to these devices (their inbox cloud/<id>/ota). */
 export interface AnchorPlan {
+  /**
+   * 'wire': the anchor's raw devices (bench/ota-anchor.ts): begin to every device at once, done when it
+   * acknowledges the last byte as verified. 'agent': the real agents of a simulator Fleet: begin to every
+   * device of `devices` whose last hello ran another version than `version` (and to any that says such a
+   * hello later), verified on their 'verified' status, done on their next hello running `version`.
+   */
+  kind: 'wire' | 'agent';
   devices: string[];
   /** The image file (the bytes the bridge sends), read once into memory by the publisher. */
   imageFile: string;
@@ -86,15 +93,18 @@ export interface JobTimes {
 export interface Progress {
   /** Jobs created (bridge) or transfers started (anchor). */
   started: number;
-  /** Devices that hold the whole image (bridge: the device said verified; anchor: the device acknowledged the last byte). */
+  /** Devices that hold the whole image (bridge, anchor with agents: the device said verified; anchor with raw devices: the device acknowledged the last byte). */
   verified: number;
-  /** Bridge: jobs done (the device said hello running the new version); anchor: as verified. */
+  /** Bridge, anchor with agents: jobs done (the device said hello running the new version); anchor with raw devices: as verified. */
   done: number;
   failed: number;
-  /** Ended jobs by state and reason (bridge). */
+  /** Ended jobs by state and reason (bridge; anchor with agents: failed statuses by reason). */
   reasons: Record<string, number>;
-  /** Transfers the bridge is running now. */
+  /** Transfers the bridge (or the anchor) is running now. */
   running: number;
+  /** Anchor: windows resent from an offset a device repeated, and begins sent (one per device unless a device reconnected). */
+  resends?: number;
+  begins?: number;
 }
 
 /** Parent → server. */
@@ -124,7 +134,7 @@ export type OtaReply =
   | { id: number; op: 'rss'; rss: number; peak: number; heapUsed: number }
   | { id: number; op: 'rssReset' }
   | { id: number; op: 'close' }
-  /** Bridge: devices the OTA manager knows to be connected (said hello), and MQTT sessions of devices. */
+  /** Bridge: devices the OTA manager knows to be connected (said hello), and MQTT sessions of devices; bare: devices that said hello since the start of the process, and sessions. */
   | { id: number; op: 'online'; online: number; sessions: number }
   | ({ id: number; op: 'progress' } & Progress)
   | { id: number; op: 'jobs'; jobs: JobTimes[] }

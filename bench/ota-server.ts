@@ -11,18 +11,29 @@
  *                                       dir: the bridge under test; its store's createJob and
  *                                       updateJob are wrapped to time every job (created,
  *                                       verified, done)
- *   ota-server.ts bare                  the anchor: bare aedes 1.2 on a NODELAY server, and in
- *                                       the same process (as the bridge's OTA manager sits beside
- *                                       its aedes) a publisher that sends the image to each device
- *                                       as QoS 1 publishes of chunkSize bytes, `window` ahead of the
- *                                       offset each device acknowledges: the same bytes and round
- *                                       trips, without the bridge's logic, store or disk reads
+ *   ota-server.ts bare                  the anchors: bare aedes 1.2 on a NODELAY server (no
+ *                                       authentication), and in the same process (as the bridge's
+ *                                       OTA manager sits beside its aedes) a publisher that speaks
+ *                                       the device protocol: the bridge's otaBegin (the image's
+ *                                       SHA-256), then the image held in memory as otaChunk QoS 1
+ *                                       publishes of chunkSize bytes, `window` ahead of the offset
+ *                                       each device acknowledges (otaStatus on dev/<id>/ota), the
+ *                                       window resent once from an offset a device repeats, as the
+ *                                       bridge's Transfer does (no timeouts, no store, no disk).
+ *                                       Plan kind 'wire' (bench/ota-anchor.ts's raw devices): begin
+ *                                       to all at 'start', each done at its "verified". Kind
+ *                                       'agent' (the simulator's real agents): the publisher takes
+ *                                       their hellos (dev/<id>/hello); at 'start', begin to every
+ *                                       device whose hello ran another version (and later on any
+ *                                       such hello: a reconnect resumes); verified at its
+ *                                       "verified", done at its next hello running the version
  *
  * Every mode answers 'cpu' and 'exit' (server-harness.ts's serve), 'mem'
  * (after a forced GC: run with --expose-gc), 'rss' and 'rssReset' (the
  * highest RSS sampled every 50 ms since the reset), 'profileStart' and
  * 'profileStop' (V8's sampling profiler, for --cpu-prof).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -183,21 +194,36 @@ async function bare(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
 
+  /** One device's transfer, as the bridge's Transfer (bridge/src/ota/transfer.ts) runs it, without its timeouts. */
   interface Tx {
     topic: string;
-    /** Everything before this has been published. */
+    /** Everything before this has been published (since the last resend point). */
     sentUpTo: number;
-    /** The device's last acknowledged offset. */
+    /** The device's last acknowledged offset; -1 before its first answer to a begin. */
     held: number;
+    /** The offset the window was last resent from (once per offset, as the bridge). */
+    resentFrom: number;
     started: number;
     verified: number | null;
+    /** Agents: the hello running the new version; raw devices: as verified. */
+    done: number | null;
+    failed: { at: number; reason: string } | null;
   }
   const txs = new Map<string, Tx>();
+  /** The version each device said hello running last (agents; raw devices say no hello to bare aedes). */
+  const hellos = new Map<string, number>();
   let plan: AnchorPlan | null = null;
-  /** The image's chunks, each encoded once as the bridge's otaChunk message (the same bytes on the wire). */
+  let members = new Set<string>();
+  /** The image's chunks, each encoded once as the bridge's otaChunk message (the same bytes on the wire), and the begin. */
   let chunks: Buffer[] = [];
+  let begin = Buffer.alloc(0);
   let size = 0;
   let verified = 0;
+  let done = 0;
+  let failed = 0;
+  let resends = 0;
+  let begins = 0;
+  let reasons: Record<string, number> = {};
 
   const publish = (topic: string, payload: Buffer): void =>
     aedes.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, () => {});
@@ -211,31 +237,93 @@ async function bare(): Promise<void> {
     }
   };
 
-  // Each device's acknowledgements (dev/<id>/ota), in this process as the bridge's hooks take them.
-  await new Promise<void>((resolve) =>
-    aedes.subscribe(
-      'dev/+/ota',
-      (packet, cb) => {
-        // Released on a fresh stack: mqemitter drains its queue (emits beyond its concurrency) from this callback,
-        // recursively, so a synchronous release under load overflows the stack.
-        queueMicrotask(cb);
-        const id = packet.topic.split('/')[1];
-        const t = txs.get(id);
-        if (!t || t.verified !== null) return;
-        const m = decode(packet.payload as Buffer);
-        if (m.kind !== 'otaStatus') return;
-        if (m.state === 'verified') {
-          t.verified = Date.now();
-          verified++;
-          return;
-        }
-        // The device holds this much: keep `window` chunks in flight ahead of it.
-        t.held = m.offset;
-        fill(t);
-      },
-      () => resolve(),
-    ),
-  );
+  /** Begin (again) to a device: it answers with the offset it holds (0, or where it stopped), and its chunks follow from there. */
+  const beginTo = (id: string): void => {
+    const t = txs.get(id);
+    if (t) {
+      t.held = -1;
+      t.resentFrom = -1;
+    } else txs.set(id, { topic: cloudTopic(id, 'ota'), sentUpTo: 0, held: -1, resentFrom: -1, started: Date.now(), verified: null, done: null, failed: null });
+    begins++;
+    publish(cloudTopic(id, 'ota'), begin);
+  };
+
+  /** An in-process subscription (as the bridge's hooks take the devices' messages), its handler given the device id and the decoded message. */
+  const take = (filter: string, handle: (id: string, m: ReturnType<typeof decode>) => void): Promise<void> =>
+    new Promise<void>((resolve) =>
+      aedes.subscribe(
+        filter,
+        (packet, cb) => {
+          // Released on a fresh stack: mqemitter drains its queue (emits beyond its concurrency) from this callback,
+          // recursively, so a synchronous release under load overflows the stack.
+          queueMicrotask(cb);
+          const id = packet.topic.split('/')[1];
+          let m: ReturnType<typeof decode>;
+          try {
+            m = decode(packet.payload as Buffer);
+          } catch (e) {
+            console.error(`bare: ${packet.topic}: undecodable message: ${(e as Error).message}`);
+            return;
+          }
+          handle(id, m);
+        },
+        () => resolve(),
+      ),
+    );
+
+  // Each device's acknowledgements (dev/<id>/ota), as the bridge's Transfer.status takes them.
+  await take('dev/+/ota', (id, m) => {
+    const t = txs.get(id);
+    const p = plan;
+    if (!p || !t || m.kind !== 'otaStatus' || m.job !== p.job || t.verified !== null || t.failed) return;
+    if (m.state === 'verified') {
+      t.verified = Date.now();
+      verified++;
+      if (p.kind === 'wire') {
+        t.done = t.verified;
+        done++;
+      }
+      return;
+    }
+    if (m.state === 'failed') {
+      t.failed = { at: Date.now(), reason: m.reason ?? 'aborted' };
+      failed++;
+      const k = 'failed (' + t.failed.reason + ')';
+      reasons[k] = (reasons[k] ?? 0) + 1;
+      return;
+    }
+    const o = m.offset;
+    if (t.held < 0 || o < t.held || o > t.sentUpTo) {
+      // First answer (a resume point), or the device went back: send from what it holds.
+      t.sentUpTo = o;
+    } else if (o === t.held && o < t.sentUpTo && t.resentFrom !== o) {
+      // The same offset again with more sent: a chunk was lost (or refused out of order); resend the window, once per offset.
+      t.resentFrom = o;
+      t.sentUpTo = o;
+      resends++;
+    }
+    // The device holds this much: keep `window` chunks in flight ahead of it.
+    t.held = o;
+    fill(t);
+  });
+
+  // The agents' hellos (dev/<id>/hello): running another version → begin; running the new one after verified → done.
+  await take('dev/+/hello', (id, m) => {
+    if (m.kind !== 'hello') return;
+    hellos.set(id, m.firmware);
+    const p = plan;
+    if (!p || p.kind !== 'agent' || !members.has(id)) return;
+    const t = txs.get(id);
+    if (m.firmware === p.version) {
+      if (t && t.verified !== null && t.done === null) {
+        t.done = Date.now();
+        done++;
+      }
+      return;
+    }
+    // Another version (before the start, or a reconnect mid-transfer): begin, as the bridge does for a device online with a job.
+    if (!t || (t.verified === null && !t.failed)) beginTo(id);
+  });
 
   serve(async (m) => {
     switch (m.op) {
@@ -246,26 +334,36 @@ async function bare(): Promise<void> {
         chunks = [];
         for (let at = 0; at < size; at += p.chunkSize)
           chunks.push(Buffer.from(encode('otaChunk', { job: p.job, offset: at, data: image.subarray(at, Math.min(size, at + p.chunkSize)) })));
-        const begin = Buffer.from(encode('otaBegin', { job: p.job, product: p.product, version: p.version, size, sha256: new Uint8Array(32), chunkSize: p.chunkSize }));
+        // The bridge's begin: the image's real SHA-256 (the agent checks its slot against it).
+        const sha256 = createHash('sha256').update(image).digest();
+        begin = Buffer.from(encode('otaBegin', { job: p.job, product: p.product, version: p.version, size, sha256, chunkSize: p.chunkSize }));
         txs.clear();
-        verified = 0;
-        // Begin to every device; each answers with offset 0, and its chunks follow.
+        members = new Set(p.devices);
+        verified = done = failed = resends = begins = 0;
+        reasons = {};
+        // Raw devices: begin to every device. Agents: to every device that said hello running another version
+        // (all of them: the parent starts once all said hello); any other gets it on its hello.
         for (const id of p.devices) {
-          const t: Tx = { topic: cloudTopic(id, 'ota'), sentUpTo: 0, held: 0, started: Date.now(), verified: null };
-          txs.set(id, t);
-          publish(t.topic, begin);
+          const v = hellos.get(id);
+          if (p.kind === 'wire' || (v !== undefined && v !== p.version)) beginTo(id);
         }
         return { id: m.id, op: 'start' };
       }
-      case 'progress':
-        return { id: m.id, op: 'progress', started: txs.size, verified, done: verified, failed: 0, reasons: {}, running: txs.size - verified };
+      case 'progress': {
+        let running = 0;
+        for (const t of txs.values()) if (t.verified === null && !t.failed) running++;
+        return { id: m.id, op: 'progress', started: txs.size, verified, done, failed, reasons: { ...reasons }, running, resends, begins };
+      }
       case 'jobs':
         return {
           id: m.id, op: 'jobs',
-          jobs: [...txs].map(([device, t]) => ({ device, created: t.started, verified: t.verified, ended: t.verified, state: t.verified !== null ? 'done' : 'sending', reason: null, attempts: 1 })),
+          jobs: [...txs].map(([device, t]) => ({
+            device, created: t.started, verified: t.verified, ended: t.done ?? t.failed?.at ?? null,
+            state: t.done !== null ? 'done' : t.failed ? 'failed' : t.verified !== null ? 'verified' : 'sending', reason: t.failed?.reason ?? null, attempts: 1,
+          })),
         };
       case 'online':
-        return { id: m.id, op: 'online', online: -1, sessions: Object.keys((aedes as unknown as { clients: Record<string, unknown> }).clients).length };
+        return { id: m.id, op: 'online', online: hellos.size, sessions: Object.keys((aedes as unknown as { clients: Record<string, unknown> }).clients).length };
       default:
         return unexpected(m);
     }
