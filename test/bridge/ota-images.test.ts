@@ -75,7 +75,7 @@ describe('OTA image cache', () => {
     assert.equal(cache.bytes, 0);
     // The file becomes whole: a later open reads it again.
     file('short.flim', 100, 1);
-    assert.equal((await cache.open('short.flim', 100, 'y')).read(0, 100).length, 100);
+    assert.equal(((await cache.open('short.flim', 100, 'y')).read(0, 100) as Uint8Array).length, 100);
   });
 
   it('forgets a deleted version (unless a transfer still reads it), and tells images apart by their SHA-256', async () => {

@@ -149,6 +149,10 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
   const lastFor = db.prepare<JobRaw>('SELECT * FROM ota_jobs WHERE device_id = ? AND version = ? ORDER BY id DESC LIMIT 1');
   const endJob = db.prepare('UPDATE ota_jobs SET state = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?');
   const updateJob = db.prepare('UPDATE ota_jobs SET state = ?, "offset" = ?, attempts = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?');
+  const setOffset = db.prepare(`UPDATE ota_jobs SET "offset" = ?, updated_at = ? WHERE id = ? AND state = 'sending'`);
+  const saveOffsets = db.transaction((rows: ReadonlyArray<readonly [number, number]>, t: number) => {
+    for (const [id, offset] of rows) setOffset.run(offset, t, id);
+  });
 
   const insertRollout = db.prepare(
     `INSERT INTO rollouts (product_id, version, product_default, groups, concurrency, batch_size, failure_permille, min_attempts, state, reason, created_by, created_at, updated_at, count_from)
@@ -287,6 +291,9 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
       const finished = ACTIVE_JOB_STATES.includes(state) ? null : (was.finished_at ?? t);
       updateJob.run(state, changes.offset ?? was.offset, changes.attempts ?? was.attempts, changes.reason === undefined ? was.reason : changes.reason, t, finished, id);
       return job(oneJob.get(id) as JobRaw);
+    },
+    async saveJobOffsets(offsets) {
+      if (offsets.length > 0) saveOffsets.immediate(offsets, ctx.now());
     },
     async deviceJobs(deviceId, limit = 20) {
       return jobsOf.all(deviceId, Math.max(1, Math.min(1000, limit))).map(job);
