@@ -8,7 +8,7 @@
  * so this file favours few functions and builds wire arrays in place.
  */
 import {
-  cloudTopic, deviceTopic, ERROR_SOURCE, eventNameProblem, isReservedEventName, KIND, LIMITS, nameProblem, OTA_FAILURE, OTA_STATE, REPLY_STATUS, RESET_REASON,
+  CLAIM_CODE_EVENT, cloudTopic, deviceTopic, ERROR_SOURCE, eventNameProblem, isReservedEventName, KIND, LIMITS, nameProblem, OTA_FAILURE, OTA_STATE, REPLY_STATUS, RESET_REASON,
   utf8Length, VAR_TYPE, VITAL, WireValue,
 } from '@flotilla/protocol/core';
 import type { OtaFailure, OtaState, ReplyStatus, VarType, VarValue } from '@flotilla/protocol/core';
@@ -68,6 +68,8 @@ export interface Cloud {
   vitals(periodSec: number): void;
   /** Observes OTA updates; returning false at 'begin' refuses the update. */
   onOta(handler: OtaHandler): void;
+  /** Presents a claim code (given to the device during setup) to the cloud once connected; forgotten when the cloud has it. */
+  setClaimCode(code: string): void;
   /** Guarded timers: an exception in `fn` is reported, never fatal. */
   every(ms: number, fn: () => void): number;
   after(ms: number, fn: () => void): number;
@@ -127,6 +129,7 @@ class Agent implements Cloud {
   private timers_: [number, number, number, () => void][] = [];
   private timerSeq_ = 0;
   private otaHandler_: OtaHandler | null = null;
+  private claimCode_ = '';
   private errors_: PendingError[] = [];
   private helloTimer_ = -1;
   private vitalsTimer_ = -1;
@@ -217,6 +220,20 @@ class Agent implements Cloud {
     if (this.mqtt_.connected && this.helloTimer_ < 0) this.helloTimer_ = this.hal.clock.setTimer(this.sendHello_.bind(this), 0);
   }
 
+  setClaimCode(code: string): void {
+    if (typeof code !== 'string' || code.length === 0 || utf8Length(code) > LIMITS.claimCodeMaxBytes) throw new Error('setClaimCode: a code of 1..' + LIMITS.claimCodeMaxBytes + ' bytes');
+    this.claimCode_ = code;
+    if (this.mqtt_.connected) this.sendClaim_();
+  }
+
+  private sendClaim_(): void {
+    const code = this.claimCode_;
+    const self = this;
+    this.mqtt_.publish(deviceTopic(this.deviceId, 'evt', CLAIM_CODE_EVENT), cborEncode([KIND.event, code, LIMITS.eventTtlDefault]), 1, function (err) {
+      if (!err && self.claimCode_ === code) self.claimCode_ = '';
+    });
+  }
+
   onOta(handler: OtaHandler): void {
     this.otaHandler_ = handler;
   }
@@ -245,6 +262,7 @@ class Agent implements Cloud {
     }
     this.sendHello_();
     this.send_(KIND.status, [true], null);
+    if (this.claimCode_) this.sendClaim_();
     this.vitalsNow_();
     this.flush_();
   }

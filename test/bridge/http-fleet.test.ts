@@ -164,7 +164,8 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     // A wrong client secret cannot create customers.
     const impostor = new Particle({ baseUrl: base, clientId: c.client.id, clientSecret: 'nope' });
     await refused(impostor.createCustomer({ email: 'eve@example.com', password: 'x', product: 'prod-a' }), 401);
-    // Two-legged: the product's server creates a customer without a password and gets tokens for it.
+    // Two-legged (the product's sign-in mode changed to it): the product's server creates a customer without a password and gets tokens for it.
+    assert.equal((await api('PUT', '/v1/products/prod-a', f.tokens.alice, { settings: { customer_auth: 'two_legged' } })).status, 200);
     assert.equal((await api('POST', '/v1/products/prod-a/customers', f.tokens.erin, { email: 'ned@example.com', no_password: true })).status, 201);
     const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: c.client.id, client_secret: c.client.secret });
     const tok = await fetch(base + '/oauth/token', { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });

@@ -60,6 +60,13 @@ describe('agent registration and publish errors', () => {
     fails(() => cloud.publish('t', 'x', { ttl: -1 }), 'cloud.publish("t"): ttl must be a whole number of seconds up to 86400');
   });
 
+  it('refuses a claim code that is empty, not text or over 63 bytes', () => {
+    fails(() => cloud.setClaimCode(''), 'setClaimCode: a code of 1..63 bytes');
+    fails(() => cloud.setClaimCode(5 as never), 'setClaimCode: a code of 1..63 bytes');
+    fails(() => cloud.setClaimCode('x'.repeat(64)), 'setClaimCode: a code of 1..63 bytes');
+    cloud.setClaimCode('x'.repeat(63)); // kept until connected
+  });
+
   it('rate-limits publishing at 1 per second with bursts of 4, and says so', () => {
     const results: (string | null)[] = [];
     const accepted = [1, 2, 3, 4, 5].map(() => cloud.publish('t', 'x', {}, (err) => results.push(err ? err.message : null)));

@@ -4,7 +4,7 @@
  */
 import type { ErrorReport, Hello, VitalValues } from '@flotilla/protocol';
 import type { ActorStore } from '../identity/actor.js';
-import type { AuditEntry, DeviceRef, TokenSubject, UsageCount } from '../store/store.js';
+import type { AuditEntry, ClaimCode, DeviceRef, TokenSubject, UsageCount } from '../store/store.js';
 
 export type { AuditEntry, DeviceRef, TokenSubject, UsageCount };
 
@@ -20,6 +20,8 @@ export interface BrokerStore extends ActorStore {
   recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
   audit(entry: AuditEntry): Promise<void>;
   recordUsage(rows: readonly UsageCount[]): Promise<void>;
+  findClaimCode(code: string): Promise<ClaimCode | null>;
+  spendClaimCode(code: string, deviceId: string): Promise<boolean>;
 }
 
 export interface Logger {

@@ -8,7 +8,7 @@ export { ProtocolError, isProtocolError, fail } from './errors.js';
 export type { ProtocolErrorCode } from './errors.js';
 export { LIMITS } from './limits.js';
 export type { Limits } from './limits.js';
-export { DEVICE_ID_LENGTH, isDeviceId, isClientId, nameProblem, eventNameProblem, isReservedEventName } from './names.js';
+export { DEVICE_ID_LENGTH, isDeviceId, isClientId, nameProblem, eventNameProblem, isReservedEventName, CLAIM_CODE_EVENT } from './names.js';
 export { topics, parseTopic, parseFilter, deviceTopic, cloudTopic, DEVICE_CHANNELS, CLOUD_CHANNELS, APP_CHANNELS } from './topics.js';
 export type { ParsedTopic, ParsedFilter, DeviceChannel, CloudChannel, AppChannel } from './topics.js';
 export { VAR_TYPES, RESET_REASONS, ERROR_SOURCES, REPLY_STATUSES, REQUEST_OPS, OTA_STATES, OTA_FAILURES, enumTable } from './enums.js';

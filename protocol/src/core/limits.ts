@@ -24,6 +24,8 @@ export const LIMITS = {
   publishBurst: 4,
   /** Messages an agent holds while offline, sent at once when it reconnects: the cloud allows that backlog past the event rate once per session. */
   offlineQueueMax: 16,
+  /** A device claim code (Device OS holds up to 63 characters). */
+  claimCodeMaxBytes: 63,
   /** Event time-to-live in seconds, as Particle's default. */
   eventTtlDefault: 60,
   /** Largest TTL a device may ask for (one day). */

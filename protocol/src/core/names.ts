@@ -65,6 +65,13 @@ export function isReservedEventName(s: string): boolean {
   return s.substring(0, 5).toLowerCase() === 'spark';
 }
 
+/**
+ * The one reserved name a device publishes: its claim code, once connected
+ * (Device OS sends the code it was given during setup the same way). The
+ * bridge takes it and never passes it on.
+ */
+export const CLAIM_CODE_EVENT = 'spark/device/claim/code';
+
 /** App (operator) MQTT client ids, used as a topic level: 1..64 of [A-Za-z0-9_-]. */
 export function isClientId(s: unknown): s is string {
   if (typeof s !== 'string' || s.length === 0 || s.length > LIMITS.clientIdMaxBytes) return false;

@@ -2,11 +2,13 @@
  * A product's customers (its end users) and its OAuth clients (what the
  * product's app and server log in with).
  */
-import { guard } from '../access.js';
+import { authorize, guard, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { field } from '../body.js';
-import type { Customer } from '../../store/store.js';
+import { bool, field } from '../body.js';
+import type { ClaimCode, Customer } from '../../store/store.js';
+import { customerAuthMode, stepRefusal, type SigninStep } from '../../customers/modes.js';
+import { CLAIM_CODE_TTL_SECONDS, newClaimCode } from '../../customers/claims.js';
 import { clientObject, redirects } from './user.js';
 
 async function customerObject(ctx: ApiContext, c: Customer) {
@@ -18,6 +20,18 @@ async function productClient(ctx: ApiContext, productId: string, id: string) {
   const c = await ctx.store.getClient(id);
   if (!c || String(c.productId) !== productId) throw ApiError.of(404, 'Client not found');
   return c;
+}
+
+/** Refuses (400) what the product's customer sign-in mode does not allow. */
+async function signinStep(ctx: ApiContext, productId: string, step: SigninStep): Promise<void> {
+  const p = await ctx.store.getProduct(productId);
+  const why = p ? stepRefusal(customerAuthMode(p.settings), step) : null;
+  if (why) throw ApiError.of(400, why);
+}
+
+/** The devices a claimant holds in a product (Particle answers a claim code with them). */
+async function claimedDevices(ctx: ApiContext, productId: string, claimant: ClaimCode['claimant']): Promise<string[]> {
+  return (await ctx.store.listDevices(productId)).filter((d) => (claimant.kind === 'customer' ? d.customerId : d.ownerUserId) === claimant.id).map((d) => d.id);
 }
 
 /** Particle's default customer token lifetime, as the password grant's: 90 days. */
@@ -34,7 +48,8 @@ export const customerRoutes: Route[] = [
   route('POST', '/v1/products/:product/customers', guard.product('customer.create'), async (req, ctx, a) => {
     const b = await req.body();
     const username = typeof b.email === 'string' ? b.email : field(b, 'username');
-    const noPassword = b.no_password === true || b.no_password === 'true';
+    const noPassword = b.no_password === undefined ? false : bool(b.no_password, 'no_password');
+    await signinStep(ctx, a.product!.productId, noPassword ? 'signup_no_password' : 'signup_password');
     const password = noPassword ? null : field(b, 'password');
     const c = await ctx.store.createCustomer({ productId: a.product!.productId, username, password });
     const t = await ctx.store.issueToken({ subject: { kind: 'customer', id: c.id }, clientId: 'product-' + a.product!.productId, scopes: [], ttlSeconds: CUSTOMER_TTL, refresh: true });
@@ -47,6 +62,7 @@ export const customerRoutes: Route[] = [
     const c = await ctx.store.findCustomer(a.product!.productId, req.params.customer);
     if (!c) throw ApiError.of(404, 'Customer not found');
     const b = await req.body();
+    await signinStep(ctx, a.product!.productId, 'signup_password');
     await ctx.store.setCustomerPassword(c.id, field(b, 'password'));
     return { ok: true, customer: await customerObject(ctx, c) };
   }),
@@ -77,5 +93,24 @@ export const customerRoutes: Route[] = [
   route('DELETE', '/v1/products/:product/clients/:client', guard.product('client.edit'), async (req, ctx, a) => {
     await ctx.store.deleteClient((await productClient(ctx, a.product!.productId, req.params.client)).id);
     return { status: 204, body: null };
+  }),
+
+  // Claim codes (Particle's POST /v1/device_claims): a customer's, for their product; a user's, for a product
+  // they may add devices to (body `product`). The device presents the code once connected (mqtt/claims.ts).
+  route('POST', '/v1/device_claims', guard.signedIn('a customer for its own product; a user with device.add on the body\'s product'), async (req, ctx, { actor }) => {
+    let productId: string;
+    let claimant: ClaimCode['claimant'];
+    if (actor.kind === 'customer') {
+      productId = actor.productId;
+      claimant = { kind: 'customer', id: actor.customerId };
+    } else if (actor.kind === 'user') {
+      const b = await req.body();
+      const a = await authorize(ctx.store, actor, guard.product('device.add') as Extract<Guard, { kind: 'product' }>, { product: field(b, 'product') }, req.body);
+      productId = a.product!.productId;
+      claimant = { kind: 'user', id: actor.userId };
+    } else throw ApiError.of(403, 'Only customers and users get claim codes');
+    const code = newClaimCode();
+    await ctx.store.createClaimCode({ code, productId, claimant, ttlSeconds: CLAIM_CODE_TTL_SECONDS });
+    return { claim_code: code, device_ids: await claimedDevices(ctx, productId, claimant) };
   }),
 ];

@@ -14,7 +14,9 @@ import type { Device, DeviceChanges, OtaJob } from '../../store/store.js';
 import { actorId } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
-import { guard, visibleProducts } from '../access.js';
+import { authorize, guard, visibleProducts, type Guard } from '../access.js';
+import { mayClaimById } from '../../customers/claims.js';
+import type { Actor } from '../../policy/types.js';
 
 export { visibleProducts };
 import { route, type ApiContext, type Route } from '../app.js';
@@ -201,6 +203,23 @@ async function unclaim(ctx: ApiContext, id: string): Promise<void> {
 
 const DEVICE_ID = /^[0-9a-f]{24}$/;
 
+const USER_CLAIM = guard.device('device.add', 'body') as Extract<Guard, { kind: 'device' }>;
+
+async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'customer' }>, body: Fields) {
+  const id = typeof body.id === 'string' ? body.id.toLowerCase() : '';
+  if (id === '') throw ApiError.of(400, 'The id field is required');
+  const ref = DEVICE_ID.test(id) ? await ctx.store.deviceAccess(id) : null;
+  const allowed = mayClaimById(actor, ref ? { productId: ref.product.productId, customerId: ref.customerId } : null);
+  await ctx.store.audit({
+    at: new Date(), actorKind: 'customer', actorId: actor.customerId, action: 'device.claim', resourceKind: 'device', resourceId: id, allowed, status: allowed ? 200 : 404,
+    reason: allowed ? 'a device of the customer\'s product that no other customer holds' : 'not a device this customer may claim',
+  });
+  if (!allowed) throw ApiError.of(404, 'Device not found');
+  await ctx.store.claimDevice(id, actor.customerId);
+  await ctx.fleet.refreshDevice(id);
+  return { ok: true, id, customer_id: actor.customerId };
+}
+
 export const deviceRoutes: Route[] = [
   route('GET', '/v1/devices', guard.signedIn('lists only the devices decide() lets the actor view'), async (req, ctx, { actor }) => {
     const out: ReturnType<typeof deviceObject>[] = [];
@@ -213,9 +232,12 @@ export const deviceRoutes: Route[] = [
     // Particle sorts by last handshake, newest first.
     return out.sort((a, b) => (b.last_handshake_at ?? '').localeCompare(a.last_handshake_at ?? ''));
   }),
-  // Claim (Particle's POST /v1/devices {id}): the device must already be in a product the user may add devices to.
-  route('POST', '/v1/devices', guard.device('device.add', 'body'), async (req, ctx, a) => {
-    if (a.actor.kind !== 'user') throw ApiError.of(403, 'Only a user claims devices this way; customers use claim codes');
+  // Claim (Particle's POST /v1/devices {id}): a user, for a device of a product they may add devices to;
+  // a customer, for a device of their product that no other customer holds (customers/claims.ts).
+  route('POST', '/v1/devices', guard.signedIn('a user: device.add on the device (decide); a customer: mayClaimById'), async (req, ctx, { actor }) => {
+    if (actor.kind === 'customer') return claimByCustomer(ctx, actor, await req.body());
+    const a = await authorize(ctx.store, actor, USER_CLAIM, {}, req.body);
+    if (a.actor.kind !== 'user') throw ApiError.of(403, 'Only users and customers claim devices');
     await ctx.store.setDeviceOwner(a.device!.id, a.actor.userId);
     return { ok: true, id: a.device!.id, user_id: a.actor.userId };
   }),

@@ -1,7 +1,10 @@
 /**
  * POST /oauth/token, as Particle's: form-encoded (or JSON), the client in
  * Basic auth or in client_id/client_secret; the password and refresh_token
- * grants, and client credentials for a product's server acting for a customer.
+ * grants, client credentials for a product's server acting for a customer,
+ * and the authorization code (with PKCE) of a product's web client. A
+ * product's client gets only the grants of the product's customer sign-in
+ * mode (customers/modes.ts).
  * Answers {access_token, token_type: "bearer", expires_in,
  * refresh_token}; refusals in RFC 6749's shape {error, error_description}.
  */
@@ -12,6 +15,8 @@ import type { Store } from '../../store/store.js';
 import { ApiError } from '../errors.js';
 import { field, type Fields } from '../body.js';
 import { presentedClient } from '../client-auth.js';
+import { customerAuthMode, stepRefusal, type SigninStep } from '../../customers/modes.js';
+import { verifierMatches } from '../../customers/pkce.js';
 
 /** Particle's own clients, as their tools send them (particle-api-js, particle-cli, the docs' curl). */
 const BUILT_IN_CLIENTS: Record<string, readonly string[]> = {
@@ -43,6 +48,13 @@ async function client(headers: Record<string, string | string[] | undefined>, bo
   throw ApiError.oauth(401, 'invalid_client', 'Client authentication failed');
 }
 
+/** Refuses a grant the client's product does not sign its customers in with (OAuth's unauthorized_client). */
+async function mayUse(store: Store, productId: number, step: SigninStep): Promise<void> {
+  const product = await store.getProduct(productId);
+  const why = product ? stepRefusal(customerAuthMode(product.settings), step) : 'No such product';
+  if (why) throw ApiError.oauth(400, 'unauthorized_client', why);
+}
+
 function ttl(body: Fields): number | null {
   const raw = body.expires_in;
   if (raw === undefined || raw === '') return DEFAULT_TTL;
@@ -70,6 +82,7 @@ export const oauthRoutes: Route[] = [
       const password = field(body, 'password', true);
       // A product's client logs in that product's customers (simple authentication); any other client, users.
       if (c.productId !== null) {
+        await mayUse(store, c.productId, 'password_grant');
         const customer = await store.verifyCustomerPassword(c.productId, username, password);
         if (!customer) throw ApiError.oauth(400, 'invalid_grant', 'User credentials are invalid');
         issued = await store.issueToken({ subject: { kind: 'customer', id: customer.id }, clientId: c.id, scopes: [], ttlSeconds: lifetime, refresh: true });
@@ -86,11 +99,26 @@ export const oauthRoutes: Route[] = [
       const username = customerScope(body);
       if (c.productId === null || username === null)
         throw ApiError.oauth(400, 'invalid_scope', 'client_credentials needs a product client and scope=customer=<username>');
+      await mayUse(store, c.productId, 'customer_token');
       const customer = await store.findCustomer(c.productId, username);
       if (!customer) throw ApiError.oauth(400, 'invalid_grant', 'No such customer of this product');
       issued = await store.issueToken({ subject: { kind: 'customer', id: customer.id }, clientId: c.id, scopes: ['customer=' + customer.username], ttlSeconds: lifetime, refresh: true });
+    } else if (grant === 'authorization_code') {
+      // A code from /oauth/authorize (authorize.ts), spent on the first try whatever comes of it.
+      const code = field(body, 'code', true);
+      const redirectUri = field(body, 'redirect_uri', true);
+      if (c.productId === null) throw ApiError.oauth(400, 'unauthorized_client', 'The authorization code flow is for a product\'s web client');
+      const r = await store.redeemAuthorizationCode(code);
+      if (!r) throw ApiError.oauth(400, 'invalid_grant', 'The authorization code is not valid');
+      if (r.outcome === 'used') throw ApiError.oauth(400, 'invalid_grant', 'The authorization code was used already; the tokens issued for it are revoked');
+      if (r.code.clientId !== c.id) throw ApiError.oauth(400, 'invalid_grant', 'The authorization code was issued to another client');
+      if (r.code.expiresAt.getTime() <= Date.now()) throw ApiError.oauth(400, 'invalid_grant', 'The authorization code has expired');
+      if (r.code.redirectUri !== redirectUri) throw ApiError.oauth(400, 'invalid_grant', 'redirect_uri is not the one of the authorization request');
+      if (!verifierMatches(body.code_verifier, r.code.codeChallenge)) throw ApiError.oauth(400, 'invalid_grant', 'code_verifier does not match the code_challenge (PKCE)');
+      await mayUse(store, c.productId, 'authorization_code');
+      issued = await store.issueToken({ subject: { kind: 'customer', id: r.code.customerId }, clientId: c.id, scopes: [], ttlSeconds: lifetime, refresh: true });
     } else {
-      throw ApiError.oauth(400, 'unsupported_grant_type', 'grant_type must be password, refresh_token or client_credentials');
+      throw ApiError.oauth(400, 'unsupported_grant_type', 'grant_type must be password, refresh_token, client_credentials or authorization_code');
     }
     return {
       access_token: issued.token,

@@ -6,7 +6,7 @@ import { cleanName, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 import { newId } from '../secrets.js';
 
-interface CustomerRaw {
+export interface CustomerRaw {
   id: string;
   product_id: number;
   username: string;
@@ -23,7 +23,7 @@ interface ApiUserRaw {
   created_at: number;
 }
 
-function customer(r: CustomerRaw): Customer {
+export function customer(r: CustomerRaw): Customer {
   return { id: r.id, productId: r.product_id, username: r.username, hasPassword: r.password_hash !== null, createdAt: new Date(r.created_at) };
 }
 
