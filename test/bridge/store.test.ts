@@ -147,7 +147,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
       qr.enableSqlMemory();
       for (const M of MIGRATIONS) await new M().up(qr);
       const sql = qr.getMemorySql().upQueries.map((q) => q.query);
-      assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 26);
+      assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 34);
       assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q)), []);
       assert.deepEqual(sql.filter((q) => /AUTOINCREMENT|datetime|PRAGMA/i.test(q)), [], 'no SQLite-only SQL');
       assert.match(sql.find((q) => q.startsWith('CREATE TABLE "products"')) ?? '', /"id" SERIAL NOT NULL/);

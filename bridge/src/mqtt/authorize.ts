@@ -6,13 +6,15 @@
  * (authorizeForward) is synchronous and decides from the session and the
  * in-memory device map only.
  */
-import { decode, isProtocolError, kindFitsTopic, parseFilter, parseTopic, validateDeviceEventName } from '@flotilla/protocol';
+import { CLAIM_CODE_EVENT, decode, isProtocolError, kindFitsTopic, parseFilter, parseTopic, validateDeviceEventName } from '@flotilla/protocol';
 import type { Action, Message, ParsedTopic } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
 import { actorId } from '../identity/actor.js';
 import type { DeviceRef } from './deps.js';
 import type { BrokerContext } from './context.js';
 import { ingest } from './ingest.js';
+import { CLOUD_EVENT_OPS, deviceMessageOps, tally } from '../telemetry/data-ops.js';
+import { presentClaimCode } from './claims.js';
 import type { Session, WithSession } from './session.js';
 
 /** A refusal: aedes closes the client; the message says why, for the log. */
@@ -58,14 +60,8 @@ function parse(ctx: BrokerContext, packet: PublishPacket): { t: ParsedTopic; msg
 }
 
 /** One device message into the day's usage of its product (flushed with last_heard). */
-function countUsage(ctx: BrokerContext, productId: string, deviceId: string, now: number, bytes: number): void {
-  const day = new Date(now).toISOString().slice(0, 10);
-  const key = productId + ' ' + day;
-  let u = ctx.usage.get(key);
-  if (!u) ctx.usage.set(key, (u = { productId, day, messages: 0, bytes: 0, devices: new Set() }));
-  u.messages++;
-  u.bytes += bytes;
-  u.devices.add(deviceId);
+function countUsage(ctx: BrokerContext, productId: string, deviceId: string, now: number, bytes: number, msg: Message): void {
+  tally(ctx.usage, productId, now, { deviceId, bytes, dataOps: deviceMessageOps(msg) });
 }
 
 /**
@@ -82,6 +78,11 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
   if (!kindFitsTopic(msg.kind, t.root, t.channel)) throw new Refused(msg.kind + ' does not travel on ' + packet.topic);
   if (s.kind === 'device') {
     if (t.root !== 'dev' || t.deviceId !== s.deviceId) throw new Refused('a device publishes only under its own topics');
+    if (t.channel === 'evt' && t.event === CLAIM_CODE_EVENT) {
+      spendEventToken(ctx, s);
+      ctx.heard.set(s.deviceId, Date.now());
+      return presentClaimCode(ctx, s.deviceId, msg);
+    }
     if (t.channel === 'evt') {
       const bad = validateDeviceEventName(t.event);
       if (bad) throw new Refused(bad.message);
@@ -89,7 +90,7 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
     }
     const now = Date.now();
     ctx.heard.set(s.deviceId, now);
-    countUsage(ctx, s.product.productId, s.deviceId, now, packet.payload.length);
+    countUsage(ctx, s.product.productId, s.deviceId, now, packet.payload.length, msg);
     return ingest(ctx, s.deviceId, msg);
   }
   if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');
@@ -111,6 +112,7 @@ async function authorizeAppPublish(
   });
   if (!decision.allow) throw new Refused(action + ' on ' + deviceId + ': ' + decision.reason);
   if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, deviceId, msg));
+  if (msg.kind === 'cloudEvent') tally(ctx.usage, ref!.product.productId, Date.now(), { dataOps: CLOUD_EVENT_OPS });
 }
 
 /** Every client's publish budget (ctx.limits): a flood ends the session. */
@@ -188,7 +190,7 @@ export function authorizeForward(ctx: BrokerContext, client: WithSession, packet
   const t = parsedForDelivery(ctx, packet.topic);
   if (!t) return null; // $SYS and anything else that is not a protocol topic
   if (t.root === 'app') return t.clientId === s.clientId ? packet : null;
-  if (t.root !== 'dev' || t.channel !== 'evt') return null;
+  if (t.root !== 'dev' || t.channel !== 'evt' || t.event === CLAIM_CODE_EVENT) return null;
   const ref = ctx.devices.get(t.deviceId);
   return ref && mayWatch(s, t.deviceId, ref) ? packet : null;
 }

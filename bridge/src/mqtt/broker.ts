@@ -14,9 +14,11 @@ import { authorizeForward, authorizePublish, authorizeSubscribe } from './author
 import { guardConnection } from './guard.js';
 import { EventHub } from '../http/events.js';
 import { RequestRouter } from './requests.js';
+import { CLOUD_EVENT_OPS, tally } from '../telemetry/data-ops.js';
 import type { WithSession } from './session.js';
 import type { DeviceRef } from './deps.js';
 import type { AuthResult, Will } from './authenticate.js';
+import { isClaimTopic } from './claims.js';
 
 export interface BrokerOptions {
   store: BrokerStore;
@@ -250,6 +252,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     flush: flushHeard,
     tap(listener) {
       aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
+        if (isClaimTopic(packet.topic)) return cb();
         listener(packet.topic, packet.payload as Buffer);
         cb();
       }, () => {});
@@ -257,6 +260,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     events(keepaliveMs) {
       const hub = new EventHub(context.devices, keepaliveMs);
       aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
+        if (isClaimTopic(packet.topic)) return cb();
         hub.deliver(packet.topic, packet.payload as Buffer);
         cb();
       }, () => {});
@@ -303,6 +307,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
         context.publish(topics.cloud.event(deviceId), payload, 1);
         n++;
       }
+      if (n > 0) tally(context.usage, productId, Date.now(), { dataOps: n * CLOUD_EVENT_OPS });
       return n;
     },
     async close() {

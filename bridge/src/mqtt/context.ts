@@ -2,6 +2,7 @@
 import type { Hello, Messages, ParsedTopic } from '@flotilla/protocol';
 import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
+import type { UsageTally } from '../telemetry/data-ops.js';
 
 /** What OTA delivery (bridge/src/ota) is told about devices; the broker knows nothing else of it. */
 export interface DeviceOtaHooks {
@@ -27,7 +28,7 @@ export interface BrokerContext {
   /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */
   heard: Map<string, number>;
   /** Traffic since the last flush, per "productId day" (UTC): written with last_heard, in one batch. */
-  usage: Map<string, { productId: string; day: string; messages: number; bytes: number; devices: Set<string> }>;
+  usage: Map<string, UsageTally>;
   /** Topics delivered recently → parsed (null: not a protocol topic), for authorizeForward. */
   topicCache: Map<string, ParsedTopic | null>;
   /** Events per second per device, and the burst allowed (Particle's 1/s with bursts of 4 by default). */

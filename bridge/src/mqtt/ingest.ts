@@ -7,6 +7,7 @@
 import { encode, topics, type Message } from '@flotilla/protocol';
 import type { BrokerContext } from './context.js';
 import { nested } from '../telemetry/vitals.js';
+import { answeredOps, tally } from '../telemetry/data-ops.js';
 
 /** Particle's special events, published by the bridge for a device (to streams, webhooks and apps). */
 export function special(ctx: BrokerContext, deviceId: string, name: string, data: string): void {
@@ -32,9 +33,12 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message): Prom
       });
     case 'error':
       return ctx.store.recordError(deviceId, msg, ctx.now());
-    case 'reply':
-      ctx.requests.reply(deviceId, msg);
+    case 'reply': {
+      const ops = answeredOps(ctx.requests.reply(deviceId, msg));
+      const product = ops > 0 ? ctx.devices.get(deviceId)?.product.productId : undefined;
+      if (product !== undefined) tally(ctx.usage, product, Date.now(), { dataOps: ops });
       return undefined;
+    }
     case 'otaStatus':
       ctx.ota?.status(deviceId, msg);
       return undefined;

@@ -14,6 +14,8 @@ type RequestBody = Request extends infer R ? (R extends unknown ? Omit<R, 'id'> 
 
 interface Pending {
   deviceId: string;
+  /** What was asked (a variable read and a function call are data operations once answered). */
+  op: Request['op'];
   /** An MQTT app's client id and its own request id; or a caller's resolve. */
   clientId?: string;
   originalId?: number;
@@ -50,7 +52,7 @@ export class RequestRouter {
     const id = this.nextId();
     const timer = setTimeout(() => this.pending.delete(id), this.appTimeoutMs);
     timer.unref();
-    this.pending.set(id, { deviceId, clientId, originalId: req.id, timer });
+    this.pending.set(id, { deviceId, op: req.op, clientId, originalId: req.id, timer });
     return encode('request', { ...req, id });
   }
 
@@ -62,21 +64,21 @@ export class RequestRouter {
         this.pending.delete(id);
         reject(new RequestTimeout(deviceId));
       }, timeoutMs);
-      this.pending.set(id, { deviceId, resolve, reject, timer });
+      this.pending.set(id, { deviceId, op: body.op, resolve, reject, timer });
       this.publish(topics.cloud.request(deviceId), encode('request', { ...body, id } as Request), 1);
     });
   }
 
-  /** A device's reply: to its requester, if it is still waiting; otherwise dropped. */
-  reply(deviceId: string, reply: Reply): boolean {
+  /** A device's reply: to its requester, if it is still waiting (answers what it answered); otherwise dropped (null). */
+  reply(deviceId: string, reply: Reply): Request['op'] | null {
     const p = this.pending.get(reply.id);
     // A reply naming another device's request is refused: devices cannot answer for each other.
-    if (!p || p.deviceId !== deviceId) return false;
+    if (!p || p.deviceId !== deviceId) return null;
     this.pending.delete(reply.id);
     clearTimeout(p.timer);
     if (p.resolve) p.resolve(reply);
     else this.publish(topics.app.reply(p.clientId as string), encode('reply', { ...reply, id: p.originalId as number }), 1);
-    return true;
+    return p.op;
   }
 
   /** Requests still waiting (for tests and metrics). */

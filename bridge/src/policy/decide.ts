@@ -30,6 +30,11 @@
  *     An org-scoped API user reaches the org and every product whose orgId is
  *     its org; a product-scoped one reaches that product and its devices, never
  *     the org (404).
+ *   - An org's products as a whole (resource 'orgProducts': the org's usage and
+ *     billing account) take product actions, decided by the org role cascaded
+ *     to the org's products, as on any one of them: the matrix's Billing rows
+ *     say who sees the org's usage and who manages its billing information.
+ *     Product-team members of one org product have no role there (404).
  *   - Empty ids, memberships holding a non-role, and prototype keys
  *     ('__proto__', 'constructor') never match: malformed actors get 401.
  */
@@ -129,6 +134,8 @@ function describeResource(resource: Resource): string {
       return 'product ' + resource.product.productId;
     case 'device':
       return 'device ' + resource.deviceId + ' of product ' + resource.product.productId;
+    case 'orgProducts':
+      return 'every product of org ' + resource.orgId;
     default:
       return 'org ' + resource.orgId;
   }
@@ -158,6 +165,11 @@ function decideUser(userId: string, memberships: Memberships, action: Action, re
     const role = userOrgRole(userId, memberships, resource.orgId, resource.ownerUserId);
     if (role === null) return deny(404, 'user ' + userId + ' has no role on org ' + resource.orgId);
     return byRole(role, action, role + ' on org ' + resource.orgId);
+  }
+  if (resource.kind === 'orgProducts') {
+    const role = userOrgRole(userId, memberships, resource.orgId, resource.ownerUserId);
+    if (role === null) return deny(404, 'user ' + userId + ' has no role on org ' + resource.orgId);
+    return byRole(ORG_ROLE_CASCADE[role], action, ORG_ROLE_CASCADE[role] + ' on ' + describeResource(resource) + ' via org ' + resource.orgId);
   }
   const product = resource.product;
   const source = isId(product.productId) ? productRoleSource(userId, memberships, product) : VIA_NONE;
@@ -192,10 +204,10 @@ function decideApiUser(
   if (scope != null && typeof scope === 'object') {
     if ('orgId' in scope) {
       if (isId(scope.orgId)) {
-        inScope = resource.kind === 'org' ? resource.orgId === scope.orgId : resource.product.orgId === scope.orgId;
+        inScope = resource.kind === 'org' || resource.kind === 'orgProducts' ? resource.orgId === scope.orgId : resource.product.orgId === scope.orgId;
       }
     } else if ('productId' in scope) {
-      if (isId(scope.productId)) inScope = resource.kind !== 'org' && resource.product.productId === scope.productId;
+      if (isId(scope.productId)) inScope = resource.kind !== 'org' && resource.kind !== 'orgProducts' && resource.product.productId === scope.productId;
     }
   }
   if (!inScope) return deny(404, 'API user ' + apiUserId + ' is not scoped to ' + describeResource(resource));
@@ -257,6 +269,9 @@ export function decide(actor: Actor, action: Action, resource: Resource): Decisi
       break;
     case 'org':
       if (kind !== ORG) return deny(403, 'action ' + action + ' does not apply to ' + describeResource(resource));
+      break;
+    case 'orgProducts':
+      if (kind !== PRODUCT) return deny(403, 'action ' + action + ' does not apply to ' + describeResource(resource));
       break;
     default:
       return deny(403, 'action ' + action + ' does not apply to an unknown kind of resource');

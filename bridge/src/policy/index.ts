@@ -4,5 +4,6 @@
  */
 export { decide, userOrgRole, userProductRole } from './decide.js';
 export { canChangeRole, canInvite, canRemove, inviteToOrg, productTeamView } from './team.js';
+export { canConsent, canHandOver, canTakeOver, transferCascade, transferProblem } from './orgs.js';
 export type { ProductMembership, TeamKind, TeamMember, TeamViewEntry } from './team.js';
 export type { Actor, Decision, Memberships, ProductRef, Resource } from './types.js';

@@ -43,7 +43,13 @@ export type Resource =
   /** One device of a product; `customerId` is the customer that claimed it, if any. */
   | { kind: 'device'; deviceId: string; product: ProductRef; customerId: string | null }
   /** An organization (its team, its API users, creating products in it). */
-  | { kind: 'org'; orgId: string; ownerUserId: string };
+  | { kind: 'org'; orgId: string; ownerUserId: string }
+  /**
+   * Every product of an org at once (the org's usage and billing account):
+   * takes product actions, decided by the role the org's team gives on each of
+   * its products (ORG_ROLE_CASCADE; the org's Owner is their Owner).
+   */
+  | { kind: 'orgProducts'; orgId: string; ownerUserId: string };
 
 export type Decision =
   | { allow: true; role: Role | 'customer' | 'apiUser' | 'device'; reason: string }

@@ -226,6 +226,8 @@ export interface UsageCount {
   bytes: number;
   /** Devices that sent something that day. */
   devices: readonly string[];
+  /** Data operations (Particle's billing unit; docs/organizations.md says what counts); 0 when absent. */
+  dataOps?: number;
 }
 
 export interface UsageDay {
@@ -234,6 +236,9 @@ export interface UsageDay {
   devices: number;
   messages: number;
   bytes: number;
+  dataOps: number;
+  /** Cellular data of the product's SIMs, as their carrier reported it. */
+  simBytes: number;
 }
 
 /** What a decision about one device needs: its product, and the customer that claimed it. */
@@ -458,6 +463,47 @@ export interface CustomerStore {
   deleteApiUser(id: string): Promise<boolean>;
 }
 
+/** An OAuth authorization code as stored (the code itself only as SHA-256). */
+export interface AuthorizationCode {
+  clientId: string;
+  customerId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  expiresAt: Date;
+  usedAt: Date | null;
+}
+
+/** A device claim code: who claims (a customer of the product, or a user), until when, and which device spent it. */
+export interface ClaimCode {
+  productId: number;
+  claimant: { kind: 'customer'; id: string } | { kind: 'user'; id: string };
+  createdAt: Date;
+  expiresAt: Date;
+  deviceId: string | null;
+}
+
+/** The customer sign-in flows' records: authorization codes, the users behind linked customers, claim codes. */
+export interface SigninStore {
+  /** The product's customer that is this Flotilla user (OAuth 2.0 mode), made on first link with the user's username. */
+  linkedCustomer(productId: ProductId, userId: string): Promise<Customer>;
+  /** Keeps a new authorization code (its SHA-256) for `ttlSeconds`. */
+  createAuthorizationCode(input: { code: string; clientId: string; customerId: string; redirectUri: string; codeChallenge: string; ttlSeconds: number }): Promise<void>;
+  /**
+   * Spends a code, once: `ok` the first time; `used` for a replay (and then
+   * every token of that customer issued to that client is revoked, RFC 6749
+   * §4.1.2); null for an unknown code. Expiry is the caller's to judge.
+   */
+  redeemAuthorizationCode(code: string): Promise<{ outcome: 'ok' | 'used'; code: AuthorizationCode } | null>;
+  createClaimCode(input: { code: string; productId: ProductId; claimant: ClaimCode['claimant']; ttlSeconds: number }): Promise<void>;
+  findClaimCode(code: string): Promise<ClaimCode | null>;
+  /**
+   * Spends the code on the device and claims it for the code's claimant, in
+   * one transaction: false (nothing changed) when the code was spent by then
+   * or the device is no longer claimable (another customer's, another product's).
+   */
+  spendClaimCode(code: string, deviceId: string): Promise<boolean>;
+}
+
 /** A device group of a product (Particle's groups: a name, a description, a color). */
 export interface DeviceGroup {
   name: string;
@@ -566,6 +612,109 @@ export interface SimStore {
   /** not_found: no such SIM; invalid: a limit that is not a positive whole number of MB. */
   updateSim(iccid: string, changes: { status?: SimCard['status']; dataLimit?: number | null }): Promise<SimCard>;
   removeSim(iccid: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------- organizations and billing
+
+export type TransferState = 'pending' | 'accepted' | 'declined' | 'cancelled';
+
+/** A personal product's move into an org: asked by the product's Owner, consented to by an org Administrator. */
+export interface ProductTransfer {
+  id: string;
+  productId: number;
+  orgId: string;
+  requestedBy: string;
+  state: TransferState;
+  /** Who accepted, declined or cancelled it. */
+  decidedBy: string | null;
+  createdAt: Date;
+  decidedAt: Date | null;
+}
+
+/** What accepting a transfer did to the product's team (policy/orgs.ts transferCascade says why). */
+export interface TransferOutcome {
+  transfer: ProductTransfer;
+  /** The product's Owner until now: from here on reaches it through the org's team. */
+  formerOwnerUserId: string;
+  /** Product-team members kept with their role: personal collaborators who are not on the org's team. */
+  kept: TeamMember[];
+  /** Product-team memberships removed: their holders are on the org's team, whose role now governs. */
+  superseded: TeamMember[];
+}
+
+/** A whitelisted user: the org pays for their personal space. */
+export interface BilledUser {
+  userId: string;
+  orgId: string;
+  addedBy: string | null;
+  createdAt: Date;
+}
+
+/** Billing information of an org, or of a personal product. */
+export interface BillingInfo {
+  name: string | null;
+  email: string | null;
+  address: string | null;
+  /** ISO 3166-1 alpha-2, upper case. */
+  country: string | null;
+  taxId: string | null;
+  updatedBy: string | null;
+  updatedAt: Date;
+}
+
+export type BillingInfoChanges = Partial<Pick<BillingInfo, 'name' | 'email' | 'address' | 'country' | 'taxId'>>;
+
+/** Whose billing information: an org's, or a personal product's. */
+export type BillingOwner = { orgId: string; productId?: undefined } | { productId: ProductId; orgId?: undefined };
+
+export interface SimDataDay {
+  day: string;
+  bytes: number;
+}
+
+export interface OrgStore {
+  /**
+   * Hands the org to a member of its team; the former Owner stays on the team
+   * as an Administrator. conflict: not a member (or already the Owner);
+   * not_found: no such org.
+   */
+  setOrgOwner(orgId: string, newOwnerUserId: string): Promise<Org>;
+  /** conflict: the product is already an org's, or has a pending transfer; not_found: product, org or user. */
+  requestTransfer(input: { productId: ProductId; orgId: string; requestedBy: string }): Promise<ProductTransfer>;
+  getTransfer(id: string): Promise<ProductTransfer | null>;
+  /** Newest first. */
+  listTransfers(of: { productId: ProductId; orgId?: undefined } | { orgId: string; productId?: undefined }): Promise<ProductTransfer[]>;
+  /**
+   * Accepts a pending transfer and moves the product into the org, in one
+   * transaction: the org owns it, product-team memberships of the org's
+   * members are removed (their org role governs), the others are kept, the
+   * product's own billing information is dropped (the org's applies).
+   * conflict: not pending, or the product is no longer personal; not_found: no such transfer.
+   */
+  acceptTransfer(id: string, decidedBy: string): Promise<TransferOutcome>;
+  /** Declines (an org Administrator) or cancels (the product's Owner) a pending transfer. conflict: not pending; not_found. */
+  closeTransfer(id: string, state: 'declined' | 'cancelled', decidedBy: string): Promise<ProductTransfer>;
+  /** Oldest first. */
+  billedUsers(orgId: string): Promise<BilledUser[]>;
+  /** conflict: not on the org's team, or already billed to an org; not_found: no such org or user. */
+  addBilledUser(orgId: string, userId: string, addedBy: string): Promise<BilledUser>;
+  removeBilledUser(orgId: string, userId: string): Promise<boolean>;
+  /** The org that pays for the user's personal space, or null. */
+  billingOrgOf(userId: string): Promise<string | null>;
+  /** The user's personal products' ids, oldest first. */
+  personalProductIds(userId: string): Promise<number[]>;
+}
+
+export interface BillingStore {
+  billingInfo(of: BillingOwner): Promise<BillingInfo | null>;
+  /** Merges the changes (null clears a field). invalid: a malformed e-mail or country, a field too long; not_found: no such org or product. */
+  setBillingInfo(of: BillingOwner, changes: BillingInfoChanges, updatedBy: string): Promise<BillingInfo>;
+  /** Usage of products summed per day (a device counted once a day), `from` to `to` inclusive, oldest first; days without any figure are absent. */
+  usageOfProducts(productIds: readonly ProductId[], from: string, to: string): Promise<UsageDay[]>;
+  /** Sets a SIM's data for a day (a carrier's figure replaces the earlier one), under its current product. not_found: no such SIM; invalid: day or bytes. */
+  recordSimData(iccid: string, day: string, bytes: number): Promise<void>;
+  /** A SIM's data per day in its current product, oldest first. */
+  simDataUsage(iccid: string, from: string, to: string): Promise<SimDataDay[]>;
 }
 
 // ---------------------------------------------------------------- firmware and OTA
@@ -723,6 +872,8 @@ export interface FirmwareStore {
   activeJobs(): Promise<OtaJob[]>;
   /** State, offset, attempts, reason; a final state sets finishedAt. not_found: no such job. */
   updateJob(id: number, changes: Partial<Pick<OtaJob, 'state' | 'offset' | 'attempts' | 'reason'>>): Promise<OtaJob>;
+  /** The offsets of jobs in transfer, in one transaction (a write per chunk or per job would cost a sync each); a job no longer sending is left alone. */
+  saveJobOffsets(offsets: ReadonlyArray<readonly [jobId: number, offset: number]>): Promise<void>;
   /** Newest first. */
   deviceJobs(deviceId: string, limit?: number): Promise<OtaJob[]>;
   /** The last job of a device for a version (to not retry a lock that failed). */
@@ -740,7 +891,7 @@ export interface FirmwareStore {
 
 export type OwnerOfClient = { ownerUserId: string; productId?: undefined } | { productId: ProductId; ownerUserId?: undefined };
 
-export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, GroupStore, ClientStore, IntegrationStore, SimStore, FirmwareStore {
+export interface Store extends UserStore, TokenStore, TeamStore, DeviceStore, TelemetryStore, CustomerStore, SigninStore, GroupStore, ClientStore, IntegrationStore, SimStore, FirmwareStore, OrgStore, BillingStore {
   /** Closes the database; the store answers nothing afterwards. */
   close(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { minRoleFor, type Action } from '@flotilla/protocol';
 import { guard } from '../access.js';
 import { route, type Route } from '../app.js';
 import { oauthRoutes } from './oauth.js';
+import { authorizeRoutes } from './authorize.js';
 import { userRoutes } from './user.js';
 import { deviceRoutes } from './devices.js';
 import { eventRoutes } from './events.js';
@@ -17,10 +18,13 @@ import { diagnosticsRoutes } from './diagnostics.js';
 import { integrationRoutes } from './integrations.js';
 import { simRoutes } from './sims.js';
 import { firmwareRoutes } from './firmware.js';
+import { orgRoutes } from './orgs.js';
+import { billingRoutes } from './billing.js';
 
 const table: Route[] = [
   route('GET', '/healthz', guard.public('liveness probe'), () => ({ ok: true })),
   ...oauthRoutes,
+  ...authorizeRoutes,
   ...userRoutes,
   // Before the device routes: /v1/devices/events must not read as a device called "events".
   ...eventRoutes,
@@ -32,6 +36,8 @@ const table: Route[] = [
   ...integrationRoutes,
   ...simRoutes,
   ...firmwareRoutes,
+  ...orgRoutes,
+  ...billingRoutes,
 ];
 
 /** OpenAPI 3.1 from the route table: paths, parameters, and each operation's guard as x-flotilla-guard. */

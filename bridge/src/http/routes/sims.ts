@@ -1,11 +1,17 @@
 /**
  * A product's SIM cards, as Particle's /sims routes: list, add, get, the
- * lifecycle (activate, deactivate, reactivate), the data limit, remove.
- * The bridge has no carrier behind it: data usage is not metered and says so.
+ * lifecycle (activate, deactivate, reactivate), the data limit, remove; the
+ * SIMs of a space (/v1/sims: personal products, /v1/orgs/:org/sims).
+ * The bridge has no carrier connection: a SIM's data per day is what its
+ * carrier's figures say, sent with PUT …/data_usage (by whoever adds SIMs,
+ * sim.add: a Developer, or a program with that scope); the usage views sum it.
  */
 import type { Action } from '@flotilla/protocol';
+import { decide } from '../../policy/decide.js';
+import type { Actor, ProductRef } from '../../policy/types.js';
 import type { SimCard } from '../../store/store.js';
-import { guard } from '../access.js';
+import { guard, visibleProducts } from '../access.js';
+import { dateRange } from './billing.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
@@ -27,7 +33,28 @@ async function updateAction(body: () => Promise<Fields>): Promise<Action> {
 
 const P = '/v1/products/:product/sims';
 
+/** Carriers bill SIM data in decimal megabytes. */
+const MB = 1_000_000;
+
+/** The SIMs of these products the actor may view. */
+async function simsOf(ctx: ApiContext, actor: Actor, products: readonly ProductRef[]) {
+  const out = [];
+  for (const product of products) if (decide(actor, 'sim.view', { kind: 'product', product }).allow) out.push(...(await ctx.store.listSims(product.productId)).map(simObject));
+  return { sims: out, meta: { total_pages: 1 } };
+}
+
 export const simRoutes: Route[] = [
+  // The SIMs of a space: the personal one (products of their own, or whose team they are on), or an org's.
+  route('GET', '/v1/sims', guard.signedIn('lists only the SIMs of personal products decide() lets the actor view'), async (req, ctx, a) =>
+    simsOf(ctx, a.actor, (await visibleProducts(a.actor, ctx.store)).filter((p) => p.orgId === null))),
+  route('GET', '/v1/orgs/:org/sims', guard.org('org.team.view'), async (req, ctx, a) => {
+    const refs: ProductRef[] = [];
+    for (const id of await ctx.store.orgProductIds(a.org!.id)) {
+      const ref = await ctx.store.productRef(id);
+      if (ref) refs.push(ref);
+    }
+    return simsOf(ctx, a.actor, refs);
+  }),
   route('GET', P, guard.product('sim.view'), async (req, ctx, a) => {
     const sims = (await ctx.store.listSims(a.product!.productId)).map(simObject);
     return { sims, meta: { total_pages: 1 } };
@@ -41,9 +68,28 @@ export const simRoutes: Route[] = [
     return { ok: true, added: r.added, existing: r.existing, invalid: r.invalid };
   }),
   route('GET', P + '/:iccid', guard.product('sim.view'), async (req, ctx, a) => simObject(await ofProduct(ctx, a.product!.productId, req.params.iccid))),
+  // Particle's shape: usage_by_day with mbs_used and mbs_used_cumulative; `metered` says whether any carrier figure was sent.
   route('GET', P + '/:iccid/data_usage', guard.product('sim.view'), async (req, ctx, a) => {
     const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);
-    return { iccid: s.iccid, metered: false, usage_by_day: [], note: 'This bridge has no carrier connection: SIM data is not metered here.' };
+    const { from, to } = dateRange(req);
+    const days = await ctx.store.simDataUsage(s.iccid, from, to);
+    let total = 0;
+    const usage = days.map((d) => {
+      total += d.bytes;
+      return { date: d.day, bytes: d.bytes, mbs_used: d.bytes / MB, mbs_used_cumulative: total / MB };
+    });
+    return { iccid: s.iccid, start_date: from, end_date: to, metered: usage.length > 0, usage_by_day: usage, total_bytes: total, total_mbs_used: total / MB };
+  }),
+  // A carrier's figure for one day: {date, bytes} or {date, mbs_used}; it replaces the day's earlier figure.
+  route('PUT', P + '/:iccid/data_usage', guard.product('sim.add'), async (req, ctx, a) => {
+    const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);
+    const b = await req.body();
+    if (typeof b.date !== 'string' || !/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(b.date) || !Number.isFinite(Date.parse(b.date))) throw ApiError.of(400, 'date must be a day, YYYY-MM-DD');
+    if (('bytes' in b) === ('mbs_used' in b)) throw ApiError.of(400, 'Send bytes (a whole number) or mbs_used (megabytes), one of them');
+    const n = 'bytes' in b ? Number(b.bytes) : Math.round(Number(b.mbs_used) * MB);
+    if (b.bytes === '' || b.mbs_used === '' || !Number.isSafeInteger(n) || n < 0) throw ApiError.of(400, 'bytes must be a whole number of at least 0 (mbs_used a number of at least 0)');
+    await ctx.store.recordSimData(s.iccid, b.date, n);
+    return { ok: true, iccid: s.iccid, date: b.date, bytes: n, mbs_used: n / MB };
   }),
   route('PUT', P + '/:iccid', guard.product(updateAction), async (req, ctx, a) => {
     const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);

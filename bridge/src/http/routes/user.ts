@@ -58,7 +58,10 @@ export const userRoutes: Route[] = [
   route('GET', '/v1/user', SELF, async (req, ctx, { actor }) => {
     const u = await ctx.store.getUser(user(actor));
     if (!u) throw ApiError.of(404, 'User not found');
-    return { username: u.username, subscription_ids: [], account_info: {}, mfa: { enabled: false } };
+    // The org that pays for this user's personal space (whitelisted), if one does.
+    const billedTo = await ctx.store.billingOrgOf(u.id);
+    const org = billedTo ? await ctx.store.getOrg(billedTo) : null;
+    return { username: u.username, subscription_ids: [], account_info: {}, mfa: { enabled: false }, billed_to_org: org ? org.slug : null };
   }),
   route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
     if (!ctx.signup) throw ApiError.of(403, 'Sign-up is turned off on this bridge; ask its owner for an account');

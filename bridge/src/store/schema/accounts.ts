@@ -255,3 +255,91 @@ export const AccessTokenEntity = new EntitySchema<AccessTokenRow>({
   checks: [{ name: 'chk_access_tokens_subject', expression: `"subject_kind" IN ('user', 'customer', 'apiUser')` }],
   indices: [{ name: 'idx_access_tokens_subject', columns: ['subjectKind', 'subjectId'] }],
 });
+
+export interface ProductTransferRow {
+  id: string;
+  productId: number;
+  orgId: string;
+  requestedBy: string;
+  state: string;
+  decidedBy: string | null;
+  createdAt: number;
+  decidedAt: number | null;
+}
+
+/** A personal product's move into an org: asked by its Owner, consented to (or not) by an org Administrator. */
+export const ProductTransferEntity = new EntitySchema<ProductTransferRow>({
+  name: 'ProductTransfer',
+  tableName: 'product_transfers',
+  columns: {
+    id: id(),
+    productId: ref('product_id', 'Product', 'CASCADE', { type: 'integer' }),
+    orgId: ref('org_id', 'Organization', 'CASCADE'),
+    requestedBy: ref('requested_by', 'User', 'CASCADE'),
+    state: varchar('state'),
+    decidedBy: ref('decided_by', 'User', 'SET NULL', { nullable: true }),
+    createdAt: ms('created_at'),
+    decidedAt: ms('decided_at', true),
+  },
+  checks: [{ name: 'chk_product_transfers_state', expression: `"state" IN ('pending', 'accepted', 'declined', 'cancelled')` }],
+  indices: [
+    { name: 'idx_product_transfers_product', columns: ['productId'] },
+    { name: 'idx_product_transfers_org', columns: ['orgId'] },
+  ],
+});
+
+export interface OrgBilledUserRow {
+  userId: string;
+  orgId: string;
+  addedBy: string | null;
+  createdAt: number;
+}
+
+/** Whitelisted users: the org pays for their personal space. One paying org per user. */
+export const OrgBilledUserEntity = new EntitySchema<OrgBilledUserRow>({
+  name: 'OrgBilledUser',
+  tableName: 'org_billed_users',
+  columns: {
+    userId: ref('user_id', 'User', 'CASCADE', { primary: true }),
+    orgId: ref('org_id', 'Organization', 'CASCADE'),
+    addedBy: ref('added_by', 'User', 'SET NULL', { nullable: true }),
+    createdAt: ms('created_at'),
+  },
+  indices: [{ name: 'idx_org_billed_users_org', columns: ['orgId'] }],
+});
+
+export interface BillingAccountRow {
+  id: number;
+  orgId: string | null;
+  productId: number | null;
+  name: string | null;
+  email: string | null;
+  address: string | null;
+  country: string | null;
+  taxId: string | null;
+  updatedBy: string | null;
+  updatedAt: number;
+}
+
+/** Billing information of an org, or of a personal product (an org's products are billed to the org). */
+export const BillingAccountEntity = new EntitySchema<BillingAccountRow>({
+  name: 'BillingAccount',
+  tableName: 'billing_accounts',
+  columns: {
+    id: serial(),
+    orgId: ref('org_id', 'Organization', 'CASCADE', { nullable: true }),
+    productId: ref('product_id', 'Product', 'CASCADE', { nullable: true, type: 'integer' }),
+    name: varchar('name', true),
+    email: varchar('email', true),
+    address: { type: 'text', name: 'address', nullable: true },
+    country: varchar('country', true),
+    taxId: varchar('tax_id', true),
+    updatedBy: ref('updated_by', 'User', 'SET NULL', { nullable: true }),
+    updatedAt: ms('updated_at'),
+  },
+  uniques: [
+    { name: 'uq_billing_accounts_org', columns: ['orgId'] },
+    { name: 'uq_billing_accounts_product', columns: ['productId'] },
+  ],
+  checks: [{ name: 'chk_billing_accounts_one_owner', expression: `("org_id" IS NULL) <> ("product_id" IS NULL)` }],
+});

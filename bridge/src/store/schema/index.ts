@@ -31,6 +31,11 @@ import { AuditLogEntity, DeviceDayEntity, ErrorReportEntity, UsageDailyEntity, V
 import { Initial1732406400000 } from './migrations/1732406400000-initial.js';
 import { Usage1763856000000 } from './migrations/1763856000000-usage.js';
 import { Ota1795392000000 } from './migrations/1795392000000-ota.js';
+import { Orgs1795478400000 } from './migrations/1795478400000-orgs.js';
+import { BillingAccountEntity, OrgBilledUserEntity, ProductTransferEntity } from './accounts.js';
+import { DataOpsDailyEntity, SimDataDailyEntity } from './telemetry.js';
+import { Signin1795435200000 } from './migrations/1795435200000-signin.js';
+import { ClaimCodeEntity, CustomerUserEntity, OAuthCodeEntity } from './signin.js';
 
 export const ENTITIES = [
   UserEntity,
@@ -59,10 +64,18 @@ export const ENTITIES = [
   AuditLogEntity,
   UsageDailyEntity,
   DeviceDayEntity,
+  ProductTransferEntity,
+  OrgBilledUserEntity,
+  BillingAccountEntity,
+  DataOpsDailyEntity,
+  SimDataDailyEntity,
+  OAuthCodeEntity,
+  CustomerUserEntity,
+  ClaimCodeEntity,
 ];
 
 /** In order; never edit one that has shipped, add the next. */
-export const MIGRATIONS = [Initial1732406400000, Usage1763856000000, Ota1795392000000];
+export const MIGRATIONS = [Initial1732406400000, Usage1763856000000, Ota1795392000000, Signin1795435200000, Orgs1795478400000];
 
 /** The table typeorm records applied migrations in. */
 export const MIGRATIONS_TABLE = 'migrations';

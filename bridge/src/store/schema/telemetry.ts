@@ -150,3 +150,39 @@ export const DeviceDayEntity = new EntitySchema<DeviceDayRow>({
   },
   indices: [{ name: 'idx_device_days_day', columns: ['day'] }],
 });
+
+export interface DataOpsDailyRow {
+  productId: number;
+  day: string;
+  operations: number;
+}
+
+/** Data operations (Particle's billing unit) per product per day; docs/organizations.md says what counts. */
+export const DataOpsDailyEntity = new EntitySchema<DataOpsDailyRow>({
+  name: 'DataOpsDaily',
+  tableName: 'data_ops_daily',
+  columns: {
+    productId: ref('product_id', 'Product', 'CASCADE', { primary: true, type: 'integer' }),
+    day: { type: 'varchar', primary: true },
+    operations: counter('operations'),
+  },
+});
+
+export interface SimDataDailyRow {
+  productId: number;
+  iccid: string;
+  day: string;
+  bytes: number;
+}
+
+/** Cellular data per SIM per day, as its carrier reports it, kept with the product it was billed to. */
+export const SimDataDailyEntity = new EntitySchema<SimDataDailyRow>({
+  name: 'SimDataDaily',
+  tableName: 'sim_data_daily',
+  columns: {
+    productId: ref('product_id', 'Product', 'CASCADE', { primary: true, type: 'integer' }),
+    iccid: { type: 'varchar', primary: true },
+    day: { type: 'varchar', primary: true },
+    bytes: counter('bytes'),
+  },
+});

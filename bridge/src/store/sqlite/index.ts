@@ -12,12 +12,15 @@ import type { Ctx } from './context.js';
 import { deviceStore } from './devices.js';
 import { teamStore } from './teams.js';
 import { customerStore } from './customers.js';
+import { signinStore } from './signin.js';
 import { telemetryStore } from './telemetry.js';
 import { groupStore } from './groups.js';
 import { clientStore } from './clients.js';
 import { integrationStore } from './integrations.js';
 import { simStore } from './sims.js';
 import { firmwareStore } from './firmware.js';
+import { orgStore } from './orgs.js';
+import { billingStore } from './billing.js';
 
 export interface SqliteStoreOptions {
   /** The database file, e.g. sqliteFile(dataDir). Created (with its directory) if missing. */
@@ -71,11 +74,14 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
     ...deviceStore(ctx),
     ...telemetry,
     ...customerStore(ctx),
+    ...signinStore(ctx),
     ...groupStore(ctx),
     ...clientStore(ctx),
     ...integrationStore(ctx),
     ...simStore(ctx),
     ...firmwareStore(ctx),
+    ...orgStore(ctx),
+    ...billingStore(ctx),
     file: o.file,
     async pragmas() {
       return {

@@ -1,6 +1,9 @@
-/** SIM cards of a product: added inactive, activated and deactivated, with a data limit. */
+/**
+ * SIM cards of a product: added inactive, activated and deactivated, with a
+ * data limit; and the data each used per day, as its carrier reports it.
+ */
 import { StoreError } from '../store.js';
-import type { SimCard, SimStore } from '../store.js';
+import type { BillingStore, SimCard, SimStore } from '../store.js';
 import { productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 
@@ -31,7 +34,12 @@ function sim(r: SimRaw): SimCard {
   return { iccid: r.iccid, productId: r.product_id, status: r.status, dataLimit: r.data_limit, createdAt: new Date(r.created_at) };
 }
 
-export function simStore(ctx: Ctx): SimStore {
+const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
+
+/** A carrier's daily figure: bytes in a day, at most 1 TB (no SIM moves more; a typo in a unit would). */
+const MAX_DAY_BYTES = 1e12;
+
+export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData' | 'simDataUsage'> {
   const { db } = ctx;
   const list = db.prepare<SimRaw>('SELECT * FROM sim_cards WHERE product_id = ? ORDER BY iccid');
   const byId = db.prepare<SimRaw>('SELECT * FROM sim_cards WHERE iccid = ?');
@@ -39,6 +47,15 @@ export function simStore(ctx: Ctx): SimStore {
   const setStatus = db.prepare('UPDATE sim_cards SET status = ? WHERE iccid = ?');
   const setLimit = db.prepare('UPDATE sim_cards SET data_limit = ? WHERE iccid = ?');
   const remove = db.prepare('DELETE FROM sim_cards WHERE iccid = ?');
+  // A carrier's figure for a day replaces the one it sent before (its reports are running totals of the day).
+  const setDayData = db.prepare(
+    `INSERT INTO sim_data_daily (product_id, iccid, day, bytes) SELECT product_id, iccid, ?, ? FROM sim_cards WHERE iccid = ?
+     ON CONFLICT (product_id, iccid, day) DO UPDATE SET bytes = excluded.bytes`,
+  );
+  const dataOf = db.prepare<{ day: string; bytes: number }>(
+    `SELECT d.day AS day, d.bytes AS bytes FROM sim_data_daily d JOIN sim_cards s ON s.iccid = d.iccid AND s.product_id = d.product_id
+     WHERE d.iccid = ? AND d.day >= ? AND d.day <= ? ORDER BY d.day`,
+  );
   const add = db.transaction((productId: number, iccids: readonly string[]) => {
     const out = { added: [] as string[], existing: [] as string[], invalid: [] as string[] };
     for (const raw of iccids) {
@@ -79,6 +96,15 @@ export function simStore(ctx: Ctx): SimStore {
     },
     async removeSim(iccid) {
       return remove.run(iccid).changes > 0;
+    },
+    async recordSimData(iccid, day, bytes) {
+      if (typeof day !== 'string' || !DAY.test(day) || !Number.isFinite(Date.parse(day))) throw new StoreError('invalid', 'day must be a date, YYYY-MM-DD');
+      if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > MAX_DAY_BYTES) throw new StoreError('invalid', 'bytes must be a whole number from 0 to ' + MAX_DAY_BYTES);
+      if (setDayData.run(day, bytes, iccid).changes === 0) throw new StoreError('not_found', `no SIM ${iccid}`);
+    },
+    async simDataUsage(iccid, from, to) {
+      if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
+      return dataOf.all(iccid, from, to).map((r) => ({ day: r.day, bytes: Number(r.bytes) }));
     },
   };
 }

@@ -164,6 +164,14 @@ export function teamStore(ctx: Ctx): TeamStore {
     return removed;
   });
 
+  // Leaving the team also ends the org's paying for the person's personal space (whitelisted users are team members).
+  const deleteBilledUser = db.prepare('DELETE FROM org_billed_users WHERE org_id = ? AND user_id = ?');
+  const removeOrgMember = db.transaction((orgId: string, userId: string): boolean => {
+    if (deleteOrgMember.run(orgId, userId).changes === 0) return false;
+    deleteBilledUser.run(orgId, userId);
+    return true;
+  });
+
   const addProductMember = db.transaction((productId: number, userId: string, role: MemberRole): void => {
     const p = refById.get(productId);
     if (!p) throw new StoreError('not_found', `no product ${productId}`);
@@ -198,7 +206,7 @@ export function teamStore(ctx: Ctx): TeamStore {
     },
 
     async removeOrgMember(orgId, userId) {
-      return deleteOrgMember.run(orgId, userId).changes > 0;
+      return removeOrgMember.immediate(orgId, userId);
     },
 
     async orgTeam(orgId) {

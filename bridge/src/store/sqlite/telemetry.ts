@@ -5,7 +5,7 @@
  */
 import type { ErrorSource, VitalValues } from '@flotilla/protocol';
 import { StoreError } from '../store.js';
-import type { AuditFilter, AuditRecord, ErrorGroup, TelemetryStore, UsageCount, VitalsSample } from '../store.js';
+import type { AuditFilter, AuditRecord, BillingStore, ErrorGroup, ProductId, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 import type { SqliteStatement } from './connection.js';
@@ -55,7 +55,7 @@ const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 const AUDIT_BATCH_MS = 20;
 const AUDIT_BATCH_MAX = 512;
 
-export function telemetryStore(ctx: Ctx): TelemetryStore & { flushAudit(): void } {
+export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'usageOfProducts'> & { flushAudit(): void } {
   const { db } = ctx;
   // A report older than the stored one (handled late) goes to the history only.
   const upsertLatest = db.prepare(
@@ -103,11 +103,38 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & { flushAudit(): void 
      ON CONFLICT (product_id, day) DO UPDATE SET messages = usage_daily.messages + excluded.messages, bytes = usage_daily.bytes + excluded.bytes`,
   );
   const addDeviceDay = db.prepare('INSERT INTO device_days (product_id, day, device_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-  const usageOf = db.prepare<{ day: string; messages: number; bytes: number; devices: number }>(
-    `SELECT u.day AS day, u.messages AS messages, u.bytes AS bytes,
-       (SELECT COUNT(*) FROM device_days d WHERE d.product_id = u.product_id AND d.day = u.day) AS devices
-     FROM usage_daily u WHERE u.product_id = ? AND u.day >= ? AND u.day <= ? ORDER BY u.day`,
+  const addDataOps = db.prepare(
+    `INSERT INTO data_ops_daily (product_id, day, operations) VALUES (?, ?, ?)
+     ON CONFLICT (product_id, day) DO UPDATE SET operations = data_ops_daily.operations + excluded.operations`,
   );
+  // One meter per table; the usage view sums each over the products asked for, per day.
+  const METERS = {
+    traffic: 'SELECT day, SUM(messages) AS a, SUM(bytes) AS b FROM usage_daily',
+    devices: 'SELECT day, COUNT(DISTINCT device_id) AS a, 0 AS b FROM device_days',
+    dataOps: 'SELECT day, SUM(operations) AS a, 0 AS b FROM data_ops_daily',
+    sim: 'SELECT day, SUM(bytes) AS a, 0 AS b FROM sim_data_daily',
+  } as const;
+  function usageOf(ids: readonly number[], from: string, to: string): UsageDay[] {
+    const days = new Map<string, UsageDay>();
+    if (ids.length === 0) return [];
+    const where = ` WHERE product_id IN (${ids.map(() => '?').join(',')}) AND day >= ? AND day <= ? GROUP BY day`;
+    for (const [meter, select] of Object.entries(METERS) as [keyof typeof METERS, string][]) {
+      for (const r of db.prepare<{ day: string; a: number; b: number }>(select + where).all(...ids, from, to)) {
+        let d = days.get(r.day);
+        if (!d) days.set(r.day, (d = { day: r.day, devices: 0, messages: 0, bytes: 0, dataOps: 0, simBytes: 0 }));
+        if (meter === 'traffic') {
+          d.messages = Number(r.a);
+          d.bytes = Number(r.b);
+        } else if (meter === 'devices') d.devices = Number(r.a);
+        else if (meter === 'dataOps') d.dataOps = Number(r.a);
+        else d.simBytes = Number(r.a);
+      }
+    }
+    return [...days.values()].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : 0));
+  }
+  function dayRange(from: string, to: string): void {
+    if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
+  }
   // Rows of products deleted since the counts were taken are skipped, not an error.
   const productExists = db.prepare<{ one: number }>('SELECT 1 AS one FROM products WHERE id = ?');
   const recordUsage = db.transaction((rows: readonly UsageCount[]) => {
@@ -115,8 +142,13 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & { flushAudit(): void 
       const p = productKey(r.productId);
       if (!DAY.test(r.day)) throw new StoreError('invalid', `day ${JSON.stringify(r.day)} is not YYYY-MM-DD`);
       if (!productExists.get(p)) continue;
-      addUsage.run(p, r.day, Math.max(0, Math.floor(r.messages)), Math.max(0, Math.floor(r.bytes)));
+      const messages = Math.max(0, Math.floor(r.messages));
+      const bytes = Math.max(0, Math.floor(r.bytes));
+      // A row of data operations alone (events sent to devices) is no device traffic.
+      if (messages > 0 || bytes > 0 || r.devices.length > 0) addUsage.run(p, r.day, messages, bytes);
       for (const d of r.devices) addDeviceDay.run(p, r.day, d);
+      const ops = Math.max(0, Math.floor(r.dataOps ?? 0));
+      if (ops > 0) addDataOps.run(p, r.day, ops);
     }
   });
 
@@ -140,8 +172,16 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & { flushAudit(): void 
     },
 
     async usage(productId, from, to) {
-      if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
-      return usageOf.all(productKey(productId), from, to).map((r) => ({ day: r.day, devices: r.devices, messages: Number(r.messages), bytes: Number(r.bytes) }));
+      dayRange(from, to);
+      return usageOf([productKey(productId)], from, to);
+    },
+
+    async usageOfProducts(productIds: readonly ProductId[], from, to) {
+      dayRange(from, to);
+      if (!Array.isArray(productIds)) throw new StoreError('invalid', 'product ids must be a list');
+      // SQLite binds at most 32766 parameters; an org with more products than that is not one this store serves.
+      if (productIds.length > 30000) throw new StoreError('invalid', 'at most 30000 products at once');
+      return usageOf([...new Set(productIds.map(productKey))], from, to);
     },
 
     async recordVitals(deviceId, values, at) {
