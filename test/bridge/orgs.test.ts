@@ -231,6 +231,8 @@ describe('organizations: product transfer, spaces, ownership', function () {
     const devices = (await api('GET', '/v1/orgs/acme/devices', 'vic')).body.devices.map((d: { id: string }) => d.id).sort();
     assert.deepEqual(devices, [A1, A2].sort());
     assert.equal((await api('GET', '/v1/orgs/acme/devices', 'otto')).status, 404);
+    const personal = (await api('GET', '/v1/devices', 'alice')).body.map((d: { id: string }) => d.id);
+    assert.ok(!personal.includes(A1) && !personal.includes(A2), 'the org\'s devices are not in alice\'s personal device list: ' + personal);
     // SIMs: prod-a's SIM is in the org's space now, not in alice's personal one.
     assert.deepEqual((await api('GET', '/v1/orgs/acme/sims', 'sue')).body.sims.map((x: { iccid: string }) => x.iccid), [ICCID]);
     assert.deepEqual((await api('GET', '/v1/sims', 'alice')).body.sims, []);

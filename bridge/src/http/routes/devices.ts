@@ -221,9 +221,11 @@ async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'c
 }
 
 export const deviceRoutes: Route[] = [
-  route('GET', '/v1/devices', guard.signedIn('lists only the devices decide() lets the actor view'), async (req, ctx, { actor }) => {
+  // A user's personal space: the devices of personal products (an org's are at /v1/orgs/:org/devices, as the Console's space switcher).
+  route('GET', '/v1/devices', guard.signedIn('lists only the devices decide() lets the actor view, in the personal space for a user'), async (req, ctx, { actor }) => {
     const out: ReturnType<typeof deviceObject>[] = [];
     for (const product of await visibleProducts(actor, ctx.store)) {
+      if (actor.kind === 'user' && product.orgId !== null) continue;
       const groups = await ctx.store.groupsOfDevices(product.productId);
       for (const d of await ctx.store.listDevices(product.productId)) {
         if (decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) out.push(deviceObject(d, groups.get(d.id)));
