@@ -73,6 +73,10 @@ export interface AnchorPlan {
   imageFile: string;
   chunkSize: number;
   window: number;
+  /** As the bridge's Transfer: a device silent this long is sent begin again (it answers with the offset it holds)... */
+  ackTimeoutMs: number;
+  /** ...this many times in a row, then its transfer fails (timeout). */
+  maxSilences: number;
   job: number;
   product: number;
   version: number;
@@ -102,9 +106,13 @@ export interface Progress {
   reasons: Record<string, number>;
   /** Transfers the bridge (or the anchor) is running now. */
   running: number;
-  /** Anchor: windows resent from an offset a device repeated, and begins sent (one per device unless a device reconnected). */
+  /** Anchor: windows resent from an offset a device repeated, and begins sent (one per device unless a device reconnected or went silent). */
   resends?: number;
   begins?: number;
+  /** Anchor: begins sent again after ackTimeoutMs of silence (counted in begins too). */
+  silentBegins?: number;
+  /** Anchor with agents: devices done (hello on the new version) whose "verified" status never arrived (the agent resets 2 s after verifying, sent or not). */
+  unverified?: number;
 }
 
 /** Parent → server. */

@@ -17,16 +17,29 @@
  *                                       the device protocol: the bridge's otaBegin (the image's
  *                                       SHA-256), then the image held in memory as otaChunk QoS 1
  *                                       publishes of chunkSize bytes, `window` ahead of the offset
- *                                       each device acknowledges (otaStatus on dev/<id>/ota), the
- *                                       window resent once from an offset a device repeats, as the
- *                                       bridge's Transfer does (no timeouts, no store, no disk).
+ *                                       each device acknowledges (otaStatus on dev/<id>/ota), and
+ *                                       the recovery of the bridge's Transfer, with its defaults
+ *                                       (the plan's ackTimeoutMs and maxSilences): the window
+ *                                       resent once from an offset a device repeats; a device
+ *                                       silent for ackTimeoutMs sent begin again (it answers with
+ *                                       the offset it holds, sending resumes there), maxSilences
+ *                                       in a row → failed (timeout); no store, no disk.
  *                                       Plan kind 'wire' (bench/ota-anchor.ts's raw devices): begin
  *                                       to all at 'start', each done at its "verified". Kind
- *                                       'agent' (the simulator's real agents): the publisher takes
- *                                       their hellos (dev/<id>/hello); at 'start', begin to every
- *                                       device whose hello ran another version (and later on any
- *                                       such hello: a reconnect resumes); verified at its
- *                                       "verified", done at its next hello running the version
+ *                                       'agent' (the simulator's real agents), as the bridge's
+ *                                       OTA manager: the publisher takes their hellos
+ *                                       (dev/<id>/hello); at 'start', begin to every device whose
+ *                                       hello ran another version, and again on any such hello
+ *                                       later (a reconnect resumes); a session that ends (not
+ *                                       replaced by a reconnect) stops its transfer's silence
+ *                                       timer until that hello; verified at its "verified"; done
+ *                                       at its hello running the version (not on trial), with or
+ *                                       without a "verified" before it: the agent resets 2 s after
+ *                                       verifying even when that status is still queued behind
+ *                                       unacknowledged ones (firmware/src/ota.ts), so under load it
+ *                                       can be lost, and a publisher waiting for it stalls (the
+ *                                       bridge counts such a job done too); rolled back from it
+ *                                       after verified → failed
  *
  * Every mode answers 'cpu' and 'exit' (server-harness.ts's serve), 'mem'
  * (after a forced GC: run with --expose-gc), 'rss' and 'rssReset' (the
@@ -194,8 +207,13 @@ async function bare(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
 
-  /** One device's transfer, as the bridge's Transfer (bridge/src/ota/transfer.ts) runs it, without its timeouts. */
+  /**
+   * One device's transfer, as the bridge's Transfer (bridge/src/ota/transfer.ts) runs it: begin → the offset
+   * the device holds → chunks `window` ahead of it, the window resent once from a repeated offset; silent
+   * for ackTimeoutMs → begin again (it answers with its offset), maxSilences in a row → failed (timeout).
+   */
   interface Tx {
+    id: string;
     topic: string;
     /** Everything before this has been published (since the last resend point). */
     sentUpTo: number;
@@ -203,6 +221,9 @@ async function bare(): Promise<void> {
     held: number;
     /** The offset the window was last resent from (once per offset, as the bridge). */
     resentFrom: number;
+    /** Silences in a row, and their timer (null while the transfer is not running: ended, or the device offline). */
+    silences: number;
+    timer: NodeJS.Timeout | null;
     started: number;
     verified: number | null;
     /** Agents: the hello running the new version; raw devices: as verified. */
@@ -212,21 +233,43 @@ async function bare(): Promise<void> {
   const txs = new Map<string, Tx>();
   /** The version each device said hello running last (agents; raw devices say no hello to bare aedes). */
   const hellos = new Map<string, number>();
+  /** Each device's current session (aedes' client object): a session replaced by a reconnect is not the device going offline. */
+  const sessions = new Map<string, unknown>();
   let plan: AnchorPlan | null = null;
   let members = new Set<string>();
   /** The image's chunks, each encoded once as the bridge's otaChunk message (the same bytes on the wire), and the begin. */
   let chunks: Buffer[] = [];
   let begin = Buffer.alloc(0);
   let size = 0;
-  let verified = 0;
-  let done = 0;
   let failed = 0;
   let resends = 0;
   let begins = 0;
+  let silentBegins = 0;
   let reasons: Record<string, number> = {};
 
   const publish = (topic: string, payload: Buffer): void =>
     aedes.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, () => {});
+
+  const running = (t: Tx): boolean => t.verified === null && t.done === null && !t.failed;
+
+  const disarm = (t: Tx): void => {
+    if (t.timer) clearTimeout(t.timer);
+    t.timer = null;
+  };
+
+  /** (Re)starts the silence timer, as Transfer.arm: on every begin and every status. */
+  const arm = (t: Tx): void => {
+    if (t.timer) t.timer.refresh();
+    else t.timer = setTimeout(() => silence(t), (plan as AnchorPlan).ackTimeoutMs);
+  };
+
+  const fail = (t: Tx, reason: string): void => {
+    disarm(t);
+    t.failed = { at: Date.now(), reason };
+    failed++;
+    const k = 'failed (' + reason + ')';
+    reasons[k] = (reasons[k] ?? 0) + 1;
+  };
 
   const fill = (t: Tx): void => {
     const p = plan as AnchorPlan;
@@ -239,14 +282,36 @@ async function bare(): Promise<void> {
 
   /** Begin (again) to a device: it answers with the offset it holds (0, or where it stopped), and its chunks follow from there. */
   const beginTo = (id: string): void => {
-    const t = txs.get(id);
+    let t = txs.get(id);
     if (t) {
       t.held = -1;
       t.resentFrom = -1;
-    } else txs.set(id, { topic: cloudTopic(id, 'ota'), sentUpTo: 0, held: -1, resentFrom: -1, started: Date.now(), verified: null, done: null, failed: null });
+    } else {
+      t = { id, topic: cloudTopic(id, 'ota'), sentUpTo: 0, held: -1, resentFrom: -1, silences: 0, timer: null, started: Date.now(), verified: null, done: null, failed: null };
+      txs.set(id, t);
+    }
     begins++;
-    publish(cloudTopic(id, 'ota'), begin);
+    publish(t.topic, begin);
+    arm(t);
   };
+
+  /** ackTimeoutMs without a status: begin again (the device answers with the offset it holds), as the bridge's Transfer; after maxSilences in a row, failed. */
+  function silence(t: Tx): void {
+    t.timer = null;
+    if (!running(t)) return;
+    if (++t.silences > (plan as AnchorPlan).maxSilences) return fail(t, 'timeout');
+    silentBegins++;
+    beginTo(t.id);
+  }
+
+  // A device whose session ended (not replaced by a reconnect): its transfer stops until its next hello, as the bridge's offline hook.
+  aedes.on('clientReady', (c) => sessions.set(c.id, c));
+  aedes.on('clientDisconnect', (c) => {
+    if (sessions.get(c.id) !== c) return;
+    sessions.delete(c.id);
+    const t = txs.get(c.id);
+    if (t && plan?.kind === 'agent') disarm(t);
+  });
 
   /** An in-process subscription (as the bridge's hooks take the devices' messages), its handler given the device id and the decoded message. */
   const take = (filter: string, handle: (id: string, m: ReturnType<typeof decode>) => void): Promise<void> =>
@@ -275,23 +340,16 @@ async function bare(): Promise<void> {
   await take('dev/+/ota', (id, m) => {
     const t = txs.get(id);
     const p = plan;
-    if (!p || !t || m.kind !== 'otaStatus' || m.job !== p.job || t.verified !== null || t.failed) return;
+    if (!p || !t || m.kind !== 'otaStatus' || m.job !== p.job || !running(t)) return;
+    t.silences = 0;
+    arm(t);
     if (m.state === 'verified') {
+      disarm(t);
       t.verified = Date.now();
-      verified++;
-      if (p.kind === 'wire') {
-        t.done = t.verified;
-        done++;
-      }
+      if (p.kind === 'wire') t.done = t.verified;
       return;
     }
-    if (m.state === 'failed') {
-      t.failed = { at: Date.now(), reason: m.reason ?? 'aborted' };
-      failed++;
-      const k = 'failed (' + t.failed.reason + ')';
-      reasons[k] = (reasons[k] ?? 0) + 1;
-      return;
-    }
+    if (m.state === 'failed') return fail(t, m.reason ?? 'aborted');
     const o = m.offset;
     if (t.held < 0 || o < t.held || o > t.sentUpTo) {
       // First answer (a resume point), or the device went back: send from what it holds.
@@ -307,22 +365,27 @@ async function bare(): Promise<void> {
     fill(t);
   });
 
-  // The agents' hellos (dev/<id>/hello): running another version → begin; running the new one after verified → done.
+  // The agents' hellos (dev/<id>/hello), as the bridge's OTA manager takes them: running the new version (confirmed) → done,
+  // whether or not its "verified" status arrived (the agent resets 2 s after verifying even if the status is still queued);
+  // rolled back from it → failed; running another version (before the start, or a reconnect mid-transfer) → begin (again).
   await take('dev/+/hello', (id, m) => {
     if (m.kind !== 'hello') return;
     hellos.set(id, m.firmware);
     const p = plan;
     if (!p || p.kind !== 'agent' || !members.has(id)) return;
     const t = txs.get(id);
-    if (m.firmware === p.version) {
-      if (t && t.verified !== null && t.done === null) {
+    if (t && t.done === null && !t.failed) {
+      if (m.firmware === p.version && !m.ota.trial) {
+        disarm(t);
         t.done = Date.now();
-        done++;
+        return;
       }
-      return;
+      if (t.verified !== null && m.ota.rolledBackFrom === p.version) return fail(t, 'rolled_back');
     }
-    // Another version (before the start, or a reconnect mid-transfer): begin, as the bridge does for a device online with a job.
-    if (!t || (t.verified === null && !t.failed)) beginTo(id);
+    if (m.firmware !== p.version && (!t || running(t))) {
+      if (t) t.silences = 0;
+      beginTo(id);
+    }
   });
 
   serve(async (m) => {
@@ -337,9 +400,10 @@ async function bare(): Promise<void> {
         // The bridge's begin: the image's real SHA-256 (the agent checks its slot against it).
         const sha256 = createHash('sha256').update(image).digest();
         begin = Buffer.from(encode('otaBegin', { job: p.job, product: p.product, version: p.version, size, sha256, chunkSize: p.chunkSize }));
+        for (const t of txs.values()) disarm(t);
         txs.clear();
         members = new Set(p.devices);
-        verified = done = failed = resends = begins = 0;
+        failed = resends = begins = silentBegins = 0;
         reasons = {};
         // Raw devices: begin to every device. Agents: to every device that said hello running another version
         // (all of them: the parent starts once all said hello); any other gets it on its hello.
@@ -350,9 +414,18 @@ async function bare(): Promise<void> {
         return { id: m.id, op: 'start' };
       }
       case 'progress': {
-        let running = 0;
-        for (const t of txs.values()) if (t.verified === null && !t.failed) running++;
-        return { id: m.id, op: 'progress', started: txs.size, verified, done, failed, reasons: { ...reasons }, running, resends, begins };
+        // As the bridge's progress: a job done counts as verified, whether or not its "verified" status arrived.
+        let verified = 0;
+        let done = 0;
+        let unverified = 0;
+        let active = 0;
+        for (const t of txs.values()) {
+          if (t.verified !== null || t.done !== null) verified++;
+          if (t.done !== null) done++;
+          if (t.done !== null && t.verified === null) unverified++;
+          if (running(t)) active++;
+        }
+        return { id: m.id, op: 'progress', started: txs.size, verified, done, failed, reasons: { ...reasons }, running: active, resends, begins, silentBegins, unverified };
       }
       case 'jobs':
         return {
