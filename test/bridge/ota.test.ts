@@ -135,8 +135,6 @@ describe('OTA: firmware upload and one device', function () {
     assert.equal((await w.upload(f.tokens.erin, big, { version: '5' })).status, 201);
     const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 5 })).body.job;
     await w.waitFor('a third of the image', () => writes.length > 60);
-    // Offsets are saved together at each tick (0.1 s here), not per chunk.
-    await w.waitFor('the offset saved', async () => ((await f.bridge.store.getJob(job.id))!.offset > 0 ? true : null));
     const cutAt = writes.length;
     d.vm.cut();
     await w.waitFor('version 5', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 5, 30000);
@@ -198,6 +196,34 @@ describe('OTA: firmware upload and one device', function () {
     assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 1);
     assert.equal(d.version(), 1);
     assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'failed']);
+    d.stop();
+  });
+});
+
+describe('OTA: offsets saved during a transfer', function () {
+  this.timeout(60000);
+  let w: OtaWorld;
+  before(async () => {
+    w = await otaWorld();
+  });
+  after(() => w.close());
+
+  it('saves the offsets of transfers in progress together at each tick (0.1 s here), not per chunk', async () => {
+    const { f } = w;
+    // 20 ms each way: about 25 round trips of 8 chunks, a second or more, against ticks every 0.1 s.
+    const d = await w.device({ latencyMs: 20 });
+    assert.equal((await w.upload(f.tokens.erin, w.image(4, 200000), { version: '4' })).status, 201);
+    const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 4 })).body.job;
+    const midway = await w.waitFor('an offset saved while sending', async () => {
+      const j = (await f.bridge.store.getJob(job.id))!;
+      return j.state === 'sending' && j.offset > 0 ? j : null;
+    });
+    assert.ok(midway.offset < midway.size);
+    const done = await w.waitFor('the job done', async () => {
+      const j = await f.bridge.store.getJob(job.id);
+      return j?.state === 'done' ? j : null;
+    }, 30000);
+    assert.equal(done.offset, done.size);
     d.stop();
   });
 });
