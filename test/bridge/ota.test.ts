@@ -12,6 +12,34 @@ import { buildImage } from '@flotilla/simulator';
 import { connect } from '../helpers/bridge-fixture.js';
 import { otaWorld, TEST_OTA, type OtaWorld } from '../helpers/ota-world.js';
 
+/**
+ * A 200 KB flash by version, the link cut a third of the way: the second
+ * connection writes from the offset the device held, almost nothing twice,
+ * and the job is done on its second transfer.
+ */
+async function resumesAfterLinkDrop(w: OtaWorld): Promise<void> {
+  const { f } = w;
+  const writes: number[] = [];
+  const d = await w.device({ onFlash: (op) => op.kind === 'write' && writes.push(op.offset) });
+  const big = w.image(5, 200000);
+  assert.equal((await w.upload(f.tokens.erin, big, { version: '5' })).status, 201);
+  const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 5 })).body.job;
+  await w.waitFor('a third of the image', () => writes.length > 60);
+  const cutAt = writes.length;
+  d.vm.cut();
+  await w.waitFor('version 5', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 5, 30000);
+  // A job no longer sending keeps its final offset whatever a late save says.
+  await f.bridge.store.saveJobOffsets([[job.id, 1]]);
+  assert.equal((await f.bridge.store.getJob(job.id))!.offset, big.length);
+  const after = writes.slice(cutAt);
+  assert.ok(after.length > 0 && after[0] > 0, 'the second connection wrote from where the first stopped, not from 0: ' + after.slice(0, 3));
+  assert.ok(writes.length < Math.ceil(big.length / 1024) + 10, 'almost no chunk written twice: ' + writes.length);
+  const done = (await f.bridge.store.getJob(job.id))!;
+  assert.deepEqual([done.state, done.attempts], ['done', 2]);
+  assert.equal(d.version(), 5);
+  d.stop();
+}
+
 describe('OTA: firmware upload and one device', function () {
   this.timeout(60000);
   let w: OtaWorld;
@@ -127,27 +155,7 @@ describe('OTA: firmware upload and one device', function () {
     d.stop();
   });
 
-  it('resumes from the offset the device holds after the link drops mid-transfer', async () => {
-    const { f } = w;
-    const writes: number[] = [];
-    const d = await w.device({ onFlash: (op) => op.kind === 'write' && writes.push(op.offset) });
-    const big = w.image(5, 200000);
-    assert.equal((await w.upload(f.tokens.erin, big, { version: '5' })).status, 201);
-    const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 5 })).body.job;
-    await w.waitFor('a third of the image', () => writes.length > 60);
-    const cutAt = writes.length;
-    d.vm.cut();
-    await w.waitFor('version 5', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 5, 30000);
-    // A job no longer sending keeps its final offset whatever a late save says.
-    await f.bridge.store.saveJobOffsets([[job.id, 1]]);
-    assert.equal((await f.bridge.store.getJob(job.id))!.offset, big.length);
-    const after = writes.slice(cutAt);
-    assert.ok(after.length > 0 && after[0] > 0, 'the second connection wrote from where the first stopped, not from 0: ' + after.slice(0, 3));
-    assert.ok(writes.length < Math.ceil(big.length / 1024) + 10, 'almost no chunk written twice: ' + writes.length);
-    const done = (await f.bridge.store.getJob(job.id))!;
-    assert.deepEqual([done.state, done.attempts], ['done', 2]);
-    d.stop();
-  });
+  it('resumes from the offset the device holds after the link drops mid-transfer', () => resumesAfterLinkDrop(w));
 
   it('sends the image again when a chunk reaches flash corrupted (the device refuses its SHA-256)', async () => {
     const { f } = w;
@@ -236,21 +244,5 @@ describe('OTA: images read from disk (no image cache)', function () {
   });
   after(() => w.close());
 
-  it('flashes a device with chunks read from the image file, resuming after a link drop', async () => {
-    const { f } = w;
-    const writes: number[] = [];
-    const d = await w.device({ onFlash: (op) => op.kind === 'write' && writes.push(op.offset) });
-    const big = w.image(5, 200000);
-    assert.equal((await w.upload(f.tokens.erin, big, { version: '5' })).status, 201);
-    const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 5 })).body.job;
-    await w.waitFor('a third of the image', () => writes.length > 60);
-    const cutAt = writes.length;
-    d.vm.cut();
-    await w.waitFor('version 5', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 5, 30000);
-    assert.ok(writes[cutAt] > 0, 'resumed from the offset held');
-    const done = (await f.bridge.store.getJob(job.id))!;
-    assert.deepEqual([done.state, done.attempts], ['done', 2]);
-    assert.equal(d.version(), 5);
-    d.stop();
-  });
+  it('flashes a device with chunks read from the image file, resuming after a link drop', () => resumesAfterLinkDrop(w));
 });
