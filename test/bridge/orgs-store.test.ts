@@ -8,22 +8,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore, type SqliteStore } from '../../bridge/src/store/sqlite/index.js';
-import { isStoreError, type StoreErrorCode } from '../../bridge/src/store/store.js';
+import { FAST, refused } from '../helpers/store.js';
 
-const FAST = { N: 2 ** 10, r: 8, p: 1 };
 const SIM = '89012608823100000009';
 
-async function refused(p: Promise<unknown>, code: StoreErrorCode, match?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isStoreError(e), 'expected a StoreError, got ' + String(e));
-    assert.equal(e.code, code, e.message);
-    if (match) assert.match(e.message, match);
-    return;
-  }
-  assert.fail(`expected StoreError ${code}, but it succeeded`);
-}
 
 describe('store: organizations, transfers, whitelist, billing, meters', () => {
   let dir: string;

@@ -18,8 +18,7 @@ import type { ErrorReport } from '@flotilla/protocol';
 import { openSqliteStore, sqliteFile } from '../../bridge/src/store/sqlite/index.js';
 import type { SqliteStore, SqliteStoreOptions } from '../../bridge/src/store/sqlite/index.js';
 import { ENTITIES, MIGRATIONS } from '../../bridge/src/store/schema/index.js';
-import { isStoreError } from '../../bridge/src/store/store.js';
-import type { StoreErrorCode } from '../../bridge/src/store/store.js';
+import { FAST, refused } from '../helpers/store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
@@ -33,21 +32,8 @@ interface RawDb {
 }
 const Database = require('better-sqlite3') as new (file: string, opts?: { readonly?: boolean }) => RawDb;
 
-/** Cheap scrypt so the suite is quick; one test checks the real defaults. */
-const FAST = { N: 2 ** 10, r: 8, p: 1 };
 const T0 = Date.UTC(2025, 0, 1);
 
-async function refused(p: Promise<unknown>, code: StoreErrorCode, match?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isStoreError(e), 'expected a StoreError, got ' + String(e));
-    assert.equal(e.code, code, e.message);
-    if (match) assert.match(e.message, match);
-    return;
-  }
-  assert.fail(`expected StoreError ${code}, but it succeeded`);
-}
 
 function raw(file: string, readonly = true): RawDb {
   return new Database(file, { readonly });
