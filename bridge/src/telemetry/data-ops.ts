@@ -40,6 +40,19 @@ export function answeredOps(op: Messages['request']['op'] | null): number {
 /** Data operations an event sent to one device is. */
 export const CLOUD_EVENT_OPS = 1;
 
+const DAY_MS = 86_400_000;
+let dayStart = 0;
+let dayText = '1970-01-01';
+
+/** 'YYYY-MM-DD' (UTC) of `now`: made once a day, not per message (this runs for every device message). */
+function utcDay(now: number): string {
+  if (now < dayStart || now >= dayStart + DAY_MS) {
+    dayStart = now - (now % DAY_MS);
+    dayText = new Date(dayStart).toISOString().slice(0, 10);
+  }
+  return dayText;
+}
+
 /**
  * Adds to a product's usage of the day of `now`: a device's message (with its
  * size and sender), or data operations alone.
@@ -50,7 +63,7 @@ export function tally(
   now: number,
   add: { deviceId?: string; bytes?: number; dataOps?: number },
 ): void {
-  const day = new Date(now).toISOString().slice(0, 10);
+  const day = utcDay(now);
   const key = productId + ' ' + day;
   let u = usage.get(key);
   if (!u) usage.set(key, (u = { productId, day, messages: 0, bytes: 0, dataOps: 0, devices: new Set() }));
