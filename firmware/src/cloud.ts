@@ -90,6 +90,9 @@ interface Entry {
 /** An error waiting to be reported: [source code, name, message, stack, count, uptime]. */
 type PendingError = [number, string, string, string, number, number];
 
+/** An app timer: [id, hal timer id, ms (negative: once), the app's fn, the guarded runner]. */
+type AppTimer = [number, number, number, () => void, () => void];
+
 /** Distinct errors held for reporting at once; more are counted only. */
 const ERRORS_MAX = 8;
 
@@ -125,8 +128,7 @@ class Agent implements Cloud {
   private readonly vars_: Entry[] = [];
   private readonly fns_: Entry[] = [];
   private readonly subs_: Entry[] = [];
-  /** App timers: [id, hal timer id, ms (negative: once), fn]. */
-  private timers_: [number, number, number, () => void][] = [];
+  private timers_: AppTimer[] = [];
   private timerSeq_ = 0;
   private otaHandler_: OtaHandler | null = null;
   private claimCode_ = '';
@@ -398,14 +400,17 @@ class Agent implements Cloud {
   private timer_(ms: number, fn: () => void): number {
     if (typeof fn !== 'function') throw problem(ms < 0 ? 'after' : 'every', 'the callback must be a function');
     const self = this;
-    const t: [number, number, number, () => void] = [++this.timerSeq_, -1, ms, fn];
-    const run = function () {
+    const t: AppTimer = [++this.timerSeq_, -1, ms, fn, fn];
+    // Re-armed through t[4], not its own name: a minifier turns a self-referencing
+    // function into a named function expression, which Duktape built without
+    // DUK_USE_FUNC_NAME_PROPERTY (a usual low-memory option) cannot resolve.
+    t[4] = function () {
       if (self.dead_) return;
-      if (t[2] >= 0) t[1] = self.hal.clock.setTimer(run, t[2]);
+      if (t[2] >= 0) t[1] = self.hal.clock.setTimer(t[4], t[2]);
       else self.cancel(t[0]);
       self.guard_(ERROR_SOURCE.timer, '', t[3]);
     };
-    t[1] = this.hal.clock.setTimer(run, ms < 0 ? -ms : ms);
+    t[1] = this.hal.clock.setTimer(t[4], ms < 0 ? -ms : ms);
     this.timers_.push(t);
     return t[0];
   }

@@ -34,15 +34,32 @@ export interface OtaHost {
   notifyOta(e: OtaEvent): boolean;
   reportOta(message: string): void;
   restart(reason: number): void;
+  connected(): boolean;
 }
+
+/**
+ * Seconds a verified image waits for the cloud to acknowledge "verified"
+ * while the link is up: the MQTT client's ack timeout. On a loaded link the
+ * statuses ahead of it drain slowly; resetting sooner loses them.
+ */
+const RESET_GRACE_S = 10;
 
 export class OtaReceiver {
   /** A verified image waits for the reset; nothing else is accepted. */
   private finishing_ = false;
+  private graceLeft_ = 0;
   private readonly restartB_: () => void;
+  private readonly waitB_: () => void;
 
   constructor(private readonly host_: OtaHost) {
     this.restartB_ = host_.restart.bind(host_, RESET_REASON.update);
+    this.waitB_ = this.wait_.bind(this);
+  }
+
+  /** Once a second after "verified": reset when the link is down or the grace is spent (its acknowledgement resets at once). */
+  private wait_(): void {
+    if (!this.host_.connected() || --this.graceLeft_ <= 0) this.host_.restart(RESET_REASON.update);
+    else this.host_.hal.clock.setTimer(this.waitB_, 1000);
   }
 
   /** Ends a job: forgets it, tells the cloud why, and the app. */
@@ -136,10 +153,12 @@ export class OtaReceiver {
     if (failure) return this.fail_(j.job, j.size, failure, j.version, j.size);
     this.finishing_ = true;
     this.host_.persist(pending(r, slot, j.version));
-    // Reset once the cloud has the status, or after 2 s without it.
+    // Reset once the cloud has the status; without it, as soon as the link is
+    // down, or after RESET_GRACE_S. The image is marked already: a power cut now boots it.
     this.host_.sendOta(j.job, 'verified', j.size, null, this.restartB_);
     this.host_.notifyOta({ type: 'done', version: j.version, size: j.size, offset: j.size });
-    this.host_.hal.clock.setTimer(this.restartB_, 2000);
+    this.graceLeft_ = RESET_GRACE_S;
+    this.host_.hal.clock.setTimer(this.waitB_, 1000);
   }
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
 import { decodeBoot } from '@flotilla/firmware/boot';
-import { encode } from '@flotilla/protocol';
+import { decode, encode } from '@flotilla/protocol';
 import { hex } from '../helpers/bytes.js';
 import { startBroker, TestBroker } from '../helpers/broker.js';
 import { TestCloud } from '../helpers/test-cloud.js';
@@ -34,12 +34,12 @@ describe('agent bundle in node:vm against aedes', function () {
     await broker.close();
   });
 
-  function device(id: string, opts: { app?: string; options?: string; padTo?: number; slotSize?: number } = {}) {
+  function device(id: string, opts: { app?: string; options?: string; padTo?: number; slotSize?: number; port?: number } = {}) {
     const flash = new MemoryFlash(emptyFlash(opts.slotSize ?? 256 * 1024));
     flash.state.slots[0].set(image({ deviceId: id, product: PRODUCT, firmware: 1, app: opts.app ?? DEMO_APP, options: opts.options ?? 'keepalive: 5, backoffMin: 50, backoffMax: 400' }));
     const crashes: unknown[] = [];
     const boots: { slot: number; trial: boolean; reason: number; version: number }[] = [];
-    const dev = new VmDevice({ flash, host: '127.0.0.1', port: broker.port, onCrash: (e) => crashes.push(e), onBoot: (b) => boots.push(b), battery: () => 87, signalStrength: () => 64 });
+    const dev = new VmDevice({ flash, host: '127.0.0.1', port: opts.port ?? broker.port, onCrash: (e) => crashes.push(e), onBoot: (b) => boots.push(b), battery: () => 87, signalStrength: () => 64 });
     devices.push(dev);
     dev.start();
     return { dev, flash, crashes, boots };
@@ -185,6 +185,40 @@ describe('agent bundle in node:vm against aedes', function () {
     const rec = decodeBoot(flash.readBoot());
     assert.deepEqual([rec.active, rec.trial, rec.job], [1, 255, null]);
     assert.equal(createHash('sha256').update(flash.state.slots[1].subarray(0, v2.length)).digest('hex'), createHash('sha256').update(v2).digest('hex'));
+  });
+
+  it('waits for the cloud to acknowledge "verified" before it resets, on a slow link', async () => {
+    // The broker holds the PUBACK of "verified" 3.5 s (authorizePublish runs
+    // before it): longer than a fixed short wait, shorter than the agent's grace.
+    const order: string[] = [];
+    let boots: { slot: number; trial: boolean }[] = [];
+    const slow = await startBroker({
+      authorizePublish: (_client, packet, cb) => {
+        const m = packet.topic.endsWith('/ota') ? decode(new Uint8Array(packet.payload as Buffer)) : null;
+        if (!m || m.kind !== 'otaStatus' || m.state !== 'verified') return cb(null);
+        order.push('verified held');
+        setTimeout(() => {
+          order.push('verified acknowledged after ' + boots.length + ' boot(s)');
+          cb(null);
+        }, 3500);
+      },
+    });
+    const slowCloud = await TestCloud.connect(slow.port);
+    try {
+      const id = newId();
+      boots = device(id, { port: slow.port }).boots;
+      await slowCloud.kind(id, 'hello');
+      const v2 = image({ deviceId: id, product: PRODUCT, firmware: 2, app: DEMO_APP, options: 'keepalive: 5, backoffMin: 50', padTo: 8 * 1024 });
+      const done = await sendImage(slowCloud, id, v2, { job: 12, product: PRODUCT, version: 2 });
+      assert.equal(done.state, 'verified');
+      await slowCloud.kind(id, 'hello', 10000, (m) => m.firmware === 2);
+      // Still on v1 when the acknowledgement came: the reset waited for it.
+      assert.deepEqual(order, ['verified held', 'verified acknowledged after 1 boot(s)']);
+      assert.deepEqual(boots.map((b) => [b.slot, b.trial]), [[0, false], [1, true]]);
+    } finally {
+      await slowCloud.close();
+      await slow.close();
+    }
   });
 
   it('rolls back a trial image that never reaches the cloud', async () => {

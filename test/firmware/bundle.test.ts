@@ -51,6 +51,19 @@ describe('firmware bundle (dist/agent.js)', () => {
     assert.ok(!/__esm|__commonJS|__require/.test(code), 'esbuild wrapped modules: the entry must export something');
   });
 
+  it('has no named function expressions (Duktape without DUK_USE_FUNC_NAME_PROPERTY cannot bind their names)', () => {
+    const named: string[] = [];
+    const visit = (n: unknown): void => {
+      if (Array.isArray(n)) return n.forEach(visit);
+      if (!n || typeof n !== 'object') return;
+      const node = n as Node;
+      if (node.type === 'FunctionExpression' && node.id) named.push(code.slice(node.start as number, (node.start as number) + 60));
+      for (const [k, v] of Object.entries(node)) if (k !== 'type') visit(v);
+    };
+    visit(parse(code, { ecmaVersion: 5, sourceType: 'script' }));
+    assert.deepEqual(named, []);
+  });
+
   it('finds free identifiers (the check below can fail)', () => {
     const free = freeIdentifiers(parse('var a = 1; function f(b) { return b + a + x.process; } require(a); new Map();', { ecmaVersion: 5 }) as unknown as Node);
     assert.deepEqual([...free].sort(), ['Map', 'require', 'x']);
