@@ -48,6 +48,7 @@ function asScript(module) {
 }
 
 const script = asScript(bundled.outputFiles[0].text);
+// FLOTILLA_KEEP_SCRIPT=1 keeps the script before compression, to find what an engine trips on.
 if (process.env.FLOTILLA_KEEP_SCRIPT) writeFileSync(join(here, 'build', 'agent.script.js'), script);
 const min = UglifyJS.minify(script, {
   // A script for ES5 engines: no arrow functions, no module semantics.
