@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import Particle from 'particle-api-js';
 import type { VmDevice } from '@flotilla/simulator';
-import { A1, A2, B1, startFixture, type Fixture, startDemoAgent, type ParticleError } from '../helpers/bridge-fixture.js';
+import { createHash } from 'node:crypto';
+import { A1, A2, B1, app, closed, startFixture, type Fixture, startDemoAgent, type ParticleError } from '../helpers/bridge-fixture.js';
 
 describe('HTTP API: products, teams, customers, groups, events, diagnostics', function () {
   this.timeout(30000);
@@ -317,6 +318,38 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('GET', '/v1/products/prod-a/usage', f.tokens.erin)).status, 403, 'billing needs an Administrator');
     assert.equal((await api('GET', '/v1/products/prod-a/usage?start_date=soon', f.tokens.alice)).status, 400);
     assert.deepEqual((await api('GET', '/v1/products/prod-a/usage?start_date=2001-01-01&end_date=2001-01-31', f.tokens.alice)).body.usage, []);
+  });
+
+  it('lists a user\'s live tokens by handle, never the token; revokes one by handle, then all, cutting their MQTT sessions', async () => {
+    // A user of its own: revoking all would otherwise end a fixture token.
+    await f.bridge.store.createUser('frank', 'frank-password');
+    const t1 = await login('frank', 'frank-password');
+    const t2 = await login('frank', 'frank-password');
+    const handle = (t: string) => createHash('sha256').update(t).digest('hex').slice(0, 20);
+    const list = (await api('GET', '/v1/access_tokens', t1)).body as { token: string; client: string; expires_at: string | null }[];
+    assert.ok(list.length >= 2, JSON.stringify(list));
+    assert.ok(list.every((x) => /^[0-9a-f]{20}$/.test(x.token)), 'handles only');
+    assert.ok(list.some((x) => x.token === handle(t1) && x.client === 'particle-api' && x.expires_at !== null));
+    assert.ok(!JSON.stringify(list).includes(t1) && !JSON.stringify(list).includes(t2), 'no token in the listing');
+    assert.ok(!(await api('GET', '/v1/access_tokens', f.tokens.bob)).body.some((x: { token: string }) => x.token === handle(t1)), 'bob sees only his own');
+
+    // Another user's handle, an unknown one, and a malformed one: 404, nothing revoked.
+    assert.equal((await api('DELETE', '/v1/access_tokens/' + handle(t2), f.tokens.bob)).status, 404);
+    assert.equal((await api('DELETE', '/v1/access_tokens/' + '0'.repeat(20), t1)).status, 404);
+    assert.equal((await api('GET', '/v1/user', t2)).status, 200);
+    assert.equal((await api('DELETE', '/v1/access_tokens/' + handle(t2), t1)).status, 200);
+    assert.equal((await api('GET', '/v1/user', t2)).status, 401);
+    assert.equal((await api('DELETE', '/v1/access_tokens/' + handle(t2), t1)).status, 404, 'already revoked');
+    assert.ok(!(await api('GET', '/v1/access_tokens', t1)).body.some((x: { token: string }) => x.token === handle(t2)));
+
+    // All of them, through particle-api-js: the MQTT session opened with t1 ends at once.
+    const session = await app(f.port, 'frank-app', t1);
+    const ended = closed(session);
+    await particle.deleteActiveAccessTokens({ auth: t1 });
+    await ended;
+    session.end(true);
+    assert.equal((await api('GET', '/v1/user', t1)).status, 401);
+    assert.equal((await api('GET', '/v1/access_tokens', null)).status, 401);
   });
 
   it('shows and revokes the current token, refuses sign-up when off, describes itself in OpenAPI', async () => {

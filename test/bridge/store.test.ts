@@ -190,6 +190,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
       assert.equal(t.expiresAt?.getTime(), clock + 3600_000);
       assert.equal(t.refreshToken, null);
       assert.deepEqual(await store.findToken(t.token), {
+        id: createHash('sha256').update(t.token).digest('hex').slice(0, 20),
         subject: { kind: 'user', id: userId },
         clientId: 'particle-cli',
         scopes: ['a', 'b'],
@@ -197,6 +198,29 @@ describe('store (SQLite file, typeorm migrations)', function () {
         revokedAt: null,
         createdAt: new Date(clock),
       });
+    });
+
+    it('lists a subject\'s live tokens by handle, newest first, and revokes one by handle or all at once', async () => {
+      const who = { kind: 'user' as const, id: (await store.createUser('list@example.com', 'pw-list')).id };
+      const a = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60 });
+      clock += 1000;
+      const b = await store.issueToken({ subject: who, clientId: 'particle-cli', scopes: ['x'], ttlSeconds: null });
+      const c = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 3600 });
+      const other = await store.issueToken({ subject: { kind: 'user', id: userId }, clientId: 'particle', scopes: [], ttlSeconds: 3600 });
+      await store.revokeToken(c.token);
+      const hash = (t: string) => createHash('sha256').update(t).digest('hex');
+      // c is revoked, other is someone else's; a and b, b newest.
+      assert.deepEqual((await store.listTokens(who)).map((t) => t.id), [hash(b.token).slice(0, 20), hash(a.token).slice(0, 20)]);
+      clock += 61_000;
+      assert.deepEqual((await store.listTokens(who)).map((t) => t.clientId), ['particle-cli'], 'a expired');
+      assert.deepEqual(await store.revokeTokensOf(who, hash(other.token).slice(0, 20)), [], 'not theirs');
+      assert.deepEqual(await store.revokeTokensOf(who, hash(b.token).slice(0, 20)), [hash(b.token)]);
+      assert.deepEqual(await store.listTokens(who), []);
+      const d = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60 });
+      const e = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60 });
+      assert.deepEqual((await store.revokeTokensOf(who)).sort(), [hash(d.token), hash(e.token)].sort());
+      assert.ok((await store.findToken(e.token))?.revokedAt);
+      assert.equal((await store.findToken(other.token))?.revokedAt, null, 'another subject untouched');
     });
 
     it('answers null for an unknown or empty token', async () => {

@@ -52,7 +52,7 @@ export interface ApiContext {
 }
 
 /** What the API asks of the broker (mqtt/broker.ts implements it). */
-export type LiveFleet = Pick<Broker, 'cutToken' | 'cutSubject' | 'refreshUser' | 'refreshDevice' | 'dropDevice' | 'sendEvent'>;
+export type LiveFleet = Pick<Broker, 'cutToken' | 'cutTokenHashes' | 'cutSubject' | 'refreshUser' | 'refreshDevice' | 'dropDevice' | 'sendEvent'>;
 
 /** What a handler returns when it has taken over the response (an event stream). */
 export const STREAMING = Symbol('streaming');

@@ -56,6 +56,8 @@ export interface Broker {
   accept(socket: Socket): void;
   /** Ends every MQTT session that authenticated with this token (after the store revoked it). */
   cutToken(token: string): number;
+  /** The same for tokens known by their SHA-256 (hex), as the store revokes them. */
+  cutTokenHashes(hashes: readonly string[]): number;
   /** Calls `listener` with every device event on the bus (topic, payload as published). */
   tap(listener: (topic: string, payload: Buffer) => void): void;
   /** An event hub fed with every device event on the bus, for the HTTP API's streams. */
@@ -225,6 +227,19 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     aedes.handle(socket as never);
   }
 
+  /** Ends every operator session opened with one of these tokens (SHA-256 hex). */
+  function cutTokenHashes(hashes: readonly string[]): number {
+    const cut = new Set(hashes);
+    let n = 0;
+    for (const c of Object.values(clients(aedes))) {
+      if (c.session?.kind === 'operator' && cut.has(c.session.tokenHash)) {
+        c.close();
+        n++;
+      }
+    }
+    return n;
+  }
+
   return {
     aedes,
     context,
@@ -239,16 +254,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       return (server.address() as AddressInfo).port;
     },
     cutToken(token) {
-      const hash = hashToken(token);
-      let n = 0;
-      for (const c of Object.values(clients(aedes))) {
-        if (c.session?.kind === 'operator' && c.session.tokenHash === hash) {
-          c.close();
-          n++;
-        }
-      }
-      return n;
+      return cutTokenHashes([hashToken(token)]);
     },
+    cutTokenHashes,
     flush: flushHeard,
     tap(listener) {
       aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {

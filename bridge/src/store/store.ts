@@ -79,7 +79,12 @@ export interface IssuedToken {
  * A stored token, valid or not: the caller tells expired and revoked tokens
  * apart (the policy answers both with 401 and says which in the audit).
  */
+/** Characters of a token's SHA-256 (hex) that name it in listings: not a credential. */
+export const TOKEN_HANDLE_LENGTH = 20;
+
 export interface TokenRecord {
+  /** A handle for listings and revocation: the start of the token's SHA-256, never the token. */
+  id: string;
   subject: TokenSubject;
   clientId: string;
   scopes: string[];
@@ -304,6 +309,14 @@ export interface TokenStore {
   findToken(token: string): Promise<TokenRecord | null>;
   /** Revokes the token whose access or refresh token this is. True when it was not revoked before. */
   revokeToken(token: string): Promise<boolean>;
+  /** The subject's tokens that still work (neither revoked nor expired), newest first. */
+  listTokens(subject: TokenSubject): Promise<TokenRecord[]>;
+  /**
+   * Revokes the subject's tokens that still work: every one, or only the one
+   * with handle `id`. Returns the SHA-256 of each token revoked, so live
+   * sessions opened with them can be cut.
+   */
+  revokeTokensOf(subject: TokenSubject, id?: string): Promise<string[]>;
   /**
    * Refresh grant: revokes the token that `refreshToken` belongs to and issues
    * a new one (with a new refresh token) for the same subject, client and

@@ -9,7 +9,7 @@ import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { field } from '../body.js';
 import type { Actor } from '../../policy/types.js';
-import type { OAuthClient, Org, Product } from '../../store/store.js';
+import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
 
 function bearer(headers: IncomingMessage['headers']): string {
   return (headers.authorization ?? '').slice(7).trim();
@@ -54,6 +54,16 @@ async function ownClient(ctx: ApiContext, actor: Actor, id: string): Promise<OAu
 
 const SELF = guard.signedIn('about the actor itself');
 
+/** A token handle as GET /v1/access_tokens lists it. */
+const HANDLE = new RegExp('^[0-9a-f]{' + TOKEN_HANDLE_LENGTH + '}$');
+
+/** Whose tokens these routes list and revoke: a user's or a customer's own. */
+function subject(actor: Actor): TokenSubject {
+  if (actor.kind === 'user') return { kind: 'user', id: actor.userId };
+  if (actor.kind === 'customer') return { kind: 'customer', id: actor.customerId };
+  throw ApiError.of(403, 'Only a user or a customer has tokens of their own here; an API user\'s are managed on its team');
+}
+
 export const userRoutes: Route[] = [
   route('GET', '/v1/user', SELF, async (req, ctx, { actor }) => {
     const u = await ctx.store.getUser(user(actor));
@@ -70,7 +80,16 @@ export const userRoutes: Route[] = [
     return { status: 201, body: { ok: true } };
   }),
 
-  // Access tokens: the current one, and revoking one of your own.
+  // Access tokens: your own, listed by handle (the bridge keeps only their
+  // SHA-256), the current one, and revoking one or all of them.
+  route('GET', '/v1/access_tokens', SELF, async (req, ctx, { actor }) => {
+    const list = await ctx.store.listTokens(subject(actor));
+    return list.map((t) => ({ token: t.id, expires_at: t.expiresAt?.toISOString() ?? null, client: t.clientId, scopes: t.scopes, created_at: t.createdAt.toISOString() }));
+  }),
+  route('DELETE', '/v1/access_tokens', SELF, async (req, ctx, { actor }) => {
+    ctx.fleet.cutTokenHashes(await ctx.store.revokeTokensOf(subject(actor)));
+    return { ok: true };
+  }),
   route('GET', '/v1/access_tokens/current', SELF, async (req, ctx, { actor }) => {
     const t = await ctx.store.findToken(bearer(req.headers));
     const orgs = actor.kind === 'user' ? Object.keys(actor.memberships.orgs) : [];
@@ -83,12 +102,19 @@ export const userRoutes: Route[] = [
     return { ok: true };
   }),
   route('DELETE', '/v1/access_tokens/:token', SELF, async (req, ctx, { actor }) => {
-    const t = await ctx.store.findToken(req.params.token);
-    const me = actor.kind === 'user' ? { kind: 'user', id: actor.userId } : actor.kind === 'customer' ? { kind: 'customer', id: actor.customerId } : null;
-    // Someone else's token, or no such token: the same answer.
-    if (!t || !me || t.subject.kind !== me.kind || t.subject.id !== me.id) throw ApiError.of(404, 'Token not found');
-    await ctx.store.revokeToken(req.params.token);
-    ctx.fleet.cutToken(req.params.token);
+    const me = subject(actor);
+    const given = req.params.token;
+    // A handle from the listing, or the token itself; someone else's token, or none: the same 404.
+    if (HANDLE.test(given)) {
+      const cut = await ctx.store.revokeTokensOf(me, given);
+      if (cut.length === 0) throw ApiError.of(404, 'Token not found');
+      ctx.fleet.cutTokenHashes(cut);
+      return { ok: true };
+    }
+    const t = await ctx.store.findToken(given);
+    if (!t || t.subject.kind !== me.kind || t.subject.id !== me.id) throw ApiError.of(404, 'Token not found');
+    await ctx.store.revokeToken(given);
+    ctx.fleet.cutToken(given);
     return { ok: true };
   }),
 

@@ -1,7 +1,7 @@
 /** Users and access tokens. */
 import { hashSecret, newId, newToken, sha256Hex, verifySecret } from '../secrets.js';
-import { StoreError } from '../store.js';
-import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, User, UserStore } from '../store.js';
+import { StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
+import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, TokenSubject, User, UserStore } from '../store.js';
 import { cleanName, parseJson, refusing, toDate } from './context.js';
 import type { Ctx } from './context.js';
 
@@ -31,6 +31,7 @@ function user(r: UserRaw): User {
 
 function tokenRecord(r: TokenRaw): TokenRecord {
   return {
+    id: r.token_hash.slice(0, TOKEN_HANDLE_LENGTH),
     subject: { kind: r.subject_kind, id: r.subject_id },
     clientId: r.client_id,
     scopes: parseJson<string[]>(r.scopes),
@@ -96,6 +97,17 @@ export function tokenStore(ctx: Ctx): TokenStore {
   const revoke = db.prepare(
     'UPDATE access_tokens SET revoked_at = ? WHERE (token_hash = ? OR refresh_token_hash = ?) AND revoked_at IS NULL',
   );
+  // Uses idx_access_tokens_subject.
+  const live = db.prepare<TokenRaw>(
+    `SELECT * FROM access_tokens WHERE subject_kind = ? AND subject_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
+     ORDER BY created_at DESC, token_hash`,
+  );
+  const revokeHash = db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL');
+  const revokeLive = db.transaction((subject: TokenSubject, id: string | undefined, now: number): string[] => {
+    const hashes = live.all(subject.kind, subject.id, now).map((r) => r.token_hash).filter((h) => id === undefined || h.slice(0, TOKEN_HANDLE_LENGTH) === id);
+    for (const h of hashes) revokeHash.run(now, h);
+    return hashes;
+  });
 
   function checkTtl(ttlSeconds: number | null): void {
     if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0))
@@ -149,6 +161,14 @@ export function tokenStore(ctx: Ctx): TokenStore {
       if (typeof token !== 'string' || token.length === 0) return false;
       const h = sha256Hex(token);
       return revoke.run(ctx.now(), h, h).changes > 0;
+    },
+
+    async listTokens(subject) {
+      return live.all(subject.kind, subject.id, ctx.now()).map(tokenRecord);
+    },
+
+    async revokeTokensOf(subject, id) {
+      return revokeLive.immediate(subject, id, ctx.now());
     },
 
     async refreshToken(refreshToken, ttlSeconds) {
