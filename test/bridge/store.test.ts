@@ -534,6 +534,15 @@ describe('store (SQLite file, typeorm migrations)', function () {
       assert.equal(await store.latestVitals(DEV2), null);
     });
 
+    it('reads the latest vitals of a whole product in one call, by device', async () => {
+      const productId = (await store.getDevice(DEV1))!.productId;
+      const all = await store.latestVitalsOfProduct(productId);
+      // DEV2 (same product) has none; DEV3 is in another product.
+      assert.deepEqual([...all.keys()], [DEV1]);
+      assert.deepEqual(all.get(DEV1), await store.latestVitals(DEV1));
+      assert.equal((await store.latestVitalsOfProduct(String(productId))).size, 1, 'an id given as a string');
+    });
+
     it('refuses an unknown device and writes nothing for it', async () => {
       await refused(store.recordVitals('ffffffffffffffffffffffff', v(1), new Date(T0)), 'not_found');
       const db = raw(file);

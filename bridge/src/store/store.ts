@@ -415,6 +415,8 @@ export interface TelemetryStore {
   /** Replaces the latest vitals (unless newer ones are stored) and appends to the history, in one transaction. */
   recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
   latestVitals(deviceId: string): Promise<VitalsSample | null>;
+  /** The latest vitals of every device of a product that has some, by device id: one query for a fleet's health. */
+  latestVitalsOfProduct(productId: ProductId): Promise<Map<string, VitalsSample>>;
   /** Oldest first, `from` inclusive, `to` exclusive; at most `limit` samples (default and maximum 10,000). */
   vitalsHistory(deviceId: string, from: Date, to: Date, limit?: number): Promise<VitalsSample[]>;
   /** Stored with the device's product and current firmware version. not_found: unknown device. */

@@ -71,6 +71,7 @@ export const diagnosticsRoutes: Route[] = [
   route('GET', '/v1/products/:product/fleet_health', guard.product('fleet.view'), async (req, ctx, a) => {
     const productId = a.product!.productId;
     const devices = await ctx.store.listDevices(productId);
+    const vitals = await ctx.store.latestVitalsOfProduct(productId);
     const now = Date.now();
     const versions = new Map<string, number>();
     const activeCustomers = new Set<string>();
@@ -79,7 +80,7 @@ export const diagnosticsRoutes: Route[] = [
       const v = d.firmwareVersion === null ? 'unknown' : String(d.firmwareVersion);
       versions.set(v, (versions.get(v) ?? 0) + 1);
       if (d.customerId && (d.online || (d.lastHeard && now - d.lastHeard.getTime() < ACTIVE_MS))) activeCustomers.add(d.customerId);
-      const s = await ctx.store.latestVitals(d.id);
+      const s = vitals.get(d.id);
       if (s && warnings(s.values).length > 0) warned++;
     }
     const errors = await ctx.store.errorsByProduct(productId);

@@ -65,6 +65,9 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
   );
   const appendHistory = db.prepare('INSERT INTO vitals_history (device_id, metric_values, at) VALUES (?, ?, ?)');
   const latest = db.prepare<SampleRaw>('SELECT metric_values, updated_at AS at FROM vitals_latest WHERE device_id = ?');
+  const latestOfProduct = db.prepare<SampleRaw & { device_id: string }>(
+    'SELECT v.device_id, v.metric_values, v.updated_at AS at FROM vitals_latest v JOIN devices d ON d.id = v.device_id WHERE d.product_id = ?',
+  );
   const history = db.prepare<SampleRaw>(
     'SELECT metric_values, at FROM vitals_history WHERE device_id = ? AND at >= ? AND at < ? ORDER BY at, id LIMIT ?',
   );
@@ -193,6 +196,10 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
     async latestVitals(deviceId) {
       const r = latest.get(deviceId);
       return r ? sample(r) : null;
+    },
+
+    async latestVitalsOfProduct(productId) {
+      return new Map(latestOfProduct.all(productKey(productId)).map((r) => [r.device_id, sample(r)]));
     },
 
     async vitalsHistory(deviceId, from, to, limit) {
