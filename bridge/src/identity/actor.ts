@@ -30,6 +30,20 @@ export async function actorOf(store: ActorStore, subject: TokenSubject): Promise
   }
 }
 
+/** actorOf's inverse: the token subject an actor stands for; null for a device, anonymous or invalid credentials. */
+export function subjectOf(a: Actor): TokenSubject | null {
+  switch (a.kind) {
+    case 'user':
+      return { kind: 'user', id: a.userId };
+    case 'customer':
+      return { kind: 'customer', id: a.customerId };
+    case 'apiUser':
+      return { kind: 'apiUser', id: a.apiUserId };
+    default:
+      return null;
+  }
+}
+
 /** The id of whoever an actor is, for the audit log ('' for anonymous or invalid credentials). */
 export function actorId(a: Actor): string {
   switch (a.kind) {

@@ -75,13 +75,13 @@ export interface IssuedToken {
   refreshToken: string | null;
 }
 
+/** Characters of a token's SHA-256 (hex) that name it in listings: not a credential. */
+export const TOKEN_HANDLE_LENGTH = 20;
+
 /**
  * A stored token, valid or not: the caller tells expired and revoked tokens
  * apart (the policy answers both with 401 and says which in the audit).
  */
-/** Characters of a token's SHA-256 (hex) that name it in listings: not a credential. */
-export const TOKEN_HANDLE_LENGTH = 20;
-
 export interface TokenRecord {
   /** A handle for listings and revocation: the start of the token's SHA-256, never the token. */
   id: string;

@@ -9,6 +9,7 @@ import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { field } from '../body.js';
 import type { Actor } from '../../policy/types.js';
+import { subjectOf } from '../../identity/actor.js';
 import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
 
 function bearer(headers: IncomingMessage['headers']): string {
@@ -59,9 +60,9 @@ const HANDLE = new RegExp('^[0-9a-f]{' + TOKEN_HANDLE_LENGTH + '}$');
 
 /** Whose tokens these routes list and revoke: a user's or a customer's own. */
 function subject(actor: Actor): TokenSubject {
-  if (actor.kind === 'user') return { kind: 'user', id: actor.userId };
-  if (actor.kind === 'customer') return { kind: 'customer', id: actor.customerId };
-  throw ApiError.of(403, 'Only a user or a customer has tokens of their own here; an API user\'s are managed on its team');
+  const s = subjectOf(actor);
+  if (!s || s.kind === 'apiUser') throw ApiError.of(403, 'Only a user or a customer has tokens of their own here; an API user\'s are managed on its team');
+  return s;
 }
 
 export const userRoutes: Route[] = [
