@@ -1,7 +1,8 @@
 /**
  * Every route declares its guard; the app runs it before the handler, here
  * and only here: the route's resource is looked up from its path (`:id` a
- * device, `:product` a product by id or slug, `:org` an org by id or slug),
+ * device, `:product` a product by id or slug, `:org` an org by id or slug, or
+ * every product of that org at once: its usage, billing, integrations),
  * decide() is asked, the decision goes to the audit log, and a refusal becomes
  * 401, 403 or 404 (no role on the resource, or no such resource: the same
  * answer, so existence does not leak).
@@ -30,7 +31,14 @@ export type Guard =
    * depend on the body (Particle's multiplexed PUTs); a device may be named by
    * the body's `id` instead of the path (claiming).
    */
-  | { kind: 'device' | 'product' | 'org'; action: GuardAction; idFrom?: 'body' };
+  | { kind: ResourceGuardKind; action: GuardAction; idFrom?: 'body' };
+
+/**
+ * What a resource guard decides on. 'orgProducts': a product action on every
+ * product of the path's org at once (decide() on 'orgProducts': the org role,
+ * cascaded to its products).
+ */
+export type ResourceGuardKind = 'device' | 'product' | 'org' | 'orgProducts';
 
 export type GuardAction = Action | ((body: () => Promise<Record<string, unknown>>) => Promise<Action>);
 
@@ -40,6 +48,7 @@ export const guard = {
   device: (action: GuardAction, idFrom?: 'body'): Guard => ({ kind: 'device', action, idFrom }),
   product: (action: GuardAction): Guard => ({ kind: 'product', action }),
   org: (action: GuardAction): Guard => ({ kind: 'org', action }),
+  orgProducts: (action: GuardAction): Guard => ({ kind: 'orgProducts', action }),
 };
 
 /** What a guarded handler is given: who asks, and the resource the guard found and allowed. */
@@ -55,7 +64,7 @@ export interface Access {
   decision: Extract<Decision, { allow: true }> | null;
 }
 
-const NOT_FOUND = { device: 'Device not found', product: 'Product not found', org: 'Organization not found' } as const;
+const NOT_FOUND = { device: 'Device not found', product: 'Product not found', org: 'Organization not found', orgProducts: 'Organization not found' } as const;
 
 export function refused(d: Extract<Decision, { allow: false }>, kind: keyof typeof NOT_FOUND): ApiError {
   if (d.status === 401) return new ApiError(401, { error: 'invalid_token', error_description: 'The access token was not found, has expired or was revoked' }, { 'www-authenticate': 'Bearer' });
@@ -69,11 +78,11 @@ interface Found {
   org: Org | null;
 }
 
-async function find(store: Store, kind: 'device' | 'product' | 'org', params: Record<string, string>): Promise<Found> {
+async function find(store: Store, kind: ResourceGuardKind, params: Record<string, string>): Promise<Found> {
   const none: Found = { resource: null, product: null, device: null, org: null };
   const org = params.org !== undefined ? await store.getOrg(params.org) : null;
   if (params.org !== undefined && !org) return none;
-  if (kind === 'org') return org ? { resource: { kind: 'org', orgId: org.id, ownerUserId: org.ownerUserId }, product: null, device: null, org } : none;
+  if (kind === 'org' || kind === 'orgProducts') return org ? { resource: { kind, orgId: org.id, ownerUserId: org.ownerUserId }, product: null, device: null, org } : none;
   let product = params.product !== undefined ? await store.productRef(params.product) : null;
   if (params.product !== undefined && !product) return none;
   if (kind === 'device') {
@@ -86,6 +95,12 @@ async function find(store: Store, kind: 'device' | 'product' | 'org', params: Re
   }
   if (!product || (org && product.orgId !== org.id)) return none;
   return { resource: { kind: 'product', product }, product, device: null, org };
+}
+
+/** The user making a request that only a person may make (not a customer, not an API user); 403 for anyone else. */
+export function person(actor: Actor, what = 'has this'): Extract<Actor, { kind: 'user' }> {
+  if (actor.kind !== 'user') throw ApiError.of(403, 'Only a user ' + what);
+  return actor;
 }
 
 /** The products whose devices an actor may list. */
@@ -127,7 +142,7 @@ async function deviceByName(store: Store, actor: Actor, name: string): Promise<s
 export async function authorize(
   store: Store,
   actor: Actor,
-  g: Extract<Guard, { kind: 'device' | 'product' | 'org' }>,
+  g: Extract<Guard, { kind: ResourceGuardKind }>,
   params: Record<string, string>,
   body: () => Promise<Record<string, unknown>>,
 ): Promise<Access> {
@@ -142,12 +157,13 @@ export async function authorize(
     if (id) params = { ...params, id };
   }
   const resourceId = g.kind === 'device' ? params.id : g.kind === 'product' ? params.product : params.org;
+  const what = g.kind === 'orgProducts' ? 'org' : g.kind;
   const found = actor.kind === 'anonymous' || actor.kind === 'invalid' ? null : await find(store, g.kind, params);
   const decision: Decision = found?.resource
     ? decide(actor, action, found.resource)
     : actor.kind === 'anonymous' || actor.kind === 'invalid'
       ? decide(actor, action, { kind: 'org', orgId: '', ownerUserId: '' }) // 401 whatever the resource
-      : { allow: false, status: 404, reason: 'no such ' + g.kind + ' ' + resourceId };
+      : { allow: false, status: 404, reason: 'no such ' + what + ' ' + resourceId };
   await store.audit({
     at: new Date(), actorKind: actor.kind, actorId: actorId(actor), action,
     resourceKind: g.kind, resourceId: resourceId ?? '', allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,

@@ -9,37 +9,14 @@
  *   GET|PUT /v1/orgs/:org/billing           the org's billing information and whitelisted users
  * Particle's API has none of these paths; docs/organizations.md says why they look so.
  */
-import type { Action } from '@flotilla/protocol';
-import { decide } from '../../policy/decide.js';
-import type { Actor, Decision } from '../../policy/types.js';
-import type { BillingInfo, BillingInfoChanges, Org, ProductId, UsageDay } from '../../store/store.js';
-import { actorId } from '../../identity/actor.js';
-import { guard, refused } from '../access.js';
+import type { BillingInfo, BillingInfoChanges, ProductId, UsageDay } from '../../store/store.js';
+import { guard, person } from '../access.js';
 import { route, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 
 /** Carriers bill SIM data in decimal megabytes. */
 const MB = 1_000_000;
 const DAY_MS = 86_400_000;
-
-/**
- * A product action on every product of the path's org (its usage, its billing
- * account), decided and audited here: such a route's guard is signedIn, since
- * access.ts guards know only org actions on an org. 404 for no role on the org
- * (or no such org), 403 for a role that does not allow it.
- */
-export async function authorizeOrgProducts(ctx: ApiContext, actor: Actor, orgParam: string, action: Action): Promise<Org> {
-  const org = await ctx.store.getOrg(orgParam);
-  const decision: Decision = org
-    ? decide(actor, action, { kind: 'orgProducts', orgId: org.id, ownerUserId: org.ownerUserId })
-    : { allow: false, status: 404, reason: 'no such org ' + orgParam };
-  await ctx.store.audit({
-    at: new Date(), actorKind: actor.kind, actorId: actorId(actor), action, resourceKind: 'orgProducts', resourceId: org?.id ?? orgParam,
-    allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
-  });
-  if (!decision.allow) throw refused(decision, 'org');
-  return org!;
-}
 
 /** start_date and end_date (YYYY-MM-DD, UTC) of the query; the last 30 days by default. */
 export function dateRange(req: Request): { from: string; to: string } {
@@ -112,13 +89,9 @@ async function infoChanges(req: Request): Promise<BillingInfoChanges> {
   return changes;
 }
 
-function person(a: Actor): string {
-  if (a.kind !== 'user') throw ApiError.of(403, 'Only a person manages billing information');
-  return a.userId;
-}
 
-const ORG_BILLING_VIEW = guard.signedIn('decided in the handler: billing.view on every product of the org (the org role, cascaded)');
-const ORG_BILLING_MANAGE = guard.signedIn('decided in the handler: billing.manage on every product of the org (its Owner)');
+const ORG_BILLING_VIEW = guard.orgProducts('billing.view');
+const ORG_BILLING_MANAGE = guard.orgProducts('billing.manage');
 
 export { ORG_BILLING_MANAGE, ORG_BILLING_VIEW };
 
@@ -130,7 +103,7 @@ export const billingRoutes: Route[] = [
     return { start_date: from, end_date: to, billed_to: await billedTo(ctx, p), usage: days.map(dayObject), totals: totals(days, await deviceCount(ctx, [p.productId])) };
   }),
   route('GET', '/v1/orgs/:org/usage', ORG_BILLING_VIEW, async (req, ctx, a) => {
-    const org = await authorizeOrgProducts(ctx, a.actor, req.params.org, 'billing.view');
+    const org = a.org!;
     const { from, to } = dateRange(req);
     const billed = await ctx.store.billedUsers(org.id);
     const products = [...(await ctx.store.productsByIds(await ctx.store.orgProductIds(org.id)))];
@@ -160,7 +133,7 @@ export const billingRoutes: Route[] = [
     return { billed_to: to, editable: to.kind === 'user', billing_info: await infoObject(ctx, info) };
   }),
   route('PUT', '/v1/products/:product/billing', guard.product('billing.manage'), async (req, ctx, a) => {
-    const by = person(a.actor);
+    const by = person(a.actor, 'manages billing information').userId;
     const p = a.product!;
     const to = await billedTo(ctx, p);
     if (to.kind === 'org') throw ApiError.of(409, 'This product is billed to the organization ' + to.slug + ': its Owner changes the billing information at /v1/orgs/' + to.slug + '/billing');
@@ -168,12 +141,12 @@ export const billingRoutes: Route[] = [
     return { ok: true, billed_to: to, editable: true, billing_info: await infoObject(ctx, info) };
   }),
   route('GET', '/v1/orgs/:org/billing', ORG_BILLING_VIEW, async (req, ctx, a) => {
-    const org = await authorizeOrgProducts(ctx, a.actor, req.params.org, 'billing.view');
+    const org = a.org!;
     return { organization: org.slug, billing_info: await infoObject(ctx, await ctx.store.billingInfo({ orgId: org.id })) };
   }),
   route('PUT', '/v1/orgs/:org/billing', ORG_BILLING_MANAGE, async (req, ctx, a) => {
-    const org = await authorizeOrgProducts(ctx, a.actor, req.params.org, 'billing.manage');
-    const info = await ctx.store.setBillingInfo({ orgId: org.id }, await infoChanges(req), person(a.actor));
+    const org = a.org!;
+    const info = await ctx.store.setBillingInfo({ orgId: org.id }, await infoChanges(req), person(a.actor, 'manages billing information').userId);
     return { ok: true, organization: org.slug, billing_info: await infoObject(ctx, info) };
   }),
 ];

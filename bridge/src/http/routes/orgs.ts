@@ -17,18 +17,13 @@ import { canConsent, canHandOver, canTakeOver, transferProblem } from '../../pol
 import type { Actor } from '../../policy/types.js';
 import type { Org, ProductTransfer, TransferOutcome } from '../../store/store.js';
 import { actorId } from '../../identity/actor.js';
-import { guard } from '../access.js';
+import { guard, person } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { bool } from '../body.js';
-import { authorizeOrgProducts, ORG_BILLING_MANAGE, ORG_BILLING_VIEW } from './billing.js';
+import { ORG_BILLING_MANAGE, ORG_BILLING_VIEW } from './billing.js';
 import { deviceObject } from './devices.js';
 import { orgObject } from './user.js';
-
-function person(a: Actor, what: string): Extract<Actor, { kind: 'user' }> {
-  if (a.kind !== 'user') throw ApiError.of(403, 'Only a person ' + what);
-  return a;
-}
 
 async function username(ctx: ApiContext, id: string | null): Promise<string | null> {
   return id ? (await ctx.store.getUser(id))?.username ?? id : null;
@@ -138,7 +133,7 @@ export const orgRoutes: Route[] = [
 
   // Whitelisted users: Administrators see who, the Owner decides (the matrix's Billing rows, over the org's products).
   route('GET', '/v1/orgs/:org/whitelist', ORG_BILLING_VIEW, async (req, ctx, a) => {
-    const org = await authorizeOrgProducts(ctx, a.actor, req.params.org, 'billing.view');
+    const org = a.org!;
     const users = [];
     for (const u of await ctx.store.billedUsers(org.id)) {
       users.push({ username: await username(ctx, u.userId), added_by: await username(ctx, u.addedBy), added_at: u.createdAt.toISOString(), personal_products: (await ctx.store.personalProductIds(u.userId)).length });
@@ -146,7 +141,7 @@ export const orgRoutes: Route[] = [
     return { organization: org.slug, whitelisted_users: users };
   }),
   route('POST', '/v1/orgs/:org/whitelist', ORG_BILLING_MANAGE, async (req, ctx, a) => {
-    const org = await authorizeOrgProducts(ctx, a.actor, req.params.org, 'billing.manage');
+    const org = a.org!;
     const me = person(a.actor, 'manages the whitelist');
     const name = (await req.body()).username;
     if (typeof name !== 'string' || name.trim() === '') throw ApiError.of(400, 'The username field is required');
@@ -156,7 +151,7 @@ export const orgRoutes: Route[] = [
     return { status: 201, body: { ok: true, whitelisted: { username: u.username, added_at: b.createdAt.toISOString() } } };
   }),
   route('DELETE', '/v1/orgs/:org/whitelist/:username', ORG_BILLING_MANAGE, async (req, ctx, a) => {
-    const org = await authorizeOrgProducts(ctx, a.actor, req.params.org, 'billing.manage');
+    const org = a.org!;
     const u = await ctx.store.findUser(req.params.username);
     if (!u || !(await ctx.store.removeBilledUser(org.id, u.id))) throw ApiError.of(404, 'No whitelisted user ' + req.params.username);
     return { status: 204, body: null };

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { decide } from '../../policy/decide.js';
-import { guard, visibleProducts } from '../access.js';
+import { guard, person, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { field } from '../body.js';
@@ -16,10 +16,7 @@ function bearer(headers: IncomingMessage['headers']): string {
   return (headers.authorization ?? '').slice(7).trim();
 }
 
-function user(actor: Actor): string {
-  if (actor.kind !== 'user') throw ApiError.of(403, 'Only a user has this');
-  return actor.userId;
-}
+const user = (actor: Actor): string => person(actor).userId;
 
 export function clientObject(c: OAuthClient, secret?: string) {
   return { id: c.id, name: c.name, type: c.type, redirect_uri: c.redirectUris.join(' ') || undefined, product_id: c.productId ?? undefined, ...(secret ? { secret } : {}) };
