@@ -126,6 +126,29 @@ describe('store (SQLite file, typeorm migrations)', function () {
         await ds.destroy();
       }
     });
+    it('upgrading a file made before integrations had user and org owners keeps its product integrations', async () => {
+      const upTo = MIGRATIONS.findIndex((M) => new M().name.startsWith('IntegrationOwners'));
+      assert.ok(upTo > 0);
+      const old = join(dir, 'before-owners.sqlite');
+      const at = (migrations: typeof MIGRATIONS) => new DataSource({ type: 'better-sqlite3', database: old, migrations, migrationsRun: true });
+      let ds = await at(MIGRATIONS.slice(0, upTo)).initialize();
+      await ds.query("INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'old@example.com', 'x', 1)");
+      await ds.query("INSERT INTO products (id, name, slug, owner_user_id, org_id, settings, created_at) VALUES (7, 'Old', 'old', 'u1', NULL, '{}', 1)");
+      await ds.query("INSERT INTO integrations (id, product_id, event_prefix, url, template, enabled, failures, created_at) VALUES ('i1', 7, 'temp', 'http://example.com/', NULL, 1, 2, 5)");
+      await ds.destroy();
+      ds = await at(MIGRATIONS).initialize();
+      try {
+        assert.deepEqual(await ds.query('SELECT id, product_id, user_id, org_id, event_prefix, failures FROM integrations'), [
+          { id: 'i1', product_id: 7, user_id: null, org_id: null, event_prefix: 'temp', failures: 2 },
+        ]);
+        // The check holds from now on: no owner, or two, is refused.
+        await assert.rejects(ds.query("INSERT INTO integrations (id, product_id, user_id, event_prefix, url, enabled, failures, created_at) VALUES ('i2', 7, 'u1', 't', 'http://x/', 1, 0, 1)"), /CHECK/);
+        await assert.rejects(ds.query("INSERT INTO integrations (id, event_prefix, url, enabled, failures, created_at) VALUES ('i3', 't', 'http://x/', 1, 0, 1)"), /CHECK/);
+      } finally {
+        await ds.destroy();
+      }
+    });
+
     it('the migrations render as PostgreSQL DDL (typeorm SQL-in-memory mode, no server)', async () => {
       // A stub for the pg module: enough for typeorm to build a PostgreSQL query runner that records SQL instead of sending it.
       const ds = new DataSource({ type: 'postgres', driver: { defaults: {}, types: { setTypeParser() {} } } });
@@ -134,7 +157,19 @@ describe('store (SQLite file, typeorm migrations)', function () {
       for (const M of MIGRATIONS) await new M().up(qr);
       const sql = qr.getMemorySql().upQueries.map((q) => q.query);
       assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 34);
-      assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q)), []);
+      // Creates, and the in-place changes of the integration-owners migration: its one column made optional, two added, their keys, the check.
+      assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q) && !/^ALTER TABLE "integrations" /.test(q)), []);
+      assert.deepEqual(
+        sql.filter((q) => q.startsWith('ALTER TABLE ')).map((q) => q.replace(/"FK_[0-9a-f]+"/, '"FK_…"').replace(/ CHECK .*/, ' CHECK …')),
+        [
+          'ALTER TABLE "integrations" ALTER COLUMN "product_id" DROP NOT NULL',
+          'ALTER TABLE "integrations" ADD "user_id" varchar',
+          'ALTER TABLE "integrations" ADD "org_id" varchar',
+          'ALTER TABLE "integrations" ADD CONSTRAINT "FK_…" FOREIGN KEY ("user_id") REFERENCES "users"("id") ON DELETE CASCADE',
+          'ALTER TABLE "integrations" ADD CONSTRAINT "FK_…" FOREIGN KEY ("org_id") REFERENCES "organizations"("id") ON DELETE CASCADE',
+          'ALTER TABLE "integrations" ADD CONSTRAINT "chk_integrations_one_owner" CHECK …',
+        ],
+      );
       assert.deepEqual(sql.filter((q) => /AUTOINCREMENT|datetime|PRAGMA/i.test(q)), [], 'no SQLite-only SQL');
       assert.match(sql.find((q) => q.startsWith('CREATE TABLE "products"')) ?? '', /"id" SERIAL NOT NULL/);
     });

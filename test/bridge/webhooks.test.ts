@@ -3,7 +3,9 @@
  * by a device's events over MQTT, delivered to a real HTTP server on
  * loopback; templates, retries with backoff, hook-sent / hook-response /
  * hook-error events on the product's stream, disabling after repeated
- * failure, no loops on hook-* events, roles and bad input.
+ * failure, no loops on hook-* events, roles and bad input; a user's own
+ * webhooks (their personal products' devices), an org's (its products'
+ * devices), and a device filter.
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -11,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import Particle from 'particle-api-js';
 import { encode, topics } from '@flotilla/protocol';
 import type { MqttClient } from 'mqtt';
-import { A1, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { A1, A2, connect, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 interface Received {
   method: string;
@@ -181,11 +183,80 @@ describe('webhooks', function () {
       [{ event: 'x', url: hookBase, json: {}, body: 'y' }, 'one of json, form and body'],
       [{ event: 'a//b', url: hookBase }, 'event'],
       [{ integration_type: 'AzureIotHub', event: 'x', url: hookBase }, 'Webhook'],
+      [{ event: 'x', url: hookBase, deviceid: 'the-kitchen-one' }, 'deviceid must be a device ID'],
     ] as const) {
       const res = await post(f.tokens.erin, body);
       const text = await res.text();
       assert.equal(res.status, 400, text);
       assert.ok(text.includes(error), text);
     }
+  });
+  it("a user's own webhooks (no product) fire for the devices of their personal products, not for anyone else's; a device filter narrows one", async () => {
+    const alice = (await particle.createWebhook({ event: 'mine', url: hookBase + '/alice', auth: f.tokens.alice } as never)).body as unknown as { id: string; ok: boolean };
+    assert.equal(alice.ok, true);
+    await particle.createWebhook({ event: 'mine', url: hookBase + '/bob', auth: f.tokens.bob } as never);
+    // particle-api-js's integration form: deviceid in the body, the settings beside it.
+    const onlyA2 = (await particle.createIntegration({ event: 'mine', deviceId: A2, settings: { integration_type: 'Webhook', url: hookBase + '/alice-a2' }, auth: f.tokens.alice } as never)).body as unknown as { id: string; deviceID: string };
+    assert.equal(onlyA2.deviceID, A2);
+    const listed = (await particle.listWebhooks({ auth: f.tokens.alice } as never)).body as unknown as { id: string }[];
+    assert.deepEqual(listed.map((w) => w.id).sort(), [alice.id, onlyA2.id].sort());
+    const bobs = (await particle.listIntegrations({ auth: f.tokens.bob } as never)).body as unknown as { integrations: { url: string }[] };
+    assert.deepEqual(bobs.integrations.map((i) => i.url), [hookBase + '/bob'], "bob sees only his own");
+    // A1 is in product A, alice's personal product.
+    await publish('mine/1', 'x');
+    await until("alice's delivery", () => at('/alice').length === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(at('/bob').length, 0, "bob's webhook does not see alice's devices");
+    assert.equal(at('/alice-a2').length, 0, 'the A2-only webhook does not fire for A1');
+    const a2 = await device(f.port, A2);
+    await a2.publishAsync(topics.device.event(A2, 'mine/2'), Buffer.from(encode('event', { data: 'y', ttl: 60 })), { qos: 1 });
+    await until('the A2-only delivery', () => at('/alice-a2').length === 1 && at('/alice').length === 2);
+    a2.end(true);
+    // Someone else's integration is not there for them: 404, whatever they try; a customer or an API user has none.
+    for (const [method, path] of [['GET', '/v1/integrations/' + alice.id], ['PUT', '/v1/integrations/' + alice.id], ['DELETE', '/v1/webhooks/' + alice.id]]) {
+      const res = await fetch(base + path, { method, headers: { authorization: 'Bearer ' + f.tokens.bob, 'content-type': 'application/json' }, body: method === 'PUT' ? '{"disabled":true}' : undefined });
+      assert.equal(res.status, 404, method + ' ' + path);
+    }
+    for (const token of [f.tokens.customer, f.tokens.apiUser]) {
+      const res = await fetch(base + '/v1/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'x', url: hookBase }) });
+      assert.equal(res.status, 403);
+      assert.match(await res.text(), /Only a user/);
+    }
+    await particle.deleteWebhook({ hookId: alice.id, auth: f.tokens.alice } as never);
+    await publish('mine/3', 'z');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(at('/alice').length, 2, 'a deleted user webhook no longer fires');
+  });
+
+  it("an org's integrations fire for the devices of all its products, by the org team's roles", async () => {
+    const s = f.bridge.store;
+    const org = await s.createOrg('Hooks Org', f.users.alice);
+    await s.addOrgMember(org.id, f.users.dave, 'support');
+    await s.addOrgMember(org.id, f.users.erin, 'developer');
+    const W1 = 'c1c1c1c1c1c1c1c1c1c1c1c1';
+    const product = await s.createProduct({ name: 'W', slug: 'prod-w', orgId: org.id });
+    await s.createDevice({ id: W1, productId: product.id });
+    await s.setDeviceSecret(W1, 'secret-w1');
+    const made = (await particle.createIntegration({ org: org.slug, event: 'orgevt', settings: { url: hookBase + '/org', json: { p: '{{PRODUCT_ID}}', d: '{{PARTICLE_DEVICE_ID}}' } }, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const post = (token: string) => fetch(base + '/v1/orgs/' + org.slug + '/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'x', url: hookBase }) });
+    assert.equal((await post(f.tokens.dave)).status, 403, 'Support views, does not create');
+    assert.equal((await post(f.tokens.bob)).status, 404, 'no role on the org: as if it did not exist');
+    assert.equal((await post(f.tokens.apiUser)).status, 404, "a product's API user does not reach the org");
+    const listed = (await particle.listIntegrations({ org: org.slug, auth: f.tokens.dave } as never)).body as unknown as { integrations: { id: string }[] };
+    assert.deepEqual(listed.integrations.map((i) => i.id), [made.id]);
+    assert.equal((await fetch(base + '/v1/products/prod-a/integrations/' + made.id, { headers: { authorization: 'Bearer ' + f.tokens.alice } })).status, 404, "an org's integration is not a product's");
+    const w1 = await connect(f.port, { clientId: W1, username: W1, password: 'secret-w1' });
+    await w1.publishAsync(topics.device.event(W1, 'orgevt'), Buffer.from(encode('event', { data: '1', ttl: 60 })), { qos: 1 });
+    await until('the org delivery', () => at('/org').length === 1);
+    assert.deepEqual(JSON.parse(at('/org')[0].body), { p: String(product.id), d: W1 });
+    await publish('orgevt', 'from a personal product');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(at('/org').length, 1, "a device outside the org's products does not trigger it");
+    const edited = await fetch(base + '/v1/orgs/' + org.slug + '/integrations/' + made.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ disabled: true }) });
+    assert.equal(((await edited.json()) as { disabled: boolean }).disabled, true);
+    await w1.publishAsync(topics.device.event(W1, 'orgevt'), Buffer.from(encode('event', { data: '2', ttl: 60 })), { qos: 1 });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(at('/org').length, 1, 'a disabled org integration does not fire');
+    w1.end(true);
   });
 });

@@ -1,10 +1,12 @@
 /**
  * Webhooks: on a device event whose name starts with an enabled integration's
- * prefix, a request to its URL with its templated body; retried with
+ * prefix (and from its device, when it names one), a request to its URL with its templated body; retried with
  * exponential backoff; the outcome published back as Particle does:
  *   hook-sent/<event>            the request was answered 2xx
  *   hook-response/<event>/<n>    the response body, in 512-byte pieces (at most 100 KB)
  *   hook-error/<event>/0         every attempt failed (the last error)
+ * An event triggers the integrations of the device's product, of the user who
+ * owns that product personally, and of the org that owns it.
  * An integration is disabled after `disableAfter` failed deliveries in a row.
  * hook-* events never trigger webhooks (no loops).
  *
@@ -15,7 +17,7 @@
  */
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
-import type { Integration, IntegrationStore } from '../store/store.js';
+import type { Integration, IntegrationOwner, IntegrationStore } from '../store/store.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
 
 export interface WebhookOptions {
@@ -44,10 +46,10 @@ export const defaultWebhookOptions = { attempts: 3, backoffMs: 1000, timeoutMs: 
 export interface Webhooks {
   /** A device event from the bus (topic and payload as aedes delivers them). */
   onEvent(topic: string, payload: Uint8Array): void;
-  /** An integration changed: its product's list is read afresh. */
-  invalidate(productId: string): void;
-  /** Reads a product's integrations ahead of its first event (a device of it connected). */
-  warm(productId: string): void;
+  /** An integration changed: its owner's list is read afresh. */
+  invalidate(owner: IntegrationOwner): void;
+  /** Reads the integrations a product's events trigger ahead of its first event (a device of it connected). */
+  warm(product: ProductRef): void;
   /** Resolves when nothing is queued or in flight (tests, shutdown). */
   idle(): Promise<void>;
   close(): void;
@@ -102,8 +104,24 @@ export function requestFor(i: Integration, vars: TemplateVars): { method: string
 export const RESPONSE_CHUNK = 512;
 export const RESPONSE_MAX = 100 * 1024;
 
+/** The owners whose integrations an event of a device of `product` triggers. */
+export function ownersOf(product: ProductRef): IntegrationOwner[] {
+  const owners: IntegrationOwner[] = [{ productId: product.productId }];
+  if (product.ownerUserId !== null) owners.push({ userId: product.ownerUserId });
+  if (product.orgId !== null) owners.push({ orgId: product.orgId });
+  return owners;
+}
+
+export function ownerOfIntegration(i: Integration): IntegrationOwner {
+  return i.productId !== null ? { productId: i.productId } : i.userId !== null ? { userId: i.userId } : { orgId: i.orgId as string };
+}
+
+const keyOf = (o: IntegrationOwner): string => ('productId' in o ? 'product:' + String(o.productId) : 'userId' in o ? 'user:' + o.userId : 'org:' + o.orgId);
+
+const triggers = (i: Integration, name: string, deviceId: string): boolean => i.enabled && name.startsWith(i.event) && (i.deviceId === null || i.deviceId === deviceId);
+
 export function createWebhooks(o: WebhookOptions): Webhooks {
-  /** Product id → its integrations once read (the publish path checks them without waiting), or the read under way. */
+  /** Owner key → its integrations once read (the publish path checks them without waiting), or the read under way. */
   const lists = new Map<string, Integration[] | Promise<Integration[]>>();
   const queue: (() => Promise<void>)[] = [];
   let running = 0;
@@ -111,21 +129,22 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
   const idlers: (() => void)[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
-  function integrations(productId: string): Integration[] | Promise<Integration[]> {
-    const known = lists.get(productId);
+  function integrations(owner: IntegrationOwner): Integration[] | Promise<Integration[]> {
+    const key = keyOf(owner);
+    const known = lists.get(key);
     if (known) return known;
-    const read: Promise<Integration[]> = o.store.listIntegrations(productId).then(
+    const read: Promise<Integration[]> = o.store.listIntegrations(owner).then(
       (list) => {
-        if (lists.get(productId) === read) lists.set(productId, list);
+        if (lists.get(key) === read) lists.set(key, list);
         return list;
       },
       (e) => {
-        if (lists.get(productId) === read) lists.delete(productId);
-        o.log.error({ err: e, productId }, 'webhooks: integrations not read');
+        if (lists.get(key) === read) lists.delete(key);
+        o.log.error({ err: e, owner: key }, 'webhooks: integrations not read');
         return [] as Integration[];
       },
     );
-    lists.set(productId, read);
+    lists.set(key, read);
     return read;
   }
 
@@ -185,7 +204,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     o.log.info({ integration: i.id, url: i.url, error: last }, 'webhooks: delivery failed');
     o.emit(product, 'hook-error/' + name + '/0', last);
     if (after && !after.enabled) {
-      lists.delete(product.productId);
+      lists.delete(keyOf(ownerOfIntegration(after)));
       o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
     }
   }
@@ -208,8 +227,8 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       const ref = o.devices.get(deviceId);
       if (!ref) return;
       const product = ref.product;
-      const known = lists.get(product.productId);
-      if (Array.isArray(known) && !known.some((i) => i.enabled && name.startsWith(i.event))) return;
+      const found = ownersOf(product).map(integrations);
+      if (found.every((l) => Array.isArray(l) && !l.some((i) => triggers(i, name, deviceId)))) return;
       let data: string;
       try {
         const m = decode(payload);
@@ -220,9 +239,9 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         throw e;
       }
       const publishedAt = new Date().toISOString();
-      const enqueue = (list: Integration[]) => {
-        for (const i of list) {
-          if (!i.enabled || !name.startsWith(i.event)) continue;
+      const enqueue = (owned: Integration[][]) => {
+        for (const i of owned.flat()) {
+          if (!triggers(i, name, deviceId)) continue;
           if (queue.length >= o.queueLimit) {
             o.log.warn({ integration: i.id }, 'webhooks: queue full, delivery dropped');
             continue;
@@ -232,15 +251,14 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         }
         pump();
       };
-      const list = integrations(product.productId);
-      if (Array.isArray(list)) enqueue(list);
-      else void list.then(enqueue);
+      if (found.every((l): l is Integration[] => Array.isArray(l))) enqueue(found);
+      else void Promise.all(found).then(enqueue);
     },
-    warm(productId) {
-      integrations(productId);
+    warm(product) {
+      for (const owner of ownersOf(product)) integrations(owner);
     },
-    invalidate(productId) {
-      lists.delete(productId);
+    invalidate(owner) {
+      lists.delete(keyOf(owner));
     },
     idle() {
       if (running === 0 && queue.length === 0) return Promise.resolve();

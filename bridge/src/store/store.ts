@@ -571,13 +571,25 @@ export interface ClientStore {
   verifyClient(id: string, secret: string): Promise<OAuthClient | null>;
 }
 
-/** A webhook of a product: on an event whose name starts with `event`, a request to `url`. */
+/**
+ * Who an integration belongs to, and so whose devices' events trigger it: a
+ * product's devices, a user's (the devices of the products they own
+ * personally: their personal space), or an org's (the devices of its products).
+ */
+export type IntegrationOwner = { productId: ProductId } | { userId: string } | { orgId: string };
+
+/** A webhook: on an event of its owner's devices whose name starts with `event`, a request to `url`. */
 export interface Integration {
   id: string;
-  productId: number;
+  /** Exactly one of the three is set. */
+  productId: number | null;
+  userId: string | null;
+  orgId: string | null;
   name: string;
   /** Event name prefix that triggers it. */
   event: string;
+  /** Only this device's events trigger it; null: any device of the owner. */
+  deviceId: string | null;
   url: string;
   requestType: 'POST' | 'PUT' | 'GET' | 'DELETE';
   headers: { [name: string]: string };
@@ -595,12 +607,13 @@ export interface Integration {
   createdAt: Date;
 }
 
-export type IntegrationInput = Pick<Integration, 'event' | 'url'> & Partial<Pick<Integration, 'name' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'enabled'>>;
+export type IntegrationInput = Pick<Integration, 'event' | 'url'> & Partial<Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'enabled'>>;
 
 export interface IntegrationStore {
-  /** invalid: a bad URL, event prefix, request type or template. not_found: no product. */
-  createIntegration(productId: ProductId, input: IntegrationInput): Promise<Integration>;
-  listIntegrations(productId: ProductId): Promise<Integration[]>;
+  /** invalid: a bad URL, event prefix, device id, request type or template. not_found: no such product, user or org. */
+  createIntegration(owner: IntegrationOwner, input: IntegrationInput): Promise<Integration>;
+  /** The owner's integrations, oldest first. */
+  listIntegrations(owner: IntegrationOwner): Promise<Integration[]>;
   getIntegration(id: string): Promise<Integration | null>;
   /** Re-enabling resets the failure count. */
   updateIntegration(id: string, changes: Partial<IntegrationInput>): Promise<Integration>;

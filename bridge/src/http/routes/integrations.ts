@@ -1,22 +1,30 @@
 /**
- * A product's integrations (webhooks), as Particle's /integrations routes and
- * the older /webhooks ones that particle-api-js calls (createWebhook,
- * listWebhooks, deleteWebhook). Delivery is integrations/webhooks.ts.
+ * Integrations (webhooks) of a product, of an org and of a user, as
+ * Particle's /integrations routes (particle-api-js createIntegration,
+ * listIntegrations, editIntegration, deleteIntegration with `product`, `org`
+ * or neither), and the older /webhooks ones of a product or a user
+ * (createWebhook, listWebhooks, deleteWebhook; particle-cli's webhook
+ * commands). Delivery is integrations/webhooks.ts.
+ *
+ * Who: a product's are the product team's (the matrix's Integrations rows);
+ * an org's are its team's, by the org role cascaded to its products; a user's
+ * are their own, for the devices of their personal products.
  */
-import type { Integration, IntegrationInput } from '../../store/store.js';
-import { guard } from '../access.js';
+import type { Action } from '@flotilla/protocol';
+import type { Integration, IntegrationInput, IntegrationOwner } from '../../store/store.js';
+import { guard, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
 
 export function integrationObject(i: Integration) {
   return {
-    id: i.id, integration_type: 'Webhook', name: i.name, event: i.event, url: i.url, requestType: i.requestType, headers: i.headers,
+    id: i.id, integration_type: 'Webhook', name: i.name, event: i.event, deviceID: i.deviceId ?? undefined, url: i.url, requestType: i.requestType, headers: i.headers,
     json: i.json ?? undefined, form: i.form ?? undefined, body: i.body ?? undefined, disabled: !i.enabled, errors_in_a_row: i.failures, created_at: i.createdAt.toISOString(),
   };
 }
 
-/** Particle's body: {event, url, requestType, headers, json, form, body, name, disabled}. */
+/** Particle's body: {event, url, deviceid, requestType, headers, json, form, body, name, disabled}; particle-api-js sends the device as deviceid (integrations) or deviceId (webhooks). */
 function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.integration_type !== undefined && b.integration_type !== 'Webhook') throw ApiError.of(400, 'integration_type must be Webhook (the only kind this bridge delivers)');
   if (!partial) {
@@ -27,6 +35,8 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.event !== undefined) out.event = b.event as string;
   if (b.url !== undefined) out.url = b.url as string;
   if (b.name !== undefined) out.name = String(b.name);
+  const device = b.deviceid ?? b.deviceId ?? b.deviceID;
+  if (device !== undefined) out.deviceId = device === null || device === '' ? null : typeof device === 'string' ? device.toLowerCase() : (device as string);
   if (b.requestType !== undefined) out.requestType = String(b.requestType).toUpperCase() as IntegrationInput['requestType'];
   if (b.headers !== undefined) out.headers = b.headers as IntegrationInput['headers'];
   if (b.json !== undefined) out.json = b.json;
@@ -36,37 +46,67 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   return out;
 }
 
-async function own(ctx: ApiContext, productId: string, id: string): Promise<Integration> {
+/** Where an owner's integrations live, who may touch them, and whose they are. */
+interface Scope {
+  /** The path before /integrations or /webhooks. */
+  base: string;
+  guard(action: Action): Guard;
+  owner(a: Access): IntegrationOwner;
+  /** It has Particle's older /webhooks paths too. */
+  legacy: boolean;
+}
+
+const SCOPES: Scope[] = [
+  { base: '/v1/products/:product', guard: guard.product, owner: (a) => ({ productId: a.product!.productId }), legacy: true },
+  { base: '/v1/orgs/:org', guard: guard.orgProducts, owner: (a) => ({ orgId: a.org!.id }), legacy: false },
+  {
+    base: '/v1',
+    guard: () => guard.signedIn("a user's own integrations, for the devices of their personal products: no one else's are reachable here"),
+    owner: (a) => ({ userId: person(a.actor, 'has integrations of their own').userId }),
+    legacy: true,
+  },
+];
+
+const sameOwner = (i: Integration, o: IntegrationOwner): boolean =>
+  'productId' in o ? i.productId !== null && String(i.productId) === String(o.productId) : 'userId' in o ? i.userId === o.userId : i.orgId === o.orgId;
+
+/** The integration when it is the owner's; 404 for any other (existence does not leak). */
+async function own(ctx: ApiContext, owner: IntegrationOwner, id: string): Promise<Integration> {
   const i = await ctx.store.getIntegration(id);
-  if (!i || String(i.productId) !== productId) throw ApiError.of(404, 'Integration not found');
+  if (!i || !sameOwner(i, owner)) throw ApiError.of(404, 'Integration not found');
   return i;
 }
 
-function routes(base: string, legacy: boolean): Route[] {
-  const P = '/v1/products/:product/' + base;
+function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] {
+  const P = scope.base + '/' + collection;
+  const legacy = collection === 'webhooks';
+  const { guard: g, owner } = scope;
   return [
-    route('GET', P, guard.product('integration.view'), async (req, ctx, a) => {
-      const list = (await ctx.store.listIntegrations(a.product!.productId)).map(integrationObject);
+    route('GET', P, g('integration.view'), async (req, ctx, a) => {
+      const list = (await ctx.store.listIntegrations(owner(a))).map(integrationObject);
       return legacy ? list : { integrations: list };
     }),
-    route('POST', P, guard.product('integration.create'), async (req, ctx, a) => {
-      const i = await ctx.store.createIntegration(a.product!.productId, input(await req.body(), false) as IntegrationInput);
-      ctx.webhooks.invalidate(a.product!.productId);
+    route('POST', P, g('integration.create'), async (req, ctx, a) => {
+      const o = owner(a);
+      const i = await ctx.store.createIntegration(o, input(await req.body(), false) as IntegrationInput);
+      ctx.webhooks.invalidate(o);
       return { status: 201, body: { ok: true, ...integrationObject(i) } };
     }),
-    route('GET', P + '/:integration', guard.product('integration.view'), async (req, ctx, a) => integrationObject(await own(ctx, a.product!.productId, req.params.integration))),
-    route('PUT', P + '/:integration', guard.product('integration.edit'), async (req, ctx, a) => {
-      const i = await own(ctx, a.product!.productId, req.params.integration);
+    route('GET', P + '/:integration', g('integration.view'), async (req, ctx, a) => integrationObject(await own(ctx, owner(a), req.params.integration))),
+    route('PUT', P + '/:integration', g('integration.edit'), async (req, ctx, a) => {
+      const o = owner(a);
+      const i = await own(ctx, o, req.params.integration);
       const updated = await ctx.store.updateIntegration(i.id, input(await req.body(), true));
-      ctx.webhooks.invalidate(a.product!.productId);
+      ctx.webhooks.invalidate(o);
       return { ok: true, ...integrationObject(updated) };
     }),
-    route('DELETE', P + '/:integration', guard.product('integration.edit'), async (req, ctx, a) => {
-      await ctx.store.deleteIntegration((await own(ctx, a.product!.productId, req.params.integration)).id);
-      ctx.webhooks.invalidate(a.product!.productId);
+    route('DELETE', P + '/:integration', g('integration.edit'), async (req, ctx, a) => {
+      const o = owner(a);
+      await ctx.store.deleteIntegration((await own(ctx, o, req.params.integration)).id);
+      ctx.webhooks.invalidate(o);
       return { status: 204, body: null };
     }),
   ];
 }
 
-export const integrationRoutes: Route[] = [...routes('integrations', false), ...routes('webhooks', true)];
+export const integrationRoutes: Route[] = SCOPES.flatMap((s) => [...routes(s, 'integrations'), ...(s.legacy ? routes(s, 'webhooks') : [])]);

@@ -171,9 +171,14 @@ export const FirmwareVersionEntity = new EntitySchema<FirmwareVersionRow>({
   uniques: [{ name: 'uq_firmware_versions_product_version', columns: ['productId', 'version'] }],
 });
 
+/** Exactly one owner column is set (portable SQL: PostgreSQL cannot add booleans). */
+export const INTEGRATION_ONE_OWNER = `("product_id" IS NOT NULL AND "user_id" IS NULL AND "org_id" IS NULL) OR ("product_id" IS NULL AND "user_id" IS NOT NULL AND "org_id" IS NULL) OR ("product_id" IS NULL AND "user_id" IS NULL AND "org_id" IS NOT NULL)`;
+
 export interface IntegrationRow {
   id: string;
-  productId: number;
+  productId: number | null;
+  userId: string | null;
+  orgId: string | null;
   eventPrefix: string;
   url: string;
   template: string | null;
@@ -187,7 +192,10 @@ export const IntegrationEntity = new EntitySchema<IntegrationRow>({
   tableName: 'integrations',
   columns: {
     id: id(),
-    productId: ref('product_id', 'Product', 'CASCADE', { type: 'integer' }),
+    // Its owner, exactly one: a product (its devices), a user (the devices of their personal products) or an org (the devices of its products).
+    productId: ref('product_id', 'Product', 'CASCADE', { type: 'integer', nullable: true }),
+    userId: ref('user_id', 'User', 'CASCADE', { nullable: true }),
+    orgId: ref('org_id', 'Organization', 'CASCADE', { nullable: true }),
     eventPrefix: varchar('event_prefix'),
     url: text('url'),
     template: text('template', true),
@@ -196,5 +204,10 @@ export const IntegrationEntity = new EntitySchema<IntegrationRow>({
     failures: integer('failures'),
     createdAt: ms('created_at'),
   },
-  indices: [{ name: 'idx_integrations_product', columns: ['productId'] }],
+  indices: [
+    { name: 'idx_integrations_product', columns: ['productId'] },
+    { name: 'idx_integrations_user', columns: ['userId'] },
+    { name: 'idx_integrations_org', columns: ['orgId'] },
+  ],
+  checks: [{ name: 'chk_integrations_one_owner', expression: INTEGRATION_ONE_OWNER }],
 });

@@ -1,18 +1,20 @@
 /**
- * Integrations (webhooks) of a product. What the request looks like (name,
- * method, headers, body template) is kept as JSON in the `template` column:
- * it is read and written whole, never queried.
+ * Integrations (webhooks) of a product, a user or an org. What the request
+ * looks like (name, device filter, method, headers, body template) is kept as
+ * JSON in the `template` column: it is read and written whole, never queried.
  */
 import { eventNameProblem } from '@flotilla/protocol';
 import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
-import type { Integration, IntegrationInput, IntegrationStore } from '../store.js';
+import type { Integration, IntegrationInput, IntegrationOwner, IntegrationStore } from '../store.js';
 import { parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 
 interface IntegrationRaw {
   id: string;
-  product_id: number;
+  product_id: number | null;
+  user_id: string | null;
+  org_id: string | null;
   event_prefix: string;
   url: string;
   template: string | null;
@@ -21,15 +23,16 @@ interface IntegrationRaw {
   created_at: number;
 }
 
-type Template = Pick<Integration, 'name' | 'requestType' | 'headers' | 'json' | 'form' | 'body'>;
+type Template = Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body'>;
 
 const METHODS = ['POST', 'PUT', 'GET', 'DELETE'] as const;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
+const DEVICE_ID = /^[0-9a-f]{24}$/;
 
 function integration(r: IntegrationRaw): Integration {
   const t = parseJson<Template>(r.template ?? '{}');
   return {
-    id: r.id, productId: r.product_id, event: r.event_prefix, url: r.url,
+    id: r.id, productId: r.product_id, userId: r.user_id, orgId: r.org_id, event: r.event_prefix, deviceId: t.deviceId ?? null, url: r.url,
     name: t.name ?? '', requestType: t.requestType ?? 'POST', headers: t.headers ?? {}, json: t.json ?? null, form: t.form ?? null, body: t.body ?? null,
     enabled: r.enabled !== 0, failures: r.failures, createdAt: new Date(r.created_at),
   };
@@ -54,33 +57,43 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
   if (bodies > 1) throw new StoreError('invalid', 'give one of json, form and body');
   if (i.form != null && (typeof i.form !== 'object' || Array.isArray(i.form) || Object.values(i.form).some((v) => typeof v !== 'string'))) throw new StoreError('invalid', 'form must be an object of strings');
   if (i.body != null && typeof i.body !== 'string') throw new StoreError('invalid', 'body must be a string');
+  if (i.deviceId != null && (typeof i.deviceId !== 'string' || !DEVICE_ID.test(i.deviceId))) throw new StoreError('invalid', 'deviceid must be a device ID (24 hexadecimal digits, lowercase)');
   const name = typeof i.name === 'string' && i.name.trim() ? i.name.trim().slice(0, 100) : i.event;
-  const template: Template = { name, requestType, headers, json: i.json ?? null, form: i.form ?? null, body: i.body ?? null };
+  const template: Template = { name, deviceId: i.deviceId ?? null, requestType, headers, json: i.json ?? null, form: i.form ?? null, body: i.body ?? null };
   if (JSON.stringify(template).length > 16 * 1024) throw new StoreError('invalid', 'the request template is larger than 16 KB');
   return { prefix: i.event, url: url.href, template };
 }
 
 export function integrationStore(ctx: Ctx): IntegrationStore {
   const { db } = ctx;
-  const insert = db.prepare('INSERT INTO integrations (id, product_id, event_prefix, url, template, enabled, failures, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)');
+  const insert = db.prepare('INSERT INTO integrations (id, product_id, user_id, org_id, event_prefix, url, template, enabled, failures, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)');
   const byId = db.prepare<IntegrationRaw>('SELECT * FROM integrations WHERE id = ?');
-  const ofProduct = db.prepare<IntegrationRaw>('SELECT * FROM integrations WHERE product_id = ? ORDER BY created_at, id');
+  const ofOwner = {
+    product: db.prepare<IntegrationRaw>('SELECT * FROM integrations WHERE product_id = ? ORDER BY created_at, id'),
+    user: db.prepare<IntegrationRaw>('SELECT * FROM integrations WHERE user_id = ? ORDER BY created_at, id'),
+    org: db.prepare<IntegrationRaw>('SELECT * FROM integrations WHERE org_id = ? ORDER BY created_at, id'),
+  };
+  /** The owner as [column, key, what to call it when it does not exist]. */
+  const ownerOf = (o: IntegrationOwner): ['product' | 'user' | 'org', number | string, string] =>
+    'productId' in o ? ['product', productKey(o.productId), 'product ' + String(o.productId)] : 'userId' in o ? ['user', String(o.userId), 'user ' + o.userId] : ['org', String(o.orgId), 'org ' + o.orgId];
   const update = db.prepare('UPDATE integrations SET event_prefix = ?, url = ?, template = ?, enabled = ?, failures = ? WHERE id = ?');
   const remove = db.prepare('DELETE FROM integrations WHERE id = ?');
   const succeeded = db.prepare('UPDATE integrations SET failures = 0 WHERE id = ? AND failures > 0');
   const failed = db.prepare('UPDATE integrations SET failures = failures + 1, enabled = CASE WHEN failures + 1 >= ? THEN 0 ELSE enabled END WHERE id = ?');
 
   return {
-    async createIntegration(productId, input) {
-      const p = productKey(productId);
+    async createIntegration(owner, input) {
+      const [column, key, what] = ownerOf(owner);
       const { prefix, url, template } = check(input);
       const id = newId();
-      refusing({ foreignKey: `no product ${p}` }, () => insert.run(id, p, prefix, url, JSON.stringify(template), input.enabled === false ? 0 : 1, ctx.now()));
+      const keys = { product: null as number | string | null, user: null as number | string | null, org: null as number | string | null, [column]: key };
+      refusing({ foreignKey: `no ${what}` }, () => insert.run(id, keys.product, keys.user, keys.org, prefix, url, JSON.stringify(template), input.enabled === false ? 0 : 1, ctx.now()));
       return integration(byId.get(id) as IntegrationRaw);
     },
 
-    async listIntegrations(productId) {
-      return ofProduct.all(productKey(productId)).map(integration);
+    async listIntegrations(owner) {
+      const [column, key] = ownerOf(owner);
+      return ofOwner[column].all(key).map(integration);
     },
 
     async getIntegration(id) {
