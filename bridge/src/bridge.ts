@@ -57,7 +57,7 @@ export interface BridgeOptions {
   /** The first owner, created when the database has no user; a random password is generated and printed once when unset. */
   ownerUsername: string;
   ownerPassword: string | undefined;
-  /** Per-address limits of the HTTP API (Particle's: 10,000 requests and 100 logins per 5 minutes, ...). */
+  /** Limits of the HTTP API (Particle's: 10,000 requests per 5 minutes per token, 100 logins per 5 minutes per address, ...). */
   rateLimits: RateLimits;
   /** Webhook delivery: attempts, backoff, time limit, when to disable (integrations/webhooks.ts). */
   webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'queueLimit'>;

@@ -1,7 +1,8 @@
 /**
- * Per-address limits of the HTTP API: requests per window, logins with a
- * lock-out after repeated failures, event streams opened per window and open
- * at once. 429 with Retry-After, as Particle answers.
+ * Limits of the HTTP API: requests per window (per access token; per address
+ * without a valid one), logins with a lock-out after repeated failures, event
+ * streams opened per window and open at once (per address). 429 with
+ * Retry-After, as Particle answers.
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -105,6 +106,24 @@ describe('HTTP API: rate limits', function () {
       assert.equal(res!.status, 429);
       assert.ok(Number(res!.headers.get('retry-after')) > 0);
       assert.deepEqual(((await res!.json()) as { ok: boolean }).ok, false);
+    });
+
+    it('counts requests per token: another token from the same address goes on; requests without a valid token count against the address', async () => {
+      const user = (token: string) => fetch(base + '/v1/user', { headers: { authorization: 'Bearer ' + token } });
+      assert.equal((await user(f.tokens.alice)).status, 429, "alice's token is past its limit (the test above)");
+      const bob = await user(f.tokens.bob);
+      assert.equal(bob.status, 200, "bob's token has a count of its own");
+      await bob.arrayBuffer();
+      // Made-up tokens (a new one each time, so no per-token count could stop them), then no token at all: the address's count.
+      const statuses: number[] = [];
+      for (let i = 0; i < 60 && !statuses.includes(429); i++) {
+        const res = i % 2 ? await fetch(base + '/v1/user') : await user('made-up-' + i);
+        statuses.push(res.status);
+        await res.arrayBuffer();
+      }
+      assert.equal(statuses.at(-1), 429, 'the address reached its limit: ' + statuses.join(' '));
+      assert.ok(statuses.slice(0, -1).every((st) => st === 401));
+      assert.equal((await user(f.tokens.carol)).status, 200, 'a valid token is not held back by its address');
     });
   });
 });

@@ -126,8 +126,15 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const address = req.socket.remoteAddress ?? '';
-    const wait = ctx.limiter.request(address);
-    if (wait !== null) throw tooMany(wait);
+    // Request limits: a valid bearer token has a count of its own (per token, as Particle's), so callers
+    // sharing an address do not starve each other; everything else (no token, client credentials, an
+    // unknown token, a path that does not exist) counts against the address.
+    const token = bearer(req.headers);
+    const limit = (key: string) => {
+      const wait = ctx.limiter.request(key);
+      if (wait !== null) throw tooMany(wait);
+    };
+    if (token === null) limit('address ' + address);
     const url = new URL(req.url ?? '/', 'http://bridge');
     let parts: string[];
     try {
@@ -148,7 +155,10 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
         break;
       }
     }
-    if (!found) throw pathKnown ? ApiError.of(405, 'Method not allowed') : ApiError.of(404, 'Not found');
+    if (!found) {
+      if (token !== null) limit('address ' + address);
+      throw pathKnown ? ApiError.of(405, 'Method not allowed') : ApiError.of(404, 'Not found');
+    }
     let body: Promise<Fields> | null = null;
     const uploads: string[] = [];
     res.once('close', () => removeUploads(uploads));
@@ -157,6 +167,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const request: Request = { method, url, res, params: found.params, headers: req.headers, body: readOnce };
     const g = found.r.route.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers, method === 'GET' ? null : readOnce);
+    if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : 'address ' + address);
     let access: Access;
     if (g.kind === 'public') access = { actor, product: null, device: null, org: null, decision: null };
     else if (g.kind === 'signedIn') {

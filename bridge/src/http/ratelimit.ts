@@ -1,12 +1,13 @@
 /**
- * Per-client-address limits, as Particle's API documents them: requests per
- * window, token requests per window with a lock-out after repeated failed
- * logins, event stream opens per window and streams open at once. Fixed
- * windows per address; the table is swept each window and capped, so a
- * flood of addresses cannot grow it without bound.
+ * The HTTP API's limits, with Particle's figures: requests per window (per
+ * access token, or per client address for requests without a valid one:
+ * app.ts picks the key), token requests per window with a lock-out after
+ * repeated failed logins, event stream opens per window and streams open at
+ * once (per address). Fixed windows; the table is swept each window and
+ * capped, so a flood of keys cannot grow it without bound.
  */
 export interface RateLimits {
-  /** Any request: at most `limit` per `windowMs` per address. */
+  /** Any request: at most `limit` per `windowMs` per key (a valid token, else the address). */
   requests: { limit: number; windowMs: number };
   /** POST /oauth/token. */
   token: { limit: number; windowMs: number };
@@ -67,9 +68,9 @@ export class RateLimiter {
     this.opens = new Window(limits.streams.windowMs, t);
   }
 
-  /** Null when the request may go on; otherwise the seconds to wait. */
-  request(address: string): number | null {
-    const r = this.requests.take(address, this.limits.requests.limit, this.now());
+  /** Counts a request of `key` (a token or an address); null when it may go on, otherwise the seconds to wait. */
+  request(key: string): number | null {
+    const r = this.requests.take(key, this.limits.requests.limit, this.now());
     return r.ok ? null : r.retryAfter;
   }
 
