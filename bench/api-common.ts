@@ -47,7 +47,7 @@ export type ServerReply =
       token: string | null;
       startupMs: number;
       provisionMs: number;
-      /** Bridge: its default per-address request limit, and whether the benchmark lifted it. */
+      /** Bridge: its default per-token request limit, and whether the benchmark lifted it. */
       requestLimit: { limit: number; windowMs: number; lifted: boolean } | null;
     }
   | { op: 'error'; message: string }

@@ -8,7 +8,7 @@
  *                                                          createBridge (MQTT + HTTP API) on an empty data dir,
  *                                                          then a user, a product, the devices with their
  *                                                          secrets and a bearer token of the user; the
- *                                                          per-address request limit lifted unless kept
+ *                                                          per-token request limit lifted unless kept
  *
  * Answers the parent's requests: CPU time used, and (bridge) how many
  * benchmark devices the store sees online with their function and variable.
@@ -35,8 +35,8 @@ async function bridge(dataDir: string, n: number, callTimeoutMs: number, keepRat
   const t0 = performance.now();
   // Imported here, not at the top: the bare broker's process loads none of the bridge.
   const { createBridge, defaultOptions } = await import('@flotilla/bridge');
-  // Particle's limit (10,000 requests per 5 minutes per address) would answer 429 after the first
-  // 10,000 calls from 127.0.0.1: lifted through the bridge's option; the limiter still counts every request.
+  // Particle's limit (10,000 requests per 5 minutes per token) would answer 429 after the first
+  // 10,000 calls of the bench's one token: lifted through the bridge's option; the limiter still counts every request.
   const defaults = defaultOptions.rateLimits;
   const rateLimits = keepRateLimit ? defaults : { ...defaults, requests: { ...defaults.requests, limit: 1e9 } };
   const b = await createBridge({

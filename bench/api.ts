@@ -41,7 +41,9 @@
  * --stall-ms 5000 --phase-deadline-ms 30000 (a phase still running then has
  * failed) --call-timeout-ms 3000 (the bridge's callTimeoutMs, and the
  * requester's); --keep-rate-limit (keep the bridge's per-address request
- * limit, Particle's 10,000 per 5 minutes: the phases then fail on 429); --quick (a smoke run: 1 run; 2000 or 1.5 s, 2000 or 3 s,
+ * limit, Particle's 10,000 per 5 minutes: the phases then fail on 429); --cpu-prof DIR (each
+ * server writes V8 CPU profiles under DIR/bare and DIR/bridge, one per thread, when it
+ * exits; profiling slows it, so the table of such a run is not a measurement); --quick (a smoke run: 1 run; 2000 or 1.5 s, 2000 or 3 s,
  * 2000 or 2 s, 300 or 1.5 s).
  *
  * Exit status: 0 when the table holds measurements, whether or not the
@@ -61,7 +63,7 @@ import {
 
 // ------------------------------------------------------------------ parameters
 
-const { flag, numbers } = commandLine();
+const { flag, numbers, str } = commandLine();
 const P = {
   ...numbers(
     {
@@ -84,6 +86,8 @@ const P = {
     { warmup: 2000, warmupMs: 1500, calls: 2000, callsMs: 3000, reads: 2000, readsMs: 2000, seq: 300, seqMs: 1500, runs: 1 },
   ),
   keepRateLimit: flag('keep-rate-limit'),
+  /** Where each server writes a V8 CPU profile (node --cpu-prof), or null. */
+  cpuProfDir: str('cpu-prof'),
   setupDeadlineMs: 60_000,
 };
 if (P.devices < 1 || P.callers < 1 || P.runs < 1) throw new Error('--devices, --callers and --runs must be ≥ 1');
@@ -115,7 +119,9 @@ async function startServer(kind: Kind): Promise<ServerProc> {
     args.push(dir, String(P.devices), String(P.callTimeoutMs));
     if (P.keepRateLimit) args.push('--keep-rate-limit');
   }
-  const s = await startChildServer<ServerRequest, ServerReply, Ready>({ script: SERVER, args, cpuList: '0', name: kind, who: 'server', readyMs: P.setupDeadlineMs, dir });
+  // One directory per kind: each thread (tsx's loader runs in a worker) writes a profile of its own, named by pid and thread.
+  const nodeFlags = P.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', P.cpuProfDir + '/' + kind] : [];
+  const s = await startChildServer<ServerRequest, ServerReply, Ready>({ script: SERVER, args, cpuList: '0', name: kind, who: 'server', readyMs: P.setupDeadlineMs, dir, nodeFlags });
   return { ...s, kind };
 }
 
@@ -192,7 +198,7 @@ interface PhaseResult {
 }
 
 let rr = 0;
-/** The bridge's default per-address request limit, as its server reported it. */
+/** The bridge's default per-token request limit, as its server reported it. */
 let requestLimit: Ready['requestLimit'] = null;
 
 /**
@@ -393,8 +399,8 @@ async function main(): Promise<number> {
     `- bridge: createBridge (MQTT + HTTP API) on an empty temp data dir; a user owning a product with the ${P.devices} devices and a bearer token of that user, provisioned in the server process; callTimeoutMs ${P.callTimeoutMs}; the store must report every device online with its function and variable before the first request. HTTP: node:http, keep-alive Agent with maxSockets = callers; POST /v1/devices/<id>/${FUNCTION} with application/json {"arg": "<${Buffer.byteLength(ARG)} B>"} (${CALL_BODY.length} B body) → ${sizes.httpCallResponse} B JSON; GET /v1/devices/<id>/${VARIABLE} → ${sizes.httpVarResponse} B JSON; every answer checked (200 and the device's value)` +
       (requestLimit
         ? requestLimit.lifted
-          ? `; the per-address request limit (${fmt(requestLimit.limit)} per ${requestLimit.windowMs / 60000} min, Particle's) raised to 1e9 through the bridge's rateLimits option, so the load from 127.0.0.1 is not cut; the limiter still counts every request`
-          : `; the per-address request limit kept (${fmt(requestLimit.limit)} per ${requestLimit.windowMs / 60000} min): past it the bridge answers 429 and the phases fail`
+          ? `; the per-token request limit (${fmt(requestLimit.limit)} per ${requestLimit.windowMs / 60000} min, Particle's) raised to 1e9 through the bridge's rateLimits option, so the load on the one bench token is not cut; the limiter still counts every request`
+          : `; the per-token request limit kept (${fmt(requestLimit.limit)} per ${requestLimit.windowMs / 60000} min): past it the bridge answers 429 and the phases fail`
         : ''),
   );
   out.push(`- setup per run (server start, devices connected and ready): anchor ${cell(ofKind('bare', (r) => r.setupMs))} ms; bridge ${cell(ofKind('bridge', (r) => r.setupMs))} ms, of which createBridge ${cell(ofKind('bridge', (r) => r.startupMs))} ms and provisioning ${cell(ofKind('bridge', (r) => r.provisionMs))} ms`);
