@@ -9,7 +9,6 @@ import type { Store } from '../store.js';
 import { tokenStore, userStore } from './accounts.js';
 import { openConnection } from './connection.js';
 import type { Ctx } from './context.js';
-import { memoizeAuthz } from '../authz-memo.js';
 import { deviceStore } from './devices.js';
 import { teamStore } from './teams.js';
 import { customerStore } from './customers.js';
@@ -68,7 +67,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
   };
   let closing: Promise<void> | null = null;
   const telemetry = telemetryStore(ctx);
-  const store: SqliteStore = {
+  return {
     ...userStore(ctx),
     ...tokenStore(ctx),
     ...teamStore(ctx),
@@ -103,8 +102,4 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
       return closing;
     },
   };
-  // data_version changes when another connection commits to the file: what this process did not write itself.
-  // Prepared once: db.pragma() would prepare it on every request.
-  const dataVersion = db.prepare<{ data_version: number }>('PRAGMA data_version');
-  return memoizeAuthz(store, () => (closing ? -1 : (dataVersion.get()?.data_version ?? -1)));
 }
