@@ -1,6 +1,7 @@
 /**
  * The agent: a `cloud` object shaped like Particle's `Particle` facade, over
- * the MQTT client, the OTA receiver and the boot record. Every callback of
+ * the MQTT client, the boot record and the OTA receiver (which lives here,
+ * in the agent's event method). Every callback of
  * the app (variable getter, function, subscription handler, timer) runs
  * guarded: an exception is reported to the cloud and never stops the agent.
  *
@@ -8,15 +9,15 @@
  * so this file favours few functions and builds wire arrays in place.
  */
 import {
-  CLAIM_CODE_EVENT, cloudTopic, deviceTopic, ERROR_SOURCE, eventNameProblem, isReservedEventName, KIND, LIMITS, nameProblem, OTA_FAILURE, OTA_STATE, REPLY_STATUS, RESET_REASON,
-  utf8Length, VAR_TYPE, VITAL, WireValue,
+  CLAIM_CODE_EVENT, cloudTopic, deviceTopic, ERROR_SOURCE, eventNameProblem, IMAGE_HEADER_SIZE, isReservedEventName, KIND, LIMITS, nameProblem, OTA_FAILURE, OTA_STATE,
+  parseImageHeader, REPLY_STATUS, RESET_REASON, utf8Length, VAR_TYPE, VITAL, WireValue,
 } from '@flotilla/protocol/core';
 import type { OtaFailure, OtaState, ReplyStatus, VarType, VarValue } from '@flotilla/protocol/core';
 import type { Hal } from './hal.js';
-import { BootRecord, confirmed, copy, decodeBoot, encodeBoot, NO_SLOT, runningSlot } from './boot.js';
+import { BootRecord, confirmed, copy, decodeBoot, encodeBoot, NO_SLOT, pending, runningSlot } from './boot.js';
 import { cborEncode, decodeIn, Inbound, nameOf } from './wire.js';
 import { Done, MqttClient } from './mqtt/client.js';
-import { OtaEvent, OtaReceiver } from './ota.js';
+import { sha256 } from './sha256.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -46,6 +47,15 @@ export interface PublishOptions {
   ack?: boolean;
   /** Seconds (default 60). */
   ttl?: number;
+}
+
+/** What the app's onOta handler sees. */
+export interface OtaEvent {
+  type: 'begin' | 'progress' | 'done' | 'failed';
+  version: number;
+  size: number;
+  offset: number;
+  reason?: OtaFailure;
 }
 
 export type Getter = () => VarValue;
@@ -90,41 +100,92 @@ interface Entry {
 /** An error waiting to be reported: [source code, name, message, stack, count, uptime]. */
 type PendingError = [number, string, string, string, number, number];
 
-/** An app timer: [id, hal timer id, ms (negative: once), the app's fn, the guarded runner]. */
-type AppTimer = [number, number, number, () => void, () => void];
+/** An app timer: [id, hal timer id, ms, the app's fn, the bound runner, fires once]. */
+type AppTimer = [number, number, number, () => void, () => void, boolean];
 
 /** Distinct errors held for reporting at once; more are counted only. */
 const ERRORS_MAX = 8;
 
-function problem(call: string, what: string): Error {
-  return new Error('cloud.' + call + ': ' + what);
-}
+/**
+ * Seconds a verified image waits for the cloud to acknowledge "verified"
+ * while the link is up: the MQTT client's ack timeout. On a loaded link the
+ * statuses ahead of it drain slowly; resetting sooner loses them.
+ */
+const RESET_GRACE_S = 10;
 
-function typeOf(v: unknown): VarType | '' {
-  return typeof v === 'boolean' ? 'bool' : typeof v === 'string' ? 'string'
-    : typeof v !== 'number' ? '' : Math.floor(v) === v && v >= -2147483648 && v <= 2147483647 ? 'int32' : 'double';
-}
+// What `ev_` does. The MQTT client's events, the timers and the `done`
+// callbacks are `ev_` bound to one of these (a bound function costs half
+// the heap of a function of its own; see the class comment).
+const CONNECTED = 0;
+/** A PUBLISH from the cloud: (topic, payload). */
+const MESSAGE = 1;
+/** Sends the errors collected (on the next tick after a report). */
+const FLUSH = 2;
+const HELLO = 3;
+/** Publishes vitals and re-arms the schedule; (true) when the schedule's timer fired. */
+const VITALS = 4;
+/** Stops and resets the device: (reason). */
+const RESTART = 5;
+/** The cloud acknowledged the claim code: (code, err). */
+const CLAIMED = 6;
+/** The cloud acknowledged a hello that reported a rollback: (version, err). */
+const ROLLED_BACK = 7;
+/** An app timer fired: (timer). */
+const APP_TIMER = 8;
+/** Once a second after "verified": reset when the link is down or the grace is spent (its acknowledgement resets at once). */
+const OTA_WAIT = 9;
+/** Persists the boot record (one atomic write) and makes it current: (record). */
+const PERSIST = 10;
+/**
+ * Queues message (kind) with (fields) and calls (done) when it is acknowledged;
+ * QoS 1 but for vitals, which a full queue drops first. Returns false when refused.
+ */
+const SEND = 11;
+/** Registers a variable, function or subscription: (message prefix, list, entry, max, advice). */
+const REGISTER = 12;
+/** Calls an app callback, guarded: (source, name, fn, x, y); see the branch. */
+const GUARD = 13;
+/** Collects an error for reporting: (source, name, message, stack). */
+const REPORT = 14;
+/** The wire type of a value, or '': (value). */
+const TYPE_OF = 15;
+/** (s, max): `s` cut to at most `max` UTF-8 bytes. */
+const CUT = 16;
+// The public methods (Cloud), in the order of API_NAMES.
+const VARIABLE = 20;
+const FN = 21;
+const SUBSCRIBE = 22;
+const SET_CLAIM_CODE = 23;
+const ON_OTA = 24;
+const IS_CONNECTED = 25;
+const CONNECT = 26;
+const DISCONNECT = 27;
+const PUBLISH = 28;
+const SET_VITALS = 29;
+const EVERY = 30;
+const AFTER = 31;
+const CANCEL = 32;
+const API_NAMES = ['variable', 'fn', 'subscribe', 'setClaimCode', 'onOta', 'connected', 'connect', 'disconnect', 'publish', 'vitals', 'every', 'after', 'cancel'];
 
-/** Cuts `s` to at most `max` UTF-8 bytes. */
-function cut(s: string, max: number): string {
-  while (utf8Length(s) > max || utf8Length(s) < 0) s = s.substring(0, s.length - 1);
-  return s;
-}
+/** Array's join, for comparing two SHA-256 digests without a function of our own. */
+const join = Array.prototype.join;
 
-function find(list: Entry[], name: string): Entry | null {
-  for (let i = 0; i < list.length; i++) if (list[i].name === name) return list[i];
-  return null;
-}
-
+/**
+ * The agent. Every function object costs about 300 bytes of heap on Duktape
+ * and QuickJS (a bound function about 150), so the work is done by one large
+ * method, `ev_`, by code: the public methods (bound to it, one code each),
+ * everything that arrives (MQTT events and messages, OTA frames, timers,
+ * acknowledgements) and the shared steps (persist the boot record, send a
+ * message, guard an app callback, collect an error report).
+ */
 class Agent implements Cloud {
   readonly deviceId: string;
   readonly limits = LIMITS;
-  boot: BootRecord;
-  readonly hal: Hal;
-  readonly product: number;
-  readonly firmware: number;
+  private boot_: BootRecord;
+  private readonly hal_: Hal;
+  private readonly product_: number;
+  private readonly firmware_: number;
   private readonly mqtt_: MqttClient;
-  private readonly ota_: OtaReceiver;
   private readonly vars_: Entry[] = [];
   private readonly fns_: Entry[] = [];
   private readonly subs_: Entry[] = [];
@@ -150,19 +211,38 @@ class Agent implements Cloud {
   private trialTimer_ = -1;
   /** This run booted an image on trial (not: an image was verified during this run). */
   private onTrial_ = false;
+  /** A verified image waits for the reset; no other OTA frame is accepted. */
+  private finishing_ = false;
+  private graceLeft_ = 0;
   private readonly flushB_: () => void;
+  // The public methods: `ev_` bound to VARIABLE ... CANCEL in the constructor, one
+  // bound function each (half the heap of a method of its own).
+  declare readonly variable: Cloud['variable'];
+  declare readonly fn: Cloud['fn'];
+  declare readonly subscribe: Cloud['subscribe'];
+  declare readonly setClaimCode: Cloud['setClaimCode'];
+  declare readonly onOta: Cloud['onOta'];
+  declare readonly connected: Cloud['connected'];
+  declare readonly connect: Cloud['connect'];
+  declare readonly disconnect: Cloud['disconnect'];
+  declare readonly publish: Cloud['publish'];
+  declare readonly vitals: Cloud['vitals'];
+  declare readonly every: Cloud['every'];
+  declare readonly after: Cloud['after'];
+  declare readonly cancel: Cloud['cancel'];
 
   constructor(hal: Hal, o: AgentOptions) {
     const id = o.deviceId;
-    this.hal = hal;
+    for (let i = 0; i < API_NAMES.length; i++) (this as unknown as { [name: string]: unknown })[API_NAMES[i]] = this.ev_.bind(this, VARIABLE + i);
+    this.hal_ = hal;
     this.deviceId = id;
-    this.product = o.product;
-    this.firmware = o.firmware;
-    this.boot = decodeBoot(hal.flash.readBoot());
+    this.product_ = o.product;
+    this.firmware_ = o.firmware;
+    this.boot_ = decodeBoot(hal.flash.readBoot());
     const reason = hal.system.resetReason();
     this.bootReason_ = nameOf(RESET_REASON, reason) ? reason : RESET_REASON.unknown;
     this.refilledAt_ = hal.clock.now();
-    this.flushB_ = this.flush_.bind(this);
+    this.flushB_ = this.ev_.bind(this, FLUSH);
     this.topicOf_ = {};
     this.topicOf_[KIND.hello] = deviceTopic(id, 'hello');
     this.topicOf_[KIND.vitals] = deviceTopic(id, 'vitals');
@@ -180,343 +260,401 @@ class Agent implements Cloud {
         backoffMax: o.backoffMax !== undefined ? o.backoffMax : 60000, queueMax: o.queueMax !== undefined ? o.queueMax : LIMITS.offlineQueueMax,
         inflightMax: 4, ackTimeout: 10000, retries: 3, maxPacket: LIMITS.messageMaxBytes + 256,
       },
-      { connected: this.onConnected_.bind(this), message: this.onMessage_.bind(this), disconnected: function () {} },
+      { connected: this.ev_.bind(this, CONNECTED), message: this.ev_.bind(this, MESSAGE) },
     );
-    this.ota_ = new OtaReceiver(this);
-    this.onTrial_ = this.boot.trial !== NO_SLOT;
+    this.onTrial_ = this.boot_.trial !== NO_SLOT;
     if (this.onTrial_)
       // On trial: reach the cloud in time, or reset and let the bootloader roll back.
-      this.trialTimer_ = hal.clock.setTimer(this.restart.bind(this, RESET_REASON.update_timeout), o.trialWindow !== undefined ? o.trialWindow : 60000);
-    if (this.bootReason_ === RESET_REASON.panic) this.report(ERROR_SOURCE.crash, '', 'the previous run ended in a crash (reset reason panic)', '');
-    if (o.autoConnect !== false) hal.clock.setTimer(this.connect.bind(this), 0);
+      this.trialTimer_ = hal.clock.setTimer(this.ev_.bind(this, RESTART, RESET_REASON.update_timeout), o.trialWindow !== undefined ? o.trialWindow : 60000);
+    if (this.bootReason_ === RESET_REASON.panic) this.ev_(REPORT, ERROR_SOURCE.crash, '', 'the previous run ended in a crash (reset reason panic)', '');
+    if (o.autoConnect !== false) hal.clock.setTimer(this.connect, 0);
   }
 
-  // ---- registration ------------------------------------------------------
+  // ---- everything that arrives ----------------------------------------------
 
-  variable(name: string, valueOrGetter: VarValue | Getter, type?: VarType): void {
-    const call = 'variable("' + name + '")';
-    const getter = typeof valueOrGetter === 'function' ? valueOrGetter : null;
-    const t = type !== undefined ? type : typeOf(getter ? this.guard_(ERROR_SOURCE.variable, name, getter) : valueOrGetter);
-    if (!VAR_TYPE[t as VarType]) throw problem(call, 'give the type as the third argument: "bool", "int32", "double" or "string"');
-    if (!getter && (typeOf(valueOrGetter) !== t && !(t === 'double' && typeOf(valueOrGetter) === 'int32'))) throw problem(call, 'the value is not of type ' + t);
-    if (!getter && t === 'string' && utf8Length(valueOrGetter as string) > LIMITS.variableValueMaxBytes) throw problem(call, 'the value is over ' + LIMITS.variableValueMaxBytes + ' bytes');
-    this.register_(call, this.vars_, { name: name, type: t as VarType, value: getter ? undefined : (valueOrGetter as VarValue), fn: getter || undefined }, LIMITS.maxVariables, 'variables; combine several into one string');
-  }
-
-  fn(name: string, handler: FunctionHandler): void {
-    this.register_('fn("' + name + '")', this.fns_, { name: name, fn: handler as Entry['fn'] }, LIMITS.maxFunctions, 'functions; dispatch several commands on one argument');
-  }
-
-  subscribe(prefix: string, handler: EventHandler): void {
-    this.register_('subscribe("' + prefix + '")', this.subs_, { name: prefix, fn: handler as Entry['fn'] }, LIMITS.maxSubscriptions, 'subscriptions; use a shorter common prefix');
-  }
-
-  private register_(call: string, list: Entry[], e: Entry, max: number, advice: string): void {
-    const bad = typeof e.name !== 'string' ? 'must be a string' : list === this.subs_ ? eventNameProblem(e.name, true) : nameProblem(e.name);
-    if (bad) throw problem(call, 'the name ' + bad);
-    if (list !== this.vars_ && typeof e.fn !== 'function') throw problem(call, 'the handler must be a function');
-    const existing = list === this.subs_ ? null : find(list, e.name);
-    if (existing) list[list.indexOf(existing)] = e;
-    else if (list.length >= max) throw problem(call, 'at most ' + max + ' ' + advice);
-    else list.push(e);
-    if (this.mqtt_.connected && this.helloTimer_ < 0) this.helloTimer_ = this.hal.clock.setTimer(this.sendHello_.bind(this), 0);
-  }
-
-  setClaimCode(code: string): void {
-    if (typeof code !== 'string' || code.length === 0 || utf8Length(code) > LIMITS.claimCodeMaxBytes) throw new Error('setClaimCode: a code of 1..' + LIMITS.claimCodeMaxBytes + ' bytes');
-    this.claimCode_ = code;
-    if (this.mqtt_.connected) this.sendClaim_();
-  }
-
-  private sendClaim_(): void {
-    const code = this.claimCode_;
-    const self = this;
-    this.mqtt_.publish(deviceTopic(this.deviceId, 'evt', CLAIM_CODE_EVENT), cborEncode([KIND.event, code, LIMITS.eventTtlDefault]), 1, function (err) {
-      if (!err && self.claimCode_ === code) self.claimCode_ = '';
-    });
-  }
-
-  onOta(handler: OtaHandler): void {
-    this.otaHandler_ = handler;
-  }
-
-  // ---- connection --------------------------------------------------------
-
-  connected(): boolean {
-    return this.mqtt_.connected;
-  }
-
-  connect(): void {
-    if (!this.dead_) this.mqtt_.start();
-  }
-
-  disconnect(): void {
-    this.mqtt_.stop();
-  }
-
-  private onConnected_(): void {
-    if (this.onTrial_) {
-      // Reached the cloud: the trial image is good. (An image verified during this
-      // run is marked too, but has not booted yet: it is not confirmed here.)
-      this.onTrial_ = false;
-      this.persist(confirmed(this.boot));
-      this.hal.clock.clearTimer(this.trialTimer_);
-    }
-    this.sendHello_();
-    this.send_(KIND.status, [true], null);
-    if (this.claimCode_) this.sendClaim_();
-    this.vitalsNow_();
-    this.flush_();
-  }
-
-  private sendHello_(): void {
-    this.hal.clock.clearTimer(this.helloTimer_);
-    this.helloTimer_ = -1;
-    const vars: WireValue[] = [];
-    const fns: WireValue[] = [];
-    const subs: WireValue[] = [];
-    for (let i = 0; i < this.vars_.length; i++) vars.push(this.vars_[i].name, VAR_TYPE[this.vars_[i].type as VarType]);
-    for (let i = 0; i < this.fns_.length; i++) fns.push(this.fns_[i].name);
-    for (let i = 0; i < this.subs_.length; i++) subs.push(this.subs_[i].name);
-    const b = this.boot;
-    const rolledBack = b.rolledBackFrom;
-    const self = this;
-    this.send_(
-      KIND.hello,
-      [AGENT_VERSION, this.firmware, this.product, vars, fns, subs, this.bootReason_, [runningSlot(b), b.trial !== NO_SLOT, rolledBack >= 0 ? rolledBack : null]],
-      rolledBack < 0 ? null : function (err) {
-        // A rollback is reported once: forget it when the cloud has it.
-        if (!err && self.boot.rolledBackFrom === rolledBack) {
-          const next = copy(self.boot);
-          next.rolledBackFrom = -1;
-          self.persist(next);
-        }
-      },
-    );
-  }
-
-  /** Persists the boot record (one atomic write) and makes it current. */
-  persist(r: BootRecord): void {
-    this.hal.flash.writeBoot(encodeBoot(r));
-    this.boot = r;
-  }
-
-  restart(reason: number): void {
-    if (this.dead_) return;
-    this.dead_ = true;
-    this.mqtt_.stop();
-    this.hal.system.reset(reason);
-  }
-
-  /** Queues message `kind` with these fields; QoS 1 but for vitals, which a full queue drops first. */
-  private send_(kind: number, fields: WireValue[], done: Done | null): boolean {
-    fields.unshift(kind);
-    return this.mqtt_.publish(this.topicOf_[kind], cborEncode(fields), kind === KIND.vitals ? 0 : 1, done);
-  }
-
-  // ---- publish -----------------------------------------------------------
-
-  publish(name: string, data?: string | Uint8Array | null, options?: PublishOptions, done?: Done): boolean {
-    const call = 'publish("' + name + '")';
-    const bad = typeof name !== 'string' ? 'must be a string' : eventNameProblem(name) || (isReservedEventName(name) ? 'starts with the reserved prefix "spark"' : '');
-    if (bad) throw problem(call, 'the name ' + bad);
-    if (data === undefined) data = null;
-    if (data !== null && typeof data !== 'string' && !(data instanceof Uint8Array)) throw problem(call, 'data must be a string, a Uint8Array or null; convert numbers with String(x)');
-    if (data !== null && (typeof data === 'string' ? utf8Length(data) : data.length) > LIMITS.eventDataMaxBytes) throw problem(call, 'data is over ' + LIMITS.eventDataMaxBytes + ' bytes');
-    const ttl = options && options.ttl !== undefined ? options.ttl : LIMITS.eventTtlDefault;
-    if (!(ttl >= 0 && ttl <= LIMITS.eventTtlMax && Math.floor(ttl) === ttl)) throw problem(call, 'ttl must be a whole number of seconds up to ' + LIMITS.eventTtlMax);
-    // Token bucket: LIMITS.publishPerSecond, bursts of LIMITS.publishBurst, as Device OS.
-    const now = this.hal.clock.now();
-    this.tokens_ = Math.min(LIMITS.publishBurst, this.tokens_ + ((now - this.refilledAt_) / 1000) * LIMITS.publishPerSecond);
-    this.refilledAt_ = now;
-    if (this.tokens_ < 1) {
-      this.rateLimited_++;
-      if (done) done(new Error('rate limited: ' + LIMITS.publishPerSecond + ' event per second, bursts of ' + LIMITS.publishBurst));
-      return false;
-    }
-    this.tokens_--;
-    const ok = this.mqtt_.publish(deviceTopic(this.deviceId, 'evt', name), cborEncode([KIND.event, data, ttl]), options && options.ack === false ? 0 : 1, done || null);
-    if (ok) this.sent_++;
-    return ok;
-  }
-
-  // ---- vitals ------------------------------------------------------------
-
-  vitals(periodSec: number): void {
-    this.hal.clock.clearTimer(this.vitalsTimer_);
-    this.vitalsTimer_ = -1;
-    this.vitalsPeriod_ = periodSec > 0 ? periodSec : 0;
-    this.vitalsNow_();
-  }
-
-  /** Publishes vitals (when connected), and re-arms the schedule. */
-  private vitalsNow_(): void {
-    if (this.vitalsPeriod_ && this.vitalsTimer_ < 0) {
-      const self = this;
-      this.vitalsTimer_ = this.hal.clock.setTimer(function () {
-        self.vitalsTimer_ = -1;
-        self.vitalsNow_();
-      }, this.vitalsPeriod_ * 1000);
-    }
-    if (!this.mqtt_.connected) return;
-    const s = this.mqtt_.stats;
-    const sys = this.hal.system;
-    // Pairs of vital code and value, in the table's order (the cloud's encoder writes the same).
-    const v: number[] = [
-      VITAL.systemUptime, Math.floor(this.hal.clock.now() / 1000), VITAL.systemMemoryUsed, sys.memoryUsed(), VITAL.systemMemoryTotal, sys.memoryTotal(),
-      VITAL.systemResetReason, this.bootReason_, VITAL.cloudConnectionStatus, this.mqtt_.status, VITAL.cloudConnectionAttempts, s.attempts,
-      VITAL.cloudConnectionDisconnects, s.disconnects, VITAL.cloudConnectionError, s.refusedCode, VITAL.cloudCoapTransmit, s.transmit,
-      VITAL.cloudCoapRetransmit, s.retransmit, VITAL.cloudCoapUnack, s.unack, VITAL.cloudCoapRoundTrip, s.roundTrip,
-      VITAL.cloudPublishRateLimited, this.rateLimited_, VITAL.cloudPublishSent, this.sent_, VITAL.cloudPublishDropped, s.dropped,
-      VITAL.cloudErrorsReported, this.reported_,
-    ];
-    const signal = sys.signalStrength();
-    const battery = sys.battery();
-    if (signal >= 0) v.push(VITAL.networkSignalStrength, signal);
-    if (battery >= 0) v.push(VITAL.powerBatteryCharge, battery);
-    this.send_(KIND.vitals, [v], null);
-  }
-
-  // ---- timers ------------------------------------------------------------
-
-  every(ms: number, fn: () => void): number {
-    return this.timer_(ms, fn);
-  }
-
-  after(ms: number, fn: () => void): number {
-    return this.timer_(-ms, fn);
-  }
-
-  cancel(id: number): void {
-    for (let i = 0; i < this.timers_.length; i++) {
-      if (this.timers_[i][0] === id) {
-        this.hal.clock.clearTimer(this.timers_[i][1]);
-        this.timers_.splice(i, 1);
+  /** The agent's work by event (the constants above); the arguments as each says. */
+  private ev_(what: number, a?: any, b?: any, c?: any, d?: any, e?: any): any {
+    const hal = this.hal_;
+    if (what === TYPE_OF) {
+      return typeof a === 'boolean' ? 'bool' : typeof a === 'string' ? 'string'
+        : typeof a !== 'number' ? '' : Math.floor(a) === a && a >= -2147483648 && a <= 2147483647 ? 'int32' : 'double';
+    } else if (what === CUT) {
+      while (utf8Length(a) > b || utf8Length(a) < 0) a = a.substring(0, a.length - 1);
+      return a;
+    } else if (what === PERSIST) {
+      hal.flash.writeBoot(encodeBoot(a));
+      this.boot_ = a;
+    } else if (what === SEND) {
+      b.unshift(a);
+      return this.mqtt_.publish(this.topicOf_[a], cborEncode(b), a === KIND.vitals ? 0 : 1, c);
+    } else if (what === VARIABLE) {
+      // (name, valueOrGetter, type?)
+      const call = 'cloud.variable("' + a + '"): ';
+      const getter = typeof b === 'function' ? b : null;
+      const t = c !== undefined ? c : this.ev_(TYPE_OF, getter ? this.ev_(GUARD, ERROR_SOURCE.variable, a, getter) : b);
+      if (!VAR_TYPE[t as VarType]) throw new Error(call + 'give the type as the third argument: "bool", "int32", "double" or "string"');
+      if (!getter && (this.ev_(TYPE_OF, b) !== t && !(t === 'double' && this.ev_(TYPE_OF, b) === 'int32'))) throw new Error(call + 'the value is not of type ' + t);
+      if (!getter && t === 'string' && utf8Length(b) > LIMITS.variableValueMaxBytes) throw new Error(call + 'the value is over ' + LIMITS.variableValueMaxBytes + ' bytes');
+      this.ev_(REGISTER, call, this.vars_, { name: a, type: t, value: getter ? undefined : b, fn: getter || undefined }, LIMITS.maxVariables, 'variables; combine several into one string');
+    } else if (what === FN) {
+      // (name, handler)
+      this.ev_(REGISTER, 'cloud.fn("' + a + '"): ', this.fns_, { name: a, fn: b }, LIMITS.maxFunctions, 'functions; dispatch several commands on one argument');
+    } else if (what === SUBSCRIBE) {
+      // (prefix, handler)
+      this.ev_(REGISTER, 'cloud.subscribe("' + a + '"): ', this.subs_, { name: a, fn: b }, LIMITS.maxSubscriptions, 'subscriptions; use a shorter common prefix');
+    } else if (what === SET_CLAIM_CODE) {
+      // (code)
+      if (typeof a !== 'string' || a.length === 0 || utf8Length(a) > LIMITS.claimCodeMaxBytes) throw new Error('setClaimCode: a code of 1..' + LIMITS.claimCodeMaxBytes + ' bytes');
+      this.claimCode_ = a;
+      if (this.mqtt_.connected) this.ev_(CLAIMED);
+    } else if (what === ON_OTA) {
+      this.otaHandler_ = a;
+    } else if (what === IS_CONNECTED) {
+      return this.mqtt_.connected;
+    } else if (what === CONNECT) {
+      if (!this.dead_) this.mqtt_.start();
+    } else if (what === DISCONNECT) {
+      this.mqtt_.stop();
+    } else if (what === PUBLISH) {
+      // (name, data?, options?, done?)
+      const call = 'cloud.publish("' + a + '"): ';
+      const bad = typeof a !== 'string' ? 'must be a string' : eventNameProblem(a) || (isReservedEventName(a) ? 'starts with the reserved prefix "spark"' : '');
+      if (bad) throw new Error(call + 'the name ' + bad);
+      if (b === undefined) b = null;
+      if (b !== null && typeof b !== 'string' && !(b instanceof Uint8Array)) throw new Error(call + 'data must be a string, a Uint8Array or null; convert numbers with String(x)');
+      if (b !== null && (typeof b === 'string' ? utf8Length(b) : b.length) > LIMITS.eventDataMaxBytes) throw new Error(call + 'data is over ' + LIMITS.eventDataMaxBytes + ' bytes');
+      const ttl = c && c.ttl !== undefined ? c.ttl : LIMITS.eventTtlDefault;
+      if (!(ttl >= 0 && ttl <= LIMITS.eventTtlMax && Math.floor(ttl) === ttl)) throw new Error(call + 'ttl must be a whole number of seconds up to ' + LIMITS.eventTtlMax);
+      // Token bucket: LIMITS.publishPerSecond, bursts of LIMITS.publishBurst, as Device OS.
+      const now = hal.clock.now();
+      this.tokens_ = Math.min(LIMITS.publishBurst, this.tokens_ + ((now - this.refilledAt_) / 1000) * LIMITS.publishPerSecond);
+      this.refilledAt_ = now;
+      if (this.tokens_ < 1) {
+        this.rateLimited_++;
+        if (d) d(new Error('rate limited: ' + LIMITS.publishPerSecond + ' event per second, bursts of ' + LIMITS.publishBurst));
+        return false;
       }
-    }
-  }
-
-  /** A guarded app timer; a negative `ms` fires once. */
-  private timer_(ms: number, fn: () => void): number {
-    if (typeof fn !== 'function') throw problem(ms < 0 ? 'after' : 'every', 'the callback must be a function');
-    const self = this;
-    const t: AppTimer = [++this.timerSeq_, -1, ms, fn, fn];
-    // Re-armed through t[4], not its own name: a minifier turns a self-referencing
-    // function into a named function expression, which Duktape built without
-    // DUK_USE_FUNC_NAME_PROPERTY (a usual low-memory option) cannot resolve.
-    t[4] = function () {
-      if (self.dead_) return;
-      if (t[2] >= 0) t[1] = self.hal.clock.setTimer(t[4], t[2]);
-      else self.cancel(t[0]);
-      self.guard_(ERROR_SOURCE.timer, '', t[3]);
-    };
-    t[1] = this.hal.clock.setTimer(t[4], ms < 0 ? -ms : ms);
-    this.timers_.push(t);
-    return t[0];
-  }
-
-  // ---- errors ------------------------------------------------------------
-
-  /** Calls an app callback; an exception is reported, `threw` set, and undefined returned. */
-  private guard_(source: number, name: string, fn: (a?: unknown, b?: unknown) => unknown, a?: unknown, b?: unknown): unknown {
-    this.threw_ = false;
-    try {
-      return fn(a, b);
-    } catch (e) {
-      const err = e as { message?: unknown; stack?: unknown };
-      this.threw_ = true;
-      this.lastError_ = cut(err && err.message !== undefined ? String(err.message) : String(e), LIMITS.errorMessageMaxBytes);
-      this.report(source, name, this.lastError_, err && typeof err.stack === 'string' ? err.stack : '');
-      return undefined;
-    }
-  }
-
-  /** Collects an error; repeats of one error travel as one report with a count. */
-  report(source: number, name: string, message: string, stack: string): void {
-    message = cut(message, LIMITS.errorMessageMaxBytes);
-    const uptime = Math.floor(this.hal.clock.now() / 1000);
-    for (let i = 0; i < this.errors_.length; i++) {
-      const p = this.errors_[i];
-      if (p[0] === source && p[1] === name && p[2] === message) {
-        p[4]++;
-        p[5] = uptime;
+      this.tokens_--;
+      const ok = this.mqtt_.publish(deviceTopic(this.deviceId, 'evt', a), cborEncode([KIND.event, b, ttl]), c && c.ack === false ? 0 : 1, d || null);
+      if (ok) this.sent_++;
+      return ok;
+    } else if (what === SET_VITALS) {
+      // (periodSec)
+      hal.clock.clearTimer(this.vitalsTimer_);
+      this.vitalsTimer_ = -1;
+      this.vitalsPeriod_ = a > 0 ? a : 0;
+      this.ev_(VITALS);
+    } else if (what === EVERY || what === AFTER) {
+      // (ms, fn): a guarded app timer.
+      if (typeof b !== 'function') throw new Error('cloud.' + (what === AFTER ? 'after' : 'every') + ': the callback must be a function');
+      const t: AppTimer = [++this.timerSeq_, -1, a, b, b, what === AFTER];
+      // Re-armed through t[4]: a function that named itself would become a named
+      // function expression, which Duktape built without DUK_USE_FUNC_NAME_PROPERTY
+      // (a usual low-memory option) cannot resolve.
+      t[4] = this.ev_.bind(this, APP_TIMER, t);
+      t[1] = hal.clock.setTimer(t[4], a);
+      this.timers_.push(t);
+      return t[0];
+    } else if (what === CANCEL) {
+      // (id)
+      for (let i = 0; i < this.timers_.length; i++) {
+        if (this.timers_[i][0] === a) {
+          hal.clock.clearTimer(this.timers_[i][1]);
+          this.timers_.splice(i, 1);
+        }
+      }
+    } else if (what === REGISTER) {
+      // (call, list, entry, max, advice); `call` is the message's prefix: 'cloud.fn("name"): '.
+      const list = b as Entry[];
+      const subs = list === this.subs_;
+      const bad = typeof c.name !== 'string' ? 'must be a string' : subs ? eventNameProblem(c.name, true) : nameProblem(c.name);
+      if (bad) throw new Error(a + 'the name ' + bad);
+      if (list !== this.vars_ && typeof c.fn !== 'function') throw new Error(a + 'the handler must be a function');
+      // Registering a name again replaces it; subscriptions may repeat.
+      let i = 0;
+      while (i < list.length && (subs || list[i].name !== c.name)) i++;
+      if (i === list.length && i >= d) throw new Error(a + 'at most ' + d + ' ' + e);
+      list[i] = c;
+      if (this.mqtt_.connected && this.helloTimer_ < 0) this.helloTimer_ = hal.clock.setTimer(this.ev_.bind(this, HELLO), 0);
+    } else if (what === GUARD) {
+      // (source, name, fn, x, y): calls fn(x, y) for the app; an exception is reported, threw_ set, and undefined returned.
+      this.threw_ = false;
+      try {
+        return c(d, e);
+      } catch (x) {
+        const err = x as { message?: unknown; stack?: unknown };
+        this.threw_ = true;
+        this.lastError_ = this.ev_(CUT, err && err.message !== undefined ? String(err.message) : String(x), LIMITS.errorMessageMaxBytes);
+        this.ev_(REPORT, a, b, this.lastError_, err && typeof err.stack === 'string' ? err.stack : '');
+        return undefined;
+      }
+    } else if (what === REPORT) {
+      // (source, name, message, stack): collects an error; repeats of one error travel as one report with a count.
+      const message = this.ev_(CUT, c, LIMITS.errorMessageMaxBytes);
+      const uptime = Math.floor(hal.clock.now() / 1000);
+      for (let i = 0; i < this.errors_.length; i++) {
+        const p = this.errors_[i];
+        if (p[0] === a && p[1] === b && p[2] === message) {
+          p[4]++;
+          p[5] = uptime;
+          return;
+        }
+      }
+      if (this.errors_.length < ERRORS_MAX) this.errors_.push([a, this.ev_(CUT, b, LIMITS.nameMaxBytes), message, this.ev_(CUT, d, LIMITS.errorStackMaxBytes), 1, uptime]);
+      hal.clock.setTimer(this.flushB_, 0);
+    } else if (what === CONNECTED) {
+      if (this.onTrial_) {
+        // Reached the cloud: the trial image is good. (An image verified during this
+        // run is marked too, but has not booted yet: it is not confirmed here.)
+        this.onTrial_ = false;
+        this.ev_(PERSIST, confirmed(this.boot_));
+        hal.clock.clearTimer(this.trialTimer_);
+      }
+      this.ev_(HELLO);
+      this.ev_(SEND, KIND.status, [true], null);
+      if (this.claimCode_) this.ev_(CLAIMED);
+      this.ev_(VITALS);
+      this.ev_(FLUSH);
+    } else if (what === HELLO) {
+      hal.clock.clearTimer(this.helloTimer_);
+      this.helloTimer_ = -1;
+      const vars: WireValue[] = [];
+      const fns: WireValue[] = [];
+      const subs: WireValue[] = [];
+      for (let i = 0; i < this.vars_.length; i++) vars.push(this.vars_[i].name, VAR_TYPE[this.vars_[i].type as VarType]);
+      for (let i = 0; i < this.fns_.length; i++) fns.push(this.fns_[i].name);
+      for (let i = 0; i < this.subs_.length; i++) subs.push(this.subs_[i].name);
+      const r = this.boot_;
+      const rolledBack = r.rolledBackFrom;
+      this.ev_(SEND, 
+        KIND.hello,
+        [AGENT_VERSION, this.firmware_, this.product_, vars, fns, subs, this.bootReason_, [runningSlot(r), r.trial !== NO_SLOT, rolledBack >= 0 ? rolledBack : null]],
+        rolledBack < 0 ? null : this.ev_.bind(this, ROLLED_BACK, rolledBack),
+      );
+    } else if (what === ROLLED_BACK) {
+      // A rollback is reported once: forget it when the cloud has it.
+      if (!b && this.boot_.rolledBackFrom === a) {
+        const next = copy(this.boot_);
+        next.rolledBackFrom = -1;
+        this.ev_(PERSIST, next);
+      }
+    } else if (what === CLAIMED) {
+      // Without arguments: send the claim code; with them, the cloud's acknowledgement.
+      if (a === undefined) {
+        const code = this.claimCode_;
+        this.mqtt_.publish(deviceTopic(this.deviceId, 'evt', CLAIM_CODE_EVENT), cborEncode([KIND.event, code, LIMITS.eventTtlDefault]), 1, this.ev_.bind(this, CLAIMED, code));
+      } else if (!b && this.claimCode_ === a) this.claimCode_ = '';
+    } else if (what === RESTART) {
+      if (this.dead_) return;
+      this.dead_ = true;
+      this.mqtt_.stop();
+      hal.system.reset(a);
+    } else if (what === FLUSH) {
+      if (!this.mqtt_.connected || this.dead_) return; // sent on connect
+      while (this.errors_.length) if (this.ev_(SEND, KIND.error, this.errors_.shift() as WireValue[], null)) this.reported_++;
+    } else if (what === VITALS) {
+      if (a) this.vitalsTimer_ = -1;
+      if (this.vitalsPeriod_ && this.vitalsTimer_ < 0) this.vitalsTimer_ = hal.clock.setTimer(this.ev_.bind(this, VITALS, true), this.vitalsPeriod_ * 1000);
+      if (!this.mqtt_.connected) return;
+      const s = this.mqtt_.stats;
+      const sys = hal.system;
+      // Pairs of vital code and value, in the table's order (the cloud's encoder writes the same).
+      const v: number[] = [
+        VITAL.systemUptime, Math.floor(hal.clock.now() / 1000), VITAL.systemMemoryUsed, sys.memoryUsed(), VITAL.systemMemoryTotal, sys.memoryTotal(),
+        VITAL.systemResetReason, this.bootReason_, VITAL.cloudConnectionStatus, this.mqtt_.status, VITAL.cloudConnectionAttempts, s.attempts,
+        VITAL.cloudConnectionDisconnects, s.disconnects, VITAL.cloudConnectionError, s.refusedCode, VITAL.cloudCoapTransmit, s.transmit,
+        VITAL.cloudCoapRetransmit, s.retransmit, VITAL.cloudCoapUnack, s.unack, VITAL.cloudCoapRoundTrip, s.roundTrip,
+        VITAL.cloudPublishRateLimited, this.rateLimited_, VITAL.cloudPublishSent, this.sent_, VITAL.cloudPublishDropped, s.dropped,
+        VITAL.cloudErrorsReported, this.reported_,
+      ];
+      const signal = sys.signalStrength();
+      const battery = sys.battery();
+      if (signal >= 0) v.push(VITAL.networkSignalStrength, signal);
+      if (battery >= 0) v.push(VITAL.powerBatteryCharge, battery);
+      this.ev_(SEND, KIND.vitals, [v], null);
+    } else if (what === APP_TIMER) {
+      const t = a as AppTimer;
+      if (this.dead_) return;
+      if (!t[5]) t[1] = hal.clock.setTimer(t[4], t[2]);
+      else this.ev_(CANCEL, t[0]);
+      this.ev_(GUARD, ERROR_SOURCE.timer, '', t[3]);
+    } else if (what === OTA_WAIT) {
+      if (!this.mqtt_.connected || --this.graceLeft_ <= 0) this.ev_(RESTART, RESET_REASON.update);
+      else hal.clock.setTimer(this.ev_.bind(this, OTA_WAIT), 1000);
+    } else if (!this.dead_) {
+      // MESSAGE: (topic, payload) from the cloud.
+      let m: Inbound;
+      try {
+        m = decodeIn(b);
+      } catch (e) {
+        return this.ev_(REPORT, ERROR_SOURCE.agent, 'decode', (e as Error).message, '');
+      }
+      // Each kind on its own topic: requests on req, OTA frames on ota, events on evt.
+      if (a !== this.inbox_[m.kind === 'request' ? 0 : m.kind === 'cloudEvent' ? 2 : 1]) return this.ev_(REPORT, ERROR_SOURCE.agent, 'topic', m.kind + ' is not expected on ' + a, '');
+      if (m.kind === 'cloudEvent') {
+        for (let i = 0; i < this.subs_.length; i++) {
+          const s = this.subs_[i];
+          if (m.name.substring(0, s.name.length) === s.name) this.ev_(GUARD, ERROR_SOURCE.subscription, s.name, s.fn as Entry['fn'] & {}, m.name, m.data);
+        }
         return;
       }
-    }
-    if (this.errors_.length < ERRORS_MAX) this.errors_.push([source, cut(name, LIMITS.nameMaxBytes), message, cut(stack, LIMITS.errorStackMaxBytes), 1, uptime]);
-    this.hal.clock.setTimer(this.flushB_, 0);
-  }
-
-  private flush_(): void {
-    if (!this.mqtt_.connected || this.dead_) return; // sent on connect
-    while (this.errors_.length) if (this.send_(KIND.error, this.errors_.shift() as WireValue[], null)) this.reported_++;
-  }
-
-  // ---- from the cloud ----------------------------------------------------
-
-  private onMessage_(topic: string, payload: Uint8Array): void {
-    if (this.dead_) return;
-    let m: Inbound;
-    try {
-      m = decodeIn(payload);
-    } catch (e) {
-      return this.report(ERROR_SOURCE.agent, 'decode', (e as Error).message, '');
-    }
-    // Each kind on its own topic: requests on req, OTA frames on ota, events on evt.
-    const expected = m.kind === 'request' ? 0 : m.kind === 'cloudEvent' ? 2 : 1;
-    if (topic !== this.inbox_[expected]) return this.report(ERROR_SOURCE.agent, 'topic', m.kind + ' is not expected on ' + topic, '');
-    if (m.kind === 'otaBegin') return this.ota_.begin(m);
-    if (m.kind === 'otaChunk') return this.ota_.chunk(m);
-    if (m.kind === 'otaAbort') return this.ota_.abort(m);
-    if (m.kind === 'cloudEvent') {
-      for (let i = 0; i < this.subs_.length; i++) {
-        const s = this.subs_[i];
-        if (m.name.substring(0, s.name.length) === s.name) this.guard_(ERROR_SOURCE.subscription, s.name, s.fn as Entry['fn'] & {}, m.name, m.data);
+      if (m.kind === 'request') {
+        let status: ReplyStatus = 'ok';
+        let value: unknown = null;
+        this.threw_ = false; // only this request's own callback counts
+        const call = m.op === 'call';
+        const list = call ? this.fns_ : m.op === 'var' ? this.vars_ : null;
+        let e: Entry | null = null;
+        for (let i = 0; list && !e && i < list.length; i++) if (list[i].name === (m as { name: string }).name) e = list[i];
+        if (list && !e) status = 'not_found';
+        else if (e) {
+          const source = call ? ERROR_SOURCE.function : ERROR_SOURCE.variable;
+          value = e.fn ? this.ev_(GUARD, source, e.name, e.fn, call ? (m as { arg: string }).arg : undefined) : e.value;
+          const t = this.ev_(TYPE_OF, value);
+          if (this.threw_) {
+            status = 'handler_error';
+            value = this.lastError_;
+          } else if (call ? t !== 'int32' : t !== e.type && !(e.type === 'double' && t === 'int32')) {
+            status = 'handler_error';
+            value = 'cloud.' + (call ? 'fn' : 'variable') + '("' + e.name + '"): returned ' + (t || String(value)) + (call ? '; return an integer (1 success, -1 failure)' : ', not ' + e.type);
+            this.ev_(REPORT, source, e.name, value as string, '');
+          } else if (t === 'string' && utf8Length(value as string) > LIMITS.variableValueMaxBytes) {
+            status = 'too_large';
+            value = null;
+          }
+        } else if (m.op === 'vitals') this.ev_(VITALS);
+        else if (m.op === 'signal') hal.system.signal((value = m.on) as boolean);
+        const reset = m.op === 'reset' ? this.ev_.bind(this, RESTART, RESET_REASON.user) : null;
+        this.ev_(SEND, KIND.reply, [m.id, REPLY_STATUS[status], value as WireValue], reset);
+        // Reset once the reply has gone, or after a second without its acknowledgement.
+        if (reset) hal.clock.setTimer(reset, 1000);
+        return;
       }
-      return;
-    }
-    let status: ReplyStatus = 'ok';
-    let value: unknown = null;
-    this.threw_ = false; // only this request's own callback counts
-    const e = m.op === 'var' ? find(this.vars_, m.name) : m.op === 'call' ? find(this.fns_, m.name) : null;
-    if ((m.op === 'var' || m.op === 'call') && !e) status = 'not_found';
-    else if (e) {
-      value = e.fn ? this.guard_(m.op === 'var' ? ERROR_SOURCE.variable : ERROR_SOURCE.function, e.name, e.fn, m.op === 'call' ? m.arg : undefined) : e.value;
-      const t = typeOf(value);
-      const wrong = m.op === 'call' ? t !== 'int32' : t !== e.type && !(e.type === 'double' && t === 'int32');
-      if (this.threw_) {
-        status = 'handler_error';
-        value = this.lastError_;
-      } else if (wrong) {
-        status = 'handler_error';
-        value = 'cloud.' + (m.op === 'call' ? 'fn' : 'variable') + '("' + e.name + '"): returned ' + (t || String(value)) + (m.op === 'call' ? '; return an integer (1 success, -1 failure)' : ', not ' + e.type);
-        this.report(m.op === 'call' ? ERROR_SOURCE.function : ERROR_SOURCE.variable, e.name, value as string, '');
-      } else if (t === 'string' && utf8Length(value as string) > LIMITS.variableValueMaxBytes) {
-        status = 'too_large';
-        value = null;
+      // ---- over the air (otaBegin, otaChunk, otaAbort) ----
+      /*
+       * The OTA receiver: begin → the offset already held (resume) → chunks written
+       * to the slot that is not running, each persisted and acknowledged → SHA-256
+       * of the slot read back, and the image header checked → the slot marked for
+       * one trial boot → reset. Duplicates are acknowledged and ignored; a chunk
+       * past the held offset (out of order, or one missing before it) is not
+       * written, and the ack of the held offset makes the cloud resend from there.
+       * Out-of-range or oversize chunks and a bad SHA-256 end the job without
+       * touching the running image. Every frame gets one status.
+       */
+      const flash = hal.flash;
+      const r = this.boot_;
+      const j = r.job;
+      const slot = 1 - runningSlot(r);
+      const handler = this.otaHandler_;
+      let state: OtaState = 'offset';
+      let failure: OtaFailure | '' = '';
+      let offset = j ? j.offset : 0;
+      let version = j ? j.version : 0;
+      let size = j ? j.size : 0;
+      let sha = j ? j.sha256 : null;
+      /** What the app hears of this frame ('' nothing). */
+      let type: OtaEvent['type'] | '' = '';
+      /** The flash operation under way, for the report if it throws. */
+      let op = '';
+      let verify = false;
+      try {
+        if (m.kind === 'otaBegin') {
+          version = m.version;
+          size = m.size;
+          offset = 0;
+          failure =
+            this.finishing_ || r.trial !== NO_SLOT ? 'busy'
+            : m.product !== this.product_ ? 'wrong_product'
+            : m.version === this.firmware_ ? 'bad_version'
+            : m.size > flash.slotSize() ? 'too_large' : '';
+          if (failure) {
+            // refused
+          } else if (j && j.job === m.job && j.size === m.size && j.version === m.version && j.chunkSize === m.chunkSize && join.call(j.sha256) === join.call(m.sha256)) {
+            // The same job again (link drop, or power cut): resume from what is persisted;
+            // all of it held already (power lost before the check): check it now.
+            offset = j.offset;
+            verify = offset === size;
+          } else if (handler && this.ev_(GUARD, ERROR_SOURCE.agent, 'onOta', handler as (a?: unknown) => unknown, { type: 'begin', version: version, size: size, offset: 0 }) === false) {
+            failure = 'busy';
+          } else {
+            op = 'erase';
+            flash.erase(slot);
+            op = '';
+            const next = copy(r);
+            next.job = { job: m.job, version: version, size: size, chunkSize: m.chunkSize, offset: 0, sha256: m.sha256 };
+            this.ev_(PERSIST, next);
+          }
+        } else if (m.kind === 'otaChunk') {
+          if (!j || j.job !== m.job || this.finishing_) return; // a stale job's chunk
+          const end = m.offset + m.data.length;
+          if (m.data.length > j.chunkSize || end > size) failure = 'bad_chunk';
+          else if (m.offset === offset) {
+            // (Duplicate, behind, or out of order, ahead: keep what we hold, say where we are.)
+            op = 'write';
+            flash.write(slot, m.offset, m.data);
+            op = '';
+            const next = copy(r);
+            next.job!.offset = offset = end;
+            this.ev_(PERSIST, next);
+            verify = end === size;
+            type = 'progress';
+          }
+        } else {
+          failure = 'aborted';
+          if (!j || j.job !== m.job) offset = -1; // not ours: no offset, nothing to tell the app
+        }
+        if (verify) {
+          // Hash the slot as flash holds it, 256 bytes at a time.
+          op = 'verify';
+          for (let at = 0; at < size; at += 256) sha256(flash.read(slot, at, Math.min(256, size - at)), at ? 3 : 2);
+          op = '';
+          failure = join.call(sha256(new Uint8Array(0), 1) as Uint8Array) !== join.call(sha!) ? 'bad_sha' : 'bad_chunk';
+          // The bytes are what the cloud meant to send; are they an image for this device?
+          if (failure === 'bad_chunk') {
+            try {
+              const h = parseImageHeader(flash.read(slot, 0, Math.min(IMAGE_HEADER_SIZE, size)));
+              failure = h.product !== this.product_ ? 'wrong_product' : h.version !== version ? 'bad_version' : h.bodySize + IMAGE_HEADER_SIZE !== size ? 'bad_chunk' : '';
+            } catch (e) {
+              // not an image: bad_chunk
+            }
+          }
+          if (!failure) {
+            this.finishing_ = true;
+            this.ev_(PERSIST, pending(this.boot_, slot, version));
+            state = 'verified';
+            type = 'done';
+          }
+        }
+      } catch (e) {
+        if (!op) throw e;
+        this.ev_(REPORT, ERROR_SOURCE.ota, '', op + ': ' + String((e as Error).message || e), '');
+        failure = 'flash_error';
       }
-    } else if (m.op === 'vitals') this.vitalsNow_();
-    else if (m.op === 'signal') this.hal.system.signal((value = m.on) as boolean);
-    const self = this;
-    this.send_(KIND.reply, [m.id, REPLY_STATUS[status], value as WireValue], m.op !== 'reset' ? null : function () {
-      self.restart(RESET_REASON.user);
-    });
-    // Reset once the reply has gone, or after a second without its acknowledgement.
-    if (m.op === 'reset') this.hal.clock.setTimer(this.restart.bind(this, RESET_REASON.user), 1000);
-  }
-
-  // ---- for the OTA receiver ------------------------------------------------
-
-  sendOta(job: number, state: OtaState, offset: number, reason: OtaFailure | null, done: Done | null): void {
-    this.send_(KIND.otaStatus, [job, OTA_STATE[state], offset, reason ? OTA_FAILURE[reason] : null], done);
-  }
-
-  notifyOta(e: OtaEvent): boolean {
-    return !this.otaHandler_ || this.guard_(ERROR_SOURCE.agent, 'onOta', this.otaHandler_ as (a?: unknown) => unknown, e) !== false;
-  }
-
-  reportOta(message: string): void {
-    this.report(ERROR_SOURCE.ota, '', message, '');
+      if (failure) {
+        // The job ends: forget it, tell the cloud why, and the app.
+        const b = this.boot_;
+        if (b.job && b.job.job === m.job) {
+          const next = copy(b);
+          next.job = null;
+          this.ev_(PERSIST, next);
+        }
+        state = 'failed';
+        type = offset < 0 ? '' : 'failed';
+        if (offset < 0) offset = 0;
+      }
+      // Once verified, reset when the cloud has the status; without it, as soon as the link is
+      // down, or after RESET_GRACE_S. The image is marked already: a power cut now boots it.
+      this.ev_(SEND, KIND.otaStatus, [m.job, OTA_STATE[state], verify ? size : offset, failure ? OTA_FAILURE[failure] : null], state === 'verified' ? this.ev_.bind(this, RESTART, RESET_REASON.update) : null);
+      if (type && handler) {
+        const e: OtaEvent = { type: type, version: version, size: size, offset: verify ? size : offset };
+        if (failure) e.reason = failure;
+        this.ev_(GUARD, ERROR_SOURCE.agent, 'onOta', handler as (a?: unknown) => unknown, e);
+      }
+      if (state === 'verified') {
+        this.graceLeft_ = RESET_GRACE_S;
+        this.hal_.clock.setTimer(this.ev_.bind(this, OTA_WAIT), 1000);
+      }
+    }
   }
 }
 

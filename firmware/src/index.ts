@@ -5,8 +5,7 @@
  * `Flotilla.create(hal, options)` with the HAL its host provides.
  */
 export { create, AGENT_VERSION } from './cloud.js';
-export type { Cloud, AgentOptions, PublishOptions, Getter, FunctionHandler, EventHandler, OtaHandler } from './cloud.js';
-export type { OtaEvent } from './ota.js';
+export type { Cloud, AgentOptions, PublishOptions, Getter, FunctionHandler, EventHandler, OtaHandler, OtaEvent } from './cloud.js';
 export type { Hal, HalNet, HalClock, HalFlash, HalSystem } from './hal.js';
 /** The agent's own codec, exported for the vector tests. */
 export { cborEncode, cborDecode, decodeIn } from './wire.js';

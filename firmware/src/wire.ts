@@ -17,45 +17,67 @@ export type Inbound = ({ kind: 'request' } & Request) | ({ kind: 'otaBegin' } & 
 // One 8-byte scratch for float conversions.
 const dv = new DataView(new ArrayBuffer(8));
 
-function head(o: number[], major: number, n: number): void {
-  const m = major << 5;
-  if (n < 24) o.push(m | n);
-  else if (n < 256) o.push(m | 24, n);
-  else if (n < 65536) o.push(m | 25, n >> 8, n & 255);
-  else o.push(m | 26, n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255);
-}
-
-function put(o: number[], v: WireValue): void {
+/**
+ * Encodes `v`; with `out`, appends to it (the recursion) and returns null.
+ * One function for head, scalars and arrays: each function costs heap.
+ */
+export function cborEncode(v: WireValue): Uint8Array;
+export function cborEncode(v: WireValue, out: number[]): null;
+export function cborEncode(v: WireValue, out?: number[]): Uint8Array | null {
+  const o = out || [];
+  let major = -1;
+  let n = 0;
   let i = 0;
+  let b: Uint8Array | null = null;
   if (v === null || v === true || v === false) o.push(v === null ? 0xf6 : v ? 0xf5 : 0xf4);
   else if (typeof v === 'number') {
-    if (Math.floor(v) === v && v >= -4294967296 && v <= 4294967295) head(o, v < 0 ? 1 : 0, v < 0 ? -1 - v : v);
-    else {
+    if (Math.floor(v) === v && v >= -4294967296 && v <= 4294967295) {
+      major = v < 0 ? 1 : 0;
+      n = v < 0 ? -1 - v : v;
+    } else {
       dv.setFloat64(0, v);
       o.push(0xfb);
       for (; i < 8; i++) o.push(dv.getUint8(i));
     }
   } else if (typeof v === 'string' || v instanceof Uint8Array) {
-    let b = v as Uint8Array;
+    b = v as Uint8Array;
     if (typeof v === 'string') utf8Write(v, (b = new Uint8Array(utf8Length(v))), 0);
-    head(o, typeof v === 'string' ? 3 : 2, b.length);
-    for (; i < b.length; i++) o.push(b[i]);
+    major = typeof v === 'string' ? 3 : 2;
+    n = b.length;
   } else {
-    head(o, 4, v.length);
-    for (; i < v.length; i++) put(o, v[i]);
+    major = 4;
+    n = v.length;
   }
-}
-
-export function cborEncode(v: WireValue): Uint8Array {
-  const o: number[] = [];
-  put(o, v);
-  return new Uint8Array(o);
+  if (major >= 0) {
+    // The head: shortest form of the argument, big-endian.
+    const m = major << 5;
+    if (n < 24) o.push(m | n);
+    else if (n < 256) o.push(m | 24, n);
+    else if (n < 65536) o.push(m | 25, n >> 8, n & 255);
+    else o.push(m | 26, n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255);
+    for (; major > 1 && i < n; i++) {
+      if (b) o.push(b[i]);
+      else cborEncode((v as WireValue[])[i], o);
+    }
+  }
+  return out ? null : new Uint8Array(o);
 }
 
 let src: Uint8Array = new Uint8Array(0);
 let at = 0;
 
-function get(): WireValue {
+/** Decodes one item; throws the core scanner's ProtocolError for anything outside the wire subset. Without `bytes`, reads the next item (the recursion). */
+export function cborDecode(bytes: Uint8Array): WireValue;
+export function cborDecode(): WireValue;
+export function cborDecode(bytes?: Uint8Array): WireValue {
+  if (bytes) {
+    scanCbor(bytes);
+    src = bytes;
+    at = 0;
+    const item = cborDecode();
+    src = new Uint8Array(0);
+    return item;
+  }
   const ib = src[at++];
   const major = ib >> 5;
   const ai = ib & 31;
@@ -80,7 +102,7 @@ function get(): WireValue {
   if (major < 2) return major ? -1 - n : n;
   if (major === 4) {
     const list: WireValue[] = [];
-    while (n-- > 0) list.push(get());
+    while (n-- > 0) list.push(cborDecode());
     return list;
   }
   const start = at;
@@ -92,16 +114,6 @@ function get(): WireValue {
   return b;
 }
 
-/** Decodes one item; throws the core scanner's ProtocolError for anything outside the wire subset. */
-export function cborDecode(bytes: Uint8Array): WireValue {
-  scanCbor(bytes);
-  src = bytes;
-  at = 0;
-  const v = get();
-  src = new Uint8Array(0);
-  return v;
-}
-
 /** The name in a `{ name: code }` table for a code, or '' (for the cloud's enums). */
 export function nameOf(table: { [name: string]: number }, code: unknown): string {
   for (const k in table) if (table[k] === code) return k;
@@ -110,41 +122,39 @@ export function nameOf(table: { [name: string]: number }, code: unknown): string
 
 let msg: WireValue[] = [];
 
-/** Field `i` of the message being read: an unsigned integer. */
-function uint(i: number, max?: number): number {
-  const v = msg[i];
-  if (typeof v !== 'number' || v < 0 || Math.floor(v) !== v || (max !== undefined && v > max)) fail('layout', 'field ' + i + ': expected an unsigned integer' + (max !== undefined ? ' up to ' + max : ''));
-  return v as number;
-}
-
-function text(i: number, max: number): string {
-  const v = msg[i];
-  if (typeof v !== 'string') return fail('layout', 'field ' + i + ': expected text');
-  if (utf8Length(v) > max) fail('limit', 'field ' + i + ' is over ' + max + ' bytes', undefined, max);
-  return v;
-}
-
-function bytes(i: number, min: number, max: number): Uint8Array {
-  const v = msg[i];
-  if (!(v instanceof Uint8Array) || v.length < min || v.length > max) fail('layout', 'field ' + i + ': expected ' + min + ' to ' + max + ' bytes');
-  return v as Uint8Array;
-}
-
-function data(i: number): string | Uint8Array | null {
-  const v = msg[i];
-  if (v === null) return null;
-  return typeof v === 'string' ? text(i, LIMITS.eventDataMaxBytes) : bytes(i, 0, LIMITS.eventDataMaxBytes);
-}
-
-function name(i: number, event?: boolean): string {
-  const v = text(i, LIMITS.nameMaxBytes);
-  const problem = event ? eventNameProblem(v) : nameProblem(v);
-  if (problem) fail('value', 'field ' + i + ': name ' + problem);
-  return v;
-}
-
 /** Reads one message the cloud sends a device; throws a ProtocolError for anything else. */
-export function decodeIn(b: Uint8Array): Inbound {
+export function decodeIn(b: Uint8Array): Inbound;
+/**
+ * (While reading: field `i` of the message, checked, one function with the
+ * message's: 'u' an unsigned integer (up to `max`), 't' text of at most `max`
+ * bytes, 'b' `min` to `max` bytes, 'n' a name, 'e' an event name, 'd' event
+ * data (null, text or bytes), as `check` says.)
+ */
+export function decodeIn(i: number, check: string, max?: number, min?: number): any;
+export function decodeIn(b: Uint8Array | number, check?: string, max?: number, min?: number): any {
+  if (typeof b === 'number') {
+    const i = b;
+    const f = msg[i];
+    if (check === 'd') {
+      if (f === null) return null;
+      check = typeof f === 'string' ? 't' : 'b';
+      max = LIMITS.eventDataMaxBytes;
+      min = 0;
+    }
+    if (check === 'u') {
+      if (typeof f !== 'number' || f < 0 || Math.floor(f) !== f || (max !== undefined && f > max)) fail('layout', 'field ' + i + ': expected an unsigned integer' + (max !== undefined ? ' up to ' + max : ''));
+    } else if (check === 'b') {
+      if (!(f instanceof Uint8Array) || f.length < min! || f.length > max!) fail('layout', 'field ' + i + ': expected ' + min + ' to ' + max + ' bytes');
+    } else {
+      if (typeof f !== 'string') return fail('layout', 'field ' + i + ': expected text');
+      if (check !== 't') max = LIMITS.nameMaxBytes;
+      if (utf8Length(f) > max!) fail('limit', 'field ' + i + ' is over ' + max + ' bytes', undefined, max);
+      const problem = check === 't' ? '' : check === 'e' ? eventNameProblem(f) : nameProblem(f);
+      if (problem) fail('value', 'field ' + i + ': name ' + problem);
+    }
+    return f;
+  }
+  const field = decodeIn;
   const v = cborDecode(b);
   if (!(v instanceof Array)) return fail('layout', 'message must be a CBOR array');
   msg = v;
@@ -158,9 +168,9 @@ export function decodeIn(b: Uint8Array): Inbound {
   if (v.length !== size) return fail('layout', 'expected ' + size + ' items, got ' + v.length);
   let out: Inbound;
   if (kind === KIND.request) {
-    const r = { kind: 'request', id: uint(1), op: op } as { kind: 'request'; id: number; op: string; name?: string; arg?: string; on?: boolean };
-    if (op === 'var' || op === 'call') r.name = name(3);
-    if (op === 'call') r.arg = text(4, LIMITS.functionArgMaxBytes);
+    const r = { kind: 'request', id: field(1, 'u'), op: op } as { kind: 'request'; id: number; op: string; name?: string; arg?: string; on?: boolean };
+    if (op === 'var' || op === 'call') r.name = field(3, 'n');
+    if (op === 'call') r.arg = field(4, 't', LIMITS.functionArgMaxBytes);
     if (op === 'signal') {
       if (typeof v[3] !== 'boolean') fail('layout', 'field 3: expected true or false');
       r.on = v[3] as boolean;
@@ -168,16 +178,16 @@ export function decodeIn(b: Uint8Array): Inbound {
     out = r as Inbound;
   } else if (kind === KIND.otaBegin) {
     out = {
-      kind: 'otaBegin', job: uint(1), product: uint(2), version: uint(3), size: uint(4, LIMITS.otaImageMaxBytes), sha256: bytes(5, 32, 32),
-      chunkSize: uint(6, LIMITS.otaChunkMaxBytes),
+      kind: 'otaBegin', job: field(1, 'u'), product: field(2, 'u'), version: field(3, 'u'), size: field(4, 'u', LIMITS.otaImageMaxBytes), sha256: field(5, 'b', 32, 32),
+      chunkSize: field(6, 'u', LIMITS.otaChunkMaxBytes),
     };
     if (!out.size || !out.chunkSize) fail('value', 'size and chunk size must not be 0');
   } else if (kind === KIND.otaChunk) {
-    out = { kind: 'otaChunk', job: uint(1), offset: uint(2), data: bytes(3, 1, LIMITS.otaChunkMaxBytes) };
+    out = { kind: 'otaChunk', job: field(1, 'u'), offset: field(2, 'u'), data: field(3, 'b', LIMITS.otaChunkMaxBytes, 1) };
   } else if (kind === KIND.otaAbort) {
-    out = { kind: 'otaAbort', job: uint(1), reason: nameOf(OTA_FAILURE, uint(2)) as OtaAbort['reason'] };
+    out = { kind: 'otaAbort', job: field(1, 'u'), reason: nameOf(OTA_FAILURE, field(2, 'u')) as OtaAbort['reason'] };
   } else {
-    out = { kind: 'cloudEvent', name: name(1, true), data: data(2) };
+    out = { kind: 'cloudEvent', name: field(1, 'e'), data: field(2, 'd') };
   }
   msg = [];
   return out;

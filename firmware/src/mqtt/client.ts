@@ -5,13 +5,12 @@
  * of unacknowledged publishes; keepalive with dead-link detection; and one
  * bounded outbound queue that drops the oldest QoS 0 message first.
  *
- * Everything is prototype methods bound once, so no closure is made per
- * message (closures cost heap on Duktape and wait for QuickJS's cycle GC).
+ * The HAL's and the timer's callbacks are one method bound once per use, so
+ * no closure is made per message (closures cost heap on Duktape and wait for
+ * QuickJS's cycle GC), and few function objects exist at all.
  */
 import type { Hal } from '../hal.js';
-import {
-  CONNACK, DISCONNECT_BYTES, encodeConnect, encodePuback, encodePublish, encodeSubscribe, PINGREQ_BYTES, PINGRESP, PUBACK, PUBLISH, SUBACK, UNSUBACK,
-} from './packets.js';
+import { CONNACK, CONNECT, DISCONNECT, packet, PINGREQ, PINGRESP, PUBACK, PUBLISH, SUBACK, SUBSCRIBE, UNSUBACK } from './packets.js';
 import { utf8Invalid, utf8Read } from '@flotilla/protocol/core';
 
 export type Done = (err: Error | null) => void;
@@ -46,7 +45,7 @@ export interface MqttEvents {
   /** A PUBLISH; `payload` is only valid during the call. */
   message(topic: string, payload: Uint8Array): void;
   /** The link closed (or a connect failed). */
-  disconnected(): void;
+  disconnected?(): void;
 }
 
 export interface MqttStats {
@@ -77,10 +76,33 @@ const CONNACK_TIMEOUT_MS = 10000;
 /** A link up this long counts as stable: the next reconnect starts from the shortest backoff. */
 const STABLE_MS = 30000;
 
+// What `ev_` does: the HAL's and the timer's callbacks are bound to it with one of these.
+const OPEN = 0;
+const DATA = 1;
+const CLOSE = 2;
+/** The one timer: housekeeping while the link is open, the reconnect while it is not. */
+const TIMER = 3;
+const FLUSH = 4;
+const WRITE = 5;
+// The public methods, in the order of API_NAMES.
+const START = 6;
+const STOP = 7;
+const DROP = 8;
+const PUBLISH_ = 9;
+const PENDING = 10;
+const API_NAMES = ['start', 'stop', 'drop', 'publish', 'pending'];
+
+/**
+ * The client's state and one event function, `ev_`, for everything the HAL,
+ * the timer and the public methods set off: every function object costs
+ * about 300 bytes of heap on Duktape, a bound one half that.
+ */
 export class MqttClient {
   readonly stats: MqttStats = { attempts: 0, disconnects: 0, transmit: 0, retransmit: 0, unack: 0, dropped: 0, roundTrip: 0, protocolErrors: 0, refusedCode: 0 };
   /** 0 disconnected, 1 connecting, 2 connected (Particle's cloud connection status codes). */
   status = 0;
+  /** status is 2 (a field, not a getter: a getter is one more function object). */
+  connected = false;
   private open_ = false;
   private stopped_ = true;
   private queue_: Outgoing[] = [];
@@ -94,295 +116,263 @@ export class MqttClient {
   private connectedAt_ = 0;
   private failures_ = 0;
   private timer_ = -1;
-  private reconnectTimer_ = -1;
-  // Bound once: the HAL and timers call these.
+  // Bound once: the HAL and the timer call these.
   private readonly onOpenB_: () => void;
   private readonly onDataB_: (chunk: Uint8Array) => void;
   private readonly onCloseB_: () => void;
-  private readonly tickB_: () => void;
-  private readonly connectB_: () => void;
-
-  constructor(private readonly hal_: Hal, private readonly o_: MqttOptions, private readonly events_: MqttEvents) {
-    this.onOpenB_ = this.onOpen_.bind(this);
-    this.onDataB_ = this.onData_.bind(this);
-    this.onCloseB_ = this.onClose_.bind(this);
-    this.tickB_ = this.tick_.bind(this);
-    this.connectB_ = this.connect_.bind(this);
-  }
-
+  private readonly timerB_: () => void;
+  // The public methods: `ev_` bound to START ... PENDING in the constructor, one bound
+  // function each (half the heap of a method of its own).
   /** Starts connecting (and keeps reconnecting until stop). */
-  start(): void {
-    if (!this.stopped_) return;
-    this.stopped_ = false;
-    this.connect_();
-  }
-
+  declare readonly start: () => void;
   /** Sends DISCONNECT (no will) and stops reconnecting. */
-  stop(): void {
-    this.stopped_ = true;
-    if (this.reconnectTimer_ >= 0) this.hal_.clock.clearTimer(this.reconnectTimer_);
-    this.reconnectTimer_ = -1;
-    if (this.open_) {
-      this.write_(DISCONNECT_BYTES);
-      this.hal_.net.close();
-    }
-  }
-
+  declare readonly stop: () => void;
   /** Drops the link now, as a dead link would; the client reconnects. */
-  drop(): void {
-    if (this.open_) this.hal_.net.close();
-  }
-
-  get connected(): boolean {
-    return this.status === 2;
-  }
-
+  declare readonly drop: () => void;
   /**
    * Queues a publish. Returns false (and calls `done` with the reason) when
    * the queue is full of QoS 1 messages; a full queue otherwise drops its
    * oldest QoS 0 message. `done` runs when a QoS 1 message is acknowledged or
    * given up, or when a QoS 0 message is written.
    */
-  publish(topic: string, payload: Uint8Array, qos: number, done: Done | null): boolean {
-    if (this.queue_.length + this.inflight_.length >= this.o_.queueMax && !this.dropOldestQos0_()) {
-      if (done) done(new Error('outbound queue full'));
-      return false;
-    }
-    this.queue_.push({ topic: topic, payload: payload, qos: qos, id: 0, done: done, sentAt: 0, tries: 0 });
-    this.flush_();
-    return true;
+  declare readonly publish: (topic: string, payload: Uint8Array, qos: number, done: Done | null) => boolean;
+  /** Messages waiting or unacknowledged. */
+  declare readonly pending: () => number;
+
+  constructor(private readonly hal_: Hal, private readonly o_: MqttOptions, private readonly events_: MqttEvents) {
+    for (let i = 0; i < API_NAMES.length; i++) (this as unknown as { [name: string]: unknown })[API_NAMES[i]] = this.ev_.bind(this, START + i);
+    this.onOpenB_ = this.ev_.bind(this, OPEN);
+    this.onDataB_ = this.ev_.bind(this, DATA);
+    this.onCloseB_ = this.ev_.bind(this, CLOSE);
+    this.timerB_ = this.ev_.bind(this, TIMER);
   }
 
-  pending(): number {
-    return this.queue_.length + this.inflight_.length;
-  }
-
-  private dropOldestQos0_(): boolean {
-    for (let i = 0; i < this.queue_.length; i++) {
-      if (this.queue_[i].qos === 0) {
+  /** The client's work, by event (the constants above); the arguments as each says. */
+  private ev_(what: number, x?: any, y?: any, z?: any, w?: any): any {
+    const hal = this.hal_;
+    const o = this.o_;
+    const stats = this.stats;
+    const now = hal.clock.now();
+    if (what === WRITE) {
+      // (bytes)
+      this.lastSent_ = now;
+      hal.net.send(x);
+    } else if (what === START) {
+      if (!this.stopped_) return;
+      this.stopped_ = false;
+      // Still open (stopped, and the close not yet through): its close reconnects.
+      if (!this.open_) this.ev_(TIMER);
+    } else if (what === STOP) {
+      this.stopped_ = true;
+      if (this.open_) {
+        this.ev_(WRITE, packet(DISCONNECT << 4, []));
+        hal.net.close();
+      } else {
+        // The pending reconnect, if any.
+        hal.clock.clearTimer(this.timer_);
+        this.timer_ = -1;
+      }
+    } else if (what === DROP) {
+      if (this.open_) hal.net.close();
+    } else if (what === PUBLISH_) {
+      // (topic, payload, qos, done)
+      if (this.queue_.length + this.inflight_.length >= o.queueMax) {
+        let i = 0;
+        while (i < this.queue_.length && this.queue_[i].qos !== 0) i++;
+        if (i === this.queue_.length) {
+          if (w) w(new Error('outbound queue full'));
+          return false;
+        }
         const m = this.queue_.splice(i, 1)[0];
-        this.stats.dropped++;
+        stats.dropped++;
         if (m.done) m.done(new Error('dropped from a full outbound queue'));
-        return true;
       }
-    }
-    return false;
-  }
-
-  private connect_(): void {
-    this.reconnectTimer_ = -1;
-    if (this.stopped_ || this.open_ || this.status === 1) return;
-    this.status = 1;
-    this.stats.attempts++;
-    this.rxLen_ = 0;
-    this.hal_.net.open(this.onOpenB_, this.onDataB_, this.onCloseB_);
-  }
-
-  private onOpen_(): void {
-    this.open_ = true;
-    // Stopped while the connect was under way: this link is not wanted.
-    if (this.stopped_) return this.hal_.net.close();
-    this.openedAt_ = this.hal_.clock.now();
-    this.pingSentAt_ = -1;
-    this.write_(
-      encodeConnect({
-        clientId: this.o_.clientId, username: this.o_.username, password: this.o_.password, keepalive: this.o_.keepalive,
-        willTopic: this.o_.willTopic, willPayload: this.o_.willPayload,
-      }),
-    );
-    this.armTick_();
-  }
-
-  private onClose_(): void {
-    const was = this.status === 2;
-    this.open_ = false;
-    this.status = 0;
-    if (this.timer_ >= 0) this.hal_.clock.clearTimer(this.timer_);
-    this.timer_ = -1;
-    if (was) this.stats.disconnects++;
-    // Only a link that stayed up resets the backoff: a broker that accepts and
-    // then drops us at once must not get a reconnect storm.
-    if (was && this.hal_.clock.now() - this.connectedAt_ >= STABLE_MS) this.failures_ = 0;
-    else this.failures_++;
-    // Unacknowledged QoS 1 goes back to the head of the queue, resent with DUP on the next link.
-    for (let i = this.inflight_.length - 1; i >= 0; i--) this.queue_.unshift(this.inflight_[i]);
-    this.inflight_ = [];
-    if (was) this.events_.disconnected();
-    if (this.stopped_) return;
-    // Full jitter: a random delay up to the exponential bound, never below half of it.
-    const bound = Math.min(this.o_.backoffMax, this.o_.backoffMin * Math.pow(2, Math.min(this.failures_, 16)));
-    const delay = Math.floor(bound / 2 + (Math.random() * bound) / 2);
-    this.reconnectTimer_ = this.hal_.clock.setTimer(this.connectB_, delay);
-  }
-
-  private write_(bytes: Uint8Array | number[]): void {
-    this.lastSent_ = this.hal_.clock.now();
-    this.hal_.net.send(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
-  }
-
-  private flush_(): void {
-    if (this.status !== 2) return;
-    while (this.queue_.length && this.inflight_.length < this.o_.inflightMax) {
-      const m = this.queue_.shift() as Outgoing;
-      const dup = m.tries > 0;
-      if (m.qos === 1 && m.id === 0) m.id = this.takeId_();
-      m.tries++;
-      m.sentAt = this.hal_.clock.now();
-      this.write_(encodePublish(m.topic, m.payload, m.qos, m.id, dup));
-      this.stats.transmit++;
-      if (dup) this.stats.retransmit++;
-      if (m.qos === 1) this.inflight_.push(m);
-      else if (m.done) m.done(null);
-    }
-  }
-
-  private takeId_(): number {
-    this.nextId_ = (this.nextId_ % 65535) + 1;
-    return this.nextId_;
-  }
-
-  private armTick_(): void {
-    if (this.timer_ >= 0) this.hal_.clock.clearTimer(this.timer_);
-    this.timer_ = this.hal_.clock.setTimer(this.tickB_, HOUSEKEEPING_MS);
-  }
-
-  /** Once a second while the link is open: CONNACK timeout, keepalive, retransmission. */
-  private tick_(): void {
-    this.timer_ = -1;
-    if (!this.open_) return;
-    const now = this.hal_.clock.now();
-    const half = (this.o_.keepalive * 1000) / 2;
-    if (this.status === 1 && now - this.openedAt_ > CONNACK_TIMEOUT_MS) return this.hal_.net.close();
-    if (this.pingSentAt_ >= 0 && now - this.pingSentAt_ > half) {
-      // No PINGRESP within half the keepalive: the link is dead even if the socket says otherwise.
-      this.stats.protocolErrors++;
-      return this.hal_.net.close();
-    }
-    if (this.status === 2 && this.pingSentAt_ < 0 && now - this.lastSent_ >= half) {
-      this.pingSentAt_ = now;
-      this.write_(PINGREQ_BYTES);
-    }
-    for (let i = 0; i < this.inflight_.length; i++) {
-      const m = this.inflight_[i];
-      if (now - m.sentAt < this.o_.ackTimeout) continue;
-      if (m.tries > this.o_.retries) {
-        this.inflight_.splice(i--, 1);
-        this.stats.unack++;
-        if (m.done) m.done(new Error('not acknowledged'));
-        continue;
+      this.queue_.push({ topic: x, payload: y, qos: z, id: 0, done: w, sentAt: 0, tries: 0 });
+      this.ev_(FLUSH);
+      return true;
+    } else if (what === PENDING) {
+      return this.queue_.length + this.inflight_.length;
+    } else if (what === TIMER && !this.open_) {
+      // Reconnect (or the first connect).
+      this.timer_ = -1;
+      if (this.stopped_ || this.status === 1) return;
+      this.status = 1;
+      stats.attempts++;
+      this.rxLen_ = 0;
+      hal.net.open(this.onOpenB_, this.onDataB_, this.onCloseB_);
+    } else if (what === OPEN) {
+      this.open_ = true;
+      // Stopped while the connect was under way: this link is not wanted.
+      if (this.stopped_) return hal.net.close();
+      this.openedAt_ = now;
+      this.pingSentAt_ = -1;
+      // CONNECT, clean session, credentials and a QoS 1 will.
+      this.ev_(WRITE, packet(CONNECT << 4, [
+        'MQTT', 4, 0x80 | 0x40 | 0x08 | 0x04 | 0x02, o.keepalive >> 8, o.keepalive & 255, // level 3.1.1; username, password, will QoS 1, will, clean session
+        o.clientId, o.willTopic, o.willPayload.length >> 8, o.willPayload.length & 255, o.willPayload, o.username, o.password,
+      ]));
+      this.timer_ = hal.clock.setTimer(this.timerB_, HOUSEKEEPING_MS);
+    } else if (what === CLOSE) {
+      const was = this.connected;
+      this.open_ = false;
+      this.status = 0;
+      this.connected = false;
+      hal.clock.clearTimer(this.timer_);
+      this.timer_ = -1;
+      if (was) stats.disconnects++;
+      // Only a link that stayed up resets the backoff: a broker that accepts and
+      // then drops us at once must not get a reconnect storm.
+      if (was && now - this.connectedAt_ >= STABLE_MS) this.failures_ = 0;
+      else this.failures_++;
+      // Unacknowledged QoS 1 goes back to the head of the queue, resent with DUP on the next link.
+      this.queue_ = this.inflight_.concat(this.queue_);
+      this.inflight_ = [];
+      if (was && this.events_.disconnected) this.events_.disconnected();
+      if (this.stopped_) return;
+      // Full jitter: a random delay up to the exponential bound, never below half of it.
+      const bound = Math.min(o.backoffMax, o.backoffMin * Math.pow(2, Math.min(this.failures_, 16)));
+      this.timer_ = hal.clock.setTimer(this.timerB_, Math.floor(bound / 2 + (Math.random() * bound) / 2));
+    } else if (what === TIMER) {
+      // Once a second while the link is open: CONNACK timeout, keepalive, retransmission.
+      this.timer_ = -1;
+      const half = (o.keepalive * 1000) / 2;
+      if (this.status === 1 && now - this.openedAt_ > CONNACK_TIMEOUT_MS) return hal.net.close();
+      if (this.pingSentAt_ >= 0 && now - this.pingSentAt_ > half) {
+        // No PINGRESP within half the keepalive: the link is dead even if the socket says otherwise.
+        stats.protocolErrors++;
+        return hal.net.close();
       }
-      m.tries++;
-      m.sentAt = now;
-      this.write_(encodePublish(m.topic, m.payload, m.qos, m.id, true));
-      this.stats.transmit++;
-      this.stats.retransmit++;
-    }
-    this.flush_();
-    this.armTick_();
-  }
-
-  private onData_(chunk: Uint8Array): void {
-    if (!this.open_) return;
-    if (this.rxLen_ + chunk.length > this.rx_.length) {
-      let size = this.rx_.length;
-      while (size < this.rxLen_ + chunk.length) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.rx_.subarray(0, this.rxLen_));
-      this.rx_ = grown;
-    }
-    this.rx_.set(chunk, this.rxLen_);
-    this.rxLen_ += chunk.length;
-    let start = 0;
-    while (this.open_ && this.rxLen_ - start >= 2) {
-      // Remaining length: 1 to 4 bytes of 7 bits, least significant first.
-      let len = 0;
-      let mul = 1;
-      let p = start + 1;
-      let complete = false;
-      while (p < this.rxLen_) {
-        const b = this.rx_[p++];
-        len += (b & 127) * mul;
-        if (!(b & 128)) {
-          complete = true;
-          break;
+      if (this.connected && this.pingSentAt_ < 0 && now - this.lastSent_ >= half) {
+        this.pingSentAt_ = now;
+        this.ev_(WRITE, packet(PINGREQ << 4, []));
+      }
+      for (let i = 0; i < this.inflight_.length; i++) {
+        const m = this.inflight_[i];
+        if (now - m.sentAt < o.ackTimeout) continue;
+        if (m.tries > o.retries) {
+          this.inflight_.splice(i--, 1);
+          stats.unack++;
+          if (m.done) m.done(new Error('not acknowledged'));
+          continue;
         }
-        mul *= 128;
-        if (mul > 2097152) return this.protocolError_(); // a fifth length byte [MQTT-2.2.3]
+        m.tries++;
+        m.sentAt = now;
+        this.ev_(WRITE, packet((PUBLISH << 4) | 8 | (m.qos << 1), [m.topic, m.id >> 8, m.id & 255, m.payload]));
+        stats.transmit++;
+        stats.retransmit++;
       }
-      if (!complete) break; // length not complete yet
-      if (len > this.o_.maxPacket) return this.protocolError_();
-      if (p + len > this.rxLen_) break; // body not complete yet
-      const type = this.rx_[start] >> 4;
-      const flags = this.rx_[start] & 15;
-      if (!this.handle_(type, flags, this.rx_.subarray(p, p + len))) return this.protocolError_();
-      start = p + len;
-    }
-    if (start > 0 && this.open_) {
-      for (let i = start; i < this.rxLen_; i++) this.rx_[i - start] = this.rx_[i];
-      this.rxLen_ -= start;
-    }
-    // Give memory back after a large packet (an OTA chunk) has passed.
-    if (this.rxLen_ === 0 && this.rx_.length > 1024) this.rx_ = new Uint8Array(256);
-  }
-
-  private protocolError_(): void {
-    this.stats.protocolErrors++;
-    this.rxLen_ = 0;
-    this.hal_.net.close();
-  }
-
-  /** Handles one packet; false means a protocol violation. */
-  private handle_(type: number, flags: number, body: Uint8Array): boolean {
-    if (this.status === 1 && type !== CONNACK) return false; // [MQTT-3.2.0-1] CONNACK comes first
-    switch (type) {
-      case CONNACK: {
-        if (this.status !== 1 || body.length !== 2) return false;
-        if (body[1] !== 0) {
-          this.stats.refusedCode = body[1];
-          // Read nothing more from this link, even what the same chunk still holds.
-          this.open_ = false;
-          this.hal_.net.close();
-          return true;
-        }
-        this.status = 2;
-        this.connectedAt_ = this.hal_.clock.now();
-        this.write_(encodeSubscribe(this.takeId_(), this.o_.subscriptions));
-        this.events_.connected();
-        this.flush_();
-        return true;
+      this.ev_(FLUSH);
+      this.timer_ = hal.clock.setTimer(this.timerB_, HOUSEKEEPING_MS);
+    } else if (what === FLUSH) {
+      while (this.connected && this.queue_.length && this.inflight_.length < o.inflightMax) {
+        const m = this.queue_.shift() as Outgoing;
+        const dup = m.tries > 0;
+        if (m.qos === 1 && m.id === 0) m.id = this.nextId_ = (this.nextId_ % 65535) + 1;
+        m.tries++;
+        m.sentAt = now;
+        this.ev_(WRITE, packet((PUBLISH << 4) | (dup ? 8 : 0) | (m.qos << 1), m.qos ? [m.topic, m.id >> 8, m.id & 255, m.payload] : [m.topic, m.payload]));
+        stats.transmit++;
+        if (dup) stats.retransmit++;
+        if (m.qos === 1) this.inflight_.push(m);
+        else if (m.done) m.done(null);
       }
-      case PUBLISH: {
-        const qos = (flags >> 1) & 3;
-        if (qos > 1 || body.length < 2) return false;
-        const tlen = (body[0] << 8) | body[1];
-        const head = 2 + tlen + (qos ? 2 : 0);
-        if (head > body.length || utf8Invalid(body, 2, 2 + tlen) >= 0) return false;
-        const topic = utf8Read(body, 2, 2 + tlen);
-        if (qos) this.write_(encodePuback((body[2 + tlen] << 8) | body[3 + tlen]));
-        this.events_.message(topic, body.subarray(head));
-        return true;
+    } else if (this.open_) {
+      // DATA: frames split across or packed into chunks.
+      const chunk = x!;
+      if (this.rxLen_ + chunk.length > this.rx_.length) {
+        let size = this.rx_.length;
+        while (size < this.rxLen_ + chunk.length) size *= 2;
+        const grown = new Uint8Array(size);
+        grown.set(this.rx_.subarray(0, this.rxLen_));
+        this.rx_ = grown;
       }
-      case PUBACK: {
-        if (body.length !== 2) return false;
-        const id = (body[0] << 8) | body[1];
-        for (let i = 0; i < this.inflight_.length; i++) {
-          if (this.inflight_[i].id === id) {
-            const m = this.inflight_.splice(i, 1)[0];
-            if (m.done) m.done(null);
+      this.rx_.set(chunk, this.rxLen_);
+      this.rxLen_ += chunk.length;
+      let start = 0;
+      while (this.open_ && this.rxLen_ - start >= 2) {
+        // Remaining length: 1 to 4 bytes of 7 bits, least significant first.
+        let len = 0;
+        let mul = 1;
+        let p = start + 1;
+        let complete = false;
+        let ok = true;
+        while (p < this.rxLen_) {
+          const b = this.rx_[p++];
+          len += (b & 127) * mul;
+          if (!(b & 128)) {
+            complete = true;
             break;
           }
+          mul *= 128;
+          if (mul > 2097152) break; // a fifth length byte [MQTT-2.2.3]
         }
-        this.flush_();
-        return true;
+        if (mul > 2097152 || len > o.maxPacket) ok = false;
+        else if (!complete || p + len > this.rxLen_) break; // length or body not complete yet
+        else {
+          // One packet; ok false means a protocol violation.
+          const type = this.rx_[start] >> 4;
+          const flags = this.rx_[start] & 15;
+          const body = this.rx_.subarray(p, p + len);
+          start = p + len;
+          if (this.status === 1 && type !== CONNACK) ok = false; // [MQTT-3.2.0-1] CONNACK comes first
+          else if (type === CONNACK) {
+            ok = this.status === 1 && body.length === 2;
+            if (ok && body[1] !== 0) {
+              stats.refusedCode = body[1];
+              // Read nothing more from this link, even what the same chunk still holds.
+              this.open_ = false;
+              hal.net.close();
+            } else if (ok) {
+              this.status = 2;
+              this.connected = true;
+              this.connectedAt_ = now;
+              // SUBSCRIBE to each topic at QoS 1.
+              const id = (this.nextId_ = (this.nextId_ % 65535) + 1);
+              const parts: (string | number)[] = [id >> 8, id & 255];
+              for (let i = 0; i < o.subscriptions.length; i++) parts.push(o.subscriptions[i], 1);
+              this.ev_(WRITE, packet((SUBSCRIBE << 4) | 2, parts));
+              this.events_.connected();
+              this.ev_(FLUSH);
+            }
+          } else if (type === PUBLISH) {
+            const qos = (flags >> 1) & 3;
+            const tlen = body.length < 2 ? 0 : (body[0] << 8) | body[1];
+            const head = 2 + tlen + (qos ? 2 : 0);
+            ok = qos < 2 && body.length >= 2 && head <= body.length && utf8Invalid(body, 2, 2 + tlen) < 0;
+            if (ok) {
+              const topic = utf8Read(body, 2, 2 + tlen);
+              if (qos) this.ev_(WRITE, packet(PUBACK << 4, [body[2 + tlen], body[3 + tlen]]));
+              this.events_.message(topic, body.subarray(head));
+            }
+          } else if (type === PUBACK) {
+            ok = body.length === 2;
+            const id = (body[0] << 8) | body[1];
+            for (let i = 0; ok && i < this.inflight_.length; i++) {
+              if (this.inflight_[i].id === id) {
+                const m = this.inflight_.splice(i, 1)[0];
+                if (m.done) m.done(null);
+                break;
+              }
+            }
+            if (ok) this.ev_(FLUSH);
+          } else if (type === PINGRESP) {
+            if (this.pingSentAt_ >= 0) stats.roundTrip = now - this.pingSentAt_;
+            this.pingSentAt_ = -1;
+            ok = body.length === 0;
+          } else ok = (type === SUBACK || type === UNSUBACK) && body.length >= 2;
+        }
+        if (!ok) {
+          stats.protocolErrors++;
+          this.rxLen_ = 0;
+          return hal.net.close();
+        }
       }
-      case PINGRESP:
-        if (this.pingSentAt_ >= 0) this.stats.roundTrip = this.hal_.clock.now() - this.pingSentAt_;
-        this.pingSentAt_ = -1;
-        return body.length === 0;
-      case SUBACK:
-      case UNSUBACK:
-        return body.length >= 2;
+      if (start > 0 && this.open_) {
+        for (let i = start; i < this.rxLen_; i++) this.rx_[i - start] = this.rx_[i];
+        this.rxLen_ -= start;
+      }
+      // Give memory back after a large packet (an OTA chunk) has passed.
+      if (this.rxLen_ === 0 && this.rx_.length > 1024) this.rx_ = new Uint8Array(256);
     }
-    return false;
   }
 }
