@@ -170,6 +170,10 @@ const API_NAMES = ['variable', 'fn', 'subscribe', 'setClaimCode', 'onOta', 'conn
 /** Array's join, for comparing two SHA-256 digests without a function of our own. */
 const join = Array.prototype.join;
 
+// The public methods are `ev_` bound to VARIABLE ... CANCEL in the constructor, one bound
+// function each (half the heap of a method of its own): this declares them.
+interface Agent extends Cloud {}
+
 /**
  * The agent. Every function object costs about 300 bytes of heap on Duktape
  * and QuickJS (a bound function about 150), so the work is done by one large
@@ -215,22 +219,6 @@ class Agent implements Cloud {
   private finishing_ = false;
   private graceLeft_ = 0;
   private readonly flushB_: () => void;
-  // The public methods: `ev_` bound to VARIABLE ... CANCEL in the constructor, one
-  // bound function each (half the heap of a method of its own).
-  declare readonly variable: Cloud['variable'];
-  declare readonly fn: Cloud['fn'];
-  declare readonly subscribe: Cloud['subscribe'];
-  declare readonly setClaimCode: Cloud['setClaimCode'];
-  declare readonly onOta: Cloud['onOta'];
-  declare readonly connected: Cloud['connected'];
-  declare readonly connect: Cloud['connect'];
-  declare readonly disconnect: Cloud['disconnect'];
-  declare readonly publish: Cloud['publish'];
-  declare readonly vitals: Cloud['vitals'];
-  declare readonly every: Cloud['every'];
-  declare readonly after: Cloud['after'];
-  declare readonly cancel: Cloud['cancel'];
-
   constructor(hal: Hal, o: AgentOptions) {
     const id = o.deviceId;
     for (let i = 0; i < API_NAMES.length; i++) (this as unknown as { [name: string]: unknown })[API_NAMES[i]] = this.ev_.bind(this, VARIABLE + i);
