@@ -42,6 +42,13 @@ describe('OTA: fleet releases and rollouts', function () {
     assert.deepEqual(await versions(d), [2, 2, 1, 1, 1, 1]);
     const fw = (await w.call('GET', '/v1/products/prod-a/firmware/2', w.f.tokens.carol)).body;
     assert.deepEqual([fw.released, fw.product_default, fw.groups, fw.device_count], [true, false, ['beta'], 2]);
+    // The group object says what the group runs (Particle's fw_version); a group without a release says null.
+    const lab = await w.call('POST', '/v1/products/prod-a/groups', w.f.tokens.erin, { name: 'lab' });
+    assert.equal(lab.body.group.fw_version, null);
+    const groups = (await w.call('GET', '/v1/products/prod-a/groups', w.f.tokens.carol)).body.groups as { name: string; fw_version: number | null }[];
+    assert.equal(groups.find((g) => g.name === 'beta')?.fw_version, 2);
+    assert.equal(groups.find((g) => g.name === 'lab')?.fw_version, null, JSON.stringify(groups));
+    assert.equal((await w.call('GET', '/v1/products/prod-a/groups/beta', w.f.tokens.carol)).body.group.fw_version, 2);
     assert.equal((await w.call('DELETE', '/v1/products/prod-a/firmware/2', w.f.tokens.erin)).status, 400, 'a released version stays');
     // A Viewer may look but not release; a Developer releases 2 to the whole product.
     assert.equal((await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.carol, { version: 2, product_default: true })).status, 403);

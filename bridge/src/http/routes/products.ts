@@ -9,11 +9,12 @@ import { route, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { CUSTOMER_AUTH_MODES, CUSTOMER_AUTH_SETTING, isCustomerAuthMode } from '../../customers/modes.js';
 import { field } from '../body.js';
-import type { DeviceGroup } from '../../store/store.js';
+import type { DeviceGroup, ProductReleases } from '../../store/store.js';
 import { newProduct, orgObject, productObject } from './user.js';
 
-function groupObject(g: DeviceGroup) {
-  return { name: g.name, description: g.description, color: g.color, fw_version: null, device_count: g.devices };
+/** Particle's group object; `fw_version` is the firmware version released to the group, or null. */
+function groupObject(g: DeviceGroup, releases: ProductReleases) {
+  return { name: g.name, description: g.description, color: g.color, fw_version: releases.groups.get(g.name) ?? null, device_count: g.devices };
 }
 
 export const productRoutes: Route[] = [
@@ -40,25 +41,26 @@ export const productRoutes: Route[] = [
   route('POST', '/v1/orgs/:org/products', guard.org('org.product.create'), async (req, ctx, a) => newProduct(ctx, await req.body(), { orgId: a.org!.id })),
 
   // Device groups.
-  route('GET', '/v1/products/:product/groups', guard.product('device.view'), async (req, ctx, a) => ({
-    groups: (await ctx.store.listGroups(a.product!.productId)).map(groupObject),
-  })),
+  route('GET', '/v1/products/:product/groups', guard.product('device.view'), async (req, ctx, a) => {
+    const releases = await ctx.store.productReleases(a.product!.productId);
+    return { groups: (await ctx.store.listGroups(a.product!.productId)).map((g) => groupObject(g, releases)) };
+  }),
   route('POST', '/v1/products/:product/groups', guard.product('group.create'), async (req, ctx, a) => {
     const b = await req.body();
     const g = await ctx.store.createGroup(a.product!.productId, { name: field(b, 'name'), description: b.description as string | undefined, color: b.color as string | undefined });
-    return { status: 201, body: { ok: true, group: groupObject(g) } };
+    return { status: 201, body: { ok: true, group: groupObject(g, await ctx.store.productReleases(a.product!.productId)) } };
   }),
   route('GET', '/v1/products/:product/groups/:group', guard.product('device.view'), async (req, ctx, a) => {
     const g = await ctx.store.getGroup(a.product!.productId, req.params.group);
     if (!g) throw ApiError.of(404, 'Group not found');
-    return { group: groupObject(g) };
+    return { group: groupObject(g, await ctx.store.productReleases(a.product!.productId)) };
   }),
   route('PUT', '/v1/products/:product/groups/:group', guard.product('group.edit'), async (req, ctx, a) => {
     const b = await req.body();
     const g = await ctx.store
       .updateGroup(a.product!.productId, req.params.group, { name: b.name as string | undefined, description: b.description as string | null | undefined, color: b.color as string | null | undefined })
       ;
-    return { ok: true, group: groupObject(g) };
+    return { ok: true, group: groupObject(g, await ctx.store.productReleases(a.product!.productId)) };
   }),
   route('DELETE', '/v1/products/:product/groups/:group', guard.product('group.edit'), async (req, ctx, a) => {
     if (!(await ctx.store.deleteGroup(a.product!.productId, req.params.group))) throw ApiError.of(404, 'Group not found');
