@@ -184,6 +184,8 @@ describe('webhooks', function () {
       [{ event: 'a//b', url: hookBase }, 'event'],
       [{ integration_type: 'AzureIotHub', event: 'x', url: hookBase }, 'Webhook'],
       [{ event: 'x', url: hookBase, deviceid: 'the-kitchen-one' }, 'deviceid must be a device ID'],
+      [{ event: 'x', url: hookBase, responseTopic: '{{PARTICLE_DEVICE_ID}}//reply' }, 'responseTopic must render to an event name'],
+      [{ event: 'x', url: hookBase, errorResponseTopic: 42 }, 'errorResponseTopic must render to an event name'],
     ] as const) {
       const res = await post(f.tokens.erin, body);
       const text = await res.text();
@@ -258,5 +260,17 @@ describe('webhooks', function () {
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(at('/org').length, 1, 'a disabled org integration does not fire');
     w1.end(true);
+  });
+  it("names the response and error events by the webhook's responseTopic and errorResponseTopic (particle-api-js hook.responseEvent), so a device can subscribe to its own", async () => {
+    const hook = { responseEvent: '{{PARTICLE_DEVICE_ID}}/hook-response/{{PARTICLE_EVENT_NAME}}', errorResponseEvent: '{{PARTICLE_DEVICE_ID}}/hook-error/{{PARTICLE_EVENT_NAME}}' };
+    const made = (await particle.createWebhook({ event: 'ask', url: hookBase + '/ask', product: 'prod-a', hook, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const got = (await (await fetch(base + '/v1/products/prod-a/integrations/' + made.id, { headers: { authorization: 'Bearer ' + f.tokens.carol } })).json()) as { responseTopic: string; errorResponseTopic: string };
+    assert.deepEqual([got.responseTopic, got.errorResponseTopic], [hook.responseEvent, hook.errorResponseEvent]);
+    await publish('ask/1', 'q');
+    await until('the named response', () => seen.some((e) => e.name === A1 + '/hook-response/ask/1/0' && e.data === 'thanks for /ask'));
+    assert.ok(!seen.some((e) => e.name.startsWith('hook-response/ask')), 'not under the default name');
+    script.set('/ask', [500, 500, 500]);
+    await publish('ask/2', 'q');
+    await until('the named error', () => seen.some((e) => e.name === A1 + '/hook-error/ask/2/0' && e.data === 'HTTP 500'));
   });
 });

@@ -5,6 +5,10 @@
  *   hook-sent/<event>            the request was answered 2xx
  *   hook-response/<event>/<n>    the response body, in 512-byte pieces (at most 100 KB)
  *   hook-error/<event>/0         every attempt failed (the last error)
+ * (the response and error names are the integration's responseTopic and
+ * errorResponseTopic templates when it has them, e.g.
+ * {{PARTICLE_DEVICE_ID}}/hook-response/{{PARTICLE_EVENT_NAME}}, so a device
+ * subscribes to its own).
  * An event triggers the integrations of the device's product, of the user who
  * owns that product personally, and of the org that owns it.
  * An integration is disabled after `disableAfter` failed deliveries in a row.
@@ -19,6 +23,7 @@ import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
 import type { Integration, IntegrationOwner, IntegrationStore } from '../store/store.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
+import { render, type TemplateVars } from './template.js';
 
 export interface WebhookOptions {
   store: Pick<IntegrationStore, 'listIntegrations' | 'recordDelivery'>;
@@ -53,25 +58,6 @@ export interface Webhooks {
   /** Resolves when nothing is queued or in flight (tests, shutdown). */
   idle(): Promise<void>;
   close(): void;
-}
-
-export interface TemplateVars {
-  PARTICLE_EVENT_NAME: string;
-  PARTICLE_EVENT_VALUE: string;
-  PARTICLE_DEVICE_ID: string;
-  PARTICLE_PUBLISHED_AT: string;
-  PRODUCT_ID: string;
-}
-
-const HTML: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Renders {{{X}}} as is and {{X}} through `escape`; unknown names render empty, as mustache does. */
-export function render(template: string, vars: TemplateVars, escape: (s: string) => string = (s) => s.replace(/[&<>"']/g, (c) => HTML[c])): string {
-  return template.replace(/\{\{\{\s*([A-Z_]+)\s*\}\}\}|\{\{\s*([A-Z_]+)\s*\}\}/g, (_, raw: string | undefined, esc: string | undefined) => {
-    const key = (raw ?? esc) as keyof TemplateVars;
-    const v = Object.prototype.hasOwnProperty.call(vars, key) ? vars[key] : '';
-    return raw !== undefined ? v : escape(v);
-  });
 }
 
 /** Renders every string of a JSON template (keys too); other values pass through. */
@@ -191,7 +177,8 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         await o.store.recordDelivery(i.id, true, o.disableAfter).catch((e) => o.log.error({ err: e }, 'webhooks: outcome not saved'));
         o.emit(product, 'hook-sent/' + name, '');
         const body = r.body.slice(0, RESPONSE_MAX);
-        for (let k = 0; k * RESPONSE_CHUNK < body.length; k++) o.emit(product, 'hook-response/' + name + '/' + k, body.slice(k * RESPONSE_CHUNK, (k + 1) * RESPONSE_CHUNK));
+        const responseName = i.responseTopic !== null ? render(i.responseTopic, vars, (s) => s) : 'hook-response/' + name;
+        for (let k = 0; k * RESPONSE_CHUNK < body.length; k++) o.emit(product, responseName + '/' + k, body.slice(k * RESPONSE_CHUNK, (k + 1) * RESPONSE_CHUNK));
         return;
       }
       last = r.error;
@@ -202,7 +189,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       return null;
     });
     o.log.info({ integration: i.id, url: i.url, error: last }, 'webhooks: delivery failed');
-    o.emit(product, 'hook-error/' + name + '/0', last);
+    o.emit(product, (i.errorResponseTopic !== null ? render(i.errorResponseTopic, vars, (s) => s) : 'hook-error/' + name) + '/0', last);
     if (after && !after.enabled) {
       lists.delete(keyOf(ownerOfIntegration(after)));
       o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');

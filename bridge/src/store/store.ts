@@ -601,16 +601,24 @@ export interface Integration {
   json: unknown;
   form: { [field: string]: string } | null;
   body: string | null;
+  /**
+   * Templates of the names of the events that carry the response and the
+   * error back (Particle's responseTopic and errorResponseTopic); null:
+   * hook-response/<event> and hook-error/<event>. The piece number follows.
+   */
+  responseTopic: string | null;
+  errorResponseTopic: string | null;
   enabled: boolean;
   /** Failed deliveries in a row. */
   failures: number;
   createdAt: Date;
 }
 
-export type IntegrationInput = Pick<Integration, 'event' | 'url'> & Partial<Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'enabled'>>;
+export type IntegrationInput = Pick<Integration, 'event' | 'url'> &
+  Partial<Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'responseTopic' | 'errorResponseTopic' | 'enabled'>>;
 
 export interface IntegrationStore {
-  /** invalid: a bad URL, event prefix, device id, request type or template. not_found: no such product, user or org. */
+  /** invalid: a bad URL, event prefix, device id, request type, template or response event name. not_found: no such product, user or org. */
   createIntegration(owner: IntegrationOwner, input: IntegrationInput): Promise<Integration>;
   /** The owner's integrations, oldest first. */
   listIntegrations(owner: IntegrationOwner): Promise<Integration[]>;

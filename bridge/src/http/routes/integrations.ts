@@ -20,11 +20,12 @@ import type { Fields } from '../body.js';
 export function integrationObject(i: Integration) {
   return {
     id: i.id, integration_type: 'Webhook', name: i.name, event: i.event, deviceID: i.deviceId ?? undefined, url: i.url, requestType: i.requestType, headers: i.headers,
-    json: i.json ?? undefined, form: i.form ?? undefined, body: i.body ?? undefined, disabled: !i.enabled, errors_in_a_row: i.failures, created_at: i.createdAt.toISOString(),
+    json: i.json ?? undefined, form: i.form ?? undefined, body: i.body ?? undefined,
+    responseTopic: i.responseTopic ?? undefined, errorResponseTopic: i.errorResponseTopic ?? undefined, disabled: !i.enabled, errors_in_a_row: i.failures, created_at: i.createdAt.toISOString(),
   };
 }
 
-/** Particle's body: {event, url, deviceid, requestType, headers, json, form, body, name, disabled}; particle-api-js sends the device as deviceid (integrations) or deviceId (webhooks). */
+/** Particle's body: {event, url, deviceid, requestType, headers, json, form, body, responseTopic, errorResponseTopic, name, disabled}; particle-api-js sends the device as deviceid (integrations) or deviceId (webhooks). */
 function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.integration_type !== undefined && b.integration_type !== 'Webhook') throw ApiError.of(400, 'integration_type must be Webhook (the only kind this bridge delivers)');
   if (!partial) {
@@ -42,6 +43,9 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.json !== undefined) out.json = b.json;
   if (b.form !== undefined) out.form = b.form as IntegrationInput['form'];
   if (b.body !== undefined) out.body = b.body as string;
+  // An empty one is the default name.
+  if (b.responseTopic !== undefined) out.responseTopic = b.responseTopic === '' || b.responseTopic === null ? null : (b.responseTopic as string);
+  if (b.errorResponseTopic !== undefined) out.errorResponseTopic = b.errorResponseTopic === '' || b.errorResponseTopic === null ? null : (b.errorResponseTopic as string);
   if (b.disabled !== undefined) out.enabled = !(b.disabled === true || b.disabled === 'true');
   return out;
 }

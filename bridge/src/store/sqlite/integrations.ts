@@ -8,6 +8,7 @@ import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { Integration, IntegrationInput, IntegrationOwner, IntegrationStore } from '../store.js';
 import { parseJson, productKey, refusing } from './context.js';
+import { render, type TemplateVars } from '../../integrations/template.js';
 import type { Ctx } from './context.js';
 
 interface IntegrationRaw {
@@ -23,18 +24,22 @@ interface IntegrationRaw {
   created_at: number;
 }
 
-type Template = Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body'>;
+type Template = Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'responseTopic' | 'errorResponseTopic'>;
 
 const METHODS = ['POST', 'PUT', 'GET', 'DELETE'] as const;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 const DEVICE_ID = /^[0-9a-f]{24}$/;
+/** Template variables for checking a response event name before any event exists. */
+const SAMPLE: TemplateVars = {
+  PARTICLE_EVENT_NAME: 'event', PARTICLE_EVENT_VALUE: 'value', PARTICLE_DEVICE_ID: '000000000000000000000000', PARTICLE_PUBLISHED_AT: '2000-01-01T00:00:00.000Z', PRODUCT_ID: '1',
+};
 
 function integration(r: IntegrationRaw): Integration {
   const t = parseJson<Template>(r.template ?? '{}');
   return {
     id: r.id, productId: r.product_id, userId: r.user_id, orgId: r.org_id, event: r.event_prefix, deviceId: t.deviceId ?? null, url: r.url,
     name: t.name ?? '', requestType: t.requestType ?? 'POST', headers: t.headers ?? {}, json: t.json ?? null, form: t.form ?? null, body: t.body ?? null,
-    enabled: r.enabled !== 0, failures: r.failures, createdAt: new Date(r.created_at),
+    responseTopic: t.responseTopic ?? null, errorResponseTopic: t.errorResponseTopic ?? null, enabled: r.enabled !== 0, failures: r.failures, createdAt: new Date(r.created_at),
   };
 }
 
@@ -57,9 +62,18 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
   if (bodies > 1) throw new StoreError('invalid', 'give one of json, form and body');
   if (i.form != null && (typeof i.form !== 'object' || Array.isArray(i.form) || Object.values(i.form).some((v) => typeof v !== 'string'))) throw new StoreError('invalid', 'form must be an object of strings');
   if (i.body != null && typeof i.body !== 'string') throw new StoreError('invalid', 'body must be a string');
+  for (const [field, topic] of [['responseTopic', i.responseTopic], ['errorResponseTopic', i.errorResponseTopic]] as const) {
+    if (topic == null) continue;
+    // What it names once rendered must be an event name (sample values in the variables).
+    const problem = typeof topic === 'string' ? eventNameProblem(render(topic, SAMPLE, (s) => s) + '/0') : 'must be a string';
+    if (problem) throw new StoreError('invalid', field + ' must render to an event name: it ' + problem);
+  }
   if (i.deviceId != null && (typeof i.deviceId !== 'string' || !DEVICE_ID.test(i.deviceId))) throw new StoreError('invalid', 'deviceid must be a device ID (24 hexadecimal digits, lowercase)');
   const name = typeof i.name === 'string' && i.name.trim() ? i.name.trim().slice(0, 100) : i.event;
-  const template: Template = { name, deviceId: i.deviceId ?? null, requestType, headers, json: i.json ?? null, form: i.form ?? null, body: i.body ?? null };
+  const template: Template = {
+    name, deviceId: i.deviceId ?? null, requestType, headers, json: i.json ?? null, form: i.form ?? null, body: i.body ?? null,
+    responseTopic: i.responseTopic ?? null, errorResponseTopic: i.errorResponseTopic ?? null,
+  };
   if (JSON.stringify(template).length > 16 * 1024) throw new StoreError('invalid', 'the request template is larger than 16 KB');
   return { prefix: i.event, url: url.href, template };
 }
