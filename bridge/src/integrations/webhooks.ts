@@ -21,7 +21,7 @@
  */
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
-import type { Integration, IntegrationOwner, IntegrationStore } from '../store/store.js';
+import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
 import { render, type TemplateVars } from './template.js';
 
@@ -98,11 +98,9 @@ export function ownersOf(product: ProductRef): IntegrationOwner[] {
   return owners;
 }
 
-export function ownerOfIntegration(i: Integration): IntegrationOwner {
-  return i.productId !== null ? { productId: i.productId } : i.userId !== null ? { userId: i.userId } : { orgId: i.orgId as string };
-}
-
-const keyOf = (o: IntegrationOwner): string => ('productId' in o ? 'product:' + String(o.productId) : 'userId' in o ? 'user:' + o.userId : 'org:' + o.orgId);
+/** The name of a response or error event: the integration's template rendered, or Particle's `<prefix><event>`. */
+const eventName = (template: string | null, prefix: string, vars: TemplateVars): string =>
+  template !== null ? render(template, vars, (s) => s) : prefix + vars.PARTICLE_EVENT_NAME;
 
 const triggers = (i: Integration, name: string, deviceId: string): boolean => i.enabled && name.startsWith(i.event) && (i.deviceId === null || i.deviceId === deviceId);
 
@@ -116,7 +114,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
   const timers = new Set<NodeJS.Timeout>();
 
   function integrations(owner: IntegrationOwner): Integration[] | Promise<Integration[]> {
-    const key = keyOf(owner);
+    const key = integrationOwnerKey(owner);
     const known = lists.get(key);
     if (known) return known;
     const read: Promise<Integration[]> = o.store.listIntegrations(owner).then(
@@ -177,7 +175,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         await o.store.recordDelivery(i.id, true, o.disableAfter).catch((e) => o.log.error({ err: e }, 'webhooks: outcome not saved'));
         o.emit(product, 'hook-sent/' + name, '');
         const body = r.body.slice(0, RESPONSE_MAX);
-        const responseName = i.responseTopic !== null ? render(i.responseTopic, vars, (s) => s) : 'hook-response/' + name;
+        const responseName = eventName(i.responseTopic, 'hook-response/', vars);
         for (let k = 0; k * RESPONSE_CHUNK < body.length; k++) o.emit(product, responseName + '/' + k, body.slice(k * RESPONSE_CHUNK, (k + 1) * RESPONSE_CHUNK));
         return;
       }
@@ -189,9 +187,9 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       return null;
     });
     o.log.info({ integration: i.id, url: i.url, error: last }, 'webhooks: delivery failed');
-    o.emit(product, (i.errorResponseTopic !== null ? render(i.errorResponseTopic, vars, (s) => s) : 'hook-error/' + name) + '/0', last);
+    o.emit(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', last);
     if (after && !after.enabled) {
-      lists.delete(keyOf(ownerOfIntegration(after)));
+      lists.delete(integrationOwnerKey(ownerOfIntegration(after)));
       o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
     }
   }
@@ -245,7 +243,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       for (const owner of ownersOf(product)) integrations(owner);
     },
     invalidate(owner) {
-      lists.delete(keyOf(owner));
+      lists.delete(integrationOwnerKey(owner));
     },
     idle() {
       if (running === 0 && queue.length === 0) return Promise.resolve();

@@ -578,6 +578,16 @@ export interface ClientStore {
  */
 export type IntegrationOwner = { productId: ProductId } | { userId: string } | { orgId: string };
 
+/** One string per owner ('product:7', 'user:…', 'org:…'): equal owners, equal keys, whatever the product id's type. */
+export function integrationOwnerKey(o: IntegrationOwner): string {
+  return 'productId' in o ? 'product:' + String(o.productId) : 'userId' in o ? 'user:' + o.userId : 'org:' + o.orgId;
+}
+
+/** The owner an integration belongs to. */
+export function ownerOfIntegration(i: Pick<Integration, 'productId' | 'userId' | 'orgId'>): IntegrationOwner {
+  return i.productId !== null ? { productId: i.productId } : i.userId !== null ? { userId: i.userId } : { orgId: i.orgId as string };
+}
+
 /** A webhook: on an event of its owner's devices whose name starts with `event`, a request to `url`. */
 export interface Integration {
   id: string;

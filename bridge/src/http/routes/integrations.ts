@@ -11,7 +11,7 @@
  * are their own, for the devices of their personal products.
  */
 import type { Action } from '@flotilla/protocol';
-import type { Integration, IntegrationInput, IntegrationOwner } from '../../store/store.js';
+import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationInput, type IntegrationOwner } from '../../store/store.js';
 import { guard, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -25,6 +25,9 @@ export function integrationObject(i: Integration) {
   };
 }
 
+/** An optional field as sent: '' or null clears it (any device, the default event name); the store checks the rest. */
+const cleared = (v: unknown): string | null => (v === '' || v === null ? null : (v as string));
+
 /** Particle's body: {event, url, deviceid, requestType, headers, json, form, body, responseTopic, errorResponseTopic, name, disabled}; particle-api-js sends the device as deviceid (integrations) or deviceId (webhooks). */
 function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.integration_type !== undefined && b.integration_type !== 'Webhook') throw ApiError.of(400, 'integration_type must be Webhook (the only kind this bridge delivers)');
@@ -37,15 +40,14 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.url !== undefined) out.url = b.url as string;
   if (b.name !== undefined) out.name = String(b.name);
   const device = b.deviceid ?? b.deviceId ?? b.deviceID;
-  if (device !== undefined) out.deviceId = device === null || device === '' ? null : typeof device === 'string' ? device.toLowerCase() : (device as string);
+  if (device !== undefined) out.deviceId = cleared(typeof device === 'string' ? device.toLowerCase() : device);
   if (b.requestType !== undefined) out.requestType = String(b.requestType).toUpperCase() as IntegrationInput['requestType'];
   if (b.headers !== undefined) out.headers = b.headers as IntegrationInput['headers'];
   if (b.json !== undefined) out.json = b.json;
   if (b.form !== undefined) out.form = b.form as IntegrationInput['form'];
   if (b.body !== undefined) out.body = b.body as string;
-  // An empty one is the default name.
-  if (b.responseTopic !== undefined) out.responseTopic = b.responseTopic === '' || b.responseTopic === null ? null : (b.responseTopic as string);
-  if (b.errorResponseTopic !== undefined) out.errorResponseTopic = b.errorResponseTopic === '' || b.errorResponseTopic === null ? null : (b.errorResponseTopic as string);
+  if (b.responseTopic !== undefined) out.responseTopic = cleared(b.responseTopic);
+  if (b.errorResponseTopic !== undefined) out.errorResponseTopic = cleared(b.errorResponseTopic);
   if (b.disabled !== undefined) out.enabled = !(b.disabled === true || b.disabled === 'true');
   return out;
 }
@@ -71,13 +73,10 @@ const SCOPES: Scope[] = [
   },
 ];
 
-const sameOwner = (i: Integration, o: IntegrationOwner): boolean =>
-  'productId' in o ? i.productId !== null && String(i.productId) === String(o.productId) : 'userId' in o ? i.userId === o.userId : i.orgId === o.orgId;
-
 /** The integration when it is the owner's; 404 for any other (existence does not leak). */
 async function own(ctx: ApiContext, owner: IntegrationOwner, id: string): Promise<Integration> {
   const i = await ctx.store.getIntegration(id);
-  if (!i || !sameOwner(i, owner)) throw ApiError.of(404, 'Integration not found');
+  if (!i || integrationOwnerKey(ownerOfIntegration(i)) !== integrationOwnerKey(owner)) throw ApiError.of(404, 'Integration not found');
   return i;
 }
 

@@ -3,7 +3,7 @@
  * looks like (name, device filter, method, headers, body template) is kept as
  * JSON in the `template` column: it is read and written whole, never queried.
  */
-import { eventNameProblem } from '@flotilla/protocol';
+import { eventNameProblem, isDeviceId } from '@flotilla/protocol';
 import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { Integration, IntegrationInput, IntegrationOwner, IntegrationStore } from '../store.js';
@@ -28,7 +28,6 @@ type Template = Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers
 
 const METHODS = ['POST', 'PUT', 'GET', 'DELETE'] as const;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
-const DEVICE_ID = /^[0-9a-f]{24}$/;
 /** Template variables for checking a response event name before any event exists. */
 const SAMPLE: TemplateVars = {
   PARTICLE_EVENT_NAME: 'event', PARTICLE_EVENT_VALUE: 'value', PARTICLE_DEVICE_ID: '000000000000000000000000', PARTICLE_PUBLISHED_AT: '2000-01-01T00:00:00.000Z', PRODUCT_ID: '1',
@@ -68,7 +67,7 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
     const problem = typeof topic === 'string' ? eventNameProblem(render(topic, SAMPLE, (s) => s) + '/0') : 'must be a string';
     if (problem) throw new StoreError('invalid', field + ' must render to an event name: it ' + problem);
   }
-  if (i.deviceId != null && (typeof i.deviceId !== 'string' || !DEVICE_ID.test(i.deviceId))) throw new StoreError('invalid', 'deviceid must be a device ID (24 hexadecimal digits, lowercase)');
+  if (i.deviceId != null && !isDeviceId(i.deviceId)) throw new StoreError('invalid', 'deviceid must be a device ID (24 hexadecimal digits, lowercase)');
   const name = typeof i.name === 'string' && i.name.trim() ? i.name.trim().slice(0, 100) : i.event;
   const template: Template = {
     name, deviceId: i.deviceId ?? null, requestType, headers, json: i.json ?? null, form: i.form ?? null, body: i.body ?? null,
