@@ -43,7 +43,7 @@ export interface ApiContext {
   events: EventHub;
   /** The live broker, for what a change in the store must do to connections now. */
   fleet: LiveFleet;
-  /** Per-address limits (429 past them). */
+  /** Request limits, per token or per address (429 past them). */
   limiter: RateLimiter;
   /** Webhook delivery, told when a product's integrations change. */
   webhooks: Pick<Webhooks, 'invalidate'>;
@@ -130,11 +130,12 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     // sharing an address do not starve each other; everything else (no token, client credentials, an
     // unknown token, a path that does not exist) counts against the address.
     const token = bearer(req.headers);
+    const byAddress = 'address ' + address;
     const limit = (key: string) => {
       const wait = ctx.limiter.request(key);
       if (wait !== null) throw tooMany(wait);
     };
-    if (token === null) limit('address ' + address);
+    if (token === null) limit(byAddress);
     const url = new URL(req.url ?? '/', 'http://bridge');
     let parts: string[];
     try {
@@ -156,7 +157,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       }
     }
     if (!found) {
-      if (token !== null) limit('address ' + address);
+      if (token !== null) limit(byAddress);
       throw pathKnown ? ApiError.of(405, 'Method not allowed') : ApiError.of(404, 'Not found');
     }
     let body: Promise<Fields> | null = null;
@@ -167,7 +168,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const request: Request = { method, url, res, params: found.params, headers: req.headers, body: readOnce };
     const g = found.r.route.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers, method === 'GET' ? null : readOnce);
-    if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : 'address ' + address);
+    if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : byAddress);
     let access: Access;
     if (g.kind === 'public') access = { actor, product: null, device: null, org: null, decision: null };
     else if (g.kind === 'signedIn') {

@@ -89,7 +89,6 @@ async function infoChanges(req: Request): Promise<BillingInfoChanges> {
   return changes;
 }
 
-
 const ORG_BILLING_VIEW = guard.orgProducts('billing.view');
 const ORG_BILLING_MANAGE = guard.orgProducts('billing.manage');
 

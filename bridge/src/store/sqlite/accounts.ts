@@ -29,9 +29,12 @@ function user(r: UserRaw): User {
   return { id: r.id, username: r.username, createdAt: new Date(r.created_at) };
 }
 
+/** A token's handle: the start of its SHA-256 (hex). */
+const handleOf = (tokenHash: string): string => tokenHash.slice(0, TOKEN_HANDLE_LENGTH);
+
 function tokenRecord(r: TokenRaw): TokenRecord {
   return {
-    id: r.token_hash.slice(0, TOKEN_HANDLE_LENGTH),
+    id: handleOf(r.token_hash),
     subject: { kind: r.subject_kind, id: r.subject_id },
     clientId: r.client_id,
     scopes: parseJson<string[]>(r.scopes),
@@ -104,7 +107,7 @@ export function tokenStore(ctx: Ctx): TokenStore {
   );
   const revokeHash = db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL');
   const revokeLive = db.transaction((subject: TokenSubject, id: string | undefined, now: number): string[] => {
-    const hashes = live.all(subject.kind, subject.id, now).map((r) => r.token_hash).filter((h) => id === undefined || h.slice(0, TOKEN_HANDLE_LENGTH) === id);
+    const hashes = live.all(subject.kind, subject.id, now).map((r) => r.token_hash).filter((h) => id === undefined || handleOf(h) === id);
     for (const h of hashes) revokeHash.run(now, h);
     return hashes;
   });
