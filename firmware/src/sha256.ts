@@ -96,21 +96,3 @@ export function sha256(data: Uint8Array, mode?: number): Uint8Array | null {
   for (let i = 0; i < 32; i++) digest[i] = (H[i >> 2] >>> (24 - 8 * (i & 3))) & 255;
   return digest;
 }
-
-// The streaming steps by name (for tests; the agent calls sha256 with a mode).
-let started = false;
-
-export function sha256Start(): void {
-  started = false;
-}
-
-export function sha256Update(data: Uint8Array): void {
-  sha256(data, started ? 3 : 2);
-  started = true;
-}
-
-export function sha256Finish(): Uint8Array {
-  const digest = sha256(new Uint8Array(0), started ? 1 : 0) as Uint8Array;
-  started = false;
-  return digest;
-}
