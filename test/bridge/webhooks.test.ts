@@ -8,11 +8,16 @@
  * devices), and a device filter.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Particle from 'particle-api-js';
 import { encode, topics } from '@flotilla/protocol';
 import type { MqttClient } from 'mqtt';
+import { openCa } from '../../bridge/src/identity/ca.js';
 import { A1, A2, connect, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 interface Received {
@@ -32,6 +37,8 @@ describe('webhooks', function () {
   const received: Received[] = [];
   /** Path → statuses to answer in turn (then 200). */
   const script = new Map<string, number[]>();
+  /** Path (without its query) → a JSON answer instead of the text one. */
+  const answers = new Map<string, string>();
   let a1: MqttClient;
   const seen: { name: string; data: string }[] = [];
   let stream: { abort(): void };
@@ -43,8 +50,9 @@ describe('webhooks', function () {
       req.on('end', () => {
         received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
         const next = script.get(req.url ?? '')?.shift() ?? 200;
-        res.writeHead(next, { 'content-type': 'text/plain' });
-        res.end(next === 200 ? 'thanks for ' + (req.url ?? '') : 'nope');
+        const json = answers.get((req.url ?? '').split('?')[0]);
+        res.writeHead(next, { 'content-type': json !== undefined ? 'application/json' : 'text/plain' });
+        res.end(next !== 200 ? 'nope' : json ?? 'thanks for ' + (req.url ?? ''));
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -85,8 +93,9 @@ describe('webhooks', function () {
     await until('the delivery', () => at('/default').length === 1);
     const r = at('/default')[0];
     assert.equal(r.method, 'POST');
-    assert.equal(r.headers['content-type'], 'application/json');
-    const body = JSON.parse(r.body) as { event: string; data: string; coreid: string; published_at: string };
+    assert.equal(r.headers['content-type'], 'application/x-www-form-urlencoded', "Particle's default: a web form");
+    const body = Object.fromEntries(new URLSearchParams(r.body)) as { event: string; data: string; coreid: string; published_at: string };
+    assert.deepEqual(Object.keys(body).sort(), ['coreid', 'data', 'event', 'published_at']);
     assert.deepEqual([body.event, body.data, body.coreid], ['temperature', '21.5', A1]);
     assert.ok(!Number.isNaN(Date.parse(body.published_at)));
     await until('hook-sent', () => seen.some((e) => e.name === 'hook-sent/temperature'));
@@ -107,9 +116,14 @@ describe('webhooks', function () {
     await publish('door', 'open & "shut"');
     await until('three deliveries', () => at('/json').length + at('/form').length + at('/text').length === 3);
     const j = at('/json')[0];
-    assert.deepEqual(JSON.parse(j.body), { state: 'open & "shut"', product: f.products.A, n: 1 });
+    // Particle's default data under the template's fields (noDefaults not set).
+    const { published_at: jsonAt, ...json } = JSON.parse(j.body) as Record<string, unknown>;
+    assert.deepEqual(json, { event: 'door', data: 'open & "shut"', coreid: A1, state: 'open & "shut"', product: f.products.A, n: 1 });
+    assert.ok(!Number.isNaN(Date.parse(String(jsonAt))));
     assert.equal(j.headers['x-device'], A1);
-    assert.deepEqual(Object.fromEntries(new URLSearchParams(at('/form')[0].body)), { s: 'open & "shut"', e: 'door' });
+    const { published_at: formAt, ...fields } = Object.fromEntries(new URLSearchParams(at('/form')[0].body));
+    assert.deepEqual(fields, { event: 'door', data: 'open & "shut"', coreid: A1, s: 'open & "shut"', e: 'door' });
+    assert.equal(formAt, jsonAt, 'one event, one published_at');
     assert.equal(at('/text')[0].method, 'PUT');
     assert.equal(at('/text')[0].body, 'door is open &amp; &quot;shut&quot;', '{{x}} is escaped, {{{x}}} is not');
   });
@@ -186,6 +200,18 @@ describe('webhooks', function () {
       [{ event: 'x', url: hookBase, deviceid: 'the-kitchen-one' }, 'deviceid must be a device ID'],
       [{ event: 'x', url: hookBase, responseTopic: '{{PARTICLE_DEVICE_ID}}//reply' }, 'responseTopic must render to an event name'],
       [{ event: 'x', url: hookBase, errorResponseTopic: 42 }, 'errorResponseTopic must render to an event name'],
+      [{ event: 'x', url: hookBase, query: { a: 1 } }, 'query must be an object of strings'],
+      [{ event: 'x', url: hookBase, query: 'a=1' }, 'query must be an object of strings'],
+      [{ event: 'x', url: hookBase, auth: { username: 'u' } }, 'auth must be {username, password}'],
+      [{ event: 'x', url: hookBase, auth: 'u:p' }, 'auth must be {username, password}'],
+      [{ event: 'x', url: hookBase, noDefaults: 'sometimes' }, 'noDefaults must be true or false'],
+      [{ event: 'x', url: hookBase, rejectUnauthorized: 0 }, 'rejectUnauthorized must be true or false'],
+      [{ event: 'x', url: hookBase, responseTemplate: { a: 1 } }, 'responseTemplate must be a string'],
+      [{ event: 'x', url: hookBase, json: { a: '{{#open}}x' } }, 'json has a template that does not parse: Unclosed section'],
+      [{ event: 'x', url: hookBase, responseTemplate: '{{a' }, 'responseTemplate has a template that does not parse'],
+      [{ event: 'x', url: hookBase + '/{{#x}}' }, 'url must be an absolute http(s) URL'],
+      [{ event: 'x', url: '{{{where}}}' }, 'url must be an absolute http(s) URL'],
+      [{ event: 'x', url: hookBase, responseTopic: '{{#x}}' }, 'responseTopic must render to an event name: it Unclosed section'],
     ] as const) {
       const res = await post(f.tokens.erin, body);
       const text = await res.text();
@@ -239,7 +265,7 @@ describe('webhooks', function () {
     const product = await s.createProduct({ name: 'W', slug: 'prod-w', orgId: org.id });
     await s.createDevice({ id: W1, productId: product.id });
     await s.setDeviceSecret(W1, 'secret-w1');
-    const made = (await particle.createIntegration({ org: org.slug, event: 'orgevt', settings: { url: hookBase + '/org', json: { p: '{{PRODUCT_ID}}', d: '{{PARTICLE_DEVICE_ID}}' } }, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const made = (await particle.createIntegration({ org: org.slug, event: 'orgevt', settings: { url: hookBase + '/org', json: { p: '{{PRODUCT_ID}}', d: '{{PARTICLE_DEVICE_ID}}' }, noDefaults: true }, auth: f.tokens.erin } as never)).body as unknown as { id: string };
     const post = (token: string) => fetch(base + '/v1/orgs/' + org.slug + '/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'x', url: hookBase }) });
     assert.equal((await post(f.tokens.dave)).status, 403, 'Support views, does not create');
     assert.equal((await post(f.tokens.bob)).status, 404, 'no role on the org: as if it did not exist');
@@ -272,5 +298,73 @@ describe('webhooks', function () {
     script.set('/ask', [500, 500, 500]);
     await publish('ask/2', 'q');
     await until('the named error', () => seen.some((e) => e.name === A1 + '/hook-error/ask/2/0' && e.data === 'HTTP 500'));
+  });
+  it("takes particle-api-js's hook options: GET with a query, a URL template, the data's fields, Basic auth; the password is shown masked and kept by a PUT that sends the mask back", async () => {
+    const hook = { method: 'GET', query: { t: '{{{temp}}}' }, auth: { username: 'hook', password: 's3cret-{{PRODUCT_ID}}' } };
+    const made = (await particle.createWebhook({ event: 'climate', url: hookBase + '/rooms/{{room}}', product: 'prod-a', hook, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const data = JSON.stringify({ room: 'hall 2', temp: 21.5 });
+    await publish('climate', data);
+    await until('the GET', () => received.some((r) => r.path.startsWith('/rooms/hall%202')));
+    const r = received.find((x) => x.path.startsWith('/rooms/hall%202'))!;
+    assert.equal(r.method, 'GET');
+    assert.equal(r.body, '');
+    const { published_at: at1, ...q } = Object.fromEntries(new URL(r.path, hookBase).searchParams);
+    assert.deepEqual(q, { event: 'climate', data, coreid: A1, t: '21.5' }, "the default data and the query's fields, in the query string");
+    assert.ok(!Number.isNaN(Date.parse(at1)));
+    const basic = 'Basic ' + Buffer.from('hook:s3cret-' + f.products.A).toString('base64');
+    assert.equal(r.headers.authorization, basic);
+
+    const url = base + '/v1/products/prod-a/integrations/' + made.id;
+    const text = await (await fetch(url, { headers: { authorization: 'Bearer ' + f.tokens.carol } })).text();
+    assert.ok(!text.includes('s3cret'), 'the password stays with the bridge');
+    const got = JSON.parse(text) as { auth: unknown; query: unknown; requestType: string; noDefaults: boolean; rejectUnauthorized: boolean; url: string };
+    assert.deepEqual([got.auth, got.query, got.requestType, got.noDefaults, got.rejectUnauthorized, got.url], [{ username: 'hook', password: '********' }, hook.query, 'GET', false, true, hookBase + '/rooms/{{room}}']);
+    const put = await fetch(url, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ auth: got.auth, noDefaults: true }) });
+    assert.equal(put.status, 200, await put.clone().text());
+    await publish('climate', JSON.stringify({ room: 'hall 3', temp: 19 }));
+    await until('the second GET', () => received.some((x) => x.path.startsWith('/rooms/hall%203')));
+    const r2 = received.find((x) => x.path.startsWith('/rooms/hall%203'))!;
+    assert.equal(r2.headers.authorization, basic, 'the password sent back masked was kept');
+    assert.deepEqual(Object.fromEntries(new URL(r2.path, hookBase).searchParams), { t: '19' }, 'noDefaults: only the query');
+    const changed = await fetch(url, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ auth: { username: 'hook', password: 'new' } }) });
+    assert.equal(changed.status, 200);
+    await publish('climate', JSON.stringify({ room: 'hall 4' }));
+    await until('the third GET', () => received.some((x) => x.path.startsWith('/rooms/hall%204')));
+    assert.equal(received.find((x) => x.path.startsWith('/rooms/hall%204'))!.headers.authorization, 'Basic ' + Buffer.from('hook:new').toString('base64'));
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
+  it('turns a JSON response into the response event through responseTemplate; a response that is not JSON goes as it came', async () => {
+    answers.set('/weather', JSON.stringify({ main: { temp: 7 }, name: 'Oslo & co' }));
+    const hook = { responseTemplate: '{{main.temp}} in {{{name}}}' };
+    const made = (await particle.createWebhook({ event: 'weather', url: hookBase + '/weather', product: 'prod-a', hook, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    await publish('weather', 'now');
+    await until('the templated response', () => seen.some((e) => e.name === 'hook-response/weather/0' && e.data === '7 in Oslo & co'));
+    answers.delete('/weather');
+    await publish('weather', 'again');
+    await until('the plain response', () => seen.some((e) => e.name === 'hook-response/weather/0' && e.data === 'thanks for /weather'));
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
+  it('checks an https certificate unless the webhook says rejectUnauthorized: false', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-hook-tls-'));
+    const ctx = await (await openCa(dir)).serverContext();
+    const tls = createHttpsServer({ key: ctx.key, cert: ctx.cert }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('secure hello from ' + req.url));
+    });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', () => r()));
+    const tlsBase = 'https://127.0.0.1:' + (tls.address() as AddressInfo).port;
+    try {
+      const checked = (await particle.createWebhook({ event: 'tls', url: tlsBase + '/checked', product: 'prod-a', hook: { responseEvent: 'checked-response', errorResponseEvent: 'checked-error' }, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+      const unchecked = (await particle.createWebhook({ event: 'tls', url: tlsBase + '/unchecked', product: 'prod-a', rejectUnauthorized: false, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+      await publish('tls', 'x');
+      await until('the unchecked delivery', () => seen.some((e) => e.name === 'hook-response/tls/0' && e.data === 'secure hello from /unchecked'));
+      // The bridge's own CA signed the server's certificate, and nothing on this machine trusts it.
+      await until('the checked one failing on the certificate', () => seen.some((e) => e.name === 'checked-error/0' && /certificate/.test(e.data)));
+      assert.ok(!seen.some((e) => e.name.startsWith('checked-response')));
+      for (const id of [checked.id, unchecked.id]) await particle.deleteWebhook({ hookId: id, product: 'prod-a', auth: f.tokens.erin } as never);
+    } finally {
+      tls.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -14,16 +14,19 @@
  * An integration is disabled after `disableAfter` failed deliveries in a row.
  * hook-* events never trigger webhooks (no loops).
  *
- * Templates are Particle's mustache subset: {{{NAME}}} raw and {{NAME}}
- * escaped for where it lands (JSON string, form field, or raw body), with
- * PARTICLE_EVENT_NAME, PARTICLE_EVENT_VALUE, PARTICLE_DEVICE_ID,
- * PARTICLE_PUBLISHED_AT and PRODUCT_ID.
+ * What is sent, and what a response turns into: integrations/request.ts;
+ * templates: integrations/template.ts. Requests go out with node:http(s), so
+ * an integration can accept a self-signed certificate (rejectUnauthorized
+ * false) and a response is read no further than what can be used.
  */
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
 import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
-import { render, type TemplateVars } from './template.js';
+import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import { asIs, eventView, render, type TemplateVars } from './template.js';
+import { requestFor, responseData, type WebhookRequest } from './request.js';
 
 export interface WebhookOptions {
   store: Pick<IntegrationStore, 'listIntegrations' | 'recordDelivery'>;
@@ -60,35 +63,11 @@ export interface Webhooks {
   close(): void;
 }
 
-/** Renders every string of a JSON template (keys too); other values pass through. */
-function renderJson(value: unknown, vars: TemplateVars): unknown {
-  if (typeof value === 'string') return render(value, vars, (s) => s);
-  if (Array.isArray(value)) return value.map((v) => renderJson(v, vars));
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [render(k, vars, (s) => s), renderJson(v, vars)]));
-  return value;
-}
-
-/** The request an integration makes for one event. */
-export function requestFor(i: Integration, vars: TemplateVars): { method: string; headers: Record<string, string>; body: string | undefined } {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(i.headers)) headers[k.toLowerCase()] = render(v, vars, (s) => s);
-  let body: string | undefined;
-  if (i.form) {
-    body = new URLSearchParams(Object.entries(i.form).map(([k, v]): [string, string] => [k, render(v, vars, (s) => s)])).toString();
-    headers['content-type'] ??= 'application/x-www-form-urlencoded';
-  } else if (i.body !== null) {
-    body = render(i.body, vars);
-  } else {
-    body = JSON.stringify(i.json !== null ? renderJson(i.json, vars) : { event: vars.PARTICLE_EVENT_NAME, data: vars.PARTICLE_EVENT_VALUE, published_at: vars.PARTICLE_PUBLISHED_AT, coreid: vars.PARTICLE_DEVICE_ID });
-    headers['content-type'] ??= 'application/json';
-  }
-  if (i.requestType === 'GET' || i.requestType === 'DELETE') body = undefined;
-  return { method: i.requestType, headers, body };
-}
-
 /** Particle splits a webhook's response into 512-byte events, at most 100 KB. */
 export const RESPONSE_CHUNK = 512;
 export const RESPONSE_MAX = 100 * 1024;
+/** A response is read up to this much (a response template may pick a little out of a large JSON document); the rest is not read. */
+export const RESPONSE_READ_MAX = 1024 * 1024;
 
 /** The owners whose integrations an event of a device of `product` triggers. */
 export function ownersOf(product: ProductRef): IntegrationOwner[] {
@@ -100,7 +79,7 @@ export function ownersOf(product: ProductRef): IntegrationOwner[] {
 
 /** The name of a response or error event: the integration's template rendered, or Particle's `<prefix><event>`. */
 const eventName = (template: string | null, prefix: string, vars: TemplateVars): string =>
-  template !== null ? render(template, vars, (s) => s) : prefix + vars.PARTICLE_EVENT_NAME;
+  template !== null ? render(template, eventView(vars), asIs) : prefix + vars.PARTICLE_EVENT_NAME;
 
 const triggers = (i: Integration, name: string, deviceId: string): boolean => i.enabled && name.startsWith(i.event) && (i.deviceId === null || i.deviceId === deviceId);
 
@@ -153,28 +132,77 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       timers.add(t);
     });
 
-  async function attempt(i: Integration, req: ReturnType<typeof requestFor>): Promise<{ ok: true; body: string } | { ok: false; error: string }> {
+  // Keep-alive connections per kind of certificate check, closed with the engine.
+  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }), httpsUnchecked: new HttpsAgent({ keepAlive: true, rejectUnauthorized: false }) };
+
+  /** One request; the status and the response (at most RESPONSE_READ_MAX of it), or why there is none. */
+  function send(req: WebhookRequest): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const url = new URL(req.url);
+      const https = url.protocol === 'https:';
+      const body = req.body === undefined ? undefined : Buffer.from(req.body);
+      const headers = body === undefined ? req.headers : { ...req.headers, 'content-length': String(body.length) };
+      const agent = !https ? agents.http : req.rejectUnauthorized ? agents.https : agents.httpsUnchecked;
+      const r = (https ? httpsRequest : httpRequest)(url, { method: req.method, headers, agent });
+      const timer = setTimeout(() => r.destroy(new Error('timed out after ' + o.timeoutMs + ' ms')), o.timeoutMs);
+      r.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      r.on('response', (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const done = () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        };
+        res.on('data', (c: Buffer) => {
+          if (size >= RESPONSE_READ_MAX) return;
+          chunks.push(c.subarray(0, RESPONSE_READ_MAX - size));
+          size += c.length;
+          // Enough: the connection goes, the rest is not read.
+          if (size >= RESPONSE_READ_MAX) {
+            done();
+            res.destroy();
+          }
+        });
+        res.on('end', done);
+        res.on('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+      });
+      r.end(body);
+    });
+  }
+
+  async function attempt(req: WebhookRequest): Promise<{ ok: true; body: string } | { ok: false; error: string }> {
     try {
-      const res = await fetch(i.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(o.timeoutMs), redirect: 'manual' });
-      const text = await res.text();
-      if (res.status >= 200 && res.status < 300) return { ok: true, body: text };
+      const res = await send(req);
+      if (res.status >= 200 && res.status < 300) return { ok: true, body: res.body };
       return { ok: false, error: 'HTTP ' + res.status };
     } catch (e) {
-      return { ok: false, error: e instanceof Error ? (e.name === 'TimeoutError' ? 'timed out after ' + o.timeoutMs + ' ms' : e.message) : String(e) };
+      return { ok: false, error: e instanceof Error ? e.message : String(e) };
     }
   }
 
   async function deliver(i: Integration, product: ProductRef, vars: TemplateVars): Promise<void> {
-    const req = requestFor(i, vars);
     const name = vars.PARTICLE_EVENT_NAME;
+    let req: WebhookRequest | undefined;
     let last = '';
-    for (let n = 0; n < o.attempts && !closed; n++) {
+    try {
+      req = requestFor(i, vars);
+    } catch (e) {
+      // A URL template that renders to no URL with this event's values: a failed delivery, said as such.
+      last = 'the request could not be made: ' + (e instanceof Error ? e.message : String(e));
+    }
+    for (let n = 0; req && n < o.attempts && !closed; n++) {
       if (n > 0) await sleep(o.backoffMs * 2 ** (n - 1));
-      const r = await attempt(i, req);
+      const r = await attempt(req);
       if (r.ok) {
         await o.store.recordDelivery(i.id, true, o.disableAfter).catch((e) => o.log.error({ err: e }, 'webhooks: outcome not saved'));
         o.emit(product, 'hook-sent/' + name, '');
-        const body = r.body.slice(0, RESPONSE_MAX);
+        const body = responseData(i, r.body).slice(0, RESPONSE_MAX);
         const responseName = eventName(i.responseTopic, 'hook-response/', vars);
         for (let k = 0; k * RESPONSE_CHUNK < body.length; k++) o.emit(product, responseName + '/' + k, body.slice(k * RESPONSE_CHUNK, (k + 1) * RESPONSE_CHUNK));
         return;
@@ -254,6 +282,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       queue.length = 0;
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      for (const a of Object.values(agents)) a.destroy();
       for (const f of idlers.splice(0)) f();
     },
   };

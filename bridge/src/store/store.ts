@@ -604,13 +604,24 @@ export interface Integration {
   requestType: 'POST' | 'PUT' | 'GET' | 'DELETE';
   headers: { [name: string]: string };
   /**
-   * The request body: `json` (an object whose strings are templates), `form`
-   * (fields, templates) or `body` (one template); none: Particle's default
-   * JSON {event, data, published_at, coreid}.
+   * The request body: `json` (an object whose strings are templates, or one
+   * template whose output is JSON), `form` (fields, templates) or `body`
+   * (one template); none: Particle's default data as a form. How they are
+   * sent: integrations/request.ts.
    */
   json: unknown;
   form: { [field: string]: string } | null;
   body: string | null;
+  /** Query string fields (templates) added to the URL. */
+  query: { [field: string]: string } | null;
+  /** HTTP Basic credentials (templates). */
+  auth: { username: string; password: string } | null;
+  /** Particle's default data {event, data, published_at, coreid} is left out of the request. */
+  noDefaults: boolean;
+  /** An https URL's certificate must be valid (Particle's default); false: self-signed ones are accepted. */
+  rejectUnauthorized: boolean;
+  /** A template over the JSON response, whose output is the response event's data; null: the response as it came. */
+  responseTemplate: string | null;
   /**
    * Templates of the names of the events that carry the response and the
    * error back (Particle's responseTopic and errorResponseTopic); null:
@@ -625,7 +636,11 @@ export interface Integration {
 }
 
 export type IntegrationInput = Pick<Integration, 'event' | 'url'> &
-  Partial<Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'responseTopic' | 'errorResponseTopic' | 'enabled'>>;
+  Partial<Pick<Integration, IntegrationSetting | 'enabled'>>;
+
+/** What an integration's owner sets beside its event and URL. */
+export type IntegrationSetting =
+  | 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'query' | 'auth' | 'noDefaults' | 'rejectUnauthorized' | 'responseTemplate' | 'responseTopic' | 'errorResponseTopic';
 
 export interface IntegrationStore {
   /** invalid: a bad URL, event prefix, device id, request type, template or response event name. not_found: no such product, user or org. */

@@ -17,26 +17,39 @@ import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
 
+/** What a response shows of the integration's Basic auth password: it stays with the bridge. Sent back in a PUT, it keeps the password. */
+export const PASSWORD_MASK = '********';
+
 export function integrationObject(i: Integration) {
   return {
     id: i.id, integration_type: 'Webhook', name: i.name, event: i.event, deviceID: i.deviceId ?? undefined, url: i.url, requestType: i.requestType, headers: i.headers,
-    json: i.json ?? undefined, form: i.form ?? undefined, body: i.body ?? undefined,
-    responseTopic: i.responseTopic ?? undefined, errorResponseTopic: i.errorResponseTopic ?? undefined, disabled: !i.enabled, errors_in_a_row: i.failures, created_at: i.createdAt.toISOString(),
+    json: i.json ?? undefined, form: i.form ?? undefined, body: i.body ?? undefined, query: i.query ?? undefined,
+    auth: i.auth ? { username: i.auth.username, password: PASSWORD_MASK } : undefined, noDefaults: i.noDefaults, rejectUnauthorized: i.rejectUnauthorized,
+    responseTemplate: i.responseTemplate ?? undefined, responseTopic: i.responseTopic ?? undefined, errorResponseTopic: i.errorResponseTopic ?? undefined,
+    disabled: !i.enabled, errors_in_a_row: i.failures, created_at: i.createdAt.toISOString(),
   };
 }
 
 /** An optional field as sent: '' or null clears it (any device, the default event name); the store checks the rest. */
 const cleared = (v: unknown): string | null => (v === '' || v === null ? null : (v as string));
 
-/** Particle's body: {event, url, deviceid, requestType, headers, json, form, body, responseTopic, errorResponseTopic, name, disabled}; particle-api-js sends the device as deviceid (integrations) or deviceId (webhooks). */
+/** A flag as JSON (true/false) or a form field ('true'/'false'); anything else goes to the store, which refuses it. */
+const flag = (v: unknown): boolean => (v === 'true' ? true : v === 'false' ? false : (v as boolean));
+
+/**
+ * Particle's body: {event (or eventName), url, deviceid, requestType, headers, json, form, body, query, auth, noDefaults,
+ * rejectUnauthorized, responseTemplate, responseTopic, errorResponseTopic, name, disabled}; particle-api-js sends the
+ * device as deviceid (integrations) or deviceId (webhooks).
+ */
 function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.integration_type !== undefined && b.integration_type !== 'Webhook') throw ApiError.of(400, 'integration_type must be Webhook (the only kind this bridge delivers)');
+  const event = b.event ?? b.eventName;
   if (!partial) {
-    if (typeof b.event !== 'string' || b.event === '') throw ApiError.of(400, 'The event field is required');
+    if (typeof event !== 'string' || event === '') throw ApiError.of(400, 'The event field is required');
     if (typeof b.url !== 'string' || b.url === '') throw ApiError.of(400, 'The url field is required');
   }
   const out: Partial<IntegrationInput> = {};
-  if (b.event !== undefined) out.event = b.event as string;
+  if (event !== undefined) out.event = event as string;
   if (b.url !== undefined) out.url = b.url as string;
   if (b.name !== undefined) out.name = String(b.name);
   const device = b.deviceid ?? b.deviceId ?? b.deviceID;
@@ -46,9 +59,14 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.json !== undefined) out.json = b.json;
   if (b.form !== undefined) out.form = b.form as IntegrationInput['form'];
   if (b.body !== undefined) out.body = b.body as string;
+  if (b.query !== undefined) out.query = b.query as IntegrationInput['query'];
+  if (b.auth !== undefined) out.auth = b.auth as IntegrationInput['auth'];
+  if (b.noDefaults !== undefined) out.noDefaults = flag(b.noDefaults);
+  if (b.rejectUnauthorized !== undefined) out.rejectUnauthorized = flag(b.rejectUnauthorized);
+  if (b.responseTemplate !== undefined) out.responseTemplate = cleared(b.responseTemplate);
   if (b.responseTopic !== undefined) out.responseTopic = cleared(b.responseTopic);
   if (b.errorResponseTopic !== undefined) out.errorResponseTopic = cleared(b.errorResponseTopic);
-  if (b.disabled !== undefined) out.enabled = !(b.disabled === true || b.disabled === 'true');
+  if (b.disabled !== undefined) out.enabled = flag(b.disabled) !== true;
   return out;
 }
 
@@ -99,7 +117,10 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     route('PUT', P + '/:integration', g('integration.edit'), async (req, ctx, a) => {
       const o = owner(a);
       const i = await own(ctx, o, req.params.integration);
-      const updated = await ctx.store.updateIntegration(i.id, input(await req.body(), true));
+      const changes = input(await req.body(), true);
+      // The password as a GET showed it: the one the bridge holds stays.
+      if (changes.auth && changes.auth.password === PASSWORD_MASK && i.auth) changes.auth = { ...changes.auth, password: i.auth.password };
+      const updated = await ctx.store.updateIntegration(i.id, changes);
       ctx.webhooks.invalidate(o);
       return { ok: true, ...integrationObject(updated) };
     }),

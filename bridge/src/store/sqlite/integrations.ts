@@ -6,9 +6,9 @@
 import { eventNameProblem, isDeviceId } from '@flotilla/protocol';
 import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
-import type { Integration, IntegrationInput, IntegrationOwner, IntegrationStore } from '../store.js';
+import type { Integration, IntegrationInput, IntegrationOwner, IntegrationSetting, IntegrationStore } from '../store.js';
 import { parseJson, productKey, refusing } from './context.js';
-import { render, type TemplateVars } from '../../integrations/template.js';
+import { asIs, eventView, render, templateProblem, type TemplateVars } from '../../integrations/template.js';
 import type { Ctx } from './context.js';
 
 interface IntegrationRaw {
@@ -24,30 +24,44 @@ interface IntegrationRaw {
   created_at: number;
 }
 
-type Template = Pick<Integration, 'name' | 'deviceId' | 'requestType' | 'headers' | 'json' | 'form' | 'body' | 'responseTopic' | 'errorResponseTopic'>;
+type Template = Pick<Integration, IntegrationSetting>;
 
 const METHODS = ['POST', 'PUT', 'GET', 'DELETE'] as const;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
-/** Template variables for checking a response event name before any event exists. */
-const SAMPLE: TemplateVars = {
+/** Template variables for checking what a URL or a response event name renders to before any event exists. */
+const SAMPLE = eventView({
   PARTICLE_EVENT_NAME: 'event', PARTICLE_EVENT_VALUE: 'value', PARTICLE_DEVICE_ID: '000000000000000000000000', PARTICLE_PUBLISHED_AT: '2000-01-01T00:00:00.000Z', PRODUCT_ID: '1',
-};
+} satisfies TemplateVars);
 
 function integration(r: IntegrationRaw): Integration {
-  const t = parseJson<Template>(r.template ?? '{}');
+  const t = parseJson<Partial<Template>>(r.template ?? '{}');
   return {
     id: r.id, productId: r.product_id, userId: r.user_id, orgId: r.org_id, event: r.event_prefix, deviceId: t.deviceId ?? null, url: r.url,
     name: t.name ?? '', requestType: t.requestType ?? 'POST', headers: t.headers ?? {}, json: t.json ?? null, form: t.form ?? null, body: t.body ?? null,
+    query: t.query ?? null, auth: t.auth ?? null, noDefaults: t.noDefaults === true, rejectUnauthorized: t.rejectUnauthorized !== false, responseTemplate: t.responseTemplate ?? null,
     responseTopic: t.responseTopic ?? null, errorResponseTopic: t.errorResponseTopic ?? null, enabled: r.enabled !== 0, failures: r.failures, createdAt: new Date(r.created_at),
   };
+}
+
+const isFields = (v: unknown): v is Record<string, string> => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+
+/** Every template string of a JSON template (keys too). */
+function jsonStrings(v: unknown, out: string[] = []): string[] {
+  if (typeof v === 'string') out.push(v);
+  else if (Array.isArray(v)) for (const x of v) jsonStrings(x, out);
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push(k), jsonStrings(x, out);
+  return out;
 }
 
 function check(i: IntegrationInput): { prefix: string; url: string; template: Template } {
   const problem = typeof i.event === 'string' ? eventNameProblem(i.event, true) : 'must be a string';
   if (problem) throw new StoreError('invalid', 'event ' + problem);
+  // The URL is a template ("http://host/{{bin}}"): it must render to an http(s) URL; one without a template is kept normalized.
+  const urlTemplate = typeof i.url === 'string' ? i.url.trim() : '';
   let url: URL;
   try {
-    url = new URL(String(i.url));
+    if (templateProblem(urlTemplate)) throw new Error();
+    url = new URL(render(urlTemplate, SAMPLE, encodeURIComponent));
   } catch {
     throw new StoreError('invalid', 'url must be an absolute http(s) URL');
   }
@@ -59,22 +73,39 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
   for (const [k, v] of Object.entries(headers)) if (!HEADER_NAME.test(k) || typeof v !== 'string' || /[\r\n]/.test(v)) throw new StoreError('invalid', `header ${JSON.stringify(k)} is not a valid header`);
   const bodies = [i.json, i.form, i.body].filter((b) => b !== undefined && b !== null).length;
   if (bodies > 1) throw new StoreError('invalid', 'give one of json, form and body');
-  if (i.form != null && (typeof i.form !== 'object' || Array.isArray(i.form) || Object.values(i.form).some((v) => typeof v !== 'string'))) throw new StoreError('invalid', 'form must be an object of strings');
+  for (const [field, v] of [['form', i.form], ['query', i.query]] as const) if (v != null && !isFields(v)) throw new StoreError('invalid', field + ' must be an object of strings');
   if (i.body != null && typeof i.body !== 'string') throw new StoreError('invalid', 'body must be a string');
+  if (i.auth != null && !(isFields(i.auth) && typeof i.auth.username === 'string' && typeof i.auth.password === 'string' && Object.keys(i.auth).length === 2)) {
+    throw new StoreError('invalid', 'auth must be {username, password}, two strings');
+  }
+  for (const [field, v] of [['noDefaults', i.noDefaults], ['rejectUnauthorized', i.rejectUnauthorized]] as const) if (v != null && typeof v !== 'boolean') throw new StoreError('invalid', field + ' must be true or false');
+  if (i.responseTemplate != null && typeof i.responseTemplate !== 'string') throw new StoreError('invalid', 'responseTemplate must be a string');
+  // Every template must parse (an unclosed {{#section}} is a mistake to report now, not at the first event).
+  const templates: [string, string[]][] = [
+    ['headers', Object.values(headers)], ['json', jsonStrings(i.json)], ['form', Object.values(i.form ?? {})], ['body', i.body != null ? [i.body] : []],
+    ['query', Object.values(i.query ?? {})], ['auth', i.auth != null ? [i.auth.username, i.auth.password] : []], ['responseTemplate', i.responseTemplate != null ? [i.responseTemplate] : []],
+  ];
+  for (const [field, list] of templates) {
+    for (const t of list) {
+      const bad = templateProblem(t);
+      if (bad) throw new StoreError('invalid', `${field} has a template that does not parse: ${bad}`);
+    }
+  }
   for (const [field, topic] of [['responseTopic', i.responseTopic], ['errorResponseTopic', i.errorResponseTopic]] as const) {
     if (topic == null) continue;
     // What it names once rendered must be an event name (sample values in the variables).
-    const problem = typeof topic === 'string' ? eventNameProblem(render(topic, SAMPLE, (s) => s) + '/0') : 'must be a string';
+    const problem = typeof topic !== 'string' ? 'must be a string' : (templateProblem(topic) ?? eventNameProblem(render(topic, SAMPLE, asIs) + '/0'));
     if (problem) throw new StoreError('invalid', field + ' must render to an event name: it ' + problem);
   }
   if (i.deviceId != null && !isDeviceId(i.deviceId)) throw new StoreError('invalid', 'deviceid must be a device ID (24 hexadecimal digits, lowercase)');
   const name = typeof i.name === 'string' && i.name.trim() ? i.name.trim().slice(0, 100) : i.event;
   const template: Template = {
     name, deviceId: i.deviceId ?? null, requestType, headers, json: i.json ?? null, form: i.form ?? null, body: i.body ?? null,
+    query: i.query ?? null, auth: i.auth ?? null, noDefaults: i.noDefaults === true, rejectUnauthorized: i.rejectUnauthorized !== false, responseTemplate: i.responseTemplate ?? null,
     responseTopic: i.responseTopic ?? null, errorResponseTopic: i.errorResponseTopic ?? null,
   };
   if (JSON.stringify(template).length > 16 * 1024) throw new StoreError('invalid', 'the request template is larger than 16 KB');
-  return { prefix: i.event, url: url.href, template };
+  return { prefix: i.event, url: urlTemplate.includes('{{') ? urlTemplate : url.href, template };
 }
 
 export function integrationStore(ctx: Ctx): IntegrationStore {

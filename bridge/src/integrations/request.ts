@@ -1,0 +1,89 @@
+/**
+ * The HTTP request a webhook makes for one event, and what a response turns
+ * into, as Particle's webhooks do. Pure: integrations/webhooks.ts sends it.
+ *
+ * Particle's default data, {event, data, published_at, coreid}, goes with
+ * every request unless the integration says `noDefaults`:
+ *   - GET and DELETE carry no body: the default data goes in the query
+ *     string, beside the integration's own `query`;
+ *   - `json`: an object whose strings are templates (or one template whose
+ *     output is JSON), the default data under its fields;
+ *   - `form`: fields whose values are templates, the default data under them;
+ *   - `body`: one template, sent as it renders (no default data);
+ *   - none of them: the default data as a form (Particle's "Web Form").
+ * `url`, `headers`, `query` and `auth` ({username, password}, sent as HTTP
+ * Basic) are templates too.
+ */
+import type { Integration } from '../store/store.js';
+import { asIs, escapeJsonString, eventView, plainJson, render, type TemplateVars, type View } from './template.js';
+
+export interface WebhookRequest {
+  url: string;
+  method: Integration['requestType'];
+  /** Lowercase names. */
+  headers: Record<string, string>;
+  body: string | undefined;
+  /** False: an https URL's certificate is not checked (the integration's rejectUnauthorized). */
+  rejectUnauthorized: boolean;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Every string of a JSON template rendered (keys too); other values pass through. */
+function renderJson(value: unknown, view: View): unknown {
+  if (typeof value === 'string') return render(value, view, asIs);
+  if (Array.isArray(value)) return value.map((v) => renderJson(v, view));
+  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [render(k, view, asIs), renderJson(v, view)]));
+  return value;
+}
+
+const renderFields = (fields: Record<string, string> | null, view: View): Record<string, string> =>
+  Object.fromEntries(Object.entries(fields ?? {}).map(([k, v]) => [k, render(v, view, asIs)]));
+
+/** The request an integration makes for one event. */
+export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
+  const view = eventView(vars);
+  const defaults: Record<string, string> = i.noDefaults
+    ? {}
+    : { event: vars.PARTICLE_EVENT_NAME, data: vars.PARTICLE_EVENT_VALUE, published_at: vars.PARTICLE_PUBLISHED_AT, coreid: vars.PARTICLE_DEVICE_ID };
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(i.headers)) headers[k.toLowerCase()] = render(v, view, asIs);
+  if (i.auth !== null && headers.authorization === undefined) {
+    headers.authorization = 'Basic ' + Buffer.from(render(i.auth.username, view, asIs) + ':' + render(i.auth.password, view, asIs)).toString('base64');
+  }
+
+  const url = new URL(render(i.url, view, encodeURIComponent));
+  const bodiless = i.requestType === 'GET' || i.requestType === 'DELETE';
+  for (const [k, v] of Object.entries({ ...(bodiless ? defaults : {}), ...renderFields(i.query, view) })) url.searchParams.append(k, v);
+
+  let body: string | undefined;
+  if (bodiless) body = undefined;
+  else if (i.json !== null) {
+    let json: unknown;
+    if (typeof i.json === 'string') {
+      // One template whose output is JSON text: {{x}} is escaped for a JSON string, {{{x}}} lands as it is.
+      const text = render(i.json, view, escapeJsonString);
+      json = plainJson(text);
+      if (json === undefined) body = text;
+    } else json = renderJson(i.json, view);
+    if (body === undefined) body = JSON.stringify(isObject(json) ? { ...defaults, ...json } : json);
+    headers['content-type'] ??= 'application/json';
+  } else if (i.body !== null) {
+    body = render(i.body, view);
+  } else if (i.form !== null || !i.noDefaults) {
+    body = new URLSearchParams({ ...defaults, ...renderFields(i.form, view) }).toString();
+    headers['content-type'] ??= 'application/x-www-form-urlencoded';
+  }
+  return { url: url.href, method: i.requestType, headers, body, rejectUnauthorized: i.rejectUnauthorized };
+}
+
+/**
+ * The data of the response event: the integration's responseTemplate
+ * rendered over the response when it is JSON (mustache escaping, as
+ * Particle: {{{x}}} for raw text), the response as it came otherwise.
+ */
+export function responseData(i: Pick<Integration, 'responseTemplate'>, response: string): string {
+  if (i.responseTemplate === null) return response;
+  const json = plainJson(response);
+  return json !== null && typeof json === 'object' ? render(i.responseTemplate, json as View) : response;
+}

@@ -1,0 +1,145 @@
+/**
+ * What a webhook sends for one event and what its response becomes
+ * (bridge/src/integrations/request.ts, template.ts): pure functions, exact
+ * outputs. Delivery over HTTP is webhooks.test.ts.
+ */
+import assert from 'node:assert/strict';
+import type { Integration } from '../../bridge/src/store/store.js';
+import { requestFor, responseData } from '../../bridge/src/integrations/request.js';
+import { eventView, plainJson, render, templateProblem, type TemplateVars } from '../../bridge/src/integrations/template.js';
+
+const DEVICE = '0123456789abcdef01234567';
+const AT = '2026-11-23T10:00:00.000Z';
+const vars = (data: string, name = 'climate'): TemplateVars => ({
+  PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: DEVICE, PARTICLE_PUBLISHED_AT: AT, PRODUCT_ID: '7',
+});
+const DEFAULTS = { event: 'climate', data: '{"room":"hall & stairs","temp":21.5}', published_at: AT, coreid: DEVICE };
+const DATA = DEFAULTS.data;
+
+function hook(over: Partial<Integration>): Integration {
+  return {
+    id: 'i1', productId: 7, userId: null, orgId: null, name: 'h', event: 'climate', deviceId: null, url: 'http://example.test/in', requestType: 'POST', headers: {},
+    json: null, form: null, body: null, query: null, auth: null, noDefaults: false, rejectUnauthorized: true, responseTemplate: null,
+    responseTopic: null, errorResponseTopic: null, enabled: true, failures: 0, createdAt: new Date(0), ...over,
+  };
+}
+const form = (body: string | undefined) => Object.fromEntries(new URLSearchParams(body ?? ''));
+
+describe('webhook requests (pure)', () => {
+  describe('templates', () => {
+    it('sees Particle names, their SPARK_ aliases and the fields of JSON data; a field never shadows a Particle name', () => {
+      const view = eventView(vars('{"temp":21.5,"PARTICLE_DEVICE_ID":"spoofed","SPARK_CORE_ID":"spoofed","a":{"b":[1,2]}}'));
+      assert.equal(render('{{temp}} {{PARTICLE_DEVICE_ID}} {{SPARK_CORE_ID}} {{SPARK_EVENT_NAME}} {{a.b.1}}', view), `21.5 ${DEVICE} ${DEVICE} climate 2`);
+      assert.equal(render('{{#a.b}}[{{.}}]{{/a.b}}{{^missing}}none{{/missing}}', view), '[1][2]none');
+    });
+    it('data that is not a JSON object adds no names', () => {
+      for (const data of ['21.5', '[1,2]', '{not json', '']) assert.equal(render('<{{temp}}>', eventView(vars(data))), '<>');
+    });
+    it('escapes {{x}} by where it lands, never {{{x}}}; unknown and prototype names render empty', () => {
+      const view = eventView(vars('{"t":"a&b \\"c\\""}'));
+      assert.equal(render('{{t}}|{{{t}}}', view), 'a&amp;b &quot;c&quot;|a&b "c"');
+      assert.equal(render('{{t}}', view, encodeURIComponent), 'a%26b%20%22c%22');
+      assert.equal(render('{{nothing}}{{constructor}}{{toString}}{{t.constructor}}', view), '');
+    });
+    it('JSON keeps "__proto__" as a plain field and gives objects no prototype', () => {
+      const v = plainJson('{"__proto__":{"x":1},"o":{}}') as Record<string, unknown>;
+      assert.equal(Object.getPrototypeOf(v), null);
+      assert.deepEqual(Object.keys(v), ['__proto__', 'o']);
+      assert.equal(Object.getPrototypeOf(v.o), null);
+      assert.equal(({} as Record<string, unknown>).x, undefined);
+      assert.equal(plainJson('nope'), undefined);
+    });
+    it('reports a template that does not parse', () => {
+      assert.equal(templateProblem('{{a}} {{#b}}x{{/b}}'), null);
+      assert.match(templateProblem('{{#b}}x') ?? '', /Unclosed section "b"/);
+      assert.match(templateProblem('{{a') ?? '', /Unclosed tag/);
+    });
+  });
+
+  describe('requestFor', () => {
+    it("none of json, form or body: Particle's default data as a form", () => {
+      const r = requestFor(hook({}), vars(DATA));
+      assert.equal(r.method, 'POST');
+      assert.equal(r.url, 'http://example.test/in');
+      assert.equal(r.headers['content-type'], 'application/x-www-form-urlencoded');
+      assert.deepEqual(form(r.body), DEFAULTS);
+      assert.equal(r.rejectUnauthorized, true);
+    });
+    it('noDefaults and nothing else: no body at all', () => {
+      const r = requestFor(hook({ noDefaults: true }), vars(DATA));
+      assert.equal(r.body, undefined);
+      assert.equal(r.headers['content-type'], undefined);
+    });
+    it('a json object: its rendered strings over the default data; with noDefaults, only its own', () => {
+      const json = { temp: '{{temp}}', room: '{{room}}', '{{PARTICLE_EVENT_NAME}}_n': 1, list: ['{{SPARK_CORE_ID}}', true], data: 'mine' };
+      const r = requestFor(hook({ json }), vars(DATA));
+      assert.equal(r.headers['content-type'], 'application/json');
+      assert.deepEqual(JSON.parse(r.body!), { ...DEFAULTS, temp: '21.5', room: 'hall & stairs', climate_n: 1, list: [DEVICE, true], data: 'mine' });
+      const n = requestFor(hook({ json, noDefaults: true }), vars(DATA));
+      assert.deepEqual(JSON.parse(n.body!), { temp: '21.5', room: 'hall & stairs', climate_n: 1, list: [DEVICE, true], data: 'mine' });
+    });
+    it('a json template as one string: {{x}} escaped for a JSON string, {{{x}}} as it is; output that is not JSON is sent as it rendered', () => {
+      const r = requestFor(hook({ json: '{"t": {{{temp}}}, "d": "{{PARTICLE_EVENT_VALUE}}"}', noDefaults: true }), vars(DATA));
+      assert.deepEqual(JSON.parse(r.body!), { t: 21.5, d: DATA });
+      const merged = requestFor(hook({ json: '{"t": {{{temp}}}}' }), vars(DATA));
+      assert.deepEqual(JSON.parse(merged.body!), { ...DEFAULTS, t: 21.5 });
+      const broken = requestFor(hook({ json: '{"t": {{{missing}}}}' }), vars(DATA));
+      assert.equal(broken.body, '{"t": }');
+    });
+    it('a form: its rendered fields over the default data', () => {
+      const r = requestFor(hook({ form: { t: '{{{temp}}}', event: 'mine' } }), vars(DATA));
+      assert.deepEqual(form(r.body), { ...DEFAULTS, t: '21.5', event: 'mine' });
+    });
+    it('a body: sent as it renders, HTML-escaped {{x}}, no default data', () => {
+      const r = requestFor(hook({ body: '{{room}} / {{{room}}}', requestType: 'PUT' }), vars(DATA));
+      assert.equal(r.body, 'hall &amp; stairs / hall & stairs');
+      assert.equal(r.method, 'PUT');
+    });
+    it('GET and DELETE: no body; the default data and the query in the query string', () => {
+      const r = requestFor(hook({ requestType: 'GET', query: { t: '{{temp}}', event: 'mine' }, json: { ignored: true } }), vars(DATA));
+      assert.equal(r.body, undefined);
+      const q = Object.fromEntries(new URL(r.url).searchParams);
+      assert.deepEqual(q, { ...DEFAULTS, t: '21.5', event: 'mine' });
+      const d = requestFor(hook({ requestType: 'DELETE', noDefaults: true }), vars(DATA));
+      assert.equal(d.url, 'http://example.test/in');
+      assert.equal(d.body, undefined);
+    });
+    it('POST with a query: the query in the URL, the default data in the body', () => {
+      const r = requestFor(hook({ url: 'http://example.test/in?k=1', query: { room: '{{room}}' } }), vars(DATA));
+      assert.equal(r.url, 'http://example.test/in?k=1&room=hall+%26+stairs');
+      assert.deepEqual(form(r.body), DEFAULTS);
+    });
+    it('a URL template: {{x}} percent-encoded, so a value cannot change the host or path', () => {
+      const r = requestFor(hook({ url: 'http://example.test/rooms/{{room}}/{{PARTICLE_DEVICE_ID}}' }), vars('{"room":"../admin?x=1#"}'));
+      assert.equal(r.url, `http://example.test/rooms/..%2Fadmin%3Fx%3D1%23/${DEVICE}`);
+    });
+    it('auth as HTTP Basic (templates), unless a header already says Authorization; headers rendered, names lowercase', () => {
+      const r = requestFor(hook({ auth: { username: 'u-{{PRODUCT_ID}}', password: 'p:{{{room}}}' }, headers: { 'X-Room': '{{{room}}}' } }), vars(DATA));
+      assert.equal(r.headers.authorization, 'Basic ' + Buffer.from('u-7:p:hall & stairs').toString('base64'));
+      assert.equal(r.headers['x-room'], 'hall & stairs');
+      const own = requestFor(hook({ auth: { username: 'u', password: 'p' }, headers: { Authorization: 'Bearer t' } }), vars(DATA));
+      assert.equal(own.headers.authorization, 'Bearer t');
+    });
+    it('rejectUnauthorized passes through', () => {
+      assert.equal(requestFor(hook({ url: 'https://example.test/', rejectUnauthorized: false }), vars(DATA)).rejectUnauthorized, false);
+    });
+    it('a URL template that renders to no URL throws (the engine reports a failed delivery)', () => {
+      assert.throws(() => requestFor(hook({ url: '{{{where}}}' }), vars('{"where":"not a url"}')), /Invalid URL/);
+    });
+  });
+
+  describe('responseData', () => {
+    it('no template: the response as it came', () => {
+      assert.equal(responseData({ responseTemplate: null }, '{"a":1}'), '{"a":1}');
+    });
+    it('a template over a JSON response (objects and arrays), mustache escaping', () => {
+      const t = { responseTemplate: '{{main.temp}} in {{name}} / {{{name}}}' };
+      assert.equal(responseData(t, '{"main":{"temp":7},"name":"Oslo & co"}'), '7 in Oslo &amp; co / Oslo & co');
+      assert.equal(responseData({ responseTemplate: '{{#.}}{{id}},{{/.}}' }, '[{"id":1},{"id":2}]'), '1,2,');
+    });
+    it('a response that is not JSON (or is a JSON scalar) goes as it came', () => {
+      assert.equal(responseData({ responseTemplate: '{{a}}' }, 'plain text'), 'plain text');
+      assert.equal(responseData({ responseTemplate: '{{a}}' }, '42'), '42');
+    });
+  });
+});
