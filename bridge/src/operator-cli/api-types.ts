@@ -27,6 +27,8 @@ export interface RolloutCounts {
   failed: number;
   in_progress: number;
   pending: number;
+  /** Never to be updated by this rollout: it was aborted (absent from bridges before it was counted). */
+  aborted?: number;
 }
 
 /** The bridge never marks a rollout complete: it is complete when nothing is pending or in progress. */

@@ -3,6 +3,8 @@
  * loop only decides when to draw and tests need no bridge.
  *
  *   rollout 3 v2 running [#########x..-----] 12/20 done, 1 failed, 2 updating, 5 pending
+ *
+ * Devices an aborted rollout never reached have no cell: the bar stays blank there.
  */
 import type { Rollout, RolloutCounts } from './api-types.js';
 
@@ -50,7 +52,8 @@ export function remaining(c: RolloutCounts): number {
 }
 
 export function countsText(c: RolloutCounts): string {
-  return `${c.done}/${c.total} done, ${c.failed} failed, ${c.in_progress} updating, ${c.pending} pending`;
+  const aborted = c.aborted ? `, ${c.aborted} not updated (aborted)` : '';
+  return `${c.done}/${c.total} done, ${c.failed} failed, ${c.in_progress} updating, ${c.pending} pending${aborted}`;
 }
 
 /** The status line: id, version, state, bar, counts; the reason of a rollout that is not running. */

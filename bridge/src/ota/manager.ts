@@ -72,7 +72,10 @@ export interface RolloutProgress {
   done: number;
   failed: number;
   inProgress: number;
+  /** Not reached yet: the rollout will get to them. */
   pending: number;
+  /** Not reached, or stopped midway, and never will be: the rollout was aborted. */
+  aborted: number;
 }
 
 /** What the HTTP API asks of OTA. */
@@ -469,7 +472,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   async progress(r: Rollout): Promise<RolloutProgress> {
     const releases = await this.d.store.productReleases(r.productId);
     const c = this.live.get(r.id)?.c ?? (await this.d.store.rolloutCounts(r.id));
-    const out: RolloutProgress = { total: 0, done: 0, failed: 0, inProgress: 0, pending: 0 };
+    const out: RolloutProgress = { total: 0, done: 0, failed: 0, inProgress: 0, pending: 0, aborted: 0 };
     const active = new Set((await this.d.store.activeJobs()).filter((j) => j.rolloutId === r.id).map((j) => j.deviceId));
     for (const t of await this.d.store.fleetTargets(r.productId)) {
       const want = desiredVersion(t, releases);
@@ -479,6 +482,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       if (t.firmwareVersion === r.version) out.done++;
       else if (active.has(t.id)) out.inProgress++;
       else if (c.failedDevices.has(t.id)) out.failed++;
+      else if (r.state === 'aborted') out.aborted++;
       else out.pending++;
     }
     return out;

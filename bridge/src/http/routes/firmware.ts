@@ -78,8 +78,15 @@ function rolloutObject(r: Rollout, p: RolloutProgress) {
     id: r.id, product_id: r.productId, version: r.version, product_default: r.productDefault, groups: r.groups, state: r.state, reason: r.reason,
     concurrency: r.concurrency, batch_size: r.batchSize, failure_threshold: Math.round(r.failureThreshold * 100000) / 1000, min_attempts: r.minAttempts,
     created_at: r.createdAt.toISOString(), updated_at: r.updatedAt.toISOString(),
-    devices: { total: p.total, done: p.done, failed: p.failed, in_progress: p.inProgress, pending: p.pending },
+    devices: { total: p.total, done: p.done, failed: p.failed, in_progress: p.inProgress, pending: p.pending, aborted: p.aborted },
   };
+}
+
+/** Who paused or aborted a rollout, as the team knows them: a username (an id means nothing to a reader). */
+async function whoActs(ctx: ApiContext, actor: Actor): Promise<string> {
+  if (actor.kind === 'user') return (await ctx.store.getUser(actor.userId))?.username ?? 'a deleted user';
+  if (actor.kind === 'apiUser') return 'API user ' + ((await ctx.store.getApiUser(actor.apiUserId))?.username ?? actor.apiUserId);
+  return actor.kind;
 }
 
 /** Devices running each version of the product. */
@@ -204,8 +211,7 @@ export const firmwareRoutes: Route[] = [
     const r = await ofProduct(ctx, a.product!.productId, req.params.rollout);
     const action = (await req.body()).action;
     if (action !== 'pause' && action !== 'resume' && action !== 'abort') throw ApiError.of(400, 'action must be pause, resume or abort');
-    const by = a.actor.kind === 'user' ? 'user ' + a.actor.userId : a.actor.kind;
-    const after = await ctx.ota.rolloutAction(r.id, action, by);
+    const after = await ctx.ota.rolloutAction(r.id, action, await whoActs(ctx, a.actor));
     return rolloutObject(after, await ctx.ota.progress(after));
   }),
   route('GET', '/v1/products/:product/ota_jobs', guard.product('firmware.view'), async (req, ctx, a) => {
