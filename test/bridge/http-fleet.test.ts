@@ -10,6 +10,9 @@ import assert from 'node:assert/strict';
 import Particle from 'particle-api-js';
 import type { VmDevice } from '@flotilla/simulator';
 import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { incomingDir } from '../../bridge/src/ota/files.js';
 import { A1, A2, B1, app, closed, startFixture, type Fixture, startDemoAgent, type ParticleError } from '../helpers/bridge-fixture.js';
 
 describe('HTTP API: products, teams, customers, groups, events, diagnostics', function () {
@@ -236,6 +239,13 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await particle.removeDevice({ deviceId: ids[1], product: 'prod-a', auth: f.tokens.erin });
     assert.equal(await f.bridge.store.getDevice(ids[1]), null);
     await refused(particle.getDevice({ deviceId: ids[1], auth: f.tokens.erin }), 404);
+    // particle-api-js's import from a file: one device ID per line (blank lines and CRLF fine).
+    const file = join(f.dir, 'import.txt');
+    writeFileSync(file, 'c2c2c2c2c2c2c2c2c2c2c2c2\r\n\n' + A1 + '\nnot-an-id\n');
+    const imported = (await particle.addDeviceToProduct({ product: 'prod-a', file, auth: f.tokens.erin } as never)).body as unknown as Record<string, unknown>;
+    assert.deepEqual([imported.updatedDeviceIds, imported.existingDeviceIds, imported.invalidDeviceIds], [['c2c2c2c2c2c2c2c2c2c2c2c2'], [A1], ['not-an-id']]);
+    writeFileSync(file, '\n\n');
+    await refused(particle.addDeviceToProduct({ product: 'prod-a', file, auth: f.tokens.erin } as never), 400);
     // The product PUT: development, lock firmware.
     await particle.markAsDevelopmentDevice({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin });
     // A lock names a version the product has.
@@ -365,5 +375,20 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const op = doc.paths['/v1/products/{product}/team']['post'];
     assert.equal(op['x-flotilla-guard'].kind, 'product');
     assert.equal(doc.paths['/v1/devices/{id}/{name}'].get['x-flotilla-guard'].min_role, 'support');
+    // The routes that take a file say so; the others take none.
+    const takingFiles = Object.entries(doc.paths as Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>)
+      .flatMap(([path, ops]) => Object.entries(ops).filter(([, op]) => op.requestBody?.content['multipart/form-data']).map(([m]) => m.toUpperCase() + ' ' + path));
+    assert.deepEqual(takingFiles.sort(), ['POST /v1/products/{product}/devices', 'POST /v1/products/{product}/firmware', 'PUT /v1/devices/{id}', 'PUT /v1/orgs/{org}/devices/{id}', 'PUT /v1/products/{product}/devices/{id}'].sort());
+  });
+  it('answers a file sent to a route that takes none with 415, and leaves nothing on disk', async () => {
+    const incoming = incomingDir(f.dir);
+    const before = existsSync(incoming) ? readdirSync(incoming) : [];
+    const form = new FormData();
+    form.set('name', 'lab');
+    form.set('file', new Blob(['x'.repeat(100000)]), 'big.bin');
+    const group = await fetch(base + '/v1/products/prod-a/groups', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: form });
+    assert.deepEqual([group.status, ((await group.json()) as { error: string }).error], [415, 'This request takes application/json or application/x-www-form-urlencoded, not a file']);
+    assert.deepEqual(existsSync(incoming) ? readdirSync(incoming) : [], before);
+    assert.equal((await api('GET', '/v1/products/prod-a/groups/lab', f.tokens.erin)).status, 404, 'nothing was made');
   });
 });

@@ -76,10 +76,12 @@ export interface Route {
   path: string;
   guard: Guard;
   handler: Handler;
+  /** It takes a multipart file (streamed to disk); any other route answers a multipart body with 415 and writes nothing. */
+  files?: true;
 }
 
-export function route(method: string, path: string, g: Guard, handler: Handler): Route {
-  return { method, path, guard: g, handler };
+export function route(method: string, path: string, g: Guard, handler: Handler, options: { files?: true } = {}): Route {
+  return { method, path, guard: g, handler, ...options };
 }
 
 interface Compiled {
@@ -163,7 +165,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     let body: Promise<Fields> | null = null;
     const uploads: string[] = [];
     res.once('close', () => removeUploads(uploads));
-    const upload = { dir: incomingDir(ctx.dataDir), limit: ctx.uploadLimit, written: (p: string) => uploads.push(p) };
+    const upload = found.r.route.files ? { dir: incomingDir(ctx.dataDir), limit: ctx.uploadLimit, written: (p: string) => uploads.push(p) } : undefined;
     const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
     const request: Request = { method, url, res, params: found.params, headers: req.headers, body: readOnce };
     const g = found.r.route.guard;

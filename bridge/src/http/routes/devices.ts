@@ -21,7 +21,8 @@ import type { Actor } from '../../policy/types.js';
 export { visibleProducts };
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { bool, isUpload, type Fields } from '../body.js';
+import { bool, isUpload, type Fields, type Upload } from '../body.js';
+import { readFile } from 'node:fs/promises';
 
 /** Particle's device object (the product listing's fields included). */
 export function deviceObject(d: Device, groups: readonly string[] = []) {
@@ -87,6 +88,13 @@ function list(v: unknown, name: string): string[] {
   if (typeof v === 'string') return v === '' ? [] : v.split(',').map((s) => s.trim());
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
   throw ApiError.of(400, name + ' must be a list of strings');
+}
+
+/** The device IDs of an import file: one per line (or comma-separated, as a spreadsheet exports them); blank lines skipped. */
+async function idsIn(file: Upload): Promise<string[]> {
+  if (file.size > 64 * 1024) throw ApiError.of(413, 'An import file is at most 64 KB (1000 device IDs)');
+  const text = await readFile(file.path, 'utf8');
+  return text.split(/[\r\n,;]+/).map((s) => s.trim()).filter((s) => s !== '');
 }
 
 /**
@@ -183,7 +191,7 @@ function devicePaths(prefix: string): Route[] {
       const out = await withGroups(ctx, d);
       // Particle answers a rename with {id, name, updated_at}: keep those keys first.
       return { ...out, updated_at: new Date().toISOString() };
-    }),
+    }, { files: true }),
   ];
 }
 
@@ -280,10 +288,13 @@ export const deviceRoutes: Route[] = [
     return { devices: shown.map((d) => deviceObject(d, groups.get(d.id))), customers, meta: { total_pages: Math.max(1, Math.ceil(devices.length / perPage)) } };
   }),
   // Import: {ids: [...]} (or `id`). New devices get a secret, answered once in `secrets` (Flotilla: devices connect with it).
+  // Particle's import: id, ids, or a file of device IDs (particle-api-js addDeviceToProduct({file})), one per line.
   route('POST', '/v1/products/:product/devices', guard.product('device.add'), async (req, ctx, a) => {
     const body = await req.body();
-    const ids = body.ids !== undefined ? list(body.ids, 'ids') : typeof body.id === 'string' ? [body.id] : null;
-    if (!ids || ids.length === 0) throw ApiError.of(400, 'Send ids (a list of device ids) or id');
+    const ids = isUpload(body.file)
+      ? (await idsIn(body.file))
+      : body.ids !== undefined ? list(body.ids, 'ids') : typeof body.id === 'string' ? [body.id] : null;
+    if (!ids || ids.length === 0) throw ApiError.of(400, 'Send ids (a list of device ids), id, or a file with one device id per line');
     if (ids.length > 1000) throw ApiError.of(400, 'At most 1000 devices per import');
     const productId = a.product!.productId;
     const out = { updated: 0, updatedDeviceIds: [] as string[], existingDeviceIds: [] as string[], nonmemberDeviceIds: [] as string[], invalidDeviceIds: [] as string[], secrets: {} as Record<string, string> };
@@ -306,7 +317,7 @@ export const deviceRoutes: Route[] = [
       out.updated++;
     }
     return out;
-  }),
+  }, { files: true }),
   // Batch group assignment: {action: "groups", devices: [...], metadata: {add: [...], remove: [...]}}.
   route('PUT', '/v1/products/:product/devices', guard.product('group.edit'), async (req, ctx, a) => {
     const body = await req.body();

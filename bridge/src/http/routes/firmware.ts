@@ -151,7 +151,7 @@ export const firmwareRoutes: Route[] = [
     const description = typeof b.description === 'string' ? b.description : null;
     const f = await ctx.ota.upload(Number(a.product!.productId), b.file, { version: versionField(b, 'version'), title, description, by: userOf(a.actor) });
     return { status: 201, body: firmwareObject(f, 0) };
-  }),
+  }, { files: true }),
   // Before /:version, which would read "release" as a version.
   route('PUT', P + '/release', guard.product('firmware.release'), async (req, ctx, a) => {
     const b = await req.body();

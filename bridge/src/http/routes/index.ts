@@ -55,6 +55,7 @@ export function openApi(routes: readonly Route[]) {
         ? { kind: g.kind, why: g.why }
         : { kind: g.kind, action, min_role: action && action !== 'depends on the body' ? minRoleFor(action as Action) : null },
       responses: { '200': { description: 'OK' }, '401': { description: 'No valid token' }, '403': { description: 'The role does not allow it' }, '404': { description: 'Not found, or no role on it' } },
+      ...(r.files ? { requestBody: { content: { 'multipart/form-data': { schema: { type: 'object', properties: { file: { type: 'string', format: 'binary' } } } } } } } : {}),
     };
   }
   return {
