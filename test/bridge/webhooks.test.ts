@@ -197,7 +197,8 @@ describe('webhooks', function () {
       [{ event: 'x', url: hookBase, json: {}, body: 'y' }, 'one of json, form and body'],
       [{ event: 'a//b', url: hookBase }, 'event'],
       [{ integration_type: 'AzureIotHub', event: 'x', url: hookBase }, 'Webhook'],
-      [{ event: 'x', url: hookBase, deviceid: 'the-kitchen-one' }, 'deviceid must be a device ID'],
+      [{ event: 'x', url: hookBase, deviceid: 'the-kitchen-one' }, 'deviceid: no device named'],
+      [{ event: 'x', url: hookBase, deviceid: 42 }, 'deviceid must be a device ID'],
       [{ event: 'x', url: hookBase, responseTopic: '{{PARTICLE_DEVICE_ID}}//reply' }, 'responseTopic must render to an event name'],
       [{ event: 'x', url: hookBase, errorResponseTopic: 42 }, 'errorResponseTopic must render to an event name'],
       [{ event: 'x', url: hookBase, query: { a: 1 } }, 'query must be an object of strings'],
@@ -366,5 +367,27 @@ describe('webhooks', function () {
       tls.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+  it("takes a device's name as the device filter (Particle's deviceID is an ID or a name): the one device of that name the caller sees", async () => {
+    const rename = (id: string, name: string) => fetch(base + '/v1/devices/' + id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+    assert.equal((await rename(A1, 'kitchen')).status, 200);
+    const made = (await particle.createWebhook({ event: 'named', url: hookBase + '/named', device: 'kitchen', product: 'prod-a', auth: f.tokens.alice } as never)).body as unknown as { id: string; deviceID?: string };
+    const got = (await (await fetch(base + '/v1/products/prod-a/integrations/' + made.id, { headers: { authorization: 'Bearer ' + f.tokens.alice } })).json()) as { deviceID: string };
+    assert.equal(got.deviceID, A1, 'kept as the device ID, so a rename does not move it');
+    const a2 = await device(f.port, A2);
+    await a2.publishAsync(topics.device.event(A2, 'named/2'), Buffer.from(encode('event', { data: 'y', ttl: 60 })), { qos: 1 });
+    await publish('named/1', 'x');
+    await until('the delivery for kitchen', () => at('/named').length === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(at('/named').length, 1, 'A2 is not kitchen');
+    assert.equal(new URLSearchParams(at('/named')[0].body).get('coreid'), A1);
+    a2.end(true);
+    // Two devices of that name: ambiguous, the ID is needed.
+    assert.equal((await rename(A2, 'kitchen')).status, 200);
+    const twice = await fetch(base + '/v1/products/prod-a/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'named', url: hookBase, deviceid: 'kitchen' }) });
+    assert.equal(twice.status, 400);
+    assert.match(((await twice.json()) as { error: string }).error, /no device named "kitchen" that you can see, or more than one/);
+    for (const id of [A1, A2]) await rename(id, '');
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.alice } as never);
   });
 });

@@ -126,7 +126,7 @@ const DEVICE_ID = /^[0-9a-f]{24}$/;
  * A device named by its name instead of its id (Particle's API and particle-cli
  * accept both): the one device of that name the actor may view, if exactly one.
  */
-async function deviceByName(store: Store, actor: Actor, name: string): Promise<string | null> {
+export async function deviceByName(store: Store, actor: Actor, name: string): Promise<string | null> {
   let found: string | null = null;
   for (const product of await visibleProducts(actor, store)) {
     for (const d of await store.listDevices(product.productId)) {

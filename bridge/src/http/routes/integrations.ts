@@ -12,7 +12,8 @@
  */
 import type { Action } from '@flotilla/protocol';
 import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationInput, type IntegrationOwner } from '../../store/store.js';
-import { guard, person, type Access, type Guard } from '../access.js';
+import { isDeviceId } from '@flotilla/protocol';
+import { deviceByName, guard, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
@@ -53,7 +54,7 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.url !== undefined) out.url = b.url as string;
   if (b.name !== undefined) out.name = String(b.name);
   const device = b.deviceid ?? b.deviceId ?? b.deviceID;
-  if (device !== undefined) out.deviceId = cleared(typeof device === 'string' ? device.toLowerCase() : device);
+  if (device !== undefined) out.deviceId = cleared(typeof device === 'string' && /^[0-9a-f]{24}$/i.test(device) ? device.toLowerCase() : device);
   if (b.requestType !== undefined) out.requestType = String(b.requestType).toUpperCase() as IntegrationInput['requestType'];
   if (b.headers !== undefined) out.headers = b.headers as IntegrationInput['headers'];
   if (b.json !== undefined) out.json = b.json;
@@ -68,6 +69,15 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.errorResponseTopic !== undefined) out.errorResponseTopic = cleared(b.errorResponseTopic);
   if (b.disabled !== undefined) out.enabled = flag(b.disabled) !== true;
   return out;
+}
+
+/** Particle's device filter takes a device's name too: the one device of that name the caller can see becomes the filter. */
+async function byName(ctx: ApiContext, a: Access, input: Partial<IntegrationInput>): Promise<Partial<IntegrationInput>> {
+  const name = input.deviceId;
+  if (typeof name !== 'string' || isDeviceId(name)) return input;
+  const id = await deviceByName(ctx.store, a.actor, name);
+  if (!id) throw ApiError.of(400, `deviceid: no device named ${JSON.stringify(name)} that you can see, or more than one: give its device ID`);
+  return { ...input, deviceId: id };
 }
 
 /** Where an owner's integrations live, who may touch them, and whose they are. */
@@ -109,7 +119,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     }),
     route('POST', P, g('integration.create'), async (req, ctx, a) => {
       const o = owner(a);
-      const i = await ctx.store.createIntegration(o, input(await req.body(), false) as IntegrationInput);
+      const i = await ctx.store.createIntegration(o, (await byName(ctx, a, input(await req.body(), false))) as IntegrationInput);
       ctx.webhooks.invalidate(o);
       return { status: 201, body: { ok: true, ...integrationObject(i) } };
     }),
@@ -117,7 +127,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     route('PUT', P + '/:integration', g('integration.edit'), async (req, ctx, a) => {
       const o = owner(a);
       const i = await own(ctx, o, req.params.integration);
-      const changes = input(await req.body(), true);
+      const changes = await byName(ctx, a, input(await req.body(), true));
       // The password as a GET showed it: the one the bridge holds stays.
       if (changes.auth && changes.auth.password === PASSWORD_MASK && i.auth) changes.auth = { ...changes.auth, password: i.auth.password };
       const updated = await ctx.store.updateIntegration(i.id, changes);
