@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import UglifyJS from 'uglify-js';
 
@@ -21,7 +21,7 @@ execFileSync(process.execPath, [join(here, '..', 'node_modules', 'typescript', '
 
 // Nothing in the agent or the core runs for its side effects on import: let
 // esbuild drop unused tables (the permission matrix, vitals warnings).
-writeFileSync(join(tscOut, 'package.json'), JSON.stringify({ sideEffects: false }));
+writeFileSync(join(tscOut, 'package.json'), JSON.stringify({ sideEffects: false, type: 'module' }));
 
 const bundled = await build({
   entryPoints: [join(tscOut, 'firmware', 'src', 'index.js')],
@@ -47,7 +47,24 @@ function asScript(module) {
   return 'var Flotilla = (function () {\n' + module.slice(0, tail.index) + 'return { ' + fields.join(', ') + ' };\n})();\n';
 }
 
-const script = asScript(bundled.outputFiles[0].text);
+/**
+ * The protocol's numeric constants read by name (KIND.hello, LIMITS.maxFunctions)
+ * become their numbers, as a C #define would: the code is shorter, an engine
+ * loads a number instead of looking a property up, and a table read only that
+ * way (KIND, ERROR_SOURCE) is dropped from the bundle. Tables also read by key
+ * (VAR_TYPE[t]) or handed out (cloud.limits) stay. The values come from the
+ * protocol core tsc just built: they are written once, there.
+ */
+const core = await import(pathToFileURL(join(tscOut, 'protocol', 'src', 'core', 'index.js')).href);
+const TABLES = ['KIND', 'VAR_TYPE', 'RESET_REASON', 'ERROR_SOURCE', 'REPLY_STATUS', 'REQUEST_OP', 'OTA_STATE', 'OTA_FAILURE', 'VITAL', 'LIMITS'];
+function inlineConstants(code) {
+  return code.replace(new RegExp(`(?<![\\w$.])(${TABLES.join('|')})\\.([A-Za-z_$][\\w$]*)(?![\\w$]|\\s*=[^=])`, 'g'), (m, table, key) => {
+    const v = Object.prototype.hasOwnProperty.call(core[table], key) ? core[table][key] : undefined;
+    return typeof v === 'number' ? (v < 0 ? `(${v})` : String(v)) : m;
+  });
+}
+
+const script = inlineConstants(asScript(bundled.outputFiles[0].text));
 // FLOTILLA_KEEP_SCRIPT=1 keeps the script before compression, to find what an engine trips on.
 if (process.env.FLOTILLA_KEEP_SCRIPT) writeFileSync(join(here, 'build', 'agent.script.js'), script);
 const min = UglifyJS.minify(script, {
