@@ -345,6 +345,20 @@ describe('webhooks', function () {
     await until('the plain response', () => seen.some((e) => e.name === 'hook-response/weather/0' && e.data === 'thanks for /weather'));
     await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
   });
+  it('passes on the first 100 KB of a huge response, in 512-byte pieces', async () => {
+    // 3 MB: past the 1 MB the engine reads; the 100 KB it passes on are 200 pieces, the last one 0-based 199.
+    answers.set('/huge', JSON.stringify({ pad: 'y'.repeat(3 * 1024 * 1024) }));
+    const made = (await particle.createWebhook({ event: 'huge', url: hookBase + '/huge', product: 'prod-a', auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    await publish('huge', 'x');
+    await until('the last piece', () => seen.some((e) => e.name === 'hook-response/huge/199'));
+    await new Promise((r) => setTimeout(r, 100));
+    const pieces = seen.filter((e) => e.name.startsWith('hook-response/huge/'));
+    assert.equal(pieces.length, 200);
+    assert.ok(pieces.every((e) => e.data.length === 512));
+    assert.ok(seen.some((e) => e.name === 'hook-sent/huge'));
+    answers.delete('/huge');
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
   it('checks an https certificate unless the webhook says rejectUnauthorized: false', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flotilla-hook-tls-'));
     const ctx = await (await openCa(dir)).serverContext();
