@@ -15,18 +15,15 @@
  * hook-* events never trigger webhooks (no loops).
  *
  * What is sent, and what a response turns into: integrations/request.ts;
- * templates: integrations/template.ts. Requests go out with node:http(s), so
- * an integration can accept a self-signed certificate (rejectUnauthorized
- * false) and a response is read no further than what can be used.
+ * templates: integrations/template.ts; how it goes out: integrations/send.ts.
  */
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
 import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
-import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
-import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { asIs, eventView, render, type TemplateVars } from './template.js';
 import { requestFor, responseData, type WebhookRequest } from './request.js';
+import { createSender } from './send.js';
 
 export interface WebhookOptions {
   store: Pick<IntegrationStore, 'listIntegrations' | 'recordDelivery'>;
@@ -132,53 +129,11 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       timers.add(t);
     });
 
-  // Keep-alive connections per kind of certificate check, closed with the engine.
-  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }), httpsUnchecked: new HttpsAgent({ keepAlive: true, rejectUnauthorized: false }) };
-
-  /** One request; the status and the response (at most RESPONSE_READ_MAX of it), or why there is none. */
-  function send(req: WebhookRequest): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const url = new URL(req.url);
-      const https = url.protocol === 'https:';
-      const body = req.body === undefined ? undefined : Buffer.from(req.body);
-      const headers = body === undefined ? req.headers : { ...req.headers, 'content-length': String(body.length) };
-      const agent = !https ? agents.http : req.rejectUnauthorized ? agents.https : agents.httpsUnchecked;
-      const r = (https ? httpsRequest : httpRequest)(url, { method: req.method, headers, agent });
-      const timer = setTimeout(() => r.destroy(new Error('timed out after ' + o.timeoutMs + ' ms')), o.timeoutMs);
-      r.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      r.on('response', (res: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const done = () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-        };
-        res.on('data', (c: Buffer) => {
-          if (size >= RESPONSE_READ_MAX) return;
-          chunks.push(c.subarray(0, RESPONSE_READ_MAX - size));
-          size += c.length;
-          // Enough: the connection goes, the rest is not read.
-          if (size >= RESPONSE_READ_MAX) {
-            done();
-            res.destroy();
-          }
-        });
-        res.on('end', done);
-        res.on('error', (e) => {
-          clearTimeout(timer);
-          reject(e);
-        });
-      });
-      r.end(body);
-    });
-  }
+  const sender = createSender({ timeoutMs: o.timeoutMs, readMax: RESPONSE_READ_MAX });
 
   async function attempt(req: WebhookRequest): Promise<{ ok: true; body: string } | { ok: false; error: string }> {
     try {
-      const res = await send(req);
+      const res = await sender.send(req);
       if (res.status >= 200 && res.status < 300) return { ok: true, body: res.body };
       return { ok: false, error: 'HTTP ' + res.status };
     } catch (e) {
@@ -282,7 +237,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       queue.length = 0;
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      for (const a of Object.values(agents)) a.destroy();
+      sender.close();
       for (const f of idlers.splice(0)) f();
     },
   };
