@@ -4,6 +4,9 @@
  * channel; not meant to be run by hand.
  *
  *   api-server.ts bare                                     bare aedes 1.2 on a NODELAY net server (the anchor)
+ *   api-server.ts floor                                    node:http answering the bridge's two routes at once
+ *                                                          with the same JSON, no device and no work behind them
+ *                                                          (what HTTP alone costs on this core)
  *   api-server.ts bridge <dataDir> <devices> <callTimeoutMs> [--keep-rate-limit]
  *                                                          createBridge (MQTT + HTTP API) on an empty data dir,
  *                                                          then a user, a product, the devices with their
@@ -13,8 +16,9 @@
  * Answers the parent's requests: CPU time used, and (bridge) how many
  * benchmark devices the store sees online with their function and variable.
  */
+import { createServer } from 'node:http';
 import { benchDeviceId } from './broker-common.js';
-import { FUNCTION, VARIABLE, type ServerReply, type ServerRequest } from './api-common.js';
+import { CALL_RETURN, FUNCTION, VAR_VALUE, VARIABLE, type ServerReply, type ServerRequest } from './api-common.js';
 import { listenBareAedes, PLAIN_MQTT_ONLY, provisionBench, runMode, send as sendAny, serve as serveAny } from './server-harness.js';
 
 const send: (r: ServerReply) => void = sendAny;
@@ -29,6 +33,29 @@ async function bare(): Promise<void> {
   const mqttPort = await listenBareAedes();
   serve(async () => ({ ready: 0, online: 0 }));
   send({ op: 'ready', mqttPort, httpPort: null, token: null, startupMs: performance.now() - t0, provisionMs: 0, requestLimit: null });
+}
+
+async function floor(): Promise<void> {
+  const t0 = performance.now();
+  const at = new Date().toISOString();
+  // The shapes the bridge answers with (Particle's), so the bytes written are alike.
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const [, , , id, name] = (req.url ?? '').split('/');
+      const body = req.method === 'POST'
+        ? { id, name, connected: true, return_value: CALL_RETURN }
+        : { cmd: 'VarReturn', name, result: VAR_VALUE, coreInfo: { last_app: '', last_heard: at, connected: true, last_handshake_at: at, deviceID: id, product_id: 1 } };
+      const text = JSON.stringify(body);
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  });
+  server.on('connection', (sock) => sock.setNoDelay(true));
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  serve(async () => ({ ready: 0, online: 0 }));
+  send({ op: 'ready', mqttPort: 0, httpPort: (server.address() as { port: number }).port, token: 'floor', startupMs: performance.now() - t0, provisionMs: 0, requestLimit: null });
 }
 
 async function bridge(dataDir: string, n: number, callTimeoutMs: number, keepRateLimit: boolean): Promise<void> {
@@ -65,5 +92,6 @@ async function bridge(dataDir: string, n: number, callTimeoutMs: number, keepRat
 
 runMode({
   bare: () => bare(),
+  floor: () => floor(),
   bridge: (dir, n, timeout, keep) => bridge(dir, Number(n), Number(timeout), keep === '--keep-rate-limit'),
 });

@@ -14,7 +14,11 @@
  *     the same reply payload on dev/<id>/reply (QoS 1), the requester gets it
  *     on dev/+/reply (QoS 1): the same four hops, the same bytes to the device;
  *   - the budget of issue 5: p50 within 2 ms of the raw MQTT round trip, p99
- *     under 50 ms at 100 concurrent callers; pass/fail.
+ *     under 50 ms at 100 concurrent callers; pass/fail;
+ *   - beside them, the floor: a node:http server answering the same two routes
+ *     with the same JSON at once, with no device and no work behind them
+ *     (bench/api-server.ts floor), driven by the same callers: what HTTP
+ *     alone costs on the server's one core, which no bridge can go below.
  *
  * Method (as bench/broker.ts, shared/research/mqtt-anchors.md): each server
  * runs in a child process (bench/api-server.ts) pinned to CPU0, this load
@@ -103,7 +107,9 @@ pinLoadGenerator();
 
 // ------------------------------------------------------------------ the server process
 
-type Kind = 'bare' | 'bridge';
+type Kind = 'bare' | 'floor' | 'bridge';
+const KINDS: Kind[] = ['bare', 'floor', 'bridge'];
+const TITLE: Record<Kind, string> = { bare: 'raw MQTT on bare aedes', floor: 'HTTP floor (node:http, no work)', bridge: 'bridge HTTP' };
 
 type Ready = Extract<ServerReply, { op: 'ready' }>;
 
@@ -138,9 +144,13 @@ type RoundTrip = (op: Op, deviceId: string) => Promise<void>;
 const CALL_BODY = Buffer.from(JSON.stringify({ arg: ARG }));
 
 /** Sizes of what goes over the wire, measured on the first round trips (the report shows them). */
-const sizes = { httpCallResponse: 0, httpVarResponse: 0 };
+interface Sizes {
+  httpCallResponse: number;
+  httpVarResponse: number;
+}
+const sizes: Record<'bridge' | 'floor', Sizes> = { bridge: { httpCallResponse: 0, httpVarResponse: 0 }, floor: { httpCallResponse: 0, httpVarResponse: 0 } };
 
-function httpRoundTrip(port: number, token: string, agent: Agent): RoundTrip {
+function httpRoundTrip(port: number, token: string, agent: Agent, sizes: Sizes): RoundTrip {
   const auth = 'Bearer ' + token;
   const callHeaders = { authorization: auth, 'content-type': 'application/json', 'content-length': String(CALL_BODY.length) };
   const varHeaders = { authorization: auth };
@@ -290,7 +300,8 @@ async function instance(kind: Kind): Promise<InstanceResult> {
   let agent: Agent | null = null;
   try {
     const dropped0 = mqttCounters.unexpectedClose;
-    const devices: RawClient[] = await openDevices(s.ready.mqttPort, deviceIds, secrets, 50);
+    // The floor has no broker: its answers need no device.
+    const devices: RawClient[] = kind === 'floor' ? [] : await openDevices(s.ready.mqttPort, deviceIds, secrets, 50);
     trackConnections(...devices);
     let rt: RoundTrip;
     if (kind === 'bridge') {
@@ -302,8 +313,10 @@ async function instance(kind: Kind): Promise<InstanceResult> {
         if (performance.now() > until) throw new Error(`bridge: only ${r.ready}/${P.devices} devices online with ${FUNCTION} and ${VARIABLE} (${r.online} online) after ${P.setupDeadlineMs} ms`);
         await new Promise((res) => setTimeout(res, 100));
       }
+    }
+    if (kind !== 'bare') {
       agent = new Agent({ keepAlive: true, maxSockets: P.callers, scheduling: 'lifo' });
-      rt = httpRoundTrip(s.ready.httpPort as number, s.ready.token as string, agent);
+      rt = httpRoundTrip(s.ready.httpPort as number, s.ready.token as string, agent, sizes[kind]);
     } else {
       const requester = await Requester.open(s.ready.mqttPort, REQUESTER_CLIENT_ID);
       trackConnections(requester);
@@ -334,14 +347,14 @@ function describe(r: InstanceResult): string {
 
 async function main(): Promise<number> {
   startRun('servers');
-  const results: Record<Kind, InstanceResult[]> = { bare: [], bridge: [] };
+  const results: Record<Kind, InstanceResult[]> = { bare: [], floor: [], bridge: [] };
   for (let run = 0; run < P.runs; run++) {
-    // Servers take turns; which goes first alternates between runs.
-    const order: Kind[] = run % 2 ? ['bridge', 'bare'] : ['bare', 'bridge'];
+    // Servers take turns; the order reverses between runs.
+    const order: Kind[] = run % 2 ? [...KINDS].reverse() : KINDS;
     for (const kind of order) {
       const r = await instance(kind);
       results[kind].push(r);
-      log(`run ${run + 1} ${kind === 'bare' ? 'raw MQTT on bare aedes' : 'bridge HTTP'} (setup ${fmt(r.setupMs)} ms): ${describe(r)}`);
+      log(`run ${run + 1} ${TITLE[kind]} (setup ${fmt(r.setupMs)} ms): ${describe(r)}`);
     }
   }
 
@@ -362,13 +375,13 @@ async function main(): Promise<number> {
       target = `< ${BUDGET.p99MaxMs} ms`;
       ok = Number.isFinite(median(b)) ? median(b) < BUDGET.p99MaxMs : false;
     }
-    rows.push([label, cell(a, 2), cell(b, 2), Number.isFinite(d) ? (d >= 0 ? '+' : '−') + fmt(Math.abs(d), 2) + ' ms' : 'n/a', target, verdict(ok)]);
+    rows.push([label, cell(a, 2), cell(b, 2), Number.isFinite(d) ? (d >= 0 ? '+' : '−') + fmt(Math.abs(d), 2) + ' ms' : 'n/a', target, verdict(ok), cell(ofKind('floor', f), 2)]);
   };
   const rateRow = (label: string, f: (r: InstanceResult) => number): void => {
     const a = ofKind('bare', f);
     const b = ofKind('bridge', f);
     const q = median(b) / median(a);
-    rows.push([label, cell(a), cell(b), Number.isFinite(q) ? fmt(q, 2) + '×' : 'n/a', 'none set', '–']);
+    rows.push([label, cell(a), cell(b), Number.isFinite(q) ? fmt(q, 2) + '×' : 'n/a', 'none set', '–', cell(ofKind('floor', f))]);
   };
   const C = P.callers;
   latencyRow('function call, 1 caller: p50 (ms)', (r) => r.seq.p50, 'p50');
@@ -388,7 +401,7 @@ async function main(): Promise<number> {
   const out: string[] = [];
   out.push(`## API benchmark: function calls and variable reads through the bridge vs raw MQTT on bare aedes (${P.devices} devices)`);
   out.push('');
-  out.push(...table(['measure', 'anchor: raw MQTT on bare aedes', 'bridge: HTTP → device → HTTP', 'bridge vs anchor', 'budget', 'pass?'], rows));
+  out.push(...table(['measure', 'anchor: raw MQTT on bare aedes', 'bridge: HTTP → device → HTTP', 'bridge vs anchor', 'budget', 'pass?', 'floor: node:http answering at once'], rows));
   out.push('');
   out.push(`Cells: median (min–max) of ${P.runs} run(s); each run starts a fresh server process; servers take turns. Budget (issue 5): p50 within ${BUDGET.p50SlackMs} ms of the raw MQTT round trip; p99 under ${BUDGET.p99MaxMs} ms at ${C} concurrent callers.`);
   out.push('');
@@ -396,7 +409,8 @@ async function main(): Promise<number> {
   out.push(machineLine('server pinned to CPU0, load generator (callers and the devices) to CPU1 (taskset)', 'NODELAY on every socket'));
   out.push(`- devices: ${P.devices} raw MQTT 3.1.1 clients (plain sockets, bench/api-mqtt.ts) in the load generator, CONNECT with client id = username = device id and the device secret; subscribed to cloud/<id>/req at QoS 1; a hello (1 function \`${FUNCTION}\`, 1 double variable \`${VARIABLE}\`) acknowledged before measuring; each request PUBACKed and answered at QoS 1 on dev/<id>/reply; callers target the devices round-robin`);
   out.push(
-    `- bridge: createBridge (MQTT + HTTP API) on an empty temp data dir; a user owning a product with the ${P.devices} devices and a bearer token of that user, provisioned in the server process; callTimeoutMs ${P.callTimeoutMs}; the store must report every device online with its function and variable before the first request. HTTP: node:http, keep-alive Agent with maxSockets = callers; POST /v1/devices/<id>/${FUNCTION} with application/json {"arg": "<${Buffer.byteLength(ARG)} B>"} (${CALL_BODY.length} B body) → ${sizes.httpCallResponse} B JSON; GET /v1/devices/<id>/${VARIABLE} → ${sizes.httpVarResponse} B JSON; every answer checked (200 and the device's value)` +
+    `- bridge: createBridge (MQTT + HTTP API) on an empty temp data dir; a user owning a product with the ${P.devices} devices and a bearer token of that user, provisioned in the server process; callTimeoutMs ${P.callTimeoutMs}; the store must report every device online with its function and variable before the first request. HTTP: node:http, keep-alive Agent with maxSockets = callers; POST /v1/devices/<id>/${FUNCTION} with application/json {"arg": "<${Buffer.byteLength(ARG)} B>"} (${CALL_BODY.length} B body) → ${sizes.bridge.httpCallResponse} B JSON; GET /v1/devices/<id>/${VARIABLE} → ${sizes.bridge.httpVarResponse} B JSON; every answer checked (200 and the device's value)` +
+      `; (floor: ${sizes.floor.httpCallResponse} B / ${sizes.floor.httpVarResponse} B)` +
       (requestLimit
         ? requestLimit.lifted
           ? `; the per-token request limit (${fmt(requestLimit.limit)} per ${requestLimit.windowMs / 60000} min, Particle's) raised to 1e9 through the bridge's rateLimits option, so the load on the one bench token is not cut; the limiter still counts every request`
@@ -404,15 +418,17 @@ async function main(): Promise<number> {
         : ''),
   );
   out.push(`- setup per run (server start, devices connected and ready): anchor ${cell(ofKind('bare', (r) => r.setupMs))} ms; bridge ${cell(ofKind('bridge', (r) => r.setupMs))} ms, of which createBridge ${cell(ofKind('bridge', (r) => r.startupMs))} ms and provisioning ${cell(ofKind('bridge', (r) => r.provisionMs))} ms`);
+  out.push(`- floor: a node:http server in the same kind of process on the same core, answering POST /v1/devices/<id>/${FUNCTION} and GET /v1/devices/<id>/${VARIABLE} at once with the bridge's JSON shapes; no broker, no device, no token check; the same callers, agent and checks: below it no HTTP bridge written on node:http can go, whatever it does`);
   out.push(`- anchor: bare aedes (no hooks), one requester client publishing the same request payloads to cloud/<id>/req at QoS 1 and subscribed to dev/+/reply at QoS 1, matching replies by their id (uint32, as the bridge's request router); the same device clients answer`);
   out.push(`- payloads to and from the devices (protocol CBOR, both setups): call request ${reqCall} B, its reply ${repCall} B; variable request ${reqVar} B, its reply ${repVar} B`);
   const n = (k: Kind, f: (r: InstanceResult) => PhaseResult) => cell(results[k].map((r) => f(r).done));
+  const n3 = (f: (r: InstanceResult) => PhaseResult) => KINDS.map((k) => n(k, f)).join(' / ');
   out.push(
-    `- phases per run and server, each ending at a count or a time, whichever comes first (round trips done: anchor / bridge): ` +
-      `warm-up at ${C} callers, calls and reads alternating, not measured: ${fmt(P.warmup)} or ${P.warmupMs / 1000} s (${n('bare', (r) => r.warmup)} / ${n('bridge', (r) => r.warmup)}); ` +
-      `calls at ${C} callers: ${fmt(P.calls)} or ${P.callsMs / 1000} s (${n('bare', (r) => r.calls)} / ${n('bridge', (r) => r.calls)}); ` +
-      `reads at ${C} callers: ${fmt(P.reads)} or ${P.readsMs / 1000} s (${n('bare', (r) => r.reads)} / ${n('bridge', (r) => r.reads)}); ` +
-      `calls with 1 caller: ${fmt(P.seq)} or ${P.seqMs / 1000} s (${n('bare', (r) => r.seq)} / ${n('bridge', (r) => r.seq)}); ` +
+    `- phases per run and server, each ending at a count or a time, whichever comes first (round trips done: anchor / floor / bridge): ` +
+      `warm-up at ${C} callers, calls and reads alternating, not measured: ${fmt(P.warmup)} or ${P.warmupMs / 1000} s (${n3((r) => r.warmup)}); ` +
+      `calls at ${C} callers: ${fmt(P.calls)} or ${P.callsMs / 1000} s (${n3((r) => r.calls)}); ` +
+      `reads at ${C} callers: ${fmt(P.reads)} or ${P.readsMs / 1000} s (${n3((r) => r.reads)}); ` +
+      `calls with 1 caller: ${fmt(P.seq)} or ${P.seqMs / 1000} s (${n3((r) => r.seq)}); ` +
       `every phase also bounded by ${P.phaseDeadlineMs / 1000} s and a ${P.stallMs / 1000} s stall detector`,
   );
   const pc = (k: Kind, f: (r: InstanceResult) => PhaseResult, g: (p: PhaseResult) => number) => cell(results[k].map((r) => g(f(r))));
@@ -422,11 +438,12 @@ async function main(): Promise<number> {
     ['calls with 1 caller', (r: InstanceResult) => r.seq],
   ] as const)
     out.push(
-      `- CPU, ${label} (server / load generator, % of one core): anchor ${pc('bare', f, (p) => p.serverCpu)} / ${pc('bare', f, (p) => p.loadCpu)}, bridge ${pc('bridge', f, (p) => p.serverCpu)} / ${pc('bridge', f, (p) => p.loadCpu)}`,
+      `- CPU, ${label} (server / load generator, % of one core): anchor ${pc('bare', f, (p) => p.serverCpu)} / ${pc('bare', f, (p) => p.loadCpu)}, floor ${pc('floor', f, (p) => p.serverCpu)} / ${pc('floor', f, (p) => p.loadCpu)}, bridge ${pc('bridge', f, (p) => p.serverCpu)} / ${pc('bridge', f, (p) => p.loadCpu)}`,
     );
-  out.push(`- max round trip seen (ms): calls at ${C} callers anchor ${pc('bare', (r) => r.calls, (p) => p.max)}, bridge ${pc('bridge', (r) => r.calls, (p) => p.max)}; reads anchor ${pc('bare', (r) => r.reads, (p) => p.max)}, bridge ${pc('bridge', (r) => r.reads, (p) => p.max)}; 1 caller anchor ${pc('bare', (r) => r.seq, (p) => p.max)}, bridge ${pc('bridge', (r) => r.seq, (p) => p.max)}`);
+  const max3 = (f: (r: InstanceResult) => PhaseResult) => KINDS.map((k) => pc(k, f, (p) => p.max)).join(' / ');
+  out.push(`- max round trip seen (ms, anchor / floor / bridge): calls at ${C} callers ${max3((r) => r.calls)}; reads ${max3((r) => r.reads)}; 1 caller ${max3((r) => r.seq)}`);
   const problems: string[] = [];
-  for (const k of ['bare', 'bridge'] as Kind[])
+  for (const k of KINDS)
     for (const r of results[k]) {
       for (const p of [r.warmup, r.calls, r.reads, r.seq]) {
         if (p.stalled) problems.push(`${k} ${p.name}: ${p.stalled}`);
