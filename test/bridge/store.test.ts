@@ -578,6 +578,28 @@ describe('store (SQLite file, typeorm migrations)', function () {
       assert.equal((await store.latestVitalsOfProduct(String(productId))).size, 1, 'an id given as a string');
     });
 
+    it('writes the reports of one turn of the event loop together; one for an unknown device fails alone', async () => {
+      const at = (i: number) => new Date(T0 + 30_000 + i);
+      // 300 at once: more than one batch (256), all in the same turn.
+      const writes = Array.from({ length: 300 }, (_, i) => store.recordVitals(DEV2, v(1000 + i), at(i)));
+      const stranger = store.recordVitals('eeeeeeeeeeeeeeeeeeeeeeee', v(1), at(0));
+      const settled = await Promise.allSettled([...writes, stranger]);
+      assert.deepEqual(settled.slice(0, 300).map((r) => r.status), Array(300).fill('fulfilled'));
+      assert.equal(settled[300].status, 'rejected');
+      assert.equal(((settled[300] as PromiseRejectedResult).reason as { code: string }).code, 'not_found');
+      const h = await store.vitalsHistory(DEV2, at(0), at(300), 1000);
+      assert.deepEqual(h.map((x) => x.values['device.system.uptime']), Array.from({ length: 300 }, (_, i) => 1000 + i));
+      assert.deepEqual(await store.latestVitals(DEV2), { at: at(299), values: v(1299) });
+      // A report is on disk when its promise resolves: another connection sees it.
+      await store.recordVitals(DEV2, v(5000), at(400));
+      const db = raw(file);
+      const n = db.prepare('SELECT COUNT(*) AS n FROM vitals_history WHERE device_id = ? AND at = ?').get(DEV2, T0 + 30_400);
+      db.close();
+      assert.deepEqual(n, { n: 1 });
+      // Refused before it is queued: not an object.
+      await refused(store.recordVitals(DEV2, [] as never, at(500)), 'invalid');
+    });
+
     it('refuses an unknown device and writes nothing for it', async () => {
       await refused(store.recordVitals('ffffffffffffffffffffffff', v(1), new Date(T0)), 'not_found');
       const db = raw(file);

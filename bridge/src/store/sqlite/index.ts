@@ -96,7 +96,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
       return rows.map((r) => r.integrity_check).join('\n');
     },
     close() {
-      if (!closing && dataSource.isInitialized) telemetry.flushAudit();
+      if (!closing && dataSource.isInitialized) telemetry.flush();
       // Closing the last connection checkpoints the WAL into the main file.
       closing ??= dataSource.isInitialized ? dataSource.destroy() : Promise.resolve();
       return closing;
