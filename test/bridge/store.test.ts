@@ -634,6 +634,14 @@ describe('store (SQLite file, typeorm migrations)', function () {
     it('refuses a report from an unknown device', async () => {
       await refused(store.recordError('ffffffffffffffffffffffff', errorReport(), new Date(T0)), 'not_found');
     });
+
+    it("takes the firmware of a hello written just before it, though neither was awaited (one queue, in order)", async () => {
+      const hello = store.recordHello(DEV2, { firmware: 9, variables: [], functions: [] }, new Date(T0 + 10));
+      const report = store.recordError(DEV2, errorReport({ message: 'after the hello' }), new Date(T0 + 11));
+      await Promise.all([hello, report]);
+      const mine = (await store.errorsByProduct(productId)).filter((g) => g.message === 'after the hello');
+      assert.deepEqual(mine.map((g) => g.firmwareVersion), [9]);
+    });
   });
 
   describe('audit log', () => {

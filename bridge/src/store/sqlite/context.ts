@@ -22,9 +22,12 @@ import type { ScryptCost } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { ProductId } from '../store.js';
 import type { SqliteDatabase } from './connection.js';
+import type { GroupCommit } from './group-commit.js';
 
 export interface Ctx {
   db: SqliteDatabase;
+  /** Group commit for the writes devices cause at their own pace (hellos, presence, vitals, error reports). */
+  commit: GroupCommit;
   /** Epoch milliseconds, for created_at, token expiry and revocation. */
   now(): number;
   passwordCost: ScryptCost;

@@ -138,18 +138,22 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       return verifySecret(typeof secret === 'string' ? secret : '', hash, ctx.deviceSecretCost);
     },
 
+    // Hellos and presence come at the devices' pace (all at once after an outage): group-committed.
     async recordHello(deviceId, h, at) {
       const t = msOf(at, 'at');
       const variables: { [name: string]: VarType } = {};
       for (const v of h.variables) variables[v.name] = v.type;
-      const changes = hello.run(h.firmware, JSON.stringify(variables), JSON.stringify(h.functions), t, t, t, deviceId).changes;
-      if (changes === 0) throw notFound(deviceId);
+      const [vars, fns] = [JSON.stringify(variables), JSON.stringify(h.functions)];
+      await ctx.commit(() => {
+        if (hello.run(h.firmware, vars, fns, t, t, t, deviceId).changes === 0) throw notFound(deviceId);
+      });
     },
 
     async setOnline(deviceId, isOnline, at) {
       const t = msOf(at, 'at');
-      const changes = isOnline ? online.run(t, t, deviceId).changes : offline.run(t, deviceId).changes;
-      if (changes === 0) throw notFound(deviceId);
+      await ctx.commit(() => {
+        if ((isOnline ? online.run(t, t, deviceId) : offline.run(t, deviceId)).changes === 0) throw notFound(deviceId);
+      });
     },
 
     async updateDevice(deviceId, changes) {

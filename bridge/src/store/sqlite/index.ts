@@ -9,6 +9,7 @@ import type { Store } from '../store.js';
 import { tokenStore, userStore } from './accounts.js';
 import { openConnection } from './connection.js';
 import type { Ctx } from './context.js';
+import { groupCommit } from './group-commit.js';
 import { deviceStore } from './devices.js';
 import { teamStore } from './teams.js';
 import { customerStore } from './customers.js';
@@ -61,6 +62,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
   const { dataSource, db } = await openConnection({ file: o.file, busyTimeoutMs: o.busyTimeoutMs ?? 5000 });
   const ctx: Ctx = {
     db,
+    commit: groupCommit(db),
     now: o.now ?? Date.now,
     passwordCost: o.passwordCost ?? PASSWORD_COST,
     deviceSecretCost: o.deviceSecretCost ?? DEVICE_SECRET_COST,

@@ -51,22 +51,6 @@ function limitOf(limit: number | undefined, dflt: number): number {
 
 const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 
-/**
- * Vitals reports are written by group commit: those that arrive in one turn
- * of the event loop, at most this many, in one transaction (one fsync). A
- * report's promise settles when its rows are on disk, so the PUBACK that
- * waits for it still means "stored".
- */
-const VITALS_BATCH_MAX = 256;
-
-interface PendingVitals {
-  deviceId: string;
-  json: string;
-  at: number;
-  /** Called once the batch is written: null, or why this report's rows were not. */
-  settle(error: unknown): void;
-}
-
 /** Audit entries are written in batches: at most this long after the decision, or this many at once. */
 const AUDIT_BATCH_MS = 20;
 const AUDIT_BATCH_MAX = 512;
@@ -102,36 +86,6 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
     `INSERT INTO audit_log (at, actor_kind, actor_id, action, resource_kind, resource_id, allowed, status, reason)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-
-  /** One transaction for a batch; a report that fails (a device deleted since) fails alone. */
-  const writeVitals = db.transaction((rows: PendingVitals[]): unknown[] =>
-    rows.map((r) => {
-      try {
-        upsertLatest.run(r.deviceId, r.json, r.at);
-        appendHistory.run(r.deviceId, r.json, r.at);
-        return null;
-      } catch (e) {
-        return e;
-      }
-    }),
-  );
-  let pendingVitals: PendingVitals[] = [];
-  let vitalsScheduled = false;
-  function flushVitals(): void {
-    vitalsScheduled = false;
-    while (pendingVitals.length > 0) {
-      const rows = pendingVitals.slice(0, VITALS_BATCH_MAX);
-      pendingVitals = pendingVitals.slice(rows.length);
-      let outcomes: unknown[];
-      try {
-        outcomes = writeVitals.immediate(rows);
-      } catch (e) {
-        // The transaction itself failed (the disk, a lock): no report of it was stored.
-        outcomes = rows.map(() => e);
-      }
-      rows.forEach((r, i) => r.settle(outcomes[i]));
-    }
-  }
 
   // auditLog's WHERE depends on which filters are given: one prepared statement per combination, made on first use.
   const auditQueries = new Map<string, SqliteStatement<AuditRaw>>();
@@ -228,47 +182,32 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
       return usageOf([...new Set(productIds.map(productKey))], from, to);
     },
 
-    recordVitals(deviceId, values, at) {
-      if (values === null || typeof values !== 'object' || Array.isArray(values)) return Promise.reject(new StoreError('invalid', 'vitals must be an object'));
-      let t: number;
-      try {
-        t = msOf(at, 'at');
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      return new Promise<void>((resolve, reject) => {
-        const settle = (e: unknown) => {
-          if (e === null) return resolve();
-          try {
-            refusing({ foreignKey: `no device ${deviceId}` }, () => {
-              throw e;
-            });
-          } catch (refusal) {
-            reject(refusal);
-          }
-        };
-        pendingVitals.push({ deviceId, json: JSON.stringify(values), at: t, settle });
-        if (pendingVitals.length >= VITALS_BATCH_MAX) flushVitals();
-        else if (!vitalsScheduled) {
-          vitalsScheduled = true;
-          setImmediate(flushVitals);
-        }
-      });
+    async recordVitals(deviceId, values, at) {
+      if (values === null || typeof values !== 'object' || Array.isArray(values)) throw new StoreError('invalid', 'vitals must be an object');
+      const t = msOf(at, 'at');
+      const json = JSON.stringify(values);
+      // Group commit: the PUBACK waiting for this waits for the batch's transaction.
+      await ctx.commit(() =>
+        refusing({ foreignKey: `no device ${deviceId}` }, () => {
+          upsertLatest.run(deviceId, json, t);
+          appendHistory.run(deviceId, json, t);
+        }),
+      );
     },
 
     async latestVitals(deviceId) {
-      flushVitals();
+      ctx.commit.flush();
       const r = latest.get(deviceId);
       return r ? sample(r) : null;
     },
 
     async latestVitalsOfProduct(productId) {
-      flushVitals();
+      ctx.commit.flush();
       return new Map(latestOfProduct.all(productKey(productId)).map((r) => [r.device_id, sample(r)]));
     },
 
     async vitalsHistory(deviceId, from, to, limit) {
-      flushVitals();
+      ctx.commit.flush();
       return history.all(deviceId, msOf(from, 'from'), msOf(to, 'to'), limitOf(limit, MAX_ROWS)).map(sample);
     },
 
@@ -276,11 +215,15 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
       const t = msOf(at, 'at');
       const count = Number.isInteger(report.count) && report.count > 0 ? report.count : 1;
       const uptime = Number.isFinite(report.uptime) ? Math.floor(report.uptime) : 0;
-      const changes = insertError.run(report.source, report.name, report.message, report.stack, count, uptime, t, deviceId).changes;
-      if (changes === 0) throw new StoreError('not_found', `no device ${deviceId}`);
+      // In the group commit's queue, behind the device's hello: the report takes the firmware version that hello wrote.
+      await ctx.commit(() => {
+        const changes = insertError.run(report.source, report.name, report.message, report.stack, count, uptime, t, deviceId).changes;
+        if (changes === 0) throw new StoreError('not_found', `no device ${deviceId}`);
+      });
     },
 
     async errorsByProduct(productId) {
+      ctx.commit.flush();
       return errorGroups.all(productKey(productId)).map(
         (r): ErrorGroup => ({
           source: r.source,
@@ -304,7 +247,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
 
     /** Writes what is batched (vitals, audit entries): before closing. */
     flush() {
-      flushVitals();
+      ctx.commit.flush();
       flushAudit();
     },
 
