@@ -452,8 +452,12 @@ interface TputResult {
   otherDeliveries: number;
 }
 
-/** Store methods the ingest is meant to call while devices publish; anything else is a lookup on the publish path. */
-const INGEST_WRITES = new Set(['recordVitals', 'recordHello', 'recordError', 'touch', 'touchMany', 'setOnline']);
+/**
+ * Store methods the broker is meant to call while devices publish: the ingest's writes, and the timer
+ * that writes last-heard times and usage counters every few seconds (touchMany, recordUsage);
+ * anything else is a lookup on the publish path.
+ */
+const INGEST_WRITES = new Set(['recordVitals', 'recordHello', 'recordError', 'touch', 'touchMany', 'recordUsage', 'setOnline']);
 const isLookup = (method: string): boolean => !INGEST_WRITES.has(method);
 
 async function storeCalls(b: BrokerProc): Promise<Record<string, number>> {
