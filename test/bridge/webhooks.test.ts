@@ -404,4 +404,14 @@ describe('webhooks', function () {
     for (const id of [A1, A2]) await rename(id, '');
     await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.alice } as never);
   });
+  it("is edited with particle-api-js's editIntegration: a new URL and noDefaults take effect on the next event", async () => {
+    const made = (await particle.createIntegration({ event: 'edit', product: 'prod-a', settings: { url: hookBase + '/before', json: { v: '{{{PARTICLE_EVENT_VALUE}}}' } }, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const edited = (await particle.editIntegration({ integrationId: made.id, product: 'prod-a', settings: { url: hookBase + '/after', noDefaults: true }, auth: f.tokens.erin } as never)).body as unknown as { url: string; noDefaults: boolean; json: unknown; event: string };
+    assert.deepEqual([edited.url, edited.noDefaults, edited.json, edited.event], [hookBase + '/after', true, { v: '{{{PARTICLE_EVENT_VALUE}}}' }, 'edit'], 'what was not sent stays');
+    await publish('edit', 'v1');
+    await until('the delivery to the new URL', () => at('/after').length === 1);
+    assert.deepEqual(JSON.parse(at('/after')[0].body), { v: 'v1' });
+    assert.equal(at('/before').length, 0);
+    await particle.deleteIntegration({ integrationId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
 });
