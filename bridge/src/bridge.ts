@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { LIMITS } from '@flotilla/protocol';
+import { eventNameProblem, LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
 import type { WithSession } from './mqtt/session.js';
 import { defaultRateLimits, RateLimiter, type RateLimits } from './http/ratelimit.js';
@@ -132,8 +132,10 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   const webhooks = createWebhooks({
     ...o.webhooks, store, log, devices: broker.context.devices,
     emit(product, name, data) {
-      broker.sendEvent(product.productId, name, data);
+      // Streams take any name; devices only what the protocol carries (a name of at most 64
+      // bytes): "hook-sent/" and the like make a long event's name longer, so those reach streams only.
       events.deliverApi(product, name, data, 60);
+      if (!eventNameProblem(name)) broker.sendEvent(product.productId, name, data);
     },
   });
   broker.tap((topic, payload) => webhooks.onEvent(topic, payload));

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Integration } from '../../bridge/src/store/store.js';
-import { requestFor, responseData } from '../../bridge/src/integrations/request.js';
+import { pieces, requestFor, responseData } from '../../bridge/src/integrations/request.js';
 import { eventView, plainJson, render, templateProblem, type TemplateVars } from '../../bridge/src/integrations/template.js';
 
 const DEVICE = '0123456789abcdef01234567';
@@ -140,6 +140,26 @@ describe('webhook requests (pure)', () => {
     it('a response that is not JSON (or is a JSON scalar) goes as it came', () => {
       assert.equal(responseData({ responseTemplate: '{{a}}' }, 'plain text'), 'plain text');
       assert.equal(responseData({ responseTemplate: '{{a}}' }, '42'), '42');
+    });
+  });
+
+  describe('pieces', () => {
+    const bytes = (x: string) => Buffer.byteLength(x);
+    it('cuts ASCII every 512 bytes', () => {
+      assert.deepEqual(pieces('a'.repeat(1100), 512, 102400).map((p) => p.length), [512, 512, 76]);
+      assert.deepEqual(pieces('', 512, 102400), []);
+    });
+    it('counts UTF-8 bytes and never cuts inside a character (3-byte CJK, 4-byte emoji)', () => {
+      const cjk = pieces('中'.repeat(600), 512, 102400);
+      assert.deepEqual(cjk.map(bytes), [510, 510, 510, 270]);
+      assert.equal(cjk.join(''), '中'.repeat(600));
+      const emoji = pieces('x' + '😀'.repeat(200), 512, 102400);
+      assert.ok(emoji.every((p) => bytes(p) <= 512 && !/[\ud800-\udbff]$/.test(p)), 'no piece ends in half a surrogate pair');
+      assert.equal(emoji.join(''), 'x' + '😀'.repeat(200));
+    });
+    it('stops at the total limit, at a whole character', () => {
+      const p = pieces('é'.repeat(100), 512, 101);
+      assert.deepEqual([p.length, bytes(p.join(''))], [1, 100]);
     });
   });
 });

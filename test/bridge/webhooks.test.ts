@@ -414,4 +414,21 @@ describe('webhooks', function () {
     assert.equal(at('/before').length, 0);
     await particle.deleteIntegration({ integrationId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
   });
+  it('a long event name and a non-ASCII response: hook events past what devices take still reach the streams, in whole-character pieces of 512 bytes, and the bridge goes on', async () => {
+    const text = '气温二十一度'.repeat(100); // 600 characters, 1,800 bytes
+    answers.set('/long', text);
+    const made = (await particle.createWebhook({ event: 'long', url: hookBase + '/long', product: 'prod-a', auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const name = 'long' + 'x'.repeat(56); // 60 bytes: "hook-sent/" makes it 70, past the 64 a device takes
+    await publish(name, 'x');
+    await until('the last piece', () => seen.some((e) => e.name === 'hook-response/' + name + '/3'));
+    assert.ok(seen.some((e) => e.name === 'hook-sent/' + name));
+    const got = seen.filter((e) => e.name.startsWith('hook-response/' + name + '/'));
+    assert.deepEqual(got.map((e) => Buffer.byteLength(e.data)), [510, 510, 510, 270]);
+    assert.equal(got.map((e) => e.data).join(''), text);
+    answers.delete('/long');
+    // Still delivering.
+    await publish('long', 'short');
+    await until('the next delivery', () => seen.some((e) => e.name === 'hook-sent/long'));
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
 });

@@ -87,3 +87,29 @@ export function responseData(i: Pick<Integration, 'responseTemplate'>, response:
   const json = plainJson(response);
   return json !== null && typeof json === 'object' ? render(i.responseTemplate, json as View) : response;
 }
+
+/**
+ * A response event's data cut into pieces of at most `size` bytes of UTF-8
+ * (Particle's 512), never inside a character, after at most `max` bytes (its
+ * 100 KB): each piece is whole text a device can take as an event.
+ */
+export function pieces(text: string, size: number, max: number): string[] {
+  const out: string[] = [];
+  let piece = '';
+  let bytes = 0;
+  let total = 0;
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch);
+    if (total + n > max) break;
+    if (bytes + n > size) {
+      out.push(piece);
+      piece = '';
+      bytes = 0;
+    }
+    piece += ch;
+    bytes += n;
+    total += n;
+  }
+  if (piece !== '') out.push(piece);
+  return out;
+}

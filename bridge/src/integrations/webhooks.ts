@@ -22,7 +22,7 @@ import type { ProductRef } from '../policy/types.js';
 import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
 import { asIs, eventView, render, type TemplateVars } from './template.js';
-import { requestFor, responseData, type WebhookRequest } from './request.js';
+import { pieces, requestFor, responseData, type WebhookRequest } from './request.js';
 import { createSender } from './send.js';
 
 export interface WebhookOptions {
@@ -60,7 +60,7 @@ export interface Webhooks {
   close(): void;
 }
 
-/** Particle splits a webhook's response into 512-byte events, at most 100 KB. */
+/** Particle splits a webhook's response into events of 512 bytes, at most 100 KB in all (UTF-8, whole characters). */
 export const RESPONSE_CHUNK = 512;
 export const RESPONSE_MAX = 100 * 1024;
 /** A response is read up to this much (a response template may pick a little out of a large JSON document); the rest is not read. */
@@ -131,6 +131,15 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
 
   const sender = createSender({ timeoutMs: o.timeoutMs, readMax: RESPONSE_READ_MAX });
 
+  /** Publishes a hook event; one that cannot go (a name past the limits) is logged, never thrown into a delivery. */
+  function tell(product: ProductRef, name: string, data: string): void {
+    try {
+      o.emit(product, name, data);
+    } catch (e) {
+      o.log.warn({ err: e, event: name }, 'webhooks: hook event not published');
+    }
+  }
+
   async function attempt(req: WebhookRequest): Promise<{ ok: true; body: string } | { ok: false; error: string }> {
     try {
       const res = await sender.send(req);
@@ -156,10 +165,9 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       const r = await attempt(req);
       if (r.ok) {
         await o.store.recordDelivery(i.id, true, o.disableAfter).catch((e) => o.log.error({ err: e }, 'webhooks: outcome not saved'));
-        o.emit(product, 'hook-sent/' + name, '');
-        const body = responseData(i, r.body).slice(0, RESPONSE_MAX);
+        tell(product, 'hook-sent/' + name, '');
         const responseName = eventName(i.responseTopic, 'hook-response/', vars);
-        for (let k = 0; k * RESPONSE_CHUNK < body.length; k++) o.emit(product, responseName + '/' + k, body.slice(k * RESPONSE_CHUNK, (k + 1) * RESPONSE_CHUNK));
+        pieces(responseData(i, r.body), RESPONSE_CHUNK, RESPONSE_MAX).forEach((piece, k) => tell(product, responseName + '/' + k, piece));
         return;
       }
       last = r.error;
@@ -170,7 +178,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       return null;
     });
     o.log.info({ integration: i.id, url: i.url, error: last }, 'webhooks: delivery failed');
-    o.emit(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', last);
+    tell(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', last);
     if (after && !after.enabled) {
       lists.delete(integrationOwnerKey(ownerOfIntegration(after)));
       o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
