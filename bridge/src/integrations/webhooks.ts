@@ -112,10 +112,13 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     while (running < o.concurrency && queue.length > 0 && !closed) {
       const job = queue.shift()!;
       running++;
-      void job().finally(() => {
-        running--;
-        pump();
-      });
+      // A delivery settles its own failures; anything else escaping it is a bug, logged, never an unhandled rejection.
+      void job()
+        .catch((e: unknown) => o.log.error({ err: e }, 'webhooks: delivery failed unexpectedly'))
+        .finally(() => {
+          running--;
+          pump();
+        });
     }
     if (running === 0 && queue.length === 0) for (const f of idlers.splice(0)) f();
   }
@@ -228,7 +231,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         pump();
       };
       if (found.every((l): l is Integration[] => Array.isArray(l))) enqueue(found);
-      else void Promise.all(found).then(enqueue);
+      else void Promise.all(found).then(enqueue).catch((e: unknown) => o.log.error({ err: e }, 'webhooks: deliveries not queued'));
     },
     warm(product) {
       for (const owner of ownersOf(product)) integrations(owner);
