@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { Integration } from '../../bridge/src/store/store.js';
 import { pieces, requestFor, responseData } from '../../bridge/src/integrations/request.js';
-import { eventView, plainJson, render, templateProblem, type TemplateVars } from '../../bridge/src/integrations/template.js';
+import { eventView, plainJson, render, RENDER_LIMITS, templateProblem, type TemplateVars } from '../../bridge/src/integrations/template.js';
 
 const DEVICE = '0123456789abcdef01234567';
 const AT = '2026-11-23T10:00:00.000Z';
@@ -31,6 +31,23 @@ describe('webhook requests (pure)', () => {
       const view = eventView(vars('{"temp":21.5,"PARTICLE_DEVICE_ID":"spoofed","SPARK_CORE_ID":"spoofed","a":{"b":[1,2]}}'));
       assert.equal(render('{{temp}} {{PARTICLE_DEVICE_ID}} {{SPARK_CORE_ID}} {{SPARK_EVENT_NAME}} {{a.b.1}}', view), `21.5 ${DEVICE} ${DEVICE} climate 2`);
       assert.equal(render('{{#a.b}}[{{.}}]{{/a.b}}{{^missing}}none{{/missing}}', view), '[1][2]none');
+    });
+    it("inside a section too, data cannot stand for Particle's names (dropped at every depth)", () => {
+      const view = eventView(vars('{"r":{"PARTICLE_DEVICE_ID":"spoofed","SPARK_CORE_ID":"spoofed","n":1},"l":[{"PRODUCT_ID":"9"}]}'));
+      assert.equal(render('{{#r}}{{PARTICLE_DEVICE_ID}} {{SPARK_CORE_ID}} {{n}}{{/r}} {{#l}}{{PRODUCT_ID}}{{/l}}', view), `${DEVICE} ${DEVICE} 1 7`);
+    });
+    it('finds no functions: prototype methods of arrays are not there to call', () => {
+      const view = eventView(vars('{"l":[1,2],"o":{}}'));
+      assert.equal(render('[{{l.forEach}}{{l.map}}{{o.toString}}{{l.length}}]', view), '[2]');
+      assert.equal(Object.getPrototypeOf((plainJson('[1]') as unknown[])), null);
+      assert.ok(Array.isArray(plainJson('[1]')), 'still an array for mustache');
+    });
+    it('stops a render past its limits (sections over a large array), and the next render starts afresh', () => {
+      const view = eventView(vars(JSON.stringify({ a: Array.from({ length: 100 }, (_, i) => i) })));
+      assert.throws(() => render('{{#a}}{{#a}}{{#a}}x{{/a}}{{/a}}{{/a}}', view), new RegExp(`more than ${RENDER_LIMITS.visits} steps`));
+      assert.equal(render('{{#a}}.{{/a}}', view).length, 100);
+      const big = eventView(vars(JSON.stringify({ s: 'y'.repeat(900) })));
+      assert.throws(() => render('{{#a}}{{#a}}{{s}}{{/a}}{{/a}}', { ...big, a: Array.from({ length: 100 }, () => 0) }), /renders to more than/);
     });
     it('data that is not a JSON object adds no names', () => {
       for (const data of ['21.5', '[1,2]', '{not json', '']) assert.equal(render('<{{temp}}>', eventView(vars(data))), '<>');
@@ -123,6 +140,10 @@ describe('webhook requests (pure)', () => {
     it('rejectUnauthorized passes through', () => {
       assert.equal(requestFor(hook({ url: 'https://example.test/', rejectUnauthorized: false }), vars(DATA)).rejectUnauthorized, false);
     });
+    it('a lone surrogate in the data becomes U+FFFD in the URL, not an error', () => {
+      const r = requestFor(hook({ url: 'http://example.test/{{room}}' }), vars('{"room":"a\\ud800b"}'));
+      assert.equal(r.url, 'http://example.test/a%EF%BF%BDb');
+    });
     it('a URL template that renders to no URL throws (the engine reports a failed delivery)', () => {
       assert.throws(() => requestFor(hook({ url: '{{{where}}}' }), vars('{"where":"not a url"}')), /Invalid URL/);
     });
@@ -136,6 +157,11 @@ describe('webhook requests (pure)', () => {
       const t = { responseTemplate: '{{main.temp}} in {{name}} / {{{name}}}' };
       assert.equal(responseData(t, '{"main":{"temp":7},"name":"Oslo & co"}'), '7 in Oslo &amp; co / Oslo & co');
       assert.equal(responseData({ responseTemplate: '{{#.}}{{id}},{{/.}}' }, '[{"id":1},{"id":2}]'), '1,2,');
+    });
+    it('a template that cannot render the response (past the limits) leaves it as it came', () => {
+      const response = JSON.stringify({ a: Array.from({ length: 100 }, (_, i) => i) });
+      assert.equal(responseData({ responseTemplate: '{{#a}}{{#a}}{{#a}}x{{/a}}{{/a}}{{/a}}' }, response), response);
+      assert.equal(responseData({ responseTemplate: '[{{a.forEach}}]' }, response), '[]');
     });
     it('a response that is not JSON (or is a JSON scalar) goes as it came', () => {
       assert.equal(responseData({ responseTemplate: '{{a}}' }, 'plain text'), 'plain text');

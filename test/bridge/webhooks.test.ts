@@ -431,4 +431,17 @@ describe('webhooks', function () {
     await until('the next delivery', () => seen.some((e) => e.name === 'hook-sent/long'));
     await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
   });
+  it("an event whose data cannot make a request gets a hook-error but is not held against the endpoint: one device's data cannot disable the integration", async () => {
+    // Three sections over the data's array: 100 items make a million steps, past the render limit.
+    const made = (await particle.createWebhook({ event: 'odd', url: hookBase + '/odd/{{#a}}{{#a}}{{#a}}x{{/a}}{{/a}}{{/a}}', product: 'prod-a', auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const heavy = JSON.stringify({ a: Array.from({ length: 100 }, (_, i) => i % 10) });
+    for (let n = 0; n < 4; n++) await publish('odd', heavy); // more than disableAfter (3)
+    await until('four hook-errors', () => seen.filter((e) => e.name === 'hook-error/odd/0').length === 4);
+    assert.match(seen.find((e) => e.name === 'hook-error/odd/0')!.data, /^the request could not be made: the template takes more than \d+ steps/);
+    const got = (await (await fetch(base + '/v1/products/prod-a/integrations/' + made.id, { headers: { authorization: 'Bearer ' + f.tokens.carol } })).json()) as { disabled: boolean; errors_in_a_row: number };
+    assert.deepEqual([got.disabled, got.errors_in_a_row], [false, 0]);
+    await publish('odd', JSON.stringify({ a: [1] }));
+    await until('a delivery with data that renders', () => at('/odd/x').length === 1);
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
 });

@@ -15,7 +15,7 @@
  * Basic) are templates too.
  */
 import type { Integration } from '../store/store.js';
-import { asIs, escapeJsonString, eventView, plainJson, render, type TemplateVars, type View } from './template.js';
+import { asIs, escapeJsonString, escapeUrl, eventView, plainJson, render, type TemplateVars, type View } from './template.js';
 
 export interface WebhookRequest {
   url: string;
@@ -52,7 +52,7 @@ export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
     headers.authorization = 'Basic ' + Buffer.from(render(i.auth.username, view, asIs) + ':' + render(i.auth.password, view, asIs)).toString('base64');
   }
 
-  const url = new URL(render(i.url, view, encodeURIComponent));
+  const url = new URL(render(i.url, view, escapeUrl));
   const bodiless = i.requestType === 'GET' || i.requestType === 'DELETE';
   for (const [k, v] of Object.entries({ ...(bodiless ? defaults : {}), ...renderFields(i.query, view) })) url.searchParams.append(k, v);
 
@@ -80,12 +80,18 @@ export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
 /**
  * The data of the response event: the integration's responseTemplate
  * rendered over the response when it is JSON (mustache escaping, as
- * Particle: {{{x}}} for raw text), the response as it came otherwise.
+ * Particle: {{{x}}} for raw text), the response as it came otherwise, and
+ * also when the template cannot render it (past the render limits).
  */
 export function responseData(i: Pick<Integration, 'responseTemplate'>, response: string): string {
   if (i.responseTemplate === null) return response;
   const json = plainJson(response);
-  return json !== null && typeof json === 'object' ? render(i.responseTemplate, json as View) : response;
+  if (json === null || typeof json !== 'object') return response;
+  try {
+    return render(i.responseTemplate, json as View);
+  } catch {
+    return response;
+  }
 }
 
 /**

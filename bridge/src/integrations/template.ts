@@ -33,6 +33,8 @@ const HTML: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '
 export const escapeHtml: Escape = (s) => s.replace(/[&<>"']/g, (c) => HTML[c]);
 /** For text that stays as it is: a JSON value's string, a header, a form field, an event name. */
 export const asIs: Escape = (s) => s;
+/** In a URL: percent-encoded (a lone surrogate from a device's data becomes U+FFFD, not an error). */
+export const escapeUrl: Escape = (s) => encodeURIComponent(s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'));
 /** Inside a JSON string literal. */
 export const escapeJsonString: Escape = (s) => JSON.stringify(s).slice(1, -1);
 
@@ -52,8 +54,28 @@ const cache = new Map<string, string>();
   clear: () => cache.clear(),
 };
 
-/** Renders a template; {{x}} goes through `escape` (HTML by default, as mustache). */
+/**
+ * What one render may cost: token visits (sections multiply them: a section
+ * inside a section over a large array), and characters produced, counted at
+ * every level. Templates are operators' but their data is devices' and remote
+ * servers': a render past either is stopped, not left to hold the event loop.
+ */
+export const RENDER_LIMITS = { visits: 200_000, chars: 4 * 1024 * 1024 };
+let spent = { visits: 0, chars: 0 };
+type RenderTokens = (tokens: unknown[], ...rest: unknown[]) => string;
+const renderTokens = (Mustache.Writer.prototype as unknown as { renderTokens: RenderTokens }).renderTokens;
+(writer as unknown as { renderTokens: RenderTokens }).renderTokens = function (this: unknown, tokens, ...rest) {
+  spent.visits += tokens.length;
+  if (spent.visits > RENDER_LIMITS.visits) throw new Error(`the template takes more than ${RENDER_LIMITS.visits} steps to render`);
+  const out = renderTokens.call(this, tokens, ...rest);
+  spent.chars += out.length;
+  if (spent.chars > RENDER_LIMITS.chars) throw new Error(`the template renders to more than ${RENDER_LIMITS.chars} characters`);
+  return out;
+};
+
+/** Renders a template; {{x}} goes through `escape` (HTML by default, as mustache). Throws past RENDER_LIMITS. */
 export function render(template: string, view: View, escape: Escape = escapeHtml): string {
+  spent = { visits: 0, chars: 0 };
   // mustache hands the escape function the value itself (a number from JSON data, say).
   return writer.render(template, view, undefined, { escape: (v: unknown) => escape(String(v)) });
 }
@@ -68,21 +90,38 @@ export function templateProblem(template: string): string | null {
   }
 }
 
-/** JSON text as values whose objects have no prototype (see View); undefined when it is not JSON. */
-export function plainJson(text: string): unknown {
+/**
+ * JSON text as values with no prototype, objects and arrays alike (mustache
+ * calls a function it finds: `{{list.forEach}}` must find nothing);
+ * undefined when it is not JSON. Keys in `drop` are left out at every depth.
+ */
+export function plainJson(text: string, drop?: ReadonlySet<string>): unknown {
   try {
-    return JSON.parse(text, (_k, v: unknown) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.assign(Object.create(null) as object, v) : v));
+    return JSON.parse(text, (_k, v: unknown) => {
+      if (v === null || typeof v !== 'object') return v;
+      if (Array.isArray(v)) return Object.setPrototypeOf(v, null) as unknown[];
+      const o = Object.create(null) as Record<string, unknown>;
+      for (const [k, x] of Object.entries(v)) if (!drop?.has(k)) o[k] = x;
+      return o;
+    });
   } catch {
     return undefined;
   }
 }
 
-/** The names an event's templates see: its data's fields (a JSON object), then Particle's variables over them. */
+/** Particle's names as a template sees them. */
+const RESERVED = new Set(['PARTICLE_EVENT_NAME', 'PARTICLE_EVENT_VALUE', 'PARTICLE_DEVICE_ID', 'PARTICLE_PUBLISHED_AT', 'PRODUCT_ID', 'SPARK_EVENT_NAME', 'SPARK_EVENT_VALUE', 'SPARK_CORE_ID', 'SPARK_PUBLISHED_AT']);
+
+/**
+ * The names an event's templates see: its data's fields (a JSON object), then
+ * Particle's variables over them. Data keys named as Particle's are dropped at
+ * every depth: inside a section mustache looks in the section's object first.
+ */
 export function eventView(vars: TemplateVars): View {
   const view = Object.create(null) as View;
   // Most data is not JSON: look before parsing.
   if (vars.PARTICLE_EVENT_VALUE.trimStart().startsWith('{')) {
-    const data = plainJson(vars.PARTICLE_EVENT_VALUE);
+    const data = plainJson(vars.PARTICLE_EVENT_VALUE, RESERVED);
     if (data !== undefined && data !== null && typeof data === 'object' && !Array.isArray(data)) Object.assign(view, data);
   }
   Object.assign(view, vars, {

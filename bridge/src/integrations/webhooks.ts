@@ -74,9 +74,15 @@ export function ownersOf(product: ProductRef): IntegrationOwner[] {
   return owners;
 }
 
-/** The name of a response or error event: the integration's template rendered, or Particle's `<prefix><event>`. */
-const eventName = (template: string | null, prefix: string, vars: TemplateVars): string =>
-  template !== null ? render(template, eventView(vars), asIs) : prefix + vars.PARTICLE_EVENT_NAME;
+/** The name of a response or error event: the integration's template rendered, or Particle's `<prefix><event>` (also when it cannot render). */
+function eventName(template: string | null, prefix: string, vars: TemplateVars): string {
+  try {
+    if (template !== null) return render(template, eventView(vars), asIs);
+  } catch {
+    // Past the render limits with this event's data: the default name.
+  }
+  return prefix + vars.PARTICLE_EVENT_NAME;
+}
 
 const triggers = (i: Integration, name: string, deviceId: string): boolean => i.enabled && name.startsWith(i.event) && (i.deviceId === null || i.deviceId === deviceId);
 
@@ -155,15 +161,20 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
 
   async function deliver(i: Integration, product: ProductRef, vars: TemplateVars): Promise<void> {
     const name = vars.PARTICLE_EVENT_NAME;
-    let req: WebhookRequest | undefined;
-    let last = '';
+    let req: WebhookRequest;
     try {
       req = requestFor(i, vars);
     } catch (e) {
-      // A URL template that renders to no URL with this event's values: a failed delivery, said as such.
-      last = 'the request could not be made: ' + (e instanceof Error ? e.message : String(e));
+      // This event's data cannot make a request (a URL template that renders to no URL, a render past
+      // the limits): said as a hook-error, but not held against the endpoint, so one device's odd data
+      // cannot disable an integration for everyone.
+      const why = 'the request could not be made: ' + (e instanceof Error ? e.message : String(e));
+      o.log.info({ integration: i.id, error: why }, 'webhooks: no request for this event');
+      tell(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', why);
+      return;
     }
-    for (let n = 0; req && n < o.attempts && !closed; n++) {
+    let last = '';
+    for (let n = 0; n < o.attempts && !closed; n++) {
       if (n > 0) await sleep(o.backoffMs * 2 ** (n - 1));
       const r = await attempt(req);
       if (r.ok) {

@@ -8,7 +8,7 @@ import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { Integration, IntegrationInput, IntegrationOwner, IntegrationSetting, IntegrationStore } from '../store.js';
 import { parseJson, productKey, refusing } from './context.js';
-import { asIs, eventView, render, templateProblem, type TemplateVars } from '../../integrations/template.js';
+import { asIs, escapeUrl, eventView, render, templateProblem, type TemplateVars } from '../../integrations/template.js';
 import type { Ctx } from './context.js';
 
 interface IntegrationRaw {
@@ -61,7 +61,7 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
   let url: URL;
   try {
     if (templateProblem(urlTemplate)) throw new Error();
-    url = new URL(render(urlTemplate, SAMPLE, encodeURIComponent));
+    url = new URL(render(urlTemplate, SAMPLE, escapeUrl));
   } catch {
     throw new StoreError('invalid', 'url must be an absolute http(s) URL');
   }
