@@ -36,8 +36,24 @@ describe('SQLite group commit', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** `db`, counting the transactions group commit opens (each batch is one BEGIN IMMEDIATE). */
+  function counted(): { db: SqliteDatabase; batches: () => number } {
+    let n = 0;
+    const proxy = new Proxy(db, {
+      get(target, key) {
+        if (key !== 'transaction') return Reflect.get(target, key, target) as unknown;
+        return (fn: (...a: unknown[]) => unknown) => {
+          const t = target.transaction(fn);
+          return Object.assign((...a: unknown[]) => t(...a), { immediate: (...a: unknown[]) => (n++, t.immediate(...a)) });
+        };
+      },
+    });
+    return { db: proxy as SqliteDatabase, batches: () => n };
+  }
+
   it('runs the writes of one turn in one transaction; one that throws is undone and fails alone', async () => {
-    const commit = groupCommit(db);
+    const c = counted();
+    const commit = groupCommit(c.db);
     const insert = db.prepare('INSERT INTO t (x) VALUES (?)');
     const inTransaction: boolean[] = [];
     const results = await Promise.allSettled([
@@ -52,15 +68,30 @@ describe('SQLite group commit', () => {
     assert.deepEqual(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)), [1, 'second write refused', 'third', 1]);
     assert.deepEqual(rows(), [1, 4], 'the failed write left nothing');
     assert.deepEqual(inTransaction, [true, true]);
+    assert.equal(c.batches(), 1, 'four writes, one transaction');
     assert.equal(db.inTransaction, false);
   });
 
   it('splits a long queue into batches of at most `max`, in order', async () => {
-    const commit = groupCommit(db, 3);
+    const c = counted();
+    const commit = groupCommit(c.db, 3);
     const insert = db.prepare('INSERT INTO t (x) VALUES (?)');
     const got = await Promise.all(Array.from({ length: 8 }, (_, i) => commit(() => (insert.run(i), i))));
     assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7]);
     assert.deepEqual(rows(), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(c.batches(), 3);
+  });
+
+  it('a write that ends the whole transaction (as SQLite does on a full disk) fails the batch: nothing of it is stored', async () => {
+    const commit = groupCommit(db);
+    const insert = db.prepare('INSERT INTO t (x) VALUES (?)');
+    const results = await Promise.allSettled([
+      commit(() => insert.run(1)),
+      commit(() => db.prepare('ROLLBACK').run()),
+      commit(() => insert.run(3)),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+    assert.deepEqual(rows(), [], 'neither the write before nor the one after');
   });
 
   it('flush() writes what is queued at once', () => {
@@ -71,7 +102,7 @@ describe('SQLite group commit', () => {
     assert.deepEqual(rows(), [7]);
   });
 
-  it('a transaction that cannot run fails every write in it', async () => {
+  it('a batch that cannot begin (the connection closed) fails every write in it', async () => {
     const commit = groupCommit(db);
     const a = commit(() => 1);
     const b = commit(() => 2);

@@ -543,6 +543,16 @@ describe('store (SQLite file, typeorm migrations)', function () {
       await refused(store.setOnline('ffffffffffffffffffffffff', true, new Date()), 'not_found');
       await refused(store.touch(DEV1, new Date(NaN)), 'invalid');
     });
+
+    it('reads see presence and hellos still queued for the group commit (the broker does not wait for them)', async () => {
+      const t = (await store.getDevice(DEV1))!.lastHeard!.getTime() + 10_000;
+      void store.setOnline(DEV1, false, new Date(t));
+      assert.equal((await store.getDevice(DEV1))?.online, false);
+      void store.recordHello(DEV1, { firmware: 8, variables: [], functions: [] }, new Date(t + 1));
+      const listed = (await store.listDevices((await store.getDevice(DEV1))!.productId)).find((d) => d.id === DEV1);
+      assert.deepEqual([listed?.online, listed?.firmwareVersion], [true, 8]);
+      await store.recordHello(DEV1, { firmware: 7, variables: [{ name: 'temp', type: 'double' }, { name: 'on', type: 'bool' }], functions: ['led', 'reset'] }, new Date(t + 2));
+    });
   });
 
   describe('vitals', () => {

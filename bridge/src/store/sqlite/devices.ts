@@ -106,7 +106,9 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       return device(byId.get(id) as DeviceRaw);
     },
 
+    // Reads of presence and firmware see the writes still queued for the group commit.
     async getDevice(id) {
+      ctx.commit.flush();
       const r = byId.get(id);
       return r ? device(r) : null;
     },
@@ -122,6 +124,7 @@ export function deviceStore(ctx: Ctx): DeviceStore {
     },
 
     async listDevices(productId) {
+      ctx.commit.flush();
       return byProduct.all(productKey(productId)).map(device);
     },
 

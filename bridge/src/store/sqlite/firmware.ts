@@ -265,6 +265,7 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
       return r ? target(r) : null;
     },
     async fleetTargets(productId) {
+      ctx.commit.flush();
       return targetsOf.all(productKey(productId)).map(target);
     },
     async createJob(input) {

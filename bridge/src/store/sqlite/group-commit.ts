@@ -35,6 +35,9 @@ export function groupCommit(db: SqliteDatabase, max = 256): GroupCommit {
       try {
         return { ok: true, v: one(q.write) };
       } catch (e) {
+        // Some errors (a full disk, an I/O error) make SQLite roll the whole transaction back: the
+        // writes before are gone too, and the ones after would commit one by one. Fail the batch.
+        if (!db.inTransaction) throw e;
         return { ok: false, e };
       }
     }),
