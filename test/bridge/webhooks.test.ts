@@ -18,7 +18,7 @@ import Particle from 'particle-api-js';
 import { encode, topics } from '@flotilla/protocol';
 import type { MqttClient } from 'mqtt';
 import { openCa } from '../../bridge/src/identity/ca.js';
-import { A1, A2, connect, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { A1, A2, B1, connect, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 interface Received {
   method: string;
@@ -396,11 +396,20 @@ describe('webhooks', function () {
     assert.equal(at('/named').length, 1, 'A2 is not kitchen');
     assert.equal(new URLSearchParams(at('/named')[0].body).get('coreid'), A1);
     a2.end(true);
+    // A device of that name in another product the caller sees does not count: only the integration's own devices do.
+    await f.bridge.store.addProductMember(f.products.B, f.users.alice, 'developer');
+    await f.bridge.store.updateDevice(B1, { name: 'kitchen' });
+    const scoped = await fetch(base + '/v1/products/prod-a/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'named', url: hookBase, deviceid: 'kitchen' }) });
+    const scopedBody = (await scoped.json()) as { deviceID: string; id: string };
+    assert.equal(scopedBody.deviceID, A1, "prod-b's kitchen is not prod-a's");
+    await fetch(base + '/v1/products/prod-a/integrations/' + scopedBody.id, { method: 'DELETE', headers: { authorization: 'Bearer ' + f.tokens.alice } });
+    await f.bridge.store.updateDevice(B1, { name: null });
+    await f.bridge.store.removeProductMember(f.products.B, f.users.alice);
     // Two devices of that name: ambiguous, the ID is needed.
     assert.equal((await rename(A2, 'kitchen')).status, 200);
     const twice = await fetch(base + '/v1/products/prod-a/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'named', url: hookBase, deviceid: 'kitchen' }) });
     assert.equal(twice.status, 400);
-    assert.match(((await twice.json()) as { error: string }).error, /no device named "kitchen" that you can see, or more than one/);
+    assert.match(((await twice.json()) as { error: string }).error, /no device named "kitchen" among this integration's devices that you can see, or more than one/);
     for (const id of [A1, A2]) await rename(id, '');
     await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.alice } as never);
   });

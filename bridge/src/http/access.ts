@@ -124,11 +124,13 @@ const DEVICE_ID = /^[0-9a-f]{24}$/;
 
 /**
  * A device named by its name instead of its id (Particle's API and particle-cli
- * accept both): the one device of that name the actor may view, if exactly one.
+ * accept both): the one device of that name the actor may view, if exactly one;
+ * only among the products `within` keeps, when given.
  */
-export async function deviceByName(store: Store, actor: Actor, name: string): Promise<string | null> {
+export async function deviceByName(store: Store, actor: Actor, name: string, within?: (product: ProductRef) => boolean): Promise<string | null> {
   let found: string | null = null;
   for (const product of await visibleProducts(actor, store)) {
+    if (within && !within(product)) continue;
     for (const d of await store.listDevices(product.productId)) {
       if (d.name !== name || !decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) continue;
       if (found) return null; // ambiguous: the id is needed

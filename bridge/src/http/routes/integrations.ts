@@ -15,6 +15,7 @@ import { integrationOwnerKey, ownerOfIntegration, type Integration, type Integra
 import { isDeviceId } from '@flotilla/protocol';
 import { deviceByName, guard, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
+import { ownersOf } from '../../integrations/webhooks.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
 
@@ -71,12 +72,17 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   return out;
 }
 
-/** Particle's device filter takes a device's name too: the one device of that name the caller can see becomes the filter. */
-async function byName(ctx: ApiContext, a: Access, input: Partial<IntegrationInput>): Promise<Partial<IntegrationInput>> {
+/**
+ * Particle's device filter takes a device's name too: the one device of that
+ * name the caller can see among the owner's devices becomes the filter.
+ */
+async function byName(ctx: ApiContext, a: Access, owner: IntegrationOwner, input: Partial<IntegrationInput>): Promise<Partial<IntegrationInput>> {
   const name = input.deviceId;
   if (typeof name !== 'string' || isDeviceId(name)) return input;
-  const id = await deviceByName(ctx.store, a.actor, name);
-  if (!id) throw ApiError.of(400, `deviceid: no device named ${JSON.stringify(name)} that you can see, or more than one: give its device ID`);
+  const key = integrationOwnerKey(owner);
+  // The devices whose events reach the owner's integrations: the same rule delivery uses.
+  const id = await deviceByName(ctx.store, a.actor, name, (p) => ownersOf(p).some((o) => integrationOwnerKey(o) === key));
+  if (!id) throw ApiError.of(400, `deviceid: no device named ${JSON.stringify(name)} among this integration's devices that you can see, or more than one: give its device ID`);
   return { ...input, deviceId: id };
 }
 
@@ -119,7 +125,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     }),
     route('POST', P, g('integration.create'), async (req, ctx, a) => {
       const o = owner(a);
-      const i = await ctx.store.createIntegration(o, (await byName(ctx, a, input(await req.body(), false))) as IntegrationInput);
+      const i = await ctx.store.createIntegration(o, (await byName(ctx, a, o, input(await req.body(), false))) as IntegrationInput);
       ctx.webhooks.invalidate(o);
       return { status: 201, body: { ok: true, ...integrationObject(i) } };
     }),
@@ -127,7 +133,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     route('PUT', P + '/:integration', g('integration.edit'), async (req, ctx, a) => {
       const o = owner(a);
       const i = await own(ctx, o, req.params.integration);
-      const changes = await byName(ctx, a, input(await req.body(), true));
+      const changes = await byName(ctx, a, o, input(await req.body(), true));
       // The password as a GET showed it: the one the bridge holds stays.
       if (changes.auth && changes.auth.password === PASSWORD_MASK && i.auth) changes.auth = { ...changes.auth, password: i.auth.password };
       const updated = await ctx.store.updateIntegration(i.id, changes);
