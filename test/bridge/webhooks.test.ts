@@ -332,6 +332,19 @@ describe('webhooks', function () {
     await publish('climate', JSON.stringify({ room: 'hall 4' }));
     await until('the third GET', () => received.some((x) => x.path.startsWith('/rooms/hall%204')));
     assert.equal(received.find((x) => x.path.startsWith('/rooms/hall%204'))!.headers.authorization, 'Basic ' + Buffer.from('hook:new').toString('base64'));
+    // The stored password is only sent where it was set for: moving the URL to another host needs it again.
+    const put2 = (body: object) => fetch(url, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    for (const body of [{ url: 'https://collector.example/in' }, { url: 'https://collector.example/in', auth: got.auth }]) {
+      const res = await put2(body);
+      assert.equal(res.status, 400);
+      assert.match(((await res.json()) as { error: string }).error, /moves to another host: give auth again/);
+    }
+    assert.equal((await put2({ url: hookBase + '/rooms/{{room}}/again' })).status, 200, 'the same host keeps it');
+    const dropped = await put2({ url: 'https://collector.example/in', auth: null });
+    assert.equal(dropped.status, 200);
+    assert.equal(((await dropped.json()) as { auth?: unknown }).auth, undefined);
+    const mask = await put2({ auth: { username: 'u', password: '********' } });
+    assert.deepEqual([mask.status, ((await mask.json()) as { error: string }).error], [400, 'auth.password: give the password (there is none stored to keep)']);
     await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
   });
   it('turns a JSON response into the response event through responseTemplate; a response that is not JSON goes as it came', async () => {

@@ -86,6 +86,31 @@ async function byName(ctx: ApiContext, a: Access, owner: IntegrationOwner, input
   return { ...input, deviceId: id };
 }
 
+/** A URL's origin, templates standing for a plain word (so "https://{{host}}/x" compares as a template). */
+function originOf(url: string): string {
+  try {
+    return new URL(url.replace(/\{\{\{?[^}]*\}?\}\}/g, 'x')).origin;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * The stored Basic auth password goes nowhere new: sent back as the mask a
+ * GET shows, it is kept, but only for the host it was set for. Moving the URL
+ * to another origin needs the password again (or auth: null), or anyone who
+ * may edit the integration could read the password at a server of theirs.
+ */
+function keepPassword(i: Integration, changes: Partial<IntegrationInput>): Partial<IntegrationInput> {
+  const masked = changes.auth?.password === PASSWORD_MASK;
+  if (masked && !i.auth) throw ApiError.of(400, 'auth.password: give the password (there is none stored to keep)');
+  const moves = changes.url !== undefined && originOf(changes.url) !== originOf(i.url);
+  if (moves && i.auth && (changes.auth === undefined || masked)) {
+    throw ApiError.of(400, 'The url moves to another host: give auth again with its password (the stored one is only sent where it was set for), or auth: null to drop it');
+  }
+  return masked && i.auth ? { ...changes, auth: { ...changes.auth!, password: i.auth.password } } : changes;
+}
+
 /** Where an owner's integrations live, who may touch them, and whose they are. */
 interface Scope {
   /** The path before /integrations or /webhooks. */
@@ -133,9 +158,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     route('PUT', P + '/:integration', g('integration.edit'), async (req, ctx, a) => {
       const o = owner(a);
       const i = await own(ctx, o, req.params.integration);
-      const changes = await byName(ctx, a, o, input(await req.body(), true));
-      // The password as a GET showed it: the one the bridge holds stays.
-      if (changes.auth && changes.auth.password === PASSWORD_MASK && i.auth) changes.auth = { ...changes.auth, password: i.auth.password };
+      const changes = keepPassword(i, await byName(ctx, a, o, input(await req.body(), true)));
       const updated = await ctx.store.updateIntegration(i.id, changes);
       ctx.webhooks.invalidate(o);
       return { ok: true, ...integrationObject(updated) };
