@@ -27,7 +27,7 @@ export interface RolloutCounts {
   failed: number;
   in_progress: number;
   pending: number;
-  /** Never to be updated by this rollout: it was aborted (absent from bridges before it was counted). */
+  /** Never to be updated by this rollout: it was aborted or superseded (absent from bridges before it was counted). */
   aborted?: number;
 }
 

@@ -74,7 +74,7 @@ export interface RolloutProgress {
   inProgress: number;
   /** Not reached yet: the rollout will get to them. */
   pending: number;
-  /** Not reached, or stopped midway, and never will be: the rollout was aborted. */
+  /** Not reached, or stopped midway, and never will be by this rollout: it was aborted, or a newer release superseded it. */
   aborted: number;
 }
 
@@ -482,7 +482,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       if (t.firmwareVersion === r.version) out.done++;
       else if (active.has(t.id)) out.inProgress++;
       else if (c.failedDevices.has(t.id)) out.failed++;
-      else if (r.state === 'aborted') out.aborted++;
+      else if (r.state === 'aborted' || r.state === 'superseded') out.aborted++;
       else out.pending++;
     }
     return out;
