@@ -149,6 +149,46 @@ describe('store (SQLite file, typeorm migrations)', function () {
       }
     });
 
+    it('upgrading a file made before webhooks had default data keeps what each webhook sends', async () => {
+      const upTo = MIGRATIONS.findIndex((M) => new M().name.startsWith('WebhookDefaults'));
+      assert.ok(upTo > 0);
+      const old = join(dir, 'before-defaults.sqlite');
+      const at = (migrations: typeof MIGRATIONS) => new DataSource({ type: 'better-sqlite3', database: old, migrations, migrationsRun: true });
+      let ds = await at(MIGRATIONS.slice(0, upTo)).initialize();
+      await ds.query("INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'old@example.com', 'x', 1)");
+      await ds.query("INSERT INTO products (id, name, slug, owner_user_id, org_id, settings, created_at) VALUES (7, 'Old', 'old', 'u1', NULL, '{}', 1)");
+      const insert = (id: string, template: object | null) =>
+        ds.query('INSERT INTO integrations (id, product_id, event_prefix, url, template, enabled, failures, created_at) VALUES (?, 7, ?, ?, ?, 1, 0, 1)', [id, 't', 'http://example.com/', template && JSON.stringify(template)]);
+      await insert('bare', null);
+      await insert('get', { requestType: 'GET' });
+      await insert('json', { json: { t: '{{{PARTICLE_EVENT_VALUE}}}' } });
+      await insert('form', { form: { t: '{{{PARTICLE_EVENT_VALUE}}}' } });
+      await ds.destroy();
+      ds = await at(MIGRATIONS).initialize();
+      await ds.destroy();
+      const store = await openSqliteStore({ file: old, passwordCost: FAST, deviceSecretCost: FAST });
+      try {
+        const { requestFor } = await import('../../bridge/src/integrations/request.js');
+        const vars = { PARTICLE_EVENT_NAME: 't', PARTICLE_EVENT_VALUE: '21', PARTICLE_DEVICE_ID: DEV1, PARTICLE_PUBLISHED_AT: 'at', PRODUCT_ID: '7' };
+        const sent = async (id: string) => {
+          const r = requestFor((await store.getIntegration(id))!, vars);
+          return [r.url, r.headers['content-type'] ?? null, r.body ?? null];
+        };
+        // What the bridge sent for each before default data came: the same.
+        assert.deepEqual(await sent('bare'), ['http://example.com/', 'application/json', JSON.stringify({ event: 't', data: '21', published_at: 'at', coreid: DEV1 })]);
+        // (A GET had no body then either; it no longer names a content type for the body it does not have.)
+        assert.deepEqual(await sent('get'), ['http://example.com/', null, null]);
+        assert.deepEqual(await sent('json'), ['http://example.com/', 'application/json', '{"t":"21"}']);
+        assert.deepEqual(await sent('form'), ['http://example.com/', 'application/x-www-form-urlencoded', 't=21']);
+        // A webhook made now has Particle's default data.
+        const made = await store.createIntegration({ productId: 7 }, { event: 't', url: 'http://example.com/' });
+        assert.equal(made.noDefaults, false);
+        assert.deepEqual(await sent(made.id), ['http://example.com/', 'application/x-www-form-urlencoded', 'event=t&data=21&published_at=at&coreid=' + DEV1]);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('the migrations render as PostgreSQL DDL (typeorm SQL-in-memory mode, no server)', async () => {
       // A stub for the pg module: enough for typeorm to build a PostgreSQL query runner that records SQL instead of sending it.
       const ds = new DataSource({ type: 'postgres', driver: { defaults: {}, types: { setTypeParser() {} } } });
