@@ -126,17 +126,26 @@ describe('store (SQLite file, typeorm migrations)', function () {
         await ds.destroy();
       }
     });
-    it('upgrading a file made before integrations had user and org owners keeps its product integrations', async () => {
-      const upTo = MIGRATIONS.findIndex((M) => new M().name.startsWith('IntegrationOwners'));
+    /**
+     * A file migrated up to just before migration `name`, holding user u1 and its product 7, and
+     * how to reopen it with every migration run.
+     */
+    async function fileBefore(name: string): Promise<{ ds: DataSource; file: string; upgrade: () => Promise<DataSource> }> {
+      const upTo = MIGRATIONS.findIndex((M) => new M().name.startsWith(name));
       assert.ok(upTo > 0);
-      const old = join(dir, 'before-owners.sqlite');
-      const at = (migrations: typeof MIGRATIONS) => new DataSource({ type: 'better-sqlite3', database: old, migrations, migrationsRun: true });
-      let ds = await at(MIGRATIONS.slice(0, upTo)).initialize();
+      const file = join(dir, 'before-' + name + '.sqlite');
+      const at = (migrations: typeof MIGRATIONS) => new DataSource({ type: 'better-sqlite3', database: file, migrations, migrationsRun: true });
+      const ds = await at(MIGRATIONS.slice(0, upTo)).initialize();
       await ds.query("INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'old@example.com', 'x', 1)");
       await ds.query("INSERT INTO products (id, name, slug, owner_user_id, org_id, settings, created_at) VALUES (7, 'Old', 'old', 'u1', NULL, '{}', 1)");
-      await ds.query("INSERT INTO integrations (id, product_id, event_prefix, url, template, enabled, failures, created_at) VALUES ('i1', 7, 'temp', 'http://example.com/', NULL, 1, 2, 5)");
-      await ds.destroy();
-      ds = await at(MIGRATIONS).initialize();
+      return { ds, file, upgrade: () => at(MIGRATIONS).initialize() };
+    }
+
+    it('upgrading a file made before integrations had user and org owners keeps its product integrations', async () => {
+      const before = await fileBefore('IntegrationOwners');
+      await before.ds.query("INSERT INTO integrations (id, product_id, event_prefix, url, template, enabled, failures, created_at) VALUES ('i1', 7, 'temp', 'http://example.com/', NULL, 1, 2, 5)");
+      await before.ds.destroy();
+      const ds = await before.upgrade();
       try {
         assert.deepEqual(await ds.query('SELECT id, product_id, user_id, org_id, event_prefix, failures FROM integrations'), [
           { id: 'i1', product_id: 7, user_id: null, org_id: null, event_prefix: 'temp', failures: 2 },
@@ -150,23 +159,16 @@ describe('store (SQLite file, typeorm migrations)', function () {
     });
 
     it('upgrading a file made before webhooks had default data keeps what each webhook sends', async () => {
-      const upTo = MIGRATIONS.findIndex((M) => new M().name.startsWith('WebhookDefaults'));
-      assert.ok(upTo > 0);
-      const old = join(dir, 'before-defaults.sqlite');
-      const at = (migrations: typeof MIGRATIONS) => new DataSource({ type: 'better-sqlite3', database: old, migrations, migrationsRun: true });
-      let ds = await at(MIGRATIONS.slice(0, upTo)).initialize();
-      await ds.query("INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'old@example.com', 'x', 1)");
-      await ds.query("INSERT INTO products (id, name, slug, owner_user_id, org_id, settings, created_at) VALUES (7, 'Old', 'old', 'u1', NULL, '{}', 1)");
+      const before = await fileBefore('WebhookDefaults');
       const insert = (id: string, template: object | null) =>
-        ds.query('INSERT INTO integrations (id, product_id, event_prefix, url, template, enabled, failures, created_at) VALUES (?, 7, ?, ?, ?, 1, 0, 1)', [id, 't', 'http://example.com/', template && JSON.stringify(template)]);
+        before.ds.query('INSERT INTO integrations (id, product_id, event_prefix, url, template, enabled, failures, created_at) VALUES (?, 7, ?, ?, ?, 1, 0, 1)', [id, 't', 'http://example.com/', template && JSON.stringify(template)]);
       await insert('bare', null);
       await insert('get', { requestType: 'GET' });
       await insert('json', { json: { t: '{{{PARTICLE_EVENT_VALUE}}}' } });
       await insert('form', { form: { t: '{{{PARTICLE_EVENT_VALUE}}}' } });
-      await ds.destroy();
-      ds = await at(MIGRATIONS).initialize();
-      await ds.destroy();
-      const store = await openSqliteStore({ file: old, passwordCost: FAST, deviceSecretCost: FAST });
+      await before.ds.destroy();
+      await (await before.upgrade()).destroy();
+      const store = await openSqliteStore({ file: before.file, passwordCost: FAST, deviceSecretCost: FAST });
       try {
         const { requestFor } = await import('../../bridge/src/integrations/request.js');
         const vars = { PARTICLE_EVENT_NAME: 't', PARTICLE_EVENT_VALUE: '21', PARTICLE_DEVICE_ID: DEV1, PARTICLE_PUBLISHED_AT: 'at', PRODUCT_ID: '7' };
