@@ -15,7 +15,7 @@
  * Basic) are templates too.
  */
 import type { Integration } from '../store/store.js';
-import { asIs, escapeJsonString, escapeUrl, eventView, plainJson, render, type TemplateVars, type View } from './template.js';
+import { asIs, escapeJsonString, escapeUrl, eventView, mapJsonStrings, plainJson, render, type TemplateVars, type View } from './template.js';
 
 export interface WebhookRequest {
   url: string;
@@ -28,14 +28,6 @@ export interface WebhookRequest {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-/** Every string of a JSON template rendered (keys too); other values pass through. */
-function renderJson(value: unknown, view: View): unknown {
-  if (typeof value === 'string') return render(value, view, asIs);
-  if (Array.isArray(value)) return value.map((v) => renderJson(v, view));
-  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [render(k, view, asIs), renderJson(v, view)]));
-  return value;
-}
 
 const renderFields = (fields: Record<string, string> | null, view: View): Record<string, string> =>
   Object.fromEntries(Object.entries(fields ?? {}).map(([k, v]) => [k, render(v, view, asIs)]));
@@ -65,7 +57,7 @@ export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
       const text = render(i.json, view, escapeJsonString);
       json = plainJson(text);
       if (json === undefined) body = text;
-    } else json = renderJson(i.json, view);
+    } else json = mapJsonStrings(i.json, (s) => render(s, view, asIs));
     if (body === undefined) body = JSON.stringify(isObject(json) ? { ...defaults, ...json } : json);
     headers['content-type'] ??= 'application/json';
   } else if (i.body !== null) {

@@ -73,6 +73,14 @@ const renderTokens = (Mustache.Writer.prototype as unknown as { renderTokens: Re
   return out;
 };
 
+/** A JSON template with `f` applied to every string in it, keys too; other values pass through. */
+export function mapJsonStrings(value: unknown, f: (s: string) => string): unknown {
+  if (typeof value === 'string') return f(value);
+  if (Array.isArray(value)) return value.map((v) => mapJsonStrings(v, f));
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), mapJsonStrings(v, f)]));
+  return value;
+}
+
 /** Renders a template; {{x}} goes through `escape` (HTML by default, as mustache). Throws past RENDER_LIMITS. */
 export function render(template: string, view: View, escape: Escape = escapeHtml): string {
   spent = { visits: 0, chars: 0 };

@@ -10,9 +10,8 @@
  * an org's are its team's, by the org role cascaded to its products; a user's
  * are their own, for the devices of their personal products.
  */
-import type { Action } from '@flotilla/protocol';
+import { isDeviceId, type Action } from '@flotilla/protocol';
 import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationInput, type IntegrationOwner } from '../../store/store.js';
-import { isDeviceId } from '@flotilla/protocol';
 import { deviceByName, guard, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ownersOf } from '../../integrations/webhooks.js';
@@ -55,7 +54,7 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.url !== undefined) out.url = b.url as string;
   if (b.name !== undefined) out.name = String(b.name);
   const device = b.deviceid ?? b.deviceId ?? b.deviceID;
-  if (device !== undefined) out.deviceId = cleared(typeof device === 'string' && /^[0-9a-f]{24}$/i.test(device) ? device.toLowerCase() : device);
+  if (device !== undefined) out.deviceId = cleared(typeof device === 'string' && isDeviceId(device.toLowerCase()) ? device.toLowerCase() : device);
   if (b.requestType !== undefined) out.requestType = String(b.requestType).toUpperCase() as IntegrationInput['requestType'];
   if (b.headers !== undefined) out.headers = b.headers as IntegrationInput['headers'];
   if (b.json !== undefined) out.json = b.json;

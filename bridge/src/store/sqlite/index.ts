@@ -98,7 +98,11 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
       return rows.map((r) => r.integrity_check).join('\n');
     },
     close() {
-      if (!closing && dataSource.isInitialized) telemetry.flush();
+      // What is batched goes to disk first: the group commit's queue, the audit entries.
+      if (!closing && dataSource.isInitialized) {
+        ctx.commit.flush();
+        telemetry.flushAudit();
+      }
       // Closing the last connection checkpoints the WAL into the main file.
       closing ??= dataSource.isInitialized ? dataSource.destroy() : Promise.resolve();
       return closing;

@@ -8,7 +8,7 @@ import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { Integration, IntegrationInput, IntegrationOwner, IntegrationSetting, IntegrationStore } from '../store.js';
 import { parseJson, productKey, refusing } from './context.js';
-import { asIs, escapeUrl, eventView, render, templateProblem, type TemplateVars } from '../../integrations/template.js';
+import { asIs, escapeUrl, eventView, mapJsonStrings, render, templateProblem, type TemplateVars } from '../../integrations/template.js';
 import type { Ctx } from './context.js';
 
 interface IntegrationRaw {
@@ -46,10 +46,9 @@ function integration(r: IntegrationRaw): Integration {
 const isFields = (v: unknown): v is Record<string, string> => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 
 /** Every template string of a JSON template (keys too). */
-function jsonStrings(v: unknown, out: string[] = []): string[] {
-  if (typeof v === 'string') out.push(v);
-  else if (Array.isArray(v)) for (const x of v) jsonStrings(x, out);
-  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push(k), jsonStrings(x, out);
+function jsonStrings(v: unknown): string[] {
+  const out: string[] = [];
+  mapJsonStrings(v, (s) => (out.push(s), s));
   return out;
 }
 

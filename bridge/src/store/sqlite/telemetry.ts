@@ -55,7 +55,7 @@ const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 const AUDIT_BATCH_MS = 20;
 const AUDIT_BATCH_MAX = 512;
 
-export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'usageOfProducts'> & { flush(): void } {
+export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'usageOfProducts'> & { flushAudit(): void } {
   const { db } = ctx;
   // A report older than the stored one (handled late) goes to the history only.
   const upsertLatest = db.prepare(
@@ -245,11 +245,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
       else auditTimer ??= setTimeout(flushAudit, AUDIT_BATCH_MS);
     },
 
-    /** Writes what is batched (vitals, audit entries): before closing. */
-    flush() {
-      ctx.commit.flush();
-      flushAudit();
-    },
+    flushAudit,
 
     async auditLog(filter: AuditFilter = {}) {
       flushAudit();
