@@ -19,7 +19,7 @@
  */
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
-import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
+import { integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
 import { asIs, eventView, render, type TemplateVars } from './template.js';
 import { pieces, requestFor, responseData, type WebhookRequest } from './request.js';
@@ -65,14 +65,6 @@ export const RESPONSE_CHUNK = 512;
 export const RESPONSE_MAX = 100 * 1024;
 /** A response is read up to this much (a response template may pick a little out of a large JSON document); the rest is not read. */
 export const RESPONSE_READ_MAX = 1024 * 1024;
-
-/** The owners whose integrations an event of a device of `product` triggers. */
-export function ownersOf(product: ProductRef): IntegrationOwner[] {
-  const owners: IntegrationOwner[] = [{ productId: product.productId }];
-  if (product.ownerUserId !== null) owners.push({ userId: product.ownerUserId });
-  if (product.orgId !== null) owners.push({ orgId: product.orgId });
-  return owners;
-}
 
 /** The name of a response or error event: the integration's template rendered, or Particle's `<prefix><event>` (also when it cannot render). */
 function eventName(template: string | null, prefix: string, vars: TemplateVars): string {

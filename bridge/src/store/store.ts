@@ -583,6 +583,14 @@ export function integrationOwnerKey(o: IntegrationOwner): string {
   return 'productId' in o ? 'product:' + String(o.productId) : 'userId' in o ? 'user:' + o.userId : 'org:' + o.orgId;
 }
 
+/** The owners whose integrations an event of a device of `product` triggers (delivery), and so whose integrations may name its devices. */
+export function ownersOf(product: ProductRef): IntegrationOwner[] {
+  const owners: IntegrationOwner[] = [{ productId: product.productId }];
+  if (product.ownerUserId !== null) owners.push({ userId: product.ownerUserId });
+  if (product.orgId !== null) owners.push({ orgId: product.orgId });
+  return owners;
+}
+
 /** The owner an integration belongs to. */
 export function ownerOfIntegration(i: Pick<Integration, 'productId' | 'userId' | 'orgId'>): IntegrationOwner {
   return i.productId !== null ? { productId: i.productId } : i.userId !== null ? { userId: i.userId } : { orgId: i.orgId as string };

@@ -11,10 +11,9 @@
  * are their own, for the devices of their personal products.
  */
 import { isDeviceId, type Action } from '@flotilla/protocol';
-import { integrationOwnerKey, ownerOfIntegration, type Integration, type IntegrationInput, type IntegrationOwner } from '../../store/store.js';
+import { integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationInput, type IntegrationOwner } from '../../store/store.js';
 import { deviceByName, guard, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
-import { ownersOf } from '../../integrations/webhooks.js';
 import { ApiError } from '../errors.js';
 import type { Fields } from '../body.js';
 
