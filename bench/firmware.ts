@@ -10,6 +10,7 @@ import { parse } from 'acorn';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ENGINES, emptyFlash, startEngine, type EngineName } from '../test/helpers/engines/index.js';
+import type { EngineMemoryParts } from '../test/helpers/engines/types.js';
 import { EngineDevice } from '../test/helpers/engine-device.js';
 import { startBroker } from '../test/helpers/broker.js';
 import { TestCloud } from '../test/helpers/test-cloud.js';
@@ -29,11 +30,14 @@ cloud.subscribe('alert', function (n, d) {});
 /** Budgets of issue 3, and the RAM a Photon leaves to user code. */
 const BUDGET = { min: 16 * 1024, gzip: 6 * 1024, duktape: 48 * 1024, quickjs: 56 * 1024, photon: 38 * 1024 };
 
-async function heap(engine: EngineName, duktapeConfig?: 'low-memory'): Promise<{ base: number; loaded: number; afterOta: number; bits: number }> {
+interface Heap { base: number; loaded: number; afterOta: number; bits: number; parts?: EngineMemoryParts }
+
+async function heap(engine: EngineName, duktapeConfig?: 'low-memory'): Promise<Heap> {
   // The engine with the HAL and nothing else.
   const bare = await startEngine(engine, { flash: emptyFlash(1024), duktapeConfig });
   await bare.run('var x = 0;');
-  const base = (await bare.memory()).used;
+  const bareMemory = await bare.memory();
+  const base = bareMemory.used;
   const bits = bare.bits;
   await bare.close();
 
@@ -47,7 +51,8 @@ async function heap(engine: EngineName, duktapeConfig?: 'low-memory'): Promise<{
     await d.start();
     await cloud.kind(id, 'hello', 10000);
     await cloud.kind(id, 'vitals', 10000);
-    const loaded = (await d.engine!.memory()).used;
+    const loadedMemory = await d.engine!.memory();
+    const loaded = loadedMemory.used;
     // A whole 64 KB transfer and SHA-256 check; the announced hash is wrong so the
     // device stays up afterwards to be measured.
     const v2 = image({ deviceId: id, product: PRODUCT, firmware: 2, app: APP, padTo: 64 * 1024 });
@@ -55,7 +60,11 @@ async function heap(engine: EngineName, duktapeConfig?: 'low-memory'): Promise<{
     if (s.reason !== 'bad_sha') throw new Error('unexpected OTA outcome ' + s.state + ' ' + s.reason);
     await cloud.request(id, { op: 'ping' });
     const afterOta = (await d.engine!.memory()).used;
-    return { base, loaded: loaded - base, afterOta: afterOta - base, bits };
+    const b = bareMemory.parts;
+    const l = loadedMemory.parts;
+    // What the agent added, by the engine's counters.
+    const parts = b && l ? (Object.fromEntries(Object.keys(l).map((k) => [k, l[k as keyof EngineMemoryParts] - b[k as keyof EngineMemoryParts]])) as unknown as EngineMemoryParts) : undefined;
+    return { base, loaded: loaded - base, afterOta: afterOta - base, bits, parts };
   } finally {
     await d.stop();
     await cloud.close();
@@ -72,13 +81,29 @@ const rows: [string, string, string, string][] = [
 // Function objects cost ~300 B of heap each on both engines, whatever their body
 // (measured: 100 two-line functions +29 to +34 KB, the same statements in one function +3 to +4 KB).
 let functions = 0;
-(function walk(n: unknown): void {
-  if (Array.isArray(n)) return n.forEach(walk);
-  if (!n || typeof n !== 'object') return;
-  if (/Function/.test((n as { type?: string }).type ?? '')) functions++;
-  for (const [k, v] of Object.entries(n)) if (k !== 'type') walk(v);
-})(parse(code.toString('utf8'), { ecmaVersion: 5 }));
+/**
+ * Characters of source text QuickJS keeps for the functions alive after load
+ * (each function holds its own text, for Function.prototype.toString): every
+ * function of the bundle but the wrapper that runs once, and the app's.
+ */
+let keptSource = 0;
+function walkFunctions(source: string, countFrom: number): void {
+  (function walk(n: unknown, depth: number): void {
+    if (Array.isArray(n)) return n.forEach((x) => walk(x, depth));
+    if (!n || typeof n !== 'object') return;
+    const node = n as { type?: string; start: number; end: number };
+    if (/Function/.test(node.type ?? '')) {
+      if (countFrom === 1) functions++;
+      if (depth >= countFrom) keptSource += node.end - node.start;
+      depth++;
+    }
+    for (const [k, v] of Object.entries(n)) if (k !== 'type') walk(v, depth);
+  })(parse(source, { ecmaVersion: 5 }), 0);
+}
+walkFunctions(code.toString('utf8'), 1);
+walkFunctions(APP, 0);
 rows.push(['functions in the bundle', String(functions), '-', '~' + Math.round((functions * 310) / 1024) + ' KB of heap as function objects']);
+const parts: [string, EngineMemoryParts, number][] = [];
 // The engines as the tests run them, and Duktape with the low-memory options a board port would use.
 const runs: [EngineName, 'low-memory' | undefined][] = [...ENGINES.map((e) => [e, undefined] as [EngineName, undefined]), ['duktape', 'low-memory']];
 for (const [engine, config] of runs) {
@@ -89,9 +114,25 @@ for (const [engine, config] of runs) {
   rows.push([label + ': agent heap after load', kb(h.loaded), kb(budget), h.loaded <= budget ? 'within' : 'over by ' + kb(h.loaded - budget)]);
   rows.push([label + ': agent heap after 64 KB OTA session', kb(h.afterOta), kb(budget), h.afterOta <= budget ? 'within' : 'over by ' + kb(h.afterOta - budget)]);
   rows.push([label + ': vs Photon user RAM', kb(h.loaded), kb(BUDGET.photon), h.loaded <= BUDGET.photon ? 'fits' : 'short by ' + kb(h.loaded - BUDGET.photon)]);
+  if (h.parts) {
+    // This QuickJS build keeps source text and line tables and has no switch to drop them; a device
+    // build does (qjsc -s, JS_SetStripInfo): computed from its counters, not measured.
+    const stripped = h.loaded - keptSource - h.parts.lineTables;
+    rows.push([label + ': after load, less source text and line tables (computed)', kb(stripped), kb(budget), stripped <= budget ? 'within' : 'over by ' + kb(stripped - budget)]);
+    parts.push([label, h.parts, h.loaded]);
+  }
 }
+
 const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['measure', 'ours', 'budget', ''][i].length));
 const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |';
 console.log(line(['measure', 'ours', 'budget', '']));
 console.log('|' + w.map((n) => '-'.repeat(n + 2)).join('|') + '|');
 for (const r of rows) console.log(line(r));
+for (const [label, p, loaded] of parts) {
+  const counted = p.atoms + p.objects + p.functions + p.bytecode + p.lineTables;
+  console.log(
+    `\n${label}, the agent's heap after load by the engine's counters: function records ${kb(p.functions)} (of which source text ~${kb(keptSource)}), ` +
+      `bytecode ${kb(p.bytecode)}, line tables ${kb(p.lineTables)}, atoms (names and string constants) ${kb(p.atoms)}, objects ${kb(p.objects)}, ` +
+      `other (allocator overhead, arrays, buffers) ${kb(loaded - counted)}.`,
+  );
+}

@@ -152,7 +152,18 @@ class QuickJsHost extends HostBase implements EngineHost {
     return this.serial('memory', () => {
       const r = this.enter(() => this.vm.callFunction(this.helpers[4]!, this.vm.undefined));
       this.vm.unwrapResult(r).dispose();
-      return { used: this.memoryUsed(), total: this.cap };
+      const u = this.memoryUsage();
+      return {
+        used: u.memory_used_size,
+        total: this.cap,
+        parts: {
+          atoms: u.atom_size,
+          objects: u.obj_size + u.prop_size + u.shape_size,
+          functions: u.js_func_size,
+          bytecode: u.js_func_code_size,
+          lineTables: u.js_func_pc2line_size,
+        },
+      };
     });
   }
 
@@ -261,8 +272,13 @@ class QuickJsHost extends HostBase implements EngineHost {
   }
 
   private memoryUsed(): number {
+    return this.memoryUsage().memory_used_size;
+  }
+
+  /** QuickJS's JS_ComputeMemoryUsage, the fields read here. */
+  private memoryUsage(): Record<'memory_used_size' | 'atom_size' | 'obj_size' | 'prop_size' | 'shape_size' | 'js_func_size' | 'js_func_code_size' | 'js_func_pc2line_size', number> {
     const h = this.rt.computeMemoryUsage();
-    try { return (this.vm.dump(h) as { memory_used_size: number }).memory_used_size; } finally { h.dispose(); }
+    try { return this.vm.dump(h); } finally { h.dispose(); }
   }
 
   private installHal(): void {

@@ -49,6 +49,20 @@ export interface MemoryInfo {
   peak?: number;
   /** The cap, as hal.system.memoryTotal() reports it. */
   total: number;
+  /**
+   * Where the bytes are, by the engine's own counters, when it keeps them
+   * (QuickJS's JS_ComputeMemoryUsage): bytes per kind of allocation.
+   */
+  parts?: EngineMemoryParts;
+}
+
+/** QuickJS's counters. `functions` holds each function's record with its source text and variable tables; `bytecode` and `lineTables` are apart. */
+export interface EngineMemoryParts {
+  atoms: number;
+  objects: number;
+  functions: number;
+  bytecode: number;
+  lineTables: number;
 }
 
 export interface EngineHost {
