@@ -137,6 +137,68 @@ describe('OTA: a rollout past its failure threshold', function () {
   });
 });
 
+describe('OTA: a rollout aborted with a transfer in flight', function () {
+  this.timeout(90000);
+  let w: OtaWorld;
+
+  before(async () => {
+    w = await otaWorld();
+  });
+  after(() => w.close());
+
+  it('answers the abort with the job in flight already ended: no device in progress, every one aborted', async () => {
+    // 10 ms each way: a 200 KB transfer is long enough to be caught in flight.
+    const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
+    const r = (await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, { version: 2, product_default: true, concurrency: 1 })).body.rollout;
+    const moving = await w.waitFor('a job in flight', async () => {
+      for (const x of d) {
+        const j = await w.f.bridge.store.activeJob(x.id);
+        if (j?.state === 'sending') return j;
+      }
+      return null;
+    });
+    const aborted = await w.call('PUT', '/v1/products/prod-a/rollouts/' + r.id, w.f.tokens.erin, { action: 'abort' });
+    assert.equal(aborted.status, 200);
+    // Every device the rollout targeted (ours and the fixture's, offline) is aborted, none in progress.
+    const n = aborted.body.devices.total;
+    assert.ok(n >= 2, JSON.stringify(aborted.body.devices));
+    assert.deepEqual([aborted.body.state, aborted.body.devices], ['aborted', { total: n, done: 0, failed: 0, in_progress: 0, pending: 0, aborted: n }]);
+    // Ended in the store before the answer, and no other job started.
+    const job = (await w.f.bridge.store.deviceJobs(moving.deviceId)).find((j) => j.id === moving.id)!;
+    assert.deepEqual([job.state, job.reason], ['aborted', 'rollout aborted']);
+    for (const x of d) assert.equal(await w.f.bridge.store.activeJob(x.id), null);
+    assert.deepEqual((await w.call('GET', '/v1/products/prod-a/rollouts/' + r.id, w.f.tokens.carol)).body.devices, aborted.body.devices);
+  });
+
+  it('a rollout superseded with a transfer in flight keeps the devices it reached as they ended in it: done, or aborted midway', async () => {
+    const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
+    for (const v of [3, 4]) assert.equal((await w.upload(w.f.tokens.erin, w.image(v, v === 3 ? 200000 : 0), { version: String(v) })).status, 201);
+    const r3 = (await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, { version: 3, product_default: true, concurrency: 1 })).body.rollout;
+    await w.waitFor('a job for 3 in flight', async () => {
+      for (const x of d) if ((await w.f.bridge.store.activeJob(x.id))?.state === 'sending') return true;
+      return false;
+    });
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, { version: 4, product_default: true })).status, 200);
+    // Superseded, 3 keeps the devices it reached as they ended in it: done, or stopped midway
+    // (aborted). The devices it never reached are 4's now (before, a superseded rollout counted none).
+    const after = await w.waitFor('the transfer for 3 ended', async () => {
+      const x = (await w.call('GET', '/v1/products/prod-a/rollouts/' + r3.id, w.f.tokens.carol)).body;
+      return x.devices.in_progress === 0 ? x : null;
+    });
+    const jobs3 = [];
+    for (const x of await w.f.bridge.store.listDevices(w.product)) jobs3.push(...(await w.f.bridge.store.deviceJobs(x.id)).filter((j) => j.rolloutId === r3.id));
+    const done = jobs3.filter((j) => j.state === 'done').length;
+    assert.deepEqual(jobs3.filter((j) => j.state !== 'done').map((j) => [j.state, j.reason]), [['aborted', 'superseded']], 'one transfer stopped midway');
+    assert.deepEqual([after.state, after.devices], ['superseded', { total: done + 1, done, failed: 0, in_progress: 0, pending: 0, aborted: 1 }]);
+    await w.waitFor('our devices on 4', async () => (await Promise.all(d.map(async (x) => (await w.f.bridge.store.getDevice(x.id))!.firmwareVersion))).every((v) => v === 4), 40000);
+    const r4 = (await w.call('GET', '/v1/products/prod-a/rollouts', w.f.tokens.carol)).body.rollouts.find((x: { version: number }) => x.version === 4);
+    assert.equal(r4.devices.pending + r4.devices.in_progress, r4.devices.total - r4.devices.done);
+    // Still 1 aborted, not 1 done: 3 never finished there, though the device has moved on.
+    assert.deepEqual((await w.call('GET', '/v1/products/prod-a/rollouts/' + r3.id, w.f.tokens.carol)).body.devices, after.devices);
+  });
+});
+
 describe('OTA: a bridge restarted mid-rollout', function () {
   this.timeout(90000);
   let w: OtaWorld;

@@ -11,7 +11,7 @@ export interface Gate {
   pause: string | null;
 }
 
-export function gate(r: Pick<Rollout, 'state' | 'concurrency' | 'batchSize' | 'failureThreshold' | 'minAttempts'>, c: Omit<RolloutCounts, 'failedDevices'>): Gate {
+export function gate(r: Pick<Rollout, 'state' | 'concurrency' | 'batchSize' | 'failureThreshold' | 'minAttempts'>, c: Omit<RolloutCounts, 'failedDevices' | 'reached'>): Gate {
   if (r.state !== 'running') return { slots: 0, pause: null };
   const finished = c.done + c.failed;
   if (finished >= r.minAttempts && c.failed / finished > r.failureThreshold) {

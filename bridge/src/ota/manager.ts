@@ -336,7 +336,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
           this.d.deviceEvent(deviceId, 'spark/flash/status', `progress ${quarter * 25}%`);
         }
       },
-      end: (outcome) => this.serial(deviceId, () => this.onOutcome(running, outcome)),
+      end: (outcome) => void this.serial(deviceId, () => this.onOutcome(running, outcome)),
     }, this.o);
     await this.stopTransfer(deviceId);
     this.transfers.set(deviceId, running);
@@ -427,8 +427,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     await r.reader.close().catch(() => undefined);
   }
 
-  /** Runs `fn` after every earlier piece of work on the same device. */
-  private serial(deviceId: string, fn: () => Promise<void>): void {
+  /** Runs `fn` after every earlier piece of work on the same device; resolves when it has run (it never rejects: failures are logged). */
+  private serial(deviceId: string, fn: () => Promise<void>): Promise<void> {
     const next = (this.queues.get(deviceId) ?? Promise.resolve())
       .then(fn)
       .catch((e) => this.d.log.error({ err: e, deviceId }, 'ota: device work failed'))
@@ -436,6 +436,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
         if (this.queues.get(deviceId) === next) this.queues.delete(deviceId);
       });
     this.queues.set(deviceId, next);
+    return next;
   }
 
   // ------------------------------------------------------------ rollouts
@@ -464,7 +465,9 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     } else {
       live.r = await this.d.store.updateRollout(id, { state: 'aborted', reason: 'aborted by ' + by });
       this.live.delete(id);
-      for (const j of await this.d.store.activeJobs()) if (j.rolloutId === id) this.serial(j.deviceId, () => this.abortJob(j, 'rollout aborted'));
+      // Answered once the jobs have ended, so the answer counts them as aborted, not in progress.
+      const jobs = (await this.d.store.activeJobs()).filter((j) => j.rolloutId === id);
+      await Promise.all(jobs.map((j) => this.serial(j.deviceId, () => this.abortJob(j, 'rollout aborted'))));
     }
     return live.r;
   }
@@ -476,13 +479,17 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const active = new Set((await this.d.store.activeJobs()).filter((j) => j.rolloutId === r.id).map((j) => j.deviceId));
     for (const t of await this.d.store.fleetTargets(r.productId)) {
       const want = desiredVersion(t, releases);
-      const targeted = (want && want.by !== 'lock' && want.version === r.version) || active.has(t.id) || c.failedDevices.has(t.id);
+      // An ended rollout also keeps the devices it reached, as they ended in it: a newer
+      // release may have moved them on since, or stopped their transfer midway (aborted).
+      const ended = r.state === 'aborted' || r.state === 'superseded';
+      const reached = ended ? c.reached.get(t.id) : undefined;
+      const targeted = (want && want.by !== 'lock' && want.version === r.version) || active.has(t.id) || c.failedDevices.has(t.id) || reached !== undefined;
       if (!targeted) continue;
       out.total++;
-      if (t.firmwareVersion === r.version) out.done++;
+      if (t.firmwareVersion === r.version || reached === 'done') out.done++;
       else if (active.has(t.id)) out.inProgress++;
       else if (c.failedDevices.has(t.id)) out.failed++;
-      else if (r.state === 'aborted' || r.state === 'superseded') out.aborted++;
+      else if (ended) out.aborted++;
       else out.pending++;
     }
     return out;

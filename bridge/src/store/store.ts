@@ -909,6 +909,8 @@ export interface RolloutCounts {
   started: number;
   /** Devices that failed in this rollout (never retried by it). */
   failedDevices: Set<string>;
+  /** Devices this rollout made a job for, with the state of the latest. */
+  reached: Map<string, OtaJobState>;
 }
 
 export interface FirmwareStore {

@@ -164,7 +164,7 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
   const liveOf = db.prepare<RolloutRaw>(`SELECT * FROM rollouts WHERE product_id = ? AND state IN ('running', 'paused')`);
   const setRollout = db.prepare('UPDATE rollouts SET state = ?, reason = ?, count_from = ?, updated_at = ? WHERE id = ?');
   const counts = db.prepare<{ state: OtaJobState; device_id: string; created_at: number; finished_at: number | null }>(
-    'SELECT state, device_id, created_at, finished_at FROM ota_jobs WHERE rollout_id = ?',
+    'SELECT state, device_id, created_at, finished_at FROM ota_jobs WHERE rollout_id = ? ORDER BY id',
   );
 
   function requireFirmware(productId: number, v: number): FirmwareRaw {
@@ -331,8 +331,9 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
     async rolloutCounts(id) {
       const r = oneRollout.get(id);
       const from = r?.count_from ?? 0;
-      const out = { active: 0, done: 0, failed: 0, started: 0, failedDevices: new Set<string>() };
+      const out = { active: 0, done: 0, failed: 0, started: 0, failedDevices: new Set<string>(), reached: new Map<string, OtaJobState>() };
       for (const j of counts.all(id)) {
+        out.reached.set(j.device_id, j.state);
         if (j.state === 'failed') out.failedDevices.add(j.device_id);
         if (j.created_at >= from) out.started++;
         if (ACTIVE_JOB_STATES.includes(j.state)) out.active++;
