@@ -162,3 +162,8 @@ export function bool(v: unknown, name: string): boolean {
   if (v === false || v === 'false' || v === '0' || v === 0) return false;
   throw ApiError.of(400, name + ' must be true or false');
 }
+
+/** An optional flag: absent, null or empty is false; anything else as `bool`. */
+export function flag(v: unknown, name: string): boolean {
+  return v === undefined || v === null || v === '' ? false : bool(v, name);
+}

@@ -14,7 +14,7 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { guard } from '../access.js';
 import { route, STREAMING, type ApiContext, type Route } from '../app.js';
-import { bool, isUpload, type Fields } from '../body.js';
+import { flag, isUpload, type Fields } from '../body.js';
 import { ApiError } from '../errors.js';
 
 /** The user behind a request, for uploaded_by (API users and customers upload as nobody). */
@@ -35,10 +35,6 @@ export function versionField(b: Fields, name: string, required = false): number 
 }
 
 /** An optional boolean field: absent is false. */
-function flag(v: unknown, name: string): boolean {
-  return v === undefined || v === null || v === '' ? false : bool(v, name);
-}
-
 function groupList(v: unknown): string[] {
   if (v === undefined || v === null || v === '') return [];
   if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);

@@ -15,7 +15,7 @@ import { integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, ty
 import { deviceByName, guard, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import type { Fields } from '../body.js';
+import { flag, type Fields } from '../body.js';
 
 /** What a response shows of the integration's Basic auth password: it stays with the bridge. Sent back in a PUT, it keeps the password. */
 export const PASSWORD_MASK = '********';
@@ -34,7 +34,6 @@ export function integrationObject(i: Integration) {
 const cleared = (v: unknown): string | null => (v === '' || v === null ? null : (v as string));
 
 /** A flag as JSON (true/false) or a form field ('true'/'false'); anything else goes to the store, which refuses it. */
-const flag = (v: unknown): boolean => (v === 'true' ? true : v === 'false' ? false : (v as boolean));
 
 /**
  * Particle's body: {event (or eventName), url, deviceid, requestType, headers, json, form, body, query, auth, noDefaults,
@@ -61,12 +60,12 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.body !== undefined) out.body = b.body as string;
   if (b.query !== undefined) out.query = b.query as IntegrationInput['query'];
   if (b.auth !== undefined) out.auth = b.auth as IntegrationInput['auth'];
-  if (b.noDefaults !== undefined) out.noDefaults = flag(b.noDefaults);
-  if (b.rejectUnauthorized !== undefined) out.rejectUnauthorized = flag(b.rejectUnauthorized);
+  if (b.noDefaults !== undefined) out.noDefaults = flag(b.noDefaults, 'noDefaults');
+  if (b.rejectUnauthorized !== undefined) out.rejectUnauthorized = flag(b.rejectUnauthorized, 'rejectUnauthorized');
   if (b.responseTemplate !== undefined) out.responseTemplate = cleared(b.responseTemplate);
   if (b.responseTopic !== undefined) out.responseTopic = cleared(b.responseTopic);
   if (b.errorResponseTopic !== undefined) out.errorResponseTopic = cleared(b.errorResponseTopic);
-  if (b.disabled !== undefined) out.enabled = flag(b.disabled) !== true;
+  if (b.disabled !== undefined) out.enabled = !flag(b.disabled, 'disabled');
   return out;
 }
 
