@@ -477,11 +477,11 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const c = this.live.get(r.id)?.c ?? (await this.d.store.rolloutCounts(r.id));
     const out: RolloutProgress = { total: 0, done: 0, failed: 0, inProgress: 0, pending: 0, aborted: 0 };
     const active = new Set((await this.d.store.activeJobs()).filter((j) => j.rolloutId === r.id).map((j) => j.deviceId));
+    // An ended rollout also keeps the devices it reached, as they ended in it: a newer
+    // release may have moved them on since, or stopped their transfer midway (aborted).
+    const ended = r.state === 'aborted' || r.state === 'superseded';
     for (const t of await this.d.store.fleetTargets(r.productId)) {
       const want = desiredVersion(t, releases);
-      // An ended rollout also keeps the devices it reached, as they ended in it: a newer
-      // release may have moved them on since, or stopped their transfer midway (aborted).
-      const ended = r.state === 'aborted' || r.state === 'superseded';
       const reached = ended ? c.reached.get(t.id) : undefined;
       const targeted = (want && want.by !== 'lock' && want.version === r.version) || active.has(t.id) || c.failedDevices.has(t.id) || reached !== undefined;
       if (!targeted) continue;

@@ -34,7 +34,6 @@ export function versionField(b: Fields, name: string, required = false): number 
   return n;
 }
 
-/** An optional boolean field: absent is false. */
 function groupList(v: unknown): string[] {
   if (v === undefined || v === null || v === '') return [];
   if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);

@@ -33,8 +33,6 @@ export function integrationObject(i: Integration) {
 /** An optional field as sent: '' or null clears it (any device, the default event name); the store checks the rest. */
 const cleared = (v: unknown): string | null => (v === '' || v === null ? null : (v as string));
 
-/** A flag as JSON (true/false) or a form field ('true'/'false'); anything else goes to the store, which refuses it. */
-
 /**
  * Particle's body: {event (or eventName), url, deviceid, requestType, headers, json, form, body, query, auth, noDefaults,
  * rejectUnauthorized, responseTemplate, responseTopic, errorResponseTopic, name, disabled}; particle-api-js sends the
