@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { buildImage } from '@flotilla/simulator';
 import { connect } from '../helpers/bridge-fixture.js';
-import { otaWorld, TEST_OTA, type OtaWorld } from '../helpers/ota-world.js';
+import { otaWorld, TEST_OTA, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
 
 /**
  * A 200 KB flash by version, the link cut a third of the way: the second
@@ -20,13 +20,22 @@ import { otaWorld, TEST_OTA, type OtaWorld } from '../helpers/ota-world.js';
 async function resumesAfterLinkDrop(w: OtaWorld): Promise<void> {
   const { f } = w;
   const writes: number[] = [];
-  const d = await w.device({ onFlash: (op) => op.kind === 'write' && writes.push(op.offset) });
+  // The link is cut at the 61st chunk written, from the device's side: waiting for it from
+  // here instead lost the race on a loaded machine (the whole image was written first).
+  let cutAt = -1;
+  const d: TestDevice = await w.device({
+    onFlash: (op) => {
+      if (op.kind !== 'write' || writes.push(op.offset) !== 61) return;
+      setImmediate(() => {
+        cutAt = writes.length;
+        d.vm.cut();
+      });
+    },
+  });
   const big = w.image(5, 200000);
   assert.equal((await w.upload(f.tokens.erin, big, { version: '5' })).status, 201);
   const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 5 })).body.job;
-  await w.waitFor('a third of the image', () => writes.length > 60);
-  const cutAt = writes.length;
-  d.vm.cut();
+  await w.waitFor('a third of the image', () => cutAt > 0);
   await w.waitFor('version 5', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 5, 30000);
   // A job no longer sending keeps its final offset whatever a late save says.
   await f.bridge.store.saveJobOffsets([[job.id, 1]]);
