@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomWord } from './store/secrets.js';
 import pino from 'pino';
 import { eventNameProblem, LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
@@ -121,7 +121,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db') });
   let generatedOwnerPassword: string | null = null;
   if (!(await store.hasUsers())) {
-    const password = o.ownerPassword ?? (generatedOwnerPassword = randomBytes(12).toString('base64url'));
+    const password = o.ownerPassword ?? (generatedOwnerPassword = randomWord(12));
     await store.createUser(o.ownerUsername, password);
     log.info({ username: o.ownerUsername }, 'created the first owner');
   }

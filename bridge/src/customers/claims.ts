@@ -4,7 +4,7 @@
  * connected (CLAIM_CODE_EVENT), and the device becomes theirs. What a
  * presented code may do is decided here, without I/O.
  */
-import { randomBytes } from 'node:crypto';
+import { randomWord } from '../store/secrets.js';
 import type { ClaimCode } from '../store/store.js';
 
 /** How long a claim code may wait for its device: the setup of one device, with room to spare. */
@@ -12,7 +12,7 @@ export const CLAIM_CODE_TTL_SECONDS = 24 * 3600;
 
 /** 32 characters of base64url (24 random bytes): within Device OS' 63. */
 export function newClaimCode(): string {
-  return randomBytes(24).toString('base64url');
+  return randomWord(24);
 }
 
 export type ClaimVerdict =
