@@ -207,6 +207,9 @@ export const DECODE_ONLY: Vector[] = [
   v('float32 value', 'reply', { id: 1, status: 'ok', value: 1.5 }, [0x84, 0x05, 0x01, 0x00, 0xfa, 0x3f, 0xc0, 0x00, 0x00]),
   v('float16 subnormal', 'reply', { id: 1, status: 'ok', value: 5.960464477539063e-8 }, [0x84, 0x05, 0x01, 0x00, 0xf9, 0x00, 0x01]),
   v('text with a 2-byte length head', 'cloudEvent', { name: 'a', data: 'b' }, [0x83, 0x14, 0x78, 0x01, 0x61, 0x61, 0x62]),
+  // 8-byte heads: a number on both sides (cbor-x made them BigInts, which every check refused).
+  v('integer with an 8-byte head', 'reply', { id: 1, status: 'ok', value: 5 }, [0x84, 0x05, 0x1b, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x1b, 0, 0, 0, 0, 0, 0, 0, 0x05]),
+  v('negative integer with an 8-byte head', 'reply', { id: 1, status: 'ok', value: -4294967297 }, [0x84, 0x05, 0x01, 0x00, 0x3b, 0, 0, 0, 0x01, 0, 0, 0, 0]),
 ];
 
 const cbor = (message: string) => ({ code: 'cbor' as const, message });

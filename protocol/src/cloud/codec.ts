@@ -20,7 +20,10 @@ const encoder = new Encoder({
   pack: false,
   structuredClone: false,
 });
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
+// int64AsNumber: an integer with an 8-byte head (valid CBOR, though our encoders write the shortest
+// head) is a number, as on the firmware; cbor-x's default, a BigInt, failed every check after it.
+// The scanner has bounded it to ±(2^53 - 1), so the number is exact.
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsNumber: true });
 
 /** Encodes a message body of `kind`; throws a ProtocolError if it breaks the layout or a limit. */
 export function encode<K extends Kind>(kind: K, body: Messages[K]): Uint8Array {
