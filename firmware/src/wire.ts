@@ -1,14 +1,15 @@
 /**
  * The agent's own tiny codec. CBOR: `cborEncode` writes what cbor-x writes on
  * the cloud (shortest heads; integers within ±2^32 as integers, other numbers
- * as float64); `cborDecode` runs the core's strict scanner first, so malformed
- * input fails with the cloud's exact message. Messages: the agent builds its
- * seven outbound kinds as arrays where it sends them, and `decodeIn` reads
- * the five kinds the cloud sends, checking what the agent relies on.
+ * as float64); `cborDecode` is the core's strict scanner building the value
+ * as it goes, so malformed input fails with the cloud's exact message.
+ * Messages: the agent builds its seven outbound kinds as arrays where it
+ * sends them, and `decodeIn` reads the five kinds the cloud sends, checking
+ * what the agent relies on.
  * test/vectors/messages.ts checks both against the cloud's codec.
  */
 import {
-  fail, KIND, LIMITS, nameProblem, eventNameProblem, OTA_FAILURE, REQUEST_OP, scanCbor, utf8Length, utf8Read, utf8Write, WireValue,
+  decodeCbor, fail, KIND, LIMITS, nameProblem, eventNameProblem, OTA_FAILURE, REQUEST_OP, utf8Length, utf8Write, WireValue,
 } from '@flotilla/protocol/core';
 import type { CloudEvent, OtaAbort, OtaBegin, OtaChunk, Request } from '@flotilla/protocol/core';
 
@@ -63,56 +64,8 @@ export function cborEncode(v: WireValue, out?: number[]): Uint8Array | null {
   return out ? null : new Uint8Array(o);
 }
 
-let src: Uint8Array = new Uint8Array(0);
-let at = 0;
-
-/** Decodes one item; throws the core scanner's ProtocolError for anything outside the wire subset. Without `bytes`, reads the next item (the recursion). */
-export function cborDecode(bytes: Uint8Array): WireValue;
-export function cborDecode(): WireValue;
-export function cborDecode(bytes?: Uint8Array): WireValue {
-  if (bytes) {
-    scanCbor(bytes);
-    src = bytes;
-    at = 0;
-    const item = cborDecode();
-    src = new Uint8Array(0);
-    return item;
-  }
-  const ib = src[at++];
-  const major = ib >> 5;
-  const ai = ib & 31;
-  let n = ai;
-  if (major === 7) {
-    if (ai < 24) return ai === 22 ? null : ai === 21;
-    n = 1 << (ai - 24); // 2, 4 or 8 bytes
-    for (let i = 0; i < n; i++) dv.setUint8(i, src[at++]);
-    if (n === 4) return dv.getFloat32(0);
-    if (n === 8) return dv.getFloat64(0);
-    const h = dv.getUint16(0);
-    const e = (h >> 10) & 31;
-    const m = h & 1023;
-    const v = e === 0 ? m * 5.960464477539063e-8 : e === 31 ? (m ? NaN : Infinity) : Math.pow(2, e - 25) * (1024 + m);
-    return h & 0x8000 ? -v : v;
-  }
-  if (ai > 23) {
-    // 1, 2, 4 or 8 bytes of argument, big-endian (the scanner bounded them).
-    n = 0;
-    for (let i = 0, k = 1 << (ai - 24); i < k; i++) n = n * 256 + src[at++];
-  }
-  if (major < 2) return major ? -1 - n : n;
-  if (major === 4) {
-    const list: WireValue[] = [];
-    while (n-- > 0) list.push(cborDecode());
-    return list;
-  }
-  const start = at;
-  at += n;
-  if (major === 3) return utf8Read(src, start, at);
-  // A copy: the caller may keep it after the receive buffer is reused.
-  const b = new Uint8Array(n);
-  b.set(src.subarray(start, at));
-  return b;
-}
+/** Decodes one item; throws the core scanner's ProtocolError for anything outside the wire subset. */
+export { decodeCbor as cborDecode };
 
 /** The name in a `{ name: code }` table for a code, or '' (for the cloud's enums). */
 export function nameOf(table: { [name: string]: number }, code: unknown): string {
@@ -155,7 +108,7 @@ export function decodeIn(b: Uint8Array | number, check?: string, max?: number, m
     return f;
   }
   const field = decodeIn;
-  const v = cborDecode(b);
+  const v = decodeCbor(b);
   if (!(v instanceof Array)) return fail('layout', 'message must be a CBOR array');
   msg = v;
   const kind = v[0];

@@ -11,7 +11,7 @@
  */
 import type { Hal } from '../hal.js';
 import { CONNACK, CONNECT, DISCONNECT, packet, PINGREQ, PINGRESP, PUBACK, PUBLISH, SUBACK, SUBSCRIBE, UNSUBACK } from './packets.js';
-import { utf8Invalid, utf8Read } from '@flotilla/protocol/core';
+import { utf8Decode } from '@flotilla/protocol/core';
 
 export type Done = (err: Error | null) => void;
 
@@ -338,11 +338,11 @@ export class MqttClient {
             const qos = (flags >> 1) & 3;
             const tlen = body.length < 2 ? 0 : (body[0] << 8) | body[1];
             const head = 2 + tlen + (qos ? 2 : 0);
-            ok = qos < 2 && body.length >= 2 && head <= body.length && utf8Invalid(body, 2, 2 + tlen) < 0;
+            const topic = qos < 2 && body.length >= 2 && head <= body.length ? utf8Decode(body, 2, 2 + tlen, true) : 0;
+            ok = typeof topic === 'string';
             if (ok) {
-              const topic = utf8Read(body, 2, 2 + tlen);
               if (qos) this.ev_(WRITE, packet(PUBACK << 4, [body[2 + tlen], body[3 + tlen]]));
-              this.events_.message(topic, body.subarray(head));
+              this.events_.message(topic as string, body.subarray(head));
             }
           } else if (type === PUBACK) {
             ok = body.length === 2;

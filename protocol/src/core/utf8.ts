@@ -45,62 +45,28 @@ export function utf8Write(s: string, out: Uint8Array, pos: number): number {
 }
 
 /**
- * Checks that bytes[start, end) are valid UTF-8 (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF). Returns the offset of the first bad
- * byte, or -1 when all is valid.
+ * Checks bytes[start, end) as UTF-8 (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF) and, with `read`, decodes them. Returns the text (''
+ * without `read`), or the offset of the first bad byte. One pass for both: a
+ * device runs it on every topic and text string it receives.
  */
-export function utf8Invalid(bytes: Uint8Array, start: number, end: number): number {
+export function utf8Decode(bytes: Uint8Array, start: number, end: number, read?: boolean): string | number {
+  let s = '';
   let i = start;
   while (i < end) {
     const b = bytes[i];
-    if (b < 0x80) {
-      i++;
-      continue;
-    }
-    let need: number;
-    let min: number;
-    let cp: number;
-    if (b >= 0xc2 && b <= 0xdf) {
-      need = 1;
-      min = 0x80;
-      cp = b & 0x1f;
-    } else if (b >= 0xe0 && b <= 0xef) {
-      need = 2;
-      min = 0x800;
-      cp = b & 0x0f;
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      need = 3;
-      min = 0x10000;
-      cp = b & 0x07;
-    } else return i;
+    // Bytes after the first (need), the smallest code point of that length (min), the code point so far.
+    const need = b < 0x80 ? 0 : b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
+    if (need < 0) return i;
+    let cp = need ? b & (0x7f >> (need + 1)) : b;
     for (let k = 1; k <= need; k++) {
       const c = i + k < end ? bytes[i + k] : 0;
       if ((c & 0xc0) !== 0x80) return i;
       cp = (cp << 6) | (c & 0x3f);
     }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    if ((need > 1 && cp < (need === 2 ? 0x800 : 0x10000)) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
     i += need + 1;
-  }
-  return -1;
-}
-
-/** Decodes bytes[start, end) as UTF-8. The caller has checked validity (utf8Invalid). */
-export function utf8Read(bytes: Uint8Array, start: number, end: number): string {
-  let s = '';
-  let i = start;
-  while (i < end) {
-    const b = bytes[i++];
-    let cp: number;
-    if (b < 0x80) cp = b;
-    else if (b < 0xe0) cp = ((b & 0x1f) << 6) | (bytes[i++] & 0x3f);
-    else if (b < 0xf0) cp = ((b & 0x0f) << 12) | ((bytes[i++] & 0x3f) << 6) | (bytes[i++] & 0x3f);
-    else {
-      cp = ((b & 0x07) << 18) | ((bytes[i++] & 0x3f) << 12) | ((bytes[i++] & 0x3f) << 6) | (bytes[i++] & 0x3f);
-      cp -= 0x10000;
-      s += String.fromCharCode(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-      continue;
-    }
-    s += String.fromCharCode(cp);
+    if (read) s += cp < 0x10000 ? String.fromCharCode(cp) : String.fromCharCode(0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + (cp & 0x3ff));
   }
   return s;
 }
