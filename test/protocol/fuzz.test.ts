@@ -7,7 +7,7 @@
  * Seeded, so a failure prints the seed and case that reproduce it.
  */
 import assert from 'node:assert/strict';
-import { Decoder } from 'cbor-x';
+import { Decoder, type Options } from 'cbor-x';
 import { decode, isProtocolError, parseTopic, topics } from '@flotilla/protocol';
 import { decodeCbor, scanCbor, utf8Decode } from '@flotilla/protocol/core';
 import { VECTORS } from '../vectors/messages.js';
@@ -102,7 +102,7 @@ describe('protocol fuzz', () => {
   it("decodeCbor builds what cbor-x decodes after the scanner, or fails with the scanner's error, on 100,000 random and mutated buffers", () => {
     const rand = prng(SEED + 2);
     // The cloud codec's decoder settings (protocol/src/cloud/codec.ts).
-    const cborx = new Decoder({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsNumber: true });
+    const cborx = new Decoder({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsNumber: true } as Options);
     let built = 0;
     for (let i = 0; i < CASES; i++) {
       const bytes = Uint8Array.from(fuzzBuffer(rand, i));

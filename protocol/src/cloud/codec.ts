@@ -5,7 +5,7 @@
  * lengths); every input first passes the core's strict scanner, so the bridge
  * refuses exactly what the firmware refuses, with the same message.
  */
-import { Decoder, Encoder } from 'cbor-x';
+import { Decoder, Encoder, type Options } from 'cbor-x';
 import { fail } from '../core/errors.js';
 import { fromWire, toWire, WireValue } from '../core/layout.js';
 import type { Kind, Message, Messages } from '../core/messages.js';
@@ -22,8 +22,9 @@ const encoder = new Encoder({
 });
 // int64AsNumber: an integer with an 8-byte head (valid CBOR, though our encoders write the shortest
 // head) is a number, as on the firmware; cbor-x's default, a BigInt, failed every check after it.
-// The scanner has bounded it to ±(2^53 - 1), so the number is exact.
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsNumber: true });
+// The scanner has bounded it to ±(2^53 - 1), so the number is exact. (The option is in cbor-x's
+// README, not in its type declarations.)
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsNumber: true } as Options);
 
 /** Encodes a message body of `kind`; throws a ProtocolError if it breaks the layout or a limit. */
 export function encode<K extends Kind>(kind: K, body: Messages[K]): Uint8Array {
