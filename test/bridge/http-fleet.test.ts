@@ -391,4 +391,16 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual(existsSync(incoming) ? readdirSync(incoming) : [], before);
     assert.equal((await api('GET', '/v1/products/prod-a/groups/lab', f.tokens.erin)).status, 404, 'nothing was made');
   });
+  it('stops an import file at 64 KB while it arrives: 413, nothing imported, nothing left on disk', async () => {
+    const incoming = incomingDir(f.dir);
+    const before = existsSync(incoming) ? readdirSync(incoming) : [];
+    // 2,800 well-formed device IDs, 70,000 bytes.
+    const ids = Array.from({ length: 2800 }, (_, i) => 'd4d4d4d4d4d4d4d4' + i.toString(16).padStart(8, '0'));
+    const form = new FormData();
+    form.set('file', new Blob([ids.join('\n') + '\n']), 'ids.txt');
+    const r = await fetch(base + '/v1/products/prod-a/devices', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: form });
+    assert.deepEqual([r.status, ((await r.json()) as { error: string }).error], [413, 'The file is larger than 65536 bytes']);
+    assert.deepEqual(existsSync(incoming) ? readdirSync(incoming) : [], before);
+    assert.equal(await f.bridge.store.getDevice(ids[0]), null, 'nothing was imported');
+  });
 });

@@ -78,9 +78,11 @@ export interface Route {
   handler: Handler;
   /** It takes a multipart file (streamed to disk); any other route answers a multipart body with 415 and writes nothing. */
   files?: true;
+  /** The largest file it takes, when smaller than the API's uploadLimit (413 past it, with nothing left on disk). */
+  fileLimit?: number;
 }
 
-export function route(method: string, path: string, g: Guard, handler: Handler, options: { files?: true } = {}): Route {
+export function route(method: string, path: string, g: Guard, handler: Handler, options: { files?: true; fileLimit?: number } = {}): Route {
   return { method, path, guard: g, handler, ...options };
 }
 
@@ -165,10 +167,11 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     let body: Promise<Fields> | null = null;
     const uploads: string[] = [];
     res.once('close', () => removeUploads(uploads));
-    const upload = found.r.route.files ? { dir: incomingDir(ctx.dataDir), limit: ctx.uploadLimit, written: (p: string) => uploads.push(p) } : undefined;
+    const r = found.r.route;
+    const upload = r.files ? { dir: incomingDir(ctx.dataDir), limit: Math.min(ctx.uploadLimit, r.fileLimit ?? Infinity), written: (p: string) => uploads.push(p) } : undefined;
     const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
     const request: Request = { method, url, res, params: found.params, headers: req.headers, body: readOnce };
-    const g = found.r.route.guard;
+    const g = r.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers, method === 'GET' ? null : readOnce);
     if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : byAddress);
     let access: Access;
@@ -178,19 +181,19 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
         const reason = actor.kind === 'anonymous' ? 'anonymous: no credentials' : 'invalid credentials (' + actor.reason + ')';
         await ctx.store.audit({
           at: new Date(), actorKind: actor.kind, actorId: '', action: 'signedIn', resourceKind: 'route',
-          resourceId: method + ' ' + found.r.route.path, allowed: false, status: 401, reason,
+          resourceId: method + ' ' + r.path, allowed: false, status: 401, reason,
         });
         throw refused({ allow: false, status: 401, reason }, 'device');
       }
       access = { actor, product: null, device: null, org: null, decision: null };
     } else access = await authorize(ctx.store, actor, g, found.params, readOnce);
-    const path = found.r.route.path;
+    const path = r.path;
     let reply: Reply;
     if (path === '/oauth/token') {
       const locked = ctx.limiter.tokenRequest(address);
       if (locked !== null) throw tooMany(locked);
       try {
-        reply = await found.r.route.handler(request, ctx, access);
+        reply = await r.handler(request, ctx, access);
         ctx.limiter.tokenOutcome(address, true);
       } catch (e) {
         // Wrong credentials count toward the lock-out; malformed requests do not.
@@ -202,11 +205,11 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       if (typeof slot === 'number') throw tooMany(slot);
       res.once('close', slot.close);
       try {
-        reply = await found.r.route.handler(request, ctx, access);
+        reply = await r.handler(request, ctx, access);
       } finally {
         if (!res.headersSent) slot.close();
       }
-    } else reply = await found.r.route.handler(request, ctx, access);
+    } else reply = await r.handler(request, ctx, access);
     if (reply === STREAMING) return;
     const { status, body: out } = reply !== null && typeof reply === 'object' && 'status' in reply && 'body' in reply ? (reply as { status: number; body: unknown }) : { status: 200, body: reply };
     if (status === 204) {
