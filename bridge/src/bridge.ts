@@ -64,7 +64,7 @@ export interface BridgeOptions {
   /** OTA delivery: chunk size, window, timeouts and retry bounds, documented where they are read (ota/manager.ts). */
   ota: OtaOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
-  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate'>;
+  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'expirySweepMs'>;
 }
 
 export const defaultOptions: BridgeOptions = {
@@ -94,6 +94,8 @@ export const defaultOptions: BridgeOptions = {
     requestTimeoutMs: 60000,
     publishRate: { perSecond: 1000, burst: 2000 },
     eventRate: { perSecond: LIMITS.publishPerSecond, burst: LIMITS.publishBurst },
+    // An operator's MQTT session or event stream outlives its token's expiry by at most this.
+    expirySweepMs: 5000,
   },
 };
 

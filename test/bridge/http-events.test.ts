@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import Particle from 'particle-api-js';
 import { encode, topics } from '@flotilla/protocol';
-import { A1, B1, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { defaultOptions } from '../../bridge/src/bridge.js';
+import { A1, B1, app, closed, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 interface StreamEvent {
   name: string;
@@ -109,5 +110,91 @@ describe('HTTP API: event streams', function () {
     const diag = got.find((e) => e.name === 'spark/device/diagnostics/update');
     assert.ok(diag, JSON.stringify(got));
     assert.deepEqual(JSON.parse(diag.data), { device: { system: { uptime: 12 }, power: { battery: { charge: 80 } } } });
+  });
+});
+
+describe('HTTP API: an event stream lives no longer than its access', function () {
+  this.timeout(20000);
+  let f: Fixture;
+  let base: string;
+  const aborts: AbortController[] = [];
+
+  before(async () => {
+    f = await startFixture({ httpPort: 0, sseKeepaliveMs: 200, mqtt: { ...defaultOptions.mqtt, expirySweepMs: 100 } });
+    base = 'http://127.0.0.1:' + f.bridge.ports.http;
+  });
+  after(async () => {
+    for (const a of aborts) a.abort();
+    await f.close();
+  });
+
+  /** A raw stream: its text so far, and whether the bridge ended it. */
+  async function stream(path: string, token: string) {
+    const ac = new AbortController();
+    aborts.push(ac);
+    const r = await fetch(base + path, { headers: { authorization: 'Bearer ' + token }, signal: ac.signal });
+    assert.equal(r.status, 200, path);
+    const s = { text: '', ended: false };
+    const reader = r.body!.getReader();
+    void (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        s.text += new TextDecoder().decode(value);
+      }
+      s.ended = true;
+    })().catch(() => undefined);
+    return s;
+  }
+
+  async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) assert.fail('not ' + what + ' within ' + ms + ' ms');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  const api = (method: string, path: string, token: string, body?: unknown) =>
+    fetch(base + path, { method, headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const event = (data: string) => Buffer.from(encode('event', { data, ttl: 60 }));
+
+  it('a member removed from the team gets no more events on the stream they opened (device events and API publishes)', async () => {
+    const dave = await stream('/v1/products/prod-a/events', f.tokens.dave);
+    const a1 = await device(f.port, A1);
+    await a1.publishAsync(topics.device.event(A1, 'before'), event('1'), { qos: 1 });
+    await until('the first event', () => dave.text.includes('event: before'));
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/dave', f.tokens.alice)).status, 204);
+    await a1.publishAsync(topics.device.event(A1, 'after'), event('2'), { qos: 1 });
+    assert.equal((await api('POST', '/v1/products/prod-a/events', f.tokens.alice, { name: 'api-after', data: 'x' })).status, 200);
+    // A marker the owner's stream sees after both: by then dave's would have had them too.
+    const owner = await stream('/v1/products/prod-a/events/marker', f.tokens.alice);
+    await a1.publishAsync(topics.device.event(A1, 'marker'), event('3'), { qos: 1 });
+    await until('the marker', () => owner.text.includes('event: marker'));
+    a1.end(true);
+    assert.ok(!/event: (after|api-after|marker)/.test(dave.text), dave.text);
+  });
+
+  it('ends a stream when its token is revoked', async () => {
+    const erin = await stream('/v1/devices/events', f.tokens.erin);
+    assert.equal((await api('DELETE', '/v1/access_tokens/current', f.tokens.erin)).status, 200);
+    await until('ended', () => erin.ended);
+  });
+
+  it('ends the streams of a deleted API user and of a deleted customer', async () => {
+    const bot = await stream('/v1/products/prod-a/events', f.tokens.apiUser);
+    const customer = await stream('/v1/devices/events', f.tokens.customer);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/dashboard', f.tokens.alice)).status, 204);
+    await until('the API user\'s stream ended', () => bot.ended);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/customers/cust1@example.com', f.tokens.alice)).status, 204);
+    await until('the customer\'s stream ended', () => customer.ended);
+  });
+
+  it('ends a stream and an MQTT session when their token expires', async () => {
+    const { token } = await f.bridge.store.issueToken({ subject: { kind: 'user', id: f.users.carol }, clientId: 'test', scopes: [], ttlSeconds: 1 });
+    const carol = await stream('/v1/products/prod-a/events', token);
+    const mqttApp = await app(f.port, 'carol-app', token);
+    await until('ended', () => carol.ended, 4000);
+    await closed(mqttApp, 2000);
   });
 });

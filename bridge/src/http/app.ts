@@ -64,6 +64,8 @@ export interface Request {
   url: URL;
   params: Record<string, string>;
   headers: IncomingMessage['headers'];
+  /** The bearer token it came with, if any. */
+  token: string | null;
   /** The body, read on first call (JSON or form-encoded). */
   body(): Promise<Fields>;
 }
@@ -170,7 +172,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const r = found.r.route;
     const upload = r.files ? { dir: incomingDir(ctx.dataDir), limit: Math.min(ctx.uploadLimit, r.fileLimit ?? Infinity), written: (p: string) => uploads.push(p) } : undefined;
     const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
-    const request: Request = { method, url, res, params: found.params, headers: req.headers, body: readOnce };
+    const request: Request = { method, url, res, params: found.params, headers: req.headers, token, body: readOnce };
     const g = r.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers, method === 'GET' ? null : readOnce);
     if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : byAddress);

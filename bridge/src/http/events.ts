@@ -5,17 +5,22 @@
  * actor may watch that device. Wire format:
  *   event: <name>\ndata: {"data":...,"ttl":60,"published_at":"<ISO>","coreid":"<device id>"}\n\n
  * A comment line every keepaliveMs (Particle's clients reconnect after 15 s of silence).
+ *
+ * A stream lives no longer than what opened it, as an operator's MQTT session:
+ * the broker ends it when its token is revoked or expires, or its customer or
+ * API user is deleted, and a change of its user's memberships applies to the
+ * next event (mqtt/broker.ts).
  */
 import type { ServerResponse } from 'node:http';
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
-import type { Actor, ProductRef } from '../policy/types.js';
+import type { Memberships, ProductRef } from '../policy/types.js';
 import type { DeviceRef } from '../store/store.js';
+import type { TokenHolder } from '../mqtt/session.js';
 
 export type StreamScope = { kind: 'all' } | { kind: 'device'; deviceId: string } | { kind: 'product'; productId: string } | { kind: 'org'; orgId: string };
 
-interface Stream {
-  actor: Actor;
+interface Stream extends TokenHolder {
   scope: StreamScope;
   prefix: string;
   res: ServerResponse;
@@ -42,13 +47,34 @@ export class EventHub {
     this.timer.unref();
   }
 
-  /** Opens a stream on `res`; it ends when the client goes. */
-  open(actor: Actor, scope: StreamScope, prefix: string, res: ServerResponse): void {
+  /** Opens a stream on `res` for the holder of a token; it ends when the client goes, or end() ends it. */
+  open(holder: TokenHolder, scope: StreamScope, prefix: string, res: ServerResponse): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.write(':ok\n\n');
-    const s: Stream = { actor, scope, prefix, res, may: new Map() };
+    const s: Stream = { actor: holder.actor, tokenHash: holder.tokenHash, expiresAt: holder.expiresAt, scope, prefix, res, may: new Map() };
     this.streams.add(s);
     res.once('close', () => this.streams.delete(s));
+  }
+
+  /** Ends the streams `which` picks (the client sees the stream end; coming back needs a valid token); answers how many. */
+  end(which: (holder: TokenHolder) => boolean): number {
+    let n = 0;
+    for (const s of this.streams) {
+      if (!which(s)) continue;
+      this.streams.delete(s);
+      s.res.end();
+      n++;
+    }
+    return n;
+  }
+
+  /** A user's memberships changed: their streams decide with the new ones from the next event. */
+  refreshUser(userId: string, memberships: Memberships): void {
+    for (const s of this.streams) {
+      if (s.actor.kind !== 'user' || s.actor.userId !== userId) continue;
+      s.actor = { kind: 'user', userId, memberships };
+      s.may.clear();
+    }
   }
 
   /** One message from the bus (called for every dev/+/evt/# publish). */

@@ -3,9 +3,9 @@
  * device secret as password) or an operator app (any other client id, an
  * access token as password). The answer becomes the client's Session.
  */
-import { createHash } from 'node:crypto';
 import { decode, isClientId, isDeviceId, LIMITS, topics } from '@flotilla/protocol';
 import { actorOf } from '../identity/actor.js';
+import { sha256Hex } from '../store/secrets.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
 import type { Session } from './session.js';
@@ -58,7 +58,10 @@ export async function authenticate(
   if (!actor) return { ok: false, code: BAD_CREDENTIALS, reason: 'the token\'s ' + token.subject.kind + ' is gone' };
   return {
     ok: true,
-    session: { kind: 'operator', clientId, tokenHash: hashToken(secret), actor, watch: new Map(), tokens: ctx.limits.burst, refilledAt: Date.now() },
+    session: {
+      kind: 'operator', clientId, tokenHash: sha256Hex(secret), expiresAt: token.expiresAt ? token.expiresAt.getTime() : null, actor,
+      watch: new Map(), tokens: ctx.limits.burst, refilledAt: Date.now(),
+    },
   };
 }
 
@@ -72,8 +75,4 @@ function deviceWillOk(deviceId: string, will: Will): boolean {
   } catch {
     return false;
   }
-}
-
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
 }

@@ -9,16 +9,17 @@ import type { AddressInfo } from 'node:net';
 import { encode, topics } from '@flotilla/protocol';
 import type { BrokerStore, Logger } from './deps.js';
 import type { BrokerContext } from './context.js';
-import { authenticate, hashToken } from './authenticate.js';
+import { authenticate } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
 import { guardConnection } from './guard.js';
 import { EventHub } from '../http/events.js';
 import { RequestRouter } from './requests.js';
 import { CLOUD_EVENT_OPS, tally } from '../telemetry/data-ops.js';
-import type { WithSession } from './session.js';
+import type { TokenHolder, WithSession } from './session.js';
 import type { DeviceRef } from './deps.js';
 import type { AuthResult, Will } from './authenticate.js';
 import { isClaimTopic } from './claims.js';
+import { sha256Hex } from '../store/secrets.js';
 
 export interface BrokerOptions {
   store: BrokerStore;
@@ -37,6 +38,8 @@ export interface BrokerOptions {
   eventRate: { perSecond: number; burst: number };
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
+  /** How often sessions and event streams whose token has expired are ended (ms, default 5000). */
+  expirySweepMs?: number;
   now?: () => Date;
   // --- TLS device identity (issue 4; bridge/src/identity/peer.ts) ---
   /**
@@ -169,6 +172,12 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   }
   const heardTimer = setInterval(() => void flushHeard(), o.heardFlushMs ?? 5000);
   heardTimer.unref();
+  // A session or an event stream ends with its token: expiry is checked at connect, then here.
+  const expiryTimer = setInterval(() => {
+    const now = (o.now ? o.now() : new Date()).getTime();
+    cut((h) => h.expiresAt !== null && h.expiresAt <= now);
+  }, o.expirySweepMs ?? 5000);
+  expiryTimer.unref();
 
   function refusePublish(clientId: string, topic: string, e: Error, done: (err: Error) => void): void {
     o.log.info({ clientId, topic, reason: e.message }, 'mqtt: publish refused');
@@ -227,17 +236,23 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     aedes.handle(socket as never);
   }
 
-  /** Ends every operator session opened with one of these tokens (SHA-256 hex). */
-  function cutTokenHashes(hashes: readonly string[]): number {
-    const cut = new Set(hashes);
+  /** Ends the operator sessions and the HTTP event streams `which` picks; answers how many. */
+  function cut(which: (holder: TokenHolder) => boolean): number {
     let n = 0;
     for (const c of Object.values(clients(aedes))) {
-      if (c.session?.kind === 'operator' && cut.has(c.session.tokenHash)) {
+      if (c.session?.kind === 'operator' && which(c.session)) {
         c.close();
         n++;
       }
     }
+    for (const h of hubs) n += h.end(which);
     return n;
+  }
+
+  /** Ends everything opened with one of these tokens (SHA-256 hex). */
+  function cutTokenHashes(hashes: readonly string[]): number {
+    const set = new Set(hashes);
+    return cut((h) => set.has(h.tokenHash));
   }
 
   return {
@@ -254,7 +269,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       return (server.address() as AddressInfo).port;
     },
     cutToken(token) {
-      return cutTokenHashes([hashToken(token)]);
+      return cutTokenHashes([sha256Hex(token)]);
     },
     cutTokenHashes,
     flush: flushHeard,
@@ -284,6 +299,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
           s.watch.clear();
         }
       }
+      for (const h of hubs) h.refreshUser(userId, memberships);
     },
     async refreshDevice(deviceId) {
       const ref = await o.store.deviceAccess(deviceId);
@@ -291,15 +307,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       for (const c of Object.values(clients(aedes))) if (c.session?.kind === 'operator') c.session.watch.clear();
     },
     cutSubject(kind, id) {
-      let n = 0;
-      for (const c of Object.values(clients(aedes))) {
-        const a = c.session?.kind === 'operator' ? c.session.actor : null;
-        if (a && ((kind === 'customer' && a.kind === 'customer' && a.customerId === id) || (kind === 'apiUser' && a.kind === 'apiUser' && a.apiUserId === id))) {
-          c.close();
-          n++;
-        }
-      }
-      return n;
+      return cut(({ actor: a }) => (kind === 'customer' && a.kind === 'customer' && a.customerId === id) || (kind === 'apiUser' && a.kind === 'apiUser' && a.apiUserId === id));
     },
     dropDevice(deviceId) {
       const c = clients(aedes)[deviceId];
@@ -320,6 +328,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     },
     async close() {
       clearInterval(heardTimer);
+      clearInterval(expiryTimer);
       for (const h of hubs) h.close();
       context.requests.close();
       for (const s of servers) s.close();

@@ -23,18 +23,27 @@ export type Session =
       packetTokens: number;
       packetsRefilledAt: number;
     }
-  | {
+  | (TokenHolder & {
       kind: 'operator';
       clientId: string;
-      /** SHA-256 of the token it connected with, so a revocation can find it. */
-      tokenHash: string;
-      actor: Actor;
       /** "product/customer" of a device → may it watch that device's events (memo of decide(), cleared on refresh). */
       watch: Map<string, boolean>;
       /** Publish budget: a token bucket against floods. */
       tokens: number;
       refilledAt: number;
-    };
+    });
+
+/**
+ * What an operator's MQTT session and an HTTP event stream keep of the token
+ * that opened them, so a revocation, a deletion or the token's expiry can end them.
+ */
+export interface TokenHolder {
+  actor: Actor;
+  /** SHA-256 (hex) of the token. */
+  tokenHash: string;
+  /** When the token expires (ms since the epoch); null: never. */
+  expiresAt: number | null;
+}
 
 /** aedes clients carry their session on this property. */
 export interface WithSession {

@@ -13,9 +13,13 @@ import { route, STREAMING, type ApiContext, type Request, type Route } from '../
 import { ApiError } from '../errors.js';
 import type { StreamScope } from '../events.js';
 import { visibleProducts } from './devices.js';
+import { sha256Hex } from '../../store/secrets.js';
 
-function open(req: Request, ctx: ApiContext, a: Access, scope: StreamScope): typeof STREAMING {
-  ctx.events.open(a.actor, scope, req.params.prefix ?? '', req.res);
+/** A stream for the token's holder: it ends when the token is revoked or expires (EventHub). */
+async function open(req: Request, ctx: ApiContext, a: Access, scope: StreamScope): Promise<typeof STREAMING> {
+  const t = req.token ? await ctx.store.findToken(req.token) : null;
+  const holder = { actor: a.actor, tokenHash: req.token ? sha256Hex(req.token) : '', expiresAt: t?.expiresAt ? t.expiresAt.getTime() : null };
+  ctx.events.open(holder, scope, req.params.prefix ?? '', req.res);
   return STREAMING;
 }
 
