@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { buildImage } from '@flotilla/simulator';
-import { connect } from '../helpers/bridge-fixture.js';
+import { A2, connect } from '../helpers/bridge-fixture.js';
 import { otaWorld, TEST_OTA, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
 
 /**
@@ -48,6 +48,33 @@ async function resumesAfterLinkDrop(w: OtaWorld): Promise<void> {
   assert.equal(d.version(), 5);
   d.stop();
 }
+
+describe('OTA: deleting a version still in use', function () {
+  this.timeout(60000);
+  let w: OtaWorld;
+  before(async () => {
+    w = await otaWorld();
+  });
+  after(() => w.close());
+
+  it('keeps an unreleased version that a device is locked to or still updating to (409), and deletes it once neither holds', async () => {
+    const { f } = w;
+    for (const v of [23, 24]) assert.equal((await w.upload(f.tokens.erin, w.image(v), { version: String(v) })).status, 201);
+    const del = (v: number) => w.call('DELETE', '/v1/products/prod-a/firmware/' + v, f.tokens.erin);
+    // A2 is offline: a lock alone, then a flash that waits for it.
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { desired_firmware_version: 23 })).status, 200);
+    const locked = await del(23);
+    assert.deepEqual([locked.status, locked.body.error], [409, 'version 23 is in use (1 device(s) locked to it); unlock those devices, and let those updates end or flash those devices another version, first']);
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { desired_firmware_version: null })).status, 200);
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { firmware_version: 23 })).status, 200);
+    assert.match((await del(23)).body.error, /^version 23 is in use \(1 update\(s\) to it not finished\)/);
+    assert.equal((await w.call('GET', '/v1/products/prod-a/firmware/23', f.tokens.erin)).status, 200, 'it is still there');
+    // Flashing another version supersedes the waiting update: 23 is free.
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { firmware_version: 24 })).status, 200);
+    assert.equal((await del(23)).status, 204);
+    assert.equal((await del(24)).status, 409);
+  });
+});
 
 describe('OTA: firmware upload and one device', function () {
   this.timeout(60000);

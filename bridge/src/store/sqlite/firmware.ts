@@ -143,6 +143,11 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, NULL, ?, ?, ?, NULL)`,
   );
   const oneJob = db.prepare<JobRaw>('SELECT * FROM ota_jobs WHERE id = ?');
+  // What still needs a version's image: devices locked to it, and updates to it not yet ended.
+  const usesOf = db.prepare<{ locked: number; jobs: number }>(
+    `SELECT (SELECT COUNT(*) FROM devices WHERE product_id = ? AND locked_firmware = ?) AS locked,
+            (SELECT COUNT(*) FROM ota_jobs WHERE path = ? AND ${ACTIVE}) AS jobs`,
+  );
   const activeOf = db.prepare<JobRaw>(`SELECT * FROM ota_jobs WHERE device_id = ? AND ${ACTIVE} ORDER BY id DESC`);
   const allActive = db.prepare<JobRaw>(`SELECT * FROM ota_jobs WHERE ${ACTIVE} ORDER BY id`);
   const jobsOf = db.prepare<JobRaw>('SELECT * FROM ota_jobs WHERE device_id = ? ORDER BY id DESC LIMIT ?');
@@ -244,6 +249,11 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
       const r = isVersion(v) ? oneFw.get(p, v) : undefined;
       if (!r) return null;
       if (r.released === 1) throw new StoreError('conflict', `version ${v} has been released; only unreleased versions can be deleted`);
+      const uses = usesOf.get(p, v, r.path) as { locked: number; jobs: number };
+      if (uses.locked > 0 || uses.jobs > 0) {
+        const what = [uses.locked > 0 ? `${uses.locked} device(s) locked to it` : '', uses.jobs > 0 ? `${uses.jobs} update(s) to it not finished` : ''];
+        throw new StoreError('conflict', `version ${v} is in use (${what.filter(Boolean).join(', ')}); unlock those devices, and let those updates end or flash those devices another version, first`);
+      }
       deleteFw.run(p, v);
       return firmware(r);
     },
