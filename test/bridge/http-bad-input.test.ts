@@ -58,6 +58,10 @@ const CASES: Case[] = [
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'a//b' }, 400, 'Event name'],
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', ttl: -1 }, 400, 'ttl'],
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'spark/status' }, 400, 'reserved'],
+  ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', data: { a: 1 } }, 400, 'data must be a string'],
+  ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', data: [1, 2] }, 400, 'data must be a string'],
+  ['integrations', 'POST', '/v1/products/prod-a/integrations', 'alice', { event: 'x', url: 'http://127.0.0.1:9/', name: { a: 1 } }, 400, 'name must be a string'],
+  ['integrations', 'POST', '/v1/products/prod-a/integrations', 'alice', { event: ['x'], url: 'http://127.0.0.1:9/' }, 400, 'The event field is required'],
   ['events', 'POST', '/v1/products/prod-b/events', 'alice', { name: 'x' }, 404, 'Product not found'],
   ['events', 'GET', '/v1/events', 'alice', undefined, 400, 'prefix is required'],
   // Products and orgs

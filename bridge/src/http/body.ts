@@ -167,3 +167,10 @@ export function bool(v: unknown, name: string): boolean {
 export function flag(v: unknown, name: string): boolean {
   return v === undefined || v === null || v === '' ? false : bool(v, name);
 }
+
+/** A text field: a string, or a number or boolean as its text (JSON clients send them so); an object or list is a 400 naming it. */
+export function text(v: unknown, name: string): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw ApiError.of(400, name + ' must be a string');
+}

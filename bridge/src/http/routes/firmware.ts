@@ -14,7 +14,7 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { guard } from '../access.js';
 import { route, STREAMING, type ApiContext, type Route } from '../app.js';
-import { flag, isUpload, type Fields } from '../body.js';
+import { flag, isUpload, text, type Fields } from '../body.js';
 import { ApiError } from '../errors.js';
 
 /** The user behind a request, for uploaded_by (API users and customers upload as nobody). */
@@ -164,7 +164,7 @@ export const firmwareRoutes: Route[] = [
     const f = await oneVersion(ctx, a.product!.productId, req.params.version);
     const b = await req.body();
     if (!('title' in b) && !('description' in b)) throw ApiError.of(400, 'Send title or description');
-    const changes = { title: 'title' in b ? String(b.title) : undefined, description: 'description' in b ? (b.description === null ? null : String(b.description)) : undefined };
+    const changes = { title: 'title' in b ? text(b.title, 'title') : undefined, description: 'description' in b ? (b.description === null ? null : text(b.description, 'description')) : undefined };
     const g = await ctx.store.updateFirmware(a.product!.productId, f.version, changes);
     return firmwareObject(g, (await runningCounts(ctx, a.product!.productId)).get(g.version) ?? 0);
   }),

@@ -15,7 +15,7 @@ import { integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, ty
 import { deviceByName, guard, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { flag, type Fields } from '../body.js';
+import { flag, text, type Fields } from '../body.js';
 
 /** What a response shows of the integration's Basic auth password: it stays with the bridge. Sent back in a PUT, it keeps the password. */
 export const PASSWORD_MASK = '********';
@@ -46,16 +46,16 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
     if (typeof b.url !== 'string' || b.url === '') throw ApiError.of(400, 'The url field is required');
   }
   const out: Partial<IntegrationInput> = {};
-  if (event !== undefined) out.event = event as string;
-  if (b.url !== undefined) out.url = b.url as string;
-  if (b.name !== undefined) out.name = String(b.name);
+  if (event !== undefined) out.event = text(event, 'event');
+  if (b.url !== undefined) out.url = text(b.url, 'url');
+  if (b.name !== undefined) out.name = text(b.name, 'name');
   const device = b.deviceid ?? b.deviceId ?? b.deviceID;
   if (device !== undefined) out.deviceId = cleared(typeof device === 'string' && isDeviceId(device.toLowerCase()) ? device.toLowerCase() : device);
-  if (b.requestType !== undefined) out.requestType = String(b.requestType).toUpperCase() as IntegrationInput['requestType'];
+  if (b.requestType !== undefined) out.requestType = text(b.requestType, 'requestType').toUpperCase() as IntegrationInput['requestType'];
   if (b.headers !== undefined) out.headers = b.headers as IntegrationInput['headers'];
   if (b.json !== undefined) out.json = b.json;
   if (b.form !== undefined) out.form = b.form as IntegrationInput['form'];
-  if (b.body !== undefined) out.body = b.body as string;
+  if (b.body !== undefined) out.body = text(b.body, 'body');
   if (b.query !== undefined) out.query = b.query as IntegrationInput['query'];
   if (b.auth !== undefined) out.auth = b.auth as IntegrationInput['auth'];
   if (b.noDefaults !== undefined) out.noDefaults = flag(b.noDefaults, 'noDefaults');
