@@ -242,6 +242,46 @@ describe('organizations: product transfer, spaces, ownership', function () {
     assert.deepEqual((await api('GET', '/v1/orgs/acme/sims', 'alice')).body.sims.map((x: { iccid: string }) => x.iccid), [ICCID]);
   });
 
+  it('keeps events to their space: /v1/devices/events streams and publishes the personal space only', async () => {
+    const streams: { text: string; ac: AbortController }[] = [];
+    const open = async (path: string, who: Who) => {
+      const ac = new AbortController();
+      const r = await fetch(base + path, { headers: { authorization: 'Bearer ' + tokens[who] }, signal: ac.signal });
+      assert.equal(r.status, 200, path);
+      const s = { text: '', ac };
+      const reader = r.body!.getReader();
+      void (async () => {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          s.text += new TextDecoder().decode(value);
+        }
+      })().catch(() => undefined);
+      streams.push(s);
+      return s;
+    };
+    try {
+      const personal = await open('/v1/devices/events', 'alice');
+      const org = await open('/v1/orgs/acme/events', 'alice');
+      // A device event and an API publish of the org's product: its space only.
+      const a1 = await device(f.port, A1);
+      clients.push(a1);
+      await a1.publishAsync(topics.device.event(A1, 'org-device'), Buffer.from(encode('event', { data: '1', ttl: 60 })), { qos: 1 });
+      assert.equal((await api('POST', '/v1/products/prod-a/events', 'alice', { name: 'org-api', data: 'x' })).status, 200);
+      // A personal publish: alice's personal product (alice-home) only, never the org's streams.
+      assert.equal((await api('POST', '/v1/devices/events', 'alice', { name: 'personal-api', data: 'y' })).status, 200);
+      for (let i = 0; i < 150 && !(org.text.includes('event: org-api') && org.text.includes('event: org-device') && personal.text.includes('event: personal-api')); i++) await sleep(20);
+      assert.ok(org.text.includes('event: org-device') && org.text.includes('event: org-api'), org.text);
+      assert.ok(!org.text.includes('personal-api'), 'a personal publish reached the org: ' + org.text);
+      assert.ok(personal.text.includes('event: personal-api'), personal.text);
+      assert.ok(!/event: org-/.test(personal.text), 'the personal stream got the org\'s events: ' + personal.text);
+      // erin's only product is in the org now: nothing personal to publish into.
+      assert.equal((await api('POST', '/v1/devices/events', 'erin', { name: 'x' })).status, 403);
+    } finally {
+      for (const s of streams) s.ac.abort();
+    }
+  });
+
   it('hands an org over only by its Owner, to a member of its team; the former Owner stays an Administrator', async () => {
     assert.equal((await api('PUT', '/v1/orgs/acme/owner', 'adam', { username: 'adam' })).status, 403, 'an Administrator cannot take it');
     assert.equal((await api('PUT', '/v1/orgs/acme/owner', 'devon', { username: 'devon' })).status, 403);

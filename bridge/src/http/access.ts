@@ -103,6 +103,15 @@ export function person(actor: Actor, what = 'has this'): Extract<Actor, { kind: 
   return actor;
 }
 
+/**
+ * Whether a product is in the actor's personal space: for a user, the products
+ * of no org (an org's are its own space, as the Console's space switcher);
+ * customers and API users have one space, their scope.
+ */
+export function inPersonalSpace(actor: Actor, product: ProductRef): boolean {
+  return actor.kind !== 'user' || product.orgId === null;
+}
+
 /** The products whose devices an actor may list. */
 export async function visibleProducts(actor: Actor, store: Store): Promise<ProductRef[]> {
   let ids: string[] = [];

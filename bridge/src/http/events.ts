@@ -17,8 +17,10 @@ import { decide } from '../policy/decide.js';
 import type { Memberships, ProductRef } from '../policy/types.js';
 import type { DeviceRef } from '../store/store.js';
 import type { TokenHolder } from '../mqtt/session.js';
+import { inPersonalSpace } from './access.js';
 
-export type StreamScope = { kind: 'all' } | { kind: 'device'; deviceId: string } | { kind: 'product'; productId: string } | { kind: 'org'; orgId: string };
+/** 'all': everything the actor may watch; 'mine': that, in the actor's personal space only (/v1/devices/events, as GET /v1/devices). */
+export type StreamScope = { kind: 'all' } | { kind: 'mine' } | { kind: 'device'; deviceId: string } | { kind: 'product'; productId: string } | { kind: 'org'; orgId: string };
 
 interface Stream extends TokenHolder {
   scope: StreamScope;
@@ -30,6 +32,15 @@ interface Stream extends TokenHolder {
 
 function eventLine(name: string, data: unknown, ttl: number, coreid: string): string {
   return 'event: ' + name + '\ndata: ' + JSON.stringify({ data, ttl, published_at: new Date().toISOString(), coreid }) + '\n\n';
+}
+
+/** Whether an event of `product` (from a device, or null: published through the API) is in the stream's scope. */
+function inScope(s: Stream, product: ProductRef, deviceId: string | null): boolean {
+  const sc = s.scope;
+  if (sc.kind === 'device') return sc.deviceId === deviceId;
+  if (sc.kind === 'product') return sc.productId === product.productId;
+  if (sc.kind === 'org') return sc.orgId === product.orgId;
+  return sc.kind === 'all' || inPersonalSpace(s.actor, product);
 }
 
 export class EventHub {
@@ -102,8 +113,7 @@ export class EventHub {
     const line = eventLine(name, data, ttl, deviceId);
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
-      const sc = s.scope;
-      if (sc.kind === 'device' ? sc.deviceId !== deviceId : sc.kind === 'product' ? sc.productId !== ref.product.productId : sc.kind === 'org' ? sc.orgId !== ref.product.orgId : false) continue;
+      if (!inScope(s, ref.product, deviceId)) continue;
       const key = ref.product.productId + '/' + (ref.customerId ?? '');
       let ok = s.may.get(key);
       if (ok === undefined) {
@@ -123,8 +133,7 @@ export class EventHub {
     const line = eventLine(name, data, ttl, 'api');
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
-      const sc = s.scope;
-      if (sc.kind === 'device' || (sc.kind === 'product' && sc.productId !== product.productId) || (sc.kind === 'org' && sc.orgId !== product.orgId)) continue;
+      if (!inScope(s, product, null)) continue;
       if (decide(s.actor, 'device.events', { kind: 'product', product }).allow) s.res.write(line);
     }
   }

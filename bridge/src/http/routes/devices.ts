@@ -14,7 +14,7 @@ import type { Device, DeviceChanges, OtaJob } from '../../store/store.js';
 import { actorId } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
-import { authorize, guard, visibleProducts, type Guard } from '../access.js';
+import { authorize, guard, inPersonalSpace, visibleProducts, type Guard } from '../access.js';
 import { mayClaimById } from '../../customers/claims.js';
 import type { Actor } from '../../policy/types.js';
 
@@ -235,7 +235,7 @@ export const deviceRoutes: Route[] = [
   route('GET', '/v1/devices', guard.signedIn('lists only the devices decide() lets the actor view, in the personal space for a user'), async (req, ctx, { actor }) => {
     const out: ReturnType<typeof deviceObject>[] = [];
     for (const product of await visibleProducts(actor, ctx.store)) {
-      if (actor.kind === 'user' && product.orgId !== null) continue;
+      if (!inPersonalSpace(actor, product)) continue;
       const groups = await ctx.store.groupsOfDevices(product.productId);
       for (const d of await ctx.store.listDevices(product.productId)) {
         if (decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) out.push(deviceObject(d, groups.get(d.id)));

@@ -8,12 +8,11 @@
 import { eventNameProblem, isReservedEventName, LIMITS, utf8Length } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import type { ProductRef } from '../../policy/types.js';
-import { guard, type Access } from '../access.js';
+import { guard, inPersonalSpace, visibleProducts, type Access } from '../access.js';
 import { route, STREAMING, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { text } from '../body.js';
 import type { StreamScope } from '../events.js';
-import { visibleProducts } from './devices.js';
 import { sha256Hex } from '../../store/secrets.js';
 
 /** A stream for the token's holder: it ends when the token is revoked or expires (EventHub). */
@@ -25,6 +24,7 @@ async function open(req: Request, ctx: ApiContext, a: Access, scope: StreamScope
 }
 
 const ALL = guard.signedIn('streams only the events of devices decide() lets the actor watch');
+const MINE = guard.signedIn('streams only the events of devices decide() lets the actor watch, in the personal space for a user');
 // The org rows of the matrix have no events row: every org role may watch (as org.team.view, whose minimum is View-only);
 // each event is then decided per device.
 const ORG_EVENTS = guard.org('org.team.view');
@@ -33,7 +33,7 @@ function streams(suffix: string): Route[] {
   return [
     // /v1/events itself needs a prefix (below).
     ...(suffix ? [route('GET', '/v1/events' + suffix, ALL, (req, ctx, a) => open(req, ctx, a, { kind: 'all' }))] : []),
-    route('GET', '/v1/devices/events' + suffix, ALL, (req, ctx, a) => open(req, ctx, a, { kind: 'all' })),
+    route('GET', '/v1/devices/events' + suffix, MINE, (req, ctx, a) => open(req, ctx, a, { kind: 'mine' })),
     route('GET', '/v1/products/:product/events' + suffix, guard.product('device.events'), (req, ctx, a) => open(req, ctx, a, { kind: 'product', productId: a.product!.productId })),
     route('GET', '/v1/orgs/:org/events' + suffix, ORG_EVENTS, (req, ctx, a) => open(req, ctx, a, { kind: 'org', orgId: a.org!.id })),
     ...['/v1', '/v1/products/:product', '/v1/orgs/:org'].map((p) =>
@@ -69,11 +69,12 @@ export const eventRoutes: Route[] = [
   }),
   ...streams(''),
   ...streams('/*prefix'),
-  route('POST', '/v1/devices/events', guard.signedIn('publishes into each product where decide() allows event.publish'), async (req, ctx, a) => {
+  // Particle's "publish to your devices": the personal space, as GET /v1/devices; an org product's events go to /v1/products/:p/events.
+  route('POST', '/v1/devices/events', guard.signedIn('publishes into each product of the personal space where decide() allows event.publish'), async (req, ctx, a) => {
     const e = await event(req);
     let n = 0;
     for (const product of await visibleProducts(a.actor, ctx.store)) {
-      if (!decide(a.actor, 'event.publish', { kind: 'product', product }).allow) continue;
+      if (!inPersonalSpace(a.actor, product) || !decide(a.actor, 'event.publish', { kind: 'product', product }).allow) continue;
       publish(ctx, product, e);
       n++;
     }
