@@ -181,6 +181,11 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     // The team sees its customers; deleting one ends its tokens.
     const customers = (await api('GET', '/v1/products/prod-a/customers', f.tokens.carol)).body.customers as { username: string; devices: string[] }[];
     assert.deepEqual(customers.find((x) => x.username === 'dora@example.com')!.devices, [A2]);
+    assert.ok(customers.length >= 2, 'two customers or more to page through');
+    const pages = (await api('GET', '/v1/products/prod-a/customers?per_page=1', f.tokens.carol)).body;
+    assert.deepEqual([pages.customers.length, pages.meta.total_pages], [1, customers.length]);
+    const last = (await api('GET', '/v1/products/prod-a/customers?per_page=1&page=' + customers.length, f.tokens.carol)).body;
+    assert.equal(last.customers[0].username, customers[customers.length - 1].username);
     assert.equal((await api('DELETE', '/v1/products/prod-a/customers/dora@example.com', f.tokens.carol)).status, 403);
     assert.equal((await api('DELETE', '/v1/products/prod-a/customers/dora@example.com', f.tokens.erin)).status, 204);
     assert.equal((await api('GET', '/v1/devices', dora)).status, 401);
@@ -305,6 +310,8 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual([added.added, added.invalid.length], [[s1, s2], 2], 'a bad length and a bad check digit are refused');
     assert.deepEqual((await api('POST', '/v1/products/prod-b/sims', f.tokens.bob, { sims: [s1] })).body.existing, [s1], 'a SIM is in one product');
     assert.deepEqual((await api('GET', '/v1/products/prod-a/sims', f.tokens.carol)).body.sims.map((x: { iccid: string; status: string }) => [x.iccid, x.status]), [[s1, 'inactive'], [s2, 'inactive']]);
+    const simPage = (await api('GET', '/v1/products/prod-a/sims?per_page=1&page=2', f.tokens.carol)).body;
+    assert.deepEqual([simPage.sims.map((x: { iccid: string }) => x.iccid), simPage.meta], [[s2], { total_pages: 2 }]);
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.carol, { action: 'activate' })).status, 403);
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'activate' })).body.status, 'active', 'Support changes the state');
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'activate' })).status, 409);

@@ -231,6 +231,10 @@ describe('organizations: product transfer, spaces, ownership', function () {
     const devices = (await api('GET', '/v1/orgs/acme/devices', 'vic')).body.devices.map((d: { id: string }) => d.id).sort();
     assert.deepEqual(devices, [A1, A2].sort());
     assert.equal((await api('GET', '/v1/orgs/acme/devices', 'otto')).status, 404);
+    // Listed as a product's devices are: pages, filters, sort, meta.
+    const page2 = (await api('GET', '/v1/orgs/acme/devices?per_page=1&page=2&sortAttr=deviceId', 'vic')).body;
+    assert.deepEqual([page2.devices.map((d: { id: string }) => d.id), page2.meta], [[[A1, A2].sort()[1]], { total_pages: 2 }]);
+    assert.deepEqual((await api('GET', '/v1/orgs/acme/devices?deviceId=' + A2.slice(0, 6), 'vic')).body.devices.map((d: { id: string }) => d.id), [A2]);
     const personal = (await api('GET', '/v1/devices', 'alice')).body.map((d: { id: string }) => d.id);
     assert.ok(!personal.includes(A1) && !personal.includes(A2), 'the org\'s devices are not in alice\'s personal device list: ' + personal);
     // SIMs: prod-a's SIM is in the org's space now, not in alice's personal one.

@@ -6,6 +6,7 @@ import { authorize, guard, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { bool, field } from '../body.js';
+import { paged } from '../pages.js';
 import type { ClaimCode, Customer } from '../../store/store.js';
 import { customerAuthMode, stepRefusal, type SigninStep } from '../../customers/modes.js';
 import { CLAIM_CODE_TTL_SECONDS, newClaimCode } from '../../customers/claims.js';
@@ -40,9 +41,10 @@ const CUSTOMER_TTL = 7776000;
 export const customerRoutes: Route[] = [
   // Customers.
   route('GET', '/v1/products/:product/customers', guard.product('customer.view'), async (req, ctx, a) => {
+    const { shown, meta } = paged(req.url.searchParams, await ctx.store.listCustomers(a.product!.productId));
     const customers = [];
-    for (const c of await ctx.store.listCustomers(a.product!.productId)) customers.push(await customerObject(ctx, c));
-    return { customers, meta: { total_pages: 1 } };
+    for (const c of shown) customers.push(await customerObject(ctx, c));
+    return { customers, meta };
   }),
   // Particle answers a new customer with a token for it (simple and two-legged authentication).
   route('POST', '/v1/products/:product/customers', guard.product('customer.create'), async (req, ctx, a) => {

@@ -15,6 +15,7 @@ import { actorId } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
 import { authorize, guard, inPersonalSpace, visibleProducts, type Guard } from '../access.js';
+import { paged } from '../pages.js';
 import { mayClaimById } from '../../customers/claims.js';
 import type { Actor } from '../../policy/types.js';
 
@@ -230,6 +231,36 @@ async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'c
   return { ok: true, id, customer_id: actor.customerId };
 }
 
+/**
+ * Particle's product device listing over `devices` (those the caller may
+ * view): filters `deviceId`, `deviceName` (parts, any case) and `groups`,
+ * `sortAttr`/`sortDir`, pages, and the customers of the devices shown.
+ */
+export async function deviceListing(ctx: ApiContext, q: URLSearchParams, devices: Device[], groups: Map<string, string[]>) {
+  const idPart = (q.get('deviceId') ?? '').toLowerCase();
+  const namePart = (q.get('deviceName') ?? '').toLowerCase();
+  const groupFilter = q.get('groups') ? q.get('groups')!.split(',').map((g) => g.trim().toLowerCase()) : null;
+  const found = devices.filter(
+    (d) =>
+      d.id.includes(idPart) &&
+      (namePart === '' || (d.name ?? '').toLowerCase().includes(namePart)) &&
+      (groupFilter === null || (groups.get(d.id) ?? []).some((g) => groupFilter.includes(g))),
+  );
+  const attr = q.get('sortAttr') ?? 'lastConnection';
+  const key = (d: Device): string | number =>
+    attr === 'deviceName' ? d.name ?? '' : attr === 'deviceId' ? d.id : attr === 'firmwareVersion' ? d.firmwareVersion ?? -1 : d.lastHandshakeAt?.getTime() ?? 0;
+  const dir = (q.get('sortDir') ?? (attr === 'lastConnection' ? 'desc' : 'asc')) === 'desc' ? -1 : 1;
+  found.sort((x, y) => (key(x) < key(y) ? -dir : key(x) > key(y) ? dir : 0));
+  const { shown, meta } = paged(q, found);
+  const customerIds = [...new Set(shown.map((d) => d.customerId).filter((c): c is string => c !== null))];
+  const customers = [];
+  for (const id of customerIds) {
+    const c = await ctx.store.getCustomer(id);
+    if (c) customers.push({ id: c.id, username: c.username });
+  }
+  return { devices: shown.map((d) => deviceObject(d, groups.get(d.id))), customers, meta };
+}
+
 export const deviceRoutes: Route[] = [
   // A user's personal space: the devices of personal products (an org's are at /v1/orgs/:org/devices, as the Console's space switcher).
   route('GET', '/v1/devices', guard.signedIn('lists only the devices decide() lets the actor view, in the personal space for a user'), async (req, ctx, { actor }) => {
@@ -261,33 +292,8 @@ export const deviceRoutes: Route[] = [
 
   // The product forms.
   route('GET', '/v1/products/:product/devices', guard.product('device.view'), async (req, ctx, a) => {
-    const product = a.product!;
-    const q = req.url.searchParams;
-    const idPart = (q.get('deviceId') ?? '').toLowerCase();
-    const namePart = (q.get('deviceName') ?? '').toLowerCase();
-    const groupFilter = q.get('groups') ? q.get('groups')!.split(',').map((g) => g.trim().toLowerCase()) : null;
-    const groups = await ctx.store.groupsOfDevices(product.productId);
-    let devices = (await ctx.store.listDevices(product.productId)).filter(
-      (d) =>
-        d.id.includes(idPart) &&
-        (namePart === '' || (d.name ?? '').toLowerCase().includes(namePart)) &&
-        (groupFilter === null || (groups.get(d.id) ?? []).some((g) => groupFilter.includes(g))),
-    );
-    const attr = q.get('sortAttr') ?? 'lastConnection';
-    const key = (d: Device): string | number =>
-      attr === 'deviceName' ? d.name ?? '' : attr === 'deviceId' ? d.id : attr === 'firmwareVersion' ? d.firmwareVersion ?? -1 : d.lastHandshakeAt?.getTime() ?? 0;
-    const dir = (q.get('sortDir') ?? (attr === 'lastConnection' ? 'desc' : 'asc')) === 'desc' ? -1 : 1;
-    devices = devices.sort((x, y) => (key(x) < key(y) ? -dir : key(x) > key(y) ? dir : 0));
-    const perPage = Math.min(100, Math.max(1, Number(q.get('per_page') ?? 25) || 25));
-    const page = Math.max(1, Number(q.get('page') ?? 1) || 1);
-    const shown = devices.slice((page - 1) * perPage, page * perPage);
-    const customerIds = [...new Set(shown.map((d) => d.customerId).filter((c): c is string => c !== null))];
-    const customers = [];
-    for (const id of customerIds) {
-      const c = await ctx.store.getCustomer(id);
-      if (c) customers.push({ id: c.id, username: c.username });
-    }
-    return { devices: shown.map((d) => deviceObject(d, groups.get(d.id))), customers, meta: { total_pages: Math.max(1, Math.ceil(devices.length / perPage)) } };
+    const productId = a.product!.productId;
+    return deviceListing(ctx, req.url.searchParams, await ctx.store.listDevices(productId), await ctx.store.groupsOfDevices(productId));
   }),
   // Import: {ids: [...]} (or `id`). New devices get a secret, answered once in `secrets` (Flotilla: devices connect with it).
   // Particle's import: id, ids, or a file of device IDs (particle-api-js addDeviceToProduct({file})), one per line.

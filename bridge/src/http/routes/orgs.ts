@@ -15,14 +15,14 @@ import { isRole, ROLE_TITLES } from '@flotilla/protocol';
 import { decide, userOrgRole } from '../../policy/decide.js';
 import { canConsent, canHandOver, canTakeOver, transferProblem } from '../../policy/orgs.js';
 import type { Actor } from '../../policy/types.js';
-import type { Org, ProductTransfer, TransferOutcome } from '../../store/store.js';
+import type { Device, Org, ProductTransfer, TransferOutcome } from '../../store/store.js';
 import { actorId } from '../../identity/actor.js';
 import { guard, person } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { bool } from '../body.js';
 import { ORG_BILLING_MANAGE, ORG_BILLING_VIEW } from './billing.js';
-import { deviceObject } from './devices.js';
+import { deviceListing } from './devices.js';
 import { orgObject } from './user.js';
 
 async function username(ctx: ApiContext, id: string | null): Promise<string | null> {
@@ -157,17 +157,18 @@ export const orgRoutes: Route[] = [
     return { status: 204, body: null };
   }),
 
-  // The org space's devices: every device of the org's products the actor may view.
+  // The org space's devices: every device of the org's products the actor may view, listed as a product's are.
   route('GET', '/v1/orgs/:org/devices', guard.org('org.team.view'), async (req, ctx, a) => {
-    const out = [];
+    const devices: Device[] = [];
+    const groups = new Map<string, string[]>();
     for (const id of await ctx.store.orgProductIds(a.org!.id)) {
       const product = await ctx.store.productRef(id);
       if (!product) continue;
-      const groups = await ctx.store.groupsOfDevices(id);
+      for (const [d, g] of await ctx.store.groupsOfDevices(id)) groups.set(d, g);
       for (const d of await ctx.store.listDevices(id)) {
-        if (decide(a.actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) out.push(deviceObject(d, groups.get(d.id)));
+        if (decide(a.actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) devices.push(d);
       }
     }
-    return { devices: out };
+    return deviceListing(ctx, req.url.searchParams, devices, groups);
   }),
 ];

@@ -10,7 +10,8 @@ import type { Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import type { Actor, ProductRef } from '../../policy/types.js';
 import type { SimCard } from '../../store/store.js';
-import { guard, visibleProducts } from '../access.js';
+import { guard, inPersonalSpace, visibleProducts } from '../access.js';
+import { paged } from '../pages.js';
 import { dateRange } from './billing.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -37,27 +38,27 @@ const P = '/v1/products/:product/sims';
 const MB = 1_000_000;
 
 /** The SIMs of these products the actor may view. */
-async function simsOf(ctx: ApiContext, actor: Actor, products: readonly ProductRef[]) {
+async function simsOf(ctx: ApiContext, q: URLSearchParams, actor: Actor, products: readonly ProductRef[]) {
   const out = [];
-  for (const product of products) if (decide(actor, 'sim.view', { kind: 'product', product }).allow) out.push(...(await ctx.store.listSims(product.productId)).map(simObject));
-  return { sims: out, meta: { total_pages: 1 } };
+  for (const product of products) if (decide(actor, 'sim.view', { kind: 'product', product }).allow) out.push(...(await ctx.store.listSims(product.productId)));
+  const { shown, meta } = paged(q, out);
+  return { sims: shown.map(simObject), meta };
 }
 
 export const simRoutes: Route[] = [
   // The SIMs of a space: the personal one (products of their own, or whose team they are on), or an org's.
   route('GET', '/v1/sims', guard.signedIn('lists only the SIMs of personal products decide() lets the actor view'), async (req, ctx, a) =>
-    simsOf(ctx, a.actor, (await visibleProducts(a.actor, ctx.store)).filter((p) => p.orgId === null))),
+    simsOf(ctx, req.url.searchParams, a.actor, (await visibleProducts(a.actor, ctx.store)).filter((p) => inPersonalSpace(a.actor, p)))),
   route('GET', '/v1/orgs/:org/sims', guard.org('org.team.view'), async (req, ctx, a) => {
     const refs: ProductRef[] = [];
     for (const id of await ctx.store.orgProductIds(a.org!.id)) {
       const ref = await ctx.store.productRef(id);
       if (ref) refs.push(ref);
     }
-    return simsOf(ctx, a.actor, refs);
+    return simsOf(ctx, req.url.searchParams, a.actor, refs);
   }),
   route('GET', P, guard.product('sim.view'), async (req, ctx, a) => {
-    const sims = (await ctx.store.listSims(a.product!.productId)).map(simObject);
-    return { sims, meta: { total_pages: 1 } };
+    return simsOf(ctx, req.url.searchParams, a.actor, [a.product!]);
   }),
   route('POST', P, guard.product('sim.add'), async (req, ctx, a) => {
     const b = await req.body();
