@@ -168,6 +168,10 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     // A wrong client secret cannot create customers.
     const impostor = new Particle({ baseUrl: base, clientId: c.client.id, clientSecret: 'nope' });
     await refused(impostor.createCustomer({ email: 'eve@example.com', password: 'x', product: 'prod-a' }), 401);
+    // ... and is told so as OAuth tells a client (not as if an access token were wrong).
+    const basic = 'Basic ' + Buffer.from(c.client.id + ':nope').toString('base64');
+    const wrong = await fetch(base + '/v1/products/prod-a/customers', { method: 'POST', headers: { authorization: basic }, body: new URLSearchParams({ email: 'eve@example.com', password: 'x' }) });
+    assert.deepEqual([wrong.status, await wrong.json()], [401, { error: 'invalid_client', error_description: 'Client authentication failed' }]);
     // Two-legged (the product's sign-in mode changed to it): the product's server creates a customer without a password and gets tokens for it.
     assert.equal((await api('PUT', '/v1/products/prod-a', f.tokens.alice, { settings: { customer_auth: 'two_legged' } })).status, 200);
     assert.equal((await api('POST', '/v1/products/prod-a/customers', f.tokens.erin, { email: 'ned@example.com', no_password: true })).status, 201);

@@ -66,7 +66,8 @@ export interface Access {
 
 const NOT_FOUND = { device: 'Device not found', product: 'Product not found', org: 'Organization not found', orgProducts: 'Organization not found' } as const;
 
-export function refused(d: Extract<Decision, { allow: false }>, kind: keyof typeof NOT_FOUND): ApiError {
+export function refused(d: Extract<Decision, { allow: false }>, kind: keyof typeof NOT_FOUND, actor: Actor): ApiError {
+  if (d.status === 401 && actor.kind === 'invalid' && actor.reason === 'client') return ApiError.oauth(401, 'invalid_client', 'Client authentication failed');
   if (d.status === 401) return new ApiError(401, { error: 'invalid_token', error_description: 'The access token was not found, has expired or was revoked' }, { 'www-authenticate': 'Bearer' });
   return d.status === 403 ? ApiError.of(403, 'Permission denied') : ApiError.of(404, NOT_FOUND[kind]);
 }
@@ -179,6 +180,6 @@ export async function authorize(
     at: new Date(), actorKind: actor.kind, actorId: actorId(actor), action,
     resourceKind: g.kind, resourceId: resourceId ?? '', allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
   });
-  if (!decision.allow) throw refused(decision, g.kind);
+  if (!decision.allow) throw refused(decision, g.kind, actor);
   return { actor, product: found!.product, device: found!.device, org: found!.org, decision };
 }

@@ -185,7 +185,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
           at: new Date(), actorKind: actor.kind, actorId: '', action: 'signedIn', resourceKind: 'route',
           resourceId: method + ' ' + r.path, allowed: false, status: 401, reason,
         });
-        throw refused({ allow: false, status: 401, reason }, 'device');
+        throw refused({ allow: false, status: 401, reason }, 'device', actor);
       }
       access = { actor, product: null, device: null, org: null, decision: null };
     } else access = await authorize(ctx.store, actor, g, found.params, readOnce);
@@ -246,7 +246,8 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   async function clientActor(headers: IncomingMessage['headers'], fields: Fields): Promise<Actor> {
     const c = presentedClient(headers, fields);
     const client = c ? await ctx.store.verifyClient(c.id, c.secret) : null;
-    if (!client || client.productId === null) return { kind: 'invalid', reason: 'unknown' };
+    // Credentials that name a client and a secret were a client's attempt: OAuth's invalid_client. Anything else reads as no credentials.
+    if (!client || client.productId === null) return { kind: 'invalid', reason: c && c.secret ? 'client' : 'unknown' };
     return { kind: 'apiUser', apiUserId: 'client:' + client.id, scope: { productId: String(client.productId) }, scopes: CLIENT_SCOPES };
   }
 

@@ -16,7 +16,8 @@ export type Actor =
   /** No credentials. */
   | { kind: 'anonymous' }
   /** Credentials that were presented but do not hold: refused whatever they ask. */
-  | { kind: 'invalid'; reason: 'expired' | 'revoked' | 'unknown' }
+  /** 'client': OAuth client credentials that are wrong (answered as OAuth's invalid_client). */
+  | { kind: 'invalid'; reason: 'expired' | 'revoked' | 'unknown' | 'client' }
   /** An operator (a person) with a valid token. */
   | { kind: 'user'; userId: string; memberships: Memberships }
   /** A product's end user: reaches only the devices they own. */
