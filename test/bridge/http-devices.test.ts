@@ -74,7 +74,8 @@ describe('HTTP API: devices', function () {
     const r = await particle.getVariable({ deviceId: A1, name: 'temp', auth: f.tokens.dave });
     assert.equal((r.body as { result: number }).result, 21.5);
     const raw = await fetch(base + '/v1/devices/' + A1 + '/name?format=raw', { headers: { authorization: 'Bearer ' + f.tokens.alice } });
-    assert.equal(await raw.text(), '"kitchen"');
+    // The bare value, as Particle answers it: text, no JSON quotes.
+    assert.deepEqual([raw.headers.get('content-type'), await raw.text()], ['text/plain; charset=utf-8', 'kitchen']);
     await refused(particle.getVariable({ deviceId: A1, name: 'nope', auth: f.tokens.alice }), 404, 'Variable not found');
     await refused(particle.getVariable({ deviceId: A1, name: 'temp', auth: f.tokens.carol }), 403, 'Permission denied');
     await refused(particle.getVariable({ deviceId: A1, name: 'temp', auth: f.tokens.bob }), 404, 'Device not found');
@@ -87,6 +88,10 @@ describe('HTTP API: devices', function () {
       method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/x-www-form-urlencoded' }, body: 'arg=off',
     });
     assert.equal(((await viaArg.json()) as { return_value: number }).return_value, 0);
+    const raw = await fetch(base + '/v1/devices/' + A1 + '/setLed', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/x-www-form-urlencoded' }, body: 'arg=on&format=raw',
+    });
+    assert.equal(await raw.text(), '1', 'format=raw: the bare return value');
     await refused(particle.callFunction({ deviceId: A1, name: 'boom', argument: '', auth: f.tokens.alice }), 400, 'kaboom');
     await refused(particle.callFunction({ deviceId: A1, name: 'setLed', argument: 'on', auth: f.tokens.carol }), 403, 'Permission denied');
   });

@@ -20,7 +20,7 @@ import { mayClaimById } from '../../customers/claims.js';
 import type { Actor } from '../../policy/types.js';
 
 export { visibleProducts };
-import { route, type ApiContext, type Route } from '../app.js';
+import { route, STREAMING, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { bool, isUpload, type Fields, type Upload } from '../body.js';
 import { readFile } from 'node:fs/promises';
@@ -72,6 +72,14 @@ async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext[
     if (e instanceof RequestTimeout) throw ApiError.of(408, 'Timed out.');
     throw e;
   }
+}
+
+/** Particle's `format=raw`: the bare value as text (a string without JSON's quotes), not a JSON body. */
+function rawValue(req: Request, value: unknown): typeof STREAMING {
+  const text = String(value);
+  req.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  req.res.end(text);
+  return STREAMING;
 }
 
 /** PUT's fields, one action each (Particle's multiplexed update). */
@@ -138,7 +146,7 @@ function devicePaths(prefix: string): Route[] {
       if (!(name in device.variables)) throw ApiError.of(404, 'Variable not found');
       const r = await ask(ctx, device, { op: 'var', name });
       if (r.status !== 'ok') throw ApiError.of(r.status === 'not_found' ? 404 : 400, r.status === 'not_found' ? 'Variable not found' : String(r.value ?? r.status));
-      if (req.url.searchParams.get('format') === 'raw') return { status: 200, body: r.value };
+      if (req.url.searchParams.get('format') === 'raw') return rawValue(req, r.value);
       return {
         cmd: 'VarReturn', name, result: r.value,
         coreInfo: { name: device.name, deviceID: device.id, connected: true, last_handshake_at: device.lastHandshakeAt?.toISOString() ?? null, last_app: '' },
@@ -155,7 +163,7 @@ function devicePaths(prefix: string): Route[] {
       if (!device.functions.includes(name)) throw ApiError.of(404, 'Function not found');
       const r = await ask(ctx, device, { op: 'call', name, arg: raw });
       if (r.status !== 'ok') throw ApiError.of(r.status === 'not_found' ? 404 : 400, r.status === 'not_found' ? 'Function not found' : String(r.value ?? r.status));
-      if (req.url.searchParams.get('format') === 'raw' || body.format === 'raw') return { status: 200, body: r.value };
+      if (req.url.searchParams.get('format') === 'raw' || body.format === 'raw') return rawValue(req, r.value);
       return { id: device.id, name: device.name, connected: true, return_value: r.value };
     }),
     route('PUT', P + '/ping', guard.device('device.ping'), async (req, ctx, a) => {
