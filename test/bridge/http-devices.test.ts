@@ -81,6 +81,17 @@ describe('HTTP API: devices', function () {
     await refused(particle.getVariable({ deviceId: A1, name: 'temp', auth: f.tokens.bob }), 404, 'Device not found');
   });
 
+  it('answers HEAD as GET without a body, event streams included (nothing is held open)', async () => {
+    const h = { authorization: 'Bearer ' + f.tokens.alice };
+    const get = await fetch(base + '/v1/devices/' + A1, { headers: h });
+    const head = await fetch(base + '/v1/devices/' + A1, { method: 'HEAD', headers: h });
+    assert.deepEqual([head.status, head.headers.get('content-type'), head.headers.get('content-length'), await head.text()], [200, get.headers.get('content-type'), String((await get.text()).length), '']);
+    const stream = await fetch(base + '/v1/devices/' + A1 + '/events', { method: 'HEAD', headers: h, signal: AbortSignal.timeout(3000) });
+    assert.deepEqual([stream.status, stream.headers.get('content-type'), await stream.text()], [200, 'text/event-stream', '']);
+    assert.equal((await fetch(base + '/v1/devices/' + A1, { method: 'HEAD', headers: { authorization: 'Bearer ' + f.tokens.bob } })).status, 404);
+    assert.equal((await fetch(base + '/v1/devices/' + A1, { method: 'HEAD' })).status, 401);
+  });
+
   it('calls a function on the live device, with args (particle-api-js) or arg (Particle\'s API)', async () => {
     const r = await particle.callFunction({ deviceId: A1, name: 'setLed', argument: 'on', auth: f.tokens.erin });
     assert.deepEqual(r.body, { id: A1, name: null, connected: true, return_value: 1 });

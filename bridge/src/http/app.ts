@@ -150,7 +150,9 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     } catch {
       throw ApiError.of(400, 'The path is not valid percent-encoding');
     }
-    const method = req.method ?? 'GET';
+    // HEAD is GET without the body (node:http leaves the body out); particle-api-js checks a SIM so.
+    const head = req.method === 'HEAD';
+    const method = head ? 'GET' : req.method ?? 'GET';
     let found: { r: Compiled; params: Record<string, string> } | null = null;
     let pathKnown = false;
     for (const r of table) {
@@ -203,6 +205,12 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
         throw e;
       }
     } else if (method === 'GET' && /\/events(\/\*prefix)?$/.test(path)) {
+      if (head) {
+        // A stream's head: nothing follows it, so nothing is held open.
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        res.end();
+        return;
+      }
       const slot = ctx.limiter.stream(address);
       if (typeof slot === 'number') throw tooMany(slot);
       res.once('close', slot.close);
