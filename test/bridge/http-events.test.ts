@@ -8,6 +8,7 @@ import Particle from 'particle-api-js';
 import { encode, topics } from '@flotilla/protocol';
 import { defaultOptions } from '../../bridge/src/bridge.js';
 import { A1, B1, app, closed, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { openStream, type OpenStream } from '../helpers/sse.js';
 
 interface StreamEvent {
   name: string;
@@ -117,33 +118,20 @@ describe('HTTP API: an event stream lives no longer than its access', function (
   this.timeout(20000);
   let f: Fixture;
   let base: string;
-  const aborts: AbortController[] = [];
+  const opened: OpenStream[] = [];
 
   before(async () => {
     f = await startFixture({ httpPort: 0, sseKeepaliveMs: 200, mqtt: { ...defaultOptions.mqtt, expirySweepMs: 100 } });
     base = 'http://127.0.0.1:' + f.bridge.ports.http;
   });
   after(async () => {
-    for (const a of aborts) a.abort();
+    for (const s of opened) s.close();
     await f.close();
   });
 
-  /** A raw stream: its text so far, and whether the bridge ended it. */
-  async function stream(path: string, token: string) {
-    const ac = new AbortController();
-    aborts.push(ac);
-    const r = await fetch(base + path, { headers: { authorization: 'Bearer ' + token }, signal: ac.signal });
-    assert.equal(r.status, 200, path);
-    const s = { text: '', ended: false };
-    const reader = r.body!.getReader();
-    void (async () => {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        s.text += new TextDecoder().decode(value);
-      }
-      s.ended = true;
-    })().catch(() => undefined);
+  async function stream(path: string, token: string): Promise<OpenStream> {
+    const s = await openStream(base + path, token);
+    opened.push(s);
     return s;
   }
 

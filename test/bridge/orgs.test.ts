@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { decode, encode, topics } from '@flotilla/protocol';
 import type { MqttClient } from 'mqtt';
 import { A1, A2, app, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { openStream, type OpenStream } from '../helpers/sse.js';
 
 type Who = 'alice' | 'carol' | 'dave' | 'erin' | 'olga' | 'adam' | 'devon' | 'sue' | 'vic' | 'otto';
 type Level = 'none' | 'viewer' | 'support' | 'developer' | 'administrator' | 'owner';
@@ -247,20 +248,9 @@ describe('organizations: product transfer, spaces, ownership', function () {
   });
 
   it('keeps events to their space: /v1/devices/events streams and publishes the personal space only', async () => {
-    const streams: { text: string; ac: AbortController }[] = [];
+    const streams: OpenStream[] = [];
     const open = async (path: string, who: Who) => {
-      const ac = new AbortController();
-      const r = await fetch(base + path, { headers: { authorization: 'Bearer ' + tokens[who] }, signal: ac.signal });
-      assert.equal(r.status, 200, path);
-      const s = { text: '', ac };
-      const reader = r.body!.getReader();
-      void (async () => {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          s.text += new TextDecoder().decode(value);
-        }
-      })().catch(() => undefined);
+      const s = await openStream(base + path, tokens[who]);
       streams.push(s);
       return s;
     };
@@ -282,7 +272,7 @@ describe('organizations: product transfer, spaces, ownership', function () {
       // erin's only product is in the org now: nothing personal to publish into.
       assert.equal((await api('POST', '/v1/devices/events', 'erin', { name: 'x' })).status, 403);
     } finally {
-      for (const s of streams) s.ac.abort();
+      for (const s of streams) s.close();
     }
   });
 
