@@ -4,7 +4,7 @@
  * streamed to a temporary file, hashed on the way, never held in memory.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
@@ -89,12 +89,25 @@ function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOption
     const fields: Fields = {};
     let failed: ApiError | null = null;
     let writing: Promise<void> | null = null;
+    let file: { path: string; out: WriteStream } | null = null;
     const fail = (e: ApiError) => {
       if (failed) return;
       failed = e;
       req.unpipe(parser);
       req.resume();
-      reject(e);
+      if (!file) return reject(e);
+      // The partial file goes before the answer, once its stream has closed (a removal while it
+      // was still opening left it on disk, and its descriptor open): nothing of a refused upload stays.
+      const { path, out } = file;
+      const removed = () => {
+        rmSync(path, { force: true });
+        reject(e);
+      };
+      if (out.closed) removed();
+      else {
+        out.once('close', removed);
+        out.destroy();
+      }
     };
     parser.on('field', (name, value, info) => {
       if (info.valueTruncated) return fail(ApiError.of(413, 'Field ' + name + ' is larger than ' + fieldLimit + ' bytes'));
@@ -114,6 +127,7 @@ function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOption
       const hash = createHash('sha256');
       let size = 0;
       const out = createWriteStream(path, { mode: 0o600 });
+      file = { path, out };
       stream.on('data', (b: Buffer) => {
         size += b.length;
         hash.update(b);
