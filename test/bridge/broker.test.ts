@@ -134,6 +134,21 @@ describe('bridge broker', function () {
       await assert.rejects(app(f.port, 'w', f.tokens.alice, { will: { topic: topics.app.reply('w'), payload: status, qos: 0, retain: false } }), /Not authorized/);
       track(await device(f.port, A1, { will: { topic: topics.device.status(A1), payload: status, qos: 1, retain: false } }));
     });
+
+    it('refuses persistent sessions (clean session unset), for devices and apps alike', async () => {
+      await assert.rejects(device(f.port, A2, { clean: false }), /Not authorized/);
+      await assert.rejects(app(f.port, 'keep-me', f.tokens.alice, { clean: false }), /Not authorized/);
+    });
+
+    it('keeps an app\'s client id to its account: another account cannot take it over (and read its replies); the same account can', async () => {
+      const alice = track(await app(f.port, 'shared-app', f.tokens.alice));
+      await assert.rejects(app(f.port, 'shared-app', f.tokens.bob), /Identifier rejected/);
+      await assert.rejects(app(f.port, 'shared-app', f.tokens.apiUser), /Identifier rejected/);
+      assert.ok(alice.connected, 'the first connection stays');
+      const again = track(await app(f.port, 'shared-app', f.tokens.alice));
+      await closed(alice);
+      assert.ok(again.connected);
+    });
   });
 
   describe('devices', () => {
