@@ -103,7 +103,8 @@ out.push(
   `  curl ${auth} ${api}/v1/products/${slug}/events            # live events (server-sent)`,
   `  curl ${auth} ${api}/v1/products/${slug}/fleet_health`,
   `  node -e "new (require('particle-api-js'))({baseUrl:'${api}'}).listDevices({auth:process.env.TOKEN,product:'${slug}'}).then(r=>console.log(r.body.devices.map(d=>d.id+' '+d.online)))"`,
-  `  particle config flotilla apiUrl ${api} && particle login --token $TOKEN && particle get ${example} temperature`,
+  // Setting a profile's apiUrl does not switch to it: without `particle config flotilla`, the login (and the token) went to Particle's cloud.
+  `  particle config flotilla apiUrl ${api} && particle config flotilla && particle login --token $TOKEN && particle get ${example} temperature`,
   `  (particle list shows your personal space; the demo fleet is the org's: curl ${auth} ${api}/v1/orgs/${state.org}/devices)`,
   '',
 );
