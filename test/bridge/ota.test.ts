@@ -7,10 +7,13 @@
  * device that never answers; an image that fails its trial.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildImage } from '@flotilla/simulator';
 import { A2, connect } from '../helpers/bridge-fixture.js';
 import { otaWorld, TEST_OTA, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
+import { incomingDir } from '../../bridge/src/ota/files.js';
 
 /**
  * A 200 KB flash by version, the link cut a third of the way: the second
@@ -73,6 +76,30 @@ describe('OTA: deleting a version still in use', function () {
     assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { firmware_version: 24 })).status, 200);
     assert.equal((await del(23)).status, 204);
     assert.equal((await del(24)).status, 409);
+  });
+});
+
+describe('OTA: uploads of one version racing', function () {
+  this.timeout(60000);
+  let w: OtaWorld;
+  before(async () => {
+    w = await otaWorld();
+  });
+  after(() => w.close());
+
+  it('keeps exactly one, whose file is the one its row describes, and leaves nothing of the others on disk', async () => {
+    const { f } = w;
+    const bundles = Array.from({ length: 8 }, (_, i) => 'var racer = ' + i + ';');
+    const answers = await Promise.all(bundles.map((b) => w.upload(f.tokens.erin, b, { version: '30' })));
+    assert.deepEqual(answers.map((a) => a.status).sort(), [201, 409, 409, 409, 409, 409, 409, 409]);
+    const won = answers.find((a) => a.status === 201)!.body as { sha256: string };
+    const bin = await fetch(w.base + '/v1/products/prod-a/firmware/30/binary', { headers: { authorization: 'Bearer ' + f.tokens.erin } });
+    assert.equal(bin.status, 200);
+    assert.equal(createHash('sha256').update(Buffer.from(await bin.arrayBuffer())).digest('hex'), won.sha256, 'the file kept is the winner\'s');
+    const kept = readdirSync(join(f.dir, 'firmware', String(w.product))).filter((n) => n.startsWith('30'));
+    assert.equal(kept.length, 1, 'one file for version 30: ' + kept);
+    const incoming = incomingDir(f.dir);
+    assert.deepEqual(existsSync(incoming) ? readdirSync(incoming) : [], [], 'nothing left of the refused uploads');
   });
 });
 

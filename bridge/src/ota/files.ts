@@ -21,8 +21,9 @@ export function incomingDir(dataDir: string): string {
 }
 
 /** Relative to the data directory. */
+/** Where an uploaded version is kept: a name of its own per upload, so two uploads of one version racing cannot overwrite (or remove) each other's file. */
 export function versionPath(productId: number, version: number): string {
-  return join('firmware', String(productId), version + '.flim');
+  return join('firmware', String(productId), version + '-' + randomBytes(6).toString('hex') + '.flim');
 }
 
 export function flashPath(): string {

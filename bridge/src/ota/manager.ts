@@ -13,6 +13,7 @@
  * Work on one device is serialized (hello, outcomes, flashes, the rollout
  * tick), so two decisions about a device never interleave.
  */
+import { rm } from 'node:fs/promises';
 import { encode, LIMITS, topics, type Hello, type Messages, type OtaFailure } from '@flotilla/protocol';
 import type { Logger } from '../mqtt/deps.js';
 import type { DeviceOtaHooks } from '../mqtt/context.js';
@@ -499,7 +500,11 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   async upload(productId: number, file: UploadedFile, meta: { version: number | null; title: string | null; description: string | null; by: string | null }): Promise<FirmwareVersion> {
     const image = await checkImage(file, productId, meta.version, this.o.imageMaxBytes);
-    if (await this.d.store.getFirmware(productId, image.version)) throw new OtaError('conflict', `version ${image.version} already exists in product ${productId}`);
+    if (await this.d.store.getFirmware(productId, image.version)) {
+      // A bare bundle was wrapped into a file of the bridge's own, which the upload's cleanup does not know.
+      if (image.file !== file.path) await rm(image.file, { force: true });
+      throw new OtaError('conflict', `version ${image.version} already exists in product ${productId}`);
+    }
     const path = versionPath(productId, image.version);
     await keep(this.d.dataDir, image, path);
     try {
