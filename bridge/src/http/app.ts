@@ -66,6 +66,8 @@ export interface Request {
   headers: IncomingMessage['headers'];
   /** The bearer token it came with, if any. */
   token: string | null;
+  /** When that token expires (ms since the epoch), once authentication found it valid; null: never, or no valid token. */
+  tokenExpiresAt: number | null;
   /** The body, read on first call (JSON or form-encoded). */
   body(): Promise<Fields>;
 }
@@ -174,9 +176,9 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const r = found.r.route;
     const upload = r.files ? { dir: incomingDir(ctx.dataDir), limit: Math.min(ctx.uploadLimit, r.fileLimit ?? Infinity), written: (p: string) => uploads.push(p) } : undefined;
     const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
-    const request: Request = { method, url, res, params: found.params, headers: req.headers, token, body: readOnce };
+    const request: Request = { method, url, res, params: found.params, headers: req.headers, token, tokenExpiresAt: null, body: readOnce };
     const g = r.guard;
-    const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(req.headers, method === 'GET' ? null : readOnce);
+    const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(request, method === 'GET' ? null : readOnce);
     if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : byAddress);
     let access: Access;
     if (g.kind === 'public') access = { actor, product: null, device: null, org: null, decision: null };
@@ -230,8 +232,13 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     json(res, status, out);
   }
 
-  /** The actor behind the bearer token: anonymous without one, invalid for an unknown, expired or revoked one. */
-  async function authenticate(headers: IncomingMessage['headers'], body: (() => Promise<Fields>) | null): Promise<Actor> {
+  /**
+   * The actor behind the bearer token: anonymous without one, invalid for an
+   * unknown, expired or revoked one. A valid token's expiry goes on the request
+   * (an event stream ends with its token).
+   */
+  async function authenticate(request: Request, body: (() => Promise<Fields>) | null): Promise<Actor> {
+    const headers = request.headers;
     if (/^basic /i.test(headers.authorization ?? '')) return clientActor(headers, {});
     const token = bearer(headers);
     if (!token) {
@@ -243,6 +250,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     if (!t) return { kind: 'invalid', reason: 'unknown' };
     if (t.revokedAt) return { kind: 'invalid', reason: 'revoked' };
     if (t.expiresAt && t.expiresAt <= new Date()) return { kind: 'invalid', reason: 'expired' };
+    request.tokenExpiresAt = t.expiresAt ? t.expiresAt.getTime() : null;
     return (await actorOf(ctx.store, t.subject)) ?? { kind: 'invalid', reason: 'unknown' };
   }
 

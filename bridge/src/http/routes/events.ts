@@ -16,9 +16,8 @@ import type { StreamScope } from '../events.js';
 import { sha256Hex } from '../../store/secrets.js';
 
 /** A stream for the token's holder: it ends when the token is revoked or expires (EventHub). */
-async function open(req: Request, ctx: ApiContext, a: Access, scope: StreamScope): Promise<typeof STREAMING> {
-  const t = req.token ? await ctx.store.findToken(req.token) : null;
-  const holder = { actor: a.actor, tokenHash: req.token ? sha256Hex(req.token) : '', expiresAt: t?.expiresAt ? t.expiresAt.getTime() : null };
+function open(req: Request, ctx: ApiContext, a: Access, scope: StreamScope): typeof STREAMING {
+  const holder = { actor: a.actor, tokenHash: req.token ? sha256Hex(req.token) : '', expiresAt: req.tokenExpiresAt };
   ctx.events.open(holder, scope, req.params.prefix ?? '', req.res);
   return STREAMING;
 }
