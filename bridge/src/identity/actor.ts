@@ -44,6 +44,13 @@ export function subjectOf(a: Actor): TokenSubject | null {
   }
 }
 
+/** Whether two actors stand for the same token subject (the same user, customer or API user). */
+export function sameSubject(a: Actor, b: Actor): boolean {
+  const x = subjectOf(a);
+  const y = subjectOf(b);
+  return x !== null && y !== null && x.kind === y.kind && x.id === y.id;
+}
+
 /** The id of whoever an actor is, for the audit log ('' for anonymous or invalid credentials). */
 export function actorId(a: Actor): string {
   switch (a.kind) {

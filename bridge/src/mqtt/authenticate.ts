@@ -4,7 +4,7 @@
  * access token as password). The answer becomes the client's Session.
  */
 import { decode, isClientId, isDeviceId, LIMITS, topics } from '@flotilla/protocol';
-import { actorOf } from '../identity/actor.js';
+import { actorOf, sameSubject } from '../identity/actor.js';
 import { sha256Hex } from '../store/secrets.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
@@ -65,6 +65,23 @@ export async function authenticate(
   };
 }
 
+
+/**
+ * No persistent sessions (clean session unset): aedes would keep, for a client
+ * gone, every message its subscriptions match (whether or not it may see them)
+ * and its unfinished QoS 2 packets, in memory and without bound.
+ */
+export const PERSISTENT_SESSION: AuthResult = { ok: false, code: NOT_AUTHORIZED, reason: 'this broker keeps no sessions: connect with clean session set' };
+
+/**
+ * A new session against the one connected now under its client id: an app's
+ * client id is its reply address (app/<clientId>/reply), so another account
+ * may not take it over; the same account may (a reconnect).
+ */
+export function takeOver(held: Session | undefined, next: AuthResult): AuthResult {
+  if (!next.ok || next.session.kind !== 'operator' || !held) return next;
+  return held.kind === 'operator' && sameSubject(held.actor, next.session.actor) ? next : { ok: false, code: BAD_CLIENT_ID, reason: 'client id in use by another account' };
+}
 
 /** dev/<id>/status carrying { online: false }, not retained: the only will a device may leave. */
 function deviceWillOk(deviceId: string, will: Will): boolean {

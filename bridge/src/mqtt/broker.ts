@@ -9,8 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { encode, topics } from '@flotilla/protocol';
 import type { BrokerStore, Logger } from './deps.js';
 import type { BrokerContext } from './context.js';
-import { authenticate, BAD_CLIENT_ID, NOT_AUTHORIZED } from './authenticate.js';
-import { actorId } from '../identity/actor.js';
+import { authenticate, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
 import { guardConnection } from './guard.js';
 import { EventHub } from '../http/events.js';
@@ -116,18 +115,12 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const will = (client as unknown as { _will?: { topic: string; payload: Buffer; retain?: boolean } })._will ?? null;
       // TLS device identity: a client certificate, when one was presented, decides (identity/peer.ts).
       const socket = (client as unknown as { conn: Socket }).conn;
-      // No persistent sessions: aedes would queue, for a client gone, every message its subscriptions
-      // match (whether or not it may see them) and keep its unfinished QoS 2 packets, in memory, without bound.
       const clean = (client as unknown as { clean?: boolean }).clean !== false;
       const checked: Promise<AuthResult> = !clean
-        ? Promise.resolve({ ok: false, code: NOT_AUTHORIZED, reason: 'this broker keeps no sessions: connect with clean session set' })
-        : (o.certificateAuth?.(context, socket, client.id, username, will) ?? authenticate(context, client.id, username, password, will)).then((r) => {
-            // An app's client id is its reply address (app/<clientId>/reply): another account may not take it over.
-            const held = clients(aedes)[client.id]?.session;
-            return r.ok && r.session.kind === 'operator' && held && (held.kind !== 'operator' || actorId(held.actor) !== actorId(r.session.actor) || held.actor.kind !== r.session.actor.kind)
-              ? { ok: false, code: BAD_CLIENT_ID, reason: 'client id in use by another account' }
-              : r;
-          });
+        ? Promise.resolve(PERSISTENT_SESSION)
+        : (o.certificateAuth?.(context, socket, client.id, username, will) ?? authenticate(context, client.id, username, password, will)).then((r) =>
+            takeOver(clients(aedes)[client.id]?.session, r),
+          );
       checked.then(
         (r) => {
           if (!r.ok) {
