@@ -20,8 +20,10 @@ export function incomingDir(dataDir: string): string {
   return join(firmwareDir(dataDir), '.incoming');
 }
 
-/** Relative to the data directory. */
-/** Where an uploaded version is kept: a name of its own per upload, so two uploads of one version racing cannot overwrite (or remove) each other's file. */
+/**
+ * Where an uploaded version is kept, relative to the data directory: a name of its own per
+ * upload, so two uploads of one version racing cannot overwrite (or remove) each other's file.
+ */
 export function versionPath(productId: number, version: number): string {
   return join('firmware', String(productId), version + '-' + randomBytes(6).toString('hex') + '.flim');
 }
