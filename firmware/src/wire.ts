@@ -9,14 +9,14 @@
  * test/vectors/messages.ts checks both against the cloud's codec.
  */
 import {
-  decodeCbor, fail, KIND, LIMITS, nameProblem, eventNameProblem, OTA_FAILURE, REQUEST_OP, utf8Length, utf8Write, WireValue,
+  decodeCbor, fail, floatScratch, KIND, LIMITS, nameProblem, eventNameProblem, OTA_FAILURE, REQUEST_OP, utf8Length, utf8Write, WireValue,
 } from '@flotilla/protocol/core';
 import type { CloudEvent, OtaAbort, OtaBegin, OtaChunk, Request } from '@flotilla/protocol/core';
 
 export type Inbound = ({ kind: 'request' } & Request) | ({ kind: 'otaBegin' } & OtaBegin) | ({ kind: 'otaChunk' } & OtaChunk) | ({ kind: 'otaAbort' } & OtaAbort) | ({ kind: 'cloudEvent' } & CloudEvent);
 
-// One 8-byte scratch for float conversions.
-const dv = new DataView(new ArrayBuffer(8));
+// The core's 8-byte scratch for float conversions.
+const dv = floatScratch;
 
 /**
  * Encodes `v`; with `out`, appends to it (the recursion) and returns null.

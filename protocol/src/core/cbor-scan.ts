@@ -38,8 +38,9 @@ const MAX_SAFE_HIGH = 0x1fffff;
 let argument = 0;
 let build = false;
 let value: WireValue = null;
-// One 8-byte scratch for floats.
-const dv = new DataView(new ArrayBuffer(8));
+/** One 8-byte scratch for float conversions: the decoder's here, and the firmware's encoder (one object less on a device). */
+export const floatScratch = new DataView(new ArrayBuffer(8));
+const dv = floatScratch;
 
 /** Throws unless `bytes` is exactly one well-formed item of the subset. */
 export function scanCbor(bytes: Uint8Array): void {

@@ -21,7 +21,7 @@ export type { VitalName, VitalValues } from './vitals.js';
 export { LAYOUTS, REQUEST_ARGS, fromWire, toWire, kindOfCode, codeOfKind } from './layout.js';
 export type { WireValue } from './layout.js';
 export { validate, validateDeviceEventName } from './validate.js';
-export { decodeCbor, scanCbor, MAX_DEPTH } from './cbor-scan.js';
+export { decodeCbor, floatScratch, scanCbor, MAX_DEPTH } from './cbor-scan.js';
 export { IMAGE_HEADER_SIZE, encodeImageHeader, hasImageMagic, parseImageHeader } from './image.js';
 export type { ImageHeader } from './image.js';
 export { utf8Length, utf8Write, utf8Decode } from './utf8.js';
