@@ -124,6 +124,11 @@ export async function keep(dataDir: string, image: CheckedImage, relative: strin
   await rename(image.file, to);
 }
 
+/** Drops a checked image that will not be kept: a wrapped one is a file of the bridge's own (an upload's own file is the request's cleanup's). */
+export async function discard(image: CheckedImage): Promise<void> {
+  if (image.wrapped) await rm(image.file, { force: true });
+}
+
 export async function removeImage(dataDir: string, relative: string): Promise<void> {
   await rm(join(dataDir, relative), { force: true });
 }

@@ -13,14 +13,13 @@
  * Work on one device is serialized (hello, outcomes, flashes, the rollout
  * tick), so two decisions about a device never interleave.
  */
-import { rm } from 'node:fs/promises';
 import { encode, LIMITS, topics, type Hello, type Messages, type OtaFailure } from '@flotilla/protocol';
 import type { Logger } from '../mqtt/deps.js';
 import type { DeviceOtaHooks } from '../mqtt/context.js';
 import type { DeviceTarget, FirmwareVersion, OtaJob, OtaJobSource, Rollout, RolloutCounts, Store } from '../store/store.js';
 import { desiredVersion, impact, type Impact, type ReleasePlan } from './desired.js';
 import { OtaError } from './errors.js';
-import { checkImage, flashPath, ImageCache, keep, removeImage, versionPath, type ImageSource, type UploadedFile } from './files.js';
+import { checkImage, discard, flashPath, ImageCache, keep, removeImage, versionPath, type ImageSource, type UploadedFile } from './files.js';
 import { gate } from './gate.js';
 import { Transfer, type TransferOutcome } from './transfer.js';
 
@@ -501,8 +500,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   async upload(productId: number, file: UploadedFile, meta: { version: number | null; title: string | null; description: string | null; by: string | null }): Promise<FirmwareVersion> {
     const image = await checkImage(file, productId, meta.version, this.o.imageMaxBytes);
     if (await this.d.store.getFirmware(productId, image.version)) {
-      // A bare bundle was wrapped into a file of the bridge's own, which the upload's cleanup does not know.
-      if (image.file !== file.path) await rm(image.file, { force: true });
+      await discard(image);
       throw new OtaError('conflict', `version ${image.version} already exists in product ${productId}`);
     }
     const path = versionPath(productId, image.version);
