@@ -113,7 +113,7 @@ describe('OTA decisions', () => {
       h.t.stop();
     });
 
-    it('ignores another job\'s status; ends on verified and on failed with the device\'s reason; an offset past the end is a bad chunk', async () => {
+    it('ignores another job\'s status; ends on verified (of the whole image) and on failed with the device\'s reason; an offset past the end, or verified short of it, is a bad chunk', async () => {
       const h = harness();
       h.t.start();
       h.t.status({ job: 8, state: 'verified', offset: size, reason: null });
@@ -124,6 +124,11 @@ describe('OTA decisions', () => {
       v.t.start();
       await v.status('verified', size);
       assert.deepEqual(v.outcomes, [{ kind: 'verified' }]);
+      // Verified with less than the whole image (no chunk was sent yet): not a verified job.
+      const early = harness();
+      early.t.start();
+      await early.status('verified', 0);
+      assert.deepEqual(early.outcomes, [{ kind: 'failed', reason: 'bad_chunk' }]);
       const past = harness();
       past.t.start();
       await past.status('offset', size + 1);

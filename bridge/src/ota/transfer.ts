@@ -69,7 +69,8 @@ export class Transfer {
     if (this.ended || s.job !== this.image.job) return;
     this.silences = 0;
     this.arm();
-    if (s.state === 'verified') return this.end({ kind: 'verified' });
+    // Verified means the whole image is held and checked: any other offset is a device in error.
+    if (s.state === 'verified') return this.end(s.offset === this.image.size ? { kind: 'verified' } : { kind: 'failed', reason: 'bad_chunk' });
     if (s.state === 'failed') return this.end({ kind: 'failed', reason: s.reason ?? 'aborted' });
     const o = s.offset;
     if (o > this.image.size) return this.end({ kind: 'failed', reason: 'bad_chunk' });
