@@ -392,6 +392,21 @@ describe('bridge broker', function () {
       a1.end(true);
     });
 
+    it('keeps a device\'s event budget across its sessions: reconnecting does not refill it', async () => {
+      const ev = Buffer.from(encode('event', { data: 'x', ttl: 60 }));
+      // Spend the burst and the backlog credit (QoS 1: each one taken before the next).
+      const first = await device(f.port, B1);
+      for (let i = 0; i < LIMITS.publishBurst + LIMITS.offlineQueueMax; i++) await first.publishAsync(topics.device.event(B1, 'spent'), ev, { qos: 1 });
+      assert.ok(first.connected);
+      await first.endAsync();
+      // A new session at once: a fresh budget would take another backlog of events; this one ends past the burst.
+      const again = await device(f.port, B1);
+      let sent = 0;
+      for (; sent < LIMITS.offlineQueueMax && again.connected; sent++) again.publish(topics.device.event(B1, 'again'), ev, { qos: 0 });
+      await closed(again);
+      again.end(true);
+    });
+
     it('drops a connection that never sends CONNECT (connect timeout)', async function () {
       this.timeout(20000);
       const r = await raw(f.port, [], 15000);

@@ -3,12 +3,13 @@
  * device secret as password) or an operator app (any other client id, an
  * access token as password). The answer becomes the client's Session.
  */
-import { decode, isClientId, isDeviceId, LIMITS, topics } from '@flotilla/protocol';
+import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
 import { actorOf, sameSubject } from '../identity/actor.js';
 import { sha256Hex } from '../store/secrets.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
 import type { Session } from './session.js';
+import { bucket, deviceBudget, resume } from './budget.js';
 
 /** CONNACK return codes of MQTT 3.1.1. */
 export const BAD_CREDENTIALS = 4;
@@ -37,12 +38,12 @@ export async function authenticate(
     if (!access) return { ok: false, code: NOT_AUTHORIZED, reason: 'device has no product' };
     const actor: Actor = { kind: 'device', deviceId: clientId, productId: access.product.productId };
     const now = Date.now();
+    let budget = ctx.budgets.get(clientId);
+    if (budget) resume(budget, ctx.eventRate, now);
+    else ctx.budgets.set(clientId, (budget = deviceBudget(ctx.eventRate, ctx.limits, now)));
     return {
       ok: true,
-      session: {
-        kind: 'device', deviceId: clientId, product: access.product, customerId: access.customerId, actor, inbox: topics.filter.deviceInbox(clientId),
-        tokens: ctx.eventRate.burst, refilledAt: now, backlog: LIMITS.offlineQueueMax, packetTokens: ctx.limits.burst, packetsRefilledAt: now,
-      },
+      session: { kind: 'device', deviceId: clientId, product: access.product, customerId: access.customerId, actor, inbox: topics.filter.deviceInbox(clientId), budget },
     };
   }
   // An operator app: a token, and a client id that can be a topic level (replies go to app/<clientId>/reply).
@@ -60,7 +61,7 @@ export async function authenticate(
     ok: true,
     session: {
       kind: 'operator', clientId, tokenHash: sha256Hex(secret), expiresAt: token.expiresAt ? token.expiresAt.getTime() : null, actor,
-      watch: new Map(), tokens: ctx.limits.burst, refilledAt: Date.now(),
+      watch: new Map(), packets: bucket(ctx.limits, Date.now()),
     },
   };
 }

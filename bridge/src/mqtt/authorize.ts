@@ -16,6 +16,7 @@ import { ingest } from './ingest.js';
 import { CLOUD_EVENT_OPS, deviceMessageOps, tally } from '../telemetry/data-ops.js';
 import { presentClaimCode } from './claims.js';
 import type { Session, WithSession } from './session.js';
+import { take, takeEvent } from './budget.js';
 
 /** A refusal: aedes closes the client; the message says why, for the log. */
 export class Refused extends Error {}
@@ -117,34 +118,12 @@ async function authorizeAppPublish(
 
 /** Every client's publish budget (ctx.limits): a flood ends the session. */
 function spendPacketToken(ctx: BrokerContext, s: Session): void {
-  const now = Date.now();
-  if (s.kind === 'device') {
-    s.packetTokens = Math.min(ctx.limits.burst, s.packetTokens + ((now - s.packetsRefilledAt) / 1000) * ctx.limits.perSecond);
-    s.packetsRefilledAt = now;
-    if (s.packetTokens < 1) throw new Refused('publish rate over ' + ctx.limits.perSecond + '/s');
-    s.packetTokens -= 1;
-  } else {
-    s.tokens = Math.min(ctx.limits.burst, s.tokens + ((now - s.refilledAt) / 1000) * ctx.limits.perSecond);
-    s.refilledAt = now;
-    if (s.tokens < 1) throw new Refused('publish rate over ' + ctx.limits.perSecond + '/s');
-    s.tokens -= 1;
-  }
+  if (!take(s.kind === 'device' ? s.budget.packets : s.packets, ctx.limits, Date.now())) throw new Refused('publish rate over ' + ctx.limits.perSecond + '/s');
 }
 
-/** The event rate per device (ctx.eventRate; Particle's 1/s with bursts of 4 by default). */
+/** The event rate per device (ctx.eventRate; Particle's 1/s with bursts of 4 by default), across its sessions. */
 function spendEventToken(ctx: BrokerContext, s: Extract<Session, { kind: 'device' }>): void {
-  const now = Date.now();
-  const rate = ctx.eventRate;
-  s.tokens = Math.min(rate.burst, s.tokens + ((now - s.refilledAt) / 1000) * rate.perSecond);
-  s.refilledAt = now;
-  // What the agent queued while offline arrives at once after a reconnect: paid from the backlog credit, not refused.
-  if (s.tokens < 1 && s.backlog > 0) {
-    s.backlog--;
-    return;
-  }
-  // A device may exceed the rate briefly (clock skew, a retransmission); twice the burst is abuse.
-  if (s.tokens < 1 - rate.burst) throw new Refused('event rate over ' + rate.perSecond + '/s');
-  s.tokens -= 1;
+  if (!takeEvent(s.budget, ctx.eventRate, Date.now())) throw new Refused('event rate over ' + ctx.eventRate.perSecond + '/s');
 }
 
 export interface Subscription {

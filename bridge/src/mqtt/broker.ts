@@ -12,6 +12,7 @@ import type { BrokerContext } from './context.js';
 import { authenticate, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
 import { guardConnection } from './guard.js';
+import { settled } from './budget.js';
 import { EventHub } from '../http/events.js';
 import { RequestRouter } from './requests.js';
 import { CLOUD_EVENT_OPS, tally } from '../telemetry/data-ops.js';
@@ -38,7 +39,7 @@ export interface BrokerOptions {
   eventRate: { perSecond: number; burst: number };
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
-  /** How often sessions and event streams whose token has expired are ended (ms, default 5000). */
+  /** How often sessions and event streams whose token has expired are ended, and offline devices' refilled budgets dropped (ms, default 5000). */
   expirySweepMs?: number;
   now?: () => Date;
   // --- TLS device identity (issue 4; bridge/src/identity/peer.ts) ---
@@ -93,6 +94,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     devices: new Map<string, DeviceRef>(),
     limits: o.publishRate,
     eventRate: o.eventRate,
+    budgets: new Map(),
     heard: new Map<string, number>(),
     subscriptions: new Map<string, readonly string[]>(),
     usage: new Map(),
@@ -178,10 +180,13 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   }
   const heardTimer = setInterval(() => void flushHeard(), o.heardFlushMs ?? 5000);
   heardTimer.unref();
-  // A session or an event stream ends with its token: expiry is checked at connect, then here.
   const expiryTimer = setInterval(() => {
+    // A session or an event stream ends with its token: expiry is checked at connect, then here.
     const now = (o.now ? o.now() : new Date()).getTime();
     cut((h) => h.expiresAt !== null && h.expiresAt <= now);
+    // An offline device's budget, once refilled, is what a fresh one would be.
+    const at = Date.now();
+    for (const [id, b] of context.budgets) if (!clients(aedes)[id] && settled(b, o.eventRate, o.publishRate, at)) context.budgets.delete(id);
   }, o.expirySweepMs ?? 5000);
   expiryTimer.unref();
 

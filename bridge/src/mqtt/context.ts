@@ -3,6 +3,7 @@ import type { Hello, Messages, ParsedTopic } from '@flotilla/protocol';
 import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
 import type { UsageTally } from '../telemetry/data-ops.js';
+import type { DeviceBudget } from './budget.js';
 
 /** What OTA delivery (bridge/src/ota) is told about devices; the broker knows nothing else of it. */
 export interface DeviceOtaHooks {
@@ -31,6 +32,8 @@ export interface BrokerContext {
   usage: Map<string, UsageTally>;
   /** Topics delivered recently → parsed (null: not a protocol topic), for authorizeForward. */
   topicCache: Map<string, ParsedTopic | null>;
+  /** Devices → their publish budgets, kept across sessions (dropped once refilled, offline). */
+  budgets: Map<string, DeviceBudget>;
   /** Events per second per device, and the burst allowed (Particle's 1/s with bursts of 4 by default). */
   eventRate: { perSecond: number; burst: number };
   /** Publish rate per client, against floods: messages per second, and the burst allowed. */

@@ -3,6 +3,7 @@
  * the publish and delivery paths decide without touching the database.
  */
 import type { Actor, ProductRef } from '../policy/types.js';
+import type { Bucket, DeviceBudget } from './budget.js';
 
 export type Session =
   | {
@@ -14,23 +15,16 @@ export type Session =
       actor: Actor;
       /** The three cloud → device topics it may subscribe to. */
       inbox: readonly string[];
-      /** Event publish budget (Particle's 1/s with bursts of 4). */
-      tokens: number;
-      refilledAt: number;
-      /** Events the agent queued while offline, allowed past the rate once (LIMITS.offlineQueueMax). */
-      backlog: number;
-      /** Publish budget for every kind of message, against floods. */
-      packetTokens: number;
-      packetsRefilledAt: number;
+      /** Its publish budgets: the device's (BrokerContext.budgets), shared by its sessions. */
+      budget: DeviceBudget;
     }
   | (TokenHolder & {
       kind: 'operator';
       clientId: string;
       /** "product/customer" of a device → may it watch that device's events (memo of decide(), cleared on refresh). */
       watch: Map<string, boolean>;
-      /** Publish budget: a token bucket against floods. */
-      tokens: number;
-      refilledAt: number;
+      /** Publish budget, against floods. */
+      packets: Bucket;
     });
 
 /**

@@ -1,0 +1,83 @@
+/**
+ * Publish budgets: token buckets, pure (the caller passes the time).
+ *
+ * A device's budget is kept per device across its sessions
+ * (BrokerContext.budgets), not per session: a device that reconnects gets back
+ * what it had left, so reconnecting in a loop does not refill its rate.
+ */
+import { LIMITS } from '@flotilla/protocol';
+
+export interface Rate {
+  perSecond: number;
+  burst: number;
+}
+
+export interface Bucket {
+  tokens: number;
+  /** When `tokens` was last brought up to date (ms). */
+  at: number;
+}
+
+export interface DeviceBudget {
+  /** Events (Particle's 1/s with bursts of 4 by default). */
+  events: Bucket;
+  /** Every kind of message, against floods. */
+  packets: Bucket;
+  /**
+   * Events the agent queued while offline, let past the event rate when they
+   * arrive at once after a reconnect: at most LIMITS.offlineQueueMax, earned
+   * back at the event rate between sessions (an agent offline for t seconds
+   * queued about t × rate events).
+   */
+  backlog: number;
+  backlogAt: number;
+}
+
+export function bucket(r: Rate, now: number): Bucket {
+  return { tokens: r.burst, at: now };
+}
+
+function refill(b: Bucket, r: Rate, now: number): void {
+  b.tokens = Math.min(r.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * r.perSecond);
+  b.at = now;
+}
+
+/** Takes one token; false (nothing taken) when fewer than one is left. */
+export function take(b: Bucket, r: Rate, now: number): boolean {
+  refill(b, r, now);
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
+export function deviceBudget(events: Rate, packets: Rate, now: number): DeviceBudget {
+  return { events: bucket(events, now), packets: bucket(packets, now), backlog: LIMITS.offlineQueueMax, backlogAt: now };
+}
+
+/** A new session of a device with a budget: the backlog credit earned since its last session. */
+export function resume(b: DeviceBudget, events: Rate, now: number): void {
+  b.backlog = Math.min(LIMITS.offlineQueueMax, b.backlog + (Math.max(0, now - b.backlogAt) / 1000) * events.perSecond);
+  b.backlogAt = now;
+}
+
+/**
+ * One event: from the rate, else from the backlog credit; a device may run
+ * past the rate briefly (clock skew, a retransmission), by up to its burst
+ * again. False beyond that: abuse.
+ */
+export function takeEvent(b: DeviceBudget, r: Rate, now: number): boolean {
+  refill(b.events, r, now);
+  if (b.events.tokens < 1 && b.backlog >= 1) {
+    b.backlog -= 1;
+    return true;
+  }
+  if (b.events.tokens < 1 - r.burst) return false;
+  b.events.tokens -= 1;
+  return true;
+}
+
+/** Whether a budget has refilled to what a fresh one holds: it need not be kept. */
+export function settled(b: DeviceBudget, events: Rate, packets: Rate, now: number): boolean {
+  const full = (x: Bucket, r: Rate) => x.tokens + ((now - x.at) / 1000) * r.perSecond >= r.burst;
+  return full(b.events, events) && full(b.packets, packets) && b.backlog + ((now - b.backlogAt) / 1000) * events.perSecond >= LIMITS.offlineQueueMax;
+}
