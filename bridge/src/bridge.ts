@@ -33,6 +33,12 @@ export interface BridgeOptions {
   callTimeoutMs: number;
   /** Event streams send a keepalive this often (Particle's clients reconnect after 15 s of silence). */
   sseKeepaliveMs: number;
+  /**
+   * An event stream whose reader falls this far behind (bytes written but not
+   * yet taken by its socket) is ended: the client reconnects and knows it
+   * missed events, and the bridge's memory stays bounded.
+   */
+  sseMaxBufferedBytes: number;
   /** Whether anyone may create an account with POST /v1/users; off by default: a self-hosted bridge is private. */
   signup: boolean;
   /** MQTT over TCP; 0 picks a free port. */
@@ -75,6 +81,8 @@ export const defaultOptions: BridgeOptions = {
   httpPort: 8080,
   callTimeoutMs: 10000,
   sseKeepaliveMs: 9000,
+  // About 250 events of 1 KB: a reader stalled for seconds, not a slow link.
+  sseMaxBufferedBytes: 256 * 1024,
   signup: false,
   mqttsPort: 8883,
   wsPort: null,
@@ -130,7 +138,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   const identity = await openCa(join(o.dataDir, 'tls'));
   const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });
   // Device events on the bus feed the event streams and the webhooks; both publish back into a product.
-  const events = broker.events(o.sseKeepaliveMs);
+  const events = broker.events({ keepaliveMs: o.sseKeepaliveMs, maxBufferedBytes: o.sseMaxBufferedBytes });
   const webhooks = createWebhooks({
     ...o.webhooks, store, log, devices: broker.context.devices,
     emit(product, name, data) {

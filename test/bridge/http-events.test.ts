@@ -4,8 +4,9 @@
  * spark/status, keepalives, and each stream seeing only what its token may.
  */
 import assert from 'node:assert/strict';
+import { connect as tcp } from 'node:net';
 import Particle from 'particle-api-js';
-import { encode, topics } from '@flotilla/protocol';
+import { encode, LIMITS, topics } from '@flotilla/protocol';
 import { defaultOptions } from '../../bridge/src/bridge.js';
 import { A1, B1, app, closed, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 import { openStream, type OpenStream } from '../helpers/sse.js';
@@ -121,7 +122,7 @@ describe('HTTP API: an event stream lives no longer than its access', function (
   const opened: OpenStream[] = [];
 
   before(async () => {
-    f = await startFixture({ httpPort: 0, sseKeepaliveMs: 200, mqtt: { ...defaultOptions.mqtt, expirySweepMs: 100 } });
+    f = await startFixture({ httpPort: 0, sseKeepaliveMs: 200, sseMaxBufferedBytes: 64 * 1024, mqtt: { ...defaultOptions.mqtt, expirySweepMs: 100 } });
     base = 'http://127.0.0.1:' + f.bridge.ports.http;
   });
   after(async () => {
@@ -161,6 +162,31 @@ describe('HTTP API: an event stream lives no longer than its access', function (
     await until('the marker', () => owner.text.includes('event: marker'));
     a1.end(true);
     assert.ok(!/event: (after|api-after|marker)/.test(dave.text), dave.text);
+  });
+
+  it('ends a stream whose reader stopped reading, once it is maxBufferedBytes behind; other streams go on', async () => {
+    // A client that sends its request, then reads nothing: what the bridge writes piles up.
+    const stalled = tcp(f.bridge.ports.http!, '127.0.0.1');
+    await new Promise((r) => stalled.once('connect', r));
+    stalled.write('GET /v1/products/prod-a/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ' + f.tokens.alice + '\r\n\r\n');
+    stalled.pause();
+    const reader = await stream('/v1/products/prod-a/events/big', f.tokens.alice);
+    const data = 'x'.repeat(LIMITS.eventDataMaxBytes);
+    // Far more than the socket buffers (about 4 MB measured on loopback) and the bound hold: 8 MB.
+    const n = 8000;
+    for (let i = 0; i < n; i++) assert.equal((await api('POST', '/v1/products/prod-a/events', f.tokens.alice, { name: 'big', data })).status, 200);
+    // The live reader got every one.
+    await until('every event', () => reader.text.split('event: big').length - 1 === n, 10000);
+    // The stalled one was ended: reading now gives what was buffered, then the end, far short of all.
+    let got = 0;
+    const ended = new Promise<void>((r) => {
+      stalled.on('data', (b: Buffer) => (got += b.length));
+      stalled.once('close', () => r());
+      stalled.on('error', () => undefined);
+    });
+    stalled.resume();
+    await ended;
+    assert.ok(got < n * LIMITS.eventDataMaxBytes, 'got ' + got + ' bytes');
   });
 
   it('ends a stream when its token is revoked', async () => {

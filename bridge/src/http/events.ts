@@ -5,6 +5,8 @@
  * actor may watch that device. Wire format:
  *   event: <name>\ndata: {"data":...,"ttl":60,"published_at":"<ISO>","coreid":"<device id>"}\n\n
  * A comment line every keepaliveMs (Particle's clients reconnect after 15 s of silence).
+ * A stream whose reader falls maxBufferedBytes behind is ended, not buffered
+ * for without bound: its client reconnects, and knows it missed events.
  *
  * A stream lives no longer than what opened it, as an operator's MQTT session:
  * the broker ends it when its token is revoked or expires, or its customer or
@@ -18,6 +20,14 @@ import type { Memberships, ProductRef } from '../policy/types.js';
 import type { DeviceRef } from '../store/store.js';
 import type { TokenHolder } from '../mqtt/session.js';
 import { inPersonalSpace } from './access.js';
+import type { Logger } from '../mqtt/deps.js';
+
+export interface StreamOptions {
+  /** A comment line this often, when nothing else was sent. */
+  keepaliveMs: number;
+  /** Bytes written to a stream and not yet taken by its socket past which it is ended. */
+  maxBufferedBytes: number;
+}
 
 /** 'all': everything the actor may watch; 'mine': that, in the actor's personal space only (/v1/devices/events, as GET /v1/devices). */
 export type StreamScope = { kind: 'all' } | { kind: 'mine' } | { kind: 'device'; deviceId: string } | { kind: 'product'; productId: string } | { kind: 'org'; orgId: string };
@@ -50,12 +60,25 @@ export class EventHub {
   constructor(
     /** The broker's map of devices it has seen: the product and customer of a device, synchronously. */
     private readonly devices: Map<string, DeviceRef>,
-    keepaliveMs: number,
+    private readonly o: StreamOptions,
+    private readonly log: Logger,
   ) {
     this.timer = setInterval(() => {
-      for (const s of this.streams) s.res.write(':\n');
-    }, keepaliveMs);
+      for (const s of this.streams) this.send(s, ':\n');
+    }, o.keepaliveMs);
     this.timer.unref();
+  }
+
+  /** Writes to a stream, or ends it when its reader is too far behind. */
+  private send(s: Stream, text: string): void {
+    if (s.res.writableLength + text.length <= this.o.maxBufferedBytes) {
+      s.res.write(text);
+      return;
+    }
+    this.streams.delete(s);
+    this.log.info({ buffered: s.res.writableLength }, 'events: a stream whose reader fell behind was ended');
+    // Destroyed, not ended: what it holds unsent is dropped with it.
+    s.res.destroy();
   }
 
   /** Opens a stream on `res` for the holder of a token; it ends when the client goes, or end() ends it. */
@@ -120,7 +143,7 @@ export class EventHub {
         ok = decide(s.actor, 'device.events', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId }).allow;
         s.may.set(key, ok);
       }
-      if (ok) s.res.write(line);
+      if (ok) this.send(s, line);
     }
   }
 
@@ -134,7 +157,7 @@ export class EventHub {
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
       if (!inScope(s, product, null)) continue;
-      if (decide(s.actor, 'device.events', { kind: 'product', product }).allow) s.res.write(line);
+      if (decide(s.actor, 'device.events', { kind: 'product', product }).allow) this.send(s, line);
     }
   }
 

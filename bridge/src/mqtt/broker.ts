@@ -13,7 +13,7 @@ import { authenticate, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
 import { guardConnection } from './guard.js';
 import { settled } from './budget.js';
-import { EventHub } from '../http/events.js';
+import { EventHub, type StreamOptions } from '../http/events.js';
 import { RequestRouter } from './requests.js';
 import { CLOUD_EVENT_OPS, tally } from '../telemetry/data-ops.js';
 import type { TokenHolder, WithSession } from './session.js';
@@ -65,7 +65,7 @@ export interface Broker {
   /** Calls `listener` with every device event on the bus (topic, payload as published). */
   tap(listener: (topic: string, payload: Buffer) => void): void;
   /** An event hub fed with every device event on the bus, for the HTTP API's streams. */
-  events(keepaliveMs: number): EventHub;
+  events(o: StreamOptions): EventHub;
   /** Writes what is held in memory (last_heard, usage counts) now; close() does it too. */
   flush(): Promise<void>;
   /** A user's memberships changed: their live sessions decide with the new ones from now on. */
@@ -291,8 +291,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
         cb();
       }, () => {});
     },
-    events(keepaliveMs) {
-      const hub = new EventHub(context.devices, keepaliveMs);
+    events(streams) {
+      const hub = new EventHub(context.devices, streams, o.log);
       aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
         if (isClaimTopic(packet.topic)) return cb();
         hub.deliver(packet.topic, packet.payload as Buffer);
