@@ -66,7 +66,7 @@ export interface BridgeOptions {
   /** Limits of the HTTP API (Particle's: 10,000 requests per 5 minutes per token, 100 logins per 5 minutes per address, ...). */
   rateLimits: RateLimits;
   /** Webhook delivery: attempts, backoff, time limit, when to disable (integrations/webhooks.ts). */
-  webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'queueLimit'>;
+  webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'queueLimit' | 'allowTargets'>;
   /** OTA delivery: chunk size, window, timeouts and retry bounds, documented where they are read (ota/manager.ts). */
   ota: OtaOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */

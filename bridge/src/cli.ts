@@ -4,6 +4,7 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import { defaultOptions, type BridgeOptions } from './bridge.js';
+import { targetPolicy } from './integrations/targets.js';
 
 export const bridgeFlags = {
   'data-dir': { type: 'string' },
@@ -19,6 +20,7 @@ export const bridgeFlags = {
   'owner-username': { type: 'string' },
   'owner-password': { type: 'string' },
   signup: { type: 'string' },
+  'webhook-allow': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const bridgeHelp = `  --data-dir DIR         FLOTILLA_DATA_DIR         database and firmware (default ${defaultOptions.dataDir})
@@ -33,7 +35,8 @@ export const bridgeHelp = `  --data-dir DIR         FLOTILLA_DATA_DIR         da
   --log-level L          FLOTILLA_LOG_LEVEL        fatal|error|warn|info|debug|trace|silent (default ${defaultOptions.logLevel})
   --owner-username U     FLOTILLA_OWNER_USERNAME   first owner, created on an empty database (default ${defaultOptions.ownerUsername})
   --owner-password P     FLOTILLA_OWNER_PASSWORD   its password (default: generated, printed once)
-  --signup on|off        FLOTILLA_SIGNUP           let anyone create an account with POST /v1/users (default off)`;
+  --signup on|off        FLOTILLA_SIGNUP           let anyone create an account with POST /v1/users (default off)
+  --webhook-allow RANGES FLOTILLA_WEBHOOK_ALLOW    local or private ranges webhooks may target, comma-separated (10.0.0.0/8,::1; default none)`;
 
 /** A flag or variable that cannot be used; the message names it. */
 export class CliError extends Error {}
@@ -88,6 +91,16 @@ export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.e
   if (signup !== undefined) {
     if (signup !== 'on' && signup !== 'off') throw new CliError(`--signup (FLOTILLA_SIGNUP) is on or off, not "${signup}"`);
     options.signup = signup === 'on';
+  }
+  const webhookAllow = pick(values['webhook-allow'], 'FLOTILLA_WEBHOOK_ALLOW');
+  if (webhookAllow !== undefined) {
+    const allowTargets = webhookAllow.split(',').map((r) => r.trim()).filter(Boolean);
+    try {
+      targetPolicy(allowTargets);
+    } catch (e) {
+      throw new CliError('--webhook-allow (FLOTILLA_WEBHOOK_ALLOW): ' + (e as Error).message.replace(/^webhooks\.allowTargets: /, ''));
+    }
+    options.webhooks = { ...defaultOptions.webhooks, allowTargets };
   }
   return options;
 }

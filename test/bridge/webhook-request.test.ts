@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import type { Integration } from '../../bridge/src/store/store.js';
 import { pieces, requestFor, responseData } from '../../bridge/src/integrations/request.js';
+import { TargetRefused, targetPolicy } from '../../bridge/src/integrations/targets.js';
 import { eventView, plainJson, render, RENDER_LIMITS, templateProblem, type TemplateVars } from '../../bridge/src/integrations/template.js';
 
 const DEVICE = '0123456789abcdef01234567';
@@ -186,6 +187,35 @@ describe('webhook requests (pure)', () => {
     it('stops at the total limit, at a whole character', () => {
       const p = pieces('é'.repeat(100), 512, 101);
       assert.deepEqual([p.length, bytes(p.join(''))], [1, 100]);
+    });
+  });
+
+  describe('targets', () => {
+    const none = targetPolicy([]);
+    it('refuses local, private and reserved addresses, IPv4-mapped ones too; public ones go', () => {
+      for (const a of ['127.0.0.1', '127.9.9.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fd00::1', 'fe80::1', 'ff02::1', '::ffff:127.0.0.1', '::ffff:a9fe:a9fe']) {
+        assert.match(none.refusal(a) ?? 'allowed', /is a local, private or reserved address/, a);
+      }
+      for (const a of ['8.8.8.8', '172.32.0.1', '192.169.0.1', '100.128.0.1', '2001:4860:4860::8888', '::ffff:8.8.8.8']) assert.equal(none.refusal(a), null, a);
+    });
+    it('allows what the operator lists, and only that', () => {
+      const some = targetPolicy(['10.0.0.0/8', '127.0.0.1', 'fd00::/8']);
+      for (const a of ['10.200.0.1', '127.0.0.1', '::ffff:127.0.0.1', 'fd12::1']) assert.equal(some.refusal(a), null, a);
+      for (const a of ['127.0.0.2', '192.168.0.1', '::1']) assert.ok(some.refusal(a), a);
+    });
+    it('refuses a range that is not one, naming it', () => {
+      for (const r of ['10.0.0.0/33', 'example.com', '10.0.0.0/8/1', '::1/129', '10.0.0.0/', '10.0.0.0/x']) {
+        assert.throws(() => targetPolicy([r]), { message: 'webhooks.allowTargets: "' + r + '" is not an address or a range like 10.0.0.0/8' });
+      }
+    });
+    it('checks the addresses a name resolves to', async () => {
+      const resolve = (p: ReturnType<typeof targetPolicy>, all: boolean) =>
+        new Promise<Error | null>((r) => p.lookup('localhost', { all } as never, (e) => r(e)));
+      for (const all of [false, true]) {
+        const e = await resolve(none, all);
+        assert.ok(e instanceof TargetRefused, String(e));
+        assert.equal(await resolve(targetPolicy(['127.0.0.0/8', '::1']), all), null);
+      }
     });
   });
 });

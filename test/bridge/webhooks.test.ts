@@ -59,7 +59,8 @@ describe('webhooks', function () {
     hookBase = 'http://127.0.0.1:' + (server.address() as AddressInfo).port;
     f = await startFixture({
       httpPort: 0,
-      webhooks: { attempts: 3, backoffMs: 20, timeoutMs: 1000, disableAfter: 3, concurrency: 4, queueLimit: 100 },
+      // The test's receiver is on loopback: allowed here, and only its one address.
+      webhooks: { attempts: 3, backoffMs: 20, timeoutMs: 1000, disableAfter: 3, concurrency: 4, queueLimit: 100, allowTargets: ['127.0.0.1'] },
       mqtt: { eventRate: { perSecond: 1000, burst: 1000 } } as never,
     });
     base = 'http://127.0.0.1:' + f.bridge.ports.http;
@@ -180,6 +181,25 @@ describe('webhooks', function () {
     assert.match(seen.find((e) => e.name === 'hook-error/slow/0')!.data, /timed out/);
     silent.closeAllConnections();
     silent.close();
+  });
+
+  it('does not send to a local, private or reserved address the bridge\'s operator has not allowed: hook-error says why', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const mk = (event: string, url: string) => fetch(base + '/v1/products/prod-a/integrations', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event, url }),
+    });
+    assert.equal((await mk('ssrf-v4', `http://127.0.0.2:${port}/ssrf`)).status, 201);
+    assert.equal((await mk('ssrf-v6', `http://[::1]:${port}/ssrf`)).status, 201);
+    // A cloud's metadata service, written as an IPv4-mapped IPv6 address (the URL parser writes it ::ffff:a9fe:a9fe).
+    assert.equal((await mk('ssrf-mapped', `http://[::ffff:169.254.169.254]/latest/meta-data`)).status, 201);
+    const before = received.length;
+    for (const name of ['ssrf-v4', 'ssrf-v6', 'ssrf-mapped']) await publish(name, 'x');
+    for (const [name, address] of [['ssrf-v4', '127.0.0.2'], ['ssrf-v6', '::1'], ['ssrf-mapped', '::ffff:a9fe:a9fe']]) {
+      await until('hook-error/' + name, () => seen.some((e) => e.name === 'hook-error/' + name + '/0'));
+      const data = seen.find((e) => e.name === 'hook-error/' + name + '/0')!.data;
+      assert.ok(data.includes('webhook target ' + address + ' is a local, private or reserved address'), data);
+    }
+    assert.equal(received.length, before, 'nothing reached the receiver');
   });
 
   it('refuses by role and refuses bad webhooks with a clear error', async () => {

@@ -6,13 +6,17 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import type { WebhookRequest } from './request.js';
+import { TargetRefused, type TargetPolicy } from './targets.js';
 
 export interface SenderOptions {
   /** The whole exchange's time limit: connect, send, read. */
   timeoutMs: number;
   /** Bytes of an answer read at most; the connection is closed past them. */
   readMax: number;
+  /** Which addresses a request may connect to. */
+  targets: TargetPolicy;
 }
 
 export interface Sender {
@@ -28,11 +32,15 @@ export function createSender(o: SenderOptions): Sender {
     send(req) {
       return new Promise((resolve, reject) => {
         const url = new URL(req.url);
+        // A literal address is not looked up: checked here; a name is checked as it resolves.
+        const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
+        const why = isIP(literal) ? o.targets.refusal(literal) : null;
+        if (why) return reject(new TargetRefused(why));
         const https = url.protocol === 'https:';
         const body = req.body === undefined ? undefined : Buffer.from(req.body);
         const headers = body === undefined ? req.headers : { ...req.headers, 'content-length': String(body.length) };
         const agent = !https ? agents.http : req.rejectUnauthorized ? agents.https : agents.httpsUnchecked;
-        const r = (https ? httpsRequest : httpRequest)(url, { method: req.method, headers, agent });
+        const r = (https ? httpsRequest : httpRequest)(url, { method: req.method, headers, agent, lookup: o.targets.lookup });
         const timer = setTimeout(() => r.destroy(new Error('timed out after ' + o.timeoutMs + ' ms')), o.timeoutMs);
         const fail = (e: Error) => {
           clearTimeout(timer);

@@ -24,6 +24,7 @@ import type { DeviceRef, Logger } from '../mqtt/deps.js';
 import { asIs, eventView, render, type TemplateVars } from './template.js';
 import { pieces, requestFor, responseData, type WebhookRequest } from './request.js';
 import { createSender } from './send.js';
+import { targetPolicy } from './targets.js';
 
 export interface WebhookOptions {
   store: Pick<IntegrationStore, 'listIntegrations' | 'recordDelivery'>;
@@ -44,9 +45,15 @@ export interface WebhookOptions {
   concurrency: number;
   /** Deliveries waiting; past it, new ones are dropped and logged (a flood must not eat memory). */
   queueLimit: number;
+  /**
+   * Local, private and reserved address ranges webhooks may target anyway
+   * ("10.0.0.0/8", "127.0.0.1"): none by default, so a product's team cannot
+   * reach the bridge's own machine or network through a webhook (targets.ts).
+   */
+  allowTargets: readonly string[];
 }
 
-export const defaultWebhookOptions = { attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, queueLimit: 10000 };
+export const defaultWebhookOptions = { attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, queueLimit: 10000, allowTargets: [] as readonly string[] };
 
 export interface Webhooks {
   /** A device event from the bus (topic and payload as aedes delivers them). */
@@ -130,7 +137,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       timers.add(t);
     });
 
-  const sender = createSender({ timeoutMs: o.timeoutMs, readMax: RESPONSE_READ_MAX });
+  const sender = createSender({ timeoutMs: o.timeoutMs, readMax: RESPONSE_READ_MAX, targets: targetPolicy(o.allowTargets) });
 
   /** Publishes a hook event; one that cannot go (a name past the limits) is logged, never thrown into a delivery. */
   function tell(product: ProductRef, name: string, data: string): void {

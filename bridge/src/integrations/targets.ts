@@ -1,0 +1,66 @@
+/**
+ * Where webhooks may go. A webhook's URL is written by a product's team, and
+ * its answer comes back to them as hook-response events: a URL on the
+ * bridge's own machine or network would let them read what only the bridge
+ * can reach (its own ports, a cloud's metadata service at 169.254.169.254,
+ * the LAN). Addresses in the special-purpose ranges below are refused unless
+ * the bridge's operator allows a range (webhooks.allowTargets), checked on
+ * every address a host name resolves to, when connecting (a name that
+ * resolves elsewhere later is checked again).
+ */
+import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { lookup } from 'node:dns';
+
+/** IANA special-purpose ranges: this host, private, shared (CGNAT), loopback, link-local, benchmarking, multicast, reserved. */
+const SPECIAL: readonly [string, number, 'ipv4' | 'ipv6'][] = [
+  ['0.0.0.0', 8, 'ipv4'], ['10.0.0.0', 8, 'ipv4'], ['100.64.0.0', 10, 'ipv4'], ['127.0.0.0', 8, 'ipv4'],
+  ['169.254.0.0', 16, 'ipv4'], ['172.16.0.0', 12, 'ipv4'], ['192.0.0.0', 24, 'ipv4'], ['192.168.0.0', 16, 'ipv4'],
+  ['198.18.0.0', 15, 'ipv4'], ['224.0.0.0', 4, 'ipv4'], ['240.0.0.0', 4, 'ipv4'],
+  // IPv4-mapped addresses (::ffff:a.b.c.d) are checked against the IPv4 ranges by BlockList itself.
+  ['::', 128, 'ipv6'], ['::1', 128, 'ipv6'], ['fc00::', 7, 'ipv6'], ['fe80::', 10, 'ipv6'], ['ff00::', 8, 'ipv6'],
+];
+
+/** A webhook target the bridge will not connect to; its message says why and what would allow it. */
+export class TargetRefused extends Error {}
+
+export interface TargetPolicy {
+  /** Why `address` (an IP) may not be a webhook's target, or null when it may. */
+  refusal(address: string): string | null;
+  /** dns.lookup, failing on a refused address (for http.request's `lookup`). */
+  lookup: LookupFunction;
+}
+
+/** One range: "a.b.c.d/n", "x:y::/n", or a single address. Throws on anything else. */
+function addRange(list: BlockList, range: string): void {
+  const [address, bits, extra] = range.trim().split('/');
+  const family = isIP(address);
+  const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+  if (!family || extra !== undefined || (bits !== undefined && !/^\d{1,3}$/.test(bits)) || prefix > (family === 6 ? 128 : 32)) {
+    throw new Error('webhooks.allowTargets: "' + range + '" is not an address or a range like 10.0.0.0/8');
+  }
+  list.addSubnet(address, prefix, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+export function targetPolicy(allowTargets: readonly string[]): TargetPolicy {
+  const special = new BlockList();
+  for (const [address, prefix, type] of SPECIAL) special.addSubnet(address, prefix, type);
+  const allowed = new BlockList();
+  for (const r of allowTargets) addRange(allowed, r);
+  const refusal = (address: string): string | null => {
+    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (!special.check(address, type) || allowed.check(address, type)) return null;
+    return 'webhook target ' + address + ' is a local, private or reserved address; the bridge\'s operator can allow its range (webhooks.allowTargets)';
+  };
+  const guarded = ((hostname: string, options: object, callback: (err: Error | null, address: unknown, family?: number) => void) => {
+    lookup(hostname, options as never, (err, address, family) => {
+      if (err) return callback(err, address, family);
+      const all = Array.isArray(address) ? (address as { address: string }[]) : [{ address: address as string }];
+      for (const a of all) {
+        const why = refusal(a.address);
+        if (why) return callback(new TargetRefused(why), address, family);
+      }
+      callback(null, address, family);
+    });
+  }) as unknown as LookupFunction;
+  return { refusal, lookup: guarded };
+}

@@ -1,0 +1,13 @@
+/** The bridge's flags and environment variables (bridge/src/cli.ts): what they set, and a clear error for what they cannot. */
+import assert from 'node:assert/strict';
+import { bridgeOptions, CliError } from '../../bridge/src/cli.js';
+
+describe('bridge command line', () => {
+  it('--webhook-allow (FLOTILLA_WEBHOOK_ALLOW): comma-separated ranges webhooks may target', () => {
+    assert.deepEqual(bridgeOptions({ 'webhook-allow': '10.0.0.0/8, ::1,' }, {}).webhooks?.allowTargets, ['10.0.0.0/8', '::1']);
+    assert.deepEqual(bridgeOptions({}, { FLOTILLA_WEBHOOK_ALLOW: '192.168.1.0/24' }).webhooks?.allowTargets, ['192.168.1.0/24']);
+    assert.equal(bridgeOptions({}, {}).webhooks, undefined);
+    assert.throws(() => bridgeOptions({ 'webhook-allow': '10.0.0.0/' }, {}), (e) =>
+      e instanceof CliError && e.message === '--webhook-allow (FLOTILLA_WEBHOOK_ALLOW): "10.0.0.0/" is not an address or a range like 10.0.0.0/8');
+  });
+});
