@@ -12,6 +12,7 @@ import { eventNameProblem, LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
 import type { WithSession } from './mqtt/session.js';
 import { defaultRateLimits, RateLimiter, type RateLimits } from './http/ratelimit.js';
+import { defaultRetention, startRetention, type RetentionOptions } from './telemetry/retention.js';
 import { createWebhooks, defaultWebhookOptions, type WebhookOptions, type Webhooks } from './integrations/webhooks.js';
 import { listenHttp, type HttpListener } from './http/server.js';
 import type { Store } from './store/store.js';
@@ -69,6 +70,8 @@ export interface BridgeOptions {
   webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'queueLimit' | 'allowTargets'>;
   /** OTA delivery: chunk size, window, timeouts and retry bounds, documented where they are read (ota/manager.ts). */
   ota: OtaOptions;
+  /** How long vitals history, error reports and the audit log are kept (telemetry/retention.ts). */
+  retention: RetentionOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
   mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'expirySweepMs'>;
 }
@@ -95,6 +98,8 @@ export const defaultOptions: BridgeOptions = {
   webhooks: defaultWebhookOptions,
   rateLimits: defaultRateLimits,
   ota: defaultOtaOptions,
+  // Vitals history 30 days, error reports 90, the audit log a year; swept hourly.
+  retention: defaultRetention,
   mqtt: {
     maxPacket: LIMITS.messageMaxBytes + 1024,
     connectTimeoutMs: 10000,
@@ -125,16 +130,11 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   const o: BridgeOptions = {
     ...defaultOptions, ...options,
     mqtt: { ...defaultOptions.mqtt, ...options.mqtt }, webhooks: { ...defaultOptions.webhooks, ...options.webhooks }, ota: { ...defaultOptions.ota, ...options.ota },
+    retention: { ...defaultOptions.retention, ...options.retention },
   };
   const log = pino({ level: o.logLevel, base: { service: 'flotilla-bridge' } });
   mkdirSync(o.dataDir, { recursive: true });
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db') });
-  let generatedOwnerPassword: string | null = null;
-  if (!(await store.hasUsers())) {
-    const password = o.ownerPassword ?? (generatedOwnerPassword = randomWord(12));
-    await store.createUser(o.ownerUsername, password);
-    log.info({ username: o.ownerUsername }, 'created the first owner');
-  }
   const identity = await openCa(join(o.dataDir, 'tls'));
   const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });
   // Device events on the bus feed the event streams and the webhooks; both publish back into a product.
@@ -164,6 +164,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   const listeners: Listener[] = [];
   let http: HttpListener | null = null;
   let mqtt: number;
+  let generatedOwnerPassword: string | null = null;
   try {
     mqtt = await broker.listen(o.mqttPort, o.host);
     const on = (port: number | null): port is number => port !== null && port >= 0;
@@ -182,6 +183,12 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
         dataDir: o.dataDir, uploadLimit: o.ota.imageMaxBytes, ota,
         requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events, fleet: broker, signup: o.signup, webhooks, limiter: new RateLimiter(o.rateLimits),
       });
+    // Only once every listener is bound: a start that fails (a port in use) must not use up the first owner's printed password.
+    if (!(await store.hasUsers())) {
+      const password = o.ownerPassword ?? (generatedOwnerPassword = randomWord(12));
+      await store.createUser(o.ownerUsername, password);
+      log.info({ username: o.ownerUsername }, 'created the first owner');
+    }
   } catch (e) {
     await http?.close();
     await Promise.all(listeners.map((l) => l.close()));
@@ -191,6 +198,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     await store.close();
     throw e;
   }
+  const retention = startRetention(store, log, o.retention);
   const port = (kind: Listener['kind']) => listeners.find((l) => l.kind === kind)?.port ?? null;
   const ports = { http: (http as HttpListener | null)?.port ?? null, mqtt, mqtts: port('mqtts'), ws: port('ws'), wss: port('wss') };
   log.info({ host: o.host, ...ports }, 'bridge listening');
@@ -209,6 +217,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
       await (http as HttpListener | null)?.close();
       await Promise.all(listeners.map((l) => l.close()));
       webhooks.close();
+      await retention.stop();
       await ota.close();
       await broker.close();
       await store.close();

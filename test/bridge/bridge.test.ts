@@ -53,6 +53,24 @@ describe('bridge as a program', function () {
     }
   });
 
+  it('creates the first owner only once it listens: a first start that fails (port in use) leaves none, the next one prints its password', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      await assert.rejects(createBridge({ dataDir: dir, httpPort: port, mqttPort: 0, mqttsPort: null, logLevel: 'silent' }), { code: 'EADDRINUSE' });
+    } finally {
+      taken.close();
+    }
+    const b = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+    try {
+      assert.ok(b.generatedOwnerPassword, 'the owner is created now, and its password given');
+      assert.ok(await b.store.verifyPassword('owner', b.generatedOwnerPassword!));
+    } finally {
+      await b.close();
+    }
+  });
+
   it('runs as flotilla-bridge from flags and environment, and stops on SIGTERM', async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--log-level', 'warn'], {

@@ -19,6 +19,7 @@ import { openSqliteStore, sqliteFile } from '../../bridge/src/store/sqlite/index
 import type { SqliteStore, SqliteStoreOptions } from '../../bridge/src/store/sqlite/index.js';
 import { ENTITIES, MIGRATIONS } from '../../bridge/src/store/schema/index.js';
 import { FAST, refused } from '../helpers/store.js';
+import { cutoffs, startRetention } from '../../bridge/src/telemetry/retention.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
@@ -728,6 +729,48 @@ describe('store (SQLite file, typeorm migrations)', function () {
       assert.deepEqual(await reasons({ action: 'team.manage' }), ['entry 7']);
       assert.deepEqual(await reasons({ since: new Date(T0 + 2000), until: new Date(T0 + 4000) }), ['entry 3', 'entry 2']);
       assert.deepEqual(await reasons({ actorKind: 'user', limit: 2 }), ['entry 7', 'entry 6']);
+    });
+  });
+
+  describe('retention', () => {
+    const DAY = 86_400_000;
+    const ago = (days: number, ms = 0) => new Date(T0 - days * DAY + ms);
+    const silent = { info() {}, warn() {}, error() {}, debug() {} };
+    const audited = (at: Date, reason: string) =>
+      store.audit({ at, actorKind: 'user', actorId: 'u9', action: 'device.list', resourceKind: 'product', resourceId: '9', allowed: true, status: 200, reason });
+    const inWindow = async () => ({
+      vitals: (await store.vitalsHistory(DEV1, ago(1000), ago(1))).map((x) => x.values['device.system.uptime']),
+      errors: (await store.errorsByProduct((await store.getDevice(DEV1))!.productId)).map((g) => g.message).filter((m) => m.startsWith('retained ')).sort(),
+      audit: (await store.auditLog({ since: ago(1000), until: ago(1), limit: 3 })).map((e) => e.reason),
+    });
+
+    it('prune deletes vitals history, error reports and audit entries older than their cutoff, in batches; the latest vitals stay', async () => {
+      const latest = await store.latestVitals(DEV1);
+      await store.recordVitals(DEV1, { 'device.system.uptime': 400 }, ago(400));
+      await store.recordVitals(DEV1, { 'device.system.uptime': 50 }, ago(50));
+      await store.recordError(DEV1, errorReport({ message: 'retained 400' }), ago(400));
+      await store.recordError(DEV1, errorReport({ message: 'retained 50' }), ago(50));
+      // More than one batch (5,000) of old entries.
+      for (let i = 0; i < 12_000; i++) void audited(ago(400, i), 'old');
+      await audited(ago(50), 'kept');
+      assert.deepEqual(await inWindow(), { vitals: [400, 50], errors: ['retained 400', 'retained 50'], audit: ['kept', 'old', 'old'] });
+      // Nothing to prune: nothing goes.
+      assert.deepEqual(await store.prune({ vitals: null, errors: null, audit: null }), { vitals: 0, errors: 0, audit: 0 });
+      assert.deepEqual(await store.prune({ vitals: ago(100), errors: ago(100), audit: ago(100) }), { vitals: 1, errors: 1, audit: 12_000 });
+      assert.deepEqual(await inWindow(), { vitals: [50], errors: ['retained 50'], audit: ['kept'] });
+      assert.deepEqual(await store.latestVitals(DEV1), latest, 'the latest vitals are not history');
+    });
+
+    it('the sweep deletes by the days each kind is kept, at start and on request', async () => {
+      await store.recordVitals(DEV1, { 'device.system.uptime': 40 }, ago(40));
+      await store.recordError(DEV1, errorReport({ message: 'retained 40' }), ago(40));
+      await audited(ago(40), 'audit 40');
+      // Vitals kept 30 days: both samples go; errors kept 45: the one of 50 days ago goes; audit kept forever.
+      const r = startRetention(store, silent, { vitalsDays: 30, errorsDays: 45, auditDays: null, sweepMs: 3_600_000 }, () => new Date(T0));
+      await r.sweep();
+      assert.deepEqual(await inWindow(), { vitals: [], errors: ['retained 40'], audit: ['audit 40', 'kept'] });
+      await r.stop();
+      assert.deepEqual(cutoffs({ vitalsDays: 30, errorsDays: 0, auditDays: null, sweepMs: 1 }, new Date(T0)), { vitals: ago(30), errors: new Date(T0), audit: null });
     });
   });
 

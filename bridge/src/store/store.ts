@@ -434,7 +434,21 @@ export interface TelemetryStore {
    */
   audit(entry: AuditEntry): Promise<void>;
   auditLog(filter?: AuditFilter): Promise<AuditRecord[]>;
+  /**
+   * Deletes vitals history, error reports and audit entries older than their
+   * cutoff (null: keeps them all), in batches; answers how many of each went.
+   * The latest vitals of each device stay.
+   */
+  prune(before: PruneCutoffs): Promise<PruneCounts>;
 }
+
+export interface PruneCutoffs {
+  vitals: Date | null;
+  errors: Date | null;
+  audit: Date | null;
+}
+
+export type PruneCounts = { [K in keyof PruneCutoffs]: number };
 
 /** A product's end user; `passwordHash` is absent for one created by the product's back end. */
 export interface Customer {

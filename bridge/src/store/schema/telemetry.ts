@@ -40,7 +40,11 @@ export const VitalsHistoryEntity = new EntitySchema<VitalsHistoryRow>({
     values: json('metric_values'),
     at: ms('at'),
   },
-  indices: [{ name: 'idx_vitals_history_device_at', columns: ['deviceId', 'at'] }],
+  indices: [
+    { name: 'idx_vitals_history_device_at', columns: ['deviceId', 'at'] },
+    // Pruning by age (store.prune).
+    { name: 'idx_vitals_history_at', columns: ['at'] },
+  ],
 });
 
 export interface ErrorReportRow {
@@ -77,6 +81,7 @@ export const ErrorReportEntity = new EntitySchema<ErrorReportRow>({
   indices: [
     { name: 'idx_error_reports_product_firmware', columns: ['productId', 'firmwareVersion'] },
     { name: 'idx_error_reports_device_at', columns: ['deviceId', 'at'] },
+    { name: 'idx_error_reports_at', columns: ['at'] },
   ],
 });
 

@@ -5,7 +5,7 @@
  */
 import type { ErrorSource, VitalValues } from '@flotilla/protocol';
 import { StoreError } from '../store.js';
-import type { AuditFilter, AuditRecord, BillingStore, ErrorGroup, ProductId, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
+import type { AuditFilter, AuditRecord, BillingStore, ErrorGroup, ProductId, PruneCounts, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 import type { SqliteStatement } from './connection.js';
@@ -55,6 +55,9 @@ const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 const AUDIT_BATCH_MS = 20;
 const AUDIT_BATCH_MAX = 512;
 
+/** Rows deleted per statement when pruning: each batch is short, and other work runs between batches. */
+const PRUNE_BATCH = 5000;
+
 export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'usageOfProducts'> & { flushAudit(): void } {
   const { db } = ctx;
   // A report older than the stored one (handled late) goes to the history only.
@@ -64,6 +67,8 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
      WHERE excluded.updated_at >= vitals_latest.updated_at`,
   );
   const appendHistory = db.prepare('INSERT INTO vitals_history (device_id, metric_values, at) VALUES (?, ?, ?)');
+  const pruneFrom = (table: string) => db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE at < ? LIMIT ?)`);
+  const pruneBatch = { vitals: pruneFrom('vitals_history'), errors: pruneFrom('error_reports'), audit: pruneFrom('audit_log') };
   const latest = db.prepare<SampleRaw>('SELECT metric_values, updated_at AS at FROM vitals_latest WHERE device_id = ?');
   const latestOfProduct = db.prepare<SampleRaw & { device_id: string }>(
     'SELECT v.device_id, v.metric_values, v.updated_at AS at FROM vitals_latest v JOIN devices d ON d.id = v.device_id WHERE d.product_id = ?',
@@ -220,6 +225,24 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
         const changes = insertError.run(report.source, report.name, report.message, report.stack, count, uptime, t, deviceId).changes;
         if (changes === 0) throw new StoreError('not_found', `no device ${deviceId}`);
       });
+    },
+
+    async prune(before) {
+      flushAudit();
+      ctx.commit.flush();
+      const counts: PruneCounts = { vitals: 0, errors: 0, audit: 0 };
+      for (const key of ['vitals', 'errors', 'audit'] as const) {
+        const cutoff = before[key];
+        if (cutoff === null) continue;
+        const t = msOf(cutoff, key);
+        for (;;) {
+          const n = pruneBatch[key].run(t, PRUNE_BATCH).changes;
+          counts[key] += n;
+          if (n < PRUNE_BATCH) break;
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      return counts;
     },
 
     async errorsByProduct(productId) {
