@@ -14,8 +14,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { bridgeFlags, bridgeHelp, bridgeOptions, CliError, createBridge, defaultOptions as bridgeDefaults, listening, type Bridge } from '@flotilla/bridge';
+import { bridgeFlags, bridgeHelp, bridgeOptions, CliError, createBridge, defaultOptions as bridgeDefaults, listening, parseFlags, startFailure, type Bridge } from '@flotilla/bridge';
 import { provision } from '@flotilla/simulator';
 
 /** The demo's own defaults; the bridge's are its own (flotilla-bridge --help). */
@@ -44,28 +43,40 @@ const HELP = `npm start -- [options]   (node demo/start.mjs)
   --scenario S           default, quiet, chaos or a scenario file (default ${defaultOptions.scenario})
 ${bridgeHelp}`;
 
-const { values } = parseArgs({
-  options: { ...bridgeFlags, 'no-simulator': { type: 'boolean' }, devices: { type: 'string' }, scenario: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-});
-if (values.help) {
-  console.log(HELP);
-  process.exit(0);
-}
-const devices = Number(values.devices ?? defaultOptions.devices);
+let values: ReturnType<typeof parseDemoFlags>['values'];
+let devices: number;
 let options;
 try {
+  values = parseDemoFlags().values;
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  devices = Number(values.devices ?? defaultOptions.devices);
   options = { logLevel: defaultOptions.logLevel, ...bridgeOptions(values) };
   if (!Number.isInteger(devices) || devices < 0) throw new CliError(`--devices must be a whole number, not "${values.devices}"`);
 } catch (e) {
   if (!(e instanceof CliError)) throw e;
-  console.error('flotilla: ' + e.message);
+  console.error('flotilla: ' + e.message + '\n(npm start -- --help lists the options)');
   process.exit(2);
+}
+
+function parseDemoFlags() {
+  return parseFlags({ ...bridgeFlags, 'no-simulator': { type: 'boolean' }, devices: { type: 'string' }, scenario: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
 }
 
 const dataDir = options.dataDir ?? bridgeDefaults.dataDir;
 const host = options.host ?? bridgeDefaults.host;
 const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-const bridge = await createBridge(options);
+let bridge: Bridge;
+try {
+  bridge = await createBridge(options);
+} catch (e) {
+  const why = startFailure(e, options);
+  if (!why) throw e;
+  console.error('flotilla: ' + why);
+  process.exit(1);
+}
 const api = `http://${local}:${bridge.ports.http}`;
 
 const out: string[] = ['', `Flotilla is running, data in ${dataDir}`, ...listening(bridge, host).map((l) => '  ' + l)];

@@ -12,6 +12,7 @@ import { eventNameProblem, LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
 import type { WithSession } from './mqtt/session.js';
 import { defaultRateLimits, RateLimiter, type RateLimits } from './http/ratelimit.js';
+import { fdLogOutput, type LogOutput } from './log-output.js';
 import { defaultRetention, startRetention, type RetentionOptions } from './telemetry/retention.js';
 import { createWebhooks, defaultWebhookOptions, type WebhookOptions, type Webhooks } from './integrations/webhooks.js';
 import { listenHttp, type HttpListener } from './http/server.js';
@@ -61,6 +62,8 @@ export interface BridgeOptions {
   // --- end TLS and WebSocket listeners ---
   /** pino level: fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
+  /** Where log lines (JSON, one per line) go; unset: standard output, given up once it is closed. */
+  logOutput: LogOutput | undefined;
   /** The first owner, created when the database has no user; a random password is generated and printed once when unset. */
   ownerUsername: string;
   ownerPassword: string | undefined;
@@ -93,6 +96,7 @@ export const defaultOptions: BridgeOptions = {
   tlsCertFile: undefined,
   tlsKeyFile: undefined,
   logLevel: 'info',
+  logOutput: undefined,
   ownerUsername: 'owner',
   ownerPassword: undefined,
   webhooks: defaultWebhookOptions,
@@ -132,7 +136,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     mqtt: { ...defaultOptions.mqtt, ...options.mqtt }, webhooks: { ...defaultOptions.webhooks, ...options.webhooks }, ota: { ...defaultOptions.ota, ...options.ota },
     retention: { ...defaultOptions.retention, ...options.retention },
   };
-  const log = pino({ level: o.logLevel, base: { service: 'flotilla-bridge' } });
+  const log = pino({ level: o.logLevel, base: { service: 'flotilla-bridge' } }, o.logOutput ?? fdLogOutput(1));
   mkdirSync(o.dataDir, { recursive: true });
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db') });
   const identity = await openCa(join(o.dataDir, 'tls'));

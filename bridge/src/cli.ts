@@ -2,7 +2,7 @@
  * The bridge's command-line options: flags and environment variables (flags
  * win), shared by flotilla-bridge and the demo launcher (`npm start`).
  */
-import type { ParseArgsConfig } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { defaultOptions, type BridgeOptions } from './bridge.js';
 import { targetPolicy } from './integrations/targets.js';
 
@@ -42,6 +42,16 @@ export const bridgeHelp = `  --data-dir DIR         FLOTILLA_DATA_DIR         da
 export class CliError extends Error {}
 
 type Values = { [K in keyof typeof bridgeFlags]?: string };
+
+/** parseArgs over the arguments, its own errors (an unknown flag, a missing value) turned into a CliError. */
+export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(options: O, args?: string[]) {
+  try {
+    return parseArgs({ options, args });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS_')) throw new CliError((e as Error).message);
+    throw e;
+  }
+}
 
 /** The bridge's options from parsed flags and the environment. */
 export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.env): Partial<BridgeOptions> {
@@ -103,6 +113,21 @@ export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.e
     options.webhooks = { ...defaultOptions.webhooks, allowTargets };
   }
   return options;
+}
+
+/** Why the bridge could not start, for people, when it is the machine's doing (a port, a directory); null for anything else. */
+export function startFailure(e: unknown, options: Partial<BridgeOptions>): string | null {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  const where = err.address !== undefined && err.port !== undefined ? `${err.address}:${err.port}` : null;
+  if (err.syscall === 'listen' && where) {
+    if (err.code === 'EADDRINUSE') return `cannot listen on ${where}: the address is in use (another bridge running? choose other ports with the --*-port options)`;
+    if (err.code === 'EACCES') return `cannot listen on ${where}: not allowed (ports below 1024 need privileges)`;
+    if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: no such address on this machine (--host)`;
+  }
+  if ((err.code === 'EACCES' || err.code === 'EROFS' || err.code === 'ENOTDIR') && err.path) {
+    return `cannot use the data directory ${options.dataDir ?? defaultOptions.dataDir}: ${err.code} on ${err.path}`;
+  }
+  return null;
 }
 
 /** Says what the bridge listens on, for people. */

@@ -4,7 +4,7 @@
  */
 export { createBridge, defaultOptions } from './bridge.js';
 export type { Bridge, BridgeOptions } from './bridge.js';
-export { bridgeFlags, bridgeHelp, bridgeOptions, CliError, listening } from './cli.js';
+export { bridgeFlags, bridgeHelp, bridgeOptions, CliError, listening, parseFlags, startFailure } from './cli.js';
 export { decide } from './policy/decide.js';
 export type * from './policy/types.js';
 export { routes, openApi } from './http/routes/index.js';

@@ -110,6 +110,54 @@ describe('bridge as a program', function () {
     }
   });
 
+  /** Runs flotilla-bridge with `args` until it exits by itself: its exit code and standard error. */
+  async function run(args: string[]): Promise<{ code: number | null; err: string }> {
+    const child = spawn(process.execPath, [BIN, '--data-dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    clearTimeout(timer);
+    return { code, err };
+  }
+
+  it('says what is wrong with an unknown flag or a missing value, without a stack trace (exit 2)', async () => {
+    for (const [args, message] of [[['--bogus'], "Unknown option '--bogus'"], [['--http-port'], "Option '--http-port <value>' argument missing"]] as const) {
+      const { code, err } = await run([...args]);
+      assert.equal(code, 2);
+      assert.equal(err, `flotilla-bridge: ${message}\n(flotilla-bridge --help lists the options)\n`);
+    }
+  });
+
+  it('says which address is in use when a port is taken (exit 1), without a stack trace', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const { code, err } = await run(['--mqtt-port', String(port), '--mqtts-port', 'off', '--http-port', 'off', '--log-level', 'silent']);
+      assert.equal(code, 1);
+      assert.match(err, new RegExp(`^flotilla-bridge: cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use`));
+      assert.doesNotMatch(err, /\n\s+at /);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('stops, closing cleanly, when its standard output is closed (flotilla-bridge | head)', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--mqtt-port', String(port), '--mqtts-port', 'off', '--http-port', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    for (let i = 0; i < 100 && !out.includes('flotilla-bridge is running'); i++) await new Promise((r) => setTimeout(r, 100));
+    // The reader goes away; the next log line (a refused connection) finds the pipe closed.
+    child.stdout.destroy();
+    await assert.rejects(connect(port, { clientId: 'app-1', username: 'token', password: 'nope' }));
+    assert.equal(await exited, 0);
+    clearTimeout(timer);
+  });
+
   it('refuses a bad port with a clear message', async () => {
     const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--mqtt-port', 'eighty', '--mqtts-port', 'off', '--http-port', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
