@@ -121,14 +121,14 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', end);
   const timer = duration !== null ? setTimeout(end, duration * 1000) : null;
   await ended;
-  process.off('SIGINT', end);
-  process.off('SIGTERM', end);
   if (timer) clearTimeout(timer);
   clearInterval(live);
   const last = sample();
   fleet.stop();
   if (tty) process.stdout.write('\n');
   console.log(summary(first, last, baseline, values.scenario ?? defaultOptions.scenario));
+  // The handlers stay until the process exits (they do not keep it alive): a signal arriving
+  // after the first (the terminal's Ctrl-C, then the launcher's) must not kill the summary or the exit status.
   return 0;
 }
 

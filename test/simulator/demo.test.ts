@@ -22,14 +22,21 @@ interface Run {
 
 function start(dataDir: string, ...args: string[]): Run {
   // Ports 0: the system picks; the demo prints the ones it got.
+  // Its own process group, as in a terminal: Ctrl-C (ctrlC below) reaches the launcher and the simulator both.
   const child = spawn(process.execPath, [START, '--data-dir', dataDir, '--http-port', '0', '--mqtt-port', '0', '--mqtts-port', 'off', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
     env: { ...process.env, FLOTILLA_TOKEN: '' },
   });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   return { child, output: () => out, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
+}
+
+/** What a terminal does on Ctrl-C: SIGINT to every process of the foreground group. */
+function ctrlC(r: Run): void {
+  process.kill(-r.child.pid!, 'SIGINT');
 }
 
 async function waitFor<T>(what: string, run: Run, test: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
@@ -52,7 +59,7 @@ describe('npm start: a bridge and a simulated fleet', function () {
   });
   afterEach(async () => {
     if (run && run.child.exitCode === null) {
-      run.child.kill('SIGKILL');
+      process.kill(-run.child.pid!, 'SIGKILL');
       await run.exited;
     }
     run = null;
@@ -82,8 +89,8 @@ describe('npm start: a bridge and a simulated fleet', function () {
     assert.equal(typeof read.result, 'number');
     const call = (await (await fetch(`${api}/v1/products/demo-fleet/devices/${example}/setLed`, { method: 'POST', headers: auth, body: new URLSearchParams({ arg: 'on' }) })).json()) as { return_value: number };
     assert.equal(call.return_value, 1);
-    // Ctrl-C: the fleet's summary, then both stop.
-    r.child.kill('SIGINT');
+    // Ctrl-C: the fleet's summary, then both stop (the simulator gets the terminal's SIGINT and the launcher's).
+    ctrlC(r);
     assert.equal(await r.exited, 0, r.output());
     assert.match(r.output(), /Fleet summary: 5 devices, scenario default/);
   });
