@@ -5,6 +5,7 @@
  * a part of the error the caller reads; nothing is changed by a refused call.
  */
 import assert from 'node:assert/strict';
+import { connect as tcp } from 'node:net';
 import { A1, B1, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 type Who = 'alice' | 'erin' | 'bob' | 'customer';
@@ -144,6 +145,12 @@ const CASES: Case[] = [
   ['bodies', 'POST', '/v1/products/prod-a/groups', 'alice', '{"name": ', 400, 'not a JSON object'],
   ['bodies', 'POST', '/v1/products/prod-a/groups', 'alice', '[1,2]', 400, 'not a JSON object'],
   ['bodies', 'GET', '/v1/devices/%E0%A4%A', 'alice', undefined, 400, 'percent-encoding'],
+  // Pages: whole numbers from 1 (more than 100 per page is 100).
+  ['bodies', 'GET', '/v1/products/prod-a/devices?per_page=2.5', 'alice', undefined, 400, 'per_page must be a whole number from 1'],
+  ['bodies', 'GET', '/v1/products/prod-a/devices?page=0', 'alice', undefined, 400, 'page must be a whole number from 1'],
+  ['bodies', 'GET', '/v1/products/prod-a/customers?per_page=ten', 'alice', undefined, 400, 'per_page must be a whole number from 1'],
+  ['bodies', 'GET', '/v1/products/prod-a/sims?page=-1', 'alice', undefined, 400, 'page must be a whole number from 1'],
+  ['bodies', 'GET', '/v1/products/prod-a/devices?per_page=1000', 'alice', undefined, 200, ''],
   ['bodies', 'PATCH', '/v1/devices', 'alice', undefined, 405, 'Method not allowed'],
 ];
 
@@ -153,10 +160,12 @@ describe('HTTP API: bad input, every route family', function () {
   let base: string;
 
   before(async () => {
-    f = await startFixture({ httpPort: 0 });
+    // Errors logged are kept: refusing bad input logs none.
+    f = await startFixture({ httpPort: 0, logLevel: 'error', logOutput: { write: (line) => errorLines.push(line) } });
     base = 'http://127.0.0.1:' + f.bridge.ports.http;
   });
   after(() => f.close());
+  const errorLines: string[] = [];
 
   for (const [family, method, path, who, body, status, error] of CASES) {
     it(`${family}: ${method} ${path.replace(/[0-9a-f]{24}/g, '<id>')} ${body === undefined ? '' : JSON.stringify(body).slice(0, 60)} → ${status}`, async () => {
@@ -179,6 +188,27 @@ describe('HTTP API: bad input, every route family', function () {
     });
     assert.equal(res.status, 413);
   });
+
+  it('answers a request target that is no URL (GET http://[) with 400, and a body cut off mid-way is no server error', async () => {
+    const raw = (text: string, end: boolean) => new Promise<string>((resolve, reject) => {
+      const c = tcp(f.bridge.ports.http!, '127.0.0.1');
+      let got = '';
+      c.on('data', (d) => (got += d));
+      c.on('error', reject);
+      c.on('close', () => resolve(got));
+      c.write(text);
+      if (end) c.end();
+      else setTimeout(() => c.destroy(), 100);
+    });
+    const answer = await raw('GET http://[ HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n', true);
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.match(answer, /not a valid URL path/);
+    // A client that declares 100 bytes, sends 10 and hangs up: nothing to answer, and the bridge logs no error.
+    await raw('POST /v1/products/prod-a/groups HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ' + f.tokens.alice + '\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"name":"x', false);
+    await new Promise((r) => setTimeout(r, 200));
+  });
+
+  it('logged no error while refusing bad input', () => assert.deepEqual(errorLines, []));
 
   it('changed nothing while refusing', async () => {
     const s = f.bridge.store;

@@ -144,13 +144,15 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       if (wait !== null) throw tooMany(wait);
     };
     if (token === null) limit(byAddress);
-    const url = new URL(req.url ?? '/', 'http://bridge');
+    let url: URL;
     let parts: string[];
     try {
+      // A request target that is no URL at all (`GET http://[`) is the client's error, as bad percent-encoding is.
+      url = new URL(req.url ?? '/', 'http://bridge');
       parts = url.pathname.split('/').filter(Boolean);
       parts.forEach((p) => decodeURIComponent(p));
     } catch {
-      throw ApiError.of(400, 'The path is not valid percent-encoding');
+      throw ApiError.of(400, 'The path is not a valid URL path (or not valid percent-encoding)');
     }
     // HEAD is GET without the body (node:http leaves the body out); particle-api-js checks a SIM so.
     const head = req.method === 'HEAD';

@@ -44,10 +44,16 @@ export async function readBody(req: IncomingMessage, limit: number, upload?: Upl
   if (declared > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
+      chunks.push(chunk as Buffer);
+    }
+  } catch (e) {
+    // The client hung up mid-body ('aborted', ECONNRESET): its doing, not the bridge's error.
+    if (e instanceof ApiError) throw e;
+    throw ApiError.of(400, 'The request body was cut off');
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text === '') return {};
