@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { createBridge } from '@flotilla/bridge';
-import { otaWorld, TEST_OTA, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
+import { TEST_OTA, useOtaWorld, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
 
 describe('OTA: fleet releases and rollouts', function () {
   this.timeout(90000);
@@ -19,8 +19,9 @@ describe('OTA: fleet releases and rollouts', function () {
   const versions = (xs: TestDevice[]) => Promise.all(xs.map(version));
   const release = (body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
 
+  useOtaWorld((x) => (w = x));
+
   before(async () => {
-    w = await otaWorld();
     d = [];
     // 10 ms each way: a 200 KB transfer takes long enough to be caught in flight.
     for (let i = 0; i < 6; i++) d.push(await w.device({ latencyMs: 10 }));
@@ -28,7 +29,6 @@ describe('OTA: fleet releases and rollouts', function () {
     await w.f.bridge.store.updateDevice(d[2].id, { development: true });
     for (const v of [2, 3, 4]) assert.equal((await w.upload(w.f.tokens.erin, w.image(v, v === 3 ? 200000 : 0), { version: String(v) })).status, 201);
   });
-  after(() => w.close());
 
   it('previews a release, then updates only the group, never a development device', async () => {
     const impact = await w.call('GET', '/v1/products/prod-a/impact?action=edit_groups_for_firmware&groups=beta&firmware_version=2', w.f.tokens.carol);
@@ -97,10 +97,7 @@ describe('OTA: a rollout past its failure threshold', function () {
   const versions = (xs: TestDevice[]) => Promise.all(xs.map(async (x) => (await w.f.bridge.store.getDevice(x.id))!.firmwareVersion));
   const release = (body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
 
-  before(async () => {
-    w = await otaWorld();
-  });
-  after(() => w.close());
+  useOtaWorld((x) => (w = x));
 
   it('pauses a rollout past its failure threshold (trials that roll back), resumes and aborts it', async () => {
     const canary: TestDevice[] = [];
@@ -141,10 +138,7 @@ describe('OTA: a rollout aborted with a transfer in flight', function () {
   this.timeout(90000);
   let w: OtaWorld;
 
-  before(async () => {
-    w = await otaWorld();
-  });
-  after(() => w.close());
+  useOtaWorld((x) => (w = x));
 
   it('answers the abort with the job in flight already ended: no device in progress, every one aborted', async () => {
     // 10 ms each way: a 200 KB transfer is long enough to be caught in flight.
@@ -203,10 +197,7 @@ describe('OTA: a bridge restarted mid-rollout', function () {
   this.timeout(90000);
   let w: OtaWorld;
 
-  before(async () => {
-    w = await otaWorld();
-  });
-  after(() => w.close());
+  useOtaWorld((x) => (w = x));
 
   it('carries on from the database: the rollout continues and every device ends on the new version', async () => {
     const d: TestDevice[] = [];

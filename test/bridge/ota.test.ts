@@ -12,7 +12,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '@flotilla/simulator';
 import { A2, connect } from '../helpers/bridge-fixture.js';
-import { otaWorld, TEST_OTA, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
+import { TEST_OTA, useOtaWorld, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
 import { incomingDir } from '../../bridge/src/ota/files.js';
 
 /**
@@ -55,10 +55,7 @@ async function resumesAfterLinkDrop(w: OtaWorld): Promise<void> {
 describe('OTA: deleting a version still in use', function () {
   this.timeout(60000);
   let w: OtaWorld;
-  before(async () => {
-    w = await otaWorld();
-  });
-  after(() => w.close());
+  useOtaWorld((x) => (w = x));
 
   it('keeps an unreleased version that a device is locked to or still updating to (409), and deletes it once neither holds', async () => {
     const { f } = w;
@@ -82,10 +79,7 @@ describe('OTA: deleting a version still in use', function () {
 describe('OTA: uploads of one version racing', function () {
   this.timeout(60000);
   let w: OtaWorld;
-  before(async () => {
-    w = await otaWorld();
-  });
-  after(() => w.close());
+  useOtaWorld((x) => (w = x));
 
   it('keeps exactly one, whose file is the one its row describes, and leaves nothing of the others on disk', async () => {
     const { f } = w;
@@ -106,10 +100,7 @@ describe('OTA: uploads of one version racing', function () {
 describe('OTA: firmware upload and one device', function () {
   this.timeout(60000);
   let w: OtaWorld;
-  before(async () => {
-    w = await otaWorld();
-  });
-  after(() => w.close());
+  useOtaWorld((x) => (w = x));
 
   it('uploads an image, lists, gets, edits, downloads and deletes it while unreleased', async () => {
     const { f } = w;
@@ -274,10 +265,7 @@ describe('OTA: firmware upload and one device', function () {
 describe('OTA: offsets saved during a transfer', function () {
   this.timeout(60000);
   let w: OtaWorld;
-  before(async () => {
-    w = await otaWorld();
-  });
-  after(() => w.close());
+  useOtaWorld((x) => (w = x));
 
   it('saves the offsets of transfers in progress together at each tick (0.1 s here), not per chunk', async () => {
     const { f } = w;
@@ -302,10 +290,7 @@ describe('OTA: offsets saved during a transfer', function () {
 describe('OTA: images read from disk (no image cache)', function () {
   this.timeout(60000);
   let w: OtaWorld;
-  before(async () => {
-    w = await otaWorld({ ota: { ...TEST_OTA, imageCacheBytes: 0 } });
-  });
-  after(() => w.close());
+  useOtaWorld((x) => (w = x), { ota: { ...TEST_OTA, imageCacheBytes: 0 } });
 
   it('flashes a device with chunks read from the image file, resuming after a link drop', () => resumesAfterLinkDrop(w));
 });

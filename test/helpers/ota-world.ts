@@ -64,6 +64,13 @@ class CorruptingFlash extends MemoryFlash {
 /** OTA settings for tests: silences noticed in 0.4 s, rollouts looked at every 0.1 s. */
 export const TEST_OTA: BridgeOptions['ota'] = { chunkSize: 1024, window: 8, ackTimeoutMs: 400, maxSilences: 2, maxAttempts: 10, confirmTimeoutMs: 30000, tickMs: 100, imageMaxBytes: 300000, imageCacheBytes: 1200000 };
 
+/** In a describe: a world of its own, made before its tests and closed after them, handed to `set`. */
+export function useOtaWorld(set: (w: OtaWorld) => void, options: Partial<BridgeOptions> = {}): void {
+  let w: OtaWorld | undefined;
+  before(async () => set((w = await otaWorld(options))));
+  after(() => w?.close());
+}
+
 export async function otaWorld(options: Partial<BridgeOptions> = {}): Promise<OtaWorld> {
   const f = await startFixture({ httpPort: 0, ota: TEST_OTA, ...options });
   const base = 'http://127.0.0.1:' + f.bridge.ports.http;
