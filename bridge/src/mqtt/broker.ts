@@ -12,7 +12,7 @@ import type { BrokerContext } from './context.js';
 import { authenticate, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
 import { guardConnection } from './guard.js';
-import { settled } from './budget.js';
+import { settled, type Rate } from './budget.js';
 import { EventHub, type StreamOptions } from '../http/events.js';
 import { RequestRouter } from './requests.js';
 import { CLOUD_EVENT_OPS, tally } from '../telemetry/data-ops.js';
@@ -34,9 +34,9 @@ export interface BrokerOptions {
   /** How long an MQTT app's request waits for its reply. */
   requestTimeoutMs: number;
   /** Publishes per second and burst per client; more ends the session (an OTA's acks run at chunk rate). */
-  publishRate: { perSecond: number; burst: number };
+  publishRate: Rate;
   /** Events per second and burst per device. */
-  eventRate: { perSecond: number; burst: number };
+  eventRate: Rate;
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
   /** How often sessions and event streams whose token has expired are ended, and offline devices' refilled budgets dropped (ms, default 5000). */

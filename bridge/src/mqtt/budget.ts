@@ -37,9 +37,19 @@ export function bucket(r: Rate, now: number): Bucket {
   return { tokens: r.burst, at: now };
 }
 
+/** What `b` holds at `now`: refilled at the rate since it was last brought up to date, up to the burst. */
+function level(b: Bucket, r: Rate, now: number): number {
+  return Math.min(r.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * r.perSecond);
+}
+
 function refill(b: Bucket, r: Rate, now: number): void {
-  b.tokens = Math.min(r.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * r.perSecond);
+  b.tokens = level(b, r, now);
   b.at = now;
+}
+
+/** The backlog credit at `now`: earned back at the event rate since it was last brought up to date, up to the offline queue. */
+function backlogAt(b: DeviceBudget, events: Rate, now: number): number {
+  return Math.min(LIMITS.offlineQueueMax, b.backlog + (Math.max(0, now - b.backlogAt) / 1000) * events.perSecond);
 }
 
 /** Takes one token; false (nothing taken) when fewer than one is left. */
@@ -56,7 +66,7 @@ export function deviceBudget(events: Rate, packets: Rate, now: number): DeviceBu
 
 /** A new session of a device with a budget: the backlog credit earned since its last session. */
 export function resume(b: DeviceBudget, events: Rate, now: number): void {
-  b.backlog = Math.min(LIMITS.offlineQueueMax, b.backlog + (Math.max(0, now - b.backlogAt) / 1000) * events.perSecond);
+  b.backlog = backlogAt(b, events, now);
   b.backlogAt = now;
 }
 
@@ -78,6 +88,5 @@ export function takeEvent(b: DeviceBudget, r: Rate, now: number): boolean {
 
 /** Whether a budget has refilled to what a fresh one holds: it need not be kept. */
 export function settled(b: DeviceBudget, events: Rate, packets: Rate, now: number): boolean {
-  const full = (x: Bucket, r: Rate) => x.tokens + ((now - x.at) / 1000) * r.perSecond >= r.burst;
-  return full(b.events, events) && full(b.packets, packets) && b.backlog + ((now - b.backlogAt) / 1000) * events.perSecond >= LIMITS.offlineQueueMax;
+  return level(b.events, events, now) >= events.burst && level(b.packets, packets, now) >= packets.burst && backlogAt(b, events, now) >= LIMITS.offlineQueueMax;
 }
