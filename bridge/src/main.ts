@@ -32,8 +32,10 @@ function stop(): void {
   if (stopping) return;
   stopping = true;
   // Still starting: closed as soon as it has started (below).
-  if (!bridge) return;
-  bridge.close().then(
+  if (bridge) closeAndExit(bridge);
+}
+function closeAndExit(b: Bridge): void {
+  b.close().then(
     () => process.exit(0),
     (e) => {
       console.error(e);
@@ -53,10 +55,8 @@ try {
   console.error('flotilla-bridge: ' + why);
   process.exit(1);
 }
-if (stopping) {
-  stopping = false;
-  stop();
-} else {
+if (stopping) closeAndExit(bridge);
+else {
   console.log(['flotilla-bridge is running', ...listening(bridge, options.host ?? defaultOptions.host)].join('\n  '));
   if (bridge.generatedOwnerPassword)
     console.log(`\nFirst owner "${options.ownerUsername ?? defaultOptions.ownerUsername}" created with password: ${bridge.generatedOwnerPassword}\n(shown once; set FLOTILLA_OWNER_PASSWORD to choose it)\n`);
