@@ -183,21 +183,35 @@ describe('webhooks', function () {
     silent.close();
   });
 
-  it('does not send to a local, private or reserved address the bridge\'s operator has not allowed: hook-error says why', async () => {
+  it('does not send to a local, private or reserved address the bridge\'s operator has not allowed: refused when written, and when a template renders to one', async () => {
     const port = (server.address() as AddressInfo).port;
     const mk = (event: string, url: string) => fetch(base + '/v1/products/prod-a/integrations', {
       method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event, url }),
     });
-    assert.equal((await mk('ssrf-v4', `http://127.0.0.2:${port}/ssrf`)).status, 201);
-    assert.equal((await mk('ssrf-v6', `http://[::1]:${port}/ssrf`)).status, 201);
-    // A cloud's metadata service, written as an IPv4-mapped IPv6 address (the URL parser writes it ::ffff:a9fe:a9fe).
-    assert.equal((await mk('ssrf-mapped', `http://[::ffff:169.254.169.254]/latest/meta-data`)).status, 201);
+    // A literal address: refused at once, with why. (The third is a cloud's metadata service, written as an
+    // IPv4-mapped IPv6 address; the URL parser writes it ::ffff:a9fe:a9fe.)
+    for (const [url, address] of [[`http://127.0.0.2:${port}/ssrf`, '127.0.0.2'], [`http://[::1]:${port}/ssrf`, '::1'], ['http://[::ffff:169.254.169.254]/latest/meta-data', '::ffff:a9fe:a9fe']]) {
+      const res = await mk('ssrf-literal', url);
+      const body = (await res.json()) as { error: string };
+      assert.equal(res.status, 400, url);
+      assert.ok(body.error.includes('url: webhook target ' + address + ' is a local, private or reserved address'), body.error);
+    }
+    // So is a change to one.
+    const created = await mk('ssrf-moved', hookBase + '/fine');
+    assert.equal(created.status, 201);
+    const { id } = (await created.json()) as { id: string };
+    const moved = await fetch(base + '/v1/products/prod-a/integrations/' + id, {
+      method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ url: 'http://10.1.2.3/x' }),
+    });
+    assert.equal(moved.status, 400);
+    // A host from the event's data is only known when it renders: the delivery is refused then, and hook-error says why.
+    assert.equal((await mk('ssrf-rendered', `http://{{{PARTICLE_EVENT_VALUE}}}:${port}/ssrf`)).status, 201);
     const before = received.length;
-    for (const name of ['ssrf-v4', 'ssrf-v6', 'ssrf-mapped']) await publish(name, 'x');
-    for (const [name, address] of [['ssrf-v4', '127.0.0.2'], ['ssrf-v6', '::1'], ['ssrf-mapped', '::ffff:a9fe:a9fe']]) {
-      await until('hook-error/' + name, () => seen.some((e) => e.name === 'hook-error/' + name + '/0'));
-      const data = seen.find((e) => e.name === 'hook-error/' + name + '/0')!.data;
-      assert.ok(data.includes('webhook target ' + address + ' is a local, private or reserved address'), data);
+    for (const address of ['127.0.0.2', '[::1]', '[::ffff:169.254.169.254]']) await publish('ssrf-rendered', address);
+    await until('three hook-errors', () => seen.filter((e) => e.name === 'hook-error/ssrf-rendered/0').length === 3);
+    const errors = seen.filter((e) => e.name === 'hook-error/ssrf-rendered/0').map((e) => e.data);
+    for (const address of ['127.0.0.2', '::1', '::ffff:a9fe:a9fe']) {
+      assert.ok(errors.some((d) => d.includes('webhook target ' + address + ' is a local, private or reserved address')), address + ': ' + errors.join(' | '));
     }
     assert.equal(received.length, before, 'nothing reached the receiver');
   });

@@ -6,7 +6,6 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
 import type { WebhookRequest } from './request.js';
 import { TargetRefused, type TargetPolicy } from './targets.js';
 
@@ -33,8 +32,7 @@ export function createSender(o: SenderOptions): Sender {
       return new Promise((resolve, reject) => {
         const url = new URL(req.url);
         // A literal address is not looked up: checked here; a name is checked as it resolves.
-        const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
-        const why = isIP(literal) ? o.targets.refusal(literal) : null;
+        const why = o.targets.urlRefusal(req.url);
         if (why) return reject(new TargetRefused(why));
         const https = url.protocol === 'https:';
         const body = req.body === undefined ? undefined : Buffer.from(req.body);

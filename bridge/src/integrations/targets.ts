@@ -10,6 +10,7 @@
  */
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { lookup } from 'node:dns';
+import { templateShape } from './template.js';
 
 /** IANA special-purpose ranges: this host, private, shared (CGNAT), loopback, link-local, benchmarking, multicast, reserved. */
 const SPECIAL: readonly [string, number, 'ipv4' | 'ipv6'][] = [
@@ -26,6 +27,12 @@ export class TargetRefused extends Error {}
 export interface TargetPolicy {
   /** Why `address` (an IP) may not be a webhook's target, or null when it may. */
   refusal(address: string): string | null;
+  /**
+   * Why a URL (or a URL template) may not be a target, when its host is a
+   * literal address; null for a name or a templated host (checked as it
+   * resolves, at delivery).
+   */
+  urlRefusal(url: string): string | null;
   /** dns.lookup, failing on a refused address (for http.request's `lookup`). */
   lookup: LookupFunction;
 }
@@ -62,5 +69,14 @@ export function targetPolicy(allowTargets: readonly string[]): TargetPolicy {
       callback(null, address, family);
     });
   }) as unknown as LookupFunction;
-  return { refusal, lookup: guarded };
+  const urlRefusal = (url: string): string | null => {
+    let host: string;
+    try {
+      host = new URL(templateShape(url)).hostname.replace(/^\[(.*)\]$/, '$1');
+    } catch {
+      return null; // no URL: the request fails to render, and says so
+    }
+    return isIP(host) ? refusal(host) : null;
+  };
+  return { refusal, urlRefusal, lookup: guarded };
 }

@@ -60,6 +60,11 @@ const cache = new Map<string, string>();
  * every level. Templates are operators' but their data is devices' and remote
  * servers': a render past either is stopped, not left to hold the event loop.
  */
+/** A template with each tag stood for by a plain word: its shape, for checks on what every rendering shares (a URL's origin). */
+export function templateShape(template: string): string {
+  return template.replace(/\{\{\{?[^}]*\}?\}\}/g, 'x');
+}
+
 export const RENDER_LIMITS = { visits: 200_000, chars: 4 * 1024 * 1024 };
 let spent = { visits: 0, chars: 0 };
 type RenderTokens = (tokens: unknown[], ...rest: unknown[]) => string;

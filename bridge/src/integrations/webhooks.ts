@@ -58,6 +58,8 @@ export const defaultWebhookOptions = { attempts: 3, backoffMs: 1000, timeoutMs: 
 export interface Webhooks {
   /** A device event from the bus (topic and payload as aedes delivers them). */
   onEvent(topic: string, payload: Uint8Array): void;
+  /** Why a webhook URL (template) names an address delivery will refuse, or null (integrations/targets.ts). */
+  urlRefusal(url: string): string | null;
   /** An integration changed: its owner's list is read afresh. */
   invalidate(owner: IntegrationOwner): void;
   /** Reads the integrations a product's events trigger ahead of its first event (a device of it connected). */
@@ -137,7 +139,8 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       timers.add(t);
     });
 
-  const sender = createSender({ timeoutMs: o.timeoutMs, readMax: RESPONSE_READ_MAX, targets: targetPolicy(o.allowTargets) });
+  const targets = targetPolicy(o.allowTargets);
+  const sender = createSender({ timeoutMs: o.timeoutMs, readMax: RESPONSE_READ_MAX, targets });
 
   /** Publishes a hook event; one that cannot go (a name past the limits) is logged, never thrown into a delivery. */
   function tell(product: ProductRef, name: string, data: string): void {
@@ -199,6 +202,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
   }
 
   return {
+    urlRefusal: targets.urlRefusal,
     onEvent(topic, payload) {
       if (closed) return;
       // Cheap first: most events match no integration, and decoding them would tax every publish.

@@ -16,6 +16,7 @@ import { deviceByName, guard, person, type Access, type Guard } from '../access.
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { flag, text, type Fields } from '../body.js';
+import { templateShape } from '../../integrations/template.js';
 
 /** What a response shows of the integration's Basic auth password: it stays with the bridge. Sent back in a PUT, it keeps the password. */
 export const PASSWORD_MASK = '********';
@@ -38,7 +39,7 @@ const cleared = (v: unknown): string | null => (v === '' || v === null ? null : 
  * rejectUnauthorized, responseTemplate, responseTopic, errorResponseTopic, name, disabled}; particle-api-js sends the
  * device as deviceid (integrations) or deviceId (webhooks).
  */
-function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
+function input(ctx: ApiContext, b: Fields, partial: boolean): Partial<IntegrationInput> {
   if (b.integration_type !== undefined && b.integration_type !== 'Webhook') throw ApiError.of(400, 'integration_type must be Webhook (the only kind this bridge delivers)');
   const event = b.event ?? b.eventName;
   if (!partial) {
@@ -47,7 +48,12 @@ function input(b: Fields, partial: boolean): Partial<IntegrationInput> {
   }
   const out: Partial<IntegrationInput> = {};
   if (event !== undefined) out.event = text(event, 'event');
-  if (b.url !== undefined) out.url = text(b.url, 'url');
+  if (b.url !== undefined) {
+    out.url = text(b.url, 'url');
+    // A literal address delivery would refuse is refused now; a host name is checked as it resolves.
+    const why = ctx.webhooks.urlRefusal(out.url);
+    if (why) throw ApiError.of(400, 'url: ' + why);
+  }
   if (b.name !== undefined) out.name = text(b.name, 'name');
   const device = b.deviceid ?? b.deviceId ?? b.deviceID;
   if (device !== undefined) out.deviceId = cleared(typeof device === 'string' && isDeviceId(device.toLowerCase()) ? device.toLowerCase() : device);
@@ -84,7 +90,7 @@ async function byName(ctx: ApiContext, a: Access, owner: IntegrationOwner, input
 /** A URL's origin, templates standing for a plain word (so "https://{{host}}/x" compares as a template). */
 function originOf(url: string): string {
   try {
-    return new URL(url.replace(/\{\{\{?[^}]*\}?\}\}/g, 'x')).origin;
+    return new URL(templateShape(url)).origin;
   } catch {
     return url;
   }
@@ -145,7 +151,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     }),
     route('POST', P, g('integration.create'), async (req, ctx, a) => {
       const o = owner(a);
-      const i = await ctx.store.createIntegration(o, (await byName(ctx, a, o, input(await req.body(), false))) as IntegrationInput);
+      const i = await ctx.store.createIntegration(o, (await byName(ctx, a, o, input(ctx, await req.body(), false))) as IntegrationInput);
       ctx.webhooks.invalidate(o);
       return { status: 201, body: { ok: true, ...integrationObject(i) } };
     }),
@@ -153,7 +159,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     route('PUT', P + '/:integration', g('integration.edit'), async (req, ctx, a) => {
       const o = owner(a);
       const i = await own(ctx, o, req.params.integration);
-      const changes = keepPassword(i, await byName(ctx, a, o, input(await req.body(), true)));
+      const changes = keepPassword(i, await byName(ctx, a, o, input(ctx, await req.body(), true)));
       const updated = await ctx.store.updateIntegration(i.id, changes);
       ctx.webhooks.invalidate(o);
       return { ok: true, ...integrationObject(updated) };
