@@ -76,7 +76,7 @@ export interface BridgeOptions {
   /** How long vitals history, error reports and the audit log are kept (telemetry/retention.ts). */
   retention: RetentionOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
-  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'expirySweepMs'>;
+  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'expirySweepMs'>;
 }
 
 export const defaultOptions: BridgeOptions = {
@@ -111,6 +111,7 @@ export const defaultOptions: BridgeOptions = {
     requestTimeoutMs: 60000,
     publishRate: { perSecond: 1000, burst: 2000 },
     eventRate: { perSecond: LIMITS.publishPerSecond, burst: LIMITS.publishBurst },
+    reportRate: { perSecond: LIMITS.reportPerSecond, burst: LIMITS.reportBurst },
     // An operator's MQTT session or event stream outlives its token's expiry by at most this.
     expirySweepMs: 5000,
   },

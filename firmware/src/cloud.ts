@@ -12,7 +12,7 @@ import {
   CLAIM_CODE_EVENT, cloudTopic, deviceTopic, ERROR_SOURCE, eventNameProblem, IMAGE_HEADER_SIZE, isReservedEventName, KIND, LIMITS, nameProblem, OTA_FAILURE, OTA_STATE,
   parseImageHeader, REPLY_STATUS, RESET_REASON, utf8Length, VAR_TYPE, VITAL, WireValue,
 } from '@flotilla/protocol/core';
-import type { OtaFailure, OtaState, ReplyStatus, VarType, VarValue } from '@flotilla/protocol/core';
+import type { OtaFailure, VarType, VarValue } from '@flotilla/protocol/core';
 import type { Hal } from './hal.js';
 import { BootRecord, confirmed, copy, decodeBoot, encodeBoot, NO_SLOT, pending, runningSlot } from './boot.js';
 import { cborEncode, decodeIn, Inbound, nameOf } from './wire.js';
@@ -100,6 +100,9 @@ interface Entry {
 /** An error waiting to be reported: [source code, name, message, stack, count, uptime]. */
 type PendingError = [number, string, string, string, number, number];
 
+/** A token bucket: [tokens, when last refilled (ms), per second, burst]. */
+type Bucket = [number, number, number, number];
+
 /** An app timer: [id, hal timer id, ms, the app's fn, the bound runner, fires once]. */
 type AppTimer = [number, number, number, () => void, () => void, boolean];
 
@@ -151,6 +154,8 @@ const REPORT = 14;
 const TYPE_OF = 15;
 /** (s, max): `s` cut to at most `max` UTF-8 bytes. */
 const CUT = 16;
+/** (bucket): refills it to now; takes a token and returns true if it has one. */
+const TAKE = 17;
 // The public methods (Cloud), in the order of API_NAMES.
 const VARIABLE = 20;
 const FN = 21;
@@ -200,9 +205,15 @@ class Agent implements Cloud {
   private errors_: PendingError[] = [];
   private helloTimer_ = -1;
   private vitalsTimer_ = -1;
+  /** When vitals last went out: scheduled and requested ones are LIMITS.vitalsMinIntervalMs apart at least. */
+  private vitalsAt_ = -Infinity;
+  /** The error flush timer while one is set, else -1. */
+  private flushTimer_ = -1;
   private vitalsPeriod_ = 0;
-  private tokens_: number = LIMITS.publishBurst;
-  private refilledAt_: number;
+  /** Events: LIMITS.publishPerSecond, bursts of LIMITS.publishBurst, as Device OS. */
+  private readonly events_: Bucket;
+  /** Error reports: LIMITS.errorReportsPerSecond, bursts of LIMITS.errorReportBurst. */
+  private readonly errorBucket_: Bucket;
   private sent_ = 0;
   private rateLimited_ = 0;
   private reported_ = 0;
@@ -229,7 +240,8 @@ class Agent implements Cloud {
     this.boot_ = decodeBoot(hal.flash.readBoot());
     const reason = hal.system.resetReason();
     this.bootReason_ = nameOf(RESET_REASON, reason) ? reason : RESET_REASON.unknown;
-    this.refilledAt_ = hal.clock.now();
+    this.events_ = [LIMITS.publishBurst, hal.clock.now(), LIMITS.publishPerSecond, LIMITS.publishBurst];
+    this.errorBucket_ = [LIMITS.errorReportBurst, hal.clock.now(), LIMITS.errorReportsPerSecond, LIMITS.errorReportBurst];
     this.flushB_ = this.ev_.bind(this, FLUSH);
     this.topicOf_ = {};
     this.topicOf_[KIND.hello] = deviceTopic(id, 'hello');
@@ -266,6 +278,13 @@ class Agent implements Cloud {
     if (what === TYPE_OF) {
       return typeof a === 'boolean' ? 'bool' : typeof a === 'string' ? 'string'
         : typeof a !== 'number' ? '' : Math.floor(a) === a && a >= -2147483648 && a <= 2147483647 ? 'int32' : 'double';
+    } else if (what === TAKE) {
+      const now = hal.clock.now();
+      a[0] = Math.min(a[3], a[0] + ((now - a[1]) / 1000) * a[2]);
+      a[1] = now;
+      if (a[0] < 1) return false;
+      a[0]--;
+      return true;
     } else if (what === CUT) {
       while (utf8Length(a) > b || utf8Length(a) < 0) a = a.substring(0, a.length - 1);
       return a;
@@ -313,16 +332,11 @@ class Agent implements Cloud {
       if (b !== null && (typeof b === 'string' ? utf8Length(b) : b.length) > LIMITS.eventDataMaxBytes) throw new Error(call + 'data is over ' + LIMITS.eventDataMaxBytes + ' bytes');
       const ttl = c && c.ttl !== undefined ? c.ttl : LIMITS.eventTtlDefault;
       if (!(ttl >= 0 && ttl <= LIMITS.eventTtlMax && Math.floor(ttl) === ttl)) throw new Error(call + 'ttl must be a whole number of seconds up to ' + LIMITS.eventTtlMax);
-      // Token bucket: LIMITS.publishPerSecond, bursts of LIMITS.publishBurst, as Device OS.
-      const now = hal.clock.now();
-      this.tokens_ = Math.min(LIMITS.publishBurst, this.tokens_ + ((now - this.refilledAt_) / 1000) * LIMITS.publishPerSecond);
-      this.refilledAt_ = now;
-      if (this.tokens_ < 1) {
+      if (!this.ev_(TAKE, this.events_)) {
         this.rateLimited_++;
         if (d) d(new Error('rate limited: ' + LIMITS.publishPerSecond + ' event per second, bursts of ' + LIMITS.publishBurst));
         return false;
       }
-      this.tokens_--;
       const ok = this.mqtt_.publish(deviceTopic(this.deviceId, 'evt', a), cborEncode([KIND.event, b, ttl]), c && c.ack === false ? 0 : 1, d || null);
       if (ok) this.sent_++;
       return ok;
@@ -362,8 +376,10 @@ class Agent implements Cloud {
       let i = 0;
       while (i < list.length && (subs || list[i].name !== c.name)) i++;
       if (i === list.length && i >= d) throw new Error(a + 'at most ' + d + ' ' + e);
+      // A hello lists names and types: a value or handler replaced changes nothing the cloud holds.
+      const changed = i === list.length || list[i].type !== c.type;
       list[i] = c;
-      if (this.mqtt_.connected && this.helloTimer_ < 0) this.helloTimer_ = hal.clock.setTimer(this.ev_.bind(this, HELLO), 0);
+      if (changed && this.mqtt_.connected && this.helloTimer_ < 0) this.helloTimer_ = hal.clock.setTimer(this.ev_.bind(this, HELLO), 0);
     } else if (what === GUARD) {
       // (source, name, fn, x, y): calls fn(x, y) for the app; an exception is reported, threw_ set, and undefined returned.
       this.threw_ = false;
@@ -389,7 +405,7 @@ class Agent implements Cloud {
         }
       }
       if (this.errors_.length < ERRORS_MAX) this.errors_.push([a, this.ev_(CUT, b, LIMITS.nameMaxBytes), message, this.ev_(CUT, d, LIMITS.errorStackMaxBytes), 1, uptime]);
-      hal.clock.setTimer(this.flushB_, 0);
+      if (this.flushTimer_ < 0) this.flushTimer_ = hal.clock.setTimer(this.flushB_, 0);
     } else if (what === CONNECTED) {
       if (this.onTrial_) {
         // Reached the cloud: the trial image is good. (An image verified during this
@@ -401,6 +417,8 @@ class Agent implements Cloud {
       this.ev_(HELLO);
       this.ev_(SEND, KIND.status, [true], null);
       if (this.claimCode_) this.ev_(CLAIMED);
+      // Every session starts with vitals, however soon after the last (reconnects are paced by the backoff).
+      this.vitalsAt_ = -Infinity;
       this.ev_(VITALS);
       this.ev_(FLUSH);
     } else if (what === HELLO) {
@@ -438,17 +456,25 @@ class Agent implements Cloud {
       this.mqtt_.stop();
       hal.system.reset(a);
     } else if (what === FLUSH) {
+      hal.clock.clearTimer(this.flushTimer_);
+      this.flushTimer_ = -1;
       if (!this.mqtt_.connected || this.dead_) return; // sent on connect
-      while (this.errors_.length) if (this.ev_(SEND, KIND.error, this.errors_.shift() as WireValue[], null)) this.reported_++;
+      // At the error report rate; the rest wait (their repeats counted) for the next token.
+      const b = this.errorBucket_;
+      while (this.errors_.length && this.ev_(TAKE, b)) if (this.ev_(SEND, KIND.error, this.errors_.shift() as WireValue[], null)) this.reported_++;
+      if (this.errors_.length) this.flushTimer_ = hal.clock.setTimer(this.flushB_, Math.ceil(((1 - b[0]) * 1000) / b[2]));
     } else if (what === VITALS) {
       if (a) this.vitalsTimer_ = -1;
       if (this.vitalsPeriod_ && this.vitalsTimer_ < 0) this.vitalsTimer_ = hal.clock.setTimer(this.ev_.bind(this, VITALS, true), this.vitalsPeriod_ * 1000);
-      if (!this.mqtt_.connected) return;
+      // Connected, and not within LIMITS.vitalsMinIntervalMs of the last (a refresh then finds them fresh).
+      const now = hal.clock.now();
+      if (!this.mqtt_.connected || now - this.vitalsAt_ < LIMITS.vitalsMinIntervalMs) return;
+      this.vitalsAt_ = now;
       const s = this.mqtt_.stats;
       const sys = hal.system;
       // Pairs of vital code and value, in the table's order (the cloud's encoder writes the same).
       const v: number[] = [
-        VITAL.systemUptime, Math.floor(hal.clock.now() / 1000), VITAL.systemMemoryUsed, sys.memoryUsed(), VITAL.systemMemoryTotal, sys.memoryTotal(),
+        VITAL.systemUptime, Math.floor(now / 1000), VITAL.systemMemoryUsed, sys.memoryUsed(), VITAL.systemMemoryTotal, sys.memoryTotal(),
         VITAL.systemResetReason, this.bootReason_, VITAL.cloudConnectionStatus, this.mqtt_.status, VITAL.cloudConnectionAttempts, s.attempts,
         VITAL.cloudConnectionDisconnects, s.disconnects, VITAL.cloudConnectionError, s.refusedCode, VITAL.cloudCoapTransmit, s.transmit,
         VITAL.cloudCoapRetransmit, s.retransmit, VITAL.cloudCoapUnack, s.unack, VITAL.cloudCoapRoundTrip, s.roundTrip,
@@ -487,33 +513,33 @@ class Agent implements Cloud {
         return;
       }
       if (m.kind === 'request') {
-        let status: ReplyStatus = 'ok';
+        let status: number = REPLY_STATUS.ok;
         let value: unknown = null;
         this.threw_ = false; // only this request's own callback counts
         const call = m.op === 'call';
         const list = call ? this.fns_ : m.op === 'var' ? this.vars_ : null;
         let e: Entry | null = null;
         for (let i = 0; list && !e && i < list.length; i++) if (list[i].name === (m as { name: string }).name) e = list[i];
-        if (list && !e) status = 'not_found';
+        if (list && !e) status = REPLY_STATUS.not_found;
         else if (e) {
           const source = call ? ERROR_SOURCE.function : ERROR_SOURCE.variable;
           value = e.fn ? this.ev_(GUARD, source, e.name, e.fn, call ? (m as { arg: string }).arg : undefined) : e.value;
           const t = this.ev_(TYPE_OF, value);
           if (this.threw_) {
-            status = 'handler_error';
+            status = REPLY_STATUS.handler_error;
             value = this.lastError_;
           } else if (call ? t !== 'int32' : t !== e.type && !(e.type === 'double' && t === 'int32')) {
-            status = 'handler_error';
+            status = REPLY_STATUS.handler_error;
             value = 'cloud.' + (call ? 'fn' : 'variable') + '("' + e.name + '"): returned ' + (t || String(value)) + (call ? '; return an integer (1 success, -1 failure)' : ', not ' + e.type);
             this.ev_(REPORT, source, e.name, value as string, '');
           } else if (t === 'string' && utf8Length(value as string) > LIMITS.variableValueMaxBytes) {
-            status = 'too_large';
+            status = REPLY_STATUS.too_large;
             value = null;
           }
         } else if (m.op === 'vitals') this.ev_(VITALS);
         else if (m.op === 'signal') hal.system.signal((value = m.on) as boolean);
         const reset = m.op === 'reset' ? this.ev_.bind(this, RESTART, RESET_REASON.user) : null;
-        this.ev_(SEND, KIND.reply, [m.id, REPLY_STATUS[status], value as WireValue], reset);
+        this.ev_(SEND, KIND.reply, [m.id, status, value as WireValue], reset);
         // Reset once the reply has gone, or after a second without its acknowledgement.
         if (reset) hal.clock.setTimer(reset, 1000);
         return;
@@ -534,7 +560,7 @@ class Agent implements Cloud {
       const j = r.job;
       const slot = 1 - runningSlot(r);
       const handler = this.otaHandler_;
-      let state: OtaState = 'offset';
+      let state: number = OTA_STATE.offset;
       let failure: OtaFailure | '' = '';
       let offset = j ? j.offset : 0;
       let version = j ? j.version : 0;
@@ -609,7 +635,7 @@ class Agent implements Cloud {
           if (!failure) {
             this.finishing_ = true;
             this.ev_(PERSIST, pending(this.boot_, slot, version));
-            state = 'verified';
+            state = OTA_STATE.verified;
             type = 'done';
           }
         }
@@ -626,19 +652,19 @@ class Agent implements Cloud {
           next.job = null;
           this.ev_(PERSIST, next);
         }
-        state = 'failed';
+        state = OTA_STATE.failed;
         type = offset < 0 ? '' : 'failed';
         if (offset < 0) offset = 0;
       }
       // Once verified, reset when the cloud has the status; without it, as soon as the link is
       // down, or after RESET_GRACE_S. The image is marked already: a power cut now boots it.
-      this.ev_(SEND, KIND.otaStatus, [m.job, OTA_STATE[state], verify ? size : offset, failure ? OTA_FAILURE[failure] : null], state === 'verified' ? this.ev_.bind(this, RESTART, RESET_REASON.update) : null);
+      this.ev_(SEND, KIND.otaStatus, [m.job, state, verify ? size : offset, failure ? OTA_FAILURE[failure] : null], state === OTA_STATE.verified ? this.ev_.bind(this, RESTART, RESET_REASON.update) : null);
       if (type && handler) {
         const e: OtaEvent = { type: type, version: version, size: size, offset: verify ? size : offset };
         if (failure) e.reason = failure;
         this.ev_(GUARD, ERROR_SOURCE.agent, 'onOta', handler as (a?: unknown) => unknown, e);
       }
-      if (state === 'verified') {
+      if (state === OTA_STATE.verified) {
         this.graceLeft_ = RESET_GRACE_S;
         this.hal_.clock.setTimer(this.ev_.bind(this, OTA_WAIT), 1000);
       }

@@ -371,10 +371,35 @@ describe('bridge broker', function () {
       const slow = await startFixture({ mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, publishRate: { perSecond: 10, burst: 20 } } });
       try {
         const a1 = await device(slow.port, A1);
-        const vitals = Buffer.from(encode('vitals', { values: { 'device.system.uptime': 1 } }));
-        for (let i = 0; i < 40 && a1.connected; i++) a1.publish(topics.device.vitals(A1), vitals, { qos: 0 });
+        // Status messages: nothing is stored for them, so only the flood limit counts them.
+        const status = Buffer.from(encode('status', { online: true }));
+        for (let i = 0; i < 40 && a1.connected; i++) a1.publish(topics.device.status(A1), status, { qos: 0 });
         await closed(a1);
         a1.end(true);
+      } finally {
+        await slow.close();
+      }
+    });
+
+    it('ends the session of a device past its report budget (hello, vitals, errors stored), and keeps that budget across sessions', async () => {
+      const slow = await startFixture({ mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, reportRate: { perSecond: 0.001, burst: 5 } } });
+      try {
+        const vitals = Buffer.from(encode('vitals', { values: { 'device.system.uptime': 1 } }));
+        const error = Buffer.from(encode('error', { source: 'timer', name: '', message: 'x', stack: '', count: 1, uptime: 1 }));
+        const a1 = await device(slow.port, A1);
+        // The burst is taken, each one stored (QoS 1: acknowledged once stored).
+        for (let i = 0; i < 5; i++) await a1.publishAsync(i % 2 ? topics.device.error(A1) : topics.device.vitals(A1), i % 2 ? error : vitals, { qos: 1 });
+        assert.ok(a1.connected);
+        a1.publish(topics.device.vitals(A1), vitals, { qos: 1 });
+        await closed(a1);
+        a1.end(true);
+        // A new session has nothing left either; an event still passes (its own budget).
+        const again = await device(slow.port, A1);
+        await again.publishAsync(topics.device.event(A1, 'still'), Buffer.from(encode('event', { data: 'x', ttl: 60 })), { qos: 1 });
+        again.publish(topics.device.error(A1), error, { qos: 1 });
+        await closed(again);
+        again.end(true);
+        assert.equal((await slow.bridge.store.vitalsHistory(A1, new Date(0), new Date(Date.now() + 60_000))).length, 3);
       } finally {
         await slow.close();
       }

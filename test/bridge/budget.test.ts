@@ -5,6 +5,8 @@ import { deviceBudget, resume, settled, take, takeEvent, bucket } from '../../br
 
 const events = { perSecond: 1, burst: 4 };
 const packets = { perSecond: 100, burst: 200 };
+const reports = { perSecond: 2, burst: 30 };
+const rates = { events, packets, reports };
 
 describe('publish budgets', () => {
   it('a bucket gives its burst at once, then its rate', () => {
@@ -23,14 +25,14 @@ describe('publish budgets', () => {
   });
 
   it('events: the burst, then the offline backlog, then up to the burst again past the rate, then refused', () => {
-    const b = deviceBudget(events, packets, 0);
+    const b = deviceBudget(rates, 0);
     const n = events.burst + LIMITS.offlineQueueMax + events.burst;
     for (let i = 0; i < n; i++) assert.equal(takeEvent(b, events, 0), true, 'event ' + i);
     assert.equal(takeEvent(b, events, 0), false);
   });
 
   it('a new session does not refill the budget: the backlog credit is earned back at the event rate', () => {
-    const b = deviceBudget(events, packets, 0);
+    const b = deviceBudget(rates, 0);
     while (takeEvent(b, events, 0));
     // Reconnected at once: nothing more.
     resume(b, events, 0);
@@ -47,14 +49,19 @@ describe('publish budgets', () => {
   });
 
   it('settled: refilled to what a fresh budget holds', () => {
-    const b = deviceBudget(events, packets, 0);
-    assert.equal(settled(b, events, packets, 0), true);
+    const b = deviceBudget(rates, 0);
+    assert.equal(settled(b, rates, 0), true);
     takeEvent(b, events, 0);
-    assert.equal(settled(b, events, packets, 0), false);
-    assert.equal(settled(b, events, packets, 999), false);
-    assert.equal(settled(b, events, packets, 1000), true);
+    assert.equal(settled(b, rates, 0), false);
+    assert.equal(settled(b, rates, 999), false);
+    assert.equal(settled(b, rates, 1000), true);
     for (let i = 0; i < events.burst + 3; i++) takeEvent(b, events, 1000); // 3 from the backlog
-    assert.equal(settled(b, events, packets, 4999), false);
-    assert.equal(settled(b, events, packets, 5000), true);
+    assert.equal(settled(b, rates, 4999), false);
+    assert.equal(settled(b, rates, 5000), true);
+    // Reports spent: settled once they are back to their burst (15 s at 2/s).
+    for (let i = 0; i < reports.burst; i++) assert.equal(take(b.reports, reports, 5000), true);
+    assert.equal(take(b.reports, reports, 5000), false);
+    assert.equal(settled(b, rates, 19_999), false);
+    assert.equal(settled(b, rates, 20_000), true);
   });
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
 import { decodeBoot } from '@flotilla/firmware/boot';
-import { decode, encode } from '@flotilla/protocol';
+import { decode, encode, LIMITS, type Messages } from '@flotilla/protocol';
 import { hex } from '../helpers/bytes.js';
 import { startBroker, TestBroker } from '../helpers/broker.js';
 import { TestCloud } from '../helpers/test-cloud.js';
@@ -16,6 +16,7 @@ import { sendImage } from '../helpers/ota-sender.js';
 
 const PRODUCT = 7;
 let seq = 0;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const newId = () => (0x1000000 + ++seq).toString(16).padStart(24, 'a');
 
 describe('agent bundle in node:vm against aedes', function () {
@@ -147,6 +148,66 @@ describe('agent bundle in node:vm against aedes', function () {
     assert.ok(Date.now() - t0 >= 900, 'two more vitals took ' + (Date.now() - t0) + ' ms');
     // On request.
     assert.equal((await cloud.request(id, { op: 'vitals' })).status, 'ok');
+  });
+
+  /** Every message of a kind the device sent so far. */
+  function sent<K extends 'hello' | 'vitals' | 'error'>(id: string, kind: K): Messages[K][] {
+    return cloud.all.filter((r) => r.deviceId === id && r.msg.kind === kind).map((r) => r.msg as unknown as Messages[K]);
+  }
+
+  // The cloud stores hello, vitals and error reports under a per-device rate (LIMITS.reportPerSecond); the agent keeps under it.
+  it('sends error reports at their rate, a burst and then one a second, repeats waiting as counts', async () => {
+    const start = Date.now();
+    const id = newId();
+    // Twelve different errors, one every 10 ms.
+    device(id, { app: "var n = 0; cloud.every(10, function () { n++; throw new Error('e' + (n % 12)); });" });
+    await cloud.kind(id, 'hello');
+    await sleep(2500);
+    const reports = sent(id, 'error');
+    // Timers never fire early: in the time since start, at most the burst plus one per second earned.
+    const most = LIMITS.errorReportBurst + Math.floor(((Date.now() - start) / 1000) * LIMITS.errorReportsPerSecond) + 1;
+    assert.ok(reports.length >= LIMITS.errorReportBurst && reports.length <= most, reports.length + ' reports, at most ' + most);
+    assert.ok(reports.slice(LIMITS.errorReportBurst).every((r) => r.count > 1), 'a report that waited carries its repeats');
+  });
+
+  it('sends vitals at most once a second when asked, but always on connect', async () => {
+    const start = Date.now();
+    const id = newId();
+    device(id);
+    await cloud.kind(id, 'hello');
+    await cloud.kind(id, 'vitals');
+    for (let i = 0; i < 5; i++) assert.equal((await cloud.request(id, { op: 'vitals' })).status, 'ok');
+    await sleep(200);
+    const most = 1 + Math.floor((Date.now() - start) / LIMITS.vitalsMinIntervalMs);
+    assert.ok(sent(id, 'vitals').length <= most, sent(id, 'vitals').length + ' vitals, at most ' + most);
+    // A second later, asked again: fresh vitals.
+    await sleep(LIMITS.vitalsMinIntervalMs);
+    const before = sent(id, 'vitals').length;
+    assert.equal((await cloud.request(id, { op: 'vitals' })).status, 'ok');
+    await cloud.kind(id, 'vitals');
+    assert.equal(sent(id, 'vitals').length, before + 1);
+  });
+
+  it('says hello again only when its names or types change, not when a value or handler is replaced', async () => {
+    const id = newId();
+    device(id, {
+      app: DEMO_APP + `
+cloud.fn('rereg', function (a) { cloud.variable('name', a); cloud.fn('setLed', function () { return 2; }); return 1; });
+cloud.fn('retype', function () { cloud.variable('count', 1.5); return 1; });
+cloud.fn('addvar', function (a) { cloud.variable(a, 1); return 1; });`,
+    });
+    await cloud.kind(id, 'hello');
+    assert.equal((await cloud.request(id, { op: 'call', name: 'rereg', arg: 'hall' })).value, 1);
+    assert.equal((await cloud.request(id, { op: 'var', name: 'name' })).value, 'hall');
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setLed', arg: 'on' })).value, 2);
+    assert.equal((await cloud.request(id, { op: 'call', name: 'retype', arg: '' })).value, 1);
+    const retyped = await cloud.kind(id, 'hello');
+    assert.deepEqual(retyped.variables.find((v) => v.name === 'count'), { name: 'count', type: 'double' });
+    assert.equal((await cloud.request(id, { op: 'call', name: 'addvar', arg: 'extra' })).value, 1);
+    const added = await cloud.kind(id, 'hello');
+    assert.ok(added.variables.some((v) => v.name === 'extra'));
+    // The replacements said nothing: three hellos in all (connect, new type, new variable).
+    assert.equal(sent(id, 'hello').length, 3);
   });
 
   it('survives a garbage frame and a dropped link, and counts the reconnects', async () => {

@@ -39,8 +39,8 @@ export async function authenticate(
     const actor: Actor = { kind: 'device', deviceId: clientId, productId: access.product.productId };
     const now = Date.now();
     let budget = ctx.budgets.get(clientId);
-    if (budget) resume(budget, ctx.eventRate, now);
-    else ctx.budgets.set(clientId, (budget = deviceBudget(ctx.eventRate, ctx.limits, now)));
+    if (budget) resume(budget, ctx.rates.events, now);
+    else ctx.budgets.set(clientId, (budget = deviceBudget(ctx.rates, now)));
     return {
       ok: true,
       session: { kind: 'device', deviceId: clientId, product: access.product, customerId: access.customerId, actor, inbox: topics.filter.deviceInbox(clientId), budget },
@@ -61,7 +61,7 @@ export async function authenticate(
     ok: true,
     session: {
       kind: 'operator', clientId, tokenHash: sha256Hex(secret), expiresAt: token.expiresAt ? token.expiresAt.getTime() : null, actor,
-      watch: new Map(), packets: bucket(ctx.limits, Date.now()),
+      watch: new Map(), packets: bucket(ctx.rates.packets, Date.now()),
     },
   };
 }

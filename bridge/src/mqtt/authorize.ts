@@ -89,6 +89,7 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
       if (bad) throw new Refused(bad.message);
       spendEventToken(ctx, s);
     }
+    if (msg.kind === 'hello' || msg.kind === 'vitals' || msg.kind === 'error') spendReportToken(ctx, s);
     const now = Date.now();
     ctx.heard.set(s.deviceId, now);
     countUsage(ctx, s.product.productId, s.deviceId, now, packet.payload.length, msg);
@@ -116,14 +117,25 @@ async function authorizeAppPublish(
   if (msg.kind === 'cloudEvent') tally(ctx.usage, ref!.product.productId, Date.now(), { dataOps: CLOUD_EVENT_OPS });
 }
 
-/** Every client's publish budget (ctx.limits): a flood ends the session. */
+/** Every client's publish budget (ctx.rates.packets): a flood ends the session. */
 function spendPacketToken(ctx: BrokerContext, s: Session): void {
-  if (!take(s.kind === 'device' ? s.budget.packets : s.packets, ctx.limits, Date.now())) throw new Refused('publish rate over ' + ctx.limits.perSecond + '/s');
+  const r = ctx.rates.packets;
+  if (!take(s.kind === 'device' ? s.budget.packets : s.packets, r, Date.now())) throw new Refused('publish rate over ' + r.perSecond + '/s');
 }
 
-/** The event rate per device (ctx.eventRate; Particle's 1/s with bursts of 4 by default), across its sessions. */
+/** The event rate per device (Particle's 1/s with bursts of 4 by default), across its sessions. */
 function spendEventToken(ctx: BrokerContext, s: Extract<Session, { kind: 'device' }>): void {
-  if (!takeEvent(s.budget, ctx.eventRate, Date.now())) throw new Refused('event rate over ' + ctx.eventRate.perSecond + '/s');
+  if (!takeEvent(s.budget, ctx.rates.events, Date.now())) throw new Refused('event rate over ' + ctx.rates.events.perSecond + '/s');
+}
+
+/**
+ * What the bridge stores for a device (hello, vitals, error reports), per
+ * device across its sessions: a device past it would fill the disk, so its
+ * session ends. The agent keeps well under it (protocol LIMITS).
+ */
+function spendReportToken(ctx: BrokerContext, s: Extract<Session, { kind: 'device' }>): void {
+  const r = ctx.rates.reports;
+  if (!take(s.budget.reports, r, Date.now())) throw new Refused('hello, vitals and error reports over ' + r.perSecond + '/s (bursts of ' + r.burst + ')');
 }
 
 export interface Subscription {

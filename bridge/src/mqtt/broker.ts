@@ -37,6 +37,8 @@ export interface BrokerOptions {
   publishRate: Rate;
   /** Events per second and burst per device. */
   eventRate: Rate;
+  /** Hello, vitals and error reports stored per device: per second and burst; more ends the session. */
+  reportRate: Rate;
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
   /** How often sessions and event streams whose token has expired are ended, and offline devices' refilled budgets dropped (ms, default 5000). */
@@ -92,8 +94,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     store: o.store,
     log: o.log,
     devices: new Map<string, DeviceRef>(),
-    limits: o.publishRate,
-    eventRate: o.eventRate,
+    rates: { events: o.eventRate, packets: o.publishRate, reports: o.reportRate },
     budgets: new Map(),
     heard: new Map<string, number>(),
     subscriptions: new Map<string, readonly string[]>(),
@@ -186,7 +187,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     cut((h) => h.expiresAt !== null && h.expiresAt <= now);
     // An offline device's budget, once refilled, is what a fresh one would be.
     const at = Date.now();
-    for (const [id, b] of context.budgets) if (!clients(aedes)[id] && settled(b, o.eventRate, o.publishRate, at)) context.budgets.delete(id);
+    for (const [id, b] of context.budgets) if (!clients(aedes)[id] && settled(b, context.rates, at)) context.budgets.delete(id);
   }, o.expirySweepMs ?? 5000);
   expiryTimer.unref();
 

@@ -18,11 +18,20 @@ export interface Bucket {
   at: number;
 }
 
-export interface DeviceBudget {
+/** The rates a device's budget refills at. */
+export interface DeviceRates {
   /** Events (Particle's 1/s with bursts of 4 by default). */
+  events: Rate;
+  /** Every kind of message, against floods (an operator session has this bucket too). */
+  packets: Rate;
+  /** What the bridge stores for a device: hello, vitals, error reports (LIMITS.reportPerSecond, reportBurst). */
+  reports: Rate;
+}
+
+export interface DeviceBudget {
   events: Bucket;
-  /** Every kind of message, against floods. */
   packets: Bucket;
+  reports: Bucket;
   /**
    * Events the agent queued while offline, let past the event rate when they
    * arrive at once after a reconnect: at most LIMITS.offlineQueueMax, earned
@@ -60,8 +69,8 @@ export function take(b: Bucket, r: Rate, now: number): boolean {
   return true;
 }
 
-export function deviceBudget(events: Rate, packets: Rate, now: number): DeviceBudget {
-  return { events: bucket(events, now), packets: bucket(packets, now), backlog: LIMITS.offlineQueueMax, backlogAt: now };
+export function deviceBudget(r: DeviceRates, now: number): DeviceBudget {
+  return { events: bucket(r.events, now), packets: bucket(r.packets, now), reports: bucket(r.reports, now), backlog: LIMITS.offlineQueueMax, backlogAt: now };
 }
 
 /** A new session of a device with a budget: the backlog credit earned since its last session. */
@@ -87,6 +96,9 @@ export function takeEvent(b: DeviceBudget, r: Rate, now: number): boolean {
 }
 
 /** Whether a budget has refilled to what a fresh one holds: it need not be kept. */
-export function settled(b: DeviceBudget, events: Rate, packets: Rate, now: number): boolean {
-  return level(b.events, events, now) >= events.burst && level(b.packets, packets, now) >= packets.burst && backlogAt(b, events, now) >= LIMITS.offlineQueueMax;
+export function settled(b: DeviceBudget, r: DeviceRates, now: number): boolean {
+  return (
+    level(b.events, r.events, now) >= r.events.burst && level(b.packets, r.packets, now) >= r.packets.burst && level(b.reports, r.reports, now) >= r.reports.burst &&
+    backlogAt(b, r.events, now) >= LIMITS.offlineQueueMax
+  );
 }

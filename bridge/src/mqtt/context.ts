@@ -3,7 +3,7 @@ import type { Hello, Messages, ParsedTopic } from '@flotilla/protocol';
 import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
 import type { UsageTally } from '../telemetry/data-ops.js';
-import type { DeviceBudget, Rate } from './budget.js';
+import type { DeviceBudget, DeviceRates } from './budget.js';
 
 /** What OTA delivery (bridge/src/ota) is told about devices; the broker knows nothing else of it. */
 export interface DeviceOtaHooks {
@@ -34,10 +34,8 @@ export interface BrokerContext {
   topicCache: Map<string, ParsedTopic | null>;
   /** Devices → their publish budgets, kept across sessions (dropped once refilled, offline). */
   budgets: Map<string, DeviceBudget>;
-  /** Events per second per device, and the burst allowed (Particle's 1/s with bursts of 4 by default). */
-  eventRate: Rate;
-  /** Publish rate per client, against floods: messages per second, and the burst allowed. */
-  limits: Rate;
+  /** What devices' budgets refill at (events, every packet, stored reports); `packets` is every client's flood limit. */
+  rates: DeviceRates;
   /** Set by the composition root once OTA delivery exists; null in a bare broker. */
   ota: DeviceOtaHooks | null;
   now(): Date;

@@ -22,6 +22,18 @@ export const LIMITS = {
   publishPerSecond: 1,
   /** Publishes allowed back to back before the rate applies. */
   publishBurst: 4,
+  /**
+   * Reports the cloud stores per device (hello, vitals, error reports):
+   * sustained rate per second and burst. The agent stays under it: vitals at
+   * most once per vitalsMinIntervalMs, error reports at errorReportsPerSecond
+   * with bursts of errorReportBurst (meanwhile repeats add to their counts), a
+   * hello only when what it lists changes.
+   */
+  reportPerSecond: 3,
+  reportBurst: 30,
+  vitalsMinIntervalMs: 1000,
+  errorReportsPerSecond: 1,
+  errorReportBurst: 8,
   /** Messages an agent holds while offline, sent at once when it reconnects: the cloud allows that backlog past the event rate once per session. */
   offlineQueueMax: 16,
   /** A device claim code (Device OS holds up to 63 characters). */
