@@ -526,6 +526,25 @@ describe('store (SQLite file, typeorm migrations)', function () {
       await refused(store.createDevice({ id: 'bbbbbbbbbbbbbbbbbbbbbbbb', productId: 987654 }), 'not_found');
     });
 
+    it('refuses device names that would lie on a screen or read as an ID, and a name another device of the account has', async () => {
+      const owner = await store.createUser('names@example.com', 'pw-names');
+      const [n1, n2, n3] = ['cccccccccccccccccccccc01', 'cccccccccccccccccccccc02', 'cccccccccccccccccccccc03'];
+      for (const id of [n1, n2, n3]) await store.createDevice({ id, productId });
+      await store.setDeviceOwner(n1, owner.id);
+      await store.setDeviceOwner(n2, owner.id);
+      for (const bad of ['tab\there', 'bell\u0007', 'c1\u0085', 'line\u2028break', 'gnp.exe\u202eexe', 'iso\u2066late', 'zero\u200bwidth', 'b\ufeffom', 'ABCDEF0123456789abcdef01'])
+        await refused(store.updateDevice(n1, { name: bad }), 'invalid');
+      await refused(store.createDevice({ id: 'cccccccccccccccccccccc04', productId, name: 'new\nline' }), 'invalid');
+      assert.equal((await store.updateDevice(n1, { name: 'Kitchen' })).name, 'Kitchen');
+      // The same account: taken, in any case; renaming a device to its own name is no conflict.
+      await refused(store.updateDevice(n2, { name: 'kitchen' }), 'conflict');
+      assert.equal((await store.updateDevice(n1, { name: 'KITCHEN' })).name, 'KITCHEN');
+      // Another account (here: none) may use it, as Particle's products may repeat names.
+      assert.equal((await store.updateDevice(n3, { name: 'kitchen' })).name, 'kitchen');
+      // Letters of any script are names.
+      assert.equal((await store.updateDevice(n2, { name: 'Küche · 厨房' })).name, 'Küche · 厨房');
+    });
+
     it('deviceProduct(): the device product as the policy reads it', async () => {
       const ref = await store.deviceProduct(DEV1);
       assert.equal(ref?.productId, String(productId));

@@ -8,6 +8,27 @@ import type { Ctx } from './context.js';
 import { version } from './firmware.js';
 import { PRODUCT_REF_SQL, productRefOf } from './teams.js';
 
+/**
+ * What a device name may not hold: control characters (C0, DEL, C1), line
+ * and paragraph separators, zero-width characters and bidirectional marks,
+ * overrides and isolates. Each would make a listing, a terminal or a log line
+ * show something other than what is stored.
+ */
+const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+const LIKE_DEVICE_ID = /^[0-9a-f]{24}$/i;
+
+/** A device name as given (trimmed; '' is none), or why it cannot be one. */
+function deviceName(v: unknown): string | null {
+  if (typeof v !== 'string') throw new StoreError('invalid', 'a device name must be text');
+  const t = v.trim();
+  if (t === '') return null;
+  if (t.length > 64) throw new StoreError('invalid', 'a device name is longer than 64 characters');
+  if (UNSAFE_IN_NAME.test(t)) throw new StoreError('invalid', 'a device name may not have control, zero-width or bidirectional-override characters');
+  // particle-cli and the API take a name or an ID in one place: a name that reads as an ID would shadow one.
+  if (LIKE_DEVICE_ID.test(t)) throw new StoreError('invalid', 'a device name may not be 24 hex characters: that reads as a device ID');
+  return t;
+}
+
 interface DeviceRaw {
   id: string;
   name: string | null;
@@ -86,6 +107,10 @@ export function deviceStore(ctx: Ctx): DeviceStore {
   );
   const heard = db.prepare(`UPDATE devices SET ${HEARD} WHERE id = ?`);
   const rename = db.prepare('UPDATE devices SET name = ? WHERE id = ?');
+  // Particle keeps names unique within one account's devices (not across a product's): any case.
+  const namesake = db.prepare<{ id: string }>(
+    'SELECT d.id FROM devices d JOIN devices me ON me.id = ? WHERE d.owner_user_id = me.owner_user_id AND d.id <> me.id AND d.name = ? COLLATE NOCASE LIMIT 1',
+  );
   const setNotes = db.prepare('UPDATE devices SET notes = ? WHERE id = ?');
   const setDevelopment = db.prepare('UPDATE devices SET development = ? WHERE id = ?');
   const setQuarantined = db.prepare('UPDATE devices SET quarantined = ? WHERE id = ?');
@@ -99,7 +124,7 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       const id = input.id;
       if (typeof id !== 'string' || !DEVICE_ID.test(id)) throw new StoreError('invalid', 'a device id is 24 lowercase hex characters');
       const productId = productKey(input.productId);
-      const name = typeof input.name === 'string' && input.name.trim() ? input.name.trim() : null;
+      const name = input.name === undefined || input.name === null ? null : deviceName(input.name);
       refusing({ unique: `device ${id} exists`, foreignKey: `no product ${productId}` }, () =>
         insert.run(id, name, productId, ctx.now()),
       );
@@ -172,7 +197,7 @@ export function deviceStore(ctx: Ctx): DeviceStore {
         if (typeof v !== 'boolean') throw new StoreError('invalid', what + ' must be true or false');
         return v ? 1 : 0;
       };
-      const name = clean(changes.name, 'a device name', 64);
+      const name = changes.name === undefined || changes.name === null ? changes.name : deviceName(changes.name);
       const notes = clean(changes.notes, 'device notes', 4096);
       const development = flag(changes.development, 'development');
       const quarantined = flag(changes.quarantined, 'quarantined');
@@ -180,6 +205,10 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       if (locked !== undefined && locked !== null) version(locked);
       const run = db.transaction(() => {
         if (!byId.get(deviceId)) throw notFound(deviceId);
+        if (name) {
+          const other = namesake.get(deviceId, name);
+          if (other) throw new StoreError('conflict', `another device of this account is named ${JSON.stringify(name)} (${other.id}); names are unique within an account`);
+        }
         if (name !== undefined) rename.run(name, deviceId);
         if (notes !== undefined) setNotes.run(notes, deviceId);
         if (development !== undefined) setDevelopment.run(development, deviceId);
