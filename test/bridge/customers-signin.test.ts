@@ -281,6 +281,17 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
       assert.ok(refusals.includes('unknown claim code'), refusals.join('; '));
     });
 
+    it('gives claim codes with the product in the path (particle-api-js getClaimCode): a customer for its own product only, a user with device.add on it', async () => {
+      const mine = (await particle.getClaimCode({ product: 'prod-a', auth: dora })).body as unknown as { claim_code: string; device_ids: string[] };
+      assert.ok(mine.claim_code.length >= 32 && Array.isArray(mine.device_ids));
+      assert.equal((await api('POST', '/v1/products/' + f.products.A + '/device_claims', dora)).status, 200, 'by id as by slug');
+      assert.equal((await api('POST', '/v1/products/prod-b/device_claims', dora)).status, 404, 'not its product');
+      const developer = (await particle.getClaimCode({ product: 'prod-a', auth: f.tokens.erin })).body as unknown as { claim_code: string };
+      assert.ok(developer.claim_code.length >= 32);
+      assert.equal((await api('POST', '/v1/products/prod-a/device_claims', f.tokens.carol)).status, 403, 'a Viewer adds no devices');
+      assert.equal((await api('POST', '/v1/products/prod-a/device_claims', f.tokens.bob)).status, 404, 'not on the team');
+    });
+
     it("claims by id (POST /v1/devices) only a device of the customer's product no other customer holds; another customer's device is a 404 everywhere", async () => {
       assert.equal((await api('POST', '/v1/devices', dora, { id: A1 })).status, 404, "cust1's device");
       assert.equal((await api('POST', '/v1/devices', dora, { id: 'b1b1b1b1b1b1b1b1b1b1b1b1' })).status, 404, 'another product');

@@ -327,6 +327,30 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('DELETE', '/v1/products/prod-a/sims/' + s2, f.tokens.dave)).status, 403);
     assert.equal((await api('DELETE', '/v1/products/prod-a/sims/' + s2, f.tokens.erin)).status, 204);
     assert.equal((await api('GET', '/v1/products/prod-a/sims/' + s2, f.tokens.erin)).status, 404);
+
+    // The fleet's data (particle-api-js getFleetDataUsage): the product's SIMs summed per day.
+    const s3 = luhn('8901260882310000003');
+    await api('POST', '/v1/products/prod-a/sims', f.tokens.erin, { sims: [s3] });
+    for (const [iccid, date, bytes] of [[s1, '2026-01-01', 1_000_000], [s3, '2026-01-01', 500_000], [s3, '2026-01-02', 2_000_000]] as const)
+      assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + iccid + '/data_usage', f.tokens.erin, { date, bytes })).status, 200);
+    const fleet = (await particle.getFleetDataUsage({ product: 'prod-a', auth: f.tokens.carol })).body as unknown as {
+      total_active_sim_cards: number; total_mbs_used: number; usage_by_day: { date: string; mbs_used: number; mbs_used_cumulative: number }[];
+    };
+    // Without a range: the last 30 days, so none of these.
+    assert.deepEqual([fleet.total_active_sim_cards, fleet.total_mbs_used, fleet.usage_by_day], [1, 0, []]);
+    const january = (await api('GET', '/v1/products/prod-a/sims/data_usage?start_date=2026-01-01&end_date=2026-01-31', f.tokens.carol)).body;
+    assert.deepEqual(january.usage_by_day.map((d: { date: string; mbs_used: number; mbs_used_cumulative: number }) => [d.date, d.mbs_used, d.mbs_used_cumulative]), [['2026-01-01', 1.5, 1.5], ['2026-01-02', 2, 3.5]]);
+    assert.equal(january.total_mbs_used, 3.5);
+    assert.equal((await api('GET', '/v1/products/prod-b/sims/data_usage', f.tokens.carol)).status, 404, 'not on that product\'s team');
+
+    // One SIM by its ICCID alone (checkSIM is a HEAD; removeSIM without a product): decided on its product.
+    assert.equal((await particle.checkSIM({ iccid: s1, auth: f.tokens.carol })).statusCode, 204);
+    assert.equal((await api('GET', '/v1/sims/' + s1, f.tokens.carol)).body.product_id, Number(f.products.A));
+    await refused(particle.checkSIM({ iccid: s1, auth: f.tokens.bob }), 404);
+    await refused(particle.checkSIM({ iccid: luhn('8901260882310000009'), auth: f.tokens.carol }), 404);
+    assert.equal((await api('DELETE', '/v1/sims/' + s3, f.tokens.dave)).status, 403, 'removing needs a Developer');
+    await particle.removeSIM({ iccid: s3, auth: f.tokens.erin });
+    assert.equal((await api('GET', '/v1/sims/' + s3, f.tokens.erin)).status, 404);
   });
 
   it('counts usage per product per day: active devices, messages, bytes; Administrators see it', async () => {
@@ -377,9 +401,23 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const t = await login('carol', 'carol-password');
     const current = await api('GET', '/v1/access_tokens/current', t);
     assert.equal(current.body.client, 'particle-api');
-    assert.equal((await api('DELETE', '/v1/access_tokens/' + t, f.tokens.bob)).status, 404, 'not bob\'s token');
     await particle.deleteCurrentAccessToken({ auth: t });
     assert.equal((await api('GET', '/v1/user', t)).status, 401);
+    // particle-api-js deleteAccessToken sends the token and nothing else: holding it is the right to end it.
+    const held = await login('carol', 'carol-password');
+    await particle.deleteAccessToken({ token: held });
+    assert.equal((await api('GET', '/v1/user', held)).status, 401);
+    await refused(particle.deleteAccessToken({ token: held }), 404);
+    await refused(particle.deleteAccessToken({ token: 'no-such-token' }), 404);
+    // A handle needs its owner's live token.
+    const other = await login('carol', 'carol-password');
+    const handleOf = createHash('sha256').update(other).digest('hex').slice(0, 20);
+    assert.equal((await api('DELETE', '/v1/access_tokens/' + handleOf, null)).status, 401);
+    assert.equal((await api('GET', '/v1/user', other)).status, 200);
+    // Particle's analytics identity.
+    const me = (await particle.trackingIdentity({ auth: other })).body as unknown as { id: string; email?: string };
+    assert.deepEqual(me, { id: f.users.carol });
+    assert.deepEqual((await particle.trackingIdentity({ full: true, auth: other })).body, { id: f.users.carol, email: 'carol' });
     await refused(particle.createUser({ username: 'new@example.com', password: 'pw' }), 403);
     const doc = (await api('GET', '/v1/openapi.json', null)).body;
     assert.equal(doc.openapi, '3.1.0');

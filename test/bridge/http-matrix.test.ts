@@ -25,7 +25,7 @@ const API_USER_SCOPES: Action[] = ['device.events', 'device.variable'];
 const CUSTOMER_ACTIONS: Action[] = ['device.view', 'device.variable', 'device.function', 'device.events'];
 
 /** Routes that need no token, and why that is right. */
-const PUBLIC = new Set(['GET /healthz', 'POST /oauth/token', 'GET /oauth/authorize', 'POST /oauth/authorize', 'POST /v1/users', 'GET /v1/events', 'GET /v1/openapi.json']);
+const PUBLIC = new Set(['GET /healthz', 'POST /oauth/token', 'GET /oauth/authorize', 'POST /oauth/authorize', 'POST /v1/users', 'GET /v1/events', 'GET /v1/openapi.json', 'DELETE /v1/access_tokens/:token']);
 
 let seq = 0;
 const freshId = () => (0xc0000000 + ++seq).toString(16).padStart(24, 'e');

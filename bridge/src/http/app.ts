@@ -58,7 +58,10 @@ export type LiveFleet = Pick<Broker, 'cutToken' | 'cutTokenHashes' | 'cutSubject
 export const STREAMING = Symbol('streaming');
 
 export interface Request {
+  /** GET for a HEAD request (it runs the GET route; node:http sends no body). */
   method: string;
+  /** It came as HEAD. */
+  head: boolean;
   /** The raw response, for handlers that stream (they return STREAMING). */
   res: ServerResponse;
   url: URL;
@@ -178,7 +181,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const r = found.r.route;
     const upload = r.files ? { dir: incomingDir(ctx.dataDir), limit: Math.min(ctx.uploadLimit, r.fileLimit ?? Infinity), written: (p: string) => uploads.push(p) } : undefined;
     const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
-    const request: Request = { method, url, res, params: found.params, headers: req.headers, token, tokenExpiresAt: null, body: readOnce };
+    const request: Request = { method, head, url, res, params: found.params, headers: req.headers, token, tokenExpiresAt: null, body: readOnce };
     const g = r.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(request, method === 'GET' ? null : readOnce);
     if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : byAddress);

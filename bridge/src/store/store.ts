@@ -798,6 +798,8 @@ export interface BillingStore {
   recordSimData(iccid: string, day: string, bytes: number): Promise<void>;
   /** A SIM's data per day in its current product, oldest first. */
   simDataUsage(iccid: string, from: string, to: string): Promise<SimDataDay[]>;
+  /** The data of a product's SIMs (those in it now), summed per day, oldest first. */
+  fleetSimDataUsage(productId: ProductId, from: string, to: string): Promise<SimDataDay[]>;
 }
 
 // ---------------------------------------------------------------- firmware and OTA

@@ -5,9 +5,10 @@
 import { authorize, guard, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { bool, field } from '../body.js';
+import { bool, field, type Fields } from '../body.js';
 import { paged } from '../pages.js';
 import type { ClaimCode, Customer } from '../../store/store.js';
+import type { Actor } from '../../policy/types.js';
 import { customerAuthMode, stepRefusal, type SigninStep } from '../../customers/modes.js';
 import { CLAIM_CODE_TTL_SECONDS, newClaimCode } from '../../customers/claims.js';
 import { clientObject, redirects } from './user.js';
@@ -31,6 +32,28 @@ async function signinStep(ctx: ApiContext, productId: string, step: SigninStep):
 }
 
 /** The devices a claimant holds in a product (Particle answers a claim code with them). */
+/**
+ * A claim code for `product` (id or slug; a customer's own when null): a
+ * customer claims for itself, a user with device.add on the product for
+ * itself. A customer naming another product finds none (404).
+ */
+async function claimCode(ctx: ApiContext, actor: Actor, product: string | null, body: () => Promise<Fields>) {
+  let productId: string;
+  let claimant: ClaimCode['claimant'];
+  if (actor.kind === 'customer') {
+    if (product !== null && (await ctx.store.productRef(product))?.productId !== actor.productId) throw ApiError.of(404, 'Product not found');
+    productId = actor.productId;
+    claimant = { kind: 'customer', id: actor.customerId };
+  } else if (actor.kind === 'user') {
+    const a = await authorize(ctx.store, actor, guard.product('device.add') as Extract<Guard, { kind: 'product' }>, { product: product ?? '' }, body);
+    productId = a.product!.productId;
+    claimant = { kind: 'user', id: actor.userId };
+  } else throw ApiError.of(403, 'Only customers and users get claim codes');
+  const code = newClaimCode();
+  await ctx.store.createClaimCode({ code, productId, claimant, ttlSeconds: CLAIM_CODE_TTL_SECONDS });
+  return { claim_code: code, device_ids: await claimedDevices(ctx, productId, claimant) };
+}
+
 async function claimedDevices(ctx: ApiContext, productId: string, claimant: ClaimCode['claimant']): Promise<string[]> {
   return (await ctx.store.listDevices(productId)).filter((d) => (claimant.kind === 'customer' ? d.customerId : d.ownerUserId) === claimant.id).map((d) => d.id);
 }
@@ -99,20 +122,9 @@ export const customerRoutes: Route[] = [
 
   // Claim codes (Particle's POST /v1/device_claims): a customer's, for their product; a user's, for a product
   // they may add devices to (body `product`). The device presents the code once connected (mqtt/claims.ts).
-  route('POST', '/v1/device_claims', guard.signedIn('a customer for its own product; a user with device.add on the body\'s product'), async (req, ctx, { actor }) => {
-    let productId: string;
-    let claimant: ClaimCode['claimant'];
-    if (actor.kind === 'customer') {
-      productId = actor.productId;
-      claimant = { kind: 'customer', id: actor.customerId };
-    } else if (actor.kind === 'user') {
-      const b = await req.body();
-      const a = await authorize(ctx.store, actor, guard.product('device.add') as Extract<Guard, { kind: 'product' }>, { product: field(b, 'product') }, req.body);
-      productId = a.product!.productId;
-      claimant = { kind: 'user', id: actor.userId };
-    } else throw ApiError.of(403, 'Only customers and users get claim codes');
-    const code = newClaimCode();
-    await ctx.store.createClaimCode({ code, productId, claimant, ttlSeconds: CLAIM_CODE_TTL_SECONDS });
-    return { claim_code: code, device_ids: await claimedDevices(ctx, productId, claimant) };
-  }),
+  route('POST', '/v1/device_claims', guard.signedIn('a customer for its own product; a user with device.add on the body\'s product'), async (req, ctx, { actor }) =>
+    claimCode(ctx, actor, actor.kind === 'user' ? field(await req.body(), 'product') : null, req.body)),
+  // The same with the product in the path (particle-api-js getClaimCode({product})).
+  route('POST', '/v1/products/:product/device_claims', guard.signedIn('a customer of that product; a user with device.add on it'), async (req, ctx, { actor }) =>
+    claimCode(ctx, actor, req.params.product, req.body)),
 ];

@@ -10,7 +10,7 @@ import type { Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import type { Actor, ProductRef } from '../../policy/types.js';
 import type { SimCard } from '../../store/store.js';
-import { guard, inPersonalSpace, visibleProducts } from '../access.js';
+import { authorize, guard, inPersonalSpace, visibleProducts, type Guard } from '../access.js';
 import { paged } from '../pages.js';
 import { dateRange } from './billing.js';
 import { route, type ApiContext, type Route } from '../app.js';
@@ -37,6 +37,24 @@ const P = '/v1/products/:product/sims';
 /** Carriers bill SIM data in decimal megabytes. */
 const MB = 1_000_000;
 
+/** Days of data as Particle writes them: megabytes per day and running total, and the total. */
+function byDay(days: readonly { day: string; bytes: number }[]) {
+  let total = 0;
+  const usage = days.map((d) => {
+    total += d.bytes;
+    return { date: d.day, bytes: d.bytes, mbs_used: d.bytes / MB, mbs_used_cumulative: total / MB };
+  });
+  return { usage, total };
+}
+
+/** The SIM `iccid` (/v1/sims/:iccid, no product in the path), once `action` on its product is allowed; otherwise, as for no SIM, 404. */
+async function simFor(ctx: ApiContext, actor: Actor, iccid: string, action: Action, body: () => Promise<Fields>): Promise<SimCard> {
+  const s = await ctx.store.getSim(iccid);
+  if (!s) throw ApiError.of(404, 'SIM not found');
+  await authorize(ctx.store, actor, guard.product(action) as Extract<Guard, { kind: 'product' }>, { product: String(s.productId) }, body);
+  return s;
+}
+
 /** The SIMs of these products the actor may view. */
 async function simsOf(ctx: ApiContext, q: URLSearchParams, actor: Actor, products: readonly ProductRef[]) {
   const out = [];
@@ -57,8 +75,25 @@ export const simRoutes: Route[] = [
     }
     return simsOf(ctx, req.url.searchParams, a.actor, refs);
   }),
+  // One SIM by ICCID alone (particle-api-js checkSIM, a HEAD; removeSIM without a product): decided on its product.
+  // Particle answers checkSIM's HEAD with 204 (particle-api-js reads a 200 as a JSON body, which a HEAD cannot have).
+  route('GET', '/v1/sims/:iccid', guard.signedIn('decided on the SIM\'s product (sim.view), found from the ICCID'), async (req, ctx, a) => {
+    const s = simObject(await simFor(ctx, a.actor, req.params.iccid, 'sim.view', req.body));
+    return req.head ? { status: 204, body: null } : s;
+  }),
+  route('DELETE', '/v1/sims/:iccid', guard.signedIn('decided on the SIM\'s product (sim.remove), found from the ICCID'), async (req, ctx, a) => {
+    await ctx.store.removeSim((await simFor(ctx, a.actor, req.params.iccid, 'sim.remove', req.body)).iccid);
+    return { status: 204, body: null };
+  }),
   route('GET', P, guard.product('sim.view'), async (req, ctx, a) => {
     return simsOf(ctx, req.url.searchParams, a.actor, [a.product!]);
+  }),
+  // The fleet's data (particle-api-js getFleetDataUsage): the product's SIMs summed per day. Before /:iccid, which would take the word.
+  route('GET', P + '/data_usage', guard.product('sim.view'), async (req, ctx, a) => {
+    const { from, to } = dateRange(req);
+    const { usage, total } = byDay(await ctx.store.fleetSimDataUsage(a.product!.productId, from, to));
+    const active = (await ctx.store.listSims(a.product!.productId)).filter((s) => s.status === 'active').length;
+    return { start_date: from, end_date: to, total_active_sim_cards: active, usage_by_day: usage, total_bytes: total, total_mbs_used: total / MB };
   }),
   route('POST', P, guard.product('sim.add'), async (req, ctx, a) => {
     const b = await req.body();
@@ -73,12 +108,7 @@ export const simRoutes: Route[] = [
   route('GET', P + '/:iccid/data_usage', guard.product('sim.view'), async (req, ctx, a) => {
     const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);
     const { from, to } = dateRange(req);
-    const days = await ctx.store.simDataUsage(s.iccid, from, to);
-    let total = 0;
-    const usage = days.map((d) => {
-      total += d.bytes;
-      return { date: d.day, bytes: d.bytes, mbs_used: d.bytes / MB, mbs_used_cumulative: total / MB };
-    });
+    const { usage, total } = byDay(await ctx.store.simDataUsage(s.iccid, from, to));
     return { iccid: s.iccid, start_date: from, end_date: to, metered: usage.length > 0, usage_by_day: usage, total_bytes: total, total_mbs_used: total / MB };
   }),
   // A carrier's figure for one day: {date, bytes} or {date, mbs_used}; it replaces the day's earlier figure.

@@ -99,21 +99,29 @@ export const userRoutes: Route[] = [
     ctx.fleet.cutToken(token);
     return { ok: true };
   }),
-  route('DELETE', '/v1/access_tokens/:token', SELF, async (req, ctx, { actor }) => {
-    const me = subject(actor);
+  route('DELETE', '/v1/access_tokens/:token', guard.public('the token in the path is its own credential (particle-api-js deleteAccessToken sends no other); a handle from the listing needs its owner\'s token'), async (req, ctx) => {
     const given = req.params.token;
-    // A handle from the listing, or the token itself; someone else's token, or none: the same 404.
+    // A handle from the listing: only with a live token of the same user or customer; else, as for an unknown token, 404.
     if (HANDLE.test(given)) {
-      const cut = await ctx.store.revokeTokensOf(me, given);
+      const t = req.token ? await ctx.store.findToken(req.token) : null;
+      if (!t || t.revokedAt || (t.expiresAt && t.expiresAt <= new Date())) throw ApiError.of(401, 'A token handle is revoked with a valid token of its owner');
+      const cut = t.subject.kind === 'apiUser' ? [] : await ctx.store.revokeTokensOf(t.subject, given);
       if (cut.length === 0) throw ApiError.of(404, 'Token not found');
       ctx.fleet.cutTokenHashes(cut);
       return { ok: true };
     }
+    // The token itself: whoever holds it may end it.
     const t = await ctx.store.findToken(given);
-    if (!t || t.subject.kind !== me.kind || t.subject.id !== me.id) throw ApiError.of(404, 'Token not found');
+    if (!t || t.revokedAt) throw ApiError.of(404, 'Token not found');
     await ctx.store.revokeToken(given);
     ctx.fleet.cutToken(given);
     return { ok: true };
+  }),
+  // Particle's analytics identity (particle-api-js trackingIdentity): the user's id, and with full its e-mail too.
+  route('GET', '/v1/user/identify', SELF, async (req, ctx, { actor }) => {
+    const u = await ctx.store.getUser(user(actor));
+    if (!u) throw ApiError.of(404, 'User not found');
+    return req.url.searchParams.has('tracking') ? { id: u.id } : { id: u.id, email: u.username };
   }),
 
   // Invitations addressed to the signed-in user.

@@ -39,7 +39,7 @@ const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 /** A carrier's daily figure: bytes in a day, at most 1 TB (no SIM moves more; a typo in a unit would). */
 const MAX_DAY_BYTES = 1e12;
 
-export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData' | 'simDataUsage'> {
+export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData' | 'simDataUsage' | 'fleetSimDataUsage'> {
   const { db } = ctx;
   const list = db.prepare<SimRaw>('SELECT * FROM sim_cards WHERE product_id = ? ORDER BY iccid');
   const byId = db.prepare<SimRaw>('SELECT * FROM sim_cards WHERE iccid = ?');
@@ -55,6 +55,10 @@ export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData
   const dataOf = db.prepare<{ day: string; bytes: number }>(
     `SELECT d.day AS day, d.bytes AS bytes FROM sim_data_daily d JOIN sim_cards s ON s.iccid = d.iccid AND s.product_id = d.product_id
      WHERE d.iccid = ? AND d.day >= ? AND d.day <= ? ORDER BY d.day`,
+  );
+  const dataOfProduct = db.prepare<{ day: string; bytes: number }>(
+    `SELECT d.day AS day, SUM(d.bytes) AS bytes FROM sim_data_daily d JOIN sim_cards s ON s.iccid = d.iccid AND s.product_id = d.product_id
+     WHERE d.product_id = ? AND d.day >= ? AND d.day <= ? GROUP BY d.day ORDER BY d.day`,
   );
   const add = db.transaction((productId: number, iccids: readonly string[]) => {
     const out = { added: [] as string[], existing: [] as string[], invalid: [] as string[] };
@@ -105,6 +109,10 @@ export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData
     async simDataUsage(iccid, from, to) {
       if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
       return dataOf.all(iccid, from, to).map((r) => ({ day: r.day, bytes: Number(r.bytes) }));
+    },
+    async fleetSimDataUsage(productId, from, to) {
+      if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
+      return dataOfProduct.all(productKey(productId), from, to).map((r) => ({ day: r.day, bytes: Number(r.bytes) }));
     },
   };
 }
