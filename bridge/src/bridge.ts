@@ -15,7 +15,7 @@ import { defaultRateLimits, RateLimiter, type RateLimits } from './http/ratelimi
 import { fdLogOutput, type LogOutput } from './log-output.js';
 import { defaultRetention, startRetention, type RetentionOptions } from './telemetry/retention.js';
 import { createWebhooks, defaultWebhookOptions, type WebhookOptions, type Webhooks } from './integrations/webhooks.js';
-import { listenHttp, type HttpListener } from './http/server.js';
+import { listenHttp, type HttpListener, type HttpOptions } from './http/server.js';
 import type { Store } from './store/store.js';
 import { openSqliteStore } from './store/sqlite/index.js';
 import { openCa, type CertificateAuthority } from './identity/ca.js';
@@ -33,6 +33,8 @@ export interface BridgeOptions {
   httpPort: number | null;
   /** How long the HTTP API waits for a device to answer a variable read or function call (then 408). */
   callTimeoutMs: number;
+  /** The HTTP listener's bounds (http/server.ts): a request's headers, and the whole request, must arrive within these. */
+  http: Pick<HttpOptions, 'requestTimeoutMs' | 'headersTimeoutMs'>;
   /** Event streams send a keepalive this often (Particle's clients reconnect after 15 s of silence). */
   sseKeepaliveMs: number;
   /**
@@ -86,6 +88,8 @@ export const defaultOptions: BridgeOptions = {
   mqttPort: 1883,
   httpPort: 8080,
   callTimeoutMs: 10000,
+  // Node's defaults (300 s and 60 s) leave a slow client room to hold sockets open.
+  http: { requestTimeoutMs: 30000, headersTimeoutMs: 15000 },
   sseKeepaliveMs: 9000,
   // About 250 events of 1 KB: a reader stalled for seconds, not a slow link.
   sseMaxBufferedBytes: 256 * 1024,
@@ -134,7 +138,7 @@ export interface Bridge {
 export async function createBridge(options: Partial<BridgeOptions> = {}): Promise<Bridge> {
   const o: BridgeOptions = {
     ...defaultOptions, ...options,
-    mqtt: { ...defaultOptions.mqtt, ...options.mqtt }, webhooks: { ...defaultOptions.webhooks, ...options.webhooks }, ota: { ...defaultOptions.ota, ...options.ota },
+    mqtt: { ...defaultOptions.mqtt, ...options.mqtt }, http: { ...defaultOptions.http, ...options.http }, webhooks: { ...defaultOptions.webhooks, ...options.webhooks }, ota: { ...defaultOptions.ota, ...options.ota },
     retention: { ...defaultOptions.retention, ...options.retention },
   };
   const log = pino({ level: o.logLevel, base: { service: 'flotilla-bridge' } }, o.logOutput ?? fdLogOutput(1));
@@ -184,7 +188,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     if (on(o.wssPort)) listeners.push(await listenWebSocket({ ...common, port: o.wssPort, maxPacket: o.mqtt.maxPacket, tls }));
     if (on(o.httpPort))
       http = await listenHttp({
-        port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, requestTimeoutMs: 30000, headersTimeoutMs: 15000,
+        port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, ...o.http,
         dataDir: o.dataDir, uploadLimit: o.ota.imageMaxBytes, ota,
         requests: broker.context.requests, callTimeoutMs: o.callTimeoutMs, events, fleet: broker, signup: o.signup, webhooks, limiter: new RateLimiter(o.rateLimits),
       });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,6 +105,34 @@ describe('bridge as a program', function () {
       // 17 KiB of headers: refused (431), as Node's CVE-2018-12122 fix intends.
       const big = await fetch(base + '/healthz', { headers: { 'x-big': 'x'.repeat(17 * 1024) } });
       assert.equal(big.status, 431);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('answers a client that sends its headers too slowly with 408 within a second of the bound, and one that never finishes its body too', async () => {
+    const b = await createBridge({ dataDir: dir, httpPort: 0, mqttPort: 0, mqttsPort: null, logLevel: 'silent', http: { headersTimeoutMs: 1000, requestTimeoutMs: 2000 } });
+    try {
+      /** Sends `text` and nothing more; resolves with what came back and when the server closed, ms after sending. */
+      const stall = (text: string) =>
+        new Promise<{ reply: string; ms: number }>((resolve, reject) => {
+          const s = createConnection(b.ports.http!, '127.0.0.1');
+          const t0 = Date.now();
+          let reply = '';
+          const give = setTimeout(() => (s.destroy(), reject(new Error('still open after 10 s: ' + JSON.stringify(reply)))), 10_000);
+          s.on('data', (d) => (reply += d));
+          s.on('close', () => (clearTimeout(give), resolve({ reply, ms: Date.now() - t0 })));
+          s.on('error', () => {});
+          s.write(text);
+        });
+      // Headers begun, never ended; a body announced, never sent. Node's own check runs every 30 s unless told:
+      // without connectionsCheckingInterval these would wait up to 31 s and 32 s.
+      const headers = await stall('GET /healthz HTTP/1.1\r\nhost: x\r\n');
+      assert.match(headers.reply, /^HTTP\/1.1 408 /);
+      assert.ok(headers.ms >= 1000 && headers.ms < 1000 + 1000 + 1500, headers.ms + ' ms');
+      const body = await stall('POST /v1/devices/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{');
+      assert.match(body.reply, /408/);
+      assert.ok(body.ms >= 2000 && body.ms < 2000 + 1000 + 1500, body.ms + ' ms');
     } finally {
       await b.close();
     }

@@ -23,7 +23,11 @@ export interface HttpListener {
 
 export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   const server: Server = createServer(
-    { requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024 },
+    {
+      requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024,
+      // Node checks those timeouts only this often (30 s by default): a timeout would act up to 30 s late.
+      connectionsCheckingInterval: Math.min(1000, o.headersTimeoutMs),
+    },
     createApp(o, routes),
   );
   server.on('clientError', (err: Error & { code?: string }, socket) => {
