@@ -432,6 +432,23 @@ describe('bridge broker', function () {
       again.end(true);
     });
 
+    it('gives a CONNECT asking for no keepalive, or more than the limit, the limit (MQTT 3.1.1 has no refusal code for it), and cuts it when idle past 1.5 x that', async () => {
+      const short = await startFixture({ mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, keepaliveLimit: 1 } });
+      try {
+        for (const keepalive of [0, 5000]) {
+          const connect = packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive, clientId: A1, username: A1, password: Buffer.from('secret-a1') });
+          const t0 = Date.now();
+          const r = await raw(short.port, [connect], 10_000);
+          // CONNACK, accepted (20 02 00 00), then silence: cut after 1.5 s, well before the 10 s wait.
+          assert.deepEqual([...r.received.subarray(0, 4)], [0x20, 0x02, 0x00, 0x00], 'keepalive ' + keepalive);
+          assert.ok(r.closed, 'keepalive ' + keepalive + ': closed when idle');
+          assert.ok(Date.now() - t0 >= 1500, 'not before 1.5 x the limit');
+        }
+      } finally {
+        await short.close();
+      }
+    });
+
     it('drops a connection that never sends CONNECT (connect timeout)', async function () {
       this.timeout(20000);
       const r = await raw(f.port, [], 15000);

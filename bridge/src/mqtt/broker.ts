@@ -29,7 +29,12 @@ export interface BrokerOptions {
   maxPacket: number;
   /** A client that has not sent CONNECT within this many ms is dropped. */
   connectTimeoutMs: number;
-  /** Keepalive above this (seconds) is refused; 0 (no keepalive) too. */
+  /**
+   * The longest keepalive kept (seconds): a CONNECT asking for more, or for
+   * none (0), gets this one, as AWS IoT does; the client is cut after 1.5 ×
+   * that without a packet. (Refusing is no answer in MQTT 3.1.1: aedes' CONNACK
+   * code 6 is undefined there.)
+   */
   keepaliveLimit: number;
   /** How long an MQTT app's request waits for its reply. */
   requestTimeoutMs: number;
@@ -111,6 +116,10 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   aedes = await Aedes.createBroker({
     connectTimeout: o.connectTimeoutMs,
     keepaliveLimit: o.keepaliveLimit,
+    preConnect(client, packet, done) {
+      if (!packet.keepalive || packet.keepalive > o.keepaliveLimit) packet.keepalive = o.keepaliveLimit;
+      done(null, true);
+    },
     // Device ids are 24 characters, app client ids up to 64: aedes' default of 23 would refuse both.
     maxClientsIdLength: 64,
     authenticate(client, username, password, done) {
