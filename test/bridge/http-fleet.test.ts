@@ -144,6 +144,12 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('GET', '/v1/products/prod-b/devices', token)).status, 404);
     const team = (await api('GET', '/v1/products/prod-a/team', f.tokens.alice)).body.team as { username: string; is_programmatic: boolean }[];
     assert.ok(team.some((m) => m.username === 'ci' && m.is_programmatic));
+    // A name the team shows already (this API user's, in any case, or a person's) would make DELETE …/team/:username name two.
+    for (const taken of ['CI', 'erin']) {
+      const again = await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: taken, scopes: ['device.view'] });
+      assert.equal(again.status, 409, taken);
+      assert.match(again.body.error, /already has a member named/);
+    }
     assert.equal((await api('DELETE', '/v1/products/prod-a/team/ci', f.tokens.alice)).status, 204);
     assert.equal((await api('GET', '/v1/products/prod-a/devices', token)).status, 401);
   });

@@ -81,6 +81,10 @@ async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: F
   const name = body.friendly_name;
   if (typeof name !== 'string' || name.trim() === '') throw ApiError.of(400, 'The friendly_name field is required');
   const scopes = parseScopes(body.scopes);
+  // DELETE …/team/:username names one member: a name the team already shows (a person's or another API user's) would name two.
+  const wanted = name.trim().toLowerCase();
+  const shown = [...(await members(ctx, kind, a)).map((m) => m.username), ...(await ctx.store.listApiUsers(teamOf(kind, a))).map((u) => u.username)];
+  if (shown.some((n) => n.toLowerCase() === wanted)) throw ApiError.of(409, 'The team already has a member named ' + JSON.stringify(name.trim()) + '; give the API user another friendly_name');
   const u = await ctx.store.createApiUser({ username: name, scopes, ...(kind === 'org' ? { orgId: a.org!.id } : { productId: a.product!.productId }) });
   // API users' tokens do not expire: a program holds one and the team deletes the API user to end it.
   const token = await ctx.store.issueToken({ subject: { kind: 'apiUser', id: u.id }, clientId: 'api-user', scopes, ttlSeconds: null });
