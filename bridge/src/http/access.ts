@@ -40,15 +40,18 @@ export type Guard =
  */
 export type ResourceGuardKind = 'device' | 'product' | 'org' | 'orgProducts';
 
+/** A guard on the path's (or body's) device, product or org: what authorize() runs. */
+export type ResourceGuard = Extract<Guard, { kind: ResourceGuardKind }>;
+
 export type GuardAction = Action | ((body: () => Promise<Record<string, unknown>>) => Promise<Action>);
 
 export const guard = {
   public: (why: string): Guard => ({ kind: 'public', why }),
   signedIn: (why: string): Guard => ({ kind: 'signedIn', why }),
-  device: (action: GuardAction, idFrom?: 'body'): Guard => ({ kind: 'device', action, idFrom }),
-  product: (action: GuardAction): Guard => ({ kind: 'product', action }),
-  org: (action: GuardAction): Guard => ({ kind: 'org', action }),
-  orgProducts: (action: GuardAction): Guard => ({ kind: 'orgProducts', action }),
+  device: (action: GuardAction, idFrom?: 'body'): ResourceGuard => ({ kind: 'device', action, idFrom }),
+  product: (action: GuardAction): ResourceGuard => ({ kind: 'product', action }),
+  org: (action: GuardAction): ResourceGuard => ({ kind: 'org', action }),
+  orgProducts: (action: GuardAction): ResourceGuard => ({ kind: 'orgProducts', action }),
 };
 
 /** What a guarded handler is given: who asks, and the resource the guard found and allowed. */
@@ -154,7 +157,7 @@ export async function deviceByName(store: Store, actor: Actor, name: string, wit
 export async function authorize(
   store: Store,
   actor: Actor,
-  g: Extract<Guard, { kind: ResourceGuardKind }>,
+  g: ResourceGuard,
   params: Record<string, string>,
   body: () => Promise<Record<string, unknown>>,
 ): Promise<Access> {

@@ -2,7 +2,7 @@
  * A product's customers (its end users) and its OAuth clients (what the
  * product's app and server log in with).
  */
-import { authorize, guard, type Guard } from '../access.js';
+import { authorize, guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { bool, field, type Fields } from '../body.js';
@@ -45,7 +45,7 @@ async function claimCode(ctx: ApiContext, actor: Actor, product: string | null, 
     productId = actor.productId;
     claimant = { kind: 'customer', id: actor.customerId };
   } else if (actor.kind === 'user') {
-    const a = await authorize(ctx.store, actor, guard.product('device.add') as Extract<Guard, { kind: 'product' }>, { product: product ?? '' }, body);
+    const a = await authorize(ctx.store, actor, guard.product('device.add'), { product: product ?? '' }, body);
     productId = a.product!.productId;
     claimant = { kind: 'user', id: actor.userId };
   } else throw ApiError.of(403, 'Only customers and users get claim codes');

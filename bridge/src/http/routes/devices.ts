@@ -14,7 +14,7 @@ import type { Device, DeviceChanges, OtaJob } from '../../store/store.js';
 import { actorId } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
-import { authorize, guard, inPersonalSpace, visibleProducts, type Guard } from '../access.js';
+import { authorize, guard, inPersonalSpace, visibleProducts } from '../access.js';
 import { paged } from '../pages.js';
 import { mayClaimById } from '../../customers/claims.js';
 import type { Actor } from '../../policy/types.js';
@@ -222,7 +222,7 @@ async function unclaim(ctx: ApiContext, id: string): Promise<void> {
 
 const DEVICE_ID = /^[0-9a-f]{24}$/;
 
-const USER_CLAIM = guard.device('device.add', 'body') as Extract<Guard, { kind: 'device' }>;
+const USER_CLAIM = guard.device('device.add', 'body');
 
 async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'customer' }>, body: Fields) {
   const id = typeof body.id === 'string' ? body.id.toLowerCase() : '';

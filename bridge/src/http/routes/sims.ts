@@ -10,7 +10,7 @@ import type { Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import type { Actor, ProductRef } from '../../policy/types.js';
 import type { SimCard } from '../../store/store.js';
-import { authorize, guard, inPersonalSpace, visibleProducts, type Guard } from '../access.js';
+import { authorize, guard, inPersonalSpace, visibleProducts } from '../access.js';
 import { paged } from '../pages.js';
 import { dateRange } from './billing.js';
 import { route, type ApiContext, type Route } from '../app.js';
@@ -51,7 +51,7 @@ function byDay(days: readonly { day: string; bytes: number }[]) {
 async function simFor(ctx: ApiContext, actor: Actor, iccid: string, action: Action, body: () => Promise<Fields>): Promise<SimCard> {
   const s = await ctx.store.getSim(iccid);
   if (!s) throw ApiError.of(404, 'SIM not found');
-  await authorize(ctx.store, actor, guard.product(action) as Extract<Guard, { kind: 'product' }>, { product: String(s.productId) }, body);
+  await authorize(ctx.store, actor, guard.product(action), { product: String(s.productId) }, body);
   return s;
 }
 
