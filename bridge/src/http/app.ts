@@ -13,7 +13,7 @@ import { presentedClient } from './client-auth.js';
 import type { RateLimiter } from './ratelimit.js';
 import { StoreError, type Store } from '../store/store.js';
 import type { Logger } from '../mqtt/deps.js';
-import { actorOf } from '../identity/actor.js';
+import { actorOf, tokenProblem } from '../identity/actor.js';
 import type { RequestRouter } from '../mqtt/requests.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { Webhooks } from '../integrations/webhooks.js';
@@ -252,9 +252,8 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       return fields && typeof fields.client_id === 'string' ? clientActor(headers, fields) : { kind: 'anonymous' };
     }
     const t = await ctx.store.findToken(token);
-    if (!t) return { kind: 'invalid', reason: 'unknown' };
-    if (t.revokedAt) return { kind: 'invalid', reason: 'revoked' };
-    if (t.expiresAt && t.expiresAt <= new Date()) return { kind: 'invalid', reason: 'expired' };
+    const problem = tokenProblem(t, new Date());
+    if (problem || !t) return { kind: 'invalid', reason: problem ?? 'unknown' };
     request.tokenExpiresAt = t.expiresAt ? t.expiresAt.getTime() : null;
     return (await actorOf(ctx.store, t.subject)) ?? { kind: 'invalid', reason: 'unknown' };
   }

@@ -14,6 +14,13 @@ export interface ActorStore {
   getApiUser(id: string): Promise<{ orgId: string | null; productId: number | null; scopes: string[] } | null>;
 }
 
+/** Why a token found (or not) by its value is no credential at `now`, or null when it is live. One rule for HTTP and MQTT. */
+export function tokenProblem(t: { revokedAt: Date | null; expiresAt: Date | null } | null, now: Date): 'unknown' | 'revoked' | 'expired' | null {
+  if (!t) return 'unknown';
+  if (t.revokedAt) return 'revoked';
+  return t.expiresAt && t.expiresAt <= now ? 'expired' : null;
+}
+
 export async function actorOf(store: ActorStore, subject: TokenSubject): Promise<Actor | null> {
   switch (subject.kind) {
     case 'user':

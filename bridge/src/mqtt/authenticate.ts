@@ -4,7 +4,7 @@
  * access token as password). The answer becomes the client's Session.
  */
 import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
-import { actorOf, sameSubject } from '../identity/actor.js';
+import { actorOf, sameSubject, tokenProblem } from '../identity/actor.js';
 import { sha256Hex } from '../store/secrets.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
@@ -51,10 +51,8 @@ export async function authenticate(
   if (!secret) return { ok: false, code: BAD_CREDENTIALS, reason: 'an access token is required as the password' };
   if (will) return { ok: false, code: NOT_AUTHORIZED, reason: 'apps may not set a will' };
   const token = await ctx.store.findToken(secret);
-  const now = ctx.now();
-  if (!token) return { ok: false, code: BAD_CREDENTIALS, reason: 'unknown token' };
-  if (token.revokedAt) return { ok: false, code: BAD_CREDENTIALS, reason: 'revoked token' };
-  if (token.expiresAt && token.expiresAt <= now) return { ok: false, code: BAD_CREDENTIALS, reason: 'expired token' };
+  const problem = tokenProblem(token, ctx.now());
+  if (problem || !token) return { ok: false, code: BAD_CREDENTIALS, reason: (problem ?? 'unknown') + ' token' };
   const actor = await actorOf(ctx.store, token.subject);
   if (!actor) return { ok: false, code: BAD_CREDENTIALS, reason: 'the token\'s ' + token.subject.kind + ' is gone' };
   return {

@@ -9,7 +9,7 @@ import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { field } from '../body.js';
 import type { Actor } from '../../policy/types.js';
-import { subjectOf } from '../../identity/actor.js';
+import { subjectOf, tokenProblem } from '../../identity/actor.js';
 import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
 
 function bearer(headers: IncomingMessage['headers']): string {
@@ -104,7 +104,7 @@ export const userRoutes: Route[] = [
     // A handle from the listing: only with a live token of the same user or customer; else, as for an unknown token, 404.
     if (HANDLE.test(given)) {
       const t = req.token ? await ctx.store.findToken(req.token) : null;
-      if (!t || t.revokedAt || (t.expiresAt && t.expiresAt <= new Date())) throw ApiError.of(401, 'A token handle is revoked with a valid token of its owner');
+      if (tokenProblem(t, new Date()) || !t) throw ApiError.of(401, 'A token handle is revoked with a valid token of its owner');
       const cut = t.subject.kind === 'apiUser' ? [] : await ctx.store.revokeTokensOf(t.subject, given);
       if (cut.length === 0) throw ApiError.of(404, 'Token not found');
       ctx.fleet.cutTokenHashes(cut);
