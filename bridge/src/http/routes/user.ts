@@ -2,7 +2,6 @@
  * The signed-in user and what is theirs: profile, sign-up, access tokens,
  * invitations to teams, personal OAuth clients, orgs and personal products.
  */
-import type { IncomingMessage } from 'node:http';
 import { decide } from '../../policy/decide.js';
 import { guard, person, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
@@ -11,10 +10,6 @@ import { field } from '../body.js';
 import type { Actor } from '../../policy/types.js';
 import { subjectOf, tokenProblem } from '../../identity/actor.js';
 import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
-
-function bearer(headers: IncomingMessage['headers']): string {
-  return (headers.authorization ?? '').slice(7).trim();
-}
 
 const user = (actor: Actor): string => person(actor).userId;
 
@@ -89,12 +84,12 @@ export const userRoutes: Route[] = [
     return { ok: true };
   }),
   route('GET', '/v1/access_tokens/current', SELF, async (req, ctx, { actor }) => {
-    const t = await ctx.store.findToken(bearer(req.headers));
+    const t = await ctx.store.findToken(req.token ?? '');
     const orgs = actor.kind === 'user' ? Object.keys(actor.memberships.orgs) : [];
     return { expires_at: t?.expiresAt?.toISOString() ?? null, client: t?.clientId ?? null, scopes: t?.scopes ?? [], orgs };
   }),
   route('DELETE', '/v1/access_tokens/current', SELF, async (req, ctx) => {
-    const token = bearer(req.headers);
+    const token = req.token ?? '';
     await ctx.store.revokeToken(token);
     ctx.fleet.cutToken(token);
     return { ok: true };
