@@ -36,10 +36,10 @@ export interface DeviceBudget {
    * Events the agent queued while offline, let past the event rate when they
    * arrive at once after a reconnect: at most LIMITS.offlineQueueMax, earned
    * back at the event rate between sessions (an agent offline for t seconds
-   * queued about t × rate events).
+   * queued about t × rate events). Brought up to date when a session starts
+   * (resume), not during one.
    */
-  backlog: number;
-  backlogAt: number;
+  backlog: Bucket;
 }
 
 export function bucket(r: Rate, now: number): Bucket {
@@ -56,9 +56,9 @@ function refill(b: Bucket, r: Rate, now: number): void {
   b.at = now;
 }
 
-/** The backlog credit at `now`: earned back at the event rate since it was last brought up to date, up to the offline queue. */
-function backlogAt(b: DeviceBudget, events: Rate, now: number): number {
-  return Math.min(LIMITS.offlineQueueMax, b.backlog + (Math.max(0, now - b.backlogAt) / 1000) * events.perSecond);
+/** The backlog credit's rate: the event rate, up to the agent's offline queue. */
+function backlogRate(events: Rate): Rate {
+  return { perSecond: events.perSecond, burst: LIMITS.offlineQueueMax };
 }
 
 /** Takes one token; false (nothing taken) when fewer than one is left. */
@@ -70,13 +70,12 @@ export function take(b: Bucket, r: Rate, now: number): boolean {
 }
 
 export function deviceBudget(r: DeviceRates, now: number): DeviceBudget {
-  return { events: bucket(r.events, now), packets: bucket(r.packets, now), reports: bucket(r.reports, now), backlog: LIMITS.offlineQueueMax, backlogAt: now };
+  return { events: bucket(r.events, now), packets: bucket(r.packets, now), reports: bucket(r.reports, now), backlog: bucket(backlogRate(r.events), now) };
 }
 
 /** A new session of a device with a budget: the backlog credit earned since its last session. */
 export function resume(b: DeviceBudget, events: Rate, now: number): void {
-  b.backlog = backlogAt(b, events, now);
-  b.backlogAt = now;
+  refill(b.backlog, backlogRate(events), now);
 }
 
 /**
@@ -86,8 +85,8 @@ export function resume(b: DeviceBudget, events: Rate, now: number): void {
  */
 export function takeEvent(b: DeviceBudget, r: Rate, now: number): boolean {
   refill(b.events, r, now);
-  if (b.events.tokens < 1 && b.backlog >= 1) {
-    b.backlog -= 1;
+  if (b.events.tokens < 1 && b.backlog.tokens >= 1) {
+    b.backlog.tokens -= 1;
     return true;
   }
   if (b.events.tokens < 1 - r.burst) return false;
@@ -99,6 +98,6 @@ export function takeEvent(b: DeviceBudget, r: Rate, now: number): boolean {
 export function settled(b: DeviceBudget, r: DeviceRates, now: number): boolean {
   return (
     level(b.events, r.events, now) >= r.events.burst && level(b.packets, r.packets, now) >= r.packets.burst && level(b.reports, r.reports, now) >= r.reports.burst &&
-    backlogAt(b, r.events, now) >= LIMITS.offlineQueueMax
+    level(b.backlog, backlogRate(r.events), now) >= LIMITS.offlineQueueMax
   );
 }
