@@ -71,7 +71,7 @@ export class EventHub {
 
   /** Writes to a stream, or ends it when its reader is too far behind. */
   private send(s: Stream, text: string): void {
-    if (s.res.writableLength + text.length <= this.o.maxBufferedBytes) {
+    if (s.res.writableLength + Buffer.byteLength(text) <= this.o.maxBufferedBytes) {
       s.res.write(text);
       return;
     }
