@@ -357,3 +357,76 @@ for (const name of ENGINES) {
     });
   });
 }
+
+/**
+ * The low-memory Duktape host keeps heap pointers in 16 bits, so its blocks
+ * come from its own 256 KB arena allocator (duk-host.c) instead of malloc:
+ * driven here directly over its line protocol.
+ */
+describe('engine host: duktape low-memory arena', function () {
+  this.timeout(300_000); // a first build compiles duktape.c
+
+  /** Runs `commands` in a fresh low-memory host; its output lines. */
+  async function session(commands: string[]): Promise<string[]> {
+    const { binary } = await buildDuktapeHost('low-memory');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const exited = new Promise<number | null>((r) => child.on('exit', r));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.stdin.end(commands.map((c) => c + '\n').join('') + 'quit\n');
+    const code = await exited;
+    clearTimeout(killer);
+    assert.equal(code, 0, out.slice(-500));
+    return out.split('\n').filter(Boolean);
+  }
+
+  it('keeps every block intact through a churn of allocations and frees and a value stack grown by reallocation, and returns all of it at exit', async function () {
+    // A seeded churn: 200 slots each holding a filled Uint8Array (1 B .. 3 KB, now and then 24 KB),
+    // a string grown by concatenation or an array grown by push (reallocations); each occupant is
+    // checked byte for byte before it is replaced, and all of them at the end.
+    const churn = [
+      'var seed = 7, slots = [], bad = 0;',
+      'function rnd(n) { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; }',
+      'function make(k, tag) { var kind = rnd(3);',
+      '  if (kind === 0) { var n = rnd(10) === 0 ? 24576 : 1 + rnd(3072), u = new Uint8Array(n); for (var i = 0; i < n; i++) u[i] = (i * 7 + tag) & 255; return [0, tag, u]; }',
+      '  if (kind === 1) { var s = ""; for (var j = rnd(200); j >= 0; j--) s += String.fromCharCode(97 + (j + tag) % 26); return [1, tag, s]; }',
+      '  var a = []; for (var m = rnd(500); m >= 0; m--) a.push(m * tag); return [2, tag, a]; }',
+      'function check(o) { var i, t = o[1], v = o[2];',
+      '  if (o[0] === 0) { for (i = 0; i < v.length; i++) if (v[i] !== ((i * 7 + t) & 255)) return false; return true; }',
+      '  if (o[0] === 1) { for (i = 0; i < v.length; i++) if (v.charCodeAt(i) !== 97 + (v.length - 1 - i + t) % 26) return false; return true; }',
+      '  for (i = 0; i < v.length; i++) if (v[i] !== (v.length - 1 - i) * t) return false; return true; }',
+      'for (var step = 0; step < 4000; step++) { var k = rnd(200); if (slots[k] && !check(slots[k])) bad++; slots[k] = rnd(4) === 0 ? null : make(k, step); }',
+      'for (var k2 = 0; k2 < 200; k2++) if (slots[k2] && !check(slots[k2])) bad++;',
+      'String(bad)',
+    ].join(' ');
+    // Recursion grows the value stack by reallocation, each level's buffer beside it: an outer
+    // frame's locals corrupted by a move would count.
+    const deep = [
+      'var keep = [];',
+      'function deep(n) { var a = n * 3, b = "v" + n, c = [n, n + 1]; keep.push(new Uint8Array(64 + n % 50));',
+      '  var r = n > 0 ? deep(n - 1) : 0; return r + (a === n * 3 && b === "v" + n && c[1] === n + 1 ? 0 : 1); }',
+      '"deep " + deep(200)',
+    ].join(' ');
+    const lines = await session(['eval ' + churn, 'eval ' + deep, 'gc']);
+    assert.ok(lines[0]!.startsWith('ready 32 '), lines[0]); // the 16-bit pointers are for 32-bit targets
+    assert.ok(lines.includes('result 0'), lines.join('\n').slice(-500));
+    assert.ok(lines.includes('result deep 0'), lines.join('\n').slice(-500));
+    assert.deepEqual(lines.slice(-2), ['bye 0', 'ok']);
+  });
+
+  it('fails an allocation past its arena with Duktape\'s alloc error, keeps running, and reuses the space freed', async function () {
+    const lines = await session([
+      'cap 1048576', // the cap is above the arena: the arena is the limit
+      // Buffers are under 64 KB in this build (16-bit sizes): 60 KB at a time until the arena is full.
+      'eval var parts = [], r = "none"; try { for (var i = 0; i < 10; i++) parts.push(new Uint8Array(60000)); } catch (e) { r = e.name + ": " + e.message; } parts.length + " " + r',
+      'eval parts = null; var again = []; for (var i = 0; i < 4; i++) again.push(new Uint8Array(50000)); again.length',
+    ]);
+    // Three fit beside the engine's own ~40 KB; the fourth fails with DUK_ERR_ERROR, whose
+    // message is its code in a build without verbose errors.
+    assert.ok(lines.includes('result 3 Error: 1'), lines.join('\n'));
+    assert.ok(lines.includes('result 4'), lines.join('\n'));
+    assert.deepEqual(lines.slice(-2), ['bye 0', 'ok']);
+  });
+});

@@ -36,43 +36,137 @@
 #define BOOT_MAX 4096               /* a boot record is small on real boards */
 #define TIMERS_PER_TICK 100000      /* bounds a timer that re-arms itself at 0 ms */
 
-/* ---- counting allocator: a size header per block, payload bytes counted ---- */
-typedef union { size_t size; double d; long long ll; void *p; } hdr_t;
+/* ---- counting allocator: payload bytes counted (what Duktape asked for), capped ---- */
 static size_t mem_cur, mem_peak, mem_cap = 512 * 1024;
 
-static void *cnt_alloc(void *ud, duk_size_t size) {
-	hdr_t *h;
-	(void) ud;
-	if (size == 0 || size > mem_cap - mem_cur || mem_cur > mem_cap) return NULL;
-	h = (hdr_t *) malloc(sizeof(hdr_t) + size);
+#if defined(DUK_USE_HEAPPTR16)
+/*
+ * Pointer compression (the low-memory build, duktape-build.ts): Duktape keeps
+ * heap pointers in 16 bits, DUK_USE_HEAPPTR_ENC16/DEC16 in duk_config.h, as
+ * 4-byte units from the start of one arena (4, not 8: a compiled function's
+ * bytecode pointer points inside its data buffer, 4-byte aligned), so every
+ * block comes from it: 256 KB, as a board reserves a region for the JS heap.
+ * Address-ordered first fit over boundary-tagged 8-byte-aligned blocks (next
+ * fit scattered small long-lived blocks over the arena: the compiler's growing
+ * buffers found no room with 60 % of it free); free neighbours merge as the
+ * walk meets them. Offset 0 is the first header, never a payload, so 0 encodes
+ * NULL.
+ */
+#define ARENA_BYTES (0xfffeu * 4u)
+typedef struct { uint32_t size; uint32_t req; } blk_t; /* size: the whole block, header included; req: bytes asked for, 0 when free */
+static union { blk_t b[ARENA_BYTES / sizeof(blk_t)]; double align; } arena __attribute__((aligned(8)));
+unsigned char *const flotilla_arena = (unsigned char *) &arena;
+static size_t low;                   /* no free block below it: where a search starts (a block boundary) */
+#define BLK(off) ((blk_t *) (flotilla_arena + (off)))
+#define NEED(req) ((((size_t) (req) + 7u) & ~(size_t) 7u) + sizeof(blk_t))
+
+static void arena_init(void) {
+	BLK(0)->size = ARENA_BYTES - sizeof(blk_t); BLK(0)->req = 0;
+	BLK(ARENA_BYTES - sizeof(blk_t))->size = 0; BLK(ARENA_BYTES - sizeof(blk_t))->req = 1; /* end mark, never free */
+}
+/* Merges the free blocks after the block at `off` into it (keeping `low` on a boundary). */
+static void merge_next(size_t off) {
+	blk_t *b = BLK(off), *n;
+	while ((n = BLK(off + b->size))->req == 0) b->size += n->size;
+	if (low > off && low < off + b->size) low = off;
+}
+/* Cuts the block at `off` to `need` bytes when the rest can hold a block; the rest is free. */
+static void split(size_t off, size_t need) {
+	blk_t *b = BLK(off);
+	if (b->size - need >= 2 * sizeof(blk_t)) {
+		BLK(off + need)->size = b->size - (uint32_t) need; BLK(off + need)->req = 0;
+		b->size = (uint32_t) need;
+		if (off + need < low) low = off + need;
+		merge_next(off + need);
+	}
+}
+static void *raw_alloc(size_t req) {
+	size_t need = NEED(req), off;
+	int seen_free = 0;
+	if (need > ARENA_BYTES) return NULL;
+	for (off = low; BLK(off)->size; off += BLK(off)->size) {
+		if (BLK(off)->req) {
+			if (!seen_free) low = off + BLK(off)->size;
+			continue;
+		}
+		if (!seen_free) low = off;
+		seen_free = 1;
+		merge_next(off);
+		if (BLK(off)->size < need) continue;
+		split(off, need);
+		BLK(off)->req = (uint32_t) req;
+		return BLK(off) + 1;
+	}
+	return NULL;
+}
+static size_t raw_size(void *p) { return ((blk_t *) p - 1)->req; }
+static void raw_free(void *p) {
+	size_t off = (size_t) ((unsigned char *) p - flotilla_arena) - sizeof(blk_t);
+	BLK(off)->req = 0;
+	if (off < low) low = off;
+	merge_next(off);
+}
+static void *raw_realloc(void *p, size_t req) {
+	size_t off = (size_t) ((unsigned char *) p - flotilla_arena) - sizeof(blk_t), need = NEED(req), old = BLK(off)->req;
+	void *q;
+	if (need > ARENA_BYTES) return NULL;
+	merge_next(off);                    /* grow in place over free blocks after it */
+	if (BLK(off)->size >= need) {
+		split(off, need);
+		BLK(off)->req = (uint32_t) req;
+		return p;
+	}
+	if (!(q = raw_alloc(req))) return NULL;
+	memcpy(q, p, old);
+	raw_free(p);
+	return q;
+}
+#else
+/* A size header before each block, on the C library's heap. */
+typedef union { size_t size; double d; long long ll; void *p; } hdr_t;
+static void arena_init(void) {}
+static void *raw_alloc(size_t req) {
+	hdr_t *h = (hdr_t *) malloc(sizeof(hdr_t) + req);
 	if (!h) return NULL;
-	h->size = size;
-	mem_cur += size;
-	if (mem_cur > mem_peak) mem_peak = mem_cur;
+	h->size = req;
 	return h + 1;
 }
+static size_t raw_size(void *p) { return ((hdr_t *) p - 1)->size; }
+static void raw_free(void *p) { free((hdr_t *) p - 1); }
+static void *raw_realloc(void *p, size_t req) {
+	hdr_t *h = (hdr_t *) realloc((hdr_t *) p - 1, sizeof(hdr_t) + req);
+	if (!h) return NULL;
+	h->size = req;
+	return h + 1;
+}
+#endif
+
+static void *cnt_alloc(void *ud, duk_size_t size) {
+	void *p;
+	(void) ud;
+	if (size == 0 || size > mem_cap - mem_cur || mem_cur > mem_cap) return NULL;
+	if (!(p = raw_alloc(size))) return NULL;
+	mem_cur += size;
+	if (mem_cur > mem_peak) mem_peak = mem_cur;
+	return p;
+}
 static void cnt_free(void *ud, void *ptr) {
-	hdr_t *h;
 	(void) ud;
 	if (!ptr) return;
-	h = (hdr_t *) ptr - 1;
-	mem_cur -= h->size;
-	free(h);
+	mem_cur -= raw_size(ptr);
+	raw_free(ptr);
 }
 static void *cnt_realloc(void *ud, void *ptr, duk_size_t size) {
-	hdr_t *h, *nh;
 	size_t old;
+	void *p;
 	if (!ptr) return cnt_alloc(ud, size);
 	if (size == 0) { cnt_free(ud, ptr); return NULL; }
-	h = (hdr_t *) ptr - 1;
-	old = h->size;
+	old = raw_size(ptr);
 	if (size > old && (mem_cur > mem_cap || size - old > mem_cap - mem_cur)) return NULL;
-	nh = (hdr_t *) realloc(h, sizeof(hdr_t) + size);
-	if (!nh) return NULL;
+	if (!(p = raw_realloc(ptr, size))) return NULL;
 	mem_cur = mem_cur - old + size;
-	nh->size = size;
 	if (mem_cur > mem_peak) mem_peak = mem_cur;
-	return nh + 1;
+	return p;
 }
 static void on_fatal(void *ud, const char *msg) {
 	(void) ud;
@@ -435,6 +529,7 @@ int main(void) {
 	ssize_t len;
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	if (set_slot_size(slot_size)) return 1;
+	arena_init();
 	ctx = duk_create_heap(cnt_alloc, cnt_realloc, cnt_free, NULL, on_fatal);
 	if (!ctx) { puts("fatal cannot create heap"); return 1; }
 	setup(ctx);
