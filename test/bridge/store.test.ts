@@ -543,6 +543,22 @@ describe('store (SQLite file, typeorm migrations)', function () {
       assert.equal((await store.updateDevice(n3, { name: 'kitchen' })).name, 'kitchen');
       // Letters of any script are names.
       assert.equal((await store.updateDevice(n2, { name: 'Küche · 厨房' })).name, 'Küche · 厨房');
+      // Claimed into an account that has its name: the claim goes through, the device gets the
+      // first free "name-N" (the base cut so the name stays within 64 characters).
+      await store.setDeviceOwner(n3, owner.id);
+      assert.equal((await store.getDevice(n3))!.name, 'kitchen-2');
+      const [n4, n5] = ['cccccccccccccccccccccc04', 'cccccccccccccccccccccc05'];
+      const long = 'x'.repeat(63) + 'y';
+      await store.createDevice({ id: n4, productId, name: 'KITCHEN' });
+      await store.createDevice({ id: n5, productId, name: long });
+      await store.setDeviceOwner(n4, owner.id);
+      assert.equal((await store.getDevice(n4))!.name, 'KITCHEN-3');
+      await store.updateDevice(n1, { name: long });
+      await store.setDeviceOwner(n5, owner.id);
+      assert.equal((await store.getDevice(n5))!.name, 'x'.repeat(62) + '-2');
+      // Unclaimed, it keeps its name.
+      await store.setDeviceOwner(n5, null);
+      assert.equal((await store.getDevice(n5))!.name, 'x'.repeat(62) + '-2');
     });
 
     it('deviceProduct(): the device product as the policy reads it', async () => {

@@ -223,8 +223,20 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       return remove.run(deviceId).changes > 0;
     },
 
+    // A device claimed into an account that already has its name gets the first free "name-N":
+    // the claim is what the user asked for, and names stay unique within the account.
     async setDeviceOwner(deviceId, userId) {
-      if (refusing({ foreignKey: `no user ${userId}` }, () => setOwner.run(userId, deviceId)).changes === 0) throw notFound(deviceId);
+      const run = db.transaction(() => {
+        if (refusing({ foreignKey: `no user ${userId}` }, () => setOwner.run(userId, deviceId)).changes === 0) throw notFound(deviceId);
+        const name = (byId.get(deviceId) as DeviceRaw).name;
+        if (userId === null || name === null || !namesake.get(deviceId, name)) return;
+        for (let n = 2; ; n++) {
+          const suffix = '-' + n;
+          const next = name.slice(0, 64 - suffix.length).trimEnd() + suffix;
+          if (!namesake.get(deviceId, next)) return void rename.run(next, deviceId);
+        }
+      });
+      run();
     },
 
     async touchMany(list) {
