@@ -78,7 +78,7 @@ export interface BridgeOptions {
   /** How long vitals history, error reports and the audit log are kept (telemetry/retention.ts). */
   retention: RetentionOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
-  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'expirySweepMs'>;
+  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'connectFailures' | 'expirySweepMs'>;
 }
 
 export const defaultOptions: BridgeOptions = {
@@ -116,6 +116,9 @@ export const defaultOptions: BridgeOptions = {
     publishRate: { perSecond: 1000, burst: 2000 },
     eventRate: { perSecond: LIMITS.publishPerSecond, burst: LIMITS.publishBurst },
     reportRate: { perSecond: LIMITS.reportPerSecond, burst: LIMITS.reportBurst },
+    // Ten wrong secrets in a row lock that device id out at that address for 5 minutes (a misprovisioned
+    // device stops costing a hash per retry); a hundred from one address, whatever the ids, lock the address.
+    connectFailures: { perClient: { limit: 10, lockMs: 5 * 60000 }, perAddress: { limit: 100, lockMs: 5 * 60000 } },
     // An operator's MQTT session or event stream outlives its token's expiry by at most this.
     expirySweepMs: 5000,
   },

@@ -9,7 +9,7 @@ import { connect as tcp, type Socket } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { decode, encode, LIMITS, topics } from '@flotilla/protocol';
-import { A1, A2, B1, app, closed, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { A1, A2, B1, app, closed, connect, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const hello = (firmware = 3) =>
   Buffer.from(encode('hello', {
@@ -58,6 +58,25 @@ async function grant(c: MqttClient, filter: string): Promise<number> {
   }
 }
 
+/** The CONNACK return code a CONNECT gets over a socket bound to `localAddress` (another loopback address). */
+function connackFrom(localAddress: string, port: number, connectPacket: Uint8Array): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s: Socket = tcp({ host: '127.0.0.1', port, localAddress });
+    const t = setTimeout(() => (s.destroy(), reject(new Error('no CONNACK'))), 5000);
+    let got = Buffer.alloc(0);
+    s.on('error', reject);
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length < 4) return;
+      clearTimeout(t);
+      s.destroy();
+      if (got[0] !== 0x20) reject(new Error('not a CONNACK: ' + got.toString('hex')));
+      else resolve(got[3]!);
+    });
+    s.once('connect', () => s.write(connectPacket));
+  });
+}
+
 const packet = (p: object) => mqttPacket.generate(p as never);
 const CONNECT = (clientId: string, username?: string, password?: string) =>
   packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId, username, password: password ? Buffer.from(password) : undefined });
@@ -99,6 +118,60 @@ describe('bridge broker', function () {
       await assert.rejects(device(f.port, A2, { clientId: A1 }), /Bad username or password/);
       await a1.publishAsync(topics.device.hello(A1), hello(), { qos: 1 });
       assert.ok(a1.connected);
+    });
+
+    it('locks a device id out at an address after wrong secrets in a row, before hashing; others and other addresses go on; the lock ends', async () => {
+      const g = await startFixture({
+        mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures: { perClient: { limit: 3, lockMs: 1500 }, perAddress: { limit: 50, lockMs: 1500 } } },
+      });
+      const calls = { verify: 0 };
+      const verify = g.bridge.store.verifyDeviceSecret.bind(g.bridge.store);
+      g.bridge.store.verifyDeviceSecret = (id, secret) => (calls.verify++, verify(id, secret));
+      try {
+        const refusal = (p: Promise<unknown>) => p.then(() => assert.fail('connected'), (e: { code?: number }) => e.code);
+        // Two wrong, one right: the right one clears the count.
+        for (let i = 0; i < 2; i++) assert.equal(await refusal(device(g.port, A1, { password: 'wrong-' + i })), 4);
+        (await device(g.port, A1)).end(true);
+        for (let i = 0; i < 2; i++) assert.equal(await refusal(device(g.port, A1, { password: 'wrong-' + i })), 4);
+        // The third in a row locks a1 at 127.0.0.1: even its right secret is refused (5), and not hashed.
+        assert.equal(await refusal(device(g.port, A1, { password: 'wrong-3' })), 4);
+        const hashed = calls.verify;
+        assert.equal(await refusal(device(g.port, A1)), 5);
+        assert.equal(calls.verify, hashed);
+        // Another device from the same address, and a1 from another loopback address, are not locked.
+        (await device(g.port, A2)).end(true);
+        assert.equal(await connackFrom('127.0.0.2', g.port, CONNECT(A1, A1, 'secret-a1')), 0);
+        // The audit log has each refusal and the lock, not the refusals while locked.
+        const refused = (await g.bridge.store.auditLog()).filter((e) => e.action === 'mqtt.connect' && e.resourceId === A1).sort((a, b) => a.id - b.id);
+        assert.equal(refused.length, 5);
+        assert.ok(refused.every((e) => !e.allowed && e.status === 401 && e.actorKind === 'invalid' && e.resourceKind === 'device' && /wrong device secret \(from [0-9a-f:.]+\)/.test(e.reason)));
+        assert.match(refused[4]!.reason, new RegExp(A1 + ' locked out at '));
+        await sleep(1600);
+        (await device(g.port, A1)).end(true);
+      } finally {
+        await g.close();
+      }
+    });
+
+    it('locks an address out after failed connects in a row under any client ids; a success from it clears the count', async () => {
+      const g = await startFixture({
+        mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures: { perClient: { limit: 100, lockMs: 60000 }, perAddress: { limit: 4, lockMs: 60000 } } },
+      });
+      try {
+        const refusal = (p: Promise<unknown>) => p.then(() => assert.fail('connected'), (e: { code?: number }) => e.code);
+        const stranger = (i: number) => connect(g.port, { clientId: 'dddddddddddddddddddddd' + String(i).padStart(2, '0'), username: 'dddddddddddddddddddddd' + String(i).padStart(2, '0'), password: 'guess' });
+        for (let i = 0; i < 3; i++) assert.equal(await refusal(stranger(i)), 4);
+        (await app(g.port, 'ok-app', g.tokens.alice)).end(true);
+        for (let i = 3; i < 6; i++) assert.equal(await refusal(stranger(i)), 4);
+        assert.equal(await refusal(app(g.port, 'guess-app', 'not-a-token')), 4); // the fourth in a row: the address is locked
+        assert.equal(await refusal(device(g.port, A2)), 5);
+        assert.equal(await refusal(app(g.port, 'ok-app', g.tokens.alice)), 5);
+        const last = (await g.bridge.store.auditLog()).filter((e) => e.action === 'mqtt.connect').sort((a, b) => a.id - b.id).pop()!;
+        assert.equal(last.resourceKind, 'client');
+        assert.match(last.reason, /^unknown token \(from [0-9a-f:.]+\); [0-9a-f:.]+ locked out$/);
+      } finally {
+        await g.close();
+      }
     });
 
     it('lets an app in with a valid token only', async () => {

@@ -12,7 +12,7 @@ export interface RateLimits {
   /** POST /oauth/token. */
   token: { limit: number; windowMs: number };
   /** Failed logins (invalid grant or client) that lock the address out of /oauth/token for `lockMs`. */
-  tokenFailures: { limit: number; lockMs: number };
+  tokenFailures: LockoutLimit;
   /** Event streams: opens per window, and open at once. */
   streams: { opens: number; windowMs: number; concurrent: number };
 }
@@ -24,6 +24,8 @@ export const defaultRateLimits: RateLimits = {
   tokenFailures: { limit: 10, lockMs: 30 * 60000 },
   streams: { opens: 100, windowMs: 5 * 60000, concurrent: 100 },
 };
+
+import { Lockout, type LockoutLimit } from '../identity/lockout.js';
 
 /** Addresses tracked at most; past it, the oldest window's entries go first. */
 const MAX_ADDRESSES = 100000;
@@ -55,7 +57,7 @@ export class RateLimiter {
   private readonly requests: Window;
   private readonly token: Window;
   private readonly opens: Window;
-  private readonly failures = new Map<string, { n: number; lockedUntil: number }>();
+  private readonly failures: Lockout;
   private readonly open = new Map<string, number>();
 
   constructor(
@@ -66,6 +68,7 @@ export class RateLimiter {
     this.requests = new Window(limits.requests.windowMs, t);
     this.token = new Window(limits.token.windowMs, t);
     this.opens = new Window(limits.streams.windowMs, t);
+    this.failures = new Lockout(limits.tokenFailures, now);
   }
 
   /** Counts a request of `key` (a token or an address); null when it may go on, otherwise the seconds to wait. */
@@ -75,24 +78,15 @@ export class RateLimiter {
   }
 
   tokenRequest(address: string): number | null {
-    const now = this.now();
-    const f = this.failures.get(address);
-    if (f && f.lockedUntil > now) return Math.ceil((f.lockedUntil - now) / 1000);
-    const r = this.token.take(address, this.limits.token.limit, now);
+    const locked = this.failures.locked(address);
+    if (locked !== null) return locked;
+    const r = this.token.take(address, this.limits.token.limit, this.now());
     return r.ok ? null : r.retryAfter;
   }
 
   /** A failed login from `address`; the limit-th in a row locks it out. A success clears the count. */
   tokenOutcome(address: string, ok: boolean): void {
-    if (ok) return void this.failures.delete(address);
-    const f = this.failures.get(address) ?? { n: 0, lockedUntil: 0 };
-    f.n++;
-    if (f.n >= this.limits.tokenFailures.limit) {
-      f.lockedUntil = this.now() + this.limits.tokenFailures.lockMs;
-      f.n = 0;
-    }
-    if (this.failures.size >= MAX_ADDRESSES && !this.failures.has(address)) this.failures.clear();
-    this.failures.set(address, f);
+    this.failures.outcome(address, ok);
   }
 
   /** A stream opening: null and a `close` to call when it ends, or the seconds to wait. */

@@ -6,6 +6,7 @@
 import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
 import { actorOf, sameSubject, tokenProblem } from '../identity/actor.js';
 import { sha256Hex } from '../store/secrets.js';
+import { Lockout, type LockoutLimit } from '../identity/lockout.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
 import type { Session } from './session.js';
@@ -64,6 +65,44 @@ export async function authenticate(
   };
 }
 
+
+/** Failed CONNECTs (wrong secret or token) in a row that lock a client out for a while. */
+export interface ConnectFailureLimits {
+  /** From one address with one client id: a device with a wrong secret, or someone guessing one device's. */
+  perClient: LockoutLimit;
+  /** From one address whatever the client id (someone trying many); any success from it clears the count. */
+  perAddress: LockoutLimit;
+}
+
+/**
+ * Locks out an address, or a client id at an address, after failed CONNECTs
+ * in a row: a locked one is refused at once, before any secret is hashed, so
+ * guessing is slow and a flood of wrong secrets cannot spend the bridge's CPU
+ * on hashing. Keyed by address too, so nobody elsewhere can lock a device out.
+ */
+export class ConnectLockout {
+  private readonly byAddress: Lockout;
+  private readonly byClient: Lockout;
+  constructor(limits: ConnectFailureLimits, now?: () => number) {
+    this.byAddress = new Lockout(limits.perAddress, now);
+    this.byClient = new Lockout(limits.perClient, now);
+  }
+
+  /** The refusal while `address` (or `clientId` there) is locked out; null when it may try. */
+  check(address: string, clientId: string): AuthResult | null {
+    if (!address) return null;
+    const wait = this.byAddress.locked(address) ?? this.byClient.locked(address + ' ' + clientId);
+    return wait === null ? null : { ok: false, code: NOT_AUTHORIZED, reason: 'too many failed connects from ' + address + '; retry in ' + wait + ' s' };
+  }
+
+  /** Counts a CONNECT's outcome (only wrong credentials fail it); the lock it started, if any, in words. */
+  record(address: string, clientId: string, r: AuthResult): string | null {
+    if (!address || (!r.ok && r.code !== BAD_CREDENTIALS)) return null;
+    const client = this.byClient.outcome(address + ' ' + clientId, r.ok);
+    const all = this.byAddress.outcome(address, r.ok);
+    return all ? address + ' locked out' : client ? clientId + ' locked out at ' + address : null;
+  }
+}
 
 /**
  * No persistent sessions (clean session unset): aedes would keep, for a client

@@ -6,10 +6,10 @@
 import { createServer, Server, Socket } from 'node:net';
 import { Aedes } from 'aedes';
 import type { AddressInfo } from 'node:net';
-import { encode, topics } from '@flotilla/protocol';
+import { encode, isDeviceId, topics } from '@flotilla/protocol';
 import type { BrokerStore, Logger } from './deps.js';
 import type { BrokerContext } from './context.js';
-import { authenticate, PERSISTENT_SESSION, takeOver } from './authenticate.js';
+import { authenticate, BAD_CREDENTIALS, ConnectLockout, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
 import { guardConnection } from './guard.js';
 import { settled, type Rate } from './budget.js';
@@ -18,7 +18,7 @@ import { RequestRouter } from './requests.js';
 import { CLOUD_EVENT_OPS, tally } from '../telemetry/data-ops.js';
 import type { TokenHolder, WithSession } from './session.js';
 import type { DeviceRef } from './deps.js';
-import type { AuthResult, Will } from './authenticate.js';
+import type { AuthResult, ConnectFailureLimits, Will } from './authenticate.js';
 import { isClaimTopic } from './claims.js';
 import { sha256Hex } from '../store/secrets.js';
 
@@ -44,6 +44,8 @@ export interface BrokerOptions {
   eventRate: Rate;
   /** Hello, vitals and error reports stored per device: per second and burst; more ends the session. */
   reportRate: Rate;
+  /** Wrong secrets or tokens in a row that lock an address, or a client id at an address, out (authenticate.ts). */
+  connectFailures: ConnectFailureLimits;
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
   /** How often sessions and event streams whose token has expired are ended, and offline devices' refilled budgets dropped (ms, default 5000). */
@@ -127,16 +129,23 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const will = (client as unknown as { _will?: { topic: string; payload: Buffer; retain?: boolean } })._will ?? null;
       // TLS device identity: a client certificate, when one was presented, decides (identity/peer.ts).
       const socket = (client as unknown as { conn: Socket }).conn;
+      const address = socket.remoteAddress ?? '';
       const clean = (client as unknown as { clean?: boolean }).clean !== false;
-      const checked: Promise<AuthResult> = !clean
-        ? Promise.resolve(PERSISTENT_SESSION)
-        : (o.certificateAuth?.(context, socket, client.id, username, will) ?? authenticate(context, client.id, username, password, will)).then((r) =>
-            takeOver(clients(aedes)[client.id]?.session, r),
-          );
+      const locked = lockout.check(address, client.id);
+      const checked: Promise<AuthResult> = locked
+        ? Promise.resolve(locked)
+        : !clean
+          ? Promise.resolve(PERSISTENT_SESSION)
+          : (o.certificateAuth?.(context, socket, client.id, username, will) ?? authenticate(context, client.id, username, password, will)).then((r) =>
+              takeOver(clients(aedes)[client.id]?.session, r),
+            );
       checked.then(
         (r) => {
+          const locks = locked ? null : lockout.record(address, client.id, r);
           if (!r.ok) {
-            o.log.info({ clientId: client.id, reason: r.reason }, 'mqtt: connect refused');
+            o.log.info({ clientId: client.id, remote: address, reason: r.reason }, 'mqtt: connect refused');
+            // Refusals while locked out are not written: the one that locked is, and says so.
+            if (!locked) auditRefusal(client.id, address, r, locks);
             const err = Object.assign(new Error(r.reason), { returnCode: r.code });
             return done(err as never, false);
           }
@@ -199,6 +208,20 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     for (const [id, b] of context.budgets) if (!clients(aedes)[id] && settled(b, context.rates, at)) context.budgets.delete(id);
   }, o.expirySweepMs ?? 5000);
   expiryTimer.unref();
+
+  const lockout = new ConnectLockout(o.connectFailures);
+
+  /** A refused CONNECT in the audit log: who it claimed to be, from where, why, and the lock-out it started. */
+  function auditRefusal(clientId: string, address: string, r: Extract<AuthResult, { ok: false }>, locks: string | null): void {
+    if (locks) o.log.warn({ clientId, remote: address }, 'mqtt: ' + locks);
+    const reason = r.reason + (address ? ' (from ' + address + ')' : '') + (locks ? '; ' + locks : '');
+    o.store
+      .audit({
+        at: context.now(), actorKind: 'invalid', actorId: '', action: 'mqtt.connect', resourceKind: isDeviceId(clientId) ? 'device' : 'client', resourceId: clientId,
+        allowed: false, status: r.code === BAD_CREDENTIALS ? 401 : 403, reason,
+      })
+      .catch((e: unknown) => o.log.error({ err: e }, 'store: audit not saved'));
+  }
 
   function refusePublish(clientId: string, topic: string, e: Error, done: (err: Error) => void): void {
     o.log.info({ clientId, topic, reason: e.message }, 'mqtt: publish refused');
