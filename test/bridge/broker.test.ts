@@ -77,6 +77,10 @@ function connackFrom(localAddress: string, port: number, connectPacket: Uint8Arr
   });
 }
 
+/** The fields of an audit entry a test compares. */
+const pick = (e: { action: string; allowed: boolean; status: number; resourceKind: string } | undefined) =>
+  e && { action: e.action, allowed: e.allowed, status: e.status, resourceKind: e.resourceKind };
+
 const packet = (p: object) => mqttPacket.generate(p as never);
 const CONNECT = (clientId: string, username?: string, password?: string) =>
   packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId, username, password: password ? Buffer.from(password) : undefined });
@@ -275,6 +279,8 @@ describe('bridge broker', function () {
         assert.equal(await grant(a1, filter), 128, filter + ' refused');
       }
       assert.ok(a1.connected, 'a refused subscription does not disconnect');
+      const refused = (await f.bridge.store.auditLog()).filter((e) => e.action === 'mqtt.subscribe' && e.actorId === A1);
+      assert.ok(refused.some((e) => e.resourceId === topics.cloud.request(B1) && e.status === 403 && e.actorKind === 'device'), 'audited');
     });
 
     it('cuts a device that publishes as another device, retains, breaks the protocol or uses spark/', async () => {
@@ -325,6 +331,16 @@ describe('bridge broker', function () {
       assert.equal(await grant(bob, 'dev/+/hello'), 128);
       assert.equal(await grant(bob, topics.app.reply('bob-app')), 1);
       assert.ok(bob.connected);
+      // Each refusal is in the audit log with why; alice's subscription to her own device is too, allowed.
+      const alice = track(await app(f.port, 'alice-sub', f.tokens.alice));
+      assert.equal(await grant(alice, topics.filter.deviceEvents(A1)), 1);
+      const log = (await f.bridge.store.auditLog()).filter((e) => e.action === 'mqtt.subscribe' || e.action === 'device.events');
+      const entry = (actorId: string, resourceId: string) => log.find((e) => e.actorId === actorId && e.resourceId === resourceId);
+      assert.deepEqual(pick(entry(f.users.bob!, A1)), { action: 'device.events', allowed: false, status: 404, resourceKind: 'device' });
+      assert.deepEqual(pick(entry(f.users.bob!, topics.app.reply('alice-app'))), { action: 'mqtt.subscribe', allowed: false, status: 403, resourceKind: 'topic' });
+      assert.deepEqual(pick(entry(f.users.bob!, '#')), { action: 'mqtt.subscribe', allowed: false, status: 400, resourceKind: 'topic' });
+      assert.deepEqual(pick(entry(f.users.alice!, A1)), { action: 'device.events', allowed: true, status: 200, resourceKind: 'device' });
+      assert.equal(entry(f.users.bob!, topics.app.reply('bob-app')), undefined, 'its own replies: nothing to decide');
     });
 
     it('routes a request to the device and the reply to the requester only, with its own id', async () => {

@@ -108,13 +108,20 @@ async function authorizeAppPublish(
   const decision = ref
     ? decide(s.actor, action, { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId })
     : ({ allow: false, status: 404, reason: 'no such device' } as const);
-  await ctx.store.audit({
-    at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s.actor), action, resourceKind: 'device', resourceId: deviceId,
-    allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
-  });
+  await audit(ctx, s, action, 'device', deviceId, decision);
   if (!decision.allow) throw new Refused(action + ' on ' + deviceId + ': ' + decision.reason);
   if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, deviceId, msg));
   if (msg.kind === 'cloudEvent') tally(ctx.usage, ref!.product.productId, Date.now(), { dataOps: CLOUD_EVENT_OPS });
+}
+
+type Verdict = { allow: true; reason: string } | { allow: false; status: number; reason: string };
+
+/** A session's decision in the audit log. */
+function audit(ctx: BrokerContext, s: Session, action: string, resourceKind: string, resourceId: string, v: Verdict): Promise<void> {
+  return ctx.store.audit({
+    at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s.actor), action, resourceKind, resourceId,
+    allowed: v.allow, status: v.allow ? 200 : v.status, reason: v.reason,
+  });
 }
 
 /** Every client's publish budget (ctx.rates.packets): a flood ends the session. */
@@ -144,22 +151,34 @@ export interface Subscription {
 }
 
 /** The subscription as granted (QoS at most 1), or null for SUBACK 0x80. */
+/**
+ * A SUBSCRIBE: devices to their own inbox; apps to their own replies and to
+ * device events (a filter naming one device is decided now; `+` per delivery,
+ * in authorizeForward). Refusals, and decisions on one device, are audited.
+ */
 export async function authorizeSubscribe(ctx: BrokerContext, client: WithSession, sub: Subscription): Promise<Subscription | null> {
   const s = client.session;
   if (!s) return null;
-  const qos = Math.min(sub.qos, 1);
-  if (s.kind === 'device') return s.inbox.indexOf(sub.topic) >= 0 ? { topic: sub.topic, qos } : null;
+  const granted = { topic: sub.topic, qos: Math.min(sub.qos, 1) };
+  const refuse = async (status: number, reason: string): Promise<null> => {
+    await audit(ctx, s, 'mqtt.subscribe', 'topic', sub.topic, { allow: false, status, reason });
+    return null;
+  };
+  if (s.kind === 'device') return s.inbox.indexOf(sub.topic) >= 0 ? granted : refuse(403, 'a device subscribes to its own inbox only');
   let f;
   try {
     f = parseFilter(sub.topic);
-  } catch {
-    return null;
+  } catch (e) {
+    return refuse(400, isProtocolError(e) ? e.message : 'not a protocol topic filter');
   }
-  if (f.root === 'app') return f.clientId === s.clientId ? { topic: sub.topic, qos } : null;
-  // Every device: what each delivery may show is decided per device in authorizeForward.
-  if (f.deviceId === '+') return { topic: sub.topic, qos };
+  if (f.root === 'app') return f.clientId === s.clientId ? granted : refuse(403, 'the replies of another client id');
+  if (f.deviceId === '+') return granted;
   const ref = ctx.devices.get(f.deviceId) ?? (await ctx.store.deviceAccess(f.deviceId));
-  return ref && mayWatch(s, f.deviceId, ref) ? { topic: sub.topic, qos } : null;
+  const v: Verdict = ref
+    ? decide(s.actor, 'device.events', { kind: 'device', deviceId: f.deviceId, product: ref.product, customerId: ref.customerId })
+    : { allow: false, status: 404, reason: 'no such device' };
+  await audit(ctx, s, 'device.events', 'device', f.deviceId, v);
+  return v.allow ? granted : null;
 }
 
 /** May this app see the device's events? Decided once per product and claiming customer, then remembered. */
