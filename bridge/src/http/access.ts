@@ -16,7 +16,7 @@ import { decide } from '../policy/decide.js';
 import type { Actor, Decision, ProductRef, Resource } from '../policy/types.js';
 import type { DeviceRef, Org, Store } from '../store/store.js';
 import { ApiError } from './errors.js';
-import { actorId } from '../identity/actor.js';
+import { auditEntry } from '../identity/actor.js';
 
 export type Guard =
   /** No token needed (the token endpoint, health). `why` says so in the route table. */
@@ -179,10 +179,7 @@ export async function authorize(
     : actor.kind === 'anonymous' || actor.kind === 'invalid'
       ? decide(actor, action, { kind: 'org', orgId: '', ownerUserId: '' }) // 401 whatever the resource
       : { allow: false, status: 404, reason: 'no such ' + what + ' ' + resourceId };
-  await store.audit({
-    at: new Date(), actorKind: actor.kind, actorId: actorId(actor), action,
-    resourceKind: g.kind, resourceId: resourceId ?? '', allowed: decision.allow, status: decision.allow ? 200 : decision.status, reason: decision.reason,
-  });
+  await store.audit(auditEntry(actor, action, g.kind, resourceId ?? '', decision, new Date()));
   if (!decision.allow) throw refused(decision, g.kind, actor);
   return { actor, product: found!.product, device: found!.device, org: found!.org, decision };
 }

@@ -13,7 +13,7 @@ import { presentedClient } from './client-auth.js';
 import type { RateLimiter } from './ratelimit.js';
 import { StoreError, type Store } from '../store/store.js';
 import type { Logger } from '../mqtt/deps.js';
-import { actorOf, tokenProblem } from '../identity/actor.js';
+import { actorOf, auditEntry, tokenProblem } from '../identity/actor.js';
 import type { RequestRouter } from '../mqtt/requests.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { Webhooks } from '../integrations/webhooks.js';
@@ -189,12 +189,9 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     if (g.kind === 'public') access = { actor, product: null, device: null, org: null, decision: null };
     else if (g.kind === 'signedIn') {
       if (actor.kind === 'anonymous' || actor.kind === 'invalid') {
-        const reason = actor.kind === 'anonymous' ? 'anonymous: no credentials' : 'invalid credentials (' + actor.reason + ')';
-        await ctx.store.audit({
-          at: new Date(), actorKind: actor.kind, actorId: '', action: 'signedIn', resourceKind: 'route',
-          resourceId: method + ' ' + r.path, allowed: false, status: 401, reason,
-        });
-        throw refused({ allow: false, status: 401, reason }, 'device', actor);
+        const verdict = { allow: false, status: 401, reason: actor.kind === 'anonymous' ? 'anonymous: no credentials' : 'invalid credentials (' + actor.reason + ')' } as const;
+        await ctx.store.audit(auditEntry(actor, 'signedIn', 'route', method + ' ' + r.path, verdict, new Date()));
+        throw refused(verdict, 'device', actor);
       }
       access = { actor, product: null, device: null, org: null, decision: null };
     } else access = await authorize(ctx.store, actor, g, found.params, readOnce);

@@ -5,7 +5,7 @@
  */
 import type { Action } from '@flotilla/protocol';
 import type { Actor, Memberships } from '../policy/types.js';
-import type { TokenSubject } from '../store/store.js';
+import type { AuditEntry, TokenSubject } from '../store/store.js';
 
 /** What actorOf reads from the store. */
 export interface ActorStore {
@@ -72,4 +72,12 @@ export function actorId(a: Actor): string {
     default:
       return '';
   }
+}
+
+/** A decision as the audit log keeps it: the policy's, or a refusal before the policy (status 400, 401). */
+export type Verdict = { allow: true; reason: string } | { allow: false; status: number; reason: string };
+
+/** An actor's verdict on a resource as an audit log entry: one shape for the HTTP routes and the MQTT hooks. */
+export function auditEntry(actor: Actor, action: string, resourceKind: string, resourceId: string, v: Verdict, at: Date): AuditEntry {
+  return { at, actorKind: actor.kind, actorId: actorId(actor), action, resourceKind, resourceId, allowed: v.allow, status: v.allow ? 200 : v.status, reason: v.reason };
 }

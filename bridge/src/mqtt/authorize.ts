@@ -9,7 +9,7 @@
 import { CLAIM_CODE_EVENT, decode, isProtocolError, kindFitsTopic, parseFilter, parseTopic, validateDeviceEventName } from '@flotilla/protocol';
 import type { Action, Message, ParsedTopic } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
-import { actorId } from '../identity/actor.js';
+import { auditEntry, type Verdict } from '../identity/actor.js';
 import type { DeviceRef } from './deps.js';
 import type { BrokerContext } from './context.js';
 import { ingest } from './ingest.js';
@@ -114,14 +114,9 @@ async function authorizeAppPublish(
   if (msg.kind === 'cloudEvent') tally(ctx.usage, ref!.product.productId, Date.now(), { dataOps: CLOUD_EVENT_OPS });
 }
 
-type Verdict = { allow: true; reason: string } | { allow: false; status: number; reason: string };
-
 /** A session's decision in the audit log. */
 function audit(ctx: BrokerContext, s: Session, action: string, resourceKind: string, resourceId: string, v: Verdict): Promise<void> {
-  return ctx.store.audit({
-    at: ctx.now(), actorKind: s.actor.kind, actorId: actorId(s.actor), action, resourceKind, resourceId,
-    allowed: v.allow, status: v.allow ? 200 : v.status, reason: v.reason,
-  });
+  return ctx.store.audit(auditEntry(s.actor, action, resourceKind, resourceId, v, ctx.now()));
 }
 
 /** Every client's publish budget (ctx.rates.packets): a flood ends the session. */
