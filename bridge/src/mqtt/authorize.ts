@@ -99,6 +99,9 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
   return authorizeAppPublish(ctx, s, t.deviceId, msg, packet);
 }
 
+/** A device the bridge does not know: 404, as for one the actor may not know of. */
+const NO_SUCH_DEVICE: Verdict = { allow: false, status: 404, reason: 'no such device' };
+
 /** An app's message to a device: decided by the policy, audited either way. */
 async function authorizeAppPublish(
   ctx: BrokerContext, s: Extract<Session, { kind: 'operator' }>, deviceId: string, msg: Message, packet: PublishPacket,
@@ -107,7 +110,7 @@ async function authorizeAppPublish(
   const ref = ctx.devices.get(deviceId) ?? (await ctx.store.deviceAccess(deviceId));
   const decision = ref
     ? decide(s.actor, action, { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId })
-    : ({ allow: false, status: 404, reason: 'no such device' } as const);
+    : NO_SUCH_DEVICE;
   await audit(ctx, s, action, 'device', deviceId, decision);
   if (!decision.allow) throw new Refused(action + ' on ' + deviceId + ': ' + decision.reason);
   if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, deviceId, msg));
@@ -145,9 +148,8 @@ export interface Subscription {
   qos: number;
 }
 
-/** The subscription as granted (QoS at most 1), or null for SUBACK 0x80. */
 /**
- * A SUBSCRIBE: devices to their own inbox; apps to their own replies and to
+ * The subscription as granted (QoS at most 1), or null for SUBACK 0x80. A SUBSCRIBE: devices to their own inbox; apps to their own replies and to
  * device events (a filter naming one device is decided now; `+` per delivery,
  * in authorizeForward). Refusals, and decisions on one device, are audited.
  */
@@ -169,11 +171,14 @@ export async function authorizeSubscribe(ctx: BrokerContext, client: WithSession
   if (f.root === 'app') return f.clientId === s.clientId ? granted : refuse(403, 'the replies of another client id');
   if (f.deviceId === '+') return granted;
   const ref = ctx.devices.get(f.deviceId) ?? (await ctx.store.deviceAccess(f.deviceId));
-  const v: Verdict = ref
-    ? decide(s.actor, 'device.events', { kind: 'device', deviceId: f.deviceId, product: ref.product, customerId: ref.customerId })
-    : { allow: false, status: 404, reason: 'no such device' };
+  const v = ref ? watching(s, f.deviceId, ref) : NO_SUCH_DEVICE;
   await audit(ctx, s, 'device.events', 'device', f.deviceId, v);
   return v.allow ? granted : null;
+}
+
+/** The policy on this app seeing the device's events. */
+function watching(s: Extract<Session, { kind: 'operator' }>, deviceId: string, ref: DeviceRef): Verdict {
+  return decide(s.actor, 'device.events', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId });
 }
 
 /** May this app see the device's events? Decided once per product and claiming customer, then remembered. */
@@ -181,7 +186,7 @@ function mayWatch(s: Extract<Session, { kind: 'operator' }>, deviceId: string, r
   const key = ref.product.productId + '/' + (ref.customerId ?? '');
   let ok = s.watch.get(key);
   if (ok === undefined) {
-    ok = decide(s.actor, 'device.events', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId }).allow;
+    ok = watching(s, deviceId, ref).allow;
     s.watch.set(key, ok);
   }
   return ok;
