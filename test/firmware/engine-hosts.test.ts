@@ -3,6 +3,7 @@
  * each HAL function serviced by Node. Loopback sockets only; every wait bounded.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import {
   ENGINES, EngineError, buildDuktapeHost, emptyFlash, reboot, startEngine,
@@ -369,7 +370,6 @@ describe('engine host: duktape low-memory arena', function () {
   /** Runs `commands` in a fresh low-memory host; its output lines. */
   async function session(commands: string[]): Promise<string[]> {
     const { binary } = await buildDuktapeHost('low-memory');
-    const { spawn } = await import('node:child_process');
     const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));

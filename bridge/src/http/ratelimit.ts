@@ -6,6 +6,8 @@
  * once (per address). Fixed windows; the table is swept each window and
  * capped, so a flood of keys cannot grow it without bound.
  */
+import { Lockout, type LockoutLimit } from '../identity/lockout.js';
+
 export interface RateLimits {
   /** Any request: at most `limit` per `windowMs` per key (a valid token, else the address). */
   requests: { limit: number; windowMs: number };
@@ -24,8 +26,6 @@ export const defaultRateLimits: RateLimits = {
   tokenFailures: { limit: 10, lockMs: 30 * 60000 },
   streams: { opens: 100, windowMs: 5 * 60000, concurrent: 100 },
 };
-
-import { Lockout, type LockoutLimit } from '../identity/lockout.js';
 
 /** Addresses tracked at most; past it, the oldest window's entries go first. */
 const MAX_ADDRESSES = 100000;

@@ -115,6 +115,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     },
   };
 
+  const lockout = new ConnectLockout(o.connectFailures);
+
   aedes = await Aedes.createBroker({
     connectTimeout: o.connectTimeoutMs,
     keepaliveLimit: o.keepaliveLimit,
@@ -208,8 +210,6 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     for (const [id, b] of context.budgets) if (!clients(aedes)[id] && settled(b, context.rates, at)) context.budgets.delete(id);
   }, o.expirySweepMs ?? 5000);
   expiryTimer.unref();
-
-  const lockout = new ConnectLockout(o.connectFailures);
 
   /** A refused CONNECT in the audit log: who it claimed to be, from where, why, and the lock-out it started. */
   function auditRefusal(clientId: string, address: string, r: Extract<AuthResult, { ok: false }>, locks: string | null): void {
