@@ -11,7 +11,7 @@ import { LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import { newDeviceSecret } from '../../store/secrets.js';
 import type { Device, DeviceChanges, OtaJob } from '../../store/store.js';
-import { actorId } from '../../identity/actor.js';
+import { actorId, auditEntry } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
 import { authorize, guard, inPersonalSpace, visibleProducts } from '../access.js';
@@ -229,10 +229,10 @@ async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'c
   if (id === '') throw ApiError.of(400, 'The id field is required');
   const ref = DEVICE_ID.test(id) ? await ctx.store.deviceAccess(id) : null;
   const allowed = mayClaimById(actor, ref ? { productId: ref.product.productId, customerId: ref.customerId } : null);
-  await ctx.store.audit({
-    at: new Date(), actorKind: 'customer', actorId: actor.customerId, action: 'device.claim', resourceKind: 'device', resourceId: id, allowed, status: allowed ? 200 : 404,
-    reason: allowed ? 'a device of the customer\'s product that no other customer holds' : 'not a device this customer may claim',
-  });
+  const verdict = allowed
+    ? { allow: true as const, reason: 'a device of the customer\'s product that no other customer holds' }
+    : { allow: false as const, status: 404, reason: 'not a device this customer may claim' };
+  await ctx.store.audit(auditEntry(actor, 'device.claim', 'device', id, verdict, new Date()));
   if (!allowed) throw ApiError.of(404, 'Device not found');
   await ctx.store.claimDevice(id, actor.customerId);
   await ctx.fleet.refreshDevice(id);

@@ -16,7 +16,7 @@ import { decide, userOrgRole } from '../../policy/decide.js';
 import { canConsent, canHandOver, canTakeOver, transferProblem } from '../../policy/orgs.js';
 import type { Actor } from '../../policy/types.js';
 import type { Device, Org, ProductTransfer, TransferOutcome } from '../../store/store.js';
-import { actorId } from '../../identity/actor.js';
+import { auditEntry } from '../../identity/actor.js';
 import { guard, person } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -40,10 +40,8 @@ async function transferObject(ctx: ApiContext, t: ProductTransfer) {
 
 /** A state change of a transfer, in the audit log beside the guard's decision. */
 async function auditTransfer(ctx: ApiContext, actor: Actor, t: ProductTransfer, reason: string): Promise<void> {
-  await ctx.store.audit({
-    at: new Date(), actorKind: actor.kind, actorId: actorId(actor), action: t.state === 'accepted' ? 'product.transfer' : 'product.transfer.' + t.state,
-    resourceKind: 'product', resourceId: String(t.productId), allowed: true, status: 200, reason,
-  });
+  const action = t.state === 'accepted' ? 'product.transfer' : 'product.transfer.' + t.state;
+  await ctx.store.audit(auditEntry(actor, action, 'product', String(t.productId), { allow: true, reason }, new Date()));
 }
 
 /** After the move: live sessions decide with the product's new owner, the audit log says what changed. */
@@ -85,10 +83,8 @@ export const orgRoutes: Route[] = [
     const o = await ctx.store.setOrgOwner(org.id, next.id);
     await ctx.fleet.refreshUser(me.userId);
     await ctx.fleet.refreshUser(next.id);
-    await ctx.store.audit({
-      at: new Date(), actorKind: 'user', actorId: me.userId, action: 'org.owner', resourceKind: 'org', resourceId: org.id,
-      allowed: true, status: 200, reason: `org ${org.id} handed over from ${me.userId} to ${next.id} (the former Owner is now an Administrator)`,
-    });
+    const reason = `org ${org.id} handed over from ${me.userId} to ${next.id} (the former Owner is now an Administrator)`;
+    await ctx.store.audit(auditEntry(me, 'org.owner', 'org', org.id, { allow: true, reason }, new Date()));
     return { ok: true, organization: orgObject(o), previous_owner: { username: await username(ctx, me.userId), role: ROLE_TITLES.administrator } };
   }),
 
