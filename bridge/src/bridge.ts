@@ -116,7 +116,7 @@ export const defaultOptions: BridgeOptions = {
     publishRate: { perSecond: 1000, burst: 2000 },
     eventRate: { perSecond: LIMITS.publishPerSecond, burst: LIMITS.publishBurst },
     reportRate: { perSecond: LIMITS.reportPerSecond, burst: LIMITS.reportBurst },
-    // Ten wrong secrets in a row lock that device id out at that address for 5 minutes (a misprovisioned
+    // Ten wrong secrets within 5 minutes lock that device id out at that address for 5 minutes (a misprovisioned
     // device stops costing a hash per retry); a hundred from one address, whatever the ids, lock the address.
     connectFailures: { perClient: { limit: 10, lockMs: 5 * 60000 }, perAddress: { limit: 100, lockMs: 5 * 60000 } },
     // An operator's MQTT session or event stream outlives its token's expiry by at most this.

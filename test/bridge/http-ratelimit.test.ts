@@ -24,19 +24,25 @@ describe('HTTP API: rate limits', function () {
       assert.equal(l.request('a'), null);
     });
 
-    it('locks out logins after repeated failures, and a success clears the count', () => {
+    it('locks out logins after failures within the lock time; older failures are forgotten, and the lock ends', () => {
       let now = 0;
       const l = new RateLimiter({ ...defaultRateLimits, tokenFailures: { limit: 3, lockMs: 60000 } }, () => now);
-      l.tokenOutcome('a', false);
-      l.tokenOutcome('a', false);
-      l.tokenOutcome('a', true);
-      l.tokenOutcome('a', false);
-      assert.equal(l.tokenRequest('a'), null, 'the success reset the count');
-      l.tokenOutcome('a', false);
-      l.tokenOutcome('a', false);
-      assert.equal(l.tokenRequest('a'), 60);
+      l.loginFailed('a');
+      l.loginFailed('a');
+      now += 60000;
+      l.loginFailed('a');
+      assert.equal(l.tokenRequest('a'), null, 'the first two are a lock time old: this one starts afresh');
+      now += 59999;
+      l.loginFailed('a');
+      assert.equal(l.tokenRequest('a'), null);
+      l.loginFailed('a');
+      assert.equal(l.tokenRequest('a'), 60, 'three within a minute');
+      assert.equal(l.tokenRequest('b'), null, 'another address has its own count');
       now += 60000;
       assert.equal(l.tokenRequest('a'), null, 'the lock ends');
+      l.loginFailed('a');
+      l.loginFailed('a');
+      assert.equal(l.tokenRequest('a'), null, 'and its count started afresh');
     });
 
     it('bounds streams open at once; closing one frees its slot, twice is harmless', () => {
@@ -70,8 +76,11 @@ describe('HTTP API: rate limits', function () {
         body: new URLSearchParams({ grant_type: 'password', username: 'alice', password }),
       });
 
-    it('locks an address out of /oauth/token after repeated wrong passwords, even for the right one', async () => {
-      for (let i = 0; i < 3; i++) assert.equal((await login('wrong')).status, 400);
+    it('locks an address out of /oauth/token after repeated wrong passwords, even for the right one; a good login in between clears nothing', async () => {
+      for (let i = 0; i < 2; i++) assert.equal((await login('wrong')).status, 400);
+      // Someone with one account logging in between guesses does not reset the address's count.
+      assert.equal((await login('alice-password')).status, 200);
+      assert.equal((await login('wrong')).status, 400);
       const locked = await login('alice-password');
       assert.equal(locked.status, 429);
       assert.ok(Number(locked.headers.get('retry-after')) > 0);

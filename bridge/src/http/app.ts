@@ -202,10 +202,9 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       if (locked !== null) throw tooMany(locked);
       try {
         reply = await r.handler(request, ctx, access);
-        ctx.limiter.tokenOutcome(address, true);
       } catch (e) {
         // Wrong credentials count toward the lock-out; malformed requests do not.
-        if (e instanceof ApiError && 'error' in e.body && (e.body.error === 'invalid_grant' || e.body.error === 'invalid_client')) ctx.limiter.tokenOutcome(address, false);
+        if (e instanceof ApiError && 'error' in e.body && (e.body.error === 'invalid_grant' || e.body.error === 'invalid_client')) ctx.limiter.loginFailed(address);
         throw e;
       }
     } else if (method === 'GET' && /\/events(\/\*prefix)?$/.test(path)) {

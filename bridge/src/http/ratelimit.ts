@@ -84,9 +84,12 @@ export class RateLimiter {
     return r.ok ? null : r.retryAfter;
   }
 
-  /** A failed login from `address`; the limit-th in a row locks it out. A success clears the count. */
-  tokenOutcome(address: string, ok: boolean): void {
-    this.failures.outcome(address, ok);
+  /**
+   * A failed login from `address`; the limit-th within the lock time locks it out. A success
+   * clears nothing: it speaks for one account, not for everyone at the address.
+   */
+  loginFailed(address: string): void {
+    this.failures.failed(address);
   }
 
   /** A stream opening: null and a `close` to call when it ends, or the seconds to wait. */

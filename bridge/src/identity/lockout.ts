@@ -1,14 +1,18 @@
 /**
- * Failed logins in a row per key (an address, or an address and a name): the
- * limit-th locks the key out for a while; a success clears its count. Used
- * by the HTTP token endpoint (per address) and by MQTT CONNECT (per address,
- * and per address and client id). The table is capped, so a flood of keys
- * cannot grow it without bound.
+ * Failed logins per key (an address, or an address and a name): `limit` of
+ * them within `lockMs` lock the key out for `lockMs`; older failures are
+ * forgotten. Only the caller knows whether a success speaks for the key: a
+ * device's own good CONNECT does for its address and client id, but nobody's
+ * success speaks for a whole address (an attacker holding one valid login
+ * could otherwise clear the address's count between guesses), so `clear` is
+ * called for the first kind only. Used by the HTTP token endpoint (per
+ * address) and by MQTT CONNECT (per address, and per address and client id).
+ * The table is capped, so a flood of keys cannot grow it without bound.
  */
 export interface LockoutLimit {
-  /** Failures in a row that lock the key. */
+  /** Failures within `lockMs` that lock the key. */
   limit: number;
-  /** How long a lock lasts, ms. */
+  /** How long a lock lasts, ms; also how long a failure counts. */
   lockMs: number;
 }
 
@@ -16,7 +20,8 @@ export interface LockoutLimit {
 const MAX_KEYS = 100000;
 
 export class Lockout {
-  private readonly failures = new Map<string, { n: number; lockedUntil: number }>();
+  /** Per key: failures counted since `since`, and the end of its lock. */
+  private readonly failures = new Map<string, { n: number; since: number; lockedUntil: number }>();
 
   constructor(
     private readonly limits: LockoutLimit,
@@ -30,18 +35,28 @@ export class Lockout {
     return f && f.lockedUntil > now ? Math.ceil((f.lockedUntil - now) / 1000) : null;
   }
 
-  /** Records an attempt of `key`; true when this failure locked it. */
-  outcome(key: string, ok: boolean): boolean {
-    if (ok) return this.failures.delete(key), false;
-    const f = this.failures.get(key) ?? { n: 0, lockedUntil: 0 };
+  /** Counts a failure of `key`; true when it locked the key. */
+  failed(key: string): boolean {
+    const now = this.now();
+    const f = this.failures.get(key) ?? { n: 0, since: now, lockedUntil: 0 };
+    if (now - f.since >= this.limits.lockMs) {
+      f.n = 0;
+      f.since = now;
+    }
     f.n++;
     const locks = f.n >= this.limits.limit;
     if (locks) {
-      f.lockedUntil = this.now() + this.limits.lockMs;
+      f.lockedUntil = now + this.limits.lockMs;
       f.n = 0;
+      f.since = now;
     }
     if (this.failures.size >= MAX_KEYS && !this.failures.has(key)) this.failures.clear();
     this.failures.set(key, f);
     return locks;
+  }
+
+  /** Forgets `key`'s failures (a locked key never gets this far: `locked` is asked first). */
+  clear(key: string): void {
+    this.failures.delete(key);
   }
 }

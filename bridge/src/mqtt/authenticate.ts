@@ -66,17 +66,17 @@ export async function authenticate(
 }
 
 
-/** Failed CONNECTs (wrong secret or token) in a row that lock a client out for a while. */
+/** Failed CONNECTs (wrong secret or token) that, within a lock's time, lock a client out for that long. */
 export interface ConnectFailureLimits {
   /** From one address with one client id: a device with a wrong secret, or someone guessing one device's. */
   perClient: LockoutLimit;
-  /** From one address whatever the client id (someone trying many); any success from it clears the count. */
+  /** From one address whatever the client id (someone trying many); no success clears this count. */
   perAddress: LockoutLimit;
 }
 
 /**
- * Locks out an address, or a client id at an address, after failed CONNECTs
- * in a row: a locked one is refused at once, before any secret is hashed, so
+ * Locks out an address, or a client id at an address, after failed CONNECTs:
+ * a locked one is refused at once, before any secret is hashed, so
  * guessing is slow and a flood of wrong secrets cannot spend the bridge's CPU
  * on hashing. Keyed by address too, so nobody elsewhere can lock a device out.
  */
@@ -98,8 +98,11 @@ export class ConnectLockout {
   /** Counts a CONNECT's outcome (only wrong credentials fail it); the lock it started, if any, in words. */
   record(address: string, clientId: string, r: AuthResult): string | null {
     if (!address || (!r.ok && r.code !== BAD_CREDENTIALS)) return null;
-    const client = this.byClient.outcome(address + ' ' + clientId, r.ok);
-    const all = this.byAddress.outcome(address, r.ok);
+    const key = address + ' ' + clientId;
+    // A good CONNECT speaks for its own client id only, not for everyone at its address.
+    if (r.ok) return this.byClient.clear(key), null;
+    const client = this.byClient.failed(key);
+    const all = this.byAddress.failed(address);
     return all ? address + ' locked out' : client ? clientId + ' locked out at ' + address : null;
   }
 }

@@ -123,7 +123,7 @@ export const authorizeRoutes: Route[] = [
     const locked = ctx.limiter.tokenRequest(address);
     if (locked !== null) return consentPage(req.res, 429, a, c.product, c.client, `Too many attempts; try again in ${locked} s`);
     const user = await ctx.store.verifyPassword(typeof body.username === 'string' ? body.username : '', typeof body.password === 'string' ? body.password : '');
-    ctx.limiter.tokenOutcome(address, user !== null);
+    if (!user) ctx.limiter.loginFailed(address);
     if (!user) return consentPage(req.res, 401, a, c.product, c.client, 'The username or password is not right');
     let customerId: string;
     try {
