@@ -203,6 +203,16 @@ describe('bridge broker', function () {
       await serving();
     });
 
+    it('refuses an empty client id with CONNACK 2, valid token or not: the id aedes would make up is no reply address the app can know', async () => {
+      // CONNACK is 20 02 00 <code>: 2 is "identifier rejected".
+      const r = await raw(f.port, [CONNECT('', 'token', f.tokens.alice)]);
+      assert.deepEqual([...r.received.subarray(0, 4)], [0x20, 0x02, 0x00, 0x02]);
+      assert.ok(r.closed);
+      const refused = (await f.bridge.store.auditLog()).filter((e) => e.action === 'mqtt.connect' && e.resourceId === '').pop();
+      assert.match(refused?.reason ?? '', /client id must be 1 to 64/);
+      await serving();
+    });
+
     it('refuses a will outside the device\'s own status topic, a retained will, and any app will', async () => {
       const status = Buffer.from(encode('status', { online: false }));
       await assert.rejects(device(f.port, A1, { will: { topic: topics.device.status(B1), payload: status, qos: 1, retain: false } }), /Not authorized/);

@@ -116,11 +116,15 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   };
 
   const lockout = new ConnectLockout(o.connectFailures);
+  // Clients that sent an empty client id: aedes makes one up, but MQTT 3.1.1 cannot tell the client
+  // which, and an app's id is its reply address (app/<clientId>/reply), so judge them by the empty id.
+  const idless = new WeakSet<object>();
 
   aedes = await Aedes.createBroker({
     connectTimeout: o.connectTimeoutMs,
     keepaliveLimit: o.keepaliveLimit,
     preConnect(client, packet, done) {
+      if (!packet.clientId) idless.add(client);
       if (!packet.keepalive || packet.keepalive > o.keepaliveLimit) packet.keepalive = o.keepaliveLimit;
       done(null, true);
     },
@@ -133,21 +137,22 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const socket = (client as unknown as { conn: Socket }).conn;
       const address = socket.remoteAddress ?? '';
       const clean = (client as unknown as { clean?: boolean }).clean !== false;
-      const locked = lockout.check(address, client.id);
+      const id = idless.has(client) ? '' : client.id;
+      const locked = lockout.check(address, id);
       const checked: Promise<AuthResult> = locked
         ? Promise.resolve(locked)
         : !clean
           ? Promise.resolve(PERSISTENT_SESSION)
-          : (o.certificateAuth?.(context, socket, client.id, username, will) ?? authenticate(context, client.id, username, password, will)).then((r) =>
-              takeOver(clients(aedes)[client.id]?.session, r),
+          : (o.certificateAuth?.(context, socket, id, username, will) ?? authenticate(context, id, username, password, will)).then((r) =>
+              takeOver(clients(aedes)[id]?.session, r),
             );
       checked.then(
         (r) => {
-          const locks = locked ? null : lockout.record(address, client.id, r);
+          const locks = locked ? null : lockout.record(address, id, r);
           if (!r.ok) {
-            o.log.info({ clientId: client.id, remote: address, reason: r.reason }, 'mqtt: connect refused');
+            o.log.info({ clientId: id, remote: address, reason: r.reason }, 'mqtt: connect refused');
             // Refusals while locked out are not written: the one that locked is, and says so.
-            if (!locked) auditRefusal(client.id, address, r, locks);
+            if (!locked) auditRefusal(id, address, r, locks);
             const err = Object.assign(new Error(r.reason), { returnCode: r.code });
             return done(err as never, false);
           }
