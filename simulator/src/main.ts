@@ -4,12 +4,14 @@
  * device starts; a live line shows the fleet while it runs and a summary is
  * printed when it stops (Ctrl-C, SIGTERM or --duration).
  */
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { loadScenario, ScenarioError } from './scenario.js';
-import { provision, ProvisionError } from './provision.js';
+import { productOf, provision, ProvisionError } from './provision.js';
+import { fleetImage } from './app.js';
 import { defaultFleetOptions, Fleet, FleetError } from './fleet.js';
 import { Sample, statusLine, summary } from './status.js';
 
@@ -37,7 +39,10 @@ const HELP = `flotilla-simulate --product SLUG|ID [options]
   --flash-dir DIR      keep each device's flash slots in DIR/<id>/ across runs (default: in memory)
   --ramp N             devices powered on per second (default ${defaultOptions.rampPerSecond})
   --duration S         stop after S seconds (default: until Ctrl-C)
-  --quiet              no live line; the summary only`;
+  --quiet              no live line; the summary only
+  --firmware N         the fleet's firmware version (default: the scenario's)
+  --write-image FILE   write the fleet's firmware image (FLIM: header, agent bundle, the scenario's app) of
+                       version --firmware to FILE, for an OTA update, and exit; no device starts`;
 
 export async function main(argv: string[]): Promise<number> {
   let values;
@@ -57,6 +62,8 @@ export async function main(argv: string[]): Promise<number> {
         ramp: { type: 'string' },
         duration: { type: 'string' },
         quiet: { type: 'boolean' },
+        firmware: { type: 'string' },
+        'write-image': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -73,14 +80,27 @@ export async function main(argv: string[]): Promise<number> {
   if (!(ramp > 0)) return usage(`--ramp must be a positive number, not "${values.ramp}"`);
   const duration = values.duration === undefined ? null : Number(values.duration);
   if (duration !== null && !(duration > 0)) return usage(`--duration must be a positive number of seconds, not "${values.duration}"`);
+  const firmware = values.firmware === undefined ? null : Number(values.firmware);
+  if (firmware !== null && !(Number.isInteger(firmware) && firmware >= 1 && firmware <= 65535)) return usage(`--firmware must be a whole number from 1 to 65535, not "${values.firmware}"`);
   if (!values.product) return usage('--product is required (the slug or id of the product the devices belong to)');
 
   const baseline = process.memoryUsage().rss;
   let fleet: Fleet;
   try {
-    const scenario = loadScenario(values.scenario ?? defaultOptions.scenario);
+    const loaded = loadScenario(values.scenario ?? defaultOptions.scenario);
+    const scenario = firmware === null ? loaded : { ...loaded, firmware };
     const file = values.credentials ?? join(defaultOptions.credentialsDir, values.product.replace(/[^A-Za-z0-9_-]/g, '_') + '.json');
-    const creds = await provision({ api: values.api ?? defaultOptions.api, token: values.token ?? process.env.FLOTILLA_TOKEN ?? null, product: values.product, count, file });
+    const where = { api: values.api ?? defaultOptions.api, token: values.token ?? process.env.FLOTILLA_TOKEN ?? null, product: values.product, file };
+    const out = values['write-image'];
+    if (out !== undefined) {
+      const product = await productOf(where);
+      const image = fleetImage(scenario, product.id);
+      writeFileSync(out, image);
+      const sha = createHash('sha256').update(image).digest('hex');
+      console.log(`flotilla-simulate: wrote ${out}: firmware ${scenario.firmware} of product ${product.slug} (id ${product.id}), ${image.length} bytes, SHA-256 ${sha}`);
+      return 0;
+    }
+    const creds = await provision({ ...where, count });
     fleet = new Fleet({
       bridge: values.bridge ?? defaultOptions.bridge,
       tls: values.ca ? { ca: readFileSync(values.ca) } : undefined,

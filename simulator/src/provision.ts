@@ -46,18 +46,34 @@ export class ProvisionError extends Error {
 /** The import route takes at most this many ids at once. */
 const BATCH = 1000;
 
+/** The credentials file, when there is one; refused when it holds another product's devices. */
+function saved(o: Pick<ProvisionOptions, 'file' | 'product'>): CredentialsFile | null {
+  const c = o.file && existsSync(o.file) ? readCredentials(o.file) : null;
+  if (c && c.product.slug !== o.product && String(c.product.id) !== o.product) throw new ProvisionError(`${o.file} holds devices of product "${c.product.slug}", not "${o.product}"`);
+  return c;
+}
+
+async function lookUp(api: Api, product: string): Promise<CredentialsFile['product']> {
+  const found = (await api.call('GET', '/v1/products/' + encodeURIComponent(product))) as { product: { id: number; slug: string } };
+  return { id: found.product.id, slug: found.product.slug };
+}
+
+/** The product's id and slug, from the credentials file when it has them, else from the API (with the token). */
+export async function productOf(o: Omit<ProvisionOptions, 'count'>): Promise<CredentialsFile['product']> {
+  const c = saved(o);
+  if (c) return c.product;
+  if (!o.token) throw new ProvisionError(`the id of product "${o.product}" is needed and ${o.file ? o.file + ' does not exist' : 'no credentials file was given'}; give a token (--token or FLOTILLA_TOKEN) to look it up`);
+  return lookUp(new Api(o.api, o.token), o.product);
+}
+
 export async function provision(o: ProvisionOptions): Promise<CredentialsFile> {
-  const saved = o.file && existsSync(o.file) ? readCredentials(o.file) : null;
-  if (saved && saved.product.slug !== o.product && String(saved.product.id) !== o.product)
-    throw new ProvisionError(`${o.file} holds devices of product "${saved.product.slug}", not "${o.product}"`);
-  if (saved && saved.devices.length >= o.count) return { product: saved.product, devices: saved.devices.slice(0, o.count) };
-  const have = saved ? saved.devices.length : 0;
+  const have = saved(o);
+  if (have && have.devices.length >= o.count) return { product: have.product, devices: have.devices.slice(0, o.count) };
   if (!o.token)
-    throw new ProvisionError(`${o.count} devices are needed and ${o.file ? o.file + ' holds ' + have : 'no credentials file was given'}; give a token (--token or FLOTILLA_TOKEN) to register the others`);
+    throw new ProvisionError(`${o.count} devices are needed and ${o.file ? o.file + ' holds ' + (have ? have.devices.length : 0) : 'no credentials file was given'}; give a token (--token or FLOTILLA_TOKEN) to register the others`);
 
   const api = new Api(o.api, o.token);
-  const found = (await api.call('GET', '/v1/products/' + encodeURIComponent(o.product))) as { product: { id: number; slug: string } };
-  const out: CredentialsFile = { product: { id: found.product.id, slug: found.product.slug }, devices: saved ? saved.devices.slice() : [] };
+  const out: CredentialsFile = { product: await lookUp(api, o.product), devices: have ? have.devices.slice() : [] };
   while (out.devices.length < o.count) {
     const ids = Array.from({ length: Math.min(BATCH, o.count - out.devices.length) }, () => randomBytes(12).toString('hex'));
     const r = (await api.call('POST', '/v1/products/' + out.product.id + '/devices', { ids })) as { secrets?: Record<string, string> };

@@ -3,10 +3,12 @@
  * error before any device starts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fleet, FleetError, loadScenario, parseScenario, provision, ProvisionError, ScenarioError } from '@flotilla/simulator';
+import { IMAGE_HEADER_SIZE, parseImageHeader } from '@flotilla/protocol';
 import { main } from '../../simulator/src/main.js';
 import { A1, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 import { closedPort } from '../helpers/ports.js';
@@ -162,7 +164,7 @@ describe('simulator: bad input is refused before any device starts', function ()
         assert.equal(await devicesOf(f.products.A), before);
       });
 
-      it('runs a fleet for --duration, then prints its summary (the one path here that is not an error)', async () => {
+      it('runs a fleet for --duration, then prints its summary (a path here that is not an error)', async () => {
         const code = await main(['--devices', '3', '--product', 'prod-a', '--api', api, '--bridge', 'mqtt://127.0.0.1:' + f.port, '--token', f.tokens.alice, '--credentials', join(dir, 'ok.json'), '--duration', '1.5', '--quiet']);
         assert.equal(code, 0, err.join('\n'));
         const out = log.join('\n');
@@ -170,6 +172,34 @@ describe('simulator: bad input is refused before any device starts', function ()
         assert.match(out, /Fleet summary: 3 devices, scenario default, 2 s/);
         assert.match(out, /connected at the end +3\/3/);
         assert.match(out, /firmware +v1: 3/);
+      });
+
+      it('writes the fleet\'s image of another version with --write-image and exits; the bridge takes it as that version', async () => {
+        const out = join(dir, 'app.flim');
+        const before = await devicesOf(f.products.A);
+        const code = await main(['--product', 'prod-a', '--api', api, '--token', f.tokens.alice, '--credentials', join(dir, 'none.json'), '--firmware', '2', '--write-image', out]);
+        assert.equal(code, 0, err.join('\n'));
+        const image = readFileSync(out);
+        const header = parseImageHeader(image);
+        const product = (await f.bridge.store.getProduct('prod-a'))!.id;
+        assert.deepEqual([header.product, header.version, header.bodySize], [product, 2, image.length - IMAGE_HEADER_SIZE]);
+        assert.deepEqual(Buffer.from(header.bodySha256), createHash('sha256').update(image.subarray(IMAGE_HEADER_SIZE)).digest());
+        const sha = createHash('sha256').update(image).digest('hex');
+        assert.equal(log.join('\n'), `flotilla-simulate: wrote ${out}: firmware 2 of product prod-a (id ${product}), ${image.length} bytes, SHA-256 ${sha}`);
+        const form = new FormData();
+        form.append('file', new Blob([image]), 'app.flim');
+        form.append('version', '2');
+        const res = await fetch(api + '/v1/products/prod-a/firmware', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice }, body: form });
+        assert.equal(res.status, 201, await res.text());
+        assert.equal(await devicesOf(f.products.A), before, 'no device was registered for it');
+        assert.equal(existsSync(join(dir, 'none.json')), false, 'nor a credentials file written');
+      });
+
+      it('exits 2 when --write-image cannot learn the product\'s id (no token, no credentials file)', async () => {
+        const code = await main(['--product', 'prod-a', '--api', api, '--credentials', join(dir, 'none.json'), '--write-image', join(dir, 'x.flim')]);
+        assert.equal(code, 2);
+        assert.equal(err.join('\n'), `flotilla-simulate: the id of product "prod-a" is needed and ${join(dir, 'none.json')} does not exist; give a token (--token or FLOTILLA_TOKEN) to look it up`);
+        assert.equal(existsSync(join(dir, 'x.flim')), false);
       });
 
       it('exits 2 on a bad scenario, before asking the API anything', async () => {
@@ -182,6 +212,7 @@ describe('simulator: bad input is refused before any device starts', function ()
         [['--devices', 'many', '--product', 'p'], '--devices must be a whole number from 1 to 100000, not "many"'],
         [['--devices', '3'], '--product is required (the slug or id of the product the devices belong to)'],
         [['--product', 'p', '--ramp', '0'], '--ramp must be a positive number, not "0"'],
+        [['--product', 'p', '--firmware', '0'], '--firmware must be a whole number from 1 to 65535, not "0"'],
         [['--product', 'p', '--colour', 'blue'], "Unknown option '--colour'"],
       ] as [string[], string][])
         it('exits 2 on ' + args.join(' '), async () => {
