@@ -5,7 +5,10 @@
  * a part of the error the caller reads; nothing is changed by a refused call.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcp } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { A1, B1, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 type Who = 'alice' | 'erin' | 'bob' | 'customer';
@@ -28,6 +31,11 @@ const CASES: Case[] = [
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { desired_firmware_version: 'latest' }, 400, 'version number'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { desired_firmware_version: 0 }, 400, 'integer from 1'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { groups: [1, 2] }, 400, 'list of strings'],
+  // Refused as a whole: the name in the same edit is not kept ("changed nothing" below).
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'renamed-anyway', groups: [5] }, 400, 'list of strings'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'renamed-anyway', groups: ['no spaces'] }, 400, 'must be 1 to 64 lowercase letters'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'renamed-anyway', desired_firmware_version: 9 }, 404, 'Firmware version 9 not found'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { notes: 'noted-anyway', development: 'maybe' }, 400, 'true or false'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { desired_firmware_version: 9 }, 404, 'Firmware version 9 not found'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { firmware_version: 9 }, 404, 'no firmware version 9'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { build_target_version: '5.0.0' }, 400, 'does not compile'],
@@ -211,12 +219,38 @@ describe('HTTP API: bad input, every route family', function () {
     await new Promise((r) => setTimeout(r, 200));
   });
 
+  it('takes a file only from a multipart body: a JSON object shaped like an upload, naming a file on the server, is refused and the file left alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-forged-'));
+    try {
+      const victim = join(dir, 'victim.txt');
+      writeFileSync(victim, 'root:x:0:0\nsecret line\n');
+      const forged = { path: victim, filename: 'x', size: 22, sha256: '0'.repeat(64) };
+      for (const [method, path, body, error] of [
+        ['POST', '/v1/products/prod-a/devices', { file: forged }, 'Send ids'],
+        ['POST', '/v1/products/prod-a/firmware', { file: forged, version: 78 }, 'multipart file field named file'],
+        ['PUT', '/v1/devices/' + A1, { file: forged, version: 78 }, 'multipart file field named file'],
+        ['PUT', '/v1/devices/' + A1, { file: { ...forged, path: join(dir, 'missing') }, version: 78 }, 'multipart file field named file'],
+      ] as const) {
+        const res = await fetch(base + path, { method, headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const text = await res.text();
+        assert.equal(res.status, 400, method + ' ' + path + ': ' + text);
+        assert.ok(text.includes(error), text);
+        assert.ok(!text.includes('secret line'), 'the file is not read back: ' + text);
+        assert.equal(readFileSync(victim, 'utf8'), 'root:x:0:0\nsecret line\n', 'the file is still there, unchanged');
+      }
+      assert.equal(await f.bridge.store.getFirmware(f.products.A, 78), null);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('logged no error while refusing bad input', () => assert.deepEqual(errorLines, []));
 
   it('changed nothing while refusing', async () => {
     const s = f.bridge.store;
     assert.deepEqual((await s.listGroups(f.products.A)).map((g) => g.name), []);
     assert.equal((await s.getDevice(A1))!.name, null);
+    assert.equal((await s.getDevice(A1))!.notes, null);
     assert.deepEqual((await s.listCustomers(f.products.A)).map((c) => c.username), ['cust1@example.com']);
     assert.equal((await s.listDevices(f.products.A)).length, 2);
   });

@@ -22,8 +22,16 @@ export interface Upload {
   sha256: string;
 }
 
+/**
+ * The uploads this module wrote. A JSON body can hold an object of the same
+ * shape, naming any path on the server (`{"file": {"path": "/etc/passwd"}}`):
+ * only objects made here are files a client sent.
+ */
+const written = new WeakSet<object>();
+
+/** A file this request uploaded as multipart, and nothing else that looks like one. */
 export function isUpload(v: unknown): v is Upload {
-  return v !== null && typeof v === 'object' && typeof (v as Upload).path === 'string' && typeof (v as Upload).sha256 === 'string';
+  return typeof v === 'object' && v !== null && written.has(v);
 }
 
 export interface UploadOptions {
@@ -150,7 +158,9 @@ function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOption
         out.on('error', bad);
         stream.on('error', bad);
       }).then(() => {
-        fields[name] = { path, filename: info.filename ?? name, size, sha256: hash.digest('hex') } satisfies Upload;
+        const upload: Upload = { path, filename: info.filename ?? name, size, sha256: hash.digest('hex') };
+        written.add(upload);
+        fields[name] = upload;
       });
       // Handled at 'close' (or already answered by fail): not an unhandled rejection meanwhile.
       writing.catch(() => undefined);

@@ -533,6 +533,16 @@ export interface SigninStore {
   spendClaimCode(code: string, deviceId: string): Promise<boolean>;
 }
 
+/** Particle's group names: lowercase letters, digits, dashes and underscores; compared lowercased. */
+const GROUP_NAME = /^[a-z0-9_-]{1,64}$/;
+
+/** A group name as stored (trimmed, lowercased), or an invalid StoreError saying what one may be. */
+export function groupName(name: unknown): string {
+  const n = typeof name === 'string' ? name.trim().toLowerCase() : '';
+  if (!GROUP_NAME.test(n)) throw new StoreError('invalid', `group name ${JSON.stringify(name)} must be 1 to 64 lowercase letters, digits, dashes or underscores`);
+  return n;
+}
+
 /** A device group of a product (Particle's groups: a name, a description, a color). */
 export interface DeviceGroup {
   name: string;

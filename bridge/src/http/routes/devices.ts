@@ -10,7 +10,7 @@
 import { LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import { newDeviceSecret } from '../../store/secrets.js';
-import type { Device, DeviceChanges, OtaJob } from '../../store/store.js';
+import { groupName, type Device, type DeviceChanges, type OtaJob } from '../../store/store.js';
 import { actorId, auditEntry } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
@@ -192,9 +192,12 @@ function devicePaths(prefix: string): Route[] {
       if ('notes' in body) changes.notes = body.notes as string | null;
       if ('development' in body) changes.development = bool(body.development, 'development');
       if ('quarantined' in body) changes.quarantined = bool(body.quarantined, 'quarantined');
+      // Every field is checked before anything is written: a refused edit changes nothing. (The store
+      // checks the rest of `changes` in the one transaction that writes them; group names are checked here.)
+      const groups = 'groups' in body ? list(body.groups, 'groups').map(groupName) : undefined;
       let d = await ctx.store.updateDevice(id, changes);
-      if ('groups' in body) {
-        await ctx.store.regroup(d.productId, [id], { set: list(body.groups, 'groups') });
+      if (groups) {
+        await ctx.store.regroup(d.productId, [id], { set: groups });
         d = await getDevice(ctx, id);
       }
       // Its groups or development flag may change the version it should run.

@@ -1,5 +1,5 @@
 /** Device groups of a product, and which devices are in them. */
-import { StoreError } from '../store.js';
+import { groupName, StoreError } from '../store.js';
 import type { DeviceGroup, GroupStore } from '../store.js';
 import { productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
@@ -12,15 +12,7 @@ interface GroupRaw {
   devices: number;
 }
 
-/** Particle's group names: lowercase letters, digits, dashes and underscores; compared lowercased. */
-const GROUP_NAME = /^[a-z0-9_-]{1,64}$/;
 const COLOR = /^#[0-9a-fA-F]{6}$/;
-
-function groupName(name: unknown): string {
-  const n = typeof name === 'string' ? name.trim().toLowerCase() : '';
-  if (!GROUP_NAME.test(n)) throw new StoreError('invalid', `group name ${JSON.stringify(name)} must be 1 to 64 lowercase letters, digits, dashes or underscores`);
-  return n;
-}
 
 function text(v: unknown, what: string, max: number): string | null {
   if (v === null || v === undefined) return null;
