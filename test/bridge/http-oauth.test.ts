@@ -68,6 +68,24 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.equal((await f.bridge.store.findToken(r.access_token))?.expiresAt, null);
   });
 
+  it('refuses an expires_in that is no whole number of seconds up to 100 years, and stores no token for it', async () => {
+    const login = { grant_type: 'password', username: 'bob', password: 'bob-password', client_id: 'particle', client_secret: 'particle' };
+    const before = (await f.bridge.store.listTokens({ kind: 'user', id: f.users.bob })).length;
+    const refusals: [string, unknown][] = [['form', '1e20'], ['form', '99999999999999'], ['form', '3153600001'], ['form', '1e3'], ['form', '-1'], ['form', '0x10'], ['json', null], ['json', true], ['json', 1.5], ['json', [60]]];
+    for (const [kind, v] of refusals) {
+      const res = kind === 'form'
+        ? await form({ ...login, expires_in: v as string })
+        : await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...login, expires_in: v }) });
+      assert.deepEqual([res.status, await j(res)], [400, { error: 'invalid_request', error_description: 'expires_in must be a whole number of seconds from 0 (never expires) to 3153600000' }], kind + ' ' + JSON.stringify(v));
+    }
+    assert.equal((await f.bridge.store.listTokens({ kind: 'user', id: f.users.bob })).length, before);
+    // The longest is taken, and every token route can show it.
+    const longest = await j(await form({ ...login, expires_in: '3153600000' }));
+    assert.ok(longest.expires_in > 3153600000 - 5);
+    const listed = await fetch(base + '/v1/access_tokens', { headers: { authorization: 'Bearer ' + longest.access_token } });
+    assert.equal(listed.status, 200);
+  });
+
   it('answers 401 without a valid bearer token, and never takes one from the URL', async () => {
     const cases: Record<string, string>[] = [{}, { authorization: 'Bearer nope' }, { authorization: 'Bearer ' + f.tokens.revoked }, { authorization: 'Basic abc' }];
     for (const headers of cases) {
@@ -80,13 +98,18 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.equal((await fetch(base + '/v1/user', { headers: { authorization: 'Bearer ' + f.tokens.alice } })).status, 200);
   });
 
-  it('refuses oversize and malformed bodies, and unknown routes, without a stack trace', async () => {
+  it('refuses oversize and malformed bodies, and unknown routes, without a stack trace; the token endpoint in OAuth\'s shape', async () => {
     const big = await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ x: 'y'.repeat(2 * 1024 * 1024) }) });
-    assert.equal(big.status, 413);
+    assert.deepEqual([big.status, await j(big)], [413, { error: 'invalid_request', error_description: 'Request body is larger than 1048576 bytes' }]);
     const bad = await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' });
-    assert.deepEqual([bad.status, await j(bad)], [400, { ok: false, error: 'The body is not a JSON object' }]);
+    assert.deepEqual([bad.status, await j(bad)], [400, { error: 'invalid_request', error_description: 'The body is not a JSON object' }]);
+    const list = await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[]' });
+    assert.deepEqual([list.status, await j(list)], [400, { error: 'invalid_request', error_description: 'The body is not a JSON object' }]);
     const xml = await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'text/xml' }, body: '<a/>' });
-    assert.equal(xml.status, 415);
+    assert.deepEqual([xml.status, await j(xml)], [415, { error: 'invalid_request', error_description: 'Send application/json or application/x-www-form-urlencoded' }]);
+    // Elsewhere the API's own shape.
+    const other = await fetch(base + '/v1/products/prod-a/groups', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: '{"a":' });
+    assert.deepEqual([other.status, await j(other)], [400, { ok: false, error: 'The body is not a JSON object' }]);
     assert.deepEqual([(await fetch(base + '/v1/nothing')).status, (await fetch(base + '/oauth/token')).status], [404, 405]);
   });
 });

@@ -132,7 +132,7 @@ const CLIENT_SCOPES: readonly Action[] = ['customer.create', 'customer.view'];
 export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: IncomingMessage, res: ServerResponse) => void {
   const table = compile(routes);
   return (req, res) => {
-    void handle(req, res).catch((e: unknown) => send(res, e));
+    void handle(req, res).catch((e: unknown) => send(res, e, req.url?.split('?')[0] === '/oauth/token'));
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -267,8 +267,13 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     return { kind: 'apiUser', apiUserId: 'client:' + client.id, scope: { productId: String(client.productId) }, scopes: CLIENT_SCOPES };
   }
 
-  function send(res: ServerResponse, e: unknown): void {
+  /** The response for a refusal; the token endpoint's in OAuth's shape, whatever refused (RFC 6749 §5.2: a body it cannot read is invalid_request). */
+  function send(res: ServerResponse, e: unknown, oauth: boolean): void {
     if (res.headersSent) return void res.destroy();
+    if (oauth && e instanceof ApiError && 'ok' in e.body) {
+      const error = e.status === 429 ? 'temporarily_unavailable' : e.status >= 500 ? 'server_error' : 'invalid_request';
+      e = new ApiError(e.status, { error, error_description: e.body.error }, e.headers);
+    }
     if (e instanceof ApiError) return json(res, e.status, e.body, e.headers);
     // The store's refusals are the caller's: a value it can never keep (400), a taken name or broken team rule (409), a missing row (404).
     if (e instanceof StoreError || e instanceof OtaError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : 404, { ok: false, error: e.message });

@@ -78,6 +78,9 @@ export interface IssuedToken {
 /** Characters of a token's SHA-256 (hex) that name it in listings: not a credential. */
 export const TOKEN_HANDLE_LENGTH = 20;
 
+/** The longest token lifetime, seconds (100 years): past it an expiry is no date every client can read (and past 8.64e12 s none at all). */
+export const MAX_TOKEN_TTL_SECONDS = 100 * 365 * 24 * 3600;
+
 /**
  * A stored token, valid or not: the caller tells expired and revoked tokens
  * apart (the policy answers both with 401 and says which in the audit).

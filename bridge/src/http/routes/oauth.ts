@@ -11,7 +11,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { route, type Route } from '../app.js';
 import { guard } from '../access.js';
-import type { Store } from '../../store/store.js';
+import { MAX_TOKEN_TTL_SECONDS, type Store } from '../../store/store.js';
 import { ApiError } from '../errors.js';
 import { field, type Fields } from '../body.js';
 import { presentedClient } from '../client-auth.js';
@@ -58,8 +58,10 @@ async function mayUse(store: Store, productId: number, step: SigninStep): Promis
 function ttl(body: Fields): number | null {
   const raw = body.expires_in;
   if (raw === undefined || raw === '') return DEFAULT_TTL;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw ApiError.oauth(400, 'invalid_request', 'expires_in must be a whole number of seconds');
+  // A number, or digits as a form sends it: not null, true or "1e3", which Number() would take as 0, 1 and 1000.
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > MAX_TOKEN_TTL_SECONDS)
+    throw ApiError.oauth(400, 'invalid_request', `expires_in must be a whole number of seconds from 0 (never expires) to ${MAX_TOKEN_TTL_SECONDS}`);
   return n === 0 ? null : n; // 0: never expires, as Particle
 }
 

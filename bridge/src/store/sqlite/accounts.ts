@@ -1,6 +1,6 @@
 /** Users and access tokens. */
 import { hashSecret, newId, newToken, sha256Hex, verifySecret } from '../secrets.js';
-import { StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
+import { MAX_TOKEN_TTL_SECONDS, StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
 import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, TokenSubject, User, UserStore } from '../store.js';
 import { cleanName, parseJson, refusing, toDate } from './context.js';
 import type { Ctx } from './context.js';
@@ -113,8 +113,8 @@ export function tokenStore(ctx: Ctx): TokenStore {
   });
 
   function checkTtl(ttlSeconds: number | null): void {
-    if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0))
-      throw new StoreError('invalid', 'ttlSeconds must be a positive integer or null');
+    if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= MAX_TOKEN_TTL_SECONDS))
+      throw new StoreError('invalid', `ttlSeconds must be an integer from 1 to ${MAX_TOKEN_TTL_SECONDS}, or null`);
   }
 
   /** Inserts a new token row; the caller is inside a transaction when it must be atomic with something else. */
