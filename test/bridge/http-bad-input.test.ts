@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nestedDeeper } from '../../bridge/src/http/body.js';
 import { A1, B1, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 type Who = 'alice' | 'erin' | 'bob' | 'customer';
@@ -64,6 +65,10 @@ const CASES: Case[] = [
   ['devices', 'POST', '/v1/products/prod-a/devices', 'alice', { ids: 'x'.repeat(30) + ',' + 'y' }, 200, ''],
   ['devices', 'PUT', '/v1/products/prod-a/devices', 'alice', { action: 'explode' }, 400, 'action must be'],
   ['devices', 'DELETE', '/v1/products/prod-b/devices/' + B1, 'alice', undefined, 404, 'Device not found'],
+  // Any JSON body: nesting deeper than any field needs is refused before it is parsed (a webhook's template and
+  // product settings are walked by recursion and written by JSON.stringify, which overflowed a few thousand levels down).
+  ['integrations', 'POST', '/v1/products/prod-a/integrations', 'alice', '{"event":"t","url":"https://example.com/x","json":' + '{"a":'.repeat(2000) + '1' + '}'.repeat(2000) + '}', 400, 'nested deeper than 64 levels'],
+  ['products', 'PUT', '/v1/products/prod-a', 'alice', '{"settings":{"deep":' + '['.repeat(4500) + ']'.repeat(4500) + '}}', 400, 'nested deeper than 64 levels'],
   // Events
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', {}, 400, 'name field is required'],
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'a//b' }, 400, 'Event name'],
@@ -192,6 +197,14 @@ describe('HTTP API: bad input, every route family', function () {
       if (status >= 400) assert.ok(!/\bat .*\.(ts|js):\d+/.test(text), 'no stack trace in ' + text);
     });
   }
+
+  it('measures JSON nesting without parsing: brackets in strings and escaped quotes do not count', () => {
+    const at = (n: number) => '{"a":'.repeat(n - 1) + '[1]' + '}'.repeat(n - 1);
+    assert.equal(nestedDeeper(at(64), 64), false);
+    assert.equal(nestedDeeper(at(65), 64), true);
+    assert.equal(nestedDeeper('{"s":"' + '[{'.repeat(100) + '\\"' + '{'.repeat(100) + '"}', 2), false);
+    assert.equal(nestedDeeper('[' + '"\\\\"'.repeat(3) + ',[[1]]]', 2), true);
+  });
 
   it('refuses an oversize body with 413 before reading it all', async () => {
     const res = await fetch(base + '/v1/products/prod-a/groups', {

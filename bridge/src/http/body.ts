@@ -67,6 +67,7 @@ export async function readBody(req: IncomingMessage, limit: number, upload?: Upl
   if (text === '') return {};
   const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'application/json') {
+    if (nestedDeeper(text, MAX_JSON_DEPTH)) throw ApiError.of(400, 'The JSON body is nested deeper than ' + MAX_JSON_DEPTH + ' levels');
     try {
       const parsed: unknown = JSON.parse(text);
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
@@ -77,6 +78,30 @@ export async function readBody(req: IncomingMessage, limit: number, upload?: Upl
   }
   if (type === 'application/x-www-form-urlencoded' || type === '') return Object.fromEntries(new URLSearchParams(text));
   throw ApiError.of(415, 'Send application/json or application/x-www-form-urlencoded');
+}
+
+/**
+ * Objects and lists within one another at most this deep in a JSON body. No
+ * field of the API needs more than a few levels; what is kept and later walked
+ * (a webhook's JSON template, product settings) is walked by recursion and
+ * written by JSON.stringify, which overflow the stack a few thousand levels
+ * down, so a body deeper than any use is refused before it is parsed.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether the JSON text nests objects and lists deeper than `max` (strings skipped; no parse, no recursion). */
+export function nestedDeeper(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: skip to its closing quote, past escapes.
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
 }
 
 /** A required string field, or a 400 naming it. */
