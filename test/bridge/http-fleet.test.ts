@@ -327,6 +327,9 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'activate' })).status, 409);
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { mb_limit: 50 })).body.mb_limit, 50);
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { mb_limit: -1 })).status, 400);
+    for (const junk of [[5], true, ' 5x', '0x10']) assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { mb_limit: junk })).status, 400, JSON.stringify(junk));
+    assert.equal((await api('GET', '/v1/products/prod-a/sims/' + s1 + '/data_usage', f.tokens.dave)).status, 200);
+    assert.equal((await f.bridge.store.getSim(s1))!.dataLimit, 50, 'the refused limits changed nothing');
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'explode' })).status, 400);
     assert.equal((await api('GET', '/v1/products/prod-a/sims/' + s1 + '/data_usage', f.tokens.carol)).body.metered, false);
     assert.equal((await api('GET', '/v1/products/prod-b/sims/' + s1, f.tokens.bob)).status, 404, 'another product\'s SIM');

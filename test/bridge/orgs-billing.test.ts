@@ -249,6 +249,11 @@ describe('organizations: billing and usage', function () {
       [{ date: today() }, 'Send bytes'], [{ date: today(), bytes: 1, mbs_used: 1 }, 'Send bytes'],
       [{ date: today(), bytes: -1 }, 'whole number'], [{ date: today(), bytes: 1.5 }, 'whole number'], [{ date: today(), bytes: 'lots' }, 'whole number'],
       [{ date: today(), mbs_used: -2 }, 'whole number'], [{ date: today(), bytes: 2e12 }, 'from 0 to'],
+      // Days that do not exist (Date.parse rolls them over to March), and values Number() would read as a figure.
+      [{ date: '2024-02-30', bytes: 1 }, 'date must be'], [{ date: '2023-02-29', bytes: 1 }, 'date must be'],
+      [{ date: today(), bytes: null }, 'whole number'], [{ date: today(), bytes: ' ' }, 'whole number'], [{ date: today(), bytes: '' }, 'whole number'],
+      [{ date: today(), bytes: [7] }, 'whole number'], [{ date: today(), bytes: true }, 'whole number'], [{ date: today(), bytes: '0x10' }, 'whole number'],
+      [{ date: today(), mbs_used: null }, 'whole number'],
     ] as const) {
       const r = await put(body);
       assert.equal(r.status, 400, JSON.stringify(body));
@@ -260,5 +265,8 @@ describe('organizations: billing and usage', function () {
     // Nothing was kept: today's figure is still the carrier's last good one.
     const days = (await api('GET', `/v1/products/acme-sensors/sims/${SIM_ORG}/data_usage`, 'olga')).body.usage_by_day as { date: string; bytes: number }[];
     assert.equal(days.find((d) => d.date === today())!.bytes, 1_500_000);
+    assert.ok(!days.some((d) => d.date.startsWith('2024-0') || d.date.startsWith('2023-0')), 'no day of a refused date');
+    // A leap day is a day, and digits as a form sends them are a figure.
+    assert.equal((await put({ date: '2024-02-29', bytes: '5' })).status, 200);
   });
 });

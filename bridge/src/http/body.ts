@@ -223,6 +223,16 @@ export function flag(v: unknown, name: string): boolean {
   return v === undefined || v === null || v === '' ? false : bool(v, name);
 }
 
+/**
+ * A number as JSON or a form sends it (a number, or decimal digits with an
+ * optional sign and fraction); NaN for anything else: not null, true, [7],
+ * " " or "0x10", which Number() would take as 0, 1, 7, 0 and 16.
+ */
+export function numberOf(v: unknown): number {
+  if (typeof v === 'number') return v;
+  return typeof v === 'string' && /^\s*-?[0-9]+(\.[0-9]+)?\s*$/.test(v) ? Number(v) : NaN;
+}
+
 /** A text field: a string, or a number or boolean as its text (JSON clients send them so); an object or list is a 400 naming it. */
 export function text(v: unknown, name: string): string {
   if (typeof v === 'string') return v;

@@ -536,6 +536,13 @@ export interface SigninStore {
   spendClaimCode(code: string, deviceId: string): Promise<boolean>;
 }
 
+/** A calendar day as YYYY-MM-DD (UTC), a real one: 2024-02-30 is not (Date.parse would roll it over to March 1). */
+export function isDay(s: unknown): s is string {
+  if (typeof s !== 'string' || !/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(s)) return false;
+  const t = Date.parse(s + 'T00:00:00Z');
+  return Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === s;
+}
+
 /** Particle's group names: lowercase letters, digits, dashes and underscores; compared lowercased. */
 const GROUP_NAME = /^[a-z0-9_-]{1,64}$/;
 

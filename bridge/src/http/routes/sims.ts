@@ -9,13 +9,13 @@
 import type { Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import type { Actor, ProductRef } from '../../policy/types.js';
-import type { SimCard } from '../../store/store.js';
+import { isDay, type SimCard } from '../../store/store.js';
 import { authorize, guard, inPersonalSpace, visibleProducts } from '../access.js';
 import { paged } from '../pages.js';
 import { dateRange } from './billing.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import type { Fields } from '../body.js';
+import { numberOf, type Fields } from '../body.js';
 
 function simObject(s: SimCard) {
   return { _id: s.iccid, iccid: s.iccid, product_id: s.productId, status: s.status === 'active' ? 'active' : 'inactive', mb_limit: s.dataLimit, created_at: s.createdAt.toISOString() };
@@ -115,10 +115,10 @@ export const simRoutes: Route[] = [
   route('PUT', P + '/:iccid/data_usage', guard.product('sim.add'), async (req, ctx, a) => {
     const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);
     const b = await req.body();
-    if (typeof b.date !== 'string' || !/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(b.date) || !Number.isFinite(Date.parse(b.date))) throw ApiError.of(400, 'date must be a day, YYYY-MM-DD');
+    if (!isDay(b.date)) throw ApiError.of(400, 'date must be a day, YYYY-MM-DD');
     if (('bytes' in b) === ('mbs_used' in b)) throw ApiError.of(400, 'Send bytes (a whole number) or mbs_used (megabytes), one of them');
-    const n = 'bytes' in b ? Number(b.bytes) : Math.round(Number(b.mbs_used) * MB);
-    if (b.bytes === '' || b.mbs_used === '' || !Number.isSafeInteger(n) || n < 0) throw ApiError.of(400, 'bytes must be a whole number of at least 0 (mbs_used a number of at least 0)');
+    const n = 'bytes' in b ? numberOf(b.bytes) : Math.round(numberOf(b.mbs_used) * MB);
+    if (!Number.isSafeInteger(n) || n < 0) throw ApiError.of(400, 'bytes must be a whole number of at least 0 (mbs_used a number of at least 0)');
     await ctx.store.recordSimData(s.iccid, b.date, n);
     return { ok: true, iccid: s.iccid, date: b.date, bytes: n, mbs_used: n / MB };
   }),
@@ -133,7 +133,7 @@ export const simRoutes: Route[] = [
       return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { status: to })) };
     }
     if (!('mb_limit' in b)) throw ApiError.of(400, 'Send action (activate, deactivate, reactivate) or mb_limit');
-    const limit = b.mb_limit === null || b.mb_limit === '' ? null : Number(b.mb_limit);
+    const limit = b.mb_limit === null || b.mb_limit === '' ? null : numberOf(b.mb_limit);
     return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { dataLimit: limit })) };
   }),
   route('DELETE', P + '/:iccid', guard.product('sim.remove'), async (req, ctx, a) => {

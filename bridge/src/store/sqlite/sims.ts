@@ -2,7 +2,7 @@
  * SIM cards of a product: added inactive, activated and deactivated, with a
  * data limit; and the data each used per day, as its carrier reports it.
  */
-import { StoreError } from '../store.js';
+import { isDay, StoreError } from '../store.js';
 import type { BillingStore, SimCard, SimStore } from '../store.js';
 import { productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
@@ -33,8 +33,6 @@ export function isIccid(s: string): boolean {
 function sim(r: SimRaw): SimCard {
   return { iccid: r.iccid, productId: r.product_id, status: r.status, dataLimit: r.data_limit, createdAt: new Date(r.created_at) };
 }
-
-const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 
 /** A carrier's daily figure: bytes in a day, at most 1 TB (no SIM moves more; a typo in a unit would). */
 const MAX_DAY_BYTES = 1e12;
@@ -102,16 +100,16 @@ export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData
       return remove.run(iccid).changes > 0;
     },
     async recordSimData(iccid, day, bytes) {
-      if (typeof day !== 'string' || !DAY.test(day) || !Number.isFinite(Date.parse(day))) throw new StoreError('invalid', 'day must be a date, YYYY-MM-DD');
+      if (!isDay(day)) throw new StoreError('invalid', 'day must be a date, YYYY-MM-DD');
       if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > MAX_DAY_BYTES) throw new StoreError('invalid', 'bytes must be a whole number from 0 to ' + MAX_DAY_BYTES);
       if (setDayData.run(day, bytes, iccid).changes === 0) throw new StoreError('not_found', `no SIM ${iccid}`);
     },
     async simDataUsage(iccid, from, to) {
-      if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
+      if (!isDay(from) || !isDay(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
       return dataOf.all(iccid, from, to).map((r) => ({ day: r.day, bytes: Number(r.bytes) }));
     },
     async fleetSimDataUsage(productId, from, to) {
-      if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
+      if (!isDay(from) || !isDay(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
       return dataOfProduct.all(productKey(productId), from, to).map((r) => ({ day: r.day, bytes: Number(r.bytes) }));
     },
   };

@@ -4,7 +4,7 @@
  * prepared statement or one synchronous transaction, durable when it returns.
  */
 import type { ErrorSource, VitalValues } from '@flotilla/protocol';
-import { StoreError } from '../store.js';
+import { isDay, StoreError } from '../store.js';
 import type { AuditFilter, AuditRecord, BillingStore, ErrorGroup, ProductId, PruneCounts, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
@@ -48,8 +48,6 @@ function sample(r: SampleRaw): VitalsSample {
 function limitOf(limit: number | undefined, dflt: number): number {
   return limit === undefined ? dflt : Math.max(1, Math.min(MAX_ROWS, Math.floor(limit) || dflt));
 }
-
-const DAY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 
 /** Audit entries are written in batches: at most this long after the decision, or this many at once. */
 const AUDIT_BATCH_MS = 20;
@@ -136,14 +134,14 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
     return [...days.values()].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : 0));
   }
   function dayRange(from: string, to: string): void {
-    if (!DAY.test(from) || !DAY.test(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
+    if (!isDay(from) || !isDay(to)) throw new StoreError('invalid', 'dates are YYYY-MM-DD');
   }
   // Rows of products deleted since the counts were taken are skipped, not an error.
   const productExists = db.prepare<{ one: number }>('SELECT 1 AS one FROM products WHERE id = ?');
   const recordUsage = db.transaction((rows: readonly UsageCount[]) => {
     for (const r of rows) {
       const p = productKey(r.productId);
-      if (!DAY.test(r.day)) throw new StoreError('invalid', `day ${JSON.stringify(r.day)} is not YYYY-MM-DD`);
+      if (!isDay(r.day)) throw new StoreError('invalid', `day ${JSON.stringify(r.day)} is not YYYY-MM-DD`);
       if (!productExists.get(p)) continue;
       const messages = Math.max(0, Math.floor(r.messages));
       const bytes = Math.max(0, Math.floor(r.bytes));
