@@ -290,7 +290,7 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal(typeof last.body.diagnostics.payload.device.system.uptime, 'number');
     const history = await api('GET', '/v1/diagnostics/' + A1 + '?start_date=2020-01-01T00:00:00Z', f.tokens.carol);
     assert.ok(history.body.length >= 1);
-    assert.equal((await api('GET', '/v1/diagnostics/' + A1 + '?start_date=yesterday', f.tokens.carol)).body.error, 'bad_request');
+    assert.deepEqual((await api('GET', '/v1/diagnostics/' + A1 + '?start_date=yesterday', f.tokens.carol)).body, { ok: false, error: 'start_date is not a date (ISO 8601) from 1970 to 9999' });
     const meta = (await api('GET', '/v1/diagnostics/' + A1 + '/metadata', f.tokens.carol)).body.diagnostics as { name: string; ranges: unknown }[];
     assert.deepEqual(meta.find((m) => m.name === 'device.power.battery.charge')!.ranges, { type: 'below', warning: 20 });
     assert.equal((await api('GET', '/v1/diagnostics/' + B1 + '/last', f.tokens.carol)).status, 404);

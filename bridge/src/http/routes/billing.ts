@@ -9,7 +9,7 @@
  *   GET|PUT /v1/orgs/:org/billing           the org's billing information and whitelisted users
  * Particle's API has none of these paths; docs/organizations.md says why they look so.
  */
-import type { BillingInfo, BillingInfoChanges, ProductId, UsageDay } from '../../store/store.js';
+import { isDay, type BillingInfo, type BillingInfoChanges, type ProductId, type UsageDay } from '../../store/store.js';
 import { guard, person } from '../access.js';
 import { route, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -23,9 +23,11 @@ export function dateRange(req: Request): { from: string; to: string } {
   const q = req.url.searchParams;
   const day = (v: string | null, fallback: Date, name: string): string => {
     if (v === null || v === '') return fallback.toISOString().slice(0, 10);
-    const d = new Date(v);
-    if (!/^[0-9]{4}-[0-9]{2}-[0-9]{2}/.test(v) || !Number.isFinite(d.getTime())) throw ApiError.of(400, name + ' must be a date, YYYY-MM-DD');
-    return d.toISOString().slice(0, 10);
+    // A day, or a time (2026-03-01T10:00:00-05:00) whose UTC day is taken; either way a real day of years 0000 to 9999.
+    const t = isDay(v) ? null : /^[0-9]{4}-[0-9]{2}-[0-9]{2}T/.test(v) ? new Date(v).getTime() : NaN;
+    const d = t === null ? v : Number.isFinite(t) ? new Date(t).toISOString().slice(0, 10) : '';
+    if (!isDay(d)) throw ApiError.of(400, name + ' must be a date, YYYY-MM-DD');
+    return d;
   };
   const to = day(q.get('end_date'), new Date(), 'end_date');
   const from = day(q.get('start_date'), new Date(Date.parse(to) - 29 * DAY_MS), 'start_date');

@@ -15,10 +15,14 @@ import { ApiError } from '../errors.js';
 /** Particle keeps 30 days of vitals; a range without dates is the last 30 days. */
 const RETENTION_MS = 30 * 24 * 3600 * 1000;
 
+/** The latest date a range may name: the end of year 9999 (ISO 8601's four-digit years). */
+const LAST_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
 function date(v: string | null, fallback: Date, name: string): Date {
   if (v === null || v === '') return fallback;
   const d = new Date(v);
-  if (!Number.isFinite(d.getTime())) throw new ApiError(400, { error: 'bad_request', error_description: name + ' is not a date (ISO 8601)' });
+  const t = d.getTime();
+  if (!(t >= 0 && t <= LAST_MS)) throw ApiError.of(400, name + ' is not a date (ISO 8601) from 1970 to 9999');
   return d;
 }
 
@@ -55,7 +59,7 @@ function diagnostics(prefix: string): Route[] {
       const q = req.url.searchParams;
       const to = date(q.get('end_date'), new Date(), 'end_date');
       const from = date(q.get('start_date'), new Date(to.getTime() - RETENTION_MS), 'start_date');
-      if (from > to) throw new ApiError(400, { error: 'bad_request', error_description: 'start_date is after end_date' });
+      if (from > to) throw ApiError.of(400, 'start_date is after end_date');
       const samples = await ctx.store.vitalsHistory(a.device!.id, from, to);
       return samples.map((s) => ({ updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: nested(s.values) }));
     }),
