@@ -50,6 +50,12 @@ export interface VmDeviceOptions {
   rebootDelay?: number;
   /** Boots allowed in a row, each within 10 s of the one before, before the device stays off: a crash loop (default 20). */
   maxBoots?: number;
+  /**
+   * The board's watchdog over a trial image, ms (default 120,000: twice the agent's own trial window): a
+   * trial image that has not confirmed itself by then is reset, and the bootloader rolls it back. The
+   * agent resets itself sooner; this catches an image that never starts it (a bundle with no app).
+   */
+  trialWatchdogMs?: number;
 }
 
 export interface BootedImage {
@@ -67,6 +73,7 @@ export class VmDevice {
   private lastBoot = -Infinity;
   private stopped = false;
   private rebootTimer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: VmDeviceOptions) {}
 
@@ -81,6 +88,7 @@ export class VmDevice {
     this.stopped = true;
     if (this.rebootTimer) clearTimeout(this.rebootTimer);
     this.rebootTimer = null;
+    this.disarm();
     this.hal?.dispose();
     this.hal = null;
   }
@@ -101,8 +109,14 @@ export class VmDevice {
     this.hal?.socket()?.destroy();
   }
 
+  private disarm(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
+  }
+
   private reboot(reason: number): void {
     if (this.stopped || this.rebootTimer) return;
+    this.disarm();
     this.hal?.dispose();
     this.hal = null;
     this.rebootTimer = setTimeout(() => {
@@ -143,6 +157,14 @@ export class VmDevice {
     }
     this.current = image;
     this.o.onBoot?.({ slot: image.slot, trial: image.trial, reason, version: image.version, rolledBack });
+    if (image.trial) {
+      // Still on trial when it fires (the record says so: a confirmed image is the active slot): reset.
+      this.watchdog = setTimeout(() => {
+        this.watchdog = null;
+        if (decodeBoot(flash.readBoot()).trial === image.slot) this.reboot(RESET_REASONS.code('watchdog'));
+      }, this.o.trialWatchdogMs ?? 120_000);
+      this.watchdog.unref?.();
+    }
     const hal = createNodeHal({
       ...this.o.hal,
       host: this.o.host,

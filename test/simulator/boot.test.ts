@@ -2,8 +2,9 @@
  * A simulated device boots what its flash holds, as the bootloader would: a
  * new application image placed in the inactive slot (marked for a trial
  * boot) runs and answers with code the old image lacked; a broken image
- * (throws at start) and one that never reaches the cloud are rolled back to
- * the old image, which reconnects. Also: a fleet's flash directory keeps
+ * (throws at start), one that never reaches the cloud and one that never
+ * starts the agent (the board's watchdog) are rolled back to the old image,
+ * which reconnects. Also: a fleet's flash directory keeps
  * the slots across a restart of the simulator.
  */
 import assert from 'node:assert/strict';
@@ -45,12 +46,12 @@ describe('simulator: a device boots the image its flash holds', function () {
   };
 
   /** A device whose slot 0 holds version 1 and slot 1 `next`, marked for its trial boot. */
-  function device(id: keyof typeof SECRET, next: Uint8Array, nextVersion: number, boots: BootInfo[]): { vm: VmDevice; flash: MemoryFlash } {
+  function device(id: keyof typeof SECRET, next: Uint8Array, nextVersion: number, boots: BootInfo[], trialWatchdogMs?: number): { vm: VmDevice; flash: MemoryFlash } {
     const flash = new MemoryFlash(emptyFlash(SLOT));
     flash.write(0, 0, fleetImage(v1, product));
     flash.write(1, 0, next);
     flash.writeBoot(encodeBoot(pending(freshRecord(), 1, nextVersion)));
-    const vm = new VmDevice({ flash, host: '127.0.0.1', port: f.port, runner, hal: { device: { id, secret: SECRET[id] } }, onBoot: (b) => boots.push(b) });
+    const vm = new VmDevice({ flash, host: '127.0.0.1', port: f.port, runner, hal: { device: { id, secret: SECRET[id] } }, onBoot: (b) => boots.push(b), trialWatchdogMs });
     devices.push(vm);
     vm.start();
     return { vm, flash };
@@ -103,6 +104,21 @@ describe('simulator: a device boots the image its flash holds', function () {
     assert.deepEqual(boots.map((b) => [b.slot, b.trial, b.version, b.rolledBack]), [[1, true, 4, false], [0, false, 1, true]]);
     // The agent's reset after the window is Particle's update_timeout (90).
     assert.equal(boots[1].reason, 90);
+  });
+
+  it('rolls back, by the board\'s watchdog, a trial image that never starts the agent (a bare bundle), and leaves a confirmed one alone', async () => {
+    const boots: BootInfo[] = [];
+    // The agent bundle alone: it defines Flotilla and starts nothing, so no agent arms its own trial timer.
+    device(A2, buildImage(product, 5, agentBundle()), 5, boots, 800);
+    await runs(A2, 1);
+    assert.deepEqual(boots.map((b) => [b.slot, b.trial, b.version, b.rolledBack]), [[1, true, 5, false], [0, false, 1, true]]);
+    assert.equal(boots[1].reason, 60, "Particle's watchdog reset reason");
+    // A trial image that confirms in time is not reset when the watchdog's time comes.
+    const confirmed: BootInfo[] = [];
+    device(A1, fleetImage(v2, product), 2, confirmed, 1500);
+    await runs(A1, 2);
+    await new Promise((r) => setTimeout(r, 1700));
+    assert.deepEqual(confirmed.map((b) => [b.slot, b.trial, b.version]), [[1, true, 2]]);
   });
 
   it('keeps each device\'s flash in a directory across a restart of the fleet', async () => {
