@@ -94,8 +94,26 @@ describe('HTTP API: OAuth and the bearer token', function () {
       assert.equal(r.headers.get('www-authenticate'), 'Bearer');
       assert.equal((await j(r)).error, 'invalid_token');
     }
-    assert.equal((await fetch(base + '/v1/user?access_token=' + f.tokens.alice)).status, 401);
     assert.equal((await fetch(base + '/v1/user', { headers: { authorization: 'Bearer ' + f.tokens.alice } })).status, 200);
+  });
+
+  it('says where the token goes when one comes as access_token in the query string or the body (Particle\'s deprecated forms), and takes it from neither', async () => {
+    const where = {
+      error: 'invalid_request',
+      error_description: 'Send the access token in the Authorization header (Authorization: Bearer <token>); one in the query string or the body is not taken (Particle deprecated both: URLs end up in logs)',
+    };
+    const answers = [
+      await fetch(base + '/v1/user?access_token=' + f.tokens.alice),
+      await fetch(base + '/v1/devices/events?access_token=' + f.tokens.alice),
+      // Particle's classic example: curl …/v1/devices/<id>/<fn> -d arg=on -d access_token=…
+      await fetch(base + '/v1/devices/' + 'a'.repeat(24) + '/setLed', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'arg=on&access_token=' + f.tokens.alice }),
+      await fetch(base + '/v1/products/prod-a/events', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', access_token: f.tokens.alice }) }),
+    ];
+    for (const r of answers) {
+      assert.deepEqual([r.status, r.headers.get('www-authenticate'), await j(r)], [401, 'Bearer', where], r.url);
+    }
+    const audit = (await f.bridge.store.auditLog()).filter((e) => e.reason === 'invalid credentials (misplaced)');
+    assert.ok(audit.length >= 4, 'each refusal is audited as such');
   });
 
   it('refuses oversize and malformed bodies, and unknown routes, without a stack trace; the token endpoint in OAuth\'s shape', async () => {

@@ -245,7 +245,10 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     if (!token) {
       // particle-api-js sends a product client's credentials as body fields (createCustomer).
       const fields = body && !headers.authorization ? await body() : null;
-      return fields && typeof fields.client_id === 'string' ? clientActor(headers, fields) : { kind: 'anonymous' };
+      if (fields && typeof fields.client_id === 'string') return clientActor(headers, fields);
+      // Old scripts send the token as access_token (Particle's deprecated forms): say where it goes, not "no such token".
+      const misplaced = request.url.searchParams.has('access_token') || (fields !== null && 'access_token' in fields);
+      return misplaced ? { kind: 'invalid', reason: 'misplaced' } : { kind: 'anonymous' };
     }
     const t = await ctx.store.findToken(token);
     const problem = tokenProblem(t, new Date());
