@@ -3,6 +3,7 @@
  * win), shared by flotilla-bridge and the demo launcher (`npm start`).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import pino from 'pino';
 import { defaultOptions, type BridgeOptions } from './bridge.js';
 import { targetPolicy } from './integrations/targets.js';
 
@@ -92,7 +93,11 @@ export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.e
   if (tlsKeyFile) options.tlsKeyFile = tlsKeyFile;
   if (!options.tlsCertFile !== !options.tlsKeyFile) throw new CliError('--tls-cert and --tls-key (FLOTILLA_TLS_CERT_FILE, FLOTILLA_TLS_KEY_FILE) go together');
   const logLevel = pick(values['log-level'], 'FLOTILLA_LOG_LEVEL');
-  if (logLevel) options.logLevel = logLevel;
+  if (logLevel) {
+    const levels = [...Object.keys(pino.levels.values), 'silent'];
+    if (!levels.includes(logLevel)) throw new CliError(`--log-level (FLOTILLA_LOG_LEVEL) must be one of ${levels.join(', ')}, not "${logLevel}"`);
+    options.logLevel = logLevel;
+  }
   const ownerUsername = pick(values['owner-username'], 'FLOTILLA_OWNER_USERNAME');
   if (ownerUsername) options.ownerUsername = ownerUsername;
   const ownerPassword = pick(values['owner-password'], 'FLOTILLA_OWNER_PASSWORD');

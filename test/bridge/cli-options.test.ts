@@ -10,4 +10,16 @@ describe('bridge command line', () => {
     assert.throws(() => bridgeOptions({ 'webhook-allow': '10.0.0.0/' }, {}), (e) =>
       e instanceof CliError && e.message === '--webhook-allow (FLOTILLA_WEBHOOK_ALLOW): "10.0.0.0/" is not an address or a range like 10.0.0.0/8');
   });
+
+  it('--log-level (FLOTILLA_LOG_LEVEL): one of pino\'s levels, or a one-line error instead of pino\'s stack trace', () => {
+    assert.equal(bridgeOptions({ 'log-level': 'debug' }, {}).logLevel, 'debug');
+    assert.equal(bridgeOptions({}, { FLOTILLA_LOG_LEVEL: 'silent' }).logLevel, 'silent');
+    assert.throws(() => bridgeOptions({ 'log-level': 'verbose' }, {}), (e) =>
+      e instanceof CliError && e.message === '--log-level (FLOTILLA_LOG_LEVEL) must be one of trace, debug, info, warn, error, fatal, silent, not "verbose"');
+  });
+
+  it('--mqtts-port=-1 and off turn MQTTS off', () => {
+    assert.equal(bridgeOptions({ 'mqtts-port': '-1' }, {}).mqttsPort, null);
+    assert.equal(bridgeOptions({}, { FLOTILLA_MQTTS_PORT: 'off' }).mqttsPort, null);
+  });
 });

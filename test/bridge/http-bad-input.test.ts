@@ -78,7 +78,7 @@ const CASES: Case[] = [
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', data: [1, 2] }, 400, 'data must be a string'],
   ['integrations', 'POST', '/v1/products/prod-a/integrations', 'alice', { event: 'x', url: 'http://example.com/', name: { a: 1 } }, 400, 'name must be a string'],
   ['integrations', 'POST', '/v1/products/prod-a/integrations', 'alice', { event: ['x'], url: 'http://127.0.0.1:9/' }, 400, 'The event field is required'],
-  ['integrations', 'POST', '/v1/products/prod-a/integrations', 'alice', { event: 'x', url: 'http://169.254.169.254/latest/meta-data' }, 400, 'url: webhook target 169.254.169.254 is a local, private or reserved address'],
+  ['integrations', 'POST', '/v1/products/prod-a/integrations', 'alice', { event: 'x', url: 'http://169.254.169.254/latest/meta-data' }, 400, 'url: webhook target 169.254.169.254 is a local, private or reserved address; the bridge\'s operator can allow its range (--webhook-allow, FLOTILLA_WEBHOOK_ALLOW'],
   ['events', 'POST', '/v1/products/prod-b/events', 'alice', { name: 'x' }, 404, 'Product not found'],
   ['events', 'GET', '/v1/events', 'alice', undefined, 400, 'prefix is required'],
   // Products and orgs

@@ -56,7 +56,7 @@ export function targetPolicy(allowTargets: readonly string[]): TargetPolicy {
   const refusal = (address: string): string | null => {
     const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     if (!special.check(address, type) || allowed.check(address, type)) return null;
-    return 'webhook target ' + address + ' is a local, private or reserved address; the bridge\'s operator can allow its range (webhooks.allowTargets)';
+    return 'webhook target ' + address + ' is a local, private or reserved address; the bridge\'s operator can allow its range (--webhook-allow, FLOTILLA_WEBHOOK_ALLOW; the option webhooks.allowTargets)';
   };
   const guarded = ((hostname: string, options: object, callback: (err: Error | null, address: unknown, family?: number) => void) => {
     lookup(hostname, options as never, (err, address, family) => {
