@@ -145,7 +145,8 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
     retention: { ...defaultOptions.retention, ...options.retention },
   };
   const log = pino({ level: o.logLevel, base: { service: 'flotilla-bridge' } }, o.logOutput ?? fdLogOutput(1));
-  mkdirSync(o.dataDir, { recursive: true });
+  // The database, keys and images are the bridge's alone; a directory it creates is too.
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db') });
   const identity = await openCa(join(o.dataDir, 'tls'));
   const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });

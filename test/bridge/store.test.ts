@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -83,6 +83,10 @@ describe('store (SQLite file, typeorm migrations)', function () {
       const db = raw(file);
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       db.close();
+    });
+
+    it('makes a new database file, and its WAL, readable by its owner only', async () => {
+      for (const f of [file, file + '-wal', file + '-shm']) assert.equal(statSync(f).mode & 0o777, 0o600, f);
     });
 
     it('takes the busy timeout it is given', async () => {

@@ -17,6 +17,7 @@
  * migrations inside it; a second process waits for the lock (busy_timeout)
  * and then finds nothing pending.
  */
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { DataSource } from 'typeorm';
 import { ENTITIES, MIGRATIONS, MIGRATIONS_TABLE } from '../schema/index.js';
 
@@ -95,6 +96,9 @@ async function migrate(dataSource: DataSource, db: SqliteDatabase): Promise<void
 
 /** Opens the file, sets the pragmas and runs pending migrations (each once, recorded in `migrations`). */
 export async function openConnection(o: ConnectionOptions): Promise<{ dataSource: DataSource; db: SqliteDatabase }> {
+  // Password, token and secret hashes live here: a new database is its owner's alone (SQLite gives its
+  // -wal and -shm files the database file's mode), not the umask's 0644.
+  if (o.file !== ':memory:' && !existsSync(o.file)) closeSync(openSync(o.file, 'a', 0o600));
   const dataSource = new DataSource({
     type: 'better-sqlite3',
     database: o.file,
