@@ -24,25 +24,35 @@ describe('HTTP API: rate limits', function () {
       assert.equal(l.request('a'), null);
     });
 
-    it('locks out logins after failures within the lock time; older failures are forgotten, and the lock ends', () => {
+    it('locks a username out at an address after wrong passwords; a good login for it clears its count; failures older than the lock time are forgotten', () => {
       let now = 0;
       const l = new RateLimiter({ ...defaultRateLimits, tokenFailures: { limit: 3, lockMs: 60000 } }, () => now);
-      l.loginFailed('a');
-      l.loginFailed('a');
+      l.loginFailed('a', 'alice');
+      l.loginFailed('a', 'alice');
+      l.loginSucceeded('a', 'alice');
+      l.loginFailed('a', 'alice');
+      l.loginFailed('a', 'alice');
+      assert.equal(l.loginLocked('a', 'alice'), null, 'the good login cleared the two before it');
       now += 60000;
-      l.loginFailed('a');
-      assert.equal(l.tokenRequest('a'), null, 'the first two are a lock time old: this one starts afresh');
-      now += 59999;
-      l.loginFailed('a');
-      assert.equal(l.tokenRequest('a'), null);
-      l.loginFailed('a');
-      assert.equal(l.tokenRequest('a'), 60, 'three within a minute');
-      assert.equal(l.tokenRequest('b'), null, 'another address has its own count');
+      l.loginFailed('a', 'alice');
+      assert.equal(l.loginLocked('a', 'alice'), null, 'the two before are a lock time old: this one starts afresh');
+      l.loginFailed('a', 'alice');
+      l.loginFailed('a', 'alice');
+      assert.equal(l.loginLocked('a', 'alice'), 60, 'three within a minute');
+      assert.equal(l.loginLocked('a', 'bob'), null, 'another username at the address has its own count');
+      assert.equal(l.loginLocked('b', 'alice'), null, 'and so does the username at another address');
       now += 60000;
-      assert.equal(l.tokenRequest('a'), null, 'the lock ends');
-      l.loginFailed('a');
-      l.loginFailed('a');
-      assert.equal(l.tokenRequest('a'), null, 'and its count started afresh');
+      assert.equal(l.loginLocked('a', 'alice'), null, 'the lock ends');
+    });
+
+    it('locks an address out after wrong passwords for any usernames, and no good login clears that count', () => {
+      const l = new RateLimiter({ ...defaultRateLimits, tokenFailures: { limit: 100, lockMs: 60000 }, tokenFailuresPerAddress: { limit: 4, lockMs: 60000 } }, () => 0);
+      for (const u of ['bob', 'carol', 'dave']) l.loginFailed('a', u);
+      // Someone with an account of their own logs in between guesses at others.
+      l.loginSucceeded('a', 'eve');
+      l.loginFailed('a', 'frank');
+      assert.equal(l.loginLocked('a', 'eve'), 60, 'every username at the address is locked, the good one too');
+      assert.equal(l.loginLocked('b', 'eve'), null);
     });
 
     it('bounds streams open at once; closing one frees its slot, twice is harmless', () => {
@@ -64,26 +74,37 @@ describe('HTTP API: rate limits', function () {
     before(async () => {
       f = await startFixture({
         httpPort: 0,
-        rateLimits: { requests: { limit: 40, windowMs: 60000 }, token: { limit: 100, windowMs: 60000 }, tokenFailures: { limit: 3, lockMs: 60000 }, streams: { opens: 100, windowMs: 60000, concurrent: 2 } },
+        rateLimits: {
+          requests: { limit: 40, windowMs: 60000 }, token: { limit: 100, windowMs: 60000 }, tokenFailures: { limit: 3, lockMs: 60000 }, tokenFailuresPerAddress: { limit: 6, lockMs: 60000 },
+          streams: { opens: 100, windowMs: 60000, concurrent: 2 },
+        },
       });
       base = 'http://127.0.0.1:' + f.bridge.ports.http;
     });
     after(() => f.close());
 
-    const login = (password: string) =>
+    const token = (fields: Record<string, string>) =>
       fetch(base + '/oauth/token', {
         method: 'POST', headers: { authorization: 'Basic ' + Buffer.from('particle:particle').toString('base64'), 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'password', username: 'alice', password }),
+        body: new URLSearchParams(fields),
       });
+    const login = (username: string, password: string) => token({ grant_type: 'password', username, password });
 
-    it('locks an address out of /oauth/token after repeated wrong passwords, even for the right one; a good login in between clears nothing', async () => {
-      for (let i = 0; i < 2; i++) assert.equal((await login('wrong')).status, 400);
-      // Someone with one account logging in between guesses does not reset the address's count.
-      assert.equal((await login('alice-password')).status, 200);
-      assert.equal((await login('wrong')).status, 400);
-      const locked = await login('alice-password');
+    it('locks password logins out after wrong passwords: a username at the address, then the whole address; a good login clears only its own count; other grants never lock', async () => {
+      // Refresh tokens are random, not guessable: wrong ones are refused and never lock.
+      for (let i = 0; i < 8; i++) assert.equal((await token({ grant_type: 'refresh_token', refresh_token: 'nope-' + i })).status, 400);
+      assert.equal((await login('alice', 'alice-password')).status, 200);
+      for (let i = 0; i < 2; i++) assert.equal((await login('alice', 'wrong')).status, 400);
+      assert.equal((await login('alice', 'alice-password')).status, 200, 'two wrong, then right: her count starts again');
+      for (let i = 0; i < 2; i++) assert.equal((await login('alice', 'wrong')).status, 400);
+      assert.equal((await login('ALICE', 'wrong')).status, 400, 'the third within the lock time, in any case, locks alice here');
+      const locked = await login('alice', 'alice-password');
       assert.equal(locked.status, 429);
       assert.ok(Number(locked.headers.get('retry-after')) > 0);
+      // Five wrong passwords from this address so far; bob may still log in, which clears nothing of the address's.
+      assert.equal((await login('bob', 'bob-password')).status, 200);
+      assert.equal((await login('carol', 'wrong')).status, 400);
+      assert.equal((await login('bob', 'bob-password')).status, 429, 'the sixth wrong one locked the address, for everyone');
     });
 
     it('bounds event streams open at once per address', async () => {

@@ -198,13 +198,19 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const path = r.path;
     let reply: Reply;
     if (path === '/oauth/token') {
-      const locked = ctx.limiter.tokenRequest(address);
+      const limited = ctx.limiter.tokenRequest(address);
+      if (limited !== null) throw tooMany(limited);
+      // Only passwords are guessable (refresh tokens, codes and client secrets are random): only the password grant locks out.
+      const fields = await readOnce();
+      const username = fields.grant_type === 'password' && typeof fields.username === 'string' ? fields.username.toLowerCase() : null;
+      const locked = username === null ? null : ctx.limiter.loginLocked(address, username);
       if (locked !== null) throw tooMany(locked);
       try {
         reply = await r.handler(request, ctx, access);
+        if (username !== null) ctx.limiter.loginSucceeded(address, username);
       } catch (e) {
-        // Wrong credentials count toward the lock-out; malformed requests do not.
-        if (e instanceof ApiError && 'error' in e.body && (e.body.error === 'invalid_grant' || e.body.error === 'invalid_client')) ctx.limiter.loginFailed(address);
+        // A wrong password counts toward the lock-out; malformed requests do not.
+        if (username !== null && e instanceof ApiError && 'error' in e.body && e.body.error === 'invalid_grant') ctx.limiter.loginFailed(address, username);
         throw e;
       }
     } else if (method === 'GET' && /\/events(\/\*prefix)?$/.test(path)) {

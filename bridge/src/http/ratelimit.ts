@@ -13,8 +13,16 @@ export interface RateLimits {
   requests: { limit: number; windowMs: number };
   /** POST /oauth/token. */
   token: { limit: number; windowMs: number };
-  /** Failed logins (invalid grant or client) that lock the address out of /oauth/token for `lockMs`. */
+  /**
+   * Wrong passwords for one username from one address (a good login for that username clears
+   * them): they lock that username's password logins from that address for `lockMs`.
+   */
   tokenFailures: LockoutLimit;
+  /**
+   * Wrong passwords from one address, whatever the usernames: they lock every password login from
+   * it. No login clears these, so one valid account cannot reset them between guesses at others.
+   */
+  tokenFailuresPerAddress: LockoutLimit;
   /** Event streams: opens per window, and open at once. */
   streams: { opens: number; windowMs: number; concurrent: number };
 }
@@ -24,6 +32,7 @@ export const defaultRateLimits: RateLimits = {
   requests: { limit: 10000, windowMs: 5 * 60000 },
   token: { limit: 100, windowMs: 5 * 60000 },
   tokenFailures: { limit: 10, lockMs: 30 * 60000 },
+  tokenFailuresPerAddress: { limit: 100, lockMs: 30 * 60000 },
   streams: { opens: 100, windowMs: 5 * 60000, concurrent: 100 },
 };
 
@@ -58,6 +67,7 @@ export class RateLimiter {
   private readonly token: Window;
   private readonly opens: Window;
   private readonly failures: Lockout;
+  private readonly addressFailures: Lockout;
   private readonly open = new Map<string, number>();
 
   constructor(
@@ -69,6 +79,7 @@ export class RateLimiter {
     this.token = new Window(limits.token.windowMs, t);
     this.opens = new Window(limits.streams.windowMs, t);
     this.failures = new Lockout(limits.tokenFailures, now);
+    this.addressFailures = new Lockout(limits.tokenFailuresPerAddress, now);
   }
 
   /** Counts a request of `key` (a token or an address); null when it may go on, otherwise the seconds to wait. */
@@ -77,19 +88,26 @@ export class RateLimiter {
     return r.ok ? null : r.retryAfter;
   }
 
+  /** Counts a token request from `address`; null when it may go on, otherwise the seconds to wait. */
   tokenRequest(address: string): number | null {
-    const locked = this.failures.locked(address);
-    if (locked !== null) return locked;
     const r = this.token.take(address, this.limits.token.limit, this.now());
     return r.ok ? null : r.retryAfter;
   }
 
-  /**
-   * A failed login from `address`; the limit-th within the lock time locks it out. A success
-   * clears nothing: it speaks for one account, not for everyone at the address.
-   */
-  loginFailed(address: string): void {
-    this.failures.failed(address);
+  /** Seconds a password login for `username` from `address` stays locked out, or null. */
+  loginLocked(address: string, username: string): number | null {
+    return this.addressFailures.locked(address) ?? this.failures.locked(address + ' ' + username);
+  }
+
+  /** A wrong password for `username` from `address`: counted for both locks. */
+  loginFailed(address: string, username: string): void {
+    this.failures.failed(address + ' ' + username);
+    this.addressFailures.failed(address);
+  }
+
+  /** A good password for `username` from `address`: clears that username's count there, not the address's. */
+  loginSucceeded(address: string, username: string): void {
+    this.failures.clear(address + ' ' + username);
   }
 
   /** A stream opening: null and a `close` to call when it ends, or the seconds to wait. */

@@ -120,10 +120,12 @@ export const authorizeRoutes: Route[] = [
     if (body.decision !== 'allow') return redirect(req.res, a.redirectUri, { error: 'access_denied', error_description: 'The user denied the request', state: a.state });
     // Passwords tried here count toward the same lock-out as the token endpoint's.
     const address = req.res.socket?.remoteAddress ?? '';
-    const locked = ctx.limiter.tokenRequest(address);
+    const username = typeof body.username === 'string' ? body.username : '';
+    const locked = ctx.limiter.tokenRequest(address) ?? ctx.limiter.loginLocked(address, username.toLowerCase());
     if (locked !== null) return consentPage(req.res, 429, a, c.product, c.client, `Too many attempts; try again in ${locked} s`);
-    const user = await ctx.store.verifyPassword(typeof body.username === 'string' ? body.username : '', typeof body.password === 'string' ? body.password : '');
-    if (!user) ctx.limiter.loginFailed(address);
+    const user = await ctx.store.verifyPassword(username, typeof body.password === 'string' ? body.password : '');
+    if (user) ctx.limiter.loginSucceeded(address, username.toLowerCase());
+    else ctx.limiter.loginFailed(address, username.toLowerCase());
     if (!user) return consentPage(req.res, 401, a, c.product, c.client, 'The username or password is not right');
     let customerId: string;
     try {

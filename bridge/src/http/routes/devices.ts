@@ -13,6 +13,7 @@ import { newDeviceSecret } from '../../store/secrets.js';
 import { groupName, type Device, type DeviceChanges, type OtaJob } from '../../store/store.js';
 import { actorId, auditEntry } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
+import { PHOTON } from './user.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
 import { authorize, guard, inPersonalSpace, visibleProducts } from '../access.js';
 import { paged } from '../pages.js';
@@ -38,7 +39,7 @@ export function deviceObject(d: Device, groups: readonly string[] = []) {
     product_id: d.productId,
     online: d.online,
     connected: d.online,
-    platform_id: 6, // Photon
+    platform_id: PHOTON,
     cellular: false,
     notes: d.notes,
     functions: d.functions,

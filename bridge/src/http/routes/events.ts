@@ -77,7 +77,7 @@ export const eventRoutes: Route[] = [
       publish(ctx, product, e);
       n++;
     }
-    if (n === 0) throw ApiError.of(403, 'Permission denied');
+    if (n === 0) throw ApiError.of(403, 'Permission denied: this publishes to the products of your personal space, and you may publish to none; publish to a product with POST /v1/products/:product/events (particle publish --product)');
     return { ok: true };
   }),
   route('POST', '/v1/products/:product/events', guard.product('event.publish'), async (req, ctx, a) => {

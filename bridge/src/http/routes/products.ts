@@ -30,7 +30,10 @@ export const productRoutes: Route[] = [
     if (settings !== undefined && (typeof settings !== 'object' || settings === null || Array.isArray(settings))) throw ApiError.of(400, 'settings must be an object');
     const mode = (settings as Record<string, unknown> | undefined)?.[CUSTOMER_AUTH_SETTING];
     if (mode !== undefined && mode !== null && !isCustomerAuthMode(mode)) throw ApiError.of(400, `settings.${CUSTOMER_AUTH_SETTING} must be one of ${CUSTOMER_AUTH_MODES.join(', ')}`);
-    const changes = { ...(settings as Record<string, unknown> | undefined), ...(typeof body.description === 'string' ? { description: body.description } : {}) };
+    // The description is shown as text in every product object: a string (or null to clear it), wherever it is sent.
+    const described = body.description !== undefined ? body.description : (settings as Record<string, unknown> | undefined)?.description;
+    if (described !== undefined && described !== null && typeof described !== 'string') throw ApiError.of(400, 'description must be a string');
+    const changes = { ...(settings as Record<string, unknown> | undefined), ...(described !== undefined ? { description: described } : {}) };
     const p = await ctx.store.updateProductSettings(a.product!.productId, changes);
     return { product: productObject(p) };
   }),

@@ -6,10 +6,13 @@ import { decide } from '../../policy/decide.js';
 import { guard, person, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { field } from '../body.js';
+import { field, numberOf, text } from '../body.js';
 import type { Actor } from '../../policy/types.js';
 import { subjectOf, tokenProblem } from '../../identity/actor.js';
 import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
+
+/** Particle's platform id of the Photon: what every product and device of this bridge is. */
+export const PHOTON = 6;
 
 const user = (actor: Actor): string => person(actor).userId;
 
@@ -20,7 +23,7 @@ export function clientObject(c: OAuthClient, secret?: string) {
 /** Particle's product object. */
 export function productObject(p: Product, org: Org | null = null) {
   return {
-    id: p.id, name: p.name, slug: p.slug, platform_id: 6, description: (p.settings.description as string | undefined) ?? '',
+    id: p.id, name: p.name, slug: p.slug, platform_id: PHOTON, description: (p.settings.description as string | undefined) ?? '',
     user: p.ownerUserId, org: org ? org.slug : p.orgId, organization: p.orgId, settings: p.settings, created_at: p.createdAt.toISOString(),
   };
 }
@@ -34,7 +37,9 @@ export async function newProduct(ctx: ApiContext, body: Record<string, unknown>,
   const p = (typeof body.product === 'object' && body.product !== null ? body.product : body) as Record<string, unknown>;
   const name = field(p, 'name');
   const slug = typeof p.slug === 'string' && p.slug !== '' ? p.slug : name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') + '-v1';
-  const settings = typeof p.description === 'string' ? { description: p.description } : {};
+  // Every product here is of Photon-class devices (what its objects say): another platform is refused, not ignored.
+  if (p.platform_id !== undefined && numberOf(p.platform_id) !== PHOTON) throw ApiError.of(400, `platform_id: this bridge's devices are Photon-class (platform ${PHOTON})`);
+  const settings = p.description === undefined || p.description === null ? {} : { description: text(p.description, 'description') };
   const product = await ctx.store.createProduct({ name, slug, settings, ...owner });
   return { status: 201, body: { ok: true, product: productObject(product) } };
 }
