@@ -202,7 +202,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       if (limited !== null) throw tooMany(limited);
       // Only passwords are guessable (refresh tokens, codes and client secrets are random): only the password grant locks out.
       const fields = await readOnce();
-      const username = fields.grant_type === 'password' && typeof fields.username === 'string' ? fields.username.toLowerCase() : null;
+      const username = fields.grant_type === 'password' && typeof fields.username === 'string' ? fields.username : null;
       const locked = username === null ? null : ctx.limiter.loginLocked(address, username);
       if (locked !== null) throw tooMany(locked);
       try {

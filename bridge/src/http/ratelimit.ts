@@ -62,6 +62,9 @@ class Window {
   }
 }
 
+/** A username at an address, as the lock-out counts it: usernames in any case are one (as logins take them). */
+const userKey = (address: string, username: string): string => address + ' ' + username.toLowerCase();
+
 export class RateLimiter {
   private readonly requests: Window;
   private readonly token: Window;
@@ -96,18 +99,18 @@ export class RateLimiter {
 
   /** Seconds a password login for `username` from `address` stays locked out, or null. */
   loginLocked(address: string, username: string): number | null {
-    return this.addressFailures.locked(address) ?? this.failures.locked(address + ' ' + username);
+    return this.addressFailures.locked(address) ?? this.failures.locked(userKey(address, username));
   }
 
   /** A wrong password for `username` from `address`: counted for both locks. */
   loginFailed(address: string, username: string): void {
-    this.failures.failed(address + ' ' + username);
+    this.failures.failed(userKey(address, username));
     this.addressFailures.failed(address);
   }
 
   /** A good password for `username` from `address`: clears that username's count there, not the address's. */
   loginSucceeded(address: string, username: string): void {
-    this.failures.clear(address + ' ' + username);
+    this.failures.clear(userKey(address, username));
   }
 
   /** A stream opening: null and a `close` to call when it ends, or the seconds to wait. */
