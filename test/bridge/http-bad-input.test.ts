@@ -88,6 +88,7 @@ const CASES: Case[] = [
   ['products', 'POST', '/v1/user/products', 'alice', { product: { name: 'Argon fleet', platform_id: 12 } }, 400, 'platform_id: this bridge\'s devices are Photon-class (platform 6)'],
   ['products', 'POST', '/v1/user/products', 'alice', { product: { name: 'Junk', platform_id: 'x' } }, 400, 'platform_id'],
   ['products', 'POST', '/v1/user/products', 'alice', { name: 'Described', description: { x: 1 } }, 400, 'description must be a string'],
+  ['products', 'POST', '/v1/user/products', 'alice', { name: 'Described', description: 5 }, 400, 'description must be a string'],
   ['products', 'PUT', '/v1/products/prod-a', 'alice', { description: 5 }, 400, 'description must be a string'],
   ['products', 'PUT', '/v1/products/prod-a', 'alice', { settings: { description: { x: 1 } } }, 400, 'description must be a string'],
   ['products', 'POST', '/v1/user/products', 'customer', { name: 'Mine' }, 403, 'Only a user'],

@@ -10,7 +10,7 @@ import { ApiError } from '../errors.js';
 import { CUSTOMER_AUTH_MODES, CUSTOMER_AUTH_SETTING, isCustomerAuthMode } from '../../customers/modes.js';
 import { field } from '../body.js';
 import type { DeviceGroup, ProductReleases } from '../../store/store.js';
-import { newProduct, orgObject, productObject } from './user.js';
+import { description, newProduct, orgObject, productObject } from './user.js';
 
 /** Particle's group object; `fw_version` is the firmware version released to the group, or null. */
 function groupObject(g: DeviceGroup, releases: ProductReleases) {
@@ -30,9 +30,8 @@ export const productRoutes: Route[] = [
     if (settings !== undefined && (typeof settings !== 'object' || settings === null || Array.isArray(settings))) throw ApiError.of(400, 'settings must be an object');
     const mode = (settings as Record<string, unknown> | undefined)?.[CUSTOMER_AUTH_SETTING];
     if (mode !== undefined && mode !== null && !isCustomerAuthMode(mode)) throw ApiError.of(400, `settings.${CUSTOMER_AUTH_SETTING} must be one of ${CUSTOMER_AUTH_MODES.join(', ')}`);
-    // The description is shown as text in every product object: a string (or null to clear it), wherever it is sent.
-    const described = body.description !== undefined ? body.description : (settings as Record<string, unknown> | undefined)?.description;
-    if (described !== undefined && described !== null && typeof described !== 'string') throw ApiError.of(400, 'description must be a string');
+    // Sent on its own or among the settings, it is the same description.
+    const described = description(body.description !== undefined ? body.description : (settings as Record<string, unknown> | undefined)?.description);
     const changes = { ...(settings as Record<string, unknown> | undefined), ...(described !== undefined ? { description: described } : {}) };
     const p = await ctx.store.updateProductSettings(a.product!.productId, changes);
     return { product: productObject(p) };

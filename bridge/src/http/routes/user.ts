@@ -6,13 +6,19 @@ import { decide } from '../../policy/decide.js';
 import { guard, person, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { field, numberOf, text } from '../body.js';
+import { field, numberOf } from '../body.js';
 import type { Actor } from '../../policy/types.js';
 import { subjectOf, tokenProblem } from '../../identity/actor.js';
 import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
 
 /** Particle's platform id of the Photon: what every product and device of this bridge is. */
 export const PHOTON = 6;
+
+/** A product's description as sent (text, or null to clear it; undefined when absent): every product object shows it as text. */
+export function description(v: unknown): string | null | undefined {
+  if (v !== undefined && v !== null && typeof v !== 'string') throw ApiError.of(400, 'description must be a string');
+  return v;
+}
 
 const user = (actor: Actor): string => person(actor).userId;
 
@@ -39,7 +45,8 @@ export async function newProduct(ctx: ApiContext, body: Record<string, unknown>,
   const slug = typeof p.slug === 'string' && p.slug !== '' ? p.slug : name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') + '-v1';
   // Every product here is of Photon-class devices (what its objects say): another platform is refused, not ignored.
   if (p.platform_id !== undefined && numberOf(p.platform_id) !== PHOTON) throw ApiError.of(400, `platform_id: this bridge's devices are Photon-class (platform ${PHOTON})`);
-  const settings = p.description === undefined || p.description === null ? {} : { description: text(p.description, 'description') };
+  const d = description(p.description);
+  const settings = d === undefined || d === null ? {} : { description: d };
   const product = await ctx.store.createProduct({ name, slug, settings, ...owner });
   return { status: 201, body: { ok: true, product: productObject(product) } };
 }
