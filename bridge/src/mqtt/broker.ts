@@ -21,6 +21,11 @@ import type { DeviceRef } from './deps.js';
 import type { AuthResult, ConnectFailureLimits, Will } from './authenticate.js';
 import { isClaimTopic } from './claims.js';
 import { sha256Hex } from '../store/secrets.js';
+import { auditEntry } from '../identity/actor.js';
+import type { Actor } from '../policy/types.js';
+
+/** Whoever a refused CONNECT claimed to be: no credential held. */
+const NO_CREDENTIALS: Actor = { kind: 'invalid', reason: 'unknown' };
 
 export interface BrokerOptions {
   store: BrokerStore;
@@ -44,7 +49,7 @@ export interface BrokerOptions {
   eventRate: Rate;
   /** Hello, vitals and error reports stored per device: per second and burst; more ends the session. */
   reportRate: Rate;
-  /** Wrong secrets or tokens in a row that lock an address, or a client id at an address, out (authenticate.ts). */
+  /** Wrong secrets or tokens that, within a lock's time, lock an address, or a client id at an address, out (authenticate.ts). */
   connectFailures: ConnectFailureLimits;
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
@@ -220,11 +225,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   function auditRefusal(clientId: string, address: string, r: Extract<AuthResult, { ok: false }>, locks: string | null): void {
     if (locks) o.log.warn({ clientId, remote: address }, 'mqtt: ' + locks);
     const reason = r.reason + (address ? ' (from ' + address + ')' : '') + (locks ? '; ' + locks : '');
+    const verdict = { allow: false, status: r.code === BAD_CREDENTIALS ? 401 : 403, reason } as const;
     o.store
-      .audit({
-        at: context.now(), actorKind: 'invalid', actorId: '', action: 'mqtt.connect', resourceKind: isDeviceId(clientId) ? 'device' : 'client', resourceId: clientId,
-        allowed: false, status: r.code === BAD_CREDENTIALS ? 401 : 403, reason,
-      })
+      .audit(auditEntry(NO_CREDENTIALS, 'mqtt.connect', isDeviceId(clientId) ? 'device' : 'client', clientId, verdict, context.now()))
       .catch((e: unknown) => o.log.error({ err: e }, 'store: audit not saved'));
   }
 
