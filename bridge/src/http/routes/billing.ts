@@ -24,8 +24,8 @@ export function dateRange(req: Request): { from: string; to: string } {
   const day = (v: string | null, fallback: Date, name: string): string => {
     if (v === null || v === '') return fallback.toISOString().slice(0, 10);
     // A day, or a time (2026-03-01T10:00:00-05:00) whose UTC day is taken; either way a real day of years 0000 to 9999.
-    const t = isDay(v) ? null : /^[0-9]{4}-[0-9]{2}-[0-9]{2}T/.test(v) ? new Date(v).getTime() : NaN;
-    const d = t === null ? v : Number.isFinite(t) ? new Date(t).toISOString().slice(0, 10) : '';
+    const t = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T/.test(v) ? Date.parse(v) : NaN;
+    const d = Number.isFinite(t) ? new Date(t).toISOString().slice(0, 10) : v;
     if (!isDay(d)) throw ApiError.of(400, name + ' must be a date, YYYY-MM-DD');
     return d;
   };
