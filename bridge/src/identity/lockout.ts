@@ -5,8 +5,9 @@
  * device's own good CONNECT does for its address and client id, but nobody's
  * success speaks for a whole address (an attacker holding one valid login
  * could otherwise clear the address's count between guesses), so `clear` is
- * called for the first kind only. Used by the HTTP token endpoint (per
- * address) and by MQTT CONNECT (per address, and per address and client id).
+ * called for the first kind only. Used by the HTTP password logins (per
+ * address, and per address and username) and by MQTT CONNECT (per address,
+ * and per address and client id).
  * The table is capped, so a flood of keys cannot grow it without bound.
  */
 export interface LockoutLimit {

@@ -31,7 +31,6 @@ async function signinStep(ctx: ApiContext, productId: string, step: SigninStep):
   if (why) throw ApiError.of(400, why);
 }
 
-/** The devices a claimant holds in a product (Particle answers a claim code with them). */
 /**
  * A claim code for `product` (id or slug; a customer's own when null): a
  * customer claims for itself, a user with device.add on the product for
@@ -54,6 +53,7 @@ async function claimCode(ctx: ApiContext, actor: Actor, product: string | null, 
   return { claim_code: code, device_ids: await claimedDevices(ctx, productId, claimant) };
 }
 
+/** The devices a claimant holds in a product (Particle answers a claim code with them). */
 async function claimedDevices(ctx: ApiContext, productId: string, claimant: ClaimCode['claimant']): Promise<string[]> {
   return (await ctx.store.listDevices(productId)).filter((d) => (claimant.kind === 'customer' ? d.customerId : d.ownerUserId) === claimant.id).map((d) => d.id);
 }
