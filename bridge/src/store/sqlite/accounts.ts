@@ -95,7 +95,7 @@ export function tokenStore(ctx: Ctx): TokenStore {
     `INSERT INTO access_tokens (token_hash, subject_kind, subject_id, client_id, scopes, expires_at, revoked_at, created_at, refresh_token_hash)
      VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
   );
-  const byHash = db.prepare<TokenRaw>('SELECT * FROM access_tokens WHERE token_hash = ?');
+  const byHash = ctx.cached<TokenRaw>('SELECT * FROM access_tokens WHERE token_hash = ?');
   const byRefresh = db.prepare<TokenRaw>('SELECT * FROM access_tokens WHERE refresh_token_hash = ? AND revoked_at IS NULL');
   const revoke = db.prepare(
     'UPDATE access_tokens SET revoked_at = ? WHERE (token_hash = ? OR refresh_token_hash = ?) AND revoked_at IS NULL',

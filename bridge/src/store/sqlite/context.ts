@@ -23,9 +23,12 @@ import { StoreError } from '../store.js';
 import type { ProductId } from '../store.js';
 import type { SqliteDatabase } from './connection.js';
 import type { GroupCommit } from './group-commit.js';
+import type { CachedRead } from './read-cache.js';
 
 export interface Ctx {
   db: SqliteDatabase;
+  /** A SELECT whose answers are kept until a write could change them (read-cache.ts): for the reads every request makes. */
+  cached<Row>(sql: string): CachedRead<Row>;
   /** Group commit for the writes devices cause at their own pace (hellos, presence, vitals, error reports). */
   commit: GroupCommit;
   /** Epoch milliseconds, for created_at, token expiry and revocation. */

@@ -85,9 +85,9 @@ export function deviceStore(ctx: Ctx): DeviceStore {
        online, last_heard, last_handshake_at, development, quarantined, locked_firmware, created_at)
      VALUES (?, ?, NULL, ?, NULL, NULL, NULL, '{}', '[]', 0, NULL, NULL, 0, 0, NULL, ?)`,
   );
-  const byId = db.prepare<DeviceRaw>('SELECT * FROM devices WHERE id = ?');
+  const byId = ctx.cached<DeviceRaw>('SELECT * FROM devices WHERE id = ?');
   const byProduct = db.prepare<DeviceRaw>('SELECT * FROM devices WHERE product_id = ? ORDER BY id');
-  const refOfDevice = db.prepare<{ id: number; owner_user_id: string | null; org_id: string | null; org_owner_user_id: string | null; customer_id: string | null }>(
+  const refOfDevice = ctx.cached<{ id: number; owner_user_id: string | null; org_id: string | null; org_owner_user_id: string | null; customer_id: string | null }>(
     `${PRODUCT_REF_SQL.replace('SELECT ', 'SELECT d.customer_id AS customer_id, ')} JOIN devices d ON d.product_id = p.id WHERE d.id = ?`,
   );
   const upsertSecret = db.prepare(

@@ -10,6 +10,7 @@ import { tokenStore, userStore } from './accounts.js';
 import { openConnection } from './connection.js';
 import type { Ctx } from './context.js';
 import { groupCommit } from './group-commit.js';
+import { trackWrites } from './read-cache.js';
 import { deviceStore } from './devices.js';
 import { teamStore } from './teams.js';
 import { customerStore } from './customers.js';
@@ -59,9 +60,12 @@ export function sqliteFile(dataDir: string): string {
 }
 
 export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStore> {
-  const { dataSource, db } = await openConnection({ file: o.file, busyTimeoutMs: o.busyTimeoutMs ?? 5000 });
+  const opened = await openConnection({ file: o.file, busyTimeoutMs: o.busyTimeoutMs ?? 5000 });
+  const { dataSource } = opened;
+  const { db, cached } = trackWrites(opened.db);
   const ctx: Ctx = {
     db,
+    cached,
     commit: groupCommit(db),
     now: o.now ?? Date.now,
     passwordCost: o.passwordCost ?? PASSWORD_COST,

@@ -145,7 +145,7 @@ export function teamStore(ctx: Ctx): TeamStore {
 
   // One statement for everything the policy needs about a user: owned orgs and
   // personal products (as 'owner') and team memberships.
-  const rolesOf = db.prepare<RoleRaw & { kind: 'org' | 'product' }>(
+  const rolesOf = ctx.cached<RoleRaw & { kind: 'org' | 'product' }>(
     `SELECT 'org' AS kind, id AS ref, 'owner' AS role FROM organizations WHERE owner_user_id = ?
      UNION ALL SELECT 'org' AS kind, org_id AS ref, role FROM org_memberships WHERE user_id = ?
      UNION ALL SELECT 'product' AS kind, CAST(id AS TEXT) AS ref, 'owner' AS role FROM products WHERE owner_user_id = ?
