@@ -225,6 +225,26 @@ describe('HTTP API: bad input, every route family', function () {
     assert.equal(res.status, 413);
   });
 
+  it('stops reading a chunked body (no length declared) once it passes the limit, stores nothing, and serves the next request', async () => {
+    const groups = async () => ((await (await fetch(base + '/v1/products/prod-a/groups', { headers: { authorization: 'Bearer ' + f.tokens.alice } })).json()) as { groups: unknown[] }).groups.length;
+    const before = await groups();
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        // 64 KB at a time, up to 8 MB: far past the limit, bounded if it were never refused.
+        if (sent >= 8 * 1024 * 1024) return c.close();
+        sent += 65536;
+        c.enqueue(new Uint8Array(65536).fill(0x20));
+      },
+    });
+    const outcome = await fetch(base + '/v1/products/prod-a/groups', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body, duplex: 'half',
+    } as RequestInit).then((r) => r.status, () => 'connection closed');
+    assert.ok(outcome === 413 || outcome === 'connection closed', String(outcome));
+    assert.ok(sent < 8 * 1024 * 1024, 'the bridge stopped reading before the body ended');
+    assert.equal(await groups(), before);
+  });
+
   it('answers a request target that is no URL (GET http://[) with 400, and a body cut off mid-way is no server error', async () => {
     const raw = (text: string, end: boolean) => new Promise<string>((resolve, reject) => {
       const c = tcp(f.bridge.ports.http!, '127.0.0.1');

@@ -96,16 +96,24 @@ export function route(method: string, path: string, g: Guard, handler: Handler, 
 interface Compiled {
   route: Route;
   parts: string[];
+  /** A last `*name` segment. */
+  rest: boolean;
+  /** Indexes of the literal segments: compared before anything is allocated (every request tries many routes). */
+  literals: number[];
 }
 
 function compile(routes: readonly Route[]): Compiled[] {
-  return routes.map((route) => ({ route, parts: route.path.split('/').filter(Boolean) }));
+  return routes.map((route) => {
+    const parts = route.path.split('/').filter(Boolean);
+    const literals = parts.flatMap((p, i) => (p.startsWith(':') || p.startsWith('*') ? [] : [i]));
+    return { route, parts, rest: parts.length > 0 && parts[parts.length - 1].startsWith('*'), literals };
+  });
 }
 
 /** `:name` matches one segment; a last `*name` the rest of the path (one or more segments, joined by '/'). */
 function match(r: Compiled, parts: string[]): Record<string, string> | null {
-  const rest = r.parts.length > 0 && r.parts[r.parts.length - 1].startsWith('*');
-  if (rest ? parts.length < r.parts.length : r.parts.length !== parts.length) return null;
+  if (r.rest ? parts.length < r.parts.length : r.parts.length !== parts.length) return null;
+  for (const i of r.literals) if (r.parts[i] !== parts[i]) return null;
   const params: Record<string, string> = {};
   for (let i = 0; i < r.parts.length; i++) {
     const p = r.parts[i];
