@@ -68,6 +68,10 @@ describe('HTTP API: devices', function () {
     assert.ok((d.functions as string[]).includes('setLed'));
     await refused(particle.getDevice({ deviceId: A1, auth: f.tokens.bob }), 404, 'Device not found');
     await refused(particle.getDevice({ deviceId: 'ffffffffffffffffffffffff', auth: f.tokens.alice }), 404, 'Device not found');
+    // An ID typed in capitals (copied from a label) is the same device, and the answer names it as stored.
+    const upper = (await particle.getDevice({ deviceId: A1.toUpperCase(), auth: f.tokens.carol })).body as unknown as Record<string, unknown>;
+    assert.equal(upper.id, A1);
+    await refused(particle.getDevice({ deviceId: A1.toUpperCase(), auth: f.tokens.bob }), 404, 'Device not found');
   });
 
   it('reads a variable from the live device (and ?format=raw)', async () => {

@@ -11,7 +11,7 @@
  * forms of the device paths) finds the device only when it is that product's
  * or that org's.
  */
-import type { Action } from '@flotilla/protocol';
+import { isDeviceId, type Action } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
 import type { Actor, Decision, ProductRef, Resource } from '../policy/types.js';
 import type { DeviceRef, Org, Store } from '../store/store.js';
@@ -137,8 +137,6 @@ export async function visibleProducts(actor: Actor, store: Store): Promise<Produ
   return refs;
 }
 
-const DEVICE_ID = /^[0-9a-f]{24}$/;
-
 /**
  * A device named by its name instead of its id (Particle's API and particle-cli
  * accept both): the one device of that name the actor may view, if exactly one;
@@ -171,9 +169,13 @@ export async function authorize(
     if (typeof id !== 'string' || id === '') throw ApiError.of(400, 'The id field is required');
     params = { ...params, id: id.toLowerCase() };
   }
-  if (g.kind === 'device' && typeof params.id === 'string' && !DEVICE_ID.test(params.id) && actor.kind !== 'anonymous' && actor.kind !== 'invalid') {
-    const id = await deviceByName(store, actor, params.id);
-    if (id) params = { ...params, id };
+  if (g.kind === 'device' && typeof params.id === 'string') {
+    // A device ID is hex, whatever the case it is typed in (copied from a label, a spreadsheet): the same device.
+    if (isDeviceId(params.id.toLowerCase())) params = { ...params, id: params.id.toLowerCase() };
+    else if (actor.kind !== 'anonymous' && actor.kind !== 'invalid') {
+      const id = await deviceByName(store, actor, params.id);
+      if (id) params = { ...params, id };
+    }
   }
   const resourceId = g.kind === 'device' ? params.id : g.kind === 'product' ? params.product : params.org;
   const what = g.kind === 'orgProducts' ? 'org' : g.kind;

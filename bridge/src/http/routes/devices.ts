@@ -7,7 +7,7 @@
  * the broker's request router: 404 when it is offline, 408 when it does not
  * answer in time.
  */
-import { LIMITS, utf8Length, type Action } from '@flotilla/protocol';
+import { isDeviceId, LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { decide } from '../../policy/decide.js';
 import { newDeviceSecret } from '../../store/secrets.js';
 import { groupName, type Device, type DeviceChanges, type OtaJob } from '../../store/store.js';
@@ -224,14 +224,12 @@ async function unclaim(ctx: ApiContext, id: string): Promise<void> {
   await ctx.fleet.refreshDevice(id);
 }
 
-const DEVICE_ID = /^[0-9a-f]{24}$/;
-
 const USER_CLAIM = guard.device('device.add', 'body');
 
 async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'customer' }>, body: Fields) {
   const id = typeof body.id === 'string' ? body.id.toLowerCase() : '';
   if (id === '') throw ApiError.of(400, 'The id field is required');
-  const ref = DEVICE_ID.test(id) ? await ctx.store.deviceAccess(id) : null;
+  const ref = isDeviceId(id) ? await ctx.store.deviceAccess(id) : null;
   const allowed = mayClaimById(actor, ref ? { productId: ref.product.productId, customerId: ref.customerId } : null);
   const verdict = allowed
     ? { allow: true as const, reason: 'a device of the customer\'s product that no other customer holds' }
@@ -320,7 +318,7 @@ export const deviceRoutes: Route[] = [
     const out = { updated: 0, updatedDeviceIds: [] as string[], existingDeviceIds: [] as string[], nonmemberDeviceIds: [] as string[], invalidDeviceIds: [] as string[], secrets: {} as Record<string, string> };
     for (const raw of ids) {
       const id = raw.trim().toLowerCase();
-      if (!DEVICE_ID.test(id)) {
+      if (!isDeviceId(id)) {
         out.invalidDeviceIds.push(raw);
         continue;
       }
