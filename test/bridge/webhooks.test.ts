@@ -451,6 +451,14 @@ describe('webhooks', function () {
     const scoped = await fetch(base + '/v1/products/prod-a/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'named', url: hookBase, deviceid: 'kitchen' }) });
     const scopedBody = (await scoped.json()) as { deviceID: string; id: string };
     assert.equal(scopedBody.deviceID, A1, "prod-b's kitchen is not prod-a's");
+    // By ID too: B1 is a device alice sees, but not one whose events reach prod-a's integrations (the filter would never fire);
+    // an unknown ID answers alike.
+    for (const id of [B1, 'ffffffffffffffffffffffff']) {
+      const other = await fetch(base + '/v1/products/prod-a/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'named', url: hookBase, deviceid: id }) });
+      assert.deepEqual([other.status, ((await other.json()) as { error: string }).error], [400, `deviceid: no device ${id} among this integration's devices that you can see`]);
+    }
+    const byId = await fetch(base + '/v1/products/prod-a/integrations/' + scopedBody.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ deviceid: A2.toUpperCase() }) });
+    assert.equal(((await byId.json()) as { deviceID: string }).deviceID, A2, 'an ID of its own devices, in any case');
     await fetch(base + '/v1/products/prod-a/integrations/' + scopedBody.id, { method: 'DELETE', headers: { authorization: 'Bearer ' + f.tokens.alice } });
     await f.bridge.store.updateDevice(B1, { name: null });
     await f.bridge.store.removeProductMember(f.products.B, f.users.alice);

@@ -17,6 +17,8 @@ import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { flag, text, type Fields } from '../body.js';
 import { templateShape } from '../../integrations/template.js';
+import { decide } from '../../policy/decide.js';
+import type { ProductRef } from '../../policy/types.js';
 
 /** What a response shows of the integration's Basic auth password: it stays with the bridge. Sent back in a PUT, it keeps the password. */
 export const PASSWORD_MASK = '********';
@@ -74,16 +76,25 @@ function input(ctx: ApiContext, b: Fields, partial: boolean): Partial<Integratio
 }
 
 /**
- * Particle's device filter takes a device's name too: the one device of that
- * name the caller can see among the owner's devices becomes the filter.
+ * The device filter names one of the integration's devices (those whose
+ * events reach it: the rule delivery uses) that the caller can see: a filter
+ * on any other device would never fire. Particle's filter takes a device's
+ * name too: the one device of that name becomes the filter.
  */
-async function byName(ctx: ApiContext, a: Access, owner: IntegrationOwner, input: Partial<IntegrationInput>): Promise<Partial<IntegrationInput>> {
-  const name = input.deviceId;
-  if (typeof name !== 'string' || isDeviceId(name)) return input;
+async function deviceFilter(ctx: ApiContext, a: Access, owner: IntegrationOwner, input: Partial<IntegrationInput>): Promise<Partial<IntegrationInput>> {
+  const given = input.deviceId;
+  if (typeof given !== 'string') return input;
   const key = integrationOwnerKey(owner);
-  // The devices whose events reach the owner's integrations: the same rule delivery uses.
-  const id = await deviceByName(ctx.store, a.actor, name, (p) => ownersOf(p).some((o) => integrationOwnerKey(o) === key));
-  if (!id) throw ApiError.of(400, `deviceid: no device named ${JSON.stringify(name)} among this integration's devices that you can see, or more than one: give its device ID`);
+  const reaches = (p: ProductRef) => ownersOf(p).some((o) => integrationOwnerKey(o) === key);
+  if (isDeviceId(given)) {
+    const d = await ctx.store.deviceAccess(given);
+    const seen = d !== null && reaches(d.product) && decide(a.actor, 'device.view', { kind: 'device', deviceId: given, product: d.product, customerId: d.customerId }).allow;
+    // Unknown and not yours answer alike: the filter does not tell whether a device exists.
+    if (!seen) throw ApiError.of(400, `deviceid: no device ${given} among this integration's devices that you can see`);
+    return input;
+  }
+  const id = await deviceByName(ctx.store, a.actor, given, reaches);
+  if (!id) throw ApiError.of(400, `deviceid: no device named ${JSON.stringify(given)} among this integration's devices that you can see, or more than one: give its device ID`);
   return { ...input, deviceId: id };
 }
 
@@ -151,7 +162,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     }),
     route('POST', P, g('integration.create'), async (req, ctx, a) => {
       const o = owner(a);
-      const i = await ctx.store.createIntegration(o, (await byName(ctx, a, o, input(ctx, await req.body(), false))) as IntegrationInput);
+      const i = await ctx.store.createIntegration(o, (await deviceFilter(ctx, a, o, input(ctx, await req.body(), false))) as IntegrationInput);
       ctx.webhooks.invalidate(o);
       return { status: 201, body: { ok: true, ...integrationObject(i) } };
     }),
@@ -159,7 +170,7 @@ function routes(scope: Scope, collection: 'integrations' | 'webhooks'): Route[] 
     route('PUT', P + '/:integration', g('integration.edit'), async (req, ctx, a) => {
       const o = owner(a);
       const i = await own(ctx, o, req.params.integration);
-      const changes = keepPassword(i, await byName(ctx, a, o, input(ctx, await req.body(), true)));
+      const changes = keepPassword(i, await deviceFilter(ctx, a, o, input(ctx, await req.body(), true)));
       const updated = await ctx.store.updateIntegration(i.id, changes);
       ctx.webhooks.invalidate(o);
       return { ok: true, ...integrationObject(updated) };
