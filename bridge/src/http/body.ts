@@ -50,7 +50,20 @@ export async function readBody(req: IncomingMessage, limit: number, upload?: Upl
   }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
-  const text = (await collect(req, limit)).toString('utf8');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
+      chunks.push(chunk as Buffer);
+    }
+  } catch (e) {
+    // The client hung up mid-body ('aborted', ECONNRESET): its doing, not the bridge's error.
+    if (e instanceof ApiError) throw e;
+    throw ApiError.of(400, 'The request body was cut off');
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
   if (text === '') return {};
   const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'application/json') {
@@ -65,40 +78,6 @@ export async function readBody(req: IncomingMessage, limit: number, upload?: Upl
   }
   if (type === 'application/x-www-form-urlencoded' || type === '') return Object.fromEntries(new URLSearchParams(text));
   throw ApiError.of(415, 'Send application/json or application/x-www-form-urlencoded');
-}
-
-/**
- * The body's bytes, up to `limit` (413 past it: the request is dropped, as
- * nothing more of it will be read). Events rather than `for await`: an async
- * iterator costs a few promises per request, and every API call has a body.
- */
-function collect(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (e: ApiError | null) => {
-      req.off('data', data);
-      req.off('end', end);
-      req.off('error', cut);
-      req.off('close', cut);
-      if (e) reject(e);
-      else resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    const data = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) return void chunks.push(chunk);
-      req.destroy();
-      done(ApiError.of(413, 'Request body is larger than ' + limit + ' bytes'));
-    };
-    const end = () => done(null);
-    // The client hung up mid-body ('aborted', ECONNRESET): its doing, not the bridge's error.
-    const cut = () => done(ApiError.of(400, 'The request body was cut off'));
-    if (req.readableEnded) return resolve(Buffer.alloc(0));
-    req.on('data', data);
-    req.on('end', end);
-    req.on('error', cut);
-    req.on('close', cut);
-  });
 }
 
 /**
