@@ -119,7 +119,6 @@ function match(r: Compiled, parts: string[]): Record<string, string> | null {
     const p = r.parts[i];
     if (p.startsWith('*')) params[p.slice(1)] = parts.slice(i).map(decodeURIComponent).join('/');
     else if (p.startsWith(':')) params[p.slice(1)] = decodeURIComponent(parts[i]);
-    else if (p !== parts[i]) return null;
   }
   return params;
 }
