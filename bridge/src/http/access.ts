@@ -137,6 +137,11 @@ export async function visibleProducts(actor: Actor, store: Store): Promise<Produ
   return refs;
 }
 
+/** Whether the actor may see this device (of this product, held by this customer, if any). */
+export function seesDevice(actor: Actor, deviceId: string, product: ProductRef, customerId: string | null): boolean {
+  return decide(actor, 'device.view', { kind: 'device', deviceId, product, customerId }).allow;
+}
+
 /**
  * A device named by its name instead of its id (Particle's API and particle-cli
  * accept both): the one device of that name the actor may view, if exactly one;
@@ -147,7 +152,7 @@ export async function deviceByName(store: Store, actor: Actor, name: string, wit
   for (const product of await visibleProducts(actor, store)) {
     if (within && !within(product)) continue;
     for (const d of await store.listDevices(product.productId)) {
-      if (d.name !== name || !decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) continue;
+      if (d.name !== name || !seesDevice(actor, d.id, product, d.customerId)) continue;
       if (found) return null; // ambiguous: the id is needed
       found = d.id;
     }
@@ -171,7 +176,8 @@ export async function authorize(
   }
   if (g.kind === 'device' && typeof params.id === 'string') {
     // A device ID is hex, whatever the case it is typed in (copied from a label, a spreadsheet): the same device.
-    if (isDeviceId(params.id.toLowerCase())) params = { ...params, id: params.id.toLowerCase() };
+    const lower = params.id.toLowerCase();
+    if (isDeviceId(lower)) params = { ...params, id: lower };
     else if (actor.kind !== 'anonymous' && actor.kind !== 'invalid') {
       const id = await deviceByName(store, actor, params.id);
       if (id) params = { ...params, id };

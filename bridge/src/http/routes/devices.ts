@@ -8,14 +8,13 @@
  * answer in time.
  */
 import { isDeviceId, LIMITS, utf8Length, type Action } from '@flotilla/protocol';
-import { decide } from '../../policy/decide.js';
 import { newDeviceSecret } from '../../store/secrets.js';
 import { groupName, type Device, type DeviceChanges, type OtaJob } from '../../store/store.js';
 import { actorId, auditEntry } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { PHOTON } from './user.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
-import { authorize, guard, inPersonalSpace, visibleProducts } from '../access.js';
+import { authorize, guard, inPersonalSpace, seesDevice, visibleProducts } from '../access.js';
 import { paged } from '../pages.js';
 import { mayClaimById } from '../../customers/claims.js';
 import type { Actor } from '../../policy/types.js';
@@ -279,7 +278,7 @@ export const deviceRoutes: Route[] = [
       if (!inPersonalSpace(actor, product)) continue;
       const groups = await ctx.store.groupsOfDevices(product.productId);
       for (const d of await ctx.store.listDevices(product.productId)) {
-        if (decide(actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) out.push(deviceObject(d, groups.get(d.id)));
+        if (seesDevice(actor, d.id, product, d.customerId)) out.push(deviceObject(d, groups.get(d.id)));
       }
     }
     // Particle sorts by last handshake, newest first.

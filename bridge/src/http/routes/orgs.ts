@@ -12,12 +12,12 @@
  * docs/organizations.md says what each does and why it is guarded so.
  */
 import { isRole, ROLE_TITLES } from '@flotilla/protocol';
-import { decide, userOrgRole } from '../../policy/decide.js';
+import { userOrgRole } from '../../policy/decide.js';
 import { canConsent, canHandOver, canTakeOver, transferProblem } from '../../policy/orgs.js';
 import type { Actor } from '../../policy/types.js';
 import type { Device, Org, ProductTransfer, TransferOutcome } from '../../store/store.js';
 import { auditEntry } from '../../identity/actor.js';
-import { guard, person } from '../access.js';
+import { guard, person, seesDevice } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { bool } from '../body.js';
@@ -162,7 +162,7 @@ export const orgRoutes: Route[] = [
       if (!product) continue;
       for (const [d, g] of await ctx.store.groupsOfDevices(id)) groups.set(d, g);
       for (const d of await ctx.store.listDevices(id)) {
-        if (decide(a.actor, 'device.view', { kind: 'device', deviceId: d.id, product, customerId: d.customerId }).allow) devices.push(d);
+        if (seesDevice(a.actor, d.id, product, d.customerId)) devices.push(d);
       }
     }
     return deviceListing(ctx, req.url.searchParams, devices, groups);
