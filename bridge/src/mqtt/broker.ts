@@ -127,9 +127,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
 
   aedes = await Aedes.createBroker({
     connectTimeout: o.connectTimeoutMs,
-    keepaliveLimit: o.keepaliveLimit,
     preConnect(client, packet, done) {
       if (!packet.clientId) idless.add(client);
+      // Clamped, not refused: MQTT 3.1.1 has no refusal code for it (aedes' own keepaliveLimit, which refused, is left unset).
       if (!packet.keepalive || packet.keepalive > o.keepaliveLimit) packet.keepalive = o.keepaliveLimit;
       done(null, true);
     },

@@ -1,5 +1,5 @@
 /** Devices, their credentials, and what the broker learns about them (hello, presence). */
-import type { VarType } from '@flotilla/protocol';
+import { isDeviceId, type VarType } from '@flotilla/protocol';
 import { hashSecret, verifySecret } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { Device, DeviceStore } from '../store.js';
@@ -15,7 +15,6 @@ import { PRODUCT_REF_SQL, productRefOf } from './teams.js';
  * show something other than what is stored.
  */
 const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
-const LIKE_DEVICE_ID = /^[0-9a-f]{24}$/i;
 
 /** A device name as given (trimmed; '' is none), or why it cannot be one. */
 function deviceName(v: unknown): string | null {
@@ -25,7 +24,7 @@ function deviceName(v: unknown): string | null {
   if (t.length > 64) throw new StoreError('invalid', 'a device name is longer than 64 characters');
   if (UNSAFE_IN_NAME.test(t)) throw new StoreError('invalid', 'a device name may not have control, zero-width or bidirectional-override characters');
   // particle-cli and the API take a name or an ID in one place: a name that reads as an ID would shadow one.
-  if (LIKE_DEVICE_ID.test(t)) throw new StoreError('invalid', 'a device name may not be 24 hex characters: that reads as a device ID');
+  if (isDeviceId(t.toLowerCase())) throw new StoreError('invalid', 'a device name may not be 24 hex characters: that reads as a device ID');
   return t;
 }
 
@@ -47,8 +46,6 @@ interface DeviceRaw {
   locked_firmware: number | null;
   created_at: number;
 }
-
-const DEVICE_ID = /^[0-9a-f]{24}$/;
 
 function device(r: DeviceRaw): Device {
   return {
@@ -122,7 +119,7 @@ export function deviceStore(ctx: Ctx): DeviceStore {
   return {
     async createDevice(input) {
       const id = input.id;
-      if (typeof id !== 'string' || !DEVICE_ID.test(id)) throw new StoreError('invalid', 'a device id is 24 lowercase hex characters');
+      if (typeof id !== 'string' || !isDeviceId(id)) throw new StoreError('invalid', 'a device id is 24 lowercase hex characters');
       const productId = productKey(input.productId);
       const name = input.name === undefined || input.name === null ? null : deviceName(input.name);
       refusing({ unique: `device ${id} exists`, foreignKey: `no product ${productId}` }, () =>
