@@ -139,6 +139,8 @@ describe('OTA: firmware upload and one device', function () {
       ['bad version', w.upload(f.tokens.erin, w.image(17), { version: 'seventeen' }), 400, /version number/],
       ['a Viewer', w.upload(f.tokens.carol, w.image(18), { version: '18' }), 403, /./],
       ['another product', w.upload(f.tokens.erin, w.image(19), { version: '19' }, 'prod-b'), 404, /./],
+      // A text field sent as a list is refused, not dropped.
+      ['title as a list', w.upload(f.tokens.erin, w.image(24), { version: '24', 'title[]': 'Twenty-four' }), 400, /^title must be a string$/],
     ];
     // A body that does not match its header: one byte changed after the header.
     const tampered = Uint8Array.from(w.image(20));
@@ -151,6 +153,14 @@ describe('OTA: firmware upload and one device', function () {
       assert.equal(r.status, status, what + ': ' + JSON.stringify(r.body));
       assert.match(String(r.body.error), message, what);
     }
+    const twice = new FormData();
+    twice.set('version', '25');
+    twice.append('description', 'one');
+    twice.append('description', 'two');
+    twice.set('file', new Blob([Buffer.from(w.image(25))]), 'image.bin');
+    const repeated = await fetch(w.base + '/v1/products/prod-a/firmware', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: twice });
+    assert.deepEqual([repeated.status, ((await repeated.json()) as { error: string }).error], [400, 'description must be a string']);
+    for (const v of [24, 25]) assert.equal((await w.call('GET', '/v1/products/prod-a/firmware/' + v, f.tokens.erin)).status, 404, 'nothing stored of version ' + v);
     const noFile = await w.call('POST', '/v1/products/prod-a/firmware', f.tokens.erin, { version: 22 });
     assert.equal(noFile.status, 400);
     // Malformed multipart: no boundary; a part cut off before its end.

@@ -129,6 +129,32 @@ describe('webhooks', function () {
     assert.equal(at('/text')[0].body, 'door is open &amp; &quot;shut&quot;', '{{x}} is escaped, {{{x}}} is not');
   });
 
+  it('a PUT switches the body between json, form and body, or clears it with null; two kinds at once are refused and change nothing', async () => {
+    const call = (method: string, path: string, body: object) => fetch(base + '/v1/products/prod-a/integrations' + path, {
+      method, headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const made = (await (await call('POST', '', { event: 'switch', url: hookBase + '/switch', body: 'plain {{PARTICLE_EVENT_VALUE}}' })).json()) as { id: string; body?: string };
+    assert.equal(made.body, 'plain {{PARTICLE_EVENT_VALUE}}');
+    const toJson = await call('PUT', '/' + made.id, { json: { v: '{{{PARTICLE_EVENT_VALUE}}}' } });
+    assert.equal(toJson.status, 200);
+    const j = (await toJson.json()) as Record<string, unknown>;
+    assert.deepEqual([j.json, j.body, j.form], [{ v: '{{{PARTICLE_EVENT_VALUE}}}' }, undefined, undefined], 'json replaced the stored body');
+    const both = await call('PUT', '/' + made.id, { form: { a: 'b' }, body: 'x' });
+    assert.equal(both.status, 400);
+    assert.match(((await both.json()) as { error: string }).error, /give one of json, form and body/);
+    const kept = (await (await fetch(base + '/v1/products/prod-a/integrations/' + made.id, { headers: { authorization: 'Bearer ' + f.tokens.erin } })).json()) as Record<string, unknown>;
+    assert.deepEqual(kept.json, { v: '{{{PARTICLE_EVENT_VALUE}}}' }, 'a refused PUT changed nothing');
+    const cleared = (await (await call('PUT', '/' + made.id, { json: null })).json()) as Record<string, unknown>;
+    assert.deepEqual([cleared.json, cleared.body, cleared.form], [undefined, undefined, undefined]);
+    const toBody = (await (await call('PUT', '/' + made.id, { body: 'again {{PARTICLE_EVENT_VALUE}}' })).json()) as Record<string, unknown>;
+    assert.equal(toBody.body, 'again {{PARTICLE_EVENT_VALUE}}');
+    const noBody = (await (await call('PUT', '/' + made.id, { body: null })).json()) as Record<string, unknown>;
+    assert.equal(noBody.body, undefined, 'body: null clears it');
+    await publish('switch', 'on');
+    await until('delivery with the default form body', () => at('/switch').length === 1);
+    assert.equal(new URLSearchParams(at('/switch')[0].body).get('data'), 'on', 'with no body template, Particle\'s default form data goes');
+  });
+
   it('retries with backoff, and on final failure publishes hook-error; disabled after repeated failures, re-enabled by PUT', async () => {
     const mk = await fetch(base + '/v1/products/prod-a/integrations', {
       method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'flaky', url: hookBase + '/flaky' }),

@@ -142,8 +142,9 @@ export const firmwareRoutes: Route[] = [
   route('POST', P, guard.product('firmware.upload'), async (req, ctx, a) => {
     const b = await req.body();
     if (!isUpload(b.file)) throw ApiError.of(400, 'Send the image as a multipart file field named file');
-    const title = typeof b.title === 'string' && b.title.trim() !== '' ? b.title : null;
-    const description = typeof b.description === 'string' ? b.description : null;
+    // Text, or nothing: a list (title[], or the field repeated) is refused, not dropped.
+    const title = b.title === undefined || text(b.title, 'title').trim() === '' ? null : text(b.title, 'title');
+    const description = b.description === undefined ? null : text(b.description, 'description');
     const f = await ctx.ota.upload(Number(a.product!.productId), b.file, { version: versionField(b, 'version'), title, description, by: userOf(a.actor) });
     return { status: 201, body: firmwareObject(f, 0) };
   }, { files: true }),

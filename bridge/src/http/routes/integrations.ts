@@ -62,7 +62,7 @@ function input(ctx: ApiContext, b: Fields, partial: boolean): Partial<Integratio
   if (b.headers !== undefined) out.headers = b.headers as IntegrationInput['headers'];
   if (b.json !== undefined) out.json = b.json;
   if (b.form !== undefined) out.form = b.form as IntegrationInput['form'];
-  if (b.body !== undefined) out.body = text(b.body, 'body');
+  if (b.body !== undefined) out.body = b.body === null ? null : text(b.body, 'body');
   if (b.query !== undefined) out.query = b.query as IntegrationInput['query'];
   if (b.auth !== undefined) out.auth = b.auth as IntegrationInput['auth'];
   if (b.noDefaults !== undefined) out.noDefaults = flag(b.noDefaults, 'noDefaults');

@@ -27,6 +27,8 @@ interface IntegrationRaw {
 type Template = Pick<Integration, IntegrationSetting>;
 
 const METHODS = ['POST', 'PUT', 'GET', 'DELETE'] as const;
+/** The fields that make a request's body, of which a webhook has one at most. */
+const BODY_KINDS = ['json', 'form', 'body'] as const;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 /** Template variables for checking what a URL or a response event name renders to before any event exists. */
 const SAMPLE = eventView({
@@ -70,7 +72,7 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
   const headers = i.headers ?? {};
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) throw new StoreError('invalid', 'headers must be an object of strings');
   for (const [k, v] of Object.entries(headers)) if (!HEADER_NAME.test(k) || typeof v !== 'string' || /[\r\n]/.test(v)) throw new StoreError('invalid', `header ${JSON.stringify(k)} is not a valid header`);
-  const bodies = [i.json, i.form, i.body].filter((b) => b !== undefined && b !== null).length;
+  const bodies = BODY_KINDS.filter((k) => i[k] != null).length;
   if (bodies > 1) throw new StoreError('invalid', 'give one of json, form and body');
   for (const [field, v] of [['form', i.form], ['query', i.query]] as const) if (v != null && !isFields(v)) throw new StoreError('invalid', field + ' must be an object of strings');
   if (i.body != null && typeof i.body !== 'string') throw new StoreError('invalid', 'body must be a string');
@@ -149,6 +151,8 @@ export function integrationStore(ctx: Ctx): IntegrationStore {
       if (!r) throw new StoreError('not_found', `no integration ${id}`);
       const current = integration(r);
       const merged = { ...current, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) } as IntegrationInput;
+      // json, form and body are one choice, the request's body: one given replaces a stored one of another kind.
+      if (BODY_KINDS.some((k) => changes[k] != null)) for (const k of BODY_KINDS) if (changes[k] === undefined) merged[k] = null;
       const { prefix, url, template } = check(merged);
       const enabled = changes.enabled === undefined ? current.enabled : changes.enabled === true;
       // Turning a webhook back on starts its failure count afresh.
