@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type ApiContext } from './app.js';
+import { ApiError } from './errors.js';
 import { routes } from './routes/index.js';
 
 export interface HttpOptions extends ApiContext {
@@ -36,10 +37,11 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
       socket.destroy();
       return;
     }
-    // The precise refusal: headers too large, a request too slow, or anything else malformed.
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end('HTTP/1.1 ' + status + '\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    // The precise refusal, in the API's error shape: headers too large, a request too slow, or anything else malformed.
+    const [status, why] = err.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'The request line and headers are larger than 16 KB']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'The request did not arrive in time'] : ['400 Bad Request', 'Malformed HTTP request'];
+    const body = JSON.stringify(ApiError.of(0, why).body);
+    socket.end('HTTP/1.1 ' + status + '\r\ncontent-type: application/json; charset=utf-8\r\nconnection: close\r\ncontent-length: ' + Buffer.byteLength(body) + '\r\n\r\n' + body);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
