@@ -393,7 +393,11 @@ export class Fleet {
       });
       s.once('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(t);
-        reject(new FleetError(`cannot reach the bridge at ${where}: ${e.code ?? ''} ${e.message}`.replace(/ +/g, ' ')));
+        // A certificate refused: say which CA a Flotilla bridge's certificate comes from.
+        const hint = !this.secure || !/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(e.code ?? '') ? ''
+          : this.options.tls?.ca ? '; the CA given (--ca) did not sign the bridge\'s certificate: a bridge\'s own CA is <its data dir>/tls/bridge-ca.crt'
+          : '; trust the bridge\'s CA with --ca <its data dir>/tls/bridge-ca.crt';
+        reject(new FleetError(`cannot reach the bridge at ${where}: ${e.code ?? ''} ${e.message}`.replace(/ +/g, ' ') + hint));
       });
     });
   }

@@ -36,7 +36,16 @@ describe('simulator: a fleet over mqtts', function () {
 
   it('without the CA, stops at the probe: the certificate is not trusted', async () => {
     const fleet = new Fleet({ bridge: 'mqtts://127.0.0.1:' + f.bridge.ports.mqtts, product: Number(f.products.A), devices, scenario });
-    await assert.rejects(fleet.start(), (e: Error) => e instanceof FleetError && /^cannot reach the bridge at mqtts:\/\/127\.0\.0\.1:\d+: .*(self-signed|unable to verify|certificate)/i.test(e.message));
+    await assert.rejects(fleet.start(), (e: Error) =>
+      e instanceof FleetError && /^cannot reach the bridge at mqtts:\/\/127\.0\.0\.1:\d+: .*(self-signed|unable to verify|certificate).*; trust the bridge's CA with --ca <its data dir>\/tls\/bridge-ca\.crt$/i.test(e.message));
+    assert.equal(fleet.stats().started, 0);
+  });
+
+  it('with a CA that did not sign the bridge\'s certificate, says so', async () => {
+    // The server's own certificate is no CA of it.
+    const other = readFileSync(join(f.dir, 'tls', 'server.crt'));
+    const fleet = new Fleet({ bridge: 'mqtts://127.0.0.1:' + f.bridge.ports.mqtts, tls: { ca: other }, product: Number(f.products.A), devices, scenario });
+    await assert.rejects(fleet.start(), (e: Error) => e instanceof FleetError && /; the CA given \(--ca\) did not sign the bridge's certificate: a bridge's own CA is <its data dir>\/tls\/bridge-ca\.crt$/.test(e.message));
     assert.equal(fleet.stats().started, 0);
   });
 });
