@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { incomingDir } from '../../bridge/src/ota/files.js';
+import { routes } from '../../bridge/src/http/routes/index.js';
 import { A1, A2, B1, app, closed, startFixture, type Fixture, startDemoAgent, type ParticleError } from '../helpers/bridge-fixture.js';
 
 describe('HTTP API: products, teams, customers, groups, events, diagnostics', function () {
@@ -432,6 +433,10 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await refused(particle.createUser({ username: 'new@example.com', password: 'pw' }), 403);
     const doc = (await api('GET', '/v1/openapi.json', null)).body;
     assert.equal(doc.openapi, '3.1.0');
+    // Every route is described, this one too.
+    const described = Object.values(doc.paths as Record<string, Record<string, unknown>>).reduce((n, ops) => n + Object.keys(ops).length, 0);
+    assert.equal(described, routes.length);
+    assert.equal(doc.paths['/v1/openapi.json'].get['x-flotilla-guard'].kind, 'public');
     const op = doc.paths['/v1/products/{product}/team']['post'];
     assert.equal(op['x-flotilla-guard'].kind, 'product');
     assert.equal(doc.paths['/v1/devices/{id}/{name}'].get['x-flotilla-guard'].min_role, 'support');

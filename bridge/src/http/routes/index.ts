@@ -66,4 +66,5 @@ export function openApi(routes: readonly Route[]) {
   };
 }
 
-export const routes: Route[] = [...table, route('GET', '/v1/openapi.json', guard.public('the API description'), () => openApi(table))];
+// The description lists every route, itself too (read when asked, once the table is whole).
+export const routes: Route[] = [...table, route('GET', '/v1/openapi.json', guard.public('the API description'), () => openApi(routes))];
