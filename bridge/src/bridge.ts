@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomWord } from './store/secrets.js';
+import { ownerOnly } from './data-dir.js';
 import pino from 'pino';
 import { eventNameProblem, LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
@@ -147,6 +148,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
   const log = pino({ level: o.logLevel, base: { service: 'flotilla-bridge' } }, o.logOutput ?? fdLogOutput(1));
   // The database, keys and images are the bridge's alone; a directory it creates is too.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  for (const file of ownerOnly(o.dataDir)) log.warn({ file }, 'data: a secret file was readable by others; now it is its owner\'s alone');
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db') });
   const identity = await openCa(join(o.dataDir, 'tls'));
   const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +48,26 @@ describe('bridge as a program', function () {
       assert.equal((await second.store.getDevice('cafecafecafecafecafecafe'))?.productId, product.id);
       const c = await connect(second.ports.mqtt, { clientId: 'cafecafecafecafecafecafe', username: 'cafecafecafecafecafecafe', password: 's3cret' });
       c.end(true);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('makes secret files an older bridge left readable to others (the database, the TLS keys) its own again on start, and says so', async () => {
+    const first = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: 0, logLevel: 'silent' });
+    await first.close();
+    const keys = readdirSync(join(dir, 'tls')).filter((f) => f.endsWith('.key'));
+    assert.ok(keys.length >= 2, 'the CA and server keys: ' + keys.join(' '));
+    const loose = [join(dir, 'flotilla.db'), ...keys.map((k) => join(dir, 'tls', k))];
+    for (const f of loose) chmodSync(f, 0o644);
+    chmodSync(join(dir, 'tls', 'server.crt'), 0o644);
+    const lines: string[] = [];
+    const second = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: 0, logLevel: 'warn', logOutput: { write: (l: string) => void lines.push(l) } });
+    try {
+      for (const f of loose) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+      assert.equal(statSync(join(dir, 'tls', 'server.crt')).mode & 0o777, 0o644, 'a certificate is public: left as it was');
+      const warned = lines.map((l) => JSON.parse(l) as { file?: string; msg: string }).filter((l) => /readable by others/.test(l.msg)).map((l) => l.file);
+      assert.deepEqual(warned.sort(), loose.sort());
     } finally {
       await second.close();
     }
