@@ -13,6 +13,17 @@ describe('HTTP API: rate limits', function () {
   this.timeout(20000);
 
   describe('RateLimiter (fake clock)', () => {
+    /** Counts one login's outcome; the limiter must not be locked for it. */
+    const outcome = (l: RateLimiter, address: string, username: string, good: boolean) => {
+      const count = l.passwordLogin(address, username);
+      assert.equal(typeof count, 'function', username + ' at ' + address + ' is not locked');
+      (count as (good: boolean) => void)(good);
+    };
+    /** Seconds `username` at `address` stays locked, or null. */
+    const locked = (l: RateLimiter, address: string, username: string) => {
+      const r = l.passwordLogin(address, username);
+      return typeof r === 'number' ? r : null;
+    };
     it('counts per address in fixed windows, and a new window starts afresh', () => {
       let now = 1000;
       const l = new RateLimiter({ ...defaultRateLimits, requests: { limit: 2, windowMs: 1000 } }, () => now);
@@ -27,32 +38,32 @@ describe('HTTP API: rate limits', function () {
     it('locks a username out at an address after wrong passwords; a good login for it clears its count; failures older than the lock time are forgotten', () => {
       let now = 0;
       const l = new RateLimiter({ ...defaultRateLimits, tokenFailures: { limit: 3, lockMs: 60000 } }, () => now);
-      l.loginFailed('a', 'alice');
-      l.loginFailed('a', 'alice');
-      l.loginSucceeded('a', 'alice');
-      l.loginFailed('a', 'alice');
-      l.loginFailed('a', 'alice');
-      assert.equal(l.loginLocked('a', 'alice'), null, 'the good login cleared the two before it');
+      outcome(l, 'a', 'alice', false);
+      outcome(l, 'a', 'alice', false);
+      outcome(l, 'a', 'alice', true);
+      outcome(l, 'a', 'alice', false);
+      outcome(l, 'a', 'alice', false);
+      assert.equal(locked(l, 'a', 'alice'), null, 'the good login cleared the two before it');
       now += 60000;
-      l.loginFailed('a', 'alice');
-      assert.equal(l.loginLocked('a', 'alice'), null, 'the two before are a lock time old: this one starts afresh');
-      l.loginFailed('a', 'alice');
-      l.loginFailed('a', 'alice');
-      assert.equal(l.loginLocked('a', 'alice'), 60, 'three within a minute');
-      assert.equal(l.loginLocked('a', 'bob'), null, 'another username at the address has its own count');
-      assert.equal(l.loginLocked('b', 'alice'), null, 'and so does the username at another address');
+      outcome(l, 'a', 'alice', false);
+      assert.equal(locked(l, 'a', 'alice'), null, 'the two before are a lock time old: this one starts afresh');
+      outcome(l, 'a', 'alice', false);
+      outcome(l, 'a', 'alice', false);
+      assert.equal(locked(l, 'a', 'alice'), 60, 'three within a minute');
+      assert.equal(locked(l, 'a', 'bob'), null, 'another username at the address has its own count');
+      assert.equal(locked(l, 'b', 'alice'), null, 'and so does the username at another address');
       now += 60000;
-      assert.equal(l.loginLocked('a', 'alice'), null, 'the lock ends');
+      assert.equal(locked(l, 'a', 'alice'), null, 'the lock ends');
     });
 
     it('locks an address out after wrong passwords for any usernames, and no good login clears that count', () => {
       const l = new RateLimiter({ ...defaultRateLimits, tokenFailures: { limit: 100, lockMs: 60000 }, tokenFailuresPerAddress: { limit: 4, lockMs: 60000 } }, () => 0);
-      for (const u of ['bob', 'carol', 'dave']) l.loginFailed('a', u);
+      for (const u of ['bob', 'carol', 'dave']) outcome(l, 'a', u, false);
       // Someone with an account of their own logs in between guesses at others.
-      l.loginSucceeded('a', 'eve');
-      l.loginFailed('a', 'frank');
-      assert.equal(l.loginLocked('a', 'eve'), 60, 'every username at the address is locked, the good one too');
-      assert.equal(l.loginLocked('b', 'eve'), null);
+      outcome(l, 'a', 'eve', true);
+      outcome(l, 'a', 'frank', false);
+      assert.equal(locked(l, 'a', 'eve'), 60, 'every username at the address is locked, the good one too');
+      assert.equal(locked(l, 'b', 'eve'), null);
     });
 
     it('bounds streams open at once; closing one frees its slot, twice is harmless', () => {

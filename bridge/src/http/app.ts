@@ -209,15 +209,14 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       if (limited !== null) throw tooMany(limited);
       // Only passwords are guessable (refresh tokens, codes and client secrets are random): only the password grant locks out.
       const fields = await readOnce();
-      const username = fields.grant_type === 'password' && typeof fields.username === 'string' ? fields.username : null;
-      const locked = username === null ? null : ctx.limiter.loginLocked(address, username);
-      if (locked !== null) throw tooMany(locked);
+      const login = fields.grant_type === 'password' && typeof fields.username === 'string' ? ctx.limiter.passwordLogin(address, fields.username) : null;
+      if (typeof login === 'number') throw tooMany(login);
       try {
         reply = await r.handler(request, ctx, access);
-        if (username !== null) ctx.limiter.loginSucceeded(address, username);
+        login?.(true);
       } catch (e) {
         // A wrong password counts toward the lock-out; malformed requests do not.
-        if (username !== null && e instanceof ApiError && 'error' in e.body && e.body.error === 'invalid_grant') ctx.limiter.loginFailed(address, username);
+        if (e instanceof ApiError && 'error' in e.body && e.body.error === 'invalid_grant') login?.(false);
         throw e;
       }
     } else if (method === 'GET' && /\/events(\/\*prefix)?$/.test(path)) {

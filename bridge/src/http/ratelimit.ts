@@ -6,7 +6,7 @@
  * once (per address). Fixed windows; the table is swept each window and
  * capped, so a flood of keys cannot grow it without bound.
  */
-import { Lockout, type LockoutLimit } from '../identity/lockout.js';
+import { LoginLockout, type LockoutLimit } from '../identity/lockout.js';
 
 export interface RateLimits {
   /** Any request: at most `limit` per `windowMs` per key (a valid token, else the address). */
@@ -62,15 +62,11 @@ class Window {
   }
 }
 
-/** A username at an address, as the lock-out counts it: usernames in any case are one (as logins take them). */
-const userKey = (address: string, username: string): string => address + ' ' + username.toLowerCase();
-
 export class RateLimiter {
   private readonly requests: Window;
   private readonly token: Window;
   private readonly opens: Window;
-  private readonly failures: Lockout;
-  private readonly addressFailures: Lockout;
+  private readonly logins: LoginLockout;
   private readonly open = new Map<string, number>();
 
   constructor(
@@ -81,8 +77,7 @@ export class RateLimiter {
     this.requests = new Window(limits.requests.windowMs, t);
     this.token = new Window(limits.token.windowMs, t);
     this.opens = new Window(limits.streams.windowMs, t);
-    this.failures = new Lockout(limits.tokenFailures, now);
-    this.addressFailures = new Lockout(limits.tokenFailuresPerAddress, now);
+    this.logins = new LoginLockout({ perName: limits.tokenFailures, perAddress: limits.tokenFailuresPerAddress }, now);
   }
 
   /** Counts a request of `key` (a token or an address); null when it may go on, otherwise the seconds to wait. */
@@ -97,20 +92,17 @@ export class RateLimiter {
     return r.ok ? null : r.retryAfter;
   }
 
-  /** Seconds a password login for `username` from `address` stays locked out, or null. */
-  loginLocked(address: string, username: string): number | null {
-    return this.addressFailures.locked(address) ?? this.failures.locked(userKey(address, username));
-  }
-
-  /** A wrong password for `username` from `address`: counted for both locks. */
-  loginFailed(address: string, username: string): void {
-    this.failures.failed(userKey(address, username));
-    this.addressFailures.failed(address);
-  }
-
-  /** A good password for `username` from `address`: clears that username's count there, not the address's. */
-  loginSucceeded(address: string, username: string): void {
-    this.failures.clear(userKey(address, username));
+  /**
+   * A password login for `username` from `address`, as the token endpoint and the consent page run it:
+   * the seconds to wait while the username there, or the address, is locked out; otherwise the function
+   * that counts its outcome: true a good password (clears that username's count there, not the
+   * address's), false a wrong one (counted for both locks). Usernames in any case are one, as logins take them.
+   */
+  passwordLogin(address: string, username: string): number | ((good: boolean) => void) {
+    const name = username.toLowerCase();
+    const wait = this.logins.locked(address, name);
+    if (wait !== null) return wait;
+    return (good) => (good ? this.logins.succeeded(address, name) : void this.logins.failed(address, name));
   }
 
   /** A stream opening: null and a `close` to call when it ends, or the seconds to wait. */

@@ -61,3 +61,42 @@ export class Lockout {
     this.failures.delete(key);
   }
 }
+
+/** The two levels of a login lock-out. */
+export interface LoginLockoutLimits {
+  /** Failures of one name (a username, a client id) at one address: someone guessing one account's secret, or a device with a wrong one. */
+  perName: LockoutLimit;
+  /** Failures from one address, whatever the names (someone trying many); no success clears this count. */
+  perAddress: LockoutLimit;
+}
+
+/**
+ * Logins locked out at two levels, keyed by address so nobody elsewhere can
+ * lock an account out: a name at an address (its own success clears it) and
+ * the whole address (nothing clears it). The HTTP password logins and MQTT
+ * CONNECT both count through one of these.
+ */
+export class LoginLockout {
+  private readonly byAddress: Lockout;
+  private readonly byName: Lockout;
+  constructor(limits: LoginLockoutLimits, now?: () => number) {
+    this.byAddress = new Lockout(limits.perAddress, now);
+    this.byName = new Lockout(limits.perName, now);
+  }
+
+  /** Seconds `name` at `address` (or the whole address) stays locked out, or null when it may try. */
+  locked(address: string, name: string): number | null {
+    return this.byAddress.locked(address) ?? this.byName.locked(address + ' ' + name);
+  }
+
+  /** Counts a failure at both levels: which lock it started, if any. */
+  failed(address: string, name: string): 'address' | 'name' | null {
+    const named = this.byName.failed(address + ' ' + name);
+    return this.byAddress.failed(address) ? 'address' : named ? 'name' : null;
+  }
+
+  /** A success speaks for its own name at that address, never for the whole address. */
+  succeeded(address: string, name: string): void {
+    this.byName.clear(address + ' ' + name);
+  }
+}

@@ -6,7 +6,7 @@
 import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
 import { actorOf, sameSubject, tokenProblem } from '../identity/actor.js';
 import { sha256Hex } from '../store/secrets.js';
-import { Lockout, type LockoutLimit } from '../identity/lockout.js';
+import { LoginLockout, type LockoutLimit } from '../identity/lockout.js';
 import type { Actor } from '../policy/types.js';
 import type { BrokerContext } from './context.js';
 import type { Session } from './session.js';
@@ -79,31 +79,27 @@ export interface ConnectFailureLimits {
  * a locked one is refused at once, before any secret is hashed, so
  * guessing is slow and a flood of wrong secrets cannot spend the bridge's CPU
  * on hashing. Keyed by address too, so nobody elsewhere can lock a device out.
+ * The counting is the logins' (identity/lockout.ts); this says it in MQTT's terms.
  */
 export class ConnectLockout {
-  private readonly byAddress: Lockout;
-  private readonly byClient: Lockout;
+  private readonly logins: LoginLockout;
   constructor(limits: ConnectFailureLimits, now?: () => number) {
-    this.byAddress = new Lockout(limits.perAddress, now);
-    this.byClient = new Lockout(limits.perClient, now);
+    this.logins = new LoginLockout({ perName: limits.perClient, perAddress: limits.perAddress }, now);
   }
 
   /** The refusal while `address` (or `clientId` there) is locked out; null when it may try. */
   check(address: string, clientId: string): AuthResult | null {
     if (!address) return null;
-    const wait = this.byAddress.locked(address) ?? this.byClient.locked(address + ' ' + clientId);
+    const wait = this.logins.locked(address, clientId);
     return wait === null ? null : { ok: false, code: NOT_AUTHORIZED, reason: 'too many failed connects from ' + address + '; retry in ' + wait + ' s' };
   }
 
   /** Counts a CONNECT's outcome (only wrong credentials fail it); the lock it started, if any, in words. */
   record(address: string, clientId: string, r: AuthResult): string | null {
     if (!address || (!r.ok && r.code !== BAD_CREDENTIALS)) return null;
-    const key = address + ' ' + clientId;
-    // A good CONNECT speaks for its own client id only, not for everyone at its address.
-    if (r.ok) return this.byClient.clear(key), null;
-    const client = this.byClient.failed(key);
-    const all = this.byAddress.failed(address);
-    return all ? address + ' locked out' : client ? clientId + ' locked out at ' + address : null;
+    if (r.ok) return this.logins.succeeded(address, clientId), null;
+    const locks = this.logins.failed(address, clientId);
+    return locks === 'address' ? address + ' locked out' : locks === 'name' ? clientId + ' locked out at ' + address : null;
   }
 }
 

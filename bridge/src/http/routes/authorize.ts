@@ -121,11 +121,10 @@ export const authorizeRoutes: Route[] = [
     // Passwords tried here count toward the same lock-out as the token endpoint's.
     const address = req.res.socket?.remoteAddress ?? '';
     const username = typeof body.username === 'string' ? body.username : '';
-    const locked = ctx.limiter.tokenRequest(address) ?? ctx.limiter.loginLocked(address, username);
-    if (locked !== null) return consentPage(req.res, 429, a, c.product, c.client, `Too many attempts; try again in ${locked} s`);
+    const login = ctx.limiter.tokenRequest(address) ?? ctx.limiter.passwordLogin(address, username);
+    if (typeof login === 'number') return consentPage(req.res, 429, a, c.product, c.client, `Too many attempts; try again in ${login} s`);
     const user = await ctx.store.verifyPassword(username, typeof body.password === 'string' ? body.password : '');
-    if (user) ctx.limiter.loginSucceeded(address, username);
-    else ctx.limiter.loginFailed(address, username);
+    login(user !== null);
     if (!user) return consentPage(req.res, 401, a, c.product, c.client, 'The username or password is not right');
     let customerId: string;
     try {
