@@ -125,6 +125,9 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.deepEqual([list.status, await j(list)], [400, { error: 'invalid_request', error_description: 'The body is not a JSON object' }]);
     const xml = await fetch(base + '/oauth/token', { method: 'POST', headers: { 'content-type': 'text/xml' }, body: '<a/>' });
     assert.deepEqual([xml.status, await j(xml)], [415, { error: 'invalid_request', error_description: 'Send application/json or application/x-www-form-urlencoded' }]);
+    // The same route with a trailing slash, and the same refusals.
+    const slash = await fetch(base + '/oauth/token/', { method: 'POST', headers: { 'content-type': 'text/xml' }, body: '<a/>' });
+    assert.deepEqual([slash.status, await j(slash)], [415, { error: 'invalid_request', error_description: 'Send application/json or application/x-www-form-urlencoded' }]);
     // Elsewhere the API's own shape.
     const other = await fetch(base + '/v1/products/prod-a/groups', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: '{"a":' });
     assert.deepEqual([other.status, await j(other)], [400, { ok: false, error: 'The body is not a JSON object' }]);

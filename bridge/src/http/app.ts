@@ -133,16 +133,22 @@ function tooMany(seconds: number): ApiError {
   return new ApiError(429, { ok: false, error: 'Too many requests; try again in ' + seconds + ' s' }, { 'retry-after': String(seconds) });
 }
 
+/** The token endpoint's route: its refusals are OAuth's (RFC 6749 §5.2) and it counts logins. */
+export const OAUTH_TOKEN = '/oauth/token';
+
 /** What a product's OAuth client may do with its credentials alone. */
 const CLIENT_SCOPES: readonly Action[] = ['customer.create', 'customer.view'];
 
 export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: IncomingMessage, res: ServerResponse) => void {
   const table = compile(routes);
   return (req, res) => {
-    void handle(req, res).catch((e: unknown) => send(res, e, req.url?.split('?')[0] === '/oauth/token'));
+    // The token endpoint answers in OAuth's shape: the matched route says whether this is it; a refusal
+    // made before routing (a limit, a path that is no URL) goes by the path as sent.
+    const shape = { oauth: /^\/oauth\/token\/*$/.test(req.url?.split('?')[0] ?? '') };
+    void handle(req, res, shape).catch((e: unknown) => send(res, e, shape.oauth));
   };
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, shape: { oauth: boolean }): Promise<void> {
     const address = req.socket.remoteAddress ?? '';
     // Request limits: a valid bearer token has a count of its own (per token, as Particle's), so callers
     // sharing an address do not starve each other; everything else (no token, client credentials, an
@@ -182,6 +188,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       if (token !== null) limit(byAddress);
       throw pathKnown ? ApiError.of(405, 'Method not allowed') : ApiError.of(404, 'Not found');
     }
+    shape.oauth = found.r.route.path === OAUTH_TOKEN;
     let body: Promise<Fields> | null = null;
     const uploads: string[] = [];
     res.once('close', () => removeUploads(uploads));
@@ -204,7 +211,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     } else access = await authorize(ctx.store, actor, g, found.params, readOnce);
     const path = r.path;
     let reply: Reply;
-    if (path === '/oauth/token') {
+    if (path === OAUTH_TOKEN) {
       const limited = ctx.limiter.tokenRequest(address);
       if (limited !== null) throw tooMany(limited);
       // Only passwords are guessable (refresh tokens, codes and client secrets are random): only the password grant locks out.

@@ -9,7 +9,7 @@
  * refresh_token}; refusals in RFC 6749's shape {error, error_description}.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { route, type Route } from '../app.js';
+import { OAUTH_TOKEN, route, type Route } from '../app.js';
 import { guard } from '../access.js';
 import { MAX_TOKEN_TTL_SECONDS, type Store } from '../../store/store.js';
 import { ApiError } from '../errors.js';
@@ -73,7 +73,7 @@ function customerScope(body: Fields): string | null {
 }
 
 export const oauthRoutes: Route[] = [
-  route('POST', '/oauth/token', guard.public('the token endpoint: the client and the grant authenticate'), async (req, { store }) => {
+  route('POST', OAUTH_TOKEN, guard.public('the token endpoint: the client and the grant authenticate'), async (req, { store }) => {
     const body = await req.body();
     const c = await client(req.headers, body, store);
     const grant = field(body, 'grant_type', true);
