@@ -32,7 +32,7 @@ export function createSender(o: SenderOptions): Sender {
       return new Promise((resolve, reject) => {
         const url = new URL(req.url);
         // A literal address is not looked up: checked here; a name is checked as it resolves.
-        const why = o.targets.urlRefusal(req.url);
+        const why = o.targets.hostRefusal(url.hostname);
         if (why) return reject(new TargetRefused(why));
         const https = url.protocol === 'https:';
         const body = req.body === undefined ? undefined : Buffer.from(req.body);

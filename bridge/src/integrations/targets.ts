@@ -33,6 +33,8 @@ export interface TargetPolicy {
    * resolves, at delivery).
    */
   urlRefusal(url: string): string | null;
+  /** The same for a parsed URL's hostname (a literal IPv6 address in brackets, as URL gives it). */
+  hostRefusal(hostname: string): string | null;
   /** dns.lookup, failing on a refused address (for http.request's `lookup`). */
   lookup: LookupFunction;
 }
@@ -69,14 +71,18 @@ export function targetPolicy(allowTargets: readonly string[]): TargetPolicy {
       callback(null, address, family);
     });
   }) as unknown as LookupFunction;
+  const hostRefusal = (hostname: string): string | null => {
+    const host = hostname.replace(/^\[(.*)\]$/, '$1');
+    return isIP(host) ? refusal(host) : null;
+  };
   const urlRefusal = (url: string): string | null => {
-    let host: string;
+    let hostname: string;
     try {
-      host = new URL(templateShape(url)).hostname.replace(/^\[(.*)\]$/, '$1');
+      hostname = new URL(templateShape(url)).hostname;
     } catch {
       return null; // no URL: the request fails to render, and says so
     }
-    return isIP(host) ? refusal(host) : null;
+    return hostRefusal(hostname);
   };
-  return { refusal, urlRefusal, lookup: guarded };
+  return { refusal, urlRefusal, hostRefusal, lookup: guarded };
 }

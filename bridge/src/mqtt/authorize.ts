@@ -176,20 +176,23 @@ export async function authorizeSubscribe(ctx: BrokerContext, client: WithSession
   return v.allow ? granted : null;
 }
 
-/** The policy on this app seeing the device's events. */
+/**
+ * The policy on this app seeing the device's events, remembered for the
+ * session: the verdict depends only on the device's product and claiming
+ * customer, so one decision serves every device of that pair (a SUBSCRIBE's
+ * decision serves its deliveries too).
+ */
 function watching(s: Extract<Session, { kind: 'operator' }>, deviceId: string, ref: DeviceRef): Verdict {
-  return decide(s.actor, 'device.events', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId });
+  const v = decide(s.actor, 'device.events', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId });
+  s.watch.set(watchKey(ref), v.allow);
+  return v;
 }
 
-/** May this app see the device's events? Decided once per product and claiming customer, then remembered. */
+const watchKey = (ref: DeviceRef): string => ref.product.productId + '/' + (ref.customerId ?? '');
+
+/** May this app see the device's events? Decided once per product and claiming customer. */
 function mayWatch(s: Extract<Session, { kind: 'operator' }>, deviceId: string, ref: DeviceRef): boolean {
-  const key = ref.product.productId + '/' + (ref.customerId ?? '');
-  let ok = s.watch.get(key);
-  if (ok === undefined) {
-    ok = watching(s, deviceId, ref).allow;
-    s.watch.set(key, ok);
-  }
-  return ok;
+  return s.watch.get(watchKey(ref)) ?? watching(s, deviceId, ref).allow;
 }
 
 /** Synchronous, on every delivery: the packet, or null to keep it from this client. */
