@@ -60,6 +60,10 @@ describe('Customer sign-in decisions', () => {
       ['another customer holds the device', code(), { productId: 7, customerId: 'c2' }, false, { ok: false, already: false, reason: 'the device belongs to another customer' }],
       ["a user's code, allowed to add", code({ claimant: { kind: 'user', id: 'u1' } }), dev, true, { ok: true }],
       ["a user's code, not allowed", code({ claimant: { kind: 'user', id: 'u1' } }), dev, false, { ok: false, already: false, reason: 'the user may not add devices to this product' }],
+      // Without a product: any product, as the user may add devices to the device's own.
+      ["a user's code for no product, allowed on the device's", code({ productId: null, claimant: { kind: 'user', id: 'u1' } }), { productId: 8, customerId: null }, true, { ok: true }],
+      ["a user's code for no product, not allowed on the device's", code({ productId: null, claimant: { kind: 'user', id: 'u1' } }), { productId: 8, customerId: null }, false,
+        { ok: false, already: false, reason: 'the user may not add devices to this product' }],
     ];
     for (const [what, c, d, userMayAdd, want] of cases) it(what, () => assert.deepEqual(claimVerdict(c, 'd1', d, now, userMayAdd), want));
 

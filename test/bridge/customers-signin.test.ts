@@ -11,7 +11,7 @@ import Particle from 'particle-api-js';
 import { CLAIM_CODE_EVENT, encode, topics } from '@flotilla/protocol';
 import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
 import type { MqttClient } from 'mqtt';
-import { A1, A2, app, device, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { A1, A2, app, B1, device, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 import { image } from '../helpers/images.js';
 
 const REDIRECT = 'https://kitchen.example/oauth/callback';
@@ -290,6 +290,30 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
       assert.ok(developer.claim_code.length >= 32);
       assert.equal((await api('POST', '/v1/products/prod-a/device_claims', f.tokens.carol)).status, 403, 'a Viewer adds no devices');
       assert.equal((await api('POST', '/v1/products/prod-a/device_claims', f.tokens.bob)).status, 404, 'not on the team');
+    });
+
+    it("gives a user a claim code without a product (particle-api-js getClaimCode({auth})): it claims a device of a product the user may add devices to, and no other", async () => {
+      const got = await particle.getClaimCode({ auth: f.tokens.erin } as never);
+      const code = (got.body as unknown as { claim_code: string; device_ids: string[] }).claim_code;
+      assert.ok(code.length >= 32);
+      assert.deepEqual((got.body as unknown as { device_ids: string[] }).device_ids, []);
+      // B1 is product B's, where erin adds nothing: refused, and the code stays unspent.
+      const b1 = await device(f.port, B1);
+      await b1.publishAsync(topics.device.event(B1, CLAIM_CODE_EVENT), Buffer.from(encode('event', { data: code, ttl: 60 })), { qos: 1 });
+      await b1.endAsync();
+      assert.equal((await f.bridge.store.getDevice(B1))!.ownerUserId, null);
+      const refusals = (await f.bridge.store.auditLog({ action: 'device.claim' })).filter((e) => !e.allowed && e.resourceId === B1).map((e) => e.reason);
+      assert.deepEqual(refusals, ['the user may not add devices to this product']);
+      // A1 is product A's, where erin is a developer: claimed for her.
+      const a1 = await device(f.port, A1);
+      await a1.publishAsync(topics.device.event(A1, CLAIM_CODE_EVENT), Buffer.from(encode('event', { data: code, ttl: 60 })), { qos: 1 });
+      await a1.endAsync();
+      for (let i = 0; i < 200 && (await f.bridge.store.getDevice(A1))!.ownerUserId !== f.users.erin; i++) await sleep(25);
+      assert.equal((await f.bridge.store.getDevice(A1))!.ownerUserId, f.users.erin);
+      assert.deepEqual((await api('POST', '/v1/device_claims', f.tokens.erin)).body.device_ids, [A1], 'her devices, whatever their product');
+      // A product given is still checked; a bad one is named.
+      assert.equal((await api('POST', '/v1/device_claims', f.tokens.erin, { product: 'prod-b' })).status, 404);
+      assert.deepEqual(await api('POST', '/v1/device_claims', f.tokens.erin, { product: [1] }), { status: 400, body: { ok: false, error: 'product must be a product id or slug' } });
     });
 
     it("claims by id (POST /v1/devices) only a device of the customer's product no other customer holds; another customer's device is a 404 everywhere", async () => {

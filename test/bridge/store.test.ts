@@ -196,6 +196,24 @@ describe('store (SQLite file, typeorm migrations)', function () {
       }
     });
 
+    it('upgrading a file made before user claim codes could name no product keeps its codes; from then on only a customer\'s must name one', async () => {
+      const before = await fileBefore('UserClaimCodes');
+      await before.ds.query("INSERT INTO customers (id, product_id, username, password_hash, created_at) VALUES ('c1', 7, 'cust', NULL, 1)");
+      await before.ds.query("INSERT INTO claim_codes (code_hash, product_id, customer_id, user_id, created_at, expires_at) VALUES ('h1', 7, 'c1', NULL, 1, 2), ('h2', 7, NULL, 'u1', 1, 2)");
+      await before.ds.destroy();
+      const ds = await before.upgrade();
+      try {
+        assert.deepEqual(await ds.query('SELECT code_hash, product_id, customer_id, user_id FROM claim_codes ORDER BY code_hash'), [
+          { code_hash: 'h1', product_id: 7, customer_id: 'c1', user_id: null },
+          { code_hash: 'h2', product_id: 7, customer_id: null, user_id: 'u1' },
+        ]);
+        await ds.query("INSERT INTO claim_codes (code_hash, product_id, customer_id, user_id, created_at, expires_at) VALUES ('h3', NULL, NULL, 'u1', 1, 2)");
+        await assert.rejects(ds.query("INSERT INTO claim_codes (code_hash, product_id, customer_id, user_id, created_at, expires_at) VALUES ('h4', NULL, 'c1', NULL, 1, 2)"), /CHECK/);
+      } finally {
+        await ds.destroy();
+      }
+    });
+
     it('the migrations render as PostgreSQL DDL (typeorm SQL-in-memory mode, no server)', async () => {
       // A stub for the pg module: enough for typeorm to build a PostgreSQL query runner that records SQL instead of sending it.
       const ds = new DataSource({ type: 'postgres', driver: { defaults: {}, types: { setTypeParser() {} } } });
@@ -204,8 +222,9 @@ describe('store (SQLite file, typeorm migrations)', function () {
       for (const M of MIGRATIONS) await new M().up(qr);
       const sql = qr.getMemorySql().upQueries.map((q) => q.query);
       assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 34);
-      // Creates, and the in-place changes of the integration-owners migration: its one column made optional, two added, their keys, the check.
-      assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q) && !/^ALTER TABLE "integrations" /.test(q)), []);
+      // Creates, and the in-place changes of the integration-owners migration (its one column made optional, two added, their keys, the check)
+      // and of the user-claim-codes one (the product made optional, a check).
+      assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q) && !/^ALTER TABLE "(integrations|claim_codes)" /.test(q)), []);
       assert.deepEqual(
         sql.filter((q) => q.startsWith('ALTER TABLE ')).map((q) => q.replace(/"FK_[0-9a-f]+"/, '"FK_…"').replace(/ CHECK .*/, ' CHECK …')),
         [
@@ -215,6 +234,8 @@ describe('store (SQLite file, typeorm migrations)', function () {
           'ALTER TABLE "integrations" ADD CONSTRAINT "FK_…" FOREIGN KEY ("user_id") REFERENCES "users"("id") ON DELETE CASCADE',
           'ALTER TABLE "integrations" ADD CONSTRAINT "FK_…" FOREIGN KEY ("org_id") REFERENCES "organizations"("id") ON DELETE CASCADE',
           'ALTER TABLE "integrations" ADD CONSTRAINT "chk_integrations_one_owner" CHECK …',
+          'ALTER TABLE "claim_codes" ALTER COLUMN "product_id" DROP NOT NULL',
+          'ALTER TABLE "claim_codes" ADD CONSTRAINT "chk_claim_codes_customer_product" CHECK …',
         ],
       );
       assert.deepEqual(sql.filter((q) => /AUTOINCREMENT|datetime|PRAGMA/i.test(q)), [], 'no SQLite-only SQL');

@@ -32,7 +32,7 @@ export function claimVerdict(code: ClaimCode | null, deviceId: string, device: {
   if (code.deviceId === deviceId) return { ok: false, already: true };
   if (code.deviceId !== null) return no('the claim code was spent by another device');
   if (code.expiresAt.getTime() <= now.getTime()) return no('the claim code expired');
-  if (code.productId !== device.productId) return no('the claim code is for another product');
+  if (code.productId !== null && code.productId !== device.productId) return no('the claim code is for another product');
   if (code.claimant.kind === 'customer') {
     if (device.customerId !== null && device.customerId !== code.claimant.id) return no('the device belongs to another customer');
     return { ok: true };

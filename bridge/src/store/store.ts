@@ -507,7 +507,8 @@ export interface AuthorizationCode {
 
 /** A device claim code: who claims (a customer of the product, or a user), until when, and which device spent it. */
 export interface ClaimCode {
-  productId: number;
+  /** The product whose devices it claims; null for a user's code for any product the user may add devices to. */
+  productId: number | null;
   claimant: { kind: 'customer'; id: string } | { kind: 'user'; id: string };
   createdAt: Date;
   expiresAt: Date;
@@ -526,7 +527,7 @@ export interface SigninStore {
    * §4.1.2); null for an unknown code. Expiry is the caller's to judge.
    */
   redeemAuthorizationCode(code: string): Promise<{ outcome: 'ok' | 'used'; code: AuthorizationCode } | null>;
-  createClaimCode(input: { code: string; productId: ProductId; claimant: ClaimCode['claimant']; ttlSeconds: number }): Promise<void>;
+  createClaimCode(input: { code: string; productId: ProductId | null; claimant: ClaimCode['claimant']; ttlSeconds: number }): Promise<void>;
   findClaimCode(code: string): Promise<ClaimCode | null>;
   /**
    * Spends the code on the device and claims it for the code's claimant, in

@@ -2,7 +2,7 @@
  * A product's customers (its end users) and its OAuth clients (what the
  * product's app and server log in with).
  */
-import { authorize, guard } from '../access.js';
+import { authorize, guard, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { bool, field, type Fields } from '../body.js';
@@ -34,28 +34,42 @@ async function signinStep(ctx: ApiContext, productId: string, step: SigninStep):
 /**
  * A claim code for `product` (id or slug; a customer's own when null): a
  * customer claims for itself, a user with device.add on the product for
- * itself. A customer naming another product finds none (404).
+ * itself. A customer naming another product finds none (404). A user may
+ * name no product (Particle's getClaimCode without one): the code then claims
+ * a device of any product the user may add devices to, decided when the
+ * device presents it.
  */
 async function claimCode(ctx: ApiContext, actor: Actor, product: string | null, body: () => Promise<Fields>) {
-  let productId: string;
+  let productId: string | null;
   let claimant: ClaimCode['claimant'];
   if (actor.kind === 'customer') {
     if (product !== null && (await ctx.store.productRef(product))?.productId !== actor.productId) throw ApiError.of(404, 'Product not found');
     productId = actor.productId;
     claimant = { kind: 'customer', id: actor.customerId };
   } else if (actor.kind === 'user') {
-    const a = await authorize(ctx.store, actor, guard.product('device.add'), { product: product ?? '' }, body);
-    productId = a.product!.productId;
+    productId = product === null ? null : (await authorize(ctx.store, actor, guard.product('device.add'), { product }, body)).product!.productId;
     claimant = { kind: 'user', id: actor.userId };
   } else throw ApiError.of(403, 'Only customers and users get claim codes');
   const code = newClaimCode();
   await ctx.store.createClaimCode({ code, productId, claimant, ttlSeconds: CLAIM_CODE_TTL_SECONDS });
-  return { claim_code: code, device_ids: await claimedDevices(ctx, productId, claimant) };
+  const products = productId !== null ? [productId] : (await visibleProducts(actor, ctx.store)).map((p) => p.productId);
+  const devices: string[] = [];
+  for (const p of products) devices.push(...(await claimedDevices(ctx, p, claimant)));
+  return { claim_code: code, device_ids: devices };
 }
 
 /** The devices a claimant holds in a product (Particle answers a claim code with them). */
 async function claimedDevices(ctx: ApiContext, productId: string, claimant: ClaimCode['claimant']): Promise<string[]> {
   return (await ctx.store.listDevices(productId)).filter((d) => (claimant.kind === 'customer' ? d.customerId : d.ownerUserId) === claimant.id).map((d) => d.id);
+}
+
+/** The body's `product` (an id or a slug), or null when it names none. */
+function optionalProduct(b: Fields): string | null {
+  const p = b.product;
+  if (p === undefined || p === null || p === '') return null;
+  if (typeof p === 'number' && Number.isInteger(p)) return String(p);
+  if (typeof p !== 'string') throw ApiError.of(400, 'product must be a product id or slug');
+  return p;
 }
 
 /** Particle's default customer token lifetime, as the password grant's: 90 days. */
@@ -122,8 +136,8 @@ export const customerRoutes: Route[] = [
 
   // Claim codes (Particle's POST /v1/device_claims): a customer's, for their product; a user's, for a product
   // they may add devices to (body `product`). The device presents the code once connected (mqtt/claims.ts).
-  route('POST', '/v1/device_claims', guard.signedIn('a customer for its own product; a user with device.add on the body\'s product'), async (req, ctx, { actor }) =>
-    claimCode(ctx, actor, actor.kind === 'user' ? field(await req.body(), 'product') : null, req.body)),
+  route('POST', '/v1/device_claims', guard.signedIn('a customer for its own product; a user with device.add on the body\'s product, or for any such product without one'), async (req, ctx, { actor }) =>
+    claimCode(ctx, actor, actor.kind === 'user' ? optionalProduct(await req.body()) : null, req.body)),
   // The same with the product in the path (particle-api-js getClaimCode({product})).
   route('POST', '/v1/products/:product/device_claims', guard.signedIn('a customer of that product; a user with device.add on it'), async (req, ctx, { actor }) =>
     claimCode(ctx, actor, req.params.product, req.body)),

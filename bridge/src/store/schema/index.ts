@@ -38,6 +38,7 @@ import { Signin1795435200000 } from './migrations/1795435200000-signin.js';
 import { IntegrationOwners1795521600000 } from './migrations/1795521600000-integration-owners.js';
 import { WebhookDefaults1795564800000 } from './migrations/1795564800000-webhook-defaults.js';
 import { Retention1795651200000 } from './migrations/1795651200000-retention.js';
+import { UserClaimCodes1795737600000 } from './migrations/1795737600000-user-claim-codes.js';
 import { ClaimCodeEntity, CustomerUserEntity, OAuthCodeEntity } from './signin.js';
 
 export const ENTITIES = [
@@ -78,7 +79,7 @@ export const ENTITIES = [
 ];
 
 /** In order; never edit one that has shipped, add the next. */
-export const MIGRATIONS = [Initial1732406400000, Usage1763856000000, Ota1795392000000, Signin1795435200000, Orgs1795478400000, IntegrationOwners1795521600000, WebhookDefaults1795564800000, Retention1795651200000];
+export const MIGRATIONS = [Initial1732406400000, Usage1763856000000, Ota1795392000000, Signin1795435200000, Orgs1795478400000, IntegrationOwners1795521600000, WebhookDefaults1795564800000, Retention1795651200000, UserClaimCodes1795737600000];
 
 /** The table typeorm records applied migrations in. */
 export const MIGRATIONS_TABLE = 'migrations';

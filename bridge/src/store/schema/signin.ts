@@ -52,7 +52,7 @@ export const CustomerUserEntity = new EntitySchema<CustomerUserRow>({
 
 export interface ClaimCodeRow {
   codeHash: string;
-  productId: number;
+  productId: number | null;
   /** Who claims: a customer of the product, or a user. */
   customerId: string | null;
   userId: string | null;
@@ -68,7 +68,7 @@ export const ClaimCodeEntity = new EntitySchema<ClaimCodeRow>({
   tableName: 'claim_codes',
   columns: {
     codeHash: { type: 'varchar', primary: true, name: 'code_hash' },
-    productId: ref('product_id', 'Product', 'CASCADE', { type: 'integer' }),
+    productId: ref('product_id', 'Product', 'CASCADE', { type: 'integer', nullable: true }),
     customerId: ref('customer_id', 'Customer', 'CASCADE', { nullable: true }),
     userId: ref('user_id', 'User', 'CASCADE', { nullable: true }),
     createdAt: ms('created_at'),
@@ -76,5 +76,8 @@ export const ClaimCodeEntity = new EntitySchema<ClaimCodeRow>({
     deviceId: ref('device_id', 'Device', 'SET NULL', { nullable: true }),
     claimedAt: ms('claimed_at', true),
   },
-  checks: [{ name: 'chk_claim_codes_one_claimant', expression: `("customer_id" IS NULL) <> ("user_id" IS NULL)` }],
+  checks: [
+    { name: 'chk_claim_codes_one_claimant', expression: `("customer_id" IS NULL) <> ("user_id" IS NULL)` },
+    { name: 'chk_claim_codes_customer_product', expression: `"customer_id" IS NULL OR "product_id" IS NOT NULL` },
+  ],
 });

@@ -16,7 +16,7 @@ interface CodeRaw {
 }
 
 interface ClaimRaw {
-  product_id: number;
+  product_id: number | null;
   customer_id: string | null;
   user_id: string | null;
   created_at: number;
@@ -64,6 +64,8 @@ export function signinStore(ctx: Ctx): SigninStore {
   // The device must be of the code's product and not another customer's: checked in the statement itself.
   const claimForCustomer = db.prepare('UPDATE devices SET customer_id = ? WHERE id = ? AND product_id = ? AND (customer_id IS NULL OR customer_id = ?)');
   const claimForUser = db.prepare('UPDATE devices SET owner_user_id = ? WHERE id = ? AND product_id = ?');
+  // A user's code without a product: the device's own product was decided on when it presented the code.
+  const claimAnyForUser = db.prepare('UPDATE devices SET owner_user_id = ? WHERE id = ?');
 
   const link = db.transaction((productId: number, userId: string, now: number): Customer => {
     const linked = linkOf.get(productId, userId);
@@ -90,7 +92,8 @@ export function signinStore(ctx: Ctx): SigninStore {
   const spendClaim = db.transaction((hash: string, deviceId: string, now: number): boolean => {
     const r = claimByHash.get(hash);
     if (!r || r.expires_at <= now || spend.run(deviceId, now, hash).changes === 0) return false;
-    const claimed = r.customer_id !== null ? claimForCustomer.run(r.customer_id, deviceId, r.product_id, r.customer_id) : claimForUser.run(r.user_id, deviceId, r.product_id);
+    const claimed = r.customer_id !== null ? claimForCustomer.run(r.customer_id, deviceId, r.product_id, r.customer_id)
+      : r.product_id === null ? claimAnyForUser.run(r.user_id, deviceId) : claimForUser.run(r.user_id, deviceId, r.product_id);
     // Not claimable after all: undo the spend with the rest.
     if (claimed.changes === 0) throw new NotClaimable();
     return true;
@@ -118,8 +121,10 @@ export function signinStore(ctx: Ctx): SigninStore {
       const ttl = positive(input.ttlSeconds);
       const now = ctx.now();
       const { kind, id } = input.claimant;
+      if (kind === 'customer' && input.productId === null) throw new StoreError('invalid', "a customer's claim code is for the customer's product");
+      const product = input.productId === null ? null : productKey(input.productId);
       refusing({ foreignKey: 'no such product, customer or user' }, () =>
-        insertClaim.run(sha256Hex(codeText(input.code, 'a claim code')), productKey(input.productId), kind === 'customer' ? id : null, kind === 'user' ? id : null, now, now + ttl),
+        insertClaim.run(sha256Hex(codeText(input.code, 'a claim code')), product, kind === 'customer' ? id : null, kind === 'user' ? id : null, now, now + ttl),
       );
     },
 
