@@ -205,6 +205,11 @@ interface PhaseResult {
   max: number;
   serverCpu: number;
   loadCpu: number;
+  /**
+   * The server's CPU time per round trip (µs): steadier than throughput on a
+   * shared VM, as time the core was taken away is not counted.
+   */
+  serverUsPerOp: number;
 }
 
 let rr = 0;
@@ -276,6 +281,7 @@ async function runPhase(name: string, server: ServerProc, rt: RoundTrip, ops: Op
     max: bad ? NaN : sorted[done - 1],
     serverCpu: used.server,
     loadCpu: used.load,
+    serverUsPerOp: bad || !done ? NaN : ((used.server / 100) * ms * 1000) / done,
   };
 }
 
@@ -390,6 +396,8 @@ async function main(): Promise<number> {
   latencyRow(`function call, ${C} concurrent callers: p99 (ms)`, (r) => r.calls.p99, 'p99');
   rateRow(`function calls/s, ${C} concurrent callers`, (r) => r.calls.rate);
   rateRow(`variable reads/s, ${C} concurrent callers`, (r) => r.reads.rate);
+  rateRow(`server CPU per function call, ${C} callers (µs)`, (r) => r.calls.serverUsPerOp);
+  rateRow(`server CPU per variable read, ${C} callers (µs)`, (r) => r.reads.serverUsPerOp);
   latencyRow(`variable read, ${C} concurrent callers: p50 (ms)`, (r) => r.reads.p50, 'p50');
   latencyRow(`variable read, ${C} concurrent callers: p99 (ms)`, (r) => r.reads.p99, 'p99');
 
