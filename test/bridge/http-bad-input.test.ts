@@ -117,7 +117,7 @@ const CASES: Case[] = [
   ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', { email: 'c@example.com', no_password: 'perhaps' }, 400, 'no_password must be true or false'],
   ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', { email: 'c@example.com', no_password: true }, 400, 'a customer without a password is not allowed'],
   ['customers', 'PUT', '/v1/products/prod-a', 'alice', { settings: { customer_auth: 3 } }, 400, 'customer_auth must be one of'],
-  ['claims', 'POST', '/v1/device_claims', 'alice', {}, 400, 'product field is required'],
+  ['claims', 'POST', '/v1/device_claims', 'alice', { product: [1] }, 400, 'product must be a product id or slug'],
   ['claims', 'POST', '/v1/device_claims', 'alice', { product: 'prod-b' }, 404, 'Product not found'],
   ['claims', 'POST', '/v1/devices', 'customer', { id: B1 }, 404, 'Device not found'],
   ['claims', 'POST', '/v1/devices', 'customer', {}, 400, 'id field is required'],

@@ -251,6 +251,23 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await particle.claimDevice({ deviceId: ids[0], auth: f.tokens.erin });
     assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, f.users.erin);
     await refused(particle.claimDevice({ deviceId: ids[0], auth: f.tokens.bob }), 404);
+    // Another of the team may not take it over, nor release it with Particle's unclaim: that is the owner's, or the product route's.
+    const taken = await api('POST', '/v1/devices', f.tokens.alice, { id: ids[0] });
+    assert.equal(taken.status, 409, JSON.stringify(taken.body));
+    assert.match(taken.body.error, /is claimed by another user; the product team releases it first \(DELETE \/v1\/products\/\d+\/devices\/c0c0c0c0c0c0c0c0c0c0c0c0\/owner\)/);
+    assert.equal((await api('DELETE', '/v1/devices/' + ids[0], f.tokens.alice)).status, 403);
+    assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, f.users.erin, 'still hers');
+    await particle.claimDevice({ deviceId: ids[0], auth: f.tokens.erin });
+    assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, f.users.erin, 'claiming her own again is fine');
+    await particle.removeDevice({ deviceId: ids[0], auth: f.tokens.erin });
+    assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, null, 'she released her own');
+    // A customer's device is not a user's to claim or release.
+    await f.bridge.store.claimDevice(ids[0], (await f.bridge.store.listCustomers(f.products.A))[0].id);
+    assert.equal((await api('POST', '/v1/devices', f.tokens.erin, { id: ids[0] })).status, 409);
+    assert.equal((await api('DELETE', '/v1/devices/' + ids[0], f.tokens.erin)).status, 403);
+    await particle.removeDeviceOwner({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin });
+    assert.equal((await f.bridge.store.getDevice(ids[0]))!.customerId, null, 'the product route releases anyone\'s');
+    await particle.claimDevice({ deviceId: ids[0], auth: f.tokens.erin });
     await particle.removeDeviceOwner({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin });
     assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, null);
     await refused(particle.removeDevice({ deviceId: ids[1], product: 'prod-a', auth: f.tokens.dave }), 403);

@@ -290,11 +290,23 @@ export const deviceRoutes: Route[] = [
     if (actor.kind === 'customer') return claimByCustomer(ctx, actor, await req.body());
     const a = await authorize(ctx.store, actor, USER_CLAIM, {}, req.body);
     if (a.actor.kind !== 'user') throw ApiError.of(403, 'Only users and customers claim devices');
-    await ctx.store.setDeviceOwner(a.device!.id, a.actor.userId);
-    return { ok: true, id: a.device!.id, user_id: a.actor.userId };
+    // A device held by someone else stays theirs: the team releases it first (DELETE .../devices/:id/owner).
+    const d = (await ctx.store.getDevice(a.device!.id))!;
+    if ((d.ownerUserId !== null && d.ownerUserId !== a.actor.userId) || d.customerId !== null) {
+      throw ApiError.of(409, `Device ${d.id} is claimed by ${d.customerId !== null ? 'a customer' : 'another user'}; the product team releases it first (DELETE /v1/products/${a.device!.product.productId}/devices/${d.id}/owner)`);
+    }
+    await ctx.store.setDeviceOwner(d.id, a.actor.userId);
+    return { ok: true, id: d.id, user_id: a.actor.userId };
   }),
+  // Particle's unclaim (particle-api-js removeDevice without a product): releases the caller's own claim,
+  // no one else's; the product team releases any with DELETE /v1/products/:p/devices/:id/owner.
   route('DELETE', '/v1/devices/:id', guard.device('device.remove'), async (req, ctx, a) => {
-    await unclaim(ctx, a.device!.id);
+    const d = (await ctx.store.getDevice(a.device!.id))!;
+    const mine = a.actor.kind === 'user' && d.ownerUserId === a.actor.userId && d.customerId === null;
+    if (!mine && (d.ownerUserId !== null || d.customerId !== null)) {
+      throw ApiError.of(403, `Device ${d.id} is not claimed by you: the product team releases another's claim with DELETE /v1/products/${a.device!.product.productId}/devices/${d.id}/owner`);
+    }
+    if (mine) await unclaim(ctx, d.id);
     return { ok: true };
   }),
   ...devicePaths('/v1'),
