@@ -377,6 +377,19 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('GET', '/v1/sims/' + s1, f.tokens.carol)).body.product_id, Number(f.products.A));
     await refused(particle.checkSIM({ iccid: s1, auth: f.tokens.bob }), 404);
     await refused(particle.checkSIM({ iccid: luhn('8901260882310000009'), auth: f.tokens.carol }), 404);
+    // Someone off the team hears the same of a registered ICCID as of an unknown one.
+    assert.deepEqual((await api('GET', '/v1/sims/' + s1, f.tokens.bob)).body, (await api('GET', '/v1/sims/' + luhn('8901260882310000009'), f.tokens.bob)).body);
+    assert.deepEqual((await api('GET', '/v1/sims/' + s1, f.tokens.bob)).body, { ok: false, error: 'SIM not found' });
+    // The lifecycle, the limit and the usage without a product (Particle's /v1/sims/:iccid; particle-api-js getSIMDataUsage without `product`), by the same roles.
+    assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.carol, { action: 'deactivate' })).status, 403);
+    assert.deepEqual((await api('PUT', '/v1/sims/' + s1, f.tokens.bob, { action: 'deactivate' })).body, { ok: false, error: 'SIM not found' });
+    assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.dave, { action: 'deactivate' })).body.status, 'inactive');
+    assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.dave, { action: 'reactivate' })).body.status, 'active');
+    assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.dave, { mb_limit: 60 })).body.mb_limit, 60);
+    assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.dave, { action: 'explode' })).status, 400);
+    const usage = (await particle.getSIMDataUsage({ iccid: s1, auth: f.tokens.carol })).body as unknown as { iccid: string; usage_by_day: unknown[] };
+    assert.deepEqual([usage.iccid, Array.isArray(usage.usage_by_day)], [s1, true]);
+    await refused(particle.getSIMDataUsage({ iccid: s1, auth: f.tokens.bob }), 404);
     assert.equal((await api('DELETE', '/v1/sims/' + s3, f.tokens.dave)).status, 403, 'removing needs a Developer');
     await particle.removeSIM({ iccid: s3, auth: f.tokens.erin });
     assert.equal((await api('GET', '/v1/sims/' + s3, f.tokens.erin)).status, 404);

@@ -13,7 +13,7 @@ import { isDay, type SimCard } from '../../store/store.js';
 import { authorize, guard, inPersonalSpace, visibleProducts } from '../access.js';
 import { paged } from '../pages.js';
 import { dateRange } from './billing.js';
-import { route, type ApiContext, type Route } from '../app.js';
+import { route, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { numberOf, type Fields } from '../body.js';
 
@@ -51,8 +51,35 @@ function byDay(days: readonly { day: string; bytes: number }[]) {
 async function simFor(ctx: ApiContext, actor: Actor, iccid: string, action: Action, body: () => Promise<Fields>): Promise<SimCard> {
   const s = await ctx.store.getSim(iccid);
   if (!s) throw ApiError.of(404, 'SIM not found');
-  await authorize(ctx.store, actor, guard.product(action), { product: String(s.productId) }, body);
+  try {
+    await authorize(ctx.store, actor, guard.product(action), { product: String(s.productId) }, body);
+  } catch (e) {
+    // A product the caller cannot see answers as an unknown SIM does: whether an ICCID is registered does not leak.
+    if (e instanceof ApiError && e.status === 404) throw ApiError.of(404, 'SIM not found');
+    throw e;
+  }
   return s;
+}
+
+/** A SIM's data per day over the request's range, in Particle's shape; `metered` says whether any carrier figure was sent. */
+async function dataUsage(ctx: ApiContext, s: SimCard, req: Request) {
+  const { from, to } = dateRange(req);
+  const { usage, total } = byDay(await ctx.store.simDataUsage(s.iccid, from, to));
+  return { iccid: s.iccid, start_date: from, end_date: to, metered: usage.length > 0, usage_by_day: usage, total_bytes: total, total_mbs_used: total / MB };
+}
+
+/** A lifecycle step ({action}) or a new data limit ({mb_limit}) for a SIM. */
+async function update(ctx: ApiContext, s: SimCard, b: Fields) {
+  if ('action' in b) {
+    const to = b.action === 'activate' || b.action === 'reactivate' ? 'active' : b.action === 'deactivate' ? 'inactive' : null;
+    if (!to) throw ApiError.of(400, 'action must be activate, deactivate or reactivate');
+    if (b.action === 'activate' && s.status === 'active') throw ApiError.of(409, 'The SIM is already active');
+    if (b.action === 'deactivate' && s.status === 'inactive') throw ApiError.of(409, 'The SIM is already inactive');
+    return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { status: to })) };
+  }
+  if (!('mb_limit' in b)) throw ApiError.of(400, 'Send action (activate, deactivate, reactivate) or mb_limit');
+  const limit = b.mb_limit === null || b.mb_limit === '' ? null : numberOf(b.mb_limit);
+  return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { dataLimit: limit })) };
 }
 
 /** The SIMs of these products the actor may view. */
@@ -85,6 +112,11 @@ export const simRoutes: Route[] = [
     await ctx.store.removeSim((await simFor(ctx, a.actor, req.params.iccid, 'sim.remove', req.body)).iccid);
     return { status: 204, body: null };
   }),
+  // particle-api-js activateSIM, deactivateSIM, reactivateSIM, updateSIM and getSIMDataUsage without a product.
+  route('PUT', '/v1/sims/:iccid', guard.signedIn('decided on the SIM\'s product (sim.state for an action, sim.limit for mb_limit), found from the ICCID'), async (req, ctx, a) =>
+    update(ctx, await simFor(ctx, a.actor, req.params.iccid, await updateAction(req.body), req.body), await req.body())),
+  route('GET', '/v1/sims/:iccid/data_usage', guard.signedIn('decided on the SIM\'s product (sim.view), found from the ICCID'), async (req, ctx, a) =>
+    dataUsage(ctx, await simFor(ctx, a.actor, req.params.iccid, 'sim.view', req.body), req)),
   route('GET', P, guard.product('sim.view'), async (req, ctx, a) => {
     return simsOf(ctx, req.url.searchParams, a.actor, [a.product!]);
   }),
@@ -105,12 +137,7 @@ export const simRoutes: Route[] = [
   }),
   route('GET', P + '/:iccid', guard.product('sim.view'), async (req, ctx, a) => simObject(await ofProduct(ctx, a.product!.productId, req.params.iccid))),
   // Particle's shape: usage_by_day with mbs_used and mbs_used_cumulative; `metered` says whether any carrier figure was sent.
-  route('GET', P + '/:iccid/data_usage', guard.product('sim.view'), async (req, ctx, a) => {
-    const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);
-    const { from, to } = dateRange(req);
-    const { usage, total } = byDay(await ctx.store.simDataUsage(s.iccid, from, to));
-    return { iccid: s.iccid, start_date: from, end_date: to, metered: usage.length > 0, usage_by_day: usage, total_bytes: total, total_mbs_used: total / MB };
-  }),
+  route('GET', P + '/:iccid/data_usage', guard.product('sim.view'), async (req, ctx, a) => dataUsage(ctx, await ofProduct(ctx, a.product!.productId, req.params.iccid), req)),
   // A carrier's figure for one day: {date, bytes} or {date, mbs_used}; it replaces the day's earlier figure.
   route('PUT', P + '/:iccid/data_usage', guard.product('sim.add'), async (req, ctx, a) => {
     const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);
@@ -122,20 +149,7 @@ export const simRoutes: Route[] = [
     await ctx.store.recordSimData(s.iccid, b.date, n);
     return { ok: true, iccid: s.iccid, date: b.date, bytes: n, mbs_used: n / MB };
   }),
-  route('PUT', P + '/:iccid', guard.product(updateAction), async (req, ctx, a) => {
-    const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);
-    const b = await req.body();
-    if ('action' in b) {
-      const to = b.action === 'activate' || b.action === 'reactivate' ? 'active' : b.action === 'deactivate' ? 'inactive' : null;
-      if (!to) throw ApiError.of(400, 'action must be activate, deactivate or reactivate');
-      if (b.action === 'activate' && s.status === 'active') throw ApiError.of(409, 'The SIM is already active');
-      if (b.action === 'deactivate' && s.status === 'inactive') throw ApiError.of(409, 'The SIM is already inactive');
-      return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { status: to })) };
-    }
-    if (!('mb_limit' in b)) throw ApiError.of(400, 'Send action (activate, deactivate, reactivate) or mb_limit');
-    const limit = b.mb_limit === null || b.mb_limit === '' ? null : numberOf(b.mb_limit);
-    return { ok: true, ...simObject(await ctx.store.updateSim(s.iccid, { dataLimit: limit })) };
-  }),
+  route('PUT', P + '/:iccid', guard.product(updateAction), async (req, ctx, a) => update(ctx, await ofProduct(ctx, a.product!.productId, req.params.iccid), await req.body())),
   route('DELETE', P + '/:iccid', guard.product('sim.remove'), async (req, ctx, a) => {
     await ctx.store.removeSim((await ofProduct(ctx, a.product!.productId, req.params.iccid)).iccid);
     return { status: 204, body: null };
