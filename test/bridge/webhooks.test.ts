@@ -101,10 +101,16 @@ describe('webhooks', function () {
     assert.ok(!Number.isNaN(Date.parse(body.published_at)));
     await until('hook-sent', () => seen.some((e) => e.name === 'hook-sent/temperature'));
     await until('hook-response', () => seen.some((e) => e.name === 'hook-response/temperature/0' && e.data === 'thanks for /default'));
+    // An event published to the product through the API fires it too, as Particle's do (coreid "api").
+    await particle.publishEvent({ name: 'temperature/api', data: '23', product: 'prod-a', auth: f.tokens.erin } as never);
+    await until('the API event\'s delivery', () => at('/default').length === 2);
+    const api = Object.fromEntries(new URLSearchParams(at('/default')[1].body));
+    assert.deepEqual([api.event, api.data, api.coreid], ['temperature/api', '23', 'api']);
+    await until('its hook-response', () => seen.some((e) => e.name === 'hook-response/temperature/api/0'));
     await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
     await publish('temperature', '22');
     await new Promise((r) => setTimeout(r, 200));
-    assert.equal(at('/default').length, 1, 'a deleted webhook no longer fires');
+    assert.equal(at('/default').length, 2, 'a deleted webhook no longer fires');
   });
 
   it('renders JSON, form and body templates and headers', async () => {
@@ -303,6 +309,12 @@ describe('webhooks', function () {
     await a2.publishAsync(topics.device.event(A2, 'mine/2'), Buffer.from(encode('event', { data: 'y', ttl: 60 })), { qos: 1 });
     await until('the A2-only delivery', () => at('/alice-a2').length === 1 && at('/alice').length === 2);
     a2.end(true);
+    // Published through the API (particle publish): the user's own webhook fires with Particle's coreid "api", a device-filtered one does not.
+    assert.equal((await particle.publishEvent({ name: 'mine/api', data: 'z', auth: f.tokens.alice } as never)).body.ok, true);
+    await until('the API event\'s delivery', () => at('/alice').length === 3);
+    assert.deepEqual(Object.fromEntries(new URLSearchParams(at('/alice')[2].body)), { event: 'mine/api', data: 'z', coreid: 'api', published_at: Object.fromEntries(new URLSearchParams(at('/alice')[2].body)).published_at });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual([at('/alice-a2').length, at('/bob').length], [1, 0]);
     // Someone else's integration is not there for them: 404, whatever they try; a customer or an API user has none.
     for (const [method, path] of [['GET', '/v1/integrations/' + alice.id], ['PUT', '/v1/integrations/' + alice.id], ['DELETE', '/v1/webhooks/' + alice.id]]) {
       const res = await fetch(base + path, { method, headers: { authorization: 'Bearer ' + f.tokens.bob, 'content-type': 'application/json' }, body: method === 'PUT' ? '{"disabled":true}' : undefined });
@@ -316,7 +328,7 @@ describe('webhooks', function () {
     await particle.deleteWebhook({ hookId: alice.id, auth: f.tokens.alice } as never);
     await publish('mine/3', 'z');
     await new Promise((r) => setTimeout(r, 200));
-    assert.equal(at('/alice').length, 2, 'a deleted user webhook no longer fires');
+    assert.equal(at('/alice').length, 3, 'a deleted user webhook no longer fires');
   });
 
   it("an org's integrations fire for the devices of all its products, by the org team's roles", async () => {

@@ -45,8 +45,8 @@ export interface ApiContext {
   fleet: LiveFleet;
   /** Request limits, per token or per address (429 past them). */
   limiter: RateLimiter;
-  /** Webhook delivery, told when a product's integrations change; it says which target URLs it refuses. */
-  webhooks: Pick<Webhooks, 'invalidate' | 'urlRefusal'>;
+  /** Webhook delivery, told when a product's integrations change and of events published through the API; it says which target URLs it refuses. */
+  webhooks: Pick<Webhooks, 'invalidate' | 'urlRefusal' | 'onApiEvent'>;
   /** Whether POST /v1/users lets anyone sign up (Particle's self sign-up; off for a private bridge). */
   signup: boolean;
 }

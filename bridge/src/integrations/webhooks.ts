@@ -58,6 +58,8 @@ export const defaultWebhookOptions = { attempts: 3, backoffMs: 1000, timeoutMs: 
 export interface Webhooks {
   /** A device event from the bus (topic and payload as aedes delivers them). */
   onEvent(topic: string, payload: Uint8Array): void;
+  /** An event published through the API into `product`: its webhooks fire as for a device's, with the device ID "api" (Particle's coreid for them). */
+  onApiEvent(product: ProductRef, name: string, data: string | null): void;
   /** Why a webhook URL (template) names an address delivery will refuse, or null (integrations/targets.ts). */
   urlRefusal(url: string): string | null;
   /** An integration changed: its owner's list is read afresh. */
@@ -68,6 +70,9 @@ export interface Webhooks {
   idle(): Promise<void>;
   close(): void;
 }
+
+/** The device ID of an event published through the API, as Particle's webhooks see it (coreid "api"). */
+export const API_DEVICE = 'api';
 
 /** Particle splits a webhook's response into events of 512 bytes, at most 100 KB in all (UTF-8, whole characters). */
 export const RESPONSE_CHUNK = 512;
@@ -201,6 +206,38 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     }
   }
 
+  /**
+   * Queues the deliveries of the integrations `name` from `deviceId` of `product` triggers. Cheap
+   * first: most events match no integration, so the data (`dataOf`: null when it is no event) is
+   * read only for those that do.
+   */
+  function fire(product: ProductRef, name: string, deviceId: string, dataOf: () => string | null): void {
+    const found = ownersOf(product).map(integrations);
+    if (found.every((l) => Array.isArray(l) && !l.some((i) => triggers(i, name, deviceId)))) return;
+    let data: string | null;
+    try {
+      data = dataOf();
+    } catch (e) {
+      if (isProtocolError(e)) return;
+      throw e;
+    }
+    if (data === null) return;
+    const vars: TemplateVars = { PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: deviceId, PARTICLE_PUBLISHED_AT: new Date().toISOString(), PRODUCT_ID: product.productId };
+    const enqueue = (owned: Integration[][]) => {
+      for (const i of owned.flat()) {
+        if (!triggers(i, name, deviceId)) continue;
+        if (queue.length >= o.queueLimit) {
+          o.log.warn({ integration: i.id }, 'webhooks: queue full, delivery dropped');
+          continue;
+        }
+        queue.push(() => deliver(i, product, vars));
+      }
+      pump();
+    };
+    if (found.every((l): l is Integration[] => Array.isArray(l))) enqueue(found);
+    else void Promise.all(found).then(enqueue).catch((e: unknown) => o.log.error({ err: e }, 'webhooks: deliveries not queued'));
+  }
+
   return {
     urlRefusal: targets.urlRefusal,
     onEvent(topic, payload) {
@@ -219,35 +256,18 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       const deviceId = t.deviceId;
       const ref = o.devices.get(deviceId);
       if (!ref) return;
-      const product = ref.product;
-      const found = ownersOf(product).map(integrations);
-      if (found.every((l) => Array.isArray(l) && !l.some((i) => triggers(i, name, deviceId)))) return;
-      let data: string;
-      try {
+      fire(ref.product, name, deviceId, () => {
         const m = decode(payload);
-        if (m.kind !== 'event') return;
-        data = m.data === null ? '' : m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : String(m.data);
-      } catch (e) {
-        if (isProtocolError(e)) return;
-        throw e;
-      }
-      const publishedAt = new Date().toISOString();
-      const enqueue = (owned: Integration[][]) => {
-        for (const i of owned.flat()) {
-          if (!triggers(i, name, deviceId)) continue;
-          if (queue.length >= o.queueLimit) {
-            o.log.warn({ integration: i.id }, 'webhooks: queue full, delivery dropped');
-            continue;
-          }
-          const vars: TemplateVars = { PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: deviceId, PARTICLE_PUBLISHED_AT: publishedAt, PRODUCT_ID: product.productId };
-          queue.push(() => deliver(i, product, vars));
-        }
-        pump();
-      };
-      if (found.every((l): l is Integration[] => Array.isArray(l))) enqueue(found);
-      else void Promise.all(found).then(enqueue).catch((e: unknown) => o.log.error({ err: e }, 'webhooks: deliveries not queued'));
+        if (m.kind !== 'event') return null;
+        return m.data === null ? '' : m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : String(m.data);
+      });
+    },
+    onApiEvent(product, name, data) {
+      if (closed || name.startsWith('hook-') || name.startsWith('spark/')) return;
+      fire(product, name, API_DEVICE, () => data ?? '');
     },
     warm(product) {
+
       for (const owner of ownersOf(product)) integrations(owner);
     },
     invalidate(owner) {

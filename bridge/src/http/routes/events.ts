@@ -60,6 +60,7 @@ async function event(req: Request): Promise<{ name: string; data: string | null;
 function publish(ctx: ApiContext, product: ProductRef, e: { name: string; data: string | null; ttl: number }): void {
   ctx.fleet.sendEvent(product.productId, e.name, e.data);
   ctx.events.deliverApi(product, e.name, e.data, e.ttl);
+  ctx.webhooks.onApiEvent(product, e.name, e.data);
 }
 
 export const eventRoutes: Route[] = [
