@@ -153,6 +153,15 @@ describe('OTA: firmware upload and one device', function () {
       assert.equal(r.status, status, what + ': ' + JSON.stringify(r.body));
       assert.match(String(r.body.error), message, what);
     }
+    // Particle's reference names the file `binary` (curl -F binary=@image.bin): taken as `file` is.
+    const named = new FormData();
+    named.set('version', '26');
+    named.set('binary', new Blob([Buffer.from(w.image(26))]), 'image.bin');
+    const asBinary = await fetch(w.base + '/v1/products/prod-a/firmware', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: named });
+    assert.deepEqual([asBinary.status, ((await asBinary.json()) as { version: number }).version], [201, 26]);
+    assert.equal((await w.call('DELETE', '/v1/products/prod-a/firmware/26', f.tokens.erin)).status, 204);
+    const forged = await w.call('POST', '/v1/products/prod-a/firmware', f.tokens.erin, { binary: { path: '/etc/passwd', size: 1 }, version: 27 });
+    assert.deepEqual([forged.status, forged.body.error], [400, 'Send the image as a multipart file field named file (or binary)'], 'a JSON body names no file');
     const twice = new FormData();
     twice.set('version', '25');
     twice.append('description', 'one');

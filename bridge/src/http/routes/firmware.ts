@@ -141,11 +141,13 @@ export const firmwareRoutes: Route[] = [
   }),
   route('POST', P, guard.product('firmware.upload'), async (req, ctx, a) => {
     const b = await req.body();
-    if (!isUpload(b.file)) throw ApiError.of(400, 'Send the image as a multipart file field named file');
+    // particle-api-js names the file `file`; Particle's reference (and its curl examples) `binary`.
+    const file = isUpload(b.file) ? b.file : isUpload(b.binary) ? b.binary : null;
+    if (!file) throw ApiError.of(400, 'Send the image as a multipart file field named file (or binary)');
     // Text, or nothing: a list (title[], or the field repeated) is refused, not dropped.
     const title = b.title === undefined || text(b.title, 'title').trim() === '' ? null : text(b.title, 'title');
     const description = b.description === undefined ? null : text(b.description, 'description');
-    const f = await ctx.ota.upload(Number(a.product!.productId), b.file, { version: versionField(b, 'version'), title, description, by: userOf(a.actor) });
+    const f = await ctx.ota.upload(Number(a.product!.productId), file, { version: versionField(b, 'version'), title, description, by: userOf(a.actor) });
     return { status: 201, body: firmwareObject(f, 0) };
   }, { files: true }),
   // Before /:version, which would read "release" as a version.
