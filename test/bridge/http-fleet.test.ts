@@ -214,6 +214,10 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual([batch.body.devices, batch.body.invalid_devices], [[A1, A2], [B1]], 'a device of another product is not touched');
     const groups = (await api('GET', '/v1/products/prod-a/groups', f.tokens.carol)).body.groups as { name: string; device_count: number }[];
     assert.deepEqual(groups.map((g) => [g.name, g.device_count]), [['beta', 2], ['kitchen', 2]]);
+    // Particle's name filter: a part of the name, any case.
+    const named = (await api('GET', '/v1/products/prod-a/groups?name=ET', f.tokens.carol)).body.groups as { name: string }[];
+    assert.deepEqual(named.map((g) => g.name), ['beta']);
+    assert.deepEqual((await api('GET', '/v1/products/prod-a/groups?name=none', f.tokens.carol)).body.groups, []);
     const one = await api('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { groups: ['beta'] });
     assert.deepEqual(one.body.groups, ['beta']);
     const filtered = (await particle.listDevices({ product: 'prod-a', groups: ['kitchen'], auth: f.tokens.carol })).body as unknown as { devices: { id: string }[] };

@@ -45,7 +45,10 @@ export const productRoutes: Route[] = [
   // Device groups.
   route('GET', '/v1/products/:product/groups', guard.product('device.view'), async (req, ctx, a) => {
     const releases = await ctx.store.productReleases(a.product!.productId);
-    return { groups: (await ctx.store.listGroups(a.product!.productId)).map((g) => groupObject(g, releases)) };
+    // Particle's `name` filter (particle-api-js listGroups({name})): a part of the name, any case.
+    const part = (req.url.searchParams.get('name') ?? '').toLowerCase();
+    const groups = (await ctx.store.listGroups(a.product!.productId)).filter((g) => g.name.toLowerCase().includes(part));
+    return { groups: groups.map((g) => groupObject(g, releases)) };
   }),
   route('POST', '/v1/products/:product/groups', guard.product('group.create'), async (req, ctx, a) => {
     const b = await req.body();
