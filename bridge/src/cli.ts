@@ -129,7 +129,13 @@ export function startFailure(e: unknown, options: Partial<BridgeOptions>): strin
     if (err.code === 'EACCES') return `cannot listen on ${where}: not allowed (ports below 1024 need privileges)`;
     if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: no such address on this machine (--host)`;
   }
-  if ((err.code === 'EACCES' || err.code === 'EROFS' || err.code === 'ENOTDIR') && err.path) {
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `cannot listen on ${options.host ?? defaultOptions.host}: no such address or host name (--host)`;
+  const tlsFile = err.path !== undefined && (err.path === options.tlsCertFile || err.path === options.tlsKeyFile);
+  if (tlsFile) return `cannot read the TLS ${err.path === options.tlsCertFile ? 'certificate (--tls-cert)' : 'key (--tls-key)'} ${err.path}: ${err.code}`;
+  if (/PEM|ASN1|DECODER/.test(String(err.code)) || /PEM routines|no start line/.test(err.message ?? '')) {
+    return 'the TLS certificate or key (--tls-cert, --tls-key) is not a PEM certificate and its private key: ' + err.message;
+  }
+  if (['EACCES', 'EROFS', 'ENOTDIR', 'EEXIST', 'ENOENT', 'EISDIR'].includes(err.code ?? '') && err.path) {
     return `cannot use the data directory ${options.dataDir ?? defaultOptions.dataDir}: ${err.code} on ${err.path}`;
   }
   return null;

@@ -117,6 +117,12 @@ export async function main(argv: string[]): Promise<number> {
       console.error('flotilla-simulate: ' + e.message);
       return 2;
     }
+    // A file or directory named on the command line (--ca, --write-image, --flash-dir, --credentials) that cannot be used.
+    const f = e as NodeJS.ErrnoException;
+    if (f.code && f.path && f.syscall) {
+      console.error(`flotilla-simulate: cannot ${f.syscall} ${f.path}: ${f.code}`);
+      return 1;
+    }
     throw e;
   }
 

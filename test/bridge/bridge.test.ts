@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,6 +197,24 @@ describe('bridge as a program', function () {
       assert.doesNotMatch(err, /\n\s+at /);
     } finally {
       taken.close();
+    }
+  });
+
+  it('says what is wrong, in one line and without a stack trace (exit 1), when a TLS file is missing or not PEM, or the data directory is a file', async () => {
+    const notPem = join(dir, 'not.pem');
+    writeFileSync(notPem, 'not a certificate');
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    const cases: [string[], RegExp][] = [
+      [['--tls-cert', join(dir, 'none.crt'), '--tls-key', join(dir, 'none.key')], /^flotilla-bridge: cannot read the TLS (certificate \(--tls-cert\) .*none\.crt|key \(--tls-key\) .*none\.key): ENOENT$/m],
+      [['--tls-cert', notPem, '--tls-key', notPem], /^flotilla-bridge: the TLS certificate or key \(--tls-cert, --tls-key\) is not a PEM certificate and its private key: /m],
+      [['--data-dir', file, '--mqtts-port', 'off'], /^flotilla-bridge: cannot use the data directory .*a-file: E[A-Z]+ on /m],
+    ];
+    for (const [args, message] of cases) {
+      const { code, err } = await run([...args, '--mqtt-port', '0', '--http-port', 'off', '--log-level', 'silent']);
+      assert.equal(code, 1, args.join(' ') + ': ' + err);
+      assert.match(err, message);
+      assert.doesNotMatch(err, /\n\s+at /, args.join(' '));
     }
   });
 

@@ -202,6 +202,22 @@ describe('simulator: bad input is refused before any device starts', function ()
         assert.equal(existsSync(join(dir, 'x.flim')), false);
       });
 
+      it('exits 1 with one line, no stack trace, when a file it is given cannot be used (--write-image into no directory, --ca missing, --flash-dir a file)', async () => {
+        const file = join(dir, 'plain-file');
+        writeFileSync(file, 'x');
+        const cases: [string[], RegExp][] = [
+          [['--token', f.tokens.alice, '--credentials', join(dir, 'none.json'), '--write-image', join(dir, 'no', 'such', 'dir', 'x.flim')], /^flotilla-simulate: cannot open .*x\.flim: ENOENT$/],
+          [['--token', f.tokens.alice, '--credentials', join(dir, 'ca.json'), '--bridge', 'mqtts://127.0.0.1:' + f.port, '--ca', join(dir, 'no-ca.pem'), '--devices', '1', '--duration', '1'], /^flotilla-simulate: cannot open .*no-ca\.pem: ENOENT$/],
+          [['--token', f.tokens.alice, '--credentials', join(dir, 'fd.json'), '--bridge', 'mqtt://127.0.0.1:' + f.port, '--flash-dir', file, '--devices', '1', '--duration', '1', '--quiet'], /^flotilla-simulate: cannot mkdir .*plain-file.*: ENOTDIR$/],
+        ];
+        for (const [args, message] of cases) {
+          err.length = 0;
+          const code = await main(['--product', 'prod-a', '--api', api, ...args]);
+          assert.equal(code, 1, args.join(' ') + ': ' + err.join('\n'));
+          assert.match(err.join('\n'), message);
+        }
+      });
+
       it('exits 2 on a bad scenario, before asking the API anything', async () => {
         const code = await main(['--product', 'prod-a', '--api', 'http://127.0.0.1:1', '--scenario', 'nope']);
         assert.equal(code, 2);
