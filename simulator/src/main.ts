@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LIMITS } from '@flotilla/protocol';
 import { performance } from 'node:perf_hooks';
 import { loadScenario, ScenarioError } from './scenario.js';
 import { productOf, provision, ProvisionError } from './provision.js';
@@ -81,7 +82,9 @@ export async function main(argv: string[]): Promise<number> {
   const duration = values.duration === undefined ? null : Number(values.duration);
   if (duration !== null && !(duration > 0)) return usage(`--duration must be a positive number of seconds, not "${values.duration}"`);
   const firmware = values.firmware === undefined ? null : Number(values.firmware);
-  if (firmware !== null && !(Number.isInteger(firmware) && firmware >= 1 && firmware <= 65535)) return usage(`--firmware must be a whole number from 1 to 65535, not "${values.firmware}"`);
+  if (firmware !== null && !(Number.isInteger(firmware) && firmware >= 1 && firmware <= LIMITS.firmwareVersionMax)) {
+    return usage(`--firmware must be a whole number from 1 to ${LIMITS.firmwareVersionMax}, not "${values.firmware}"`);
+  }
   if (!values.product) return usage('--product is required (the slug or id of the product the devices belong to)');
 
   const baseline = process.memoryUsage().rss;

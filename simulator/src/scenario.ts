@@ -269,7 +269,7 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
   return {
     source,
     description: str(root.description, 'description', ''),
-    firmware: Math.floor(num(root.firmware, 'firmware', 1, 65535, 1)),
+    firmware: Math.floor(num(root.firmware, 'firmware', 1, LIMITS.firmwareVersionMax, 1)),
     vitals: num(root.vitals, 'vitals', 0, DAY, 60),
     keepalive: Math.floor(num(root.keepalive, 'keepalive', 5, 3600, 30)),
     variables,

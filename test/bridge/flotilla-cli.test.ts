@@ -231,6 +231,13 @@ describe('flotilla CLI against a bridge', function () {
     assert.equal(JSON.parse(gone.out).reason, 'aborted by alice');
     const line = await inProcess(['rollout', 'status', '--product', 'prod-a', id]);
     assert.equal(line.out, `rollout ${id} v3 aborted [${' '.repeat(20)}] 0/1 done, 0 failed, 0 updating, 0 pending, 1 not updated (aborted) (aborted by alice)\n`);
+
+    // A release says exactly where a version goes: released to a group alone, the default version stops being the default, and the output says so.
+    const moved = await inProcess(['firmware', 'release', '--product', 'prod-a', '--version', '3', '--groups', 'canary']);
+    assert.equal(moved.code, 0, moved.err);
+    assert.match(moved.out, /to groups canary: rollout \d+\n {2}withdrawn from the product default: those devices go to what is released for them now\n/);
+    const after = JSON.parse((await inProcess(['firmware', 'list', '--product', 'prod-a', '--json'])).out) as { version: number; product_default: boolean; groups: string[] }[];
+    assert.deepEqual(after.map((x) => [x.version, x.product_default, x.groups]).sort(), [[2, false, []], [3, false, ['canary']]]);
   });
 
   it('flashes one device with a bundle, queued while it is offline', async () => {

@@ -214,6 +214,13 @@ describe('OTA: firmware upload and one device', function () {
     const r = await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 4 });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     await w.waitFor('version 4', async () => (await f.bridge.store.getDevice(d.id))!.firmwareVersion === 4);
+    // The version it runs: refused now, rather than a job the device would fail (bad_version); by file as by version.
+    const same = await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 4 });
+    assert.deepEqual([same.status, same.body.error], [409, `device ${d.id} already runs version 4`]);
+    const sameFile = new FormData();
+    sameFile.set('file', new Blob([Buffer.from(w.image(4))]), 'v4.flim');
+    const byFile = await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: sameFile });
+    assert.deepEqual([byFile.status, ((await byFile.json()) as { error: string }).error], [409, `device ${d.id} already runs version 4`]);
     const other = new FormData();
     other.set('file', new Blob([Buffer.from(buildImage(999, 5, 'x'))]), 'x.flim');
     const wrong = await fetch(w.base + '/v1/devices/' + d.id, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: other });

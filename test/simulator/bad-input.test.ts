@@ -228,7 +228,8 @@ describe('simulator: bad input is refused before any device starts', function ()
         [['--devices', 'many', '--product', 'p'], '--devices must be a whole number from 1 to 100000, not "many"'],
         [['--devices', '3'], '--product is required (the slug or id of the product the devices belong to)'],
         [['--product', 'p', '--ramp', '0'], '--ramp must be a positive number, not "0"'],
-        [['--product', 'p', '--firmware', '0'], '--firmware must be a whole number from 1 to 65535, not "0"'],
+        [['--product', 'p', '--firmware', '0'], '--firmware must be a whole number from 1 to 4294967295, not "0"'],
+        [['--product', 'p', '--firmware', '4294967296'], '--firmware must be a whole number from 1 to 4294967295, not "4294967296"'],
         [['--product', 'p', '--colour', 'blue'], "Unknown option '--colour'"],
       ] as [string[], string][])
         it('exits 2 on ' + args.join(' '), async () => {

@@ -67,7 +67,10 @@ export const firmwareRelease: Command = {
     'failure-threshold': { type: 'string', value: 'PCT', help: 'pause when more than PCT percent of updates fail, 0 < PCT <= 100 (bridge default 10)' },
     'min-attempts': { type: 'string', value: 'M', help: '...once this many updates have finished (bridge default 20)' },
   },
-  notes: 'Watch the rollout with `flotilla rollout status --product P --watch`.',
+  notes:
+    'A release says exactly where the version goes: the groups given, and the product default only with --default. ' +
+    'Where it was released before and is not named now, it is withdrawn, and those devices go to what is released for them then (the output says so). ' +
+    'Watch the rollout with `flotilla rollout status --product P --watch`.',
   async run(ctx, v) {
     const version = versionOption(v, 'version', this)!;
     const groups = (stringOption(v, 'groups') ?? '').split(',').map((g) => g.trim()).filter(Boolean);
@@ -76,6 +79,8 @@ export const firmwareRelease: Command = {
     const p = stringOption(v, 'product')!;
     // Always a percentage here, sent as a fraction: the bridge reads 1 as 100% (a fraction) but 2 as 2%.
     const pct = numberOption(v, 'failure-threshold', this, 100);
+    // Where the version is released now: what this release withdraws it from is said below.
+    const before = (await ctx.api.get<Firmware[]>(paths.firmware(p))).find((f) => f.version === version);
     // Unset settings are left out, so the bridge's defaults apply.
     const r = await ctx.api.send<Release>('PUT', paths.release(p), {
       version,
@@ -93,6 +98,8 @@ export const firmwareRelease: Command = {
     const to = [asDefault ? 'as the product default' : '', groups.length > 0 ? `to groups ${groups.join(', ')}` : ''].filter(Boolean).join(' and ');
     const o = r.rollout;
     ctx.out(`released version ${r.version} of product ${p} ${to}: rollout ${o.id}`);
+    const withdrawn = [before?.product_default && !asDefault ? 'the product default' : '', ...(before?.groups ?? []).filter((g) => !groups.includes(g)).map((g) => 'group ' + g)].filter(Boolean);
+    if (withdrawn.length > 0) ctx.out(`  withdrawn from ${withdrawn.join(', ')}: those devices go to what is released for them now`);
     ctx.out(`  concurrency ${o.concurrency}, batch size ${o.batch_size || 'none'}, pauses above ${o.failure_threshold}% failed after ${o.min_attempts} updates`);
     ctx.out(rolloutLine(o));
     return 0;

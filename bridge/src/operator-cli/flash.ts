@@ -12,7 +12,8 @@ export const flash: Command = {
   options: {
     version: { type: 'string', value: 'N', help: "the version a JS bundle becomes (a FLIM image carries its own)" },
   },
-  notes: 'The device keeps a flashed version until a release or lock decides otherwise.',
+  notes:
+    "A flashed version stays only on a device marked for development or locked to it; any other device is put back to its product's release once the update is done, as on Particle's cloud. Flashing the version a device runs is refused.",
   async run(ctx, v, [device, file]) {
     const version = versionOption(v, 'version', this);
     await readableFile(file);

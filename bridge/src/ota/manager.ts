@@ -547,6 +547,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   async flashFile(deviceId: string, productId: number, file: UploadedFile, version: number | null, by: string | null): Promise<OtaJob> {
     const image = await checkImage(file, productId, version, this.o.imageMaxBytes);
+    await this.notRunning(deviceId, image.version);
     const path = flashPath();
     await keep(this.d.dataDir, image, path);
     return this.flash(deviceId, { version: image.version, size: image.size, sha256: image.sha256, path }, 'flash', by);
@@ -555,7 +556,14 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   async flashVersion(deviceId: string, productId: number, version: number, source: Extract<OtaJobSource, 'flash' | 'lock'>, by: string | null): Promise<OtaJob> {
     const fw = await this.d.store.getFirmware(productId, version);
     if (!fw) throw new OtaError('not_found', `no firmware version ${version} in product ${productId}`);
+    if (source === 'flash') await this.notRunning(deviceId, version);
     return this.flash(deviceId, fw, source, by);
+  }
+
+  /** A flash of the version a device runs would only fail on the device (bad_version): refused here, saying so. */
+  private async notRunning(deviceId: string, version: number): Promise<void> {
+    const d = await this.d.store.getDevice(deviceId);
+    if (d?.firmwareVersion === version) throw new OtaError('conflict', `device ${deviceId} already runs version ${version}`);
   }
 
   /** An explicit flash: ends the device's active job, creates this one, starts it if the device is connected. */
