@@ -35,6 +35,27 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.equal(me.body.username, 'alice');
   });
 
+  it('changes a password and a username with particle-api-js, proven by the current password; invalidate_tokens ends every token', async () => {
+    await f.bridge.store.createUser('frank', 'frank-password');
+    const token = (await particle.login({ username: 'frank', password: 'frank-password' })).body.access_token;
+    await assert.rejects(particle.changeUserPassword({ currentPassword: 'wrong', password: 'new-password', auth: token }), (e: ParticleError) => e.statusCode === 403);
+    await particle.changeUserPassword({ currentPassword: 'frank-password', password: 'new-password', auth: token });
+    await assert.rejects(particle.login({ username: 'frank', password: 'frank-password' }), (e: ParticleError) => e.statusCode === 400);
+    assert.equal((await particle.login({ username: 'frank', password: 'new-password' })).statusCode, 200);
+    // A taken username is refused and changes nothing; an empty password too.
+    await assert.rejects(particle.changeUsername({ currentPassword: 'new-password', username: 'alice', auth: token }), (e: ParticleError) => e.statusCode === 409);
+    const empty = await fetch(base + '/v1/user', { method: 'PUT', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ current_password: 'new-password', password: '' }) });
+    assert.deepEqual([empty.status, await j(empty)], [400, { ok: false, error: 'password must not be empty' }]);
+    const nothing = await fetch(base + '/v1/user', { method: 'PUT', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ account_info: { first_name: 'F' } }) });
+    assert.deepEqual([nothing.status, await j(nothing)], [400, { ok: false, error: 'This bridge keeps no account_info; send username or password, with current_password' }]);
+    await particle.changeUsername({ currentPassword: 'new-password', username: 'Frank.Renamed@example.com', invalidateTokens: true, auth: token });
+    await assert.rejects(particle.getUserInfo({ auth: token }), (e: ParticleError) => e.statusCode === 401, 'invalidate_tokens ended the token it came with');
+    const again = (await particle.login({ username: 'frank.renamed@example.com', password: 'new-password' })).body.access_token;
+    assert.equal((await particle.getUserInfo({ auth: again })).body.username, 'frank.renamed@example.com');
+    const audited = (await f.bridge.store.auditLog({ action: 'user.update' })).map((e) => e.reason);
+    assert.deepEqual(audited.sort(), ['password changed', 'username changed']);
+  });
+
   it('refuses wrong credentials and unknown clients in OAuth\'s shape', async () => {
     await assert.rejects(particle.login({ username: 'alice', password: 'wrong' }), (e: ParticleError) => {
       assert.equal(e.statusCode, 400);

@@ -303,6 +303,8 @@ export interface UserStore {
   verifyPassword(username: string, password: string): Promise<User | null>;
   /** By username, case-insensitively. */
   findUser(username: string): Promise<User | null>;
+  /** A new username and/or password. not_found: no such user; conflict: the username is taken; invalid: an empty one. */
+  updateUser(id: string, changes: { username?: string; password?: string }): Promise<User>;
 }
 
 export interface TokenStore {

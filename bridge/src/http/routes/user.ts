@@ -6,7 +6,7 @@ import { decide } from '../../policy/decide.js';
 import { guard, person, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { field, numberOf } from '../body.js';
+import { field, flag, numberOf, text } from '../body.js';
 import type { Actor } from '../../policy/types.js';
 import { subjectOf, tokenProblem } from '../../identity/actor.js';
 import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
@@ -77,6 +77,30 @@ export const userRoutes: Route[] = [
     const billedTo = await ctx.store.billingOrgOf(u.id);
     const org = billedTo ? await ctx.store.getOrg(billedTo) : null;
     return { username: u.username, subscription_ids: [], account_info: {}, mfa: { enabled: false }, billed_to_org: org ? org.slug : null };
+  }),
+  // Particle's account changes (particle-api-js changeUsername, changeUserPassword): the current password
+  // proves it is the user, counted by the login lock-out as any password try; invalidate_tokens ends every token.
+  route('PUT', '/v1/user', SELF, async (req, ctx, { actor }) => {
+    const b = await req.body();
+    const id = user(actor);
+    if (b.username === undefined && b.password === undefined) {
+      throw ApiError.of(400, b.account_info !== undefined ? 'This bridge keeps no account_info; send username or password, with current_password' : 'Send username or password, with current_password');
+    }
+    const me = await ctx.store.getUser(id);
+    if (!me) throw ApiError.of(404, 'User not found');
+    const login = ctx.limiter.passwordLogin(req.res.socket?.remoteAddress ?? '', me.username);
+    if (typeof login === 'number') throw new ApiError(429, { ok: false, error: 'Too many attempts; try again in ' + login + ' s' }, { 'retry-after': String(login) });
+    const proven = (await ctx.store.verifyPassword(me.username, typeof b.current_password === 'string' ? b.current_password : '')) !== null;
+    login(proven);
+    if (!proven) throw ApiError.of(403, 'current_password is not your password');
+    const changes = { username: b.username === undefined ? undefined : text(b.username, 'username'), password: b.password === undefined ? undefined : text(b.password, 'password') };
+    const updated = await ctx.store.updateUser(id, changes);
+    if (flag(b.invalidate_tokens, 'invalidate_tokens')) ctx.fleet.cutTokenHashes(await ctx.store.revokeTokensOf({ kind: 'user', id }));
+    await ctx.store.audit({
+      at: new Date(), actorKind: 'user', actorId: id, action: 'user.update', resourceKind: 'user', resourceId: id, allowed: true, status: 200,
+      reason: [changes.username !== undefined ? 'username' : '', changes.password !== undefined ? 'password' : ''].filter(Boolean).join(' and ') + ' changed',
+    });
+    return { ok: true, username: updated.username };
   }),
   route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
     if (!ctx.signup) throw ApiError.of(403, 'Sign-up is turned off on this bridge; ask its owner for an account');

@@ -55,6 +55,14 @@ export function userStore(ctx: Ctx): UserStore {
   const byId = db.prepare<UserRaw>('SELECT * FROM users WHERE id = ?');
   const byName = db.prepare<UserRaw>('SELECT * FROM users WHERE username = ?');
   const anyUser = db.prepare<{ one: number }>('SELECT 1 AS one FROM users LIMIT 1');
+  const rename = db.prepare('UPDATE users SET username = ? WHERE id = ?');
+  const setHash = db.prepare('UPDATE users SET password_hash = ? WHERE id = ?');
+  const update = db.transaction((id: string, name: string | undefined, hash: string | undefined) => {
+    if (!byId.get(id)) throw new StoreError('not_found', `no user ${id}`);
+    if (name !== undefined) refusing({ unique: `username ${name} is taken` }, () => rename.run(name, id));
+    if (hash !== undefined) setHash.run(hash, id);
+    return user(byId.get(id) as UserRaw);
+  });
 
   return {
     async createUser(username, password) {
@@ -80,6 +88,14 @@ export function userStore(ctx: Ctx): UserStore {
       const r = typeof username === 'string' ? byName.get(username.trim().toLowerCase()) : undefined;
       const ok = await verifySecret(typeof password === 'string' ? password : '', r ? r.password_hash : null, ctx.passwordCost);
       return ok && r ? user(r) : null;
+    },
+
+    async updateUser(id, changes) {
+      const name = changes.username === undefined ? undefined : normalizeUsername(changes.username);
+      if (changes.password !== undefined && (typeof changes.password !== 'string' || changes.password.length === 0)) throw new StoreError('invalid', 'password must not be empty');
+      // Hashing takes a while (on the thread pool): no lock is held meanwhile.
+      const hash = changes.password === undefined ? undefined : await hashSecret(changes.password, ctx.passwordCost);
+      return update.immediate(id, name, hash);
     },
 
     async findUser(username) {
