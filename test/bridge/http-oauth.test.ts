@@ -56,6 +56,20 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.deepEqual(audited.sort(), ['password changed', 'username changed']);
   });
 
+  it('lets a page of any origin call the API (CORS, as Particle\'s): a preflight is answered, and every answer, a refusal too, may be read', async () => {
+    const pre = await fetch(base + '/v1/devices', { method: 'OPTIONS', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    assert.equal(pre.status, 204);
+    assert.deepEqual(
+      ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers'].map((h) => pre.headers.get(h)),
+      ['*', 'GET, HEAD, POST, PUT, DELETE', 'authorization'],
+    );
+    const token = (await particle.login({ username: 'alice', password: 'alice-password' })).body.access_token;
+    const ok = await fetch(base + '/v1/user', { headers: { origin: 'https://app.example.com', authorization: 'Bearer ' + token } });
+    assert.deepEqual([ok.status, ok.headers.get('access-control-allow-origin')], [200, '*']);
+    const refused = await fetch(base + '/v1/user', { headers: { origin: 'https://app.example.com' } });
+    assert.deepEqual([refused.status, refused.headers.get('access-control-allow-origin'), refused.headers.get('access-control-expose-headers')], [401, '*', 'retry-after, www-authenticate']);
+  });
+
   it('refuses wrong credentials and unknown clients in OAuth\'s shape', async () => {
     await assert.rejects(particle.login({ username: 'alice', password: 'wrong' }), (e: ParticleError) => {
       assert.equal(e.statusCode, 400);

@@ -136,6 +136,9 @@ function tooMany(seconds: number): ApiError {
 /** The token endpoint's route: its refusals are OAuth's (RFC 6749 §5.2) and it counts logins. */
 export const OAUTH_TOKEN = '/oauth/token';
 
+/** The methods a browser may send (the routes' and HEAD). */
+const CORS_METHODS = 'GET, HEAD, POST, PUT, DELETE';
+
 /** What a product's OAuth client may do with its credentials alone. */
 const CLIENT_SCOPES: readonly Action[] = ['customer.create', 'customer.view'];
 
@@ -149,6 +152,19 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse, shape: { oauth: boolean }): Promise<void> {
+    // Any origin, as Particle's API: credentials are bearer tokens a page must hold itself, never cookies,
+    // so particle-api-js in a browser works. A preflight is answered before anything else.
+    res.setHeader('access-control-allow-origin', '*');
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, {
+        'access-control-allow-methods': CORS_METHODS,
+        'access-control-allow-headers': req.headers['access-control-request-headers'] ?? 'authorization, content-type',
+        'access-control-max-age': '86400',
+      });
+      res.end();
+      return;
+    }
+    res.setHeader('access-control-expose-headers', 'retry-after, www-authenticate');
     const address = req.socket.remoteAddress ?? '';
     // Request limits: a valid bearer token has a count of its own (per token, as Particle's), so callers
     // sharing an address do not starve each other; everything else (no token, client credentials, an
