@@ -129,7 +129,8 @@ function bearer(headers: IncomingMessage['headers']): string | null {
   return h && /^bearer /i.test(h) ? h.slice(7).trim() : null;
 }
 
-function tooMany(seconds: number): ApiError {
+/** 429 with Retry-After, in the API's shape. */
+export function tooMany(seconds: number): ApiError {
   return new ApiError(429, { ok: false, error: 'Too many requests; try again in ' + seconds + ' s' }, { 'retry-after': String(seconds) });
 }
 

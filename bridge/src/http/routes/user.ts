@@ -4,7 +4,7 @@
  */
 import { decide } from '../../policy/decide.js';
 import { guard, person, visibleProducts } from '../access.js';
-import { route, type ApiContext, type Route } from '../app.js';
+import { route, tooMany, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { field, flag, numberOf, text } from '../body.js';
 import type { Actor } from '../../policy/types.js';
@@ -89,7 +89,7 @@ export const userRoutes: Route[] = [
     const me = await ctx.store.getUser(id);
     if (!me) throw ApiError.of(404, 'User not found');
     const login = ctx.limiter.passwordLogin(req.res.socket?.remoteAddress ?? '', me.username);
-    if (typeof login === 'number') throw new ApiError(429, { ok: false, error: 'Too many attempts; try again in ' + login + ' s' }, { 'retry-after': String(login) });
+    if (typeof login === 'number') throw tooMany(login);
     const proven = (await ctx.store.verifyPassword(me.username, typeof b.current_password === 'string' ? b.current_password : '')) !== null;
     login(proven);
     if (!proven) throw ApiError.of(403, 'current_password is not your password');
