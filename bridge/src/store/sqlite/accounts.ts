@@ -1,8 +1,8 @@
 /** Users and access tokens. */
-import { hashSecret, newId, newToken, sha256Hex, verifySecret } from '../secrets.js';
+import { newId, newToken, sha256Hex, verifySecret } from '../secrets.js';
 import { MAX_TOKEN_TTL_SECONDS, StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
 import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, TokenSubject, User, UserStore } from '../store.js';
-import { cleanName, parseJson, refusing, toDate } from './context.js';
+import { cleanName, parseJson, passwordHash, refusing, toDate } from './context.js';
 import type { Ctx } from './context.js';
 
 interface UserRaw {
@@ -67,9 +67,7 @@ export function userStore(ctx: Ctx): UserStore {
   return {
     async createUser(username, password) {
       const name = normalizeUsername(username);
-      if (typeof password !== 'string' || password.length === 0) throw new StoreError('invalid', 'password must not be empty');
-      // Hashing takes a while (on the thread pool): no lock is held meanwhile.
-      const hash = await hashSecret(password, ctx.passwordCost);
+      const hash = await passwordHash(ctx, password);
       const row: UserRaw = { id: newId(), username: name, password_hash: hash, created_at: ctx.now() };
       refusing({ unique: `username ${name} is taken` }, () => insert.run(row.id, row.username, row.password_hash, row.created_at));
       return user(row);
@@ -92,9 +90,7 @@ export function userStore(ctx: Ctx): UserStore {
 
     async updateUser(id, changes) {
       const name = changes.username === undefined ? undefined : normalizeUsername(changes.username);
-      if (changes.password !== undefined && (typeof changes.password !== 'string' || changes.password.length === 0)) throw new StoreError('invalid', 'password must not be empty');
-      // Hashing takes a while (on the thread pool): no lock is held meanwhile.
-      const hash = changes.password === undefined ? undefined : await hashSecret(changes.password, ctx.passwordCost);
+      const hash = changes.password === undefined ? undefined : await passwordHash(ctx, changes.password);
       return update.immediate(id, name, hash);
     },
 

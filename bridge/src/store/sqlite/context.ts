@@ -18,7 +18,7 @@
  * PostgreSQL port changes placeholders (? → $n), booleans (0/1 → false/true)
  * and makes the calls async.
  */
-import type { ScryptCost } from '../secrets.js';
+import { hashSecret, type ScryptCost } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { ProductId } from '../store.js';
 import type { SqliteDatabase } from './connection.js';
@@ -103,4 +103,14 @@ export function productKey(id: ProductId): number {
   const n = typeof id === 'number' ? id : typeof id === 'string' && /^[0-9]{1,15}$/.test(id) ? Number(id) : NaN;
   if (!Number.isSafeInteger(n) || n < 1) throw new StoreError('invalid', `product id ${JSON.stringify(id)} is not a positive integer`);
   return n;
+}
+
+/**
+ * A new password's hash (a user's or a customer's); invalid for anything but
+ * a non-empty string. Hashing takes a while (on the thread pool): call it
+ * before any transaction, so no lock is held meanwhile.
+ */
+export function passwordHash(ctx: Pick<Ctx, 'passwordCost'>, password: unknown): Promise<string> {
+  if (typeof password !== 'string' || password.length === 0) throw new StoreError('invalid', 'password must not be empty');
+  return hashSecret(password, ctx.passwordCost);
 }

@@ -2,7 +2,7 @@
 import { hashSecret, verifySecret } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { ApiUser, Customer, CustomerStore } from '../store.js';
-import { cleanName, parseJson, productKey, refusing } from './context.js';
+import { cleanName, parseJson, passwordHash, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 import { newId } from '../secrets.js';
 
@@ -89,8 +89,7 @@ export function customerStore(ctx: Ctx): CustomerStore {
     },
 
     async setCustomerPassword(id, password) {
-      if (password !== null && (typeof password !== 'string' || password.length === 0)) throw new StoreError('invalid', 'password must not be empty');
-      const hash = password === null ? null : await hashSecret(password, ctx.passwordCost);
+      const hash = password === null ? null : await passwordHash(ctx, password);
       if (setPassword.run(hash, id).changes === 0) throw new StoreError('not_found', `no customer ${id}`);
     },
 
