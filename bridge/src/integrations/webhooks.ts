@@ -212,6 +212,8 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
    * read only for those that do.
    */
   function fire(product: ProductRef, name: string, deviceId: string, dataOf: () => string | null): void {
+    // The bridge's own events (hook responses, spark/*) never trigger a webhook, whoever published them.
+    if (name.startsWith('hook-') || name.startsWith('spark/')) return;
     const found = ownersOf(product).map(integrations);
     if (found.every((l) => Array.isArray(l) && !l.some((i) => triggers(i, name, deviceId)))) return;
     let data: string | null;
@@ -251,23 +253,20 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         throw e;
       }
       if (t.root !== 'dev' || t.channel !== 'evt') return;
-      const name = t.event;
-      if (name.startsWith('hook-') || name.startsWith('spark/')) return;
       const deviceId = t.deviceId;
       const ref = o.devices.get(deviceId);
       if (!ref) return;
-      fire(ref.product, name, deviceId, () => {
+      fire(ref.product, t.event, deviceId, () => {
         const m = decode(payload);
         if (m.kind !== 'event') return null;
         return m.data === null ? '' : m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : String(m.data);
       });
     },
     onApiEvent(product, name, data) {
-      if (closed || name.startsWith('hook-') || name.startsWith('spark/')) return;
+      if (closed) return;
       fire(product, name, API_DEVICE, () => data ?? '');
     },
     warm(product) {
-
       for (const owner of ownersOf(product)) integrations(owner);
     },
     invalidate(owner) {
