@@ -148,7 +148,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   return (req, res) => {
     // The token endpoint answers in OAuth's shape: the matched route says whether this is it; a refusal
     // made before routing (a limit, a path that is no URL) goes by the path as sent.
-    const shape = { oauth: /^\/oauth\/token\/*$/.test(req.url?.split('?')[0] ?? '') };
+    const shape = { oauth: (req.url?.split('?')[0] ?? '').replace(/\/+$/, '') === OAUTH_TOKEN };
     void handle(req, res, shape).catch((e: unknown) => send(res, e, shape.oauth));
   };
 

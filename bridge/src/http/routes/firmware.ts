@@ -145,7 +145,8 @@ export const firmwareRoutes: Route[] = [
     const file = isUpload(b.file) ? b.file : isUpload(b.binary) ? b.binary : null;
     if (!file) throw ApiError.of(400, 'Send the image as a multipart file field named file (or binary)');
     // Text, or nothing: a list (title[], or the field repeated) is refused, not dropped.
-    const title = b.title === undefined || text(b.title, 'title').trim() === '' ? null : text(b.title, 'title');
+    const titled = b.title === undefined ? '' : text(b.title, 'title');
+    const title = titled.trim() === '' ? null : titled;
     const description = b.description === undefined ? null : text(b.description, 'description');
     const f = await ctx.ota.upload(Number(a.product!.productId), file, { version: versionField(b, 'version'), title, description, by: userOf(a.actor) });
     return { status: 201, body: firmwareObject(f, 0) };
