@@ -225,6 +225,9 @@ async function unclaim(ctx: ApiContext, id: string): Promise<void> {
 
 const USER_CLAIM = guard.device('device.add', 'body');
 
+/** The request that releases anyone's claim on a device: the product team's unclaim. */
+const releasePath = (d: { id: string; product: { productId: string } }): string => `DELETE /v1/products/${d.product.productId}/devices/${d.id}/owner`;
+
 async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'customer' }>, body: Fields) {
   const id = typeof body.id === 'string' ? body.id.toLowerCase() : '';
   if (id === '') throw ApiError.of(400, 'The id field is required');
@@ -293,7 +296,7 @@ export const deviceRoutes: Route[] = [
     // A device held by someone else stays theirs: the team releases it first (DELETE .../devices/:id/owner).
     const d = (await ctx.store.getDevice(a.device!.id))!;
     if ((d.ownerUserId !== null && d.ownerUserId !== a.actor.userId) || d.customerId !== null) {
-      throw ApiError.of(409, `Device ${d.id} is claimed by ${d.customerId !== null ? 'a customer' : 'another user'}; the product team releases it first (DELETE /v1/products/${a.device!.product.productId}/devices/${d.id}/owner)`);
+      throw ApiError.of(409, `Device ${d.id} is claimed by ${d.customerId !== null ? 'a customer' : 'another user'}; the product team releases it first (${releasePath(a.device!)})`);
     }
     await ctx.store.setDeviceOwner(d.id, a.actor.userId);
     return { ok: true, id: d.id, user_id: a.actor.userId };
@@ -304,7 +307,7 @@ export const deviceRoutes: Route[] = [
     const d = (await ctx.store.getDevice(a.device!.id))!;
     const mine = a.actor.kind === 'user' && d.ownerUserId === a.actor.userId && d.customerId === null;
     if (!mine && (d.ownerUserId !== null || d.customerId !== null)) {
-      throw ApiError.of(403, `Device ${d.id} is not claimed by you: the product team releases another's claim with DELETE /v1/products/${a.device!.product.productId}/devices/${d.id}/owner`);
+      throw ApiError.of(403, `Device ${d.id} is not claimed by you: the product team releases another's claim with ${releasePath(a.device!)}`);
     }
     if (mine) await unclaim(ctx, d.id);
     return { ok: true };

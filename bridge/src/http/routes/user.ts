@@ -8,7 +8,7 @@ import { route, tooMany, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { field, flag, numberOf, text } from '../body.js';
 import type { Actor } from '../../policy/types.js';
-import { subjectOf, tokenProblem } from '../../identity/actor.js';
+import { auditEntry, subjectOf, tokenProblem } from '../../identity/actor.js';
 import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
 
 /** Particle's platform id of the Photon: what every product and device of this bridge is. */
@@ -96,10 +96,8 @@ export const userRoutes: Route[] = [
     const changes = { username: b.username === undefined ? undefined : text(b.username, 'username'), password: b.password === undefined ? undefined : text(b.password, 'password') };
     const updated = await ctx.store.updateUser(id, changes);
     if (flag(b.invalidate_tokens, 'invalidate_tokens')) ctx.fleet.cutTokenHashes(await ctx.store.revokeTokensOf({ kind: 'user', id }));
-    await ctx.store.audit({
-      at: new Date(), actorKind: 'user', actorId: id, action: 'user.update', resourceKind: 'user', resourceId: id, allowed: true, status: 200,
-      reason: [changes.username !== undefined ? 'username' : '', changes.password !== undefined ? 'password' : ''].filter(Boolean).join(' and ') + ' changed',
-    });
+    const changed = [changes.username !== undefined ? 'username' : '', changes.password !== undefined ? 'password' : ''].filter(Boolean).join(' and ');
+    await ctx.store.audit(auditEntry(actor, 'user.update', 'user', id, { allow: true, reason: changed + ' changed' }, new Date()));
     return { ok: true, username: updated.username };
   }),
   route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
