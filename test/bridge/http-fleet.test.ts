@@ -474,6 +474,11 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const op = doc.paths['/v1/products/{product}/team']['post'];
     assert.equal(op['x-flotilla-guard'].kind, 'product');
     assert.equal(doc.paths['/v1/devices/{id}/{name}'].get['x-flotilla-guard'].min_role, 'support');
+    // The routes that take a password in Basic auth say so.
+    const byPassword = Object.entries(doc.paths as Record<string, Record<string, { security: Record<string, unknown>[] }>>)
+      .flatMap(([path, ops]) => Object.entries(ops).filter(([, op]) => op.security.some((s) => 'password' in s)).map(([m]) => m.toUpperCase() + ' ' + path));
+    assert.deepEqual(byPassword.sort(), ['DELETE /v1/access_tokens', 'GET /v1/access_tokens']);
+    assert.equal(doc.components.securitySchemes.password.scheme, 'basic');
     // The routes that take a file say so; the others take none.
     const takingFiles = Object.entries(doc.paths as Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>)
       .flatMap(([path, ops]) => Object.entries(ops).filter(([, op]) => op.requestBody?.content['multipart/form-data']).map(([m]) => m.toUpperCase() + ' ' + path));

@@ -132,6 +132,37 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.equal((await fetch(base + '/v1/user', { headers: { authorization: 'Bearer ' + f.tokens.alice } })).status, 200);
   });
 
+  it('lists and revokes a user\'s tokens with the username and password in Basic auth (Particle\'s curl -u), counted by the login lock-out', async () => {
+    await f.bridge.store.createUser('gina', 'pass:with%25 odd');
+    const basic = (name: string, password: string) => ({ authorization: 'Basic ' + Buffer.from(name + ':' + password).toString('base64') });
+    const token = (await particle.login({ username: 'gina', password: 'pass:with%25 odd' })).body.access_token;
+    // The password is taken as sent: no form-decoding (that is for OAuth clients), and a colon in it is the password's.
+    const listed = await fetch(base + '/v1/access_tokens', { headers: basic('Gina', 'pass:with%25 odd') });
+    assert.equal(listed.status, 200);
+    const handles = (await j(listed)) as unknown as { token: string; client: string }[];
+    assert.deepEqual(handles.map((t) => t.client), ['particle-api']);
+    // Wrong passwords, and a product client's credentials, are no user here.
+    const refusals = [basic('gina', 'wrong'), basic('nobody', 'x'), basic('particle', 'particle'), { authorization: 'Basic !!!' }];
+    for (const headers of refusals) {
+      const r = await fetch(base + '/v1/access_tokens', { headers });
+      assert.deepEqual([r.status, r.headers.get('www-authenticate'), await j(r)], [401, 'Basic realm="flotilla"', { error: 'invalid_grant', error_description: 'User credentials are invalid' }], headers.authorization);
+    }
+    // Other routes do not take a password: there it is a client's Basic auth, which names no product client.
+    assert.equal((await fetch(base + '/v1/user', { headers: basic('gina', 'pass:with%25 odd') })).status, 401);
+    const cut = await fetch(base + '/v1/access_tokens', { method: 'DELETE', headers: basic('gina', 'pass:with%25 odd') });
+    assert.deepEqual([cut.status, await j(cut)], [200, { ok: true }]);
+    assert.equal((await fetch(base + '/v1/user', { headers: { authorization: 'Bearer ' + token } })).status, 401, 'every token of hers ended');
+    // Guessing is the token endpoint's guessing: ten wrong passwords lock the name, the right one included.
+    await f.bridge.store.createUser('hal', 'hal-password');
+    for (let i = 0; i < 10; i++) assert.equal((await fetch(base + '/v1/access_tokens', { headers: basic('hal', 'guess' + i) })).status, 401);
+    const locked = await fetch(base + '/v1/access_tokens', { headers: basic('hal', 'hal-password') });
+    assert.equal(locked.status, 429);
+    assert.ok(Number(locked.headers.get('retry-after')) > 0);
+    await assert.rejects(particle.login({ username: 'hal', password: 'hal-password' }), (e: ParticleError) => e.statusCode === 429, 'one count for both ways in');
+    const audit = (await f.bridge.store.auditLog()).filter((e) => e.reason === 'invalid credentials (password)');
+    assert.ok(audit.length >= 14, 'each refusal is audited');
+  });
+
   it('says where the token goes when one comes as access_token in the query string or the body (Particle\'s deprecated forms), and takes it from neither', async () => {
     const where = {
       error: 'invalid_request',

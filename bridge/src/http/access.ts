@@ -75,6 +75,9 @@ export function refused(d: Extract<Decision, { allow: false }>, kind: keyof type
     const where = 'Send the access token in the Authorization header (Authorization: Bearer <token>); one in the query string or the body is not taken (Particle deprecated both: URLs end up in logs)';
     return new ApiError(401, { error: 'invalid_request', error_description: where }, { 'www-authenticate': 'Bearer' });
   }
+  if (d.status === 401 && actor.kind === 'invalid' && actor.reason === 'password') {
+    return new ApiError(401, { error: 'invalid_grant', error_description: 'User credentials are invalid' }, { 'www-authenticate': 'Basic realm="flotilla"' });
+  }
   if (d.status === 401) return new ApiError(401, { error: 'invalid_token', error_description: 'The access token was not found, has expired or was revoked' }, { 'www-authenticate': 'Bearer' });
   return d.status === 403 ? ApiError.of(403, 'Permission denied') : ApiError.of(404, NOT_FOUND[kind]);
 }

@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Action } from '@flotilla/protocol';
 import type { Actor } from '../policy/types.js';
-import { presentedClient } from './client-auth.js';
+import { basicCredentials, presentedClient } from './client-auth.js';
 import type { RateLimiter } from './ratelimit.js';
 import { StoreError, type Store } from '../store/store.js';
 import type { Logger } from '../mqtt/deps.js';
@@ -87,9 +87,11 @@ export interface Route {
   files?: true;
   /** The largest file it takes, when smaller than the API's uploadLimit (413 past it, with nothing left on disk). */
   fileLimit?: number;
+  /** It also takes a user's username and password in Basic auth (Particle's token listing), counted by the login lock-out. */
+  password?: true;
 }
 
-export function route(method: string, path: string, g: Guard, handler: Handler, options: { files?: true; fileLimit?: number } = {}): Route {
+export function route(method: string, path: string, g: Guard, handler: Handler, options: { files?: true; fileLimit?: number; password?: true } = {}): Route {
   return { method, path, guard: g, handler, ...options };
 }
 
@@ -214,7 +216,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
     const request: Request = { method, head, url, res, params: found.params, headers: req.headers, token, tokenExpiresAt: null, body: readOnce };
     const g = r.guard;
-    const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(request, method === 'GET' ? null : readOnce);
+    const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(request, method === 'GET' ? null : readOnce, r.password ? address : null);
     if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : byAddress);
     let access: Access;
     if (g.kind === 'public') access = { actor, product: null, device: null, org: null, decision: null };
@@ -272,11 +274,13 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   /**
    * The actor behind the bearer token: anonymous without one, invalid for an
    * unknown, expired or revoked one. A valid token's expiry goes on the request
-   * (an event stream ends with its token).
+   * (an event stream ends with its token). Basic auth is a product's OAuth
+   * client, or a user's password where the route takes one (`passwordFrom`:
+   * the caller's address, for the login lock-out).
    */
-  async function authenticate(request: Request, body: (() => Promise<Fields>) | null): Promise<Actor> {
+  async function authenticate(request: Request, body: (() => Promise<Fields>) | null, passwordFrom: string | null): Promise<Actor> {
     const headers = request.headers;
-    if (/^basic /i.test(headers.authorization ?? '')) return clientActor(headers, {});
+    if (/^basic /i.test(headers.authorization ?? '')) return passwordFrom === null ? clientActor(headers, {}) : userActor(headers, passwordFrom);
     const token = bearer(headers);
     if (!token) {
       // particle-api-js sends a product client's credentials as body fields (createCustomer).
@@ -304,6 +308,17 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     // Credentials that name a client and a secret were a client's attempt: OAuth's invalid_client. Anything else reads as no credentials.
     if (!client || client.productId === null) return { kind: 'invalid', reason: c && c.secret ? 'client' : 'unknown' };
     return { kind: 'apiUser', apiUserId: 'client:' + client.id, scope: { productId: String(client.productId) }, scopes: CLIENT_SCOPES };
+  }
+
+  /** A user by username and password in Basic auth (curl -u name:password), as the token endpoint's password grant would log them in. */
+  async function userActor(headers: IncomingMessage['headers'], address: string): Promise<Actor> {
+    const c = basicCredentials(headers.authorization);
+    if (!c) return { kind: 'invalid', reason: 'password' };
+    const login = ctx.limiter.passwordLogin(address, c.name);
+    if (typeof login === 'number') throw tooMany(login);
+    const u = await ctx.store.verifyPassword(c.name, c.secret);
+    login(u !== null);
+    return (u && (await actorOf(ctx.store, { kind: 'user', id: u.id }))) || { kind: 'invalid', reason: 'password' };
   }
 
   /** The response for a refusal; the token endpoint's in OAuth's shape, whatever refused (RFC 6749 §5.2: a body it cannot read is invalid_request). */

@@ -1,17 +1,24 @@
-/** OAuth client credentials as a request presents them (RFC 6749 §2.3.1). */
+/** Credentials in a request's Authorization header or fields: OAuth clients' (RFC 6749 §2.3.1) and users' (Basic). */
 import type { Fields } from './body.js';
+
+/** The name and secret of a Basic Authorization header as sent (RFC 7617), or null without one. */
+export function basicCredentials(auth: string | undefined): { name: string; secret: string } | null {
+  if (typeof auth !== 'string' || !/^basic /i.test(auth)) return null;
+  const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? { name: decoded, secret: '' } : { name: decoded.slice(0, colon), secret: decoded.slice(colon + 1) };
+}
 
 /** The client a request presents, in Basic auth or in the client_id/client_secret fields. */
 export function presentedClient(headers: Record<string, string | string[] | undefined>, body: Fields): { id: string; secret: string } | null {
   let id = typeof body.client_id === 'string' ? body.client_id : '';
   let secret = typeof body.client_secret === 'string' ? body.client_secret : '';
-  const auth = headers.authorization;
-  if (typeof auth === 'string' && /^basic /i.test(auth)) {
-    const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
+  const basic = basicCredentials(headers.authorization as string | undefined);
+  if (basic) {
+    // A client's id and secret are form-encoded before Basic encoding (RFC 6749 §2.3.1); a user's password is not.
     try {
-      id = decodeURIComponent(decoded.slice(0, colon < 0 ? decoded.length : colon));
-      secret = colon < 0 ? '' : decodeURIComponent(decoded.slice(colon + 1));
+      id = decodeURIComponent(basic.name);
+      secret = decodeURIComponent(basic.secret);
     } catch {
       return null;
     }

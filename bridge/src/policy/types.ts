@@ -18,7 +18,8 @@ export type Actor =
   /** Credentials that were presented but do not hold: refused whatever they ask. */
   /** 'client': OAuth client credentials that are wrong (answered as OAuth's invalid_client). */
   /** 'misplaced': an access_token in the query string or body, which this API does not take (Particle deprecated both). */
-  | { kind: 'invalid'; reason: 'expired' | 'revoked' | 'unknown' | 'client' | 'misplaced' }
+  /** 'password': a username and password in Basic auth that do not match, where a route takes them. */
+  | { kind: 'invalid'; reason: 'expired' | 'revoked' | 'unknown' | 'client' | 'misplaced' | 'password' }
   /** An operator (a person) with a valid token. */
   | { kind: 'user'; userId: string; memberships: Memberships }
   /** A product's end user: reaches only the devices they own. */

@@ -50,7 +50,7 @@ export function openApi(routes: readonly Route[]) {
     const action = g.kind === 'public' || g.kind === 'signedIn' ? null : typeof g.action === 'string' ? g.action : 'depends on the body';
     (paths[path] ??= {})[r.method.toLowerCase()] = {
       parameters: params,
-      security: g.kind === 'public' ? [] : [{ bearer: [] }],
+      security: g.kind === 'public' ? [] : r.password ? [{ bearer: [] }, { password: [] }] : [{ bearer: [] }],
       'x-flotilla-guard': g.kind === 'public' || g.kind === 'signedIn'
         ? { kind: g.kind, why: g.why }
         : { kind: g.kind, action, min_role: action && action !== 'depends on the body' ? minRoleFor(action as Action) : null },
@@ -61,7 +61,7 @@ export function openApi(routes: readonly Route[]) {
   return {
     openapi: '3.1.0',
     info: { title: 'Flotilla operator API (Particle Cloud API v1 compatible)', version: '1' },
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, password: { type: 'http', scheme: 'basic', description: "a user's username and password" } } },
     paths,
   };
 }

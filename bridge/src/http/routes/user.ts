@@ -108,15 +108,17 @@ export const userRoutes: Route[] = [
   }),
 
   // Access tokens: your own, listed by handle (the bridge keeps only their
-  // SHA-256), the current one, and revoking one or all of them.
+  // SHA-256), the current one, and revoking one or all of them. Listing and
+  // revoking all take a username and password too, as Particle's
+  // (curl -u name:password): the way back in for someone whose tokens leaked.
   route('GET', '/v1/access_tokens', SELF, async (req, ctx, { actor }) => {
     const list = await ctx.store.listTokens(subject(actor));
     return list.map((t) => ({ token: t.id, expires_at: t.expiresAt?.toISOString() ?? null, client: t.clientId, scopes: t.scopes, created_at: t.createdAt.toISOString() }));
-  }),
+  }, { password: true }),
   route('DELETE', '/v1/access_tokens', SELF, async (req, ctx, { actor }) => {
     ctx.fleet.cutTokenHashes(await ctx.store.revokeTokensOf(subject(actor)));
     return { ok: true };
-  }),
+  }, { password: true }),
   route('GET', '/v1/access_tokens/current', SELF, async (req, ctx, { actor }) => {
     const t = await ctx.store.findToken(req.token ?? '');
     const orgs = actor.kind === 'user' ? Object.keys(actor.memberships.orgs) : [];
