@@ -117,6 +117,11 @@ describe('HTTP API: devices', function () {
     await particle.setDeviceNotes({ deviceId: A1, notes: 'by the window', auth: f.tokens.erin });
     const d = (await particle.getDevice({ deviceId: A1, auth: f.tokens.alice })).body as unknown as { name: string; notes: string };
     assert.deepEqual([d.name, d.notes], ['kitchen-sensor', 'by the window']);
+    // A name stands for the device while one device the caller sees goes by it; with two, the ID is needed, and the answer names both.
+    assert.equal(((await particle.getDevice({ deviceId: 'kitchen-sensor', auth: f.tokens.alice })).body as unknown as { id: string }).id, A1);
+    await particle.renameDevice({ deviceId: A2, name: 'kitchen-sensor', auth: f.tokens.alice });
+    await refused(particle.getDevice({ deviceId: 'kitchen-sensor', auth: f.tokens.alice }), 400, `2 devices you can see are named "kitchen-sensor" (${[A1, A2].sort().join(', ')}): give the device ID`);
+    await particle.renameDevice({ deviceId: A2, name: '', auth: f.tokens.alice });
     await refused(particle.renameDevice({ deviceId: A1, name: 'x', auth: f.tokens.dave }), 403, 'Permission denied');
     await refused(particle.renameDevice({ deviceId: A1, name: 'x'.repeat(65), auth: f.tokens.alice }), 400, 'a device name is longer than 64 characters');
     const signal = await particle.signalDevice({ deviceId: A1, signal: true, auth: f.tokens.dave });

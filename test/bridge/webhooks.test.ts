@@ -504,7 +504,7 @@ describe('webhooks', function () {
     assert.equal((await rename(A2, 'kitchen')).status, 200);
     const twice = await fetch(base + '/v1/products/prod-a/integrations', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'named', url: hookBase, deviceid: 'kitchen' }) });
     assert.equal(twice.status, 400);
-    assert.match(((await twice.json()) as { error: string }).error, /no device named "kitchen" among this integration's devices that you can see, or more than one/);
+    assert.equal(((await twice.json()) as { error: string }).error, `deviceid: 2 devices you can see are named "kitchen" (${[A1, A2].sort().join(', ')}): give the device ID`);
     for (const id of [A1, A2]) await rename(id, '');
     await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.alice } as never);
   });

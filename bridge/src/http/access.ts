@@ -147,20 +147,24 @@ export function seesDevice(actor: Actor, deviceId: string, product: ProductRef, 
 
 /**
  * A device named by its name instead of its id (Particle's API and particle-cli
- * accept both): the one device of that name the actor may view, if exactly one;
- * only among the products `within` keeps, when given.
+ * accept both): the IDs of the devices of that name the actor may view (one
+ * is the answer; more, and the ID is needed); only among the products
+ * `within` keeps, when given.
  */
-export async function deviceByName(store: Store, actor: Actor, name: string, within?: (product: ProductRef) => boolean): Promise<string | null> {
-  let found: string | null = null;
+export async function devicesNamed(store: Store, actor: Actor, name: string, within?: (product: ProductRef) => boolean): Promise<string[]> {
+  const found: string[] = [];
   for (const product of await visibleProducts(actor, store)) {
     if (within && !within(product)) continue;
     for (const d of await store.listDevices(product.productId)) {
-      if (d.name !== name || !seesDevice(actor, d.id, product, d.customerId)) continue;
-      if (found) return null; // ambiguous: the id is needed
-      found = d.id;
+      if (d.name === name && seesDevice(actor, d.id, product, d.customerId)) found.push(d.id);
     }
   }
   return found;
+}
+
+/** The refusal of a name that more than one device the actor sees goes by. */
+export function ambiguousName(name: string, ids: readonly string[], field = ''): ApiError {
+  return ApiError.of(400, `${field}${ids.length} devices you can see are named ${JSON.stringify(name)} (${ids.join(', ')}): give the device ID`);
 }
 
 /** Runs a resource guard: the Access on allow; throws the refusal (audited) otherwise. */
@@ -182,8 +186,9 @@ export async function authorize(
     const lower = params.id.toLowerCase();
     if (isDeviceId(lower)) params = { ...params, id: lower };
     else if (actor.kind !== 'anonymous' && actor.kind !== 'invalid') {
-      const id = await deviceByName(store, actor, params.id);
-      if (id) params = { ...params, id };
+      const ids = await devicesNamed(store, actor, params.id);
+      if (ids.length > 1) throw ambiguousName(params.id, ids);
+      if (ids.length === 1) params = { ...params, id: ids[0] };
     }
   }
   const resourceId = g.kind === 'device' ? params.id : g.kind === 'product' ? params.product : params.org;

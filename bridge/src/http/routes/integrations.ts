@@ -12,7 +12,7 @@
  */
 import { isDeviceId, type Action } from '@flotilla/protocol';
 import { integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationInput, type IntegrationOwner } from '../../store/store.js';
-import { deviceByName, guard, seesDevice, person, type Access, type Guard } from '../access.js';
+import { ambiguousName, devicesNamed, guard, seesDevice, person, type Access, type Guard } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { flag, text, type Fields } from '../body.js';
@@ -92,9 +92,10 @@ async function deviceFilter(ctx: ApiContext, a: Access, owner: IntegrationOwner,
     if (!seen) throw ApiError.of(400, `deviceid: no device ${given} among this integration's devices that you can see`);
     return input;
   }
-  const id = await deviceByName(ctx.store, a.actor, given, reaches);
-  if (!id) throw ApiError.of(400, `deviceid: no device named ${JSON.stringify(given)} among this integration's devices that you can see, or more than one: give its device ID`);
-  return { ...input, deviceId: id };
+  const ids = await devicesNamed(ctx.store, a.actor, given, reaches);
+  if (ids.length > 1) throw ambiguousName(given, ids, 'deviceid: ');
+  if (ids.length === 0) throw ApiError.of(400, `deviceid: no device named ${JSON.stringify(given)} among this integration's devices that you can see`);
+  return { ...input, deviceId: ids[0] };
 }
 
 /** A URL's origin, templates standing for a plain word (so "https://{{host}}/x" compares as a template). */
