@@ -254,6 +254,13 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.ok(await f.bridge.store.verifyDeviceSecret(ids[0], r.body.secrets[ids[0]]), 'the answered secret lets the device in');
     await particle.claimDevice({ deviceId: ids[0], auth: f.tokens.erin });
     assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, f.users.erin);
+    // Particle's `owner` names who holds it, by username, in the device and in every listing.
+    const owner = async (token: string) => [
+      ((await particle.getDevice({ deviceId: ids[0], auth: token })).body as unknown as { owner: string | null }).owner,
+      (await api('GET', '/v1/products/prod-a/devices?deviceId=' + ids[0], token)).body.devices[0].owner,
+    ];
+    assert.deepEqual(await owner(f.tokens.alice), ['erin', 'erin']);
+    assert.equal(((await particle.listDevices({ auth: f.tokens.erin })).body as unknown as { id: string; owner: string | null }[]).find((d) => d.id === ids[0])?.owner, 'erin');
     await refused(particle.claimDevice({ deviceId: ids[0], auth: f.tokens.bob }), 404);
     // Another of the team may not take it over, nor release it with Particle's unclaim: that is the owner's, or the product route's.
     const taken = await api('POST', '/v1/devices', f.tokens.alice, { id: ids[0] });
@@ -266,7 +273,11 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await particle.removeDevice({ deviceId: ids[0], auth: f.tokens.erin });
     assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, null, 'she released her own');
     // A customer's device is not a user's to claim or release.
-    await f.bridge.store.claimDevice(ids[0], (await f.bridge.store.listCustomers(f.products.A))[0].id);
+    assert.deepEqual(await owner(f.tokens.alice), [null, null], 'no one holds it');
+    const customer = (await f.bridge.store.listCustomers(f.products.A))[0];
+    await f.bridge.store.claimDevice(ids[0], customer.id);
+    assert.deepEqual(await owner(f.tokens.alice), [customer.username, customer.username]);
+    assert.deepEqual((await api('GET', '/v1/products/prod-a/devices?deviceId=' + ids[0], f.tokens.alice)).body.customers, [{ id: customer.id, username: customer.username }]);
     assert.equal((await api('POST', '/v1/devices', f.tokens.erin, { id: ids[0] })).status, 409);
     assert.equal((await api('DELETE', '/v1/devices/' + ids[0], f.tokens.erin)).status, 403);
     await particle.removeDeviceOwner({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin });

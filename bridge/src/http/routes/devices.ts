@@ -26,11 +26,12 @@ import { bool, isUpload, type Fields, type Upload } from '../body.js';
 import { readFile } from 'node:fs/promises';
 
 /** Particle's device object (the product listing's fields included). */
-export function deviceObject(d: Device, groups: readonly string[] = []) {
+/** Particle's device object; `owner`: the username of the user or customer who claimed it (holders() finds it). */
+export function deviceObject(d: Device, groups: readonly string[] = [], owner: string | null = null) {
   return {
     id: d.id,
     name: d.name,
-    owner: d.ownerUserId,
+    owner,
     last_app: null,
     last_ip_address: null,
     last_heard: d.lastHeard ? d.lastHeard.toISOString() : null,
@@ -61,7 +62,22 @@ async function getDevice(ctx: ApiContext, id: string): Promise<Device> {
 }
 
 async function withGroups(ctx: ApiContext, d: Device) {
-  return deviceObject(d, await ctx.store.deviceGroups(d.id));
+  return deviceObject(d, await ctx.store.deviceGroups(d.id), (await holders(ctx, [d])).of(d));
+}
+
+/** Who holds each of these devices, by username (Particle's `owner`): the user's who claimed it, or the customer's; each read once. */
+async function holders(ctx: ApiContext, devices: readonly Device[]) {
+  const users = new Map<string, string | null>();
+  const customers = new Map<string, string | null>();
+  for (const d of devices) {
+    if (d.ownerUserId !== null && !users.has(d.ownerUserId)) users.set(d.ownerUserId, (await ctx.store.getUser(d.ownerUserId))?.username ?? null);
+    if (d.customerId !== null && !customers.has(d.customerId)) customers.set(d.customerId, (await ctx.store.getCustomer(d.customerId))?.username ?? null);
+  }
+  return {
+    of: (d: Device): string | null => (d.ownerUserId !== null ? users.get(d.ownerUserId) : d.customerId !== null ? customers.get(d.customerId) : null) ?? null,
+    /** The customers among them, as Particle's product device listing shows them. */
+    customers: () => [...customers].flatMap(([id, username]) => (username === null ? [] : [{ id, username }])),
+  };
 }
 
 async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext['requests']['ask']>[1]) {
@@ -264,13 +280,8 @@ export async function deviceListing(ctx: ApiContext, q: URLSearchParams, devices
   const dir = (q.get('sortDir') ?? (attr === 'lastConnection' ? 'desc' : 'asc')) === 'desc' ? -1 : 1;
   found.sort((x, y) => (key(x) < key(y) ? -dir : key(x) > key(y) ? dir : 0));
   const { shown, meta } = paged(q, found);
-  const customerIds = [...new Set(shown.map((d) => d.customerId).filter((c): c is string => c !== null))];
-  const customers = [];
-  for (const id of customerIds) {
-    const c = await ctx.store.getCustomer(id);
-    if (c) customers.push({ id: c.id, username: c.username });
-  }
-  return { devices: shown.map((d) => deviceObject(d, groups.get(d.id))), customers, meta };
+  const held = await holders(ctx, shown);
+  return { devices: shown.map((d) => deviceObject(d, groups.get(d.id), held.of(d))), customers: held.customers(), meta };
 }
 
 export const deviceRoutes: Route[] = [
@@ -280,9 +291,9 @@ export const deviceRoutes: Route[] = [
     for (const product of await visibleProducts(actor, ctx.store)) {
       if (!inPersonalSpace(actor, product)) continue;
       const groups = await ctx.store.groupsOfDevices(product.productId);
-      for (const d of await ctx.store.listDevices(product.productId)) {
-        if (seesDevice(actor, d.id, product, d.customerId)) out.push(deviceObject(d, groups.get(d.id)));
-      }
+      const seen = (await ctx.store.listDevices(product.productId)).filter((d) => seesDevice(actor, d.id, product, d.customerId));
+      const held = await holders(ctx, seen);
+      for (const d of seen) out.push(deviceObject(d, groups.get(d.id), held.of(d)));
     }
     // Particle sorts by last handshake, newest first.
     return out.sort((a, b) => (b.last_handshake_at ?? '').localeCompare(a.last_handshake_at ?? ''));
