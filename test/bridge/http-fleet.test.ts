@@ -242,6 +242,9 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await refused(particle.publishEvent({ name: 'spark/fake', data: '1', product: 'prod-a', auth: f.tokens.erin } as never), 400);
     await refused(particle.publishEvent({ name: 'x', data: 'y'.repeat(2000), product: 'prod-a', auth: f.tokens.erin } as never), 400);
     assert.deepEqual((await api('POST', '/v1/devices/events', f.tokens.erin, { name: 'alert/all', data: '1' })).body, { ok: true });
+    // particle-cli sends private=true; any other value than a true or false is refused, not read as one.
+    assert.deepEqual((await api('POST', '/v1/devices/events', f.tokens.erin, { name: 'alert/all', private: 'true' })).body, { ok: true });
+    assert.deepEqual((await api('POST', '/v1/devices/events', f.tokens.erin, { name: 'alert/all', private: 'yes please' })).body, { ok: false, error: 'private must be true or false' });
     const nowhere = await api('POST', '/v1/devices/events', f.tokens.dave, { name: 'alert/all' });
     assert.equal(nowhere.status, 403, 'Support publishes nowhere');
     assert.match(nowhere.body.error, /^Permission denied: .* publish to a product with POST \/v1\/products\/:product\/events/);

@@ -11,7 +11,7 @@ import type { ProductRef } from '../../policy/types.js';
 import { guard, inPersonalSpace, visibleProducts, type Access } from '../access.js';
 import { route, STREAMING, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { text } from '../body.js';
+import { flag, text } from '../body.js';
 import type { StreamScope } from '../events.js';
 import { sha256Hex } from '../../store/secrets.js';
 
@@ -51,6 +51,8 @@ async function event(req: Request): Promise<{ name: string; data: string | null;
   if (isReservedEventName(name)) throw ApiError.of(400, 'Event names starting with "spark" are reserved');
   const data = b.data === undefined || b.data === null ? null : text(b.data, 'data');
   if (data !== null && utf8Length(data) > LIMITS.eventDataMaxBytes) throw ApiError.of(400, 'Event data is over ' + LIMITS.eventDataMaxBytes + ' bytes');
+  // Every event is private to its product here (Particle made all events private in 2020): the field is checked, then has no effect.
+  flag(b.private, 'private');
   const ttl = b.ttl === undefined || b.ttl === '' ? LIMITS.eventTtlDefault : Number(b.ttl);
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > LIMITS.eventTtlMax) throw ApiError.of(400, 'ttl must be 0 to ' + LIMITS.eventTtlMax + ' seconds');
   return { name, data, ttl };
