@@ -15,7 +15,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bridgeFlags, bridgeHelp, bridgeOptions, CliError, createBridge, defaultOptions as bridgeDefaults, listening, parseFlags, startFailure, type Bridge } from '@flotilla/bridge';
-import { provision } from '@flotilla/simulator';
+import { loadScenario, MAX_FLEET, provision, ScenarioError } from '@flotilla/simulator';
 
 /** The demo's own defaults; the bridge's are its own (flotilla-bridge --help). */
 export const defaultOptions = {
@@ -54,9 +54,11 @@ try {
   }
   devices = Number(values.devices ?? defaultOptions.devices);
   options = { logLevel: defaultOptions.logLevel, ...bridgeOptions(values) };
-  if (!Number.isInteger(devices) || devices < 0) throw new CliError(`--devices must be a whole number, not "${values.devices}"`);
+  if (!Number.isInteger(devices) || devices < 0 || devices > MAX_FLEET) throw new CliError(`--devices must be a whole number from 0 to ${MAX_FLEET}, not "${values.devices}"`);
+  // A scenario the fleet cannot run is said now, before the bridge starts and devices are registered for it.
+  if (!values['no-simulator'] && devices > 0) loadScenario(values.scenario ?? defaultOptions.scenario);
 } catch (e) {
-  if (!(e instanceof CliError)) throw e;
+  if (!(e instanceof CliError) && !(e instanceof ScenarioError)) throw e;
   console.error('flotilla: ' + e.message + '\n(npm start -- --help lists the options)');
   process.exit(2);
 }

@@ -44,6 +44,9 @@ export interface FleetOptions {
   onLog?: (line: string) => void;
 }
 
+/** The most devices one simulator process runs (the 10,000 it is built for, with room to spare; memory is the limit, about 0.3 MB a device). */
+export const MAX_FLEET = 100_000;
+
 export const defaultFleetOptions: Omit<FleetOptions, 'bridge' | 'product' | 'devices' | 'scenario'> = {
   // A bridge spends about 5.5 ms of one core per device login (scrypt, aedes, the hello's writes): ~180/s. Faster,
   // logins queue past the agent's 10 s CONNACK timeout and devices retry (bench/simulator, 10,000 devices).

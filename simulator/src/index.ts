@@ -16,7 +16,7 @@ export type { Scenario } from './scenario.js';
 export { agentBundle, fleetImage, fleetProgram } from './app.js';
 export { provision, readCredentials, writeCredentials, ProvisionError } from './provision.js';
 export type { CredentialsFile, DeviceCredentials, ProvisionOptions } from './provision.js';
-export { Fleet, FleetError, defaultFleetOptions, parseBridgeUrl } from './fleet.js';
+export { Fleet, FleetError, MAX_FLEET, defaultFleetOptions, parseBridgeUrl } from './fleet.js';
 export type { FleetOptions, FleetStats } from './fleet.js';
 export { LinkWatch } from './link-watch.js';
 export { Frames } from './mqtt-frames.js';

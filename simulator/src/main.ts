@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { loadScenario, ScenarioError } from './scenario.js';
 import { productOf, provision, ProvisionError } from './provision.js';
 import { fleetImage } from './app.js';
-import { defaultFleetOptions, Fleet, FleetError } from './fleet.js';
+import { defaultFleetOptions, Fleet, FleetError, MAX_FLEET } from './fleet.js';
 import { Sample, statusLine, summary } from './status.js';
 
 /** The simulator's defaults; each has a flag. */
@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const count = Number(values.devices ?? defaultOptions.devices);
-  if (!Number.isInteger(count) || count < 1 || count > 100_000) return usage(`--devices must be a whole number from 1 to 100000, not "${values.devices}"`);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_FLEET) return usage(`--devices must be a whole number from 1 to ${MAX_FLEET}, not "${values.devices}"`);
   const ramp = Number(values.ramp ?? defaultOptions.rampPerSecond);
   if (!(ramp > 0)) return usage(`--ramp must be a positive number, not "${values.ramp}"`);
   const duration = values.duration === undefined ? null : Number(values.duration);

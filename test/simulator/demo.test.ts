@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,5 +119,29 @@ describe('npm start: a bridge and a simulated fleet', function () {
     assert.equal(list.devices.length, 5);
     r.child.kill('SIGINT');
     assert.equal(await r.exited, 0, r.output());
+  });
+
+  it('refuses a scenario it cannot run and a fleet past the simulator\'s limit at once, before the bridge starts (exit 2, nothing created)', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'flotilla-demo-refused-'));
+    try {
+      const cases: [string[], RegExp][] = [
+        [['--scenario', 'no-such-scenario'], /^flotilla: scenario no-such-scenario: no such scenario \(not a shipped name, not a file\)$/m],
+        [['--devices', '100001'], /^flotilla: --devices must be a whole number from 0 to 100000, not "100001"$/m],
+      ];
+      for (const [args, said] of cases) {
+        const r = (run = start(empty, ...args));
+        assert.equal(await r.exited, 2, r.output());
+        assert.match(r.output(), said);
+        assert.doesNotMatch(r.output(), /Flotilla is running/);
+        assert.equal(existsSync(join(empty, 'flotilla.db')), false, 'no bridge started');
+      }
+      // A scenario is the fleet's: the bridge alone does not read it.
+      const alone = (run = start(empty, '--no-simulator', '--scenario', 'no-such-scenario'));
+      await waitFor('the bridge alone started', alone, () => /Flotilla is running/.test(alone.output()));
+      alone.child.kill('SIGINT');
+      assert.equal(await alone.exited, 0, alone.output());
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 });
