@@ -111,6 +111,21 @@ describe('npm start: a bridge and a simulated fleet', function () {
     assert.equal(await r.exited, 0, r.output());
   });
 
+  it('a run with another scenario: the same devices run that scenario\'s app (their kept factory image is replaced)', async () => {
+    const r = (run = start(dir, '--devices', '5', '--scenario', 'chaos'));
+    await waitFor('the product line', r, () => /Product +demo-fleet/.test(r.output()));
+    api = /HTTP API +(http:\/\/\S+)\/v1/.exec(r.output())![1];
+    const auth = { authorization: 'Bearer ' + token };
+    // The chaos app has a function the default one lacks; a device announces its functions when it connects.
+    const ids = await waitFor('the 5 devices running the chaos app', r, async () => {
+      const list = (await (await fetch(api + '/v1/products/demo-fleet/devices', { headers: auth })).json()) as { devices: { id: string; functions: string[] }[] };
+      return list.devices.length === 5 && list.devices.every((d) => d.functions.includes('flaky')) && list.devices.map((d) => d.id).sort();
+    });
+    assert.deepEqual(ids, firstIds);
+    r.child.kill('SIGTERM');
+    assert.equal(await r.exited, 0, r.output());
+  });
+
   it('--no-simulator runs the bridge alone', async () => {
     const r = (run = start(dir, '--no-simulator'));
     api = await waitFor('the API address printed', r, () => /HTTP API +(http:\/\/\S+)\/v1/.exec(r.output())?.[1]);

@@ -35,6 +35,22 @@ describe('simulator: MemoryFlash', () => {
     assert.deepEqual(MemoryFlash.open(dir, SLOT).read(1, 0, SLOT), new Uint8Array(SLOT).fill(0xff));
   });
 
+  it('takes a new factory image in slot 0 while slot 0 holds an older one nothing wrote over (the scenario changed); an updated slot 0 stays', () => {
+    const image = (b: number) => MemoryFlash.factorySlot(Uint8Array.from([b, b, b]), SLOT);
+    MemoryFlash.open(dir, SLOT, undefined, image(1)).write(1, 0, Uint8Array.from([7])); // an update's chunk, in slot 1
+    const b = MemoryFlash.open(dir, SLOT, undefined, image(2));
+    assert.deepEqual([b.read(0, 0, 3), b.read(1, 0, 1)], [Uint8Array.from([2, 2, 2]), Uint8Array.from([7])], 'the new factory image, slot 1 as written');
+    assert.deepEqual(MemoryFlash.open(dir, SLOT).read(0, 0, 3), Uint8Array.from([2, 2, 2]), 'and it is in the directory');
+    assert.deepEqual(MemoryFlash.open(dir, SLOT, undefined, image(2)).read(0, 0, 3), Uint8Array.from([2, 2, 2]), 'the same one again');
+    // An update writes slot 0: that image is the device's own from then on.
+    MemoryFlash.open(dir, SLOT, undefined, image(2)).write(0, 0, Uint8Array.from([5, 5]));
+    assert.deepEqual(MemoryFlash.open(dir, SLOT, undefined, image(3)).read(0, 0, 3), Uint8Array.from([5, 5, 2]));
+    // An erase of slot 0 too.
+    const other = join(dir, 'other');
+    MemoryFlash.open(other, SLOT, undefined, image(1)).erase(0);
+    assert.deepEqual(MemoryFlash.open(other, SLOT, undefined, image(2)).read(0, 0, 1), Uint8Array.from([0xff]));
+  });
+
   it('devices borrow the factory slot, and a write copies it first', () => {
     const factory = MemoryFlash.factorySlot(Uint8Array.from([1, 2, 3]), SLOT);
     const a = MemoryFlash.factory(factory);

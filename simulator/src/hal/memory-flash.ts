@@ -4,7 +4,8 @@
  * again. Every persisted operation is reported, in order, to `onOp`, which is
  * how power-cut tests stop "after the k-th write".
  */
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HalFlash } from '@flotilla/firmware/hal';
 
@@ -41,6 +42,22 @@ export function cloneOp(op: FlashOp): FlashOp {
   return { kind: 'boot', record: op.record.slice() };
 }
 
+/**
+ * In a mirror directory: the SHA-256 of the factory image slot 0 holds, while
+ * nothing has written slot 0 since. A later run with another factory image
+ * (the fleet's scenario changed) puts the new one there; an image an update
+ * wrote is the device's own and stays.
+ */
+const FACTORY_MARK = 'factory.sha256';
+
+/** Factory slots' SHA-256, computed once per shared slot (10,000 devices open the same one). */
+const factoryHashes = new WeakMap<Uint8Array, string>();
+function factoryHash(slot: Uint8Array): string {
+  let h = factoryHashes.get(slot);
+  if (h === undefined) factoryHashes.set(slot, (h = createHash('sha256').update(slot).digest('hex')));
+  return h;
+}
+
 /** One slot of erased flash per size, shared by every device that has not written it. */
 const blanks = new Map<number, Uint8Array>();
 function blank(slotSize: number): Uint8Array {
@@ -56,6 +73,9 @@ export class MemoryFlash implements HalFlash {
    * so 10,000 devices hold one copy until an update reaches them.
    */
   private readonly borrowed: [boolean, boolean] = [false, false];
+
+  /** The mirror directory says slot 0 is an untouched factory image (FACTORY_MARK), until it is written. */
+  private factoryMarked = false;
 
   constructor(
     readonly state: FlashState,
@@ -85,16 +105,20 @@ export class MemoryFlash implements HalFlash {
   /**
    * Flash mirrored to `dir`. A slot with no file there yet holds `factory`
    * (slot 0; written to the directory at once, so the next run boots the same
-   * image) or is blank; both stay borrowed until written.
+   * image) or is blank; both stay borrowed until written. Slot 0 also takes
+   * `factory` when it still holds another factory image that nothing wrote over.
    */
   static open(dir: string, slotSize: number, onOp?: (op: FlashOp) => void, factory?: Uint8Array): MemoryFlash {
     mkdirSync(dir, { recursive: true });
     const slots: Uint8Array[] = [];
     const borrowed: [boolean, boolean] = [false, false];
     const fresh: number[] = [];
+    const mark = join(dir, FACTORY_MARK);
+    const marked = existsSync(mark) ? readFileSync(mark, 'utf8') : null;
     for (const slot of [0, 1] as const) {
       const f = join(dir, 'slot' + slot + '.bin');
-      if (existsSync(f)) {
+      const oldFactory = slot === 0 && factory !== undefined && marked !== null && marked !== factoryHash(factory);
+      if (existsSync(f) && !oldFactory) {
         slots.push(new Uint8Array(slotSize).fill(0xff));
         slots[slot].set(readFileSync(f).subarray(0, slotSize));
       } else {
@@ -111,6 +135,8 @@ export class MemoryFlash implements HalFlash {
     flash.borrowed[0] = borrowed[0];
     flash.borrowed[1] = borrowed[1];
     for (const slot of fresh) flash.mirror({ kind: 'write', slot, offset: 0, bytes: new Uint8Array(0) });
+    if (fresh.includes(0)) writeFileSync(mark, factoryHash(factory as Uint8Array));
+    flash.factoryMarked = fresh.includes(0) || marked !== null;
     return flash;
   }
 
@@ -163,6 +189,11 @@ export class MemoryFlash implements HalFlash {
    */
   private mirror(op: FlashOp): void {
     const dir = this.dir as string;
+    if (op.kind !== 'boot' && op.slot === 0 && this.factoryMarked) {
+      // Slot 0 is written (an update): its image is the device's own now, whatever factory image a later run brings.
+      rmSync(join(dir, FACTORY_MARK), { force: true });
+      this.factoryMarked = false;
+    }
     const path = join(dir, op.kind === 'boot' ? 'boot.bin' : 'slot' + op.slot + '.bin');
     if (op.kind === 'write' && op.bytes.length > 0 && existsSync(path)) {
       const fd = openSync(path, 'r+');
