@@ -504,6 +504,32 @@ describe('bridge broker', function () {
       }
     });
 
+    it('counts a device\'s refused subscriptions against what it may make the bridge store, and every filter against its flood limit: past either, the session ends and nothing more is audited', async () => {
+      const slow = await startFixture({ mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, reportRate: { perSecond: 0.001, burst: 5 }, publishRate: { perSecond: 0.001, burst: 50 } } });
+      try {
+        const refusals = async () => (await slow.bridge.store.auditLog()).filter((e) => e.action === 'mqtt.subscribe' && e.actorId === A1).length;
+        const a1 = await device(slow.port, A1);
+        // One SUBSCRIBE of 100 filters it may not have: five refusals are audited (SUBACK 0x80), then the session ends.
+        a1.subscribe(Array.from({ length: 100 }, (_, i) => 'dev/' + A2 + '/evt/x' + i), { qos: 0 });
+        await closed(a1);
+        a1.end(true);
+        assert.equal(await refusals(), 5);
+        // The budget is the device's, across sessions: a new session's first refused filter ends it, unaudited.
+        const again = await device(slow.port, A1);
+        again.subscribe('dev/' + A2 + '/evt/y', { qos: 0 });
+        await closed(again);
+        again.end(true);
+        assert.equal(await refusals(), 5);
+        // Its own inbox, over and over (granted, nothing stored): the flood limit ends that.
+        const inbox = await device(slow.port, A2);
+        for (let i = 0; i < 60 && inbox.connected; i++) inbox.subscribe(topics.filter.deviceInbox(A2)[0], { qos: 1 });
+        await closed(inbox);
+        inbox.end(true);
+      } finally {
+        await slow.close();
+      }
+    });
+
     it('takes the backlog an agent queued offline at once, and ends a session that floods events past it', async () => {
       // 16 events back to back (the agent's offline queue, flushed on reconnect): all delivered, session kept.
       const a1 = await device(f.port, A1);

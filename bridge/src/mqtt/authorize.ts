@@ -152,12 +152,17 @@ export interface Subscription {
  * The subscription as granted (QoS at most 1), or null for SUBACK 0x80. A SUBSCRIBE: devices to their own inbox; apps to their own replies and to
  * device events (a filter naming one device is decided now; `+` per delivery,
  * in authorizeForward). Refusals, and decisions on one device, are audited.
+ * Rejects with Refused, which ends the session, past the client's budgets.
  */
 export async function authorizeSubscribe(ctx: BrokerContext, client: WithSession, sub: Subscription): Promise<Subscription | null> {
   const s = client.session;
   if (!s) return null;
+  // Each filter is work, as a message is: a flood of them ends the session (Refused), as a flood of publishes does.
+  spendPacketToken(ctx, s);
   const granted = { topic: sub.topic, qos: Math.min(sub.qos, 1) };
   const refuse = async (status: number, reason: string): Promise<null> => {
+    // A refusal is stored (the audit log): a device's count against what it may make the bridge store, so it cannot fill the disk.
+    if (s.kind === 'device') spendReportToken(ctx, s);
     await audit(ctx, s, 'mqtt.subscribe', 'topic', sub.topic, { allow: false, status, reason });
     return null;
   };

@@ -10,7 +10,7 @@ import { encode, isDeviceId, topics } from '@flotilla/protocol';
 import type { BrokerStore, Logger } from './deps.js';
 import type { BrokerContext } from './context.js';
 import { authenticate, BAD_CREDENTIALS, ConnectLockout, PERSISTENT_SESSION, takeOver } from './authenticate.js';
-import { authorizeForward, authorizePublish, authorizeSubscribe } from './authorize.js';
+import { authorizeForward, authorizePublish, authorizeSubscribe, Refused } from './authorize.js';
 import { guardConnection } from './guard.js';
 import { settled, type Rate } from './budget.js';
 import { EventHub, type StreamOptions } from '../http/events.js';
@@ -189,7 +189,12 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
           if (!granted) o.log.info({ clientId: client.id, topic: sub.topic }, 'mqtt: subscription refused');
           done(null, granted as never);
         },
-        () => done(null, null as never),
+        (e: Error) => {
+          // Past its budgets the session ends (aedes closes a client whose SUBSCRIBE fails); anything else refuses the one filter.
+          if (!(e instanceof Refused)) return done(null, null as never);
+          o.log.warn({ clientId: client.id, topic: sub.topic, reason: e.message }, 'mqtt: subscribing past the budget, session ended');
+          done(e, null as never);
+        },
       );
     },
     authorizeForward(client, packet) {
