@@ -157,6 +157,28 @@ describe('bridge broker', function () {
       }
     });
 
+    it('counts CONNECTs still being checked: wrong secrets sent at once get no more hashes than the lock-out allows', async () => {
+      const g = await startFixture({
+        mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures: { perClient: { limit: 3, lockMs: 60000 }, perAddress: { limit: 6, lockMs: 60000 } } },
+      });
+      const calls = { verify: 0 };
+      const verify = g.bridge.store.verifyDeviceSecret.bind(g.bridge.store);
+      g.bridge.store.verifyDeviceSecret = (id, secret) => (calls.verify++, verify(id, secret));
+      try {
+        // Twenty wrong secrets for one device at once: three are hashed (CONNACK 4), the rest refused unhashed (5).
+        const one = await Promise.all(Array.from({ length: 20 }, (_, i) => connackFrom('127.0.0.3', g.port, CONNECT(A1, A1, 'wrong-' + i))));
+        assert.equal(calls.verify, 3);
+        assert.deepEqual([one.filter((c) => c === 4).length, one.filter((c) => c === 5).length], [3, 17]);
+        // Twenty device ids at once from another address: six are hashed, then the address waits.
+        const ids = Array.from({ length: 20 }, (_, i) => 'eeeeeeeeeeeeeeeeeeeeee' + String(i).padStart(2, '0'));
+        const many = await Promise.all(ids.map((id) => connackFrom('127.0.0.4', g.port, CONNECT(id, id, 'guess'))));
+        assert.equal(calls.verify, 3 + 6);
+        assert.deepEqual([many.filter((c) => c === 4).length, many.filter((c) => c === 5).length], [6, 14]);
+      } finally {
+        await g.close();
+      }
+    });
+
     it('locks an address out after failed connects under any client ids; a success from it does not clear the count', async () => {
       const g = await startFixture({
         mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures: { perClient: { limit: 100, lockMs: 60000 }, perAddress: { limit: 4, lockMs: 60000 } } },

@@ -19,10 +19,12 @@ describe('HTTP API: rate limits', function () {
       assert.equal(typeof count, 'function', username + ' at ' + address + ' is not locked');
       (count as (good: boolean) => void)(good);
     };
-    /** Seconds `username` at `address` stays locked, or null. */
+    /** Seconds `username` at `address` stays locked, or null (a login begun is ended with no verdict). */
     const locked = (l: RateLimiter, address: string, username: string) => {
       const r = l.passwordLogin(address, username);
-      return typeof r === 'number' ? r : null;
+      if (typeof r === 'number') return r;
+      r(null);
+      return null;
     };
     it('counts per address in fixed windows, and a new window starts afresh', () => {
       let now = 1000;
@@ -54,6 +56,25 @@ describe('HTTP API: rate limits', function () {
       assert.equal(locked(l, 'b', 'alice'), null, 'and so does the username at another address');
       now += 60000;
       assert.equal(locked(l, 'a', 'alice'), null, 'the lock ends');
+    });
+
+    it('counts logins still being checked as the failures they may be: many at once cannot all be checked before the first failure counts', () => {
+      let now = 0;
+      const l = new RateLimiter({ ...defaultRateLimits, tokenFailures: { limit: 3, lockMs: 60000 }, tokenFailuresPerAddress: { limit: 5, lockMs: 60000 } }, () => now);
+      const begun = [l.passwordLogin('a', 'alice'), l.passwordLogin('a', 'alice'), l.passwordLogin('a', 'alice')] as ((good: boolean | null) => void)[];
+      assert.ok(begun.every((b) => typeof b === 'function'));
+      assert.equal(l.passwordLogin('a', 'alice'), 1, 'three being checked could lock alice here: the fourth waits');
+      assert.equal(locked(l, 'a', 'bob'), null, 'another name is not held up by them');
+      begun[0](true);
+      begun[0](false); // once only: a second outcome counts nothing
+      assert.equal(locked(l, 'a', 'alice'), null, 'a good one ended: the count starts again');
+      begun[1](null);
+      begun[2](false);
+      // The address: five being checked under any names hold it up; one never ended stops counting after the lock time.
+      for (const u of ['c', 'd', 'e', 'f']) assert.equal(typeof l.passwordLogin('a', u), 'function');
+      assert.equal(l.passwordLogin('a', 'g'), 1, 'one failure and four being checked: the address waits');
+      now += 60000;
+      assert.equal(locked(l, 'a', 'g'), null, 'the ones never ended no longer count');
     });
 
     it('locks an address out after wrong passwords for any usernames, and no good login clears that count', () => {

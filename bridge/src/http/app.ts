@@ -242,7 +242,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
         login?.(true);
       } catch (e) {
         // A wrong password counts toward the lock-out; malformed requests do not.
-        if (e instanceof ApiError && 'error' in e.body && e.body.error === 'invalid_grant') login?.(false);
+        login?.(e instanceof ApiError && 'error' in e.body && e.body.error === 'invalid_grant' ? false : null);
         throw e;
       }
     } else if (method === 'GET' && /\/events(\/\*prefix)?$/.test(path)) {
@@ -314,10 +314,9 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   async function userActor(headers: IncomingMessage['headers'], address: string): Promise<Actor> {
     const c = basicCredentials(headers.authorization);
     if (!c) return { kind: 'invalid', reason: 'password' };
-    const login = ctx.limiter.passwordLogin(address, c.name);
-    if (typeof login === 'number') throw tooMany(login);
-    const u = await ctx.store.verifyPassword(c.name, c.secret);
-    login(u !== null);
+    const login = await ctx.limiter.passwordCheck(address, c.name, () => ctx.store.verifyPassword(c.name, c.secret));
+    if ('wait' in login) throw tooMany(login.wait);
+    const u = login.found;
     return (u && (await actorOf(ctx.store, { kind: 'user', id: u.id }))) || { kind: 'invalid', reason: 'password' };
   }
 

@@ -94,15 +94,29 @@ export class RateLimiter {
 
   /**
    * A password login for `username` from `address`, as the token endpoint and the consent page run it:
-   * the seconds to wait while the username there, or the address, is locked out; otherwise the function
-   * that counts its outcome: true a good password (clears that username's count there, not the
-   * address's), false a wrong one (counted for both locks). Usernames in any case are one, as logins take them.
+   * the seconds to wait while the username there, or the address, is locked out (logins still being
+   * checked count as failures would); otherwise the function that counts its outcome, to be called
+   * once whatever happens: true a good password (clears that username's count there, not the
+   * address's), false a wrong one (counted for both locks), null no verdict. Usernames in any case
+   * are one, as logins take them.
    */
-  passwordLogin(address: string, username: string): number | ((good: boolean) => void) {
-    const name = username.toLowerCase();
-    const wait = this.logins.locked(address, name);
-    if (wait !== null) return wait;
-    return (good) => (good ? this.logins.succeeded(address, name) : void this.logins.failed(address, name));
+  passwordLogin(address: string, username: string): number | ((good: boolean | null) => void) {
+    return this.logins.attempt(address, username.toLowerCase());
+  }
+
+  /** A password login around `verify` (the store's check: the user, or null for a wrong password): the seconds to wait, or what it found, counted. */
+  async passwordCheck<T>(address: string, username: string, verify: () => Promise<T | null>): Promise<{ wait: number } | { found: T | null }> {
+    const login = this.passwordLogin(address, username);
+    if (typeof login === 'number') return { wait: login };
+    let found: T | null;
+    try {
+      found = await verify();
+    } catch (e) {
+      login(null);
+      throw e;
+    }
+    login(found !== null);
+    return { found };
   }
 
   /** A stream opening: null and a `close` to call when it ends, or the seconds to wait. */

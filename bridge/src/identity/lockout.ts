@@ -23,17 +23,46 @@ const MAX_KEYS = 100000;
 export class Lockout {
   /** Per key: failures counted since `since`, and the end of its lock. */
   private readonly failures = new Map<string, { n: number; since: number; lockedUntil: number }>();
+  /**
+   * Per key: attempts begun and not yet ended (a secret being hashed), and
+   * when the last began. They count as the failures they may turn out to be,
+   * so attempts sent at once cannot all be checked before the first failure
+   * is counted. One never ended stops counting after `lockMs`.
+   */
+  private readonly inFlight = new Map<string, { n: number; at: number }>();
 
   constructor(
     private readonly limits: LockoutLimit,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Seconds `key` stays locked, or null when it may try. */
+  /** Seconds `key` stays locked, or null when it may try (1 while the attempts being checked could lock it). */
   locked(key: string): number | null {
     const f = this.failures.get(key);
     const now = this.now();
-    return f && f.lockedUntil > now ? Math.ceil((f.lockedUntil - now) / 1000) : null;
+    if (f && f.lockedUntil > now) return Math.ceil((f.lockedUntil - now) / 1000);
+    const p = this.inFlight.get(key);
+    if (!p || now - p.at >= this.limits.lockMs) return null;
+    const counted = f && now - f.since < this.limits.lockMs ? f.n : 0;
+    return counted + p.n >= this.limits.limit ? 1 : null;
+  }
+
+  /** An attempt of `key` is being checked; `end` when it is decided (then `failed` or `clear`, as it turned out). */
+  begin(key: string): void {
+    const now = this.now();
+    const p = this.inFlight.get(key);
+    if (p && now - p.at < this.limits.lockMs) {
+      p.n++;
+      p.at = now;
+      return;
+    }
+    if (this.inFlight.size >= MAX_KEYS && !p) this.inFlight.clear();
+    this.inFlight.set(key, { n: 1, at: now });
+  }
+
+  end(key: string): void {
+    const p = this.inFlight.get(key);
+    if (p && --p.n <= 0) this.inFlight.delete(key);
   }
 
   /** Counts a failure of `key`; true when it locked the key. */
@@ -84,19 +113,30 @@ export class LoginLockout {
     this.byName = new Lockout(limits.perName, now);
   }
 
-  /** Seconds `name` at `address` (or the whole address) stays locked out, or null when it may try. */
-  locked(address: string, name: string): number | null {
-    return this.byAddress.locked(address) ?? this.byName.locked(address + ' ' + name);
-  }
-
-  /** Counts a failure at both levels: which lock it started, if any. */
-  failed(address: string, name: string): 'address' | 'name' | null {
-    const named = this.byName.failed(address + ' ' + name);
-    return this.byAddress.failed(address) ? 'address' : named ? 'name' : null;
-  }
-
-  /** A success speaks for its own name at that address, never for the whole address. */
-  succeeded(address: string, name: string): void {
-    this.byName.clear(address + ' ' + name);
+  /**
+   * A login of `name` from `address` about to be checked: the seconds to wait
+   * while the name there, or the address, is locked out (logins being checked
+   * count as failures would); otherwise the function that ends it, once:
+   * true a good secret (clears the name's count there, never the address's),
+   * false a wrong one (counted at both levels; says which lock it started),
+   * null neither (the check did not finish: nothing counted).
+   */
+  attempt(address: string, name: string): number | ((good: boolean | null) => 'address' | 'name' | null) {
+    const named = address + ' ' + name;
+    const wait = this.byAddress.locked(address) ?? this.byName.locked(named);
+    if (wait !== null) return wait;
+    this.byAddress.begin(address);
+    this.byName.begin(named);
+    let ended = false;
+    return (good) => {
+      if (ended) return null;
+      ended = true;
+      this.byAddress.end(address);
+      this.byName.end(named);
+      if (good === true) this.byName.clear(named);
+      if (good !== false) return null;
+      const byName = this.byName.failed(named);
+      return this.byAddress.failed(address) ? 'address' : byName ? 'name' : null;
+    };
   }
 }

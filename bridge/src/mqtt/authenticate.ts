@@ -87,19 +87,21 @@ export class ConnectLockout {
     this.logins = new LoginLockout({ perName: limits.perClient, perAddress: limits.perAddress }, now);
   }
 
-  /** The refusal while `address` (or `clientId` there) is locked out; null when it may try. */
-  check(address: string, clientId: string): AuthResult | null {
-    if (!address) return null;
-    const wait = this.logins.locked(address, clientId);
-    return wait === null ? null : { ok: false, code: NOT_AUTHORIZED, reason: 'too many failed connects from ' + address + '; retry in ' + wait + ' s' };
-  }
-
-  /** Counts a CONNECT's outcome (only wrong credentials fail it); the lock it started, if any, in words. */
-  record(address: string, clientId: string, r: AuthResult): string | null {
-    if (!address || (!r.ok && r.code !== BAD_CREDENTIALS)) return null;
-    if (r.ok) return this.logins.succeeded(address, clientId), null;
-    const locks = this.logins.failed(address, clientId);
-    return locks === 'address' ? address + ' locked out' : locks === 'name' ? clientId + ' locked out at ' + address : null;
+  /**
+   * A CONNECT about to be checked: the refusal while `address` (or `clientId`
+   * there) is locked out, CONNECTs still being checked counted as the
+   * failures they may be; otherwise the function that counts its outcome
+   * (only wrong credentials fail it; null: no outcome) and says the lock it
+   * started, if any, in words.
+   */
+  begin(address: string, clientId: string): AuthResult | ((r: AuthResult | null) => string | null) {
+    if (!address) return () => null;
+    const attempt = this.logins.attempt(address, clientId);
+    if (typeof attempt === 'number') return { ok: false, code: NOT_AUTHORIZED, reason: 'too many failed connects from ' + address + '; retry in ' + attempt + ' s' };
+    return (r) => {
+      const locks = attempt(r === null || (!r.ok && r.code !== BAD_CREDENTIALS) ? null : r.ok);
+      return locks === 'address' ? address + ' locked out' : locks === 'name' ? clientId + ' locked out at ' + address : null;
+    };
   }
 }
 

@@ -143,7 +143,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const address = socket.remoteAddress ?? '';
       const clean = (client as unknown as { clean?: boolean }).clean !== false;
       const id = idless.has(client) ? '' : client.id;
-      const locked = lockout.check(address, id);
+      const attempt = lockout.begin(address, id);
+      const locked = typeof attempt === 'function' ? null : attempt;
       const checked: Promise<AuthResult> = locked
         ? Promise.resolve(locked)
         : !clean
@@ -153,7 +154,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
             );
       checked.then(
         (r) => {
-          const locks = locked ? null : lockout.record(address, id, r);
+          const locks = typeof attempt === 'function' ? attempt(r) : null;
           if (!r.ok) {
             o.log.info({ clientId: id, remote: address, reason: r.reason }, 'mqtt: connect refused');
             // Refusals while locked out are not written: the one that locked is, and says so.
@@ -165,7 +166,10 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
           if (r.session.kind === 'device') takingOver.add(r.session.deviceId);
           done(null, true);
         },
-        (e) => done(e as never, false),
+        (e) => {
+          if (typeof attempt === 'function') attempt(null);
+          done(e as never, false);
+        },
       );
     },
     authorizePublish(client, packet, done) {

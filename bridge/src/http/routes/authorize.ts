@@ -121,10 +121,10 @@ export const authorizeRoutes: Route[] = [
     // Passwords tried here count toward the same lock-out as the token endpoint's.
     const address = req.res.socket?.remoteAddress ?? '';
     const username = typeof body.username === 'string' ? body.username : '';
-    const login = ctx.limiter.tokenRequest(address) ?? ctx.limiter.passwordLogin(address, username);
-    if (typeof login === 'number') return consentPage(req.res, 429, a, c.product, c.client, `Too many attempts; try again in ${login} s`);
-    const user = await ctx.store.verifyPassword(username, typeof body.password === 'string' ? body.password : '');
-    login(user !== null);
+    const limited = ctx.limiter.tokenRequest(address);
+    const login = limited !== null ? { wait: limited } : await ctx.limiter.passwordCheck(address, username, () => ctx.store.verifyPassword(username, typeof body.password === 'string' ? body.password : ''));
+    if ('wait' in login) return consentPage(req.res, 429, a, c.product, c.client, `Too many attempts; try again in ${login.wait} s`);
+    const user = login.found;
     if (!user) return consentPage(req.res, 401, a, c.product, c.client, 'The username or password is not right');
     let customerId: string;
     try {

@@ -88,11 +88,11 @@ export const userRoutes: Route[] = [
     }
     const me = await ctx.store.getUser(id);
     if (!me) throw ApiError.of(404, 'User not found');
-    const login = ctx.limiter.passwordLogin(req.res.socket?.remoteAddress ?? '', me.username);
-    if (typeof login === 'number') throw tooMany(login);
-    const proven = (await ctx.store.verifyPassword(me.username, typeof b.current_password === 'string' ? b.current_password : '')) !== null;
-    login(proven);
-    if (!proven) throw ApiError.of(403, 'current_password is not your password');
+    const login = await ctx.limiter.passwordCheck(req.res.socket?.remoteAddress ?? '', me.username, () =>
+      ctx.store.verifyPassword(me.username, typeof b.current_password === 'string' ? b.current_password : ''),
+    );
+    if ('wait' in login) throw tooMany(login.wait);
+    if (login.found === null) throw ApiError.of(403, 'current_password is not your password');
     const changes = { username: b.username === undefined ? undefined : text(b.username, 'username'), password: b.password === undefined ? undefined : text(b.password, 'password') };
     const updated = await ctx.store.updateUser(id, changes);
     if (flag(b.invalidate_tokens, 'invalidate_tokens')) ctx.fleet.cutTokenHashes(await ctx.store.revokeTokensOf({ kind: 'user', id }));
