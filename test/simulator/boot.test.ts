@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeBoot, freshRecord, pending, decodeBoot } from '@flotilla/firmware/boot';
-import { agentBundle, buildImage, emptyFlash, Fleet, fleetImage, MemoryFlash, parseScenario, sharedRealm, VmDevice, type BootInfo } from '@flotilla/simulator';
+import { agentBundle, buildImage, defaultFleetOptions, emptyFlash, Fleet, fleetImage, MemoryFlash, parseScenario, sharedRealm, VmDevice, type BootInfo } from '@flotilla/simulator';
 import { A1, A2, apiAs, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const SLOT = 512 * 1024;
@@ -121,19 +121,23 @@ describe('simulator: a device boots the image its flash holds', function () {
     assert.deepEqual(confirmed.map((b) => [b.slot, b.trial, b.version]), [[1, true, 2]]);
   });
 
-  it('keeps each device\'s flash in a directory across a restart of the fleet', async () => {
+  it('keeps each device\'s flash in a directory across a restart of the fleet: an image an update wrote stays; a factory image nothing wrote over becomes the new run\'s', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flotilla-flash-'));
     try {
-      const creds = [{ id: A1, secret: SECRET[A1] }];
+      const creds = [{ id: A1, secret: SECRET[A1] }, { id: A2, secret: SECRET[A2] }];
       const first = new Fleet({ bridge: 'mqtt://127.0.0.1:' + f.port, product, devices: creds, scenario: v1, flashDir: dir });
       await first.start();
-      assert.ok(await first.until((s) => s.connected === 1, 10_000));
+      assert.ok(await first.until((s) => s.connected === 2, 10_000));
       first.stop();
-      // The second run's factory image is version 2, but the device's flash still holds version 1.
+      assert.deepEqual(first.stats().versions, { 1: 2 });
+      // While the fleet is down, an update writes version 3 over a1's slot 0 (what a second OTA does: the slots alternate).
+      const v3 = fleetImage(parseScenario({ ...base, firmware: 3 }, 'v3'), product);
+      MemoryFlash.open(join(dir, A1), defaultFleetOptions.slotSize).write(0, 0, v3);
+      // The second run's factory image is version 2: a1 keeps the version 3 it was given, a2 (still on its factory image) takes it.
       const second = new Fleet({ bridge: 'mqtt://127.0.0.1:' + f.port, product, devices: creds, scenario: v2, flashDir: dir });
       await second.start();
-      assert.ok(await second.until((s) => s.connected === 1, 10_000));
-      assert.deepEqual(second.stats().versions, { 1: 1 });
+      assert.ok(await second.until((s) => s.connected === 2, 10_000));
+      assert.deepEqual(second.stats().versions, { 2: 1, 3: 1 });
       second.stop();
     } finally {
       rmSync(dir, { recursive: true, force: true });
