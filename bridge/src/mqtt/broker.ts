@@ -143,8 +143,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const address = socket.remoteAddress ?? '';
       const clean = (client as unknown as { clean?: boolean }).clean !== false;
       const id = idless.has(client) ? '' : client.id;
+      // Either the refusal of a locked-out client, or the attempt to end with the outcome (every path ends it).
       const attempt = lockout.begin(address, id);
-      const locked = typeof attempt === 'function' ? null : attempt;
+      const [locked, settle] = typeof attempt === 'function' ? [null, attempt] : [attempt, null];
       const checked: Promise<AuthResult> = locked
         ? Promise.resolve(locked)
         : !clean
@@ -154,7 +155,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
             );
       checked.then(
         (r) => {
-          const locks = typeof attempt === 'function' ? attempt(r) : null;
+          const locks = settle ? settle(r) : null;
           if (!r.ok) {
             o.log.info({ clientId: id, remote: address, reason: r.reason }, 'mqtt: connect refused');
             // Refusals while locked out are not written: the one that locked is, and says so.
@@ -167,7 +168,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
           done(null, true);
         },
         (e) => {
-          if (typeof attempt === 'function') attempt(null);
+          settle?.(null);
           done(e as never, false);
         },
       );

@@ -25,8 +25,7 @@ import { ApiError } from '../errors.js';
 import { bool, isUpload, type Fields, type Upload } from '../body.js';
 import { readFile } from 'node:fs/promises';
 
-/** Particle's device object (the product listing's fields included). */
-/** Particle's device object; `owner`: the username of the user or customer who claimed it (holders() finds it). */
+/** Particle's device object (the product listing's fields included); `owner`: the username of the user or customer who claimed it (holders() finds it). */
 export function deviceObject(d: Device, groups: readonly string[] = [], owner: string | null = null) {
   return {
     id: d.id,
