@@ -113,6 +113,23 @@ describe('OTA decisions', () => {
       h.t.stop();
     });
 
+    it('resends from an offset the device goes back to once per offset: a device that keeps going back costs one window, not one each time', async () => {
+      const h = harness();
+      h.t.start();
+      await h.status('offset', 0); // sends 0, 100, 200
+      await h.status('offset', 200); // 300, 400
+      await h.status('offset', 0); // back: 0, 100, 200 again
+      await h.status('offset', 200); // 300, 400 again (sent since the resend point)
+      // A device that keeps saying 0 and 200 (each status a few bytes) gets nothing more.
+      for (let i = 0; i < 50; i++) {
+        await h.status('offset', 0);
+        await h.status('offset', 200);
+      }
+      assert.deepEqual(chunks(h.sent), [0, 100, 200, 300, 400, 0, 100, 200, 300, 400]);
+      assert.deepEqual(h.outcomes, []);
+      h.t.stop();
+    });
+
     it('ignores another job\'s status; ends on verified (of the whole image) and on failed with the device\'s reason; an offset past the end, or verified short of it, is a bad chunk', async () => {
       const h = harness();
       h.t.start();

@@ -2,8 +2,10 @@
  * One image to one connected device, over the protocol: begin → the device
  * says which offset it holds (a resume starts there) → chunks, `window` ahead
  * of the last acknowledged offset → verified or failed. A device that repeats
- * an offset behind what was sent lost a chunk: the window is resent from it,
- * once per offset. A device silent for `ackTimeoutMs` is sent begin again
+ * an offset behind what was sent, or goes back, lost a chunk: the window is
+ * resent from it, once per offset and begin (a device that keeps going back is
+ * left to go silent and be sent begin again: what it sends costs the bridge
+ * a window at most once per offset). A device silent for `ackTimeoutMs` is sent begin again
  * (it answers with its offset); after `maxSilences` in a row the transfer
  * ends as silent. Chunks are read (from memory or disk) as they are sent.
  */
@@ -43,8 +45,8 @@ export class Transfer {
   private sentUpTo = 0;
   /** The device's last reported offset; -1 before its first answer. */
   private held = -1;
-  /** The offset the window was last resent from (once per offset). */
-  private resentFrom = -1;
+  /** Offsets the window was resent from since the last begin (once per offset). */
+  private readonly resent = new Set<number>();
   private silences = 0;
   private timer: NodeJS.Timeout | null = null;
   private filling = false;
@@ -74,12 +76,12 @@ export class Transfer {
     if (s.state === 'failed') return this.end({ kind: 'failed', reason: s.reason ?? 'aborted' });
     const o = s.offset;
     if (o > this.image.size) return this.end({ kind: 'failed', reason: 'bad_chunk' });
-    if (this.held < 0 || o < this.held || o > this.sentUpTo) {
-      // First answer (a resume point), or the device went back: send from what it holds.
+    if (this.held < 0 || o > this.sentUpTo) {
+      // First answer (a resume point): send from what it holds.
       this.sentUpTo = o;
-    } else if (o === this.held && o < this.sentUpTo && this.resentFrom !== o) {
-      // The same offset again with more sent: a chunk was lost (or refused out of order).
-      this.resentFrom = o;
+    } else if (o <= this.held && o < this.sentUpTo && !this.resent.has(o)) {
+      // The same offset again with more sent, or an offset behind it: a chunk was lost (or refused out of order).
+      this.resent.add(o);
       this.sentUpTo = o;
     }
     if (o !== this.held) this.io.progress(o);
@@ -139,7 +141,7 @@ export class Transfer {
       if (++this.silences > this.o.maxSilences) return this.end({ kind: 'silent' });
       // Begin again: the device answers with the offset it holds, and sending resumes there.
       this.held = -1;
-      this.resentFrom = -1;
+      this.resent.clear();
       this.sendBegin();
     }, this.o.ackTimeoutMs);
     this.timer.unref();
