@@ -37,6 +37,8 @@ export interface DeviceOptions {
   corruptWriteAt?: number;
   /** Added to each direction of the device's link, ms: a transfer that takes a while. */
   latencyMs?: number;
+  /** How long the device is dark when it resets, ms (default 0): long enough to act while it reboots. */
+  rebootDelay?: number;
 }
 
 export interface TestDevice {
@@ -62,7 +64,7 @@ class CorruptingFlash extends MemoryFlash {
 }
 
 /** OTA settings for tests: silences noticed in 0.4 s, rollouts looked at every 0.1 s. */
-export const TEST_OTA: BridgeOptions['ota'] = { chunkSize: 1024, window: 8, ackTimeoutMs: 400, maxSilences: 2, maxAttempts: 10, confirmTimeoutMs: 30000, tickMs: 100, imageMaxBytes: 300000, imageCacheBytes: 1200000 };
+export const TEST_OTA: BridgeOptions['ota'] = { chunkSize: 1024, window: 8, ackTimeoutMs: 400, maxSilences: 2, maxAttempts: 10, confirmTimeoutMs: 30000, offlineSlotMs: 2000, tickMs: 100, imageMaxBytes: 300000, imageCacheBytes: 1200000 };
 
 /** In a describe: a world of its own, made before its tests and closed after them, handed to `set`. */
 export function useOtaWorld(set: (w: OtaWorld) => void, options: Partial<BridgeOptions> = {}): void {
@@ -109,7 +111,7 @@ export async function otaWorld(options: Partial<BridgeOptions> = {}): Promise<Ot
       flash.state.slots[0].set(image(1));
       let booted: number | undefined;
       const vm = new VmDevice({
-        flash, host: '127.0.0.1', port: f.port, failTrial: o.failTrial, hal: { device: { id, secret }, latency: o.latencyMs ? () => o.latencyMs! : undefined },
+        flash, host: '127.0.0.1', port: f.port, failTrial: o.failTrial, rebootDelay: o.rebootDelay, hal: { device: { id, secret }, latency: o.latencyMs ? () => o.latencyMs! : undefined },
         onBoot: (b) => (booted = b.version),
       });
       vm.start();

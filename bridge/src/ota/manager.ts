@@ -32,10 +32,16 @@ export interface OtaOptions {
   ackTimeoutMs: number;
   /** ...this many times in a row, then the job fails (timeout). */
   maxSilences: number;
-  /** Transfers one job may start (reconnects and retries after a bad SHA-256, a bad chunk or a flash error); then it fails. */
+  /** Transfers one job may start (retries after a bad SHA-256, a bad chunk or a flash error; resumes after a link drop that had moved nothing); then it fails. */
   maxAttempts: number;
   /** A device that verified an image has this long to come back running it, confirmed; then the job fails. */
   confirmTimeoutMs: number;
+  /**
+   * A rollout's job whose device is offline (it dropped mid-transfer, or has not come back since the
+   * bridge started) holds one of the rollout's slots this long; then the slot goes to another device.
+   * The job stays: the device resumes it when it comes back.
+   */
+  offlineSlotMs: number;
   /** How often running rollouts look for devices to start, and transfers' offsets are saved (all in one transaction). */
   tickMs: number;
   /** Largest image accepted. */
@@ -53,6 +59,9 @@ export const defaultOtaOptions: OtaOptions = {
   maxAttempts: 10,
   // The agent's trial window is 60 s; a reboot and a reconnect fit in the rest.
   confirmTimeoutMs: 180000,
+  // Long enough for a reconnect (the agent's backoff tops out at a minute), short enough that devices
+  // going away mid-rollout do not stall it.
+  offlineSlotMs: 120000,
   tickMs: 1000,
   imageMaxBytes: LIMITS.otaImageMaxBytes,
   // A few releases' images at once (16 of the largest); what a rollout to any number of devices holds.
@@ -91,7 +100,9 @@ export interface OtaControl {
   /** Flashes one device with an uploaded image (a FLIM image, or a JS bundle and its version). */
   flashFile(deviceId: string, productId: number, file: UploadedFile, version: number | null, by: string | null): Promise<OtaJob>;
   /** Flashes one device with a stored version of its product, now (or when it next connects). */
-  flashVersion(deviceId: string, productId: number, version: number, source: Extract<OtaJobSource, 'flash' | 'lock'>, by: string | null): Promise<OtaJob>;
+  flashVersion(deviceId: string, productId: number, version: number, by: string | null): Promise<OtaJob>;
+  /** The device was locked to a version with flash: its job, or null when it runs that version already. */
+  lockNow(deviceId: string, productId: number, version: number, by: string | null): Promise<OtaJob | null>;
   /** A device's lock, groups or development flag changed: decide again (when connected). */
   reconcile(deviceId: string): void;
   rolloutAction(id: number, action: 'pause' | 'resume' | 'abort', by: string): Promise<Rollout>;
@@ -118,6 +129,8 @@ interface Running {
   reader: ImageSource;
   /** The last quarter of the image announced (0: none yet). */
   quarter: number;
+  /** The offset the device held when this transfer began (its first answer); null before it. */
+  from: number | null;
 }
 
 export class OtaManager implements OtaControl, DeviceOtaHooks {
@@ -127,6 +140,12 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   private readonly live = new Map<number, Live>();
   private readonly queues = new Map<string, Promise<void>>();
   private readonly confirmTimers = new Map<number, NodeJS.Timeout>();
+  /** Rollout jobs of offline devices, by device: when the job gives up its slot. */
+  private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
+  /** Rollout jobs that gave up their slot (job → rollout): not counted active until their device resumes them. */
+  private readonly parked = new Map<number, number>();
+  /** Jobs whose last transfer moved the device's offset before the link dropped: the resume is not a new attempt. */
+  private readonly progressed = new Set<number>();
   private tickTimer: NodeJS.Timeout | null = null;
   /** Offsets reached since the last save (job → offset): saved together at each tick. */
   private readonly offsets = new Map<number, number>();
@@ -144,7 +163,11 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   /** Loads live rollouts and waiting confirmations from the store, and starts the rollout tick. */
   async start(): Promise<void> {
     for (const r of await this.d.store.liveRollouts()) this.live.set(r.id, { r, c: await this.d.store.rolloutCounts(r.id) });
-    for (const j of await this.d.store.activeJobs()) if (j.state === 'verified') this.armConfirm(j, Math.max(0, j.updatedAt.getTime() + this.o.confirmTimeoutMs - Date.now()));
+    for (const j of await this.d.store.activeJobs()) {
+      if (j.state === 'verified') this.armConfirm(j, Math.max(0, j.updatedAt.getTime() + this.o.confirmTimeoutMs - Date.now()));
+      // No device is connected yet: one that never comes back must not hold its rollout's slot for good.
+      else this.armOffline(j);
+    }
     this.tickTimer = setInterval(() => {
       void this.tick();
       void this.saveOffsets();
@@ -156,6 +179,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     this.closed = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     for (const t of this.confirmTimers.values()) clearTimeout(t);
+    for (const t of this.offlineTimers.values()) clearTimeout(t);
     for (const id of [...this.transfers.keys()]) await this.stopTransfer(id);
     await Promise.all(this.queues.values());
     await this.saveOffsets();
@@ -181,15 +205,21 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   offline(deviceId: string): void {
     this.online.delete(deviceId);
-    this.serial(deviceId, () => this.stopTransfer(deviceId));
+    this.serial(deviceId, async () => {
+      const job = this.transfers.get(deviceId)?.job;
+      await this.suspend(deviceId);
+      if (job && !this.online.has(deviceId)) this.armOffline(job);
+    });
   }
 
   private async onHello(deviceId: string, h: Hello): Promise<void> {
     const t = await this.d.store.deviceTarget(deviceId);
     if (!t) return;
     // A new connection: whatever was being sent on the old one resumes from the device's offset.
-    await this.stopTransfer(deviceId);
+    await this.suspend(deviceId);
     this.online.set(deviceId, { productId: t.productId, firmware: h.firmware });
+    clearTimeout(this.offlineTimers.get(deviceId));
+    this.offlineTimers.delete(deviceId);
     let job = await this.d.store.activeJob(deviceId);
     if (job && h.firmware === job.version && !h.ota.trial) {
       await this.finish(job, 'done', null);
@@ -216,7 +246,9 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const dev = this.online.get(deviceId);
     if (!dev) return;
     const want = desiredVersion(t, await this.d.store.productReleases(t.productId));
-    if (job && job.source !== 'flash' && (want === null || want.version !== job.version)) {
+    // A verified image is not stopped: the device is already resetting into it. Its hello ends the
+    // job (done or rolled back), and the next reconcile moves it on.
+    if (job && job.source !== 'flash' && job.state !== 'verified' && (want === null || want.version !== job.version)) {
       await this.abortJob(job, 'superseded');
       job = null;
     }
@@ -308,7 +340,10 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   private async startTransfer(job: OtaJob): Promise<void> {
     const dev = this.online.get(job.deviceId);
     if (!dev || this.closed) return;
-    if (job.attempts >= this.o.maxAttempts) return this.finish(job, 'failed', 'too_many_attempts');
+    // A resume after a link drop that had moved the transfer on is the same attempt; one that had not
+    // (a device that drops whenever it is sent this image) is a new one, so it cannot go on for ever.
+    const again = job.attempts > 0 && this.progressed.has(job.id);
+    if (!again && job.attempts >= this.o.maxAttempts) return this.finish(job, 'failed', 'too_many_attempts');
     let reader: ImageSource;
     try {
       reader = await this.images.open(job.path, job.size, job.sha256);
@@ -317,16 +352,19 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       return this.finish(job, 'failed', 'image_missing');
     }
     const first = job.attempts === 0;
-    job = await this.d.store.updateJob(job.id, { state: 'sending', attempts: job.attempts + 1 });
+    this.progressed.delete(job.id);
+    job = await this.d.store.updateJob(job.id, { state: 'sending', attempts: again ? job.attempts : job.attempts + 1 });
     if (first) this.d.deviceEvent(job.deviceId, 'spark/flash/status', 'started');
+    this.unpark(job, true);
     const deviceId = job.deviceId;
-    const running: Running = { job, reader, quarter: Math.floor((job.offset / job.size) * 4), t: null as unknown as Transfer };
+    const running: Running = { job, reader, quarter: Math.floor((job.offset / job.size) * 4), from: null, t: null as unknown as Transfer };
     const image = { job: job.id, product: job.productId, version: job.version, size: job.size, sha256: Buffer.from(job.sha256, 'hex') };
     running.t = new Transfer(image, {
       begin: (m) => this.d.publish(topics.cloud.ota(deviceId), encode('otaBegin', m), 1),
       chunk: (m) => this.d.publish(topics.cloud.ota(deviceId), encode('otaChunk', m), 1),
       read: (offset, length) => reader.read(offset, length),
       progress: (offset) => {
+        running.from ??= offset;
         // Saved with every other transfer's at the next tick: a write (and a sync) per job and quarter
         // was 15% of the bridge's CPU with 500 transfers. Progress events at each quarter.
         this.offsets.set(job.id, offset);
@@ -401,12 +439,16 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     if (this.transfers.get(job.deviceId)?.job.id === job.id) await this.stopTransfer(job.deviceId);
     clearTimeout(this.confirmTimers.get(job.id));
     this.confirmTimers.delete(job.id);
+    this.progressed.delete(job.id);
+    const parked = this.parked.has(job.id);
+    this.unpark(job, false);
     await this.d.store.updateJob(job.id, { state, reason, ...(state === 'done' ? { offset: job.size } : {}) });
-    if (state !== 'aborted') this.d.deviceEvent(job.deviceId, 'spark/flash/status', state === 'done' ? 'success' : 'failed');
+    // Particle's events end an update with success or failed; one stopped after it started ends failed.
+    if (state !== 'aborted' || job.attempts > 0) this.d.deviceEvent(job.deviceId, 'spark/flash/status', state === 'done' ? 'success' : 'failed');
     this.d.log.info({ deviceId: job.deviceId, job: job.id, version: job.version, state, reason }, 'ota: job ended');
     const live = job.rolloutId === null ? undefined : this.live.get(job.rolloutId);
     if (live) {
-      live.c.active = Math.max(0, live.c.active - 1);
+      if (!parked) live.c.active = Math.max(0, live.c.active - 1);
       if (state === 'done') live.c.done++;
       if (state === 'failed') {
         live.c.failed++;
@@ -417,6 +459,50 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     }
     // A slot is free: look for the next device soon, not at the next tick.
     setImmediate(() => void this.tick());
+  }
+
+  /** The device's link dropped (or it connected again): its transfer stops, and resumes on its next hello. */
+  private async suspend(deviceId: string): Promise<void> {
+    const r = this.transfers.get(deviceId);
+    if (r && r.from !== null && r.t.offset > r.from) this.progressed.add(r.job.id);
+    await this.stopTransfer(deviceId);
+  }
+
+  /** A rollout's job whose device is offline gives up its slot after offlineSlotMs, unless the device is back. */
+  private armOffline(job: OtaJob): void {
+    if (job.rolloutId === null || job.state === 'verified') return;
+    clearTimeout(this.offlineTimers.get(job.deviceId));
+    const timer = setTimeout(() => {
+      this.offlineTimers.delete(job.deviceId);
+      this.serial(job.deviceId, async () => {
+        const live = this.live.get(job.rolloutId as number);
+        const now = await this.d.store.getJob(job.id);
+        if (this.online.has(job.deviceId) || !live || this.parked.has(job.id) || (now?.state !== 'pending' && now?.state !== 'sending')) return;
+        this.parked.set(job.id, live.r.id);
+        live.c.active = Math.max(0, live.c.active - 1);
+        this.d.log.info({ deviceId: job.deviceId, job: job.id, rollout: live.r.id }, 'ota: the device is offline mid-update; its rollout slot goes to another device');
+        setImmediate(() => void this.tick());
+      });
+    }, this.o.offlineSlotMs);
+    timer.unref();
+    this.offlineTimers.set(job.deviceId, timer);
+  }
+
+  /** A parked job that runs again (its device came back, or it ends) takes its slot back, or is no longer counted apart. */
+  private unpark(job: OtaJob, resumed: boolean): void {
+    const id = this.parked.get(job.id);
+    if (id === undefined) return;
+    this.parked.delete(job.id);
+    const live = this.live.get(id);
+    // Back over the concurrency for a while, if the slot was taken meanwhile: the device holds part of the image.
+    if (live && resumed) live.c.active++;
+  }
+
+  /** A rollout's counts from the store, less the jobs that gave up their slot. */
+  private async counts(id: number): Promise<RolloutCounts> {
+    const c = await this.d.store.rolloutCounts(id);
+    for (const r of this.parked.values()) if (r === id) c.active = Math.max(0, c.active - 1);
+    return c;
   }
 
   private async stopTransfer(deviceId: string): Promise<void> {
@@ -451,7 +537,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const r = await this.d.store.getRollout(id);
     if (!r) throw new OtaError('not_found', `no rollout ${id}`);
     if (r.state === 'aborted' || r.state === 'superseded') throw new OtaError('conflict', `the rollout is ${r.state}`);
-    const live = this.live.get(id) ?? { r, c: await this.d.store.rolloutCounts(id) };
+    const live = this.live.get(id) ?? { r, c: await this.counts(id) };
     this.live.set(id, live);
     if (action === 'pause') {
       if (r.state !== 'running') throw new OtaError('conflict', 'the rollout is not running');
@@ -460,13 +546,14 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       if (r.state !== 'paused') throw new OtaError('conflict', 'the rollout is not paused');
       // Failures are counted afresh from here, or the threshold would pause it again at once.
       live.r = await this.d.store.updateRollout(id, { state: 'running', reason: null, countFrom: new Date() });
-      live.c = await this.d.store.rolloutCounts(id);
+      live.c = await this.counts(id);
       setImmediate(() => void this.tick());
     } else {
       live.r = await this.d.store.updateRollout(id, { state: 'aborted', reason: 'aborted by ' + by });
       this.live.delete(id);
-      // Answered once the jobs have ended, so the answer counts them as aborted, not in progress.
-      const jobs = (await this.d.store.activeJobs()).filter((j) => j.rolloutId === id);
+      // Answered once the jobs have ended, so the answer counts them as aborted, not in progress. A
+      // verified one is not stopped: its device is resetting into the image, and its hello ends it.
+      const jobs = (await this.d.store.activeJobs()).filter((j) => j.rolloutId === id && j.state !== 'verified');
       await Promise.all(jobs.map((j) => this.serial(j.deviceId, () => this.abortJob(j, 'rollout aborted'))));
     }
     return live.r;
@@ -477,19 +564,33 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const c = this.live.get(r.id)?.c ?? (await this.d.store.rolloutCounts(r.id));
     const out: RolloutProgress = { total: 0, done: 0, failed: 0, inProgress: 0, pending: 0, aborted: 0 };
     const active = new Set((await this.d.store.activeJobs()).filter((j) => j.rolloutId === r.id).map((j) => j.deviceId));
-    // An ended rollout also keeps the devices it reached, as they ended in it: a newer
-    // release may have moved them on since, or stopped their transfer midway (aborted).
     const ended = r.state === 'aborted' || r.state === 'superseded';
     for (const t of await this.d.store.fleetTargets(r.productId)) {
       const want = desiredVersion(t, releases);
-      const reached = ended ? c.reached.get(t.id) : undefined;
-      const targeted = (want && want.by !== 'lock' && want.version === r.version) || active.has(t.id) || c.failedDevices.has(t.id) || reached !== undefined;
-      if (!targeted) continue;
+      const wanted = want !== null && want.by !== 'lock' && want.version === r.version;
+      const reached = c.reached.get(t.id);
+      if (ended) {
+        // Kept as they ended in it, whatever the devices run since: those it reached (done, failed,
+        // stopped midway), and, when aborted, those it was still to reach and never will. The ones a
+        // superseded rollout never reached are the newer rollout's.
+        if (reached !== undefined) {
+          out.total++;
+          if (reached === 'done') out.done++;
+          else if (reached === 'failed') out.failed++;
+          else if (active.has(t.id)) out.inProgress++; // verified: resetting into the image, not stopped
+          else out.aborted++;
+        } else if (r.state === 'aborted' && wanted) {
+          out.total++;
+          if (t.firmwareVersion === r.version) out.done++;
+          else out.aborted++;
+        }
+        continue;
+      }
+      if (!wanted && !active.has(t.id) && !c.failedDevices.has(t.id)) continue;
       out.total++;
       if (t.firmwareVersion === r.version || reached === 'done') out.done++;
       else if (active.has(t.id)) out.inProgress++;
       else if (c.failedDevices.has(t.id)) out.failed++;
-      else if (ended) out.aborted++;
       else out.pending++;
     }
     return out;
@@ -553,11 +654,27 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     return this.flash(deviceId, { version: image.version, size: image.size, sha256: image.sha256, path }, 'flash', by);
   }
 
-  async flashVersion(deviceId: string, productId: number, version: number, source: Extract<OtaJobSource, 'flash' | 'lock'>, by: string | null): Promise<OtaJob> {
+  async flashVersion(deviceId: string, productId: number, version: number, by: string | null): Promise<OtaJob> {
+    const fw = await this.stored(productId, version);
+    await this.notRunning(deviceId, version);
+    return this.flash(deviceId, fw, 'flash', by);
+  }
+
+  async lockNow(deviceId: string, productId: number, version: number, by: string | null): Promise<OtaJob | null> {
+    const fw = await this.stored(productId, version);
+    if ((await this.d.store.getDevice(deviceId))?.firmwareVersion === version) {
+      // Nothing to send: a job would fail on the device (bad_version) and, failed, keep the lock from
+      // ever being applied again. A job in flight to another version is no longer wanted.
+      this.reconcile(deviceId);
+      return null;
+    }
+    return this.flash(deviceId, fw, 'lock', by);
+  }
+
+  private async stored(productId: number, version: number): Promise<FirmwareVersion> {
     const fw = await this.d.store.getFirmware(productId, version);
     if (!fw) throw new OtaError('not_found', `no firmware version ${version} in product ${productId}`);
-    if (source === 'flash') await this.notRunning(deviceId, version);
-    return this.flash(deviceId, fw, source, by);
+    return fw;
   }
 
   /** A flash of the version a device runs would only fail on the device (bad_version): refused here, saying so. */

@@ -140,13 +140,13 @@ async function flash(ctx: ApiContext, device: Device, body: Fields, by: string) 
     return started(await ctx.ota.flashFile(device.id, device.productId, body.file, versionField(body, 'version'), by));
   }
   if ('build_target_version' in body) throw ApiError.of(400, 'This bridge does not compile source: send the image as a multipart file');
-  if ('firmware_version' in body) return started(await ctx.ota.flashVersion(device.id, device.productId, versionField(body, 'firmware_version', true) as number, 'flash', by));
+  if ('firmware_version' in body) return started(await ctx.ota.flashVersion(device.id, device.productId, versionField(body, 'firmware_version', true) as number, by));
   if (!('desired_firmware_version' in body)) throw ApiError.of(400, 'Send file, firmware_version or desired_firmware_version');
   const locked = versionField(body, 'desired_firmware_version');
   if (locked !== null && !(await ctx.store.getFirmware(device.productId, locked))) throw ApiError.of(404, 'Firmware version ' + locked + ' not found in product ' + device.productId);
   const d = await ctx.store.updateDevice(device.id, { lockedFirmware: locked });
   const now = locked !== null && 'flash' in body && bool(body.flash, 'flash');
-  if (now) await ctx.ota.flashVersion(device.id, device.productId, locked, 'lock', by);
+  if (now) await ctx.ota.lockNow(device.id, device.productId, locked, by);
   return { id: device.id, desired_firmware_version: d.lockedFirmware, updated_at: new Date().toISOString() };
 }
 

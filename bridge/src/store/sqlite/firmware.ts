@@ -205,7 +205,9 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
     const t = ctx.now();
     for (const old of liveOf.all(productId)) {
       const o = rollout(old);
-      const covered = r.productDefault ? o.productDefault || o.groups.length === 0 : !o.productDefault && o.groups.every((g) => r.groups.includes(g));
+      // A release of a version says every target of that version (releaseFirmware), so it covers any
+      // rollout of the same version; of another version, one whose default or groups it takes over.
+      const covered = o.version === r.version || (r.productDefault ? o.productDefault || o.groups.length === 0 : !o.productDefault && o.groups.every((g) => r.groups.includes(g)));
       if (covered) setRollout.run('superseded', `superseded by the release of version ${r.version}`, old.count_from, t, old.id);
     }
     const id = Number(

@@ -1,0 +1,136 @@
+/**
+ * Rollouts under the things fleets do, real bridge and real agents: a version
+ * released to a group and then as the product default (the newer release's
+ * settings rule, the older rollout keeps what it reached); a device that goes
+ * away mid-transfer (its slot goes to another device after offlineSlotMs, its
+ * job resumes when it is back, still the same attempt); a lock applied with
+ * flash to the version the device runs (nothing sent, and the lock holds
+ * later); an update stopped after it started (spark/flash/status ends it); a
+ * rollout aborted while a device resets into its verified image (not stopped:
+ * it cannot be).
+ */
+import assert from 'node:assert/strict';
+import { TEST_OTA, useOtaWorld, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
+
+const releaseAs = (w: OtaWorld, body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
+const rollout = async (w: OtaWorld, id: number) => (await w.call('GET', '/v1/products/prod-a/rollouts/' + id, w.f.tokens.carol)).body;
+const runs = async (w: OtaWorld, x: TestDevice) => (await w.f.bridge.store.getDevice(x.id))!.firmwareVersion;
+
+describe('OTA: a version released to a group, then as the product default', function () {
+  this.timeout(90000);
+  let w: OtaWorld;
+  useOtaWorld((x) => (w = x));
+
+  it('supersedes the group\'s rollout: the default\'s concurrency rules, and the group\'s rollout keeps the device it reached', async () => {
+    const d: TestDevice[] = [];
+    // 10 ms each way and a 100 KB image: transfers long enough to overlap if two were allowed.
+    for (let i = 0; i < 4; i++) d.push(await w.device({ latencyMs: 10 }));
+    await w.f.bridge.store.regroup(w.product, [d[0].id], { add: ['beta'] });
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 100000), { version: '2' })).status, 201);
+    const r1 = (await releaseAs(w, { version: 2, groups: ['beta'] })).body.rollout;
+    await w.waitFor('the group on version 2', async () => (await runs(w, d[0])) === 2);
+    const r2 = (await releaseAs(w, { version: 2, product_default: true, concurrency: 1 })).body.rollout;
+    assert.equal((await rollout(w, r1.id)).state, 'superseded', 'a release of a version covers every rollout of that version');
+    // One transfer at a time, all of them the default's: the group's rollout (concurrency 50) took them before.
+    let most = 0;
+    await w.waitFor('the rest on version 2', async () => {
+      most = Math.max(most, (await w.f.bridge.store.activeJobs()).filter((j) => j.version === 2).length);
+      return (await Promise.all(d.map((x) => runs(w, x)))).every((v) => v === 2);
+    }, 60000);
+    assert.equal(most, 1, 'the concurrency of the newer release');
+    for (const x of d.slice(1)) assert.deepEqual((await w.f.bridge.store.deviceJobs(x.id)).map((j) => [j.rolloutId, j.state]), [[r2.id, 'done']]);
+    // The group's rollout keeps the one device it reached, done; not the fleet that runs 2 since.
+    assert.deepEqual((await rollout(w, r1.id)).devices, { total: 1, done: 1, failed: 0, in_progress: 0, pending: 0, aborted: 0 });
+    const now = (await rollout(w, r2.id)).devices;
+    assert.ok(now.done >= 4 && now.in_progress === 0, JSON.stringify(now));
+  });
+});
+
+describe('OTA: a device that goes away mid-transfer', function () {
+  this.timeout(90000);
+  let w: OtaWorld;
+  useOtaWorld((x) => (w = x));
+
+  it('gives its rollout slot to another device after offlineSlotMs, and resumes its job when it is back, as the same attempt', async () => {
+    const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
+    const r = (await releaseAs(w, { version: 2, product_default: true, concurrency: 1 })).body.rollout;
+    const moving = await w.waitFor('a transfer under way', async () => {
+      for (const x of d) {
+        const j = await w.f.bridge.store.activeJob(x.id);
+        if (j?.state === 'sending' && j.offset >= 20000) return { x, j };
+      }
+      return null;
+    });
+    const other = d.find((x) => x !== moving.x)!;
+    moving.x.vm.stop();
+    const off = Date.now();
+    // Before, the slot stayed with the device that went away: the other one waited for it for good.
+    await w.waitFor('the other device on version 2', async () => (await runs(w, other)) === 2, 30000);
+    assert.ok(Date.now() - off >= TEST_OTA!.offlineSlotMs! - 100, 'not before the device had its offlineSlotMs to come back');
+    assert.equal((await w.f.bridge.store.getJob(moving.j.id))!.state, 'sending', 'the job waits for its device');
+    moving.x.vm.start();
+    await w.waitFor('the device back and on version 2', async () => (await runs(w, moving.x)) === 2, 30000);
+    const jobs = await w.f.bridge.store.deviceJobs(moving.x.id);
+    assert.deepEqual(jobs.map((j) => [j.id, j.state, j.attempts]), [[moving.j.id, 'done', 1]], 'resumed, not started again; the transfer had moved on, so not a new attempt');
+    assert.deepEqual(w.flashEvents.get(moving.x.id)!.filter((e) => !e.startsWith('progress')), ['started', 'success']);
+    const p = (await rollout(w, r.id)).devices;
+    assert.equal(p.in_progress, 0, JSON.stringify(p));
+  });
+});
+
+describe('OTA: locks and stopped updates', function () {
+  this.timeout(90000);
+  let w: OtaWorld;
+  useOtaWorld((x) => (w = x));
+
+  before(async () => {
+    for (const v of [1, 3]) assert.equal((await w.upload(w.f.tokens.erin, w.image(v), { version: String(v) })).status, 201);
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(4, 200000), { version: '4' })).status, 201);
+  });
+
+  it('a lock with flash to the version the device runs sends nothing, and still brings the device back after another flash', async () => {
+    const d = await w.device();
+    const lock = await w.call('PUT', '/v1/products/prod-a/devices/' + d.id, w.f.tokens.erin, { desired_firmware_version: 1, flash: true });
+    assert.equal(lock.status, 200, JSON.stringify(lock.body));
+    assert.equal(lock.body.desired_firmware_version, 1);
+    // Before, a job was sent that the device refused (bad_version); failed, it kept the lock from being applied again.
+    assert.deepEqual(await w.f.bridge.store.deviceJobs(d.id), []);
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + d.id, w.f.tokens.erin, { firmware_version: 3 })).status, 200);
+    const back = await w.waitFor('the lock applied after the one-off flash', async () => {
+      const jobs = await w.f.bridge.store.deviceJobs(d.id);
+      return jobs[0]?.source === 'lock' && jobs[0].state === 'done' ? jobs : null;
+    });
+    assert.deepEqual(back.map((j) => [j.source, j.version, j.state]), [['lock', 1, 'done'], ['flash', 3, 'done']]);
+    assert.equal(await runs(w, d), 1);
+    assert.equal(d.version(), 1);
+  });
+
+  it('an update stopped after it started ends with failed in spark/flash/status, before the next one starts', async () => {
+    const d = await w.device({ latencyMs: 10 });
+    const first = (await w.call('PUT', '/v1/products/prod-a/devices/' + d.id, w.f.tokens.erin, { firmware_version: 4 })).body.job;
+    await w.waitFor('the first transfer under way', async () => ((await w.f.bridge.store.getJob(first.id))!.offset ?? 0) > 0);
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + d.id, w.f.tokens.erin, { firmware_version: 3 })).status, 200);
+    await w.waitFor('version 3', async () => (await runs(w, d)) === 3);
+    assert.deepEqual([(await w.f.bridge.store.getJob(first.id))!.state, (await w.f.bridge.store.getJob(first.id))!.reason], ['aborted', 'superseded']);
+    await w.waitFor('success', () => w.flashEvents.get(d.id)?.includes('success'));
+    assert.deepEqual(w.flashEvents.get(d.id)!.filter((e) => !e.startsWith('progress')), ['started', 'failed', 'started', 'success']);
+  });
+
+  it('a rollout aborted while a device resets into its verified image leaves that job to end as it will: done, when the device comes back running it', async () => {
+    const d = await w.device({ rebootDelay: 1500 });
+    const r = (await releaseAs(w, { version: 3, product_default: true })).body.rollout;
+    const job = await w.waitFor('the image verified', async () => {
+      const j = await w.f.bridge.store.activeJob(d.id);
+      return j?.state === 'verified' ? j : null;
+    });
+    const aborted = await w.call('PUT', '/v1/products/prod-a/rollouts/' + r.id, w.f.tokens.erin, { action: 'abort' });
+    assert.equal(aborted.body.state, 'aborted');
+    // Before, the job was marked aborted while the device was already resetting into the image.
+    assert.equal(aborted.body.devices.in_progress, 1, JSON.stringify(aborted.body.devices));
+    await w.waitFor('version 3', async () => (await runs(w, d)) === 3);
+    assert.deepEqual([(await w.f.bridge.store.getJob(job.id))!.state, d.version()], ['done', 3]);
+    const after = (await rollout(w, r.id)).devices;
+    assert.deepEqual([after.done, after.in_progress], [aborted.body.devices.done + 1, 0], JSON.stringify(after));
+  });
+});
