@@ -326,6 +326,7 @@ export class Fleet {
       m.vm.crash();
     });
     if (f.powerCut) this.occasionally(m, f.powerCut.every, () => {
+      if (!m.vm.on) return; // still dark from the last cut
       this.injected.powerCut++;
       m.vm.stop();
       this.after(m, f.powerCut!.off * 1000, () => m.vm.start(RESET_REASONS.code('power_down')));

@@ -72,20 +72,31 @@ export class VmDevice {
   private loop = 0;
   private lastBoot = -Infinity;
   private stopped = false;
+  /** Powered on (booted, rebooting, or staying off after a crash loop) until stop(). */
+  private powered = false;
   private rebootTimer: NodeJS.Timeout | null = null;
   private watchdog: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: VmDeviceOptions) {}
 
-  /** Powers the device on (reason: Particle's power_down by default). */
+  /** Powers the device on (reason: Particle's power_down by default); a device already on stays as it is. */
   start(reason = RESET_REASONS.code('power_down')): void {
+    // Booting again under a running agent left two agents on one identity, and the first one's
+    // socket and timers beyond stop(): overlapping power cuts each scheduled a power-on.
+    if (this.powered) return;
+    this.powered = true;
     this.stopped = false;
     this.boot(reason);
+  }
+
+  get on(): boolean {
+    return this.powered;
   }
 
   /** Powers off: no more callbacks, no socket. */
   stop(): void {
     this.stopped = true;
+    this.powered = false;
     if (this.rebootTimer) clearTimeout(this.rebootTimer);
     this.rebootTimer = null;
     this.disarm();

@@ -5,10 +5,12 @@
  * (throws at start), one that never reaches the cloud and one that never
  * starts the agent (the board's watchdog) are rolled back to the old image,
  * which reconnects. Also: a fleet's flash directory keeps
- * the slots across a restart of the simulator.
+ * the slots across a restart of the simulator; a device powered on twice
+ * (overlapping power cuts) runs one agent.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeBoot, freshRecord, pending, decodeBoot } from '@flotilla/firmware/boot';
@@ -141,6 +143,45 @@ describe('simulator: a device boots the image its flash holds', function () {
       second.stop();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs one agent however often it is powered on: a second power-on of a running device does nothing, and power-off leaves no socket', async () => {
+    // A plain TCP server that never answers: each agent's connection stays open, so two agents show as two.
+    const live = new Set<Socket>();
+    let accepted = 0;
+    const server = createServer((s) => {
+      accepted++;
+      live.add(s);
+      s.on('close', () => live.delete(s));
+      s.on('error', () => {});
+      s.resume(); // read (and drop) the CONNECT, or the peer's close is never seen
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(ok(), what);
+    };
+    try {
+      const flash = new MemoryFlash(emptyFlash(SLOT));
+      flash.write(0, 0, fleetImage(v1, product));
+      const vm = new VmDevice({ flash, host: '127.0.0.1', port: (server.address() as AddressInfo).port, runner, hal: { device: { id: A1, secret: SECRET[A1] } } });
+      // The fleet powers a device on at the end of each power cut; two cuts overlapping meant two power-ons.
+      vm.start();
+      vm.start();
+      await until('a connection', () => accepted >= 1);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual([accepted, live.size, vm.boots], [1, 1, 1]);
+      vm.stop();
+      await until('no connection after power-off', () => live.size === 0);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(accepted, 1, 'nothing connects once the device is off');
+      // Off and on again: a new boot.
+      vm.start();
+      await until('the next boot\'s connection', () => accepted === 2);
+      vm.stop();
+    } finally {
+      server.close();
     }
   });
 });
