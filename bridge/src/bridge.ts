@@ -11,6 +11,7 @@ import { ownerOnly } from './data-dir.js';
 import pino from 'pino';
 import { eventNameProblem, LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
+import { connectionsFromFileLimit } from './mqtt/admission.js';
 import type { WithSession } from './mqtt/session.js';
 import { defaultRateLimits, RateLimiter, type RateLimits } from './http/ratelimit.js';
 import { fdLogOutput, type LogOutput } from './log-output.js';
@@ -79,7 +80,7 @@ export interface BridgeOptions {
   /** How long vitals history, error reports and the audit log are kept (telemetry/retention.ts). */
   retention: RetentionOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
-  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'connectFailures' | 'expirySweepMs'>;
+  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'connectFailures' | 'admission' | 'expirySweepMs'>;
 }
 
 export const defaultOptions: BridgeOptions = {
@@ -120,6 +121,9 @@ export const defaultOptions: BridgeOptions = {
     // Ten wrong secrets within 5 minutes lock that device id out at that address for 5 minutes (a misprovisioned
     // device stops costing a hash per retry); a hundred from one address, whatever the ids, lock the address.
     connectFailures: { perClient: { limit: 10, lockMs: 5 * 60000 }, perAddress: { limit: 100, lockMs: 5 * 60000 } },
+    // Connections at once: what the open-file limit leaves after a reserve (null where it cannot be read). From one
+    // address, a thousand not yet past CONNECT: a fleet behind one NAT reconnecting at once, not a flood of idle sockets.
+    admission: { maxConnections: connectionsFromFileLimit(), maxPendingPerAddress: 1000 },
     // An operator's MQTT session or event stream outlives its token's expiry by at most this.
     expirySweepMs: 5000,
   },

@@ -157,6 +157,55 @@ describe('bridge broker', function () {
       }
     });
 
+    it('refuses connections past its limits before reading a byte: idle sockets from one address, then any once full; and says so in its log', async () => {
+      const lines: string[] = [];
+      const g = await startFixture({
+        logLevel: 'warn', logOutput: { write: (l) => void lines.push(l) },
+        mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, admission: { maxConnections: 5, maxPendingPerAddress: 2 } },
+      });
+      const open = (localAddress: string) =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = tcp({ host: '127.0.0.1', port: g.port, localAddress });
+          s.once('error', reject);
+          s.once('connect', () => resolve(s));
+        });
+      /** Whether the bridge closes the socket within a second. */
+      const shut = (s: Socket) =>
+        new Promise<boolean>((resolve) => {
+          const t = setTimeout(() => resolve(false), 1000);
+          s.on('error', () => {});
+          s.once('close', () => (clearTimeout(t), resolve(true)));
+        });
+      const held: Socket[] = [];
+      try {
+        // Two idle sockets (no CONNECT) from one address are held; a third is closed at once, and so is a device's.
+        held.push(await open('127.0.0.1'), await open('127.0.0.1'));
+        assert.equal(await shut(await open('127.0.0.1')), true);
+        await assert.rejects(device(g.port, A1));
+        // Another address goes on.
+        assert.equal(await connackFrom('127.0.0.2', g.port, CONNECT(A1, A1, 'secret-a1')), 0);
+        // One idle socket goes: devices connect from the address, and once accepted they no longer count against it.
+        held.shift()!.destroy();
+        await sleep(100);
+        const a1 = await device(g.port, A1);
+        const a2 = await device(g.port, A2);
+        held.push(await open('127.0.0.1'));
+        // 1 + 2 devices + 1 idle here, 1 idle from elsewhere: 5, the most it takes. A sixth, from anywhere, is closed.
+        held.push(await open('127.0.0.3'));
+        await sleep(50);
+        assert.equal(await shut(await open('127.0.0.4')), true);
+        assert.ok(a1.connected && a2.connected && held.every((s) => !s.destroyed));
+        const warned = lines.map((l) => JSON.parse(l) as { msg: string; refused: number });
+        assert.ok(warned.some((l) => l.msg === 'mqtt: connections refused: too many from one address before CONNECT'), lines.join());
+        assert.ok(warned.some((l) => l.msg === 'mqtt: connections refused: the broker holds its maximum'), lines.join());
+        a1.end(true);
+        a2.end(true);
+      } finally {
+        for (const s of held) s.destroy();
+        await g.close();
+      }
+    });
+
     it('counts CONNECTs still being checked: wrong secrets sent at once get no more hashes than the lock-out allows', async () => {
       const g = await startFixture({
         mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures: { perClient: { limit: 3, lockMs: 60000 }, perAddress: { limit: 6, lockMs: 60000 } } },

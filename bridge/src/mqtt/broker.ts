@@ -20,6 +20,7 @@ import type { TokenHolder, WithSession } from './session.js';
 import type { DeviceRef } from './deps.js';
 import type { AuthResult, ConnectFailureLimits, Will } from './authenticate.js';
 import { isClaimTopic } from './claims.js';
+import { Admission, type AdmissionLimits, type Refusal, type Ticket } from './admission.js';
 import { sha256Hex } from '../store/secrets.js';
 import { auditEntry } from '../identity/actor.js';
 import type { Actor } from '../policy/types.js';
@@ -51,6 +52,8 @@ export interface BrokerOptions {
   reportRate: Rate;
   /** Wrong secrets or tokens that, within a lock's time, lock an address, or a client id at an address, out (authenticate.ts). */
   connectFailures: ConnectFailureLimits;
+  /** Connections taken at once, in all and per address before CONNECT (admission.ts). */
+  admission: AdmissionLimits;
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
   /** How often sessions and event streams whose token has expired are ended, and offline devices' refilled budgets dropped (ms, default 5000). */
@@ -121,6 +124,19 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   };
 
   const lockout = new ConnectLockout(o.connectFailures);
+  const admission = new Admission(o.admission);
+  const tickets = new WeakMap<object, Ticket>();
+  // Refusals are logged at most once per reason every 10 s, with how many there were since: a flood must not become one of log lines.
+  const refusals: Record<Refusal, { count: number; at: number }> = { full: { count: 0, at: -Infinity }, address: { count: 0, at: -Infinity } };
+  const refused = (why: Refusal, remote: string | undefined): void => {
+    const r = refusals[why];
+    r.count++;
+    const now = Date.now();
+    if (now - r.at < 10000) return;
+    o.log.warn({ remote, refused: r.count, open: admission.size, limits: o.admission }, why === 'full' ? 'mqtt: connections refused: the broker holds its maximum' : 'mqtt: connections refused: too many from one address before CONNECT');
+    r.at = now;
+    r.count = 0;
+  };
   // Clients that sent an empty client id: aedes makes one up, but MQTT 3.1.1 cannot tell the client
   // which, and an app's id is its reply address (app/<clientId>/reply), so judge them by the empty id.
   const idless = new WeakSet<object>();
@@ -253,6 +269,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
 
   // Presence: a device is online while a session of it is connected here.
   aedes.on('client', (client) => {
+    tickets.get((client as unknown as { conn: object }).conn)?.accepted();
     const s = (client as unknown as WithSession).session;
     if (s?.kind !== 'device') return;
     takingOver.delete(s.deviceId);
@@ -290,8 +307,18 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   }
 
   function accept(socket: Socket): void {
+    const ticket = admission.admit(socket.remoteAddress);
+    if (typeof ticket === 'string') {
+      refused(ticket, socket.remoteAddress);
+      socket.destroy();
+      return;
+    }
+    tickets.set(socket, ticket);
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once('close', () => {
+      sockets.delete(socket);
+      ticket.release();
+    });
     guardConnection(socket, o.maxPacket, (verdict) =>
       o.log.info({ remote: socket.remoteAddress, verdict }, 'mqtt: connection refused by the frame guard'),
     );

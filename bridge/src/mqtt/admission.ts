@@ -1,0 +1,97 @@
+/**
+ * Which new MQTT connections the broker takes, before a byte is read: at most
+ * `maxConnections` in all, so that connections alone cannot take the last
+ * file descriptors (SQLite, the HTTP API and image files need theirs: 21,000
+ * idle connections exhausted a limit of 20,000 before, with nothing logged);
+ * and at most `maxPendingPerAddress` from one address that have not yet been
+ * accepted by CONNECT, since those cost nothing to open and last until the
+ * CONNECT timeout. Devices behind one NAT share an address, so a connection
+ * stops counting against its address once its CONNECT is accepted. An IPv6
+ * address counts by its /64 (one host is given a whole /64). Pure bookkeeping:
+ * the broker turns a refusal into a closed socket and a log line.
+ */
+import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
+
+export interface AdmissionLimits {
+  /** Connections at once, all listeners; null for no limit. */
+  maxConnections: number | null;
+  /** Connections from one address (an IPv6 /64) whose CONNECT has not been accepted yet. */
+  maxPendingPerAddress: number;
+}
+
+export type Refusal = 'full' | 'address';
+
+/** One admitted connection. Both calls are safe to repeat. */
+export interface Ticket {
+  /** Its CONNECT was accepted: it no longer counts against its address. */
+  accepted(): void;
+  /** It closed. */
+  release(): void;
+}
+
+export class Admission {
+  private open = 0;
+  private readonly pending = new Map<string, number>();
+
+  constructor(private readonly limits: AdmissionLimits) {}
+
+  admit(address: string | undefined): Ticket | Refusal {
+    if (this.limits.maxConnections !== null && this.open >= this.limits.maxConnections) return 'full';
+    const key = addressKey(address ?? '');
+    const waiting = this.pending.get(key) ?? 0;
+    if (waiting >= this.limits.maxPendingPerAddress) return 'address';
+    this.open++;
+    this.pending.set(key, waiting + 1);
+    let isPending = true;
+    let isOpen = true;
+    const unpend = () => {
+      if (!isPending) return;
+      isPending = false;
+      const n = (this.pending.get(key) ?? 1) - 1;
+      if (n > 0) this.pending.set(key, n);
+      else this.pending.delete(key);
+    };
+    return {
+      accepted: unpend,
+      release: () => {
+        unpend();
+        if (!isOpen) return;
+        isOpen = false;
+        this.open--;
+      },
+    };
+  }
+
+  /** Connections open now (for tests and metrics). */
+  get size(): number {
+    return this.open;
+  }
+}
+
+/** The address a limit counts by: IPv4 as is (also when mapped into IPv6), IPv6 by its first 64 bits. */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  if (isIPv4(address) || !isIPv6(address)) return address;
+  const [head, tail = ''] = address.split('::');
+  const a = head === '' ? [] : head.split(':');
+  const b = address.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
+  const groups = [...a, ...new Array<string>(8 - a.length - b.length).fill('0'), ...b];
+  return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64';
+}
+
+/**
+ * The default for maxConnections: the process's open-file limit less a reserve
+ * for everything else (the database, HTTP clients, image files, logs); null
+ * where the limit cannot be read (not Linux).
+ */
+export function connectionsFromFileLimit(reserve = 1024, limitsFile = '/proc/self/limits'): number | null {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(limitsFile, 'utf8'));
+    if (!m || m[1] === 'unlimited') return null;
+    return Math.max(1, Number(m[1]) - Math.max(reserve, Math.ceil(Number(m[1]) * 0.1)));
+  } catch {
+    return null;
+  }
+}
