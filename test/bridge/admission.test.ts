@@ -72,9 +72,11 @@ describe('MQTT admission', () => {
       const file = join(dir, 'limits');
       const limits = (n: string) => `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${n}                 1048576              files\n`;
       writeFileSync(file, limits('20000'));
-      assert.equal(connectionsFromFileLimit(1024, file), 18000, 'a tenth kept back, at least the reserve');
+      assert.equal(connectionsFromFileLimit(1024, file), 18000, 'a tenth kept back');
       writeFileSync(file, limits('4096'));
       assert.equal(connectionsFromFileLimit(1024, file), 3072);
+      writeFileSync(file, limits('1024'));
+      assert.equal(connectionsFromFileLimit(1024, file), 768, 'a quarter of a small limit, not all of it');
       writeFileSync(file, limits('unlimited'));
       assert.equal(connectionsFromFileLimit(1024, file), null);
       assert.equal(connectionsFromFileLimit(1024, join(dir, 'none')), null);

@@ -82,15 +82,18 @@ export function addressKey(address: string): string {
 }
 
 /**
- * The default for maxConnections: the process's open-file limit less a reserve
- * for everything else (the database, HTTP clients, image files, logs); null
- * where the limit cannot be read (not Linux).
+ * The default for maxConnections: the process's open-file limit (Node raises
+ * its soft limit to the hard one at start) less a reserve for everything else
+ * (the database, HTTP clients, image files, logs); null where the limit
+ * cannot be read (not Linux).
  */
 export function connectionsFromFileLimit(reserve = 1024, limitsFile = '/proc/self/limits'): number | null {
   try {
     const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(limitsFile, 'utf8'));
     if (!m || m[1] === 'unlimited') return null;
-    return Math.max(1, Number(m[1]) - Math.max(reserve, Math.ceil(Number(m[1]) * 0.1)));
+    // A tenth kept back, and at least `reserve` where that leaves most of the limit (a quarter of a small one).
+    const limit = Number(m[1]);
+    return limit - Math.max(Math.ceil(limit * 0.1), Math.min(reserve, Math.ceil(limit / 4)));
   } catch {
     return null;
   }
