@@ -50,6 +50,10 @@ const CASES: Case[] = [
   ['firmware', 'PUT', '/v1/products/prod-a/firmware/release', 'alice', { version: 7, product_default: 'yes' }, 400, 'true or false'],
   ['firmware', 'PUT', '/v1/products/prod-a/firmware/release', 'alice', { version: 7, groups: 'beta', concurrency: 0 }, 400, 'concurrency must be a whole number of at least 1'],
   ['firmware', 'PUT', '/v1/products/prod-a/firmware/release', 'alice', { version: 7, groups: 'beta', failure_threshold: 150 }, 400, 'failure_threshold'],
+  // Below a tenth of a percent the threshold was stored as 0 (a pause at the first failure).
+  ['firmware', 'PUT', '/v1/products/prod-a/firmware/release', 'alice', { version: 7, groups: 'beta', failure_threshold: 0.04 }, 400, 'failure_threshold is a percentage from 0.1 to 100'],
+  // Refused before the release: the store refused it after, leaving a release with no rollout.
+  ['firmware', 'PUT', '/v1/products/prod-a/firmware/release', 'alice', { version: 7, groups: 'beta', concurrency: 200000 }, 400, 'at most 100000'],
   ['firmware', 'GET', '/v1/products/prod-a/impact?action=nuke&firmware_version=2', 'alice', undefined, 400, 'action must be'],
   ['firmware', 'GET', '/v1/products/prod-a/rollouts/77', 'alice', undefined, 404, 'Rollout not found'],
   ['firmware', 'PUT', '/v1/products/prod-a/rollouts/77', 'alice', { action: 'pause' }, 404, 'Rollout not found'],

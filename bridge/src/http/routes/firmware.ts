@@ -101,11 +101,12 @@ async function oneVersion(ctx: ApiContext, productId: string, raw: string): Prom
 /** Rollout settings from a release body: flat fields, or a `rollout` object in JSON. */
 function rolloutSettings(b: Fields): RolloutSettings {
   const src = (b.rollout !== null && typeof b.rollout === 'object' ? b.rollout : b) as Fields;
-  const int = (name: string, d: number, min: number) => {
+  // Checked here in full, before anything is released: a release whose rollout the store then refused stayed released, with no rollout to carry it.
+  const int = (name: string, d: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
     const v = src[name];
     if (v === undefined || v === null || v === '') return d;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw ApiError.of(400, `${name} must be a whole number of at least ${min}`);
+    if (!Number.isInteger(n) || n < min || n > max) throw ApiError.of(400, `${name} must be a whole number of at least ${min}` + (max < Number.MAX_SAFE_INTEGER ? ` and at most ${max}` : ''));
     return n;
   };
   let threshold = defaultRolloutSettings.failureThreshold;
@@ -113,11 +114,12 @@ function rolloutSettings(b: Fields): RolloutSettings {
   if (t !== undefined && t !== null && t !== '') {
     // A percentage, always: "1" is 1 %, never a fraction meaning 100 %.
     const n = Number(t);
-    if (!(Number.isFinite(n) && n > 0 && n <= 100)) throw ApiError.of(400, 'failure_threshold is a percentage above 0 and at most 100');
+    // Kept to a tenth of a percent: less would be stored as 0, a rollout that pauses at its first failure.
+    if (!(Number.isFinite(n) && n >= 0.1 && n <= 100)) throw ApiError.of(400, 'failure_threshold is a percentage from 0.1 to 100');
     threshold = n / 100;
   }
   return {
-    concurrency: int('concurrency', defaultRolloutSettings.concurrency, 1),
+    concurrency: int('concurrency', defaultRolloutSettings.concurrency, 1, 100000),
     batchSize: int('batch_size', defaultRolloutSettings.batchSize, 0),
     failureThreshold: threshold,
     minAttempts: int('min_attempts', defaultRolloutSettings.minAttempts, 1),
