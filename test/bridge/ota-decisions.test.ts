@@ -160,6 +160,29 @@ describe('OTA decisions', () => {
       assert.deepEqual(h.outcomes, [{ kind: 'silent' }]);
     });
 
+    it('ends as silent a device that answers every begin but never takes a chunk: an answer that moves nothing does not count as heard', async () => {
+      const h = harness({ ackTimeoutMs: 30, maxSilences: 2 });
+      let begins = 0;
+      h.t.start();
+      // The device answers each begin with offset 0 (and repeats it), and never acknowledges a chunk.
+      const answer = setInterval(() => {
+        const n = h.sent.filter((x) => x[0] === 'begin').length;
+        if (n > begins) {
+          begins = n;
+          h.t.status({ job: 9, state: 'offset', offset: 0, reason: null });
+          h.t.status({ job: 9, state: 'offset', offset: 0, reason: null });
+        }
+      }, 5);
+      try {
+        for (let i = 0; i < 100 && h.outcomes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      } finally {
+        clearInterval(answer);
+      }
+      // Before, every answer reset the count of silences: begin was sent for ever and the transfer never ended.
+      assert.deepEqual(h.outcomes, [{ kind: 'silent' }]);
+      assert.equal(h.sent.filter((x) => x[0] === 'begin').length, 3);
+    });
+
     it('ends with an error when the image cannot be read', async () => {
       const outcomes: TransferOutcome[] = [];
       const t = new Transfer(image, {

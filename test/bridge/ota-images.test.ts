@@ -2,13 +2,14 @@
  * The bridge's image cache (bridge/src/ota/files.ts ImageCache) on real files
  * in a temp dir: one copy per image shared by its transfers, never more than
  * its bound, images in use never evicted, disk reads when an image does not
- * fit, a missing or short file refused, a deleted version forgotten.
+ * fit, a missing or short file refused, a deleted version forgotten. Also:
+ * one-off flash images left by ended jobs are swept at start.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageCache, ImageReader } from '../../bridge/src/ota/files.js';
+import { flashPath, ImageCache, ImageReader, isFlashPath, sweepFlashImages, versionPath } from '../../bridge/src/ota/files.js';
 
 describe('OTA image cache', () => {
   let dir: string;
@@ -92,5 +93,19 @@ describe('OTA image cache', () => {
     file('v.flim', 1000, 9);
     const again = await cache.open('v.flim', 1000, 'new');
     assert.deepEqual(Buffer.from(again.read(10, 2) as Uint8Array), Buffer.alloc(2, 9));
+  });
+
+  it('sweeps the one-off flash images no active job needs, and nothing else', async () => {
+    assert.equal(await sweepFlashImages(dir, new Set()), 0, 'no flash directory yet: nothing to do');
+    const [kept, gone1, gone2] = [flashPath(), flashPath(), flashPath()];
+    const version = versionPath(1, 2);
+    for (const p of [kept, gone1, gone2, version]) {
+      mkdirSync(join(dir, p, '..'), { recursive: true });
+      writeFileSync(join(dir, p), 'image');
+    }
+    assert.deepEqual([isFlashPath(kept), isFlashPath(version)], [true, false]);
+    assert.equal(await sweepFlashImages(dir, new Set([kept, version])), 2);
+    assert.deepEqual(readdirSync(join(dir, kept, '..')), [kept.split('/').pop()]);
+    assert.ok(existsSync(join(dir, version)), 'a stored version is never swept');
   });
 });

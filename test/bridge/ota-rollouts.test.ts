@@ -1,7 +1,8 @@
 /**
  * Rollouts under the things fleets do, real bridge and real agents: a version
  * released to a group and then as the product default (the newer release's
- * settings rule, the older rollout keeps what it reached); a device that goes
+ * settings rule, the older rollout keeps what it reached; transfers under way
+ * pass to the newer rollout); a device that goes
  * away mid-transfer (its slot goes to another device after offlineSlotMs, its
  * job resumes when it is back, still the same attempt); a lock applied with
  * flash to the version the device runs (nothing sent, and the lock holds
@@ -43,6 +44,37 @@ describe('OTA: a version released to a group, then as the product default', func
     assert.deepEqual((await rollout(w, r1.id)).devices, { total: 1, done: 1, failed: 0, in_progress: 0, pending: 0, aborted: 0 });
     const now = (await rollout(w, r2.id)).devices;
     assert.ok(now.done >= 4 && now.in_progress === 0, JSON.stringify(now));
+  });
+});
+
+describe('OTA: a version released more widely while its transfers are under way', function () {
+  this.timeout(90000);
+  let w: OtaWorld;
+  useOtaWorld((x) => (w = x));
+
+  it('gives the transfers under way to the newer rollout: counted in its concurrency, ended by its abort', async () => {
+    const d: TestDevice[] = [];
+    for (let i = 0; i < 4; i++) d.push(await w.device({ latencyMs: 10 }));
+    await w.f.bridge.store.regroup(w.product, [d[0].id, d[1].id], { add: ['beta'] });
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
+    const r1 = (await releaseAs(w, { version: 2, groups: ['beta'], concurrency: 2 })).body.rollout;
+    await w.waitFor('both group transfers under way', async () => (await w.f.bridge.store.activeJobs()).filter((j) => j.state === 'sending').length === 2);
+    const r2 = (await releaseAs(w, { version: 2, product_default: true, concurrency: 1 })).body.rollout;
+    const moved = (await w.f.bridge.store.activeJobs()).filter((j) => j.version === 2);
+    assert.deepEqual(moved.map((j) => j.rolloutId), [r2.id, r2.id], 'the jobs under way are the newer rollout\'s');
+    // Two in flight against a concurrency of 1: nothing more starts until they are down to none.
+    let most = 0;
+    for (let i = 0; i < 20; i++) {
+      most = Math.max(most, (await w.f.bridge.store.activeJobs()).filter((j) => j.version === 2).length);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(most, 2);
+    // Its abort ends them (before, they went on under the superseded rollout, which could not be aborted: 409).
+    const aborted = await w.call('PUT', '/v1/products/prod-a/rollouts/' + r2.id, w.f.tokens.erin, { action: 'abort' });
+    assert.equal(aborted.status, 200);
+    for (const j of moved) assert.equal((await w.f.bridge.store.getJob(j.id))!.state, 'aborted');
+    assert.deepEqual(await w.f.bridge.store.activeJobs(), []);
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/rollouts/' + r1.id, w.f.tokens.erin, { action: 'abort' })).status, 409);
   });
 });
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { buildImage } from '@flotilla/simulator';
 import { A2, connect } from '../helpers/bridge-fixture.js';
 import { TEST_OTA, useOtaWorld, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
-import { incomingDir } from '../../bridge/src/ota/files.js';
+import { incomingDir, isFlashPath } from '../../bridge/src/ota/files.js';
 
 /**
  * A 200 KB flash by version, the link cut a third of the way: the second
@@ -198,6 +198,8 @@ describe('OTA: firmware upload and one device', function () {
     assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 2);
     assert.equal(d.version(), 2);
     assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'success']);
+    // The one-off image was the job's alone: gone with it (before, every flash left its file behind).
+    assert.ok(isFlashPath(job!.path) && !existsSync(join(f.dir, job!.path)), job!.path);
     const jobs = await w.call('GET', '/v1/products/prod-a/ota_jobs?device_id=' + d.id, f.tokens.carol);
     assert.deepEqual(jobs.body.jobs.map((j: { state: string }) => j.state), ['done']);
     // A Support member may not flash (Developer and up).

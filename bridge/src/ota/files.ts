@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { encodeImageHeader, hasImageMagic, IMAGE_HEADER_SIZE, isProtocolError, parseImageHeader, type ImageHeader } from '@flotilla/protocol';
 import { OtaError } from './errors.js';
@@ -28,8 +28,33 @@ export function versionPath(productId: number, version: number): string {
   return join('firmware', String(productId), version + '-' + randomBytes(6).toString('hex') + '.flim');
 }
 
+const FLASH_DIR = join('firmware', 'flash');
+
+/** Where a one-off flash's image is kept: for its job only, removed when the job ends. */
 export function flashPath(): string {
-  return join('firmware', 'flash', randomBytes(12).toString('hex') + '.flim');
+  return join(FLASH_DIR, randomBytes(12).toString('hex') + '.flim');
+}
+
+export function isFlashPath(relative: string): boolean {
+  return relative.startsWith(FLASH_DIR + '/');
+}
+
+/** One-off flash images no job in `keep` needs (left by a bridge that stopped before their jobs ended): removed. */
+export async function sweepFlashImages(dataDir: string, keep: ReadonlySet<string>): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(join(dataDir, FLASH_DIR));
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names) {
+    const relative = join(FLASH_DIR, name);
+    if (keep.has(relative)) continue;
+    await removeImage(dataDir, relative);
+    n++;
+  }
+  return n;
 }
 
 /** A checked image, still at `file` (absolute). */

@@ -19,7 +19,7 @@ import type { DeviceOtaHooks } from '../mqtt/context.js';
 import type { DeviceTarget, FirmwareVersion, OtaJob, OtaJobSource, Rollout, RolloutCounts, Store } from '../store/store.js';
 import { desiredVersion, impact, type Impact, type ReleasePlan } from './desired.js';
 import { OtaError } from './errors.js';
-import { checkImage, discard, flashPath, ImageCache, keep, removeImage, versionPath, type ImageSource, type UploadedFile } from './files.js';
+import { checkImage, discard, flashPath, ImageCache, isFlashPath, keep, removeImage, sweepFlashImages, versionPath, type ImageSource, type UploadedFile } from './files.js';
 import { gate } from './gate.js';
 import { Transfer, type TransferOutcome } from './transfer.js';
 
@@ -144,8 +144,10 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
   /** Rollout jobs that gave up their slot (job → rollout): not counted active until their device resumes them. */
   private readonly parked = new Map<number, number>();
-  /** Jobs whose last transfer moved the device's offset before the link dropped: the resume is not a new attempt. */
+  /** Jobs whose last transfer took the device past any offset it had held before the link dropped: the resume is not a new attempt. */
   private readonly progressed = new Set<number>();
+  /** The highest offset each job's transfers have reached (since the bridge started). */
+  private readonly highest = new Map<number, number>();
   private tickTimer: NodeJS.Timeout | null = null;
   /** Offsets reached since the last save (job → offset): saved together at each tick. */
   private readonly offsets = new Map<number, number>();
@@ -163,7 +165,10 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   /** Loads live rollouts and waiting confirmations from the store, and starts the rollout tick. */
   async start(): Promise<void> {
     for (const r of await this.d.store.liveRollouts()) this.live.set(r.id, { r, c: await this.d.store.rolloutCounts(r.id) });
-    for (const j of await this.d.store.activeJobs()) {
+    const active = await this.d.store.activeJobs();
+    const swept = await sweepFlashImages(this.d.dataDir, new Set(active.map((j) => j.path)));
+    if (swept > 0) this.d.log.info({ swept }, 'ota: one-off flash images of ended jobs removed');
+    for (const j of active) {
       if (j.state === 'verified') this.armConfirm(j, Math.max(0, j.updatedAt.getTime() + this.o.confirmTimeoutMs - Date.now()));
       // No device is connected yet: one that never comes back must not hold its rollout's slot for good.
       else this.armOffline(j);
@@ -206,9 +211,11 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   offline(deviceId: string): void {
     this.online.delete(deviceId);
     this.serial(deviceId, async () => {
-      const job = this.transfers.get(deviceId)?.job;
       await this.suspend(deviceId);
-      if (job && !this.online.has(deviceId)) this.armOffline(job);
+      if (this.online.has(deviceId)) return;
+      // From the store, not the transfer: a job made as the device went away has none yet.
+      const job = await this.d.store.activeJob(deviceId);
+      if (job) this.armOffline(job);
     });
   }
 
@@ -440,13 +447,20 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     clearTimeout(this.confirmTimers.get(job.id));
     this.confirmTimers.delete(job.id);
     this.progressed.delete(job.id);
+    this.highest.delete(job.id);
     const parked = this.parked.has(job.id);
     this.unpark(job, false);
-    await this.d.store.updateJob(job.id, { state, reason, ...(state === 'done' ? { offset: job.size } : {}) });
+    const ended = await this.d.store.updateJob(job.id, { state, reason, ...(state === 'done' ? { offset: job.size } : {}) });
+    // A one-off flash's image is its job's alone (a stored version's stays with the version).
+    if (isFlashPath(job.path)) {
+      this.images.forget(job.path);
+      await removeImage(this.d.dataDir, job.path).catch((e) => this.d.log.warn({ err: e, job: job.id }, 'ota: a flash image not removed'));
+    }
     // Particle's events end an update with success or failed; one stopped after it started ends failed.
     if (state !== 'aborted' || job.attempts > 0) this.d.deviceEvent(job.deviceId, 'spark/flash/status', state === 'done' ? 'success' : 'failed');
     this.d.log.info({ deviceId: job.deviceId, job: job.id, version: job.version, state, reason }, 'ota: job ended');
-    const live = job.rolloutId === null ? undefined : this.live.get(job.rolloutId);
+    // The stored rollout: a newer release of the same version may have taken the job over.
+    const live = ended.rolloutId === null ? undefined : this.live.get(ended.rolloutId);
     if (live) {
       if (!parked) live.c.active = Math.max(0, live.c.active - 1);
       if (state === 'done') live.c.done++;
@@ -464,7 +478,15 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   /** The device's link dropped (or it connected again): its transfer stops, and resumes on its next hello. */
   private async suspend(deviceId: string): Promise<void> {
     const r = this.transfers.get(deviceId);
-    if (r && r.from !== null && r.t.offset > r.from) this.progressed.add(r.job.id);
+    if (r && r.from !== null) {
+      // Past the highest offset so far, not only past this transfer's start: a device that drops at the
+      // same place again and again is making no progress, and runs out of attempts.
+      const best = Math.max(r.from, this.highest.get(r.job.id) ?? -1);
+      if (r.t.offset > best) {
+        this.progressed.add(r.job.id);
+        this.highest.set(r.job.id, r.t.offset);
+      }
+    }
     await this.stopTransfer(deviceId);
   }
 
@@ -475,8 +497,9 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const timer = setTimeout(() => {
       this.offlineTimers.delete(job.deviceId);
       this.serial(job.deviceId, async () => {
-        const live = this.live.get(job.rolloutId as number);
+        // Fresh: the job may have ended, or passed to a newer rollout of its version.
         const now = await this.d.store.getJob(job.id);
+        const live = now?.rolloutId == null ? undefined : this.live.get(now.rolloutId);
         if (this.online.has(job.deviceId) || !live || this.parked.has(job.id) || (now?.state !== 'pending' && now?.state !== 'sending')) return;
         this.parked.set(job.id, live.r.id);
         live.c.active = Math.max(0, live.c.active - 1);
@@ -553,8 +576,16 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       this.live.delete(id);
       // Answered once the jobs have ended, so the answer counts them as aborted, not in progress. A
       // verified one is not stopped: its device is resetting into the image, and its hello ends it.
-      const jobs = (await this.d.store.activeJobs()).filter((j) => j.rolloutId === id && j.state !== 'verified');
-      await Promise.all(jobs.map((j) => this.serial(j.deviceId, () => this.abortJob(j, 'rollout aborted'))));
+      const jobs = (await this.d.store.activeJobs()).filter((j) => j.rolloutId === id);
+      await Promise.all(
+        jobs.map((j) =>
+          this.serial(j.deviceId, async () => {
+            // Read again in the device's turn: it may have verified (or ended) since.
+            const now = await this.d.store.getJob(j.id);
+            if (now?.rolloutId === id && (now.state === 'pending' || now.state === 'sending')) await this.abortJob(now, 'rollout aborted');
+          }),
+        ),
+      );
     }
     return live.r;
   }
@@ -628,12 +659,13 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   async release(productId: number, plan: ReleasePlan, settings: RolloutSettings, by: string | null): Promise<{ firmware: FirmwareVersion; rollout: Rollout }> {
     const firmware = await this.d.store.releaseFirmware(productId, plan);
     const rollout = await this.d.store.createRollout(productId, { ...settings, version: plan.version, productDefault: plan.productDefault, groups: [...plan.groups], createdBy: by });
-    // Superseded rollouts stop; the new one starts with no jobs.
+    // Superseded rollouts stop; the new one starts with the jobs of those of its version still under way (the store moved them).
+    for (const [job, id] of this.parked) if (this.live.get(id)?.r.productId === productId && this.live.get(id)?.r.version === plan.version) this.parked.set(job, rollout.id);
     for (const [id, l] of this.live) if (l.r.productId === productId) {
       const now = await this.d.store.getRollout(id);
       if (!now || now.state === 'superseded' || now.state === 'aborted') this.live.delete(id);
     }
-    this.live.set(rollout.id, { r: rollout, c: await this.d.store.rolloutCounts(rollout.id) });
+    this.live.set(rollout.id, { r: rollout, c: await this.counts(rollout.id) });
     // Jobs of the product that the release makes unwanted end now (racing releases); the tick starts the new ones.
     for (const [id, r] of this.transfers) if (r.job.productId === productId && r.job.source !== 'flash') this.reconcile(id);
     for (const j of await this.d.store.activeJobs()) if (j.productId === productId && j.state === 'verified') this.reconcile(j.deviceId);

@@ -5,9 +5,10 @@
  * an offset behind what was sent, or goes back, lost a chunk: the window is
  * resent from it, once per offset and begin (a device that keeps going back is
  * left to go silent and be sent begin again: what it sends costs the bridge
- * a window at most once per offset). A device silent for `ackTimeoutMs` is sent begin again
- * (it answers with its offset); after `maxSilences` in a row the transfer
- * ends as silent. Chunks are read (from memory or disk) as they are sent.
+ * a window at most once per offset). A device that takes no chunk for
+ * `ackTimeoutMs` (silent, or answering without going past the highest offset
+ * it reported) is sent begin again (it answers with its offset); after
+ * `maxSilences` in a row the transfer ends as silent. Chunks are read (from memory or disk) as they are sent.
  */
 import type { Messages, OtaFailure } from '@flotilla/protocol';
 
@@ -48,6 +49,8 @@ export class Transfer {
   /** Offsets the window was resent from since the last begin (once per offset). */
   private readonly resent = new Set<number>();
   private silences = 0;
+  /** The highest offset the device has reported in this transfer: only going past it counts as being heard. */
+  private best = -1;
   private timer: NodeJS.Timeout | null = null;
   private filling = false;
   private ended = false;
@@ -69,8 +72,13 @@ export class Transfer {
   /** A status from the device about this job. */
   status(s: Messages['otaStatus']): void {
     if (this.ended || s.job !== this.image.job) return;
-    this.silences = 0;
-    this.arm();
+    if (s.state === 'offset' && s.offset > this.best) {
+      // Progress: the device is heard. A status that moves nothing (an answer to begin at the same offset,
+      // a repeated offset) leaves the clock running, or a device that never takes a chunk would be sent begin for ever.
+      this.best = s.offset;
+      this.silences = 0;
+      this.arm();
+    }
     // Verified means the whole image is held and checked: any other offset is a device in error.
     if (s.state === 'verified') return this.end(s.offset === this.image.size ? { kind: 'verified' } : { kind: 'failed', reason: 'bad_chunk' });
     if (s.state === 'failed') return this.end({ kind: 'failed', reason: s.reason ?? 'aborted' });

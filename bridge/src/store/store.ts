@@ -988,7 +988,10 @@ export interface FirmwareStore {
   deviceJobs(deviceId: string, limit?: number): Promise<OtaJob[]>;
   /** The last job of a device for a version (to not retry a lock that failed). */
   lastJobFor(deviceId: string, version: number): Promise<OtaJob | null>;
-  /** Supersedes the product's running or paused rollouts that this one covers (same version; same default, or a subset of its groups). */
+  /**
+   * Supersedes the product's running or paused rollouts that this one covers (same version; same default, or a
+   * subset of its groups). The active jobs of those of the same version become this one's.
+   */
   createRollout(productId: ProductId, input: RolloutInput): Promise<Rollout>;
   getRollout(id: number): Promise<Rollout | null>;
   /** Newest first. */

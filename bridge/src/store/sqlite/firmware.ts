@@ -201,14 +201,17 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
     return job(oneJob.get(id) as JobRaw);
   });
 
+  const adoptJobs = db.prepare(`UPDATE ota_jobs SET rollout_id = ?, updated_at = ? WHERE rollout_id = ? AND ${ACTIVE}`);
   const createRollout = db.transaction((productId: number, r: Parameters<FirmwareStore['createRollout']>[1]) => {
     const t = ctx.now();
+    const sameVersion: number[] = [];
     for (const old of liveOf.all(productId)) {
       const o = rollout(old);
       // A release of a version says every target of that version (releaseFirmware), so it covers any
       // rollout of the same version; of another version, one whose default or groups it takes over.
       const covered = o.version === r.version || (r.productDefault ? o.productDefault || o.groups.length === 0 : !o.productDefault && o.groups.every((g) => r.groups.includes(g)));
       if (covered) setRollout.run('superseded', `superseded by the release of version ${r.version}`, old.count_from, t, old.id);
+      if (o.version === r.version) sameVersion.push(old.id);
     }
     const id = Number(
       refusing({ foreignKey: `no product ${productId}` }, () =>
@@ -216,6 +219,8 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
           Math.round(r.failureThreshold * 1000), r.minAttempts, r.createdBy, t, t, t),
       ).lastInsertRowid,
     );
+    // Jobs still under way to the same image are the new rollout's: within its concurrency, ended by its abort.
+    for (const old of sameVersion) adoptJobs.run(id, t, old);
     return rollout(oneRollout.get(id) as RolloutRaw);
   });
 
@@ -320,7 +325,8 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
       version(input.version);
       if (!Number.isInteger(input.concurrency) || input.concurrency < 1 || input.concurrency > 100000) throw new StoreError('invalid', 'concurrency is a whole number from 1 to 100000');
       if (!Number.isInteger(input.batchSize) || input.batchSize < 0) throw new StoreError('invalid', 'batch_size is a whole number, 0 for no batches');
-      if (!(input.failureThreshold > 0 && input.failureThreshold <= 1)) throw new StoreError('invalid', 'failure_threshold is a fraction above 0 and at most 1 (or a percentage above 0 and at most 100)');
+      // Stored in tenths of a percent: a threshold that would round to 0 would pause at the first failure.
+      if (!(input.failureThreshold >= 0.0005 && input.failureThreshold <= 1)) throw new StoreError('invalid', 'failure_threshold is a fraction from 0.001 to 1 (or a percentage from 0.1 to 100)');
       if (!Number.isInteger(input.minAttempts) || input.minAttempts < 1) throw new StoreError('invalid', 'min_attempts is a whole number of at least 1');
       return createRollout.immediate(p, input);
     },
