@@ -15,8 +15,8 @@ describe('OTA: fleet releases and rollouts', function () {
   this.timeout(90000);
   let w: OtaWorld;
   let d: TestDevice[];
-  const version = async (x: TestDevice) => (await w.f.bridge.store.getDevice(x.id))!.firmwareVersion;
-  const versions = (xs: TestDevice[]) => Promise.all(xs.map(version));
+  const version = async (x: TestDevice) => (await w.versions([x]))[0];
+  const versions = (xs: TestDevice[]) => w.versions(xs);
   const release = (body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
 
   useOtaWorld((x) => (w = x));
@@ -94,7 +94,7 @@ describe('OTA: fleet releases and rollouts', function () {
 describe('OTA: a rollout past its failure threshold', function () {
   this.timeout(90000);
   let w: OtaWorld;
-  const versions = (xs: TestDevice[]) => Promise.all(xs.map(async (x) => (await w.f.bridge.store.getDevice(x.id))!.firmwareVersion));
+  const versions = (xs: TestDevice[]) => w.versions(xs);
   const release = (body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
 
   useOtaWorld((x) => (w = x));
@@ -185,7 +185,7 @@ describe('OTA: a rollout aborted with a transfer in flight', function () {
     const done = jobs3.filter((j) => j.state === 'done').length;
     assert.deepEqual(jobs3.filter((j) => j.state !== 'done').map((j) => [j.state, j.reason]), [['aborted', 'superseded']], 'one transfer stopped midway');
     assert.deepEqual([after.state, after.devices], ['superseded', { total: done + 1, done, failed: 0, in_progress: 0, pending: 0, aborted: 1 }]);
-    await w.waitFor('our devices on 4', async () => (await Promise.all(d.map(async (x) => (await w.f.bridge.store.getDevice(x.id))!.firmwareVersion))).every((v) => v === 4), 40000);
+    await w.waitFor('our devices on 4', async () => (await w.versions(d)).every((v) => v === 4), 40000);
     const r4 = (await w.call('GET', '/v1/products/prod-a/rollouts', w.f.tokens.carol)).body.rollouts.find((x: { version: number }) => x.version === 4);
     assert.equal(r4.devices.pending + r4.devices.in_progress, r4.devices.total - r4.devices.done);
     // Still 1 aborted, not 1 done: 3 never finished there, though the device has moved on.

@@ -15,7 +15,7 @@ import { TEST_OTA, useOtaWorld, type OtaWorld, type TestDevice } from '../helper
 
 const releaseAs = (w: OtaWorld, body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
 const rollout = async (w: OtaWorld, id: number) => (await w.call('GET', '/v1/products/prod-a/rollouts/' + id, w.f.tokens.carol)).body;
-const runs = async (w: OtaWorld, x: TestDevice) => (await w.f.bridge.store.getDevice(x.id))!.firmwareVersion;
+const runs = async (w: OtaWorld, x: TestDevice) => (await w.versions([x]))[0];
 
 describe('OTA: a version released to a group, then as the product default', function () {
   this.timeout(90000);
@@ -36,7 +36,7 @@ describe('OTA: a version released to a group, then as the product default', func
     let most = 0;
     await w.waitFor('the rest on version 2', async () => {
       most = Math.max(most, (await w.f.bridge.store.activeJobs()).filter((j) => j.version === 2).length);
-      return (await Promise.all(d.map((x) => runs(w, x)))).every((v) => v === 2);
+      return (await w.versions(d)).every((v) => v === 2);
     }, 60000);
     assert.equal(most, 1, 'the concurrency of the newer release');
     for (const x of d.slice(1)) assert.deepEqual((await w.f.bridge.store.deviceJobs(x.id)).map((j) => [j.rolloutId, j.state]), [[r2.id, 'done']]);

@@ -26,6 +26,8 @@ export interface OtaWorld {
   /** spark/flash/status events seen on the bus, per device. */
   flashEvents: Map<string, string[]>;
   image(version: number, padTo?: number): Uint8Array;
+  /** The version the bridge last heard each device run (its hello). */
+  versions(xs: readonly TestDevice[]): Promise<(number | null)[]>;
   waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms?: number): Promise<T>;
   close(): Promise<void>;
 }
@@ -101,6 +103,7 @@ export async function otaWorld(options: Partial<BridgeOptions> = {}): Promise<Ot
   };
   const world: OtaWorld = {
     f, base, product, flashEvents, image,
+    versions: (xs) => Promise.all(xs.map(async (x) => (await f.bridge.store.getDevice(x.id))!.firmwareVersion)),
     async device(o = {}) {
       const id = randomBytes(12).toString('hex');
       const secret = 'secret-' + id;

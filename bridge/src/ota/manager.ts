@@ -211,11 +211,10 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   offline(deviceId: string): void {
     this.online.delete(deviceId);
     this.serial(deviceId, async () => {
+      const job = this.transfers.get(deviceId)?.job;
       await this.suspend(deviceId);
-      if (this.online.has(deviceId)) return;
-      // From the store, not the transfer: a job made as the device went away has none yet.
-      const job = await this.d.store.activeJob(deviceId);
-      if (job) this.armOffline(job);
+      // A job made as the device went away has no transfer yet: startTransfer arms its timer.
+      if (job && !this.online.has(deviceId)) this.armOffline(job);
     });
   }
 
@@ -345,8 +344,9 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   }
 
   private async startTransfer(job: OtaJob): Promise<void> {
-    const dev = this.online.get(job.deviceId);
-    if (!dev || this.closed) return;
+    if (this.closed) return;
+    // Every job meant for a device that is not connected passes here: it waits for its device, not in a slot.
+    if (!this.online.has(job.deviceId)) return this.armOffline(job);
     // A resume after a link drop that had moved the transfer on is the same attempt; one that had not
     // (a device that drops whenever it is sent this image) is a new one, so it cannot go on for ever.
     const again = job.attempts > 0 && this.progressed.has(job.id);
@@ -453,8 +453,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const ended = await this.d.store.updateJob(job.id, { state, reason, ...(state === 'done' ? { offset: job.size } : {}) });
     // A one-off flash's image is its job's alone (a stored version's stays with the version).
     if (isFlashPath(job.path)) {
-      this.images.forget(job.path);
-      await removeImage(this.d.dataDir, job.path).catch((e) => this.d.log.warn({ err: e, job: job.id }, 'ota: a flash image not removed'));
+      await this.dropImage(job.path).catch((e) => this.d.log.warn({ err: e, job: job.id }, 'ota: a flash image not removed'));
     }
     // Particle's events end an update with success or failed; one stopped after it started ends failed.
     if (state !== 'aborted' || job.attempts > 0) this.d.deviceEvent(job.deviceId, 'spark/flash/status', state === 'done' ? 'success' : 'failed');
@@ -649,11 +648,14 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   async remove(productId: number, version: number): Promise<boolean> {
     const gone = await this.d.store.deleteFirmware(productId, version);
-    if (gone) {
-      this.images.forget(gone.path);
-      await removeImage(this.d.dataDir, gone.path);
-    }
+    if (gone) await this.dropImage(gone.path);
     return gone !== null;
+  }
+
+  /** An image no longer needed: out of the cache and off the disk. */
+  private async dropImage(path: string): Promise<void> {
+    this.images.forget(path);
+    await removeImage(this.d.dataDir, path);
   }
 
   async release(productId: number, plan: ReleasePlan, settings: RolloutSettings, by: string | null): Promise<{ firmware: FirmwareVersion; rollout: Rollout }> {
@@ -694,7 +696,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   async lockNow(deviceId: string, productId: number, version: number, by: string | null): Promise<OtaJob | null> {
     const fw = await this.stored(productId, version);
-    if ((await this.d.store.getDevice(deviceId))?.firmwareVersion === version) {
+    if (await this.runs(deviceId, version)) {
       // Nothing to send: a job would fail on the device (bad_version) and, failed, keep the lock from
       // ever being applied again. A job in flight to another version is no longer wanted.
       this.reconcile(deviceId);
@@ -711,8 +713,12 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   /** A flash of the version a device runs would only fail on the device (bad_version): refused here, saying so. */
   private async notRunning(deviceId: string, version: number): Promise<void> {
-    const d = await this.d.store.getDevice(deviceId);
-    if (d?.firmwareVersion === version) throw new OtaError('conflict', `device ${deviceId} already runs version ${version}`);
+    if (await this.runs(deviceId, version)) throw new OtaError('conflict', `device ${deviceId} already runs version ${version}`);
+  }
+
+  /** Whether the device last said it runs `version`. */
+  private async runs(deviceId: string, version: number): Promise<boolean> {
+    return (await this.d.store.getDevice(deviceId))?.firmwareVersion === version;
   }
 
   /** An explicit flash: ends the device's active job, creates this one, starts it if the device is connected. */

@@ -102,11 +102,11 @@ async function oneVersion(ctx: ApiContext, productId: string, raw: string): Prom
 function rolloutSettings(b: Fields): RolloutSettings {
   const src = (b.rollout !== null && typeof b.rollout === 'object' ? b.rollout : b) as Fields;
   // Checked here in full, before anything is released: a release whose rollout the store then refused stayed released, with no rollout to carry it.
-  const int = (name: string, d: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const int = (name: string, d: number, min: number, max?: number) => {
     const v = src[name];
     if (v === undefined || v === null || v === '') return d;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw ApiError.of(400, `${name} must be a whole number of at least ${min}` + (max < Number.MAX_SAFE_INTEGER ? ` and at most ${max}` : ''));
+    if (!Number.isInteger(n) || n < min || (max !== undefined && n > max)) throw ApiError.of(400, `${name} must be a whole number of at least ${min}` + (max !== undefined ? ` and at most ${max}` : ''));
     return n;
   };
   let threshold = defaultRolloutSettings.failureThreshold;
