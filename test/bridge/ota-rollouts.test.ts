@@ -8,9 +8,13 @@
  * flash to the version the device runs (nothing sent, and the lock holds
  * later); an update stopped after it started (spark/flash/status ends it); a
  * rollout aborted while a device resets into its verified image (not stopped:
- * it cannot be).
+ * it cannot be); a device whose link drops while its hello is being handled
+ * (not sent an update).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { encode } from '@flotilla/protocol';
+import { connect } from '../helpers/bridge-fixture.js';
 import { TEST_OTA, useOtaWorld, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
 
 const releaseAs = (w: OtaWorld, body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
@@ -105,9 +109,88 @@ describe('OTA: a device that goes away mid-transfer', function () {
     await w.waitFor('the device back and on version 2', async () => (await runs(w, moving.x)) === 2, 30000);
     const jobs = await w.f.bridge.store.deviceJobs(moving.x.id);
     assert.deepEqual(jobs.map((j) => [j.id, j.state, j.attempts]), [[moving.j.id, 'done', 1]], 'resumed, not started again; the transfer had moved on, so not a new attempt');
+    await w.waitFor('the last spark/flash/status', () => w.flashEvents.get(moving.x.id)?.includes('success'));
     assert.deepEqual(w.flashEvents.get(moving.x.id)!.filter((e) => !e.startsWith('progress')), ['started', 'success']);
     const p = (await rollout(w, r.id)).devices;
     assert.equal(p.in_progress, 0, JSON.stringify(p));
+  });
+});
+
+describe('OTA: a device gone while its hello is stored', function () {
+  this.timeout(90000);
+  let w: OtaWorld;
+  useOtaWorld((x) => (w = x));
+
+  it('is not sent an update: the late hello does not mark it connected, and its next connection is', async () => {
+    const store = w.f.bridge.store;
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(2), { version: '2' })).status, 201);
+    assert.equal((await releaseAs(w, { version: 2, product_default: true })).status, 200);
+    const id = randomBytes(12).toString('hex');
+    await store.createDevice({ id, productId: w.product });
+    await store.setDeviceSecret(id, 's');
+    // The store takes its time to say this device's hello is written (a busy disk): the link drops meanwhile.
+    const recordHello = store.recordHello.bind(store);
+    let slow = true;
+    let stored = 0;
+    store.recordHello = async (deviceId, h, at) => {
+      await recordHello(deviceId, h, at);
+      if (deviceId === id && slow) await new Promise((r) => setTimeout(r, 300));
+      if (deviceId === id) stored++;
+    };
+    const hello = Buffer.from(encode('hello', {
+      agent: '0.0.0', firmware: 1, product: w.product, variables: [], functions: [], subscriptions: [], bootReason: 'power_down', ota: { slot: 0, trial: false, rolledBackFrom: null },
+    }));
+    const gone = await connect(w.f.port, { clientId: id, username: id, password: 's' });
+    await gone.publishAsync('dev/' + id + '/hello', hello, { qos: 0 });
+    await w.waitFor('the hello taken', () => w.f.bridge.broker.context.subscriptions.has(id));
+    gone.stream.destroy();
+    await w.waitFor('the hello stored', () => stored === 1);
+    // Long enough for a transfer to a device that is not there to start, and give up (2 silences of 400 ms).
+    await new Promise((r) => setTimeout(r, 1500));
+    // Before, the late hello marked it connected: an update started, sent to nobody, and failed as a timeout.
+    assert.deepEqual(await store.deviceJobs(id), []);
+    assert.equal(w.flashEvents.get(id), undefined);
+    assert.equal((await store.getDevice(id))!.online, false);
+    // Its next connection takes the update.
+    slow = false;
+    const back = await connect(w.f.port, { clientId: id, username: id, password: 's' });
+    await back.publishAsync('dev/' + id + '/hello', hello, { qos: 1 });
+    await w.waitFor('a job for the device back', async () => (await store.deviceJobs(id)).length === 1);
+    await back.endAsync();
+  });
+
+  it('is not sent an update when the link drops while OTA delivery looks the device up', async () => {
+    const store = w.f.bridge.store;
+    const id = randomBytes(12).toString('hex');
+    await store.createDevice({ id, productId: w.product });
+    await store.setDeviceSecret(id, 's');
+    const deviceTarget = store.deviceTarget.bind(store);
+    let slow = true;
+    let looked = 0;
+    store.deviceTarget = async (deviceId) => {
+      const t = await deviceTarget(deviceId);
+      if (deviceId === id && slow) {
+        looked++;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      return t;
+    };
+    const hello = Buffer.from(encode('hello', {
+      agent: '0.0.0', firmware: 1, product: w.product, variables: [], functions: [], subscriptions: [], bootReason: 'power_down', ota: { slot: 0, trial: false, rolledBackFrom: null },
+    }));
+    const gone = await connect(w.f.port, { clientId: id, username: id, password: 's' });
+    await gone.publishAsync('dev/' + id + '/hello', hello, { qos: 1 });
+    await w.waitFor('OTA delivery looking the device up', () => looked === 1);
+    gone.stream.destroy();
+    await new Promise((r) => setTimeout(r, 1800));
+    // Before, the hello went on once the lookup was back: the device was taken as connected, and a job started for nobody.
+    assert.deepEqual(await store.deviceJobs(id), []);
+    assert.equal(w.flashEvents.get(id), undefined);
+    slow = false;
+    const back = await connect(w.f.port, { clientId: id, username: id, password: 's' });
+    await back.publishAsync('dev/' + id + '/hello', hello, { qos: 1 });
+    await w.waitFor('a job for the device back', async () => (await store.deviceJobs(id)).length === 1);
+    await back.endAsync();
   });
 });
 

@@ -197,6 +197,8 @@ describe('OTA: firmware upload and one device', function () {
     assert.deepEqual([job!.offset, job!.attempts, job!.reason], [w.image(2).length, 1, null]);
     assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 2);
     assert.equal(d.version(), 2);
+    // The event follows the stored outcome: it may still be on its way.
+    await w.waitFor('the last spark/flash/status', () => w.flashEvents.get(d.id)?.includes('success'));
     assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'success']);
     // The one-off image was the job's alone: gone with it (before, every flash left its file behind).
     assert.ok(isFlashPath(job!.path) && !existsSync(join(f.dir, job!.path)), job!.path);
@@ -270,6 +272,7 @@ describe('OTA: firmware upload and one device', function () {
       return j?.state === 'failed' ? j : null;
     });
     assert.equal(failed.reason, 'timeout');
+    await w.waitFor('the last spark/flash/status', () => w.flashEvents.get(id)?.includes('failed'));
     assert.deepEqual(w.flashEvents.get(id), ['started', 'failed']);
     await c.endAsync();
   });
@@ -286,6 +289,7 @@ describe('OTA: firmware upload and one device', function () {
     assert.equal(failed.reason, 'rolled_back');
     assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 1);
     assert.equal(d.version(), 1);
+    await w.waitFor('the last spark/flash/status', () => w.flashEvents.get(d.id)?.includes('failed'));
     assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'failed']);
     d.stop();
   });

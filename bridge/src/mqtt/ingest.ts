@@ -19,13 +19,16 @@ export function special(ctx: BrokerContext, deviceId: string, name: string, data
   }
 }
 
-export function ingest(ctx: BrokerContext, deviceId: string, msg: Message): Promise<void> | undefined {
+/** `live`: whether the connection the message came on is still open (a store write may outlast it). */
+export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live: () => boolean): Promise<void> | undefined {
   switch (msg.kind) {
     case 'hello':
       ctx.subscriptions.set(deviceId, msg.subscriptions);
       return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now()).then(() => {
         special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
-        ctx.ota?.hello(deviceId, msg);
+        // A device gone while its hello was stored has had its offline already: a late hello would
+        // mark it connected to OTA delivery, which would send it an update nobody receives.
+        if (live()) ctx.ota?.hello(deviceId, msg);
       });
     case 'vitals':
       return ctx.store.recordVitals(deviceId, msg.values, ctx.now()).then(() => {

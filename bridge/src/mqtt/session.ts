@@ -43,4 +43,6 @@ export interface TokenHolder {
 export interface WithSession {
   id: string;
   session?: Session;
+  /** aedes' own flag: false once the connection has closed. */
+  connected?: boolean;
 }

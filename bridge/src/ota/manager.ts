@@ -144,6 +144,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
   /** Rollout jobs that gave up their slot (job → rollout): not counted active until their device resumes them. */
   private readonly parked = new Map<number, number>();
+  /** How many times each device's link has dropped (since the bridge started): which hellos are of a link still up. */
+  private readonly drops = new Map<string, number>();
   /** Jobs whose last transfer took the device past any offset it had held before the link dropped: the resume is not a new attempt. */
   private readonly progressed = new Set<number>();
   /** The highest offset each job's transfers have reached (since the bridge started). */
@@ -201,7 +203,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   // ------------------------------------------------------------ device hooks (mqtt)
 
   hello(deviceId: string, h: Hello): void {
-    this.serial(deviceId, () => this.onHello(deviceId, h));
+    const link = this.drops.get(deviceId) ?? 0;
+    this.serial(deviceId, () => this.onHello(deviceId, h, link));
   }
 
   status(deviceId: string, s: Messages['otaStatus']): void {
@@ -210,6 +213,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   offline(deviceId: string): void {
     this.online.delete(deviceId);
+    this.drops.set(deviceId, (this.drops.get(deviceId) ?? 0) + 1);
     this.serial(deviceId, async () => {
       const job = this.transfers.get(deviceId)?.job;
       await this.suspend(deviceId);
@@ -218,9 +222,10 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     });
   }
 
-  private async onHello(deviceId: string, h: Hello): Promise<void> {
+  /** `link`: the device's drops when the hello came; a hello of a link that has dropped since is the past. */
+  private async onHello(deviceId: string, h: Hello, link: number): Promise<void> {
     const t = await this.d.store.deviceTarget(deviceId);
-    if (!t) return;
+    if (!t || (this.drops.get(deviceId) ?? 0) !== link) return;
     // A new connection: whatever was being sent on the old one resumes from the device's offset.
     await this.suspend(deviceId);
     this.online.set(deviceId, { productId: t.productId, firmware: h.firmware });
@@ -451,12 +456,12 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const parked = this.parked.has(job.id);
     this.unpark(job, false);
     const ended = await this.d.store.updateJob(job.id, { state, reason, ...(state === 'done' ? { offset: job.size } : {}) });
+    // Particle's events end an update with success or failed; one stopped after it started ends failed.
+    if (state !== 'aborted' || job.attempts > 0) this.d.deviceEvent(job.deviceId, 'spark/flash/status', state === 'done' ? 'success' : 'failed');
     // A one-off flash's image is its job's alone (a stored version's stays with the version).
     if (isFlashPath(job.path)) {
       await this.dropImage(job.path).catch((e) => this.d.log.warn({ err: e, job: job.id }, 'ota: a flash image not removed'));
     }
-    // Particle's events end an update with success or failed; one stopped after it started ends failed.
-    if (state !== 'aborted' || job.attempts > 0) this.d.deviceEvent(job.deviceId, 'spark/flash/status', state === 'done' ? 'success' : 'failed');
     this.d.log.info({ deviceId: job.deviceId, job: job.id, version: job.version, state, reason }, 'ota: job ended');
     // The stored rollout: a newer release of the same version may have taken the job over.
     const live = ended.rolloutId === null ? undefined : this.live.get(ended.rolloutId);
