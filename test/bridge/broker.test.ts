@@ -206,6 +206,37 @@ describe('bridge broker', function () {
       }
     });
 
+    it('logs why connections and sessions end badly, once per kind every 10 s with how many there were', async () => {
+      const lines: string[] = [];
+      const g = await startFixture({ logLevel: 'info', logOutput: { write: (l) => void lines.push(l) } });
+      const logged = (msg: string) => lines.map((l) => JSON.parse(l) as { msg: string; clientId?: string; err: string; count: number }).filter((l) => l.msg === msg);
+      // Three sockets each: a CONNECT of another protocol (aedes' parser refuses it), and a packet
+      // that is no CONNECT (the frame guard refuses it). One line for each kind.
+      const notMqtt = packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId: 'x' });
+      notMqtt.set(Buffer.from('MQTX'), 4);
+      try {
+        for (let i = 0; i < 3; i++) {
+          assert.equal((await raw(g.port, [notMqtt])).closed, true);
+          assert.equal((await raw(g.port, [Uint8Array.of(0x00, 0x00)])).closed, true);
+        }
+        const before = logged('mqtt: connection dropped before its session began');
+        assert.deepEqual(before.map((l) => [l.err, l.count]), [['Invalid protocolId', 1]], lines.join('\n'));
+        assert.deepEqual(logged('mqtt: connection refused by the frame guard').map((l) => l.count), [1]);
+        // A device's session (past its CONNACK), ended by a reserved packet type (0): the device is named.
+        await new Promise<void>((resolve) => {
+          const sock = tcp({ host: '127.0.0.1', port: g.port }, () => sock.write(CONNECT(A1, A1, 'secret-a1')));
+          sock.on('error', () => {});
+          sock.once('data', () => sock.write(Uint8Array.of(0x00, 0x00)));
+          sock.once('close', () => resolve());
+          sock.resume();
+        });
+        const session = logged('mqtt: session ended by an error');
+        assert.deepEqual(session.map((l) => [l.clientId, l.count]), [[A1, 1]], lines.join('\n'));
+      } finally {
+        await g.close();
+      }
+    });
+
     it('counts CONNECTs still being checked: wrong secrets sent at once get no more hashes than the lock-out allows', async () => {
       const g = await startFixture({
         mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures: { perClient: { limit: 3, lockMs: 60000 }, perAddress: { limit: 6, lockMs: 60000 } } },
@@ -356,6 +387,9 @@ describe('bridge broker', function () {
       const a1 = track(await device(f.port, A1));
       const granted = await a1.subscribeAsync(topics.filter.deviceInbox(A1), { qos: 1 });
       assert.deepEqual(granted.map((g) => g.qos), [1, 1, 1]);
+      // Asked at QoS 2, granted 1, and the SUBACK says so (it said 2, which the bridge never delivers at).
+      assert.deepEqual((await a1.subscribeAsync(topics.filter.deviceInbox(A1), { qos: 2 })).map((g) => g.qos), [1, 1, 1]);
+      assert.deepEqual((await a1.subscribeAsync(topics.filter.deviceInbox(A1), { qos: 0 })).map((g) => g.qos), [0, 0, 0]);
       for (const filter of ['#', '+/#', '$SYS/#', 'cloud/+/req', topics.cloud.request(B1), topics.device.hello(A1), 'dev/+/evt/#', 'cloud/' + A1 + '/#']) {
         assert.equal(await grant(a1, filter), 128, filter + ' refused');
       }
@@ -392,6 +426,7 @@ describe('bridge broker', function () {
       const alice = track(await app(f.port, 'alice-watch', f.tokens.alice));
       const got = inbox(alice);
       assert.deepEqual((await alice.subscribeAsync(topics.filter.deviceEvents(), { qos: 1 })).map((g) => g.qos), [1]);
+      assert.deepEqual((await alice.subscribeAsync(topics.filter.deviceEvents(), { qos: 2 })).map((g) => g.qos), [1], 'QoS 2 is granted as 1');
       const a1 = track(await device(f.port, A1));
       const b1 = track(await device(f.port, B1));
       await a1.publishAsync(topics.device.event(A1, 'temp'), event('21'), { qos: 1 });

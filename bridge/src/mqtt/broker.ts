@@ -4,6 +4,7 @@
  * spark/status events), and revocation that cuts live sessions.
  */
 import { createServer, Server, Socket } from 'node:net';
+import type { EventEmitter } from 'node:events';
 import { Aedes } from 'aedes';
 import type { AddressInfo } from 'node:net';
 import { encode, isDeviceId, topics } from '@flotilla/protocol';
@@ -12,6 +13,7 @@ import type { BrokerContext } from './context.js';
 import { authenticate, BAD_CREDENTIALS, ConnectLockout, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe, Refused } from './authorize.js';
 import { guardConnection } from './guard.js';
+import { logThrottle } from './log-throttle.js';
 import { settled, type Rate } from './budget.js';
 import { EventHub, type StreamOptions } from '../http/events.js';
 import { RequestRouter } from './requests.js';
@@ -126,17 +128,12 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   const lockout = new ConnectLockout(o.connectFailures);
   const admission = new Admission(o.admission);
   const tickets = new WeakMap<object, Ticket>();
-  // Refusals are logged at most once per reason every 10 s, with how many there were since: a flood must not become one of log lines.
-  const refusals: Record<Refusal, { count: number; at: number }> = { full: { count: 0, at: -Infinity }, address: { count: 0, at: -Infinity } };
-  const refused = (why: Refusal, remote: string | undefined): void => {
-    const r = refusals[why];
-    r.count++;
-    const now = Date.now();
-    if (now - r.at < 10000) return;
-    o.log.warn({ remote, refused: r.count, open: admission.size, limits: o.admission }, why === 'full' ? 'mqtt: connections refused: the broker holds its maximum' : 'mqtt: connections refused: too many from one address before CONNECT');
-    r.at = now;
-    r.count = 0;
-  };
+  // Refusals and connection errors are logged at most once per kind every 10 s, with how many there were since: a flood must not become one of log lines.
+  const throttled = logThrottle();
+  const refused = (why: Refusal, remote: string | undefined): void =>
+    throttled('refused ' + why, (count) =>
+      o.log.warn({ remote, refused: count, open: admission.size, limits: o.admission }, why === 'full' ? 'mqtt: connections refused: the broker holds its maximum' : 'mqtt: connections refused: too many from one address before CONNECT'),
+    );
   // Clients that sent an empty client id: aedes makes one up, but MQTT 3.1.1 cannot tell the client
   // which, and an app's id is its reply address (app/<clientId>/reply), so judge them by the empty id.
   const idless = new WeakSet<object>();
@@ -267,6 +264,22 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   /** Devices authenticated on a new connection that aedes has not registered yet. */
   const takingOver = new Set<string>();
 
+  // Why a connection ended badly (a malformed packet, no CONNECT in time, a keepalive missed, a
+  // broken link): what an operator asks first about a device that keeps dropping. Refusals by the
+  // hooks are logged where they are decided.
+  const failed = (stage: 'session' | 'connection') => (client: { id?: string; conn?: object } | null, err: Error & { code?: string }) => {
+    if (err instanceof Refused) return;
+    const kind = err.code ?? err.message;
+    throttled(stage + ' ' + kind, (count) =>
+      o.log[err.code && BROKEN_LINK.has(err.code) ? 'debug' : 'info'](
+        { clientId: client?.id || undefined, remote: (client?.conn as Partial<Socket> | undefined)?.remoteAddress, err: err.message, count },
+        stage === 'session' ? 'mqtt: session ended by an error' : 'mqtt: connection dropped before its session began',
+      ),
+    );
+  };
+  aedes.on('clientError', failed('session'));
+  aedes.on('connectionError', failed('connection'));
+
   // Presence: a device is online while a session of it is connected here.
   aedes.on('client', (client) => {
     tickets.get((client as unknown as { conn: object }).conn)?.accepted();
@@ -320,9 +333,11 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       ticket.release();
     });
     guardConnection(socket, o.maxPacket, (verdict) =>
-      o.log.info({ remote: socket.remoteAddress, verdict }, 'mqtt: connection refused by the frame guard'),
+      throttled('guard ' + verdict, (count) => o.log.info({ remote: socket.remoteAddress, verdict, count }, 'mqtt: connection refused by the frame guard')),
     );
-    aedes.handle(socket as never);
+    const client = aedes.handle(socket as never) as unknown as { _parser: EventEmitter };
+    // Before aedes sees each packet (its SUBACK says the QoS asked for, not the one authorizeSubscribe grants).
+    client._parser.prependListener('packet', askNoMoreThanGranted);
   }
 
   /** Ends the operator sessions and the HTTP event streams `which` picks; answers how many. */
@@ -426,6 +441,18 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       await flushHeard();
     },
   };
+}
+
+/** A link that broke under the session (a device's network, not the bridge): routine in a fleet, logged at debug. */
+const BROKEN_LINK = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * Messages travel at QoS 0 or 1 here (no QoS 2 handshake is kept): a filter
+ * asked for at 2 is granted 1 [MQTT-3.9.3-1], and the SUBACK must say so.
+ */
+function askNoMoreThanGranted(packet: { cmd: string; subscriptions?: { qos: number }[] }): void {
+  if (packet.cmd !== 'subscribe' || !packet.subscriptions) return;
+  for (const s of packet.subscriptions) if (s.qos > 1) s.qos = 1;
 }
 
 /** aedes' connected clients by id (present at runtime, missing from its type definitions). */
