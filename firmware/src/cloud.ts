@@ -16,7 +16,7 @@ import type { OtaFailure, VarType, VarValue } from '@flotilla/protocol/core';
 import type { Hal } from './hal.js';
 import { BootRecord, confirmed, copy, decodeBoot, encodeBoot, NO_SLOT, pending, runningSlot } from './boot.js';
 import { cborEncode, decodeIn, Inbound, nameOf } from './wire.js';
-import { Done, MqttClient } from './mqtt/client.js';
+import { Done, MqttClient, ONCE } from './mqtt/client.js';
 import { sha256 } from './sha256.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -106,7 +106,7 @@ type Bucket = [number, number, number, number];
 /** An app timer: [id, hal timer id, ms, the app's fn, the bound runner, fires once]. */
 type AppTimer = [number, number, number, () => void, () => void, boolean];
 
-/** Distinct errors held for reporting at once; more are counted only. */
+/** Distinct errors held for reporting at once; repeats of one are counted, other errors past these are dropped until they are sent. */
 const ERRORS_MAX = 8;
 
 /**
@@ -122,6 +122,8 @@ const RESET_GRACE_S = 10;
 const CONNECTED = 0;
 /** A PUBLISH from the cloud: (topic, payload). */
 const MESSAGE = 1;
+/** MESSAGE's work, which MESSAGE runs guarded (a HAL call that throws is reported, not thrown into the MQTT client). */
+const INBOUND = 18;
 /** Sends the errors collected (on the next tick after a report). */
 const FLUSH = 2;
 const HELLO = 3;
@@ -141,7 +143,8 @@ const OTA_WAIT = 9;
 const PERSIST = 10;
 /**
  * Queues message (kind) with (fields) and calls (done) when it is acknowledged;
- * QoS 1 but for vitals, which a full queue drops first. Returns false when refused.
+ * QoS 1 but for vitals, which a full queue drops first; hello and status are
+ * for the link they are sent on. Returns false when refused (counted as dropped).
  */
 const SEND = 11;
 /** Registers a variable, function or subscription: (message prefix, list, entry, max, advice). */
@@ -150,7 +153,7 @@ const REGISTER = 12;
 const GUARD = 13;
 /** Collects an error for reporting: (source, name, message, stack). */
 const REPORT = 14;
-/** The wire type of a value, or '': (value). */
+/** The wire type of a value, or '' (NaN and the infinities too: the wire has no such double): (value). */
 const TYPE_OF = 15;
 /** (s, max): `s` cut to at most `max` UTF-8 bytes. */
 const CUT = 16;
@@ -277,7 +280,7 @@ class Agent implements Cloud {
     const hal = this.hal_;
     if (what === TYPE_OF) {
       return typeof a === 'boolean' ? 'bool' : typeof a === 'string' ? 'string'
-        : typeof a !== 'number' ? '' : Math.floor(a) === a && a >= -2147483648 && a <= 2147483647 ? 'int32' : 'double';
+        : typeof a !== 'number' || !isFinite(a) ? '' : Math.floor(a) === a && a >= -2147483648 && a <= 2147483647 ? 'int32' : 'double';
     } else if (what === TAKE) {
       const now = hal.clock.now();
       a[0] = Math.min(a[3], a[0] + ((now - a[1]) / 1000) * a[2]);
@@ -286,14 +289,19 @@ class Agent implements Cloud {
       a[0]--;
       return true;
     } else if (what === CUT) {
-      while (utf8Length(a) > b || utf8Length(a) < 0) a = a.substring(0, a.length - 1);
+      // Each UTF-16 unit is 1 to 3 bytes (a pair 4): b units at most, then a third of the excess
+      // at a time, which never cuts too much; a lone surrogate at the end (-1) goes alone.
+      if (a.length > b) a = a.substring(0, b);
+      for (let n = utf8Length(a); n > b || n < 0; n = utf8Length(a)) a = a.substring(0, a.length - (n < 0 ? 1 : Math.ceil((n - b) / 3)));
       return a;
     } else if (what === PERSIST) {
       hal.flash.writeBoot(encodeBoot(a));
       this.boot_ = a;
     } else if (what === SEND) {
       b.unshift(a);
-      return this.mqtt_.publish(this.topicOf_[a], cborEncode(b), a === KIND.vitals ? 0 : 1, c);
+      const ok = this.mqtt_.publish(this.topicOf_[a], cborEncode(b), a === KIND.vitals ? 0 : a === KIND.hello || a === KIND.status ? ONCE | 1 : 1, c);
+      if (!ok) this.mqtt_.stats.dropped++;
+      return ok;
     } else if (what === VARIABLE) {
       // (name, valueOrGetter, type?)
       const call = 'cloud.variable("' + a + '"): ';
@@ -485,6 +493,8 @@ class Agent implements Cloud {
       const battery = sys.battery();
       if (signal >= 0) v.push(VITAL.networkSignalStrength, signal);
       if (battery >= 0) v.push(VITAL.powerBatteryCharge, battery);
+      // A HAL reading that is no number (undefined, NaN) is left out: the cloud would refuse the whole report.
+      for (let i = v.length - 2; i >= 0; i -= 2) if (typeof v[i + 1] !== 'number' || !isFinite(v[i + 1])) v.splice(i, 2);
       this.ev_(SEND, KIND.vitals, [v], null);
     } else if (what === APP_TIMER) {
       const t = a as AppTimer;
@@ -495,8 +505,14 @@ class Agent implements Cloud {
     } else if (what === OTA_WAIT) {
       if (!this.mqtt_.connected || --this.graceLeft_ <= 0) this.ev_(RESTART, RESET_REASON.update);
       else hal.clock.setTimer(this.ev_.bind(this, OTA_WAIT), 1000);
+    } else if (what === MESSAGE) {
+      try {
+        this.ev_(INBOUND, a, b);
+      } catch (x) {
+        this.ev_(REPORT, ERROR_SOURCE.agent, 'message', String((x && (x as Error).message) || x), '');
+      }
     } else if (!this.dead_) {
-      // MESSAGE: (topic, payload) from the cloud.
+      // INBOUND: (topic, payload) from the cloud.
       let m: Inbound;
       try {
         m = decodeIn(b);
@@ -593,10 +609,11 @@ class Agent implements Cloud {
           } else {
             op = 'erase';
             flash.erase(slot);
-            op = '';
             const next = copy(r);
             next.job = { job: m.job, version: version, size: size, chunkSize: m.chunkSize, offset: 0, sha256: m.sha256 };
+            op = 'boot';
             this.ev_(PERSIST, next);
+            op = '';
           }
         } else if (m.kind === 'otaChunk') {
           if (!j || j.job !== m.job || this.finishing_) return; // a stale job's chunk
@@ -606,10 +623,11 @@ class Agent implements Cloud {
             // (Duplicate, behind, or out of order, ahead: keep what we hold, say where we are.)
             op = 'write';
             flash.write(slot, m.offset, m.data);
-            op = '';
             const next = copy(r);
             next.job!.offset = offset = end;
+            op = 'boot';
             this.ev_(PERSIST, next);
+            op = '';
             verify = end === size;
             type = 'progress';
           }
@@ -633,8 +651,10 @@ class Agent implements Cloud {
             }
           }
           if (!failure) {
-            this.finishing_ = true;
+            op = 'boot';
             this.ev_(PERSIST, pending(this.boot_, slot, version));
+            op = '';
+            this.finishing_ = true;
             state = OTA_STATE.verified;
             type = 'done';
           }

@@ -229,6 +229,86 @@ cloud.fn('addvar', function (a) { cloud.variable(a, 1); return 1; });`,
     assert.equal((await cloud.request(id, { op: 'call', name: 'setLed', arg: 'on' })).value, 1);
   });
 
+  it('answers a double that is no finite number with handler_error (the cloud would refuse the reply and end the session)', async () => {
+    const id = newId();
+    device(id);
+    await cloud.kind(id, 'hello');
+    // parseFloat of a bad reading: NaN; the wire has no NaN or infinities.
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setTemp', arg: 'not a number' })).value, 1);
+    const r = await cloud.request(id, { op: 'var', name: 'temp' });
+    assert.deepEqual([r.status, r.value], ['handler_error', 'cloud.variable("temp"): returned NaN, not double']);
+    await cloud.kind(id, 'error', 5000, (m) => m.source === 'variable' && m.name === 'temp');
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setTemp', arg: '1e999' })).value, 1);
+    assert.match(String((await cloud.request(id, { op: 'var', name: 'temp' })).value), /returned Infinity, not double/);
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setTemp', arg: '20' })).value, 1);
+    assert.equal((await cloud.request(id, { op: 'var', name: 'temp' })).value, 20);
+  });
+
+  it('leaves out of its vitals a HAL reading that is no number, and sends the rest', async () => {
+    const id = newId();
+    const { dev } = device(id);
+    await cloud.kind(id, 'hello');
+    const sys = dev.hal!.system;
+    sys.memoryUsed = () => NaN;
+    sys.memoryTotal = () => undefined as unknown as number;
+    await sleep(1100); // past the vitals' minimum interval
+    await cloud.request(id, { op: 'vitals' });
+    const v = await cloud.kind(id, 'vitals', 5000, (m) => !('device.system.memory.used' in m.values));
+    assert.equal('device.system.memory.total' in v.values, false);
+    assert.equal(typeof v.values['device.system.uptime'], 'number');
+  });
+
+  it('cuts a long exception message to its limit at a character, in one pass (a megabyte message took minutes)', async () => {
+    const id = newId();
+    device(id, { app: DEMO_APP + "cloud.fn('long', function (n) { throw new Error(new Array(+n + 1).join('\\u00e9')); });" });
+    await cloud.kind(id, 'hello');
+    const r = await cloud.request(id, { op: 'call', name: 'long', arg: '500000' }, 10000);
+    assert.equal(r.status, 'handler_error');
+    // 'é' is 2 bytes: 128 of them fill the 256 bytes exactly.
+    assert.equal(r.value, '\u00e9'.repeat(LIMITS.errorMessageMaxBytes / 2));
+    const e = await cloud.kind(id, 'error', 5000, (m) => m.name === 'long');
+    assert.equal(Buffer.byteLength(e.message), LIMITS.errorMessageMaxBytes);
+  });
+
+  it('reports a HAL call that throws while a request is handled, and goes on with the next requests', async () => {
+    const id = newId();
+    const { dev, crashes } = device(id);
+    await cloud.kind(id, 'hello');
+    let calls = 0;
+    dev.hal!.system.signal = () => {
+      calls++;
+      throw new Error('no LED on this board');
+    };
+    cloud.send(id, 'request', { id: 9001, op: 'signal', on: true });
+    const e = await cloud.kind(id, 'error', 5000, (m) => m.source === 'agent' && m.name === 'message');
+    assert.equal(e.message, 'no LED on this board');
+    for (let i = 0; i < 3; i++) assert.equal((await cloud.request(id, { op: 'var', name: 'count' })).value, 42);
+    assert.equal(calls, 1, 'handled once');
+    assert.deepEqual(crashes, []);
+  });
+
+  it('ends an update with flash_error when its boot record cannot be written, and keeps running', async () => {
+    const id = newId();
+    const { flash, crashes } = device(id);
+    await cloud.kind(id, 'hello');
+    const writeBoot = flash.writeBoot.bind(flash);
+    let fail = true;
+    flash.writeBoot = (record) => {
+      if (fail) throw new Error('worn out');
+      writeBoot(record);
+    };
+    const v2 = image({ deviceId: id, product: PRODUCT, firmware: 2, app: DEMO_APP, options: 'keepalive: 5' });
+    cloud.send(id, 'otaBegin', { job: 31, product: PRODUCT, version: 2, size: v2.length, sha256: new Uint8Array(createHash('sha256').update(v2).digest()), chunkSize: 1024 });
+    const s = await cloud.kind(id, 'otaStatus', 5000, (m) => m.job === 31);
+    assert.deepEqual([s.state, s.reason], ['failed', 'flash_error']);
+    const e = await cloud.kind(id, 'error', 5000, (m) => m.source === 'ota');
+    assert.equal(e.message, 'boot: worn out');
+    assert.deepEqual(crashes, []);
+    fail = false;
+    const done = await sendImage(cloud, id, v2, { job: 32, product: PRODUCT, version: 2 });
+    assert.equal(done.state, 'verified', 'a later update goes through');
+  });
+
   it('takes a 64 KB image over the air, boots it on trial and confirms it', async () => {
     const id = newId();
     const { flash, boots } = device(id);

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { createServer, Server, Socket } from 'node:net';
 import mqtt, { MqttClient as MqttJsClient } from 'mqtt';
 import { createNodeHal, emptyFlash, MemoryFlash, NodeHal } from '@flotilla/simulator';
-import { Done, MqttClient, MqttOptions } from '../../firmware/src/mqtt/client.js';
+import { Done, MqttClient, MqttOptions, ONCE, type MqttEvents } from '../../firmware/src/mqtt/client.js';
 import { startBroker, TestBroker } from '../helpers/broker.js';
 import { prng } from '../helpers/bytes.js';
 import { closedPort } from '../helpers/ports.js';
@@ -145,6 +145,8 @@ interface Behaviour {
   /** CONNACK return code sent on CONNECT, or null to send none (the test scripts it). */
   connack: number | null;
   suback: boolean;
+  /** The return code of each filter in SUBACK (1 when not set; 128 refuses). */
+  subackCode?: number;
   puback: boolean;
   pingresp: boolean;
 }
@@ -236,7 +238,7 @@ class PeerConn {
   private respond(p: Pkt): void {
     const b = this.peer.behaviour;
     if (p.type === CONNECT && b.connack !== null) this.write(connack(b.connack));
-    else if (p.type === SUBSCRIBE && b.suback) this.write(frame(SUBACK << 4, [p.id >> 8, p.id & 255, ...p.subs.map(() => 1)]));
+    else if (p.type === SUBSCRIBE && b.suback) this.write(frame(SUBACK << 4, [p.id >> 8, p.id & 255, ...p.subs.map(() => b.subackCode ?? 1)]));
     else if (p.type === PUBLISH && p.qos === 1 && b.puback) this.write(frame(PUBACK << 4, [p.id >> 8, p.id & 255]));
     else if (p.type === PINGREQ && b.pingresp) this.write([PINGRESP << 4, 0]);
     this.peer.onPacket?.(this, p);
@@ -303,7 +305,7 @@ describe('firmware MQTT client on the Node HAL', function () {
     assert.deepEqual(crashes, [], 'no exception escaped into the HAL');
   });
 
-  function harness(port: number, over: Partial<MqttOptions> = {}): Harness {
+  function harness(port: number, over: Partial<MqttOptions> = {}, events: Partial<MqttEvents> = {}): Harness {
     const id = 'dev-' + ++seq + '-' + process.pid;
     const opts: MqttOptions = {
       clientId: id,
@@ -328,6 +330,7 @@ describe('firmware MQTT client on the Node HAL', function () {
       connected: () => h.events.push('connected'),
       message: (topic, payload) => h.messages.push({ topic, payload: Buffer.from(payload) }),
       disconnected: () => h.events.push('disconnected'),
+      ...events,
     });
     cleanups.push(() => {
       h.client.stop();
@@ -622,6 +625,46 @@ describe('firmware MQTT client on the Node HAL', function () {
       assert.equal(h.client.pending(), 0);
     });
 
+    it('gives up a message after its retries even when each try ends the link (a message the broker ends the session for)', async () => {
+      const p = await peer({ puback: false });
+      // The broker cuts the link whenever the poison message arrives; everything else is acknowledged.
+      p.onPacket = (conn, pkt) => {
+        if (pkt.type === PUBLISH && pkt.topic === 'poison') conn.cut();
+      };
+      const h = harness(p.port, { retries: 3, backoffMin: 10, backoffMax: 20 });
+      h.client.start();
+      const rec = recorder();
+      h.client.publish('poison', utf8('NaN'), 1, rec.done);
+      // Before, it went back to the head of the queue on every link, for ever.
+      await until(() => rec.results.length === 1, 5000, 'given up');
+      assert.equal(rec.results[0]?.message, 'not acknowledged');
+      assert.equal(p.conns.flatMap((c) => c.all(PUBLISH)).filter((x) => x.topic === 'poison').length, 4, 'sent once and retried 3 times');
+      p.behaviour.puback = true;
+      const after = recorder();
+      h.client.publish('fine', utf8('ok'), 1, after.done);
+      await until(() => after.results.length === 1, 5000, 'the next message');
+      assert.deepEqual(after.results, [null]);
+      assert.equal(h.client.stats.unack, 1);
+    });
+
+    it('gives up, not resends, a message of one link only (ONCE) when that link drops', async () => {
+      const { p, h, c: c0 } = await connectedHarness(undefined, { puback: false });
+      const once = recorder();
+      const kept = recorder();
+      h.client.publish('hello', utf8('link 1'), ONCE | 1, once.done);
+      h.client.publish('event', utf8('e'), 1, kept.done);
+      await c0.next(PUBLISH);
+      await c0.next(PUBLISH);
+      p.behaviour.puback = true;
+      c0.cut();
+      const c1 = await p.conn(1, 3000);
+      const again = await c1.next(PUBLISH);
+      assert.equal(again.topic, 'event');
+      await until(() => kept.results.length === 1, 2000, 'acknowledged');
+      assert.equal(once.results[0]?.message, 'not acknowledged');
+      assert.equal(c1.all(PUBLISH).filter((x) => x.topic === 'hello').length, 0);
+    });
+
     it('drop() cuts the link like a dead one: in-flight messages are resent with DUP on the next link', async () => {
       const { p, h, c: c0 } = await connectedHarness(undefined, { puback: false });
       const rec = recorder();
@@ -655,15 +698,58 @@ describe('firmware MQTT client on the Node HAL', function () {
       assert.deepEqual(h.events, ['connected']);
     });
 
-    it('sends no PINGREQ while other packets keep the link busy', async () => {
+    it('sends no PINGREQ while packets both ways keep the link busy', async () => {
       const { p, h, c } = await connectedHarness({ keepalive: 1 });
       const until2500 = Date.now() + 2500;
       while (Date.now() < until2500) {
-        h.client.publish('busy', utf8('.'), 0, null);
+        h.client.publish('busy', utf8('.'), 1, null);
         await sleep(100);
       }
       assert.equal(c.all(PINGREQ).length, 0);
       assert.ok(c.all(PUBLISH).length >= 10);
+    });
+
+    it('finds a half-open link while it keeps sending: PINGREQ once the broker has said nothing for half the keepalive', async () => {
+      // Before, only a link idle on the sending side was pinged: one sending every 100 ms into a dead peer stayed "connected".
+      const { p, h, c } = await connectedHarness({ keepalive: 1 }, { puback: false, pingresp: false });
+      let sending = true;
+      void (async () => {
+        for (let i = 0; sending && i < 100; i++) {
+          h.client.publish('busy', utf8('.'), 0, null);
+          await sleep(100);
+        }
+      })();
+      try {
+        await c.next(PINGREQ, 3000);
+        await c.waitClosed(4000);
+        assert.equal(c.cutByPeer, false, 'the client closed it');
+        await until(() => h.events.includes('disconnected'), 2000, 'disconnected');
+      } finally {
+        sending = false;
+      }
+    });
+
+    it('goes on with its housekeeping after a write that throws: the link is closed, and the next one pinged and served', async () => {
+      const { p, h, c: c0 } = await connectedHarness({ keepalive: 1, ackTimeout: 300 });
+      const send = h.hal.net.send.bind(h.hal.net);
+      let failed = 0;
+      h.hal.net.send = (bytes) => {
+        if (bytes[0] === 0xc0 && failed === 0) {
+          failed++;
+          throw new Error('the radio is off');
+        }
+        send(bytes);
+      };
+      // Before, the failing PINGREQ ended the housekeeping timer: no ping, no retransmission, no dead-link check ever again.
+      await c0.waitClosed(4000);
+      assert.equal(failed, 1);
+      const c1 = await p.conn(1, 3000);
+      await until(() => connectedCount(h) === 2, 3000, 'connected again');
+      await c1.next(PINGREQ, 3000);
+      const rec = recorder();
+      h.client.publish('after', utf8('x'), 1, rec.done);
+      await until(() => rec.results.length === 1, 3000, 'acknowledged');
+      assert.deepEqual(rec.results, [null]);
     });
 
     it('closes a link whose peer stops answering PINGREQ within ~1.5 × keepalive, and reconnects', async () => {
@@ -680,6 +766,52 @@ describe('firmware MQTT client on the Node HAL', function () {
       await p.conn(1, 3000);
       await until(() => connectedCount(h) === 2, 3000, 'connected again');
       assert.deepEqual(h.events, ['connected', 'disconnected', 'connected']);
+    });
+  });
+
+  // ---- SUBACK and handlers ----------------------------------------------------------------
+
+  describe('SUBACK and handlers', () => {
+    it('drops a link whose SUBACK refuses a filter (128), says so in refusedCode, and tries again after the backoff', async () => {
+      // Before, the refusal was not read: "connected", and no request could ever reach the device.
+      const p = await peer({ subackCode: 128 });
+      const h = harness(p.port, { backoffMin: 100, backoffMax: 400 });
+      h.client.start();
+      const c0 = await p.conn(0);
+      await c0.next(SUBSCRIBE);
+      await c0.waitClosed(2000);
+      assert.equal(c0.cutByPeer, false, 'the client closed it');
+      assert.equal(h.client.stats.refusedCode, 128);
+      assert.equal(h.client.connected, false);
+      p.behaviour.subackCode = 1;
+      await p.conn(1, 3000);
+      await until(() => h.client.connected && connectedCount(h) >= 2, 3000, 'connected once granted');
+    });
+
+    it('does not handle a packet twice when its handler throws: the next packets are handled once each', async () => {
+      const p = await peer();
+      const seen: string[] = [];
+      const h = harness(p.port, {}, {
+        message: (topic) => {
+          seen.push(topic);
+          if (topic === 'boom') throw new Error('handler broke');
+        },
+      });
+      h.client.start();
+      const c = await p.conn(0);
+      await until(() => h.client.connected, 2000, 'connected');
+      // Three packets in one chunk: the first one's handler throws (into the host, as the HAL's callback would).
+      const pub = (topic: string) => publishFrame(topic, 'x');
+      c.write(Buffer.concat([pub('boom'), pub('two'), pub('three')]));
+      await until(() => seen.length >= 1, 2000, 'the first');
+      c.write(pub('four'));
+      await until(() => seen.includes('four'), 2000, 'the next chunk');
+      await sleep(50);
+      // Before, the packets after the one that threw stayed in the buffer, and each chunk handled "boom" again.
+      assert.deepEqual(seen, ['boom', 'two', 'three', 'four']);
+      assert.equal(h.client.connected, true);
+      // The handler's exception reached the host, once; the agent's own handler reports it instead (cloud.ts).
+      assert.equal(uncaught.splice(0).length, 1);
     });
   });
 

@@ -23,7 +23,7 @@ export interface MqttOptions {
   willPayload: Uint8Array;
   /** Topics to subscribe to (QoS 1) on every connection. */
   subscriptions: string[];
-  /** Seconds; PINGREQ after half of it idle, link dead after a PINGRESP is that late. */
+  /** Seconds; PINGREQ after half of it without sending or without hearing the broker, link dead after a PINGRESP is that late. */
   keepalive: number;
   /** First reconnect delay and the cap, in ms; the delay doubles per failed attempt. */
   backoffMin: number;
@@ -32,7 +32,7 @@ export interface MqttOptions {
   queueMax: number;
   /** QoS 1 publishes unacknowledged at once. */
   inflightMax: number;
-  /** Resend an unacknowledged QoS 1 publish after this many ms, at most `retries` times. */
+  /** Resend an unacknowledged QoS 1 publish after this many ms, at most `retries` times, links dropped included. */
   ackTimeout: number;
   retries: number;
   /** Largest packet accepted from the broker; a larger claim closes the link. */
@@ -65,11 +65,16 @@ interface Outgoing {
   topic: string;
   payload: Uint8Array;
   qos: number;
+  /** Of this link only (a hello, a status): given up, not resent, when the link drops. */
+  once: boolean;
   id: number;
   done: Done | null;
   sentAt: number;
   tries: number;
 }
+
+/** Added to QoS 1 in `publish`: the message is of this link only (a hello, a status), given up when the link drops. */
+export const ONCE = 2;
 
 const HOUSEKEEPING_MS = 1000;
 const CONNACK_TIMEOUT_MS = 10000;
@@ -111,6 +116,7 @@ export class MqttClient {
   private rx_ = new Uint8Array(256);
   private rxLen_ = 0;
   private lastSent_ = 0;
+  private lastHeard_ = 0;
   private pingSentAt_ = -1;
   private openedAt_ = 0;
   private connectedAt_ = 0;
@@ -130,7 +136,7 @@ export class MqttClient {
   /** Drops the link now, as a dead link would; the client reconnects. */
   declare readonly drop: () => void;
   /**
-   * Queues a publish. Returns false (and calls `done` with the reason) when
+   * Queues a publish (`qos` 0 or 1; `ONCE | 1`: QoS 1 for this link only). Returns false (and calls `done` with the reason) when
    * the queue is full of QoS 1 messages; a full queue otherwise drops its
    * oldest QoS 0 message. `done` runs when a QoS 1 message is acknowledged or
    * given up, or when a QoS 0 message is written.
@@ -156,7 +162,13 @@ export class MqttClient {
     if (what === WRITE) {
       // (bytes)
       this.lastSent_ = now;
-      hal.net.send(x);
+      try {
+        hal.net.send(x);
+      } catch (e) {
+        // A link that cannot take bytes is dead: reconnect (the caller sees the close).
+        stats.protocolErrors++;
+        if (this.open_) hal.net.close();
+      }
     } else if (what === START) {
       if (!this.stopped_) return;
       this.stopped_ = false;
@@ -187,7 +199,7 @@ export class MqttClient {
         stats.dropped++;
         if (m.done) m.done(new Error('dropped from a full outbound queue'));
       }
-      this.queue_.push({ topic: x, payload: y, qos: z, id: 0, done: w, sentAt: 0, tries: 0 });
+      this.queue_.push({ topic: x, payload: y, qos: z & 1, once: (z & ONCE) > 0, id: 0, done: w, sentAt: 0, tries: 0 });
       this.ev_(FLUSH);
       return true;
     } else if (what === PENDING) {
@@ -204,7 +216,7 @@ export class MqttClient {
       this.open_ = true;
       // Stopped while the connect was under way: this link is not wanted.
       if (this.stopped_) return hal.net.close();
-      this.openedAt_ = now;
+      this.openedAt_ = this.lastHeard_ = now;
       this.pingSentAt_ = -1;
       // CONNECT, clean session, credentials and a QoS 1 will.
       this.ev_(WRITE, packet(CONNECT << 4, [
@@ -224,9 +236,15 @@ export class MqttClient {
       // then drops us at once must not get a reconnect storm.
       if (was && now - this.connectedAt_ >= STABLE_MS) this.failures_ = 0;
       else this.failures_++;
-      // Unacknowledged QoS 1 goes back to the head of the queue, resent with DUP on the next link.
-      this.queue_ = this.inflight_.concat(this.queue_);
+      // Unacknowledged QoS 1 goes back to the head of the queue, resent with DUP on the next link;
+      // what was for this link only is given up (the next link says it again).
+      const all = this.inflight_.concat(this.queue_);
+      this.queue_ = [];
       this.inflight_ = [];
+      for (let i = 0; i < all.length; i++) {
+        if (!all[i].once) this.queue_.push(all[i]);
+        else if (all[i].done) all[i].done!(new Error('not acknowledged'));
+      }
       if (was && this.events_.disconnected) this.events_.disconnected();
       if (this.stopped_) return;
       // Full jitter: a random delay up to the exponential bound, never below half of it.
@@ -234,7 +252,8 @@ export class MqttClient {
       this.timer_ = hal.clock.setTimer(this.timerB_, Math.floor(bound / 2 + (Math.random() * bound) / 2));
     } else if (what === TIMER) {
       // Once a second while the link is open: CONNACK timeout, keepalive, retransmission.
-      this.timer_ = -1;
+      // Armed again first: a write below that fails must not end the housekeeping.
+      this.timer_ = hal.clock.setTimer(this.timerB_, HOUSEKEEPING_MS);
       const half = (o.keepalive * 1000) / 2;
       if (this.status === 1 && now - this.openedAt_ > CONNACK_TIMEOUT_MS) return hal.net.close();
       if (this.pingSentAt_ >= 0 && now - this.pingSentAt_ > half) {
@@ -242,7 +261,8 @@ export class MqttClient {
         stats.protocolErrors++;
         return hal.net.close();
       }
-      if (this.connected && this.pingSentAt_ < 0 && now - this.lastSent_ >= half) {
+      // Idle, or sending into a link that says nothing back (half-open): ask.
+      if (this.connected && this.pingSentAt_ < 0 && (now - this.lastSent_ >= half || now - this.lastHeard_ >= half)) {
         this.pingSentAt_ = now;
         this.ev_(WRITE, packet(PINGREQ << 4, []));
       }
@@ -262,19 +282,25 @@ export class MqttClient {
         stats.retransmit++;
       }
       this.ev_(FLUSH);
-      this.timer_ = hal.clock.setTimer(this.timerB_, HOUSEKEEPING_MS);
     } else if (what === FLUSH) {
       while (this.connected && this.queue_.length && this.inflight_.length < o.inflightMax) {
         const m = this.queue_.shift() as Outgoing;
         const dup = m.tries > 0;
+        if (m.tries > o.retries) {
+          // Sent on link after link and never acknowledged (one the broker ends the session for): given up.
+          stats.unack++;
+          if (m.done) m.done(new Error('not acknowledged'));
+          continue;
+        }
         if (m.qos === 1 && m.id === 0) m.id = this.nextId_ = (this.nextId_ % 65535) + 1;
         m.tries++;
         m.sentAt = now;
+        // In flight before it is written: a write that fails closes the link, which puts it back.
+        if (m.qos === 1) this.inflight_.push(m);
         this.ev_(WRITE, packet((PUBLISH << 4) | (dup ? 8 : 0) | (m.qos << 1), m.qos ? [m.topic, m.id >> 8, m.id & 255, m.payload] : [m.topic, m.payload]));
         stats.transmit++;
         if (dup) stats.retransmit++;
-        if (m.qos === 1) this.inflight_.push(m);
-        else if (m.done) m.done(null);
+        if (m.qos === 0 && m.done) m.done(null);
       }
     } else if (this.open_) {
       // DATA: frames split across or packed into chunks.
@@ -288,88 +314,106 @@ export class MqttClient {
       }
       this.rx_.set(chunk, this.rxLen_);
       this.rxLen_ += chunk.length;
+      this.lastHeard_ = now;
       let start = 0;
-      while (this.open_ && this.rxLen_ - start >= 2) {
-        // Remaining length: 1 to 4 bytes of 7 bits, least significant first.
-        let len = 0;
-        let mul = 1;
-        let p = start + 1;
-        let complete = false;
-        let ok = true;
-        while (p < this.rxLen_) {
-          const b = this.rx_[p++];
-          len += (b & 127) * mul;
-          if (!(b & 128)) {
-            complete = true;
+      // Finally: a packet handled is gone from the buffer even when its handling threw.
+      try {
+        while (this.open_ && this.rxLen_ - start >= 2) {
+          // Remaining length: 1 to 4 bytes of 7 bits, least significant first.
+          let len = 0;
+          let mul = 1;
+          let p = start + 1;
+          let complete = false;
+          let ok = true;
+          while (p < this.rxLen_) {
+            const b = this.rx_[p++];
+            len += (b & 127) * mul;
+            if (!(b & 128)) {
+              complete = true;
+              break;
+            }
+            mul *= 128;
+            if (mul > 2097152) break; // a fifth length byte [MQTT-2.2.3]
+          }
+          if (mul > 2097152 || len > o.maxPacket) ok = false;
+          else if (!complete || p + len > this.rxLen_) break; // length or body not complete yet
+          else {
+            // One packet; ok false means a protocol violation.
+            const type = this.rx_[start] >> 4;
+            const flags = this.rx_[start] & 15;
+            const body = this.rx_.subarray(p, p + len);
+            start = p + len;
+            if (this.status === 1 && type !== CONNACK) ok = false; // [MQTT-3.2.0-1] CONNACK comes first
+            else if (type === CONNACK) {
+              ok = this.status === 1 && body.length === 2;
+              if (ok && body[1] !== 0) {
+                stats.refusedCode = body[1];
+                // Read nothing more from this link, even what the same chunk still holds.
+                this.open_ = false;
+                hal.net.close();
+              } else if (ok) {
+                this.status = 2;
+                this.connected = true;
+                this.connectedAt_ = now;
+                // SUBSCRIBE to each topic at QoS 1.
+                const id = (this.nextId_ = (this.nextId_ % 65535) + 1);
+                const parts: (string | number)[] = [id >> 8, id & 255];
+                for (let i = 0; i < o.subscriptions.length; i++) parts.push(o.subscriptions[i], 1);
+                this.ev_(WRITE, packet((SUBSCRIBE << 4) | 2, parts));
+                if (this.connected) {
+                  this.events_.connected();
+                  this.ev_(FLUSH);
+                }
+              }
+            } else if (type === PUBLISH) {
+              const qos = (flags >> 1) & 3;
+              const tlen = body.length < 2 ? 0 : (body[0] << 8) | body[1];
+              const head = 2 + tlen + (qos ? 2 : 0);
+              const topic = qos < 2 && body.length >= 2 && head <= body.length ? utf8Decode(body, 2, 2 + tlen, true) : 0;
+              ok = typeof topic === 'string';
+              if (ok) {
+                if (qos) this.ev_(WRITE, packet(PUBACK << 4, [body[2 + tlen], body[3 + tlen]]));
+                this.events_.message(topic as string, body.subarray(head));
+              }
+            } else if (type === PUBACK) {
+              ok = body.length === 2;
+              const id = (body[0] << 8) | body[1];
+              for (let i = 0; ok && i < this.inflight_.length; i++) {
+                if (this.inflight_[i].id === id) {
+                  const m = this.inflight_.splice(i, 1)[0];
+                  if (m.done) m.done(null);
+                  break;
+                }
+              }
+              if (ok) this.ev_(FLUSH);
+            } else if (type === PINGRESP) {
+              if (this.pingSentAt_ >= 0) stats.roundTrip = now - this.pingSentAt_;
+              this.pingSentAt_ = -1;
+              ok = body.length === 0;
+            } else if (type === SUBACK) {
+              ok = body.length >= 3;
+              // A filter refused (0x80): no request or update could reach us on this link. Said in
+              // cloud.connection.error; the link is dropped and tried again after the backoff.
+              for (let i = 2; ok && i < body.length; i++) {
+                if (body[i] === 128) {
+                  stats.refusedCode = 128;
+                  ok = false;
+                }
+              }
+            } else ok = type === UNSUBACK && body.length >= 2;
+          }
+          if (!ok) {
+            stats.protocolErrors++;
+            start = this.rxLen_;
+            hal.net.close();
             break;
           }
-          mul *= 128;
-          if (mul > 2097152) break; // a fifth length byte [MQTT-2.2.3]
         }
-        if (mul > 2097152 || len > o.maxPacket) ok = false;
-        else if (!complete || p + len > this.rxLen_) break; // length or body not complete yet
-        else {
-          // One packet; ok false means a protocol violation.
-          const type = this.rx_[start] >> 4;
-          const flags = this.rx_[start] & 15;
-          const body = this.rx_.subarray(p, p + len);
-          start = p + len;
-          if (this.status === 1 && type !== CONNACK) ok = false; // [MQTT-3.2.0-1] CONNACK comes first
-          else if (type === CONNACK) {
-            ok = this.status === 1 && body.length === 2;
-            if (ok && body[1] !== 0) {
-              stats.refusedCode = body[1];
-              // Read nothing more from this link, even what the same chunk still holds.
-              this.open_ = false;
-              hal.net.close();
-            } else if (ok) {
-              this.status = 2;
-              this.connected = true;
-              this.connectedAt_ = now;
-              // SUBSCRIBE to each topic at QoS 1.
-              const id = (this.nextId_ = (this.nextId_ % 65535) + 1);
-              const parts: (string | number)[] = [id >> 8, id & 255];
-              for (let i = 0; i < o.subscriptions.length; i++) parts.push(o.subscriptions[i], 1);
-              this.ev_(WRITE, packet((SUBSCRIBE << 4) | 2, parts));
-              this.events_.connected();
-              this.ev_(FLUSH);
-            }
-          } else if (type === PUBLISH) {
-            const qos = (flags >> 1) & 3;
-            const tlen = body.length < 2 ? 0 : (body[0] << 8) | body[1];
-            const head = 2 + tlen + (qos ? 2 : 0);
-            const topic = qos < 2 && body.length >= 2 && head <= body.length ? utf8Decode(body, 2, 2 + tlen, true) : 0;
-            ok = typeof topic === 'string';
-            if (ok) {
-              if (qos) this.ev_(WRITE, packet(PUBACK << 4, [body[2 + tlen], body[3 + tlen]]));
-              this.events_.message(topic as string, body.subarray(head));
-            }
-          } else if (type === PUBACK) {
-            ok = body.length === 2;
-            const id = (body[0] << 8) | body[1];
-            for (let i = 0; ok && i < this.inflight_.length; i++) {
-              if (this.inflight_[i].id === id) {
-                const m = this.inflight_.splice(i, 1)[0];
-                if (m.done) m.done(null);
-                break;
-              }
-            }
-            if (ok) this.ev_(FLUSH);
-          } else if (type === PINGRESP) {
-            if (this.pingSentAt_ >= 0) stats.roundTrip = now - this.pingSentAt_;
-            this.pingSentAt_ = -1;
-            ok = body.length === 0;
-          } else ok = (type === SUBACK || type === UNSUBACK) && body.length >= 2;
-        }
-        if (!ok) {
-          stats.protocolErrors++;
-          this.rxLen_ = 0;
-          return hal.net.close();
-        }
-      }
-      if (start > 0 && this.open_) {
-        for (let i = start; i < this.rxLen_; i++) this.rx_[i - start] = this.rx_[i];
-        this.rxLen_ -= start;
+      } finally {
+        if (start > 0 && this.open_) {
+          for (let i = start; i < this.rxLen_; i++) this.rx_[i - start] = this.rx_[i];
+          this.rxLen_ -= start;
+        } else if (!this.open_) this.rxLen_ = 0;
       }
       // Give memory back after a large packet (an OTA chunk) has passed.
       if (this.rxLen_ === 0 && this.rx_.length > 1024) this.rx_ = new Uint8Array(256);
