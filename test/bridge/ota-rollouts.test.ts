@@ -121,76 +121,80 @@ describe('OTA: a device gone while its hello is stored', function () {
   let w: OtaWorld;
   useOtaWorld((x) => (w = x));
 
+  /** A device of product A on a raw MQTT client, which says hello (running version 1) on each `link()`. */
+  async function rawDevice() {
+    const id = randomBytes(12).toString('hex');
+    await w.f.bridge.store.createDevice({ id, productId: w.product });
+    await w.f.bridge.store.setDeviceSecret(id, 's');
+    const hello = Buffer.from(encode('hello', {
+      agent: '0.0.0', firmware: 1, product: w.product, variables: [], functions: [], subscriptions: [], bootReason: 'power_down', ota: { slot: 0, trial: false, rolledBackFrom: null },
+    }));
+    const link = async (qos: 0 | 1) => {
+      const c = await connect(w.f.port, { clientId: id, username: id, password: 's' });
+      await c.publishAsync('dev/' + id + '/hello', hello, { qos });
+      return c;
+    };
+    return { id, link };
+  }
+
+  /** Its next connection takes the update (the release stands). */
+  async function takesUpdateWhenBack(d: Awaited<ReturnType<typeof rawDevice>>) {
+    const back = await d.link(1);
+    await w.waitFor('a job for the device back', async () => (await w.f.bridge.store.deviceJobs(d.id)).length === 1);
+    await back.endAsync();
+  }
+
   it('is not sent an update: the late hello does not mark it connected, and its next connection is', async () => {
     const store = w.f.bridge.store;
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2), { version: '2' })).status, 201);
     assert.equal((await releaseAs(w, { version: 2, product_default: true })).status, 200);
-    const id = randomBytes(12).toString('hex');
-    await store.createDevice({ id, productId: w.product });
-    await store.setDeviceSecret(id, 's');
+    const d = await rawDevice();
     // The store takes its time to say this device's hello is written (a busy disk): the link drops meanwhile.
     const recordHello = store.recordHello.bind(store);
     let slow = true;
     let stored = 0;
     store.recordHello = async (deviceId, h, at) => {
       await recordHello(deviceId, h, at);
-      if (deviceId === id && slow) await new Promise((r) => setTimeout(r, 300));
-      if (deviceId === id) stored++;
+      if (deviceId === d.id && slow) await new Promise((r) => setTimeout(r, 300));
+      if (deviceId === d.id) stored++;
     };
-    const hello = Buffer.from(encode('hello', {
-      agent: '0.0.0', firmware: 1, product: w.product, variables: [], functions: [], subscriptions: [], bootReason: 'power_down', ota: { slot: 0, trial: false, rolledBackFrom: null },
-    }));
-    const gone = await connect(w.f.port, { clientId: id, username: id, password: 's' });
-    await gone.publishAsync('dev/' + id + '/hello', hello, { qos: 0 });
-    await w.waitFor('the hello taken', () => w.f.bridge.broker.context.subscriptions.has(id));
+    const gone = await d.link(0);
+    await w.waitFor('the hello taken', () => w.f.bridge.broker.context.subscriptions.has(d.id));
     gone.stream.destroy();
     await w.waitFor('the hello stored', () => stored === 1);
     // Long enough for a transfer to a device that is not there to start, and give up (2 silences of 400 ms).
     await new Promise((r) => setTimeout(r, 1500));
     // Before, the late hello marked it connected: an update started, sent to nobody, and failed as a timeout.
-    assert.deepEqual(await store.deviceJobs(id), []);
-    assert.equal(w.flashEvents.get(id), undefined);
-    assert.equal((await store.getDevice(id))!.online, false);
-    // Its next connection takes the update.
+    assert.deepEqual(await store.deviceJobs(d.id), []);
+    assert.equal(w.flashEvents.get(d.id), undefined);
+    assert.equal((await store.getDevice(d.id))!.online, false);
     slow = false;
-    const back = await connect(w.f.port, { clientId: id, username: id, password: 's' });
-    await back.publishAsync('dev/' + id + '/hello', hello, { qos: 1 });
-    await w.waitFor('a job for the device back', async () => (await store.deviceJobs(id)).length === 1);
-    await back.endAsync();
+    await takesUpdateWhenBack(d);
   });
 
   it('is not sent an update when the link drops while OTA delivery looks the device up', async () => {
     const store = w.f.bridge.store;
-    const id = randomBytes(12).toString('hex');
-    await store.createDevice({ id, productId: w.product });
-    await store.setDeviceSecret(id, 's');
+    const d = await rawDevice();
     const deviceTarget = store.deviceTarget.bind(store);
     let slow = true;
     let looked = 0;
     store.deviceTarget = async (deviceId) => {
       const t = await deviceTarget(deviceId);
-      if (deviceId === id && slow) {
+      if (deviceId === d.id && slow) {
         looked++;
         await new Promise((r) => setTimeout(r, 300));
       }
       return t;
     };
-    const hello = Buffer.from(encode('hello', {
-      agent: '0.0.0', firmware: 1, product: w.product, variables: [], functions: [], subscriptions: [], bootReason: 'power_down', ota: { slot: 0, trial: false, rolledBackFrom: null },
-    }));
-    const gone = await connect(w.f.port, { clientId: id, username: id, password: 's' });
-    await gone.publishAsync('dev/' + id + '/hello', hello, { qos: 1 });
+    const gone = await d.link(1);
     await w.waitFor('OTA delivery looking the device up', () => looked === 1);
     gone.stream.destroy();
     await new Promise((r) => setTimeout(r, 1800));
     // Before, the hello went on once the lookup was back: the device was taken as connected, and a job started for nobody.
-    assert.deepEqual(await store.deviceJobs(id), []);
-    assert.equal(w.flashEvents.get(id), undefined);
+    assert.deepEqual(await store.deviceJobs(d.id), []);
+    assert.equal(w.flashEvents.get(d.id), undefined);
     slow = false;
-    const back = await connect(w.f.port, { clientId: id, username: id, password: 's' });
-    await back.publishAsync('dev/' + id + '/hello', hello, { qos: 1 });
-    await w.waitFor('a job for the device back', async () => (await store.deviceJobs(id)).length === 1);
-    await back.endAsync();
+    await takesUpdateWhenBack(d);
   });
 });
 
