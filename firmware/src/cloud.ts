@@ -300,6 +300,7 @@ class Agent implements Cloud {
     } else if (what === SEND) {
       b.unshift(a);
       const ok = this.mqtt_.publish(this.topicOf_[a], cborEncode(b), a === KIND.vitals ? 0 : a === KIND.hello || a === KIND.status ? ONCE | 1 : 1, c);
+      // The agent's own message, which nobody else is told of (an app's refused publish is its caller's to count).
       if (!ok) this.mqtt_.stats.dropped++;
       return ok;
     } else if (what === VARIABLE) {

@@ -9,6 +9,7 @@ import { connect as tcp, type Socket } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { decode, encode, LIMITS, topics } from '@flotilla/protocol';
+import type { ConnectFailureLimits } from '../../bridge/src/mqtt/authenticate.js';
 import { A1, A2, B1, app, closed, connect, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const hello = (firmware = 3) =>
@@ -85,6 +86,15 @@ const packet = (p: object) => mqttPacket.generate(p as never);
 const CONNECT = (clientId: string, username?: string, password?: string) =>
   packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId, username, password: password ? Buffer.from(password) : undefined });
 
+/** A bridge with these CONNECT lock-out limits, counting the device secrets it hashes (`calls.verify`). */
+async function lockoutFixture(connectFailures: ConnectFailureLimits): Promise<{ g: Fixture; calls: { verify: number } }> {
+  const g = await startFixture({ mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures } });
+  const calls = { verify: 0 };
+  const verify = g.bridge.store.verifyDeviceSecret.bind(g.bridge.store);
+  g.bridge.store.verifyDeviceSecret = (id, secret) => (calls.verify++, verify(id, secret));
+  return { g, calls };
+}
+
 describe('bridge broker', function () {
   this.timeout(20000);
   let f: Fixture;
@@ -125,12 +135,7 @@ describe('bridge broker', function () {
     });
 
     it('locks a device id out at an address after wrong secrets in a row, before hashing; others and other addresses go on; the lock ends', async () => {
-      const g = await startFixture({
-        mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures: { perClient: { limit: 3, lockMs: 1500 }, perAddress: { limit: 50, lockMs: 1500 } } },
-      });
-      const calls = { verify: 0 };
-      const verify = g.bridge.store.verifyDeviceSecret.bind(g.bridge.store);
-      g.bridge.store.verifyDeviceSecret = (id, secret) => (calls.verify++, verify(id, secret));
+      const { g, calls } = await lockoutFixture({ perClient: { limit: 3, lockMs: 1500 }, perAddress: { limit: 50, lockMs: 1500 } });
       try {
         const refusal = (p: Promise<unknown>) => p.then(() => assert.fail('connected'), (e: { code?: number }) => e.code);
         // Two wrong, one right: the right one clears the count.
@@ -238,12 +243,7 @@ describe('bridge broker', function () {
     });
 
     it('counts CONNECTs still being checked: wrong secrets sent at once get no more hashes than the lock-out allows', async () => {
-      const g = await startFixture({
-        mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, connectFailures: { perClient: { limit: 3, lockMs: 60000 }, perAddress: { limit: 6, lockMs: 60000 } } },
-      });
-      const calls = { verify: 0 };
-      const verify = g.bridge.store.verifyDeviceSecret.bind(g.bridge.store);
-      g.bridge.store.verifyDeviceSecret = (id, secret) => (calls.verify++, verify(id, secret));
+      const { g, calls } = await lockoutFixture({ perClient: { limit: 3, lockMs: 60000 }, perAddress: { limit: 6, lockMs: 60000 } });
       try {
         // Twenty wrong secrets for one device at once: three are hashed (CONNACK 4), the rest refused unhashed (5).
         const one = await Promise.all(Array.from({ length: 20 }, (_, i) => connackFrom('127.0.0.3', g.port, CONNECT(A1, A1, 'wrong-' + i))));

@@ -22,9 +22,8 @@ describe('OTA: fleet releases and rollouts', function () {
   useOtaWorld((x) => (w = x));
 
   before(async () => {
-    d = [];
     // 10 ms each way: a 200 KB transfer takes long enough to be caught in flight.
-    for (let i = 0; i < 6; i++) d.push(await w.device({ latencyMs: 10 }));
+    d = await w.devices(6, { latencyMs: 10 });
     await w.f.bridge.store.regroup(w.product, [d[0].id, d[1].id, d[2].id], { add: ['beta'] });
     await w.f.bridge.store.updateDevice(d[2].id, { development: true });
     for (const v of [2, 3, 4]) assert.equal((await w.upload(w.f.tokens.erin, w.image(v, v === 3 ? 200000 : 0), { version: String(v) })).status, 201);
@@ -100,8 +99,7 @@ describe('OTA: a rollout past its failure threshold', function () {
   useOtaWorld((x) => (w = x));
 
   it('pauses a rollout past its failure threshold (trials that roll back), resumes and aborts it', async () => {
-    const canary: TestDevice[] = [];
-    for (let i = 0; i < 6; i++) canary.push(await w.device({ failTrial: (v) => v === 5 }));
+    const canary = await w.devices(6, { failTrial: (v) => v === 5 });
     await w.f.bridge.store.regroup(w.product, canary.map((x) => x.id), { add: ['canary'] });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(5), { version: '5' })).status, 201);
     const r = (await release({ version: 5, groups: ['canary'], concurrency: 2, min_attempts: 3, failure_threshold: 10 })).body.rollout;
@@ -200,8 +198,7 @@ describe('OTA: a bridge restarted mid-rollout', function () {
   useOtaWorld((x) => (w = x));
 
   it('carries on from the database: the rollout continues and every device ends on the new version', async () => {
-    const d: TestDevice[] = [];
-    for (let i = 0; i < 5; i++) d.push(await w.device({ latencyMs: 10 }));
+    const d = await w.devices(5, { latencyMs: 10 });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 150000), { version: '2' })).status, 201);
     const r = await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, { version: 2, product_default: true, concurrency: 2 });
     assert.equal(r.status, 200);

@@ -27,9 +27,8 @@ describe('OTA: a version released to a group, then as the product default', func
   useOtaWorld((x) => (w = x));
 
   it('supersedes the group\'s rollout: the default\'s concurrency rules, and the group\'s rollout keeps the device it reached', async () => {
-    const d: TestDevice[] = [];
     // 10 ms each way and a 100 KB image: transfers long enough to overlap if two were allowed.
-    for (let i = 0; i < 4; i++) d.push(await w.device({ latencyMs: 10 }));
+    const d = await w.devices(4, { latencyMs: 10 });
     await w.f.bridge.store.regroup(w.product, [d[0].id], { add: ['beta'] });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 100000), { version: '2' })).status, 201);
     const r1 = (await releaseAs(w, { version: 2, groups: ['beta'] })).body.rollout;
@@ -57,8 +56,7 @@ describe('OTA: a version released more widely while its transfers are under way'
   useOtaWorld((x) => (w = x));
 
   it('gives the transfers under way to the newer rollout: counted in its concurrency, ended by its abort', async () => {
-    const d: TestDevice[] = [];
-    for (let i = 0; i < 4; i++) d.push(await w.device({ latencyMs: 10 }));
+    const d = await w.devices(4, { latencyMs: 10 });
     await w.f.bridge.store.regroup(w.product, [d[0].id, d[1].id], { add: ['beta'] });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
     const r1 = (await releaseAs(w, { version: 2, groups: ['beta'], concurrency: 2 })).body.rollout;

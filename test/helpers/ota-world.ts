@@ -21,6 +21,8 @@ export interface OtaWorld {
   product: number;
   /** Registers a device of product A and powers on a real agent running version 1. */
   device(o?: DeviceOptions): Promise<TestDevice>;
+  /** `n` such devices, one after another. */
+  devices(n: number, o?: DeviceOptions): Promise<TestDevice[]>;
   upload(token: string, file: Uint8Array | string, fields?: Record<string, string>, product?: string): Promise<{ status: number; body: any }>;
   call(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** spark/flash/status events seen on the bus, per device. */
@@ -104,6 +106,11 @@ export async function otaWorld(options: Partial<BridgeOptions> = {}): Promise<Ot
   const world: OtaWorld = {
     f, base, product, flashEvents, image,
     versions: (xs) => Promise.all(xs.map(async (x) => (await f.bridge.store.getDevice(x.id))!.firmwareVersion)),
+    async devices(n, o) {
+      const d: TestDevice[] = [];
+      for (let i = 0; i < n; i++) d.push(await world.device(o));
+      return d;
+    },
     async device(o = {}) {
       const id = randomBytes(12).toString('hex');
       const secret = 'secret-' + id;

@@ -7,8 +7,8 @@ import type { DeviceBudget, DeviceRates } from './budget.js';
 
 /** What OTA delivery (bridge/src/ota) is told about devices; the broker knows nothing else of it. */
 export interface DeviceOtaHooks {
-  /** After the hello is stored. */
-  hello(deviceId: string, hello: Hello): void;
+  /** After the hello is stored; `live` says whether the connection it came on is still open. */
+  hello(deviceId: string, hello: Hello, live: () => boolean): void;
   status(deviceId: string, status: Messages['otaStatus']): void;
   /** The device's session ended (it is offline). */
   offline(deviceId: string): void;

@@ -26,9 +26,7 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live:
       ctx.subscriptions.set(deviceId, msg.subscriptions);
       return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now()).then(() => {
         special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
-        // A device gone while its hello was stored has had its offline already: a late hello would
-        // mark it connected to OTA delivery, which would send it an update nobody receives.
-        if (live()) ctx.ota?.hello(deviceId, msg);
+        ctx.ota?.hello(deviceId, msg, live);
       });
     case 'vitals':
       return ctx.store.recordVitals(deviceId, msg.values, ctx.now()).then(() => {

@@ -144,8 +144,6 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
   /** Rollout jobs that gave up their slot (job → rollout): not counted active until their device resumes them. */
   private readonly parked = new Map<number, number>();
-  /** How many times each device's link has dropped (since the bridge started): which hellos are of a link still up. */
-  private readonly drops = new Map<string, number>();
   /** Jobs whose last transfer took the device past any offset it had held before the link dropped: the resume is not a new attempt. */
   private readonly progressed = new Set<number>();
   /** The highest offset each job's transfers have reached (since the bridge started). */
@@ -202,9 +200,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   // ------------------------------------------------------------ device hooks (mqtt)
 
-  hello(deviceId: string, h: Hello): void {
-    const link = this.drops.get(deviceId) ?? 0;
-    this.serial(deviceId, () => this.onHello(deviceId, h, link));
+  hello(deviceId: string, h: Hello, live: () => boolean): void {
+    this.serial(deviceId, () => this.onHello(deviceId, h, live));
   }
 
   status(deviceId: string, s: Messages['otaStatus']): void {
@@ -213,7 +210,6 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   offline(deviceId: string): void {
     this.online.delete(deviceId);
-    this.drops.set(deviceId, (this.drops.get(deviceId) ?? 0) + 1);
     this.serial(deviceId, async () => {
       const job = this.transfers.get(deviceId)?.job;
       await this.suspend(deviceId);
@@ -222,10 +218,14 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     });
   }
 
-  /** `link`: the device's drops when the hello came; a hello of a link that has dropped since is the past. */
-  private async onHello(deviceId: string, h: Hello, link: number): Promise<void> {
+  /**
+   * `live`: whether the hello's connection is still open. One that closed while the hello was stored
+   * or waited here has had its offline already: taken now, it would mark the device connected, and
+   * an update would start that nobody receives.
+   */
+  private async onHello(deviceId: string, h: Hello, live: () => boolean): Promise<void> {
     const t = await this.d.store.deviceTarget(deviceId);
-    if (!t || (this.drops.get(deviceId) ?? 0) !== link) return;
+    if (!t || !live()) return;
     // A new connection: whatever was being sent on the old one resumes from the device's offset.
     await this.suspend(deviceId);
     this.online.set(deviceId, { productId: t.productId, firmware: h.firmware });
