@@ -15,7 +15,7 @@ import {
 import type { OtaFailure, VarType, VarValue } from '@flotilla/protocol/core';
 import type { Hal } from './hal.js';
 import { BootRecord, confirmed, copy, decodeBoot, encodeBoot, NO_SLOT, pending, runningSlot } from './boot.js';
-import { cborEncode, decodeIn, Inbound, nameOf } from './wire.js';
+import { cborEncode, decodeIn, Inbound, nameOf, refusedId } from './wire.js';
 import { Done, MqttClient, ONCE } from './mqtt/client.js';
 import { sha256 } from './sha256.js';
 
@@ -229,8 +229,8 @@ class Agent implements Cloud {
   private trialTimer_ = -1;
   /** This run booted an image on trial (not: an image was verified during this run). */
   private onTrial_ = false;
-  /** A verified image waits for the reset; no other OTA frame is accepted. */
-  private finishing_ = false;
+  /** A verified image waits for the reset: its status, said again to an abort of its job; no other OTA frame is accepted. */
+  private finishing_: WireValue[] | null = null;
   private graceLeft_ = 0;
   private readonly flushB_: () => void;
   constructor(hal: Hal, o: AgentOptions) {
@@ -518,6 +518,9 @@ class Agent implements Cloud {
       try {
         m = decodeIn(b);
       } catch (e) {
+        // A request this agent cannot read (an op from a newer cloud, a field out of bounds) is also
+        // answered, so its caller hears why at once instead of timing out.
+        if (refusedId >= 0) this.ev_(SEND, KIND.reply, [refusedId, REPLY_STATUS.bad_request, (e as Error).message], null);
         return this.ev_(REPORT, ERROR_SOURCE.agent, 'decode', (e as Error).message, '');
       }
       // Each kind on its own topic: requests on req, OTA frames on ota, events on evt.
@@ -633,6 +636,8 @@ class Agent implements Cloud {
             type = 'progress';
           }
         } else {
+          // Too late for the job just verified: the image is marked and the device resets into it.
+          if (this.finishing_ && this.finishing_[0] === m.job) return this.ev_(SEND, KIND.otaStatus, this.finishing_, null);
           failure = 'aborted';
           if (!j || j.job !== m.job) offset = -1; // not ours: no offset, nothing to tell the app
         }
@@ -655,8 +660,8 @@ class Agent implements Cloud {
             op = 'boot';
             this.ev_(PERSIST, pending(this.boot_, slot, version));
             op = '';
-            this.finishing_ = true;
             state = OTA_STATE.verified;
+            this.finishing_ = [m.job, state, size, null];
             type = 'done';
           }
         }

@@ -75,6 +75,12 @@ export function nameOf(table: { [name: string]: number }, code: unknown): string
 
 let msg: WireValue[] = [];
 
+/**
+ * The id of the request `decodeIn` last refused, or -1 (it refused no request, or one without an id):
+ * such a request is answered, so its caller does not wait for a timeout.
+ */
+export let refusedId = -1;
+
 /** Reads one message the cloud sends a device; throws a ProtocolError for anything else. */
 export function decodeIn(b: Uint8Array): Inbound;
 /**
@@ -108,10 +114,12 @@ export function decodeIn(b: Uint8Array | number, check?: string, max?: number, m
     return f;
   }
   const field = decodeIn;
+  refusedId = -1;
   const v = decodeCbor(b);
   if (!(v instanceof Array)) return fail('layout', 'message must be a CBOR array');
   msg = v;
   const kind = v[0];
+  if (kind === KIND.request) refusedId = field(1, 'u');
   // Fields per kind, after the code; a request's depend on its op.
   const op = kind === KIND.request ? nameOf(REQUEST_OP, v[2]) : '';
   const size =
@@ -143,5 +151,6 @@ export function decodeIn(b: Uint8Array | number, check?: string, max?: number, m
     out = { kind: 'cloudEvent', name: field(1, 'e'), data: field(2, 'd') };
   }
   msg = [];
+  refusedId = -1;
   return out;
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
 import { decodeBoot } from '@flotilla/firmware/boot';
-import { decode, encode, LIMITS, type Messages } from '@flotilla/protocol';
+import { decode, encode, LIMITS, topics, type Messages } from '@flotilla/protocol';
 import { hex } from '../helpers/bytes.js';
 import { startBroker, TestBroker } from '../helpers/broker.js';
 import { TestCloud } from '../helpers/test-cloud.js';
@@ -287,6 +287,28 @@ cloud.fn('addvar', function (a) { cloud.variable(a, 1); return 1; });`,
     assert.deepEqual(crashes, []);
   });
 
+  it('answers a request it cannot read with bad_request and why (an op from a newer cloud, an argument over its limit), and reports it', async () => {
+    const id = newId();
+    device(id);
+    await cloud.kind(id, 'hello');
+    const raw = (bytes: number[]) => cloud.client.publish(topics.cloud.request(id), Buffer.from(bytes), { qos: 1 });
+    // [16 request, 77 id, 99 an op this agent does not know]
+    raw([0x83, 0x10, 0x18, 0x4d, 0x18, 0x63]);
+    const unknown = await cloud.kind(id, 'reply', 5000, (m) => m.id === 77);
+    assert.deepEqual([unknown.status, unknown.value], ['bad_request', 'unexpected message kind or op']);
+    // [16 request, 78 id, 2 call, "setLed", 1,025 × "x"]: one byte over the argument limit
+    raw([0x85, 0x10, 0x18, 0x4e, 0x02, 0x66, ...Buffer.from('setLed'), 0x79, 0x04, 0x01, ...Buffer.alloc(LIMITS.functionArgMaxBytes + 1, 'x')]);
+    const long = await cloud.kind(id, 'reply', 5000, (m) => m.id === 78);
+    assert.deepEqual([long.status, long.value], ['bad_request', 'field 4 is over 1024 bytes']);
+    // [16 request, "a" no id, 1 var, "count"]: nobody to answer, only the report
+    raw([0x84, 0x10, 0x61, 0x61, 0x01, 0x65, ...Buffer.from('count')]);
+    const reports = [];
+    for (let i = 0; i < 3; i++) reports.push((await cloud.kind(id, 'error', 5000, (m) => m.source === 'agent' && m.name === 'decode')).message);
+    assert.deepEqual(reports, ['unexpected message kind or op', 'field 4 is over 1024 bytes', 'field 1: expected an unsigned integer']);
+    assert.equal((await cloud.request(id, { op: 'var', name: 'count' })).value, 42);
+    assert.deepEqual(cloud.all.filter((r) => r.deviceId === id && r.msg.kind === 'reply').map((r) => (r.msg as Messages['reply']).id).filter((n) => n >= 77 && n <= 78), [77, 78], 'one reply each');
+  });
+
   it('ends an update with flash_error when its boot record cannot be written, and keeps running', async () => {
     const id = newId();
     const { flash, crashes } = device(id);
@@ -356,6 +378,40 @@ cloud.fn('addvar', function (a) { cloud.variable(a, 1); return 1; });`,
       // Still on v1 when the acknowledgement came: the reset waited for it.
       assert.deepEqual(order, ['verified held', 'verified acknowledged after 1 boot(s)']);
       assert.deepEqual(boots.map((b) => [b.slot, b.trial]), [[0, false], [1, true]]);
+    } finally {
+      await slowCloud.close();
+      await slow.close();
+    }
+  });
+
+  it('answers an abort of the image it has just verified with verified again: it resets into it all the same', async () => {
+    // The broker holds the PUBACK of the first "verified" (the device waits for it to reset) while the abort goes out.
+    let held = 0;
+    let slowCloud: TestCloud | null = null;
+    let id = '';
+    const heard: string[] = [];
+    const slow = await startBroker({
+      authorizePublish: (_client, packet, cb) => {
+        const m = packet.topic.endsWith('/ota') ? decode(new Uint8Array(packet.payload as Buffer)) : null;
+        if (!m || m.kind !== 'otaStatus' || m.state !== 'verified' || held++) return cb(null);
+        slowCloud!.send(id, 'otaAbort', { job: 14, reason: 'aborted' });
+        setTimeout(() => cb(null), 1000);
+      },
+    });
+    slowCloud = await TestCloud.connect(slow.port);
+    try {
+      id = newId();
+      const { boots } = device(id, { port: slow.port, app: DEMO_APP + '\ncloud.onOta(function (e) { cloud.publish("ota-" + e.type, e.reason || ""); });' });
+      await slowCloud.kind(id, 'hello');
+      const v2 = image({ deviceId: id, product: PRODUCT, firmware: 2, app: DEMO_APP, options: 'keepalive: 5, backoffMin: 50', padTo: 4 * 1024 });
+      assert.equal((await sendImage(slowCloud, id, v2, { job: 14, product: PRODUCT, version: 2 })).state, 'verified');
+      const again = await slowCloud.kind(id, 'otaStatus', 5000, (m) => m.job === 14);
+      assert.deepEqual([again.state, again.offset, again.reason], ['verified', v2.length, null]);
+      await slowCloud.kind(id, 'hello', 10000, (m) => m.firmware === 2);
+      assert.deepEqual(boots.map((b) => [b.slot, b.trial]), [[0, false], [1, true]]);
+      for (const r of slowCloud.all) if (r.deviceId === id && r.event?.startsWith('ota-')) heard.push(r.event);
+      assert.ok(heard.includes('ota-begin'), 'the app heard the update: ' + heard.join(' '));
+      assert.equal(heard.includes('ota-failed'), false, 'the app heard no failure: ' + heard.join(' '));
     } finally {
       await slowCloud.close();
       await slow.close();
