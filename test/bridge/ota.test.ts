@@ -137,6 +137,8 @@ describe('OTA: firmware upload and one device', function () {
       ['empty file', w.upload(f.tokens.erin, '', { version: '15' }), 400, /empty/],
       ['bundle without a version', w.upload(f.tokens.erin, 'var x = 1;'), 400, /give its version/],
       ['oversize', w.upload(f.tokens.erin, 'x'.repeat(300001), { version: '16' }), 413, /larger than 300000/],
+      // Within the upload limit, over it once the bridge adds the 52-byte header.
+      ['oversize once wrapped', w.upload(f.tokens.erin, 'x'.repeat(300000 - 10), { version: '22' }), 413, /would be 300042 bytes with its header; at most 300000/],
       ['bad version', w.upload(f.tokens.erin, w.image(17), { version: 'seventeen' }), 400, /version number/],
       ['a Viewer', w.upload(f.tokens.carol, w.image(18), { version: '18' }), 403, /./],
       ['another product', w.upload(f.tokens.erin, w.image(19), { version: '19' }, 'prod-b'), 404, /./],

@@ -329,7 +329,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     }
     if (e instanceof ApiError) return json(res, e.status, e.body, e.headers);
     // The store's refusals are the caller's: a value it can never keep (400), a taken name or broken team rule (409), a missing row (404).
-    if (e instanceof StoreError || e instanceof OtaError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : 404, { ok: false, error: e.message });
+    if (e instanceof StoreError || e instanceof OtaError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : e.code === 'too_large' ? 413 : 404, { ok: false, error: e.message });
     ctx.log.error({ err: e }, 'http: unexpected error');
     json(res, 500, { ok: false, error: 'Internal error' });
   }

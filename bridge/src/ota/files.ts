@@ -120,7 +120,7 @@ export async function checkImage(upload: UploadedFile, product: number, version:
     return { file: upload.path, product, version: h.version, size: upload.size, sha256: upload.sha256, wrapped: false };
   }
   if (version === null) throw new OtaError('invalid', 'The file is not a Flotilla image (no FLIM header); to send a JS bundle, give its version');
-  if (upload.size + IMAGE_HEADER_SIZE > maxBytes) throw new OtaError('invalid', `The image would be ${upload.size + IMAGE_HEADER_SIZE} bytes; at most ${maxBytes}`);
+  if (upload.size + IMAGE_HEADER_SIZE > maxBytes) throw new OtaError('too_large', `The image would be ${upload.size + IMAGE_HEADER_SIZE} bytes with its header; at most ${maxBytes}`);
   // A bare bundle: its SHA-256 (taken during the upload) is the body's.
   const header = encodeImageHeader({ product, version, bodySize: upload.size, bodySha256: Buffer.from(upload.sha256, 'hex') });
   const file = upload.path + '.flim';

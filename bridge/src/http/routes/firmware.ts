@@ -176,7 +176,7 @@ export const firmwareRoutes: Route[] = [
   }),
   route('DELETE', P + '/:version', guard.product('firmware.edit'), async (req, ctx, a) => {
     const f = await oneVersion(ctx, a.product!.productId, req.params.version);
-    if (f.released) throw ApiError.of(400, 'Version ' + f.version + ' has been released; only unreleased versions can be deleted');
+    if (f.released) throw ApiError.of(409, 'Version ' + f.version + ' has been released; only unreleased versions can be deleted');
     await ctx.ota.remove(Number(a.product!.productId), f.version);
     return { status: 204, body: null };
   }),
