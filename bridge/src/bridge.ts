@@ -192,7 +192,7 @@ export async function createBridge(options: Partial<BridgeOptions> = {}): Promis
       const context = await identity.serverContext({ certFile: o.tlsCertFile, keyFile: o.tlsKeyFile, names: [o.host] });
       tls = { identity, context, handshakeTimeoutMs: o.mqtt.connectTimeoutMs };
     }
-    const common = { accept: broker.accept, log, host: o.host };
+    const common = { admit: broker.admit, accept: broker.accept, log, host: o.host };
     if (on(o.mqttsPort)) listeners.push(await listenMqtts({ ...common, port: o.mqttsPort, tls: tls! }));
     if (on(o.wsPort)) listeners.push(await listenWebSocket({ ...common, port: o.wsPort, maxPacket: o.mqtt.maxPacket }));
     if (on(o.wssPort)) listeners.push(await listenWebSocket({ ...common, port: o.wssPort, maxPacket: o.mqtt.maxPacket, tls }));

@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tcp, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import WebSocket from 'ws';
 import { encode } from '@flotilla/protocol';
-import { createBridge, type Bridge } from '@flotilla/bridge';
+import { createBridge, defaultOptions, type Bridge } from '@flotilla/bridge';
 import { openCa, type IssuedCertificate } from '../../bridge/src/identity/ca.js';
 import { closed, connectTo } from '../helpers/bridge-fixture.js';
 
@@ -23,6 +24,7 @@ const A3 = 'a3a3a3a3a3a3a3a3a3a3a3a3'; // no secret: a certificate is its only w
 const B1 = 'b1b1b1b1b1b1b1b1b1b1b1b1';
 const SECRET: Record<string, string> = { [A1]: 'secret-a1', [A2]: 'secret-a2', [B1]: 'secret-b1' };
 const DAY = 86400000;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** A CONNECT's fixed header claiming 268,435,455 bytes: the largest length MQTT can express. */
 const HUGE = Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f]);
 
@@ -295,6 +297,59 @@ describe('bridge over TLS and WebSocket', function () {
         ws.once('open', () => ws.send(Buffer.alloc(4 * 1024 * 1024)));
       });
       assert.ok(closedCode === 1009 || closedCode === 1006, 'closed with ' + closedCode);
+    });
+  });
+
+  describe('admission', () => {
+    it('counts a TLS or WebSocket connection against the limits as it arrives: past them no handshake is done', async () => {
+      const small = mkdtempSync(join(tmpdir(), 'flotilla-tls-admit-'));
+      const b = await createBridge({
+        dataDir: small, httpPort: null, mqttPort: 0, mqttsPort: 0, wsPort: 0, wssPort: 0, logLevel: 'silent',
+        mqtt: { ...defaultOptions.mqtt, admission: { maxConnections: 2, maxPendingPerAddress: 10 } },
+      });
+      const held: Socket[] = [];
+      try {
+        const ca = readFileSync(join(small, 'tls', 'bridge-ca.crt'), 'utf8');
+        /** 'handshaken' when the TLS handshake completes within a second, else 'closed' (the bridge closed it first) or 'waiting'. */
+        const handshake = (port: number) =>
+          new Promise<string>((resolve) => {
+            const s = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost', rejectUnauthorized: false });
+            const t = setTimeout(() => (s.destroy(), resolve('waiting')), 1000);
+            s.on('error', () => {});
+            s.once('secureConnect', () => (clearTimeout(t), s.destroy(), resolve('handshaken')));
+            s.once('close', () => (clearTimeout(t), resolve('closed')));
+          });
+        const upgrade = (url: string) =>
+          new Promise<string>((resolve) => {
+            const ws = new WebSocket(url, ['mqtt'], { ca, rejectUnauthorized: false });
+            ws.on('error', () => {});
+            ws.once('open', () => (ws.terminate(), resolve('open')));
+            ws.once('close', () => resolve('closed'));
+          });
+        const idle = (port: number) =>
+          new Promise<Socket>((resolve, reject) => {
+            const s = tcp({ host: '127.0.0.1', port }, () => resolve(s));
+            s.once('error', reject);
+          });
+        // Under the limit a handshake is done, so the test's probes work.
+        assert.equal(await handshake(b.ports.mqtts!), 'handshaken');
+        // Two TCP connections that never start a handshake, one on each TLS port, take both places.
+        held.push(await idle(b.ports.mqtts!), await idle(b.ports.wss!));
+        await sleep(50);
+        assert.equal(await handshake(b.ports.mqtts!), 'closed');
+        assert.equal(await handshake(b.ports.wss!), 'closed');
+        assert.equal(await upgrade(`ws://127.0.0.1:${b.ports.ws}/mqtt`), 'closed');
+        assert.ok(held.every((s) => !s.destroyed), 'the admitted ones stay');
+        // Their places come back when they close.
+        for (const s of held.splice(0)) s.destroy();
+        await sleep(100);
+        assert.equal(await upgrade(`wss://127.0.0.1:${b.ports.wss}/mqtt`), 'open');
+        assert.equal(await handshake(b.ports.mqtts!), 'handshaken');
+      } finally {
+        for (const s of held) s.destroy();
+        await b.close();
+        rmSync(small, { recursive: true, force: true });
+      }
     });
   });
 

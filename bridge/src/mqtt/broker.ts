@@ -75,8 +75,16 @@ export interface Broker {
   context: BrokerContext;
   /** Starts a TCP listener; resolves with its port. */
   listen(port: number, host: string): Promise<number>;
-  /** Hands one accepted connection (TCP, TLS, a WebSocket stream) to aedes through the frame guard (listeners.ts). */
-  accept(socket: Socket): void;
+  /**
+   * Counts a new connection against the admission limits before anything is spent on it (a TLS or
+   * WebSocket handshake): its ticket, released when `raw` closes; null when refused (`raw` is destroyed).
+   */
+  admit(raw: Socket): Ticket | null;
+  /**
+   * Hands one connection's MQTT stream to aedes through the frame guard: a plain TCP socket (admitted
+   * here), or a TLS socket or WebSocket stream with the ticket its listener's `admit` gave (listeners.ts).
+   */
+  accept(socket: Socket, ticket?: Ticket): void;
   /** Ends every MQTT session that authenticated with this token (after the store revoked it). */
   cutToken(token: string): number;
   /** The same for tokens known by their SHA-256 (hex), as the store revokes them. */
@@ -319,17 +327,25 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     context.publish(topics.device.event(deviceId, 'spark/status'), encode('event', { data: online ? 'online' : 'offline', ttl: 60 }), 0);
   }
 
-  function accept(socket: Socket): void {
-    const ticket = admission.admit(socket.remoteAddress);
+  function admit(raw: Socket): Ticket | null {
+    const ticket = admission.admit(raw.remoteAddress);
     if (typeof ticket === 'string') {
-      refused(ticket, socket.remoteAddress);
-      socket.destroy();
-      return;
+      refused(ticket, raw.remoteAddress);
+      raw.destroy();
+      return null;
     }
+    raw.once('close', () => ticket.release());
+    return ticket;
+  }
+
+  function accept(socket: Socket, admitted?: Ticket): void {
+    const ticket = admitted ?? admit(socket);
+    if (!ticket) return;
     tickets.set(socket, ticket);
     sockets.add(socket);
     socket.once('close', () => {
       sockets.delete(socket);
+      // The stream over a raw socket may close first (a WebSocket's close handshake).
       ticket.release();
     });
     guardConnection(socket, o.maxPacket, (verdict) =>
@@ -362,6 +378,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   return {
     aedes,
     context,
+    admit,
     accept,
     async listen(port, host) {
       const server = createServer({ noDelay: true }, accept);

@@ -13,6 +13,10 @@
  * - ws / wss: MQTT over WebSocket at path /mqtt, subprotocol "mqtt" (or
  *   "mqttv3.1"). Each WebSocket becomes a byte stream (createWebSocketStream).
  *   wss uses the same TLS context and client-certificate rules as mqtts.
+ *
+ * Each TCP connection is admitted (the broker's connection limits) as it
+ * arrives, before its TLS or WebSocket handshake: past the limits a flood
+ * of handshakes must not cost the CPU they would.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -21,6 +25,7 @@ import { createServer as createTlsServer, type SecureContextOptions, type TLSSoc
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { CertificateAuthority, ServerContext } from '../identity/ca.js';
 import { fingerprintOf } from '../identity/ca.js';
+import type { Ticket } from './admission.js';
 import type { Logger } from './deps.js';
 
 export interface Listener {
@@ -40,8 +45,10 @@ export interface TlsSetup {
 }
 
 export interface ListenerOptions {
+  /** broker.admit: a raw connection counted against the limits, or refused (null, destroyed). */
+  admit(raw: Socket): Ticket | null;
   /** broker.accept: the frame guard and aedes. */
-  accept(socket: Socket): void;
+  accept(socket: Socket, ticket?: Ticket): void;
   log: Logger;
   port: number;
   host: string;
@@ -51,11 +58,14 @@ export interface ListenerOptions {
 export async function listenMqtts(o: ListenerOptions & { tls: TlsSetup }): Promise<Listener> {
   const server = createTlsServer({ ...tlsOptions(o.tls), handshakeTimeout: o.tls.handshakeTimeoutMs });
   const live = new TlsConnections(o.tls.identity, o.tls.context, (ctx) => server.setSecureContext(ctx));
-  server.on('connection', (socket: Socket) => live.connection(socket));
+  const admitted = admittedConnections(o.admit);
+  server.on('connection', (socket: Socket) => {
+    if (admitted.take(socket)) live.connection(socket);
+  });
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.setNoDelay(true);
     live.secure(socket);
-    o.accept(socket);
+    o.accept(socket, admitted.of(socket));
   });
   server.on('tlsClientError', (err, socket) => {
     o.log.debug({ remote: socket.remoteAddress, err: err.message }, 'mqtts: handshake failed');
@@ -77,7 +87,9 @@ export async function listenWebSocket(o: ListenerOptions & { maxPacket: number; 
   const https = o.tls ? createHttpsServer({ ...tlsOptions(o.tls), handshakeTimeout: o.tls.handshakeTimeoutMs }) : null;
   const server: HttpServer = https ?? createHttpServer();
   const live = o.tls && https ? new TlsConnections(o.tls.identity, o.tls.context, (ctx) => https.setSecureContext(ctx)) : null;
+  const admitted = admittedConnections(o.admit);
   server.on('connection', (socket: Socket) => {
+    if (!admitted.take(socket)) return;
     raw.add(socket);
     socket.once('close', () => raw.delete(socket));
   });
@@ -98,7 +110,7 @@ export async function listenWebSocket(o: ListenerOptions & { maxPacket: number; 
     // What the guard, aedes and identity/peer.ts read from a socket: its address, and the TLS socket under it (wss).
     Object.assign(stream, { remoteAddress: req.socket.remoteAddress, tlsSocket: live ? req.socket : undefined });
     live?.secure(req.socket as TLSSocket);
-    o.accept(stream as unknown as Socket);
+    o.accept(stream as unknown as Socket, admitted.of(req.socket));
   });
   wss.on('error', (err) => o.log.error({ err }, 'ws: server error'));
   const port = await bind(server, o.port, o.host);
@@ -109,6 +121,29 @@ export async function listenWebSocket(o: ListenerOptions & { maxPacket: number; 
       live?.stop();
       wss.close();
       await closeServer(server, raw);
+    },
+  };
+}
+
+/**
+ * The tickets of a listener's TCP connections, found again from the TLS socket
+ * or HTTP request over each (the same remote address and port: Node gives no
+ * public link from a TLS socket to the TCP socket under it).
+ */
+function admittedConnections(admit: ListenerOptions['admit']) {
+  const byPeer = new Map<string, Ticket>();
+  const key = (s: { remoteAddress?: string; remotePort?: number }) => s.remoteAddress + ' ' + s.remotePort;
+  return {
+    take(raw: Socket): boolean {
+      const ticket = admit(raw);
+      if (!ticket) return false;
+      const k = key(raw);
+      byPeer.set(k, ticket);
+      raw.once('close', () => byPeer.get(k) === ticket && byPeer.delete(k));
+      return true;
+    },
+    of(socket: { remoteAddress?: string; remotePort?: number }): Ticket | undefined {
+      return byPeer.get(key(socket));
     },
   };
 }
