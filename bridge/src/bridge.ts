@@ -36,7 +36,7 @@ export interface BridgeOptions {
   /** How long the HTTP API waits for a device to answer a variable read or function call (then 408). */
   callTimeoutMs: number;
   /** The HTTP listener's bounds (http/server.ts): a request's headers, and the whole request, must arrive within these. */
-  http: Pick<HttpOptions, 'requestTimeoutMs' | 'headersTimeoutMs'>;
+  http: Pick<HttpOptions, 'requestTimeoutMs' | 'headersTimeoutMs' | 'maxConnections'>;
   /** Event streams send a keepalive this often (Particle's clients reconnect after 15 s of silence). */
   sseKeepaliveMs: number;
   /**
@@ -91,7 +91,8 @@ export const defaultOptions: BridgeOptions = {
   httpPort: 8080,
   callTimeoutMs: 10000,
   // Node's defaults (300 s and 60 s) leave a slow client room to hold sockets open.
-  http: { requestTimeoutMs: 30000, headersTimeoutMs: 15000 },
+  // 1,000 connections at once: operators, their tools and event streams (within the descriptors the MQTT admission keeps back).
+  http: { requestTimeoutMs: 30000, headersTimeoutMs: 15000, maxConnections: 1000 },
   sseKeepaliveMs: 9000,
   // About 250 events of 1 KB: a reader stalled for seconds, not a slow link.
   sseMaxBufferedBytes: 256 * 1024,
@@ -143,7 +144,12 @@ export interface Bridge {
   close(): Promise<void>;
 }
 
-export async function createBridge(options: Partial<BridgeOptions> = {}): Promise<Bridge> {
+/** The groups of options merged one level deep: a caller gives the parts it changes. */
+type OptionGroups = 'mqtt' | 'http' | 'webhooks' | 'ota';
+/** What createBridge takes: any option, and any part of a group (the rest from defaultOptions). */
+export type BridgeInput = Partial<Omit<BridgeOptions, OptionGroups>> & { [K in OptionGroups]?: Partial<BridgeOptions[K]> };
+
+export async function createBridge(options: BridgeInput = {}): Promise<Bridge> {
   const o: BridgeOptions = {
     ...defaultOptions, ...options,
     mqtt: { ...defaultOptions.mqtt, ...options.mqtt }, http: { ...defaultOptions.http, ...options.http }, webhooks: { ...defaultOptions.webhooks, ...options.webhooks }, ota: { ...defaultOptions.ota, ...options.ota },

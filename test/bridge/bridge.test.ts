@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -177,6 +177,43 @@ describe('bridge as a program', function () {
     clearTimeout(timer);
     return { code, err };
   }
+
+  it('holds at most http.maxConnections at once: a connection past it is closed unread and logged, once per 10 s with the count', async () => {
+    const lines: string[] = [];
+    const b = await createBridge({ dataDir: dir, httpPort: 0, mqttPort: 0, mqttsPort: null, logLevel: 'warn', logOutput: { write: (l: string) => void lines.push(l) }, http: { maxConnections: 2 } });
+    const held: Socket[] = [];
+    try {
+      const open = () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = createConnection(b.ports.http!, '127.0.0.1', () => resolve(s));
+          s.once('error', reject);
+        });
+      /** What the server answers to GET /healthz on `s`, or 'closed' when it closes the socket without a word. */
+      const ask = (s: Socket) =>
+        new Promise<string>((resolve) => {
+          let reply = '';
+          s.on('error', () => {});
+          s.on('data', (d) => {
+            reply += d.toString('latin1');
+            if (reply.includes('\r\n\r\n')) resolve(reply.split('\r\n')[0]!);
+          });
+          s.once('close', () => resolve(reply ? reply.split('\r\n')[0]! : 'closed'));
+          s.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
+        });
+      held.push(await open(), await open());
+      assert.deepEqual(await Promise.all(held.map(ask)), ['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK'], 'both kept alive');
+      for (let i = 0; i < 3; i++) assert.equal(await ask(await open()), 'closed');
+      const refused = lines.map((l) => JSON.parse(l) as { msg: string; refused: number }).filter((l) => l.msg === 'http: connections refused: the API holds its maximum');
+      assert.deepEqual(refused.map((l) => l.refused), [1], lines.join('\n'));
+      // A place comes back when a connection closes.
+      held.shift()!.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(await ask(await open()), 'HTTP/1.1 200 OK');
+    } finally {
+      for (const s of held) s.destroy();
+      await b.close();
+    }
+  });
 
   it('says what is wrong with an unknown flag or a missing value, without a stack trace (exit 2)', async () => {
     for (const [args, message] of [[['--bogus'], "Unknown option '--bogus'"], [['--http-port'], "Option '--http-port <value>' argument missing"]] as const) {

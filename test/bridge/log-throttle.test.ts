@@ -1,6 +1,6 @@
 /** The broker's log throttle: one line per kind per period, saying how many happened since the last line. */
 import assert from 'node:assert/strict';
-import { logThrottle } from '../../bridge/src/mqtt/log-throttle.js';
+import { logThrottle } from '../../bridge/src/log-throttle.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

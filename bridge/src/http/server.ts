@@ -1,10 +1,12 @@
 /**
  * The HTTP listener of the bridge, hardened from the start: request and header
- * timeouts, a header size cap, and one JSON shape for what it does not serve.
+ * timeouts, a header size cap, a cap on connections at once, and one JSON
+ * shape for what it does not serve.
  * The operator API (Particle Cloud API v1): app.ts and routes/.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { logThrottle } from '../log-throttle.js';
 import { createApp, type ApiContext } from './app.js';
 import { ApiError } from './errors.js';
 import { routes } from './routes/index.js';
@@ -15,6 +17,11 @@ export interface HttpOptions extends ApiContext {
   /** A request must arrive whole within this (Node's default is 300 s: slowloris room). */
   requestTimeoutMs: number;
   headersTimeoutMs: number;
+  /**
+   * Connections at once (event streams, keep-alive sockets); past it a new one is closed unread, so a
+   * flood of them cannot take the file descriptors the MQTT broker and the database need.
+   */
+  maxConnections: number;
 }
 
 export interface HttpListener {
@@ -30,6 +37,11 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
       connectionsCheckingInterval: Math.min(1000, o.headersTimeoutMs),
     },
     createApp(o, routes),
+  );
+  server.maxConnections = o.maxConnections;
+  const throttled = logThrottle();
+  server.on('drop', (d?: { remoteAddress?: string }) =>
+    throttled('full', (count) => o.log.warn({ remote: d?.remoteAddress, refused: count, maxConnections: o.maxConnections }, 'http: connections refused: the API holds its maximum')),
   );
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     o.log.debug({ err: err.message, code: err.code }, 'http: client error');

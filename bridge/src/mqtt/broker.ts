@@ -13,7 +13,7 @@ import type { BrokerContext } from './context.js';
 import { authenticate, BAD_CREDENTIALS, ConnectLockout, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe, Refused } from './authorize.js';
 import { guardConnection } from './guard.js';
-import { logThrottle } from './log-throttle.js';
+import { logThrottle } from '../log-throttle.js';
 import { settled, type Rate } from './budget.js';
 import { EventHub, type StreamOptions } from '../http/events.js';
 import { RequestRouter } from './requests.js';
