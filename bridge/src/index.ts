@@ -3,7 +3,7 @@
  * The bridge: createBridge(options) and its parts.
  */
 export { createBridge, defaultOptions } from './bridge.js';
-export type { Bridge, BridgeOptions } from './bridge.js';
+export type { Bridge, BridgeInput, BridgeOptions } from './bridge.js';
 export { bridgeFlags, bridgeHelp, bridgeOptions, CliError, listening, parseFlags, startFailure } from './cli.js';
 export { decide } from './policy/decide.js';
 export type * from './policy/types.js';
