@@ -350,6 +350,51 @@ cloud.fn('addvar', function (a) { cloud.variable(a, 1); return 1; });`,
     assert.equal(createHash('sha256').update(flash.state.slots[1].subarray(0, v2.length)).digest('hex'), createHash('sha256').update(v2).digest('hex'));
   });
 
+  it('hashes an image as its chunks are written, so the check at the end reads no more than the header', async () => {
+    const id = newId();
+    const { flash } = device(id);
+    await cloud.kind(id, 'hello');
+    // What the agent reads back of the slot it writes (1), and when: after each write, as bytes read since it.
+    const read = flash.read.bind(flash);
+    const write = flash.write.bind(flash);
+    const sinceWrite: number[] = [0];
+    flash.read = (slot, offset, length) => {
+      if (slot === 1) sinceWrite[sinceWrite.length - 1] += length;
+      return read(slot, offset, length);
+    };
+    flash.write = (slot, offset, bytes) => {
+      if (slot === 1) sinceWrite.push(0);
+      write(slot, offset, bytes);
+    };
+    const v2 = image({ deviceId: id, product: PRODUCT, firmware: 2, app: DEMO_APP, options: 'keepalive: 5', padTo: 40 * 1024 });
+    assert.equal((await sendImage(cloud, id, v2, { job: 15, product: PRODUCT, version: 2 })).state, 'verified');
+    const chunks = Math.ceil(v2.length / 1024);
+    assert.equal(sinceWrite.length, chunks + 1, 'one write per chunk');
+    // Each chunk is read back once, right after its write; after the last, only the header besides (52 bytes).
+    assert.deepEqual(sinceWrite.slice(1, -1), new Array<number>(chunks - 1).fill(1024));
+    assert.equal(sinceWrite[chunks], v2.length - (chunks - 1) * 1024 + 52);
+    await cloud.kind(id, 'hello', 10000, (m) => m.firmware === 2);
+  });
+
+  it('verifies an image begun again after a link drop, and a new job that replaces one half sent', async () => {
+    const id = newId();
+    device(id);
+    await cloud.kind(id, 'hello');
+    const v2 = image({ deviceId: id, product: PRODUCT, firmware: 2, app: DEMO_APP, options: 'keepalive: 5', padTo: 12 * 1024 });
+    const v3 = image({ deviceId: id, product: PRODUCT, firmware: 3, app: DEMO_APP, options: 'keepalive: 5', padTo: 16 * 1024 });
+    // Job 16 half sent, then dropped for job 17, which is half sent, then begun again on a new link: both hashes start where they must.
+    const half = await sendImage(cloud, id, v2, { job: 16, product: PRODUCT, version: 2, window: 1, stopAfterStatuses: 6 });
+    assert.ok(half.offset > 0 && half.offset < v2.length);
+    await sleep(200);
+    await sendImage(cloud, id, v3, { job: 17, product: PRODUCT, version: 3, window: 1, stopAfterStatuses: 4 });
+    await sleep(200);
+    for (const s of broker.sockets) if ((broker.aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients[id]?.conn === s) s.destroy();
+    await cloud.kind(id, 'hello', 10000);
+    const done = await sendImage(cloud, id, v3, { job: 17, product: PRODUCT, version: 3 });
+    assert.deepEqual([done.state, done.reason], ['verified', null]);
+    await cloud.kind(id, 'hello', 10000, (m) => m.firmware === 3);
+  });
+
   it('waits for the cloud to acknowledge "verified" before it resets, on a slow link', async () => {
     // The broker holds the PUBACK of "verified" 3.5 s (authorizePublish runs
     // before it): longer than a fixed short wait, shorter than the agent's grace.
