@@ -213,6 +213,29 @@ describe('OTA: firmware upload and one device', function () {
     d.stop();
   });
 
+  it('ends a job wrong_version when the new image runs but says another version (code uploaded under a version it does not say)', async () => {
+    const { f } = w;
+    const d = await w.device();
+    // Version 8 in its header, version 9 in its code.
+    const mislabelled = buildImage(w.product, 8, Buffer.from(w.image(9).subarray(52)).toString('utf8'));
+    assert.equal((await w.upload(f.tokens.erin, mislabelled, { version: '8' })).status, 201);
+    const job = (await w.call('PUT', '/v1/devices/' + d.id, f.tokens.erin, { firmware_version: 8 })).body.job;
+    // Well within confirmTimeoutMs (30 s): at the hello of the new boot, not when the wait runs out.
+    const ended = await w.waitFor('the job ended', async () => {
+      const j = await f.bridge.store.getJob(job.id);
+      return j && !['pending', 'sending', 'verified'].includes(j.state) && j;
+    }, 15000);
+    assert.deepEqual([ended.state, ended.reason], ['failed', 'wrong_version']);
+    assert.equal(d.version(), 8, 'the device booted the image');
+    assert.equal((await f.bridge.store.getDevice(d.id))!.firmwareVersion, 9, 'and says what its code says');
+    await w.waitFor('the last spark/flash/status', () => w.flashEvents.get(d.id)?.includes('failed'));
+    // Not sent again: a flash that failed is the operator's to repeat.
+    await new Promise((r) => setTimeout(r, 300));
+    const jobs = await w.call('GET', '/v1/products/prod-a/ota_jobs?device_id=' + d.id, f.tokens.carol);
+    assert.deepEqual(jobs.body.jobs.map((j: { state: string }) => j.state), ['failed']);
+    d.stop();
+  });
+
   it('flashes by version; refuses an unknown version, an image for another product and a second file', async () => {
     const { f } = w;
     const d = await w.device();

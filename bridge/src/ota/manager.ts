@@ -142,6 +142,11 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   private readonly confirmTimers = new Map<number, NodeJS.Timeout>();
   /** Rollout jobs of offline devices, by device: when the job gives up its slot. */
   private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
+  /**
+   * Devices resetting into a verified image: its job, and whether the link has dropped since (the
+   * agent resets with its link down at the latest, so a hello after the drop is from the new boot).
+   */
+  private readonly resetting = new Map<string, { job: number; gone: boolean }>();
   /** Rollout jobs that gave up their slot (job → rollout): not counted active until their device resumes them. */
   private readonly parked = new Map<number, number>();
   /** Jobs whose last transfer took the device past any offset it had held before the link dropped: the resume is not a new attempt. */
@@ -210,6 +215,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   offline(deviceId: string): void {
     this.online.delete(deviceId);
+    const r = this.resetting.get(deviceId);
+    if (r) r.gone = true;
     this.serial(deviceId, async () => {
       const job = this.transfers.get(deviceId)?.job;
       await this.suspend(deviceId);
@@ -237,6 +244,12 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       job = null;
     } else if (job?.state === 'verified' && h.ota.rolledBackFrom === job.version) {
       await this.finish(job, 'failed', 'rolled_back');
+      job = null;
+    } else if (job?.state === 'verified' && h.firmware !== job.version && !h.ota.trial && this.resetting.get(deviceId)?.job === job.id && this.resetting.get(deviceId)!.gone) {
+      // Back from the reset into the image, not rolled back, yet calling itself another version: the
+      // code says a version other than the one it was uploaded as. Waiting would end not_confirmed.
+      this.d.log.warn({ deviceId, job: job.id, version: job.version, says: h.firmware }, 'ota: the new image runs but says another version');
+      await this.finish(job, 'failed', 'wrong_version');
       job = null;
     }
     await this.reconcileNow(deviceId, t, job);
@@ -404,6 +417,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     switch (outcome.kind) {
       case 'verified': {
         const v = await this.d.store.updateJob(job.id, { state: 'verified', offset: job.size });
+        this.resetting.set(deviceId, { job: v.id, gone: !this.online.has(deviceId) });
         this.armConfirm(v, this.o.confirmTimeoutMs);
         return;
       }
@@ -451,6 +465,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     if (this.transfers.get(job.deviceId)?.job.id === job.id) await this.stopTransfer(job.deviceId);
     clearTimeout(this.confirmTimers.get(job.id));
     this.confirmTimers.delete(job.id);
+    if (this.resetting.get(job.deviceId)?.job === job.id) this.resetting.delete(job.deviceId);
     this.progressed.delete(job.id);
     this.highest.delete(job.id);
     const parked = this.parked.has(job.id);
