@@ -239,13 +239,14 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     clearTimeout(this.offlineTimers.get(deviceId));
     this.offlineTimers.delete(deviceId);
     let job = await this.d.store.activeJob(deviceId);
+    const reset = this.resetting.get(deviceId);
     if (job && h.firmware === job.version && !h.ota.trial) {
       await this.finish(job, 'done', null);
       job = null;
     } else if (job?.state === 'verified' && h.ota.rolledBackFrom === job.version) {
       await this.finish(job, 'failed', 'rolled_back');
       job = null;
-    } else if (job?.state === 'verified' && h.firmware !== job.version && !h.ota.trial && this.resetting.get(deviceId)?.job === job.id && this.resetting.get(deviceId)!.gone) {
+    } else if (job?.state === 'verified' && reset?.job === job.id && reset.gone && !h.ota.trial) {
       // Back from the reset into the image, not rolled back, yet calling itself another version: the
       // code says a version other than the one it was uploaded as. Waiting would end not_confirmed.
       this.d.log.warn({ deviceId, job: job.id, version: job.version, says: h.firmware }, 'ota: the new image runs but says another version');
