@@ -17,7 +17,7 @@ import type { Hal } from './hal.js';
 import { BootRecord, confirmed, copy, decodeBoot, encodeBoot, NO_SLOT, pending, runningSlot } from './boot.js';
 import { cborEncode, decodeIn, Inbound, nameOf, refusedId } from './wire.js';
 import { Done, MqttClient, ONCE } from './mqtt/client.js';
-import { sha256 } from './sha256.js';
+import { hashStarts, sha256 } from './sha256.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -232,9 +232,10 @@ class Agent implements Cloud {
   /** A verified image waits for the reset: its status, said again to an abort of its job; no other OTA frame is accepted. */
   private finishing_: WireValue[] | null = null;
   private graceLeft_ = 0;
-  /** The job whose slot the SHA-256 state holds (-1 none), and how many of its bytes. */
+  /** The job whose slot the SHA-256 state holds (-1 none), how many of its bytes, and hashStarts then. */
   private hashJob_ = -1;
   private hashed_ = 0;
+  private hashStarts_ = 0;
   private readonly flushB_: () => void;
   constructor(hal: Hal, o: AgentOptions) {
     const id = o.deviceId;
@@ -648,9 +649,10 @@ class Agent implements Cloud {
         if (type || verify) {
           // Hash the slot as flash holds it, 256 bytes at a time, as far as it is written: chunk by
           // chunk, so the check at the end has nothing left to read (one pass over a 1 MiB image took
-          // 12.5 s on Duktape, the device deaf meanwhile). After a restart, from the start again.
+          // 12.5 s on Duktape, the device deaf meanwhile). After a restart, or when the app hashed
+          // something in between (the state is one), from the start again.
           op = 'verify';
-          if (this.hashJob_ !== m.job || this.hashed_ > offset) {
+          if (this.hashJob_ !== m.job || this.hashed_ > offset || this.hashStarts_ !== hashStarts) {
             this.hashJob_ = m.job;
             this.hashed_ = 0;
           }
@@ -658,6 +660,7 @@ class Agent implements Cloud {
             n = Math.min(256, offset - this.hashed_);
             sha256(flash.read(slot, this.hashed_, n), this.hashed_ ? 3 : 2);
           }
+          this.hashStarts_ = hashStarts;
           op = '';
         }
         if (verify) {

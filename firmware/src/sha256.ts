@@ -23,6 +23,12 @@ const W: number[] = [];
 const block = new Uint8Array(64);
 let blockLen = 0;
 let total = 0;
+/**
+ * Hashes started so far: a streamed hash whose count moved between two of its
+ * calls was replaced (an app's `Flotilla.sha256` during an OTA), and its
+ * owner starts again.
+ */
+export let hashStarts = 0;
 
 /**
  * The whole hash in one function (each function object costs heap on the
@@ -37,6 +43,7 @@ export function sha256(data: Uint8Array, mode?: number): Uint8Array | null {
     for (let i = 0; i < 8; i++) H[i] = H0[i];
     blockLen = 0;
     total = 0;
+    hashStarts++;
   }
   total += data.length;
   // Pass 0 feeds the data; pass 1 (the last call) the padding: 0x80, zeros, the length in bits.

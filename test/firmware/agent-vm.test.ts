@@ -376,6 +376,16 @@ cloud.fn('addvar', function (a) { cloud.variable(a, 1); return 1; });`,
     await cloud.kind(id, 'hello', 10000, (m) => m.firmware === 2);
   });
 
+  it('verifies an image while the app hashes between its chunks (the SHA-256 state is one: the receiver starts its hash again)', async () => {
+    const id = newId();
+    device(id, { app: DEMO_APP + '\ncloud.onOta(function (e) { if (e.type === "progress") Flotilla.sha256(new Uint8Array([1, 2, 3])); });' });
+    await cloud.kind(id, 'hello');
+    const v2 = image({ deviceId: id, product: PRODUCT, firmware: 2, app: DEMO_APP, options: 'keepalive: 5', padTo: 12 * 1024 });
+    const done = await sendImage(cloud, id, v2, { job: 18, product: PRODUCT, version: 2 });
+    assert.deepEqual([done.state, done.reason], ['verified', null]);
+    await cloud.kind(id, 'hello', 10000, (m) => m.firmware === 2);
+  });
+
   it('verifies an image begun again after a link drop, and a new job that replaces one half sent', async () => {
     const id = newId();
     device(id);
