@@ -215,6 +215,36 @@ describe('bridge as a program', function () {
     }
   });
 
+  it('closes a connection it answered 408 even when the client never closes its side, so its place comes back', async () => {
+    const b = await createBridge({ dataDir: dir, httpPort: 0, mqttPort: 0, mqttsPort: null, logLevel: 'silent', http: { maxConnections: 2, headersTimeoutMs: 1000, requestTimeoutMs: 2000 } });
+    const held: Socket[] = [];
+    try {
+      /** A socket that sends nothing and keeps its side open after the server's FIN; resolves with what it was sent. */
+      const silent = () =>
+        new Promise<string>((resolve) => {
+          const s = createConnection({ port: b.ports.http!, host: '127.0.0.1', allowHalfOpen: true });
+          held.push(s);
+          let got = '';
+          s.on('error', () => {});
+          s.on('data', (d) => (got += d.toString('latin1')));
+          s.once('end', () => resolve(got.split('\r\n')[0]!));
+        });
+      assert.deepEqual(await Promise.all([silent(), silent()]), ['HTTP/1.1 408 Request Timeout', 'HTTP/1.1 408 Request Timeout']);
+      const status = async () => {
+        for (let i = 0; i < 40; i++) {
+          const r = await fetch(`http://127.0.0.1:${b.ports.http}/healthz`).then((x) => x.status, () => 0);
+          if (r) return r;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        return 0;
+      };
+      assert.equal(await status(), 200, 'a place came back');
+    } finally {
+      for (const s of held) s.destroy();
+      await b.close();
+    }
+  });
+
   it('says what is wrong with an unknown flag or a missing value, without a stack trace (exit 2)', async () => {
     for (const [args, message] of [[['--bogus'], "Unknown option '--bogus'"], [['--http-port'], "Option '--http-port <value>' argument missing"]] as const) {
       const { code, err } = await run([...args]);

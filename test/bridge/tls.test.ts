@@ -353,6 +353,36 @@ describe('bridge over TLS and WebSocket', function () {
     });
   });
 
+  describe('handshake timeout', () => {
+    it('closes a connection to mqtts that never finishes its TLS handshake, and its place comes back', async () => {
+      const small = mkdtempSync(join(tmpdir(), 'flotilla-tls-idle-'));
+      const b = await createBridge({
+        dataDir: small, httpPort: null, mqttPort: 0, mqttsPort: 0, wsPort: null, wssPort: null, logLevel: 'silent',
+        mqtt: { ...defaultOptions.mqtt, connectTimeoutMs: 500, admission: { maxConnections: 1, maxPendingPerAddress: 10 } },
+      });
+      try {
+        // Silent, then half a ClientHello: each must be closed by the bridge (bounded wait, 5 s).
+        for (const bytes of [Buffer.alloc(0), Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])]) {
+          const closedByBridge = await new Promise<boolean>((resolve) => {
+            const s = tcp({ host: '127.0.0.1', port: b.ports.mqtts! }, () => bytes.length && s.write(bytes));
+            const t = setTimeout(() => (s.destroy(), resolve(false)), 5000);
+            s.on('error', () => {});
+            s.once('close', () => (clearTimeout(t), resolve(true)));
+            s.resume();
+          });
+          assert.equal(closedByBridge, true);
+        }
+        await sleep(50);
+        const ca = readFileSync(join(small, 'tls', 'bridge-ca.crt'), 'utf8');
+        const c = await connectTo(`mqtts://127.0.0.1:${b.ports.mqtts}`, { clientId: 'x'.repeat(24), ca, rejectUnauthorized: true, username: 'nobody', password: 'wrong' }).catch((e: Error & { code?: number }) => e.code);
+        assert.equal(c, 4, 'the one place is free: the handshake is done and CONNECT answered (bad credentials)');
+      } finally {
+        await b.close();
+        rmSync(small, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe('restart', () => {
     it('keeps the bridge CA, the server certificate and the product CAs across a restart', async () => {
       const cert = await bridge.identity.issueDeviceCert(A1, products.A);

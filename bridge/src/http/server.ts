@@ -5,7 +5,7 @@
  * The operator API (Particle Cloud API v1): app.ts and routes/.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { logThrottle } from '../log-throttle.js';
 import { createApp, type ApiContext } from './app.js';
 import { ApiError } from './errors.js';
@@ -54,6 +54,8 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'The request did not arrive in time'] : ['400 Bad Request', 'Malformed HTTP request'];
     const body = JSON.stringify(ApiError.of(0, why).body);
     socket.end('HTTP/1.1 ' + status + '\r\ncontent-type: application/json; charset=utf-8\r\nconnection: close\r\ncontent-length: ' + Buffer.byteLength(body) + '\r\n\r\n' + body);
+    // Closed once the answer is out, not only half: a client that never closes its side would keep its place for good.
+    (socket as Socket).destroySoon();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -69,6 +69,8 @@ export async function listenMqtts(o: ListenerOptions & { tls: TlsSetup }): Promi
   });
   server.on('tlsClientError', (err, socket) => {
     o.log.debug({ remote: socket.remoteAddress, err: err.message }, 'mqtts: handshake failed');
+    // Node only reports a handshake timeout: the socket stays open, holding its admission place, unless ended here.
+    socket.destroy();
   });
   const port = await bind(server, o.port, o.host);
   return {
