@@ -203,7 +203,9 @@ describe('OTA: firmware upload and one device', function () {
     await w.waitFor('the last spark/flash/status', () => w.flashEvents.get(d.id)?.includes('success'));
     assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'success']);
     // The one-off image was the job's alone: gone with it (before, every flash left its file behind).
-    assert.ok(isFlashPath(job!.path) && !existsSync(join(f.dir, job!.path)), job!.path);
+    // Removed after the job is stored and announced (a file-system await): waited for, bounded.
+    assert.ok(isFlashPath(job!.path), job!.path);
+    await w.waitFor('the one-off image removed: ' + job!.path, () => !existsSync(join(f.dir, job!.path)), 5000);
     const jobs = await w.call('GET', '/v1/products/prod-a/ota_jobs?device_id=' + d.id, f.tokens.carol);
     assert.deepEqual(jobs.body.jobs.map((j: { state: string }) => j.state), ['done']);
     // A Support member may not flash (Developer and up).
