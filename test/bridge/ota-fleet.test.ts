@@ -17,7 +17,6 @@ describe('OTA: fleet releases and rollouts', function () {
   let d: TestDevice[];
   const version = async (x: TestDevice) => (await w.versions([x]))[0];
   const versions = (xs: TestDevice[]) => w.versions(xs);
-  const release = (body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
 
   useOtaWorld((x) => (w = x));
 
@@ -32,7 +31,7 @@ describe('OTA: fleet releases and rollouts', function () {
   it('previews a release, then updates only the group, never a development device', async () => {
     const impact = await w.call('GET', '/v1/products/prod-a/impact?action=edit_groups_for_firmware&groups=beta&firmware_version=2', w.f.tokens.carol);
     assert.deepEqual(impact.body, { devices: { firmware_update: { total: 2, by_version: [{ version: 1, devices: 2 }] } } });
-    assert.equal((await release({ version: 2, groups: ['beta'] })).status, 200);
+    assert.equal((await w.release({ version: 2, groups: ['beta'] })).status, 200);
     await w.waitFor('the group on version 2', async () => (await versions(d.slice(0, 2))).every((v) => v === 2));
     const r = (await w.call('GET', '/v1/products/prod-a/rollouts', w.f.tokens.carol)).body.rollouts[0];
     assert.deepEqual([r.version, r.groups, r.product_default, r.state, r.devices], [2, ['beta'], false, 'running', { total: 2, done: 2, failed: 0, in_progress: 0, pending: 0, aborted: 0 }]);
@@ -54,7 +53,7 @@ describe('OTA: fleet releases and rollouts', function () {
     // One device is off while the release happens: it updates when it next connects.
     d[5].vm.stop();
     await w.waitFor('d5 offline', async () => !(await w.f.bridge.store.getDevice(d[5].id))!.online);
-    assert.equal((await release({ version: 2, product_default: true })).status, 200);
+    assert.equal((await w.release({ version: 2, product_default: true })).status, 200);
     await w.waitFor('the others on version 2', async () => (await versions(d)).join() === '2,2,1,2,2,1');
     d[5].vm.start();
     await w.waitFor('the product on version 2', async () => (await versions(d)).join() === '2,2,1,2,2,2');
@@ -62,7 +61,7 @@ describe('OTA: fleet releases and rollouts', function () {
 
   it('resolves racing releases by precedence: lock, then group, then the product default; an unwanted job in flight is aborted', async () => {
     // The default moves to 3 (a big image, one device at a time); the group stays on 2.
-    const r3 = await release({ version: 3, product_default: true, concurrency: 1 });
+    const r3 = await w.release({ version: 3, product_default: true, concurrency: 1 });
     assert.equal(r3.status, 200, JSON.stringify(r3.body));
     // The first device to take 3: once its transfer is under way, it joins the group (version 4 released to it below).
     const moving = await w.waitFor('a job for version 3 in flight', async () => {
@@ -72,7 +71,7 @@ describe('OTA: fleet releases and rollouts', function () {
       }
       return null;
     });
-    assert.equal((await release({ version: 4, groups: ['beta'] })).status, 200);
+    assert.equal((await w.release({ version: 4, groups: ['beta'] })).status, 200);
     assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + moving.x.id, w.f.tokens.erin, { groups: ['beta'] })).status, 200);
     // A lock beats both: the last device is locked to 2 (which it already runs) and stays there.
     const locked = d[5] === moving.x ? d[4] : d[5];
@@ -94,7 +93,6 @@ describe('OTA: a rollout past its failure threshold', function () {
   this.timeout(90000);
   let w: OtaWorld;
   const versions = (xs: TestDevice[]) => w.versions(xs);
-  const release = (body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
 
   useOtaWorld((x) => (w = x));
 
@@ -102,9 +100,9 @@ describe('OTA: a rollout past its failure threshold', function () {
     const canary = await w.devices(6, { failTrial: (v) => v === 5 });
     await w.f.bridge.store.regroup(w.product, canary.map((x) => x.id), { add: ['canary'] });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(5), { version: '5' })).status, 201);
-    const r = (await release({ version: 5, groups: ['canary'], concurrency: 2, min_attempts: 3, failure_threshold: 10 })).body.rollout;
+    const r = (await w.release({ version: 5, groups: ['canary'], concurrency: 2, min_attempts: 3, failure_threshold: 10 })).body.rollout;
     assert.deepEqual([r.concurrency, r.min_attempts, r.failure_threshold], [2, 3, 10]);
-    const get = async () => (await w.call('GET', '/v1/products/prod-a/rollouts/' + r.id, w.f.tokens.carol)).body;
+    const get = () => w.rollout(r.id);
     const paused = await w.waitFor('the rollout paused', async () => {
       const x = await get();
       return x.state === 'paused' && x.devices.in_progress === 0 ? x : null;
@@ -142,7 +140,7 @@ describe('OTA: a rollout aborted with a transfer in flight', function () {
     // 10 ms each way: a 200 KB transfer is long enough to be caught in flight.
     const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
-    const r = (await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, { version: 2, product_default: true, concurrency: 1 })).body.rollout;
+    const r = (await w.release({ version: 2, product_default: true, concurrency: 1 })).body.rollout;
     const moving = await w.waitFor('a job in flight', async () => {
       for (const x of d) {
         const j = await w.f.bridge.store.activeJob(x.id);
@@ -160,22 +158,22 @@ describe('OTA: a rollout aborted with a transfer in flight', function () {
     const job = (await w.f.bridge.store.deviceJobs(moving.deviceId)).find((j) => j.id === moving.id)!;
     assert.deepEqual([job.state, job.reason], ['aborted', 'rollout aborted']);
     for (const x of d) assert.equal(await w.f.bridge.store.activeJob(x.id), null);
-    assert.deepEqual((await w.call('GET', '/v1/products/prod-a/rollouts/' + r.id, w.f.tokens.carol)).body.devices, aborted.body.devices);
+    assert.deepEqual((await w.rollout(r.id)).devices, aborted.body.devices);
   });
 
   it('a rollout superseded with a transfer in flight keeps the devices it reached as they ended in it: done, or aborted midway', async () => {
     const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
     for (const v of [3, 4]) assert.equal((await w.upload(w.f.tokens.erin, w.image(v, v === 3 ? 200000 : 0), { version: String(v) })).status, 201);
-    const r3 = (await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, { version: 3, product_default: true, concurrency: 1 })).body.rollout;
+    const r3 = (await w.release({ version: 3, product_default: true, concurrency: 1 })).body.rollout;
     await w.waitFor('a job for 3 in flight', async () => {
       for (const x of d) if ((await w.f.bridge.store.activeJob(x.id))?.state === 'sending') return true;
       return false;
     });
-    assert.equal((await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, { version: 4, product_default: true })).status, 200);
+    assert.equal((await w.release({ version: 4, product_default: true })).status, 200);
     // Superseded, 3 keeps the devices it reached as they ended in it: done, or stopped midway
     // (aborted). The devices it never reached are 4's now (before, a superseded rollout counted none).
     const after = await w.waitFor('the transfer for 3 ended', async () => {
-      const x = (await w.call('GET', '/v1/products/prod-a/rollouts/' + r3.id, w.f.tokens.carol)).body;
+      const x = await w.rollout(r3.id);
       return x.devices.in_progress === 0 ? x : null;
     });
     const jobs3 = [];
@@ -187,7 +185,7 @@ describe('OTA: a rollout aborted with a transfer in flight', function () {
     const r4 = (await w.call('GET', '/v1/products/prod-a/rollouts', w.f.tokens.carol)).body.rollouts.find((x: { version: number }) => x.version === 4);
     assert.equal(r4.devices.pending + r4.devices.in_progress, r4.devices.total - r4.devices.done);
     // Still 1 aborted, not 1 done: 3 never finished there, though the device has moved on.
-    assert.deepEqual((await w.call('GET', '/v1/products/prod-a/rollouts/' + r3.id, w.f.tokens.carol)).body.devices, after.devices);
+    assert.deepEqual((await w.rollout(r3.id)).devices, after.devices);
   });
 });
 
@@ -200,7 +198,7 @@ describe('OTA: a bridge restarted mid-rollout', function () {
   it('carries on from the database: the rollout continues and every device ends on the new version', async () => {
     const d = await w.devices(5, { latencyMs: 10 });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 150000), { version: '2' })).status, 201);
-    const r = await w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, { version: 2, product_default: true, concurrency: 2 });
+    const r = await w.release({ version: 2, product_default: true, concurrency: 2 });
     assert.equal(r.status, 200);
     await w.waitFor('a device updated and jobs in flight', async () => {
       const devices = await Promise.all(d.map((x) => w.f.bridge.store.getDevice(x.id)));

@@ -17,8 +17,6 @@ import { encode } from '@flotilla/protocol';
 import { connect } from '../helpers/bridge-fixture.js';
 import { TEST_OTA, useOtaWorld, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
 
-const releaseAs = (w: OtaWorld, body: Record<string, unknown>) => w.call('PUT', '/v1/products/prod-a/firmware/release', w.f.tokens.erin, body);
-const rollout = async (w: OtaWorld, id: number) => (await w.call('GET', '/v1/products/prod-a/rollouts/' + id, w.f.tokens.carol)).body;
 const runs = async (w: OtaWorld, x: TestDevice) => (await w.versions([x]))[0];
 
 describe('OTA: a version released to a group, then as the product default', function () {
@@ -31,10 +29,10 @@ describe('OTA: a version released to a group, then as the product default', func
     const d = await w.devices(4, { latencyMs: 10 });
     await w.f.bridge.store.regroup(w.product, [d[0].id], { add: ['beta'] });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 100000), { version: '2' })).status, 201);
-    const r1 = (await releaseAs(w, { version: 2, groups: ['beta'] })).body.rollout;
+    const r1 = (await w.release({ version: 2, groups: ['beta'] })).body.rollout;
     await w.waitFor('the group on version 2', async () => (await runs(w, d[0])) === 2);
-    const r2 = (await releaseAs(w, { version: 2, product_default: true, concurrency: 1 })).body.rollout;
-    assert.equal((await rollout(w, r1.id)).state, 'superseded', 'a release of a version covers every rollout of that version');
+    const r2 = (await w.release({ version: 2, product_default: true, concurrency: 1 })).body.rollout;
+    assert.equal((await w.rollout(r1.id)).state, 'superseded', 'a release of a version covers every rollout of that version');
     // One transfer at a time, all of them the default's: the group's rollout (concurrency 50) took them before.
     let most = 0;
     await w.waitFor('the rest on version 2', async () => {
@@ -44,8 +42,8 @@ describe('OTA: a version released to a group, then as the product default', func
     assert.equal(most, 1, 'the concurrency of the newer release');
     for (const x of d.slice(1)) assert.deepEqual((await w.f.bridge.store.deviceJobs(x.id)).map((j) => [j.rolloutId, j.state]), [[r2.id, 'done']]);
     // The group's rollout keeps the one device it reached, done; not the fleet that runs 2 since.
-    assert.deepEqual((await rollout(w, r1.id)).devices, { total: 1, done: 1, failed: 0, in_progress: 0, pending: 0, aborted: 0 });
-    const now = (await rollout(w, r2.id)).devices;
+    assert.deepEqual((await w.rollout(r1.id)).devices, { total: 1, done: 1, failed: 0, in_progress: 0, pending: 0, aborted: 0 });
+    const now = (await w.rollout(r2.id)).devices;
     assert.ok(now.done >= 4 && now.in_progress === 0, JSON.stringify(now));
   });
 });
@@ -59,9 +57,9 @@ describe('OTA: a version released more widely while its transfers are under way'
     const d = await w.devices(4, { latencyMs: 10 });
     await w.f.bridge.store.regroup(w.product, [d[0].id, d[1].id], { add: ['beta'] });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
-    const r1 = (await releaseAs(w, { version: 2, groups: ['beta'], concurrency: 2 })).body.rollout;
+    const r1 = (await w.release({ version: 2, groups: ['beta'], concurrency: 2 })).body.rollout;
     await w.waitFor('both group transfers under way', async () => (await w.f.bridge.store.activeJobs()).filter((j) => j.state === 'sending').length === 2);
-    const r2 = (await releaseAs(w, { version: 2, product_default: true, concurrency: 1 })).body.rollout;
+    const r2 = (await w.release({ version: 2, product_default: true, concurrency: 1 })).body.rollout;
     const moved = (await w.f.bridge.store.activeJobs()).filter((j) => j.version === 2);
     assert.deepEqual(moved.map((j) => j.rolloutId), [r2.id, r2.id], 'the jobs under way are the newer rollout\'s');
     // Two in flight against a concurrency of 1: nothing more starts until they are down to none.
@@ -88,7 +86,7 @@ describe('OTA: a device that goes away mid-transfer', function () {
   it('gives its rollout slot to another device after offlineSlotMs, and resumes its job when it is back, as the same attempt', async () => {
     const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
-    const r = (await releaseAs(w, { version: 2, product_default: true, concurrency: 1 })).body.rollout;
+    const r = (await w.release({ version: 2, product_default: true, concurrency: 1 })).body.rollout;
     const moving = await w.waitFor('a transfer under way', async () => {
       for (const x of d) {
         const j = await w.f.bridge.store.activeJob(x.id);
@@ -109,7 +107,7 @@ describe('OTA: a device that goes away mid-transfer', function () {
     assert.deepEqual(jobs.map((j) => [j.id, j.state, j.attempts]), [[moving.j.id, 'done', 1]], 'resumed, not started again; the transfer had moved on, so not a new attempt');
     await w.waitFor('the last spark/flash/status', () => w.flashEvents.get(moving.x.id)?.includes('success'));
     assert.deepEqual(w.flashEvents.get(moving.x.id)!.filter((e) => !e.startsWith('progress')), ['started', 'success']);
-    const p = (await rollout(w, r.id)).devices;
+    const p = (await w.rollout(r.id)).devices;
     assert.equal(p.in_progress, 0, JSON.stringify(p));
   });
 });
@@ -145,7 +143,7 @@ describe('OTA: a device gone while its hello is stored', function () {
   it('is not sent an update: the late hello does not mark it connected, and its next connection is', async () => {
     const store = w.f.bridge.store;
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2), { version: '2' })).status, 201);
-    assert.equal((await releaseAs(w, { version: 2, product_default: true })).status, 200);
+    assert.equal((await w.release({ version: 2, product_default: true })).status, 200);
     const d = await rawDevice();
     // The store takes its time to say this device's hello is written (a busy disk): the link drops meanwhile.
     const recordHello = store.recordHello.bind(store);
@@ -236,7 +234,7 @@ describe('OTA: locks and stopped updates', function () {
 
   it('a rollout aborted while a device resets into its verified image leaves that job to end as it will: done, when the device comes back running it', async () => {
     const d = await w.device({ rebootDelay: 1500 });
-    const r = (await releaseAs(w, { version: 3, product_default: true })).body.rollout;
+    const r = (await w.release({ version: 3, product_default: true })).body.rollout;
     const job = await w.waitFor('the image verified', async () => {
       const j = await w.f.bridge.store.activeJob(d.id);
       return j?.state === 'verified' ? j : null;
@@ -247,7 +245,7 @@ describe('OTA: locks and stopped updates', function () {
     assert.equal(aborted.body.devices.in_progress, 1, JSON.stringify(aborted.body.devices));
     await w.waitFor('version 3', async () => (await runs(w, d)) === 3);
     assert.deepEqual([(await w.f.bridge.store.getJob(job.id))!.state, d.version()], ['done', 3]);
-    const after = (await rollout(w, r.id)).devices;
+    const after = (await w.rollout(r.id)).devices;
     assert.deepEqual([after.done, after.in_progress], [aborted.body.devices.done + 1, 0], JSON.stringify(after));
   });
 });

@@ -25,6 +25,10 @@ export interface OtaWorld {
   devices(n: number, o?: DeviceOptions): Promise<TestDevice[]>;
   upload(token: string, file: Uint8Array | string, fields?: Record<string, string>, product?: string): Promise<{ status: number; body: any }>;
   call(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** PUT /v1/products/prod-a/firmware/release as Erin (a Developer). */
+  release(body: Record<string, unknown>): Promise<{ status: number; body: any }>;
+  /** GET /v1/products/prod-a/rollouts/:id as Carol (a Viewer): the rollout. */
+  rollout(id: number): Promise<any>;
   /** spark/flash/status events seen on the bus, per device. */
   flashEvents: Map<string, string[]>;
   image(version: number, padTo?: number): Uint8Array;
@@ -144,6 +148,8 @@ export async function otaWorld(options: Partial<BridgeOptions> = {}): Promise<Ot
       const text = await r.text();
       return { status: r.status, body: text ? JSON.parse(text) : null };
     },
+    release: (body) => world.call('PUT', '/v1/products/prod-a/firmware/release', f.tokens.erin, body),
+    rollout: async (id) => (await world.call('GET', '/v1/products/prod-a/rollouts/' + id, f.tokens.carol)).body,
     async waitFor(what, fn, ms = 20000) {
       const end = Date.now() + ms;
       for (;;) {
