@@ -138,7 +138,7 @@ describe('OTA: a rollout aborted with a transfer in flight', function () {
 
   it('answers the abort with the job in flight already ended: no device in progress, every one aborted', async () => {
     // 10 ms each way: a 200 KB transfer is long enough to be caught in flight.
-    const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
+    const d = await w.devices(2, { latencyMs: 10 });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
     const r = (await w.release({ version: 2, product_default: true, concurrency: 1 })).body.rollout;
     const moving = await w.waitFor('a job in flight', async () => {
@@ -162,7 +162,7 @@ describe('OTA: a rollout aborted with a transfer in flight', function () {
   });
 
   it('a rollout superseded with a transfer in flight keeps the devices it reached as they ended in it: done, or aborted midway', async () => {
-    const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
+    const d = await w.devices(2, { latencyMs: 10 });
     for (const v of [3, 4]) assert.equal((await w.upload(w.f.tokens.erin, w.image(v, v === 3 ? 200000 : 0), { version: String(v) })).status, 201);
     const r3 = (await w.release({ version: 3, product_default: true, concurrency: 1 })).body.rollout;
     await w.waitFor('a job for 3 in flight', async () => {

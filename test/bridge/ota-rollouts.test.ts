@@ -84,7 +84,7 @@ describe('OTA: a device that goes away mid-transfer', function () {
   useOtaWorld((x) => (w = x));
 
   it('gives its rollout slot to another device after offlineSlotMs, and resumes its job when it is back, as the same attempt', async () => {
-    const d = [await w.device({ latencyMs: 10 }), await w.device({ latencyMs: 10 })];
+    const d = await w.devices(2, { latencyMs: 10 });
     assert.equal((await w.upload(w.f.tokens.erin, w.image(2, 200000), { version: '2' })).status, 201);
     const r = (await w.release({ version: 2, product_default: true, concurrency: 1 })).body.rollout;
     const moving = await w.waitFor('a transfer under way', async () => {
