@@ -200,8 +200,8 @@ export async function createBridge(options: BridgeInput = {}): Promise<Bridge> {
     }
     const common = { admit: broker.admit, accept: broker.accept, log, host: o.host };
     if (on(o.mqttsPort)) listeners.push(await listenMqtts({ ...common, port: o.mqttsPort, tls: tls! }));
-    if (on(o.wsPort)) listeners.push(await listenWebSocket({ ...common, port: o.wsPort, maxPacket: o.mqtt.maxPacket }));
-    if (on(o.wssPort)) listeners.push(await listenWebSocket({ ...common, port: o.wssPort, maxPacket: o.mqtt.maxPacket, tls }));
+    if (on(o.wsPort)) listeners.push(await listenWebSocket({ ...common, port: o.wsPort, maxPacket: o.mqtt.maxPacket, upgradeTimeoutMs: o.mqtt.connectTimeoutMs }));
+    if (on(o.wssPort)) listeners.push(await listenWebSocket({ ...common, port: o.wssPort, maxPacket: o.mqtt.maxPacket, upgradeTimeoutMs: o.mqtt.connectTimeoutMs, tls }));
     if (on(o.httpPort))
       http = await listenHttp({
         port: o.httpPort, host: o.host, log, store, bodyLimit: 1024 * 1024, ...o.http,

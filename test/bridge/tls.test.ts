@@ -381,6 +381,41 @@ describe('bridge over TLS and WebSocket', function () {
         rmSync(small, { recursive: true, force: true });
       }
     });
+
+    it('closes a connection to ws or wss that never finishes its handshake or its upgrade request, at the connect timeout', async () => {
+      const small = mkdtempSync(join(tmpdir(), 'flotilla-ws-idle-'));
+      const b = await createBridge({
+        dataDir: small, httpPort: null, mqttPort: 0, mqttsPort: null, wsPort: 0, wssPort: 0, logLevel: 'silent',
+        mqtt: { ...defaultOptions.mqtt, connectTimeoutMs: 500, admission: { maxConnections: 1, maxPendingPerAddress: 10 } },
+      });
+      try {
+        const ca = readFileSync(join(small, 'tls', 'bridge-ca.crt'), 'utf8');
+        /** Whether the bridge closes the connection within 5 s (bounded wait). */
+        const closedByBridge = (connect: () => Socket) =>
+          new Promise<boolean>((resolve) => {
+            const s = connect();
+            const t = setTimeout(() => (s.destroy(), resolve(false)), 5000);
+            s.on('error', () => {});
+            s.once('close', () => (clearTimeout(t), resolve(true)));
+            s.resume();
+          });
+        const partialUpgrade = 'GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n';
+        const cases: [string, () => Socket][] = [
+          ['ws, silent', () => tcp({ host: '127.0.0.1', port: b.ports.ws! })],
+          ['ws, half an upgrade request', () => { const s: Socket = tcp({ host: '127.0.0.1', port: b.ports.ws! }, () => s.write(partialUpgrade)); return s; }],
+          ['wss, silent', () => tcp({ host: '127.0.0.1', port: b.ports.wss! })],
+          ['wss, half a ClientHello', () => { const s: Socket = tcp({ host: '127.0.0.1', port: b.ports.wss! }, () => s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))); return s; }],
+          ['wss, handshaken, half an upgrade request', () => { const s = tlsConnect({ host: '127.0.0.1', port: b.ports.wss!, ca, servername: 'localhost', rejectUnauthorized: false }, () => s.write(partialUpgrade)); return s; }],
+        ];
+        for (const [name, connect] of cases) assert.equal(await closedByBridge(connect), true, name);
+        await sleep(50);
+        const c = await open(`ws://127.0.0.1:${b.ports.ws}/mqtt`, { clientId: A1, username: A1, password: 'wrong' }).catch((e: Error & { code?: number }) => e.code);
+        assert.equal(c, 4, 'the one place is free: the upgrade is done and CONNECT answered (bad credentials)');
+      } finally {
+        await b.close();
+        rmSync(small, { recursive: true, force: true });
+      }
+    });
   });
 
   describe('restart', () => {

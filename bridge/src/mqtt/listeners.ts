@@ -84,16 +84,27 @@ export async function listenMqtts(o: ListenerOptions & { tls: TlsSetup }): Promi
 }
 
 /** MQTT over WebSocket (ws), or over secure WebSocket (wss) when `tls` is given. */
-export async function listenWebSocket(o: ListenerOptions & { maxPacket: number; tls?: TlsSetup }): Promise<Listener> {
+export async function listenWebSocket(o: ListenerOptions & { maxPacket: number; upgradeTimeoutMs: number; tls?: TlsSetup }): Promise<Listener> {
   const raw = new Set<Socket>();
-  const https = o.tls ? createHttpsServer({ ...tlsOptions(o.tls), handshakeTimeout: o.tls.handshakeTimeoutMs }) : null;
-  const server: HttpServer = https ?? createHttpServer();
+  // The upgrade request must arrive whole within the connect timeout (Node's defaults, 60 s checked every 30 s,
+  // would let a silent socket hold its admission place for 90 s); no keep-alive for what is not an upgrade.
+  const http = {
+    headersTimeout: o.upgradeTimeoutMs, requestTimeout: o.upgradeTimeoutMs, keepAliveTimeout: 1,
+    connectionsCheckingInterval: Math.min(1000, o.upgradeTimeoutMs),
+  };
+  const https = o.tls ? createHttpsServer({ ...http, ...tlsOptions(o.tls), handshakeTimeout: o.tls.handshakeTimeoutMs }) : null;
+  const server: HttpServer = https ?? createHttpServer(http);
   const live = o.tls && https ? new TlsConnections(o.tls.identity, o.tls.context, (ctx) => https.setSecureContext(ctx)) : null;
   const admitted = admittedConnections(o.admit);
   server.on('connection', (socket: Socket) => {
     if (!admitted.take(socket)) return;
     raw.add(socket);
     socket.once('close', () => raw.delete(socket));
+  });
+  // As mqtts: a handshake timeout is only reported, the socket left open.
+  https?.on('tlsClientError', (err, socket) => {
+    o.log.debug({ remote: socket.remoteAddress, err: err.message }, 'wss: handshake failed');
+    socket.destroy();
   });
   // Anything but the WebSocket upgrade at /mqtt.
   server.on('request', (_req, res) => {
