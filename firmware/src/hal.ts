@@ -28,7 +28,8 @@ export interface HalNet {
    * Closes the link after the bytes already given to `send` have gone out
    * (a DISCONNECT must reach the broker, or it publishes the will); `onClose`
    * follows, possibly synchronously. A host may give up on a peer that does
-   * not take the bytes within a second.
+   * not take the bytes within a second. Called while the connect is still
+   * under way (the agent gives one up after 10 s), it aborts it: `onClose` follows.
    */
   close(): void;
 }

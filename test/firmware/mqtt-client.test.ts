@@ -868,6 +868,48 @@ describe('firmware MQTT client on the Node HAL', function () {
       assert.deepEqual(publishRec.results, [null]);
       assert.equal(h.client.stats.attempts, 2);
     });
+    it('gives up a connect the host never ends (no onOpen, no onClose) after 10 s: aborts it and tries again', async function () {
+      this.timeout(25000);
+      const p = await peer();
+      const h = harness(p.port, { backoffMin: 20, backoffMax: 200 });
+      // The host's first connect hangs (a SYN into a black hole) until the client closes it; the next ones are real.
+      const net = h.hal.net;
+      let hung: { onClose: () => void; openedAt: number; closedAt: number } | null = null;
+      h.hal.net = {
+        ...net,
+        open(onOpen, onData, onClose) {
+          if (hung) return net.open(onOpen, onData, onClose);
+          hung = { onClose, openedAt: Date.now(), closedAt: 0 };
+        },
+        close() {
+          if (hung && !hung.closedAt) {
+            hung.closedAt = Date.now();
+            return void setImmediate(hung.onClose);
+          }
+          net.close();
+        },
+      };
+      h.client = new MqttClient(h.hal, h.opts, { connected: () => h.events.push('connected') });
+      h.client.start();
+      await until(() => hung?.closedAt, 15000, 'the hung connect aborted');
+      const waited = hung!.closedAt - hung!.openedAt;
+      assert.ok(waited >= 9900 && waited <= 12000, 'aborted after the connect timeout (' + waited + ' ms)');
+      await p.conn(0, 3000);
+      await until(() => h.client.connected, 3000, 'connected on the next attempt');
+      assert.equal(h.client.stats.attempts, 2);
+    });
+
+    it('stop() and start() while a connect is under way: one link, connected, its timeout not left behind', async () => {
+      const p = await peer();
+      const h = harness(p.port);
+      h.client.start();
+      h.client.stop();
+      h.client.start();
+      await until(() => h.client.connected, 3000, 'connected');
+      await sleep(200);
+      assert.equal(h.client.stats.attempts, 1);
+      assert.equal(p.conns.length, 1);
+    });
   });
 
   // ---- backoff ---------------------------------------------------------------------------

@@ -77,6 +77,7 @@ interface Outgoing {
 export const ONCE = 2;
 
 const HOUSEKEEPING_MS = 1000;
+/** The connect (TCP, TLS), then CONNACK: each given up after this long. */
 const CONNACK_TIMEOUT_MS = 10000;
 /** A link up this long counts as stable: the next reconnect starts from the shortest backoff. */
 const STABLE_MS = 30000;
@@ -172,15 +173,15 @@ export class MqttClient {
     } else if (what === START) {
       if (!this.stopped_) return;
       this.stopped_ = false;
-      // Still open (stopped, and the close not yet through): its close reconnects.
-      if (!this.open_) this.ev_(TIMER);
+      // Still open (stopped, and the close not yet through): its close reconnects; a connect under way goes on.
+      if (!this.open_ && this.status !== 1) this.ev_(TIMER);
     } else if (what === STOP) {
       this.stopped_ = true;
       if (this.open_) {
         this.ev_(WRITE, packet(DISCONNECT << 4, []));
         hal.net.close();
-      } else {
-        // The pending reconnect, if any.
+      } else if (this.status !== 1) {
+        // The pending reconnect, if any (a connect under way keeps its timeout: its link is closed when it opens).
         hal.clock.clearTimer(this.timer_);
         this.timer_ = -1;
       }
@@ -205,14 +206,18 @@ export class MqttClient {
     } else if (what === PENDING) {
       return this.queue_.length + this.inflight_.length;
     } else if (what === TIMER && !this.open_) {
-      // Reconnect (or the first connect).
+      // Reconnect (or the first connect); or a connect the host has not ended in time: given up (its onClose follows).
       this.timer_ = -1;
-      if (this.stopped_ || this.status === 1) return;
+      if (this.status === 1) return hal.net.close();
+      if (this.stopped_) return;
       this.status = 1;
       stats.attempts++;
       this.rxLen_ = 0;
+      // Armed before open: a host may call onOpen or onClose at once.
+      this.timer_ = hal.clock.setTimer(this.timerB_, CONNACK_TIMEOUT_MS);
       hal.net.open(this.onOpenB_, this.onDataB_, this.onCloseB_);
     } else if (what === OPEN) {
+      hal.clock.clearTimer(this.timer_);
       this.open_ = true;
       // Stopped while the connect was under way: this link is not wanted.
       if (this.stopped_) return hal.net.close();
