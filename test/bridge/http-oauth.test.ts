@@ -82,6 +82,11 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.equal((await j(r)).error, 'invalid_client');
     const cli = await form({ grant_type: 'password', username: 'alice', password: 'alice-password' }, { authorization: 'Basic ' + Buffer.from('particle-cli:client_secret_here').toString('base64') });
     assert.equal(cli.status, 200, "particle-cli's client in Basic auth");
+    // `particle token create` (particle-cli cmd/token.js): the client `user`, its secret in the form, as Particle's cloud takes it.
+    const create = await form({ grant_type: 'password', username: 'alice', password: 'alice-password', client_id: 'user', client_secret: 'client_secret_here', expires_in: '0' });
+    assert.equal(create.status, 200, "particle token create's client");
+    assert.equal((await j(create)).expires_in, 0);
+    assert.equal((await form({ grant_type: 'password', username: 'alice', password: 'alice-password', client_id: 'user', client_secret: 'x' })).status, 401, 'its secret checked');
     const missing = await form({ grant_type: 'password', client_id: 'particle', client_secret: 'particle' });
     assert.deepEqual(await j(missing), { error: 'invalid_request', error_description: 'The username field is required' });
     const other = await form({ grant_type: 'magic', client_id: 'particle', client_secret: 'particle' });

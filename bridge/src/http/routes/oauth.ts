@@ -25,6 +25,8 @@ const BUILT_IN_CLIENTS: Record<string, readonly string[]> = {
   particle: ['particle'],
   // particle-cli 3.x (settings.js clientId 'CLI2', api-client.js secret 'client_secret_here').
   CLI2: ['client_secret_here'],
+  // particle-cli's `particle token create` (cmd/token.js clientName 'user', the same secret).
+  user: ['client_secret_here'],
 };
 
 /** Particle's default token lifetime: 90 days. */
