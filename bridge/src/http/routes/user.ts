@@ -86,10 +86,11 @@ export const userRoutes: Route[] = [
     if (b.username === undefined && b.password === undefined) {
       throw ApiError.of(400, b.account_info !== undefined ? 'This bridge keeps no account_info; send username or password, with current_password' : 'Send username or password, with current_password');
     }
+    if (typeof b.current_password !== 'string' || b.current_password === '') throw ApiError.of(400, 'current_password is required: your password now, to change your username or password');
     const me = await ctx.store.getUser(id);
     if (!me) throw ApiError.of(404, 'User not found');
     const login = await ctx.limiter.passwordCheck(req.res.socket?.remoteAddress ?? '', me.username, () =>
-      ctx.store.verifyPassword(me.username, typeof b.current_password === 'string' ? b.current_password : ''),
+      ctx.store.verifyPassword(me.username, b.current_password as string),
     );
     if ('wait' in login) throw tooMany(login.wait);
     if (login.found === null) throw ApiError.of(403, 'current_password is not your password');
