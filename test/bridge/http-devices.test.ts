@@ -108,6 +108,7 @@ describe('HTTP API: devices', function () {
     });
     assert.equal(await raw.text(), '1', 'format=raw: the bare return value');
     await refused(particle.callFunction({ deviceId: A1, name: 'boom', argument: '', auth: f.tokens.alice }), 400, 'kaboom');
+    await refused(particle.callFunction({ deviceId: A1, name: 'nope', argument: '', auth: f.tokens.alice }), 404, 'Function not found');
     await refused(particle.callFunction({ deviceId: A1, name: 'setLed', argument: 'on', auth: f.tokens.carol }), 403, 'Permission denied');
   });
 

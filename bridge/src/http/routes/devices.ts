@@ -79,8 +79,14 @@ async function holders(ctx: ApiContext, devices: readonly Device[]) {
   };
 }
 
-async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext['requests']['ask']>[1]) {
+/** An offline device is not connected, whatever is asked of it (a name it never said included). */
+function online(device: Device): Device {
   if (!device.online) throw ApiError.of(404, 'Device is not connected');
+  return device;
+}
+
+async function ask(ctx: ApiContext, device: Device, body: Parameters<ApiContext['requests']['ask']>[1]) {
+  online(device);
   try {
     return await ctx.requests.ask(device.id, body, ctx.callTimeoutMs);
   } catch (e) {
@@ -156,7 +162,7 @@ function devicePaths(prefix: string): Route[] {
   return [
     route('GET', P, guard.device('device.view'), async (req, ctx, a) => withGroups(ctx, await getDevice(ctx, a.device!.id))),
     route('GET', P + '/:name', guard.device('device.variable'), async (req, ctx, a) => {
-      const device = await getDevice(ctx, a.device!.id);
+      const device = online(await getDevice(ctx, a.device!.id));
       const name = req.params.name;
       if (!(name in device.variables)) throw ApiError.of(404, 'Variable not found');
       const r = await ask(ctx, device, { op: 'var', name });
@@ -173,7 +179,7 @@ function devicePaths(prefix: string): Route[] {
       const raw = body.arg ?? body.args ?? '';
       if (typeof raw !== 'string') throw ApiError.of(400, 'arg must be a string');
       if (utf8Length(raw) > LIMITS.functionArgMaxBytes) throw ApiError.of(400, 'arg is over ' + LIMITS.functionArgMaxBytes + ' bytes');
-      const device = await getDevice(ctx, a.device!.id);
+      const device = online(await getDevice(ctx, a.device!.id));
       const name = req.params.name;
       if (!device.functions.includes(name)) throw ApiError.of(404, 'Function not found');
       const r = await ask(ctx, device, { op: 'call', name, arg: raw });
@@ -263,6 +269,9 @@ async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'c
  * view): filters `deviceId`, `deviceName` (parts, any case) and `groups`,
  * `sortAttr`/`sortDir`, pages, and the customers of the devices shown.
  */
+/** Particle's sort attributes of a product's device list. */
+const SORT_ATTRS = ['deviceName', 'deviceId', 'firmwareVersion', 'lastConnection'];
+
 export async function deviceListing(ctx: ApiContext, q: URLSearchParams, devices: Device[], groups: Map<string, string[]>) {
   const idPart = (q.get('deviceId') ?? '').toLowerCase();
   const namePart = (q.get('deviceName') ?? '').toLowerCase();
@@ -274,9 +283,12 @@ export async function deviceListing(ctx: ApiContext, q: URLSearchParams, devices
       (groupFilter === null || (groups.get(d.id) ?? []).some((g) => groupFilter.includes(g))),
   );
   const attr = q.get('sortAttr') ?? 'lastConnection';
+  if (!SORT_ATTRS.includes(attr)) throw ApiError.of(400, 'sortAttr must be one of ' + SORT_ATTRS.join(', '));
+  const sortDir = q.get('sortDir') ?? (attr === 'lastConnection' ? 'desc' : 'asc');
+  if (sortDir !== 'asc' && sortDir !== 'desc') throw ApiError.of(400, 'sortDir must be asc or desc');
   const key = (d: Device): string | number =>
     attr === 'deviceName' ? d.name ?? '' : attr === 'deviceId' ? d.id : attr === 'firmwareVersion' ? d.firmwareVersion ?? -1 : d.lastHandshakeAt?.getTime() ?? 0;
-  const dir = (q.get('sortDir') ?? (attr === 'lastConnection' ? 'desc' : 'asc')) === 'desc' ? -1 : 1;
+  const dir = sortDir === 'desc' ? -1 : 1;
   found.sort((x, y) => (key(x) < key(y) ? -dir : key(x) > key(y) ? dir : 0));
   const { shown, meta } = paged(q, found);
   const held = await holders(ctx, shown);
