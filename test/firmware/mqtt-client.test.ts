@@ -889,7 +889,6 @@ describe('firmware MQTT client on the Node HAL', function () {
           net.close();
         },
       };
-      h.client = new MqttClient(h.hal, h.opts, { connected: () => h.events.push('connected') });
       h.client.start();
       await until(() => hung?.closedAt, 15000, 'the hung connect aborted');
       const waited = hung!.closedAt - hung!.openedAt;
