@@ -75,6 +75,12 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const p = await api('POST', '/v1/orgs/bob-industries/products', f.tokens.bob, { name: 'Tracker', slug: 'tracker' });
     assert.equal(p.status, 201);
     assert.deepEqual((await api('GET', '/v1/orgs/bob-industries/products', f.tokens.bob)).body.products.map((x: { slug: string }) => x.slug), ['tracker']);
+    // The product object names its org the same way on every route: by id.
+    const orgId = org.body.organization.id;
+    assert.deepEqual(
+      [(await api('GET', '/v1/orgs/bob-industries/products', f.tokens.bob)).body.products[0].org, (await api('GET', '/v1/products/tracker', f.tokens.bob)).body.product.org, p.body.product.org],
+      [orgId, orgId, orgId],
+    );
     assert.ok(!(await api('GET', '/v1/user/products', f.tokens.bob)).body.products.some((x: { slug: string }) => x.slug === 'tracker'), 'org products are not in the personal space');
     assert.equal((await api('GET', '/v1/orgs/bob-industries/products', f.tokens.alice)).status, 404);
     assert.deepEqual((await api('POST', '/v1/orgs', f.tokens.alice, { name: 'Bob Industries' })).status, 409);

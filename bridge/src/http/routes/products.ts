@@ -38,7 +38,7 @@ export const productRoutes: Route[] = [
   }),
   route('GET', '/v1/orgs/:org', guard.org('org.team.view'), async (req, ctx, a) => ({ organization: orgObject(a.org!) })),
   route('GET', '/v1/orgs/:org/products', guard.org('org.team.view'), async (req, ctx, a) => ({
-    products: (await ctx.store.productsByIds(await ctx.store.orgProductIds(a.org!.id))).map((p) => productObject(p, a.org)),
+    products: (await ctx.store.productsByIds(await ctx.store.orgProductIds(a.org!.id))).map((p) => productObject(p)),
   })),
   route('POST', '/v1/orgs/:org/products', guard.org('org.product.create'), async (req, ctx, a) => newProduct(ctx, await req.body(), { orgId: a.org!.id })),
 

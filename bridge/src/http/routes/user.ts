@@ -26,11 +26,11 @@ export function clientObject(c: OAuthClient, secret?: string) {
   return { id: c.id, name: c.name, type: c.type, redirect_uri: c.redirectUris.join(' ') || undefined, product_id: c.productId ?? undefined, ...(secret ? { secret } : {}) };
 }
 
-/** Particle's product object. */
-export function productObject(p: Product, org: Org | null = null) {
+/** Particle's product object: `org` is the org's id whichever route lists it (a slug can change). */
+export function productObject(p: Product) {
   return {
     id: p.id, name: p.name, slug: p.slug, platform_id: PHOTON, description: (p.settings.description as string | undefined) ?? '',
-    user: p.ownerUserId, org: org ? org.slug : p.orgId, organization: p.orgId, settings: p.settings, created_at: p.createdAt.toISOString(),
+    user: p.ownerUserId, org: p.orgId, organization: p.orgId, settings: p.settings, created_at: p.createdAt.toISOString(),
   };
 }
 
