@@ -121,14 +121,14 @@ describe('bridge as a program', function () {
       assert.deepEqual(await ok.json(), { ok: true });
       const missing = await fetch(base + '/v1/nothing');
       assert.equal(missing.status, 404);
-      assert.deepEqual(await missing.json(), { ok: false, error: 'Not found' });
+      assert.deepEqual(await missing.json(), { ok: false, error: 'Not found', error_description: 'Not found' });
       // 17 KiB of headers: refused (431), as Node's CVE-2018-12122 fix intends.
       const big = await fetch(base + '/healthz', { headers: { 'x-big': 'x'.repeat(17 * 1024) } });
       assert.equal(big.status, 431);
-      assert.deepEqual(await big.json(), { ok: false, error: 'The request line and headers are larger than 16 KB' });
+      assert.deepEqual(await big.json(), { ok: false, error: 'The request line and headers are larger than 16 KB', error_description: 'The request line and headers are larger than 16 KB' });
       // A path past the cap is refused the same way.
       const long = await fetch(base + '/v1/devices/' + 'x'.repeat(17 * 1024));
-      assert.deepEqual([long.status, await long.json()], [431, { ok: false, error: 'The request line and headers are larger than 16 KB' }]);
+      assert.deepEqual([long.status, await long.json()], [431, { ok: false, error: 'The request line and headers are larger than 16 KB', error_description: 'The request line and headers are larger than 16 KB' }]);
     } finally {
       await b.close();
     }
@@ -153,7 +153,7 @@ describe('bridge as a program', function () {
       // without connectionsCheckingInterval these would wait up to 31 s and 32 s.
       const headers = await stall('GET /healthz HTTP/1.1\r\nhost: x\r\n');
       assert.match(headers.reply, /^HTTP\/1.1 408 /);
-      assert.ok(headers.reply.endsWith('\r\n\r\n{"ok":false,"error":"The request did not arrive in time"}'), headers.reply);
+      assert.ok(headers.reply.endsWith('\r\n\r\n{"ok":false,"error":"The request did not arrive in time","error_description":"The request did not arrive in time"}'), headers.reply);
       assert.ok(headers.ms >= 1000 && headers.ms < 1000 + 1000 + 1500, headers.ms + ' ms');
       const body = await stall('POST /v1/devices/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{');
       assert.match(body.reply, /408/);
@@ -161,7 +161,7 @@ describe('bridge as a program', function () {
       // Not HTTP at all: 400, in the API's error shape, and the connection closed.
       const garbage = await stall('HELLO THERE\r\n\r\n');
       assert.match(garbage.reply, /^HTTP\/1.1 400 Bad Request\r\n/);
-      assert.ok(garbage.reply.endsWith('\r\n\r\n{"ok":false,"error":"Malformed HTTP request"}'), garbage.reply);
+      assert.ok(garbage.reply.endsWith('\r\n\r\n{"ok":false,"error":"Malformed HTTP request","error_description":"Malformed HTTP request"}'), garbage.reply);
     } finally {
       await b.close();
     }

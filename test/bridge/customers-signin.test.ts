@@ -313,7 +313,7 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
       assert.deepEqual((await api('POST', '/v1/device_claims', f.tokens.erin)).body.device_ids, [A1], 'her devices, whatever their product');
       // A product given is still checked; a bad one is named.
       assert.equal((await api('POST', '/v1/device_claims', f.tokens.erin, { product: 'prod-b' })).status, 404);
-      assert.deepEqual(await api('POST', '/v1/device_claims', f.tokens.erin, { product: [1] }), { status: 400, body: { ok: false, error: 'product must be a product id or slug' } });
+      assert.deepEqual(await api('POST', '/v1/device_claims', f.tokens.erin, { product: [1] }), { status: 400, body: { ok: false, error: 'product must be a product id or slug', error_description: 'product must be a product id or slug' } });
     });
 
     it("claims by id (POST /v1/devices) only a device of the customer's product no other customer holds; another customer's device is a 404 everywhere", async () => {

@@ -28,8 +28,11 @@ describe('HTTP API: devices', function () {
   });
 
   const refused = (p: Promise<unknown>, status: number, error: string) =>
-    assert.rejects(p, (e: ParticleError) => {
+    assert.rejects(p, (e: ParticleError & { shortErrorDescription?: string }) => {
       assert.deepEqual([e.statusCode, e.body.ok, e.body.error], [status, false, error]);
+      // particle-api-js tells its caller the reason (it reads error_description only), not just "HTTP error N from <url>".
+      assert.equal(e.shortErrorDescription, error);
+      assert.ok(e.message.endsWith(' - ' + error), e.message);
       return true;
     });
 

@@ -250,7 +250,7 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual((await api('POST', '/v1/devices/events', f.tokens.erin, { name: 'alert/all', data: '1' })).body, { ok: true });
     // particle-cli sends private=true; any other value than a true or false is refused, not read as one.
     assert.deepEqual((await api('POST', '/v1/devices/events', f.tokens.erin, { name: 'alert/all', private: 'true' })).body, { ok: true });
-    assert.deepEqual((await api('POST', '/v1/devices/events', f.tokens.erin, { name: 'alert/all', private: 'yes please' })).body, { ok: false, error: 'private must be true or false' });
+    assert.deepEqual((await api('POST', '/v1/devices/events', f.tokens.erin, { name: 'alert/all', private: 'yes please' })).body, { ok: false, error: 'private must be true or false', error_description: 'private must be true or false' });
     const nowhere = await api('POST', '/v1/devices/events', f.tokens.dave, { name: 'alert/all' });
     assert.equal(nowhere.status, 403, 'Support publishes nowhere');
     assert.match(nowhere.body.error, /^Permission denied: .* publish to a product with POST \/v1\/products\/:product\/events/);
@@ -334,7 +334,7 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal(typeof last.body.diagnostics.payload.device.system.uptime, 'number');
     const history = await api('GET', '/v1/diagnostics/' + A1 + '?start_date=2020-01-01T00:00:00Z', f.tokens.carol);
     assert.ok(history.body.length >= 1);
-    assert.deepEqual((await api('GET', '/v1/diagnostics/' + A1 + '?start_date=yesterday', f.tokens.carol)).body, { ok: false, error: 'start_date is not a date (ISO 8601) from 1970 to 9999' });
+    assert.deepEqual((await api('GET', '/v1/diagnostics/' + A1 + '?start_date=yesterday', f.tokens.carol)).body, { ok: false, error: 'start_date is not a date (ISO 8601) from 1970 to 9999', error_description: 'start_date is not a date (ISO 8601) from 1970 to 9999' });
     const meta = (await api('GET', '/v1/diagnostics/' + A1 + '/metadata', f.tokens.carol)).body.diagnostics as { name: string; ranges: unknown }[];
     assert.deepEqual(meta.find((m) => m.name === 'device.power.battery.charge')!.ranges, { type: 'below', warning: 20 });
     assert.equal((await api('GET', '/v1/diagnostics/' + B1 + '/last', f.tokens.carol)).status, 404);
@@ -403,10 +403,10 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await refused(particle.checkSIM({ iccid: luhn('8901260882310000009'), auth: f.tokens.carol }), 404);
     // Someone off the team hears the same of a registered ICCID as of an unknown one.
     assert.deepEqual((await api('GET', '/v1/sims/' + s1, f.tokens.bob)).body, (await api('GET', '/v1/sims/' + luhn('8901260882310000009'), f.tokens.bob)).body);
-    assert.deepEqual((await api('GET', '/v1/sims/' + s1, f.tokens.bob)).body, { ok: false, error: 'SIM not found' });
+    assert.deepEqual((await api('GET', '/v1/sims/' + s1, f.tokens.bob)).body, { ok: false, error: 'SIM not found', error_description: 'SIM not found' });
     // The lifecycle, the limit and the usage without a product (Particle's /v1/sims/:iccid; particle-api-js getSIMDataUsage without `product`), by the same roles.
     assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.carol, { action: 'deactivate' })).status, 403);
-    assert.deepEqual((await api('PUT', '/v1/sims/' + s1, f.tokens.bob, { action: 'deactivate' })).body, { ok: false, error: 'SIM not found' });
+    assert.deepEqual((await api('PUT', '/v1/sims/' + s1, f.tokens.bob, { action: 'deactivate' })).body, { ok: false, error: 'SIM not found', error_description: 'SIM not found' });
     assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.dave, { action: 'deactivate' })).body.status, 'inactive');
     assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.dave, { action: 'reactivate' })).body.status, 'active');
     assert.equal((await api('PUT', '/v1/sims/' + s1, f.tokens.dave, { mb_limit: 60 })).body.mb_limit, 60);

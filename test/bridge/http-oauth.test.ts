@@ -45,9 +45,9 @@ describe('HTTP API: OAuth and the bearer token', function () {
     // A taken username is refused and changes nothing; an empty password too.
     await assert.rejects(particle.changeUsername({ currentPassword: 'new-password', username: 'alice', auth: token }), (e: ParticleError) => e.statusCode === 409);
     const empty = await fetch(base + '/v1/user', { method: 'PUT', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ current_password: 'new-password', password: '' }) });
-    assert.deepEqual([empty.status, await j(empty)], [400, { ok: false, error: 'password must not be empty' }]);
+    assert.deepEqual([empty.status, await j(empty)], [400, { ok: false, error: 'password must not be empty', error_description: 'password must not be empty' }]);
     const nothing = await fetch(base + '/v1/user', { method: 'PUT', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ account_info: { first_name: 'F' } }) });
-    assert.deepEqual([nothing.status, await j(nothing)], [400, { ok: false, error: 'This bridge keeps no account_info; send username or password, with current_password' }]);
+    assert.deepEqual([nothing.status, await j(nothing)], [400, { ok: false, error: 'This bridge keeps no account_info; send username or password, with current_password', error_description: 'This bridge keeps no account_info; send username or password, with current_password' }]);
     await particle.changeUsername({ currentPassword: 'new-password', username: 'Frank.Renamed@example.com', invalidateTokens: true, auth: token });
     await assert.rejects(particle.getUserInfo({ auth: token }), (e: ParticleError) => e.statusCode === 401, 'invalidate_tokens ended the token it came with');
     const again = (await particle.login({ username: 'frank.renamed@example.com', password: 'new-password' })).body.access_token;
@@ -201,7 +201,7 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.deepEqual([slash.status, await j(slash)], [415, { error: 'invalid_request', error_description: 'Send application/json or application/x-www-form-urlencoded' }]);
     // Elsewhere the API's own shape.
     const other = await fetch(base + '/v1/products/prod-a/groups', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: '{"a":' });
-    assert.deepEqual([other.status, await j(other)], [400, { ok: false, error: 'The body is not a JSON object' }]);
+    assert.deepEqual([other.status, await j(other)], [400, { ok: false, error: 'The body is not a JSON object', error_description: 'The body is not a JSON object' }]);
     assert.deepEqual([(await fetch(base + '/v1/nothing')).status, (await fetch(base + '/oauth/token')).status], [404, 405]);
   });
 });

@@ -18,7 +18,7 @@ import type { RequestRouter } from '../mqtt/requests.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { Webhooks } from '../integrations/webhooks.js';
 import type { EventHub } from './events.js';
-import { ApiError } from './errors.js';
+import { ApiError, refusal } from './errors.js';
 import { readBody, removeUploads, type Fields } from './body.js';
 import { incomingDir } from '../ota/files.js';
 import { OtaError } from '../ota/errors.js';
@@ -133,7 +133,7 @@ function bearer(headers: IncomingMessage['headers']): string | null {
 
 /** 429 with Retry-After, in the API's shape. */
 export function tooMany(seconds: number): ApiError {
-  return new ApiError(429, { ok: false, error: 'Too many requests; try again in ' + seconds + ' s' }, { 'retry-after': String(seconds) });
+  return ApiError.of(429, 'Too many requests; try again in ' + seconds + ' s', { 'retry-after': String(seconds) });
 }
 
 /** The token endpoint's route: its refusals are OAuth's (RFC 6749 §5.2) and it counts logins. */
@@ -329,9 +329,9 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     }
     if (e instanceof ApiError) return json(res, e.status, e.body, e.headers);
     // The store's refusals are the caller's: a value it can never keep (400), a taken name or broken team rule (409), a missing row (404).
-    if (e instanceof StoreError || e instanceof OtaError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : e.code === 'too_large' ? 413 : 404, { ok: false, error: e.message });
+    if (e instanceof StoreError || e instanceof OtaError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : e.code === 'too_large' ? 413 : 404, refusal(e.message));
     ctx.log.error({ err: e }, 'http: unexpected error');
-    json(res, 500, { ok: false, error: 'Internal error' });
+    json(res, 500, refusal('Internal error'));
   }
 }
 

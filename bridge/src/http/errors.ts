@@ -6,7 +6,7 @@
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    readonly body: { error: string; error_description?: string } | { ok: false; error: string },
+    readonly body: { error: string; error_description?: string } | Refusal,
     readonly headers: Record<string, string> = {},
   ) {
     super('error' in body ? body.error : 'error');
@@ -18,7 +18,18 @@ export class ApiError extends Error {
   }
 
   /** Any other refusal. */
-  static of(status: number, error: string): ApiError {
-    return new ApiError(status, { ok: false, error });
+  static of(status: number, error: string, headers?: Record<string, string>): ApiError {
+    return new ApiError(status, refusal(error), headers);
   }
+}
+
+/**
+ * Particle's `{ok: false, error}`, with the same words in `error_description`:
+ * particle-api-js and particle-cli show a refusal's reason only from that field
+ * (otherwise just "HTTP error 403 from <url>").
+ */
+export type Refusal = { ok: false; error: string; error_description: string };
+
+export function refusal(error: string): Refusal {
+  return { ok: false, error, error_description: error };
 }
