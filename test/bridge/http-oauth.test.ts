@@ -42,10 +42,13 @@ describe('HTTP API: OAuth and the bearer token', function () {
     await particle.changeUserPassword({ currentPassword: 'frank-password', password: 'new-password', auth: token });
     await assert.rejects(particle.login({ username: 'frank', password: 'frank-password' }), (e: ParticleError) => e.statusCode === 400);
     assert.equal((await particle.login({ username: 'frank', password: 'new-password' })).statusCode, 200);
-    // A taken username is refused and changes nothing; an empty password too.
-    await assert.rejects(particle.changeUsername({ currentPassword: 'new-password', username: 'alice', auth: token }), (e: ParticleError) => e.statusCode === 409);
-    const empty = await fetch(base + '/v1/user', { method: 'PUT', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ current_password: 'new-password', password: '' }) });
-    assert.deepEqual([empty.status, await j(empty)], [400, { ok: false, error: 'password must not be empty', error_description: 'password must not be empty' }]);
+    // A taken username is refused and changes nothing; so are a username that is no e-mail address and a short or empty password.
+    await f.bridge.store.createUser('taken@example.com', 'taken-password');
+    await assert.rejects(particle.changeUsername({ currentPassword: 'new-password', username: 'Taken@Example.com', auth: token }), (e: ParticleError) => e.statusCode === 409);
+    await assert.rejects(particle.changeUsername({ currentPassword: 'new-password', username: 'frankie', auth: token }), (e: ParticleError) => e.statusCode === 400 && e.body.error === 'username must be an e-mail address');
+    for (const password of ['', 'short12'])
+      await assert.rejects(particle.changeUserPassword({ currentPassword: 'new-password', password, auth: token }), (e: ParticleError) => e.statusCode === 400 && e.body.error === 'password must be at least 8 characters');
+    assert.equal((await particle.login({ username: 'frank', password: 'new-password' })).statusCode, 200, 'nothing changed');
     const nothing = await fetch(base + '/v1/user', { method: 'PUT', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ account_info: { first_name: 'F' } }) });
     assert.deepEqual([nothing.status, await j(nothing)], [400, { ok: false, error: 'This bridge keeps no account_info; send username or password, with current_password', error_description: 'This bridge keeps no account_info; send username or password, with current_password' }]);
     await particle.changeUsername({ currentPassword: 'new-password', username: 'Frank.Renamed@example.com', invalidateTokens: true, auth: token });
@@ -54,6 +57,22 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.equal((await particle.getUserInfo({ auth: again })).body.username, 'frank.renamed@example.com');
     const audited = (await f.bridge.store.auditLog({ action: 'user.update' })).map((e) => e.reason);
     assert.deepEqual(audited.sort(), ['password changed', 'username changed']);
+  });
+
+  it('signs a user up when the bridge allows it: an e-mail address and a password of 8 characters or more', async () => {
+    const g = await startFixture({ httpPort: 0, signup: true });
+    try {
+      const api = new Particle({ baseUrl: 'http://127.0.0.1:' + g.bridge.ports.http });
+      assert.equal((await api.createUser({ username: 'new@example.com', password: 'new-password' })).statusCode, 201);
+      assert.equal((await api.login({ username: 'new@example.com', password: 'new-password' })).statusCode, 200);
+      const refusal = (username: string, password: string) =>
+        api.createUser({ username, password }).then(() => 'created', (e: ParticleError) => e.statusCode + ' ' + e.body.error);
+      assert.equal(await refusal('newbie', 'new-password'), '400 username must be an e-mail address');
+      assert.equal(await refusal('other@example.com', 'short'), '400 password must be at least 8 characters');
+      assert.equal(await refusal('NEW@example.com', 'new-password'), '409 username new@example.com is taken');
+    } finally {
+      await g.close();
+    }
   });
 
   it('lets a page of any origin call the API (CORS, as Particle\'s): a preflight is answered, and every answer, a refusal too, may be read', async () => {

@@ -233,6 +233,29 @@ export function numberOf(v: unknown): number {
   return typeof v === 'string' && /^\s*-?[0-9]+(\.[0-9]+)?\s*$/.test(v) ? Number(v) : NaN;
 }
 
+/** An e-mail address, loosely (it names a mailbox, it does not validate one). */
+export const EMAIL = /^[^\s@]+@[^\s@]+$/;
+
+/** Particle's shortest password. */
+export const PASSWORD_MIN = 8;
+
+/**
+ * A username and password chosen through the API (sign-up, account changes): the username an
+ * e-mail address, as Particle's accounts are; the password at least PASSWORD_MIN characters.
+ */
+export function account(username: unknown, password: unknown): { username?: string; password?: string } {
+  const out: { username?: string; password?: string } = {};
+  if (username !== undefined) {
+    out.username = text(username, 'username').trim();
+    if (!EMAIL.test(out.username)) throw ApiError.of(400, 'username must be an e-mail address');
+  }
+  if (password !== undefined) {
+    out.password = text(password, 'password');
+    if (out.password.length < PASSWORD_MIN) throw ApiError.of(400, 'password must be at least ' + PASSWORD_MIN + ' characters');
+  }
+  return out;
+}
+
 /** A text field: a string, or a number or boolean as its text (JSON clients send them so); an object or list is a 400 naming it. */
 export function text(v: unknown, name: string): string {
   if (typeof v === 'string') return v;

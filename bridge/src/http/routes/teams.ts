@@ -17,9 +17,7 @@ import type { MemberRole, TeamRef, TeamMember } from '../../store/store.js';
 import { guard, type Access } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import type { Fields } from '../body.js';
-
-const EMAIL = /^[^\s@]+@[^\s@]+$/;
+import { EMAIL, type Fields } from '../body.js';
 
 /** Particle's role ids, as its team API writes them. */
 const ROLE_IDS: { [R in Role]: string } = { owner: 'owner', administrator: 'administrator', developer: 'developer', support: 'support', viewer: 'viewer' };

@@ -6,7 +6,7 @@ import { decide } from '../../policy/decide.js';
 import { guard, person, visibleProducts } from '../access.js';
 import { route, tooMany, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { field, flag, numberOf, text } from '../body.js';
+import { account, field, flag, numberOf } from '../body.js';
 import type { Actor } from '../../policy/types.js';
 import { auditEntry, subjectOf, tokenProblem } from '../../identity/actor.js';
 import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
@@ -86,6 +86,7 @@ export const userRoutes: Route[] = [
     if (b.username === undefined && b.password === undefined) {
       throw ApiError.of(400, b.account_info !== undefined ? 'This bridge keeps no account_info; send username or password, with current_password' : 'Send username or password, with current_password');
     }
+    const changes = account(b.username, b.password);
     if (typeof b.current_password !== 'string' || b.current_password === '') throw ApiError.of(400, 'current_password is required: your password now, to change your username or password');
     const me = await ctx.store.getUser(id);
     if (!me) throw ApiError.of(404, 'User not found');
@@ -94,7 +95,6 @@ export const userRoutes: Route[] = [
     );
     if ('wait' in login) throw tooMany(login.wait);
     if (login.found === null) throw ApiError.of(403, 'current_password is not your password');
-    const changes = { username: b.username === undefined ? undefined : text(b.username, 'username'), password: b.password === undefined ? undefined : text(b.password, 'password') };
     const updated = await ctx.store.updateUser(id, changes);
     if (flag(b.invalidate_tokens, 'invalidate_tokens')) ctx.fleet.cutTokenHashes(await ctx.store.revokeTokensOf({ kind: 'user', id }));
     const changed = [changes.username !== undefined ? 'username' : '', changes.password !== undefined ? 'password' : ''].filter(Boolean).join(' and ');
@@ -104,7 +104,8 @@ export const userRoutes: Route[] = [
   route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
     if (!ctx.signup) throw ApiError.of(403, 'Sign-up is turned off on this bridge; ask its owner for an account');
     const body = await req.body();
-    await ctx.store.createUser(field(body, 'username'), field(body, 'password'));
+    const { username, password } = account(field(body, 'username'), field(body, 'password'));
+    await ctx.store.createUser(username!, password!);
     return { status: 201, body: { ok: true } };
   }),
 
