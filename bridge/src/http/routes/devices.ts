@@ -264,14 +264,14 @@ async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'c
   return { ok: true, id, customer_id: actor.customerId };
 }
 
+/** Particle's sort attributes of a product's device list. */
+const SORT_ATTRS = ['deviceName', 'deviceId', 'firmwareVersion', 'lastConnection'];
+
 /**
  * Particle's product device listing over `devices` (those the caller may
  * view): filters `deviceId`, `deviceName` (parts, any case) and `groups`,
  * `sortAttr`/`sortDir`, pages, and the customers of the devices shown.
  */
-/** Particle's sort attributes of a product's device list. */
-const SORT_ATTRS = ['deviceName', 'deviceId', 'firmwareVersion', 'lastConnection'];
-
 export async function deviceListing(ctx: ApiContext, q: URLSearchParams, devices: Device[], groups: Map<string, string[]>) {
   const idPart = (q.get('deviceId') ?? '').toLowerCase();
   const namePart = (q.get('deviceName') ?? '').toLowerCase();
