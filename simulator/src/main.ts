@@ -14,6 +14,9 @@ import { loadScenario, ScenarioError } from './scenario.js';
 import { productOf, provision, ProvisionError } from './provision.js';
 import { fleetImage } from './app.js';
 import { defaultFleetOptions, Fleet, FleetError, MAX_FLEET } from './fleet.js';
+
+/** The longest --duration: one Node timer (2^31 - 1 ms). */
+const MAX_DURATION_S = Math.floor(0x7fffffff / 1000);
 import { Sample, statusLine, summary } from './status.js';
 
 /** The simulator's defaults; each has a flag. */
@@ -80,7 +83,8 @@ export async function main(argv: string[]): Promise<number> {
   const ramp = Number(values.ramp ?? defaultOptions.rampPerSecond);
   if (!(ramp > 0)) return usage(`--ramp must be a positive number, not "${values.ramp}"`);
   const duration = values.duration === undefined ? null : Number(values.duration);
-  if (duration !== null && !(duration > 0)) return usage(`--duration must be a positive number of seconds, not "${values.duration}"`);
+  // One timer ends the run: Node's timers take at most 2^31 - 1 ms (past it they fire at once).
+  if (duration !== null && !(duration > 0 && duration <= MAX_DURATION_S)) return usage(`--duration must be a positive number of seconds up to ${MAX_DURATION_S} (24 days), not "${values.duration}"`);
   const firmware = values.firmware === undefined ? null : Number(values.firmware);
   if (firmware !== null && !(Number.isInteger(firmware) && firmware >= 1 && firmware <= LIMITS.firmwareVersionMax)) {
     return usage(`--firmware must be a whole number from 1 to ${LIMITS.firmwareVersionMax}, not "${values.firmware}"`);
@@ -112,6 +116,8 @@ export async function main(argv: string[]): Promise<number> {
       scenario,
       rampPerSecond: ramp,
       flashDir: values['flash-dir'] ?? null,
+      // What a device's crash or its host says ("see the log" points here).
+      onLog: (line) => console.error('flotilla-simulate: ' + line),
     });
     console.log(`flotilla-simulate: ${count} devices of product ${creds.product.slug} (id ${creds.product.id}), scenario ${values.scenario ?? defaultOptions.scenario}: ${scenario.description}`);
     await fleet.start();

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fleet, FleetError, loadScenario, parseScenario, provision, ProvisionError, ScenarioError } from '@flotilla/simulator';
@@ -164,6 +164,19 @@ describe('simulator: bad input is refused before any device starts', function ()
         assert.equal(await devicesOf(f.products.A), before);
       });
 
+      it('says why a device whose image cannot start stopped the run: its crash, on stderr', async () => {
+        const flash = join(dir, 'crash-flash');
+        const args = ['--devices', '1', '--product', 'prod-a', '--api', api, '--bridge', 'mqtt://127.0.0.1:' + f.port, '--token', f.tokens.alice, '--credentials', join(dir, 'crash.json'), '--flash-dir', flash, '--duration', '0.5', '--quiet'];
+        assert.equal(await main(args), 0, err.join('\n'));
+        const [id] = readdirSync(flash);
+        truncateSync(join(flash, id, 'slot0.bin'), 1000);
+        err.length = 0;
+        assert.equal(await main(args), 2);
+        const said = err.join('\n');
+        assert.match(said, new RegExp('^flotilla-simulate: ' + id + ': crashed: .+', 'm'), said);
+        assert.match(said, /image crashed at start; see the log/);
+      });
+
       it('runs a fleet for --duration, then prints its summary (a path here that is not an error)', async () => {
         const code = await main(['--devices', '3', '--product', 'prod-a', '--api', api, '--bridge', 'mqtt://127.0.0.1:' + f.port, '--token', f.tokens.alice, '--credentials', join(dir, 'ok.json'), '--duration', '1.5', '--quiet']);
         assert.equal(code, 0, err.join('\n'));
@@ -228,6 +241,8 @@ describe('simulator: bad input is refused before any device starts', function ()
         [['--devices', 'many', '--product', 'p'], '--devices must be a whole number from 1 to 100000, not "many"'],
         [['--devices', '3'], '--product is required (the slug or id of the product the devices belong to)'],
         [['--product', 'p', '--ramp', '0'], '--ramp must be a positive number, not "0"'],
+        [['--product', 'p', '--duration', '3000000'], '--duration must be a positive number of seconds up to 2147483 (24 days), not "3000000"'],
+        [['--product', 'p', '--duration', 'Infinity'], '--duration must be a positive number of seconds up to 2147483 (24 days), not "Infinity"'],
         [['--product', 'p', '--firmware', '0'], '--firmware must be a whole number from 1 to 4294967295, not "0"'],
         [['--product', 'p', '--firmware', '4294967296'], '--firmware must be a whole number from 1 to 4294967295, not "4294967296"'],
         [['--product', 'p', '--colour', 'blue'], "Unknown option '--colour'"],
