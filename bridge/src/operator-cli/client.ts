@@ -27,13 +27,13 @@ export interface Upload {
   file: string;
 }
 
-/** The message of an error answer: `{ok: false, error}` or OAuth's `{error, error_description}`. */
+/** The message of an error answer: `{ok: false, error}` (its error_description the same words) or OAuth's `{error, error_description}`. */
 export function errorMessage(body: unknown, status: number): string {
   if (body !== null && typeof body === 'object') {
     const b = body as { error?: unknown; error_description?: unknown; message?: unknown };
     const error = typeof b.error === 'string' ? b.error : typeof b.message === 'string' ? b.message : null;
     const description = typeof b.error_description === 'string' ? b.error_description : null;
-    if (error && description) return `${error}: ${description}`;
+    if (error && description && description !== error) return `${error}: ${description}`;
     if (error || description) return (error ?? description) as string;
   }
   return status >= 500 ? 'the bridge failed' : 'refused';
