@@ -14,10 +14,10 @@ import { loadScenario, ScenarioError } from './scenario.js';
 import { productOf, provision, ProvisionError } from './provision.js';
 import { fleetImage } from './app.js';
 import { defaultFleetOptions, Fleet, FleetError, MAX_FLEET } from './fleet.js';
-
-/** The longest --duration: one Node timer (2^31 - 1 ms). */
-const MAX_DURATION_S = Math.floor(0x7fffffff / 1000);
 import { Sample, statusLine, summary } from './status.js';
+
+/** The longest --duration: one Node timer ends the run, and Node's timers take at most 2^31 - 1 ms (past it they fire at once). */
+const MAX_DURATION_S = Math.floor(0x7fffffff / 1000);
 
 /** The simulator's defaults; each has a flag. */
 export const defaultOptions = {
@@ -83,7 +83,6 @@ export async function main(argv: string[]): Promise<number> {
   const ramp = Number(values.ramp ?? defaultOptions.rampPerSecond);
   if (!(ramp > 0)) return usage(`--ramp must be a positive number, not "${values.ramp}"`);
   const duration = values.duration === undefined ? null : Number(values.duration);
-  // One timer ends the run: Node's timers take at most 2^31 - 1 ms (past it they fire at once).
   if (duration !== null && !(duration > 0 && duration <= MAX_DURATION_S)) return usage(`--duration must be a positive number of seconds up to ${MAX_DURATION_S} (24 days), not "${values.duration}"`);
   const firmware = values.firmware === undefined ? null : Number(values.firmware);
   if (firmware !== null && !(Number.isInteger(firmware) && firmware >= 1 && firmware <= LIMITS.firmwareVersionMax)) {

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { logThrottle } from '../log-throttle.js';
 import { createApp, type ApiContext } from './app.js';
-import { ApiError } from './errors.js';
+import { refusal } from './errors.js';
 import { routes } from './routes/index.js';
 
 export interface HttpOptions extends ApiContext {
@@ -52,7 +52,7 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
     // The precise refusal, in the API's error shape: headers too large, a request too slow, or anything else malformed.
     const [status, why] = err.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'The request line and headers are larger than 16 KB']
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'The request did not arrive in time'] : ['400 Bad Request', 'Malformed HTTP request'];
-    const body = JSON.stringify(ApiError.of(0, why).body);
+    const body = JSON.stringify(refusal(why));
     socket.end('HTTP/1.1 ' + status + '\r\ncontent-type: application/json; charset=utf-8\r\nconnection: close\r\ncontent-length: ' + Buffer.byteLength(body) + '\r\n\r\n' + body);
     // Closed once the answer is out, not only half: a client that never closes its side would keep its place for good.
     (socket as Socket).destroySoon();

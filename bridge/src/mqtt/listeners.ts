@@ -21,7 +21,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { CertificateAuthority, ServerContext } from '../identity/ca.js';
 import { fingerprintOf } from '../identity/ca.js';
@@ -67,11 +67,7 @@ export async function listenMqtts(o: ListenerOptions & { tls: TlsSetup }): Promi
     live.secure(socket);
     o.accept(socket, admitted.of(socket));
   });
-  server.on('tlsClientError', (err, socket) => {
-    o.log.debug({ remote: socket.remoteAddress, err: err.message }, 'mqtts: handshake failed');
-    // Node only reports a handshake timeout: the socket stays open, holding its admission place, unless ended here.
-    socket.destroy();
-  });
+  closeFailedHandshakes(server, o.log, 'mqtts');
   const port = await bind(server, o.port, o.host);
   return {
     kind: 'mqtts',
@@ -101,11 +97,7 @@ export async function listenWebSocket(o: ListenerOptions & { maxPacket: number; 
     raw.add(socket);
     socket.once('close', () => raw.delete(socket));
   });
-  // As mqtts: a handshake timeout is only reported, the socket left open.
-  https?.on('tlsClientError', (err, socket) => {
-    o.log.debug({ remote: socket.remoteAddress, err: err.message }, 'wss: handshake failed');
-    socket.destroy();
-  });
+  if (https) closeFailedHandshakes(https, o.log, 'wss');
   // Anything but the WebSocket upgrade at /mqtt.
   server.on('request', (_req, res) => {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('MQTT over WebSocket is at /mqtt\n');
@@ -159,6 +151,14 @@ function admittedConnections(admit: ListenerOptions['admit']) {
       return byPeer.get(key(socket));
     },
   };
+}
+
+/** A TLS handshake that failed or timed out ends its socket: Node only reports a timeout, leaving the socket open and holding its admission place. */
+function closeFailedHandshakes(server: TlsServer, log: Logger, kind: 'mqtts' | 'wss'): void {
+  server.on('tlsClientError', (err, socket) => {
+    log.debug({ remote: socket.remoteAddress, err: err.message }, kind + ': handshake failed');
+    socket.destroy();
+  });
 }
 
 function tlsOptions(tls: TlsSetup) {
