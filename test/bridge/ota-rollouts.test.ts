@@ -9,7 +9,8 @@
  * later); an update stopped after it started (spark/flash/status ends it); a
  * rollout aborted while a device resets into its verified image (not stopped:
  * it cannot be); a device whose link drops while its hello is being handled
- * (not sent an update).
+ * (not sent an update); a device that confirms its image after the bridge
+ * stopped waiting (the job ends done after all).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -247,5 +248,42 @@ describe('OTA: locks and stopped updates', function () {
     assert.deepEqual([(await w.f.bridge.store.getJob(job.id))!.state, d.version()], ['done', 3]);
     const after = (await w.rollout(r.id)).devices;
     assert.deepEqual([after.done, after.in_progress], [aborted.body.devices.done + 1, 0], JSON.stringify(after));
+  });
+});
+
+describe('OTA: a device that confirms its image after the bridge stopped waiting', function () {
+  this.timeout(60000);
+  let w: OtaWorld;
+  // The wait for the new image's hello (1 s) runs out while the device is dark (2.5 s).
+  useOtaWorld((x) => (w = x), { ota: { ...TEST_OTA, confirmTimeoutMs: 1000 } });
+
+  it('ends its job done, not not_confirmed, and its rollout counts it done', async () => {
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(3), { version: '3' })).status, 201);
+    const d = await w.device({ rebootDelay: 2500 });
+    const r = (await w.release({ version: 3, product_default: true })).body.rollout;
+    const job = await w.waitFor('the image verified', async () => {
+      const j = await w.f.bridge.store.activeJob(d.id);
+      return j?.state === 'verified' ? j : null;
+    });
+    const timedOut = await w.waitFor('the wait ended', async () => {
+      const j = (await w.f.bridge.store.getJob(job.id))!;
+      return j.state === 'failed' ? j : null;
+    });
+    assert.equal(timedOut.reason, 'not_confirmed');
+    assert.equal((await w.rollout(r.id)).devices.failed, 1);
+    // Back on version 3, past its trial: before, the job stayed failed and the rollout counted a failure.
+    await w.waitFor('version 3', async () => (await runs(w, d)) === 3);
+    const ended = await w.waitFor('the job done', async () => {
+      const j = (await w.f.bridge.store.getJob(job.id))!;
+      return j.state === 'done' ? j : null;
+    });
+    assert.deepEqual([ended.reason, ended.offset, d.version()], [null, ended.size, 3]);
+    const devices = (await w.rollout(r.id)).devices;
+    assert.deepEqual([devices.done, devices.failed], [1, 0], JSON.stringify(devices));
+    await w.waitFor('success', () => w.flashEvents.get(d.id)?.includes('success'));
+    assert.deepEqual(w.flashEvents.get(d.id)!.filter((e) => !e.startsWith('progress')), ['started', 'failed', 'success']);
+    // Nothing sent again: the device runs the rollout's version.
+    await new Promise((res) => setTimeout(res, 300));
+    assert.deepEqual((await w.f.bridge.store.deviceJobs(d.id)).map((j) => j.state), ['done']);
   });
 });

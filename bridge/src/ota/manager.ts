@@ -252,8 +252,26 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       this.d.log.warn({ deviceId, job: job.id, version: job.version, says: h.firmware }, 'ota: the new image runs but says another version');
       await this.finish(job, 'failed', 'wrong_version');
       job = null;
-    }
+    } else if (!job && !h.ota.trial) await this.confirmLate(deviceId, h.firmware);
     await this.reconcileNow(deviceId, t, job);
+  }
+
+  /**
+   * A device may confirm its new image (on reaching the broker) and lose its link before its hello
+   * arrives; if it stays away past confirmTimeoutMs its job ended not_confirmed. Back on that version,
+   * not on trial, the update did succeed: the job ends done after all, and its rollout counts it so.
+   */
+  private async confirmLate(deviceId: string, firmware: number): Promise<void> {
+    const [last] = await this.d.store.deviceJobs(deviceId, 1);
+    if (last?.state !== 'failed' || last.reason !== 'not_confirmed' || last.version !== firmware) return;
+    await this.d.store.updateJob(last.id, { state: 'done', reason: null, offset: last.size });
+    this.d.deviceEvent(deviceId, 'spark/flash/status', 'success');
+    this.d.log.info({ deviceId, job: last.id, version: firmware }, 'ota: the device confirmed its image after the wait ran out; the job is done');
+    const live = last.rolloutId === null ? undefined : this.live.get(last.rolloutId);
+    if (live?.c.failedDevices.delete(deviceId)) {
+      live.c.failed = Math.max(0, live.c.failed - 1);
+      live.c.done++;
+    }
   }
 
   // ------------------------------------------------------------ deciding
