@@ -10,7 +10,8 @@
  * rollout aborted while a device resets into its verified image (not stopped:
  * it cannot be); a device whose link drops while its hello is being handled
  * (not sent an update); a device that confirms its image after the bridge
- * stopped waiting (the job ends done after all).
+ * stopped waiting (the job ends done after all); a device flashed by hand
+ * while its release's rollout is paused (put back on resume) or aborted (left).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -285,5 +286,34 @@ describe('OTA: a device that confirms its image after the bridge stopped waiting
     // Nothing sent again: the device runs the rollout's version.
     await new Promise((res) => setTimeout(res, 300));
     assert.deepEqual((await w.f.bridge.store.deviceJobs(d.id)).map((j) => j.state), ['done']);
+  });
+});
+
+describe('OTA: a device flashed by hand while its release\'s rollout is paused or aborted', function () {
+  this.timeout(60000);
+  let w: OtaWorld;
+  useOtaWorld((x) => (w = x));
+
+  it('is put back to the release when the rollout resumes; an aborted rollout leaves it alone', async () => {
+    for (const v of [1, 3]) assert.equal((await w.upload(w.f.tokens.erin, w.image(v), { version: String(v) })).status, 201);
+    const d = await w.device();
+    const r = (await w.release({ version: 3, product_default: true })).body.rollout;
+    await w.waitFor('version 3', async () => (await runs(w, d)) === 3);
+    const act = (action: string) => w.call('PUT', '/v1/products/prod-a/rollouts/' + r.id, w.f.tokens.erin, { action });
+    const flashBack = async () => {
+      assert.equal((await w.call('PUT', '/v1/devices/' + d.id, w.f.tokens.erin, { firmware_version: 1 })).status, 200);
+      await w.waitFor('version 1', async () => (await runs(w, d)) === 1);
+      await new Promise((res) => setTimeout(res, 500)); // five ticks
+      assert.equal(await runs(w, d), 1, 'left on the flashed version');
+    };
+    assert.equal((await act('pause')).body.state, 'paused');
+    await flashBack();
+    assert.equal((await act('resume')).body.state, 'running');
+    await w.waitFor('version 3 again', async () => (await runs(w, d)) === 3);
+    assert.equal((await act('abort')).body.state, 'aborted');
+    await flashBack();
+    assert.deepEqual((await w.f.bridge.store.deviceJobs(d.id)).map((j) => [j.source, j.version, j.state]), [
+      ['flash', 1, 'done'], ['release', 3, 'done'], ['flash', 1, 'done'], ['release', 3, 'done'],
+    ]);
   });
 });
