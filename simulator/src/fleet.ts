@@ -220,21 +220,24 @@ export class Fleet {
    * Powers the fleet on, on the ramp. With `probe`, the first device must
    * reach the bridge and be accepted first: a wrong address, certificate or
    * secret fails here, with the reason, before the others start.
+   * `signal` ends the ramp early: the devices started so far keep running
+   * (stop() stops them); before the first answer, it fails with FleetError.
    */
-  async start(): Promise<void> {
+  async start(signal?: AbortSignal): Promise<void> {
     if (this.members.length === 0) return;
     let next = 0;
     if (this.options.probe) {
       await this.reach();
+      if (signal?.aborted) throw new FleetError('stopped before the first device started');
       this.powerOn(this.members[next++]);
-      await this.firstAnswer(this.members[0]);
+      await this.firstAnswer(this.members[0], signal);
     }
     // Devices due by the clock, not per tick: a busy event loop runs late ticks, which must not slow the ramp.
     const t0 = performance.now();
     const first = next;
     await new Promise<void>((resolve) => {
       const tick = (): void => {
-        if (this.stopped) return resolve();
+        if (this.stopped || signal?.aborted) return resolve();
         const due = Math.min(this.members.length, first + Math.floor(((performance.now() - t0) / 1000) * this.options.rampPerSecond) + 1);
         for (; next < due; next++) {
           const m = this.members[next];
@@ -251,12 +254,12 @@ export class Fleet {
     });
   }
 
-  /** Waits until `test(stats)` holds, checking every 50 ms; false after `ms`. */
-  async until(test: (s: FleetStats) => boolean, ms: number): Promise<boolean> {
+  /** Waits until `test(stats)` holds, checking every 50 ms; false after `ms`, once the fleet is stopped, or `signal` aborted. */
+  async until(test: (s: FleetStats) => boolean, ms: number, signal?: AbortSignal): Promise<boolean> {
     const end = performance.now() + ms;
     for (;;) {
       if (test(this.stats())) return true;
-      if (performance.now() >= end) return false;
+      if (performance.now() >= end || this.stopped || signal?.aborted) return false;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -406,16 +409,17 @@ export class Fleet {
     });
   }
 
-  private async firstAnswer(m: Member): Promise<void> {
-    const answered = await this.until(() => m.connected || this.counters.refused > 0 || this.counters.crashes > 0, 15_000);
+  private async firstAnswer(m: Member, signal?: AbortSignal): Promise<void> {
+    const answered = await this.until(() => m.connected || this.counters.refused > 0 || this.counters.crashes > 0, 15_000, signal);
     if (m.connected) return;
+    const stopped = this.stopped || signal?.aborted;
     this.stop();
     if (this.counters.refused > 0) {
       const code = this.counters.lastRefusal;
       throw new FleetError(`the bridge refused device ${m.creds.id}: ${CONNACK_TEXT[code] ?? 'CONNACK ' + code} (CONNACK ${code}); check its id and secret (credentials file or provisioning)`);
     }
     if (this.counters.crashes > 0) throw new FleetError(`device ${m.creds.id}'s image crashed at start; see the log`);
-    throw new FleetError(answered ? 'stopped' : `device ${m.creds.id} connected to the bridge but got no answer to its login within 15 s`);
+    throw new FleetError(stopped || answered ? 'stopped before the first device was answered' : `device ${m.creds.id} connected to the bridge but got no answer to its login within 15 s`);
   }
 }
 

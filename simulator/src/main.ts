@@ -90,8 +90,27 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (!values.product) return usage('--product is required (the slug or id of the product the devices belong to)');
 
+  // From here on a signal stops the run, whatever it is doing: registering devices, ramping, running.
+  // `on`, not `once`: a second signal (Ctrl-C reaches the demo launcher too, which passes it on) must not
+  // kill the summary. The handlers stay until the process exits (they do not keep it alive).
+  const stop = new AbortController();
+  let signalled: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signalled ??= sig;
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // Said when a signal came while registering devices or before the first device was answered; the exit status is the shell's for that signal.
+  const stoppedEarly = (): number => {
+    console.error(`flotilla-simulate: stopped (${signalled}) before the fleet started`);
+    return 128 + (signalled === 'SIGTERM' ? 15 : 2);
+  };
+
   const baseline = process.memoryUsage().rss;
-  let fleet: Fleet;
+  let fleet: Fleet | null = null;
+  let first: Sample | null = null;
+  const sample = (f: Fleet): Sample => ({ stats: f.stats(), at: performance.now(), rss: process.memoryUsage().rss });
   try {
     const loaded = loadScenario(values.scenario ?? defaultOptions.scenario);
     const scenario = firmware === null ? loaded : { ...loaded, firmware };
@@ -99,14 +118,14 @@ export async function main(argv: string[]): Promise<number> {
     const where = { api: values.api ?? defaultOptions.api, token: values.token ?? process.env.FLOTILLA_TOKEN ?? null, product: values.product, file };
     const out = values['write-image'];
     if (out !== undefined) {
-      const product = await productOf(where);
+      const product = await productOf({ ...where, signal: stop.signal });
       const image = fleetImage(scenario, product.id);
       writeFileSync(out, image);
       const sha = createHash('sha256').update(image).digest('hex');
       console.log(`flotilla-simulate: wrote ${out}: firmware ${scenario.firmware} of product ${product.slug} (id ${product.id}), ${image.length} bytes, SHA-256 ${sha}`);
       return 0;
     }
-    const creds = await provision({ ...where, count });
+    const creds = await provision({ ...where, count, signal: stop.signal });
     fleet = new Fleet({
       bridge: values.bridge ?? defaultOptions.bridge,
       tls: values.ca ? { ca: readFileSync(values.ca) } : undefined,
@@ -119,8 +138,11 @@ export async function main(argv: string[]): Promise<number> {
       onLog: (line) => console.error('flotilla-simulate: ' + line),
     });
     console.log(`flotilla-simulate: ${count} devices of product ${creds.product.slug} (id ${creds.product.id}), scenario ${values.scenario ?? defaultOptions.scenario}: ${scenario.description}`);
-    await fleet.start();
+    // Counted from here: the summary's totals and rates take in the ramp.
+    first = sample(fleet);
+    await fleet.start(stop.signal);
   } catch (e) {
+    if (stop.signal.aborted && (e instanceof ProvisionError || e instanceof FleetError)) return stoppedEarly();
     if (e instanceof ScenarioError || e instanceof ProvisionError || e instanceof FleetError) {
       console.error('flotilla-simulate: ' + e.message);
       return 2;
@@ -134,13 +156,13 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
 
-  const sample = (): Sample => ({ stats: fleet.stats(), at: performance.now(), rss: process.memoryUsage().rss });
-  const first = sample();
+  if (!fleet || !first) throw new Error('unreachable: the set-up above makes the fleet or returns');
+  const running = fleet;
   let prev = first;
   const tty = process.stdout.isTTY && !values.quiet;
   const live = setInterval(
     () => {
-      const now = sample();
+      const now = sample(running);
       const line = statusLine(prev, now);
       prev = now;
       if (tty) process.stdout.write('\r\x1b[K' + line);
@@ -148,21 +170,19 @@ export async function main(argv: string[]): Promise<number> {
     },
     tty ? 1000 : 10_000,
   );
-  let end = (): void => {};
-  const ended = new Promise<void>((resolve) => (end = resolve));
-  // `on`, not `once`: a second signal (Ctrl-C reaches the demo launcher too, which passes it on) must not kill the summary.
-  process.on('SIGINT', end);
-  process.on('SIGTERM', end);
-  const timer = duration !== null ? setTimeout(end, duration * 1000) : null;
-  await ended;
+  // Until a signal (perhaps already come, during the ramp) or --duration, counted once every device is on.
+  let timer: NodeJS.Timeout | null = null;
+  await new Promise<void>((resolve) => {
+    if (stop.signal.aborted) return resolve();
+    stop.signal.addEventListener('abort', () => resolve(), { once: true });
+    if (duration !== null) timer = setTimeout(resolve, duration * 1000);
+  });
   if (timer) clearTimeout(timer);
   clearInterval(live);
-  const last = sample();
-  fleet.stop();
+  const last = sample(running);
+  running.stop();
   if (tty) process.stdout.write('\n');
   console.log(summary(first, last, baseline, values.scenario ?? defaultOptions.scenario));
-  // The handlers stay until the process exits (they do not keep it alive): a signal arriving
-  // after the first (the terminal's Ctrl-C, then the launcher's) must not kill the summary or the exit status.
   return 0;
 }
 

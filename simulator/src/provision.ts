@@ -34,6 +34,10 @@ export interface ProvisionOptions {
   count: number;
   /** Credentials file to read and extend (null: none). */
   file: string | null;
+  /** Aborted: the API call under way ends, and provisioning with a ProvisionError (devices registered so far are in the file). */
+  signal?: AbortSignal;
+  /** How long one API call may take (default API_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 export class ProvisionError extends Error {
@@ -45,6 +49,9 @@ export class ProvisionError extends Error {
 
 /** The import route takes at most this many ids at once. */
 const BATCH = 1000;
+
+/** How long one API call may take: a bridge that accepts the connection and never answers must not hang the simulator. */
+export const API_TIMEOUT_MS = 30_000;
 
 /** The credentials file, when there is one; refused when it holds another product's devices. */
 function saved(o: Pick<ProvisionOptions, 'file' | 'product'>): CredentialsFile | null {
@@ -63,7 +70,7 @@ export async function productOf(o: Omit<ProvisionOptions, 'count'>): Promise<Cre
   const c = saved(o);
   if (c) return c.product;
   if (!o.token) throw new ProvisionError(`the id of product "${o.product}" is needed and ${o.file ? o.file + ' does not exist' : 'no credentials file was given'}; give a token (--token or FLOTILLA_TOKEN) to look it up`);
-  return lookUp(new Api(o.api, o.token), o.product);
+  return lookUp(new Api(o.api, o.token, o.signal, o.timeoutMs), o.product);
 }
 
 export async function provision(o: ProvisionOptions): Promise<CredentialsFile> {
@@ -72,7 +79,7 @@ export async function provision(o: ProvisionOptions): Promise<CredentialsFile> {
   if (!o.token)
     throw new ProvisionError(`${o.count} devices are needed and ${o.file ? o.file + ' holds ' + (have ? have.devices.length : 0) : 'no credentials file was given'}; give a token (--token or FLOTILLA_TOKEN) to register the others`);
 
-  const api = new Api(o.api, o.token);
+  const api = new Api(o.api, o.token, o.signal, o.timeoutMs);
   const out: CredentialsFile = { product: await lookUp(api, o.product), devices: have ? have.devices.slice() : [] };
   while (out.devices.length < o.count) {
     const ids = Array.from({ length: Math.min(BATCH, o.count - out.devices.length) }, () => randomBytes(12).toString('hex'));
@@ -121,6 +128,8 @@ class Api {
   constructor(
     private readonly base: string,
     private readonly token: string,
+    private readonly signal?: AbortSignal,
+    private readonly timeoutMs = API_TIMEOUT_MS,
   ) {}
 
   async call(method: string, path: string, body?: unknown): Promise<unknown> {
@@ -130,12 +139,17 @@ class Api {
         method,
         headers: { authorization: 'Bearer ' + this.token, ...(body ? { 'content-type': 'application/json' } : {}) },
         body: body ? JSON.stringify(body) : undefined,
+        signal: this.signal ? AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new ProvisionError(`cannot reach the operator API at ${this.base}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+      throw this.failed(e, method, path);
     }
-    const text = await res.text();
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw this.failed(e, method, path);
+    }
     let json: Record<string, unknown> = {};
     try {
       json = text ? JSON.parse(text) : {};
@@ -148,5 +162,13 @@ class Api {
     if (res.status === 403) throw new ProvisionError(`the token may not ${method} ${path} (403: ${said}); it needs settings.view and device.add on the product`);
     if (res.status === 404) throw new ProvisionError(`${method} ${path}: not found (404: ${said}); check the product's slug or id`);
     throw new ProvisionError(`${method} ${path} failed with ${res.status}: ${said}`);
+  }
+
+  /** A call that got no whole answer: stopped, timed out, or the API not reached. */
+  private failed(e: unknown, method: string, path: string): ProvisionError {
+    if (this.signal?.aborted) return new ProvisionError(`stopped while calling the operator API (${method} ${path})`);
+    if ((e as Error).name === 'TimeoutError') return new ProvisionError(`no answer from the operator API at ${this.base} within ${this.timeoutMs / 1000} s (${method} ${path})`);
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    return new ProvisionError(`cannot reach the operator API at ${this.base}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
   }
 }

@@ -142,6 +142,11 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) fail(path, 'must be a number from ' + min + ' to ' + max);
     return v as number;
   };
+  const int = (v: unknown, path: string, min: number, max: number, dflt?: number): number => {
+    const x = num(v, path, min, max, dflt);
+    if (!Number.isInteger(x)) fail(path, 'must be a whole number from ' + min + ' to ' + max);
+    return x;
+  };
   const str = (v: unknown, path: string, dflt?: string): string => {
     if (v === undefined && dflt !== undefined) return dflt;
     if (typeof v !== 'string') fail(path, 'must be a string');
@@ -161,6 +166,10 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
     if (extra) r[extra[0]] = num(o[extra[0]], path + '.' + extra[0], extra[1], extra[2]);
     return r;
   };
+
+  // A number or bool placeholder at its longest text; a string's is its value (a function that sets it may
+  // make it longer: the agent then refuses that publish, and reports it).
+  const LONGEST: Partial<Record<VarType, string>> = { bool: 'false', int32: '-2147483648', double: '-1.2345678901234567e-308' };
 
   const root = obj(json, '(the file)');
   known(root, '', ['description', 'firmware', 'vitals', 'keepalive', 'variables', 'functions', 'events', 'faults', 'battery', 'signal', 'memory', 'ota']);
@@ -206,8 +215,7 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
     if (bad) fail(path, 'is not a valid function name: ' + bad);
     const f = obj(raw, path);
     known(f, path, ['returns', 'sets', 'fails']);
-    const returns = num(f.returns, path + '.returns', -2147483648, 2147483647, 1);
-    if (!Number.isInteger(returns)) fail(path + '.returns', 'must be an integer');
+    const returns = int(f.returns, path + '.returns', -2147483648, 2147483647, 1);
     const sets = f.sets === undefined ? undefined : str(f.sets, path + '.sets');
     if (sets !== undefined && !variables[sets]) fail(path + '.sets', 'names no variable of this scenario ("' + sets + '")');
     functions[name] = { returns, sets, fails: num(f.fails, path + '.fails', 0, 1, 0) };
@@ -226,6 +234,8 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
     if (isReservedEventName(name)) fail(path + '.name', 'is reserved for the cloud (names starting with "spark"); a device may not publish it');
     const data = str(e.data, path + '.data', '');
     for (const m of data.matchAll(/\{\{([^{}]*)\}\}/g)) if (!variables[m[1]]) fail(path + '.data', 'names no variable of this scenario ("{{' + m[1] + '}}")');
+    const longest = Buffer.byteLength(data.replace(/\{\{([^{}]*)\}\}/g, (_, v: string) => LONGEST[variables[v].type] ?? String(variables[v].value)));
+    if (longest > LIMITS.eventDataMaxBytes) fail(path + '.data', `can be ${longest} bytes with its variables filled in, past the ${LIMITS.eventDataMaxBytes} an event may carry`);
     events.push({ name, every: num(e.every, path + '.every', 0.1, 30 * DAY), data, ack: bool(e.ack, path + '.ack', false) });
   });
 
@@ -269,9 +279,9 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
   return {
     source,
     description: str(root.description, 'description', ''),
-    firmware: Math.floor(num(root.firmware, 'firmware', 1, LIMITS.firmwareVersionMax, 1)),
+    firmware: int(root.firmware, 'firmware', 1, LIMITS.firmwareVersionMax, 1),
     vitals: num(root.vitals, 'vitals', 0, DAY, 60),
-    keepalive: Math.floor(num(root.keepalive, 'keepalive', 5, 3600, 30)),
+    keepalive: int(root.keepalive, 'keepalive', 5, 3600, 30),
     variables,
     functions,
     events,

@@ -53,11 +53,14 @@ const breakdown = (c: Counts): string =>
 export function summary(first: Sample, last: Sample, baseline: number, scenario: string): string {
   const s = last.stats;
   const seconds = (last.at - first.at) / 1000;
-  const perDevice = s.devices > 0 ? (last.rss - baseline) / s.devices / 1024 : 0;
+  // RSS can end below the baseline (the collector returned more than the fleet holds): none is then the fleet's.
+  const perDevice = s.devices > 0 ? Math.max(0, last.rss - baseline) / s.devices / 1024 : 0;
+  // A rate over less than a second says little (a handful of hellos in 50 ms is not 100/s).
+  const sentRate = seconds >= 1 ? `${(sum(s.sent) / seconds).toFixed(1)}/s` : 'no rate for a run under 1 s';
   const rows: [string, string][] = [
     ['connected at the end', `${n(s.connected)}/${n(s.devices)}`],
     ['sessions', `${n(s.connects)} accepted, ${n(s.refused)} refused, ${n(s.disconnects)} ended`],
-    ['messages sent', `${n(sum(s.sent))} (${breakdown(s.sent) || 'none'}), ${(seconds > 0 ? sum(s.sent) / seconds : 0).toFixed(1)}/s`],
+    ['messages sent', `${n(sum(s.sent))} (${breakdown(s.sent) || 'none'}), ${sentRate}`],
     ['messages received', `${n(sum(s.received))} (${breakdown(s.received) || 'none'})`],
     ['errors', `${n(s.sent.err ?? 0)} reports, ${n(s.crashes)} crashes`],
     ['faults injected', `${n(s.injected.drop)} drops, ${n(s.injected.flap)} flaps, ${n(s.injected.powerCut)} power cuts, ${n(s.injected.crash)} crashes`],

@@ -5,13 +5,19 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Fleet, FleetError, loadScenario, parseScenario, provision, ProvisionError, ScenarioError } from '@flotilla/simulator';
 import { IMAGE_HEADER_SIZE, parseImageHeader } from '@flotilla/protocol';
 import { main } from '../../simulator/src/main.js';
 import { A1, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 import { closedPort } from '../helpers/ports.js';
+
+const BIN = fileURLToPath(new URL('../../simulator/bin/flotilla-simulate.mjs', import.meta.url));
 
 /** [what is wrong, the scenario, the exact message]. */
 const SCENARIOS: [string, unknown, string][] = [
@@ -25,7 +31,11 @@ const SCENARIOS: [string, unknown, string][] = [
   ['walk start outside', { variables: { t: { type: 'double', walk: { start: 5, step: 1, min: 0, max: 2 } } } }, 'scenario t: variables.t.walk.start must be a number from 0 to 2'],
   ['value of the wrong type', { variables: { t: { type: 'int32', value: 1.5 } } }, 'scenario t: variables.t.value is not a int32'],
   ['function sets nothing', { functions: { f: { sets: 'nope' } } }, 'scenario t: functions.f.sets names no variable of this scenario ("nope")'],
-  ['function returns a fraction', { functions: { f: { returns: 0.5 } } }, 'scenario t: functions.f.returns must be an integer'],
+  ['function returns a fraction', { functions: { f: { returns: 0.5 } } }, 'scenario t: functions.f.returns must be a whole number from -2147483648 to 2147483647'],
+  ['firmware a fraction (before, 1.5 ran as 1)', { firmware: 1.5 }, 'scenario t: firmware must be a whole number from 1 to 4294967295'],
+  ['keepalive a fraction (before, 7.5 ran as 7)', { keepalive: 7.5 }, 'scenario t: keepalive must be a whole number from 5 to 3600'],
+  ['event data past 1024 bytes', { events: [{ name: 'e', every: 1, data: 'x'.repeat(1025) }] }, 'scenario t: events[0].data can be 1025 bytes with its variables filled in, past the 1024 an event may carry'],
+  ['event data past 1024 bytes with a number at its longest', { variables: { n: { type: 'int32', value: 1 } }, events: [{ name: 'e', every: 1, data: 'x'.repeat(1014) + '{{n}}' }] }, 'scenario t: events[0].data can be 1025 bytes with its variables filled in, past the 1024 an event may carry'],
   ['fails above 1', { functions: { f: { fails: 2 } } }, 'scenario t: functions.f.fails must be a number from 0 to 1'],
   ['events not a list', { events: {} }, 'scenario t: events must be a list'],
   ['reserved event name', { events: [{ name: 'spark/x', every: 1 }] }, 'scenario t: events[0].name is reserved for the cloud (names starting with "spark"); a device may not publish it'],
@@ -45,6 +55,11 @@ describe('simulator: bad input is refused before any device starts', function ()
       it(what, () => {
         assert.throws(() => parseScenario(json, 't'), (e: Error) => e instanceof ScenarioError && e.message === message);
       });
+
+    it('event data of exactly 1024 bytes with its variables at their longest is taken', () => {
+      const s = parseScenario({ variables: { n: { type: 'int32', value: 1 } }, events: [{ name: 'e', every: 1, data: 'x'.repeat(1013) + '{{n}}' }] }, 't');
+      assert.equal(s.events[0].data.length, 1018);
+    });
 
     it('too many variables', () => {
       const variables = Object.fromEntries(Array.from({ length: 21 }, (_, i) => ['v' + i, { type: 'int32', value: i }]));
@@ -106,6 +121,21 @@ describe('simulator: bad input is refused before any device starts', function ()
     it('an API that does not answer', async () => {
       const port = await closedPort();
       await assert.rejects(provision({ api: 'http://127.0.0.1:' + port, token: 'x', product: 'prod-a', count: 3, file: null }), refused(new RegExp('^cannot reach the operator API at http://127\\.0\\.0\\.1:' + port + ': ECONNREFUSED')));
+    });
+
+    it('an API that takes the connection and never answers: refused after the time limit, or at once when stopped', async () => {
+      const silent = createServer(() => {}); // holds every request
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+      const at = 'http://127.0.0.1:' + (silent.address() as AddressInfo).port;
+      try {
+        await assert.rejects(provision({ api: at, token: 'x', product: 'prod-a', count: 3, file: null, timeoutMs: 300 }), refused(new RegExp('^no answer from the operator API at ' + at.replace(/\./g, '\\.') + ' within 0\\.3 s \\(GET /v1/products/prod-a\\)$')));
+        const stop = new AbortController();
+        setTimeout(() => stop.abort(), 100);
+        await assert.rejects(provision({ api: at, token: 'x', product: 'prod-a', count: 3, file: null, signal: stop.signal }), refused(/^stopped while calling the operator API \(GET \/v1\/products\/prod-a\)$/));
+      } finally {
+        silent.closeAllConnections();
+        silent.close();
+      }
     });
 
     it('a credentials file that is not one', async () => {
@@ -251,6 +281,59 @@ describe('simulator: bad input is refused before any device starts', function ()
           assert.equal(await main(args), 2);
           assert.ok(err.join('\n').startsWith('flotilla-simulate: ' + message), err.join('\n'));
         });
+    });
+
+    describe('the command, stopped by a signal', () => {
+      /** The installed command in a process of its own, as a shell runs it. */
+      const run = (args: string[]) => {
+        const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_TOKEN: '' } });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+        return { child, exited, out: () => out, err: () => err };
+      };
+      const until = async (what: string, test: () => boolean | Promise<boolean>) => {
+        for (let i = 0; i < 300; i++) {
+          if (await test()) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.fail('timed out waiting for ' + what);
+      };
+
+      it('while registering devices: ends the API call under way, says so, exits 130 (before, it waited on the API)', async () => {
+        let asked = 0;
+        const silent = createServer(() => void asked++); // holds every request
+        await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+        try {
+          const r = run(['--devices', '3', '--product', 'prod-a', '--api', 'http://127.0.0.1:' + (silent.address() as AddressInfo).port, '--token', 'x', '--credentials', join(dir, 'hung.json')]);
+          await until('the first API call', () => asked > 0);
+          r.child.kill('SIGINT');
+          assert.equal(await r.exited, 130, r.err());
+          assert.equal(r.err(), 'flotilla-simulate: stopped (SIGINT) before the fleet started\n');
+        } finally {
+          silent.closeAllConnections();
+          silent.close();
+        }
+      });
+
+      it('during the ramp: the devices started stop and the summary is printed (before, SIGTERM killed it with no summary)', async () => {
+        const r = run(['--devices', '4', '--ramp', '0.1', '--quiet', '--product', 'prod-a', '--api', api, '--bridge', 'mqtt://127.0.0.1:' + f.port, '--token', f.tokens.alice, '--credentials', join(dir, 'ramp.json')]);
+        // The probe device, then the ramp's first at once; the next is due 10 s later.
+        await until('two devices\' hellos', async () => {
+          if (!existsSync(join(dir, 'ramp.json'))) return false;
+          const { devices } = JSON.parse(readFileSync(join(dir, 'ramp.json'), 'utf8')) as { devices: { id: string }[] };
+          // A hello is sent once the device has its CONNACK (the bridge marks it online before).
+          const versions = await Promise.all(devices.map(async (d) => (await f.bridge.store.getDevice(d.id))?.firmwareVersion));
+          return versions.filter((v) => v === 1).length === 2;
+        });
+        r.child.kill('SIGTERM');
+        assert.equal(await r.exited, 0, r.err());
+        assert.match(r.out(), /Fleet summary: 4 devices, scenario default, /);
+        assert.match(r.out(), /connected at the end +2\/4/);
+        assert.match(r.out(), /sessions +2 accepted, 0 refused/);
+      });
     });
   });
 });
