@@ -318,6 +318,12 @@ describe('OTA: firmware upload and one device', function () {
     assert.equal(d.version(), 1);
     await w.waitFor('the last spark/flash/status', () => w.flashEvents.get(d.id)?.includes('failed'));
     assert.deepEqual(w.flashEvents.get(d.id), ['started', 'progress 25%', 'progress 50%', 'progress 75%', 'failed']);
+    // The crash the device reports after the rollback was version 7's: before, fleet health filed it under 1.
+    const crash = await w.waitFor('the crash report', async () => {
+      const health = await w.call('GET', '/v1/products/prod-a/fleet_health', f.tokens.carol);
+      return (health.body.errors as { kind: string; firmware_version: number }[]).find((e) => e.kind === 'crash');
+    });
+    assert.equal(crash.firmware_version, 7, JSON.stringify(crash));
     d.stop();
   });
 });

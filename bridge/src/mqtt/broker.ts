@@ -123,6 +123,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     budgets: new Map(),
     heard: new Map<string, number>(),
     subscriptions: new Map<string, readonly string[]>(),
+    rolledBack: new Map(),
     usage: new Map(),
     topicCache: new Map(),
     requests: new RequestRouter((topic, payload, qos) => context.publish(topic, payload, qos), o.requestTimeoutMs),
@@ -317,6 +318,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     // The device stays in context.devices: its offline event (and any later one about it)
     // is delivered asynchronously, and delivery decides from that map.
     context.subscriptions.delete(s.deviceId);
+    context.rolledBack.delete(s.deviceId);
     presence(s.deviceId, false);
   });
 

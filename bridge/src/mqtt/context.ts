@@ -26,6 +26,8 @@ export interface BrokerContext {
   requests: RequestRouter;
   /** Connected devices → the event name prefixes they subscribed to (from their hello): who gets a cloud event. */
   subscriptions: Map<string, readonly string[]>;
+  /** Connected devices whose hello reported a rollback → the version rolled back from: the crash they report in that session was that image's. */
+  rolledBack: Map<string, number>;
   /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */
   heard: Map<string, number>;
   /** Traffic since the last flush, per "productId day" (UTC): written with last_heard, in one batch. */

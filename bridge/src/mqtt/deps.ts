@@ -17,7 +17,7 @@ export interface BrokerStore extends ActorStore {
   setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
   touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;
   recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
-  recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
+  recordError(deviceId: string, report: ErrorReport, at: Date, firmwareVersion?: number | null): Promise<void>;
   audit(entry: AuditEntry): Promise<void>;
   recordUsage(rows: readonly UsageCount[]): Promise<void>;
   findClaimCode(code: string): Promise<ClaimCode | null>;

@@ -24,6 +24,8 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live:
   switch (msg.kind) {
     case 'hello':
       ctx.subscriptions.set(deviceId, msg.subscriptions);
+      if (msg.ota.rolledBackFrom === null) ctx.rolledBack.delete(deviceId);
+      else ctx.rolledBack.set(deviceId, msg.ota.rolledBackFrom);
       return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now()).then(() => {
         special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
         ctx.ota?.hello(deviceId, msg, live);
@@ -33,7 +35,9 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live:
         special(ctx, deviceId, 'spark/device/diagnostics/update', JSON.stringify(nested(msg.values)));
       });
     case 'error':
-      return ctx.store.recordError(deviceId, msg, ctx.now());
+      // A crash reported right after a rollback ended the run of the image rolled back from, not of the one
+      // the device runs now: filed under it, fleet health shows which release crashes.
+      return ctx.store.recordError(deviceId, msg, ctx.now(), msg.source === 'crash' ? (ctx.rolledBack.get(deviceId) ?? null) : null);
     case 'reply': {
       const ops = answeredOps(ctx.requests.reply(deviceId, msg));
       const product = ops > 0 ? ctx.devices.get(deviceId)?.product.productId : undefined;

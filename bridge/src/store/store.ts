@@ -425,7 +425,8 @@ export interface TelemetryStore {
   /** Oldest first, `from` inclusive, `to` exclusive; at most `limit` samples (default and maximum 10,000). */
   vitalsHistory(deviceId: string, from: Date, to: Date, limit?: number): Promise<VitalsSample[]>;
   /** Stored with the device's product and current firmware version. not_found: unknown device. */
-  recordError(deviceId: string, report: ErrorReport, at: Date): Promise<void>;
+  /** Filed under `firmwareVersion` when given (a crash of an image since rolled back), else the version the device last said it runs. */
+  recordError(deviceId: string, report: ErrorReport, at: Date, firmwareVersion?: number | null): Promise<void>;
   /** Most frequent first. */
   errorsByProduct(productId: ProductId): Promise<ErrorGroup[]>;
   /** Adds a batch of usage counts (the broker flushes them every few seconds), in one transaction. */

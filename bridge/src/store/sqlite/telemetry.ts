@@ -77,7 +77,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
   // The product and firmware version are the device's at the time of the report, copied in the same statement.
   const insertError = db.prepare(
     `INSERT INTO error_reports (device_id, product_id, firmware_version, source, name, message, stack, count, uptime, at)
-     SELECT id, product_id, firmware_version, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?`,
+     SELECT id, product_id, COALESCE(?, firmware_version), ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?`,
   );
   const errorGroups = db.prepare<ErrorGroupRaw>(
     `SELECT source, name, message, firmware_version, SUM(count) AS count, COUNT(DISTINCT device_id) AS devices, MAX(at) AS last_at
@@ -222,13 +222,13 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
       return history.all(deviceId, msOf(from, 'from'), msOf(to, 'to'), limitOf(limit, MAX_ROWS)).map(sample);
     },
 
-    async recordError(deviceId, report, at) {
+    async recordError(deviceId, report, at, firmwareVersion = null) {
       const t = msOf(at, 'at');
       const count = Number.isInteger(report.count) && report.count > 0 ? report.count : 1;
       const uptime = Number.isFinite(report.uptime) ? Math.floor(report.uptime) : 0;
       // In the group commit's queue, behind the device's hello: the report takes the firmware version that hello wrote.
       await ctx.commit(() => {
-        const changes = insertError.run(report.source, report.name, report.message, report.stack, count, uptime, t, deviceId).changes;
+        const changes = insertError.run(firmwareVersion, report.source, report.name, report.message, report.stack, count, uptime, t, deviceId).changes;
         if (changes === 0) throw new StoreError('not_found', `no device ${deviceId}`);
       });
     },
