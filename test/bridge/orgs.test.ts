@@ -276,6 +276,34 @@ describe('organizations: product transfer, spaces, ownership', function () {
     }
   });
 
+  it('puts a device a user claimed in an org\'s product in their personal space: GET /v1/devices and /v1/devices/events, until unclaimed', async () => {
+    const mine = async () => (await api('GET', '/v1/devices', 'alice')).body.map((d: { id: string }) => d.id);
+    const claim = await api('POST', '/v1/devices', 'alice', { id: A2 });
+    assert.equal(claim.status, 200, JSON.stringify(claim.body));
+    // Before, the org's devices were left out whoever had claimed them.
+    const listed = await mine();
+    assert.ok(listed.includes(A2) && !listed.includes(A1), 'alice\'s claimed device only: ' + listed);
+    const one = (await api('GET', '/v1/devices', 'alice')).body.find((d: { id: string }) => d.id === A2);
+    assert.equal(one.owner, 'alice');
+    const personal = await openStream(base + '/v1/devices/events', tokens.alice);
+    try {
+      const a1 = await device(f.port, A1);
+      const a2 = await device(f.port, A2);
+      clients.push(a1, a2);
+      await a1.publishAsync(topics.device.event(A1, 'not-hers'), Buffer.from(encode('event', { data: '1', ttl: 60 })), { qos: 1 });
+      await a2.publishAsync(topics.device.event(A2, 'hers'), Buffer.from(encode('event', { data: '2', ttl: 60 })), { qos: 1 });
+      for (let i = 0; i < 150 && !personal.text.includes('event: hers'); i++) await sleep(20);
+      assert.ok(personal.text.includes('event: hers'), personal.text);
+      assert.ok(!personal.text.includes('not-hers'), 'an org device alice did not claim reached her personal stream: ' + personal.text);
+    } finally {
+      personal.close();
+    }
+    assert.equal((await api('DELETE', '/v1/devices/' + A2, 'alice')).status, 200);
+    assert.ok(!(await mine()).includes(A2), 'unclaimed: out of the personal space again');
+    // Another member of the org does not see it in theirs.
+    assert.ok(!(await api('GET', '/v1/devices', 'vic')).body.some((d: { id: string }) => d.id === A2));
+  });
+
   it('hands an org over only by its Owner, to a member of its team; the former Owner stays an Administrator', async () => {
     assert.equal((await api('PUT', '/v1/orgs/acme/owner', 'adam', { username: 'adam' })).status, 403, 'an Administrator cannot take it');
     assert.equal((await api('PUT', '/v1/orgs/acme/owner', 'devon', { username: 'devon' })).status, 403);

@@ -123,6 +123,11 @@ export function inPersonalSpace(actor: Actor, product: ProductRef): boolean {
   return actor.kind !== 'user' || product.orgId === null;
 }
 
+/** Whether a user claimed the device (`ownerUserId`, its claimer): theirs in their personal space, as on Particle, whatever product it is of. */
+export function claimedBy(actor: Actor, ownerUserId: string | null): boolean {
+  return actor.kind === 'user' && ownerUserId !== null && ownerUserId === actor.userId;
+}
+
 /** The products whose devices an actor may list. */
 export async function visibleProducts(actor: Actor, store: Store): Promise<ProductRef[]> {
   let ids: string[] = [];

@@ -19,7 +19,7 @@ import { decide } from '../policy/decide.js';
 import type { Memberships, ProductRef } from '../policy/types.js';
 import type { DeviceRef } from '../store/store.js';
 import type { TokenHolder } from '../mqtt/session.js';
-import { inPersonalSpace } from './access.js';
+import { claimedBy, inPersonalSpace } from './access.js';
 import type { Logger } from '../mqtt/deps.js';
 
 export interface StreamOptions {
@@ -29,7 +29,7 @@ export interface StreamOptions {
   maxBufferedBytes: number;
 }
 
-/** 'all': everything the actor may watch; 'mine': that, in the actor's personal space only (/v1/devices/events, as GET /v1/devices). */
+/** 'all': everything the actor may watch; 'mine': that, in the actor's personal space only, and the devices a user claimed (/v1/devices/events, as GET /v1/devices). */
 export type StreamScope = { kind: 'all' } | { kind: 'mine' } | { kind: 'device'; deviceId: string } | { kind: 'product'; productId: string } | { kind: 'org'; orgId: string };
 
 interface Stream extends TokenHolder {
@@ -45,12 +45,13 @@ function eventLine(name: string, data: unknown, ttl: number, coreid: string): st
 }
 
 /** Whether an event of `product` (from a device, or null: published through the API) is in the stream's scope. */
-function inScope(s: Stream, product: ProductRef, deviceId: string | null): boolean {
+/** `ownerUserId`: the user who claimed the device (null for an event published through the API). */
+function inScope(s: Stream, product: ProductRef, deviceId: string | null, ownerUserId: string | null): boolean {
   const sc = s.scope;
   if (sc.kind === 'device') return sc.deviceId === deviceId;
   if (sc.kind === 'product') return sc.productId === product.productId;
   if (sc.kind === 'org') return sc.orgId === product.orgId;
-  return sc.kind === 'all' || inPersonalSpace(s.actor, product);
+  return sc.kind === 'all' || inPersonalSpace(s.actor, product) || claimedBy(s.actor, ownerUserId);
 }
 
 export class EventHub {
@@ -136,7 +137,7 @@ export class EventHub {
     const line = eventLine(name, data, ttl, deviceId);
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
-      if (!inScope(s, ref.product, deviceId)) continue;
+      if (!inScope(s, ref.product, deviceId, ref.ownerUserId)) continue;
       const key = ref.product.productId + '/' + (ref.customerId ?? '');
       let ok = s.may.get(key);
       if (ok === undefined) {
@@ -156,7 +157,7 @@ export class EventHub {
     const line = eventLine(name, data, ttl, 'api');
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
-      if (!inScope(s, product, null)) continue;
+      if (!inScope(s, product, null, null)) continue;
       if (decide(s.actor, 'device.events', { kind: 'product', product }).allow) this.send(s, line);
     }
   }

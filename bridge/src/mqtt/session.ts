@@ -12,6 +12,8 @@ export type Session =
       product: ProductRef;
       /** The customer that claimed it, when one has. */
       customerId: string | null;
+      /** The user that claimed it, when one has. */
+      ownerUserId: string | null;
       actor: Actor;
       /** The three cloud → device topics it may subscribe to. */
       inbox: readonly string[];

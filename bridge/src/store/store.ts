@@ -253,6 +253,8 @@ export interface UsageDay {
 export interface DeviceRef {
   product: ProductRef;
   customerId: string | null;
+  /** The user who claimed it, when one has: theirs in their personal space (GET /v1/devices, /v1/devices/events), whatever product it is of. */
+  ownerUserId: string | null;
 }
 
 /** One decision of the policy, as the broker and the HTTP API record it. */
@@ -395,6 +397,8 @@ export interface DeviceStore {
   deviceProduct(deviceId: string): Promise<ProductRef | null>;
   /** What deciding about a device needs: its product, and the customer that claimed it. */
   deviceAccess(deviceId: string): Promise<DeviceRef | null>;
+  /** The devices of a product a user claimed. */
+  listDevicesClaimedBy(userId: string, productId: ProductId): Promise<Device[]>;
   listDevices(productId: ProductId): Promise<Device[]>;
   /** Sets (or replaces) the device's secret, clearing a revocation. not_found: no such device. */
   setDeviceSecret(deviceId: string, secret: string): Promise<void>;

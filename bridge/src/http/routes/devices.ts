@@ -300,9 +300,13 @@ export const deviceRoutes: Route[] = [
   route('GET', '/v1/devices', guard.signedIn('lists only the devices decide() lets the actor view, in the personal space for a user'), async (req, ctx, { actor }) => {
     const out: ReturnType<typeof deviceObject>[] = [];
     for (const product of await visibleProducts(actor, ctx.store)) {
-      if (!inPersonalSpace(actor, product)) continue;
+      // An org's product: only the devices the user claimed there (one query, not the org's fleet).
+      const devices = inPersonalSpace(actor, product)
+        ? await ctx.store.listDevices(product.productId)
+        : actor.kind === 'user' ? await ctx.store.listDevicesClaimedBy(actor.userId, product.productId) : [];
+      const seen = devices.filter((d) => seesDevice(actor, d.id, product, d.customerId));
+      if (seen.length === 0) continue;
       const groups = await ctx.store.groupsOfDevices(product.productId);
-      const seen = (await ctx.store.listDevices(product.productId)).filter((d) => seesDevice(actor, d.id, product, d.customerId));
       const held = await holders(ctx, seen);
       for (const d of seen) out.push(deviceObject(d, groups.get(d.id), held.of(d)));
     }
@@ -321,6 +325,8 @@ export const deviceRoutes: Route[] = [
       throw ApiError.of(409, `Device ${d.id} is claimed by ${d.customerId !== null ? 'a customer' : 'another user'}; the product team releases it first (${releasePath(a.device!)})`);
     }
     await ctx.store.setDeviceOwner(d.id, a.actor.userId);
+    // Its events reach the user's /v1/devices/events from now on.
+    await ctx.fleet.refreshDevice(d.id);
     return { ok: true, id: d.id, user_id: a.actor.userId };
   }),
   // Particle's unclaim (particle-api-js removeDevice without a product): releases the caller's own claim,
