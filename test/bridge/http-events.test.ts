@@ -78,6 +78,24 @@ describe('HTTP API: event streams', function () {
     b1.end(true);
   });
 
+  it('adds Particle\'s userid, version, public and productID to the events of product streams, the version of the device\'s last hello', async () => {
+    const product = await open({ product: 'prod-a', name: 'fw', auth: f.tokens.dave });
+    const device1 = await open({ deviceId: A1, name: 'fw', auth: f.tokens.carol });
+    const a1 = await device(f.port, A1);
+    const hello = encode('hello', { agent: '0', firmware: 7, product: Number(f.products.A), variables: [], functions: [], subscriptions: [], bootReason: 'pin_reset', ota: { slot: 0, trial: false, rolledBackFrom: null } });
+    await a1.publishAsync(topics.device.hello(A1), Buffer.from(hello), { qos: 1 });
+    await a1.publishAsync(topics.device.event(A1, 'fw'), event('x'), { qos: 1 });
+    assert.equal((await fetch(base + '/v1/products/prod-a/events', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'fw-api', data: 'y' }) })).status, 200);
+    await settle();
+    a1.end(true);
+    const fields = (e: StreamEvent | undefined) => e && Object.fromEntries(['coreid', 'userid', 'version', 'public', 'productID'].map((k) => [k, (e as unknown as Record<string, unknown>)[k]]));
+    const owner = (await f.bridge.store.getDevice(A1))!;
+    assert.deepEqual(fields(product.find((e) => e.name === 'fw')), { coreid: A1, userid: owner.ownerUserId ?? owner.customerId, version: 7, public: false, productID: Number(f.products.A) });
+    assert.deepEqual(fields(product.find((e) => e.name === 'fw-api')), { coreid: 'api', userid: null, version: null, public: false, productID: Number(f.products.A) });
+    // A device's own stream keeps Particle's plain fields.
+    assert.deepEqual(fields(device1.find((e) => e.name === 'fw')), { coreid: A1, userid: undefined, version: undefined, public: undefined, productID: undefined });
+  });
+
   it('refuses a stream of a device or product the token has no role on, and /v1/events without a prefix', async () => {
     const h = { authorization: 'Bearer ' + f.tokens.bob };
     assert.equal((await fetch(base + '/v1/devices/' + A1 + '/events', { headers: h })).status, 404);

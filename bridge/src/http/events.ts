@@ -40,12 +40,25 @@ interface Stream extends TokenHolder {
   may: Map<string, boolean>;
 }
 
-function eventLine(name: string, data: unknown, ttl: number, coreid: string): string {
-  return 'event: ' + name + '\ndata: ' + JSON.stringify({ data, ttl, published_at: new Date().toISOString(), coreid }) + '\n\n';
+/** Particle's event: the fields of every stream, and with `product`, those product and org streams add. */
+function eventLine(name: string, data: unknown, ttl: number, coreid: string, product?: { ref: DeviceRef | null; productId: string }): string {
+  const e: Record<string, unknown> = { data, ttl, published_at: new Date().toISOString(), coreid };
+  if (product) {
+    e.userid = product.ref?.ownerUserId ?? product.ref?.customerId ?? null;
+    e.version = product.ref?.firmwareVersion ?? null;
+    e.public = false;
+    e.productID = Number(product.productId);
+  }
+  return 'event: ' + name + '\ndata: ' + JSON.stringify(e) + '\n\n';
 }
 
-/** Whether an event of `product` (from a device, or null: published through the API) is in the stream's scope. */
-/** `ownerUserId`: the user who claimed the device (null for an event published through the API). */
+/** Product and org streams: Particle's product streams carry userid, version, public and productID. */
+const productScoped = (s: Stream): boolean => s.scope.kind === 'product' || s.scope.kind === 'org';
+
+/**
+ * Whether an event of `product` is in the stream's scope: from device `deviceId` claimed by
+ * `ownerUserId`, or (both null) published through the API.
+ */
 function inScope(s: Stream, product: ProductRef, deviceId: string | null, ownerUserId: string | null): boolean {
   const sc = s.scope;
   if (sc.kind === 'device') return sc.deviceId === deviceId;
@@ -134,7 +147,8 @@ export class EventHub {
     }
     const ref = this.devices.get(deviceId);
     if (!ref) return;
-    const line = eventLine(name, data, ttl, deviceId);
+    let line: string | undefined;
+    let productLine: string | undefined;
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
       if (!inScope(s, ref.product, deviceId, ref.ownerUserId)) continue;
@@ -144,7 +158,9 @@ export class EventHub {
         ok = decide(s.actor, 'device.events', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId }).allow;
         s.may.set(key, ok);
       }
-      if (ok) this.send(s, line);
+      if (!ok) continue;
+      if (productScoped(s)) this.send(s, (productLine ??= eventLine(name, data, ttl, deviceId, { ref, productId: ref.product.productId })));
+      else this.send(s, (line ??= eventLine(name, data, ttl, deviceId)));
     }
   }
 
@@ -154,11 +170,14 @@ export class EventHub {
    * product's events. Particle marks such events with coreid "api".
    */
   deliverApi(product: ProductRef, name: string, data: string | null, ttl: number): void {
-    const line = eventLine(name, data, ttl, 'api');
+    let line: string | undefined;
+    let productLine: string | undefined;
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
       if (!inScope(s, product, null, null)) continue;
-      if (decide(s.actor, 'device.events', { kind: 'product', product }).allow) this.send(s, line);
+      if (!decide(s.actor, 'device.events', { kind: 'product', product }).allow) continue;
+      if (productScoped(s)) this.send(s, (productLine ??= eventLine(name, data, ttl, 'api', { ref: null, productId: product.productId })));
+      else this.send(s, (line ??= eventLine(name, data, ttl, 'api')));
     }
   }
 

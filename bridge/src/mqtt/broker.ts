@@ -295,7 +295,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     const s = (client as unknown as WithSession).session;
     if (s?.kind !== 'device') return;
     takingOver.delete(s.deviceId);
-    context.devices.set(s.deviceId, { product: s.product, customerId: s.customerId, ownerUserId: s.ownerUserId });
+    context.devices.set(s.deviceId, { product: s.product, customerId: s.customerId, ownerUserId: s.ownerUserId, firmwareVersion: s.firmwareVersion });
     presence(s.deviceId, true);
   });
   aedes.on('clientDisconnect', (client) => {

@@ -24,6 +24,8 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live:
   switch (msg.kind) {
     case 'hello':
       ctx.subscriptions.set(deviceId, msg.subscriptions);
+      const ref = ctx.devices.get(deviceId);
+      if (ref && ref.firmwareVersion !== msg.firmware) ctx.devices.set(deviceId, { ...ref, firmwareVersion: msg.firmware });
       if (msg.ota.rolledBackFrom === null) ctx.rolledBack.delete(deviceId);
       else ctx.rolledBack.set(deviceId, msg.ota.rolledBackFrom);
       return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now()).then(() => {

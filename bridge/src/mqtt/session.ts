@@ -14,6 +14,8 @@ export type Session =
       customerId: string | null;
       /** The user that claimed it, when one has. */
       ownerUserId: string | null;
+      /** The version it ran when it last connected (its hello updates the broker's map, not this). */
+      firmwareVersion: number | null;
       actor: Actor;
       /** The three cloud → device topics it may subscribe to. */
       inbox: readonly string[];

@@ -255,6 +255,8 @@ export interface DeviceRef {
   customerId: string | null;
   /** The user who claimed it, when one has: theirs in their personal space (GET /v1/devices, /v1/devices/events), whatever product it is of. */
   ownerUserId: string | null;
+  /** The version it last said it runs (product event streams and webhooks show it); null before its first hello. */
+  firmwareVersion: number | null;
 }
 
 /** One decision of the policy, as the broker and the HTTP API record it. */
