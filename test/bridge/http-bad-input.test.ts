@@ -73,6 +73,7 @@ const CASES: Case[] = [
   ['devices', 'POST', '/v1/products/prod-a/devices', 'alice', { ids: 'x'.repeat(30) + ',' + 'y' }, 200, ''],
   ['devices', 'PUT', '/v1/products/prod-a/devices', 'alice', { action: 'explode' }, 400, 'action must be'],
   ['devices', 'DELETE', '/v1/products/prod-b/devices/' + B1, 'alice', undefined, 404, 'Device not found'],
+  ['devices', 'DELETE', '/v1/products/prod-a/devices/' + A1, 'alice', { deny: 'maybe' }, 400, 'deny must be true or false'],
   // Any JSON body: nesting deeper than any field needs is refused before it is parsed (a webhook's template and
   // product settings are walked by recursion and written by JSON.stringify, which overflowed a few thousand levels down).
   ['integrations', 'POST', '/v1/products/prod-a/integrations', 'alice', '{"event":"t","url":"https://example.com/x","json":' + '{"a":'.repeat(2000) + '1' + '}'.repeat(2000) + '}', 400, 'nested deeper than 64 levels'],

@@ -295,7 +295,8 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await particle.removeDeviceOwner({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin });
     assert.equal((await f.bridge.store.getDevice(ids[0]))!.ownerUserId, null);
     await refused(particle.removeDevice({ deviceId: ids[1], product: 'prod-a', auth: f.tokens.dave }), 403);
-    await particle.removeDevice({ deviceId: ids[1], product: 'prod-a', auth: f.tokens.erin });
+    // Particle's deny: every removed device is shut out here (its secret goes with it); the flag is taken.
+    await particle.removeDevice({ deviceId: ids[1], deny: true, product: 'prod-a', auth: f.tokens.erin });
     assert.equal(await f.bridge.store.getDevice(ids[1]), null);
     await refused(particle.getDevice({ deviceId: ids[1], auth: f.tokens.erin }), 404);
     // particle-api-js's import from a file: one device ID per line (blank lines and CRLF fine).

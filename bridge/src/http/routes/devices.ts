@@ -22,7 +22,7 @@ import type { Actor } from '../../policy/types.js';
 export { visibleProducts };
 import { route, STREAMING, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { bool, isUpload, type Fields, type Upload } from '../body.js';
+import { bool, flag, isUpload, type Fields, type Upload } from '../body.js';
 import { readFile } from 'node:fs/promises';
 
 /** Particle's device object (the product listing's fields included); `owner`: the username of the user or customer who claimed it (holders() finds it). */
@@ -392,6 +392,10 @@ export const deviceRoutes: Route[] = [
     return { ok: true, devices: devices.filter((d) => !r.skipped.includes(d)), invalid_devices: r.skipped };
   }),
   route('DELETE', '/v1/products/:product/devices/:id', guard.device('device.remove'), async (req, ctx, a) => {
+    // Particle's `deny` keeps a removed device from joining the product again by connecting with its
+    // firmware. Here no device joins by connecting (an import gives it its secret, removal takes it):
+    // every removed device is shut out, and the flag is only checked.
+    flag((await req.body()).deny, 'deny');
     await removeDevice(ctx, a.device!.id);
     return { status: 204, body: null };
   }),
