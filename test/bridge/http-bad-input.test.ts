@@ -121,6 +121,7 @@ const CASES: Case[] = [
   // Customers and clients
   ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', {}, 400, 'username field is required'],
   ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', { email: 'c@example.com' }, 400, 'password field is required'],
+  ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', { email: 'not an address', password: 'c-password' }, 400, 'email must be an e-mail address'],
   ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', { email: 'cust1@example.com', password: 'x' }, 409, 'exists'],
   ['customers', 'PUT', '/v1/products/prod-a/customers/nobody@example.com', 'alice', { password: 'x' }, 404, 'Customer not found'],
   ['customers', 'POST', '/v1/products/prod-a/customers', 'alice', { email: 'c@example.com', no_password: 'perhaps' }, 400, 'no_password must be true or false'],

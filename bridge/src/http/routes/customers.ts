@@ -5,7 +5,7 @@
 import { authorize, guard, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { bool, field, type Fields } from '../body.js';
+import { bool, EMAIL, field, type Fields } from '../body.js';
 import { paged } from '../pages.js';
 import type { ClaimCode, Customer } from '../../store/store.js';
 import type { Actor } from '../../policy/types.js';
@@ -86,7 +86,9 @@ export const customerRoutes: Route[] = [
   // Particle answers a new customer with a token for it (simple and two-legged authentication).
   route('POST', '/v1/products/:product/customers', guard.product('customer.create'), async (req, ctx, a) => {
     const b = await req.body();
-    const username = typeof b.email === 'string' ? b.email : field(b, 'username');
+    const username = (typeof b.email === 'string' ? b.email : field(b, 'username')).trim();
+    // Particle's customers are e-mail addresses (its apps sign them in and reset their passwords by mail).
+    if (!EMAIL.test(username)) throw ApiError.of(400, 'email must be an e-mail address');
     const noPassword = b.no_password === undefined ? false : bool(b.no_password, 'no_password');
     await signinStep(ctx, a.product!.productId, noPassword ? 'signup_no_password' : 'signup_password');
     const password = noPassword ? null : field(b, 'password');
