@@ -69,6 +69,8 @@ describe('HTTP API: devices', function () {
     assert.equal(d.firmware_version, 1);
     assert.deepEqual((d.variables as Record<string, string>).temp, 'double');
     assert.ok((d.functions as string[]).includes('setLed'));
+    // Where its session came from: loopback here (before, always null).
+    assert.equal(d.last_ip_address, '127.0.0.1');
     await refused(particle.getDevice({ deviceId: A1, auth: f.tokens.bob }), 404, 'Device not found');
     await refused(particle.getDevice({ deviceId: 'ffffffffffffffffffffffff', auth: f.tokens.alice }), 404, 'Device not found');
     // An ID typed in capitals (copied from a label) is the same device, and the answer names it as stored.

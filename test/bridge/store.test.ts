@@ -214,6 +214,20 @@ describe('store (SQLite file, typeorm migrations)', function () {
       }
     });
 
+    it('upgrading a file made before devices had a last IP address keeps its devices, with none', async () => {
+      const before = await fileBefore('DeviceIp');
+      await before.ds.query("INSERT INTO devices (id, name, notes, product_id, owner_user_id, customer_id, firmware_version, variables, functions, online, last_heard, last_handshake_at, development, quarantined, locked_firmware, created_at) VALUES ('dddddddddddddddddddddddd', 'old', NULL, 7, NULL, NULL, 3, '{}', '[]', 1, 5, 5, 0, 0, NULL, 1)");
+      await before.ds.destroy();
+      const ds = await before.upgrade();
+      try {
+        assert.deepEqual(await ds.query('SELECT id, name, firmware_version, online, last_ip_address FROM devices'), [
+          { id: 'dddddddddddddddddddddddd', name: 'old', firmware_version: 3, online: 1, last_ip_address: null },
+        ]);
+      } finally {
+        await ds.destroy();
+      }
+    });
+
     it('the migrations render as PostgreSQL DDL (typeorm SQL-in-memory mode, no server)', async () => {
       // A stub for the pg module: enough for typeorm to build a PostgreSQL query runner that records SQL instead of sending it.
       const ds = new DataSource({ type: 'postgres', driver: { defaults: {}, types: { setTypeParser() {} } } });
@@ -223,8 +237,8 @@ describe('store (SQLite file, typeorm migrations)', function () {
       const sql = qr.getMemorySql().upQueries.map((q) => q.query);
       assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 34);
       // Creates, and the in-place changes of the integration-owners migration (its one column made optional, two added, their keys, the check)
-      // and of the user-claim-codes one (the product made optional, a check).
-      assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q) && !/^ALTER TABLE "(integrations|claim_codes)" /.test(q)), []);
+      // of the user-claim-codes one (the product made optional, a check), and of the device-ip one (a column).
+      assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q) && !/^ALTER TABLE "(integrations|claim_codes|devices)" /.test(q)), []);
       assert.deepEqual(
         sql.filter((q) => q.startsWith('ALTER TABLE ')).map((q) => q.replace(/"FK_[0-9a-f]+"/, '"FK_…"').replace(/ CHECK .*/, ' CHECK …')),
         [
@@ -236,6 +250,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
           'ALTER TABLE "integrations" ADD CONSTRAINT "chk_integrations_one_owner" CHECK …',
           'ALTER TABLE "claim_codes" ALTER COLUMN "product_id" DROP NOT NULL',
           'ALTER TABLE "claim_codes" ADD CONSTRAINT "chk_claim_codes_customer_product" CHECK …',
+          'ALTER TABLE "devices" ADD "last_ip_address" varchar',
         ],
       );
       assert.deepEqual(sql.filter((q) => /AUTOINCREMENT|datetime|PRAGMA/i.test(q)), [], 'no SQLite-only SQL');
@@ -535,7 +550,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
       const d = await store.createDevice({ id: DEV1, productId, name: ' kitchen ' });
       assert.deepEqual(d, {
         id: DEV1, name: 'kitchen', notes: null, productId, ownerUserId: null, customerId: null, firmwareVersion: null,
-        variables: {}, functions: [], online: false, lastHeard: null, lastHandshakeAt: null,
+        variables: {}, functions: [], online: false, lastHeard: null, lastHandshakeAt: null, lastIpAddress: null,
         development: false, quarantined: false, lockedFirmware: null, createdAt: new Date(clock),
       });
       assert.deepEqual(await store.getDevice(DEV1), d);

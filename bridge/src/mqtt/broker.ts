@@ -296,7 +296,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     if (s?.kind !== 'device') return;
     takingOver.delete(s.deviceId);
     context.devices.set(s.deviceId, { product: s.product, customerId: s.customerId, ownerUserId: s.ownerUserId, firmwareVersion: s.firmwareVersion });
-    presence(s.deviceId, true);
+    // The socket's (a WebSocket stream is given its request's: listeners.ts); an IPv4 client on a dual-stack listener without the ::ffff: prefix.
+    const ip = (client.conn as Partial<Socket> | undefined)?.remoteAddress?.replace(/^::ffff:(?=\d+\.)/, '') ?? null;
+    presence(s.deviceId, true, ip);
   });
   aedes.on('clientDisconnect', (client) => {
     const s = (client as unknown as WithSession).session;
@@ -322,9 +324,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     presence(s.deviceId, false);
   });
 
-  function presence(deviceId: string, online: boolean): void {
+  function presence(deviceId: string, online: boolean, ip: string | null = null): void {
     if (!online) context.ota?.offline(deviceId);
-    o.store.setOnline(deviceId, online, context.now()).catch((e) => o.log.error({ err: e, deviceId }, 'store: setOnline failed'));
+    o.store.setOnline(deviceId, online, context.now(), ip).catch((e) => o.log.error({ err: e, deviceId }, 'store: setOnline failed'));
     // Particle's special event, to whoever may watch the device's events.
     context.publish(topics.device.event(deviceId, 'spark/status'), encode('event', { data: online ? 'online' : 'offline', ttl: 60 }), 0);
   }

@@ -14,7 +14,7 @@ export interface BrokerStore extends ActorStore {
   deviceAccess(deviceId: string): Promise<DeviceRef | null>;
   findToken(token: string): Promise<{ subject: TokenSubject; expiresAt: Date | null; revokedAt: Date | null; scopes: string[] } | null>;
   recordHello(deviceId: string, hello: Pick<Hello, 'firmware' | 'variables' | 'functions'>, at: Date): Promise<void>;
-  setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
+  setOnline(deviceId: string, online: boolean, at: Date, ip?: string | null): Promise<void>;
   touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;
   recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
   recordError(deviceId: string, report: ErrorReport, at: Date, firmwareVersion?: number | null): Promise<void>;

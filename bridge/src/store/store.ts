@@ -181,6 +181,8 @@ export interface Device {
   online: boolean;
   lastHeard: Date | null;
   lastHandshakeAt: Date | null;
+  /** The address its last session came from (Particle's last_ip_address). */
+  lastIpAddress: string | null;
   development: boolean;
   quarantined: boolean;
   lockedFirmware: number | null;
@@ -409,7 +411,8 @@ export interface DeviceStore {
   /** Firmware, variables and functions from a hello; marks the device online, heard and handshaken at `at`. */
   recordHello(deviceId: string, hello: HelloFacts, at: Date): Promise<void>;
   /** Going online also counts as heard. */
-  setOnline(deviceId: string, online: boolean, at: Date): Promise<void>;
+  /** `ip`: going online, the address the session came from. */
+  setOnline(deviceId: string, online: boolean, at: Date, ip?: string | null): Promise<void>;
   /** last_heard = at. */
   touch(deviceId: string, at: Date): Promise<void>;
   /** Edits a device (null clears name, notes, the firmware lock); returns the device. not_found: no such device. */

@@ -32,7 +32,7 @@ export function deviceObject(d: Device, groups: readonly string[] = [], owner: s
     name: d.name,
     owner,
     last_app: null,
-    last_ip_address: null,
+    last_ip_address: d.lastIpAddress,
     last_heard: d.lastHeard ? d.lastHeard.toISOString() : null,
     last_handshake_at: d.lastHandshakeAt ? d.lastHandshakeAt.toISOString() : null,
     product_id: d.productId,

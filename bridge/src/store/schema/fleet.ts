@@ -19,6 +19,7 @@ export interface DeviceRow {
   online: boolean;
   lastHeard: number | null;
   lastHandshakeAt: number | null;
+  lastIpAddress: string | null;
   development: boolean;
   quarantined: boolean;
   lockedFirmware: number | null;
@@ -43,6 +44,7 @@ export const DeviceEntity = new EntitySchema<DeviceRow>({
     online: bool('online'),
     lastHeard: ms('last_heard', true),
     lastHandshakeAt: ms('last_handshake_at', true),
+    lastIpAddress: varchar('last_ip_address', true),
     development: bool('development'),
     quarantined: bool('quarantined'),
     lockedFirmware: integer('locked_firmware', true),

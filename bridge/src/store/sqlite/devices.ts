@@ -41,6 +41,7 @@ interface DeviceRaw {
   online: number;
   last_heard: number | null;
   last_handshake_at: number | null;
+  last_ip_address: string | null;
   development: number;
   quarantined: number;
   locked_firmware: number | null;
@@ -61,6 +62,7 @@ function device(r: DeviceRaw): Device {
     online: r.online !== 0,
     lastHeard: toDate(r.last_heard),
     lastHandshakeAt: toDate(r.last_handshake_at),
+    lastIpAddress: r.last_ip_address,
     development: r.development !== 0,
     quarantined: r.quarantined !== 0,
     lockedFirmware: r.locked_firmware,
@@ -98,7 +100,7 @@ export function deviceStore(ctx: Ctx): DeviceStore {
   const hello = db.prepare(
     `UPDATE devices SET firmware_version = ?, variables = ?, functions = ?, online = 1, last_handshake_at = ?, ${HEARD} WHERE id = ?`,
   );
-  const online = db.prepare(`UPDATE devices SET online = 1, ${HEARD} WHERE id = ?`);
+  const online = db.prepare(`UPDATE devices SET online = 1, last_ip_address = COALESCE(?, last_ip_address), ${HEARD} WHERE id = ?`);
   // An offline observed before the latest handshake belongs to an older connection: the device is back, leave it online.
   const offline = db.prepare(
     'UPDATE devices SET online = CASE WHEN last_handshake_at IS NOT NULL AND last_handshake_at > ? THEN online ELSE 0 END WHERE id = ?',
@@ -180,10 +182,10 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       });
     },
 
-    async setOnline(deviceId, isOnline, at) {
+    async setOnline(deviceId, isOnline, at, ip = null) {
       const t = msOf(at, 'at');
       await ctx.commit(() => {
-        if ((isOnline ? online.run(t, t, deviceId) : offline.run(t, deviceId)).changes === 0) throw notFound(deviceId);
+        if ((isOnline ? online.run(ip, t, t, deviceId) : offline.run(t, deviceId)).changes === 0) throw notFound(deviceId);
       });
     },
 
