@@ -22,7 +22,7 @@ export function special(ctx: BrokerContext, deviceId: string, name: string, data
 /** `live`: whether the connection the message came on is still open (a store write may outlast it). */
 export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live: () => boolean): Promise<void> | undefined {
   switch (msg.kind) {
-    case 'hello':
+    case 'hello': {
       ctx.subscriptions.set(deviceId, msg.subscriptions);
       const ref = ctx.devices.get(deviceId);
       if (ref && ref.firmwareVersion !== msg.firmware) ctx.devices.set(deviceId, { ...ref, firmwareVersion: msg.firmware });
@@ -32,6 +32,7 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live:
         special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
         ctx.ota?.hello(deviceId, msg, live);
       });
+    }
     case 'vitals':
       return ctx.store.recordVitals(deviceId, msg.values, ctx.now()).then(() => {
         special(ctx, deviceId, 'spark/device/diagnostics/update', JSON.stringify(nested(msg.values)));
