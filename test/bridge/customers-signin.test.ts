@@ -97,6 +97,11 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
     const refreshed = await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: client.id, client_secret: client.secret });
     assert.equal(refreshed.status, 200);
     assert.equal((await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: client.id, client_secret: client.secret })).body.error, 'invalid_grant');
+    // Not by Particle's public client (before, any client refreshed any token, so deleting a product's client ended none of its customers' sessions).
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token, client_id: 'particle', client_secret: 'particle' })).body.error, 'invalid_grant');
+    // The token made with the customer (the product's, not one client's): any client of the product refreshes it; no other client.
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: made.body.refresh_token, client_id: 'particle', client_secret: 'particle' })).body.error, 'invalid_grant');
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: made.body.refresh_token, client_id: client.id, client_secret: client.secret })).status, 200);
     // Simple authentication's steps are refused now, even for a customer made before the change.
     const withPassword = await api('POST', '/v1/products/prod-a/customers', null, { email: 'pat@example.com', password: 'pat-password' }, basic(client));
     assert.equal(withPassword.status, 400);

@@ -114,6 +114,9 @@ describe('HTTP API: OAuth and the bearer token', function () {
 
   it('rotates refresh tokens: a used one is refused', async () => {
     const first = await j(await form({ grant_type: 'password', username: 'bob', password: 'bob-password', client_id: 'particle', client_secret: 'particle' }));
+    // Only the client it was issued to refreshes it (RFC 6749 §6); another's try leaves it unspent. Before, any client could.
+    const stranger = await form({ grant_type: 'refresh_token', refresh_token: first.refresh_token, client_id: 'particle-cli', client_secret: 'particle-cli' });
+    assert.deepEqual([stranger.status, (await j(stranger)).error_description], [400, 'The refresh token is invalid, expired, already used, or was issued to another client']);
     const second = await form({ grant_type: 'refresh_token', refresh_token: first.refresh_token, client_id: 'particle', client_secret: 'particle' });
     assert.equal(second.status, 200);
     const again = await form({ grant_type: 'refresh_token', refresh_token: first.refresh_token, client_id: 'particle', client_secret: 'particle' });

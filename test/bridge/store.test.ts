@@ -375,14 +375,16 @@ describe('store (SQLite file, typeorm migrations)', function () {
     it('rotates a refresh token: a new pair, the old token revoked, the old refresh token spent', async () => {
       const first = await store.issueToken({ subject: { kind: 'user', id: userId }, clientId: 'particle-cli', scopes: ['s'], ttlSeconds: 3600, refresh: true });
       assert.ok(first.refreshToken && first.refreshToken !== first.token);
-      const second = await store.refreshToken(first.refreshToken, 1800);
+      // Only by the client it was issued to: another leaves it unspent.
+      assert.equal(await store.refreshToken(first.refreshToken, 1800, ['particle', 'app-1']), null);
+      const second = await store.refreshToken(first.refreshToken, 1800, ['particle-cli']);
       assert.ok(second && second.refreshToken);
       assert.equal(second.expiresAt?.getTime(), clock + 1800_000);
       assert.ok((await store.findToken(first.token))?.revokedAt, 'old access token revoked');
       const now = await store.findToken(second.token);
       assert.deepEqual([now?.subject, now?.clientId, now?.scopes, now?.revokedAt], [{ kind: 'user', id: userId }, 'particle-cli', ['s'], null]);
-      assert.equal(await store.refreshToken(first.refreshToken, 1800), null, 'a refresh token works once');
-      assert.equal(await store.refreshToken('nope', 1800), null);
+      assert.equal(await store.refreshToken(first.refreshToken, 1800, ['particle-cli']), null, 'a refresh token works once');
+      assert.equal(await store.refreshToken('nope', 1800, ['particle-cli']), null);
       // Revoking by the refresh token revokes its access token.
       assert.equal(await store.revokeToken(second.refreshToken), true);
       assert.ok((await store.findToken(second.token))?.revokedAt);

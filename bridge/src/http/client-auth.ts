@@ -1,6 +1,9 @@
 /** Credentials in a request's Authorization header or fields: OAuth clients' (RFC 6749 §2.3.1) and users' (Basic). */
 import type { Fields } from './body.js';
 
+/** Followed by a product's id: the client of the tokens its team issues new customers (POST /v1/products/:p/customers), which any client of that product may refresh. */
+export const PRODUCT_CLIENT = 'product-';
+
 /** The name and secret of a Basic Authorization header as sent (RFC 7617), or null without one. */
 export function basicCredentials(auth: string | undefined): { name: string; secret: string } | null {
   if (typeof auth !== 'string' || !/^basic /i.test(auth)) return null;

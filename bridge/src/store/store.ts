@@ -331,9 +331,11 @@ export interface TokenStore {
   /**
    * Refresh grant: revokes the token that `refreshToken` belongs to and issues
    * a new one (with a new refresh token) for the same subject, client and
-   * scopes. Null when the refresh token is unknown or already used/revoked.
+   * scopes. Null when the refresh token is unknown or already used/revoked, or
+   * was issued to a client not in `clients` (RFC 6749 §6: the client that
+   * authenticated), which leaves it unspent.
    */
-  refreshToken(refreshToken: string, ttlSeconds: number | null): Promise<IssuedToken | null>;
+  refreshToken(refreshToken: string, ttlSeconds: number | null, clients: readonly string[]): Promise<IssuedToken | null>;
 }
 
 export interface TeamStore {

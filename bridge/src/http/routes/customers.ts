@@ -7,6 +7,7 @@ import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { bool, EMAIL, field, type Fields } from '../body.js';
 import { paged } from '../pages.js';
+import { PRODUCT_CLIENT } from '../client-auth.js';
 import type { ClaimCode, Customer } from '../../store/store.js';
 import type { Actor } from '../../policy/types.js';
 import { customerAuthMode, stepRefusal, type SigninStep } from '../../customers/modes.js';
@@ -93,7 +94,7 @@ export const customerRoutes: Route[] = [
     await signinStep(ctx, a.product!.productId, noPassword ? 'signup_no_password' : 'signup_password');
     const password = noPassword ? null : field(b, 'password');
     const c = await ctx.store.createCustomer({ productId: a.product!.productId, username, password });
-    const t = await ctx.store.issueToken({ subject: { kind: 'customer', id: c.id }, clientId: 'product-' + a.product!.productId, scopes: [], ttlSeconds: CUSTOMER_TTL, refresh: true });
+    const t = await ctx.store.issueToken({ subject: { kind: 'customer', id: c.id }, clientId: PRODUCT_CLIENT + a.product!.productId, scopes: [], ttlSeconds: CUSTOMER_TTL, refresh: true });
     return {
       status: 201,
       body: { token_type: 'bearer', access_token: t.token, expires_in: CUSTOMER_TTL, refresh_token: t.refreshToken, customer: await customerObject(ctx, c) },

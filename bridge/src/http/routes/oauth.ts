@@ -14,7 +14,7 @@ import { guard } from '../access.js';
 import { MAX_TOKEN_TTL_SECONDS, type Store } from '../../store/store.js';
 import { ApiError } from '../errors.js';
 import { field, type Fields } from '../body.js';
-import { presentedClient } from '../client-auth.js';
+import { presentedClient, PRODUCT_CLIENT } from '../client-auth.js';
 import { customerAuthMode, stepRefusal, type SigninStep } from '../../customers/modes.js';
 import { verifierMatches } from '../../customers/pkce.js';
 
@@ -96,8 +96,10 @@ export const oauthRoutes: Route[] = [
         issued = await store.issueToken({ subject: { kind: 'user', id: user.id }, clientId: c.id, scopes: [], ttlSeconds: lifetime, refresh: true });
       }
     } else if (grant === 'refresh_token') {
-      issued = await store.refreshToken(field(body, 'refresh_token', true), lifetime);
-      if (!issued) throw ApiError.oauth(400, 'invalid_grant', 'The refresh token is invalid, expired or already used');
+      // Only by the client it was issued to (a customer the product's team made: any client of that product).
+      const clients = c.productId === null ? [c.id] : [c.id, PRODUCT_CLIENT + c.productId];
+      issued = await store.refreshToken(field(body, 'refresh_token', true), lifetime, clients);
+      if (!issued) throw ApiError.oauth(400, 'invalid_grant', 'The refresh token is invalid, expired, already used, or was issued to another client');
     } else if (grant === 'client_credentials') {
       // Two-legged authentication: a product's server gets a token for one of its customers.
       const username = customerScope(body);

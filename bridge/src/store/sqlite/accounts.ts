@@ -147,9 +147,9 @@ export function tokenStore(ctx: Ctx): TokenStore {
     return { token, expiresAt: toDate(expiresAt), refreshToken };
   }
 
-  const rotate = db.transaction((refreshHash: string, ttlSeconds: number | null, now: number): IssuedToken | null => {
+  const rotate = db.transaction((refreshHash: string, ttlSeconds: number | null, clients: readonly string[], now: number): IssuedToken | null => {
     const old = byRefresh.get(refreshHash);
-    if (!old) return null;
+    if (!old || !clients.includes(old.client_id)) return null;
     revoke.run(now, old.token_hash, old.token_hash);
     const r = tokenRecord(old);
     return issue({ subject: r.subject, clientId: r.clientId, scopes: r.scopes, ttlSeconds, refresh: true }, now);
@@ -186,10 +186,10 @@ export function tokenStore(ctx: Ctx): TokenStore {
       return revokeLive.immediate(subject, id, ctx.now());
     },
 
-    async refreshToken(refreshToken, ttlSeconds) {
+    async refreshToken(refreshToken, ttlSeconds, clients) {
       if (typeof refreshToken !== 'string' || refreshToken.length === 0) return null;
       checkTtl(ttlSeconds);
-      return rotate.immediate(sha256Hex(refreshToken), ttlSeconds, ctx.now());
+      return rotate.immediate(sha256Hex(refreshToken), ttlSeconds, clients, ctx.now());
     },
   };
 }
