@@ -148,6 +148,14 @@ describe('webhook requests (pure)', () => {
     it('a URL template that renders to no URL throws (the engine reports a failed delivery)', () => {
       assert.throws(() => requestFor(hook({ url: '{{{where}}}' }), vars('{"where":"not a url"}')), /Invalid URL/);
     });
+    it('a header whose value the data fills with a line break or a control character throws (no request, nothing held against the endpoint)', () => {
+      const message = { message: 'header X-V holds a line break or a character a header cannot carry once filled in' };
+      assert.throws(() => requestFor(hook({ headers: { 'X-V': '{{{v}}}' } }), vars('{"v":"a\\r\\nX-Injected: 1"}')), message);
+      assert.throws(() => requestFor(hook({ headers: { 'X-V': '{{v}}' } }), vars('{"v":"a\\u0000b"}')), message);
+      assert.throws(() => requestFor(hook({ headers: { 'X-V': '{{v}}' } }), vars('{"v":"snow \u2603"}')), message);
+      // Tab, Latin-1 and visible ASCII are a header's to carry.
+      assert.equal(requestFor(hook({ headers: { 'X-V': '{{{v}}}' } }), vars('{"v":"a\\tb é ~"}')).headers['x-v'], 'a\tb é ~');
+    });
   });
 
   describe('responseData', () => {

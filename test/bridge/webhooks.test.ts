@@ -49,6 +49,7 @@ describe('webhooks', function () {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+        if (req.url?.startsWith('/hang')) return; // never answered: the delivery's attempts time out
         const next = script.get(req.url ?? '')?.shift() ?? 200;
         const json = answers.get((req.url ?? '').split('?')[0]);
         res.writeHead(next, { 'content-type': json !== undefined ? 'application/json' : 'text/plain' });
@@ -60,7 +61,7 @@ describe('webhooks', function () {
     f = await startFixture({
       httpPort: 0,
       // The test's receiver is on loopback: allowed here, and only its one address.
-      webhooks: { attempts: 3, backoffMs: 20, timeoutMs: 1000, disableAfter: 3, concurrency: 4, queueLimit: 100, allowTargets: ['127.0.0.1'] },
+      webhooks: { attempts: 3, backoffMs: 20, timeoutMs: 1000, disableAfter: 3, concurrency: 4, productConcurrency: 2, queueLimit: 100, productQueueLimit: 100, allowTargets: ['127.0.0.1'] },
       mqtt: { eventRate: { perSecond: 1000, burst: 1000 } } as never,
     });
     base = 'http://127.0.0.1:' + f.bridge.ports.http;
@@ -75,6 +76,7 @@ describe('webhooks', function () {
     stream.abort();
     a1.end(true);
     await f.close();
+    server.closeAllConnections();
     server.close();
   });
 
@@ -547,5 +549,44 @@ describe('webhooks', function () {
     await publish('odd', JSON.stringify({ a: [1] }));
     await until('a delivery with data that renders', () => at('/odd/x').length === 1);
     await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
+
+  it('a header that the data would break (a line break) is the same: a hook-error, not a failure counted (before, four such events disabled the integration)', async () => {
+    const mk = await fetch(base + '/v1/products/prod-a/integrations', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'hdr', url: hookBase + '/hdr', headers: { 'X-V': '{{{v}}}' } }),
+    });
+    const made = (await mk.json()) as { id: string };
+    for (let n = 0; n < 4; n++) await publish('hdr', JSON.stringify({ v: 'a\r\nX-Injected: 1' }));
+    await until('four hook-errors', () => seen.filter((e) => e.name === 'hook-error/hdr/0').length === 4);
+    assert.equal(seen.find((e) => e.name === 'hook-error/hdr/0')!.data, 'the request could not be made: header X-V holds a line break or a character a header cannot carry once filled in');
+    assert.equal(at('/hdr').length, 0, 'nothing sent');
+    const got = (await (await fetch(base + '/v1/products/prod-a/integrations/' + made.id, { headers: { authorization: 'Bearer ' + f.tokens.carol } })).json()) as { disabled: boolean; errors_in_a_row: number };
+    assert.deepEqual([got.disabled, got.errors_in_a_row], [false, 0]);
+    await publish('hdr', JSON.stringify({ v: 'fine' }));
+    await until('a delivery with a header that holds', () => at('/hdr').length === 1);
+    assert.equal(at('/hdr')[0].headers['x-v'], 'fine');
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
+
+  it("a product whose endpoint hangs holds only its share of the slots: another product's webhook is delivered meanwhile; a deleted webhook's queued deliveries and retries are dropped", async () => {
+    const hanging = (await particle.createWebhook({ event: 'stall', url: hookBase + '/hang', product: 'prod-a', auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const other = (await particle.createWebhook({ event: 'quick', url: hookBase + '/quick', product: 'prod-b', auth: f.tokens.bob } as never)).body as unknown as { id: string };
+    for (let n = 0; n < 6; n++) await publish('stall', String(n));
+    await until('product A\'s two slots taken', () => at('/hang').length === 2);
+    const b1 = await device(f.port, B1);
+    try {
+      await b1.publishAsync(topics.device.event(B1, 'quick'), Buffer.from(encode('event', { data: 'b', ttl: 60 })), { qos: 1 });
+      // Before, A's six deliveries (three attempts of 1 s each) held every slot and B's waited behind them.
+      await until("product B's delivery", () => at('/quick').length === 1);
+      assert.equal(seen.filter((e) => e.name.startsWith('hook-error/stall')).length, 0, "while A's first attempts still hang");
+    } finally {
+      b1.end(true);
+    }
+    // Deleted with four deliveries queued and two in flight: none of them is tried again (before, all went on, with the webhook's credentials).
+    await particle.deleteWebhook({ hookId: hanging.id, product: 'prod-a', auth: f.tokens.erin } as never);
+    const sent = at('/hang').length;
+    await new Promise((r) => setTimeout(r, 2500)); // past the in-flight attempts' time limit (1 s) and their backoff
+    assert.equal(at('/hang').length, sent, 'nothing sent after the delete');
+    await particle.deleteWebhook({ hookId: other.id, product: 'prod-b', auth: f.tokens.bob } as never);
   });
 });

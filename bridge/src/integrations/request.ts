@@ -27,6 +27,9 @@ export interface WebhookRequest {
   rejectUnauthorized: boolean;
 }
 
+/** What Node (and RFC 9110's field-value) lets a header value hold: tab, visible ASCII and space, obs-text. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 const renderFields = (fields: Record<string, string> | null, view: View): Record<string, string> =>
@@ -39,7 +42,12 @@ export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
     ? {}
     : { event: vars.PARTICLE_EVENT_NAME, data: vars.PARTICLE_EVENT_VALUE, published_at: vars.PARTICLE_PUBLISHED_AT, coreid: vars.PARTICLE_DEVICE_ID };
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(i.headers)) headers[k.toLowerCase()] = render(v, view, asIs);
+  for (const [k, v] of Object.entries(i.headers)) {
+    const value = render(v, view, asIs);
+    // An event's data may hold a line break (a header it would split) or a character HTTP headers cannot carry.
+    if (!HEADER_VALUE.test(value)) throw new Error(`header ${k} holds a line break or a character a header cannot carry once filled in`);
+    headers[k.toLowerCase()] = value;
+  }
   if (i.auth !== null && headers.authorization === undefined) {
     headers.authorization = 'Basic ' + Buffer.from(render(i.auth.username, view, asIs) + ':' + render(i.auth.password, view, asIs)).toString('base64');
   }

@@ -41,10 +41,14 @@ export interface WebhookOptions {
   timeoutMs: number;
   /** Failed deliveries in a row that disable an integration. */
   disableAfter: number;
-  /** Deliveries in flight at once, across all integrations; more wait (bounded queue below). */
+  /** Attempts in flight at once, across all integrations; more wait (bounded queue below). */
   concurrency: number;
+  /** Attempts in flight at once for one product's events: a product whose endpoint hangs holds no more than these, and the others' go on. */
+  productConcurrency: number;
   /** Deliveries waiting; past it, new ones are dropped and logged (a flood must not eat memory). */
   queueLimit: number;
+  /** Deliveries waiting for one product's events: one product's flood leaves the others room in the queue. */
+  productQueueLimit: number;
   /**
    * Local, private and reserved address ranges webhooks may target anyway
    * ("10.0.0.0/8", "127.0.0.1"): none by default, so a product's team cannot
@@ -53,7 +57,9 @@ export interface WebhookOptions {
   allowTargets: readonly string[];
 }
 
-export const defaultWebhookOptions = { attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, queueLimit: 10000, allowTargets: [] as readonly string[] };
+export const defaultWebhookOptions = {
+  attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, productConcurrency: 4, queueLimit: 10000, productQueueLimit: 2500, allowTargets: [] as readonly string[],
+};
 
 export interface Webhooks {
   /** A device event from the bus (topic and payload as aedes delivers them). */
@@ -92,11 +98,29 @@ function eventName(template: string | null, prefix: string, vars: TemplateVars):
 
 const triggers = (i: Integration, name: string, deviceId: string): boolean => i.enabled && name.startsWith(i.event) && (i.deviceId === null || i.deviceId === deviceId);
 
+/** One event's delivery to one integration: its attempts run as jobs of the queue, none held between them. */
+interface Delivery {
+  integration: Integration;
+  product: ProductRef;
+  vars: TemplateVars;
+}
+
+interface Job {
+  d: Delivery;
+  /** The attempt it is (0 first). */
+  n: number;
+}
+
 export function createWebhooks(o: WebhookOptions): Webhooks {
   /** Owner key → its integrations once read (the publish path checks them without waiting), or the read under way. */
   const lists = new Map<string, Integration[] | Promise<Integration[]>>();
-  const queue: (() => Promise<void>)[] = [];
+  const queue: Job[] = [];
   let running = 0;
+  /** Per product: attempts running, and deliveries queued or waiting for a retry. */
+  const busy = new Map<string, number>();
+  const held = new Map<string, number>();
+  /** Retries waiting out their backoff (not in the queue, not running). */
+  let resting = 0;
   let closed = false;
   const idlers: (() => void)[] = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -120,19 +144,40 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     return read;
   }
 
+  const add = (m: Map<string, number>, key: string, by: number): void => {
+    const v = (m.get(key) ?? 0) + by;
+    if (v > 0) m.set(key, v);
+    else m.delete(key);
+  };
+
+  /** Starts queued attempts, oldest first, skipping those of a product already at productConcurrency. */
   function pump(): void {
-    while (running < o.concurrency && queue.length > 0 && !closed) {
-      const job = queue.shift()!;
+    for (let k = 0; k < queue.length && running < o.concurrency && !closed; ) {
+      const job = queue[k];
+      const product = job.d.product.productId;
+      if ((busy.get(product) ?? 0) >= o.productConcurrency) {
+        k++;
+        continue;
+      }
+      queue.splice(k, 1);
       running++;
-      // A delivery settles its own failures; anything else escaping it is a bug, logged, never an unhandled rejection.
-      void job()
-        .catch((e: unknown) => o.log.error({ err: e }, 'webhooks: delivery failed unexpectedly'))
+      add(busy, product, 1);
+      // An attempt settles its own failures; anything else escaping it is a bug, logged, never an unhandled rejection.
+      void attemptOf(job)
+        .catch((e: unknown) => {
+          o.log.error({ err: e }, 'webhooks: delivery failed unexpectedly');
+          return true;
+        })
+        .then((ended) => {
+          if (ended) add(held, product, -1);
+        })
         .finally(() => {
           running--;
+          add(busy, product, -1);
           pump();
         });
     }
-    if (running === 0 && queue.length === 0) for (const f of idlers.splice(0)) f();
+    if (running === 0 && queue.length === 0 && resting === 0) for (const f of idlers.splice(0)) f();
   }
 
   const sleep = (ms: number) =>
@@ -166,44 +211,68 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     }
   }
 
-  async function deliver(i: Integration, product: ProductRef, vars: TemplateVars): Promise<void> {
+  /** The integration as it is now: null once deleted or disabled (by its team, or after repeated failures). */
+  async function current(i: Integration): Promise<Integration | null> {
+    const now = (await integrations(ownerOfIntegration(i))).find((x) => x.id === i.id);
+    return now?.enabled ? now : null;
+  }
+
+  /**
+   * One attempt of a delivery, made from the integration as it is now (a delivery queued before it was
+   * deleted, disabled or edited sends nothing, or its new request). One that fails with attempts left
+   * comes back after its backoff, holding no slot meanwhile. Resolves whether the delivery ended.
+   */
+  async function attemptOf({ d, n }: Job): Promise<boolean> {
+    const { product, vars } = d;
     const name = vars.PARTICLE_EVENT_NAME;
+    const i = await current(d.integration);
+    if (!i || closed) {
+      if (!closed) o.log.info({ integration: d.integration.id }, 'webhooks: the integration was deleted or disabled; its queued delivery is dropped');
+      return true;
+    }
     let req: WebhookRequest;
     try {
       req = requestFor(i, vars);
     } catch (e) {
-      // This event's data cannot make a request (a URL template that renders to no URL, a render past
-      // the limits): said as a hook-error, but not held against the endpoint, so one device's odd data
-      // cannot disable an integration for everyone.
+      // This event's data cannot make a request (a URL template that renders to no URL, a header it would
+      // break, a render past the limits): said as a hook-error, but not held against the endpoint, so one
+      // device's odd data cannot disable an integration for everyone.
       const why = 'the request could not be made: ' + (e instanceof Error ? e.message : String(e));
       o.log.info({ integration: i.id, error: why }, 'webhooks: no request for this event');
       tell(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', why);
-      return;
+      return true;
     }
-    let last = '';
-    for (let n = 0; n < o.attempts && !closed; n++) {
-      if (n > 0) await sleep(o.backoffMs * 2 ** (n - 1));
-      const r = await attempt(req);
-      if (r.ok) {
-        await o.store.recordDelivery(i.id, true, o.disableAfter).catch((e) => o.log.error({ err: e }, 'webhooks: outcome not saved'));
-        tell(product, 'hook-sent/' + name, '');
-        const responseName = eventName(i.responseTopic, 'hook-response/', vars);
-        pieces(responseData(i, r.body), RESPONSE_CHUNK, RESPONSE_MAX).forEach((piece, k) => tell(product, responseName + '/' + k, piece));
-        return;
-      }
-      last = r.error;
+    const r = await attempt(req);
+    if (closed) return true;
+    if (r.ok) {
+      await o.store.recordDelivery(i.id, true, o.disableAfter).catch((e) => o.log.error({ err: e }, 'webhooks: outcome not saved'));
+      tell(product, 'hook-sent/' + name, '');
+      const responseName = eventName(i.responseTopic, 'hook-response/', vars);
+      pieces(responseData(i, r.body), RESPONSE_CHUNK, RESPONSE_MAX).forEach((piece, k) => tell(product, responseName + '/' + k, piece));
+      return true;
     }
-    if (closed) return;
+    if (n + 1 < o.attempts) {
+      resting++;
+      void sleep(o.backoffMs * 2 ** n).then(() => {
+        resting--;
+        if (closed) return;
+        // Already admitted: a retry is not refused for a full queue.
+        queue.push({ d, n: n + 1 });
+        pump();
+      });
+      return false;
+    }
     const after = await o.store.recordDelivery(i.id, false, o.disableAfter).catch((e) => {
       o.log.error({ err: e }, 'webhooks: outcome not saved');
       return null;
     });
-    o.log.info({ integration: i.id, url: i.url, error: last }, 'webhooks: delivery failed');
-    tell(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', last);
+    o.log.info({ integration: i.id, url: i.url, error: r.error }, 'webhooks: delivery failed');
+    tell(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', r.error);
     if (after && !after.enabled) {
       lists.delete(integrationOwnerKey(ownerOfIntegration(after)));
       o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
     }
+    return true;
   }
 
   /**
@@ -228,11 +297,12 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     const enqueue = (owned: Integration[][]) => {
       for (const i of owned.flat()) {
         if (!triggers(i, name, deviceId)) continue;
-        if (queue.length >= o.queueLimit) {
-          o.log.warn({ integration: i.id }, 'webhooks: queue full, delivery dropped');
+        if (queue.length >= o.queueLimit || (held.get(product.productId) ?? 0) >= o.productQueueLimit) {
+          o.log.warn({ integration: i.id, product: product.productId }, 'webhooks: queue full, delivery dropped');
           continue;
         }
-        queue.push(() => deliver(i, product, vars));
+        add(held, product.productId, 1);
+        queue.push({ d: { integration: i, product, vars }, n: 0 });
       }
       pump();
     };
@@ -273,7 +343,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       lists.delete(integrationOwnerKey(owner));
     },
     idle() {
-      if (running === 0 && queue.length === 0) return Promise.resolve();
+      if (running === 0 && queue.length === 0 && resting === 0) return Promise.resolve();
       return new Promise((resolve) => idlers.push(resolve));
     },
     close() {
