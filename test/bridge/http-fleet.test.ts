@@ -395,6 +395,14 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const january = (await api('GET', '/v1/products/prod-a/sims/data_usage?start_date=2026-01-01&end_date=2026-01-31', f.tokens.carol)).body;
     assert.deepEqual(january.usage_by_day.map((d: { date: string; mbs_used: number; mbs_used_cumulative: number }) => [d.date, d.mbs_used, d.mbs_used_cumulative]), [['2026-01-01', 1.5, 1.5], ['2026-01-02', 2, 3.5]]);
     assert.equal(january.total_mbs_used, 3.5);
+    // A SIM removed keeps its figures with the product, as its usage view does (before, they left the fleet's data).
+    const s4 = luhn('8901260882310000004');
+    await api('POST', '/v1/products/prod-a/sims', f.tokens.erin, { sims: [s4] });
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s4 + '/data_usage', f.tokens.erin, { date: '2026-01-02', bytes: 1_000_000 })).status, 200);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/sims/' + s4, f.tokens.erin)).status, 204);
+    const range = '?start_date=2026-01-01&end_date=2026-01-31';
+    assert.equal((await api('GET', '/v1/products/prod-a/sims/data_usage' + range, f.tokens.carol)).body.total_mbs_used, 4.5);
+    assert.equal((await api('GET', '/v1/products/prod-a/usage' + range, f.tokens.alice)).body.totals.sim_data_mb, 4.5);
     assert.equal((await api('GET', '/v1/products/prod-b/sims/data_usage', f.tokens.carol)).status, 404, 'not on that product\'s team');
 
     // One SIM by its ICCID alone (checkSIM is a HEAD; removeSIM without a product): decided on its product.

@@ -254,6 +254,7 @@ describe('organizations: billing and usage', function () {
       [{ date: today(), bytes: null }, 'whole number'], [{ date: today(), bytes: ' ' }, 'whole number'], [{ date: today(), bytes: '' }, 'whole number'],
       [{ date: today(), bytes: [7] }, 'whole number'], [{ date: today(), bytes: true }, 'whole number'], [{ date: today(), bytes: '0x10' }, 'whole number'],
       [{ date: today(), mbs_used: null }, 'whole number'],
+      [{ date: '2099-01-01', bytes: 1 }, 'date is in the future'],
     ] as const) {
       const r = await put(body);
       assert.equal(r.status, 400, JSON.stringify(body));

@@ -143,6 +143,8 @@ export const simRoutes: Route[] = [
     const s = await ofProduct(ctx, a.product!.productId, req.params.iccid);
     const b = await req.body();
     if (!isDay(b.date)) throw ApiError.of(400, 'date must be a day, YYYY-MM-DD');
+    // A carrier reports days that have begun somewhere: up to tomorrow in UTC.
+    if (b.date > new Date(Date.now() + 86_400_000).toISOString().slice(0, 10)) throw ApiError.of(400, 'date is in the future: a carrier reports days that have begun');
     if (('bytes' in b) === ('mbs_used' in b)) throw ApiError.of(400, 'Send bytes (a whole number) or mbs_used (megabytes), one of them');
     const n = 'bytes' in b ? numberOf(b.bytes) : Math.round(numberOf(b.mbs_used) * MB);
     if (!Number.isSafeInteger(n) || n < 0) throw ApiError.of(400, 'bytes must be a whole number of at least 0 (mbs_used a number of at least 0)');

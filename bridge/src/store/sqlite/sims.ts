@@ -54,9 +54,9 @@ export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData
     `SELECT d.day AS day, d.bytes AS bytes FROM sim_data_daily d JOIN sim_cards s ON s.iccid = d.iccid AND s.product_id = d.product_id
      WHERE d.iccid = ? AND d.day >= ? AND d.day <= ? ORDER BY d.day`,
   );
+  // The product's figures whatever became of its SIMs since (removed, moved): they stay with it, as in its usage view.
   const dataOfProduct = db.prepare<{ day: string; bytes: number }>(
-    `SELECT d.day AS day, SUM(d.bytes) AS bytes FROM sim_data_daily d JOIN sim_cards s ON s.iccid = d.iccid AND s.product_id = d.product_id
-     WHERE d.product_id = ? AND d.day >= ? AND d.day <= ? GROUP BY d.day ORDER BY d.day`,
+    'SELECT day, SUM(bytes) AS bytes FROM sim_data_daily WHERE product_id = ? AND day >= ? AND day <= ? GROUP BY day ORDER BY day',
   );
   const add = db.transaction((productId: number, iccids: readonly string[]) => {
     const out = { added: [] as string[], existing: [] as string[], invalid: [] as string[] };
