@@ -201,7 +201,9 @@ describe('webhook requests (pure)', () => {
   describe('targets', () => {
     const none = targetPolicy([]);
     it('refuses local, private and reserved addresses, IPv4-mapped ones too; public ones go', () => {
-      for (const a of ['127.0.0.1', '127.9.9.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fd00::1', 'fe80::1', 'ff02::1', '::ffff:127.0.0.1', '::ffff:a9fe:a9fe']) {
+      for (const a of ['127.0.0.1', '127.9.9.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fd00::1', 'fe80::1', 'ff02::1', '::ffff:127.0.0.1', '::ffff:a9fe:a9fe',
+        // IPv4 in IPv6 forms a gateway unwraps: NAT64 (before, 64:ff9b::7f00:1 was taken), 6to4, Teredo, IPv4-compatible.
+        '64:ff9b::7f00:1', '64:ff9b::a9fe:a9fe', '64:ff9b:1::1', '2002:7f00:1::1', '2001:0:4136:e378::1', '::7f00:1', '2001:db8::1', '100::1']) {
         assert.match(none.refusal(a) ?? 'allowed', /is a local, private or reserved address/, a);
       }
       for (const a of ['8.8.8.8', '172.32.0.1', '192.169.0.1', '100.128.0.1', '2001:4860:4860::8888', '::ffff:8.8.8.8']) assert.equal(none.refusal(a), null, a);

@@ -19,6 +19,11 @@ const SPECIAL: readonly [string, number, 'ipv4' | 'ipv6'][] = [
   ['198.18.0.0', 15, 'ipv4'], ['224.0.0.0', 4, 'ipv4'], ['240.0.0.0', 4, 'ipv4'],
   // IPv4-mapped addresses (::ffff:a.b.c.d) are checked against the IPv4 ranges by BlockList itself.
   ['::', 128, 'ipv6'], ['::1', 128, 'ipv6'], ['fc00::', 7, 'ipv6'], ['fe80::', 10, 'ipv6'], ['ff00::', 8, 'ipv6'],
+  // Forms that carry an IPv4 address a gateway turns back into it (a local one, for all the list above knows):
+  // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48), 6to4 (2002::/16),
+  // Teredo (2001::/32); and discard-only (100::/64) and documentation (2001:db8::/32).
+  ['::', 96, 'ipv6'], ['64:ff9b::', 96, 'ipv6'], ['64:ff9b:1::', 48, 'ipv6'], ['2002::', 16, 'ipv6'], ['2001::', 32, 'ipv6'],
+  ['100::', 64, 'ipv6'], ['2001:db8::', 32, 'ipv6'],
 ];
 
 /** A webhook target the bridge will not connect to; its message says why and what would allow it. */
