@@ -240,14 +240,15 @@ export const EMAIL = /^[^\s@]+@[^\s@]+$/;
 export const PASSWORD_MIN = 8;
 
 /**
- * A username and password chosen through the API (sign-up, account changes): the username an
- * e-mail address, as Particle's accounts are; the password at least PASSWORD_MIN characters.
+ * A username and password chosen through the API (sign-up, account changes, a product's customers):
+ * the username (the field `named`) an e-mail address, as Particle's accounts are; the password at
+ * least PASSWORD_MIN characters.
  */
-export function account(username: unknown, password: unknown): { username?: string; password?: string } {
+export function account(username: unknown, password: unknown, named = 'username'): { username?: string; password?: string } {
   const out: { username?: string; password?: string } = {};
   if (username !== undefined) {
-    out.username = text(username, 'username').trim();
-    if (!EMAIL.test(out.username)) throw ApiError.of(400, 'username must be an e-mail address');
+    out.username = text(username, named).trim();
+    if (!EMAIL.test(out.username)) throw ApiError.of(400, named + ' must be an e-mail address');
   }
   if (password !== undefined) {
     out.password = text(password, 'password');

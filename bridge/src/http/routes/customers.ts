@@ -5,7 +5,7 @@
 import { authorize, guard, visibleProducts } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
-import { bool, EMAIL, field, type Fields } from '../body.js';
+import { account, bool, field, type Fields } from '../body.js';
 import { paged } from '../pages.js';
 import { PRODUCT_CLIENT } from '../client-auth.js';
 import type { ClaimCode, Customer } from '../../store/store.js';
@@ -87,12 +87,11 @@ export const customerRoutes: Route[] = [
   // Particle answers a new customer with a token for it (simple and two-legged authentication).
   route('POST', '/v1/products/:product/customers', guard.product('customer.create'), async (req, ctx, a) => {
     const b = await req.body();
-    const username = (typeof b.email === 'string' ? b.email : field(b, 'username')).trim();
-    // Particle's customers are e-mail addresses (its apps sign them in and reset their passwords by mail).
-    if (!EMAIL.test(username)) throw ApiError.of(400, 'email must be an e-mail address');
+    // Particle's customers are e-mail addresses (its apps sign them in and reset their passwords by mail), with a user's password rules.
+    const username = typeof b.email === 'string' ? account(b.email, undefined, 'email').username! : account(field(b, 'username'), undefined).username!;
     const noPassword = b.no_password === undefined ? false : bool(b.no_password, 'no_password');
     await signinStep(ctx, a.product!.productId, noPassword ? 'signup_no_password' : 'signup_password');
-    const password = noPassword ? null : field(b, 'password');
+    const password = noPassword ? null : account(undefined, field(b, 'password')).password!;
     const c = await ctx.store.createCustomer({ productId: a.product!.productId, username, password });
     const t = await ctx.store.issueToken({ subject: { kind: 'customer', id: c.id }, clientId: PRODUCT_CLIENT + a.product!.productId, scopes: [], ttlSeconds: CUSTOMER_TTL, refresh: true });
     return {
@@ -105,7 +104,7 @@ export const customerRoutes: Route[] = [
     if (!c) throw ApiError.of(404, 'Customer not found');
     const b = await req.body();
     await signinStep(ctx, a.product!.productId, 'signup_password');
-    await ctx.store.setCustomerPassword(c.id, field(b, 'password'));
+    await ctx.store.setCustomerPassword(c.id, account(undefined, field(b, 'password')).password!);
     return { ok: true, customer: await customerObject(ctx, c) };
   }),
   route('DELETE', '/v1/products/:product/customers/:customer', guard.product('customer.edit'), async (req, ctx, a) => {
