@@ -478,6 +478,31 @@ describe('bridge broker', function () {
       assert.deepEqual(erinGot, []);
     });
 
+    it('drops the reply to a request whose session ended: the next to take its client id, whoever it is, gets nothing', async () => {
+      const a1 = track(await device(f.port, A1));
+      await a1.subscribeAsync(topics.filter.deviceInbox(A1), { qos: 1 });
+      const asked: number[] = [];
+      a1.on('message', (_t, payload) => {
+        const m = decode(payload);
+        if (m.kind === 'request') asked.push(m.id);
+      });
+      const dave = await app(f.port, 'shared-app', f.tokens.dave);
+      await dave.subscribeAsync(topics.app.reply('shared-app'), { qos: 1 });
+      await dave.publishAsync(topics.cloud.request(A1), Buffer.from(encode('request', { id: 77, op: 'var', name: 'temp' })), { qos: 1 });
+      for (let i = 0; i < 50 && asked.length === 0; i++) await sleep(20);
+      dave.end(true);
+      await sleep(100);
+      // bob has no role on product A; the client id is free, so he takes it and subscribes to its replies.
+      const bob = track(await app(f.port, 'shared-app', f.tokens.bob));
+      const bobGot = inbox(bob);
+      assert.equal(await grant(bob, topics.app.reply('shared-app')), 1);
+      await a1.publishAsync(topics.device.reply(A1), Buffer.from(encode('reply', { id: asked[0], status: 'ok', value: 'secret' })), { qos: 1 });
+      await sleep(200);
+      // Before, bob got dave's answer.
+      assert.deepEqual(bobGot, []);
+      assert.equal(f.bridge.broker.context.requests.size, 0, 'dave\'s request was dropped with his session');
+    });
+
     it('cuts a View-only member who calls a function, and a stranger, and audits both', async () => {
       const carol = track(await app(f.port, 'carol-app', f.tokens.carol));
       carol.publish(topics.cloud.request(A1), Buffer.from(encode('request', { id: 1, op: 'call', name: 'led', arg: 'on' })), { qos: 1 });

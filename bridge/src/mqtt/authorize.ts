@@ -113,7 +113,7 @@ async function authorizeAppPublish(
     : NO_SUCH_DEVICE;
   await audit(ctx, s, action, 'device', deviceId, decision);
   if (!decision.allow) throw new Refused(action + ' on ' + deviceId + ': ' + decision.reason);
-  if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, deviceId, msg));
+  if (msg.kind === 'request') packet.payload = Buffer.from(ctx.requests.forward(s.clientId, s, deviceId, msg));
   if (msg.kind === 'cloudEvent') tally(ctx.usage, ref!.product.productId, Date.now(), { dataOps: CLOUD_EVENT_OPS });
 }
 

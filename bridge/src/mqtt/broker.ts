@@ -302,6 +302,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   });
   aedes.on('clientDisconnect', (client) => {
     const s = (client as unknown as WithSession).session;
+    if (s?.kind === 'operator') context.requests.dropSession(s);
     if (s?.kind !== 'device') return;
     // A newer connection of the same device replaced this one: it is still online.
     const current = clients(aedes)[s.deviceId];

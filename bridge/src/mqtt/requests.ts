@@ -16,8 +16,9 @@ interface Pending {
   deviceId: string;
   /** What was asked (a variable read and a function call are data operations once answered). */
   op: Request['op'];
-  /** An MQTT app's client id and its own request id; or a caller's resolve. */
+  /** An MQTT app's client id, the session that asked (dropClient), and its own request id; or a caller's resolve. */
   clientId?: string;
+  session?: object;
   originalId?: number;
   resolve?: (r: Reply) => void;
   reject?: (e: Error) => void;
@@ -47,13 +48,26 @@ export class RequestRouter {
     return this.seq;
   }
 
-  /** An MQTT app's request, authorized: the payload to forward, carrying the bridge's id. */
-  forward(clientId: string, deviceId: string, req: Request): Uint8Array {
+  /** An MQTT app's request, authorized: the payload to forward, carrying the bridge's id. `session`: the one that asked. */
+  forward(clientId: string, session: object, deviceId: string, req: Request): Uint8Array {
     const id = this.nextId();
     const timer = setTimeout(() => this.pending.delete(id), this.appTimeoutMs);
     timer.unref();
-    this.pending.set(id, { deviceId, op: req.op, clientId, originalId: req.id, timer });
+    this.pending.set(id, { deviceId, op: req.op, clientId, session, originalId: req.id, timer });
     return encode('request', { ...req, id });
+  }
+
+  /**
+   * An app's session ended: its requests' replies are dropped. Its reply topic names only a client id,
+   * which the next session to take it (anyone's) would subscribe to; apps have clean sessions, so no
+   * reply was owed to a later one.
+   */
+  dropSession(session: object): void {
+    for (const [id, p] of this.pending) {
+      if (p.session !== session) continue;
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+    }
   }
 
   /** The bridge's own request: resolves with the device's reply, rejects with RequestTimeout. */
