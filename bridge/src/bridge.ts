@@ -80,7 +80,7 @@ export interface BridgeOptions {
   /** How long vitals history, error reports and the audit log are kept (telemetry/retention.ts). */
   retention: RetentionOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
-  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'connectFailures' | 'admission' | 'expirySweepMs'>;
+  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'auditRate' | 'appSubscriptionsMax' | 'connectFailures' | 'admission' | 'expirySweepMs'>;
 }
 
 export const defaultOptions: BridgeOptions = {
@@ -119,6 +119,11 @@ export const defaultOptions: BridgeOptions = {
     publishRate: { perSecond: 1000, burst: 2000 },
     eventRate: { perSecond: LIMITS.publishPerSecond, burst: LIMITS.publishBurst },
     reportRate: { perSecond: LIMITS.reportPerSecond, burst: LIMITS.reportBurst },
+    // An app's audited decisions: a thousand at once (subscribing to as many devices one by one), 50 a second after;
+    // a session refused subscription after subscription, or calls, cannot fill the audit log at packet rate.
+    auditRate: { perSecond: 50, burst: 1000 },
+    // Subscriptions per app session: each costs memory in aedes' topic tree, and `+` covers any number of devices.
+    appSubscriptionsMax: 1000,
     // Ten wrong secrets within 5 minutes lock that device id out at that address for 5 minutes (a misprovisioned
     // device stops costing a hash per retry); a hundred from one address, whatever the ids, lock the address.
     connectFailures: { perClient: { limit: 10, lockMs: 5 * 60000 }, perAddress: { limit: 100, lockMs: 5 * 60000 } },

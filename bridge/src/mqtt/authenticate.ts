@@ -60,7 +60,7 @@ export async function authenticate(
     ok: true,
     session: {
       kind: 'operator', clientId, tokenHash: sha256Hex(secret), expiresAt: token.expiresAt ? token.expiresAt.getTime() : null, actor,
-      watch: new Map(), packets: bucket(ctx.rates.packets, Date.now()),
+      watch: new Map(), packets: bucket(ctx.rates.packets, Date.now()), audits: bucket(ctx.rates.audits, Date.now()), filters: new Set(),
     },
   };
 }

@@ -118,7 +118,10 @@ async function authorizeAppPublish(
 }
 
 /** A session's decision in the audit log. */
+/** Records a decision. An app's count against its audit budget: past it, Refused ends the session (and this one is not recorded). */
 function audit(ctx: BrokerContext, s: Session, action: string, resourceKind: string, resourceId: string, v: Verdict): Promise<void> {
+  const r = ctx.rates.audits;
+  if (s.kind === 'operator' && !take(s.audits, r, Date.now())) throw new Refused('decisions to record over ' + r.perSecond + '/s (bursts of ' + r.burst + ')');
   return ctx.store.audit(auditEntry(s.actor, action, resourceKind, resourceId, v, ctx.now()));
 }
 
@@ -173,12 +176,17 @@ export async function authorizeSubscribe(ctx: BrokerContext, client: WithSession
   } catch (e) {
     return refuse(400, isProtocolError(e) ? e.message : 'not a protocol topic filter');
   }
-  if (f.root === 'app') return f.clientId === s.clientId ? granted : refuse(403, 'the replies of another client id');
-  if (f.deviceId === '+') return granted;
+  if (!s.filters.has(sub.topic) && s.filters.size >= ctx.appSubscriptionsMax) return refuse(429, 'more than ' + ctx.appSubscriptionsMax + ' subscriptions in one session');
+  const grant = (): Subscription => {
+    s.filters.add(sub.topic);
+    return granted;
+  };
+  if (f.root === 'app') return f.clientId === s.clientId ? grant() : refuse(403, 'the replies of another client id');
+  if (f.deviceId === '+') return grant();
   const ref = ctx.devices.get(f.deviceId) ?? (await ctx.store.deviceAccess(f.deviceId));
   const v = ref ? watching(s, f.deviceId, ref) : NO_SUCH_DEVICE;
   await audit(ctx, s, 'device.events', 'device', f.deviceId, v);
-  return v.allow ? granted : null;
+  return v.allow ? grant() : null;
 }
 
 /**

@@ -52,6 +52,10 @@ export interface BrokerOptions {
   eventRate: Rate;
   /** Hello, vitals and error reports stored per device: per second and burst; more ends the session. */
   reportRate: Rate;
+  /** Audited decisions per app session (each one an audit row): per second and burst; more ends the session. */
+  auditRate: Rate;
+  /** Subscriptions an app's session holds at once; past them its SUBSCRIBE is refused (0x80). */
+  appSubscriptionsMax: number;
   /** Wrong secrets or tokens that, within a lock's time, lock an address, or a client id at an address, out (authenticate.ts). */
   connectFailures: ConnectFailureLimits;
   /** Connections taken at once, in all and per address before CONNECT (admission.ts). */
@@ -119,7 +123,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     store: o.store,
     log: o.log,
     devices: new Map<string, DeviceRef>(),
-    rates: { events: o.eventRate, packets: o.publishRate, reports: o.reportRate },
+    rates: { events: o.eventRate, packets: o.publishRate, reports: o.reportRate, audits: o.auditRate },
+    appSubscriptionsMax: o.appSubscriptionsMax,
     budgets: new Map(),
     heard: new Map<string, number>(),
     subscriptions: new Map<string, readonly string[]>(),
@@ -290,6 +295,11 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   aedes.on('connectionError', failed('connection'));
 
   // Presence: a device is online while a session of it is connected here.
+  // An app's filters, as it holds them: one it drops no longer counts against appSubscriptionsMax.
+  aedes.on('unsubscribe', (unsubscribed, client) => {
+    const s = (client as unknown as WithSession | null)?.session;
+    if (s?.kind === 'operator') for (const t of unsubscribed) s.filters.delete(t);
+  });
   aedes.on('client', (client) => {
     tickets.get((client as unknown as { conn: object }).conn)?.accepted();
     const s = (client as unknown as WithSession).session;

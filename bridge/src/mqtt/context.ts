@@ -3,7 +3,7 @@ import type { Hello, Messages, ParsedTopic } from '@flotilla/protocol';
 import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
 import type { UsageTally } from '../telemetry/data-ops.js';
-import type { DeviceBudget, DeviceRates } from './budget.js';
+import type { DeviceBudget, DeviceRates, Rate } from './budget.js';
 
 /** What OTA delivery (bridge/src/ota) is told about devices; the broker knows nothing else of it. */
 export interface DeviceOtaHooks {
@@ -24,6 +24,8 @@ export interface BrokerContext {
    */
   devices: Map<string, DeviceRef>;
   requests: RequestRouter;
+  /** Subscriptions an app's session holds at once (BrokerOptions.appSubscriptionsMax). */
+  appSubscriptionsMax: number;
   /** Connected devices → the event name prefixes they subscribed to (from their hello): who gets a cloud event. */
   subscriptions: Map<string, readonly string[]>;
   /** Connected devices whose hello reported a rollback → the version rolled back from: the crash they report in that session was that image's. */
@@ -37,7 +39,10 @@ export interface BrokerContext {
   /** Devices → their publish budgets, kept across sessions (dropped once refilled, offline). */
   budgets: Map<string, DeviceBudget>;
   /** What devices' budgets refill at (events, every packet, stored reports); `packets` is every client's flood limit. */
-  rates: DeviceRates;
+  rates: DeviceRates & {
+    /** What an app's session makes the bridge store: its audited decisions (subscriptions refused or on one device, requests). */
+    audits: Rate;
+  };
   /** Set by the composition root once OTA delivery exists; null in a bare broker. */
   ota: DeviceOtaHooks | null;
   now(): Date;

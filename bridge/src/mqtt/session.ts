@@ -29,6 +29,10 @@ export type Session =
       watch: Map<string, boolean>;
       /** Publish budget, against floods. */
       packets: Bucket;
+      /** What it may make the bridge store: its audited decisions (BrokerContext.rates.audits). */
+      audits: Bucket;
+      /** The filters it was granted (at most BrokerContext.appSubscriptionsMax). */
+      filters: Set<string>;
     });
 
 /**
