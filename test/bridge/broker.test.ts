@@ -11,7 +11,7 @@ import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { decode, encode, LIMITS, topics } from '@flotilla/protocol';
 import type { ConnectFailureLimits } from '../../bridge/src/mqtt/authenticate.js';
-import { A1, A2, B1, app, closed, connect, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { A1, A2, B1, app, closed, connect, device, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 const hello = (firmware = 3) =>
   Buffer.from(encode('hello', {
@@ -323,6 +323,19 @@ describe('bridge broker', function () {
       await assert.rejects(device(f.port, A1, { will: { topic: topics.device.status(A1), payload: Buffer.from('x'), qos: 1, retain: false } }), /Not authorized/);
       await assert.rejects(app(f.port, 'w', f.tokens.alice, { will: { topic: topics.app.reply('w'), payload: status, qos: 0, retain: false } }), /Not authorized/);
       track(await device(f.port, A1, { will: { topic: topics.device.status(A1), payload: status, qos: 1, retain: false } }));
+    });
+
+    it('refuses what MQTT 3.1.1 forbids and the parser lets through: a will of QoS 3, a password without a user name', async () => {
+      const status = Buffer.from(encode('status', { online: false }));
+      // MQTT-3.1.2-14. Before: CONNACK 0.
+      const qos3 = packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId: A2, username: A2, password: Buffer.from(SECRET[A2]), will: { topic: topics.device.status(A2), payload: status, qos: 3 as 0, retain: false } });
+      assert.deepEqual([...(await raw(f.port, [qos3])).received.subarray(0, 4)], [0x20, 2, 0, 5]);
+      // MQTT-3.1.2-22: the CONNECT of CONNECT('token-only', 'token', token) with the user name flag and field taken out. Before: CONNACK 0, an app.
+      const withName = Buffer.from(CONNECT('token-only', 'token', f.tokens.alice));
+      const at = withName.indexOf(Buffer.from('token-only')) + 'token-only'.length;
+      const body = Buffer.concat([withName.subarray(2, 9), Buffer.from([withName[9] & ~0x80]), withName.subarray(10, at), withName.subarray(at + 2 + 5)]);
+      const passwordOnly = Buffer.concat([Buffer.from([0x10, body.length]), body]);
+      assert.deepEqual([...(await raw(f.port, [passwordOnly])).received.subarray(0, 4)], [0x20, 2, 0, 4]);
     });
 
     it('refuses persistent sessions (clean session unset), for devices and apps alike', async () => {

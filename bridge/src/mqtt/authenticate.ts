@@ -24,11 +24,14 @@ export interface Will {
   topic: string;
   payload: Buffer | Uint8Array;
   retain?: boolean;
+  qos?: number;
 }
 
 export async function authenticate(
   ctx: BrokerContext, clientId: string, username: string | undefined, password: Buffer | undefined, will: Will | null,
 ): Promise<AuthResult> {
+  // MQTT-3.1.2-22: no password flag without the user name flag (the parser lets it through).
+  if (username === undefined && password !== undefined) return { ok: false, code: BAD_CREDENTIALS, reason: 'a password without a user name' };
   const secret = password ? password.toString('utf8') : '';
   if (isDeviceId(clientId)) {
     // A device: the client id is its identity, and the username must say the same.
@@ -124,7 +127,8 @@ export function takeOver(held: Session | undefined, next: AuthResult): AuthResul
 
 /** dev/<id>/status carrying { online: false }, not retained: the only will a device may leave. */
 function deviceWillOk(deviceId: string, will: Will): boolean {
-  if (will.retain || will.topic !== topics.device.status(deviceId)) return false;
+  // QoS 3 is no QoS (MQTT-3.1.2-14); the parser lets it through.
+  if (will.retain || (will.qos ?? 0) > 2 || will.topic !== topics.device.status(deviceId)) return false;
   try {
     const m = decode(will.payload);
     return m.kind === 'status' && !m.online;

@@ -164,7 +164,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     maxClientsIdLength: 64,
     authenticate(client, username, password, done) {
       // aedes has stored the CONNECT's will on the client by now: judge it here, where the client can be told.
-      const will = (client as unknown as { _will?: { topic: string; payload: Buffer; retain?: boolean } })._will ?? null;
+      const will = (client as unknown as { _will?: { topic: string; payload: Buffer; retain?: boolean; qos?: number } })._will ?? null;
       // TLS device identity: a client certificate, when one was presented, decides (identity/peer.ts).
       const socket = (client as unknown as { conn: Socket }).conn;
       const address = socket.remoteAddress ?? '';
