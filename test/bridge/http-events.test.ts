@@ -78,6 +78,33 @@ describe('HTTP API: event streams', function () {
     b1.end(true);
   });
 
+  it('holds back the events of a quarantined device from streams and apps (its spark/status still goes), until it is released', async () => {
+    const put = (quarantined: boolean) =>
+      fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ quarantined }) });
+    assert.equal((await put(true)).status, 200);
+    const stream = await open({ product: 'prod-a', auth: f.tokens.dave });
+    const watcher = await app(f.port, 'q-watch', f.tokens.alice);
+    const seenByApp: string[] = [];
+    watcher.on('message', (t) => seenByApp.push(t));
+    await watcher.subscribeAsync(topics.filter.deviceEvents(), { qos: 1 });
+    const a1 = await device(f.port, A1);
+    try {
+      await a1.publishAsync(topics.device.event(A1, 'held'), event('1'), { qos: 1 });
+      await settle();
+      // Before, the flag was only stored: both got it.
+      assert.deepEqual(stream.filter((e) => e.coreid === A1).map((e) => e.name), ['spark/status']);
+      assert.deepEqual(seenByApp, [topics.device.event(A1, 'spark/status')]);
+      assert.equal((await put(false)).status, 200);
+      await a1.publishAsync(topics.device.event(A1, 'released'), event('2'), { qos: 1 });
+      await settle();
+      assert.deepEqual(stream.filter((e) => e.coreid === A1).map((e) => e.name), ['spark/status', 'released']);
+      assert.ok(seenByApp.includes(topics.device.event(A1, 'released')));
+    } finally {
+      a1.end(true);
+      watcher.end(true);
+    }
+  });
+
   it('adds Particle\'s userid, version, public and productID to the events of product streams, the version of the device\'s last hello', async () => {
     const product = await open({ product: 'prod-a', name: 'fw', auth: f.tokens.dave });
     const device1 = await open({ deviceId: A1, name: 'fw', auth: f.tokens.carol });

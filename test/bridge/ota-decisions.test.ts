@@ -11,7 +11,7 @@ import { gate } from '../../bridge/src/ota/gate.js';
 import { Transfer, type TransferOutcome } from '../../bridge/src/ota/transfer.js';
 import type { DeviceTarget, ProductReleases } from '../../bridge/src/store/store.js';
 
-const dev = (over: Partial<DeviceTarget> = {}): DeviceTarget => ({ id: 'd', productId: 1, firmwareVersion: 1, lockedFirmware: null, development: false, groupVersions: [], ...over });
+const dev = (over: Partial<DeviceTarget> = {}): DeviceTarget => ({ id: 'd', productId: 1, firmwareVersion: 1, lockedFirmware: null, development: false, quarantined: false, groupVersions: [], ...over });
 const rel = (productDefault: number | null, groups: [string, number][] = []): ProductReleases => ({ productDefault, groups: new Map(groups) });
 
 describe('OTA decisions', () => {
@@ -25,6 +25,7 @@ describe('OTA decisions', () => {
       ['development: no default', dev({ development: true }), rel(3), null],
       ['development: no group', dev({ development: true, groupVersions: [4] }), rel(3), null],
       ['development: an explicit lock still holds', dev({ development: true, lockedFirmware: 7 }), rel(3), { version: 7, by: 'lock' }],
+      ['quarantined: nothing, not even a lock', dev({ quarantined: true, lockedFirmware: 7, groupVersions: [4] }), rel(3), null],
     ];
     for (const [what, t, r, want] of cases) it(what, () => assert.deepEqual(desiredVersion(t, r), want));
   });

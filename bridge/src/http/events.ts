@@ -19,6 +19,7 @@ import { decide } from '../policy/decide.js';
 import type { Memberships, ProductRef } from '../policy/types.js';
 import type { DeviceRef } from '../store/store.js';
 import type { TokenHolder } from '../mqtt/session.js';
+import { heldBack } from '../mqtt/quarantine.js';
 import { claimedBy, inPersonalSpace } from './access.js';
 import type { Logger } from '../mqtt/deps.js';
 
@@ -146,7 +147,7 @@ export class EventHub {
       throw e;
     }
     const ref = this.devices.get(deviceId);
-    if (!ref) return;
+    if (!ref || heldBack(ref, name)) return;
     let line: string | undefined;
     let productLine: string | undefined;
     for (const s of this.streams) {

@@ -20,6 +20,7 @@
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
 import { integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
+import { heldBack } from '../mqtt/quarantine.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
 import { asIs, eventView, render, type TemplateVars } from './template.js';
 import { pieces, requestFor, responseData, type WebhookRequest } from './request.js';
@@ -325,7 +326,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       if (t.root !== 'dev' || t.channel !== 'evt') return;
       const deviceId = t.deviceId;
       const ref = o.devices.get(deviceId);
-      if (!ref) return;
+      if (!ref || heldBack(ref, t.event)) return;
       fire(ref.product, t.event, deviceId, () => {
         const m = decode(payload);
         if (m.kind !== 'event') return null;

@@ -17,6 +17,7 @@ import { CLOUD_EVENT_OPS, deviceMessageOps, tally } from '../telemetry/data-ops.
 import { presentClaimCode } from './claims.js';
 import type { Session, WithSession } from './session.js';
 import { take, takeEvent } from './budget.js';
+import { heldBack } from './quarantine.js';
 
 /** A refusal: aedes closes the client; the message says why, for the log. */
 export class Refused extends Error {}
@@ -218,7 +219,7 @@ export function authorizeForward(ctx: BrokerContext, client: WithSession, packet
   if (t.root === 'app') return t.clientId === s.clientId ? packet : null;
   if (t.root !== 'dev' || t.channel !== 'evt' || t.event === CLAIM_CODE_EVENT) return null;
   const ref = ctx.devices.get(t.deviceId);
-  return ref && mayWatch(s, t.deviceId, ref) ? packet : null;
+  return ref && !heldBack(ref, t.event) && mayWatch(s, t.deviceId, ref) ? packet : null;
 }
 
 /**

@@ -16,6 +16,7 @@ export type Session =
       ownerUserId: string | null;
       /** The version it ran when it last connected (its hello updates the broker's map, not this). */
       firmwareVersion: number | null;
+      quarantined: boolean;
       actor: Actor;
       /** The three cloud → device topics it may subscribe to. */
       inbox: readonly string[];

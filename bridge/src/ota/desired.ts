@@ -4,6 +4,7 @@
  * versions released to its groups (the highest, when its groups disagree),
  * then the product default. Development devices take no release; an explicit
  * lock still applies to them (it is an operator's choice for that device).
+ * A quarantined device takes nothing, as on Particle, until its team releases it.
  */
 import type { DeviceTarget, ProductReleases } from '../store/store.js';
 
@@ -13,6 +14,7 @@ export interface Desired {
 }
 
 export function desiredVersion(t: DeviceTarget, releases: Pick<ProductReleases, 'productDefault'>): Desired | null {
+  if (t.quarantined) return null;
   if (t.lockedFirmware !== null) return { version: t.lockedFirmware, by: 'lock' };
   if (t.development) return null;
   if (t.groupVersions.length > 0) return { version: Math.max(...t.groupVersions), by: 'group' };

@@ -259,6 +259,8 @@ export interface DeviceRef {
   ownerUserId: string | null;
   /** The version it last said it runs (product event streams and webhooks show it); null before its first hello. */
   firmwareVersion: number | null;
+  /** Held apart by its team: its events reach no one, and it takes no update (Particle's quarantine). */
+  quarantined: boolean;
 }
 
 /** One decision of the policy, as the broker and the HTTP API record it. */
@@ -869,6 +871,7 @@ export interface DeviceTarget {
   firmwareVersion: number | null;
   lockedFirmware: number | null;
   development: boolean;
+  quarantined: boolean;
   /** Versions released to the groups the device is in. */
   groupVersions: number[];
 }

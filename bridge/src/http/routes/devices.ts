@@ -221,8 +221,10 @@ function devicePaths(prefix: string): Route[] {
         await ctx.store.regroup(d.productId, [id], { set: groups });
         d = await getDevice(ctx, id);
       }
-      // Its groups or development flag may change the version it should run.
-      if ('groups' in body || 'development' in body) ctx.ota.reconcile(id);
+      // Quarantine holds its events back from now on (the broker's map), or lets them through again.
+      if ('quarantined' in body) await ctx.fleet.refreshDevice(id);
+      // Its groups, development flag or quarantine may change the version it should run.
+      if ('groups' in body || 'development' in body || 'quarantined' in body) ctx.ota.reconcile(id);
       const out = await withGroups(ctx, d);
       // Particle answers a rename with {id, name, updated_at}: keep those keys first.
       return { ...out, updated_at: new Date().toISOString() };

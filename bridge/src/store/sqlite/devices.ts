@@ -87,8 +87,8 @@ export function deviceStore(ctx: Ctx): DeviceStore {
   const byId = ctx.cached<DeviceRaw>('SELECT * FROM devices WHERE id = ?');
   const byProduct = db.prepare<DeviceRaw>('SELECT * FROM devices WHERE product_id = ? ORDER BY id');
   const claimedBy = db.prepare<DeviceRaw>('SELECT * FROM devices WHERE owner_user_id = ? AND product_id = ? ORDER BY id');
-  const refOfDevice = ctx.cached<{ id: number; owner_user_id: string | null; org_id: string | null; org_owner_user_id: string | null; customer_id: string | null; device_owner_user_id: string | null; firmware_version: number | null }>(
-    `${PRODUCT_REF_SQL.replace('SELECT ', 'SELECT d.customer_id AS customer_id, d.owner_user_id AS device_owner_user_id, d.firmware_version AS firmware_version, ')} JOIN devices d ON d.product_id = p.id WHERE d.id = ?`,
+  const refOfDevice = ctx.cached<{ id: number; owner_user_id: string | null; org_id: string | null; org_owner_user_id: string | null; customer_id: string | null; device_owner_user_id: string | null; firmware_version: number | null; quarantined: number }>(
+    `${PRODUCT_REF_SQL.replace('SELECT ', 'SELECT d.customer_id AS customer_id, d.owner_user_id AS device_owner_user_id, d.firmware_version AS firmware_version, d.quarantined AS quarantined, ')} JOIN devices d ON d.product_id = p.id WHERE d.id = ?`,
   );
   const upsertSecret = db.prepare(
     `INSERT INTO device_credentials (device_id, secret_hash, cert_fingerprint, revoked_at) VALUES (?, ?, NULL, NULL)
@@ -145,7 +145,7 @@ export function deviceStore(ctx: Ctx): DeviceStore {
 
     async deviceAccess(deviceId) {
       const r = refOfDevice.get(deviceId);
-      return r ? { product: productRefOf(r), customerId: r.customer_id, ownerUserId: r.device_owner_user_id, firmwareVersion: r.firmware_version } : null;
+      return r ? { product: productRefOf(r), customerId: r.customer_id, ownerUserId: r.device_owner_user_id, firmwareVersion: r.firmware_version, quarantined: r.quarantined !== 0 } : null;
     },
 
     async listDevicesClaimedBy(userId, productId) {

@@ -63,6 +63,7 @@ interface TargetRaw {
   firmware_version: number | null;
   locked_firmware: number | null;
   development: number;
+  quarantined: number;
   group_versions: string | null;
 }
 
@@ -105,7 +106,7 @@ function rollout(r: RolloutRaw): Rollout {
 function target(r: TargetRaw): DeviceTarget {
   return {
     id: r.id, productId: r.product_id, firmwareVersion: r.firmware_version, lockedFirmware: r.locked_firmware, development: r.development === 1,
-    groupVersions: r.group_versions ? r.group_versions.split(',').map(Number) : [],
+    quarantined: r.quarantined === 1, groupVersions: r.group_versions ? r.group_versions.split(',').map(Number) : [],
   };
 }
 
@@ -130,7 +131,7 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
   );
   const defaultOf = db.prepare<{ version: number }>('SELECT version FROM firmware_versions WHERE product_id = ? AND product_default = 1');
   const groupReleases = db.prepare<{ name: string; version: number }>('SELECT g.name, r.version FROM group_releases r JOIN device_groups g ON g.id = r.group_id WHERE g.product_id = ?');
-  const SELECT_TARGET = `SELECT d.id, d.product_id, d.firmware_version, d.locked_firmware, d.development,
+  const SELECT_TARGET = `SELECT d.id, d.product_id, d.firmware_version, d.locked_firmware, d.development, d.quarantined,
       (SELECT GROUP_CONCAT(r.version) FROM device_group_members m JOIN group_releases r ON r.group_id = m.group_id WHERE m.device_id = d.id) AS group_versions
     FROM devices d`;
   const targetOne = db.prepare<TargetRaw>(`${SELECT_TARGET} WHERE d.id = ?`);
