@@ -118,7 +118,6 @@ async function authorizeAppPublish(
   if (msg.kind === 'cloudEvent') tally(ctx.usage, ref!.product.productId, Date.now(), { dataOps: CLOUD_EVENT_OPS });
 }
 
-/** A session's decision in the audit log. */
 /** Records a decision. An app's count against its audit budget: past it, Refused ends the session (and this one is not recorded). */
 function audit(ctx: BrokerContext, s: Session, action: string, resourceKind: string, resourceId: string, v: Verdict): Promise<void> {
   const r = ctx.rates.audits;

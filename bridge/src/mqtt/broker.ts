@@ -294,12 +294,13 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   aedes.on('clientError', failed('session'));
   aedes.on('connectionError', failed('connection'));
 
-  // Presence: a device is online while a session of it is connected here.
   // An app's filters, as it holds them: one it drops no longer counts against appSubscriptionsMax.
   aedes.on('unsubscribe', (unsubscribed, client) => {
     const s = (client as unknown as WithSession | null)?.session;
     if (s?.kind === 'operator') for (const t of unsubscribed) s.filters.delete(t);
   });
+
+  // Presence: a device is online while a session of it is connected here.
   aedes.on('client', (client) => {
     tickets.get((client as unknown as { conn: object }).conn)?.accepted();
     const s = (client as unknown as WithSession).session;

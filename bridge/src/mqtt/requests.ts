@@ -16,7 +16,7 @@ interface Pending {
   deviceId: string;
   /** What was asked (a variable read and a function call are data operations once answered). */
   op: Request['op'];
-  /** An MQTT app's client id, the session that asked (dropClient), and its own request id; or a caller's resolve. */
+  /** An MQTT app's client id, the session that asked (dropSession), and its own request id; or a caller's resolve. */
   clientId?: string;
   session?: object;
   originalId?: number;
