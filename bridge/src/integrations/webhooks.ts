@@ -44,7 +44,10 @@ export interface WebhookOptions {
   disableAfter: number;
   /** Attempts in flight at once, across all integrations; more wait (bounded queue below). */
   concurrency: number;
-  /** Attempts in flight at once for one product's events: a product whose endpoint hangs holds no more than these, and the others' go on. */
+  /**
+   * Attempts in flight at once for one product's events: a product whose endpoint hangs holds no more
+   * than these, and the others' go on in the rest; a busy product alone still has most of the slots.
+   */
   productConcurrency: number;
   /** Deliveries waiting; past it, new ones are dropped and logged (a flood must not eat memory). */
   queueLimit: number;
@@ -59,7 +62,7 @@ export interface WebhookOptions {
 }
 
 export const defaultWebhookOptions = {
-  attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, productConcurrency: 4, queueLimit: 10000, productQueueLimit: 2500, allowTargets: [] as readonly string[],
+  attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, productConcurrency: 12, queueLimit: 10000, productQueueLimit: 2500, allowTargets: [] as readonly string[],
 };
 
 export interface Webhooks {
