@@ -189,7 +189,7 @@ export async function createBridge(options: BridgeInput = {}): Promise<Bridge> {
   // Read a product's integrations when one of its devices connects, not on the publish path.
   broker.aedes.on('client', (client) => {
     const s = (client as unknown as WithSession).session;
-    if (s?.kind === 'device') webhooks.warm(s.product);
+    if (s?.kind === 'device') webhooks.warm(s.ref.product);
   });
   const listeners: Listener[] = [];
   let http: HttpListener | null = null;

@@ -82,7 +82,7 @@ async function authenticateCertified(
   const r = await authenticate({ ...ctx, store }, clientId, username ?? clientId, Buffer.from('client-certificate'), will);
   if (!r.ok) return r;
   if (r.session.kind !== 'device') return { ok: false, code: NOT_AUTHORIZED, reason: 'a client certificate identifies a device' };
-  if (r.session.product.productId !== peer.productId)
-    return { ok: false, code: NOT_AUTHORIZED, reason: `client certificate from product ${peer.productId}'s CA, device is in product ${r.session.product.productId}` };
+  if (r.session.ref.product.productId !== peer.productId)
+    return { ok: false, code: NOT_AUTHORIZED, reason: `client certificate from product ${peer.productId}'s CA, device is in product ${r.session.ref.product.productId}` };
   return r;
 }

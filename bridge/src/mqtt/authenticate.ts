@@ -47,7 +47,7 @@ export async function authenticate(
     else ctx.budgets.set(clientId, (budget = deviceBudget(ctx.rates, now)));
     return {
       ok: true,
-      session: { kind: 'device', deviceId: clientId, product: access.product, customerId: access.customerId, ownerUserId: access.ownerUserId, firmwareVersion: access.firmwareVersion, quarantined: access.quarantined, actor, inbox: topics.filter.deviceInbox(clientId), budget },
+      session: { kind: 'device', deviceId: clientId, ref: access, actor, inbox: topics.filter.deviceInbox(clientId), budget },
     };
   }
   // An operator app: a token, and a client id that can be a topic level (replies go to app/<clientId>/reply).

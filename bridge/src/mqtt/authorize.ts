@@ -93,7 +93,7 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
     if (msg.kind === 'hello' || msg.kind === 'vitals' || msg.kind === 'error') spendReportToken(ctx, s);
     const now = Date.now();
     ctx.heard.set(s.deviceId, now);
-    countUsage(ctx, s.product.productId, s.deviceId, now, packet.payload.length, msg);
+    countUsage(ctx, s.ref.product.productId, s.deviceId, now, packet.payload.length, msg);
     return ingest(ctx, s.deviceId, msg, () => client.connected !== false);
   }
   if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');

@@ -306,7 +306,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     const s = (client as unknown as WithSession).session;
     if (s?.kind !== 'device') return;
     takingOver.delete(s.deviceId);
-    context.devices.set(s.deviceId, { product: s.product, customerId: s.customerId, ownerUserId: s.ownerUserId, firmwareVersion: s.firmwareVersion, quarantined: s.quarantined });
+    context.devices.set(s.deviceId, s.ref);
     // The socket's (a WebSocket stream is given its request's: listeners.ts); an IPv4 client on a dual-stack listener without the ::ffff: prefix.
     const ip = (client.conn as Partial<Socket> | undefined)?.remoteAddress?.replace(/^::ffff:(?=\d+\.)/, '') ?? null;
     presence(s.deviceId, true, ip);

@@ -2,21 +2,16 @@
  * What the broker knows about a connected client, computed once at CONNECT so
  * the publish and delivery paths decide without touching the database.
  */
-import type { Actor, ProductRef } from '../policy/types.js';
+import type { Actor } from '../policy/types.js';
+import type { DeviceRef } from './deps.js';
 import type { Bucket, DeviceBudget } from './budget.js';
 
 export type Session =
   | {
       kind: 'device';
       deviceId: string;
-      product: ProductRef;
-      /** The customer that claimed it, when one has. */
-      customerId: string | null;
-      /** The user that claimed it, when one has. */
-      ownerUserId: string | null;
-      /** The version it ran when it last connected (its hello updates the broker's map, not this). */
-      firmwareVersion: number | null;
-      quarantined: boolean;
+      /** Its product, claimers, version and quarantine as read at CONNECT: what the broker's map of devices starts from (its hello, a refresh, replace that entry, not this). */
+      ref: DeviceRef;
       actor: Actor;
       /** The three cloud → device topics it may subscribe to. */
       inbox: readonly string[];
