@@ -635,6 +635,21 @@ describe('bridge broker', function () {
       await serving();
     });
 
+    it('answers a CONNECT with a protocol level it does not speak with CONNACK 0x01, then closes ([MQTT-3.1.2-2])', async () => {
+      for (const level of [2, 6, 0x87]) {
+        const bytes = packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId: A1, username: A1, password: Buffer.from('secret-a1') });
+        bytes[8] = level; // 10 len | 00 04 'MQTT' | level
+        const r = await raw(f.port, [bytes]);
+        assert.ok(r.closed, 'level ' + level);
+        assert.deepEqual([...r.received], [0x20, 0x02, 0x00, 0x01], 'level ' + level);
+      }
+      // MQTT 5, which mqtt-packet reads, is refused by aedes the same way.
+      const v5 = await raw(f.port, [packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 30, clientId: A1 })]);
+      assert.ok(v5.closed);
+      assert.deepEqual([...v5.received.subarray(0, 4)], [0x20, 0x02, 0x00, 0x01]);
+      await serving();
+    });
+
     it('drops a 65,535-byte topic and 101 topic levels from an authenticated device', async () => {
       const big = packet({ cmd: 'publish', topic: 'd'.repeat(65535), payload: Buffer.alloc(0), qos: 0 });
       assert.ok((await raw(f.port, [CONNECT(A1, A1, 'secret-a1'), big])).closed);
