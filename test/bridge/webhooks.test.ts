@@ -39,6 +39,8 @@ describe('webhooks', function () {
   const script = new Map<string, number[]>();
   /** Path (without its query) → a JSON answer instead of the text one. */
   const answers = new Map<string, string>();
+  /** Path → something done when a request to it arrives, before it is answered (once). */
+  const onArrival = new Map<string, () => void>();
   let a1: MqttClient;
   const seen: { name: string; data: string }[] = [];
   let stream: { abort(): void };
@@ -50,6 +52,8 @@ describe('webhooks', function () {
       req.on('end', () => {
         received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
         if (req.url?.startsWith('/hang')) return; // never answered: the delivery's attempts time out
+        onArrival.get(req.url ?? '')?.();
+        onArrival.delete(req.url ?? '');
         const next = script.get(req.url ?? '')?.shift() ?? 200;
         const json = answers.get((req.url ?? '').split('?')[0]);
         res.writeHead(next, { 'content-type': json !== undefined ? 'application/json' : 'text/plain' });
@@ -194,6 +198,37 @@ describe('webhooks', function () {
     script.set('/flaky', []);
     await publish('flaky', 'back');
     await until('delivery after re-enabling', () => at('/flaky').length === before + 1);
+  });
+
+  it('a delivery whose integration the store cannot read at its attempt waits for its next attempt, and is not counted against the endpoint', async () => {
+    const mk = await fetch(base + '/v1/products/prod-a/integrations', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'storefault', url: hookBase + '/storefault' }),
+    });
+    const id = ((await mk.json()) as { id: string }).id;
+    const store = f.bridge.store;
+    const list = store.listIntegrations;
+    let refused = 0;
+    // The first attempt fails (HTTP 500); as it does, the cached list goes and the store fails the next read.
+    script.set('/storefault', [500]);
+    onArrival.set('/storefault', () => {
+      store.listIntegrations = () => {
+        store.listIntegrations = list;
+        refused++;
+        return Promise.reject(new Error('database is locked'));
+      };
+      f.bridge.webhooks.invalidate({ productId: f.products.A } as never);
+    });
+    try {
+      await publish('storefault', '1');
+      await until('hook-sent/storefault', () => seen.some((e) => e.name === 'hook-sent/storefault'));
+    } finally {
+      store.listIntegrations = list;
+    }
+    assert.equal(refused, 1, 'the second attempt met the store fault');
+    assert.equal(at('/storefault').length, 2, 'the first and the third attempt were sent');
+    const got = (await (await fetch(base + '/v1/products/prod-a/integrations/' + id, { headers: { authorization: 'Bearer ' + f.tokens.carol } })).json()) as { errors_in_a_row: number };
+    assert.equal(got.errors_in_a_row, 0, 'a delivered event resets the count; the store fault was never the endpoint\'s');
+    await fetch(base + '/v1/products/prod-a/integrations/' + id, { method: 'DELETE', headers: { authorization: 'Bearer ' + f.tokens.erin } });
   });
 
   it('never triggers on hook-* or spark/* events, and a timeout counts as a failure', async () => {

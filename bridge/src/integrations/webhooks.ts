@@ -138,14 +138,20 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         if (lists.get(key) === read) lists.set(key, list);
         return list;
       },
-      (e) => {
+      (e: unknown) => {
         if (lists.get(key) === read) lists.delete(key);
         o.log.error({ err: e, owner: key }, 'webhooks: integrations not read');
-        return [] as Integration[];
+        throw e;
       },
     );
     lists.set(key, read);
     return read;
+  }
+
+  /** For an event: an owner whose list cannot be read now triggers nothing (logged where the read failed). */
+  function integrationsOrNone(owner: IntegrationOwner): Integration[] | Promise<Integration[]> {
+    const l = integrations(owner);
+    return Array.isArray(l) ? l : l.catch(() => [] as Integration[]);
   }
 
   const add = (m: Map<string, number>, key: string, by: number): void => {
@@ -215,10 +221,33 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     }
   }
 
-  /** The integration as it is now: null once deleted or disabled (by its team, or after repeated failures). */
-  async function current(i: Integration): Promise<Integration | null> {
-    const now = (await integrations(ownerOfIntegration(i))).find((x) => x.id === i.id);
+  /**
+   * The integration as it is now: null once deleted or disabled (by its team, or after repeated
+   * failures); undefined when the store cannot say now (the delivery waits, it is not dropped).
+   */
+  async function current(i: Integration): Promise<Integration | null | undefined> {
+    let list: Integration[];
+    try {
+      list = await integrations(ownerOfIntegration(i));
+    } catch {
+      return undefined;
+    }
+    const now = list.find((x) => x.id === i.id);
     return now?.enabled ? now : null;
+  }
+
+  /** Queues the delivery's next attempt after its backoff, holding no slot meanwhile; false when it had none left. */
+  function retry(d: Delivery, n: number): boolean {
+    if (n + 1 >= o.attempts) return false;
+    resting++;
+    void sleep(o.backoffMs * 2 ** n).then(() => {
+      resting--;
+      if (closed) return;
+      // Already admitted: a retry is not refused for a full queue.
+      queue.push({ d, n: n + 1 });
+      pump();
+    });
+    return true;
   }
 
   /**
@@ -230,6 +259,12 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     const { product, vars } = d;
     const name = vars.PARTICLE_EVENT_NAME;
     const i = await current(d.integration);
+    if (i === undefined && !closed) {
+      // The store failed: not the endpoint's fault, so nothing is counted against it; the attempt is spent.
+      if (retry(d, n)) return false;
+      o.log.error({ integration: d.integration.id }, 'webhooks: the integration could not be read for any attempt; its delivery is dropped');
+      return true;
+    }
     if (!i || closed) {
       if (!closed) o.log.info({ integration: d.integration.id }, 'webhooks: the integration was deleted or disabled; its queued delivery is dropped');
       return true;
@@ -255,17 +290,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       pieces(responseData(i, r.body), RESPONSE_CHUNK, RESPONSE_MAX).forEach((piece, k) => tell(product, responseName + '/' + k, piece));
       return true;
     }
-    if (n + 1 < o.attempts) {
-      resting++;
-      void sleep(o.backoffMs * 2 ** n).then(() => {
-        resting--;
-        if (closed) return;
-        // Already admitted: a retry is not refused for a full queue.
-        queue.push({ d, n: n + 1 });
-        pump();
-      });
-      return false;
-    }
+    if (retry(d, n)) return false;
     const after = await o.store.recordDelivery(i.id, false, o.disableAfter).catch((e) => {
       o.log.error({ err: e }, 'webhooks: outcome not saved');
       return null;
@@ -287,7 +312,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
   function fire(product: ProductRef, name: string, deviceId: string, dataOf: () => string | null): void {
     // The bridge's own events (hook responses, spark/*) never trigger a webhook, whoever published them.
     if (name.startsWith('hook-') || name.startsWith('spark/')) return;
-    const found = ownersOf(product).map(integrations);
+    const found = ownersOf(product).map(integrationsOrNone);
     if (found.every((l) => Array.isArray(l) && !l.some((i) => triggers(i, name, deviceId)))) return;
     let data: string | null;
     try {
@@ -341,7 +366,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       fire(product, name, API_DEVICE, () => data ?? '');
     },
     warm(product) {
-      for (const owner of ownersOf(product)) integrations(owner);
+      for (const owner of ownersOf(product)) void integrationsOrNone(owner);
     },
     invalidate(owner) {
       lists.delete(integrationOwnerKey(owner));
