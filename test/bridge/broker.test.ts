@@ -549,6 +549,42 @@ describe('bridge broker', function () {
       assert.ok(rows >= 1000 && rows < 1200, String(rows));
     });
 
+    it('shares that budget among every session of one token: opening sessions does not multiply it', async () => {
+      const count = async () => (await f.bridge.store.auditLog({ action: 'device.events', actorId: f.users.erin, limit: 10_000 })).length;
+      const before = await count();
+      const strangers = () => Array.from({ length: 50 }, () => topics.filter.deviceEvents(randomBytes(12).toString('hex')));
+      // Three sessions of erin's one token, each refused 600 filters: 1,800 decisions against one budget of 1,000.
+      const sessions = await Promise.all(['erin-1', 'erin-2', 'erin-3'].map(async (id) => track(await app(f.port, id, f.tokens.erin))));
+      const ended = new Set<string>();
+      for (const s of sessions) s.on('close', () => ended.add(s.options.clientId!));
+      for (let n = 0; n < 12; n++) await Promise.all(sessions.map((s) => (ended.has(s.options.clientId!) ? undefined : s.subscribeAsync(strangers(), { qos: 1 }).catch(() => undefined))));
+      const rows = (await count()) - before;
+      // The burst and what refilled meanwhile; per session, all 1,800 were recorded.
+      assert.ok(rows >= 1000 && rows < 1200, String(rows));
+      assert.ok(ended.size >= 1, 'the session that went past the shared budget ended');
+      // Another token's budget is its own.
+      const carol = track(await app(f.port, 'carol-after', f.tokens.carol));
+      assert.equal(await grant(carol, topics.filter.deviceEvents(randomBytes(12).toString('hex'))), 128, 'refused (no such device), and recorded');
+      await sleep(50);
+      assert.ok(carol.connected);
+    });
+
+    it('keeps a token\'s audit budget while a session holds it or it has not refilled, and forgets it after', async () => {
+      const g = await startFixture({ mqtt: { ...(await import('@flotilla/bridge')).defaultOptions.mqtt, auditRate: { perSecond: 100, burst: 5 }, expirySweepMs: 20 } });
+      try {
+        const budgets = g.bridge.broker.context.auditBudgets;
+        const bob = await app(g.port, 'bob-kept', g.tokens.bob);
+        assert.equal(await grant(bob, topics.filter.deviceEvents(randomBytes(12).toString('hex'))), 128);
+        await sleep(200);
+        assert.equal(budgets.size, 1, 'refilled, but a session holds it');
+        bob.end(true);
+        for (let i = 0; i < 50 && budgets.size > 0; i++) await sleep(20);
+        assert.equal(budgets.size, 0, 'refilled and no session: forgotten');
+      } finally {
+        await g.close();
+      }
+    });
+
     it('cuts a View-only member who calls a function, and a stranger, and audits both', async () => {
       const carol = track(await app(f.port, 'carol-app', f.tokens.carol));
       carol.publish(topics.cloud.request(A1), Buffer.from(encode('request', { id: 1, op: 'call', name: 'led', arg: 'on' })), { qos: 1 });

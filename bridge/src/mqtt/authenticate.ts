@@ -59,11 +59,14 @@ export async function authenticate(
   if (problem || !token) return { ok: false, code: BAD_CREDENTIALS, reason: (problem ?? 'unknown') + ' token' };
   const actor = await actorOf(ctx.store, token.subject);
   if (!actor) return { ok: false, code: BAD_CREDENTIALS, reason: 'the token\'s ' + token.subject.kind + ' is gone' };
+  const tokenHash = sha256Hex(secret);
+  let audits = ctx.auditBudgets.get(tokenHash);
+  if (!audits) ctx.auditBudgets.set(tokenHash, (audits = bucket(ctx.rates.audits, Date.now())));
   return {
     ok: true,
     session: {
-      kind: 'operator', clientId, tokenHash: sha256Hex(secret), expiresAt: token.expiresAt ? token.expiresAt.getTime() : null, actor,
-      watch: new Map(), packets: bucket(ctx.rates.packets, Date.now()), audits: bucket(ctx.rates.audits, Date.now()), filters: new Set(),
+      kind: 'operator', clientId, tokenHash, expiresAt: token.expiresAt ? token.expiresAt.getTime() : null, actor,
+      watch: new Map(), packets: bucket(ctx.rates.packets, Date.now()), audits, filters: new Set(),
     },
   };
 }

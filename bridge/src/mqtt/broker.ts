@@ -14,7 +14,7 @@ import { authenticate, BAD_CREDENTIALS, ConnectLockout, PERSISTENT_SESSION, take
 import { authorizeForward, authorizePublish, authorizeSubscribe, Refused } from './authorize.js';
 import { guardConnection } from './guard.js';
 import { logThrottle } from '../log-throttle.js';
-import { settled, type Rate } from './budget.js';
+import { full, settled, type Rate } from './budget.js';
 import { EventHub, type StreamOptions } from '../http/events.js';
 import { RequestRouter } from './requests.js';
 import { CLOUD_EVENT_OPS, tally } from '../telemetry/data-ops.js';
@@ -126,6 +126,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     rates: { events: o.eventRate, packets: o.publishRate, reports: o.reportRate, audits: o.auditRate },
     appSubscriptionsMax: o.appSubscriptionsMax,
     budgets: new Map(),
+    auditBudgets: new Map(),
     heard: new Map<string, number>(),
     subscriptions: new Map<string, readonly string[]>(),
     rolledBack: new Map(),
@@ -255,6 +256,11 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     // An offline device's budget, once refilled, is what a fresh one would be.
     const at = Date.now();
     for (const [id, b] of context.budgets) if (!clients(aedes)[id] && settled(b, context.rates, at)) context.budgets.delete(id);
+    if (context.auditBudgets.size > 0) {
+      const open = new Set<string>();
+      for (const c of Object.values(clients(aedes))) if (c.session?.kind === 'operator') open.add(c.session.tokenHash);
+      for (const [hash, b] of context.auditBudgets) if (!open.has(hash) && full(b, context.rates.audits, at)) context.auditBudgets.delete(hash);
+    }
   }, o.expirySweepMs ?? 5000);
   expiryTimer.unref();
 

@@ -94,6 +94,11 @@ export function takeEvent(b: DeviceBudget, r: Rate, now: number): boolean {
   return true;
 }
 
+/** Whether a bucket has refilled to its burst: it need not be kept. */
+export function full(b: Bucket, r: Rate, now: number): boolean {
+  return level(b, r, now) >= r.burst;
+}
+
 /** Whether a budget has refilled to what a fresh one holds: it need not be kept. */
 export function settled(b: DeviceBudget, r: DeviceRates, now: number): boolean {
   return (

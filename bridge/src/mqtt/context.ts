@@ -3,7 +3,7 @@ import type { Hello, Messages, ParsedTopic } from '@flotilla/protocol';
 import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
 import type { UsageTally } from '../telemetry/data-ops.js';
-import type { DeviceBudget, DeviceRates, Rate } from './budget.js';
+import type { Bucket, DeviceBudget, DeviceRates, Rate } from './budget.js';
 
 /** What OTA delivery (bridge/src/ota) is told about devices; the broker knows nothing else of it. */
 export interface DeviceOtaHooks {
@@ -38,6 +38,11 @@ export interface BrokerContext {
   topicCache: Map<string, ParsedTopic | null>;
   /** Devices → their publish budgets, kept across sessions (dropped once refilled, offline). */
   budgets: Map<string, DeviceBudget>;
+  /**
+   * Access tokens (SHA-256 hex) → the audit budget their app sessions share: one token opening many
+   * sessions gets no more audited decisions than one (dropped once refilled with no session open).
+   */
+  auditBudgets: Map<string, Bucket>;
   /** What devices' budgets refill at (events, every packet, stored reports); `packets` is every client's flood limit. */
   rates: DeviceRates & {
     /** What an app's session makes the bridge store: its audited decisions (subscriptions refused or on one device, requests). */
