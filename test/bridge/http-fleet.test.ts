@@ -144,21 +144,50 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const created = await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'ci', scopes: ['device.view', 'device.variable'] });
     assert.equal(created.status, 201);
     assert.equal(created.body.created.is_programmatic, true);
+    // Particle's shape: a username of its own, name+rnd@api.particle.io there, here in the reserved .invalid domain.
+    const ci = created.body.created.username as string;
+    assert.match(ci, /^ci\+[0-9a-f]{24}@api\.flotilla\.invalid$/);
+    assert.equal(created.body.created.friendly_name, 'ci');
     const token = created.body.created.tokens[0].token as string;
     assert.equal((await api('GET', '/v1/products/prod-a/devices', token)).status, 200);
     assert.equal((await api('GET', '/v1/devices/' + A1 + '/temp', token)).body.result, 21.5);
     assert.equal((await api('POST', '/v1/devices/' + A1 + '/setLed', token, { arg: 'on' })).status, 403, 'no device.function scope');
     assert.equal((await api('GET', '/v1/products/prod-b/devices', token)).status, 404);
-    const team = (await api('GET', '/v1/products/prod-a/team', f.tokens.alice)).body.team as { username: string; is_programmatic: boolean }[];
-    assert.ok(team.some((m) => m.username === 'ci' && m.is_programmatic));
-    // A name the team shows already (this API user's, in any case, or a person's) would make DELETE …/team/:username name two.
-    for (const taken of ['CI', 'erin']) {
-      const again = await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: taken, scopes: ['device.view'] });
-      assert.equal(again.status, 409, taken);
-      assert.match(again.body.error, /already has a member named/);
-    }
-    assert.equal((await api('DELETE', '/v1/products/prod-a/team/ci', f.tokens.alice)).status, 204);
+    const team = (await api('GET', '/v1/products/prod-a/team', f.tokens.alice)).body.team as { username: string; friendly_name?: string; is_programmatic: boolean }[];
+    assert.ok(team.some((m) => m.username === ci && m.friendly_name === 'ci' && m.is_programmatic));
+    // A friendly name that is a person's never names the person: DELETE …/team/:username takes the API user's own username.
+    const named = await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'erin', scopes: ['device.view'] });
+    assert.equal(named.status, 201);
+    assert.notEqual(named.body.created.username, 'erin');
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(named.body.created.username), f.tokens.alice)).status, 204);
+    const after = (await api('GET', '/v1/products/prod-a/team', f.tokens.alice)).body.team as { username: string; is_programmatic: boolean }[];
+    assert.ok(after.some((m) => m.username === 'erin' && !m.is_programmatic), 'the person erin is still on the team');
+    assert.ok(!after.some((m) => m.username === named.body.created.username), 'the API user is gone');
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/ci', f.tokens.alice)).status, 404, 'the friendly name is not a username');
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(ci), f.tokens.alice)).status, 204);
     assert.equal((await api('GET', '/v1/products/prod-a/devices', token)).status, 401);
+  });
+
+  it('lets an API user make API users only with scopes it holds itself; org scopes do not apply to a product\'s', async () => {
+    const maker = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'maker', scopes: ['team.apiUsers', 'device.view'] })).body.created;
+    const token = maker.tokens[0].token as string;
+    // Before, it made one with device.remove, settings.edit, team.manage...: everything it could not do itself.
+    const above = await api('POST', '/v1/products/prod-a/team', token, { friendly_name: 'more', scopes: ['device.view', 'device.remove', 'settings.edit'] });
+    assert.equal(above.status, 403);
+    assert.equal(above.body.error, 'You may not grant scopes you do not hold yourself: device.remove, settings.edit');
+    const same = await api('POST', '/v1/products/prod-a/team', token, { friendly_name: 'same', scopes: ['device.view'] });
+    assert.equal(same.status, 201, 'what it holds, it may pass on');
+    // An Administrator holds every product scope but none of an org's.
+    const org = await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'orgish', scopes: ['org.team.manage'] });
+    assert.deepEqual([org.status, org.body.error], [400, 'Organization scopes do not apply to a product\'s API user: org.team.manage']);
+    for (const u of [maker.username, same.body.created.username]) assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(u), f.tokens.alice)).status, 204);
+    // An org's: one allowed only to make API users cannot make one that manages the org's team.
+    const olga = await login('olga', 'olga-password');
+    const orgMaker = (await api('POST', '/v1/orgs/olga-co/team', olga, { friendly_name: 'org-maker', scopes: ['org.apiUsers'] })).body.created;
+    const orgAbove = await api('POST', '/v1/orgs/olga-co/team', orgMaker.tokens[0].token, { friendly_name: 'boss', scopes: ['org.team.manage'] });
+    assert.deepEqual([orgAbove.status, orgAbove.body.error], [403, 'You may not grant scopes you do not hold yourself: org.team.manage']);
+    // Product scopes on an org's API user reach its products: the Owner holds them all.
+    assert.equal((await api('POST', '/v1/orgs/olga-co/team', olga, { friendly_name: 'fleet-reader', scopes: ['device.view', 'org.team.view'] })).status, 201);
   });
 
   it('creates customers with a product client (particle-api-js), logs them in three ways, and a customer reaches only their own devices', async () => {

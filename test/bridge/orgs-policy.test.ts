@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { ORG_ACTIONS, PRODUCT_ACTIONS, ROLES, roleAllows, type Action, type Role } from '@flotilla/protocol';
-import { canConsent, canHandOver, canTakeOver, decide, transferCascade, transferProblem, type Actor, type Resource } from '../../bridge/src/policy/index.js';
+import { canConsent, canHandOver, canTakeOver, decide, mayGrantScope, scopeApplies, transferCascade, transferProblem, type Actor, type ApiUserTeam, type Resource } from '../../bridge/src/policy/index.js';
 
 const ORG = 'o1';
 const BOSS = 'u-boss';
@@ -90,5 +90,28 @@ describe('policy: what a transfer does to the product\'s team', () => {
       Object.freeze({ userId: 'carol', role: 'viewer' as Role }), Object.freeze({ userId: 'carol', role: 'developer' as Role }),
     ]);
     assert.deepEqual(transferCascade(productTeam, Object.freeze(orgTeam), 'alice'), { kept: [{ userId: 'carol', role: 'viewer' }], superseded: [] });
+  });
+});
+
+describe('policy: the scopes an API user may be given (nobody grants above their own)', () => {
+  const orgTeam: ApiUserTeam = { kind: 'org', orgId: ORG, ownerUserId: BOSS };
+  const product = { productId: '7', orgId: ORG, ownerUserId: null } as never;
+  const productTeam: ApiUserTeam = { kind: 'product', product };
+  it('a member: exactly the actions their role holds there (the org\'s role cascaded to product scopes)', () => {
+    for (const role of ROLES.filter((r) => r !== 'owner')) {
+      for (const { action } of ORG_ACTIONS) assert.equal(mayGrantScope(user('u1', role), action, orgTeam), roleAllows(role, action), role + ' ' + action);
+      for (const { action } of PRODUCT_ACTIONS) assert.equal(mayGrantScope(user('u1', role), action, orgTeam), decide(user('u1', role), action, orgProducts).allow, role + ' ' + action);
+    }
+  });
+  it('an API user: only its own scopes, on its own team', () => {
+    const maker: Actor = { kind: 'apiUser', apiUserId: 'a1', scope: { orgId: ORG }, scopes: ['org.apiUsers', 'device.view'] };
+    assert.deepEqual((['org.apiUsers', 'device.view', 'org.team.manage', 'device.remove'] as Action[]).map((s) => mayGrantScope(maker, s, orgTeam)), [true, true, false, false]);
+    const elsewhere: Actor = { kind: 'apiUser', apiUserId: 'a2', scope: { orgId: 'o2' }, scopes: ['org.apiUsers'] };
+    assert.equal(mayGrantScope(elsewhere, 'org.apiUsers', orgTeam), false);
+  });
+  it('org actions name no product: they do not apply to a product\'s API user', () => {
+    assert.equal(scopeApplies('org.team.manage', productTeam), false);
+    assert.equal(scopeApplies('org.team.manage', orgTeam), true);
+    assert.equal(scopeApplies('device.view', productTeam), true);
   });
 });

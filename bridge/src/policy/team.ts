@@ -7,9 +7,10 @@
  * whose team is changed, as decide()/userProductRole() give it: a caller with
  * no role there gets 404 before these are asked.
  */
-import { canGrant, isRole, ORG_ROLE_CASCADE, roleAllows, roleAtLeast } from '@flotilla/protocol';
-import type { Role } from '@flotilla/protocol';
-import type { Memberships, ProductRef } from './types.js';
+import { canGrant, isRole, ORG_ACTIONS, ORG_ROLE_CASCADE, roleAllows, roleAtLeast } from '@flotilla/protocol';
+import type { Action, Role } from '@flotilla/protocol';
+import { decide } from './decide.js';
+import type { Actor, Memberships, ProductRef, Resource } from './types.js';
 
 /** Which team is changed: a product's own team or an org's team. */
 export type TeamKind = 'product' | 'org';
@@ -147,4 +148,25 @@ export function productTeamView(
 
 function valid(m: TeamMember): boolean {
   return m != null && typeof m.userId === 'string' && m.userId.length > 0 && isRole(m.role);
+}
+
+/** The team an API user is made for: a product's, or an org's (its scopes then reach every org product). */
+export type ApiUserTeam = { kind: 'product'; product: ProductRef } | { kind: 'org'; orgId: string; ownerUserId: string };
+
+const ORG_ACTION_SET: ReadonlySet<string> = new Set(ORG_ACTIONS.map((a) => a.action));
+
+/** Whether `scope` means anything on `team`: an org action names no product. */
+export function scopeApplies(scope: Action, team: ApiUserTeam): boolean {
+  return team.kind === 'org' || !ORG_ACTION_SET.has(scope);
+}
+
+/**
+ * May `actor` give an API user of `team` the scope `scope`? Only a scope it
+ * holds there itself: nobody grants above their own, so an API user allowed
+ * to make API users cannot make one with more than it has.
+ */
+export function mayGrantScope(actor: Actor, scope: Action, team: ApiUserTeam): boolean {
+  const resource: Resource =
+    team.kind === 'product' ? { kind: 'product', product: team.product } : ORG_ACTION_SET.has(scope) ? { kind: 'org', orgId: team.orgId, ownerUserId: team.ownerUserId } : { kind: 'orgProducts', orgId: team.orgId, ownerUserId: team.ownerUserId };
+  return decide(actor, scope, resource).allow;
 }

@@ -11,9 +11,9 @@
  * memberships on the org's products (the store does it in one transaction).
  */
 import { isAction, isRole, ROLE_TITLES, roleRank, type Action, type Role } from '@flotilla/protocol';
-import { canChangeRole, canInvite, canRemove, productTeamView, type TeamKind } from '../../policy/team.js';
+import { canChangeRole, canInvite, canRemove, mayGrantScope, productTeamView, scopeApplies, type ApiUserTeam, type TeamKind } from '../../policy/team.js';
 import type { Decision } from '../../policy/types.js';
-import type { MemberRole, TeamRef, TeamMember } from '../../store/store.js';
+import type { ApiUser, MemberRole, TeamRef, TeamMember } from '../../store/store.js';
 import { guard, type Access } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -79,14 +79,25 @@ async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: F
   const name = body.friendly_name;
   if (typeof name !== 'string' || name.trim() === '') throw ApiError.of(400, 'The friendly_name field is required');
   const scopes = parseScopes(body.scopes);
-  // DELETE …/team/:username names one member: a name the team already shows (a person's or another API user's) would name two.
-  const wanted = name.trim().toLowerCase();
-  const shown = [...(await members(ctx, kind, a)).map((m) => m.username), ...(await ctx.store.listApiUsers(teamOf(kind, a))).map((u) => u.username)];
-  if (shown.some((n) => n.toLowerCase() === wanted)) throw ApiError.of(409, 'The team already has a member named ' + JSON.stringify(name.trim()) + '; give the API user another friendly_name');
+  const team: ApiUserTeam = kind === 'org' ? { kind: 'org', orgId: a.org!.id, ownerUserId: a.org!.ownerUserId } : { kind: 'product', product: a.product! };
+  const misplaced = scopes.filter((s) => !scopeApplies(s, team));
+  if (misplaced.length > 0) throw ApiError.of(400, 'Organization scopes do not apply to a product\'s API user: ' + misplaced.join(', '));
+  const beyond = scopes.filter((s) => !mayGrantScope(a.actor, s, team));
+  if (beyond.length > 0) throw ApiError.of(403, 'You may not grant scopes you do not hold yourself: ' + beyond.join(', '));
   const u = await ctx.store.createApiUser({ username: name, scopes, ...(kind === 'org' ? { orgId: a.org!.id } : { productId: a.product!.productId }) });
   // API users' tokens do not expire: a program holds one and the team deletes the API user to end it.
   const token = await ctx.store.issueToken({ subject: { kind: 'apiUser', id: u.id }, clientId: 'api-user', scopes, ttlSeconds: null });
-  return { status: 201, body: { ok: true, created: { username: u.username, id: u.id, is_programmatic: true, scopes, tokens: [{ token: token.token }] } } };
+  return { status: 201, body: { ok: true, created: { username: apiUserName(u), friendly_name: u.username, id: u.id, is_programmatic: true, scopes, tokens: [{ token: token.token }] } } };
+}
+
+/**
+ * An API user's username, as Particle's `name+rnd@api.particle.io`: made of its friendly name and its
+ * id, so it is unique and can never be a person's (`.invalid` is reserved, RFC 2606), and
+ * `DELETE …/team/:username` names one member only. The friendly name is stored; this is derived.
+ */
+export function apiUserName(u: Pick<ApiUser, 'id' | 'username'>): string {
+  const slug = u.username.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 32) || 'api-user';
+  return slug + '+' + u.id + '@api.flotilla.invalid';
 }
 
 function teamRoutes(kind: TeamKind, base: string): Route[] {
@@ -103,7 +114,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
         team.push({ username: m.username, role: roleObject(m.role), inherited: m.inherited, is_programmatic: false });
       }
       for (const u of await ctx.store.listApiUsers(teamOf(kind, a))) {
-        team.push({ username: u.username, id: u.id, role: null, scopes: u.scopes, inherited: false, is_programmatic: true });
+        team.push({ username: apiUserName(u), friendly_name: u.username, id: u.id, role: null, scopes: u.scopes, inherited: false, is_programmatic: true });
       }
       const invitations = (await ctx.store.invitations(teamOf(kind, a))).map((i) => ({ id: i.id, username: i.email, role: roleObject(i.role), invited_at: i.createdAt.toISOString() }));
       return { ok: true, team, invitations };
@@ -146,7 +157,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
         await ctx.fleet.refreshUser(m.userId);
         return { status: 204, body: null };
       }
-      const apiUser = (await ctx.store.listApiUsers(team)).find((u) => u.username === name || u.id === name);
+      const apiUser = (await ctx.store.listApiUsers(team)).find((u) => apiUserName(u) === name || u.id === name);
       if (apiUser) {
         await ctx.store.deleteApiUser(apiUser.id);
         ctx.fleet.cutSubject('apiUser', apiUser.id);
