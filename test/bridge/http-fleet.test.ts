@@ -348,6 +348,23 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const d = (await particle.getDevice({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin })).body as unknown as { development: boolean; desired_firmware_version: number };
     assert.deepEqual([d.development, d.desired_firmware_version], [true, 3]);
     await refused(particle.lockDeviceProductFirmware({ deviceId: ids[0], desiredFirmwareVersion: 4, product: 'prod-a', auth: f.tokens.dave }), 403);
+    // particle-api-js's updateDevice sends every field in one PUT: all are applied (before, the lock was, and the rest dropped with a 200).
+    await particle.updateDevice({ deviceId: ids[0], name: 'after', notes: 'noted', development: false, desiredFirmwareVersion: null, product: 'prod-a', auth: f.tokens.erin } as never);
+    const all = (await particle.getDevice({ deviceId: ids[0], product: 'prod-a', auth: f.tokens.erin })).body as unknown as { name: string; notes: string; development: boolean; desired_firmware_version: number | null };
+    assert.deepEqual([all.name, all.notes, all.development, all.desired_firmware_version], ['after', 'noted', false, null]);
+    // Every action such a PUT takes is decided: an API user that may flash but not edit changes nothing.
+    const flasher = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'flasher', scopes: ['device.flash', 'device.view'] })).body.created;
+    const both = await api('PUT', '/v1/products/prod-a/devices/' + ids[0], flasher.tokens[0].token, { name: 'by-flasher', desired_firmware_version: 3 });
+    assert.equal(both.status, 403);
+    assert.equal((await api('PUT', '/v1/products/prod-a/devices/' + ids[0], flasher.tokens[0].token, { desired_firmware_version: 3 })).status, 200, 'the lock alone it may set');
+    const kept = (await api('GET', '/v1/products/prod-a/devices/' + ids[0], f.tokens.erin)).body as { name: string };
+    assert.equal(kept.name, 'after', 'the refused PUT renamed nothing');
+    // A signal, or a one-off flash, goes in a PUT of its own: with other fields it is refused, naming it, and nothing is done.
+    const signal = await api('PUT', '/v1/products/prod-a/devices/' + ids[0], f.tokens.erin, { signal: '1', name: 'signalled' });
+    assert.deepEqual([signal.status, signal.body.error], [400, 'signal goes in a PUT of its own: send signal and the other fields separately']);
+    const oneOff = await api('PUT', '/v1/products/prod-a/devices/' + ids[0], f.tokens.erin, { firmware_version: 3, notes: 'x' });
+    assert.equal(oneOff.status, 400);
+    assert.equal(((await api('GET', '/v1/products/prod-a/devices/' + ids[0], f.tokens.erin)).body as { name: string }).name, 'after');
   });
 
   it('serves device vitals: refresh, last, history, metadata; and the fleet health view', async () => {

@@ -172,6 +172,20 @@ export function ambiguousName(name: string, ids: readonly string[], field = ''):
   return ApiError.of(400, `${field}${ids.length} devices you can see are named ${JSON.stringify(name)} (${ids.join(', ')}): give the device ID`);
 }
 
+/**
+ * A request on a device that takes more actions than its guard's (Particle's multiplexed PUT: a
+ * rename and a firmware lock in one body): each is decided and audited as the guard's was, and the
+ * first refusal is thrown before anything is done.
+ */
+export async function authorizeAlso(store: Store, a: Access, actions: readonly Action[]): Promise<void> {
+  const device = a.device!;
+  for (const action of actions) {
+    const decision = decide(a.actor, action, { kind: 'device', deviceId: device.id, product: device.product, customerId: device.customerId });
+    await store.audit(auditEntry(a.actor, action, 'device', device.id, decision, new Date()));
+    if (!decision.allow) throw refused(decision, 'device', a.actor);
+  }
+}
+
 /** Runs a resource guard: the Access on allow; throws the refusal (audited) otherwise. */
 export async function authorize(
   store: Store,

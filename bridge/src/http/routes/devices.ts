@@ -14,7 +14,7 @@ import { actorId, auditEntry } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { PHOTON } from './user.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
-import { authorize, guard, inPersonalSpace, seesDevice, visibleProducts } from '../access.js';
+import { authorize, authorizeAlso, guard, inPersonalSpace, seesDevice, visibleProducts } from '../access.js';
 import { paged } from '../pages.js';
 import { mayClaimById } from '../../customers/claims.js';
 import type { Actor } from '../../policy/types.js';
@@ -107,11 +107,28 @@ function rawValue(req: Request, value: unknown): typeof STREAMING {
 const EDIT_FIELDS = ['name', 'notes', 'development', 'quarantined', 'groups'] as const;
 const FLASH_FIELDS = ['desired_firmware_version', 'flash', 'file', 'build_target_version', 'firmware_version'] as const;
 
+/** What the guard decides a PUT on: its firmware fields', else its signal's, else an edit. The handler decides the others it takes (editsToo). */
 async function updateAction(body: () => Promise<Fields>): Promise<Action> {
   const b = await body();
-  if ('signal' in b) return 'device.ping';
   if (FLASH_FIELDS.some((f) => f in b)) return 'device.flash';
+  if ('signal' in b) return 'device.ping';
   return 'device.edit';
+}
+
+/**
+ * Which fields of a PUT go together. particle-api-js's updateDevice sends name, notes, development
+ * and desired_firmware_version (with flash) in one body, and Particle applies them all; a signal, a
+ * one-off flash (file, firmware_version) or a build goes alone, as a request of its own: refused
+ * with the others rather than some fields done and the rest dropped.
+ */
+function fieldsTogether(body: Fields): { edits: boolean; lock: boolean } {
+  const edits = EDIT_FIELDS.some((f) => f in body);
+  const lock = 'desired_firmware_version' in body || 'flash' in body;
+  const alone = (['signal', 'file', 'firmware_version', 'build_target_version'] as const).filter((f) => f in body);
+  if (alone.length > 1 || (alone.length === 1 && (edits || lock))) {
+    throw ApiError.of(400, alone[0] + ' goes in a PUT of its own: send ' + [...alone, ...(edits || lock ? ['the other fields'] : [])].join(' and ') + ' separately');
+  }
+  return { edits, lock };
 }
 
 function list(v: unknown, name: string): string[] {
@@ -147,13 +164,18 @@ async function flash(ctx: ApiContext, device: Device, body: Fields, by: string) 
   }
   if ('build_target_version' in body) throw ApiError.of(400, 'This bridge does not compile source: send the image as a multipart file');
   if ('firmware_version' in body) return started(await ctx.ota.flashVersion(device.id, device.productId, versionField(body, 'firmware_version', true) as number, by));
-  if (!('desired_firmware_version' in body)) throw ApiError.of(400, 'Send file, firmware_version or desired_firmware_version');
-  const locked = versionField(body, 'desired_firmware_version');
-  if (locked !== null && !(await ctx.store.getFirmware(device.productId, locked))) throw ApiError.of(404, 'Firmware version ' + locked + ' not found in product ' + device.productId);
-  const d = await ctx.store.updateDevice(device.id, { lockedFirmware: locked });
-  const now = locked !== null && 'flash' in body && bool(body.flash, 'flash');
-  if (now) await ctx.ota.lockNow(device.id, device.productId, locked, by);
+  const lock = await lockOf(ctx, device, body);
+  const d = await ctx.store.updateDevice(device.id, { lockedFirmware: lock.version });
+  if (lock.now) await ctx.ota.lockNow(device.id, device.productId, lock.version!, by);
   return { id: device.id, desired_firmware_version: d.lockedFirmware, updated_at: new Date().toISOString() };
+}
+
+/** A PUT's firmware lock, checked (the version exists): the version (null unlocks), and whether to flash it now. */
+async function lockOf(ctx: ApiContext, device: Device, body: Fields): Promise<{ version: number | null; now: boolean }> {
+  if (!('desired_firmware_version' in body)) throw ApiError.of(400, 'Send file, firmware_version or desired_firmware_version');
+  const version = versionField(body, 'desired_firmware_version');
+  if (version !== null && !(await ctx.store.getFirmware(device.productId, version))) throw ApiError.of(404, 'Firmware version ' + version + ' not found in product ' + device.productId);
+  return { version, now: version !== null && 'flash' in body && bool(body.flash, 'flash') };
 }
 
 /** The device paths, under one prefix ('/v1', '/v1/products/:product' or '/v1/orgs/:org'). */
@@ -201,13 +223,16 @@ function devicePaths(prefix: string): Route[] {
     route('PUT', P, guard.device(updateAction), async (req, ctx, a) => {
       const body = await req.body();
       const id = a.device!.id;
+      const together = fieldsTogether(body);
+      // A lock with edits: the guard decided device.flash; the edits are decided too, before anything is done.
+      if (together.lock && together.edits) await authorizeAlso(ctx.store, a, ['device.edit']);
       if ('signal' in body) {
         const on = bool(body.signal, 'signal');
         const r = await ask(ctx, await getDevice(ctx, id), { op: 'signal', on });
         return { id, connected: true, signaling: r.status === 'ok' ? on : false };
       }
-      if (FLASH_FIELDS.some((f) => f in body)) return flash(ctx, await getDevice(ctx, id), body, actorId(a.actor));
-      if (!EDIT_FIELDS.some((f) => f in body)) throw ApiError.of(400, 'Nothing to update: send name, notes, development, quarantined, groups, desired_firmware_version or signal');
+      if (!together.edits && FLASH_FIELDS.some((f) => f in body)) return flash(ctx, await getDevice(ctx, id), body, actorId(a.actor));
+      if (!together.edits) throw ApiError.of(400, 'Nothing to update: send name, notes, development, quarantined, groups, desired_firmware_version or signal');
       const changes: DeviceChanges = {};
       if ('name' in body) changes.name = body.name as string | null;
       if ('notes' in body) changes.notes = body.notes as string | null;
@@ -216,6 +241,9 @@ function devicePaths(prefix: string): Route[] {
       // Every field is checked before anything is written: a refused edit changes nothing. (The store
       // checks the rest of `changes` in the one transaction that writes them; group names are checked here.)
       const groups = 'groups' in body ? list(body.groups, 'groups').map(groupName) : undefined;
+      // With a lock (particle-api-js's updateDevice): checked with the rest, written in the same transaction.
+      const lock = together.lock ? await lockOf(ctx, await getDevice(ctx, id), body) : null;
+      if (lock) changes.lockedFirmware = lock.version;
       let d = await ctx.store.updateDevice(id, changes);
       if (groups) {
         await ctx.store.regroup(d.productId, [id], { set: groups });
@@ -223,8 +251,10 @@ function devicePaths(prefix: string): Route[] {
       }
       // Quarantine holds its events back from now on (the broker's map), or lets them through again.
       if ('quarantined' in body) await ctx.fleet.refreshDevice(id);
-      // Its groups, development flag or quarantine may change the version it should run.
-      if ('groups' in body || 'development' in body || 'quarantined' in body) ctx.ota.reconcile(id);
+      if (lock?.now) await ctx.ota.lockNow(id, d.productId, lock.version!, actorId(a.actor));
+      // Its groups, development flag or quarantine may change the version it should run (a lock without
+      // flash waits for its next connection, as alone).
+      else if ('groups' in body || 'development' in body || 'quarantined' in body) ctx.ota.reconcile(id);
       const out = await withGroups(ctx, d);
       // Particle answers a rename with {id, name, updated_at}: keep those keys first.
       return { ...out, updated_at: new Date().toISOString() };
