@@ -133,8 +133,8 @@ const VITALS = 4;
 const RESTART = 5;
 /** The cloud acknowledged the claim code: (code, err). */
 const CLAIMED = 6;
-/** The cloud acknowledged a hello that reported a rollback: (version, err). */
-const ROLLED_BACK = 7;
+/** The cloud acknowledged a hello: (the rollback it reported or -1, err). */
+const HELLO_ACKED = 7;
 /** An app timer fired: (timer). */
 const APP_TIMER = 8;
 /** Once a second after "verified": reset when the link is down or the grace is spent (its acknowledgement resets at once). */
@@ -224,6 +224,8 @@ class Agent implements Cloud {
   private threw_ = false;
   private lastError_ = '';
   private readonly bootReason_: number;
+  /** The cloud has this boot's reset reason: later hellos (reconnects, new names) say none, as a reconnect is no reset. */
+  private resetTold_ = false;
   private readonly topicOf_: { [channel: number]: string };
   private readonly inbox_: string[];
   private trialTimer_ = -1;
@@ -447,12 +449,13 @@ class Agent implements Cloud {
       const rolledBack = r.rolledBackFrom;
       this.ev_(SEND, 
         KIND.hello,
-        [AGENT_VERSION, this.firmware_, this.product_, vars, fns, subs, this.bootReason_, [runningSlot(r), r.trial !== NO_SLOT, rolledBack >= 0 ? rolledBack : null]],
-        rolledBack < 0 ? null : this.ev_.bind(this, ROLLED_BACK, rolledBack),
+        [AGENT_VERSION, this.firmware_, this.product_, vars, fns, subs, this.resetTold_ ? RESET_REASON.none : this.bootReason_, [runningSlot(r), r.trial !== NO_SLOT, rolledBack >= 0 ? rolledBack : null]],
+        this.ev_.bind(this, HELLO_ACKED, rolledBack),
       );
-    } else if (what === ROLLED_BACK) {
+    } else if (what === HELLO_ACKED) {
+      if (!b) this.resetTold_ = true;
       // A rollback is reported once: forget it when the cloud has it.
-      if (!b && this.boot_.rolledBackFrom === a) {
+      if (!b && a >= 0 && this.boot_.rolledBackFrom === a) {
         const next = copy(this.boot_);
         next.rolledBackFrom = -1;
         this.ev_(PERSIST, next);

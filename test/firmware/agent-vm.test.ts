@@ -213,16 +213,18 @@ cloud.fn('addvar', function (a) { cloud.variable(a, 1); return 1; });`,
   it('survives a garbage frame and a dropped link, and counts the reconnects', async () => {
     const id = newId();
     device(id);
-    await cloud.kind(id, 'hello');
+    assert.equal((await cloud.kind(id, 'hello')).bootReason, 'power_down');
     const sock = [...broker.sockets].find((s) => (broker.aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients[id]?.conn === s);
     assert.ok(sock, 'the device socket');
     // Garbage on the device's link: a PUBLISH claiming QoS 3, then bytes.
     sock.write(Buffer.from([0x36, 0x04, 0xff, 0xff, 0x00, 0x00]));
     const hello2 = await cloud.kind(id, 'hello', 10000);
     assert.equal(hello2.firmware, 1);
+    // A reconnect is no reset: the cloud had this boot's reason from the first hello (spark/device/last_reset once per boot).
+    assert.equal(hello2.bootReason, 'none');
     // The broker drops it.
     for (const s of broker.sockets) if ((broker.aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients[id]?.conn === s) s.destroy();
-    await cloud.kind(id, 'hello', 10000);
+    assert.equal((await cloud.kind(id, 'hello', 10000)).bootReason, 'none');
     // Vitals go out on every connection: the third connection's count both links lost.
     const v = await cloud.kind(id, 'vitals', 10000, (m) => m.values['device.cloud.connection.attempts'] === 3);
     assert.equal(v.values['device.cloud.connection.disconnects'], 2);

@@ -29,7 +29,8 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live:
       if (msg.ota.rolledBackFrom === null) ctx.rolledBack.delete(deviceId);
       else ctx.rolledBack.set(deviceId, msg.ota.rolledBackFrom);
       return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now()).then(() => {
-        special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
+        // Once per boot: the agent says none in the hellos of the same boot after the first the cloud acknowledged.
+        if (msg.bootReason !== 'none') special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
         ctx.ota?.hello(deviceId, msg, live);
       });
     }
