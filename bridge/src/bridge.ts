@@ -174,7 +174,7 @@ export async function createBridge(options: BridgeInput = {}): Promise<Bridge> {
     emit(product, name, data) {
       // Streams take any name; devices only what the protocol carries (a name of at most 64
       // bytes): "hook-sent/" and the like make a long event's name longer, so those reach streams only.
-      events.deliverApi(product, name, data, 60);
+      events.deliverApi([product], name, data, 60);
       if (!eventNameProblem(name)) broker.sendEvent(product.productId, name, data);
     },
   });

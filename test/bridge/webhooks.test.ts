@@ -624,4 +624,27 @@ describe('webhooks', function () {
     assert.equal(at('/hang').length, sent, 'nothing sent after the delete');
     await particle.deleteWebhook({ hookId: other.id, product: 'prod-b', auth: f.tokens.bob } as never);
   });
+
+  // Last: it gives alice a second personal product.
+  it('one API publish into a personal space of two products is one event: each stream and each of the user\'s own webhooks get it once', async () => {
+    await f.bridge.store.createProduct({ name: 'A second', slug: 'prod-a-second', ownerUserId: f.users.alice });
+    const hook = (await particle.createWebhook({ event: 'once', url: hookBase + '/once', auth: f.tokens.alice } as never)).body as unknown as { id: string };
+    const got = { mine: 0, all: 0 };
+    const mine = (await particle.getEventStream({ deviceId: 'mine', name: 'once', auth: f.tokens.alice })) as unknown as { on(e: string, fn: () => void): void; abort(): void };
+    const all = (await particle.getEventStream({ name: 'once', auth: f.tokens.alice })) as unknown as { on(e: string, fn: () => void): void; abort(): void };
+    mine.on('event', () => got.mine++);
+    all.on('event', () => got.all++);
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await particle.publishEvent({ name: 'once/api', data: 'z', auth: f.tokens.alice } as never)).body.ok, true);
+      await until('the delivery', () => at('/once').length === 1 && got.mine === 1 && got.all === 1);
+      await new Promise((r) => setTimeout(r, 300));
+      // Before, one per personal product: two of each.
+      assert.deepEqual([at('/once').length, got.mine, got.all], [1, 1, 1]);
+    } finally {
+      mine.abort();
+      all.abort();
+      await particle.deleteWebhook({ hookId: hook.id, auth: f.tokens.alice } as never);
+    }
+  });
 });

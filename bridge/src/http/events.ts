@@ -166,18 +166,18 @@ export class EventHub {
   }
 
   /**
-   * An event published through the API into a product: to the streams of
-   * that product (all, product and org scopes) whose actor may watch the
-   * product's events. Particle marks such events with coreid "api".
+   * One event published through the API into `products` (one, or a user's
+   * personal space): once to each stream with one of them in its scope whose
+   * actor may watch that product's events. Particle marks such events with
+   * coreid "api".
    */
-  deliverApi(product: ProductRef, name: string, data: string | null, ttl: number): void {
+  deliverApi(products: readonly ProductRef[], name: string, data: string | null, ttl: number): void {
     let line: string | undefined;
-    let productLine: string | undefined;
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
-      if (!inScope(s, product, null, null)) continue;
-      if (!decide(s.actor, 'device.events', { kind: 'product', product }).allow) continue;
-      if (productScoped(s)) this.send(s, (productLine ??= eventLine(name, data, ttl, 'api', { ref: null, productId: product.productId })));
+      const product = products.find((p) => inScope(s, p, null, null) && decide(s.actor, 'device.events', { kind: 'product', product: p }).allow);
+      if (!product) continue;
+      if (productScoped(s)) this.send(s, eventLine(name, data, ttl, 'api', { ref: null, productId: product.productId }));
       else this.send(s, (line ??= eventLine(name, data, ttl, 'api')));
     }
   }

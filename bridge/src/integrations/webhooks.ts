@@ -68,8 +68,12 @@ export const defaultWebhookOptions = {
 export interface Webhooks {
   /** A device event from the bus (topic and payload as aedes delivers them). */
   onEvent(topic: string, payload: Uint8Array): void;
-  /** An event published through the API into `product`: its webhooks fire as for a device's, with the device ID "api" (Particle's coreid for them). */
-  onApiEvent(product: ProductRef, name: string, data: string | null): void;
+  /**
+   * One event published through the API into `products` (a user's personal space is several): their
+   * webhooks fire as for a device's, with the device ID "api" (Particle's coreid for them), each
+   * integration once however many of the products bring it (a user's own, an org's).
+   */
+  onApiEvent(products: readonly ProductRef[], name: string, data: string | null): void;
   /** Why a webhook URL (template) names an address delivery will refuse, or null (integrations/targets.ts). */
   urlRefusal(url: string): string | null;
   /** An integration changed: its owner's list is read afresh. */
@@ -305,14 +309,20 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
   }
 
   /**
-   * Queues the deliveries of the integrations `name` from `deviceId` of `product` triggers. Cheap
-   * first: most events match no integration, so the data (`dataOf`: null when it is no event) is
-   * read only for those that do.
+   * Queues the deliveries of the integrations that one event `name` from `deviceId` into `products`
+   * triggers: each owner's once, for the first of the products that has it as an owner. Cheap first:
+   * most events match no integration, so the data (`dataOf`: null when it is no event) is read only
+   * for those that do.
    */
-  function fire(product: ProductRef, name: string, deviceId: string, dataOf: () => string | null): void {
+  function fire(products: readonly ProductRef[], name: string, deviceId: string, dataOf: () => string | null): void {
     // The bridge's own events (hook responses, spark/*) never trigger a webhook, whoever published them.
     if (name.startsWith('hook-') || name.startsWith('spark/')) return;
-    const found = ownersOf(product).map(integrationsOrNone);
+    const owners = new Map<string, { owner: IntegrationOwner; product: ProductRef }>();
+    for (const product of products) {
+      for (const owner of ownersOf(product)) if (!owners.has(integrationOwnerKey(owner))) owners.set(integrationOwnerKey(owner), { owner, product });
+    }
+    const by = [...owners.values()];
+    const found = by.map((x) => integrationsOrNone(x.owner));
     if (found.every((l) => Array.isArray(l) && !l.some((i) => triggers(i, name, deviceId)))) return;
     let data: string | null;
     try {
@@ -322,18 +332,20 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       throw e;
     }
     if (data === null) return;
-    const vars: TemplateVars = { PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: deviceId, PARTICLE_PUBLISHED_AT: new Date().toISOString(), PRODUCT_ID: product.productId };
+    const at = new Date().toISOString();
     const enqueue = (owned: Integration[][]) => {
-      for (const i of owned.flat()) {
-        if (!triggers(i, name, deviceId)) continue;
-        if (queue.length >= o.queueLimit || (held.get(product.productId) ?? 0) >= o.productQueueLimit) {
-          o.log.warn({ integration: i.id, product: product.productId }, 'webhooks: queue full, delivery dropped');
-          continue;
-        }
-        add(held, product.productId, 1);
-        queue.push({ d: { integration: i, product, vars }, n: 0 });
-      }
+      for (let k = 0; k < owned.length; k++) for (const i of owned[k]) queueOne(i, by[k].product);
       pump();
+    };
+    const queueOne = (i: Integration, product: ProductRef): void => {
+      if (!triggers(i, name, deviceId)) return;
+      const vars: TemplateVars = { PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: deviceId, PARTICLE_PUBLISHED_AT: at, PRODUCT_ID: product.productId };
+      if (queue.length >= o.queueLimit || (held.get(product.productId) ?? 0) >= o.productQueueLimit) {
+        o.log.warn({ integration: i.id, product: product.productId }, 'webhooks: queue full, delivery dropped');
+        return;
+      }
+      add(held, product.productId, 1);
+      queue.push({ d: { integration: i, product, vars }, n: 0 });
     };
     if (found.every((l): l is Integration[] => Array.isArray(l))) enqueue(found);
     else void Promise.all(found).then(enqueue).catch((e: unknown) => o.log.error({ err: e }, 'webhooks: deliveries not queued'));
@@ -355,15 +367,15 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       const deviceId = t.deviceId;
       const ref = o.devices.get(deviceId);
       if (!ref || heldBack(ref, t.event)) return;
-      fire(ref.product, t.event, deviceId, () => {
+      fire([ref.product], t.event, deviceId, () => {
         const m = decode(payload);
         if (m.kind !== 'event') return null;
         return m.data === null ? '' : m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : String(m.data);
       });
     },
-    onApiEvent(product, name, data) {
+    onApiEvent(products, name, data) {
       if (closed) return;
-      fire(product, name, API_DEVICE, () => data ?? '');
+      fire(products, name, API_DEVICE, () => data ?? '');
     },
     warm(product) {
       for (const owner of ownersOf(product)) void integrationsOrNone(owner);

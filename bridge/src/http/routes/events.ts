@@ -58,11 +58,11 @@ async function event(req: Request): Promise<{ name: string; data: string | null;
   return { name, data, ttl };
 }
 
-/** Sends the event to the product's subscribed devices and to the streams that may see it. */
-function publish(ctx: ApiContext, product: ProductRef, e: { name: string; data: string | null; ttl: number }): void {
-  ctx.fleet.sendEvent(product.productId, e.name, e.data);
-  ctx.events.deliverApi(product, e.name, e.data, e.ttl);
-  ctx.webhooks.onApiEvent(product, e.name, e.data);
+/** Sends one event to the subscribed devices of each product, and once to each stream and webhook that may see it. */
+function publish(ctx: ApiContext, products: readonly ProductRef[], e: { name: string; data: string | null; ttl: number }): void {
+  for (const product of products) ctx.fleet.sendEvent(product.productId, e.name, e.data);
+  ctx.events.deliverApi(products, e.name, e.data, e.ttl);
+  ctx.webhooks.onApiEvent(products, e.name, e.data);
 }
 
 export const eventRoutes: Route[] = [
@@ -74,17 +74,13 @@ export const eventRoutes: Route[] = [
   // Particle's "publish to your devices": the personal space, as GET /v1/devices; an org product's events go to /v1/products/:p/events.
   route('POST', '/v1/devices/events', guard.signedIn('publishes into each product of the personal space where decide() allows event.publish'), async (req, ctx, a) => {
     const e = await event(req);
-    let n = 0;
-    for (const product of await visibleProducts(a.actor, ctx.store)) {
-      if (!inPersonalSpace(a.actor, product) || !decide(a.actor, 'event.publish', { kind: 'product', product }).allow) continue;
-      publish(ctx, product, e);
-      n++;
-    }
-    if (n === 0) throw ApiError.of(403, 'Permission denied: this publishes to the products of your personal space, and you may publish to none; publish to a product with POST /v1/products/:product/events (particle publish --product)');
+    const into = (await visibleProducts(a.actor, ctx.store)).filter((product) => inPersonalSpace(a.actor, product) && decide(a.actor, 'event.publish', { kind: 'product', product }).allow);
+    if (into.length > 0) publish(ctx, into, e);
+    if (into.length === 0) throw ApiError.of(403, 'Permission denied: this publishes to the products of your personal space, and you may publish to none; publish to a product with POST /v1/products/:product/events (particle publish --product)');
     return { ok: true };
   }),
   route('POST', '/v1/products/:product/events', guard.product('event.publish'), async (req, ctx, a) => {
-    publish(ctx, a.product!, await event(req));
+    publish(ctx, [a.product!], await event(req));
     return { ok: true };
   }),
 ];
