@@ -143,7 +143,7 @@ export const OAUTH_TOKEN = '/oauth/token';
 const CORS_METHODS = 'GET, HEAD, POST, PUT, DELETE';
 
 /** What a product's OAuth client may do with its credentials alone. */
-const CLIENT_SCOPES: readonly Action[] = ['customer.create', 'customer.view'];
+const CLIENT_SCOPES: readonly Action[] = ['customer.create'];
 
 export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: IncomingMessage, res: ServerResponse) => void {
   const table = compile(routes);
