@@ -120,6 +120,49 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     await refused(particle.inviteTeamMember({ username: 'not-an-address', product: 'prod-a', auth: f.tokens.alice }), 400);
   });
 
+  it('an invitation lapses when its sender may no longer invite with its role (removed or demoted since): no back door left behind', async () => {
+    const s = f.bridge.store;
+    for (const name of ['gina', 'gus']) {
+      await s.createUser(name, name + '-password');
+      await s.addProductMember(f.products.A, (await s.findUser(name))!.id, 'administrator');
+    }
+    const gina = await login('gina', 'gina-password');
+    const gus = await login('gus', 'gus-password');
+    const toHank = (await api('POST', '/v1/products/prod-a/team', gina, { username: 'hank@example.com', role: 'Administrator' })).body.invited;
+    const toHal = (await api('POST', '/v1/products/prod-a/team', gus, { username: 'hal@example.com', role: 'Developer' })).body.invited;
+    const toHugo = (await api('POST', '/v1/products/prod-a/team', gus, { username: 'hugo@example.com', role: 'View-only' })).body.invited;
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/gina', f.tokens.alice)).status, 204);
+    assert.equal((await api('PUT', '/v1/products/prod-a/team/gus', f.tokens.alice, { role: 'Support' })).status, 200);
+    for (const name of ['hank@example.com', 'hal@example.com', 'hugo@example.com']) await s.createUser(name, 'invitee-password');
+    const lapsed = 'This invitation lapsed: whoever sent it may no longer invite to that team with that role. Ask the team for a new one';
+    for (const [who, inv] of [['hank@example.com', toHank], ['hal@example.com', toHal]] as const) {
+      const r = await api('PUT', '/v1/user/invitations/' + inv.id, await login(who, 'invitee-password'), { accept: true });
+      assert.deepEqual([r.status, r.body.error], [409, lapsed], who);
+    }
+    // A Support member may invite no one: gus's View-only invitation lapsed too; an Administrator's new one stands.
+    const hugo = await login('hugo@example.com', 'invitee-password');
+    assert.equal((await api('PUT', '/v1/user/invitations/' + toHugo.id, hugo, { accept: true })).status, 409);
+    const again = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { username: 'hank@example.com', role: 'Administrator' })).body.invited;
+    assert.equal((await api('PUT', '/v1/user/invitations/' + again.id, await login('hank@example.com', 'invitee-password'), { accept: true })).status, 200);
+    for (const name of ['gus', 'hank@example.com']) assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + name, f.tokens.alice)).status, 204);
+  });
+
+  it('an invitation to an address with no account goes to the account made under it, never to one renamed to it; an account\'s invitations follow its renames', async () => {
+    const s = f.bridge.store;
+    await s.createUser('ivy', 'ivy-password');
+    const ivy = await login('ivy', 'ivy-password');
+    const forCto = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { username: 'new.cto@acme.example', role: 'Administrator' })).body.invited;
+    const forIvy = (await api('POST', '/v1/products/prod-b/team', f.tokens.bob, { username: 'ivy', role: 'Viewer' })).body.invited;
+    // ivy takes the address: before, she then saw and accepted the Administrator invitation made for someone else.
+    assert.equal((await api('PUT', '/v1/user', ivy, { username: 'new.cto@acme.example', current_password: 'ivy-password' })).status, 200);
+    const listed = (await api('GET', '/v1/user/invitations', ivy)).body as { id: string }[];
+    assert.deepEqual(listed.map((i) => i.id), [forIvy.id], 'hers followed her; the one to the address is withdrawn');
+    assert.equal((await api('PUT', '/v1/user/invitations/' + forCto.id, ivy, { accept: true })).status, 404);
+    assert.equal((await api('PUT', '/v1/user/invitations/' + forIvy.id, ivy, { accept: true })).status, 200);
+    assert.equal((await api('GET', '/v1/products/prod-a/team', ivy)).status, 404, 'not on the product she was not invited to');
+    assert.equal((await api('DELETE', '/v1/products/prod-b/team/new.cto@acme.example', f.tokens.bob)).status, 204);
+  });
+
   it('joins an org: the product team shows inherited org members, and the org membership replaces product memberships', async () => {
     const s = f.bridge.store;
     const owner = await s.createUser('olga', 'olga-password');
@@ -226,6 +269,9 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal(noScope.status, 400);
     // The team sees its customers; deleting one ends its tokens.
     const customers = (await api('GET', '/v1/products/prod-a/customers', f.tokens.carol)).body.customers as { username: string; devices: string[] }[];
+    // The client's credentials create customers and nothing more: an app holds them, so anyone who unpacks it does (before, they listed every customer).
+    const clientBasic = 'Basic ' + Buffer.from(c.client.id + ':' + c.client.secret).toString('base64');
+    assert.equal((await fetch(base + '/v1/products/prod-a/customers', { headers: { authorization: clientBasic } })).status, 403);
     assert.deepEqual(customers.find((x) => x.username === 'dora@example.com')!.devices, [A2]);
     assert.ok(customers.length >= 2, 'two customers or more to page through');
     const pages = (await api('GET', '/v1/products/prod-a/customers?per_page=1', f.tokens.carol)).body;

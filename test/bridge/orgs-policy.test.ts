@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { ORG_ACTIONS, PRODUCT_ACTIONS, ROLES, roleAllows, type Action, type Role } from '@flotilla/protocol';
-import { canConsent, canHandOver, canTakeOver, decide, mayGrantScope, scopeApplies, transferCascade, transferProblem, type Actor, type ApiUserTeam, type Resource } from '../../bridge/src/policy/index.js';
+import { canConsent, canHandOver, canTakeOver, decide, invitationStands, mayGrantScope, scopeApplies, transferCascade, transferProblem, type Actor, type TeamResource, type Resource } from '../../bridge/src/policy/index.js';
 
 const ORG = 'o1';
 const BOSS = 'u-boss';
@@ -94,9 +94,9 @@ describe('policy: what a transfer does to the product\'s team', () => {
 });
 
 describe('policy: the scopes an API user may be given (nobody grants above their own)', () => {
-  const orgTeam: ApiUserTeam = { kind: 'org', orgId: ORG, ownerUserId: BOSS };
+  const orgTeam: TeamResource = { kind: 'org', orgId: ORG, ownerUserId: BOSS };
   const product = { productId: '7', orgId: ORG, ownerUserId: null } as never;
-  const productTeam: ApiUserTeam = { kind: 'product', product };
+  const productTeam: TeamResource = { kind: 'product', product };
   it('a member: exactly the actions their role holds there (the org\'s role cascaded to product scopes)', () => {
     for (const role of ROLES.filter((r) => r !== 'owner')) {
       for (const { action } of ORG_ACTIONS) assert.equal(mayGrantScope(user('u1', role), action, orgTeam), roleAllows(role, action), role + ' ' + action);
@@ -113,5 +113,16 @@ describe('policy: the scopes an API user may be given (nobody grants above their
     assert.equal(scopeApplies('org.team.manage', productTeam), false);
     assert.equal(scopeApplies('org.team.manage', orgTeam), true);
     assert.equal(scopeApplies('device.view', productTeam), true);
+  });
+});
+
+describe('policy: an invitation stands while its sender may still make it', () => {
+  const orgTeam: TeamResource = { kind: 'org', orgId: ORG, ownerUserId: BOSS };
+  it('an Administrator\'s stands up to their role; demoted, removed or gone, it lapses; the Owner\'s always stands', () => {
+    assert.equal(invitationStands(user('u1', 'administrator'), 'administrator', orgTeam), true);
+    assert.equal(invitationStands(user('u1', 'support'), 'viewer', orgTeam), false, 'demoted to Support: may invite no one');
+    assert.equal(invitationStands(user('u1'), 'viewer', orgTeam), false, 'removed');
+    assert.equal(invitationStands(null, 'viewer', orgTeam), false, 'account gone');
+    assert.equal(invitationStands(user(BOSS), 'administrator', orgTeam), true);
   });
 });

@@ -150,13 +150,13 @@ function valid(m: TeamMember): boolean {
   return m != null && typeof m.userId === 'string' && m.userId.length > 0 && isRole(m.role);
 }
 
-/** The team an API user is made for: a product's, or an org's (its scopes then reach every org product). */
-export type ApiUserTeam = { kind: 'product'; product: ProductRef } | { kind: 'org'; orgId: string; ownerUserId: string };
+/** A team as a resource: a product's, or an org's (an org API user's scopes then reach every org product). */
+export type TeamResource = { kind: 'product'; product: ProductRef } | { kind: 'org'; orgId: string; ownerUserId: string };
 
 const ORG_ACTION_SET: ReadonlySet<string> = new Set(ORG_ACTIONS.map((a) => a.action));
 
 /** Whether `scope` means anything on `team`: an org action names no product. */
-export function scopeApplies(scope: Action, team: ApiUserTeam): boolean {
+export function scopeApplies(scope: Action, team: TeamResource): boolean {
   return team.kind === 'org' || !ORG_ACTION_SET.has(scope);
 }
 
@@ -165,8 +165,22 @@ export function scopeApplies(scope: Action, team: ApiUserTeam): boolean {
  * holds there itself: nobody grants above their own, so an API user allowed
  * to make API users cannot make one with more than it has.
  */
-export function mayGrantScope(actor: Actor, scope: Action, team: ApiUserTeam): boolean {
+export function mayGrantScope(actor: Actor, scope: Action, team: TeamResource): boolean {
   const resource: Resource =
     team.kind === 'product' ? { kind: 'product', product: team.product } : ORG_ACTION_SET.has(scope) ? { kind: 'org', orgId: team.orgId, ownerUserId: team.ownerUserId } : { kind: 'orgProducts', orgId: team.orgId, ownerUserId: team.ownerUserId };
   return decide(actor, scope, resource).allow;
+}
+
+/**
+ * Whether an invitation still stands when it is accepted: whoever sent it may
+ * still invite to that team with its role. A member removed or demoted since
+ * leaves no invitations behind that would work as back doors.
+ */
+export function invitationStands(inviter: Actor | null, role: Role, team: TeamResource): boolean {
+  if (!inviter) return false;
+  const d =
+    team.kind === 'product'
+      ? decide(inviter, MANAGE.product, { kind: 'product', product: team.product })
+      : decide(inviter, MANAGE.org, { kind: 'org', orgId: team.orgId, ownerUserId: team.ownerUserId });
+  return d.allow && isRole(d.role) && canInvite(d.role, role, team.kind);
 }

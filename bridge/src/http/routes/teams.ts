@@ -11,7 +11,7 @@
  * memberships on the org's products (the store does it in one transaction).
  */
 import { isAction, isRole, ROLE_TITLES, roleRank, type Action, type Role } from '@flotilla/protocol';
-import { canChangeRole, canInvite, canRemove, mayGrantScope, productTeamView, scopeApplies, type ApiUserTeam, type TeamKind } from '../../policy/team.js';
+import { canChangeRole, canInvite, canRemove, mayGrantScope, productTeamView, scopeApplies, type TeamResource, type TeamKind } from '../../policy/team.js';
 import type { Decision } from '../../policy/types.js';
 import type { ApiUser, MemberRole, TeamRef, TeamMember } from '../../store/store.js';
 import { guard, type Access } from '../access.js';
@@ -79,7 +79,7 @@ async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: F
   const name = body.friendly_name;
   if (typeof name !== 'string' || name.trim() === '') throw ApiError.of(400, 'The friendly_name field is required');
   const scopes = parseScopes(body.scopes);
-  const team: ApiUserTeam = kind === 'org' ? { kind: 'org', orgId: a.org!.id, ownerUserId: a.org!.ownerUserId } : { kind: 'product', product: a.product! };
+  const team: TeamResource = kind === 'org' ? { kind: 'org', orgId: a.org!.id, ownerUserId: a.org!.ownerUserId } : { kind: 'product', product: a.product! };
   const misplaced = scopes.filter((s) => !scopeApplies(s, team));
   if (misplaced.length > 0) throw ApiError.of(400, 'Organization scopes do not apply to a product\'s API user: ' + misplaced.join(', '));
   const beyond = scopes.filter((s) => !mayGrantScope(a.actor, s, team));

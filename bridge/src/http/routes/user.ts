@@ -8,8 +8,9 @@ import { route, tooMany, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { account, field, flag, numberOf } from '../body.js';
 import type { Actor } from '../../policy/types.js';
-import { auditEntry, subjectOf, tokenProblem } from '../../identity/actor.js';
-import { TOKEN_HANDLE_LENGTH, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
+import { actorOf, auditEntry, subjectOf, tokenProblem } from '../../identity/actor.js';
+import { invitationStands } from '../../policy/team.js';
+import { TOKEN_HANDLE_LENGTH, type Invitation, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
 
 /** Particle's platform id of the Photon: what every product and device of this bridge is. */
 export const PHOTON = 6;
@@ -67,6 +68,17 @@ function subject(actor: Actor): TokenSubject {
   const s = subjectOf(actor);
   if (!s || s.kind === 'apiUser') throw ApiError.of(403, 'Only a user or a customer has tokens of their own here; an API user\'s are managed on its team');
   return s;
+}
+
+/** Whether an invitation still stands: its sender may still invite to its team with its role (policy/team.ts). */
+async function stands(ctx: ApiContext, inv: Invitation): Promise<boolean> {
+  const inviter = await actorOf(ctx.store, { kind: 'user', id: inv.invitedBy });
+  if (inv.orgId !== null) {
+    const org = await ctx.store.getOrg(inv.orgId);
+    return org !== null && invitationStands(inviter, inv.role, { kind: 'org', orgId: org.id, ownerUserId: org.ownerUserId });
+  }
+  const product = await ctx.store.productRef(inv.productId!);
+  return product !== null && invitationStands(inviter, inv.role, { kind: 'product', product });
 }
 
 export const userRoutes: Route[] = [
@@ -170,6 +182,10 @@ export const userRoutes: Route[] = [
     if (!u || !inv || inv.email !== u.username) throw ApiError.of(404, 'Invitation not found');
     const body = await req.body();
     if (body.accept !== true && body.accept !== 'true') throw ApiError.of(400, 'Send accept: true (DELETE declines)');
+    if (!(await stands(ctx, inv))) {
+      await ctx.store.deleteInvitation(inv.id);
+      throw ApiError.of(409, 'This invitation lapsed: whoever sent it may no longer invite to that team with that role. Ask the team for a new one');
+    }
     let removed: { productId: string }[] = [];
     if (inv.orgId !== null) removed = await ctx.store.addOrgMember(inv.orgId, userId, inv.role);
     else await ctx.store.addProductMember(inv.productId!, userId, inv.role);

@@ -57,9 +57,19 @@ export function userStore(ctx: Ctx): UserStore {
   const anyUser = db.prepare<{ one: number }>('SELECT 1 AS one FROM users LIMIT 1');
   const rename = db.prepare('UPDATE users SET username = ? WHERE id = ?');
   const setHash = db.prepare('UPDATE users SET password_hash = ? WHERE id = ?');
+  const withdrawInvitations = db.prepare('DELETE FROM invitations WHERE email = ? AND accepted_at IS NULL');
+  const readdressInvitations = db.prepare('UPDATE invitations SET email = ? WHERE email = ? AND accepted_at IS NULL');
   const update = db.transaction((id: string, name: string | undefined, hash: string | undefined) => {
-    if (!byId.get(id)) throw new StoreError('not_found', `no user ${id}`);
-    if (name !== undefined) refusing({ unique: `username ${name} is taken` }, () => rename.run(name, id));
+    const before = byId.get(id);
+    if (!before) throw new StoreError('not_found', `no user ${id}`);
+    if (name !== undefined && name !== before.username) {
+      refusing({ unique: `username ${name} is taken` }, () => rename.run(name, id));
+      // Pending invitations follow the account they were made for. Those to the new name were made while no
+      // account had it, for whoever would sign up under it: an existing account renamed to it does not get
+      // them (nothing proves the address is its), so they are withdrawn.
+      withdrawInvitations.run(name);
+      readdressInvitations.run(name, before.username);
+    }
     if (hash !== undefined) setHash.run(hash, id);
     return user(byId.get(id) as UserRaw);
   });
