@@ -54,6 +54,20 @@ describe('HTTP API: devices', function () {
     assert.deepEqual(filtered.devices.map((d) => d.id), [A2]);
     const paged = (await particle.listDevices({ product: f.products.A, sortAttr: 'deviceId', sortDir: 'asc', perPage: 1, page: 2, auth: f.tokens.alice })).body as unknown as { devices: { id: string }[]; meta: { total_pages: number } };
     assert.deepEqual([paged.devices.map((d) => d.id), paged.meta.total_pages], [[A2], 2]);
+    // Particle's reference writes perPage and a quarantined filter (true: only those; false: none of them); both were ignored.
+    const list = async (query: string) =>
+      ((await (await fetch(base + '/v1/products/prod-a/devices?' + query, { headers: { authorization: 'Bearer ' + f.tokens.alice } })).json()) as { devices: { id: string }[]; meta: { total_pages: number } });
+    const byPerPage = await list('perPage=1&sortAttr=deviceId&sortDir=asc');
+    assert.deepEqual([byPerPage.devices.map((d) => d.id), byPerPage.meta.total_pages], [[A1], 2]);
+    await f.bridge.store.updateDevice(A2, { quarantined: true });
+    try {
+      assert.deepEqual((await list('quarantined=true')).devices.map((d) => d.id), [A2]);
+      assert.deepEqual((await list('quarantined=false')).devices.map((d) => d.id), [A1]);
+      const bad = await fetch(base + '/v1/products/prod-a/devices?quarantined=maybe', { headers: { authorization: 'Bearer ' + f.tokens.alice } });
+      assert.equal(bad.status, 400);
+    } finally {
+      await f.bridge.store.updateDevice(A2, { quarantined: false });
+    }
     await refused(particle.listDevices({ product: 'prod-a', auth: f.tokens.bob }), 404, 'Product not found');
     const one = (await particle.getDevice({ deviceId: A1, product: 'prod-a', auth: f.tokens.carol })).body as unknown as { id: string };
     assert.equal(one.id, A1);

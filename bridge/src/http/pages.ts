@@ -10,9 +10,12 @@ function count(q: URLSearchParams, name: string, dflt: number): number {
   return n;
 }
 
-/** `per_page` (1 to 100, default 25; more is 100) and `page` (from 1) of `items`; `meta.total_pages` as Particle answers it. */
+/**
+ * `per_page` (1 to 100, default 25; more is 100; `perPage` as Particle's reference writes it, `per_page` as
+ * particle-api-js sends it) and `page` (from 1) of `items`; `meta.total_pages` as Particle answers it.
+ */
 export function paged<T>(q: URLSearchParams, items: readonly T[]): { shown: T[]; meta: { total_pages: number } } {
-  const perPage = Math.min(100, count(q, 'per_page', 25));
+  const perPage = Math.min(100, count(q, q.has('per_page') ? 'per_page' : 'perPage', 25));
   const page = count(q, 'page', 1);
   return { shown: items.slice((page - 1) * perPage, page * perPage), meta: { total_pages: Math.max(1, Math.ceil(items.length / perPage)) } };
 }

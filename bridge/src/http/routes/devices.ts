@@ -301,10 +301,12 @@ const SORT_ATTRS = ['deviceName', 'deviceId', 'firmwareVersion', 'lastConnection
 
 /**
  * Particle's product device listing over `devices` (those the caller may
- * view): filters `deviceId`, `deviceName` (parts, any case) and `groups`,
- * `sortAttr`/`sortDir`, pages, and the customers of the devices shown.
+ * view): filters `deviceId`, `deviceName` (parts, any case), `groups` and
+ * `quarantined` (true: only those, false: none of them), `sortAttr`/`sortDir`,
+ * pages, and the customers of the devices shown.
  */
 export async function deviceListing(ctx: ApiContext, q: URLSearchParams, devices: Device[], groups: Map<string, string[]>) {
+  const quarantined = q.has('quarantined') ? bool(q.get('quarantined'), 'quarantined') : null;
   const idPart = (q.get('deviceId') ?? '').toLowerCase();
   const namePart = (q.get('deviceName') ?? '').toLowerCase();
   const groupFilter = q.get('groups') ? q.get('groups')!.split(',').map((g) => g.trim().toLowerCase()) : null;
@@ -312,7 +314,8 @@ export async function deviceListing(ctx: ApiContext, q: URLSearchParams, devices
     (d) =>
       d.id.includes(idPart) &&
       (namePart === '' || (d.name ?? '').toLowerCase().includes(namePart)) &&
-      (groupFilter === null || (groups.get(d.id) ?? []).some((g) => groupFilter.includes(g))),
+      (groupFilter === null || (groups.get(d.id) ?? []).some((g) => groupFilter.includes(g))) &&
+      (quarantined === null || d.quarantined === quarantined),
   );
   const attr = q.get('sortAttr') ?? 'lastConnection';
   if (!SORT_ATTRS.includes(attr)) throw ApiError.of(400, 'sortAttr must be one of ' + SORT_ATTRS.join(', '));
