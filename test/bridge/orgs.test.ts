@@ -257,6 +257,8 @@ describe('organizations: product transfer, spaces, ownership', function () {
     try {
       const personal = await open('/v1/devices/events', 'alice');
       const org = await open('/v1/orgs/acme/events', 'alice');
+      // Every path particle-api-js's getEventStream makes from org, product and deviceId ("mine" or an ID): before, these four were 404.
+      const builtByApiJs = await Promise.all(['/v1/orgs/acme/products/prod-a/events/org-', '/v1/orgs/acme/products/prod-a/devices/' + A1 + '/events', '/v1/orgs/acme/devices/events/org-', '/v1/products/prod-a/devices/events'].map((p) => open(p, 'alice')));
       // A device event and an API publish of the org's product: its space only.
       const a1 = await device(f.port, A1);
       clients.push(a1);
@@ -269,6 +271,11 @@ describe('organizations: product transfer, spaces, ownership', function () {
       assert.ok(!org.text.includes('personal-api'), 'a personal publish reached the org: ' + org.text);
       assert.ok(personal.text.includes('event: personal-api'), personal.text);
       assert.ok(!/event: org-/.test(personal.text), 'the personal stream got the org\'s events: ' + personal.text);
+      for (const s of builtByApiJs) assert.ok(s.text.includes('event: org-device'), s.text);
+      // A product named within an org must be that org's.
+      const elsewhere = await fetch(base + '/v1/orgs/acme/products/alice-home/events', { headers: { authorization: 'Bearer ' + tokens.alice } });
+      assert.equal(elsewhere.status, 404);
+      await elsewhere.body?.cancel();
       // erin's only product is in the org now: nothing personal to publish into.
       assert.equal((await api('POST', '/v1/devices/events', 'erin', { name: 'x' })).status, 403);
     } finally {

@@ -1,7 +1,8 @@
 /**
  * Event streams: /v1/events/:prefix, /v1/devices/events[/:prefix],
  * /v1/devices/:id/events[/:prefix] (and its product and org forms),
- * /v1/products/:p/events[/:prefix], /v1/orgs/:org/events[/:prefix]. Opening
+ * /v1/products/:p/events[/:prefix], /v1/orgs/:org/events[/:prefix], and the
+ * other forms particle-api-js builds (streams() below). Opening
  * one is guarded like any route; each event is then decided per device by the
  * hub. Publishing: POST /v1/devices/events and /v1/products/:p/events.
  */
@@ -28,14 +29,26 @@ const MINE = guard.signedIn('streams only the events of devices decide() lets th
 // each event is then decided per device.
 const ORG_EVENTS = guard.org('org.team.view');
 
+/**
+ * Every path particle-api-js's getEventStream builds from its options (org, product, deviceId
+ * with "mine", name): "mine" within a product or an org is that product's or org's stream, and a
+ * product named within an org must be that org's (404 otherwise, as for devices).
+ */
 function streams(suffix: string): Route[] {
+  const product = guard.product('device.events');
+  const ofProduct = (req: Request, ctx: ApiContext, a: Access) => open(req, ctx, a, { kind: 'product', productId: a.product!.productId });
+  const ofOrg = (req: Request, ctx: ApiContext, a: Access) => open(req, ctx, a, { kind: 'org', orgId: a.org!.id });
   return [
     // /v1/events itself needs a prefix (below).
     ...(suffix ? [route('GET', '/v1/events' + suffix, ALL, (req, ctx, a) => open(req, ctx, a, { kind: 'all' }))] : []),
     route('GET', '/v1/devices/events' + suffix, MINE, (req, ctx, a) => open(req, ctx, a, { kind: 'mine' })),
-    route('GET', '/v1/products/:product/events' + suffix, guard.product('device.events'), (req, ctx, a) => open(req, ctx, a, { kind: 'product', productId: a.product!.productId })),
-    route('GET', '/v1/orgs/:org/events' + suffix, ORG_EVENTS, (req, ctx, a) => open(req, ctx, a, { kind: 'org', orgId: a.org!.id })),
-    ...['/v1', '/v1/products/:product', '/v1/orgs/:org'].map((p) =>
+    ...['/v1/products/:product', '/v1/orgs/:org/products/:product'].flatMap((p) => [
+      route('GET', p + '/events' + suffix, product, ofProduct),
+      route('GET', p + '/devices/events' + suffix, product, ofProduct),
+    ]),
+    route('GET', '/v1/orgs/:org/events' + suffix, ORG_EVENTS, ofOrg),
+    route('GET', '/v1/orgs/:org/devices/events' + suffix, ORG_EVENTS, ofOrg),
+    ...['/v1', '/v1/products/:product', '/v1/orgs/:org', '/v1/orgs/:org/products/:product'].map((p) =>
       route('GET', p + '/devices/:id/events' + suffix, guard.device('device.events'), (req, ctx, a) => open(req, ctx, a, { kind: 'device', deviceId: a.device!.id })),
     ),
   ];
