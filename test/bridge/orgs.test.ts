@@ -155,9 +155,12 @@ describe('organizations: product transfer, spaces, ownership', function () {
       if (m.kind === 'event' && topic === topics.device.event(A1, 'temp')) seen.push(String(m.data));
     });
     await watcher.subscribeAsync(topics.filter.deviceEvents(), { qos: 1 });
+    // And an event stream of hers, open across the move (its decisions were cached per product: before, it stayed silent).
+    const stream = await openStream(base + '/v1/events/temp', tokens.olga);
     await a1.publishAsync(topics.device.event(A1, 'temp'), Buffer.from(encode('event', { data: 'before', ttl: 60 })), { qos: 1 });
     await sleep(200);
     assert.deepEqual(seen, []);
+    assert.ok(!stream.text.includes('before'), stream.text);
 
     const before = await levels();
     assert.deepEqual(before, {
@@ -199,8 +202,10 @@ describe('organizations: product transfer, spaces, ownership', function () {
 
     // The live session decides afresh: a1's events now reach the org's Owner.
     await a1.publishAsync(topics.device.event(A1, 'temp'), Buffer.from(encode('event', { data: 'after', ttl: 60 })), { qos: 1 });
-    for (let i = 0; i < 50 && seen.length === 0; i++) await sleep(20);
+    for (let i = 0; i < 50 && (seen.length === 0 || !stream.text.includes('"after"')); i++) await sleep(20);
     assert.deepEqual(seen, ['after']);
+    assert.ok(stream.text.includes('"data":"after"'), stream.text);
+    stream.close();
     // Done is done.
     assert.equal((await api('PUT', '/v1/orgs/acme/transfers/' + id, 'adam', { accept: true })).status, 409);
     assert.equal((await api('POST', '/v1/products/prod-a/transfers', 'olga', { org: 'acme' })).status, 409, 'already the org\'s');

@@ -126,6 +126,11 @@ export class EventHub {
     }
   }
 
+  /** A device's product, owner or customer changed (a claim, a product moved to an org): every stream decides afresh. */
+  forgetDecisions(): void {
+    for (const s of this.streams) s.may.clear();
+  }
+
   /** One message from the bus (called for every dev/+/evt/# publish). */
   deliver(topic: string, payload: Uint8Array): void {
     if (this.streams.size === 0) return;

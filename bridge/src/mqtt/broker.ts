@@ -448,6 +448,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const ref = await o.store.deviceAccess(deviceId);
       if (ref && context.devices.has(deviceId)) context.devices.set(deviceId, ref);
       for (const c of Object.values(clients(aedes))) if (c.session?.kind === 'operator') c.session.watch.clear();
+      for (const h of hubs) h.forgetDecisions();
     },
     cutSubject(kind, id) {
       return cut(({ actor: a }) => (kind === 'customer' && a.kind === 'customer' && a.customerId === id) || (kind === 'apiUser' && a.kind === 'apiUser' && a.apiUserId === id));
