@@ -82,6 +82,9 @@ const CASES: Case[] = [
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', {}, 400, 'name field is required'],
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'a//b' }, 400, 'Event name'],
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', ttl: -1 }, 400, 'ttl'],
+  ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', ttl: 16777216 }, 400, 'ttl must be 0 to 16777215 seconds'],
+  // Device OS's largest ttl, which Particle's cloud accepts (before, over 86400 was refused).
+  ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', ttl: 16777215 }, 200, ''],
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'spark/status' }, 400, 'reserved'],
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', data: { a: 1 } }, 400, 'data must be a string'],
   ['events', 'POST', '/v1/products/prod-a/events', 'alice', { name: 'x', data: [1, 2] }, 400, 'data must be a string'],

@@ -57,7 +57,7 @@ describe('agent registration and publish errors', () => {
     fails(() => cloud.publish('a/', 'x'), 'cloud.publish("a/"): the name must not end with "/"');
     fails(() => cloud.publish('t', 'x'.repeat(1025)), 'cloud.publish("t"): data is over 1024 bytes');
     fails(() => cloud.publish('t', 42 as never), 'cloud.publish("t"): data must be a string, a Uint8Array or null; convert numbers with String(x)');
-    fails(() => cloud.publish('t', 'x', { ttl: -1 }), 'cloud.publish("t"): ttl must be a whole number of seconds up to 86400');
+    fails(() => cloud.publish('t', 'x', { ttl: -1 }), 'cloud.publish("t"): ttl must be a whole number of seconds up to 16777215');
   });
 
   it('refuses a claim code that is empty, not text or over 63 bytes', () => {

@@ -328,7 +328,7 @@ export const ENCODE_ERRORS: EncodeErrorVector[] = [
   { name: 'event data over the limit', kind: 'event', body: { data: 'x'.repeat(1025), ttl: 60 }, error: limit('event.data is 1025 bytes, over the limit of 1024') },
   { name: 'lone surrogate', kind: 'cloudEvent', body: { name: 'a', data: '\ud800' }, error: value('cloudEvent.data is not valid Unicode (lone surrogate)') },
   { name: 'infinite vital', kind: 'vitals', body: { values: { 'device.system.uptime': Infinity } }, error: value('vitals.values.device.system.uptime must be a finite number') },
-  { name: 'ttl over a day', kind: 'event', body: { data: null, ttl: 86401 }, error: limit('event.ttl is 86401, over the limit of 86400') },
+  { name: 'ttl past 24 bits (Device OS\'s largest)', kind: 'event', body: { data: null, ttl: 16777216 }, error: limit('event.ttl is 16777216, over the limit of 16777215') },
   { name: '16 functions', kind: 'hello',
     body: { agent: '1', firmware: 1, product: 1, variables: [], functions: 'abcdefghijklmnop'.split(''), subscriptions: [], bootReason: 'none', ota: { slot: 0, trial: false, rolledBackFrom: null } },
     error: limit('hello.functions has 16 functions, over the limit of 15') },

@@ -40,8 +40,8 @@ export const LIMITS = {
   claimCodeMaxBytes: 63,
   /** Event time-to-live in seconds, as Particle's default. */
   eventTtlDefault: 60,
-  /** Largest TTL a device may ask for (one day). */
-  eventTtlMax: 86400,
+  /** Largest TTL: Device OS's 0 to 16777215 seconds (24 bits), which Particle's cloud and API accept. */
+  eventTtlMax: 16777215,
   /** Agent version string (semver), in bytes. */
   agentVersionMaxBytes: 32,
   /** Error report message, in bytes; the agent truncates longer messages. */
