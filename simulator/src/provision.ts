@@ -123,6 +123,26 @@ export function writeCredentials(file: string, c: CredentialsFile): void {
   renameSync(file + '.tmp', file);
 }
 
+/**
+ * A signal that aborts when `stop` does or after `ms` (a TimeoutError), held by a timer of our own:
+ * on Node 20, AbortSignal.any over AbortSignal.timeout loses the timeout once a garbage collection
+ * runs (nodejs/node#57736), and a request to an API that never answers then waited for good.
+ */
+function deadline(stop: AbortSignal | undefined, ms: number): { signal: AbortSignal; done(): void } {
+  const c = new AbortController();
+  const timer = setTimeout(() => c.abort(new DOMException('no answer within ' + ms + ' ms', 'TimeoutError')), ms);
+  const onStop = () => c.abort(stop!.reason);
+  if (stop?.aborted) onStop();
+  else stop?.addEventListener('abort', onStop, { once: true });
+  return {
+    signal: c.signal,
+    done() {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', onStop);
+    },
+  };
+}
+
 /** The operator API, as far as the simulator uses it; its refusals become ProvisionErrors that say what to do. */
 class Api {
   constructor(
@@ -133,22 +153,21 @@ class Api {
   ) {}
 
   async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const limit = deadline(this.signal, this.timeoutMs);
     let res: Response;
+    let text: string;
     try {
       res = await fetch(this.base.replace(/\/$/, '') + path, {
         method,
         headers: { authorization: 'Bearer ' + this.token, ...(body ? { 'content-type': 'application/json' } : {}) },
         body: body ? JSON.stringify(body) : undefined,
-        signal: this.signal ? AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
+        signal: limit.signal,
       });
-    } catch (e) {
-      throw this.failed(e, method, path);
-    }
-    let text: string;
-    try {
       text = await res.text();
     } catch (e) {
       throw this.failed(e, method, path);
+    } finally {
+      limit.done();
     }
     let json: Record<string, unknown> = {};
     try {

@@ -3,6 +3,8 @@
  * error before any device starts.
  */
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -129,6 +131,16 @@ describe('simulator: bad input is refused before any device starts', function ()
       const at = 'http://127.0.0.1:' + (silent.address() as AddressInfo).port;
       try {
         await assert.rejects(provision({ api: at, token: 'x', product: 'prod-a', count: 3, file: null, timeoutMs: 300 }), refused(new RegExp('^no answer from the operator API at ' + at.replace(/\./g, '\\.') + ' within 0\\.3 s \\(GET /v1/products/prod-a\\)$')));
+        // With a stop signal too, as the CLI always passes, and a garbage collection meanwhile: Node 20's
+        // AbortSignal.any lost the timeout then (nodejs/node#57736), and the call waited for good.
+        setFlagsFromString('--expose-gc');
+        const gc = runInNewContext('gc') as () => void;
+        const collect = setInterval(gc, 50);
+        try {
+          await assert.rejects(provision({ api: at, token: 'x', product: 'prod-a', count: 3, file: null, timeoutMs: 300, signal: new AbortController().signal }), refused(/^no answer from the operator API at .* within 0\.3 s/));
+        } finally {
+          clearInterval(collect);
+        }
         const stop = new AbortController();
         setTimeout(() => stop.abort(), 100);
         await assert.rejects(provision({ api: at, token: 'x', product: 'prod-a', count: 3, file: null, signal: stop.signal }), refused(/^stopped while calling the operator API \(GET \/v1\/products\/prod-a\)$/));
