@@ -57,19 +57,23 @@ export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(op
 /** The bridge's options from parsed flags and the environment. */
 export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.env): Partial<BridgeOptions> {
   const pick = (flag: string | undefined, name: string): string | undefined => flag ?? env[name];
-  function port(v: string | undefined, name: string): number | undefined {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`${name} must be a port number (0 to 65535), not "${v}"`);
+  /**
+   * Decimal digits only: Number() reads "" and " " as 0 (a random port, silently: an unset variable in
+   * FLOTILLA_MQTT_PORT=${PORT} would do it) and takes 1e4 or 0x4000.
+   */
+  function portNumber(v: string, name: string, or: string): number {
+    const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
+    if (!(n <= 65535)) throw new CliError(`${name} must be a port number (0 to 65535)${or}, not "${v}"`);
     return n;
+  }
+  function port(v: string | undefined, name: string): number | undefined {
+    return v === undefined ? undefined : portNumber(v, name, '');
   }
   /** A port, or off ("off" or -1): null. */
   function optionalPort(v: string | undefined, name: string): number | null | undefined {
     if (v === undefined) return undefined;
     if (v === 'off' || v === '-1') return null;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`${name} must be a port number (0 to 65535) or off, not "${v}"`);
-    return n;
+    return portNumber(v, name, ' or off');
   }
 
   const options: Partial<BridgeOptions> = {};

@@ -22,4 +22,19 @@ describe('bridge command line', () => {
     assert.equal(bridgeOptions({ 'mqtts-port': '-1' }, {}).mqttsPort, null);
     assert.equal(bridgeOptions({}, { FLOTILLA_MQTTS_PORT: 'off' }).mqttsPort, null);
   });
+
+  it('a port is decimal digits: an empty value (an unset variable in FLOTILLA_MQTT_PORT=${PORT}) is refused, not read as 0, a random port', () => {
+    assert.equal(bridgeOptions({ 'mqtt-port': '0' }, {}).mqttPort, 0);
+    assert.equal(bridgeOptions({}, { FLOTILLA_HTTP_PORT: '8081' }).httpPort, 8081);
+    for (const [flags, env, message] of [
+      [{}, { FLOTILLA_MQTT_PORT: '' }, 'the MQTT port must be a port number (0 to 65535), not ""'],
+      [{ 'http-port': '' }, {}, 'the HTTP port must be a port number (0 to 65535) or off, not ""'],
+      [{ 'mqtt-port': ' ' }, {}, 'the MQTT port must be a port number (0 to 65535), not " "'],
+      [{ 'mqtt-port': '1e4' }, {}, 'the MQTT port must be a port number (0 to 65535), not "1e4"'],
+      [{ 'mqtt-port': '0x4000' }, {}, 'the MQTT port must be a port number (0 to 65535), not "0x4000"'],
+      [{ 'mqtt-port': '65536' }, {}, 'the MQTT port must be a port number (0 to 65535), not "65536"'],
+    ] as const) {
+      assert.throws(() => bridgeOptions(flags as never, env), (e: unknown) => e instanceof CliError && e.message === message, message);
+    }
+  });
 });
