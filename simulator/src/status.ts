@@ -54,11 +54,12 @@ export function summary(first: Sample, last: Sample, baseline: number, scenario:
   const s = last.stats;
   const seconds = (last.at - first.at) / 1000;
   // RSS can end below the baseline (the collector returned more than the fleet holds): none is then the fleet's.
-  const perDevice = s.devices > 0 ? Math.max(0, last.rss - baseline) / s.devices / 1024 : 0;
+  // Per device started: a ramp stopped early started fewer than asked, and only those hold memory.
+  const perDevice = s.started > 0 ? Math.max(0, last.rss - baseline) / s.started / 1024 : 0;
   // A rate over less than a second says little (a handful of hellos in 50 ms is not 100/s).
   const sentRate = seconds >= 1 ? `${(sum(s.sent) / seconds).toFixed(1)}/s` : 'no rate for a run under 1 s';
   const rows: [string, string][] = [
-    ['connected at the end', `${n(s.connected)}/${n(s.devices)}`],
+    ['connected at the end', `${n(s.connected)}/${n(s.started)}`],
     ['sessions', `${n(s.connects)} accepted, ${n(s.refused)} refused, ${n(s.disconnects)} ended`],
     ['messages sent', `${n(sum(s.sent))} (${breakdown(s.sent) || 'none'}), ${sentRate}`],
     ['messages received', `${n(sum(s.received))} (${breakdown(s.received) || 'none'})`],
@@ -69,7 +70,8 @@ export function summary(first: Sample, last: Sample, baseline: number, scenario:
     ['memory', `RSS ${mb(last.rss)}, ${perDevice.toFixed(1)} KB per device above the ${mb(baseline)} before the fleet`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
-  return [`Fleet summary: ${n(s.devices)} devices, scenario ${scenario}, ${formatDuration(seconds)}`, ...rows.map(([k, v]) => '  ' + k.padEnd(width) + '  ' + v)].join('\n');
+  const fleet = s.started < s.devices ? `${n(s.started)} devices started (of ${n(s.devices)})` : `${n(s.devices)} devices`;
+  return [`Fleet summary: ${fleet}, scenario ${scenario}, ${formatDuration(seconds)}`, ...rows.map(([k, v]) => '  ' + k.padEnd(width) + '  ' + v)].join('\n');
 }
 
 export function formatDuration(seconds: number): string {

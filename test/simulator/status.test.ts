@@ -1,7 +1,7 @@
 /**
  * The fleet summary (a pure function of two samples): no rate for a run
- * under a second, and no negative memory per device when RSS ends below
- * the baseline.
+ * under a second, no negative memory per device when RSS ends below the
+ * baseline, and a ramp stopped early counted by the devices it started.
  */
 import assert from 'node:assert/strict';
 import { summary, type Sample } from '@flotilla/simulator';
@@ -28,6 +28,16 @@ describe('simulator: the fleet summary', () => {
   it('gives no rate for a run under a second (before, 4 hellos in 50 ms read 80.0/s)', () => {
     const out = summary(sample(0, 100 * MB, {}), sample(50, 100 * MB, { hello: 4 }), 100 * MB, 'default');
     assert.match(out, /messages sent +4 \(hello 4\), no rate for a run under 1 s$/m);
+  });
+
+  it('a ramp stopped early: counts the devices started, of those asked, and divides memory among them only', () => {
+    const last = sample(6000, 140 * MB, {});
+    last.stats = { ...last.stats, devices: 500, started: 10, connected: 8 };
+    const out = summary(sample(0, 100 * MB, {}), last, 100 * MB, 'default');
+    assert.match(out, /^Fleet summary: 10 devices started \(of 500\), scenario default, 6 s$/m);
+    assert.match(out, /connected at the end +8\/10$/m);
+    // Before, 40 MB over 500 devices: 81.9 KB, a fifth of the real figure.
+    assert.match(out, /memory +RSS 140(\.0)? MB, 4096\.0 KB per device above the 100(\.0)? MB before the fleet$/m);
   });
 
   it('counts no memory to the devices when RSS ends below the baseline (before, a negative KB per device)', () => {
