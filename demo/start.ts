@@ -41,6 +41,8 @@ const HELP = `npm start -- [options]   (node demo/start.mjs)
   --no-simulator         run the bridge alone
   --devices N            simulated devices (default ${defaultOptions.devices})
   --scenario S           default, quiet, chaos or a scenario file (default ${defaultOptions.scenario})
+The bridge's options (npm start runs it at --log-level ${defaultOptions.logLevel}, not the bridge's own default,
+so the fleet's live line stays readable; --log-level info shows its JSON lines):
 ${bridgeHelp}`;
 
 let values: ReturnType<typeof parseDemoFlags>['values'];
@@ -79,7 +81,8 @@ try {
   console.error('flotilla: ' + why);
   process.exit(1);
 }
-const api = `http://${local}:${bridge.ports.http}`;
+// Null when the HTTP API is off (--http-port off): then no fleet is registered and no calls are shown.
+const api = bridge.ports.http === null ? null : `http://${local}:${bridge.ports.http}`;
 
 const out: string[] = ['', `Flotilla is running, data in ${dataDir}`, ...listening(bridge, host).map((l) => '  ' + l)];
 if (bridge.generatedOwnerPassword) out.push(`  Owner     ${options.ownerUsername ?? bridgeDefaults.ownerUsername} / ${bridge.generatedOwnerPassword}   (password shown once)`);
@@ -88,7 +91,15 @@ const stateFile = join(dataDir, 'demo.json');
 let state: DemoState | null = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as DemoState) : null;
 let ownerToken: string | null = null;
 if (!state) {
-  const first = await firstRun(bridge);
+  let first: Awaited<ReturnType<typeof firstRun>>;
+  try {
+    first = await firstRun(bridge);
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    console.error('flotilla: ' + e.message);
+    await bridge.close();
+    process.exit(1);
+  }
   state = first.state;
   ownerToken = first.ownerToken;
   writeFileSync(stateFile, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
@@ -96,18 +107,19 @@ if (!state) {
 const slug = state.product.slug;
 out.push(`  Product   ${slug} (id ${state.product.id}) in org ${state.org}`);
 if (ownerToken) out.push(`  Token     ${ownerToken}   (the owner's, valid ${defaultOptions.tokenDays} days; shown once, keep it)`);
-else out.push(`  Token     shown on the first run; make another: curl -d grant_type=password -d username=${options.ownerUsername ?? bridgeDefaults.ownerUsername} -d password=... -u particle:particle ${api}/oauth/token`);
+else if (api) out.push(`  Token     shown on the first run; make another: curl -d grant_type=password -d username=${options.ownerUsername ?? bridgeDefaults.ownerUsername} -d password=... -u particle:particle ${api}/oauth/token`);
 
 let example = '<device id>';
-const simulate = !values['no-simulator'] && devices > 0 && bridge.ports.http !== null;
+const simulate = !values['no-simulator'] && devices > 0 && api !== null;
 const credentials = join(dataDir, 'simulator', slug + '.json');
-if (simulate) {
+if (simulate && api) {
   const fleet = await provision({ api, token: state.simulatorToken, product: slug, count: devices, file: credentials });
   example = fleet.devices[0].id;
   out.push(`  Fleet     ${devices} simulated devices, scenario ${values.scenario ?? defaultOptions.scenario} (credentials and flash in ${join(dataDir, 'simulator')})`);
 }
 const auth = `-H "Authorization: Bearer $TOKEN"`;
-out.push(
+if (!api) out.push('', 'The HTTP API is off (--http-port off): no devices are simulated and no calls are shown.', '');
+else out.push(
   '',
   'Try (TOKEN is the token above):',
   `  curl ${auth} ${api}/v1/products/${slug}/devices`,
@@ -124,7 +136,7 @@ out.push(
 console.log(out.join('\n'));
 
 let child: ReturnType<typeof spawn> | null = null;
-if (simulate) {
+if (simulate && api) {
   const bin = fileURLToPath(new URL('../simulator/bin/flotilla-simulate.mjs', import.meta.url));
   child = spawn(
     process.execPath,
@@ -163,7 +175,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 async function firstRun(b: Bridge): Promise<{ state: DemoState; ownerToken: string }> {
   const ownerName = options!.ownerUsername ?? bridgeDefaults.ownerUsername;
   const owner = await b.store.findUser(ownerName);
-  if (!owner) throw new Error(`the owner "${ownerName}" is missing from ${dataDir}: start from an empty data directory, or give --owner-username`);
+  if (!owner) throw new CliError(`the owner "${ownerName}" is missing from ${dataDir}: start from an empty data directory, or give --owner-username`);
   const org = await b.store.createOrg(defaultOptions.org, owner.id);
   const product = await b.store.createProduct({ name: defaultOptions.product, slug: 'demo-fleet', orgId: org.id });
   const owned = await b.store.issueToken({ subject: { kind: 'user', id: owner.id }, clientId: 'particle', scopes: [], ttlSeconds: defaultOptions.tokenDays * 86400 });

@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createBridge } from '@flotilla/bridge';
 
 const START = fileURLToPath(new URL('../../demo/start.mjs', import.meta.url));
 
@@ -134,6 +135,32 @@ describe('npm start: a bridge and a simulated fleet', function () {
     assert.equal(list.devices.length, 5);
     r.child.kill('SIGINT');
     assert.equal(await r.exited, 0, r.output());
+  });
+
+  it('with the HTTP API off, says so instead of printing calls to port null; a data directory whose owner has another name is said in one line, not a stack trace', async () => {
+    const off = mkdtempSync(join(tmpdir(), 'flotilla-demo-off-'));
+    try {
+      const r = (run = start(off, '--http-port', 'off'));
+      await waitFor('the bridge started', r, () => /The HTTP API is off/.test(r.output()));
+      assert.doesNotMatch(r.output(), /:null/);
+      assert.doesNotMatch(r.output(), /Fleet +\d+ simulated devices/);
+      r.child.kill('SIGINT');
+      assert.equal(await r.exited, 0, r.output());
+      // A data directory first made by the bridge alone with another owner's name.
+      const other = mkdtempSync(join(tmpdir(), 'flotilla-demo-admin-'));
+      try {
+        const b = await createBridge({ dataDir: other, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent', ownerUsername: 'admin', ownerPassword: 'admin-password' });
+        await b.close();
+        const again = (run = start(other, '--no-simulator'));
+        assert.equal(await again.exited, 1, again.output());
+        assert.match(again.output(), /^flotilla: the owner "owner" is missing from .*: start from an empty data directory, or give --owner-username$/m);
+        assert.doesNotMatch(again.output(), /\n\s+at /, 'no stack trace');
+      } finally {
+        rmSync(other, { recursive: true, force: true });
+      }
+    } finally {
+      rmSync(off, { recursive: true, force: true });
+    }
   });
 
   it('refuses a scenario it cannot run and a fleet past the simulator\'s limit at once, before the bridge starts (exit 2, nothing created)', async () => {
