@@ -164,7 +164,7 @@ export async function createBridge(options: BridgeInput = {}): Promise<Bridge> {
   // The database, keys and images are the bridge's alone; a directory it creates is too.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   for (const file of ownerOnly(o.dataDir)) log.warn({ file }, 'data: a secret file was readable by others; now it is its owner\'s alone');
-  const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db') });
+  const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db'), onError: (what, e) => log.error({ err: e }, 'store: ' + what) });
   const identity = await openCa(join(o.dataDir, 'tls'));
   const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });
   // Device events on the bus feed the event streams and the webhooks; both publish back into a product.

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { connect as tcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -313,5 +314,25 @@ describe('HTTP API: bad input, every route family', function () {
     assert.equal((await s.getDevice(A1))!.notes, null);
     assert.deepEqual((await s.listCustomers(f.products.A)).map((c) => c.username), ['cust1@example.com']);
     assert.equal((await s.listDevices(f.products.A)).length, 2);
+  });
+
+  // Last: it logs an error on purpose.
+  it('a write the database cannot take now (another process holds its lock) answers 503 with the reason and Retry-After, not 500', async function () {
+    this.timeout(20000);
+    const Database = createRequire(import.meta.url)('better-sqlite3') as new (f: string) => { exec(sql: string): void; close(): void };
+    const other = new Database(join(f.dir, 'flotilla.db'));
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      // The write waits out the busy timeout (5 s), then SQLite gives up.
+      const res = await fetch(base + '/v1/products/prod-a/groups', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'locked-out' }) });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get('retry-after'), '5');
+      assert.match(((await res.json()) as { error: string }).error, /^The database cannot be written now \(SQLITE_BUSY\); try again later$/);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    const again = await fetch(base + '/v1/products/prod-a/groups', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'locked-out' }) });
+    assert.equal(again.status, 201, 'and the next one, once it can, is done');
   });
 });

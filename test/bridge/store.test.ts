@@ -807,6 +807,36 @@ describe('store (SQLite file, typeorm migrations)', function () {
       assert.deepEqual(await reasons({ since: new Date(T0 + 2000), until: new Date(T0 + 4000) }), ['entry 3', 'entry 2']);
       assert.deepEqual(await reasons({ actorKind: 'user', limit: 2 }), ['entry 7', 'entry 6']);
     });
+
+    it('while the log cannot be written (another process holds the lock): entries wait and are written once it can, nothing thrown from the timer, said once; past its bound audit() refuses', async () => {
+      const lockedFile = join(dir, 'locked.db');
+      const errors: string[] = [];
+      const s = await openSqliteStore({ file: lockedFile, busyTimeoutMs: 20, passwordCost: FAST, deviceSecretCost: FAST, onError: (what) => errors.push(what) });
+      const Database = createRequire(import.meta.url)('better-sqlite3') as new (f: string) => { exec(sql: string): void; close(): void };
+      const other = new Database(lockedFile);
+      try {
+        other.exec('BEGIN IMMEDIATE');
+        // Before, the batched write threw from its timer: the bridge process ended (database is locked; a full disk the same).
+        for (let i = 1; i <= 3; i++) await s.audit(entry(i));
+        await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual(errors, ['audit log not written; kept in memory and tried again every 1000 ms']);
+        await assert.rejects(s.auditLog(), /database is locked/);
+        // Held in memory up to a bound; past it, what cannot be recorded is refused.
+        let refusedAt = -1;
+        for (let i = 0; i < 100_001 && refusedAt < 0; i++) await s.audit(entry(4)).catch(() => (refusedAt = i));
+        assert.equal(refusedAt, 100_000 - 3);
+        other.exec('ROLLBACK');
+        await new Promise((r) => setTimeout(r, 1300));
+        await s.auditLog({ limit: 1 }); // writes what is held, if the retry has not yet
+        const rows = (new Database(lockedFile) as unknown as { prepare(q: string): { get(): { n: number } } }).prepare('SELECT count(*) AS n FROM audit_log').get().n;
+        assert.equal(rows, 100_000, 'every entry held was written once the lock was gone');
+        assert.deepEqual((await s.auditLog({ since: new Date(T0), until: new Date(T0 + 3001) })).map((e) => e.reason), ['entry 3', 'entry 2', 'entry 1']);
+        assert.equal(errors.length, 1, 'said once, not per retry');
+      } finally {
+        other.close();
+        await s.close();
+      }
+    });
   });
 
   describe('retention', () => {

@@ -12,6 +12,7 @@ import type { Actor } from '../policy/types.js';
 import { basicCredentials, presentedClient } from './client-auth.js';
 import type { RateLimiter } from './ratelimit.js';
 import { StoreError, type Store } from '../store/store.js';
+import { logThrottle } from '../log-throttle.js';
 import type { Logger } from '../mqtt/deps.js';
 import { actorOf, auditEntry, tokenProblem } from '../identity/actor.js';
 import type { RequestRouter } from '../mqtt/requests.js';
@@ -142,11 +143,15 @@ export const OAUTH_TOKEN = '/oauth/token';
 /** The methods a browser may send (the routes' and HEAD). */
 const CORS_METHODS = 'GET, HEAD, POST, PUT, DELETE';
 
+/** SQLite's codes for a database that cannot take writes for now (better-sqlite3's SqliteError.code). */
+const UNAVAILABLE = /^SQLITE_(FULL|BUSY|LOCKED|IOERR|READONLY)/;
+
 /** What a product's OAuth client may do with its credentials alone. */
 const CLIENT_SCOPES: readonly Action[] = ['customer.create'];
 
 export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: IncomingMessage, res: ServerResponse) => void {
   const table = compile(routes);
+  const throttled = logThrottle();
   return (req, res) => {
     // The token endpoint answers in OAuth's shape: the matched route says whether this is it; a refusal
     // made before routing (a limit, a path that is no URL) goes by the path as sent.
@@ -330,6 +335,12 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     if (e instanceof ApiError) return json(res, e.status, e.body, e.headers);
     // The store's refusals are the caller's: a value it can never keep (400), a taken name or broken team rule (409), a missing row (404).
     if (e instanceof StoreError || e instanceof OtaError) return json(res, e.code === 'invalid' ? 400 : e.code === 'conflict' ? 409 : e.code === 'too_large' ? 413 : 404, refusal(e.message));
+    // The database cannot take writes now (a full disk, another process's lock): said, and worth a retry.
+    const sqlite = (e as { code?: unknown })?.code;
+    if (typeof sqlite === 'string' && UNAVAILABLE.test(sqlite)) {
+      throttled('db ' + sqlite, (count) => ctx.log.error({ err: e, count }, 'http: the database refused a write'));
+      return json(res, 503, refusal('The database cannot be written now (' + sqlite + '); try again later'), { 'retry-after': '5' });
+    }
     ctx.log.error({ err: e }, 'http: unexpected error');
     json(res, 500, refusal('Internal error'));
   }

@@ -35,6 +35,8 @@ export interface Ctx {
   now(): number;
   passwordCost: ScryptCost;
   deviceSecretCost: ScryptCost;
+  /** A failure of work the store does on its own time (a batched write from a timer): nobody else would hear of it. */
+  onError(what: string, e: unknown): void;
 }
 
 type Constraint = 'unique' | 'foreignKey' | 'check' | 'notNull';

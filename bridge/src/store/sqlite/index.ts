@@ -34,6 +34,8 @@ export interface SqliteStoreOptions {
   /** scrypt costs; tests lower them. Each hash records its own cost, so changing them keeps stored hashes valid. */
   passwordCost?: ScryptCost;
   deviceSecretCost?: ScryptCost;
+  /** Failures of the store's own background work (the batched audit writes); by default to stderr. */
+  onError?: (what: string, e: unknown) => void;
 }
 
 /** What the SQLite connection runs with, as SQLite reports it. */
@@ -70,6 +72,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
     now: o.now ?? Date.now,
     passwordCost: o.passwordCost ?? PASSWORD_COST,
     deviceSecretCost: o.deviceSecretCost ?? DEVICE_SECRET_COST,
+    onError: o.onError ?? ((what, e) => console.error('store: ' + what + ': ' + (e instanceof Error ? e.message : String(e)))),
   };
   let closing: Promise<void> | null = null;
   const telemetry = telemetryStore(ctx);
@@ -105,7 +108,7 @@ export async function openSqliteStore(o: SqliteStoreOptions): Promise<SqliteStor
       // What is batched goes to disk first: the group commit's queue, the audit entries.
       if (!closing && dataSource.isInitialized) {
         ctx.commit.flush();
-        telemetry.flushAudit();
+        telemetry.stopAudit();
       }
       // Closing the last connection checkpoints the WAL into the main file.
       closing ??= dataSource.isInitialized ? dataSource.destroy() : Promise.resolve();

@@ -52,11 +52,14 @@ function limitOf(limit: number | undefined, dflt: number): number {
 /** Audit entries are written in batches: at most this long after the decision, or this many at once. */
 const AUDIT_BATCH_MS = 20;
 const AUDIT_BATCH_MAX = 512;
+/** While the audit log cannot be written (a full disk, another process's lock): entries kept to write later, and how often that is tried. */
+const AUDIT_HELD_MAX = 100_000;
+const AUDIT_RETRY_MS = 1000;
 
 /** Rows deleted per statement when pruning: each batch is short, and other work runs between batches. */
 const PRUNE_BATCH = 5000;
 
-export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'usageOfProducts'> & { flushAudit(): void } {
+export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'usageOfProducts'> & { flushAudit(): void; stopAudit(): void } {
   const { db } = ctx;
   // A report older than the stored one (handled late) goes to the history only.
   const upsertLatest = db.prepare(
@@ -155,6 +158,8 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
 
   let pendingAudit: unknown[][] = [];
   let auditTimer: NodeJS.Timeout | null = null;
+  /** Why the last write of the audit log failed; null once one succeeds. */
+  let auditFailure: unknown = null;
   const writeAudit = db.transaction((rows: unknown[][]) => {
     for (const r of rows) insertAudit.run(...r);
   });
@@ -167,11 +172,21 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
     // Entries wait up to AUDIT_BATCH_MS in memory, so a crash loses the last ones whatever the disk
     // does: the fsync of synchronous=FULL (about 2 ms a batch, the event loop blocked) bought nothing
     // for them. NORMAL commits to the WAL without it; the next FULL commit syncs them with its own.
-    db.pragma('synchronous = NORMAL');
     try {
-      writeAudit.immediate(rows);
-    } finally {
-      db.pragma('synchronous = FULL');
+      db.pragma('synchronous = NORMAL');
+      try {
+        writeAudit.immediate(rows);
+      } finally {
+        db.pragma('synchronous = FULL');
+      }
+      auditFailure = null;
+    } catch (e) {
+      // Called from a timer: an error thrown here ended the process (a full disk, a lock held by another
+      // process). The entries wait and the write is tried again; audit() refuses more past AUDIT_HELD_MAX.
+      if (auditFailure === null) ctx.onError('audit log not written; kept in memory and tried again every ' + AUDIT_RETRY_MS + ' ms', e);
+      auditFailure = e;
+      pendingAudit = rows.concat(pendingAudit);
+      auditTimer = setTimeout(flushAudit, AUDIT_RETRY_MS);
     }
   }
 
@@ -269,15 +284,26 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
     async audit(e) {
       // Batched: one transaction (one fsync) per AUDIT_BATCH_MS instead of one per decision, which
       // capped the HTTP API at ~1,000 requests/s. auditLog() and close() write what is pending first.
+      // Fail closed: what cannot be recorded is not done (the caller answers 503 with the reason).
+      if (auditFailure !== null && pendingAudit.length >= AUDIT_HELD_MAX) throw auditFailure;
       pendingAudit.push([msOf(e.at, 'at'), e.actorKind, e.actorId, e.action, e.resourceKind, e.resourceId, e.allowed ? 1 : 0, e.status, e.reason]);
-      if (pendingAudit.length >= AUDIT_BATCH_MAX) flushAudit();
+      if (auditFailure === null && pendingAudit.length >= AUDIT_BATCH_MAX) flushAudit();
       else auditTimer ??= setTimeout(flushAudit, AUDIT_BATCH_MS);
     },
 
     flushAudit,
+    stopAudit() {
+      // At close: one last try, then nothing waits on a timer (what is still held is said and dropped).
+      flushAudit();
+      if (auditTimer) clearTimeout(auditTimer);
+      auditTimer = null;
+      if (pendingAudit.length > 0) ctx.onError(pendingAudit.length + ' audit entries could not be written before close; dropped', auditFailure);
+      pendingAudit = [];
+    },
 
     async auditLog(filter: AuditFilter = {}) {
       flushAudit();
+      if (auditFailure !== null) throw auditFailure;
       const where: string[] = [];
       const params: unknown[] = [];
       const eq = (column: string, value: unknown) => {
