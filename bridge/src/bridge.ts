@@ -165,6 +165,9 @@ export async function createBridge(options: BridgeInput = {}): Promise<Bridge> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   for (const file of ownerOnly(o.dataDir)) log.warn({ file }, 'data: a secret file was readable by others; now it is its owner\'s alone');
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db'), onError: (what, e) => log.error({ err: e }, 'store: ' + what) });
+  // No session outlives its process: devices a killed bridge left online are offline until they connect again.
+  const stale = await store.setAllOffline();
+  if (stale > 0) log.info({ devices: stale }, 'devices left online by the last run marked offline');
   const identity = await openCa(join(o.dataDir, 'tls'));
   const broker = await createBroker({ store, log, ...o.mqtt, certificateAuth: certificateAuth(identity) });
   // Device events on the bus feed the event streams and the webhooks; both publish back into a product.

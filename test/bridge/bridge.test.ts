@@ -39,10 +39,13 @@ describe('bridge as a program', function () {
     const product = await first.store.createProduct({ name: 'P', slug: 'p', ownerUserId: owner.id });
     await first.store.createDevice({ id: 'cafecafecafecafecafecafe', productId: product.id });
     await first.store.setDeviceSecret('cafecafecafecafecafecafe', 's3cret');
+    // What a killed process leaves: a device marked online with no session to end it (before, it stayed online for good).
+    await first.store.setOnline('cafecafecafecafecafecafe', true, new Date());
     await first.close();
 
     const second = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
     try {
+      assert.equal((await second.store.getDevice('cafecafecafecafecafecafe'))?.online, false, 'no session survives a restart');
       assert.equal(second.generatedOwnerPassword, null, 'no second owner');
       assert.ok(await second.store.verifyPassword('owner', first.generatedOwnerPassword!));
       assert.equal((await second.store.getDevice('cafecafecafecafecafecafe'))?.productId, product.id);

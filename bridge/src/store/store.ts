@@ -417,6 +417,11 @@ export interface DeviceStore {
   /** Going online also counts as heard. */
   /** `ip`: going online, the address the session came from. */
   setOnline(deviceId: string, online: boolean, at: Date, ip?: string | null): Promise<void>;
+  /**
+   * Every device offline: at start, when no session exists yet (a process that was killed left its
+   * devices marked online, for good). Answers how many were.
+   */
+  setAllOffline(): Promise<number>;
   /** last_heard = at. */
   touch(deviceId: string, at: Date): Promise<void>;
   /** Edits a device (null clears name, notes, the firmware lock); returns the device. not_found: no such device. */

@@ -105,6 +105,7 @@ export function deviceStore(ctx: Ctx): DeviceStore {
   const offline = db.prepare(
     'UPDATE devices SET online = CASE WHEN last_handshake_at IS NOT NULL AND last_handshake_at > ? THEN online ELSE 0 END WHERE id = ?',
   );
+  const allOffline = db.prepare('UPDATE devices SET online = 0 WHERE online = 1');
   const heard = db.prepare(`UPDATE devices SET ${HEARD} WHERE id = ?`);
   const rename = db.prepare('UPDATE devices SET name = ? WHERE id = ?');
   // Particle keeps names unique within one account's devices (not across a product's): any case.
@@ -180,6 +181,10 @@ export function deviceStore(ctx: Ctx): DeviceStore {
       await ctx.commit(() => {
         if (hello.run(h.firmware, vars, fns, t, t, t, deviceId).changes === 0) throw notFound(deviceId);
       });
+    },
+
+    async setAllOffline() {
+      return allOffline.run().changes;
     },
 
     async setOnline(deviceId, isOnline, at, ip = null) {
