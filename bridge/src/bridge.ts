@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomWord } from './store/secrets.js';
-import { ownerOnly } from './data-dir.js';
+import { holdDataDir, ownerOnly } from './data-dir.js';
 import pino from 'pino';
 import { eventNameProblem, LIMITS } from '@flotilla/protocol';
 import { createBroker, type Broker, type BrokerOptions } from './mqtt/broker.js';
@@ -164,6 +164,17 @@ export async function createBridge(options: BridgeInput = {}): Promise<Bridge> {
   // The database, keys and images are the bridge's alone; a directory it creates is too.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   for (const file of ownerOnly(o.dataDir)) log.warn({ file }, 'data: a secret file was readable by others; now it is its owner\'s alone');
+  const hold = holdDataDir(o.dataDir);
+  try {
+    return await startOn(o, log, hold);
+  } catch (e) {
+    hold.release();
+    throw e;
+  }
+}
+
+/** The bridge on a data directory it holds (holdDataDir): released when it closes. */
+async function startOn(o: BridgeOptions, log: pino.Logger, hold: { release(): void }): Promise<Bridge> {
   const store = await openSqliteStore({ file: join(o.dataDir, 'flotilla.db'), onError: (what, e) => log.error({ err: e }, 'store: ' + what) });
   // No session outlives its process: devices a killed bridge left online are offline until they connect again.
   const stale = await store.setAllOffline();
@@ -254,6 +265,7 @@ export async function createBridge(options: BridgeInput = {}): Promise<Bridge> {
       await ota.close();
       await broker.close();
       await store.close();
+      hold.release();
       log.info('bridge closed');
     },
   };

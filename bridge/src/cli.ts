@@ -2,6 +2,7 @@
  * The bridge's command-line options: flags and environment variables (flags
  * win), shared by flotilla-bridge and the demo launcher (`npm start`).
  */
+import { DataDirInUse } from './data-dir.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pino from 'pino';
 import { defaultOptions, type BridgeOptions } from './bridge.js';
@@ -126,6 +127,7 @@ export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.e
 
 /** Why the bridge could not start, for people, when it is the machine's doing (a port, a directory); null for anything else. */
 export function startFailure(e: unknown, options: Partial<BridgeOptions>): string | null {
+  if (e instanceof DataDirInUse) return e.message;
   const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
   const where = err.address !== undefined && err.port !== undefined ? `${err.address}:${err.port}` : null;
   if (err.syscall === 'listen' && where) {

@@ -4,8 +4,8 @@
  * so; this tightens those an older bridge, a copy or an umask left readable
  * to others.
  */
-import { chmodSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 /** The secret files under `dataDir`: the database and its WAL files, every private key under tls/. */
 function secrets(dataDir: string): string[] {
@@ -41,4 +41,62 @@ export function ownerOnly(dataDir: string): string[] {
     changed.push(file);
   }
   return changed;
+}
+
+/** Another bridge holds the data directory (its pid file names a live process, or this process holds it). */
+export class DataDirInUse extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(`another bridge (pid ${pid}) uses the data directory ${dataDir}: stop it first, or remove ${join(dataDir, PID_FILE)} if no such bridge runs`);
+    this.name = 'DataDirInUse';
+  }
+}
+
+const PID_FILE = 'bridge.pid';
+/** Data directories this process holds: a second bridge in one process is refused too. */
+const held = new Set<string>();
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // someone else's process: alive
+  }
+}
+
+/**
+ * Takes the data directory for this bridge, as PostgreSQL's postmaster.pid does: one bridge per
+ * directory. Two on one file agree on nothing held in memory (webhooks, presence, rollouts, the
+ * sessions a revoked token must end), so a second one is refused. A pid file naming a process that
+ * is gone (a killed bridge) is taken over. Release it at close.
+ */
+export function holdDataDir(dataDir: string): { release(): void } {
+  const dir = resolve(dataDir);
+  const file = join(dir, PID_FILE);
+  if (held.has(dir)) throw new DataDirInUse(dataDir, process.pid);
+  try {
+    writeFileSync(file, String(process.pid) + '\n', { flag: 'wx', mode: 0o600 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new DataDirInUse(dataDir, pid);
+    writeFileSync(file, String(process.pid) + '\n', { mode: 0o600 });
+  }
+  held.add(dir);
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      held.delete(dir);
+      try {
+        if (Number.parseInt(readFileSync(file, 'utf8'), 10) === process.pid) rmSync(file);
+      } catch {
+        // gone already
+      }
+    },
+  };
 }

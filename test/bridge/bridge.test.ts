@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createBridge } from '@flotilla/bridge';
+import { createBridge, startFailure } from '@flotilla/bridge';
 import { connect } from '../helpers/bridge-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../bridge/bin/flotilla-bridge.mjs', import.meta.url));
@@ -54,6 +54,28 @@ describe('bridge as a program', function () {
     } finally {
       await second.close();
     }
+  });
+
+  it('refuses a second bridge on a data directory another one holds, and takes over one a killed bridge left (its pid file names a process that is gone)', async () => {
+    const first = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+    try {
+      const second = createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+      await assert.rejects(second, (e: unknown) => startFailure(e, { dataDir: dir }) === `another bridge (pid ${process.pid}) uses the data directory ${dir}: stop it first, or remove ${join(dir, 'bridge.pid')} if no such bridge runs`);
+      // Another process's: its pid file is the lock (before, two bridges ran on one file and disagreed: a deleted webhook kept firing from the other).
+      await first.close();
+      const holder = spawn(process.execPath, ['-e', `require('fs').writeFileSync(${JSON.stringify(join(dir, 'bridge.pid'))}, String(process.pid)); setTimeout(() => {}, 20000)`]);
+      await new Promise((r) => setTimeout(r, 500));
+      await assert.rejects(createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' }), new RegExp(`another bridge \\(pid ${holder.pid}\\)`));
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    } finally {
+      await first.close();
+    }
+    // Its process gone (killed): the file is stale, and the next bridge takes the directory over.
+    const next = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+    assert.equal(readFileSync(join(dir, 'bridge.pid'), 'utf8').trim(), String(process.pid));
+    await next.close();
+    assert.equal(existsSync(join(dir, 'bridge.pid')), false, 'released at close');
   });
 
   it('makes secret files an older bridge left readable to others (the database, the TLS keys) its own again on start, and says so', async () => {
