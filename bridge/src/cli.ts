@@ -144,6 +144,10 @@ export function startFailure(e: unknown, options: Partial<BridgeOptions>): strin
   if (['EACCES', 'EROFS', 'ENOTDIR', 'EEXIST', 'ENOENT', 'EISDIR'].includes(err.code ?? '') && err.path) {
     return `cannot use the data directory ${options.dataDir ?? defaultOptions.dataDir}: ${err.code} on ${err.path}`;
   }
+  // better-sqlite3's errors carry SQLite's code and no path: a read-only or full disk, a file that is no database.
+  if (/^SQLITE_(CANTOPEN|FULL|IOERR|READONLY|BUSY|LOCKED|NOTADB|CORRUPT|PERM)/.test(String(err.code))) {
+    return `cannot use the database in the data directory ${options.dataDir ?? defaultOptions.dataDir}: ${err.code} (${err.message})`;
+  }
   return null;
 }
 

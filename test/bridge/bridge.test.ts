@@ -78,6 +78,21 @@ describe('bridge as a program', function () {
     assert.equal(existsSync(join(dir, 'bridge.pid')), false, 'released at close');
   });
 
+  it('says in one line why it cannot use a database file (here not a database at all), where SQLite gives no path: no stack trace', async () => {
+    const broken = mkdtempSync(join(tmpdir(), 'flotilla-notadb-'));
+    try {
+      writeFileSync(join(broken, 'flotilla.db'), Buffer.alloc(4096, 7));
+      const e = await createBridge({ dataDir: broken, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' }).then(
+        () => assert.fail('started on a file that is no database'),
+        (x: unknown) => x,
+      );
+      assert.match(startFailure(e, { dataDir: broken }) ?? '', /^cannot use the database in the data directory .*: SQLITE_NOTADB \(file is not a database\)$/);
+      assert.equal(existsSync(join(broken, 'bridge.pid')), false, 'the directory is released');
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
+    }
+  });
+
   it('makes secret files an older bridge left readable to others (the database, the TLS keys) its own again on start, and says so', async () => {
     const first = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: 0, logLevel: 'silent' });
     await first.close();
