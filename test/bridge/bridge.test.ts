@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,8 +43,12 @@ describe('bridge as a program', function () {
     await first.store.setOnline('cafecafecafecafecafecafe', true, new Date());
     await first.close();
 
+    // And what an upload cut by the stop left (before, kept for good, up to the image limit each).
+    mkdirSync(join(dir, 'firmware', '.incoming'), { recursive: true });
+    writeFileSync(join(dir, 'firmware', '.incoming', 'cut.part'), Buffer.alloc(1000));
     const second = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
     try {
+      assert.deepEqual(readdirSync(join(dir, 'firmware', '.incoming')), [], 'partial uploads swept at start');
       assert.equal((await second.store.getDevice('cafecafecafecafecafecafe'))?.online, false, 'no session survives a restart');
       assert.equal(second.generatedOwnerPassword, null, 'no second owner');
       assert.ok(await second.store.verifyPassword('owner', first.generatedOwnerPassword!));

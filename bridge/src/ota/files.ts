@@ -57,6 +57,22 @@ export async function sweepFlashImages(dataDir: string, keep: ReadonlySet<string
   return n;
 }
 
+/**
+ * Removes what uploads left in .incoming/: at start none is in progress (the bridge holds its data
+ * directory alone), and an upload cut by a stop or a kill left its part there for good (up to the
+ * image limit each). Answers how many.
+ */
+export async function sweepIncoming(dataDir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(incomingDir(dataDir));
+  } catch {
+    return 0;
+  }
+  for (const name of names) await rm(join(incomingDir(dataDir), name), { recursive: true, force: true });
+  return names.length;
+}
+
 /** A checked image, still at `file` (absolute). */
 export interface CheckedImage {
   file: string;

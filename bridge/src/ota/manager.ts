@@ -19,7 +19,7 @@ import type { DeviceOtaHooks } from '../mqtt/context.js';
 import type { DeviceTarget, FirmwareVersion, OtaJob, OtaJobSource, Rollout, RolloutCounts, Store } from '../store/store.js';
 import { desiredVersion, impact, type Impact, type ReleasePlan } from './desired.js';
 import { OtaError } from './errors.js';
-import { checkImage, discard, flashPath, ImageCache, isFlashPath, keep, removeImage, sweepFlashImages, versionPath, type ImageSource, type UploadedFile } from './files.js';
+import { checkImage, discard, flashPath, ImageCache, isFlashPath, keep, removeImage, sweepFlashImages, sweepIncoming, versionPath, type ImageSource, type UploadedFile } from './files.js';
 import { gate } from './gate.js';
 import { Transfer, type TransferOutcome } from './transfer.js';
 
@@ -173,6 +173,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const active = await this.d.store.activeJobs();
     const swept = await sweepFlashImages(this.d.dataDir, new Set(active.map((j) => j.path)));
     if (swept > 0) this.d.log.info({ swept }, 'ota: one-off flash images of ended jobs removed');
+    const parts = await sweepIncoming(this.d.dataDir);
+    if (parts > 0) this.d.log.info({ parts }, 'ota: uploads a stop cut short removed');
     for (const j of active) {
       if (j.state === 'verified') this.armConfirm(j, Math.max(0, j.updatedAt.getTime() + this.o.confirmTimeoutMs - Date.now()));
       // No device is connected yet: one that never comes back must not hold its rollout's slot for good.
