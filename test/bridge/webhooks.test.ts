@@ -231,6 +231,23 @@ describe('webhooks', function () {
     await fetch(base + '/v1/products/prod-a/integrations/' + id, { method: 'DELETE', headers: { authorization: 'Bearer ' + f.tokens.erin } });
   });
 
+  it('stops counting failures once it is disabled: deliveries still in flight then fail without adding to the count', async () => {
+    const mk = await fetch(base + '/v1/products/prod-a/integrations', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'burst', url: hookBase + '/burst' }),
+    });
+    const id = ((await mk.json()) as { id: string }).id;
+    script.set('/burst', Array(100).fill(500));
+    // Eight at once: two slots for the product, so several are in flight when the third failure disables it.
+    await Promise.all(Array.from({ length: 8 }, (_, n) => publish('burst', String(n))));
+    await until('disabled', () => seen.filter((e) => e.name === 'hook-error/burst/0').length >= 3);
+    await f.bridge.webhooks.idle();
+    const got = (await (await fetch(base + '/v1/products/prod-a/integrations/' + id, { headers: { authorization: 'Bearer ' + f.tokens.carol } })).json()) as { disabled: boolean; errors_in_a_row: number };
+    // Before, the in-flight deliveries went on counting past the limit (12 or 13 for 10), each logging "disabled" again.
+    assert.deepEqual([got.disabled, got.errors_in_a_row], [true, 3]);
+    script.delete('/burst');
+    await fetch(base + '/v1/products/prod-a/integrations/' + id, { method: 'DELETE', headers: { authorization: 'Bearer ' + f.tokens.erin } });
+  });
+
   it('never triggers on hook-* or spark/* events, and a timeout counts as a failure', async () => {
     await fetch(base + '/v1/products/prod-a/integrations', {
       method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'hook', url: hookBase + '/loop' }),

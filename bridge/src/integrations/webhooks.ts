@@ -303,7 +303,8 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     tell(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', r.error);
     if (after && !after.enabled) {
       lists.delete(integrationOwnerKey(ownerOfIntegration(after)));
-      o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
+      // Said once: by the delivery whose failure reached the limit (the count stops there once disabled).
+      if (after.failures === o.disableAfter) o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
     }
     return true;
   }

@@ -124,7 +124,8 @@ export function integrationStore(ctx: Ctx): IntegrationStore {
   const update = db.prepare('UPDATE integrations SET event_prefix = ?, url = ?, template = ?, enabled = ?, failures = ? WHERE id = ?');
   const remove = db.prepare('DELETE FROM integrations WHERE id = ?');
   const succeeded = db.prepare('UPDATE integrations SET failures = 0 WHERE id = ? AND failures > 0');
-  const failed = db.prepare('UPDATE integrations SET failures = failures + 1, enabled = CASE WHEN failures + 1 >= ? THEN 0 ELSE enabled END WHERE id = ?');
+  // A disabled integration's count stays where it was disabled: deliveries still in flight then change nothing.
+  const failed = db.prepare('UPDATE integrations SET failures = failures + 1, enabled = CASE WHEN failures + 1 >= ? THEN 0 ELSE enabled END WHERE id = ? AND enabled = 1');
 
   return {
     async createIntegration(owner, input) {
