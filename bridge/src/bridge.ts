@@ -74,7 +74,7 @@ export interface BridgeOptions {
   /** Limits of the HTTP API (Particle's: 10,000 requests per 5 minutes per token, 100 logins per 5 minutes per address, ...). */
   rateLimits: RateLimits;
   /** Webhook delivery: attempts, backoff, time limit, when to disable (integrations/webhooks.ts). */
-  webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'productConcurrency' | 'queueLimit' | 'productQueueLimit' | 'allowTargets'>;
+  webhooks: Pick<WebhookOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'disableAfter' | 'concurrency' | 'productConcurrency' | 'queueLimit' | 'productQueueLimit' | 'allowTargets' | 'drainMs'>;
   /** OTA delivery: chunk size, window, timeouts and retry bounds, documented where they are read (ota/manager.ts). */
   ota: OtaOptions;
   /** How long vitals history, error reports and the audit log are kept (telemetry/retention.ts). */
@@ -260,6 +260,8 @@ async function startOn(o: BridgeOptions, log: pino.Logger, hold: { release(): vo
       closed = true;
       await (http as HttpListener | null)?.close();
       await Promise.all(listeners.map((l) => l.close()));
+      // No new events come now: what is queued is given drainMs to go (a routine restart loses none of it).
+      await webhooks.drain();
       webhooks.close();
       await retention.stop();
       await ota.close();

@@ -18,6 +18,7 @@ import Particle from 'particle-api-js';
 import { encode, topics } from '@flotilla/protocol';
 import type { MqttClient } from 'mqtt';
 import { openCa } from '../../bridge/src/identity/ca.js';
+import { defaultWebhookOptions } from '../../bridge/src/integrations/webhooks.js';
 import { A1, A2, B1, connect, device, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 
 interface Received {
@@ -65,7 +66,7 @@ describe('webhooks', function () {
     f = await startFixture({
       httpPort: 0,
       // The test's receiver is on loopback: allowed here, and only its one address.
-      webhooks: { attempts: 3, backoffMs: 20, timeoutMs: 1000, disableAfter: 3, concurrency: 4, productConcurrency: 2, queueLimit: 100, productQueueLimit: 100, allowTargets: ['127.0.0.1'] },
+      webhooks: { attempts: 3, backoffMs: 20, timeoutMs: 1000, disableAfter: 3, concurrency: 4, productConcurrency: 2, queueLimit: 100, productQueueLimit: 100, allowTargets: ['127.0.0.1'], drainMs: 1000 },
       mqtt: { eventRate: { perSecond: 1000, burst: 1000 } } as never,
     });
     base = 'http://127.0.0.1:' + f.bridge.ports.http;
@@ -662,6 +663,39 @@ describe('webhooks', function () {
       mine.abort();
       all.abort();
       await particle.deleteWebhook({ hookId: hook.id, auth: f.tokens.alice } as never);
+    }
+  });
+});
+
+describe('webhooks at a stop', function () {
+  this.timeout(30000);
+  it('gives the deliveries queued or in flight drainMs to finish before the bridge closes (before, a SIGTERM dropped them all)', async () => {
+    const got: string[] = [];
+    const slow = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => setTimeout(() => (got.push(body), res.end('ok')), 300));
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', () => r()));
+    const url = 'http://127.0.0.1:' + (slow.address() as AddressInfo).port + '/slow';
+    const g = await startFixture({ httpPort: 0, webhooks: { ...defaultWebhookOptions, concurrency: 1, productConcurrency: 1, allowTargets: ['127.0.0.1'], drainMs: 10_000 }, mqtt: { eventRate: { perSecond: 1000, burst: 1000 } } as never });
+    let closed = false;
+    try {
+      const made = await fetch('http://127.0.0.1:' + g.bridge.ports.http + '/v1/products/prod-a/integrations', {
+        method: 'POST', headers: { authorization: 'Bearer ' + g.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'stop', url }),
+      });
+      assert.equal(made.status, 201);
+      const a1 = await device(g.port, A1);
+      for (let n = 0; n < 4; n++) await a1.publishAsync(topics.device.event(A1, 'stop'), Buffer.from(encode('event', { data: String(n), ttl: 60 })), { qos: 1 });
+      a1.end(true);
+      // One slot, 300 ms each: three of the four are still queued when the stop begins.
+      await g.close();
+      closed = true;
+      assert.equal(got.length, 4, 'every acknowledged event delivered before the close ended');
+    } finally {
+      if (!closed) await g.close();
+      slow.closeAllConnections();
+      slow.close();
     }
   });
 });

@@ -59,10 +59,16 @@ export interface WebhookOptions {
    * reach the bridge's own machine or network through a webhook (targets.ts).
    */
   allowTargets: readonly string[];
+  /**
+   * At close, how long the deliveries queued, in flight or waiting for a retry are given to finish
+   * (the listeners are closed by then: no new ones come). What is left then is dropped and logged:
+   * the queue is in memory, so a stop or a restart loses it.
+   */
+  drainMs: number;
 }
 
 export const defaultWebhookOptions = {
-  attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, productConcurrency: 12, queueLimit: 10000, productQueueLimit: 2500, allowTargets: [] as readonly string[],
+  attempts: 3, backoffMs: 1000, timeoutMs: 10000, disableAfter: 10, concurrency: 16, productConcurrency: 12, queueLimit: 10000, productQueueLimit: 2500, allowTargets: [] as readonly string[], drainMs: 5000,
 };
 
 export interface Webhooks {
@@ -82,6 +88,8 @@ export interface Webhooks {
   warm(product: ProductRef): void;
   /** Resolves when nothing is queued or in flight (tests, shutdown). */
   idle(): Promise<void>;
+  /** Waits for idle() for at most drainMs (at close, after the listeners). */
+  drain(): Promise<void>;
   close(): void;
 }
 
@@ -388,7 +396,14 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       if (running === 0 && queue.length === 0 && resting === 0) return Promise.resolve();
       return new Promise((resolve) => idlers.push(resolve));
     },
+    async drain() {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([this.idle(), new Promise<void>((r) => (t = setTimeout(r, o.drainMs)))]);
+      clearTimeout(t);
+    },
     close() {
+      const dropped = queue.length + running + resting;
+      if (dropped > 0 && !closed) o.log.warn({ dropped, drainMs: o.drainMs }, 'webhooks: deliveries not finished at close, dropped');
       closed = true;
       queue.length = 0;
       for (const t of timers) clearTimeout(t);
