@@ -47,6 +47,12 @@ export class Lockout {
     return counted + p.n >= this.limits.limit ? 1 : null;
   }
 
+  /** Whether `key` is locked by failures counted, not only held back while attempts are being checked. */
+  lockedOut(key: string): boolean {
+    const f = this.failures.get(key);
+    return f !== undefined && f.lockedUntil > this.now();
+  }
+
   /** An attempt of `key` is being checked; `end` when it is decided (then `failed` or `clear`, as it turned out). */
   begin(key: string): void {
     const now = this.now();
@@ -121,6 +127,11 @@ export class LoginLockout {
    * false a wrong one (counted at both levels; says which lock it started),
    * null neither (the check did not finish: nothing counted).
    */
+  /** Whether a refusal of attempt() is a lock-out by failures (else: attempts still being checked hold it back). */
+  lockedOut(address: string, name: string): boolean {
+    return this.byAddress.lockedOut(address) || this.byName.lockedOut(address + ' ' + name);
+  }
+
   attempt(address: string, name: string): number | ((good: boolean | null) => 'address' | 'name' | null) {
     const named = address + ' ' + name;
     const wait = this.byAddress.locked(address) ?? this.byName.locked(named);

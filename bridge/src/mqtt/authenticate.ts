@@ -15,9 +15,11 @@ import { bucket, deviceBudget, resume } from './budget.js';
 /** CONNACK return codes of MQTT 3.1.1. */
 export const BAD_CREDENTIALS = 4;
 export const NOT_AUTHORIZED = 5;
+/** MQTT 3.1.1's "server unavailable": try again later. */
+export const SERVER_UNAVAILABLE = 3;
 export const BAD_CLIENT_ID = 2;
 
-export type AuthResult = { ok: true; session: Session } | { ok: false; code: 2 | 4 | 5; reason: string };
+export type AuthResult = { ok: true; session: Session } | { ok: false; code: 2 | 3 | 4 | 5; reason: string };
 
 /** The will in a CONNECT, as aedes hands it over. */
 export interface Will {
@@ -103,7 +105,12 @@ export class ConnectLockout {
   begin(address: string, clientId: string): AuthResult | ((r: AuthResult | null) => string | null) {
     if (!address) return () => null;
     const attempt = this.logins.attempt(address, clientId);
-    if (typeof attempt === 'number') return { ok: false, code: NOT_AUTHORIZED, reason: 'too many failed connects from ' + address + '; retry in ' + attempt + ' s' };
+    if (typeof attempt === 'number') {
+      if (this.logins.lockedOut(address, clientId)) return { ok: false, code: NOT_AUTHORIZED, reason: 'too many failed connects from ' + address + '; retry in ' + attempt + ' s' };
+      // Held back while other CONNECTs from there are checked (they count as the failures they may be): none
+      // failed yet, so not "not authorized" (a fleet behind one NAT reconnecting at once), but try again.
+      return { ok: false, code: SERVER_UNAVAILABLE, reason: 'too many connects from ' + address + ' being checked at once; retry in ' + attempt + ' s' };
+    }
     return (r) => {
       const locks = attempt(r === null || (!r.ok && r.code !== BAD_CREDENTIALS) ? null : r.ok);
       return locks === 'address' ? address + ' locked out' : locks === 'name' ? clientId + ' locked out at ' + address : null;
