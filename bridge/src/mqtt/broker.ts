@@ -344,7 +344,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
 
   function presence(deviceId: string, online: boolean, ip: string | null = null): void {
     if (!online) context.ota?.offline(deviceId);
-    o.store.setOnline(deviceId, online, context.now(), ip).catch((e) => o.log.error({ err: e, deviceId }, 'store: setOnline failed'));
+    // Throttled: on a full disk every reconnect of every device fails it (hundreds a second).
+    o.store.setOnline(deviceId, online, context.now(), ip).catch((e) => throttled('setOnline', (count) => o.log.error({ err: e, deviceId, count }, 'store: setOnline failed')));
     // Particle's special event, to whoever may watch the device's events.
     context.publish(topics.device.event(deviceId, 'spark/status'), encode('event', { data: online ? 'online' : 'offline', ttl: 60 }), 0);
   }
