@@ -258,16 +258,19 @@ async function startOn(o: BridgeOptions, log: pino.Logger, hold: { release(): vo
     async close() {
       if (closed) return;
       closed = true;
-      await (http as HttpListener | null)?.close();
-      await Promise.all(listeners.map((l) => l.close()));
-      // No new events come now: what is queued is given drainMs to go (a routine restart loses none of it).
-      await webhooks.drain();
-      webhooks.close();
-      await retention.stop();
-      await ota.close();
-      await broker.close();
-      await store.close();
-      hold.release();
+      try {
+        await (http as HttpListener | null)?.close();
+        await Promise.all(listeners.map((l) => l.close()));
+        // No new device events come now: what is queued is given drainMs to go (a routine restart loses little of it).
+        await webhooks.drain();
+        webhooks.close();
+        await retention.stop();
+        await ota.close();
+        await broker.close();
+        await store.close();
+      } finally {
+        hold.release();
+      }
       log.info('bridge closed');
     },
   };

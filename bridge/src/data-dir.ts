@@ -4,7 +4,7 @@
  * so; this tightens those an older bridge, a copy or an umask left readable
  * to others.
  */
-import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /** The secret files under `dataDir`: the database and its WAL files, every private key under tls/. */
@@ -58,12 +58,32 @@ const PID_FILE = 'bridge.pid';
 /** Data directories this process holds: a second bridge in one process is refused too. */
 const held = new Set<string>();
 
-function alive(pid: number): boolean {
+/** Whether `pid` is a live process that may be a bridge (a Node process, where /proc says; a reused pid of a shell is not). */
+function aliveBridge(pid: number): boolean {
   try {
     process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: someone else's process, alive
+  }
+  try {
+    return /node|flotilla/i.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1'));
+  } catch {
+    return true; // no /proc here: alive is all we know
+  }
+}
+
+/** Creates `file` holding this process's pid, atomically (never empty to a reader): false when it exists. */
+function createPidFile(file: string): boolean {
+  const tmp = file + '.' + process.pid;
+  writeFileSync(tmp, String(process.pid) + '\n', { mode: 0o600 });
+  try {
+    linkSync(tmp, file);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // someone else's process: alive
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  } finally {
+    rmSync(tmp, { force: true });
   }
 }
 
@@ -77,13 +97,19 @@ export function holdDataDir(dataDir: string): { release(): void } {
   const dir = resolve(dataDir);
   const file = join(dir, PID_FILE);
   if (held.has(dir)) throw new DataDirInUse(dataDir, process.pid);
-  try {
-    writeFileSync(file, String(process.pid) + '\n', { flag: 'wx', mode: 0o600 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new DataDirInUse(dataDir, pid);
-    writeFileSync(file, String(process.pid) + '\n', { mode: 0o600 });
+  // Twice at most: a stale file (its bridge gone) is removed and the creation tried again; of two bridges
+  // doing that at once, the link lets one win and the other then reads the winner's pid.
+  for (let attempt = 0; !createPidFile(file); attempt++) {
+    let pid = NaN;
+    try {
+      pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+    } catch {
+      continue; // removed meanwhile: try again
+    }
+    // Not a pid, this process's own (it does not hold the directory: held says so), or no live bridge's.
+    const stale = !(Number.isSafeInteger(pid) && pid > 0) || pid === process.pid || !aliveBridge(pid);
+    if (!stale || attempt > 0) throw new DataDirInUse(dataDir, Number.isSafeInteger(pid) ? pid : 0);
+    rmSync(file, { force: true });
   }
   held.add(dir);
   let released = false;

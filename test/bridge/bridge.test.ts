@@ -75,6 +75,13 @@ describe('bridge as a program', function () {
     } finally {
       await first.close();
     }
+    // A pid reused by a process that is no bridge (a shell's, after a container restart) is stale too.
+    const shell = spawn('sleep', ['20']);
+    await new Promise((r) => shell.once('spawn', r));
+    writeFileSync(join(dir, 'bridge.pid'), String(shell.pid));
+    const reused = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+    await reused.close();
+    shell.kill('SIGKILL');
     // Its process gone (killed): the file is stale, and the next bridge takes the directory over.
     const next = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
     assert.equal(readFileSync(join(dir, 'bridge.pid'), 'utf8').trim(), String(process.pid));

@@ -554,12 +554,13 @@ describe('bridge broker', function () {
       assert.ok(rows >= 1000 && rows < 1200, String(rows));
     });
 
-    it('shares that budget among every session of one token: opening sessions does not multiply it', async () => {
+    it('shares that budget among every session of one account: opening sessions, or minting tokens, does not multiply it', async () => {
       const count = async () => (await f.bridge.store.auditLog({ action: 'device.events', actorId: f.users.erin, limit: 10_000 })).length;
       const before = await count();
       const strangers = () => Array.from({ length: 50 }, () => topics.filter.deviceEvents(randomBytes(12).toString('hex')));
-      // Three sessions of erin's one token, each refused 600 filters: 1,800 decisions against one budget of 1,000.
-      const sessions = await Promise.all(['erin-1', 'erin-2', 'erin-3'].map(async (id) => track(await app(f.port, id, f.tokens.erin))));
+      // Three sessions of erin's, the third with a token minted for it, each refused 600 filters: 1,800 decisions against one budget of 1,000.
+      const minted = (await f.bridge.store.issueToken({ subject: { kind: 'user', id: f.users.erin }, clientId: 'test', scopes: [], ttlSeconds: 3600 })).token;
+      const sessions = await Promise.all([['erin-1', f.tokens.erin], ['erin-2', f.tokens.erin], ['erin-3', minted]].map(async ([id, token]) => track(await app(f.port, id, token))));
       const ended = new Set<string>();
       for (const s of sessions) s.on('close', () => ended.add(s.options.clientId!));
       for (let n = 0; n < 12; n++) await Promise.all(sessions.map((s) => (ended.has(s.options.clientId!) ? undefined : s.subscribeAsync(strangers(), { qos: 1 }).catch(() => undefined))));

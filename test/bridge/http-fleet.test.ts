@@ -207,6 +207,8 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.ok(after.some((m) => m.username === 'erin' && !m.is_programmatic), 'the person erin is still on the team');
     assert.ok(!after.some((m) => m.username === named.body.created.username), 'the API user is gone');
     assert.equal((await api('DELETE', '/v1/products/prod-a/team/ci', f.tokens.alice)).status, 404, 'the friendly name is not a username');
+    // No person may take an API user's username (a DELETE of it would remove the person instead).
+    await assert.rejects(f.bridge.store.createUser(ci, 'password-1'), /usernames ending @api\.flotilla\.invalid are API users' own/);
     assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(ci), f.tokens.alice)).status, 204);
     assert.equal((await api('GET', '/v1/products/prod-a/devices', token)).status, 401);
   });

@@ -180,10 +180,15 @@ export function ambiguousName(name: string, ids: readonly string[], field = ''):
 export async function authorizeAlso(store: Store, a: Access, actions: readonly Action[]): Promise<void> {
   const device = a.device!;
   for (const action of actions) {
-    const decision = decide(a.actor, action, { kind: 'device', deviceId: device.id, product: device.product, customerId: device.customerId });
-    await store.audit(auditEntry(a.actor, action, 'device', device.id, decision, new Date()));
-    if (!decision.allow) throw refused(decision, 'device', a.actor);
+    await settle(store, a.actor, action, 'device', device.id, decide(a.actor, action, { kind: 'device', deviceId: device.id, product: device.product, customerId: device.customerId }));
   }
+}
+
+/** A decision goes to the audit log; a refusal is thrown as the API says it (refused()). One place for every guard. */
+async function settle(store: Store, actor: Actor, action: Action, kind: keyof typeof NOT_FOUND, resourceId: string, decision: Decision): Promise<Extract<Decision, { allow: true }>> {
+  await store.audit(auditEntry(actor, action, kind, resourceId, decision, new Date()));
+  if (!decision.allow) throw refused(decision, kind, actor);
+  return decision;
 }
 
 /** Runs a resource guard: the Access on allow; throws the refusal (audited) otherwise. */
@@ -218,7 +223,6 @@ export async function authorize(
     : actor.kind === 'anonymous' || actor.kind === 'invalid'
       ? decide(actor, action, { kind: 'org', orgId: '', ownerUserId: '' }) // 401 whatever the resource
       : { allow: false, status: 404, reason: 'no such ' + what + ' ' + resourceId };
-  await store.audit(auditEntry(actor, action, g.kind, resourceId ?? '', decision, new Date()));
-  if (!decision.allow) throw refused(decision, g.kind, actor);
-  return { actor, product: found!.product, device: found!.device, org: found!.org, decision };
+  const allowed = await settle(store, actor, action, g.kind, resourceId ?? '', decision);
+  return { actor, product: found!.product, device: found!.device, org: found!.org, decision: allowed };
 }

@@ -119,6 +119,11 @@ export class LoginLockout {
     this.byName = new Lockout(limits.perName, now);
   }
 
+  /** Whether a refusal of attempt() is a lock-out by failures (else: attempts still being checked hold it back). */
+  lockedOut(address: string, name: string): boolean {
+    return this.byAddress.lockedOut(address) || this.byName.lockedOut(address + ' ' + name);
+  }
+
   /**
    * A login of `name` from `address` about to be checked: the seconds to wait
    * while the name there, or the address, is locked out (logins being checked
@@ -127,11 +132,6 @@ export class LoginLockout {
    * false a wrong one (counted at both levels; says which lock it started),
    * null neither (the check did not finish: nothing counted).
    */
-  /** Whether a refusal of attempt() is a lock-out by failures (else: attempts still being checked hold it back). */
-  lockedOut(address: string, name: string): boolean {
-    return this.byAddress.lockedOut(address) || this.byName.lockedOut(address + ' ' + name);
-  }
-
   attempt(address: string, name: string): number | ((good: boolean | null) => 'address' | 'name' | null) {
     const named = address + ' ' + name;
     const wait = this.byAddress.locked(address) ?? this.byName.locked(named);

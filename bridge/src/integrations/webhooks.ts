@@ -61,7 +61,7 @@ export interface WebhookOptions {
   allowTargets: readonly string[];
   /**
    * At close, how long the deliveries queued, in flight or waiting for a retry are given to finish
-   * (the listeners are closed by then: no new ones come). What is left then is dropped and logged:
+   * (the listeners are closed by then: no new device events come). What is left then is dropped and logged:
    * the queue is in memory, so a stop or a restart loses it.
    */
   drainMs: number;
@@ -311,8 +311,8 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     tell(product, eventName(i.errorResponseTopic, 'hook-error/', vars) + '/0', r.error);
     if (after && !after.enabled) {
       lists.delete(integrationOwnerKey(ownerOfIntegration(after)));
-      // Said once: by the delivery whose failure reached the limit (the count stops there once disabled).
-      if (after.failures === o.disableAfter) o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
+      // Said once: by the delivery whose failure disabled it.
+      if (after.disabledNow) o.log.warn({ integration: i.id, failures: after.failures }, 'webhooks: disabled after repeated failures');
     }
     return true;
   }

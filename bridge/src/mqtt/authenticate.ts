@@ -4,7 +4,7 @@
  * access token as password). The answer becomes the client's Session.
  */
 import { decode, isClientId, isDeviceId, topics } from '@flotilla/protocol';
-import { actorOf, sameSubject, tokenProblem } from '../identity/actor.js';
+import { actorId, actorOf, sameSubject, tokenProblem } from '../identity/actor.js';
 import { sha256Hex } from '../store/secrets.js';
 import { LoginLockout, type LockoutLimit } from '../identity/lockout.js';
 import type { Actor } from '../policy/types.js';
@@ -62,8 +62,8 @@ export async function authenticate(
   const actor = await actorOf(ctx.store, token.subject);
   if (!actor) return { ok: false, code: BAD_CREDENTIALS, reason: 'the token\'s ' + token.subject.kind + ' is gone' };
   const tokenHash = sha256Hex(secret);
-  let audits = ctx.auditBudgets.get(tokenHash);
-  if (!audits) ctx.auditBudgets.set(tokenHash, (audits = bucket(ctx.rates.audits, Date.now())));
+  let audits = ctx.auditBudgets.get(auditKey(actor));
+  if (!audits) ctx.auditBudgets.set(auditKey(actor), (audits = bucket(ctx.rates.audits, Date.now())));
   return {
     ok: true,
     session: {
@@ -89,6 +89,11 @@ export interface ConnectFailureLimits {
  * on hashing. Keyed by address too, so nobody elsewhere can lock a device out.
  * The counting is the logins' (identity/lockout.ts); this says it in MQTT's terms.
  */
+/** Whose audit budget an app session spends: its account's (a user, an API user, a customer), whatever token it holds. */
+export function auditKey(a: Actor): string {
+  return a.kind + ':' + actorId(a);
+}
+
 export class ConnectLockout {
   private readonly logins: LoginLockout;
   constructor(limits: ConnectFailureLimits, now?: () => number) {
@@ -107,8 +112,8 @@ export class ConnectLockout {
     const attempt = this.logins.attempt(address, clientId);
     if (typeof attempt === 'number') {
       if (this.logins.lockedOut(address, clientId)) return { ok: false, code: NOT_AUTHORIZED, reason: 'too many failed connects from ' + address + '; retry in ' + attempt + ' s' };
-      // Held back while other CONNECTs from there are checked (they count as the failures they may be): none
-      // failed yet, so not "not authorized" (a fleet behind one NAT reconnecting at once), but try again.
+      // Held back while other CONNECTs from there are checked (they count as the failures they may be), not
+      // locked out by failures: not "not authorized" (a fleet behind one NAT reconnecting at once), but try again.
       return { ok: false, code: SERVER_UNAVAILABLE, reason: 'too many connects from ' + address + ' being checked at once; retry in ' + attempt + ' s' };
     }
     return (r) => {

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { encode, isDeviceId, topics } from '@flotilla/protocol';
 import type { BrokerStore, Logger } from './deps.js';
 import type { BrokerContext } from './context.js';
-import { authenticate, BAD_CREDENTIALS, ConnectLockout, PERSISTENT_SESSION, takeOver } from './authenticate.js';
+import { auditKey, authenticate, BAD_CREDENTIALS, ConnectLockout, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe, Refused } from './authorize.js';
 import { guardConnection } from './guard.js';
 import { logThrottle } from '../log-throttle.js';
@@ -258,8 +258,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     for (const [id, b] of context.budgets) if (!clients(aedes)[id] && settled(b, context.rates, at)) context.budgets.delete(id);
     if (context.auditBudgets.size > 0) {
       const open = new Set<string>();
-      for (const c of Object.values(clients(aedes))) if (c.session?.kind === 'operator') open.add(c.session.tokenHash);
-      for (const [hash, b] of context.auditBudgets) if (!open.has(hash) && full(b, context.rates.audits, at)) context.auditBudgets.delete(hash);
+      for (const c of Object.values(clients(aedes))) if (c.session?.kind === 'operator') open.add(auditKey(c.session.actor));
+      for (const [key, b] of context.auditBudgets) if (!open.has(key) && full(b, context.rates.audits, at)) context.auditBudgets.delete(key);
     }
   }, o.expirySweepMs ?? 5000);
   expiryTimer.unref();

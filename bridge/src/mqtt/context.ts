@@ -39,8 +39,9 @@ export interface BrokerContext {
   /** Devices → their publish budgets, kept across sessions (dropped once refilled, offline). */
   budgets: Map<string, DeviceBudget>;
   /**
-   * Access tokens (SHA-256 hex) → the audit budget their app sessions share: one token opening many
-   * sessions gets no more audited decisions than one (dropped once refilled with no session open).
+   * Accounts (auditKey: a user, an API user, a customer) → the audit budget their app sessions share,
+   * whatever token each holds: opening sessions, or minting tokens, gets no more audited decisions than
+   * one session (dropped once refilled with no session open).
    */
   auditBudgets: Map<string, Bucket>;
   /** What devices' budgets refill at (events, every packet, stored reports); `packets` is every client's flood limit. */

@@ -108,8 +108,11 @@ export function guardConnection(conn: Duplex, maxPacket: number, onRefused: (ver
         conn.push = push; // nothing more to check: the connection ends here
         onRefused(verdict);
         // The refusal is said when the protocol has a way to say it; the link ends once it is written.
-        if (verdict === 'bad-level') conn.end(CONNACK_BAD_LEVEL, () => conn.destroy());
-        else conn.destroy();
+        // (A WebSocket stream's end waits for the close handshake: a peer that never answers is cut after a second.)
+        if (verdict === 'bad-level') {
+          conn.end(CONNACK_BAD_LEVEL, () => conn.destroy());
+          setTimeout(() => conn.destroy(), 1000).unref();
+        } else conn.destroy();
         return false;
       }
     }

@@ -25,7 +25,7 @@ export type Session =
       watch: Map<string, boolean>;
       /** Publish budget, against floods. */
       packets: Bucket;
-      /** What it may make the bridge store: its audited decisions (BrokerContext.rates.audits), shared by its token's sessions (auditBudgets). */
+      /** What it may make the bridge store: its audited decisions (BrokerContext.rates.audits), shared by its account's sessions (auditBudgets). */
       audits: Bucket;
       /** The filters it was granted (at most BrokerContext.appSubscriptionsMax). */
       filters: Set<string>;

@@ -483,6 +483,9 @@ export interface Customer {
   createdAt: Date;
 }
 
+/** The domain of API users' usernames (`<name>+<id>@api.flotilla.invalid`): no person's username may end in it. */
+export const API_USER_DOMAIN = 'api.flotilla.invalid';
+
 /** A program acting for one org or one product, with the actions it may take. */
 export interface ApiUser {
   id: string;
@@ -716,7 +719,7 @@ export interface IntegrationStore {
   updateIntegration(id: string, changes: Partial<IntegrationInput>): Promise<Integration>;
   deleteIntegration(id: string): Promise<boolean>;
   /** A delivery's outcome: success resets the failures, failure counts one and disables it at `disableAfter`. */
-  recordDelivery(id: string, ok: boolean, disableAfter: number): Promise<Integration | null>;
+  recordDelivery(id: string, ok: boolean, disableAfter: number): Promise<(Integration & { disabledNow: boolean }) | null>;
 }
 
 /** A SIM card of a product. Lifecycle: inactive (added) ⇄ active. */

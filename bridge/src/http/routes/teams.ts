@@ -13,7 +13,7 @@
 import { isAction, isRole, ROLE_TITLES, roleRank, type Action, type Role } from '@flotilla/protocol';
 import { canChangeRole, canInvite, canRemove, mayGrantScope, productTeamView, scopeApplies, type TeamResource, type TeamKind } from '../../policy/team.js';
 import type { Decision } from '../../policy/types.js';
-import type { ApiUser, MemberRole, TeamRef, TeamMember } from '../../store/store.js';
+import { API_USER_DOMAIN, type ApiUser, type MemberRole, type TeamRef, type TeamMember } from '../../store/store.js';
 import { guard, type Access } from '../access.js';
 import { route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -92,12 +92,13 @@ async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: F
 
 /**
  * An API user's username, as Particle's `name+rnd@api.particle.io`: made of its friendly name and its
- * id, so it is unique and can never be a person's (`.invalid` is reserved, RFC 2606), and
- * `DELETE …/team/:username` names one member only. The friendly name is stored; this is derived.
+ * id, so it is unique, and in a domain no person's username may end in (API_USER_DOMAIN; `.invalid`
+ * is reserved, RFC 2606), so `DELETE …/team/:username` names one member only. The friendly name is
+ * stored; this is derived.
  */
 export function apiUserName(u: Pick<ApiUser, 'id' | 'username'>): string {
   const slug = u.username.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 32) || 'api-user';
-  return slug + '+' + u.id + '@api.flotilla.invalid';
+  return slug + '+' + u.id + '@' + API_USER_DOMAIN;
 }
 
 function teamRoutes(kind: TeamKind, base: string): Route[] {

@@ -1,6 +1,6 @@
 /** Users and access tokens. */
 import { newId, newToken, sha256Hex, verifySecret } from '../secrets.js';
-import { MAX_TOKEN_TTL_SECONDS, StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
+import { API_USER_DOMAIN, MAX_TOKEN_TTL_SECONDS, StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
 import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, TokenSubject, User, UserStore } from '../store.js';
 import { cleanName, parseJson, passwordHash, refusing, toDate } from './context.js';
 import type { Ctx } from './context.js';
@@ -46,7 +46,10 @@ function tokenRecord(r: TokenRaw): TokenRecord {
 
 /** Particle's usernames are e-mail addresses: compared case-insensitively, stored lowercased. */
 function normalizeUsername(username: unknown): string {
-  return cleanName(username, 'username').toLowerCase();
+  const name = cleanName(username, 'username').toLowerCase();
+  // An API user's username, taken by a person, would make DELETE …/team/:username remove the person instead.
+  if (name.endsWith('@' + API_USER_DOMAIN)) throw new StoreError('invalid', 'usernames ending @' + API_USER_DOMAIN + ' are API users\' own');
+  return name;
 }
 
 export function userStore(ctx: Ctx): UserStore {

@@ -123,8 +123,8 @@ export function integrationStore(ctx: Ctx): IntegrationStore {
     'productId' in o ? ['product', productKey(o.productId), 'product ' + String(o.productId)] : 'userId' in o ? ['user', String(o.userId), 'user ' + o.userId] : ['org', String(o.orgId), 'org ' + o.orgId];
   const update = db.prepare('UPDATE integrations SET event_prefix = ?, url = ?, template = ?, enabled = ?, failures = ? WHERE id = ?');
   const remove = db.prepare('DELETE FROM integrations WHERE id = ?');
-  const succeeded = db.prepare('UPDATE integrations SET failures = 0 WHERE id = ? AND failures > 0');
-  // A disabled integration's count stays where it was disabled: deliveries still in flight then change nothing.
+  // A disabled integration's count stays as it was disabled, whatever deliveries still in flight then do.
+  const succeeded = db.prepare('UPDATE integrations SET failures = 0 WHERE id = ? AND failures > 0 AND enabled = 1');
   const failed = db.prepare('UPDATE integrations SET failures = failures + 1, enabled = CASE WHEN failures + 1 >= ? THEN 0 ELSE enabled END WHERE id = ? AND enabled = 1');
 
   return {
@@ -167,10 +167,9 @@ export function integrationStore(ctx: Ctx): IntegrationStore {
     },
 
     async recordDelivery(id, ok, disableAfter) {
-      if (ok) succeeded.run(id);
-      else failed.run(disableAfter, id);
+      const counted = ok ? succeeded.run(id).changes : failed.run(disableAfter, id).changes;
       const r = byId.get(id);
-      return r ? integration(r) : null;
+      return r ? { ...integration(r), disabledNow: !ok && counted > 0 && !r.enabled } : null;
     },
   };
 }

@@ -160,13 +160,15 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
   let auditTimer: NodeJS.Timeout | null = null;
   /** Why the last write of the audit log failed; null once one succeeds. */
   let auditFailure: unknown = null;
+  /** Closed (stopAudit): nothing more is held or retried. */
+  let auditStopped = false;
   const writeAudit = db.transaction((rows: unknown[][]) => {
     for (const r of rows) insertAudit.run(...r);
   });
   function flushAudit(): void {
     if (auditTimer) clearTimeout(auditTimer);
     auditTimer = null;
-    if (pendingAudit.length === 0) return;
+    if (pendingAudit.length === 0 || auditStopped) return;
     const rows = pendingAudit;
     pendingAudit = [];
     // Entries wait up to AUDIT_BATCH_MS in memory, so a crash loses the last ones whatever the disk
@@ -187,6 +189,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
       auditFailure = e;
       pendingAudit = rows.concat(pendingAudit);
       auditTimer = setTimeout(flushAudit, AUDIT_RETRY_MS);
+      auditTimer.unref();
     }
   }
 
@@ -285,6 +288,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
       // Batched: one transaction (one fsync) per AUDIT_BATCH_MS instead of one per decision, which
       // capped the HTTP API at ~1,000 requests/s. auditLog() and close() write what is pending first.
       // Fail closed: what cannot be recorded is not done (the caller answers 503 with the reason).
+      if (auditStopped) throw new Error('the store is closed: audit entry not written');
       if (auditFailure !== null && pendingAudit.length >= AUDIT_HELD_MAX) throw auditFailure;
       pendingAudit.push([msOf(e.at, 'at'), e.actorKind, e.actorId, e.action, e.resourceKind, e.resourceId, e.allowed ? 1 : 0, e.status, e.reason]);
       if (auditFailure === null && pendingAudit.length >= AUDIT_BATCH_MAX) flushAudit();
@@ -299,6 +303,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
       auditTimer = null;
       if (pendingAudit.length > 0) ctx.onError(pendingAudit.length + ' audit entries could not be written before close; dropped', auditFailure);
       pendingAudit = [];
+      auditStopped = true;
     },
 
     async auditLog(filter: AuditFilter = {}) {
