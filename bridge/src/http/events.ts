@@ -178,12 +178,17 @@ export class EventHub {
    */
   deliverApi(products: readonly ProductRef[], name: string, data: string | null, ttl: number): void {
     let line: string | undefined;
+    /** Product streams' lines, which name the product: one per product, whatever the number of streams. */
+    const productLines = new Map<ProductRef, string>();
     for (const s of this.streams) {
       if (!name.startsWith(s.prefix)) continue;
       const product = products.find((p) => inScope(s, p, null, null) && decide(s.actor, 'device.events', { kind: 'product', product: p }).allow);
       if (!product) continue;
-      if (productScoped(s)) this.send(s, eventLine(name, data, ttl, 'api', { ref: null, productId: product.productId }));
-      else this.send(s, (line ??= eventLine(name, data, ttl, 'api')));
+      if (productScoped(s)) {
+        let l = productLines.get(product);
+        if (l === undefined) productLines.set(product, (l = eventLine(name, data, ttl, 'api', { ref: null, productId: product.productId })));
+        this.send(s, l);
+      } else this.send(s, (line ??= eventLine(name, data, ttl, 'api')));
     }
   }
 

@@ -29,6 +29,11 @@ export interface Will {
   qos?: number;
 }
 
+/** Whose audit budget an app session spends: its account's (a user, an API user, a customer), whatever token it holds. */
+export function auditKey(a: Actor): string {
+  return a.kind + ':' + actorId(a);
+}
+
 export async function authenticate(
   ctx: BrokerContext, clientId: string, username: string | undefined, password: Buffer | undefined, will: Will | null,
 ): Promise<AuthResult> {
@@ -61,13 +66,13 @@ export async function authenticate(
   if (problem || !token) return { ok: false, code: BAD_CREDENTIALS, reason: (problem ?? 'unknown') + ' token' };
   const actor = await actorOf(ctx.store, token.subject);
   if (!actor) return { ok: false, code: BAD_CREDENTIALS, reason: 'the token\'s ' + token.subject.kind + ' is gone' };
-  const tokenHash = sha256Hex(secret);
-  let audits = ctx.auditBudgets.get(auditKey(actor));
-  if (!audits) ctx.auditBudgets.set(auditKey(actor), (audits = bucket(ctx.rates.audits, Date.now())));
+  const key = auditKey(actor);
+  let audits = ctx.auditBudgets.get(key);
+  if (!audits) ctx.auditBudgets.set(key, (audits = bucket(ctx.rates.audits, Date.now())));
   return {
     ok: true,
     session: {
-      kind: 'operator', clientId, tokenHash, expiresAt: token.expiresAt ? token.expiresAt.getTime() : null, actor,
+      kind: 'operator', clientId, tokenHash: sha256Hex(secret), expiresAt: token.expiresAt ? token.expiresAt.getTime() : null, actor,
       watch: new Map(), packets: bucket(ctx.rates.packets, Date.now()), audits, filters: new Set(),
     },
   };
@@ -89,11 +94,6 @@ export interface ConnectFailureLimits {
  * on hashing. Keyed by address too, so nobody elsewhere can lock a device out.
  * The counting is the logins' (identity/lockout.ts); this says it in MQTT's terms.
  */
-/** Whose audit budget an app session spends: its account's (a user, an API user, a customer), whatever token it holds. */
-export function auditKey(a: Actor): string {
-  return a.kind + ':' + actorId(a);
-}
-
 export class ConnectLockout {
   private readonly logins: LoginLockout;
   constructor(limits: ConnectFailureLimits, now?: () => number) {

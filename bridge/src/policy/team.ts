@@ -166,9 +166,13 @@ export function scopeApplies(scope: Action, team: TeamResource): boolean {
  * to make API users cannot make one with more than it has.
  */
 export function mayGrantScope(actor: Actor, scope: Action, team: TeamResource): boolean {
-  const resource: Resource =
-    team.kind === 'product' ? { kind: 'product', product: team.product } : ORG_ACTION_SET.has(scope) ? { kind: 'org', orgId: team.orgId, ownerUserId: team.ownerUserId } : { kind: 'orgProducts', orgId: team.orgId, ownerUserId: team.ownerUserId };
-  return decide(actor, scope, resource).allow;
+  return decide(actor, scope, resourceOf(team, scope)).allow;
+}
+
+/** What `action` on `team` is decided on: the product; the org; or, a product action on an org's team, every org product. */
+function resourceOf(team: TeamResource, action: Action): Resource {
+  if (team.kind === 'product') return { kind: 'product', product: team.product };
+  return { kind: ORG_ACTION_SET.has(action) ? 'org' : 'orgProducts', orgId: team.orgId, ownerUserId: team.ownerUserId };
 }
 
 /**
@@ -178,9 +182,7 @@ export function mayGrantScope(actor: Actor, scope: Action, team: TeamResource): 
  */
 export function invitationStands(inviter: Actor | null, role: Role, team: TeamResource): boolean {
   if (!inviter) return false;
-  const d =
-    team.kind === 'product'
-      ? decide(inviter, MANAGE.product, { kind: 'product', product: team.product })
-      : decide(inviter, MANAGE.org, { kind: 'org', orgId: team.orgId, ownerUserId: team.ownerUserId });
+  const manage = MANAGE[team.kind];
+  const d = decide(inviter, manage, resourceOf(team, manage));
   return d.allow && isRole(d.role) && canInvite(d.role, role, team.kind);
 }

@@ -9,7 +9,7 @@
  */
 import { isDeviceId, LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { newDeviceSecret } from '../../store/secrets.js';
-import { groupName, type Device, type DeviceChanges, type OtaJob } from '../../store/store.js';
+import { groupName, type Device, type DeviceChanges, type OtaJob, type ProductId } from '../../store/store.js';
 import { actorId, auditEntry } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { PHOTON } from './user.js';
@@ -107,7 +107,7 @@ function rawValue(req: Request, value: unknown): typeof STREAMING {
 const EDIT_FIELDS = ['name', 'notes', 'development', 'quarantined', 'groups'] as const;
 const FLASH_FIELDS = ['desired_firmware_version', 'flash', 'file', 'build_target_version', 'firmware_version'] as const;
 
-/** What the guard decides a PUT on: its firmware fields', else its signal's, else an edit. The handler decides the others it takes (editsToo). */
+/** What the guard decides a PUT on: its firmware fields', else its signal's, else an edit. The handler decides the edits a lock comes with (authorizeAlso). */
 async function updateAction(body: () => Promise<Fields>): Promise<Action> {
   const b = await body();
   if (FLASH_FIELDS.some((f) => f in b)) return 'device.flash';
@@ -164,17 +164,17 @@ async function flash(ctx: ApiContext, device: Device, body: Fields, by: string) 
   }
   if ('build_target_version' in body) throw ApiError.of(400, 'This bridge does not compile source: send the image as a multipart file');
   if ('firmware_version' in body) return started(await ctx.ota.flashVersion(device.id, device.productId, versionField(body, 'firmware_version', true) as number, by));
-  const lock = await lockOf(ctx, device, body);
+  const lock = await lockOf(ctx, device.productId, body);
   const d = await ctx.store.updateDevice(device.id, { lockedFirmware: lock.version });
   if (lock.now) await ctx.ota.lockNow(device.id, device.productId, lock.version!, by);
   return { id: device.id, desired_firmware_version: d.lockedFirmware, updated_at: new Date().toISOString() };
 }
 
 /** A PUT's firmware lock, checked (the version exists): the version (null unlocks), and whether to flash it now. */
-async function lockOf(ctx: ApiContext, device: Device, body: Fields): Promise<{ version: number | null; now: boolean }> {
+async function lockOf(ctx: ApiContext, productId: ProductId, body: Fields): Promise<{ version: number | null; now: boolean }> {
   if (!('desired_firmware_version' in body)) throw ApiError.of(400, 'Send file, firmware_version or desired_firmware_version');
   const version = versionField(body, 'desired_firmware_version');
-  if (version !== null && !(await ctx.store.getFirmware(device.productId, version))) throw ApiError.of(404, 'Firmware version ' + version + ' not found in product ' + device.productId);
+  if (version !== null && !(await ctx.store.getFirmware(productId, version))) throw ApiError.of(404, 'Firmware version ' + version + ' not found in product ' + productId);
   return { version, now: version !== null && 'flash' in body && bool(body.flash, 'flash') };
 }
 
@@ -242,7 +242,7 @@ function devicePaths(prefix: string): Route[] {
       // checks the rest of `changes` in the one transaction that writes them; group names are checked here.)
       const groups = 'groups' in body ? list(body.groups, 'groups').map(groupName) : undefined;
       // With a lock (particle-api-js's updateDevice): checked with the rest, written in the same transaction.
-      const lock = together.lock ? await lockOf(ctx, await getDevice(ctx, id), body) : null;
+      const lock = together.lock ? await lockOf(ctx, a.device!.product.productId, body) : null;
       if (lock) changes.lockedFirmware = lock.version;
       let d = await ctx.store.updateDevice(id, changes);
       if (groups) {
