@@ -176,7 +176,7 @@ describe('store (SQLite file, typeorm migrations)', function () {
       const store = await openSqliteStore({ file: before.file, passwordCost: FAST, deviceSecretCost: FAST });
       try {
         const { requestFor } = await import('../../bridge/src/integrations/request.js');
-        const vars = { PARTICLE_EVENT_NAME: 't', PARTICLE_EVENT_VALUE: '21', PARTICLE_DEVICE_ID: DEV1, PARTICLE_PUBLISHED_AT: 'at', PRODUCT_ID: '7' };
+        const vars = { PARTICLE_EVENT_NAME: 't', PARTICLE_EVENT_VALUE: '21', PARTICLE_DEVICE_ID: DEV1, PARTICLE_PUBLISHED_AT: 'at', PRODUCT_ID: '7', PRODUCT_VERSION: '3', PRODUCT_USER_ID: '' };
         const sent = async (id: string) => {
           const r = requestFor((await store.getIntegration(id))!, vars);
           return [r.url, r.headers['content-type'] ?? null, r.body ?? null];

@@ -12,7 +12,7 @@ import { eventView, plainJson, render, RENDER_LIMITS, templateProblem, type Temp
 const DEVICE = '0123456789abcdef01234567';
 const AT = '2026-11-23T10:00:00.000Z';
 const vars = (data: string, name = 'climate'): TemplateVars => ({
-  PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: DEVICE, PARTICLE_PUBLISHED_AT: AT, PRODUCT_ID: '7',
+  PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: DEVICE, PARTICLE_PUBLISHED_AT: AT, PRODUCT_ID: '7', PRODUCT_VERSION: '3', PRODUCT_USER_ID: 'u1',
 });
 const DEFAULTS = { event: 'climate', data: '{"room":"hall & stairs","temp":21.5}', published_at: AT, coreid: DEVICE };
 const DATA = DEFAULTS.data;

@@ -142,6 +142,26 @@ describe('webhooks', function () {
     assert.equal(at('/text')[0].body, 'door is open &amp; &quot;shut&quot;', '{{x}} is escaped, {{{x}}} is not');
   });
 
+  it("fills Particle's PRODUCT_VERSION (the firmware of the device's last hello) and PRODUCT_USER_ID (who claimed it); both empty for an event published through the API", async () => {
+    const mk = await fetch(base + '/v1/products/prod-a/integrations', {
+      method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' },
+      body: JSON.stringify({ event: 'versioned', url: hookBase + '/versioned', json: { v: '{{PRODUCT_VERSION}}', u: '{{{PRODUCT_USER_ID}}}' }, noDefaults: true }),
+    });
+    assert.equal(mk.status, 201);
+    const hello = encode('hello', { agent: '0', firmware: 7, product: Number(f.products.A), variables: [], functions: [], subscriptions: [], bootReason: 'pin_reset', ota: { slot: 0, trial: false, rolledBackFrom: null } });
+    await a1.publishAsync(topics.device.hello(A1), Buffer.from(hello), { qos: 1 });
+    // The device's reference carries its version once the hello is stored.
+    for (let i = 0; i < 250 && (await f.bridge.store.getDevice(A1))?.firmwareVersion !== 7; i++) await new Promise((r) => setTimeout(r, 20));
+    await publish('versioned', 'x');
+    await particle.publishEvent({ name: 'versioned/api', data: 'y', product: 'prod-a', auth: f.tokens.erin } as never);
+    await until('both deliveries', () => at('/versioned').length === 2);
+    const claimer = (await f.bridge.store.getDevice(A1))!.customerId;
+    assert.ok(claimer, "the fixture's customer claimed A1");
+    const bodies = at('/versioned').map((r) => JSON.parse(r.body) as { v: string; u: string });
+    assert.deepEqual(bodies.find((b) => b.v !== ''), { v: '7', u: claimer });
+    assert.deepEqual(bodies.find((b) => b.v === ''), { v: '', u: '' }, 'an API event has no device version nor user');
+  });
+
   it('a PUT switches the body between json, form and body, or clears it with null; two kinds at once are refused and change nothing', async () => {
     const call = (method: string, path: string, body: object) => fetch(base + '/v1/products/prod-a/integrations' + path, {
       method, headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify(body),

@@ -17,7 +17,7 @@ import type { ServerResponse } from 'node:http';
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import { decide } from '../policy/decide.js';
 import type { Memberships, ProductRef } from '../policy/types.js';
-import type { DeviceRef } from '../store/store.js';
+import { claimerId, type DeviceRef } from '../store/store.js';
 import type { TokenHolder } from '../mqtt/session.js';
 import { heldBack } from '../mqtt/quarantine.js';
 import { claimedBy, inPersonalSpace } from './access.js';
@@ -45,7 +45,7 @@ interface Stream extends TokenHolder {
 function eventLine(name: string, data: unknown, ttl: number, coreid: string, product?: { ref: DeviceRef | null; productId: string }): string {
   const e: Record<string, unknown> = { data, ttl, published_at: new Date().toISOString(), coreid };
   if (product) {
-    e.userid = product.ref?.ownerUserId ?? product.ref?.customerId ?? null;
+    e.userid = product.ref ? claimerId(product.ref) : null;
     e.version = product.ref?.firmwareVersion ?? null;
     e.public = false;
     e.productID = Number(product.productId);

@@ -21,6 +21,10 @@ export interface TemplateVars {
   PARTICLE_DEVICE_ID: string;
   PARTICLE_PUBLISHED_AT: string;
   PRODUCT_ID: string;
+  /** The firmware version the device last said it runs; '' before its first hello, and for an event published through the API. */
+  PRODUCT_VERSION: string;
+  /** The id of the user or customer who claimed the device; '' when none has, and for an event published through the API. */
+  PRODUCT_USER_ID: string;
 }
 
 /** What names a template can see. No prototype: {{constructor}} is unknown, not Object's. */
@@ -123,7 +127,7 @@ export function plainJson(text: string, drop?: ReadonlySet<string>): unknown {
 }
 
 /** Particle's names as a template sees them. */
-const RESERVED = new Set(['PARTICLE_EVENT_NAME', 'PARTICLE_EVENT_VALUE', 'PARTICLE_DEVICE_ID', 'PARTICLE_PUBLISHED_AT', 'PRODUCT_ID', 'SPARK_EVENT_NAME', 'SPARK_EVENT_VALUE', 'SPARK_CORE_ID', 'SPARK_PUBLISHED_AT']);
+const RESERVED = new Set(['PARTICLE_EVENT_NAME', 'PARTICLE_EVENT_VALUE', 'PARTICLE_DEVICE_ID', 'PARTICLE_PUBLISHED_AT', 'PRODUCT_ID', 'PRODUCT_VERSION', 'PRODUCT_USER_ID', 'SPARK_EVENT_NAME', 'SPARK_EVENT_VALUE', 'SPARK_CORE_ID', 'SPARK_PUBLISHED_AT']);
 
 /**
  * The names an event's templates see: its data's fields (a JSON object), then

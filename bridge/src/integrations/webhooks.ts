@@ -19,7 +19,7 @@
  */
 import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
-import { integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
+import { claimerId, integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import { heldBack } from '../mqtt/quarantine.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
 import { asIs, eventView, render, type TemplateVars } from './template.js';
@@ -323,7 +323,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
    * most events match no integration, so the data (`dataOf`: null when it is no event) is read only
    * for those that do.
    */
-  function fire(products: readonly ProductRef[], name: string, deviceId: string, dataOf: () => string | null): void {
+  function fire(products: readonly ProductRef[], name: string, deviceId: string, device: DeviceRef | null, dataOf: () => string | null): void {
     // The bridge's own events (hook responses, spark/*) never trigger a webhook, whoever published them.
     if (name.startsWith('hook-') || name.startsWith('spark/')) return;
     const owners = new Map<string, { owner: IntegrationOwner; product: ProductRef }>();
@@ -348,7 +348,11 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     };
     const queueOne = (i: Integration, product: ProductRef): void => {
       if (!triggers(i, name, deviceId)) return;
-      const vars: TemplateVars = { PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: deviceId, PARTICLE_PUBLISHED_AT: at, PRODUCT_ID: product.productId };
+      const vars: TemplateVars = {
+        PARTICLE_EVENT_NAME: name, PARTICLE_EVENT_VALUE: data, PARTICLE_DEVICE_ID: deviceId, PARTICLE_PUBLISHED_AT: at, PRODUCT_ID: product.productId,
+        PRODUCT_VERSION: device?.firmwareVersion == null ? '' : String(device.firmwareVersion),
+        PRODUCT_USER_ID: (device && claimerId(device)) ?? '',
+      };
       if (queue.length >= o.queueLimit || (held.get(product.productId) ?? 0) >= o.productQueueLimit) {
         o.log.warn({ integration: i.id, product: product.productId }, 'webhooks: queue full, delivery dropped');
         return;
@@ -376,7 +380,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       const deviceId = t.deviceId;
       const ref = o.devices.get(deviceId);
       if (!ref || heldBack(ref, t.event)) return;
-      fire([ref.product], t.event, deviceId, () => {
+      fire([ref.product], t.event, deviceId, ref, () => {
         const m = decode(payload);
         if (m.kind !== 'event') return null;
         return m.data === null ? '' : m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : String(m.data);
@@ -384,7 +388,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
     },
     onApiEvent(products, name, data) {
       if (closed) return;
-      fire(products, name, API_DEVICE, () => data ?? '');
+      fire(products, name, API_DEVICE, null, () => data ?? '');
     },
     warm(product) {
       for (const owner of ownersOf(product)) void integrationsOrNone(owner);

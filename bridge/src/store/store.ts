@@ -263,6 +263,11 @@ export interface DeviceRef {
   quarantined: boolean;
 }
 
+/** Who the device is its user's: the user who claimed it, else its customer (Particle's `userid` and `PRODUCT_USER_ID`). */
+export function claimerId(ref: DeviceRef): string | null {
+  return ref.ownerUserId ?? ref.customerId;
+}
+
 /** One decision of the policy, as the broker and the HTTP API record it. */
 export interface AuditEntry {
   at: Date;

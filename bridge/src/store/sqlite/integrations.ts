@@ -33,6 +33,7 @@ const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 /** Template variables for checking what a URL or a response event name renders to before any event exists. */
 const SAMPLE = eventView({
   PARTICLE_EVENT_NAME: 'event', PARTICLE_EVENT_VALUE: 'value', PARTICLE_DEVICE_ID: '000000000000000000000000', PARTICLE_PUBLISHED_AT: '2000-01-01T00:00:00.000Z', PRODUCT_ID: '1',
+  PRODUCT_VERSION: '1', PRODUCT_USER_ID: '1',
 } satisfies TemplateVars);
 
 function integration(r: IntegrationRaw): Integration {
