@@ -48,21 +48,29 @@ describe('Customer sign-in decisions', () => {
     const code = (over: Partial<ClaimCode> = {}): ClaimCode => ({
       productId: 7, claimant: { kind: 'customer', id: 'c1' }, createdAt: now, expiresAt: new Date(now.getTime() + 1000), deviceId: null, ...over,
     });
-    const dev = { productId: 7, customerId: null };
-    const cases: [string, ClaimCode | null, { productId: number; customerId: string | null }, boolean, ReturnType<typeof claimVerdict>][] = [
+    const dev = { productId: 7, customerId: null, ownerUserId: null };
+    type Dev = Parameters<typeof claimVerdict>[2];
+    const held = (over: Partial<Dev>): Dev => ({ ...dev, ...over });
+    const userCode = code({ claimant: { kind: 'user', id: 'u1' } });
+    const cases: [string, ClaimCode | null, Dev, boolean, ReturnType<typeof claimVerdict>][] = [
       ['a fresh code, an unclaimed device', code(), dev, false, { ok: true }],
-      ['its own customer already holds it', code(), { productId: 7, customerId: 'c1' }, false, { ok: true }],
+      ['its own customer already holds it', code(), held({ customerId: 'c1' }), false, { ok: true }],
       ['unknown', null, dev, false, { ok: false, already: false, reason: 'unknown claim code' }],
       ['spent by this device (presented again)', code({ deviceId: 'd1' }), dev, false, { ok: false, already: true }],
       ['spent by another device', code({ deviceId: 'd2' }), dev, false, { ok: false, already: false, reason: 'the claim code was spent by another device' }],
       ['expired', code({ expiresAt: now }), dev, false, { ok: false, already: false, reason: 'the claim code expired' }],
-      ['another product', code(), { productId: 8, customerId: null }, false, { ok: false, already: false, reason: 'the claim code is for another product' }],
-      ['another customer holds the device', code(), { productId: 7, customerId: 'c2' }, false, { ok: false, already: false, reason: 'the device belongs to another customer' }],
+      ['another product', code(), held({ productId: 8 }), false, { ok: false, already: false, reason: 'the claim code is for another product' }],
+      ['another customer holds the device', code(), held({ customerId: 'c2' }), false, { ok: false, already: false, reason: 'the device belongs to another customer' }],
+      // One claimer at most: a code never takes a device from someone of the other kind, nor from another user.
+      ["a customer's code, a user holds the device", code(), held({ ownerUserId: 'u1' }), false, { ok: false, already: false, reason: 'the device is claimed by a user' }],
+      ["a user's code, a customer holds the device", userCode, held({ customerId: 'c1' }), true, { ok: false, already: false, reason: 'the device belongs to a customer' }],
+      ["a user's code, another user holds the device", userCode, held({ ownerUserId: 'u2' }), true, { ok: false, already: false, reason: 'the device is claimed by another user' }],
+      ["a user's code, that user holds the device already", userCode, held({ ownerUserId: 'u1' }), true, { ok: true }],
       ["a user's code, allowed to add", code({ claimant: { kind: 'user', id: 'u1' } }), dev, true, { ok: true }],
       ["a user's code, not allowed", code({ claimant: { kind: 'user', id: 'u1' } }), dev, false, { ok: false, already: false, reason: 'the user may not add devices to this product' }],
       // Without a product: any product, as the user may add devices to the device's own.
-      ["a user's code for no product, allowed on the device's", code({ productId: null, claimant: { kind: 'user', id: 'u1' } }), { productId: 8, customerId: null }, true, { ok: true }],
-      ["a user's code for no product, not allowed on the device's", code({ productId: null, claimant: { kind: 'user', id: 'u1' } }), { productId: 8, customerId: null }, false,
+      ["a user's code for no product, allowed on the device's", code({ productId: null, claimant: { kind: 'user', id: 'u1' } }), held({ productId: 8 }), true, { ok: true }],
+      ["a user's code for no product, not allowed on the device's", code({ productId: null, claimant: { kind: 'user', id: 'u1' } }), held({ productId: 8 }), false,
         { ok: false, already: false, reason: 'the user may not add devices to this product' }],
     ];
     for (const [what, c, d, userMayAdd, want] of cases) it(what, () => assert.deepEqual(claimVerdict(c, 'd1', d, now, userMayAdd), want));
@@ -73,12 +81,13 @@ describe('Customer sign-in decisions', () => {
       for (const c of codes) assert.ok(/^[A-Za-z0-9_-]{32}$/.test(c) && c.length <= LIMITS.claimCodeMaxBytes, c);
     });
 
-    it('lets a customer claim by id only a device of its product that no other customer holds', () => {
+    it('lets a customer claim by id only a device of its product that no one else (customer or user) holds', () => {
       const me = { customerId: 'c1', productId: '7' };
-      assert.equal(mayClaimById(me, { productId: '7', customerId: null }), true);
-      assert.equal(mayClaimById(me, { productId: '7', customerId: 'c1' }), true);
-      assert.equal(mayClaimById(me, { productId: '7', customerId: 'c2' }), false);
-      assert.equal(mayClaimById(me, { productId: '8', customerId: null }), false);
+      assert.equal(mayClaimById(me, { productId: '7', customerId: null, ownerUserId: null }), true);
+      assert.equal(mayClaimById(me, { productId: '7', customerId: 'c1', ownerUserId: null }), true);
+      assert.equal(mayClaimById(me, { productId: '7', customerId: 'c2', ownerUserId: null }), false);
+      assert.equal(mayClaimById(me, { productId: '7', customerId: null, ownerUserId: 'u1' }), false);
+      assert.equal(mayClaimById(me, { productId: '8', customerId: null, ownerUserId: null }), false);
       assert.equal(mayClaimById(me, null), false);
     });
   });

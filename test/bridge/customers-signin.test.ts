@@ -309,13 +309,27 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
       assert.equal((await f.bridge.store.getDevice(B1))!.ownerUserId, null);
       const refusals = (await f.bridge.store.auditLog({ action: 'device.claim' })).filter((e) => !e.allowed && e.resourceId === B1).map((e) => e.reason);
       assert.deepEqual(refusals, ['the user may not add devices to this product']);
-      // A1 is product A's, where erin is a developer: claimed for her.
+      // A1 is product A's, where erin is a developer, but a customer holds it: a code takes no device from its claimer.
       const a1 = await device(f.port, A1);
       await a1.publishAsync(topics.device.event(A1, CLAIM_CODE_EVENT), Buffer.from(encode('event', { data: code, ttl: 60 })), { qos: 1 });
       await a1.endAsync();
-      for (let i = 0; i < 200 && (await f.bridge.store.getDevice(A1))!.ownerUserId !== f.users.erin; i++) await sleep(25);
-      assert.equal((await f.bridge.store.getDevice(A1))!.ownerUserId, f.users.erin);
-      assert.deepEqual((await api('POST', '/v1/device_claims', f.tokens.erin)).body.device_ids, [A1], 'her devices, whatever their product');
+      for (let i = 0; i < 200 && !(await f.bridge.store.auditLog({ action: 'device.claim' })).some((e) => e.resourceId === A1 && e.reason === 'the device belongs to a customer'); i++) await sleep(25);
+      assert.deepEqual([(await f.bridge.store.getDevice(A1))!.ownerUserId, (await f.bridge.store.getDevice(A1))!.customerId], [null, (await f.bridge.store.findCustomer(f.products.A, 'cust1@example.com'))!.id], 'still the customer\'s alone');
+      // A2, released by the team from dora: claimed for erin with the same code (a refused one is not spent).
+      assert.equal((await api('DELETE', '/v1/products/prod-a/devices/' + A2 + '/owner', f.tokens.alice)).status, 204);
+      const a2 = await device(f.port, A2);
+      await a2.publishAsync(topics.device.event(A2, CLAIM_CODE_EVENT), Buffer.from(encode('event', { data: code, ttl: 60 })), { qos: 1 });
+      await a2.endAsync();
+      for (let i = 0; i < 200 && (await f.bridge.store.getDevice(A2))!.ownerUserId !== f.users.erin; i++) await sleep(25);
+      assert.equal((await f.bridge.store.getDevice(A2))!.ownerUserId, f.users.erin);
+      assert.deepEqual((await api('POST', '/v1/device_claims', f.tokens.erin)).body.device_ids, [A2], 'her devices, whatever their product');
+      // Another user's code does not take it from her either.
+      const frank = (await api('POST', '/v1/device_claims', f.tokens.alice)).body.claim_code as string;
+      const again = await device(f.port, A2);
+      await again.publishAsync(topics.device.event(A2, CLAIM_CODE_EVENT), Buffer.from(encode('event', { data: frank, ttl: 60 })), { qos: 1 });
+      await again.endAsync();
+      for (let i = 0; i < 200 && !(await f.bridge.store.auditLog({ action: 'device.claim' })).some((e) => e.resourceId === A2 && e.reason === 'the device is claimed by another user'); i++) await sleep(25);
+      assert.equal((await f.bridge.store.getDevice(A2))!.ownerUserId, f.users.erin);
       // A product given is still checked; a bad one is named.
       assert.equal((await api('POST', '/v1/device_claims', f.tokens.erin, { product: 'prod-b' })).status, 404);
       assert.deepEqual(await api('POST', '/v1/device_claims', f.tokens.erin, { product: [1] }), { status: 400, body: { ok: false, error: 'product must be a product id or slug', error_description: 'product must be a product id or slug' } });
@@ -327,6 +341,10 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
       assert.equal((await api('POST', '/v1/devices', dora, {})).status, 400);
       for (const [method, path] of [['GET', '/v1/devices/' + A1], ['GET', '/v1/devices/' + A1 + '/temp'], ['POST', '/v1/devices/' + A1 + '/setLed']] as const)
         assert.equal((await api(method, path, dora, method === 'POST' ? { arg: 'on' } : undefined)).status, 404, method + ' ' + path);
+      // A2 is claimed by a user (erin, above): a customer cannot take it by id either (it had before, and the device had two claimers).
+      assert.equal((await f.bridge.store.getDevice(A2))!.ownerUserId, f.users.erin);
+      assert.equal((await api('POST', '/v1/devices', dora, { id: A2 })).status, 404, "a user's device");
+      assert.equal((await f.bridge.store.getDevice(A2))!.customerId, null);
       // Unclaimed by the team, then claimed back by id.
       assert.equal((await api('DELETE', '/v1/products/prod-a/devices/' + A2 + '/owner', f.tokens.alice)).status, 204);
       const byId = await api('POST', '/v1/devices', dora, { id: A2 });

@@ -21,12 +21,19 @@ export type ClaimVerdict =
   | { ok: false; already: true }
   | { ok: false; already: false; reason: string };
 
+/** Who holds a device now: a customer, or the user who claimed it (never both). */
+export interface DeviceHolders {
+  customerId: string | null;
+  ownerUserId: string | null;
+}
+
 /**
- * A code presented by a device of `device.productId`, which `device.customerId`
- * holds (if any). `userMayAdd`: for a user's code, whether the policy lets
- * that user add devices to the product.
+ * A code presented by a device of `device.productId`, held by `device`'s
+ * customer or user (if any). `userMayAdd`: for a user's code, whether the
+ * policy lets that user add devices to the product. A device has one
+ * claimer at most: a code never takes it from someone else, of either kind.
  */
-export function claimVerdict(code: ClaimCode | null, deviceId: string, device: { productId: number; customerId: string | null }, now: Date, userMayAdd: boolean): ClaimVerdict {
+export function claimVerdict(code: ClaimCode | null, deviceId: string, device: { productId: number } & DeviceHolders, now: Date, userMayAdd: boolean): ClaimVerdict {
   const no = (reason: string): ClaimVerdict => ({ ok: false, already: false, reason });
   if (!code) return no('unknown claim code');
   if (code.deviceId === deviceId) return { ok: false, already: true };
@@ -35,16 +42,19 @@ export function claimVerdict(code: ClaimCode | null, deviceId: string, device: {
   if (code.productId !== null && code.productId !== device.productId) return no('the claim code is for another product');
   if (code.claimant.kind === 'customer') {
     if (device.customerId !== null && device.customerId !== code.claimant.id) return no('the device belongs to another customer');
+    if (device.ownerUserId !== null) return no('the device is claimed by a user');
     return { ok: true };
   }
+  if (device.customerId !== null) return no('the device belongs to a customer');
+  if (device.ownerUserId !== null && device.ownerUserId !== code.claimant.id) return no('the device is claimed by another user');
   return userMayAdd ? { ok: true } : no('the user may not add devices to this product');
 }
 
 /**
  * A customer claiming a device by its id (POST /v1/devices): a device of the
- * customer's product that no other customer holds. Anything else is a 404,
- * so a customer cannot learn which ids exist elsewhere.
+ * customer's product that no one else (customer or user) holds. Anything
+ * else is a 404, so a customer cannot learn which ids exist elsewhere.
  */
-export function mayClaimById(customer: { customerId: string; productId: string }, device: { productId: string; customerId: string | null } | null): boolean {
-  return device !== null && device.productId === customer.productId && (device.customerId === null || device.customerId === customer.customerId);
+export function mayClaimById(customer: { customerId: string; productId: string }, device: ({ productId: string } & DeviceHolders) | null): boolean {
+  return device !== null && device.productId === customer.productId && device.ownerUserId === null && (device.customerId === null || device.customerId === customer.customerId);
 }

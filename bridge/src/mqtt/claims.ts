@@ -31,7 +31,7 @@ export async function presentClaimCode(ctx: BrokerContext, deviceId: string, msg
     const actor = { kind: 'user' as const, userId: code.claimant.id, memberships: await ctx.store.memberships(code.claimant.id) };
     userMayAdd = decide(actor, 'device.add', { kind: 'device', deviceId, product: ref.product, customerId: ref.customerId }).allow;
   }
-  const verdict = claimVerdict(code, deviceId, { productId: Number(ref.product.productId), customerId: ref.customerId }, ctx.now(), userMayAdd);
+  const verdict = claimVerdict(code, deviceId, { productId: Number(ref.product.productId), customerId: ref.customerId, ownerUserId: ref.ownerUserId }, ctx.now(), userMayAdd);
   if (!verdict.ok) {
     if (verdict.already) return;
     ctx.log.info({ deviceId, reason: verdict.reason }, 'mqtt: claim code refused');

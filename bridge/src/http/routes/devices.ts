@@ -285,9 +285,9 @@ async function claimByCustomer(ctx: ApiContext, actor: Extract<Actor, { kind: 'c
   const id = typeof body.id === 'string' ? body.id.toLowerCase() : '';
   if (id === '') throw ApiError.of(400, 'The id field is required');
   const ref = isDeviceId(id) ? await ctx.store.deviceAccess(id) : null;
-  const allowed = mayClaimById(actor, ref ? { productId: ref.product.productId, customerId: ref.customerId } : null);
+  const allowed = mayClaimById(actor, ref ? { productId: ref.product.productId, customerId: ref.customerId, ownerUserId: ref.ownerUserId } : null);
   const verdict = allowed
-    ? { allow: true as const, reason: 'a device of the customer\'s product that no other customer holds' }
+    ? { allow: true as const, reason: 'a device of the customer\'s product that no one else holds' }
     : { allow: false as const, status: 404, reason: 'not a device this customer may claim' };
   await ctx.store.audit(auditEntry(actor, 'device.claim', 'device', id, verdict, new Date()));
   if (!allowed) throw ApiError.of(404, 'Device not found');

@@ -35,9 +35,9 @@ export function customerStore(ctx: Ctx): CustomerStore {
   const { db } = ctx;
   const insertCustomer = db.prepare('INSERT INTO customers (id, product_id, username, password_hash, created_at) VALUES (?, ?, ?, ?, ?)');
   const customerById = db.prepare<CustomerRaw>('SELECT * FROM customers WHERE id = ?');
-  // Claiming: the device and the customer must be of one product, checked in the same statement.
+  // Claiming: the device and the customer must be of one product, and the device held by no one else, checked in the same statement.
   const claim = db.prepare(
-    'UPDATE devices SET customer_id = ? WHERE id = ? AND product_id = (SELECT product_id FROM customers WHERE id = ?)',
+    'UPDATE devices SET customer_id = ? WHERE id = ? AND product_id = (SELECT product_id FROM customers WHERE id = ?) AND owner_user_id IS NULL AND (customer_id IS NULL OR customer_id = ?)',
   );
   const unclaim = db.prepare('UPDATE devices SET customer_id = NULL WHERE id = ? AND customer_id IS NOT NULL');
   const insertApiUser = db.prepare('INSERT INTO api_users (id, username, org_id, product_id, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?)');
@@ -105,8 +105,8 @@ export function customerStore(ctx: Ctx): CustomerStore {
 
     async claimDevice(deviceId, customerId) {
       if (!customerById.get(customerId)) throw new StoreError('not_found', `no customer ${customerId}`);
-      if (claim.run(customerId, deviceId, customerId).changes === 0)
-        throw new StoreError('not_found', `no device ${deviceId} in the customer's product`);
+      if (claim.run(customerId, deviceId, customerId, customerId).changes === 0)
+        throw new StoreError('not_found', `no device ${deviceId} in the customer's product that no one else holds`);
     },
 
     async unclaimDevice(deviceId) {

@@ -61,11 +61,11 @@ export function signinStore(ctx: Ctx): SigninStore {
   const insertClaim = db.prepare('INSERT INTO claim_codes (code_hash, product_id, customer_id, user_id, created_at, expires_at, device_id, claimed_at) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)');
   const claimByHash = db.prepare<ClaimRaw>('SELECT * FROM claim_codes WHERE code_hash = ?');
   const spend = db.prepare('UPDATE claim_codes SET device_id = ?, claimed_at = ? WHERE code_hash = ? AND device_id IS NULL AND claimed_at IS NULL');
-  // The device must be of the code's product and not another customer's: checked in the statement itself.
-  const claimForCustomer = db.prepare('UPDATE devices SET customer_id = ? WHERE id = ? AND product_id = ? AND (customer_id IS NULL OR customer_id = ?)');
-  const claimForUser = db.prepare('UPDATE devices SET owner_user_id = ? WHERE id = ? AND product_id = ?');
+  // The device must be of the code's product and held by no one else (a customer or a user): checked in the statement itself.
+  const claimForCustomer = db.prepare('UPDATE devices SET customer_id = ? WHERE id = ? AND product_id = ? AND owner_user_id IS NULL AND (customer_id IS NULL OR customer_id = ?)');
+  const claimForUser = db.prepare('UPDATE devices SET owner_user_id = ? WHERE id = ? AND product_id = ? AND customer_id IS NULL AND (owner_user_id IS NULL OR owner_user_id = ?)');
   // A user's code without a product: the device's own product was decided on when it presented the code.
-  const claimAnyForUser = db.prepare('UPDATE devices SET owner_user_id = ? WHERE id = ?');
+  const claimAnyForUser = db.prepare('UPDATE devices SET owner_user_id = ? WHERE id = ? AND customer_id IS NULL AND (owner_user_id IS NULL OR owner_user_id = ?)');
 
   const link = db.transaction((productId: number, userId: string, now: number): Customer => {
     const linked = linkOf.get(productId, userId);
@@ -93,7 +93,7 @@ export function signinStore(ctx: Ctx): SigninStore {
     const r = claimByHash.get(hash);
     if (!r || r.expires_at <= now || spend.run(deviceId, now, hash).changes === 0) return false;
     const claimed = r.customer_id !== null ? claimForCustomer.run(r.customer_id, deviceId, r.product_id, r.customer_id)
-      : r.product_id === null ? claimAnyForUser.run(r.user_id, deviceId) : claimForUser.run(r.user_id, deviceId, r.product_id);
+      : r.product_id === null ? claimAnyForUser.run(r.user_id, deviceId, r.user_id) : claimForUser.run(r.user_id, deviceId, r.product_id, r.user_id);
     // Not claimable after all: undo the spend with the rest.
     if (claimed.changes === 0) throw new NotClaimable();
     return true;
