@@ -11,7 +11,7 @@ import Particle from 'particle-api-js';
 import { CLAIM_CODE_EVENT, encode, topics } from '@flotilla/protocol';
 import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
 import type { MqttClient } from 'mqtt';
-import { A1, A2, app, B1, device, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
+import { A1, A2, app, B1, closed, device, SECRET, startFixture, type Fixture } from '../helpers/bridge-fixture.js';
 import { image } from '../helpers/images.js';
 
 const REDIRECT = 'https://kitchen.example/oauth/callback';
@@ -76,8 +76,9 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
     // Two-legged and OAuth steps are not this product's.
     const noPassword = await api('POST', '/v1/products/prod-a/customers', null, { email: 'ned@example.com', no_password: true }, basic(client));
     assert.deepEqual([noPassword.status, noPassword.body.error], [400, "This product signs its customers in with simple authentication (email and password); a customer without a password is not allowed"]);
-    const scoped = await token({ grant_type: 'client_credentials', scope: 'customer=sue@example.com', client_id: client.id, client_secret: client.secret });
+    const scoped = await token({ grant_type: 'client_credentials', scope: 'customer=sue@example.com', client_id: web.id, client_secret: web.secret });
     assert.deepEqual([scoped.status, scoped.body.error], [400, 'unauthorized_client']);
+    assert.match(scoped.body.error_description, /simple authentication/);
     const { challenge } = pkce();
     const page = await fetch(`${base}/oauth/authorize?response_type=code&client_id=${web.id}&redirect_uri=${encodeURIComponent(REDIRECT)}&state=s1&code_challenge=${challenge}&code_challenge_method=S256`, { redirect: 'manual' });
     assert.equal(page.status, 302);
@@ -85,18 +86,42 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
     assert.deepEqual([back.origin + back.pathname, back.searchParams.get('error'), back.searchParams.get('state')], [REDIRECT, 'unauthorized_client', 's1']);
   });
 
+  it("the team ends a customer's sessions: deleting the client revokes what it issued (live sessions end), and a password reset revokes the customer's tokens", async () => {
+    const leaked = (await api('POST', '/v1/products/prod-a/clients', f.tokens.alice, { name: 'Leaked App', type: 'installed' })).body.client as { id: string; secret: string };
+    assert.equal((await api('POST', '/v1/products/prod-a/customers', null, { email: 'kim@example.com', password: 'kim-password' }, basic(leaked))).status, 201);
+    const forever = await token({ grant_type: 'password', username: 'kim@example.com', password: 'kim-password', expires_in: '0', client_id: leaked.id, client_secret: leaked.secret });
+    assert.deepEqual([forever.status, forever.body.expires_in], [200, 0], 'a token that never expires');
+    const session = await app(f.port, 'kim-app', forever.body.access_token);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/clients/' + leaked.id, f.tokens.alice)).status, 204);
+    await closed(session);
+    assert.equal((await api('GET', '/v1/devices', forever.body.access_token)).status, 401, 'revoked with its client');
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: forever.body.refresh_token, client_id: client.id, client_secret: client.secret })).body.error, 'invalid_grant');
+    // A reset by the team: the tokens of the old password end; the new one logs in.
+    const before = await token({ grant_type: 'password', username: 'kim@example.com', password: 'kim-password', client_id: client.id, client_secret: client.secret });
+    assert.equal((await api('GET', '/v1/devices', before.body.access_token)).status, 200);
+    assert.equal((await api('PUT', '/v1/products/prod-a/customers/kim@example.com', f.tokens.alice, { password: 'kim-new-password' })).status, 200);
+    assert.equal((await api('GET', '/v1/devices', before.body.access_token)).status, 401, 'ended by the reset');
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: before.body.refresh_token, client_id: client.id, client_secret: client.secret })).body.error, 'invalid_grant');
+    assert.equal((await token({ grant_type: 'password', username: 'kim@example.com', password: 'kim-new-password', client_id: client.id, client_secret: client.secret })).status, 200);
+  });
+
   it("two-legged authentication: the product's server makes a customer without a password and gets customer tokens; passwords are refused", async () => {
     await mode('two_legged');
     const made = await api('POST', '/v1/products/prod-a/customers', null, { email: 'ned@example.com', no_password: true }, basic(client));
     assert.equal(made.status, 201, JSON.stringify(made.body));
     assert.equal(made.body.customer.no_password, true);
-    const t = await token({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: client.id, client_secret: client.secret });
+    // The product's server asks with a web client; the app's installed client (in every copy of the app) may not speak for customers.
+    const fromApp = await token({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: client.id, client_secret: client.secret });
+    assert.deepEqual([fromApp.status, fromApp.body.error], [400, 'unauthorized_client']);
+    assert.match(fromApp.body.error_description, /web client/);
+    const t = await token({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: web.id, client_secret: web.secret });
     assert.equal(t.status, 200, JSON.stringify(t.body));
     assert.deepEqual((await api('GET', '/v1/devices', t.body.access_token)).body, []);
-    // Refresh tokens rotate.
-    const refreshed = await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: client.id, client_secret: client.secret });
-    assert.equal(refreshed.status, 200);
+    // Refresh tokens rotate, and only by the client they were issued to.
     assert.equal((await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: client.id, client_secret: client.secret })).body.error, 'invalid_grant');
+    const refreshed = await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: web.id, client_secret: web.secret });
+    assert.equal(refreshed.status, 200);
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: web.id, client_secret: web.secret })).body.error, 'invalid_grant');
     // Not by Particle's public client (before, any client refreshed any token, so deleting a product's client ended none of its customers' sessions).
     assert.equal((await token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token, client_id: 'particle', client_secret: 'particle' })).body.error, 'invalid_grant');
     // The token made with the customer (the product's, not one client's): any client of the product refreshes it; no other client.
@@ -109,8 +134,8 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
     assert.deepEqual([login.status, login.body.error], [400, 'unauthorized_client']);
     assert.match(login.body.error_description, /two-legged/);
     // An unknown customer and a missing scope.
-    assert.equal((await token({ grant_type: 'client_credentials', scope: 'customer=nobody@example.com', client_id: client.id, client_secret: client.secret })).body.error, 'invalid_grant');
-    assert.equal((await token({ grant_type: 'client_credentials', client_id: client.id, client_secret: client.secret })).body.error, 'invalid_scope');
+    assert.equal((await token({ grant_type: 'client_credentials', scope: 'customer=nobody@example.com', client_id: web.id, client_secret: web.secret })).body.error, 'invalid_grant');
+    assert.equal((await token({ grant_type: 'client_credentials', client_id: web.id, client_secret: web.secret })).body.error, 'invalid_scope');
   });
 
   describe('OAuth 2.0: authorization code with PKCE', () => {
@@ -205,12 +230,16 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
       const first = await exchange(granted.query!.get('code')!, fresh.verifier);
       assert.equal(first.status, 200);
       assert.equal((await api('GET', '/v1/devices', first.body.access_token)).status, 200);
+      // A replay by another client (whoever saw the spent code, with a client of their own) is refused and revokes nothing.
+      const other = (await api('POST', '/v1/products/prod-a/clients', f.tokens.alice, { name: 'Other Web', type: 'web', redirect_uri: 'https://other.example/cb' })).body.client;
+      const foreign = await exchange(granted.query!.get('code')!, fresh.verifier, { client_id: other.id, client_secret: other.secret });
+      assert.deepEqual([foreign.status, foreign.body.error_description], [400, 'The authorization code was issued to another client']);
+      assert.equal((await api('GET', '/v1/devices', first.body.access_token)).status, 200, 'not revoked by a stranger\'s replay');
       const replay = await exchange(granted.query!.get('code')!, fresh.verifier);
       assert.deepEqual([replay.status, replay.body.error], [400, 'invalid_grant']);
       assert.match(replay.body.error_description, /used already/);
       assert.equal((await api('GET', '/v1/devices', first.body.access_token)).status, 401, 'revoked after the replay');
       // Another client, another redirect URI.
-      const other = (await api('POST', '/v1/products/prod-a/clients', f.tokens.alice, { name: 'Other Web', type: 'web', redirect_uri: 'https://other.example/cb' })).body.client;
       const p3 = pkce();
       const g3 = await consent(request(p3.challenge), 'bob', 'bob-password');
       assert.equal((await exchange(g3.query!.get('code')!, p3.verifier, { client_id: other.id, client_secret: other.secret })).body.error_description, 'The authorization code was issued to another client');

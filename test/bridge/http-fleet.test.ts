@@ -262,7 +262,11 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     // Two-legged (the product's sign-in mode changed to it): the product's server creates a customer without a password and gets tokens for it.
     assert.equal((await api('PUT', '/v1/products/prod-a', f.tokens.alice, { settings: { customer_auth: 'two_legged' } })).status, 200);
     assert.equal((await api('POST', '/v1/products/prod-a/customers', f.tokens.erin, { email: 'ned@example.com', no_password: true })).status, 201);
-    const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: c.client.id, client_secret: c.client.secret });
+    // With the server's client (a web client): the app's installed one may not speak for customers.
+    const server = (await particle.createOAuthClient({ name: 'Kitchen Server', type: 'web', redirect_uri: 'https://kitchen.example/cb', product: 'prod-a', auth: f.tokens.erin } as never)).body as unknown as { client: { id: string; secret: string } };
+    const fromApp = await fetch(base + '/oauth/token', { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: c.client.id, client_secret: c.client.secret }) });
+    assert.deepEqual([fromApp.status, ((await fromApp.json()) as { error: string }).error], [400, 'unauthorized_client']);
+    const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: server.client.id, client_secret: server.client.secret });
     const tok = await fetch(base + '/oauth/token', { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     assert.equal(tok.status, 200);
     const ned = ((await tok.json()) as { access_token: string }).access_token;

@@ -336,9 +336,32 @@ describe('store (SQLite file, typeorm migrations)', function () {
       assert.deepEqual(await store.listTokens(who), []);
       const d = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60 });
       const e = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60 });
-      assert.deepEqual((await store.revokeTokensOf(who)).sort(), [hash(d.token), hash(e.token)].sort());
+      // a expired unrevoked: revoked too (an expired token's refresh token would still get a new one).
+      assert.deepEqual((await store.revokeTokensOf(who)).sort(), [hash(a.token), hash(d.token), hash(e.token)].sort());
       assert.ok((await store.findToken(e.token))?.revokedAt);
       assert.equal((await store.findToken(other.token))?.revokedAt, null, 'another subject untouched');
+    });
+
+    it("revoking a subject's tokens ends the refresh tokens of its expired access tokens too", async () => {
+      const who = { kind: 'user' as const, id: (await store.createUser('refresh@example.com', 'pw-refresh')).id };
+      const t = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60, refresh: true });
+      clock += 61_000;
+      assert.deepEqual(await store.listTokens(who), [], 'expired');
+      await store.revokeTokensOf(who);
+      assert.equal(await store.refreshToken(t.refreshToken!, 60, ['particle']), null, 'its refresh token is spent with it');
+    });
+
+    it('deleting a client revokes every token issued through it, and names them', async () => {
+      const who = { kind: 'user' as const, id: (await store.createUser('client@example.com', 'pw-client')).id };
+      const { client } = await store.createClient({ name: 'c', type: 'installed', ownerUserId: who.id });
+      const hash = (x: string) => createHash('sha256').update(x).digest('hex');
+      const mine = await store.issueToken({ subject: who, clientId: client.id, scopes: [], ttlSeconds: null, refresh: true });
+      const other = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60 });
+      assert.deepEqual(await store.deleteClient(client.id), [hash(mine.token)]);
+      assert.ok((await store.findToken(mine.token))?.revokedAt);
+      assert.equal(await store.refreshToken(mine.refreshToken!, 60, [client.id]), null);
+      assert.equal((await store.findToken(other.token))?.revokedAt, null, "another client's token untouched");
+      assert.equal(await store.deleteClient(client.id), null, 'no such client now');
     });
 
     it('answers null for an unknown or empty token', async () => {

@@ -330,8 +330,8 @@ export interface TokenStore {
   /** The subject's tokens that still work (neither revoked nor expired), newest first. */
   listTokens(subject: TokenSubject): Promise<TokenRecord[]>;
   /**
-   * Revokes the subject's tokens that still work: every one, or only the one
-   * with handle `id`. Returns the SHA-256 of each token revoked, so live
+   * Revokes the subject's tokens not revoked yet (expired ones too: their
+   * refresh tokens still work): every one, or only the one with handle `id`. Returns the SHA-256 of each token revoked, so live
    * sessions opened with them can be cut.
    */
   revokeTokensOf(subject: TokenSubject, id?: string): Promise<string[]>;
@@ -551,11 +551,14 @@ export interface SigninStore {
   /** Keeps a new authorization code (its SHA-256) for `ttlSeconds`. */
   createAuthorizationCode(input: { code: string; clientId: string; customerId: string; redirectUri: string; codeChallenge: string; ttlSeconds: number }): Promise<void>;
   /**
-   * Spends a code, once: `ok` the first time; `used` for a replay (and then
-   * every token of that customer issued to that client is revoked, RFC 6749
-   * §4.1.2); null for an unknown code. Expiry is the caller's to judge.
+   * Spends a code, once: `ok` the first time; `used` for a replay; null for
+   * an unknown code. A replay by the code's own client (`clientId`) revokes
+   * every token of that customer issued to that client (RFC 6749 §4.1.2) and
+   * names them in `revoked` (SHA-256 each); a replay by any other client
+   * revokes nothing, so whoever saw a spent code cannot end its customer's
+   * sessions. Expiry is the caller's to judge.
    */
-  redeemAuthorizationCode(code: string): Promise<{ outcome: 'ok' | 'used'; code: AuthorizationCode } | null>;
+  redeemAuthorizationCode(code: string, clientId: string): Promise<{ outcome: 'ok'; code: AuthorizationCode } | { outcome: 'used'; code: AuthorizationCode; revoked: string[] } | null>;
   createClaimCode(input: { code: string; productId: ProductId | null; claimant: ClaimCode['claimant']; ttlSeconds: number }): Promise<void>;
   findClaimCode(code: string): Promise<ClaimCode | null>;
   /**
@@ -630,7 +633,13 @@ export interface ClientStore {
   listClients(of: OwnerOfClient): Promise<OAuthClient[]>;
   getClient(id: string): Promise<OAuthClient | null>;
   updateClient(id: string, changes: { name?: string; redirectUris?: string[] }): Promise<OAuthClient>;
-  deleteClient(id: string): Promise<boolean>;
+  /**
+   * Deletes a client and revokes every token issued through it (access and
+   * refresh): deleting a leaked client ends what it gave. Returns the SHA-256
+   * of each token revoked, so live sessions can be cut; null when there was
+   * no such client.
+   */
+  deleteClient(id: string): Promise<string[] | null>;
   /** The client when the secret matches (one hash either way). */
   verifyClient(id: string, secret: string): Promise<OAuthClient | null>;
 }

@@ -105,6 +105,8 @@ export const customerRoutes: Route[] = [
     const b = await req.body();
     await signinStep(ctx, a.product!.productId, 'signup_password');
     await ctx.store.setCustomerPassword(c.id, account(undefined, field(b, 'password')).password!);
+    // A reset ends the customer's sessions, as a user's invalidate_tokens does: the old password's tokens go with it.
+    ctx.fleet.cutTokenHashes(await ctx.store.revokeTokensOf({ kind: 'customer', id: c.id }));
     return { ok: true, customer: await customerObject(ctx, c) };
   }),
   route('DELETE', '/v1/products/:product/customers/:customer', guard.product('customer.edit'), async (req, ctx, a) => {
@@ -132,7 +134,8 @@ export const customerRoutes: Route[] = [
     return { ok: true, client: clientObject(await ctx.store.updateClient(c.id, { name: b.name as string | undefined, redirectUris: redirects(b.redirect_uri) })) };
   }),
   route('DELETE', '/v1/products/:product/clients/:client', guard.product('client.edit'), async (req, ctx, a) => {
-    await ctx.store.deleteClient((await productClient(ctx, a.product!.productId, req.params.client)).id);
+    // What the client issued goes with it (its customers' tokens too): a leaked client is ended by deleting it.
+    ctx.fleet.cutTokenHashes((await ctx.store.deleteClient((await productClient(ctx, a.product!.productId, req.params.client)).id)) ?? []);
     return { status: 204, body: null };
   }),
 

@@ -39,13 +39,14 @@ function same(a: string, b: string): boolean {
 }
 
 /** Particle's built-in clients, or an OAuth client of a user or product (then its product, if any). */
-async function client(headers: Record<string, string | string[] | undefined>, body: Fields, store: Store): Promise<{ id: string; productId: number | null }> {
+async function client(headers: Record<string, string | string[] | undefined>, body: Fields, store: Store): Promise<{ id: string; productId: number | null; type: 'installed' | 'web' }> {
   const c = presentedClient(headers, body);
   if (c && Object.prototype.hasOwnProperty.call(BUILT_IN_CLIENTS, c.id)) {
-    if (BUILT_IN_CLIENTS[c.id].some((s) => same(s, c.secret))) return { id: c.id, productId: null };
+    // Particle's own clients are in every copy of its tools: installed apps.
+    if (BUILT_IN_CLIENTS[c.id].some((s) => same(s, c.secret))) return { id: c.id, productId: null, type: 'installed' };
   } else if (c) {
     const found = await store.verifyClient(c.id, c.secret);
-    if (found) return { id: found.id, productId: found.productId };
+    if (found) return { id: found.id, productId: found.productId, type: found.type };
   }
   throw ApiError.oauth(401, 'invalid_client', 'Client authentication failed');
 }
@@ -75,7 +76,7 @@ function customerScope(body: Fields): string | null {
 }
 
 export const oauthRoutes: Route[] = [
-  route('POST', OAUTH_TOKEN, guard.public('the token endpoint: the client and the grant authenticate'), async (req, { store }) => {
+  route('POST', OAUTH_TOKEN, guard.public('the token endpoint: the client and the grant authenticate'), async (req, { store, fleet }) => {
     const body = await req.body();
     const c = await client(req.headers, body, store);
     const grant = field(body, 'grant_type', true);
@@ -105,6 +106,8 @@ export const oauthRoutes: Route[] = [
       const username = customerScope(body);
       if (c.productId === null || username === null)
         throw ApiError.oauth(400, 'invalid_scope', 'client_credentials needs a product client and scope=customer=<username>');
+      // The product's server's grant: an installed app's credentials are in every copy of the app, so they would speak for every customer.
+      if (c.type !== 'web') throw ApiError.oauth(400, 'unauthorized_client', "A customer token by client credentials is for the product's server: use a web client, not an installed app's");
       await mayUse(store, c.productId, 'customer_token');
       const customer = await store.findCustomer(c.productId, username);
       if (!customer) throw ApiError.oauth(400, 'invalid_grant', 'No such customer of this product');
@@ -114,10 +117,13 @@ export const oauthRoutes: Route[] = [
       const code = field(body, 'code', true);
       const redirectUri = field(body, 'redirect_uri', true);
       if (c.productId === null) throw ApiError.oauth(400, 'unauthorized_client', 'The authorization code flow is for a product\'s web client');
-      const r = await store.redeemAuthorizationCode(code);
+      const r = await store.redeemAuthorizationCode(code, c.id);
       if (!r) throw ApiError.oauth(400, 'invalid_grant', 'The authorization code is not valid');
-      if (r.outcome === 'used') throw ApiError.oauth(400, 'invalid_grant', 'The authorization code was used already; the tokens issued for it are revoked');
       if (r.code.clientId !== c.id) throw ApiError.oauth(400, 'invalid_grant', 'The authorization code was issued to another client');
+      if (r.outcome === 'used') {
+        fleet.cutTokenHashes(r.revoked);
+        throw ApiError.oauth(400, 'invalid_grant', "The authorization code was used already; the customer's tokens from this client are revoked");
+      }
       if (r.code.expiresAt.getTime() <= Date.now()) throw ApiError.oauth(400, 'invalid_grant', 'The authorization code has expired');
       if (r.code.redirectUri !== redirectUri) throw ApiError.oauth(400, 'invalid_grant', 'redirect_uri is not the one of the authorization request');
       if (!verifierMatches(body.code_verifier, r.code.codeChallenge)) throw ApiError.oauth(400, 'invalid_grant', 'code_verifier does not match the code_challenge (PKCE)');

@@ -217,7 +217,7 @@ export const userRoutes: Route[] = [
     return { ok: true, client: clientObject(updated) };
   }),
   route('DELETE', '/v1/clients/:client', SELF, async (req, ctx, { actor }) => {
-    await ctx.store.deleteClient((await ownClient(ctx, actor, req.params.client)).id);
+    ctx.fleet.cutTokenHashes((await ctx.store.deleteClient((await ownClient(ctx, actor, req.params.client)).id)) ?? []);
     return { status: 204, body: null };
   }),
 

@@ -130,9 +130,11 @@ export function tokenStore(ctx: Ctx): TokenStore {
     `SELECT * FROM access_tokens WHERE subject_kind = ? AND subject_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
      ORDER BY created_at DESC, token_hash`,
   );
+  // Expired ones too: an expired access token's refresh token still gets a new one.
+  const unrevoked = db.prepare<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE subject_kind = ? AND subject_id = ? AND revoked_at IS NULL');
   const revokeHash = db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL');
   const revokeLive = db.transaction((subject: TokenSubject, id: string | undefined, now: number): string[] => {
-    const hashes = live.all(subject.kind, subject.id, now).map((r) => r.token_hash).filter((h) => id === undefined || handleOf(h) === id);
+    const hashes = unrevoked.all(subject.kind, subject.id).map((r) => r.token_hash).filter((h) => id === undefined || handleOf(h) === id);
     for (const h of hashes) revokeHash.run(now, h);
     return hashes;
   });

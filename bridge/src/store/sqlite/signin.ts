@@ -57,6 +57,7 @@ export function signinStore(ctx: Ctx): SigninStore {
   const insertCode = db.prepare('INSERT INTO oauth_codes (code_hash, client_id, customer_id, redirect_uri, code_challenge, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, NULL)');
   const codeByHash = db.prepare<CodeRaw>('SELECT * FROM oauth_codes WHERE code_hash = ?');
   const useCode = db.prepare('UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL');
+  const issuedTo = db.prepare<{ token_hash: string }>("SELECT token_hash FROM access_tokens WHERE subject_kind = 'customer' AND subject_id = ? AND client_id = ? AND revoked_at IS NULL");
   const revokeIssued = db.prepare("UPDATE access_tokens SET revoked_at = ? WHERE subject_kind = 'customer' AND subject_id = ? AND client_id = ? AND revoked_at IS NULL");
   const insertClaim = db.prepare('INSERT INTO claim_codes (code_hash, product_id, customer_id, user_id, created_at, expires_at, device_id, claimed_at) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)');
   const claimByHash = db.prepare<ClaimRaw>('SELECT * FROM claim_codes WHERE code_hash = ?');
@@ -81,12 +82,14 @@ export function signinStore(ctx: Ctx): SigninStore {
     return customer(customerById.get(id) as CustomerRaw);
   });
 
-  const redeem = db.transaction((hash: string, now: number) => {
+  const redeem = db.transaction((hash: string, clientId: string, now: number) => {
     const r = codeByHash.get(hash);
     if (!r) return null;
     if (useCode.run(now, hash).changes === 1) return { outcome: 'ok' as const, code: authorizationCode(r) };
+    if (r.client_id !== clientId) return { outcome: 'used' as const, code: authorizationCode(r), revoked: [] };
+    const revoked = issuedTo.all(r.customer_id, r.client_id).map((t) => t.token_hash);
     revokeIssued.run(now, r.customer_id, r.client_id);
-    return { outcome: 'used' as const, code: authorizationCode(r) };
+    return { outcome: 'used' as const, code: authorizationCode(r), revoked };
   });
 
   const spendClaim = db.transaction((hash: string, deviceId: string, now: number): boolean => {
@@ -112,9 +115,9 @@ export function signinStore(ctx: Ctx): SigninStore {
       );
     },
 
-    async redeemAuthorizationCode(code) {
+    async redeemAuthorizationCode(code, clientId) {
       if (typeof code !== 'string' || code.length === 0) return null;
-      return redeem.immediate(sha256Hex(code), ctx.now());
+      return redeem.immediate(sha256Hex(code), clientId, ctx.now());
     },
 
     async createClaimCode(input) {
