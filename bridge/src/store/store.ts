@@ -508,6 +508,8 @@ export interface CustomerStore {
   /** By product and username (case-insensitive). */
   findCustomer(productId: ProductId, username: string): Promise<Customer | null>;
   listCustomers(productId: ProductId): Promise<Customer[]>;
+  /** The ids of the devices a customer holds, in order (by an index: not the product's whole fleet). */
+  customerDevices(customerId: string): Promise<string[]>;
   /** Sets (or, with null, removes) the customer's password. not_found: no such customer. */
   setCustomerPassword(id: string, password: string | null): Promise<void>;
   /** Deletes the customer; their devices become unclaimed and their tokens useless. */

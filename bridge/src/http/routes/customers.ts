@@ -15,7 +15,7 @@ import { CLAIM_CODE_TTL_SECONDS, newClaimCode } from '../../customers/claims.js'
 import { clientObject, redirects } from './user.js';
 
 async function customerObject(ctx: ApiContext, c: Customer) {
-  const devices = (await ctx.store.listDevices(c.productId)).filter((d) => d.customerId === c.id).map((d) => d.id);
+  const devices = await ctx.store.customerDevices(c.id);
   return { id: c.id, username: c.username, devices, no_password: !c.hasPassword, created_at: c.createdAt.toISOString() };
 }
 
@@ -112,10 +112,10 @@ export const customerRoutes: Route[] = [
   route('DELETE', '/v1/products/:product/customers/:customer', guard.product('customer.edit'), async (req, ctx, a) => {
     const c = await ctx.store.findCustomer(a.product!.productId, req.params.customer);
     if (!c) throw ApiError.of(404, 'Customer not found');
-    const devices = (await ctx.store.listDevices(c.productId)).filter((d) => d.customerId === c.id);
+    const devices = await ctx.store.customerDevices(c.id);
     await ctx.store.deleteCustomer(c.id);
     ctx.fleet.cutSubject('customer', c.id);
-    for (const d of devices) await ctx.fleet.refreshDevice(d.id);
+    for (const d of devices) await ctx.fleet.refreshDevice(d);
     return { status: 204, body: null };
   }),
 

@@ -44,6 +44,8 @@ export function customerStore(ctx: Ctx): CustomerStore {
   const apiUserById = db.prepare<ApiUserRaw>('SELECT * FROM api_users WHERE id = ?');
   const customerByName = db.prepare<CustomerRaw>('SELECT * FROM customers WHERE product_id = ? AND username = ?');
   const customersOf = db.prepare<CustomerRaw>('SELECT * FROM customers WHERE product_id = ? ORDER BY username');
+  // Uses idx_devices_customer.
+  const devicesOfCustomer = db.prepare<{ id: string }>('SELECT id FROM devices WHERE customer_id = ? ORDER BY id');
   const setPassword = db.prepare('UPDATE customers SET password_hash = ? WHERE id = ?');
   const unclaimAll = db.prepare('UPDATE devices SET customer_id = NULL WHERE customer_id = ?');
   const deleteCustomer = db.prepare('DELETE FROM customers WHERE id = ?');
@@ -86,6 +88,10 @@ export function customerStore(ctx: Ctx): CustomerStore {
 
     async listCustomers(productId) {
       return customersOf.all(productKey(productId)).map(customer);
+    },
+
+    async customerDevices(customerId) {
+      return devicesOfCustomer.all(customerId).map((r) => r.id);
     },
 
     async setCustomerPassword(id, password) {
