@@ -885,8 +885,8 @@ describe('store (SQLite file, typeorm migrations)', function () {
       await audited(ago(50), 'kept');
       assert.deepEqual(await inWindow(), { vitals: [400, 50], errors: ['retained 400', 'retained 50'], audit: ['kept', 'old', 'old'] });
       // Nothing to prune: nothing goes.
-      assert.deepEqual(await store.prune({ vitals: null, errors: null, audit: null }), { vitals: 0, errors: 0, audit: 0 });
-      assert.deepEqual(await store.prune({ vitals: ago(100), errors: ago(100), audit: ago(100) }), { vitals: 1, errors: 1, audit: 12_000 });
+      assert.deepEqual(await store.prune({ vitals: null, errors: null, audit: null, credentials: null }), { vitals: 0, errors: 0, audit: 0, credentials: 0 });
+      assert.deepEqual(await store.prune({ vitals: ago(100), errors: ago(100), audit: ago(100), credentials: null }), { vitals: 1, errors: 1, audit: 12_000, credentials: 0 });
       assert.deepEqual(await inWindow(), { vitals: [50], errors: ['retained 50'], audit: ['kept'] });
       assert.deepEqual(await store.latestVitals(DEV1), latest, 'the latest vitals are not history');
     });
@@ -896,11 +896,37 @@ describe('store (SQLite file, typeorm migrations)', function () {
       await store.recordError(DEV1, errorReport({ message: 'retained 40' }), ago(40));
       await audited(ago(40), 'audit 40');
       // Vitals kept 30 days: both samples go; errors kept 45: the one of 50 days ago goes; audit kept forever.
-      const r = startRetention(store, silent, { vitalsDays: 30, errorsDays: 45, auditDays: null, sweepMs: 3_600_000 }, () => new Date(T0));
+      const r = startRetention(store, silent, { vitalsDays: 30, errorsDays: 45, auditDays: null, credentialsDays: null, sweepMs: 3_600_000 }, () => new Date(T0));
       await r.sweep();
       assert.deepEqual(await inWindow(), { vitals: [], errors: ['retained 40'], audit: ['audit 40', 'kept'] });
       await r.stop();
-      assert.deepEqual(cutoffs({ vitalsDays: 30, errorsDays: 0, auditDays: null, sweepMs: 1 }, new Date(T0)), { vitals: ago(30), errors: new Date(T0), audit: null });
+      assert.deepEqual(cutoffs({ vitalsDays: 30, errorsDays: 0, auditDays: null, credentialsDays: 7, sweepMs: 1 }, new Date(T0)), { vitals: ago(30), errors: new Date(T0), audit: null, credentials: ago(7) });
+    });
+
+    it('deletes credentials that stopped working before the cutoff: expired codes, revoked tokens, expired tokens with no refresh token; keeps the rest', async () => {
+      const who = { kind: 'user' as const, id: (await store.createUser('prune@example.com', 'pw-prune')).id };
+      const start = clock;
+      const revoked = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: null });
+      await store.revokeToken(revoked.token);
+      const expired = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60 });
+      const refreshable = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60, refresh: true });
+      const live = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: null });
+      await store.createClaimCode({ code: 'old-claim-code-0123456789abcdef', productId: null, claimant: { kind: 'user', id: who.id }, ttlSeconds: 60 });
+      clock += 10 * 86_400_000;
+      await store.createClaimCode({ code: 'new-claim-code-0123456789abcdef', productId: null, claimant: { kind: 'user', id: who.id }, ttlSeconds: 60 });
+      try {
+        const n = await store.prune({ vitals: null, errors: null, audit: null, credentials: new Date(clock - 86_400_000) });
+        // This store holds other tests' credentials too: at least these three.
+        assert.ok(n.credentials >= 3, 'the revoked and the expired token, the old claim code: ' + n.credentials);
+        assert.equal(await store.findToken(revoked.token), null);
+        assert.equal(await store.findToken(expired.token), null);
+        assert.ok(await store.findToken(live.token));
+        assert.ok(await store.refreshToken(refreshable.refreshToken!, 60, ['particle']), 'an expired token with a refresh token still refreshes');
+        assert.equal(await store.findClaimCode('old-claim-code-0123456789abcdef'), null);
+        assert.ok(await store.findClaimCode('new-claim-code-0123456789abcdef'));
+      } finally {
+        clock = start;
+      }
     });
   });
 

@@ -465,8 +465,9 @@ export interface TelemetryStore {
   auditLog(filter?: AuditFilter): Promise<AuditRecord[]>;
   /**
    * Deletes vitals history, error reports and audit entries older than their
-   * cutoff (null: keeps them all), in batches; answers how many of each went.
-   * The latest vitals of each device stay.
+   * cutoff (null: keeps them all), and credentials that stopped working
+   * before theirs, in batches; answers how many of each went. The latest
+   * vitals of each device stay.
    */
   prune(before: PruneCutoffs): Promise<PruneCounts>;
 }
@@ -475,6 +476,12 @@ export interface PruneCutoffs {
   vitals: Date | null;
   errors: Date | null;
   audit: Date | null;
+  /**
+   * Claim codes and authorization codes expired before it; access tokens
+   * revoked before it, or expired before it with no refresh token (one with a
+   * refresh token still works through it until revoked).
+   */
+  credentials: Date | null;
 }
 
 export type PruneCounts = { [K in keyof PruneCutoffs]: number };

@@ -5,7 +5,7 @@
  */
 import type { ErrorSource, VitalValues } from '@flotilla/protocol';
 import { isDay, StoreError } from '../store.js';
-import type { AuditFilter, AuditRecord, BillingStore, ErrorGroup, ProductId, PruneCounts, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
+import type { AuditFilter, AuditRecord, BillingStore, ErrorGroup, ProductId, PruneCounts, PruneCutoffs, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 import type { SqliteStatement } from './connection.js';
@@ -70,6 +70,15 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
   const appendHistory = db.prepare('INSERT INTO vitals_history (device_id, metric_values, at) VALUES (?, ?, ?)');
   const pruneFrom = (table: string) => db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE at < ? LIMIT ?)`);
   const pruneBatch = { vitals: pruneFrom('vitals_history'), errors: pruneFrom('error_reports'), audit: pruneFrom('audit_log') };
+  // Credentials that no longer work: codes expired, tokens revoked or expired with nothing left to refresh them.
+  const pruneCredentials = [
+    db.prepare('DELETE FROM claim_codes WHERE code_hash IN (SELECT code_hash FROM claim_codes WHERE expires_at < @before LIMIT @limit)'),
+    db.prepare('DELETE FROM oauth_codes WHERE code_hash IN (SELECT code_hash FROM oauth_codes WHERE expires_at < @before LIMIT @limit)'),
+    db.prepare(
+      `DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens
+       WHERE revoked_at < @before OR (revoked_at IS NULL AND refresh_token_hash IS NULL AND expires_at < @before) LIMIT @limit)`,
+    ),
+  ];
   const latest = db.prepare<SampleRaw>('SELECT metric_values, updated_at AS at FROM vitals_latest WHERE device_id = ?');
   const latestOfProduct = db.prepare<SampleRaw & { device_id: string }>(
     'SELECT v.device_id, v.metric_values, v.updated_at AS at FROM vitals_latest v JOIN devices d ON d.id = v.device_id WHERE d.product_id = ?',
@@ -254,17 +263,22 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
     async prune(before) {
       flushAudit();
       ctx.commit.flush();
-      const counts: PruneCounts = { vitals: 0, errors: 0, audit: 0 };
-      for (const key of ['vitals', 'errors', 'audit'] as const) {
-        const cutoff = before[key];
-        if (cutoff === null) continue;
-        const t = msOf(cutoff, key);
+      const counts: PruneCounts = { vitals: 0, errors: 0, audit: 0, credentials: 0 };
+      const inBatches = async (key: keyof PruneCutoffs, run: () => number) => {
         for (;;) {
-          const n = pruneBatch[key].run(t, PRUNE_BATCH).changes;
+          const n = run();
           counts[key] += n;
           if (n < PRUNE_BATCH) break;
           await new Promise((r) => setImmediate(r));
         }
+      };
+      for (const key of ['vitals', 'errors', 'audit'] as const) {
+        const cutoff = before[key];
+        if (cutoff !== null) await inBatches(key, () => pruneBatch[key].run(msOf(cutoff, key), PRUNE_BATCH).changes);
+      }
+      if (before.credentials !== null) {
+        const named = { before: msOf(before.credentials, 'credentials'), limit: PRUNE_BATCH };
+        for (const statement of pruneCredentials) await inBatches('credentials', () => statement.run(named).changes);
       }
       return counts;
     },
