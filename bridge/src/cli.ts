@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pino from 'pino';
 import { defaultOptions, type BridgeOptions } from './bridge.js';
 import { targetPolicy } from './integrations/targets.js';
+import { PASSWORD_MIN } from './http/body.js';
 
 export const bridgeFlags = {
   'data-dir': { type: 'string' },
@@ -106,7 +107,11 @@ export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.e
   const ownerUsername = pick(values['owner-username'], 'FLOTILLA_OWNER_USERNAME');
   if (ownerUsername) options.ownerUsername = ownerUsername;
   const ownerPassword = pick(values['owner-password'], 'FLOTILLA_OWNER_PASSWORD');
-  if (ownerPassword) options.ownerPassword = ownerPassword;
+  if (ownerPassword) {
+    // The rule of every other password (sign-up, PUT /v1/user): the owner could not set this one again later.
+    if (ownerPassword.length < PASSWORD_MIN) throw new CliError(`--owner-password (FLOTILLA_OWNER_PASSWORD) must be at least ${PASSWORD_MIN} characters`);
+    options.ownerPassword = ownerPassword;
+  }
   const signup = pick(values.signup, 'FLOTILLA_SIGNUP');
   if (signup !== undefined) {
     if (signup !== 'on' && signup !== 'off') throw new CliError(`--signup (FLOTILLA_SIGNUP) is on or off, not "${signup}"`);

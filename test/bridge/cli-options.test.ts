@@ -18,6 +18,12 @@ describe('bridge command line', () => {
       e instanceof CliError && e.message === '--log-level (FLOTILLA_LOG_LEVEL) must be one of trace, debug, info, warn, error, fatal, silent, not "verbose"');
   });
 
+  it("--owner-password (FLOTILLA_OWNER_PASSWORD): every password's 8 characters at least (the owner could not set a shorter one again)", () => {
+    assert.equal(bridgeOptions({ 'owner-password': 'long-enough' }, {}).ownerPassword, 'long-enough');
+    for (const [flags, env] of [[{ 'owner-password': 'abc' }, {}], [{}, { FLOTILLA_OWNER_PASSWORD: '1234567' }]] as const)
+      assert.throws(() => bridgeOptions(flags, env), (e) => e instanceof CliError && e.message === '--owner-password (FLOTILLA_OWNER_PASSWORD) must be at least 8 characters');
+  });
+
   it('--mqtts-port=-1 and off turn MQTTS off', () => {
     assert.equal(bridgeOptions({ 'mqtts-port': '-1' }, {}).mqttsPort, null);
     assert.equal(bridgeOptions({}, { FLOTILLA_MQTTS_PORT: 'off' }).mqttsPort, null);

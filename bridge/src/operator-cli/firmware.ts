@@ -64,7 +64,7 @@ export const firmwareRelease: Command = {
     groups: { type: 'string', value: 'a,b', help: 'release it to these device groups' },
     concurrency: { type: 'string', value: 'C', help: 'updates in flight at most (bridge default 50)' },
     'batch-size': { type: 'string', value: 'B', help: 'devices per batch, 0 for no batches (bridge default 0)' },
-    'failure-threshold': { type: 'string', value: 'PCT', help: 'pause when more than PCT percent of updates fail, 0 < PCT <= 100 (bridge default 10)' },
+    'failure-threshold': { type: 'string', value: 'PCT', help: 'pause when more than PCT percent of updates fail, 0.1 to 100 (bridge default 10)' },
     'min-attempts': { type: 'string', value: 'M', help: '...once this many updates have finished (bridge default 20)' },
   },
   notes:
