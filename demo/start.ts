@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bridgeFlags, bridgeHelp, bridgeOptions, CliError, createBridge, defaultOptions as bridgeDefaults, listening, parseFlags, startFailure, type Bridge } from '@flotilla/bridge';
+import { bridgeFlags, bridgeHelp, bridgeOptions, CliError, createBridge, defaultOptions as bridgeDefaults, listening, parseFlags, startFailure, StoreError, type Bridge } from '@flotilla/bridge';
 import { loadScenario, MAX_FLEET, provision, ScenarioError } from '@flotilla/simulator';
 
 /** The demo's own defaults; the bridge's are its own (flotilla-bridge --help). */
@@ -176,8 +176,17 @@ async function firstRun(b: Bridge): Promise<{ state: DemoState; ownerToken: stri
   const ownerName = options!.ownerUsername ?? bridgeDefaults.ownerUsername;
   const owner = await b.store.findUser(ownerName);
   if (!owner) throw new CliError(`the owner "${ownerName}" is missing from ${dataDir}: start from an empty data directory, or give --owner-username`);
-  const org = await b.store.createOrg(defaultOptions.org, owner.id);
-  const product = await b.store.createProduct({ name: defaultOptions.product, slug: 'demo-fleet', orgId: org.id });
+  // The demo's org or product already there without demo.json (deleted, or made by hand): said in one line.
+  const made = async <T>(make: () => Promise<T>): Promise<T> => {
+    try {
+      return await make();
+    } catch (e) {
+      if (!(e instanceof StoreError && e.code === 'conflict')) throw e;
+      throw new CliError(`${e.message} in ${dataDir}, but not the demo's state (${join(dataDir, 'demo.json')}): put that file back, or start from an empty data directory`);
+    }
+  };
+  const org = await made(() => b.store.createOrg(defaultOptions.org, owner.id));
+  const product = await made(() => b.store.createProduct({ name: defaultOptions.product, slug: 'demo-fleet', orgId: org.id }));
   const owned = await b.store.issueToken({ subject: { kind: 'user', id: owner.id }, clientId: 'particle', scopes: [], ttlSeconds: defaultOptions.tokenDays * 86400 });
   // The simulator registers its devices with a token that can do only that.
   const scopes = ['settings.view', 'device.add'];

@@ -146,6 +146,13 @@ describe('npm start: a bridge and a simulated fleet', function () {
       assert.doesNotMatch(r.output(), /Fleet +\d+ simulated devices/);
       r.child.kill('SIGINT');
       assert.equal(await r.exited, 0, r.output());
+      // The demo's org is there but its state file is gone: one line, and the bridge is closed (its data directory released).
+      rmSync(join(off, 'demo.json'));
+      const lost = (run = start(off, '--http-port', 'off'));
+      assert.equal(await lost.exited, 1, lost.output());
+      assert.match(lost.output(), /^flotilla: an org named .* exists in .*, but not the demo's state \(.*demo\.json\): put that file back, or start from an empty data directory$/m);
+      assert.doesNotMatch(lost.output(), /\n\s+at /, 'no stack trace');
+      assert.ok(!existsSync(join(off, 'bridge.pid')), 'the data directory is released');
       // A data directory first made by the bridge alone with another owner's name.
       const other = mkdtempSync(join(tmpdir(), 'flotilla-demo-admin-'));
       try {
