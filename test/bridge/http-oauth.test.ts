@@ -225,5 +225,9 @@ describe('HTTP API: OAuth and the bearer token', function () {
     const other = await fetch(base + '/v1/products/prod-a/groups', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: '{"a":' });
     assert.deepEqual([other.status, await j(other)], [400, { ok: false, error: 'The body is not a JSON object', error_description: 'The body is not a JSON object' }]);
     assert.deepEqual([(await fetch(base + '/v1/nothing')).status, (await fetch(base + '/oauth/token')).status], [404, 405]);
+    // A 405 names the methods the path takes (RFC 9110 §15.5.6).
+    assert.equal((await fetch(base + '/oauth/token')).headers.get('allow'), 'POST');
+    const patch = await fetch(base + '/v1/user', { method: 'PATCH', headers: { authorization: 'Bearer ' + f.tokens.alice } });
+    assert.deepEqual([patch.status, patch.headers.get('allow')], [405, 'GET, HEAD, PUT']);
   });
 });

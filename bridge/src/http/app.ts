@@ -198,11 +198,11 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const head = req.method === 'HEAD';
     const method = head ? 'GET' : req.method ?? 'GET';
     let found: { r: Compiled; params: Record<string, string> } | null = null;
-    let pathKnown = false;
+    const allowed = new Set<string>();
     for (const r of table) {
       const params = match(r, parts);
       if (!params) continue;
-      pathKnown = true;
+      allowed.add(r.route.method);
       if (r.route.method === method) {
         found = { r, params };
         break;
@@ -210,7 +210,11 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     }
     if (!found) {
       if (token !== null) limit(byAddress);
-      throw pathKnown ? ApiError.of(405, 'Method not allowed') : ApiError.of(404, 'Not found');
+      if (allowed.size === 0) throw ApiError.of(404, 'Not found');
+      // RFC 9110 §15.5.6: a 405 names the methods the path takes (HEAD with GET, as it is served).
+      for (const r of table) if (match(r, parts)) allowed.add(r.route.method);
+      if (allowed.has('GET')) allowed.add('HEAD');
+      throw ApiError.of(405, 'Method not allowed', { allow: [...allowed].sort().join(', ') });
     }
     shape.oauth = found.r.route.path === OAUTH_TOKEN;
     let body: Promise<Fields> | null = null;
