@@ -31,12 +31,22 @@ for (const source of SOURCES) {
       if (!existsSync(source)) this.skip();
     });
 
+    // docs/permissions.md gives each action's id beside its title (what API users' scopes are written in); DESIGN.md does not.
+    const ids = source.includes(join(root, 'docs')) ? 1 : 0;
+    /** A row without its id cell (checked against `action` when there is one). */
+    const idChecked = (r: string[], at: number, action: string): string[] => {
+      if (!ids) return r;
+      assert.equal(r[at], action === '' ? '' : '`' + action + '`', (r[at - 1] ?? r[0]) + ': id');
+      return [...r.slice(0, at), ...r.slice(at + 1)];
+    };
+
     it('has every product action, cell by cell', () => {
-      const table = rows(readFileSync(source, 'utf8')).filter((r) => r.length === 7 && r[0] !== 'area');
+      const table = rows(readFileSync(source, 'utf8')).filter((r) => r.length === 7 + ids && r[0] !== 'area');
       assert.equal(table.length, PRODUCT_ACTIONS.length, 'product rows');
-      for (const r of table) {
-        const entry = PRODUCT_ACTIONS.find((a) => a.title === r[1]);
-        assert.ok(entry, 'no action titled "' + r[1] + '"');
+      for (const row of table) {
+        const entry = PRODUCT_ACTIONS.find((a) => a.title === row[1]);
+        assert.ok(entry, 'no action titled "' + row[1] + '"');
+        const r = idChecked(row, 2, entry.action);
         assert.equal(entry.area, r[0], r[1] + ': area');
         COLUMNS.forEach((role, i) => {
           assert.equal(roleAllows(role, entry.action), r[2 + i] === '✓', r[1] + ' × ' + role);
@@ -45,7 +55,9 @@ for (const source of SOURCES) {
     });
 
     it('has every org action and the org-role cascade, cell by cell', () => {
-      const table = rows(readFileSync(source, 'utf8')).filter((r) => r.length === 6 && r[0] !== 'action');
+      const table = rows(readFileSync(source, 'utf8'))
+        .filter((r) => r.length === 6 + ids && r[0] !== 'action')
+        .map((r) => idChecked(r, 1, r[0] === 'Role on every product of the org' ? '' : ORG_ACTIONS.find((a) => a.title === r[0])?.action ?? '?'));
       const cascade = table.find((r) => r[0] === 'Role on every product of the org');
       assert.ok(cascade, 'no cascade row');
       COLUMNS.forEach((role, i) => {
