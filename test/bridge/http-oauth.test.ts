@@ -75,6 +75,26 @@ describe('HTTP API: OAuth and the bearer token', function () {
     }
   });
 
+  it("with sign-up off (the default), the bridge's owner makes accounts (POST /v1/bridge/users); anyone else is refused", async () => {
+    const signup = await fetch(base + '/v1/users', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'anon@example.com', password: 'anon-password' }) });
+    assert.deepEqual([signup.status, ((await signup.json()) as { error: string }).error], [403, 'Sign-up is turned off on this bridge: its owner makes accounts (POST /v1/bridge/users)']);
+    const made = (token: string | null, username: string) =>
+      fetch(base + '/v1/bridge/users', { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: 'Bearer ' + token } : {}) }, body: JSON.stringify({ username, password: 'made-password' }) });
+    assert.equal((await made(null, 'anon@example.com')).status, 401);
+    assert.equal((await made(f.tokens.revoked, 'revoked@example.com')).status, 401);
+    const alice = (await particle.login({ username: 'alice', password: 'alice-password' })).body.access_token;
+    const byAlice = await made(alice, 'by-alice@example.com');
+    assert.deepEqual([byAlice.status, ((await byAlice.json()) as { error: string }).error], [403, "Only the bridge's owner (the account made at its first start) makes accounts here"], "an org Owner is not the bridge's owner");
+    // The fixture's bridge made "owner" at its first start.
+    const owner = (await particle.login({ username: 'owner', password: 'owner-password' })).body.access_token;
+    const ok = await made(owner, 'made@example.com');
+    assert.deepEqual([ok.status, ((await ok.json()) as { username: string }).username], [201, 'made@example.com']);
+    assert.equal((await particle.login({ username: 'made@example.com', password: 'made-password' })).statusCode, 200);
+    assert.equal((await made(owner, 'short@example.com').then((r) => r.status)), 201);
+    const ownerId = (await f.bridge.store.findUser('owner'))!.id;
+    assert.deepEqual((await f.bridge.store.auditLog({ action: 'user.create' })).filter((e) => e.actorKind === 'user').map((e) => [e.actorId === ownerId, e.allowed]), [[true, true], [true, true], [false, false]]);
+  });
+
   it('lets a page of any origin call the API (CORS, as Particle\'s): a preflight is answered, and every answer, a refusal too, may be read', async () => {
     const pre = await fetch(base + '/v1/devices', { method: 'OPTIONS', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
     assert.equal(pre.status, 204);

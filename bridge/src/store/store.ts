@@ -312,6 +312,8 @@ export interface UserStore {
   getUser(id: string): Promise<User | null>;
   /** False on a fresh database: the bridge then creates its first owner. */
   hasUsers(): Promise<boolean>;
+  /** The account the bridge made at its first start (--owner): the bridge's owner, who makes accounts while sign-up is off. */
+  bridgeOwnerId(): Promise<string | null>;
   /** The user when the password matches; null for a wrong password or an unknown user (both take one scrypt). */
   verifyPassword(username: string, password: string): Promise<User | null>;
   /** By username, case-insensitively. */

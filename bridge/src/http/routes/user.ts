@@ -81,6 +81,9 @@ async function stands(ctx: ApiContext, inv: Invitation): Promise<boolean> {
   return product !== null && invitationStands(inviter, inv.role, { kind: 'product', product });
 }
 
+/** Where the bridge's owner makes accounts (not Particle's: its users sign themselves up). */
+const BRIDGE_USERS = '/v1/bridge/users';
+
 export const userRoutes: Route[] = [
   route('GET', '/v1/user', SELF, async (req, ctx, { actor }) => {
     const u = await ctx.store.getUser(user(actor));
@@ -114,11 +117,21 @@ export const userRoutes: Route[] = [
     return { ok: true, username: updated.username };
   }),
   route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
-    if (!ctx.signup) throw ApiError.of(403, 'Sign-up is turned off on this bridge; ask its owner for an account');
+    if (!ctx.signup) throw ApiError.of(403, `Sign-up is turned off on this bridge: its owner makes accounts (POST ${BRIDGE_USERS})`);
     const body = await req.body();
     const { username, password } = account(field(body, 'username'), field(body, 'password'));
     await ctx.store.createUser(username!, password!);
     return { status: 201, body: { ok: true } };
+  }),
+  // With sign-up off there is no other way in, and invitations to an address with no account wait for one.
+  route('POST', BRIDGE_USERS, guard.signedIn("the bridge's owner (the account made at its first start); anyone else 403"), async (req, ctx, { actor }) => {
+    const owner = actor.kind === 'user' && actor.userId === (await ctx.store.bridgeOwnerId());
+    await ctx.store.audit(auditEntry(actor, 'user.create', 'bridge', '', owner ? { allow: true, reason: "the bridge's owner" } : { allow: false, status: 403, reason: "not the bridge's owner" }, new Date()));
+    if (!owner) throw ApiError.of(403, "Only the bridge's owner (the account made at its first start) makes accounts here");
+    const body = await req.body();
+    const { username, password } = account(field(body, 'username'), field(body, 'password'));
+    const made = await ctx.store.createUser(username!, password!);
+    return { status: 201, body: { ok: true, id: made.id, username: made.username } };
   }),
 
   // Access tokens: your own, listed by handle (the bridge keeps only their

@@ -58,6 +58,7 @@ export function userStore(ctx: Ctx): UserStore {
   const byId = db.prepare<UserRaw>('SELECT * FROM users WHERE id = ?');
   const byName = db.prepare<UserRaw>('SELECT * FROM users WHERE username = ?');
   const anyUser = db.prepare<{ one: number }>('SELECT 1 AS one FROM users LIMIT 1');
+  const firstUser = db.prepare<{ id: string }>('SELECT id FROM users ORDER BY created_at, id LIMIT 1');
   const rename = db.prepare('UPDATE users SET username = ? WHERE id = ?');
   const setHash = db.prepare('UPDATE users SET password_hash = ? WHERE id = ?');
   const withdrawInvitations = db.prepare('DELETE FROM invitations WHERE email = ? AND accepted_at IS NULL');
@@ -93,6 +94,10 @@ export function userStore(ctx: Ctx): UserStore {
 
     async hasUsers() {
       return anyUser.get() !== undefined;
+    },
+
+    async bridgeOwnerId() {
+      return firstUser.get()?.id ?? null;
     },
 
     async verifyPassword(username, password) {
