@@ -7,6 +7,7 @@
  * sign-up, the OpenAPI description.
  */
 import assert from 'node:assert/strict';
+import { connect as connectTcp } from 'node:net';
 import Particle from 'particle-api-js';
 import type { VmDevice } from '@flotilla/simulator';
 import { createHash } from 'node:crypto';
@@ -633,5 +634,22 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual([r.status, ((await r.json()) as { error: string }).error], [413, 'The file is larger than 65536 bytes']);
     assert.deepEqual(existsSync(incoming) ? readdirSync(incoming) : [], before);
     assert.equal(await f.bridge.store.getDevice(ids[0]), null, 'nothing was imported');
+  });
+  it("keeps a multipart body's text fields to the body limit together (100 fields of 1 MB each were taken, all in memory)", async () => {
+    const form = new FormData();
+    for (let i = 0; i < 3; i++) form.set('f' + i, 'x'.repeat(400_000));
+    const r = await fetch(base + '/v1/products/prod-a/devices', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin }, body: form });
+    assert.deepEqual([r.status, ((await r.json()) as { error: string }).error], [413, 'The text fields are larger than 1048576 bytes together']);
+  });
+  it('answers an upload with no credentials 401 before reading its body (it was parsed first, to look for client credentials)', async () => {
+    // Headers and the start of a part that never ends: the answer cannot wait for the body.
+    const socket = connectTcp(f.bridge.ports.http!, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    let answer = '';
+    socket.on('data', (b: Buffer) => (answer += b.toString()));
+    socket.write('POST /v1/products/prod-a/firmware HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=X\r\nContent-Length: 100000000\r\n\r\n--X\r\nContent-Disposition: form-data; name="f0"\r\n\r\n' + 'a'.repeat(10000));
+    for (let i = 0; i < 100 && !answer.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 20));
+    socket.destroy();
+    assert.match(answer, /^HTTP\/1\.1 401 /);
   });
 });

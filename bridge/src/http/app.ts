@@ -292,8 +292,10 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     if (/^basic /i.test(headers.authorization ?? '')) return passwordFrom === null ? clientActor(headers, {}) : userActor(headers, passwordFrom);
     const token = bearer(headers);
     if (!token) {
-      // particle-api-js sends a product client's credentials as body fields (createCustomer).
-      const fields = body && !headers.authorization ? await body() : null;
+      // particle-api-js sends a product client's credentials as body fields (createCustomer), in a form or JSON:
+      // a multipart body (an upload) is never read before its sender is known.
+      const multipart = /^multipart\//i.test(headers['content-type'] ?? '');
+      const fields = body && !headers.authorization && !multipart ? await body() : null;
       if (fields && typeof fields.client_id === 'string') return clientActor(headers, fields);
       // Old scripts send the token as access_token (Particle's deprecated forms): say where it goes, not "no such token".
       const misplaced = request.url.searchParams.has('access_token') || (fields !== null && 'access_token' in fields);

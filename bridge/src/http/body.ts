@@ -148,8 +148,12 @@ function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOption
         out.destroy();
       }
     };
+    // The text fields together keep to the body limit, as any other body (100 fields of it each were 100 MB in memory).
+    let fieldBytes = 0;
     parser.on('field', (name, value, info) => {
       if (info.valueTruncated) return fail(ApiError.of(413, 'Field ' + name + ' is larger than ' + fieldLimit + ' bytes'));
+      fieldBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+      if (fieldBytes > fieldLimit) return fail(ApiError.of(413, 'The text fields are larger than ' + fieldLimit + ' bytes together'));
       const key = name.endsWith('[]') ? name.slice(0, -2) : name;
       const list = name.endsWith('[]') || key in fields;
       if (!list) fields[key] = value;
