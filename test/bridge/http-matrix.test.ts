@@ -68,7 +68,8 @@ describe('HTTP API: the role × route matrix', function () {
 
   before(async () => {
     // Every route is called 20 times from one address: lift the login lock-out (http-ratelimit.test.ts tests it).
-    f = await startFixture({ httpPort: 0, callTimeoutMs: 200, rateLimits: { ...defaultRateLimits, tokenFailures: { limit: 1000, lockMs: 1000 } } });
+    // Every refusal is checked for its audit entry here, the unauthenticated ones too: their budget per address is raised.
+    f = await startFixture({ httpPort: 0, callTimeoutMs: 200, rateLimits: { ...defaultRateLimits, tokenFailures: { limit: 1000, lockMs: 1000 }, unauthenticatedAudits: { limit: 100000, windowMs: 60000 } } });
     port = f.bridge.ports.http as number;
     const s = f.bridge.store;
     ids.users = { ...f.users, frank: (await s.createUser('frank', 'frank-password')).id };

@@ -109,6 +109,7 @@ describe('HTTP API: rate limits', function () {
         rateLimits: {
           requests: { limit: 40, windowMs: 60000 }, token: { limit: 100, windowMs: 60000 }, tokenFailures: { limit: 3, lockMs: 60000 }, tokenFailuresPerAddress: { limit: 6, lockMs: 60000 },
           streams: { opens: 100, windowMs: 60000, concurrent: 2 },
+          unauthenticatedAudits: { limit: 1000, windowMs: 60000 },
         },
       });
       base = 'http://127.0.0.1:' + f.bridge.ports.http;
@@ -186,6 +187,28 @@ describe('HTTP API: rate limits', function () {
       assert.equal(statuses.at(-1), 429, 'the address reached its limit: ' + statuses.join(' '));
       assert.ok(statuses.slice(0, -1).every((st) => st === 401));
       assert.equal((await user(f.tokens.carol)).status, 200, 'a valid token is not held back by its address');
+    });
+  });
+
+  describe('the audit log under requests with no valid credentials', () => {
+    let f: Fixture;
+    before(async () => {
+      f = await startFixture({ httpPort: 0, rateLimits: { ...defaultRateLimits, unauthenticatedAudits: { limit: 5, windowMs: 60000 } } });
+    });
+    after(() => f.close());
+
+    it('audits their refusals up to a budget per address, then answers them unaudited; a row keeps 200 characters of an id from the URL', async () => {
+      const base = 'http://127.0.0.1:' + f.bridge.ports.http;
+      const long = 'a'.repeat(15000);
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push((await fetch(base + '/v1/products/' + long + i + '/devices', i % 2 ? { headers: { authorization: 'Bearer made-up-' + i } } : {})).status);
+      assert.deepEqual(statuses, Array(8).fill(401), 'every one refused');
+      const rows = (await f.bridge.store.auditLog({})).filter((e) => e.actorKind === 'anonymous' || e.actorKind === 'invalid');
+      assert.equal(rows.length, 5, 'the budget');
+      for (const e of rows) assert.equal(e.resourceId.length, 200, 'clipped');
+      // A signed-in refusal is audited whatever the budget.
+      assert.equal((await fetch(base + '/v1/products/prod-b/devices', { headers: { authorization: 'Bearer ' + f.tokens.carol } })).status, 404);
+      assert.ok((await f.bridge.store.auditLog({})).some((e) => e.actorKind === 'user' && e.resourceId === 'prod-b' && !e.allowed));
     });
   });
 });

@@ -126,6 +126,11 @@ function match(r: Compiled, parts: string[]): Record<string, string> | null {
   return params;
 }
 
+/** The store with an audit() that writes nothing, for the guard of a refusal past its audit budget. */
+function unaudited(store: Store): Store {
+  return Object.create(store, { audit: { value: () => Promise.resolve() } }) as Store;
+}
+
 /** The bearer token of a request (header only: tokens in URLs end up in logs). */
 function bearer(headers: IncomingMessage['headers']): string | null {
   const h = headers.authorization;
@@ -227,16 +232,19 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const g = r.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(request, method === 'GET' ? null : readOnce, r.password ? address : null);
     if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : byAddress);
+    // Refusals of callers with no valid credentials are audited up to a budget per address: anyone can make them.
+    const unknown = actor.kind === 'anonymous' || actor.kind === 'invalid';
+    const guardStore = unknown && g.kind !== 'public' && !ctx.limiter.unauthenticatedAudit(byAddress) ? unaudited(ctx.store) : ctx.store;
     let access: Access;
     if (g.kind === 'public') access = { actor, product: null, device: null, org: null, decision: null };
     else if (g.kind === 'signedIn') {
       if (actor.kind === 'anonymous' || actor.kind === 'invalid') {
         const verdict = { allow: false, status: 401, reason: actor.kind === 'anonymous' ? 'anonymous: no credentials' : 'invalid credentials (' + actor.reason + ')' } as const;
-        await ctx.store.audit(auditEntry(actor, 'signedIn', 'route', method + ' ' + r.path, verdict, new Date()));
+        await guardStore.audit(auditEntry(actor, 'signedIn', 'route', method + ' ' + r.path, verdict, new Date()));
         throw refused(verdict, 'device', actor);
       }
       access = { actor, product: null, device: null, org: null, decision: null };
-    } else access = await authorize(ctx.store, actor, g, found.params, readOnce);
+    } else access = await authorize(guardStore, actor, g, found.params, readOnce);
     const path = r.path;
     let reply: Reply;
     if (path === OAUTH_TOKEN) {

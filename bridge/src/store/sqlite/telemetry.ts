@@ -59,6 +59,14 @@ const AUDIT_RETRY_MS = 1000;
 /** Rows deleted per statement when pruning: each batch is short, and other work runs between batches. */
 const PRUNE_BATCH = 5000;
 
+/** What an audit row keeps of a resource id and of a reason (characters). */
+const AUDIT_ID_MAX = 200;
+const AUDIT_REASON_MAX = 500;
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : s.slice(0, max - 1) + '…';
+}
+
 export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'usageOfProducts'> & { flushAudit(): void; stopAudit(): void } {
   const { db } = ctx;
   // A report older than the stored one (handled late) goes to the history only.
@@ -304,7 +312,8 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
       // Fail closed: what cannot be recorded is not done (the caller answers 503 with the reason).
       if (auditStopped) throw new Error('the store is closed: audit entry not written');
       if (auditFailure !== null && pendingAudit.length >= AUDIT_HELD_MAX) throw auditFailure;
-      pendingAudit.push([msOf(e.at, 'at'), e.actorKind, e.actorId, e.action, e.resourceKind, e.resourceId, e.allowed ? 1 : 0, e.status, e.reason]);
+      // Ids and reasons can come from a URL (up to the 16 KB header limit): a row keeps their start.
+      pendingAudit.push([msOf(e.at, 'at'), e.actorKind, e.actorId, e.action, e.resourceKind, clip(e.resourceId, AUDIT_ID_MAX), e.allowed ? 1 : 0, e.status, clip(e.reason, AUDIT_REASON_MAX)]);
       if (auditFailure === null && pendingAudit.length >= AUDIT_BATCH_MAX) flushAudit();
       else auditTimer ??= setTimeout(flushAudit, AUDIT_BATCH_MS);
     },
