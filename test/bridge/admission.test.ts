@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Admission, addressKey, connectionsFromFileLimit, type Ticket } from '../../bridge/src/mqtt/admission.js';
+import { Admission, connectionsFromFileLimit, type Ticket } from '../../bridge/src/mqtt/admission.js';
+import { addressKey } from '../../bridge/src/identity/address.js';
 
 const ticket = (t: Ticket | string): Ticket => {
   assert.equal(typeof t, 'object', 'admitted');

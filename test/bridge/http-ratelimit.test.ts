@@ -133,6 +133,8 @@ describe('HTTP API: rate limits', function () {
       assert.equal((await login('ALICE', 'wrong')).status, 400, 'the third within the lock time, in any case, locks alice here');
       const locked = await login('alice', 'alice-password');
       assert.equal(locked.status, 429);
+      // Spaces around the name are the same account, as the store looks it up: not a lock of their own.
+      assert.equal((await login(' alice\t', 'alice-password')).status, 429);
       assert.ok(Number(locked.headers.get('retry-after')) > 0);
       // Five wrong passwords from this address so far; bob may still log in, which clears nothing of the address's.
       assert.equal((await login('bob', 'bob-password')).status, 200);
@@ -193,7 +195,7 @@ describe('HTTP API: rate limits', function () {
   describe('the audit log under requests with no valid credentials', () => {
     let f: Fixture;
     before(async () => {
-      f = await startFixture({ httpPort: 0, rateLimits: { ...defaultRateLimits, unauthenticatedAudits: { limit: 5, windowMs: 60000 } } });
+      f = await startFixture({ httpPort: 0, rateLimits: { ...defaultRateLimits, token: { limit: 3, windowMs: 60000 }, unauthenticatedAudits: { limit: 5, windowMs: 60000 } } });
     });
     after(() => f.close());
 
@@ -206,9 +208,17 @@ describe('HTTP API: rate limits', function () {
       const rows = (await f.bridge.store.auditLog({})).filter((e) => e.actorKind === 'anonymous' || e.actorKind === 'invalid');
       assert.equal(rows.length, 5, 'the budget');
       for (const e of rows) assert.equal(e.resourceId.length, 200, 'clipped');
-      // A signed-in refusal is audited whatever the budget.
+      // A signed-in refusal is audited whatever the budget (this test's one, not the next's).
       assert.equal((await fetch(base + '/v1/products/prod-b/devices', { headers: { authorization: 'Bearer ' + f.tokens.carol } })).status, 404);
       assert.ok((await f.bridge.store.auditLog({})).some((e) => e.actorKind === 'user' && e.resourceId === 'prod-b' && !e.allowed));
+    });
+
+    it("counts a user's password in Basic auth (a scrypt, on the pool that checks devices' secrets) as the token endpoint's requests (here 3 a minute)", async () => {
+      const base = 'http://127.0.0.1:' + f.bridge.ports.http;
+      const basic = { authorization: 'Basic ' + Buffer.from('alice:alice-password').toString('base64') };
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await fetch(base + '/v1/access_tokens', { headers: basic })).status);
+      assert.deepEqual(statuses, [200, 200, 200, 429]);
     });
   });
 });

@@ -12,6 +12,7 @@ import type { Actor } from '../policy/types.js';
 import { basicCredentials, presentedClient } from './client-auth.js';
 import type { RateLimiter } from './ratelimit.js';
 import { StoreError, type Store } from '../store/store.js';
+import { addressKey } from '../identity/address.js';
 import { logThrottle } from '../log-throttle.js';
 import type { Logger } from '../mqtt/deps.js';
 import { actorOf, auditEntry, tokenProblem } from '../identity/actor.js';
@@ -178,7 +179,8 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       return;
     }
     res.setHeader('access-control-expose-headers', 'retry-after, www-authenticate');
-    const address = req.socket.remoteAddress ?? '';
+    // Per-address limits count a host: an IPv6 host by its /64.
+    const address = addressKey(req.socket.remoteAddress ?? '');
     // Request limits: a valid bearer token has a count of its own (per token, as Particle's), so callers
     // sharing an address do not starve each other; everything else (no token, client credentials, an
     // unknown token, a path that does not exist) counts against the address.
@@ -333,6 +335,9 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
   async function userActor(headers: IncomingMessage['headers'], address: string): Promise<Actor> {
     const c = basicCredentials(headers.authorization);
     if (!c) return { kind: 'invalid', reason: 'password' };
+    // A password check is a scrypt on the pool that checks devices' secrets too: counted as the token endpoint's requests.
+    const wait = ctx.limiter.tokenRequest(address);
+    if (wait !== null) throw tooMany(wait);
     const login = await ctx.limiter.passwordCheck(address, c.name, () => ctx.store.verifyPassword(c.name, c.secret));
     if ('wait' in login) throw tooMany(login.wait);
     const u = login.found;

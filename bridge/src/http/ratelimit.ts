@@ -111,11 +111,12 @@ export class RateLimiter {
    * the seconds to wait while the username there, or the address, is locked out (logins still being
    * checked count as failures would); otherwise the function that counts its outcome, to be called
    * once whatever happens: true a good password (clears that username's count there, not the
-   * address's), false a wrong one (counted for both locks), null no verdict. Usernames in any case
-   * are one, as logins take them.
+   * address's), false a wrong one (counted for both locks), null no verdict. Usernames are one in
+   * any case and with any spaces around them, as the store looks them up (' owner' was a lock of
+   * its own).
    */
   passwordLogin(address: string, username: string): number | ((good: boolean | null) => void) {
-    return this.logins.attempt(address, username.toLowerCase());
+    return this.logins.attempt(address, username.trim().toLowerCase());
   }
 
   /** A password login around `verify` (the store's check: the user, or null for a wrong password): the seconds to wait, or what it found, counted. */

@@ -11,7 +11,7 @@
  * the broker turns a refusal into a closed socket and a log line.
  */
 import { readFileSync } from 'node:fs';
-import { isIPv4, isIPv6 } from 'node:net';
+import { addressKey } from '../identity/address.js';
 
 export interface AdmissionLimits {
   /** Connections at once, all listeners; null for no limit. */
@@ -67,18 +67,6 @@ export class Admission {
   get size(): number {
     return this.open;
   }
-}
-
-/** The address a limit counts by: IPv4 as is (also when mapped into IPv6), IPv6 by its first 64 bits. */
-export function addressKey(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1];
-  if (isIPv4(address) || !isIPv6(address)) return address;
-  const [head, tail = ''] = address.split('::');
-  const a = head === '' ? [] : head.split(':');
-  const b = address.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
-  const groups = [...a, ...new Array<string>(8 - a.length - b.length).fill('0'), ...b];
-  return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64';
 }
 
 /**

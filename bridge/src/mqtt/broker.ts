@@ -22,6 +22,7 @@ import type { TokenHolder, WithSession } from './session.js';
 import type { DeviceRef } from './deps.js';
 import type { AuthResult, ConnectFailureLimits, Will } from './authenticate.js';
 import { isClaimTopic } from './claims.js';
+import { addressKey } from '../identity/address.js';
 import { Admission, type AdmissionLimits, type Refusal, type Ticket } from './admission.js';
 import { sha256Hex } from '../store/secrets.js';
 import { auditEntry } from '../identity/actor.js';
@@ -172,7 +173,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const clean = (client as unknown as { clean?: boolean }).clean !== false;
       const id = idless.has(client) ? '' : client.id;
       // Either the refusal of a locked-out client, or the attempt to end with the outcome (every path ends it).
-      const attempt = lockout.begin(address, id);
+      // Counted by host: an IPv6 host's /64, not each of its addresses.
+      const attempt = lockout.begin(addressKey(address), id);
       const [locked, settle] = typeof attempt === 'function' ? [null, attempt] : [attempt, null];
       const checked: Promise<AuthResult> = locked
         ? Promise.resolve(locked)
