@@ -315,6 +315,27 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('GET', '/v1/products/prod-a/groups/galley', f.tokens.erin)).status, 404);
   });
 
+  it("decides putting devices into groups as editing groups and flashing (a group's release decides their firmware), and as creating a group it names anew: a scoped API user cannot flash or make groups this way", async () => {
+    assert.equal((await api('POST', '/v1/products/prod-a/groups', f.tokens.erin, { name: 'canary' })).status, 201);
+    const apiUser = async (scopes: string[]) =>
+      (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'grouper', scopes })).body.created.tokens[0].token as string;
+    const editor = await apiUser(['device.view', 'device.edit']);
+    const refused = await api('PUT', '/v1/products/prod-a/devices/' + A2, editor, { groups: ['canary'] });
+    assert.equal(refused.status, 403, 'device.edit alone moved a device onto a release before');
+    assert.equal((await api('PUT', '/v1/products/prod-a/devices', editor, { action: 'groups', devices: [A2], metadata: { add: ['canary'] } })).status, 403);
+    const grouper = await apiUser(['device.view', 'device.edit', 'group.edit']);
+    assert.equal((await api('PUT', '/v1/products/prod-a/devices', grouper, { action: 'groups', devices: [A2], metadata: { add: ['canary'] } })).status, 403, 'group.edit without device.flash');
+    const flasher = await apiUser(['device.view', 'device.edit', 'group.edit', 'device.flash']);
+    assert.deepEqual((await api('PUT', '/v1/products/prod-a/devices/' + A2, flasher, { groups: ['canary'] })).body.groups, ['canary']);
+    assert.equal((await api('PUT', '/v1/products/prod-a/devices/' + A2, flasher, { groups: ['made-here'] })).status, 403, 'a new group needs group.create');
+    assert.equal((await api('PUT', '/v1/products/prod-a/devices', flasher, { action: 'groups', devices: [A2], metadata: { add: ['made-here'] } })).status, 403);
+    assert.equal((await api('GET', '/v1/products/prod-a/groups/made-here', f.tokens.erin)).status, 404, 'nothing made');
+    const batch = await api('PUT', '/v1/products/prod-a/devices', flasher, { action: 'groups', devices: [A2], metadata: { remove: ['canary'] } });
+    assert.deepEqual(batch.body.devices, [A2]);
+    // Humans: every role with group.edit has device.flash and group.create (Developer and up).
+    assert.equal((await api('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { groups: ['made-by-erin'] })).status, 200);
+  });
+
   it('publishes events: subscribed devices get them, streams see them as coreid "api", names are checked', async () => {
     const seen: { name: string; data: string; coreid: string }[] = [];
     const stream = (await particle.getEventStream({ product: 'prod-a', auth: f.tokens.carol })) as unknown as { on(e: string, f: (x: { name: string; data: string; coreid: string }) => void): void; abort(): void };

@@ -184,6 +184,12 @@ export async function authorizeAlso(store: Store, a: Access, actions: readonly A
   }
 }
 
+/** authorizeAlso for a request on a product (a batch on its devices): each action decided on the product, audited, the first refusal thrown. */
+export async function authorizeProductAlso(store: Store, a: Access, actions: readonly Action[]): Promise<void> {
+  const product = a.product!;
+  for (const action of actions) await settle(store, a.actor, action, 'product', product.productId, decide(a.actor, action, { kind: 'product', product }));
+}
+
 /** A decision goes to the audit log; a refusal is thrown as the API says it (refused()). One place for every guard. */
 async function settle(store: Store, actor: Actor, action: Action, kind: keyof typeof NOT_FOUND, resourceId: string, decision: Decision): Promise<Extract<Decision, { allow: true }>> {
   await store.audit(auditEntry(actor, action, kind, resourceId, decision, new Date()));

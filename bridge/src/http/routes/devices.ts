@@ -14,7 +14,7 @@ import { actorId, auditEntry } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { PHOTON } from './user.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
-import { authorize, authorizeAlso, guard, inPersonalSpace, seesDevice, visibleProducts } from '../access.js';
+import { authorize, authorizeAlso, authorizeProductAlso, guard, inPersonalSpace, seesDevice, visibleProducts } from '../access.js';
 import { paged } from '../pages.js';
 import { mayClaimById } from '../../customers/claims.js';
 import type { Actor } from '../../policy/types.js';
@@ -101,6 +101,17 @@ function rawValue(req: Request, value: unknown): typeof STREAMING {
   req.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   req.res.end(text);
   return STREAMING;
+}
+
+/**
+ * What putting devices into `groups` is decided as: editing groups; flashing,
+ * since a group's release decides the firmware its devices run (an API user
+ * refused desired_firmware_version moved devices onto a release this way);
+ * and creating any group named that does not exist yet (it is made then).
+ */
+async function groupingActions(ctx: ApiContext, productId: string, groups: readonly string[]): Promise<Action[]> {
+  const known = new Set((await ctx.store.listGroups(productId)).map((g) => g.name));
+  return ['group.edit', 'device.flash', ...(groups.some((g) => !known.has(g)) ? ['group.create' as const] : [])];
 }
 
 /** PUT's fields, one action each (Particle's multiplexed update). */
@@ -241,6 +252,7 @@ function devicePaths(prefix: string): Route[] {
       // Every field is checked before anything is written: a refused edit changes nothing. (The store
       // checks the rest of `changes` in the one transaction that writes them; group names are checked here.)
       const groups = 'groups' in body ? list(body.groups, 'groups').map(groupName) : undefined;
+      if (groups) await authorizeAlso(ctx.store, a, await groupingActions(ctx, a.device!.product.productId, groups));
       // With a lock (particle-api-js's updateDevice): checked with the rest, written in the same transaction.
       const lock = together.lock ? await lockOf(ctx, a.device!.product.productId, body) : null;
       if (lock) changes.lockedFirmware = lock.version;
@@ -420,8 +432,12 @@ export const deviceRoutes: Route[] = [
     const devices = list(body.devices, 'devices');
     const meta = (body.metadata ?? {}) as { add?: unknown; remove?: unknown };
     if (typeof meta !== 'object' || meta === null) throw ApiError.of(400, 'metadata must be {add, remove}');
+    const add = meta.add === undefined ? [] : list(meta.add, 'metadata.add');
+    const remove = meta.remove === undefined ? [] : list(meta.remove, 'metadata.remove');
+    // The guard decided group.edit; what the move may also do is decided too.
+    await authorizeProductAlso(ctx.store, a, (await groupingActions(ctx, a.product!.productId, add.map(groupName))).filter((x) => x !== 'group.edit'));
     const r = await ctx.store
-      .regroup(a.product!.productId, devices, { add: meta.add === undefined ? [] : list(meta.add, 'metadata.add'), remove: meta.remove === undefined ? [] : list(meta.remove, 'metadata.remove') })
+      .regroup(a.product!.productId, devices, { add, remove })
       ;
     // Devices of another product are reported as Particle reports unknown ones: not updated.
     return { ok: true, devices: devices.filter((d) => !r.skipped.includes(d)), invalid_devices: r.skipped };
