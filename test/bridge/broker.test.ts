@@ -402,6 +402,26 @@ describe('bridge broker', function () {
       assert.ok(((await f.bridge.store.getDevice(A2))?.lastHeard?.getTime() ?? 0) > before);
     });
 
+    it("does not take a device's will for traffic: last heard and the usage counts stay at what it really sent (a half-open link's will came up to 1.5 keepalives later)", async () => {
+      const status = Buffer.from(encode('status', { online: false }));
+      const day = new Date().toISOString().slice(0, 10);
+      const messages = async () => (await f.bridge.store.usage(f.products.A, day, day))[0]?.messages ?? 0;
+      const a2 = await device(f.port, A2, { will: { topic: topics.device.status(A2), payload: status, qos: 1, retain: false } });
+      await a2.publishAsync(topics.device.vitals(A2), Buffer.from(encode('vitals', { values: { 'device.system.uptime': 9 } })), { qos: 1 });
+      await f.bridge.broker.flush();
+      const heard = (await f.bridge.store.getDevice(A2))!.lastHeard!.getTime();
+      const counted = await messages();
+      await sleep(50);
+      // Gone without DISCONNECT: the broker publishes its will.
+      (a2 as unknown as { stream: Socket }).stream.destroy();
+      for (let i = 0; i < 100 && (await f.bridge.store.getDevice(A2))!.online; i++) await sleep(20);
+      assert.equal((await f.bridge.store.getDevice(A2))!.online, false, 'offline by its will or the link');
+      await f.bridge.broker.flush();
+      assert.equal((await f.bridge.store.getDevice(A2))!.lastHeard!.getTime(), heard);
+      assert.equal(await messages(), counted);
+      a2.end(true);
+    });
+
     it('grants a device its own three inbox topics and nothing else', async () => {
       const a1 = track(await device(f.port, A1));
       const granted = await a1.subscribeAsync(topics.filter.deviceInbox(A1), { qos: 1 });

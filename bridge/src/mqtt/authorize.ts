@@ -91,9 +91,13 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
       spendEventToken(ctx, s);
     }
     if (msg.kind === 'hello' || msg.kind === 'vitals' || msg.kind === 'error') spendReportToken(ctx, s);
-    const now = Date.now();
-    ctx.heard.set(s.deviceId, now);
-    countUsage(ctx, s.ref.product.productId, s.deviceId, now, packet.payload.length, msg);
+    // Its will (aedes hands over the CONNECT's own packet) is the broker speaking for a device gone
+    // silent, maybe long ago: not traffic it sent now, so neither heard nor counted.
+    if (packet !== (client as { will?: unknown }).will) {
+      const now = Date.now();
+      ctx.heard.set(s.deviceId, now);
+      countUsage(ctx, s.ref.product.productId, s.deviceId, now, packet.payload.length, msg);
+    }
     return ingest(ctx, s.deviceId, msg, () => client.connected !== false);
   }
   if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');
