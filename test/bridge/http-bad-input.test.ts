@@ -154,6 +154,11 @@ const CASES: Case[] = [
   ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?start_date=2030-01-01&end_date=2020-01-01', 'alice', undefined, 400, '"ok":false,"error":"start_date is after end_date"'],
   ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?end_date=-271821-04-20T00:00:00Z', 'alice', undefined, 400, '"ok":false,"error":"end_date is not a date (ISO 8601) from 1970 to 9999"'],
   ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?start_date=%2B275760-09-13T00:00:00Z', 'alice', undefined, 400, 'start_date is not a date'],
+  // Date.parse takes all three (March 2nd, the year 2000, the machine's zone): not ISO 8601.
+  ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?start_date=2026-02-30', 'alice', undefined, 400, 'start_date is not a date'],
+  ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?start_date=0', 'alice', undefined, 400, 'start_date is not a date'],
+  ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?end_date=Nov%2024%202026', 'alice', undefined, 400, 'end_date is not a date'],
+  ['diagnostics', 'GET', '/v1/diagnostics/' + A1 + '?start_date=2026-02-28T24:00:00Z', 'alice', undefined, 400, 'start_date is not a date'],
   ['diagnostics', 'GET', '/v1/diagnostics/' + B1 + '/last', 'alice', undefined, 404, 'Device not found'],
   ['diagnostics', 'POST', '/v1/diagnostics/' + A1 + '/update', 'alice', undefined, 404, 'not connected'],
   // Organizations: ownership, transfers, whitelist, billing and usage, SIM data
@@ -176,6 +181,7 @@ const CASES: Case[] = [
   ['billing', 'GET', '/v1/products/prod-a/billing', 'erin', undefined, 403, 'Permission denied'],
   ['billing', 'GET', '/v1/products/prod-a/usage?end_date=2020-13-45', 'alice', undefined, 400, 'end_date must be a date'],
   ['billing', 'GET', '/v1/products/prod-a/usage?end_date=2024-02-30', 'alice', undefined, 400, 'end_date must be a date'],
+  ['billing', 'GET', '/v1/products/prod-a/usage?end_date=2024-02-30T10:00:00Z', 'alice', undefined, 400, 'end_date must be a date'],
   ['billing', 'GET', '/v1/products/prod-a/usage?end_date=9999-12-31T23:59:59-14:00', 'alice', undefined, 400, 'end_date must be a date'],
   ['billing', 'GET', '/v1/products/prod-a/usage?end_date=2024-01-01junk', 'alice', undefined, 400, 'end_date must be a date'],
   ['billing', 'GET', '/v1/products/prod-a/usage?end_date=2024-01-01T23:00:00-05:00', 'alice', undefined, 200, '"end_date":"2024-01-02"'],

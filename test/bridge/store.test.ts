@@ -717,7 +717,9 @@ describe('store (SQLite file, typeorm migrations)', function () {
         (await store.vitalsHistory(DEV1, new Date(T0 + from), new Date(T0 + to), limit)).map((s) => s.values['device.system.uptime']);
       assert.deepEqual(await up(15_000, 20_000), [15]);
       assert.deepEqual(await up(15_000, 20_001), [15, 20]);
-      assert.deepEqual(await up(0, 60_000, 2), [10, 15]);
+      // Past the limit, the newest of the range (oldest first): a default range of 30 days must show the latest vitals.
+      assert.deepEqual(await up(0, 60_000, 2), [15, 20]);
+      assert.deepEqual(await up(0, 20_000, 2), [10, 15]);
       assert.deepEqual(await store.vitalsHistory(DEV2, new Date(T0), new Date(T0 + 60_000)), []);
       assert.equal(await store.latestVitals(DEV2), null);
     });

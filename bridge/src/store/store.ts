@@ -447,7 +447,7 @@ export interface TelemetryStore {
   latestVitals(deviceId: string): Promise<VitalsSample | null>;
   /** The latest vitals of every device of a product that has some, by device id: one query for a fleet's health. */
   latestVitalsOfProduct(productId: ProductId): Promise<Map<string, VitalsSample>>;
-  /** Oldest first, `from` inclusive, `to` exclusive; at most `limit` samples (default and maximum 10,000). */
+  /** Oldest first, `from` inclusive, `to` exclusive; at most `limit` samples (default and maximum 10,000), the newest of the range when it holds more. */
   vitalsHistory(deviceId: string, from: Date, to: Date, limit?: number): Promise<VitalsSample[]>;
   /** Stored with the device's product and current firmware version. not_found: unknown device. */
   /** Filed under `firmwareVersion` when given (a crash of an image since rolled back), else the version the device last said it runs. */
@@ -585,6 +585,20 @@ export function isDay(s: unknown): s is string {
   if (typeof s !== 'string' || !/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(s)) return false;
   const t = Date.parse(s + 'T00:00:00Z');
   return Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === s;
+}
+
+/**
+ * An ISO 8601 day (UTC midnight) or time with its zone (Z or ±HH:MM), as
+ * milliseconds; null for anything else, an impossible day or time included
+ * (Date.parse reads 2026-02-30 as March 2nd, "0" as the year 2000, and other
+ * forms in the machine's zone).
+ */
+export function isoTime(v: string): number | null {
+  const m = /^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2}))?$/.exec(v);
+  if (!m || !isDay(m[1])) return null;
+  if (m[2] !== undefined && (Number(m[2]) > 23 || Number(m[3]) > 59 || Number(m[4] ?? 0) > 59)) return null;
+  const t = Date.parse(m[2] === undefined ? m[1] + 'T00:00:00Z' : v);
+  return Number.isFinite(t) ? t : null;
 }
 
 /** Particle's group names: lowercase letters, digits, dashes and underscores; compared lowercased. */

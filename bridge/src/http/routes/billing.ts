@@ -9,7 +9,7 @@
  *   GET|PUT /v1/orgs/:org/billing           the org's billing information and whitelisted users
  * Particle's API has none of these paths; docs/organizations.md says why they look so.
  */
-import { isDay, type BillingInfo, type BillingInfoChanges, type ProductId, type UsageDay } from '../../store/store.js';
+import { isDay, isoTime, type BillingInfo, type BillingInfoChanges, type ProductId, type UsageDay } from '../../store/store.js';
 import { guard, person } from '../access.js';
 import { route, type ApiContext, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -24,8 +24,8 @@ export function dateRange(req: Request): { from: string; to: string } {
   const day = (v: string | null, fallback: Date, name: string): string => {
     if (v === null || v === '') return fallback.toISOString().slice(0, 10);
     // A day, or a time (2026-03-01T10:00:00-05:00) whose UTC day is taken; either way a real day of years 0000 to 9999.
-    const t = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T/.test(v) ? Date.parse(v) : NaN;
-    const d = Number.isFinite(t) ? new Date(t).toISOString().slice(0, 10) : v;
+    const t = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T/.test(v) ? isoTime(v) : null;
+    const d = t !== null ? new Date(t).toISOString().slice(0, 10) : v;
     if (!isDay(d)) throw ApiError.of(400, name + ' must be a date, YYYY-MM-DD');
     return d;
   };

@@ -11,6 +11,7 @@ import { RequestTimeout } from '../../mqtt/requests.js';
 import { guard } from '../access.js';
 import { route, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
+import { isoTime } from '../../store/store.js';
 
 /** Particle keeps 30 days of vitals; a range without dates is the last 30 days. */
 const RETENTION_MS = 30 * 24 * 3600 * 1000;
@@ -20,10 +21,9 @@ const LAST_MS = Date.parse('9999-12-31T23:59:59.999Z');
 
 function date(v: string | null, fallback: Date, name: string): Date {
   if (v === null || v === '') return fallback;
-  const d = new Date(v);
-  const t = d.getTime();
-  if (!(t >= 0 && t <= LAST_MS)) throw ApiError.of(400, name + ' is not a date (ISO 8601) from 1970 to 9999');
-  return d;
+  const t = isoTime(v);
+  if (t === null || !(t >= 0 && t <= LAST_MS)) throw ApiError.of(400, name + ' is not a date (ISO 8601) from 1970 to 9999');
+  return new Date(t);
 }
 
 function diagnostics(prefix: string): Route[] {

@@ -92,7 +92,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
     'SELECT v.device_id, v.metric_values, v.updated_at AS at FROM vitals_latest v JOIN devices d ON d.id = v.device_id WHERE d.product_id = ?',
   );
   const history = db.prepare<SampleRaw>(
-    'SELECT metric_values, at FROM vitals_history WHERE device_id = ? AND at >= ? AND at < ? ORDER BY at, id LIMIT ?',
+    'SELECT metric_values, at FROM vitals_history WHERE device_id = ? AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?',
   );
   // The product and firmware version are the device's at the time of the report, copied in the same statement.
   const insertError = db.prepare(
@@ -254,7 +254,8 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
 
     async vitalsHistory(deviceId, from, to, limit) {
       ctx.commit.flush();
-      return history.all(deviceId, msOf(from, 'from'), msOf(to, 'to'), limitOf(limit, MAX_ROWS)).map(sample);
+      // The newest of the range when it holds more than the limit (read newest first, answered oldest first).
+      return history.all(deviceId, msOf(from, 'from'), msOf(to, 'to'), limitOf(limit, MAX_ROWS)).map(sample).reverse();
     },
 
     async recordError(deviceId, report, at, firmwareVersion = null) {
