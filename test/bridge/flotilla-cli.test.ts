@@ -17,6 +17,7 @@ import { closedPort } from '../helpers/ports.js';
 import { main, type Io } from '../../bridge/src/operator-cli/main.js';
 import { progressBar, rolloutLine } from '../../bridge/src/operator-cli/progress.js';
 import { outcome } from '../../bridge/src/operator-cli/watch.js';
+import { table } from '../../bridge/src/operator-cli/table.js';
 
 const BIN = join(process.cwd(), 'bridge', 'bin', 'flotilla.mjs');
 
@@ -25,6 +26,13 @@ interface Run {
   out: string;
   err: string;
 }
+
+describe('flotilla CLI: tables', () => {
+  it('shows what the API holds without letting it drive the terminal: control characters as U+FFFD', () => {
+    // A title stored before the bridge refused them, or from another tool.
+    assert.equal(table(['VERSION', 'TITLE'], [['2', 'evil\u001b]0;pwned\u0007']]), 'VERSION  TITLE\n2        evil\ufffd]0;pwned\ufffd\n');
+  });
+});
 
 describe('flotilla CLI: the progress bar', () => {
   const c = (done: number, failed: number, in_progress: number, pending: number) => ({ total: done + failed + in_progress + pending, done, failed, in_progress, pending });

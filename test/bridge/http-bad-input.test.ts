@@ -28,6 +28,8 @@ const CASES: Case[] = [
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 42 }, 400, 'must be text'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'x'.repeat(65) }, 400, 'longer than 64'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'evil\u202etxt.exe' }, 400, 'may not have control, zero-width or bidirectional-override characters'],
+  // . and .. are path steps in a URL: such a device could never be reached by its name.
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: '..' }, 400, 'a device name may not be only dots'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'b1b1b1b1b1b1b1b1b1b1b1b1' }, 400, 'that reads as a device ID'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { development: 'maybe' }, 400, 'true or false'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { desired_firmware_version: 'latest' }, 400, 'version number'],
@@ -97,6 +99,9 @@ const CASES: Case[] = [
   // Products and orgs
   ['products', 'POST', '/v1/user/products', 'alice', {}, 400, 'name field is required'],
   ['products', 'POST', '/v1/user/products', 'alice', { name: 'X', slug: '1234' }, 400, 'slug'],
+  // Names and titles are shown in listings and terminals: no control characters (a NUL was stored, an ESC drove the CLI's terminal).
+  ['products', 'POST', '/v1/user/products', 'alice', { name: 'a\u0000b' }, 400, 'product name may not have control, zero-width or bidirectional-override characters'],
+  ['products', 'POST', '/v1/user/products', 'alice', { name: 'evil\u001b]0;x' }, 400, 'product name may not have control'],
   ['products', 'POST', '/v1/user/products', 'alice', { name: 'Dup', slug: 'prod-b' }, 409, 'taken'],
   ['products', 'POST', '/v1/user/products', 'alice', { product: { name: 'Argon fleet', platform_id: 12 } }, 400, 'platform_id: this bridge\'s devices are Photon-class (platform 6)'],
   ['products', 'POST', '/v1/user/products', 'alice', { product: { name: 'Junk', platform_id: 'x' } }, 400, 'platform_id'],

@@ -298,7 +298,8 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('POST', '/v1/products/prod-a/groups', f.tokens.erin, { name: 'kitchen' })).status, 409);
     assert.equal((await api('POST', '/v1/products/prod-a/groups', f.tokens.erin, { name: 'bad name!' })).status, 400);
     assert.equal((await api('POST', '/v1/products/prod-a/groups', f.tokens.dave, { name: 'lab' })).status, 403);
-    const batch = await api('PUT', '/v1/products/prod-a/devices', f.tokens.erin, { action: 'groups', devices: [A1, A2, B1], metadata: { add: ['kitchen', 'beta'] } });
+    // Ids in any case, as elsewhere (an upper-case one was answered invalid).
+    const batch = await api('PUT', '/v1/products/prod-a/devices', f.tokens.erin, { action: 'groups', devices: [A1.toUpperCase(), A2, B1], metadata: { add: ['kitchen', 'beta'] } });
     assert.deepEqual([batch.body.devices, batch.body.invalid_devices], [[A1, A2], [B1]], 'a device of another product is not touched');
     const groups = (await api('GET', '/v1/products/prod-a/groups', f.tokens.carol)).body.groups as { name: string; device_count: number }[];
     assert.deepEqual(groups.map((g) => [g.name, g.device_count]), [['beta', 2], ['kitchen', 2]]);

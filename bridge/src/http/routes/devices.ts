@@ -429,7 +429,8 @@ export const deviceRoutes: Route[] = [
   route('PUT', '/v1/products/:product/devices', guard.product('group.edit'), async (req, ctx, a) => {
     const body = await req.body();
     if (body.action !== 'groups') throw ApiError.of(400, 'action must be "groups"');
-    const devices = list(body.devices, 'devices');
+    // Device ids in any case, as every other route takes them.
+    const devices = list(body.devices, 'devices').map((d) => d.toLowerCase());
     const meta = (body.metadata ?? {}) as { add?: unknown; remove?: unknown };
     if (typeof meta !== 'object' || meta === null) throw ApiError.of(400, 'metadata must be {add, remove}');
     const add = meta.add === undefined ? [] : list(meta.add, 'metadata.add');

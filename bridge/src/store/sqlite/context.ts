@@ -18,6 +18,7 @@
  * PostgreSQL port changes placeholders (? → $n), booleans (0/1 → false/true)
  * and makes the calls async.
  */
+import { UNSAFE_IN_TEXT } from '../../text.js';
 import { hashSecret, type ScryptCost } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { ProductId } from '../store.js';
@@ -97,6 +98,7 @@ export function parseJson<T>(text: string): T {
 export function cleanName(s: unknown, what: string, max = 255): string {
   const v = typeof s === 'string' ? s.trim() : '';
   if (v.length === 0 || v.length > max) throw new StoreError('invalid', `${what} must have 1 to ${max} characters`);
+  if (UNSAFE_IN_TEXT.test(v)) throw new StoreError('invalid', `${what} may not have control, zero-width or bidirectional-override characters`);
   return v;
 }
 

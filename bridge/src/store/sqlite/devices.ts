@@ -1,4 +1,5 @@
 /** Devices, their credentials, and what the broker learns about them (hello, presence). */
+import { UNSAFE_IN_TEXT } from '../../text.js';
 import { isDeviceId, type VarType } from '@flotilla/protocol';
 import { hashSecret, verifySecret } from '../secrets.js';
 import { StoreError } from '../store.js';
@@ -8,21 +9,15 @@ import type { Ctx } from './context.js';
 import { version } from './firmware.js';
 import { PRODUCT_REF_SQL, productRefOf } from './teams.js';
 
-/**
- * What a device name may not hold: control characters (C0, DEL, C1), line
- * and paragraph separators, zero-width characters and bidirectional marks,
- * overrides and isolates. Each would make a listing, a terminal or a log line
- * show something other than what is stored.
- */
-const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
-
 /** A device name as given (trimmed; '' is none), or why it cannot be one. */
 function deviceName(v: unknown): string | null {
   if (typeof v !== 'string') throw new StoreError('invalid', 'a device name must be text');
   const t = v.trim();
   if (t === '') return null;
   if (t.length > 64) throw new StoreError('invalid', 'a device name is longer than 64 characters');
-  if (UNSAFE_IN_NAME.test(t)) throw new StoreError('invalid', 'a device name may not have control, zero-width or bidirectional-override characters');
+  if (UNSAFE_IN_TEXT.test(t)) throw new StoreError('invalid', 'a device name may not have control, zero-width or bidirectional-override characters');
+  // In a URL path, . and .. are steps, not names: the device could never be reached by it.
+  if (/^\.+$/.test(t)) throw new StoreError('invalid', 'a device name may not be only dots: in a URL that reads as a path step');
   // particle-cli and the API take a name or an ID in one place: a name that reads as an ID would shadow one.
   if (isDeviceId(t.toLowerCase())) throw new StoreError('invalid', 'a device name may not be 24 hex characters: that reads as a device ID');
   return t;
