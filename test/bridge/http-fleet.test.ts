@@ -309,6 +309,13 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual((await api('GET', '/v1/products/prod-a/groups?name=none', f.tokens.carol)).body.groups, []);
     const one = await api('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { groups: ['beta'] });
     assert.deepEqual(one.body.groups, ['beta']);
+    // A form's lists as a multipart body's: groups[] or a repeated name (all but the last were dropped).
+    const formPut = (body: string) => fetch(base + '/v1/products/prod-a/devices/' + A2, { method: 'PUT', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/x-www-form-urlencoded' }, body });
+    assert.deepEqual(((await (await formPut('groups[]=beta&groups[]=kitchen')).json()) as { groups: string[] }).groups, ['beta', 'kitchen']);
+    assert.deepEqual(((await (await formPut('groups=kitchen&groups=beta')).json()) as { groups: string[] }).groups, ['beta', 'kitchen']);
+    assert.deepEqual(((await (await formPut('groups=beta')).json()) as { groups: string[] }).groups, ['beta']);
+    // A field named as Object's own is a field like any other.
+    assert.equal((await formPut('constructor=x&__proto__=y')).status, 400);
     const filtered = (await particle.listDevices({ product: 'prod-a', groups: ['kitchen'], auth: f.tokens.carol })).body as unknown as { devices: { id: string }[] };
     assert.deepEqual(filtered.devices.map((d) => d.id), [A1]);
     assert.equal((await api('PUT', '/v1/products/prod-a/groups/kitchen', f.tokens.erin, { name: 'galley' })).body.group.name, 'galley');

@@ -119,6 +119,8 @@ describe('HTTP API: OAuth and the bearer token', function () {
     const r = await form({ grant_type: 'password', username: 'alice', password: 'alice-password', client_id: 'nope', client_secret: 'x' });
     assert.equal(r.status, 401);
     assert.equal((await j(r)).error, 'invalid_client');
+    // RFC 6749 §5.2: the scheme the client may authenticate with.
+    assert.equal(r.headers.get('www-authenticate'), 'Basic realm="flotilla"');
     const cli = await form({ grant_type: 'password', username: 'alice', password: 'alice-password' }, { authorization: 'Basic ' + Buffer.from('particle-cli:client_secret_here').toString('base64') });
     assert.equal(cli.status, 200, "particle-cli's client in Basic auth");
     // `particle token create` (particle-cli cmd/token.js): the client `user`, its secret in the form, as Particle's cloud takes it.

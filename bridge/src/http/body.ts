@@ -76,8 +76,28 @@ export async function readBody(req: IncomingMessage, limit: number, upload?: Upl
       throw ApiError.of(400, 'The body is not a JSON object');
     }
   }
-  if (type === 'application/x-www-form-urlencoded' || type === '') return Object.fromEntries(new URLSearchParams(text));
+  if (type === 'application/x-www-form-urlencoded' || type === '') return formFields(new URLSearchParams(text));
   throw ApiError.of(415, 'Send application/json or application/x-www-form-urlencoded');
+}
+
+/**
+ * A form's fields as a multipart body's are read: a name ending in [] or
+ * given twice makes a list (groups[]=a&groups[]=b; before, all but the last
+ * were dropped without a word).
+ */
+function formFields(params: URLSearchParams): Fields {
+  const fields: Fields = {};
+  for (const [name, value] of params) addField(fields, name, value);
+  return fields;
+}
+
+/** One text field into `fields`: a name ending in [] or repeated makes a list, as Particle's clients send groups. */
+function addField(fields: Fields, name: string, value: string): void {
+  const key = name.endsWith('[]') ? name.slice(0, -2) : name;
+  // Own properties only, set as data: a field named constructor or __proto__ is a field, nothing of Object's.
+  const had = Object.hasOwn(fields, key);
+  const next = !name.endsWith('[]') && !had ? value : [...(Array.isArray(fields[key]) ? (fields[key] as unknown[]) : had ? [fields[key]] : []), value];
+  Object.defineProperty(fields, key, { value: next, enumerable: true, writable: true, configurable: true });
 }
 
 /**
@@ -154,10 +174,7 @@ function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOption
       if (info.valueTruncated) return fail(ApiError.of(413, 'Field ' + name + ' is larger than ' + fieldLimit + ' bytes'));
       fieldBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
       if (fieldBytes > fieldLimit) return fail(ApiError.of(413, 'The text fields are larger than ' + fieldLimit + ' bytes together'));
-      const key = name.endsWith('[]') ? name.slice(0, -2) : name;
-      const list = name.endsWith('[]') || key in fields;
-      if (!list) fields[key] = value;
-      else fields[key] = [...(Array.isArray(fields[key]) ? (fields[key] as unknown[]) : key in fields ? [fields[key]] : []), value];
+      addField(fields, name, value);
     });
     parser.on('file', (name, stream, info) => {
       if (writing) {

@@ -14,7 +14,8 @@ export class ApiError extends Error {
 
   /** An OAuth error (RFC 6749 §5.2). */
   static oauth(status: number, error: string, description: string): ApiError {
-    return new ApiError(status, { error, error_description: description });
+    // RFC 6749 §5.2: a 401 invalid_client names the scheme the client authenticates with.
+    return new ApiError(status, { error, error_description: description }, status === 401 && error === 'invalid_client' ? { 'www-authenticate': 'Basic realm="flotilla"' } : {});
   }
 
   /** Any other refusal. */
