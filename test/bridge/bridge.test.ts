@@ -266,6 +266,45 @@ describe('bridge as a program', function () {
     }
   });
 
+  it('keeps one address to its share of the connections (http.maxConnectionsPerAddress), and closes a connection on which nothing moves (a client that never reads its answers)', async () => {
+    const b = await createBridge({ dataDir: dir, httpPort: 0, mqttPort: 0, mqttsPort: null, logLevel: 'silent', http: { maxConnections: 10, maxConnectionsPerAddress: 2, stalledMs: 1000 } });
+    const held: Socket[] = [];
+    try {
+      const open = () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = createConnection(b.ports.http!, '127.0.0.1', () => resolve(s));
+          s.once('error', reject);
+          held.push(s);
+        });
+      const closedWithin = (s: Socket, ms: number) =>
+        new Promise<boolean>((resolve) => {
+          if (s.destroyed) return resolve(true);
+          const t = setTimeout(() => resolve(false), ms);
+          s.once('close', () => (clearTimeout(t), resolve(true)));
+        });
+      const a = await open();
+      const c = await open();
+      const third = await open();
+      third.on('error', () => {});
+      assert.equal(await closedWithin(third, 1000), true, 'past the share of 127.0.0.1: closed unread');
+      // Pipelined requests whose answers are never read: nothing moves, and the connection goes after stalledMs.
+      a.pause();
+      a.on('error', () => {});
+      a.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'.repeat(40000));
+      // The bridge closes it after stalledMs (1 s); the client, not reading, sees it once it reads again.
+      await new Promise((r) => setTimeout(r, 3000));
+      a.resume();
+      assert.equal(await closedWithin(a, 5000), true, 'a stalled connection is closed');
+      // Its place in the address's share came back; the other connection, idle, was kept.
+      const again = await open();
+      assert.equal(await closedWithin(again, 300), false, 'a place came back');
+      assert.equal(c.destroyed, false);
+    } finally {
+      for (const s of held) s.destroy();
+      await b.close();
+    }
+  });
+
   it('closes a connection it answered 408 even when the client never closes its side, so its place comes back', async () => {
     const b = await createBridge({ dataDir: dir, httpPort: 0, mqttPort: 0, mqttsPort: null, logLevel: 'silent', http: { maxConnections: 2, headersTimeoutMs: 1000, requestTimeoutMs: 2000 } });
     const held: Socket[] = [];

@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { logThrottle } from '../log-throttle.js';
+import { addressKey } from '../identity/address.js';
 import { createApp, type ApiContext } from './app.js';
 import { refusal } from './errors.js';
 import { routes } from './routes/index.js';
@@ -22,6 +23,13 @@ export interface HttpOptions extends ApiContext {
    * flood of them cannot take the file descriptors the MQTT broker and the database need.
    */
   maxConnections: number;
+  /** Of those, from one address (an IPv6 host's /64): one client cannot hold them all. */
+  maxConnectionsPerAddress: number;
+  /**
+   * A connection with answers waiting that its client has not taken any of for this long is
+   * closed: one whose client never reads held its place for good.
+   */
+  stalledMs: number;
 }
 
 export interface HttpListener {
@@ -40,6 +48,36 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   );
   server.maxConnections = o.maxConnections;
   const throttled = logThrottle();
+  const perAddress = new Map<string, number>();
+  // Output waiting and none of it taken since the last look: stalled since then.
+  const watched = new Map<Socket, { written: number; since: number }>();
+  const watchdog = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, w] of watched) {
+      if (socket.writableLength === 0 || socket.bytesWritten !== w.written) {
+        w.written = socket.bytesWritten;
+        w.since = now;
+      } else if (now - w.since >= o.stalledMs) socket.destroy();
+    }
+  }, Math.min(1000, o.stalledMs));
+  watchdog.unref();
+  server.on('connection', (socket: Socket) => {
+    watched.set(socket, { written: 0, since: Date.now() });
+    socket.once('close', () => watched.delete(socket));
+    const key = addressKey(socket.remoteAddress ?? '');
+    const n = (perAddress.get(key) ?? 0) + 1;
+    if (n > o.maxConnectionsPerAddress) {
+      throttled('address', (count) => o.log.warn({ remote: key, refused: count, maxConnectionsPerAddress: o.maxConnectionsPerAddress }, 'http: connections refused: one address holds its share'));
+      socket.destroy();
+      return;
+    }
+    perAddress.set(key, n);
+    socket.once('close', () => {
+      const left = (perAddress.get(key) ?? 1) - 1;
+      if (left > 0) perAddress.set(key, left);
+      else perAddress.delete(key);
+    });
+  });
   server.on('drop', (d?: { remoteAddress?: string }) =>
     throttled('full', (count) => o.log.warn({ remote: d?.remoteAddress, refused: count, maxConnections: o.maxConnections }, 'http: connections refused: the API holds its maximum')),
   );
@@ -66,6 +104,7 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
     close: () =>
       new Promise<void>((resolve) => {
         o.events.close();
+        clearInterval(watchdog);
         server.close(() => resolve());
         server.closeAllConnections();
       }),
