@@ -36,7 +36,7 @@ export interface BridgeOptions {
   /** How long the HTTP API waits for a device to answer a variable read or function call (then 408). */
   callTimeoutMs: number;
   /** The HTTP listener's bounds (http/server.ts): a request's headers, and the whole request, must arrive within these. */
-  http: Pick<HttpOptions, 'requestTimeoutMs' | 'headersTimeoutMs' | 'maxConnections' | 'maxConnectionsPerAddress' | 'stalledMs'>;
+  http: Pick<HttpOptions, 'requestTimeoutMs' | 'headersTimeoutMs' | 'maxConnections' | 'maxConnectionsPerAddress' | 'stalledMs' | 'trustProxy'>;
   /** Event streams send a keepalive this often (Particle's clients reconnect after 15 s of silence). */
   sseKeepaliveMs: number;
   /**
@@ -92,7 +92,8 @@ export const defaultOptions: BridgeOptions = {
   callTimeoutMs: 10000,
   // Node's defaults (300 s and 60 s) leave a slow client room to hold sockets open.
   // 1,000 connections at once: operators, their tools and event streams (within the descriptors the MQTT admission keeps back).
-  http: { requestTimeoutMs: 30000, headersTimeoutMs: 15000, maxConnections: 1000, maxConnectionsPerAddress: 250, stalledMs: 60000 },
+  // No proxy trusted: X-Forwarded-For is anyone's to send.
+  http: { requestTimeoutMs: 30000, headersTimeoutMs: 15000, maxConnections: 1000, maxConnectionsPerAddress: 250, stalledMs: 60000, trustProxy: [] },
   sseKeepaliveMs: 9000,
   // About 250 events of 1 KB: a reader stalled for seconds, not a slow link.
   sseMaxBufferedBytes: 256 * 1024,

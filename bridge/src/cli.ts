@@ -8,6 +8,7 @@ import pino from 'pino';
 import { defaultOptions, type BridgeOptions } from './bridge.js';
 import { targetPolicy } from './integrations/targets.js';
 import { PASSWORD_MIN } from './http/body.js';
+import { trustedProxies } from './http/proxy.js';
 
 export const bridgeFlags = {
   'data-dir': { type: 'string' },
@@ -24,6 +25,7 @@ export const bridgeFlags = {
   'owner-password': { type: 'string' },
   signup: { type: 'string' },
   'webhook-allow': { type: 'string' },
+  'trust-proxy': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const bridgeHelp = `  --data-dir DIR         FLOTILLA_DATA_DIR         database and firmware (default ${defaultOptions.dataDir})
@@ -39,7 +41,8 @@ export const bridgeHelp = `  --data-dir DIR         FLOTILLA_DATA_DIR         da
   --owner-username U     FLOTILLA_OWNER_USERNAME   first owner, created on an empty database (default ${defaultOptions.ownerUsername})
   --owner-password P     FLOTILLA_OWNER_PASSWORD   its password (default: generated, printed once)
   --signup on|off        FLOTILLA_SIGNUP           let anyone create an account with POST /v1/users (default off)
-  --webhook-allow RANGES FLOTILLA_WEBHOOK_ALLOW    local or private ranges webhooks may target, comma-separated (10.0.0.0/8,::1; default none)`;
+  --webhook-allow RANGES FLOTILLA_WEBHOOK_ALLOW    local or private ranges webhooks may target, comma-separated (10.0.0.0/8,::1; default none)
+  --trust-proxy RANGES  FLOTILLA_TRUST_PROXY      your reverse proxies, comma-separated: X-Forwarded-For names the client from them (default none)`;
 
 /** A flag or variable that cannot be used; the message names it. */
 export class CliError extends Error {}
@@ -126,6 +129,16 @@ export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.e
       throw new CliError('--webhook-allow (FLOTILLA_WEBHOOK_ALLOW): ' + (e as Error).message.replace(/^webhooks\.allowTargets: /, ''));
     }
     options.webhooks = { ...defaultOptions.webhooks, allowTargets };
+  }
+  const trustProxy = pick(values['trust-proxy'], 'FLOTILLA_TRUST_PROXY');
+  if (trustProxy !== undefined) {
+    const ranges = trustProxy.split(',').map((r) => r.trim()).filter(Boolean);
+    try {
+      trustedProxies(ranges);
+    } catch (e) {
+      throw new CliError('--trust-proxy (FLOTILLA_TRUST_PROXY): ' + (e as Error).message);
+    }
+    options.http = { ...defaultOptions.http, trustProxy: ranges };
   }
   return options;
 }

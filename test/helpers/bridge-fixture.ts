@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { createBridge, type Bridge, type BridgeOptions } from '@flotilla/bridge';
+import { createBridge, type Bridge, type BridgeInput } from '@flotilla/bridge';
 import { emptyFlash, MemoryFlash, VmDevice } from '@flotilla/simulator';
 import { DEMO_APP, image } from './images.js';
 
@@ -29,7 +29,7 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-export async function startFixture(options: Partial<BridgeOptions> = {}): Promise<Fixture> {
+export async function startFixture(options: BridgeInput = {}): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bridge-'));
   // No TLS or HTTP listener unless a test asks for one: 8883 and 8080 are one port each for the whole machine.
   const bridge = await createBridge({ dataDir: dir, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent', ownerPassword: 'owner-password', ...options });

@@ -13,6 +13,7 @@ import { basicCredentials, presentedClient } from './client-auth.js';
 import type { RateLimiter } from './ratelimit.js';
 import { StoreError, type Store } from '../store/store.js';
 import { addressKey } from '../identity/address.js';
+import { clientAddress, type TrustedProxies } from './proxy.js';
 import { logThrottle } from '../log-throttle.js';
 import type { Logger } from '../mqtt/deps.js';
 import { actorOf, auditEntry, tokenProblem } from '../identity/actor.js';
@@ -51,6 +52,8 @@ export interface ApiContext {
   webhooks: Pick<Webhooks, 'invalidate' | 'urlRefusal' | 'onApiEvent'>;
   /** Whether POST /v1/users lets anyone sign up (Particle's self sign-up; off for a private bridge). */
   signup: boolean;
+  /** The operator's reverse proxies: from them, the client is the one X-Forwarded-For names (proxy.ts). */
+  trusted: TrustedProxies;
 }
 
 /** What the API asks of the broker (mqtt/broker.ts implements it). */
@@ -69,6 +72,8 @@ export interface Request {
   url: URL;
   params: Record<string, string>;
   headers: IncomingMessage['headers'];
+  /** Who sent it, as the per-address limits count it: the client (behind a trusted proxy, the forwarded one), an IPv6 host by its /64. */
+  address: string;
   /** The bearer token it came with, if any. */
   token: string | null;
   /** When that token expires (ms since the epoch), once authentication found it valid; null: never, or no valid token. */
@@ -179,8 +184,8 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       return;
     }
     res.setHeader('access-control-expose-headers', 'retry-after, www-authenticate');
-    // Per-address limits count a host: an IPv6 host by its /64.
-    const address = addressKey(req.socket.remoteAddress ?? '');
+    // Per-address limits count a host (an IPv6 host by its /64): the client, also behind the operator's proxy.
+    const address = addressKey(clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], ctx.trusted));
     // Request limits: a valid bearer token has a count of its own (per token, as Particle's), so callers
     // sharing an address do not starve each other; everything else (no token, client credentials, an
     // unknown token, a path that does not exist) counts against the address.
@@ -230,7 +235,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const r = found.r.route;
     const upload = r.files ? { dir: incomingDir(ctx.dataDir), limit: Math.min(ctx.uploadLimit, r.fileLimit ?? Infinity), written: (p: string) => uploads.push(p) } : undefined;
     const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
-    const request: Request = { method, head, url, res, params: found.params, headers: req.headers, token, tokenExpiresAt: null, body: readOnce };
+    const request: Request = { method, head, url, res, params: found.params, headers: req.headers, address, token, tokenExpiresAt: null, body: readOnce };
     const g = r.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(request, method === 'GET' ? null : readOnce, r.password ? address : null);
     if (token !== null) limit(g.kind !== 'public' && actor.kind !== 'anonymous' && actor.kind !== 'invalid' ? 'token ' + token : byAddress);

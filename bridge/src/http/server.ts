@@ -9,10 +9,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import { logThrottle } from '../log-throttle.js';
 import { addressKey } from '../identity/address.js';
 import { createApp, type ApiContext } from './app.js';
+import { trustedProxies } from './proxy.js';
 import { refusal } from './errors.js';
 import { routes } from './routes/index.js';
 
-export interface HttpOptions extends ApiContext {
+export interface HttpOptions extends Omit<ApiContext, 'trusted'> {
   port: number;
   host: string;
   /** A request must arrive whole within this (Node's default is 300 s: slowloris room). */
@@ -30,6 +31,8 @@ export interface HttpOptions extends ApiContext {
    * closed: one whose client never reads held its place for good.
    */
   stalledMs: number;
+  /** Addresses and ranges of the operator's reverse proxies (X-Forwarded-For is taken from them only); none by default. */
+  trustProxy: readonly string[];
 }
 
 export interface HttpListener {
@@ -38,13 +41,14 @@ export interface HttpListener {
 }
 
 export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
+  const trusted = trustedProxies(o.trustProxy);
   const server: Server = createServer(
     {
       requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024,
       // Node checks those timeouts only this often (30 s by default): a timeout would act up to 30 s late.
       connectionsCheckingInterval: Math.min(1000, o.headersTimeoutMs),
     },
-    createApp(o, routes),
+    createApp({ ...o, trusted }, routes),
   );
   server.maxConnections = o.maxConnections;
   const throttled = logThrottle();
@@ -64,6 +68,8 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   server.on('connection', (socket: Socket) => {
     watched.set(socket, { written: 0, since: Date.now() });
     socket.once('close', () => watched.delete(socket));
+    // A trusted proxy carries many clients: it has no share of its own (the clients are counted per request).
+    if (trusted(socket.remoteAddress ?? '')) return;
     const key = addressKey(socket.remoteAddress ?? '');
     const n = (perAddress.get(key) ?? 0) + 1;
     if (n > o.maxConnectionsPerAddress) {

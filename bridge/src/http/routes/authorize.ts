@@ -9,7 +9,6 @@
  * with an error page, never by redirecting (§4.1.2.1); anything else wrong
  * goes back to the client's redirect URI as `error=...` with its state.
  */
-import { addressKey } from '../../identity/address.js';
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { route, STREAMING, type ApiContext, type Request, type Route } from '../app.js';
@@ -120,7 +119,7 @@ export const authorizeRoutes: Route[] = [
     if (!c.ok) return c.reply;
     if (body.decision !== 'allow') return redirect(req.res, a.redirectUri, { error: 'access_denied', error_description: 'The user denied the request', state: a.state });
     // Passwords tried here count toward the same lock-out as the token endpoint's.
-    const address = addressKey(req.res.socket?.remoteAddress ?? '');
+    const address = req.address;
     const username = typeof body.username === 'string' ? body.username : '';
     const limited = ctx.limiter.tokenRequest(address);
     const login = limited !== null ? { wait: limited } : await ctx.limiter.passwordCheck(address, username, () => ctx.store.verifyPassword(username, typeof body.password === 'string' ? body.password : ''));

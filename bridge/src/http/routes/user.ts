@@ -10,7 +10,6 @@ import { account, field, flag, numberOf } from '../body.js';
 import type { Actor } from '../../policy/types.js';
 import { actorOf, auditEntry, subjectOf, tokenProblem } from '../../identity/actor.js';
 import { invitationStands } from '../../policy/team.js';
-import { addressKey } from '../../identity/address.js';
 import { TOKEN_HANDLE_LENGTH, type Invitation, type OAuthClient, type Org, type Product, type TokenSubject } from '../../store/store.js';
 
 /** Particle's platform id of the Photon: what every product and device of this bridge is. */
@@ -106,7 +105,7 @@ export const userRoutes: Route[] = [
     if (typeof b.current_password !== 'string' || b.current_password === '') throw ApiError.of(400, 'current_password is required: your password now, to change your username or password');
     const me = await ctx.store.getUser(id);
     if (!me) throw ApiError.of(404, 'User not found');
-    const login = await ctx.limiter.passwordCheck(addressKey(req.res.socket?.remoteAddress ?? ''), me.username, () =>
+    const login = await ctx.limiter.passwordCheck(req.address, me.username, () =>
       ctx.store.verifyPassword(me.username, b.current_password as string),
     );
     if ('wait' in login) throw tooMany(login.wait);
@@ -120,7 +119,7 @@ export const userRoutes: Route[] = [
   route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
     if (!ctx.signup) throw ApiError.of(403, `Sign-up is turned off on this bridge: its owner makes accounts (POST ${BRIDGE_USERS})`);
     // Each sign-up hashes a password (a scrypt): counted as the token endpoint's requests, as Particle counts user creation.
-    const wait = ctx.limiter.tokenRequest(addressKey(req.res.socket?.remoteAddress ?? ''));
+    const wait = ctx.limiter.tokenRequest(req.address);
     if (wait !== null) throw tooMany(wait);
     const body = await req.body();
     const { username, password } = account(field(body, 'username'), field(body, 'password'));
