@@ -213,6 +213,16 @@ describe('bridge as a program', function () {
       const garbage = await stall('HELLO THERE\r\n\r\n');
       assert.match(garbage.reply, /^HTTP\/1.1 400 Bad Request\r\n/);
       assert.ok(garbage.reply.endsWith('\r\n\r\n{"ok":false,"error":"Malformed HTTP request","error_description":"Malformed HTTP request"}'), garbage.reply);
+      assert.match(garbage.reply, /\r\naccess-control-allow-origin: \*\r\n/i, 'a page may read it too');
+      // What node:http answered itself with an empty body: no Host on HTTP/1.1, an Expect it cannot meet.
+      const hostless = await stall('GET /healthz HTTP/1.1\r\nconnection: close\r\n\r\n');
+      assert.match(hostless.reply, /^HTTP\/1.1 400 /);
+      assert.ok(hostless.reply.endsWith('{"ok":false,"error":"A Host header is required (HTTP/1.1)","error_description":"A Host header is required (HTTP/1.1)"}'), hostless.reply);
+      const expect = await stall('GET /healthz HTTP/1.1\r\nhost: x\r\nexpect: foo\r\n\r\n');
+      assert.match(expect.reply, /^HTTP\/1.1 417 /);
+      assert.ok(expect.reply.endsWith('{"ok":false,"error":"Expect foo is not supported","error_description":"Expect foo is not supported"}'), expect.reply);
+      // HTTP/1.0 has no Host to require.
+      assert.match((await stall('GET /healthz HTTP/1.0\r\n\r\n')).reply, /^HTTP\/1.1 200 /);
     } finally {
       await b.close();
     }

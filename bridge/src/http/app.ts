@@ -184,6 +184,8 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       return;
     }
     res.setHeader('access-control-expose-headers', 'retry-after, www-authenticate');
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused (node:http would answer it with an empty body).
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) throw ApiError.of(400, 'A Host header is required (HTTP/1.1)');
     // Per-address limits count a host (an IPv6 host by its /64): the client, also behind the operator's proxy.
     const address = addressKey(clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], ctx.trusted));
     // Request limits: a valid bearer token has a count of its own (per token, as Particle's), so callers

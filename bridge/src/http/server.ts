@@ -45,6 +45,8 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   const server: Server = createServer(
     {
       requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024,
+      // The app refuses a request without Host in the API's shape (node:http's own answer has no body).
+      requireHostHeader: false,
       // Node checks those timeouts only this often (30 s by default): a timeout would act up to 30 s late.
       connectionsCheckingInterval: Math.min(1000, o.headersTimeoutMs),
     },
@@ -97,9 +99,15 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
     const [status, why] = err.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'The request line and headers are larger than 16 KB']
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'The request did not arrive in time'] : ['400 Bad Request', 'Malformed HTTP request'];
     const body = JSON.stringify(refusal(why));
-    socket.end('HTTP/1.1 ' + status + '\r\ncontent-type: application/json; charset=utf-8\r\nconnection: close\r\ncontent-length: ' + Buffer.byteLength(body) + '\r\n\r\n' + body);
+    socket.end('HTTP/1.1 ' + status + '\r\ncontent-type: application/json; charset=utf-8\r\naccess-control-allow-origin: *\r\nconnection: close\r\ncontent-length: ' + Buffer.byteLength(body) + '\r\n\r\n' + body);
     // Closed once the answer is out, not only half: a client that never closes its side would keep its place for good.
     (socket as Socket).destroySoon();
+  });
+  // An Expect the server cannot meet (anything but 100-continue): 417 in the API's shape, not node:http's empty one.
+  server.on('checkExpectation', (req, res) => {
+    const body = JSON.stringify(refusal('Expect ' + String(req.headers.expect) + ' is not supported'));
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'access-control-allow-origin': '*', connection: 'close', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
