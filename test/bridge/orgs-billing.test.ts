@@ -164,6 +164,13 @@ describe('organizations: billing and usage', function () {
     const aliceView = (await api('GET', '/v1/products/prod-a/usage', 'alice')).body;
     assert.deepEqual([aliceView.billed_to.slug, aliceView.billed_to.whitelisted, aliceView.totals.data_operations], ['acme', true, 4]);
     assert.equal((await api('GET', '/v1/user', 'alice')).body.billed_to_org, 'acme');
+    // What alice's product used before the whitelisting (today) is hers, not the org's: a carrier figure for yesterday.
+    assert.equal((await put('prod-a', SIM_A, { date: yesterday, bytes: 70_000 }, 'alice')).status, 200);
+    const window = `?start_date=${yesterday}&end_date=${today()}`;
+    assert.equal((await api('GET', '/v1/products/prod-a/usage' + window, 'alice')).body.totals.sim_data_bytes, 320_000, "the product's own view has it");
+    const org = (await api('GET', '/v1/orgs/acme/usage' + window, 'adam')).body;
+    assert.equal(org.products.find((p: { slug: string }) => p.slug === 'prod-a').totals.sim_data_bytes, 250_000, 'not the org\'s: before the whitelisting');
+    assert.deepEqual(org.usage.find((d: { date: string }) => d.date === yesterday).sim_data_bytes, 500_000, "yesterday's org figures are the org product's alone");
     // A period with no traffic is empty; a malformed one is refused.
     assert.deepEqual((await api('GET', '/v1/orgs/acme/usage?start_date=2001-01-01&end_date=2001-01-31', 'olga')).body.usage, []);
     assert.equal((await api('GET', '/v1/orgs/acme/usage?start_date=2030-01-01&end_date=2020-01-01', 'olga')).status, 400);

@@ -37,6 +37,14 @@ export function dateRange(req: Request): { from: string; to: string } {
 
 const mb = (bytes: number) => Math.round((bytes / MB) * 1000) / 1000;
 
+const dayOf = (d: Date) => d.toISOString().slice(0, 10);
+
+/** Two products' figures of one day together (a device is of one product: their device counts add up). */
+function add(a: UsageDay | undefined, b: UsageDay): UsageDay {
+  if (!a) return { ...b };
+  return { day: a.day, devices: a.devices + b.devices, messages: a.messages + b.messages, bytes: a.bytes + b.bytes, dataOps: a.dataOps + b.dataOps, simBytes: a.simBytes + b.simBytes };
+}
+
 function dayObject(d: UsageDay) {
   return { date: d.day, devices: d.devices, messages: d.messages, bytes: d.bytes, data_operations: d.dataOps, sim_data_bytes: d.simBytes, sim_data_mb: mb(d.simBytes) };
 }
@@ -107,18 +115,32 @@ export const billingRoutes: Route[] = [
     const org = a.org!;
     const { from, to } = dateRange(req);
     const billed = await ctx.store.billedUsers(org.id);
+    // What the org pays for starts when it began to: a product moved in from the day its transfer was
+    // accepted, a whitelisted user's products from the day of the whitelisting (before, either took
+    // the product's whole history into the org's figures). A product made in the org: all of it.
+    const since = new Map<number, string>();
+    for (const t of await ctx.store.listTransfers({ orgId: org.id })) if (t.state === 'accepted' && t.decidedAt) since.set(t.productId, dayOf(t.decidedAt));
     const products = [...(await ctx.store.productsByIds(await ctx.store.orgProductIds(org.id)))];
-    for (const u of billed) products.push(...(await ctx.store.productsByIds(await ctx.store.personalProductIds(u.userId))));
+    for (const u of billed) {
+      for (const p of await ctx.store.productsByIds(await ctx.store.personalProductIds(u.userId))) {
+        products.push(p);
+        since.set(p.id, dayOf(u.createdAt));
+      }
+    }
     const ids = products.map((p) => p.id);
-    const days = await ctx.store.usageOfProducts(ids, from, to);
     const perProduct = [];
+    const byDay = new Map<string, UsageDay>();
     for (const p of products) {
+      const start = [from, since.get(p.id) ?? from].sort()[1];
+      const used = start <= to ? await ctx.store.usageOfProducts([p.id], start, to) : [];
+      for (const d of used) byDay.set(d.day, add(byDay.get(d.day), d));
       const owner = p.ownerUserId ? await ctx.store.getUser(p.ownerUserId) : null;
       perProduct.push({
         id: p.id, slug: p.slug, name: p.name, space: p.orgId ? 'org' : 'personal', owner: owner?.username ?? null,
-        totals: totals(await ctx.store.usageOfProducts([p.id], from, to), await deviceCount(ctx, [p.id])),
+        totals: totals(used, await deviceCount(ctx, [p.id])),
       });
     }
+    const days = [...byDay.values()].sort((x, y) => (x.day < y.day ? -1 : 1));
     const whitelisted = [];
     for (const u of billed) whitelisted.push((await ctx.store.getUser(u.userId))?.username ?? u.userId);
     return {
