@@ -120,26 +120,22 @@ export function bridgeOptions(values: Values, env: NodeJS.ProcessEnv = process.e
     if (signup !== 'on' && signup !== 'off') throw new CliError(`--signup (FLOTILLA_SIGNUP) is on or off, not "${signup}"`);
     options.signup = signup === 'on';
   }
-  const webhookAllow = pick(values['webhook-allow'], 'FLOTILLA_WEBHOOK_ALLOW');
-  if (webhookAllow !== undefined) {
-    const allowTargets = webhookAllow.split(',').map((r) => r.trim()).filter(Boolean);
+  /** A comma-separated list of addresses and ranges, checked by `check` (which throws why not). */
+  const ranges = (flag: 'webhook-allow' | 'trust-proxy', env: string, check: (r: string[]) => unknown): string[] | undefined => {
+    const v = pick(values[flag], env);
+    if (v === undefined) return undefined;
+    const list = v.split(',').map((r) => r.trim()).filter(Boolean);
     try {
-      targetPolicy(allowTargets);
+      check(list);
     } catch (e) {
-      throw new CliError('--webhook-allow (FLOTILLA_WEBHOOK_ALLOW): ' + (e as Error).message.replace(/^webhooks\.allowTargets: /, ''));
+      throw new CliError(`--${flag} (${env}): ` + (e as Error).message.replace(/^webhooks\.allowTargets: /, ''));
     }
-    options.webhooks = { ...defaultOptions.webhooks, allowTargets };
-  }
-  const trustProxy = pick(values['trust-proxy'], 'FLOTILLA_TRUST_PROXY');
-  if (trustProxy !== undefined) {
-    const ranges = trustProxy.split(',').map((r) => r.trim()).filter(Boolean);
-    try {
-      trustedProxies(ranges);
-    } catch (e) {
-      throw new CliError('--trust-proxy (FLOTILLA_TRUST_PROXY): ' + (e as Error).message);
-    }
-    options.http = { ...defaultOptions.http, trustProxy: ranges };
-  }
+    return list;
+  };
+  const allowTargets = ranges('webhook-allow', 'FLOTILLA_WEBHOOK_ALLOW', targetPolicy);
+  if (allowTargets) options.webhooks = { ...defaultOptions.webhooks, allowTargets };
+  const trustProxy = ranges('trust-proxy', 'FLOTILLA_TRUST_PROXY', trustedProxies);
+  if (trustProxy) options.http = { ...defaultOptions.http, trustProxy };
   return options;
 }
 

@@ -239,16 +239,19 @@ describe('bridge as a program', function () {
     return { code, err };
   }
 
+  /** A TCP connection to the bridge's HTTP port, once connected. */
+  const openTcp = (port: number) =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = createConnection(port, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    });
+
   it('holds at most http.maxConnections at once: a connection past it is closed unread and logged, once per 10 s with the count', async () => {
     const lines: string[] = [];
     const b = await createBridge({ dataDir: dir, httpPort: 0, mqttPort: 0, mqttsPort: null, logLevel: 'warn', logOutput: { write: (l: string) => void lines.push(l) }, http: { maxConnections: 2 } });
     const held: Socket[] = [];
     try {
-      const open = () =>
-        new Promise<Socket>((resolve, reject) => {
-          const s = createConnection(b.ports.http!, '127.0.0.1', () => resolve(s));
-          s.once('error', reject);
-        });
+      const open = () => openTcp(b.ports.http!);
       /** What the server answers to GET /healthz on `s`, or 'closed' when it closes the socket without a word. */
       const ask = (s: Socket) =>
         new Promise<string>((resolve) => {
@@ -280,12 +283,11 @@ describe('bridge as a program', function () {
     const b = await createBridge({ dataDir: dir, httpPort: 0, mqttPort: 0, mqttsPort: null, logLevel: 'silent', http: { maxConnections: 10, maxConnectionsPerAddress: 2, stalledMs: 1000 } });
     const held: Socket[] = [];
     try {
-      const open = () =>
-        new Promise<Socket>((resolve, reject) => {
-          const s = createConnection(b.ports.http!, '127.0.0.1', () => resolve(s));
-          s.once('error', reject);
-          held.push(s);
-        });
+      const open = async () => {
+        const s = await openTcp(b.ports.http!);
+        held.push(s);
+        return s;
+      };
       const closedWithin = (s: Socket, ms: number) =>
         new Promise<boolean>((resolve) => {
           if (s.destroyed) return resolve(true);
