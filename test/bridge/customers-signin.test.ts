@@ -88,13 +88,15 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
 
   it("the team ends a customer's sessions: deleting the client revokes what it issued (live sessions end), and a password reset revokes the customer's tokens", async () => {
     const leaked = (await api('POST', '/v1/products/prod-a/clients', f.tokens.alice, { name: 'Leaked App', type: 'installed' })).body.client as { id: string; secret: string };
-    assert.equal((await api('POST', '/v1/products/prod-a/customers', null, { email: 'kim@example.com', password: 'kim-password' }, basic(leaked))).status, 201);
+    const signup = await api('POST', '/v1/products/prod-a/customers', null, { email: 'kim@example.com', password: 'kim-password' }, basic(leaked));
+    assert.equal(signup.status, 201);
     const forever = await token({ grant_type: 'password', username: 'kim@example.com', password: 'kim-password', expires_in: '0', client_id: leaked.id, client_secret: leaked.secret });
     assert.deepEqual([forever.status, forever.body.expires_in], [200, 0], 'a token that never expires');
     const session = await app(f.port, 'kim-app', forever.body.access_token);
     assert.equal((await api('DELETE', '/v1/products/prod-a/clients/' + leaked.id, f.tokens.alice)).status, 204);
     await closed(session);
     assert.equal((await api('GET', '/v1/devices', forever.body.access_token)).status, 401, 'revoked with its client');
+    assert.equal((await api('GET', '/v1/devices', signup.body.access_token)).status, 401, "the sign-up's token is that client's too");
     assert.equal((await token({ grant_type: 'refresh_token', refresh_token: forever.body.refresh_token, client_id: client.id, client_secret: client.secret })).body.error, 'invalid_grant');
     // A reset by the team: the tokens of the old password end; the new one logs in.
     const before = await token({ grant_type: 'password', username: 'kim@example.com', password: 'kim-password', client_id: client.id, client_secret: client.secret });
@@ -243,6 +245,10 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
       const p3 = pkce();
       const g3 = await consent(request(p3.challenge), 'bob', 'bob-password');
       assert.equal((await exchange(g3.query!.get('code')!, p3.verifier, { client_id: other.id, client_secret: other.secret })).body.error_description, 'The authorization code was issued to another client');
+      // ... and is neither spent nor revoking: its own client then exchanges it, and the customer's sessions live on.
+      const mine = await exchange(g3.query!.get('code')!, p3.verifier);
+      assert.equal(mine.status, 200, JSON.stringify(mine.body));
+      assert.equal((await api('GET', '/v1/devices', mine.body.access_token)).status, 200);
       const p4 = pkce();
       const g4 = await consent(request(p4.challenge), 'bob', 'bob-password');
       assert.equal((await exchange(g4.query!.get('code')!, p4.verifier, { redirect_uri: 'https://kitchen.example/other' })).body.error_description, 'redirect_uri is not the one of the authorization request');

@@ -342,6 +342,14 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual(batch.body.devices, [A2]);
     // Humans: every role with group.edit has device.flash and group.create (Developer and up).
     assert.equal((await api('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { groups: ['made-by-erin'] })).status, 200);
+    // Deleting a group with a release moves its devices too: device.flash as well (group.edit alone deleted it before).
+    await f.bridge.store.addFirmware(f.products.A, { version: 41, title: 'v41', description: null, size: 1, sha256: '0'.repeat(64), path: 'none', uploadedBy: null });
+    await f.bridge.store.releaseFirmware(f.products.A, { version: 41, productDefault: false, groups: ['canary'] });
+    const deleter = await apiUser(['device.view', 'group.edit']);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/groups/canary', deleter)).status, 403);
+    assert.equal((await api('GET', '/v1/products/prod-a/groups/canary', f.tokens.erin)).status, 200, 'still there');
+    assert.equal((await api('DELETE', '/v1/products/prod-a/groups/made-by-erin', deleter)).status, 204, 'a group without a release: group.edit is enough');
+    assert.equal((await api('DELETE', '/v1/products/prod-a/groups/canary', flasher)).status, 204);
   });
 
   it('publishes events: subscribed devices get them, streams see them as coreid "api", names are checked', async () => {
@@ -671,14 +679,17 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual([r.status, ((await r.json()) as { error: string }).error], [413, 'The text fields are larger than 1048576 bytes together']);
   });
   it('answers an upload with no credentials 401 before reading its body (it was parsed first, to look for client credentials)', async () => {
-    // Headers and the start of a part that never ends: the answer cannot wait for the body.
-    const socket = connectTcp(f.bridge.ports.http!, '127.0.0.1');
-    await new Promise((r) => socket.once('connect', r));
-    let answer = '';
-    socket.on('data', (b: Buffer) => (answer += b.toString()));
-    socket.write('POST /v1/products/prod-a/firmware HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=X\r\nContent-Length: 100000000\r\n\r\n--X\r\nContent-Disposition: form-data; name="f0"\r\n\r\n' + 'a'.repeat(10000));
-    for (let i = 0; i < 100 && !answer.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 20));
-    socket.destroy();
-    assert.match(answer, /^HTTP\/1\.1 401 /);
+    // Headers and the start of a part that never ends: the answer cannot wait for the body. Every upload
+    // route, a device PUT too (its guard's action depends on the body: for nobody known it is not read).
+    for (const [method, path, auth] of [['POST', '/v1/products/prod-a/firmware', ''], ['PUT', '/v1/devices/' + A1, ''], ['PUT', '/v1/products/prod-a/devices/' + A1, 'Authorization: Bearer made-up\r\n']]) {
+      const socket = connectTcp(f.bridge.ports.http!, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      let answer = '';
+      socket.on('data', (b: Buffer) => (answer += b.toString()));
+      socket.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: multipart/form-data; boundary=X\r\nContent-Length: 100000000\r\n\r\n--X\r\nContent-Disposition: form-data; name="f0"\r\n\r\n` + 'a'.repeat(10000));
+      for (let i = 0; i < 100 && !answer.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 20));
+      socket.destroy();
+      assert.match(answer, /^HTTP\/1\.1 401 /, method + ' ' + path);
+    }
   });
 });

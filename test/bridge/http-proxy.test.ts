@@ -18,6 +18,8 @@ describe('HTTP API behind a reverse proxy', () => {
       ['an IPv4-mapped peer is its IPv4 address', '::ffff:10.0.0.5', '203.0.113.7', '203.0.113.7'],
       ['IPv6 ranges', 'fd00::1', '2001:db8::9', '2001:db8::9'],
       ['a hop that is no address: what the proxy knew', '127.0.0.1', 'junk', '127.0.0.1'],
+      ['a hop with a port (some proxies add it)', '127.0.0.1', '203.0.113.7:51234', '203.0.113.7'],
+      ['an IPv6 hop in brackets with a port', '127.0.0.1', '[2001:db8::9]:443', '2001:db8::9'],
       ['every hop a trusted proxy: the left-most', '127.0.0.1', '10.0.0.1, 10.0.0.2', '10.0.0.1'],
     ];
     for (const [what, peer, header, want] of cases) it(what, () => assert.equal(clientAddress(peer, header, trusted), want));

@@ -220,5 +220,13 @@ describe('HTTP API: rate limits', function () {
       for (let i = 0; i < 4; i++) statuses.push((await fetch(base + '/v1/access_tokens', { headers: basic })).status);
       assert.deepEqual(statuses, [200, 200, 200, 429]);
     });
+
+    it("counts a customer's sign-up (a scrypt too, and the app's client credentials are in every copy of the app) as the token endpoint's requests", async () => {
+      const base = 'http://127.0.0.1:' + f.bridge.ports.http;
+      // This address spent its 3 in the test above, within the minute.
+      const r = await fetch(base + '/v1/products/prod-a/customers', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.alice, 'content-type': 'application/json' }, body: JSON.stringify({ email: 'limited@example.com', password: 'limited-password' }) });
+      assert.equal(r.status, 429);
+      assert.equal(await f.bridge.store.findCustomer(f.products.A, 'limited@example.com'), null, 'nothing made');
+    });
   });
 });

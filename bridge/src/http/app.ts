@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Action } from '@flotilla/protocol';
 import type { Actor } from '../policy/types.js';
-import { basicCredentials, presentedClient } from './client-auth.js';
+import { basicCredentials, presentedClient, CLIENT_ACTOR } from './client-auth.js';
 import type { RateLimiter } from './ratelimit.js';
 import { StoreError, type Store } from '../store/store.js';
 import { addressKey } from '../identity/address.js';
@@ -226,7 +226,6 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
       if (token !== null) limit(byAddress);
       if (allowed.size === 0) throw ApiError.of(404, 'Not found');
       // RFC 9110 §15.5.6: a 405 names the methods the path takes (HEAD with GET, as it is served).
-      for (const r of table) if (match(r, parts)) allowed.add(r.route.method);
       if (allowed.has('GET')) allowed.add('HEAD');
       throw ApiError.of(405, 'Method not allowed', { allow: [...allowed].sort().join(', ') });
     }
@@ -335,7 +334,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const client = c ? await ctx.store.verifyClient(c.id, c.secret) : null;
     // Credentials that name a client and a secret were a client's attempt: OAuth's invalid_client. Anything else reads as no credentials.
     if (!client || client.productId === null) return { kind: 'invalid', reason: c && c.secret ? 'client' : 'unknown' };
-    return { kind: 'apiUser', apiUserId: 'client:' + client.id, scope: { productId: String(client.productId) }, scopes: CLIENT_SCOPES };
+    return { kind: 'apiUser', apiUserId: CLIENT_ACTOR + client.id, scope: { productId: String(client.productId) }, scopes: CLIENT_SCOPES };
   }
 
   /** A user by username and password in Basic auth (curl -u name:password), as the token endpoint's password grant would log them in. */

@@ -4,6 +4,14 @@ import type { Fields } from './body.js';
 /** Followed by a product's id: the client of the tokens its team issues new customers (POST /v1/products/:p/customers), which any client of that product may refresh. */
 export const PRODUCT_CLIENT = 'product-';
 
+/** Followed by a client's id: the API user a product's client acts as (its credentials create customers). */
+export const CLIENT_ACTOR = 'client:';
+
+/** The client a client actor is, or null for any other actor. */
+export function clientOf(actor: { kind: string; apiUserId?: string }): string | null {
+  return actor.kind === 'apiUser' && actor.apiUserId?.startsWith(CLIENT_ACTOR) ? actor.apiUserId.slice(CLIENT_ACTOR.length) : null;
+}
+
 /** The name and secret of a Basic Authorization header as sent (RFC 7617), or null without one. */
 export function basicCredentials(auth: string | undefined): { name: string; secret: string } | null {
   if (typeof auth !== 'string' || !/^basic /i.test(auth)) return null;

@@ -12,10 +12,16 @@ import { BlockList, isIP } from 'node:net';
 /** Whether an address is one of the operator's proxies. */
 export type TrustedProxies = (address: string) => boolean;
 
-/** IPv4 mapped into IPv6 (::ffff:10.0.0.1), as dual-stack sockets report it, is the IPv4 address. */
+/**
+ * An address as a proxy may write it, plain: IPv4 mapped into IPv6 (::ffff:10.0.0.1, as dual-stack
+ * sockets report it) is the IPv4 address; a port some proxies add (1.2.3.4:5678, [2001:db8::1]:443) goes.
+ */
 function plain(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1] : address;
+  const bracketed = /^\[([0-9a-f:.]+)\](?::\d+)?$/i.exec(address);
+  const v4port = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(address);
+  const a = bracketed ? bracketed[1] : v4port ? v4port[1] : address;
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  return m ? m[1] : a;
 }
 
 /** From addresses and ranges (10.0.0.1, 10.0.0.0/8, ::1, fd00::/8); throws naming the first that is neither. */

@@ -27,8 +27,10 @@ export interface HttpOptions extends Omit<ApiContext, 'trusted'> {
   /** Of those, from one address (an IPv6 host's /64): one client cannot hold them all. */
   maxConnectionsPerAddress: number;
   /**
-   * A connection with answers waiting that its client has not taken any of for this long is
-   * closed: one whose client never reads held its place for good.
+   * A connection whose pipelined requests wait behind answers its client has not taken, with no
+   * answer going out for this long, is closed: one whose client never reads held its place for
+   * good. (One long answer on a slow link is not cut: node:http holds requests back only behind
+   * unread answers. An event stream whose reader stops is cut by its own buffer bound.)
    */
   stalledMs: number;
   /** Addresses and ranges of the operator's reverse proxies (X-Forwarded-For is taken from them only); none by default. */
@@ -55,12 +57,14 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   server.maxConnections = o.maxConnections;
   const throttled = logThrottle();
   const perAddress = new Map<string, number>();
-  // Output waiting and none of it taken since the last look: stalled since then.
+  // node:http pauses reading a connection whose answers pile up unread (pipelined requests): paused, with
+  // no answer written since the last look, it is stalled since then. bytesWritten counts answers as they
+  // are queued, so it moves only when node:http goes on, that is when the client has read.
   const watched = new Map<Socket, { written: number; since: number }>();
   const watchdog = setInterval(() => {
     const now = Date.now();
     for (const [socket, w] of watched) {
-      if (socket.writableLength === 0 || socket.bytesWritten !== w.written) {
+      if (!socket.isPaused() || socket.bytesWritten !== w.written) {
         w.written = socket.bytesWritten;
         w.since = now;
       } else if (now - w.since >= o.stalledMs) socket.destroy();

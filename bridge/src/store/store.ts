@@ -562,14 +562,17 @@ export interface SigninStore {
   /** Keeps a new authorization code (its SHA-256) for `ttlSeconds`. */
   createAuthorizationCode(input: { code: string; clientId: string; customerId: string; redirectUri: string; codeChallenge: string; ttlSeconds: number }): Promise<void>;
   /**
-   * Spends a code, once: `ok` the first time; `used` for a replay; null for
-   * an unknown code. A replay by the code's own client (`clientId`) revokes
-   * every token of that customer issued to that client (RFC 6749 §4.1.2) and
-   * names them in `revoked` (SHA-256 each); a replay by any other client
-   * revokes nothing, so whoever saw a spent code cannot end its customer's
-   * sessions. Expiry is the caller's to judge.
+   * Spends a code by its own client (`clientId`), once: `ok` the first time;
+   * `used` for a replay, which revokes every token of that customer issued to
+   * that client (RFC 6749 §4.1.2) and names them in `revoked` (SHA-256 each).
+   * Presented by any other client it is `otherClient`: neither spent nor
+   * revoking, so whoever saw a code can neither burn it nor end its
+   * customer's sessions. null for an unknown code. Expiry is the caller's to judge.
    */
-  redeemAuthorizationCode(code: string, clientId: string): Promise<{ outcome: 'ok'; code: AuthorizationCode } | { outcome: 'used'; code: AuthorizationCode; revoked: string[] } | null>;
+  redeemAuthorizationCode(
+    code: string,
+    clientId: string,
+  ): Promise<{ outcome: 'ok' | 'otherClient'; code: AuthorizationCode } | { outcome: 'used'; code: AuthorizationCode; revoked: string[] } | null>;
   createClaimCode(input: { code: string; productId: ProductId | null; claimant: ClaimCode['claimant']; ttlSeconds: number }): Promise<void>;
   findClaimCode(code: string): Promise<ClaimCode | null>;
   /**

@@ -119,7 +119,13 @@ export const billingRoutes: Route[] = [
     // accepted, a whitelisted user's products from the day of the whitelisting (before, either took
     // the product's whole history into the org's figures). A product made in the org: all of it.
     const since = new Map<number, string>();
-    for (const t of await ctx.store.listTransfers({ orgId: org.id })) if (t.state === 'accepted' && t.decidedAt) since.set(t.productId, dayOf(t.decidedAt));
+    const whitelistedOn = new Map(billed.map((u) => [u.userId, dayOf(u.createdAt)]));
+    for (const t of await ctx.store.listTransfers({ orgId: org.id })) {
+      if (t.state !== 'accepted' || !t.decidedAt) continue;
+      // Its Owner (who asked) whitelisted before the move: the org paid for it from then.
+      const paidFrom = whitelistedOn.get(t.requestedBy);
+      since.set(t.productId, [dayOf(t.decidedAt), paidFrom ?? dayOf(t.decidedAt)].sort()[0]);
+    }
     const products = [...(await ctx.store.productsByIds(await ctx.store.orgProductIds(org.id)))];
     for (const u of billed) {
       for (const p of await ctx.store.productsByIds(await ctx.store.personalProductIds(u.userId))) {

@@ -3,11 +3,11 @@
  * product's app and server log in with).
  */
 import { authorize, guard, visibleProducts } from '../access.js';
-import { route, type ApiContext, type Route } from '../app.js';
+import { route, tooMany, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { account, bool, field, type Fields } from '../body.js';
 import { paged } from '../pages.js';
-import { PRODUCT_CLIENT } from '../client-auth.js';
+import { clientOf, PRODUCT_CLIENT } from '../client-auth.js';
 import type { ClaimCode, Customer } from '../../store/store.js';
 import type { Actor } from '../../policy/types.js';
 import { customerAuthMode, stepRefusal, type SigninStep } from '../../customers/modes.js';
@@ -86,6 +86,9 @@ export const customerRoutes: Route[] = [
   }),
   // Particle answers a new customer with a token for it (simple and two-legged authentication).
   route('POST', '/v1/products/:product/customers', guard.product('customer.create'), async (req, ctx, a) => {
+    // A sign-up hashes a password (a scrypt): counted as the token endpoint's requests, as POST /v1/users.
+    const wait = ctx.limiter.tokenRequest(req.address);
+    if (wait !== null) throw tooMany(wait);
     const b = await req.body();
     // Particle's customers are e-mail addresses (its apps sign them in and reset their passwords by mail), with a user's password rules.
     const username = typeof b.email === 'string' ? account(b.email, undefined, 'email').username! : account(field(b, 'username'), undefined).username!;
@@ -93,7 +96,9 @@ export const customerRoutes: Route[] = [
     await signinStep(ctx, a.product!.productId, noPassword ? 'signup_no_password' : 'signup_password');
     const password = noPassword ? null : account(undefined, field(b, 'password')).password!;
     const c = await ctx.store.createCustomer({ productId: a.product!.productId, username, password });
-    const t = await ctx.store.issueToken({ subject: { kind: 'customer', id: c.id }, clientId: PRODUCT_CLIENT + a.product!.productId, scopes: [], ttlSeconds: CUSTOMER_TTL, refresh: true });
+    // Made by the product's app with its client: that client's token (deleting the client ends it); made by the team: the product's.
+    const clientId = clientOf(a.actor) ?? PRODUCT_CLIENT + a.product!.productId;
+    const t = await ctx.store.issueToken({ subject: { kind: 'customer', id: c.id }, clientId, scopes: [], ttlSeconds: CUSTOMER_TTL, refresh: true });
     return {
       status: 201,
       body: { token_type: 'bearer', access_token: t.token, expires_in: CUSTOMER_TTL, refresh_token: t.refreshToken, customer: await customerObject(ctx, c) },

@@ -119,7 +119,7 @@ export const oauthRoutes: Route[] = [
       if (c.productId === null) throw ApiError.oauth(400, 'unauthorized_client', 'The authorization code flow is for a product\'s web client');
       const r = await store.redeemAuthorizationCode(code, c.id);
       if (!r) throw ApiError.oauth(400, 'invalid_grant', 'The authorization code is not valid');
-      if (r.code.clientId !== c.id) throw ApiError.oauth(400, 'invalid_grant', 'The authorization code was issued to another client');
+      if (r.outcome === 'otherClient') throw ApiError.oauth(400, 'invalid_grant', 'The authorization code was issued to another client');
       if (r.outcome === 'used') {
         fleet.cutTokenHashes(r.revoked);
         throw ApiError.oauth(400, 'invalid_grant', "The authorization code was used already; the customer's tokens from this client are revoked");

@@ -4,7 +4,7 @@
  * its usage and billing: billing.ts). Every route is guarded by an action of
  * the matrix on the path's product (or org).
  */
-import { guard } from '../access.js';
+import { authorizeProductAlso, guard } from '../access.js';
 import { route, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { CUSTOMER_AUTH_MODES, CUSTOMER_AUTH_SETTING, isCustomerAuthMode } from '../../customers/modes.js';
@@ -68,7 +68,14 @@ export const productRoutes: Route[] = [
     return { ok: true, group: groupObject(g, await ctx.store.productReleases(a.product!.productId)) };
   }),
   route('DELETE', '/v1/products/:product/groups/:group', guard.product('group.edit'), async (req, ctx, a) => {
-    if (!(await ctx.store.deleteGroup(a.product!.productId, req.params.group))) throw ApiError.of(404, 'Group not found');
+    const productId = a.product!.productId;
+    const name = req.params.group.trim().toLowerCase();
+    // A group with a release decides its devices' firmware: deleting it moves them (to another release or the default).
+    const released = (await ctx.store.productReleases(productId)).groups.has(name);
+    if (released) await authorizeProductAlso(ctx.store, a, ['device.flash']);
+    const members = released ? [...(await ctx.store.groupsOfDevices(productId))].filter(([, groups]) => groups.includes(name)).map(([id]) => id) : [];
+    if (!(await ctx.store.deleteGroup(productId, req.params.group))) throw ApiError.of(404, 'Group not found');
+    for (const id of members) ctx.ota.reconcile(id);
     return { status: 204, body: null };
   }),
 ];

@@ -118,6 +118,8 @@ export const userRoutes: Route[] = [
   }),
   route('POST', '/v1/users', guard.public('self sign-up, when the bridge allows it'), async (req, ctx) => {
     if (!ctx.signup) throw ApiError.of(403, `Sign-up is turned off on this bridge: its owner makes accounts (POST ${BRIDGE_USERS})`);
+    // The first account is the bridge's owner, made once every listener is bound: none signs up before it.
+    if (!(await ctx.store.hasUsers())) throw ApiError.of(503, 'The bridge is starting: try again in a moment', { 'retry-after': '1' });
     // Each sign-up hashes a password (a scrypt): counted as the token endpoint's requests, as Particle counts user creation.
     const wait = ctx.limiter.tokenRequest(req.address);
     if (wait !== null) throw tooMany(wait);

@@ -85,8 +85,9 @@ export function signinStore(ctx: Ctx): SigninStore {
   const redeem = db.transaction((hash: string, clientId: string, now: number) => {
     const r = codeByHash.get(hash);
     if (!r) return null;
+    // Another client's try neither spends the code nor revokes anything: whoever saw it can do neither.
+    if (r.client_id !== clientId) return { outcome: 'otherClient' as const, code: authorizationCode(r) };
     if (useCode.run(now, hash).changes === 1) return { outcome: 'ok' as const, code: authorizationCode(r) };
-    if (r.client_id !== clientId) return { outcome: 'used' as const, code: authorizationCode(r), revoked: [] };
     const revoked = issuedTo.all(r.customer_id, r.client_id).map((t) => t.token_hash);
     revokeIssued.run(now, r.customer_id, r.client_id);
     return { outcome: 'used' as const, code: authorizationCode(r), revoked };
