@@ -345,11 +345,16 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     // Deleting a group with a release moves its devices too: device.flash as well (group.edit alone deleted it before).
     await f.bridge.store.addFirmware(f.products.A, { version: 41, title: 'v41', description: null, size: 1, sha256: '0'.repeat(64), path: 'none', uploadedBy: null });
     await f.bridge.store.releaseFirmware(f.products.A, { version: 41, productDefault: false, groups: ['canary'] });
+    // Particle's targeted_firmware_release_version: what its releases target the device with (its groups', else the default).
+    assert.equal((await api('PUT', '/v1/products/prod-a/devices/' + A2, f.tokens.erin, { groups: ['canary'] })).body.targeted_firmware_release_version, 41);
+    const listed = (await api('GET', '/v1/products/prod-a/devices', f.tokens.carol)).body.devices as { id: string; targeted_firmware_release_version: number | null }[];
+    assert.deepEqual(listed.map((d) => [d.id, d.targeted_firmware_release_version]).sort(), [[A1, null], [A2, 41]]);
     const deleter = await apiUser(['device.view', 'group.edit']);
     assert.equal((await api('DELETE', '/v1/products/prod-a/groups/canary', deleter)).status, 403);
     assert.equal((await api('GET', '/v1/products/prod-a/groups/canary', f.tokens.erin)).status, 200, 'still there');
     assert.equal((await api('DELETE', '/v1/products/prod-a/groups/made-by-erin', deleter)).status, 204, 'a group without a release: group.edit is enough');
     assert.equal((await api('DELETE', '/v1/products/prod-a/groups/canary', flasher)).status, 204);
+    assert.equal((await api('GET', '/v1/products/prod-a/devices/' + A2, f.tokens.carol)).body.targeted_firmware_release_version, null, 'no release targets it now');
   });
 
   it('publishes events: subscribed devices get them, streams see them as coreid "api", names are checked', async () => {

@@ -9,7 +9,8 @@
  */
 import { isDeviceId, LIMITS, utf8Length, type Action } from '@flotilla/protocol';
 import { newDeviceSecret } from '../../store/secrets.js';
-import { groupName, type Device, type DeviceChanges, type OtaJob, type ProductId } from '../../store/store.js';
+import { groupName, type Device, type DeviceChanges, type OtaJob, type ProductId, type ProductReleases } from '../../store/store.js';
+import { desiredVersion } from '../../ota/desired.js';
 import { actorId, auditEntry } from '../../identity/actor.js';
 import { jobObject, versionField } from './firmware.js';
 import { PHOTON } from './user.js';
@@ -25,8 +26,15 @@ import { ApiError } from '../errors.js';
 import { bool, flag, isUpload, type Fields, type Upload } from '../body.js';
 import { readFile } from 'node:fs/promises';
 
-/** Particle's device object (the product listing's fields included); `owner`: the username of the user or customer who claimed it (holders() finds it). */
-export function deviceObject(d: Device, groups: readonly string[] = [], owner: string | null = null) {
+/**
+ * Particle's device object (the product listing's fields included); `owner`: the username of the user
+ * or customer who claimed it (holders() finds it); `releases`: its product's, for the version its
+ * releases target it with (Particle's targeted_firmware_release_version: by its groups or the product
+ * default, a lock aside; none for a development or quarantined device).
+ */
+export function deviceObject(d: Device, groups: readonly string[] = [], owner: string | null = null, releases: ProductReleases | null = null) {
+  const groupVersions = groups.flatMap((g) => (releases?.groups.has(g) ? [releases.groups.get(g)!] : []));
+  const targeted = releases ? desiredVersion({ ...d, lockedFirmware: null, groupVersions }, releases)?.version ?? null : null;
   return {
     id: d.id,
     name: d.name,
@@ -47,6 +55,7 @@ export function deviceObject(d: Device, groups: readonly string[] = [], owner: s
     firmware_product_id: d.productId,
     firmware_version: d.firmwareVersion,
     desired_firmware_version: d.lockedFirmware,
+    targeted_firmware_release_version: targeted,
     development: d.development,
     quarantined: d.quarantined,
     denied: false,
@@ -61,7 +70,7 @@ async function getDevice(ctx: ApiContext, id: string): Promise<Device> {
 }
 
 async function withGroups(ctx: ApiContext, d: Device) {
-  return deviceObject(d, await ctx.store.deviceGroups(d.id), (await holders(ctx, [d])).of(d));
+  return deviceObject(d, await ctx.store.deviceGroups(d.id), (await holders(ctx, [d])).of(d), await ctx.store.productReleases(d.productId));
 }
 
 /** Who holds each of these devices, by username (Particle's `owner`): the user's who claimed it, or the customer's; each read once. */
@@ -339,7 +348,9 @@ export async function deviceListing(ctx: ApiContext, q: URLSearchParams, devices
   found.sort((x, y) => (key(x) < key(y) ? -dir : key(x) > key(y) ? dir : 0));
   const { shown, meta } = paged(q, found);
   const held = await holders(ctx, shown);
-  return { devices: shown.map((d) => deviceObject(d, groups.get(d.id), held.of(d))), customers: held.customers(), meta };
+  const releases = new Map<number, ProductReleases>();
+  for (const d of shown) if (!releases.has(d.productId)) releases.set(d.productId, await ctx.store.productReleases(d.productId));
+  return { devices: shown.map((d) => deviceObject(d, groups.get(d.id), held.of(d), releases.get(d.productId))), customers: held.customers(), meta };
 }
 
 export const deviceRoutes: Route[] = [
@@ -355,7 +366,8 @@ export const deviceRoutes: Route[] = [
       if (seen.length === 0) continue;
       const groups = await ctx.store.groupsOfDevices(product.productId);
       const held = await holders(ctx, seen);
-      for (const d of seen) out.push(deviceObject(d, groups.get(d.id), held.of(d)));
+      const releases = await ctx.store.productReleases(product.productId);
+      for (const d of seen) out.push(deviceObject(d, groups.get(d.id), held.of(d), releases));
     }
     // Particle sorts by last handshake, newest first.
     return out.sort((a, b) => (b.last_handshake_at ?? '').localeCompare(a.last_handshake_at ?? ''));
