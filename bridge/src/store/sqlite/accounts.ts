@@ -1,7 +1,7 @@
 /** Users and access tokens. */
 import { newId, newToken, sha256Hex, verifySecret } from '../secrets.js';
 import { API_USER_DOMAIN, MAX_TOKEN_TTL_SECONDS, StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
-import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, TokenSubject, User, UserStore } from '../store.js';
+import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, User, UserStore } from '../store.js';
 import { cleanName, parseJson, passwordHash, refusing, toDate } from './context.js';
 import type { Ctx } from './context.js';
 
@@ -135,14 +135,12 @@ export function tokenStore(ctx: Ctx): TokenStore {
     `SELECT * FROM access_tokens WHERE subject_kind = ? AND subject_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
      ORDER BY created_at DESC, token_hash`,
   );
-  // Expired ones too: an expired access token's refresh token still gets a new one.
-  const unrevoked = db.prepare<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE subject_kind = ? AND subject_id = ? AND revoked_at IS NULL');
-  const revokeHash = db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL');
-  const revokeLive = db.transaction((subject: TokenSubject, id: string | undefined, now: number): string[] => {
-    const hashes = unrevoked.all(subject.kind, subject.id).map((r) => r.token_hash).filter((h) => id === undefined || handleOf(h) === id);
-    for (const h of hashes) revokeHash.run(now, h);
-    return hashes;
-  });
+  // Every one not revoked yet, expired ones too (an expired access token's refresh token still gets a new
+  // one), or only the one with a handle: what was revoked comes back, so live sessions can be cut.
+  const revokeOf = db.prepare<{ token_hash: string }>(
+    `UPDATE access_tokens SET revoked_at = @now WHERE subject_kind = @kind AND subject_id = @id AND revoked_at IS NULL
+     AND (@handle IS NULL OR substr(token_hash, 1, ${TOKEN_HANDLE_LENGTH}) = @handle) RETURNING token_hash`,
+  );
 
   function checkTtl(ttlSeconds: number | null): void {
     if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= MAX_TOKEN_TTL_SECONDS))
@@ -203,7 +201,7 @@ export function tokenStore(ctx: Ctx): TokenStore {
     },
 
     async revokeTokensOf(subject, id) {
-      return revokeLive.immediate(subject, id, ctx.now());
+      return revokeOf.all({ now: ctx.now(), kind: subject.kind, id: subject.id, handle: id ?? null }).map((r) => r.token_hash);
     },
 
     async refreshToken(refreshToken, ttlSeconds, clients) {

@@ -51,14 +51,10 @@ export function clientStore(ctx: Ctx): ClientStore {
   const ofProduct = db.prepare<ClientRaw>('SELECT * FROM oauth_clients WHERE product_id = ? ORDER BY created_at, id');
   const update = db.prepare('UPDATE oauth_clients SET name = ?, redirect_uris = ? WHERE id = ?');
   const remove = db.prepare('DELETE FROM oauth_clients WHERE id = ?');
-  const issuedBy = db.prepare<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE client_id = ? AND revoked_at IS NULL');
-  const revokeIssued = db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL');
-  const removeAndRevoke = db.transaction((id: string, now: number): string[] | null => {
-    if (remove.run(id).changes === 0) return null;
-    const hashes = issuedBy.all(id).map((r) => r.token_hash);
-    revokeIssued.run(now, id);
-    return hashes;
-  });
+  const revokeIssued = db.prepare<{ token_hash: string }>('UPDATE access_tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL RETURNING token_hash');
+  const removeAndRevoke = db.transaction((id: string, now: number): string[] | null =>
+    remove.run(id).changes === 0 ? null : revokeIssued.all(now, id).map((r) => r.token_hash),
+  );
 
   return {
     async createClient(input) {

@@ -57,8 +57,9 @@ export function signinStore(ctx: Ctx): SigninStore {
   const insertCode = db.prepare('INSERT INTO oauth_codes (code_hash, client_id, customer_id, redirect_uri, code_challenge, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, NULL)');
   const codeByHash = db.prepare<CodeRaw>('SELECT * FROM oauth_codes WHERE code_hash = ?');
   const useCode = db.prepare('UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL');
-  const issuedTo = db.prepare<{ token_hash: string }>("SELECT token_hash FROM access_tokens WHERE subject_kind = 'customer' AND subject_id = ? AND client_id = ? AND revoked_at IS NULL");
-  const revokeIssued = db.prepare("UPDATE access_tokens SET revoked_at = ? WHERE subject_kind = 'customer' AND subject_id = ? AND client_id = ? AND revoked_at IS NULL");
+  const revokeIssued = db.prepare<{ token_hash: string }>(
+    "UPDATE access_tokens SET revoked_at = ? WHERE subject_kind = 'customer' AND subject_id = ? AND client_id = ? AND revoked_at IS NULL RETURNING token_hash",
+  );
   const insertClaim = db.prepare('INSERT INTO claim_codes (code_hash, product_id, customer_id, user_id, created_at, expires_at, device_id, claimed_at) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)');
   const claimByHash = db.prepare<ClaimRaw>('SELECT * FROM claim_codes WHERE code_hash = ?');
   const spend = db.prepare('UPDATE claim_codes SET device_id = ?, claimed_at = ? WHERE code_hash = ? AND device_id IS NULL AND claimed_at IS NULL');
@@ -88,8 +89,7 @@ export function signinStore(ctx: Ctx): SigninStore {
     // Another client's try neither spends the code nor revokes anything: whoever saw it can do neither.
     if (r.client_id !== clientId) return { outcome: 'otherClient' as const, code: authorizationCode(r) };
     if (useCode.run(now, hash).changes === 1) return { outcome: 'ok' as const, code: authorizationCode(r) };
-    const revoked = issuedTo.all(r.customer_id, r.client_id).map((t) => t.token_hash);
-    revokeIssued.run(now, r.customer_id, r.client_id);
+    const revoked = revokeIssued.all(now, r.customer_id, r.client_id).map((t) => t.token_hash);
     return { outcome: 'used' as const, code: authorizationCode(r), revoked };
   });
 
