@@ -226,10 +226,10 @@ export async function authorize(
   }
   const resourceId = g.kind === 'device' ? params.id : g.kind === 'product' ? params.product : params.org;
   const what = g.kind === 'orgProducts' ? 'org' : g.kind;
-  const found = actor.kind === 'anonymous' || actor.kind === 'invalid' ? null : await find(store, g.kind, params);
+  const found = unknown ? null : await find(store, g.kind, params);
   const decision: Decision = found?.resource
     ? decide(actor, action, found.resource)
-    : actor.kind === 'anonymous' || actor.kind === 'invalid'
+    : unknown
       ? decide(actor, action, { kind: 'org', orgId: '', ownerUserId: '' }) // 401 whatever the resource
       : { allow: false, status: 404, reason: 'no such ' + what + ' ' + resourceId };
   const allowed = await settle(store, actor, action, g.kind, resourceId ?? '', decision);

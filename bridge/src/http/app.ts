@@ -148,6 +148,12 @@ export function tooMany(seconds: number): ApiError {
   return ApiError.of(429, 'Too many requests; try again in ' + seconds + ' s', { 'retry-after': String(seconds) });
 }
 
+/** Counts a token request from `address` (a login, a sign-up, a password in Basic auth: a scrypt each): 429 past the limit. */
+export function countTokenRequest(limiter: RateLimiter, address: string): void {
+  const wait = limiter.tokenRequest(address);
+  if (wait !== null) throw tooMany(wait);
+}
+
 /** The token endpoint's route: its refusals are OAuth's (RFC 6749 §5.2) and it counts logins. */
 export const OAUTH_TOKEN = '/oauth/token';
 
@@ -256,8 +262,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const path = r.path;
     let reply: Reply;
     if (path === OAUTH_TOKEN) {
-      const limited = ctx.limiter.tokenRequest(address);
-      if (limited !== null) throw tooMany(limited);
+      countTokenRequest(ctx.limiter, address);
       // Only passwords are guessable (refresh tokens, codes and client secrets are random): only the password grant locks out.
       const fields = await readOnce();
       const login = fields.grant_type === 'password' && typeof fields.username === 'string' ? ctx.limiter.passwordLogin(address, fields.username) : null;
@@ -342,8 +347,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     const c = basicCredentials(headers.authorization);
     if (!c) return { kind: 'invalid', reason: 'password' };
     // A password check is a scrypt on the pool that checks devices' secrets too: counted as the token endpoint's requests.
-    const wait = ctx.limiter.tokenRequest(address);
-    if (wait !== null) throw tooMany(wait);
+    countTokenRequest(ctx.limiter, address);
     const login = await ctx.limiter.passwordCheck(address, c.name, () => ctx.store.verifyPassword(c.name, c.secret));
     if ('wait' in login) throw tooMany(login.wait);
     const u = login.found;

@@ -18,14 +18,17 @@ import { ApiError } from '../errors.js';
 const MB = 1_000_000;
 const DAY_MS = 86_400_000;
 
+/** A time's UTC day, YYYY-MM-DD. */
+const dayOf = (d: Date) => d.toISOString().slice(0, 10);
+
 /** start_date and end_date (YYYY-MM-DD, UTC) of the query; the last 30 days by default. */
 export function dateRange(req: Request): { from: string; to: string } {
   const q = req.url.searchParams;
   const day = (v: string | null, fallback: Date, name: string): string => {
-    if (v === null || v === '') return fallback.toISOString().slice(0, 10);
+    if (v === null || v === '') return dayOf(fallback);
     // A day, or a time (2026-03-01T10:00:00-05:00) whose UTC day is taken; either way a real day of years 0000 to 9999.
     const t = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T/.test(v) ? isoTime(v) : null;
-    const d = t !== null ? new Date(t).toISOString().slice(0, 10) : v;
+    const d = t !== null ? dayOf(new Date(t)) : v;
     if (!isDay(d)) throw ApiError.of(400, name + ' must be a date, YYYY-MM-DD');
     return d;
   };
@@ -36,8 +39,6 @@ export function dateRange(req: Request): { from: string; to: string } {
 }
 
 const mb = (bytes: number) => Math.round((bytes / MB) * 1000) / 1000;
-
-const dayOf = (d: Date) => d.toISOString().slice(0, 10);
 
 /** Two products' figures of one day together (a device is of one product: their device counts add up). */
 function add(a: UsageDay | undefined, b: UsageDay): UsageDay {

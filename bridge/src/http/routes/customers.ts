@@ -3,7 +3,7 @@
  * product's app and server log in with).
  */
 import { authorize, guard, visibleProducts } from '../access.js';
-import { route, tooMany, type ApiContext, type Route } from '../app.js';
+import { countTokenRequest, route, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { account, bool, field, type Fields } from '../body.js';
 import { paged } from '../pages.js';
@@ -87,8 +87,7 @@ export const customerRoutes: Route[] = [
   // Particle answers a new customer with a token for it (simple and two-legged authentication).
   route('POST', '/v1/products/:product/customers', guard.product('customer.create'), async (req, ctx, a) => {
     // A sign-up hashes a password (a scrypt): counted as the token endpoint's requests, as POST /v1/users.
-    const wait = ctx.limiter.tokenRequest(req.address);
-    if (wait !== null) throw tooMany(wait);
+    countTokenRequest(ctx.limiter, req.address);
     const b = await req.body();
     // Particle's customers are e-mail addresses (its apps sign them in and reset their passwords by mail), with a user's password rules.
     const username = typeof b.email === 'string' ? account(b.email, undefined, 'email').username! : account(field(b, 'username'), undefined).username!;

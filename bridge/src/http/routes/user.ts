@@ -4,7 +4,7 @@
  */
 import { decide } from '../../policy/decide.js';
 import { guard, person, visibleProducts } from '../access.js';
-import { route, tooMany, type ApiContext, type Route } from '../app.js';
+import { countTokenRequest, route, tooMany, type ApiContext, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { account, field, flag, numberOf } from '../body.js';
 import type { Actor } from '../../policy/types.js';
@@ -121,8 +121,7 @@ export const userRoutes: Route[] = [
     // The first account is the bridge's owner, made once every listener is bound: none signs up before it.
     if (!(await ctx.store.hasUsers())) throw ApiError.of(503, 'The bridge is starting: try again in a moment', { 'retry-after': '1' });
     // Each sign-up hashes a password (a scrypt): counted as the token endpoint's requests, as Particle counts user creation.
-    const wait = ctx.limiter.tokenRequest(req.address);
-    if (wait !== null) throw tooMany(wait);
+    countTokenRequest(ctx.limiter, req.address);
     const body = await req.body();
     const { username, password } = account(field(body, 'username'), field(body, 'password'));
     await ctx.store.createUser(username!, password!);
