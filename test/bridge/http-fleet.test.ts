@@ -697,4 +697,36 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
       assert.match(answer, /^HTTP\/1\.1 401 /, method + ' ' + path);
     }
   });
+  it('says 100 Continue to an upload only once it is to be read: a caller without credentials or rights, or a body declared too large, is answered before sending it', async () => {
+    /** Sends the headers of an upload waiting on 100 Continue; what came back within a second, and whether the server then closed. */
+    const ask = async (auth: string, length: number) => {
+      const socket = connectTcp(f.bridge.ports.http!, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      let answer = '';
+      let closed = false;
+      socket.on('data', (b: Buffer) => (answer += b.toString()));
+      socket.on('close', () => (closed = true));
+      socket.write(`POST /v1/products/prod-a/firmware HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: multipart/form-data; boundary=X\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`);
+      for (let i = 0; i < 50 && !closed && !answer.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 20));
+      return { socket, answer: () => answer, closed: () => closed };
+    };
+    // Nobody known, a viewer, and a body declared past the upload limit: the final answer, no Continue, and the connection closed
+    // (the client may send the body anyway, or not: nothing else could follow on it).
+    for (const [auth, length, status] of [['', 1000, 401], ['Authorization: Bearer ' + f.tokens.carol + '\r\n', 1000, 403], ['Authorization: Bearer ' + f.tokens.erin + '\r\n', 100_000_000, 413]] as const) {
+      const a = await ask(auth, length);
+      for (let i = 0; i < 50 && !a.closed(); i++) await new Promise((r) => setTimeout(r, 20));
+      a.socket.destroy();
+      assert.match(a.answer(), new RegExp('^HTTP/1\\.1 ' + status + ' '), status + ': ' + a.answer());
+      assert.doesNotMatch(a.answer(), /100 Continue/);
+      assert.ok(a.closed(), status + ': closed');
+    }
+    // A developer's upload within the limit is told to go on, and then read (this one lacks its version: 400 once read).
+    const body = '--X\r\nContent-Disposition: form-data; name="title"\r\n\r\nt\r\n--X--\r\n';
+    const a = await ask('Authorization: Bearer ' + f.tokens.erin + '\r\n', body.length);
+    assert.equal(a.answer(), 'HTTP/1.1 100 Continue\r\n\r\n');
+    a.socket.write(body);
+    for (let i = 0; i < 50 && !/\r\n\r\n\{.*\}$/s.test(a.answer()); i++) await new Promise((r) => setTimeout(r, 20));
+    a.socket.destroy();
+    assert.match(a.answer(), /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 .*"ok":false/s);
+  });
 });

@@ -166,17 +166,24 @@ const UNAVAILABLE = /^SQLITE_(FULL|BUSY|LOCKED|IOERR|READONLY)/;
 /** What a product's OAuth client may do with its credentials alone. */
 const CLIENT_SCOPES: readonly Action[] = ['customer.create'];
 
-export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * The API's request handler. `waiting` is true for a request whose client waits on `Expect: 100-continue`
+ * (the server's 'checkContinue'): its 100 Continue goes only when the body is read, after authentication,
+ * authorization and the declared length are through, so a refused upload is never sent.
+ */
+export type App = (req: IncomingMessage, res: ServerResponse, waiting?: boolean) => void;
+
+export function createApp(ctx: ApiContext, routes: readonly Route[]): App {
   const table = compile(routes);
   const throttled = logThrottle();
-  return (req, res) => {
+  return (req, res, waiting = false) => {
     // The token endpoint answers in OAuth's shape: the matched route says whether this is it; a refusal
     // made before routing (a limit, a path that is no URL) goes by the path as sent.
     const shape = { oauth: (req.url?.split('?')[0] ?? '').replace(/\/+$/, '') === OAUTH_TOKEN };
-    void handle(req, res, shape).catch((e: unknown) => send(res, e, shape.oauth));
+    void handle(req, res, shape, waiting).catch((e: unknown) => send(res, e, shape.oauth));
   };
 
-  async function handle(req: IncomingMessage, res: ServerResponse, shape: { oauth: boolean }): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, shape: { oauth: boolean }, waiting: boolean): Promise<void> {
     // Any origin, as Particle's API: credentials are bearer tokens a page must hold itself, never cookies,
     // so particle-api-js in a browser works. A preflight is answered before anything else.
     res.setHeader('access-control-allow-origin', '*');
@@ -241,7 +248,12 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): (req: Inco
     res.once('close', () => removeUploads(uploads));
     const r = found.r.route;
     const upload = r.files ? { dir: incomingDir(ctx.dataDir), limit: Math.min(ctx.uploadLimit, r.fileLimit ?? Infinity), written: (p: string) => uploads.push(p) } : undefined;
-    const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload));
+    // A client waiting on 100 Continue is told to send once the body is to be read (node:http closes the
+    // connection after an answer sent without it: the client may or may not send the body then).
+    const reading = () => {
+      if (waiting && !res.headersSent) res.writeContinue();
+    };
+    const readOnce = () => (body ??= readBody(req, ctx.bodyLimit, upload, reading));
     const request: Request = { method, head, url, res, params: found.params, headers: req.headers, address, token, tokenExpiresAt: null, body: readOnce };
     const g = r.guard;
     const actor = g.kind === 'public' ? { kind: 'anonymous' as const } : await authenticate(request, method === 'GET' ? null : readOnce, r.password ? address : null);

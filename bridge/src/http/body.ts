@@ -43,13 +43,20 @@ export interface UploadOptions {
   written(path: string): void;
 }
 
-export async function readBody(req: IncomingMessage, limit: number, upload?: UploadOptions): Promise<Fields> {
+/**
+ * The request's body as fields. `reading` is called once the body is known to be worth reading (its type
+ * taken, its declared length within the limits), just before the first byte is read: the app answers a
+ * client that waits on `Expect: 100-continue` there, so a refused upload is never sent at all.
+ */
+export async function readBody(req: IncomingMessage, limit: number, upload?: UploadOptions, reading: () => void = () => undefined): Promise<Fields> {
+  const declared = Number(req.headers['content-length'] ?? 0);
   if (/^multipart\/form-data/i.test(String(req.headers['content-type'] ?? ''))) {
     if (!upload) throw ApiError.of(415, 'This request takes application/json or application/x-www-form-urlencoded, not a file');
-    return readMultipart(req, limit, upload);
+    if (declared > multipartMost(limit, upload.limit)) throw ApiError.of(413, 'The file is larger than ' + upload.limit + ' bytes');
+    return readMultipart(req, limit, upload, reading);
   }
-  const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
+  reading();
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -137,11 +144,11 @@ export function field(f: Fields, name: string, oauth = false): string {
  * disk. A malformed body, a second file or one past the limit is refused and
  * the partial file removed.
  */
-function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOptions): Promise<Fields> {
+function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOptions, reading: () => void): Promise<Fields> {
   return new Promise<Fields>((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers: req.headers, limits: { files: 1, fileSize: o.limit, fieldSize: fieldLimit, fields: 100, parts: 101 } });
+      parser = busboy({ headers: req.headers, limits: { files: 1, fileSize: o.limit, fieldSize: fieldLimit, fields: MULTIPART_PARTS - 1, parts: MULTIPART_PARTS } });
     } catch (e) {
       return reject(ApiError.of(400, 'Malformed multipart body: ' + (e as Error).message));
     }
@@ -223,9 +230,23 @@ function readMultipart(req: IncomingMessage, fieldLimit: number, o: UploadOption
       );
     });
     req.on('aborted', () => fail(ApiError.of(400, 'The upload was cut off')));
+    reading();
     req.pipe(parser);
   });
 }
+
+/**
+ * The longest multipart body that can hold what readMultipart takes: the file, the text fields, and for
+ * each of its parts the largest headers busboy reads (16 KB) and a boundary line (at most 70 characters
+ * and its dashes and line ends). A body declared longer is refused unread (only a preamble or epilogue,
+ * which busboy skips and no client sends, could make it fit).
+ */
+function multipartMost(fieldLimit: number, fileLimit: number): number {
+  return fileLimit + fieldLimit + MULTIPART_PARTS * (16 * 1024 + 80) + 80;
+}
+
+/** Parts in a multipart body: the file and up to 100 text fields. */
+const MULTIPART_PARTS = 101;
 
 /** Removes files a request uploaded and nothing kept. */
 export function removeUploads(paths: readonly string[]): void {

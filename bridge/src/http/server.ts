@@ -44,6 +44,7 @@ export interface HttpListener {
 
 export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
   const trusted = trustedProxies(o.trustProxy);
+  const app = createApp({ ...o, trusted }, routes);
   const server: Server = createServer(
     {
       requestTimeout: o.requestTimeoutMs, headersTimeout: o.headersTimeoutMs, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024,
@@ -52,8 +53,11 @@ export async function listenHttp(o: HttpOptions): Promise<HttpListener> {
       // Node checks those timeouts only this often (30 s by default): a timeout would act up to 30 s late.
       connectionsCheckingInterval: Math.min(1000, o.headersTimeoutMs),
     },
-    createApp({ ...o, trusted }, routes),
+    app,
   );
+  // Expect: 100-continue: the app says Continue when it reads the body, so an upload refused by its token,
+  // its rights or its declared size is answered before it is sent (node:http says Continue at once).
+  server.on('checkContinue', (req, res) => app(req, res, true));
   server.maxConnections = o.maxConnections;
   const throttled = logThrottle();
   const perAddress = new Map<string, number>();
