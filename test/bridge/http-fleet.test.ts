@@ -15,6 +15,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { incomingDir } from '../../bridge/src/ota/files.js';
 import { routes } from '../../bridge/src/http/routes/index.js';
+import { RESET_REASONS } from '@flotilla/protocol';
 import { A1, A2, B1, app, closed, startFixture, type Fixture, startDemoAgent, type ParticleError } from '../helpers/bridge-fixture.js';
 
 describe('HTTP API: products, teams, customers, groups, events, diagnostics', function () {
@@ -474,11 +475,48 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal(last.status, 200);
     assert.equal(last.body.diagnostics.deviceID, A1);
     assert.equal(typeof last.body.diagnostics.payload.device.system.uptime, 'number');
+    // A second refresh, past the agent's one report a second: its report follows the first refresh's answer, whose round trip the cloud timed.
+    await new Promise((r) => setTimeout(r, 1100));
+    const asked = Date.now();
+    assert.equal((await api('POST', '/v1/products/prod-a/diagnostics/' + A1 + '/update', f.tokens.dave)).status, 202);
+    for (let i = 0; i < 100 && Date.parse(last.body.diagnostics.updated_at) < asked; i++) {
+      await new Promise((r) => setTimeout(r, 30));
+      last = await api('GET', '/v1/diagnostics/' + A1 + '/last', f.tokens.carol);
+    }
+    // Particle's payload: an enumerated vital by its name, and the cloud's own view of the session under service.
+    const shown = last.body.diagnostics.payload;
+    assert.equal(shown.device.cloud.connection.status, 'connected');
+    assert.ok(RESET_REASONS.names.includes(shown.device.system.reset_reason), shown.device.system.reset_reason);
+    assert.ok(Number.isInteger(shown.service.cloud.uptime) && shown.service.cloud.uptime >= 0, JSON.stringify(shown.service));
+    assert.ok(Number.isInteger(shown.service.cloud.publish.sent), JSON.stringify(shown.service));
+    assert.ok(Number.isInteger(shown.service.coap.round_trip) && shown.service.coap.round_trip >= 0, JSON.stringify(shown.service));
+    // History: Particle's {diagnostics: [...]}, oldest first; or CSV with Accept: text/csv, a column per vital.
     const history = await api('GET', '/v1/diagnostics/' + A1 + '?start_date=2020-01-01T00:00:00Z', f.tokens.carol);
-    assert.ok(history.body.length >= 1);
+    assert.ok(history.body.diagnostics.length >= 2);
+    assert.deepEqual(Object.keys(history.body.diagnostics[0]), ['updated_at', 'deviceID', 'payload']);
+    assert.equal(history.body.diagnostics.at(-1).updated_at, last.body.diagnostics.updated_at);
+    const table = await fetch(base + '/v1/diagnostics/' + A1 + '?start_date=2020-01-01T00:00:00Z', { headers: { authorization: 'Bearer ' + f.tokens.carol, accept: 'text/csv' } });
+    assert.equal(table.headers.get('content-type'), 'text/csv; charset=utf-8');
+    const rows = (await table.text()).trimEnd().split('\r\n').map((r) => r.split(','));
+    assert.equal(rows.length, history.body.diagnostics.length + 1);
+    assert.deepEqual(rows[0].slice(0, 3), ['updated_at', 'deviceID', 'device.system.uptime']);
+    assert.ok(rows.every((r) => r.length === rows[0].length));
+    const lastRow = Object.fromEntries(rows[0].map((k, i) => [k, rows.at(-1)![i]]));
+    assert.equal(lastRow.updated_at, last.body.diagnostics.updated_at);
+    assert.equal(lastRow['device.cloud.connection.status'], 'connected');
+    assert.equal(lastRow['service.coap.round_trip'], String(shown.service.coap.round_trip));
+    assert.equal(lastRow['device.power.source'], '', 'a vital the sample lacks is an empty field');
     assert.deepEqual((await api('GET', '/v1/diagnostics/' + A1 + '?start_date=yesterday', f.tokens.carol)).body, { ok: false, error: 'start_date is not a date (ISO 8601) from 1970 to 9999', error_description: 'start_date is not a date (ISO 8601) from 1970 to 9999' });
-    const meta = (await api('GET', '/v1/diagnostics/' + A1 + '/metadata', f.tokens.carol)).body.diagnostics as { name: string; ranges: unknown }[];
-    assert.deepEqual(meta.find((m) => m.name === 'device.power.battery.charge')!.ranges, { type: 'below', warning: 20 });
+    // Metadata: Particle's tree by the vitals' dotted names, saying how to read each.
+    const meta = (await api('GET', '/v1/diagnostics/' + A1 + '/metadata', f.tokens.carol)).body.diagnostics_metadata;
+    const charge = meta.device.power.battery.charge;
+    assert.deepEqual([charge.title, charge.type, charge.priority, charge.units, charge.ranges], ['battery charge', 'number', 1, { title: 'percent', convert: { type: 'round' } }, { type: 'below', warning: 20 }]);
+    assert.equal(typeof charge.messages.warning, 'string');
+    assert.deepEqual(meta.device.system.memory.used.ranges, { type: 'ratio_above', ratio: 0.9, param1: 'device.system.memory.used', param2: 'device.system.memory.total' });
+    assert.deepEqual(meta.device.system.memory.used.units, { title: 'kB', convert: { type: 'divide', by: 1024 } });
+    assert.deepEqual(meta.device.power.battery.state.values.all, ['unknown', 'not_charging', 'charging', 'charged', 'discharging', 'fault', 'disconnected']);
+    assert.equal(meta.device.power.battery.state.type, 'string');
+    assert.equal(meta.service.coap.round_trip.units.title, 'ms');
     assert.equal((await api('GET', '/v1/diagnostics/' + B1 + '/last', f.tokens.carol)).status, 404);
     const health = (await api('GET', '/v1/products/prod-a/fleet_health', f.tokens.carol)).body;
     assert.ok(health.devices.online >= 1 && health.devices.total >= 2);

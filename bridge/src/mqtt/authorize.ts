@@ -89,6 +89,7 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
       const bad = validateDeviceEventName(t.event);
       if (bad) throw new Refused(bad.message);
       spendEventToken(ctx, s);
+      s.service.events++;
     }
     if (msg.kind === 'hello' || msg.kind === 'vitals' || msg.kind === 'error') spendReportToken(ctx, s);
     // Its will (aedes hands over the CONNECT's own packet) is the broker speaking for a device gone
@@ -98,7 +99,7 @@ export function authorizePublish(ctx: BrokerContext, client: WithSession, packet
       ctx.heard.set(s.deviceId, now);
       countUsage(ctx, s.ref.product.productId, s.deviceId, now, packet.payload.length, msg);
     }
-    return ingest(ctx, s.deviceId, msg, () => client.connected !== false);
+    return ingest(ctx, s, msg, () => client.connected !== false);
   }
   if (t.root !== 'cloud') throw new Refused('apps publish only to cloud/<device>/ topics');
   return authorizeAppPublish(ctx, s, t.deviceId, msg, packet);

@@ -2,7 +2,7 @@
  * What the broker needs from the rest of the bridge: a narrow view of the
  * store (the SQLite store satisfies it), a clock and a logger.
  */
-import type { ErrorReport, Hello, VitalValues } from '@flotilla/protocol';
+import type { ErrorReport, Hello, SampleValues } from '@flotilla/protocol';
 import type { ActorStore } from '../identity/actor.js';
 import type { AuditEntry, ClaimCode, DeviceRef, TokenSubject, UsageCount } from '../store/store.js';
 
@@ -16,7 +16,7 @@ export interface BrokerStore extends ActorStore {
   recordHello(deviceId: string, hello: Pick<Hello, 'firmware' | 'variables' | 'functions'>, at: Date): Promise<void>;
   setOnline(deviceId: string, online: boolean, at: Date, ip?: string | null): Promise<void>;
   touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;
-  recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
+  recordVitals(deviceId: string, values: SampleValues, at: Date): Promise<void>;
   recordError(deviceId: string, report: ErrorReport, at: Date, firmwareVersion?: number | null): Promise<void>;
   audit(entry: AuditEntry): Promise<void>;
   recordUsage(rows: readonly UsageCount[]): Promise<void>;

@@ -4,9 +4,10 @@
  * sends the PUBACK: an acknowledged message is stored. Returns a promise only
  * when there is I/O to wait for, so events pass without a microtask hop.
  */
-import { encode, topics, type Message } from '@flotilla/protocol';
+import { encode, topics, type Message, type SampleValues } from '@flotilla/protocol';
 import type { BrokerContext } from './context.js';
-import { nested } from '../telemetry/vitals.js';
+import type { DeviceService, Session } from './session.js';
+import { payload } from '../telemetry/vitals.js';
 import { answeredOps, tally } from '../telemetry/data-ops.js';
 
 /** Particle's special events, published by the bridge for a device (to streams, webhooks and apps). */
@@ -19,8 +20,16 @@ export function special(ctx: BrokerContext, deviceId: string, name: string, data
   }
 }
 
+/** A vitals report with what the cloud counts of the session beside it (protocol SERVICE_VITALS). */
+function withService(values: SampleValues, service: DeviceService, now: number): SampleValues {
+  const out: SampleValues = { ...values, 'service.cloud.uptime': Math.max(0, Math.floor((now - service.since) / 1000)), 'service.cloud.publish.sent': service.events };
+  if (service.roundTrip !== null) out['service.coap.round_trip'] = service.roundTrip;
+  return out;
+}
+
 /** `live`: whether the connection the message came on is still open (a store write may outlast it). */
-export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live: () => boolean): Promise<void> | undefined {
+export function ingest(ctx: BrokerContext, s: Extract<Session, { kind: 'device' }>, msg: Message, live: () => boolean): Promise<void> | undefined {
+  const deviceId = s.deviceId;
   switch (msg.kind) {
     case 'hello': {
       ctx.subscriptions.set(deviceId, msg.subscriptions);
@@ -34,16 +43,21 @@ export function ingest(ctx: BrokerContext, deviceId: string, msg: Message, live:
         ctx.ota?.hello(deviceId, msg, live);
       });
     }
-    case 'vitals':
-      return ctx.store.recordVitals(deviceId, msg.values, ctx.now()).then(() => {
-        special(ctx, deviceId, 'spark/device/diagnostics/update', JSON.stringify(nested(msg.values)));
+    case 'vitals': {
+      const at = ctx.now();
+      const values = withService(msg.values, s.service, at.getTime());
+      return ctx.store.recordVitals(deviceId, values, at).then(() => {
+        special(ctx, deviceId, 'spark/device/diagnostics/update', JSON.stringify(payload(values)));
       });
+    }
     case 'error':
       // A crash reported right after a rollback ended the run of the image rolled back from, not of the one
       // the device runs now: filed under it, fleet health shows which release crashes.
       return ctx.store.recordError(deviceId, msg, ctx.now(), msg.source === 'crash' ? (ctx.rolledBack.get(deviceId) ?? null) : null);
     case 'reply': {
-      const ops = answeredOps(ctx.requests.reply(deviceId, msg));
+      const answered = ctx.requests.reply(deviceId, msg);
+      if (answered) s.service.roundTrip = answered.ms;
+      const ops = answeredOps(answered?.op ?? null);
       const product = ops > 0 ? ctx.devices.get(deviceId)?.product.productId : undefined;
       if (product !== undefined) tally(ctx.usage, product, Date.now(), { dataOps: ops });
       return undefined;

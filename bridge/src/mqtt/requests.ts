@@ -23,6 +23,14 @@ interface Pending {
   resolve?: (r: Reply) => void;
   reject?: (e: Error) => void;
   timer: NodeJS.Timeout;
+  /** When it went to the device (performance.now()): its answer times the round trip. */
+  sentAt: number;
+}
+
+/** A reply matched to its request: what was asked, and how long the device took to answer (ms). */
+export interface Answered {
+  op: Request['op'];
+  ms: number;
 }
 
 export class RequestTimeout extends Error {
@@ -53,7 +61,7 @@ export class RequestRouter {
     const id = this.nextId();
     const timer = setTimeout(() => this.pending.delete(id), this.appTimeoutMs);
     timer.unref();
-    this.pending.set(id, { deviceId, op: req.op, clientId, session, originalId: req.id, timer });
+    this.pending.set(id, { deviceId, op: req.op, clientId, session, originalId: req.id, timer, sentAt: performance.now() });
     return encode('request', { ...req, id });
   }
 
@@ -78,13 +86,13 @@ export class RequestRouter {
         this.pending.delete(id);
         reject(new RequestTimeout(deviceId));
       }, timeoutMs);
-      this.pending.set(id, { deviceId, op: body.op, resolve, reject, timer });
+      this.pending.set(id, { deviceId, op: body.op, resolve, reject, timer, sentAt: performance.now() });
       this.publish(topics.cloud.request(deviceId), encode('request', { ...body, id } as Request), 1);
     });
   }
 
-  /** A device's reply: to its requester, if it is still waiting (answers what it answered); otherwise dropped (null). */
-  reply(deviceId: string, reply: Reply): Request['op'] | null {
+  /** A device's reply: to its requester, if it is still waiting (answers what it answered and when); otherwise dropped (null). */
+  reply(deviceId: string, reply: Reply): Answered | null {
     const p = this.pending.get(reply.id);
     // A reply naming another device's request is refused: devices cannot answer for each other.
     if (!p || p.deviceId !== deviceId) return null;
@@ -92,7 +100,7 @@ export class RequestRouter {
     clearTimeout(p.timer);
     if (p.resolve) p.resolve(reply);
     else this.publish(topics.app.reply(p.clientId as string), encode('reply', { ...reply, id: p.originalId as number }), 1);
-    return p.op;
+    return { op: p.op, ms: Math.round(performance.now() - p.sentAt) };
   }
 
   /** Requests still waiting (for tests and metrics). */

@@ -6,6 +6,16 @@ import type { Actor } from '../policy/types.js';
 import type { DeviceRef } from './deps.js';
 import type { Bucket, DeviceBudget } from './budget.js';
 
+/** What the cloud counts of a device's session (protocol SERVICE_VITALS). */
+export interface DeviceService {
+  /** When its CONNECT was accepted (ms). */
+  since: number;
+  /** Events taken from it. */
+  events: number;
+  /** Its last request → reply, as the cloud timed it (ms); null before any. */
+  roundTrip: number | null;
+}
+
 export type Session =
   | {
       kind: 'device';
@@ -17,6 +27,8 @@ export type Session =
       inbox: readonly string[];
       /** Its publish budgets: the device's (BrokerContext.budgets), shared by its sessions. */
       budget: DeviceBudget;
+      /** The cloud's own view of this session, added to each vitals report under Particle's `service` names. */
+      service: DeviceService;
     }
   | (TokenHolder & {
       kind: 'operator';

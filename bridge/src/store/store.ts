@@ -12,7 +12,7 @@
  *   - secrets (passwords, device secrets, tokens) are never stored: passwords
  *     and device secrets as scrypt hashes, tokens as their SHA-256.
  */
-import type { ErrorReport, ErrorSource, Hello, Role, VarType, VitalValues } from '@flotilla/protocol';
+import type { ErrorReport, ErrorSource, Hello, Role, VarType, SampleValues } from '@flotilla/protocol';
 import type { Memberships, ProductRef } from '../policy/types.js';
 
 export type { Memberships, ProductRef };
@@ -210,7 +210,7 @@ export type HelloFacts = Pick<Hello, 'firmware' | 'variables' | 'functions'>;
 
 export interface VitalsSample {
   at: Date;
-  values: VitalValues;
+  values: SampleValues;
 }
 
 /** Errors of one product, counted per (source, name, message, firmware version). */
@@ -443,7 +443,7 @@ export interface DeviceStore {
 
 export interface TelemetryStore {
   /** Replaces the latest vitals (unless newer ones are stored) and appends to the history, in one transaction. */
-  recordVitals(deviceId: string, values: VitalValues, at: Date): Promise<void>;
+  recordVitals(deviceId: string, values: SampleValues, at: Date): Promise<void>;
   latestVitals(deviceId: string): Promise<VitalsSample | null>;
   /** The latest vitals of every device of a product that has some, by device id: one query for a fleet's health. */
   latestVitalsOfProduct(productId: ProductId): Promise<Map<string, VitalsSample>>;

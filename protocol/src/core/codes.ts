@@ -47,6 +47,51 @@ export const RESET_REASON = {
   user: 140,
 } as const;
 
+/**
+ * The enumerated vitals, with Device OS's codes (a device reports the number; the cloud's API shows
+ * the name, as Particle's vitals payload does). device.cloud.connection.status: cloud_connection_status.
+ */
+export const CLOUD_STATUS = {
+  disconnected: 0,
+  connecting: 1,
+  connected: 2,
+  disconnecting: 3,
+} as const;
+
+/** device.cloud.connection.disconnect_reason: Device OS's cloud_disconnect_reason. */
+export const DISCONNECT_REASON = {
+  none: 0,
+  error: 1,
+  user: 2,
+  network_disconnect: 3,
+  listening: 4,
+  reset: 5,
+  sleep: 6,
+  unknown: 7,
+  server_moved: 8,
+} as const;
+
+/** device.power.battery.state: Device OS's battery_state_t. */
+export const BATTERY_STATE = {
+  unknown: 0,
+  not_charging: 1,
+  charging: 2,
+  charged: 3,
+  discharging: 4,
+  fault: 5,
+  disconnected: 6,
+} as const;
+
+/** device.power.source: Device OS's power_source_t, named as Particle's vitals show it. */
+export const POWER_SOURCE = {
+  unknown: 0,
+  VIN: 1,
+  'USB host': 2,
+  'USB adapter': 3,
+  'USB OTG': 4,
+  battery: 5,
+} as const;
+
 /** Where an error report comes from. */
 export const ERROR_SOURCE = {
   variable: 1, // a variable getter threw

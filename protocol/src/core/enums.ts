@@ -2,9 +2,11 @@
  * Two-way tables between protocol names and their wire codes, built by a loop
  * from one list each (as mqtt-packet's constants.js does).
  */
-import { ERROR_SOURCE, OTA_FAILURE, OTA_STATE, REPLY_STATUS, REQUEST_OP, RESET_REASON, VAR_TYPE } from './codes.js';
+import {
+  BATTERY_STATE, CLOUD_STATUS, DISCONNECT_REASON, ERROR_SOURCE, OTA_FAILURE, OTA_STATE, POWER_SOURCE, REPLY_STATUS, REQUEST_OP, RESET_REASON, VAR_TYPE,
+} from './codes.js';
 
-export { ERROR_SOURCE, OTA_FAILURE, OTA_STATE, REPLY_STATUS, REQUEST_OP, RESET_REASON, VAR_TYPE };
+export { BATTERY_STATE, CLOUD_STATUS, DISCONNECT_REASON, ERROR_SOURCE, OTA_FAILURE, OTA_STATE, POWER_SOURCE, REPLY_STATUS, REQUEST_OP, RESET_REASON, VAR_TYPE };
 
 export interface EnumTable<N extends string> {
   readonly names: readonly N[];
@@ -59,3 +61,8 @@ export type OtaState = keyof typeof OTA_STATE;
 
 export const OTA_FAILURES = enumTable(OTA_FAILURE);
 export type OtaFailure = keyof typeof OTA_FAILURE;
+
+export const CLOUD_STATUSES = enumTable(CLOUD_STATUS);
+export const DISCONNECT_REASONS = enumTable(DISCONNECT_REASON);
+export const BATTERY_STATES = enumTable(BATTERY_STATE);
+export const POWER_SOURCES = enumTable(POWER_SOURCE);

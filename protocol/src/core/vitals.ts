@@ -11,6 +11,7 @@
  */
 
 import { VITAL } from './codes.js';
+import { BATTERY_STATES, CLOUD_STATUSES, DISCONNECT_REASONS, POWER_SOURCES, RESET_REASONS, type EnumTable } from './enums.js';
 
 export { VITAL };
 
@@ -47,6 +48,33 @@ export type VitalName = (typeof VITALS)[number][1];
 /** A vitals report: any subset of the metrics, each a finite number. */
 export type VitalValues = { [N in VitalName]?: number };
 
+/**
+ * The enumerated vitals: a device reports the code, the cloud's API shows its
+ * name (Particle's payload says "connected", "not_charging", "VIN").
+ */
+export const VITAL_ENUMS: { readonly [N in VitalName]?: EnumTable<string> } = {
+  'device.system.reset_reason': RESET_REASONS,
+  'device.cloud.connection.status': CLOUD_STATUSES,
+  'device.cloud.connection.disconnect_reason': DISCONNECT_REASONS,
+  'device.power.battery.state': BATTERY_STATES,
+  'device.power.source': POWER_SOURCES,
+};
+
+/**
+ * What the cloud adds to each report, under Particle's `service` names: its
+ * own view of the device's session. Never on the wire (a device cannot report
+ * them); stored with the sample.
+ */
+export const SERVICE_VITALS = [
+  ['service.cloud.uptime', 's'], // since the session's CONNECT
+  ['service.cloud.publish.sent', 'count'], // events the cloud took from the device in this session
+  ['service.coap.round_trip', 'ms'], // the last request → reply the cloud timed in this session
+] as const;
+
+export type ServiceVitalName = (typeof SERVICE_VITALS)[number][0];
+/** A stored sample: what the device reported and what the cloud added. */
+export type SampleValues = VitalValues & { [N in ServiceVitalName]?: number };
+
 const byCode: { [code: number]: VitalName } = {};
 const byName: { [name: string]: number } = {};
 for (let i = 0; i < VITALS.length; i++) {
@@ -64,11 +92,16 @@ export function vitalCode(name: string): number | undefined {
 
 /**
  * Warning thresholds, Particle's Device Vitals metadata: a vital warns when
- * below `below`, or when its ratio to `of` is above `ratioAbove`.
+ * below `below`, or when its ratio to `of` is above `ratioAbove`. Particle
+ * divides disconnects and rate-limited publishes by its cloud's counts; here
+ * both sides of a ratio are the device's own since its boot, so a reconnect
+ * does not make an old count look like a new rate.
  */
 export const VITAL_WARNINGS = [
   { vital: 'device.power.battery.charge', below: 20 },
   { vital: 'device.network.signal.strength', below: 20 },
   { vital: 'device.system.memory.used', of: 'device.system.memory.total', ratioAbove: 0.9 },
+  // Particle's 0.0013 per second of uptime: more than about 4.7 disconnects an hour.
+  { vital: 'device.cloud.connection.disconnects', of: 'device.system.uptime', ratioAbove: 0.0013 },
   { vital: 'device.cloud.publish.rate_limited', of: 'device.cloud.publish.sent', ratioAbove: 0.05 },
 ] as const;

@@ -5,11 +5,11 @@
  * (devices online now, customers with active devices, firmware versions in the
  * fleet, errors by kind and firmware version).
  */
-import { VITAL_WARNINGS, VITALS } from '@flotilla/protocol';
-import { nested, warnings } from '../../telemetry/vitals.js';
+import type { VitalsSample } from '../../store/store.js';
+import { CSV_COLUMNS, METADATA, payload, shown, warnings } from '../../telemetry/vitals.js';
 import { RequestTimeout } from '../../mqtt/requests.js';
 import { guard } from '../access.js';
-import { route, type Route } from '../app.js';
+import { route, STREAMING, type Request, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
 import { isoTime } from '../../store/store.js';
 
@@ -24,6 +24,19 @@ function date(v: string | null, fallback: Date, name: string): Date {
   const t = isoTime(v);
   if (t === null || !(t >= 0 && t <= LAST_MS)) throw ApiError.of(400, name + ' is not a date (ISO 8601) from 1970 to 9999');
   return new Date(t);
+}
+
+/**
+ * Particle's `Accept: text/csv` form of the history: a row per sample, a column per vital (its dotted
+ * name; an enumerated vital by its name, as in the JSON), empty where the sample lacks it.
+ */
+function csv(req: Request, deviceId: string, samples: readonly VitalsSample[]): typeof STREAMING {
+  const rows = samples.map((s) => [s.at.toISOString(), deviceId, ...CSV_COLUMNS.map((c) => shown(c, s.values[c]))]);
+  // Dates, a device id, numbers and names from the protocol's tables: no field needs quoting.
+  const text = [['updated_at', 'deviceID', ...CSV_COLUMNS], ...rows].map((r) => r.join(',')).join('\r\n') + '\r\n';
+  req.res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  req.res.end(text);
+  return STREAMING;
 }
 
 function diagnostics(prefix: string): Route[] {
@@ -44,24 +57,17 @@ function diagnostics(prefix: string): Route[] {
     route('GET', P + '/last', guard.device('device.vitals.view'), async (req, ctx, a) => {
       const s = await ctx.store.latestVitals(a.device!.id);
       if (!s) throw ApiError.of(404, 'No vitals from this device yet');
-      return { diagnostics: { updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: nested(s.values), warnings: warnings(s.values) } };
+      return { diagnostics: { updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: payload(s.values), warnings: warnings(s.values) } };
     }),
-    route('GET', P + '/metadata', guard.device('device.vitals.view'), () => ({
-      diagnostics: VITALS.map(([code, name, units]) => {
-        const w = VITAL_WARNINGS.find((x) => x.vital === name);
-        return {
-          name, code, units,
-          ranges: w ? ('below' in w ? { type: 'below', warning: w.below } : { type: 'ratio_above', warning: w.ratioAbove, param1: w.vital, param2: w.of }) : null,
-        };
-      }),
-    })),
+    route('GET', P + '/metadata', guard.device('device.vitals.view'), () => ({ diagnostics_metadata: METADATA })),
     route('GET', P, guard.device('device.vitals.view'), async (req, ctx, a) => {
       const q = req.url.searchParams;
       const to = date(q.get('end_date'), new Date(), 'end_date');
       const from = date(q.get('start_date'), new Date(to.getTime() - RETENTION_MS), 'start_date');
       if (from > to) throw ApiError.of(400, 'start_date is after end_date');
       const samples = await ctx.store.vitalsHistory(a.device!.id, from, to);
-      return samples.map((s) => ({ updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: nested(s.values) }));
+      if (/\btext\/csv\b/i.test(req.headers.accept ?? '')) return csv(req, a.device!.id, samples);
+      return { diagnostics: samples.map((s) => ({ updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: payload(s.values) })) };
     }),
   ];
 }

@@ -3,7 +3,7 @@
  * audit run inside aedes' authorizePublish, before the PUBACK: each is one
  * prepared statement or one synchronous transaction, durable when it returns.
  */
-import type { ErrorSource, VitalValues } from '@flotilla/protocol';
+import type { ErrorSource, SampleValues } from '@flotilla/protocol';
 import { isDay, StoreError } from '../store.js';
 import type { AuditFilter, AuditRecord, BillingStore, ErrorGroup, ProductId, PruneCounts, PruneCutoffs, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
@@ -42,7 +42,7 @@ const DEFAULT_AUDIT_LIMIT = 100;
 const MAX_ROWS = 10_000;
 
 function sample(r: SampleRaw): VitalsSample {
-  return { at: new Date(r.at), values: parseJson<VitalValues>(r.metric_values) };
+  return { at: new Date(r.at), values: parseJson<SampleValues>(r.metric_values) };
 }
 
 function limitOf(limit: number | undefined, dflt: number): number {
