@@ -80,7 +80,7 @@ export interface BridgeOptions {
   /** How long vitals history, error reports and the audit log are kept (telemetry/retention.ts). */
   retention: RetentionOptions;
   /** The broker's limits, documented where the broker reads them (BrokerOptions). */
-  mqtt: Pick<BrokerOptions, 'maxPacket' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'auditRate' | 'appSubscriptionsMax' | 'connectFailures' | 'admission' | 'expirySweepMs'>;
+  mqtt: Pick<BrokerOptions, 'maxPacket' | 'maxBuffered' | 'connectTimeoutMs' | 'keepaliveLimit' | 'requestTimeoutMs' | 'publishRate' | 'eventRate' | 'reportRate' | 'auditRate' | 'appSubscriptionsMax' | 'appSessionsMax' | 'connectFailures' | 'admission' | 'refusalAudits' | 'expirySweepMs'>;
 }
 
 export const defaultOptions: BridgeOptions = {
@@ -114,6 +114,9 @@ export const defaultOptions: BridgeOptions = {
   retention: defaultRetention,
   mqtt: {
     maxPacket: LIMITS.messageMaxBytes + 1024,
+    // 1 MB unsent (about a thousand 1 KB events) beyond the kernel's buffers: a reader stalled for seconds, not a
+    // slow link (an event stream's bound is a quarter of it: an MQTT app is more often a backend taking a fleet).
+    maxBuffered: 1024 * 1024,
     connectTimeoutMs: 10000,
     keepaliveLimit: 1200,
     requestTimeoutMs: 60000,
@@ -125,12 +128,17 @@ export const defaultOptions: BridgeOptions = {
     auditRate: { perSecond: 50, burst: 1000 },
     // Subscriptions per app session: each costs memory in aedes' topic tree, and `+` covers any number of devices.
     appSubscriptionsMax: 1000,
+    // App sessions per account: a backend's few, a dashboard's per tab; not every connection the broker has
+    // (one viewer's token took them all, and devices were refused).
+    appSessionsMax: 100,
     // Ten wrong secrets within 5 minutes lock that device id out at that address for 5 minutes (a misprovisioned
     // device stops costing a hash per retry); a hundred from one address, whatever the ids, lock the address.
     connectFailures: { perClient: { limit: 10, lockMs: 5 * 60000 }, perAddress: { limit: 100, lockMs: 5 * 60000 } },
     // Connections at once: what the open-file limit leaves after a reserve (null where it cannot be read). From one
     // address, a thousand not yet past CONNECT: a fleet behind one NAT reconnecting at once, not a flood of idle sockets.
     admission: { maxConnections: connectionsFromFileLimit(), maxPendingPerAddress: 1000 },
+    // Refused CONNECTs audited per address: a hundred per 5 minutes, as the HTTP API's refusals of callers with no credentials.
+    refusalAudits: { limit: 100, windowMs: 5 * 60000 },
     // An operator's MQTT session or event stream outlives its token's expiry by at most this.
     expirySweepMs: 5000,
   },

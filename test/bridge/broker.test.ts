@@ -833,5 +833,128 @@ describe('bridge broker', function () {
       const r = await raw(f.port, [], 15000);
       assert.ok(r.closed, 'closed by the broker within its connect timeout');
     });
+
+    it('audits refused CONNECTs up to a budget per address: ones no lock-out counts (a bad client id, a persistent session, a bad will) cannot fill the audit log', async function () {
+      const g = await startFixture({ mqtt: { refusalAudits: { limit: 5, windowMs: 60_000 } } });
+      try {
+        const before = (await g.bridge.store.auditLog({ action: 'mqtt.connect' })).length;
+        const kinds = [
+          (i: number) => CONNECT('bad id ' + i, 'token', 'x'),
+          () => packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, keepalive: 30, clientId: A1, username: A1, password: Buffer.from(SECRET[A1]) }),
+          () => packet({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId: A1, username: A1, password: Buffer.from(SECRET[A1]), will: { topic: topics.device.status(A2), payload: Buffer.from('x'), qos: 0, retain: false } }),
+        ];
+        for (let i = 0; i < 30; i++) {
+          const r = await raw(g.port, [kinds[i % 3](i)]);
+          // Each refused all the same: CONNACK 2 or 5, then closed.
+          assert.ok(r.closed && r.received[0] === 0x20 && [2, 5].includes(r.received[3]), 'refused: ' + r.received.toString('hex'));
+        }
+        const audited = (await g.bridge.store.auditLog({ action: 'mqtt.connect' })).length - before;
+        assert.equal(audited, 5, 'the first 5 from this address are audited, the rest only counted in the log');
+        // The devices themselves are not locked out by it.
+        track(await device(g.port, A1));
+      } finally {
+        for (const c of clients.splice(0)) c.end(true);
+        await g.close();
+      }
+    });
+
+    it("holds one account's app sessions to appSessionsMax, whichever of its tokens they use: one token took every connection and devices were refused", async function () {
+      const g = await startFixture({ mqtt: { appSessionsMax: 3 } });
+      try {
+        const second = (await g.bridge.store.issueToken({ subject: { kind: 'user', id: g.users.alice }, clientId: 'test', scopes: [], ttlSeconds: 3600 })).token;
+        const a = track(await app(g.port, 'app-1', g.tokens.alice));
+        track(await app(g.port, 'app-2', second));
+        track(await app(g.port, 'app-3', g.tokens.alice));
+        await assert.rejects(app(g.port, 'app-4', second, { reconnectPeriod: 0 }), /Not authorized/);
+        // Another account, and the devices, are not held back by it.
+        track(await app(g.port, 'bob-1', g.tokens.bob));
+        track(await device(g.port, A1));
+        // A reconnect under a client id the account holds replaces that session: not a fourth.
+        const again = track(await app(g.port, 'app-3', g.tokens.alice));
+        assert.ok(again.connected);
+        // A session that ends frees its place.
+        a.end(true);
+        await closed(a);
+        for (let i = 0; i < 50; i++) {
+          const c = await app(g.port, 'app-4', second, { reconnectPeriod: 0 }).catch(() => null);
+          if (c) {
+            track(c);
+            break;
+          }
+          assert.ok(i < 49, 'a place freed');
+          await sleep(20);
+        }
+        const refused = (await g.bridge.store.auditLog({ action: 'mqtt.connect' })).filter((e) => !e.allowed).map((e) => e.reason);
+        assert.ok(refused.some((r) => r.startsWith('the account holds its maximum of 3 MQTT sessions')), JSON.stringify(refused));
+      } finally {
+        for (const c of clients.splice(0)) c.end(true);
+        await g.close();
+      }
+    });
+
+    it('a second CONNECT of a device that closes while it is checked leaves nothing behind: the device goes offline when its session ends, and its subscriptions go', async function () {
+      const g = await startFixture();
+      try {
+        const a1 = await device(g.port, A1);
+        await a1.publishAsync(topics.device.hello(A1), hello(), { qos: 1 });
+        for (let i = 0; i < 100 && !g.bridge.broker.context.subscriptions.has(A1); i++) await sleep(20);
+        assert.ok(g.bridge.broker.context.subscriptions.has(A1));
+        // A's credentials on a second link that ends at once: checked (a scrypt) after the link has gone.
+        const second = tcp(g.port, '127.0.0.1');
+        second.on('error', () => {});
+        second.end(CONNECT(A1, A1, SECRET[A1]));
+        await new Promise((r) => second.once('close', r));
+        await sleep(200);
+        a1.end(true);
+        // Offline, and what it subscribed to forgotten (product events then went to it and were billed as sent).
+        for (let i = 0; i < 150 && (g.bridge.broker.context.subscriptions.has(A1) || (await g.bridge.store.getDevice(A1))?.online); i++) await sleep(20);
+        assert.equal(g.bridge.broker.context.subscriptions.has(A1), false);
+        assert.equal((await g.bridge.store.getDevice(A1))?.online, false);
+      } finally {
+        await g.close();
+      }
+    });
+
+    it('cuts an app that stops reading, and delivery to everyone else goes on (aedes waited up to 60 s for its socket to drain, stalling every delivery and request)', async function () {
+      this.timeout(60000);
+      const g = await startFixture({ mqtt: { maxBuffered: 64 * 1024 } });
+      // a1 connected: delivery decides from the devices the broker knows.
+      track(await device(g.port, A1));
+      const watcher = track(await app(g.port, 'watcher', g.tokens.alice));
+      const stuck = tcp(g.port, '127.0.0.1');
+      try {
+        // An app of alice's subscribes to a1's events, then stops reading (a dashboard on a frozen host).
+        let acked = Buffer.alloc(0);
+        stuck.on('data', (b: Buffer) => (acked = Buffer.concat([acked, b])));
+        stuck.write(CONNECT('stuck', 'token', g.tokens.alice));
+        stuck.write(packet({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: topics.device.event(A1, 'load'), qos: 0 }] }));
+        for (let i = 0; i < 100 && !acked.includes(Buffer.of(0x90)); i++) await sleep(20);
+        assert.ok(acked.includes(Buffer.of(0x90)), 'SUBACK');
+        stuck.pause();
+        // (A paused socket hears no close: the broker's own list says whether the session is gone.)
+        const cut = () => !(g.bridge.broker.aedes as unknown as { clients: Record<string, unknown> }).clients['stuck'];
+        assert.ok(!cut());
+        assert.notEqual(await grant(watcher, topics.filter.deviceEvents(A1)), 128);
+        let seen = 0;
+        watcher.on('message', () => seen++);
+        // 40 MB of events from the bridge to both (far past what the kernel's buffers hold), in bursts.
+        const payload = event('x'.repeat(1000));
+        const total = 40_000;
+        for (let i = 0; i < total; i += 1000) {
+          for (let k = 0; k < 1000; k++) g.bridge.broker.context.publish(topics.device.event(A1, 'load'), payload, 0);
+          await sleep(5);
+        }
+        // The healthy app gets every one, and the one that stopped reading was cut; the broker serves devices.
+        for (let i = 0; i < 500 && (seen < total || !cut()); i++) await sleep(20);
+        assert.equal(seen, total, 'the healthy app got every event');
+        assert.ok(cut(), 'the app that stopped reading was cut');
+        const c = track(await device(g.port, A2));
+        await c.publishAsync(topics.device.vitals(A2), Buffer.from(encode('vitals', { values: { 'device.system.uptime': 1 } })), { qos: 1 });
+      } finally {
+        stuck.destroy();
+        for (const c of clients.splice(0)) c.end(true);
+        await g.close();
+      }
+    });
   });
 });

@@ -7,6 +7,7 @@
  * capped, so a flood of keys cannot grow it without bound.
  */
 import { LoginLockout, type LockoutLimit } from '../identity/lockout.js';
+import { Window } from '../fixed-window.js';
 
 export interface RateLimits {
   /** Any request: at most `limit` per `windowMs` per key (a valid token, else the address). */
@@ -42,32 +43,6 @@ export const defaultRateLimits: RateLimits = {
   streams: { opens: 100, windowMs: 5 * 60000, concurrent: 100 },
   unauthenticatedAudits: { limit: 100, windowMs: 5 * 60000 },
 };
-
-/** Addresses tracked at most; past it, the oldest window's entries go first. */
-const MAX_ADDRESSES = 100000;
-
-class Window {
-  private counts = new Map<string, number>();
-  private started: number;
-  constructor(
-    private readonly windowMs: number,
-    now: number,
-  ) {
-    this.started = now;
-  }
-
-  /** Counts one for `key`; false when that passes `limit`. Seconds until the window ends in `retryAfter`. */
-  take(key: string, limit: number, now: number): { ok: boolean; retryAfter: number } {
-    if (now - this.started >= this.windowMs) {
-      this.counts.clear();
-      this.started = now;
-    }
-    const n = (this.counts.get(key) ?? 0) + 1;
-    if (this.counts.size >= MAX_ADDRESSES && !this.counts.has(key)) this.counts.clear();
-    this.counts.set(key, n);
-    return { ok: n <= limit, retryAfter: Math.ceil((this.windowMs - (now - this.started)) / 1000) };
-  }
-}
 
 export class RateLimiter {
   private readonly requests: Window;

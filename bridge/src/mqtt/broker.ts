@@ -10,9 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { encode, isDeviceId, topics } from '@flotilla/protocol';
 import type { BrokerStore, Logger } from './deps.js';
 import type { BrokerContext } from './context.js';
-import { auditKey, authenticate, BAD_CREDENTIALS, ConnectLockout, PERSISTENT_SESSION, takeOver } from './authenticate.js';
+import { auditKey, authenticate, BAD_CREDENTIALS, ConnectLockout, NOT_AUTHORIZED, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe, Refused } from './authorize.js';
-import { guardConnection } from './guard.js';
+import { boundOutbound, guardConnection } from './guard.js';
+import { Window } from '../fixed-window.js';
 import { logThrottle } from '../log-throttle.js';
 import { full, settled, type Rate } from './budget.js';
 import { EventHub, type StreamOptions } from '../http/events.js';
@@ -39,6 +40,11 @@ export interface BrokerOptions {
   /** A client that has not sent CONNECT within this many ms is dropped. */
   connectTimeoutMs: number;
   /**
+   * Bytes a connection may hold unsent (beyond the kernel's buffers) before it is cut: a client that stops
+   * reading loses its session instead of stalling delivery to everyone (guard.ts, boundOutbound).
+   */
+  maxBuffered: number;
+  /**
    * The longest keepalive kept (seconds): a CONNECT asking for more, or for
    * none (0), gets this one, as AWS IoT does; the client is cut after 1.5 ×
    * that without a packet. (Refusing is no answer in MQTT 3.1.1: aedes' CONNACK
@@ -57,10 +63,18 @@ export interface BrokerOptions {
   auditRate: Rate;
   /** Subscriptions an app's session holds at once; past them its SUBSCRIBE is refused (0x80). */
   appSubscriptionsMax: number;
+  /** App sessions one account (a user, customer or API user, whichever of its tokens) holds at once; past them CONNECT is refused (5). */
+  appSessionsMax: number;
   /** Wrong secrets or tokens that, within a lock's time, lock an address, or a client id at an address, out (authenticate.ts). */
   connectFailures: ConnectFailureLimits;
   /** Connections taken at once, in all and per address before CONNECT (admission.ts). */
   admission: AdmissionLimits;
+  /**
+   * Refused CONNECTs written to the audit log per address (an IPv6 host's /64) and window. Refusals
+   * that no lock-out counts (a malformed client id, a persistent session, a bad will) cost nothing to
+   * send: past the budget they are refused all the same, unaudited, and logged as a count.
+   */
+  refusalAudits: { limit: number; windowMs: number };
   /** How often last_heard is written (ms, default 5000). */
   heardFlushMs?: number;
   /** How often sessions and event streams whose token has expired are ended, and offline devices' refilled budgets dropped (ms, default 5000). */
@@ -142,6 +156,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   };
 
   const lockout = new ConnectLockout(o.connectFailures);
+  /** Accounts (auditKey) → the clients of their app sessions, registered or about to be. */
+  const appSessions = new Map<string, Set<object>>();
+  const refusalAudits = new Window(o.refusalAudits.windowMs, Date.now());
   const admission = new Admission(o.admission);
   const tickets = new WeakMap<object, Ticket>();
   // Refusals and connection errors are logged at most once per kind every 10 s, with how many there were since: a flood must not become one of log lines.
@@ -174,7 +191,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const id = idless.has(client) ? '' : client.id;
       // Either the refusal of a locked-out client, or the attempt to end with the outcome (every path ends it).
       // Counted by host: an IPv6 host's /64, not each of its addresses.
-      const attempt = lockout.begin(addressKey(address), id);
+      const from = addressKey(address);
+      const attempt = lockout.begin(from, id);
       const [locked, settle] = typeof attempt === 'function' ? [null, attempt] : [attempt, null];
       const checked: Promise<AuthResult> = locked
         ? Promise.resolve(locked)
@@ -187,14 +205,42 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
         (r) => {
           const locks = settle ? settle(r) : null;
           if (!r.ok) {
-            o.log.info({ clientId: id, remote: address, reason: r.reason }, 'mqtt: connect refused');
-            // Refusals while locked out are not written: the one that locked is, and says so.
-            if (!locked) auditRefusal(id, address, r, locks);
+            // Refusals while locked out are not written: the one that locked is, and says so. Past the
+            // address's budget, neither written nor logged one by one.
+            if (!locked && (locks || refusalAudits.take(from, o.refusalAudits.limit, Date.now()).ok)) {
+              o.log.info({ clientId: id, remote: address, reason: r.reason }, 'mqtt: connect refused');
+              auditRefusal(id, address, r, locks);
+            } else throttled('refused unaudited', (count) => o.log.info({ remote: address, count }, 'mqtt: connect refused (past the audit budget or locked out: not audited)'));
             const err = Object.assign(new Error(r.reason), { returnCode: r.code });
             return done(err as never, false);
           }
-          (client as unknown as WithSession).session = r.session;
-          if (r.session.kind === 'device') takingOver.add(r.session.deviceId);
+          const session = r.session;
+          if (session.kind === 'operator') {
+            // One account's app sessions (with any of its tokens) take at most appSessionsMax of the broker's
+            // connections; a reconnect under a client id it holds replaces that session and is not counted twice.
+            const key = auditKey(session.actor);
+            const held = appSessions.get(key) ?? new Set<object>();
+            const replaced = clients(aedes)[id];
+            if (held.size - (replaced && held.has(replaced) ? 1 : 0) >= o.appSessionsMax) {
+              const full = { ok: false, code: NOT_AUTHORIZED, reason: 'the account holds its maximum of ' + o.appSessionsMax + ' MQTT sessions' } as const;
+              o.log.info({ clientId: id, remote: address, reason: full.reason }, 'mqtt: connect refused');
+              if (refusalAudits.take(from, o.refusalAudits.limit, Date.now()).ok) auditRefusal(id, address, full, null);
+              return done(Object.assign(new Error(full.reason), { returnCode: full.code }) as never, false);
+            }
+            appSessions.set(key, held.add(client));
+            socket.once('close', () => {
+              held.delete(client);
+              if (held.size === 0 && appSessions.get(key) === held) appSessions.delete(key);
+            });
+          }
+          (client as unknown as WithSession).session = session;
+          if (session.kind === 'device') {
+            // Until aedes registers it: a connection that closes first (mid-authentication) leaves no takeover behind.
+            takingOver.set(session.deviceId, client);
+            socket.once('close', () => {
+              if (takingOver.get(session.deviceId) === client) takingOver.delete(session.deviceId);
+            });
+          }
           done(null, true);
         },
         (e) => {
@@ -283,8 +329,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
 
   const hubs: EventHub[] = [];
 
-  /** Devices authenticated on a new connection that aedes has not registered yet. */
-  const takingOver = new Set<string>();
+  /** Devices authenticated on a new connection that aedes has not registered yet → that connection's client. */
+  const takingOver = new Map<string, object>();
 
   // Why a connection ended badly (a malformed packet, no CONNECT in time, a keepalive missed, a
   // broken link): what an operator asks first about a device that keeps dropping. Refusals by the
@@ -332,17 +378,22 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       setTimeout(() => {
         if (!clients(aedes)[s.deviceId]) {
           takingOver.delete(s.deviceId);
-          presence(s.deviceId, false);
+          offline(s.deviceId);
         }
       }, 2000).unref();
       return;
     }
+    offline(s.deviceId);
+  });
+
+  /** A device's last session ended: what it subscribed to goes, and it is offline. */
+  function offline(deviceId: string): void {
     // The device stays in context.devices: its offline event (and any later one about it)
     // is delivered asynchronously, and delivery decides from that map.
-    context.subscriptions.delete(s.deviceId);
-    context.rolledBack.delete(s.deviceId);
-    presence(s.deviceId, false);
-  });
+    context.subscriptions.delete(deviceId);
+    context.rolledBack.delete(deviceId);
+    presence(deviceId, false);
+  }
 
   function presence(deviceId: string, online: boolean, ip: string | null = null): void {
     if (!online) context.ota?.offline(deviceId);
@@ -375,6 +426,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     });
     guardConnection(socket, o.maxPacket, (verdict) =>
       throttled('guard ' + verdict, (count) => o.log.info({ remote: socket.remoteAddress, verdict, count }, 'mqtt: connection refused by the frame guard')),
+    );
+    boundOutbound(socket, o.maxBuffered, () =>
+      throttled('slow reader', (count) => o.log.warn({ remote: socket.remoteAddress, maxBuffered: o.maxBuffered, count }, 'mqtt: connection cut: it stopped reading (unsent bytes past maxBuffered)')),
     );
     const client = aedes.handle(socket as never) as unknown as { _parser: EventEmitter };
     // Before aedes sees each packet (its SUBACK says the QoS asked for, not the one authorizeSubscribe grants).

@@ -119,3 +119,24 @@ export function guardConnection(conn: Duplex, maxPacket: number, onRefused: (ver
     return push.call(this, chunk, encoding);
   };
 }
+
+/**
+ * Bounds what a connection holds unsent. aedes waits for a full socket to drain
+ * before it takes the next message for anyone (mqemitter runs a hundred
+ * deliveries at once, then queues), so one client that stops reading stalled
+ * every delivery on the broker, requests to devices included, until its
+ * drainTimeout (60 s). Here a write never reports back-pressure to aedes;
+ * instead a connection whose unsent bytes pass `maxBuffered` (above what the
+ * kernel's buffers already hold) is cut: a slow reader loses its own session.
+ */
+export function boundOutbound(conn: Duplex, maxBuffered: number, onCut: () => void): void {
+  const write = conn.write;
+  conn.write = function boundedWrite(this: Duplex, ...args: unknown[]): boolean {
+    (write as (...a: unknown[]) => boolean).apply(this, args);
+    if (this.writableLength > maxBuffered && !this.destroyed) {
+      onCut();
+      this.destroy();
+    }
+    return true;
+  } as Duplex['write'];
+}
