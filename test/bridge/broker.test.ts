@@ -915,6 +915,22 @@ describe('bridge broker', function () {
       }
     });
 
+    it('says nothing of a device removed while connected: its session ends after its row is gone (setOnline logged an error each time)', async function () {
+      const lines: string[] = [];
+      const g = await startFixture({ logLevel: 'warn', logOutput: { write: (l: string) => void lines.push(l) } });
+      try {
+        const a1 = await device(g.port, A1);
+        // What removing it from its product does: the row, then the session.
+        await g.bridge.store.deleteDevice(A1);
+        g.bridge.broker.dropDevice(A1);
+        await closed(a1);
+        await sleep(300);
+        assert.deepEqual(lines.filter((l) => l.includes('setOnline')), []);
+      } finally {
+        await g.close();
+      }
+    });
+
     it('cuts an app that stops reading, and delivery to everyone else goes on (aedes waited up to 60 s for its socket to drain, stalling every delivery and request)', async function () {
       this.timeout(60000);
       const g = await startFixture({ mqtt: { maxBuffered: 64 * 1024 } });

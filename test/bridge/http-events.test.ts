@@ -108,6 +108,8 @@ describe('HTTP API: event streams', function () {
   it('adds Particle\'s userid, version, public and productID to the events of product streams, the version of the device\'s last hello', async () => {
     const product = await open({ product: 'prod-a', name: 'fw', auth: f.tokens.dave });
     const device1 = await open({ deviceId: A1, name: 'fw', auth: f.tokens.carol });
+    // particle subscribe --product P --device D: the device's stream under the product's path.
+    const productDevice = await open({ product: 'prod-a', deviceId: A1, name: 'fw', auth: f.tokens.carol });
     const a1 = await device(f.port, A1);
     const hello = encode('hello', { agent: '0', firmware: 7, product: Number(f.products.A), variables: [], functions: [], subscriptions: [], bootReason: 'pin_reset', ota: { slot: 0, trial: false, rolledBackFrom: null } });
     await a1.publishAsync(topics.device.hello(A1), Buffer.from(hello), { qos: 1 });
@@ -119,8 +121,12 @@ describe('HTTP API: event streams', function () {
     const owner = (await f.bridge.store.getDevice(A1))!;
     assert.deepEqual(fields(product.find((e) => e.name === 'fw')), { coreid: A1, userid: owner.ownerUserId ?? owner.customerId, version: 7, public: false, productID: Number(f.products.A) });
     assert.deepEqual(fields(product.find((e) => e.name === 'fw-api')), { coreid: 'api', userid: null, version: null, public: false, productID: Number(f.products.A) });
+    assert.deepEqual(fields(productDevice.find((e) => e.name === 'fw')), fields(product.find((e) => e.name === 'fw')));
     // A device's own stream keeps Particle's plain fields.
     assert.deepEqual(fields(device1.find((e) => e.name === 'fw')), { coreid: A1, userid: undefined, version: undefined, public: undefined, productID: undefined });
+    // One event, one time on every stream that shows it (each stream's line took its own clock: apps de-duplicating by it saw two).
+    const at = [product, device1, productDevice].map((got) => got.find((e) => e.name === 'fw')!.published_at);
+    assert.deepEqual(new Set(at).size, 1, JSON.stringify(at));
   });
 
   it('refuses a stream of a device or product the token has no role on, and /v1/events without a prefix', async () => {

@@ -31,7 +31,13 @@ export interface StreamOptions {
 }
 
 /** 'all': everything the actor may watch; 'mine': that, in the actor's personal space only, and the devices a user claimed (/v1/devices/events, as GET /v1/devices). */
-export type StreamScope = { kind: 'all' } | { kind: 'mine' } | { kind: 'device'; deviceId: string } | { kind: 'product'; productId: string } | { kind: 'org'; orgId: string };
+export type StreamScope =
+  | { kind: 'all' }
+  | { kind: 'mine' }
+  /** productFields: opened under a product's or an org's path, it carries what their streams do. */
+  | { kind: 'device'; deviceId: string; productFields?: boolean }
+  | { kind: 'product'; productId: string }
+  | { kind: 'org'; orgId: string };
 
 interface Stream extends TokenHolder {
   scope: StreamScope;
@@ -41,9 +47,12 @@ interface Stream extends TokenHolder {
   may: Map<string, boolean>;
 }
 
-/** Particle's event: the fields of every stream, and with `product`, those product and org streams add. */
-function eventLine(name: string, data: unknown, ttl: number, coreid: string, product?: { ref: DeviceRef | null; productId: string }): string {
-  const e: Record<string, unknown> = { data, ttl, published_at: new Date().toISOString(), coreid };
+/**
+ * Particle's event: the fields of every stream, and with `product`, those product and org streams add.
+ * `at`: when the bridge took the event, the same on every stream that shows it.
+ */
+function eventLine(name: string, data: unknown, ttl: number, at: string, coreid: string, product?: { ref: DeviceRef | null; productId: string }): string {
+  const e: Record<string, unknown> = { data, ttl, published_at: at, coreid };
   if (product) {
     e.userid = product.ref ? claimerId(product.ref) : null;
     e.version = product.ref?.firmwareVersion ?? null;
@@ -53,8 +62,8 @@ function eventLine(name: string, data: unknown, ttl: number, coreid: string, pro
   return 'event: ' + name + '\ndata: ' + JSON.stringify(e) + '\n\n';
 }
 
-/** Product and org streams: Particle's product streams carry userid, version, public and productID. */
-const productScoped = (s: Stream): boolean => s.scope.kind === 'product' || s.scope.kind === 'org';
+/** Product and org streams, and a device's under their paths: Particle's product streams carry userid, version, public and productID. */
+const productScoped = (s: Stream): boolean => s.scope.kind === 'product' || s.scope.kind === 'org' || (s.scope.kind === 'device' && s.scope.productFields === true);
 
 /**
  * Whether an event of `product` is in the stream's scope: from device `deviceId` claimed by
@@ -153,6 +162,7 @@ export class EventHub {
     }
     const ref = this.devices.get(deviceId);
     if (!ref || heldBack(ref, name)) return;
+    const at = new Date().toISOString();
     let line: string | undefined;
     let productLine: string | undefined;
     for (const s of this.streams) {
@@ -165,8 +175,8 @@ export class EventHub {
         s.may.set(key, ok);
       }
       if (!ok) continue;
-      if (productScoped(s)) this.send(s, (productLine ??= eventLine(name, data, ttl, deviceId, { ref, productId: ref.product.productId })));
-      else this.send(s, (line ??= eventLine(name, data, ttl, deviceId)));
+      if (productScoped(s)) this.send(s, (productLine ??= eventLine(name, data, ttl, at, deviceId, { ref, productId: ref.product.productId })));
+      else this.send(s, (line ??= eventLine(name, data, ttl, at, deviceId)));
     }
   }
 
@@ -177,6 +187,7 @@ export class EventHub {
    * coreid "api".
    */
   deliverApi(products: readonly ProductRef[], name: string, data: string | null, ttl: number): void {
+    const at = new Date().toISOString();
     let line: string | undefined;
     /** Product streams' lines, which name the product: one per product, whatever the number of streams. */
     const productLines = new Map<ProductRef, string>();
@@ -186,9 +197,9 @@ export class EventHub {
       if (!product) continue;
       if (productScoped(s)) {
         let l = productLines.get(product);
-        if (l === undefined) productLines.set(product, (l = eventLine(name, data, ttl, 'api', { ref: null, productId: product.productId })));
+        if (l === undefined) productLines.set(product, (l = eventLine(name, data, ttl, at, 'api', { ref: null, productId: product.productId })));
         this.send(s, l);
-      } else this.send(s, (line ??= eventLine(name, data, ttl, 'api')));
+      } else this.send(s, (line ??= eventLine(name, data, ttl, at, 'api')));
     }
   }
 

@@ -26,6 +26,7 @@ import { isClaimTopic } from './claims.js';
 import { addressKey } from '../identity/address.js';
 import { Admission, type AdmissionLimits, type Refusal, type Ticket } from './admission.js';
 import { sha256Hex } from '../store/secrets.js';
+import { StoreError } from '../store/store.js';
 import { auditEntry } from '../identity/actor.js';
 import type { Actor } from '../policy/types.js';
 
@@ -398,7 +399,11 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   function presence(deviceId: string, online: boolean, ip: string | null = null): void {
     if (!online) context.ota?.offline(deviceId);
     // Throttled: on a full disk every reconnect of every device fails it (hundreds a second).
-    o.store.setOnline(deviceId, online, context.now(), ip).catch((e) => throttled('setOnline', (count) => o.log.error({ err: e, deviceId, count }, 'store: setOnline failed')));
+    o.store.setOnline(deviceId, online, context.now(), ip).catch((e) => {
+      // A device removed while connected: its session ends after its row went, and there is nothing left to mark.
+      if (!online && e instanceof StoreError && e.code === 'not_found') return;
+      throttled('setOnline', (count) => o.log.error({ err: e, deviceId, count }, 'store: setOnline failed'));
+    });
     // Particle's special event, to whoever may watch the device's events.
     context.publish(topics.device.event(deviceId, 'spark/status'), encode('event', { data: online ? 'online' : 'offline', ttl: 60 }), 0);
   }

@@ -48,8 +48,9 @@ function streams(suffix: string): Route[] {
     ]),
     route('GET', '/v1/orgs/:org/events' + suffix, ORG_EVENTS, ofOrg),
     route('GET', '/v1/orgs/:org/devices/events' + suffix, ORG_EVENTS, ofOrg),
+    // A device's stream under a product or an org carries the product's fields, as that product's stream does.
     ...['/v1', '/v1/products/:product', '/v1/orgs/:org', '/v1/orgs/:org/products/:product'].map((p) =>
-      route('GET', p + '/devices/:id/events' + suffix, guard.device('device.events'), (req, ctx, a) => open(req, ctx, a, { kind: 'device', deviceId: a.device!.id })),
+      route('GET', p + '/devices/:id/events' + suffix, guard.device('device.events'), (req, ctx, a) => open(req, ctx, a, { kind: 'device', deviceId: a.device!.id, productFields: p !== '/v1' })),
     ),
   ];
 }
