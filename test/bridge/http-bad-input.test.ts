@@ -30,6 +30,11 @@ const CASES: Case[] = [
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'evil\u202etxt.exe' }, 400, 'may not have control, zero-width or bidirectional-override characters'],
   // . and .. are path steps in a URL: such a device could never be reached by its name.
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: '..' }, 400, 'a device name may not be only dots'],
+  // particle-cli puts a name in the URL as it is: `particle get a?b temp` asked for device "a"; a device named events is the event stream.
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'a?b' }, 400, 'a device name may not have / ? # % or \\\\'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'a/b' }, 400, 'particle-cli puts it in a URL as it is'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: '100%' }, 400, 'particle-cli puts it in a URL as it is'],
+  ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'Events' }, 400, 'a device may not be named events: /v1/devices/events is the event stream'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { name: 'b1b1b1b1b1b1b1b1b1b1b1b1' }, 400, 'that reads as a device ID'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { development: 'maybe' }, 400, 'true or false'],
   ['devices', 'PUT', '/v1/devices/' + A1, 'alice', { desired_firmware_version: 'latest' }, 400, 'version number'],

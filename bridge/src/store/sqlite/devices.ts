@@ -18,6 +18,10 @@ function deviceName(v: unknown): string | null {
   if (UNSAFE_IN_TEXT.test(t)) throw new StoreError('invalid', 'a device name may not have control, zero-width or bidirectional-override characters');
   // In a URL path, . and .. are steps, not names: the device could never be reached by it.
   if (/^\.+$/.test(t)) throw new StoreError('invalid', 'a device name may not be only dots: in a URL that reads as a path step');
+  // particle-cli puts the name in the path as it is: these would end or split it there.
+  if (/[/?#%\\]/.test(t)) throw new StoreError('invalid', 'a device name may not have / ? # % or \\: particle-cli puts it in a URL as it is');
+  // GET /v1/devices/events is the event stream of your devices, not a device called events.
+  if (t.toLowerCase() === 'events') throw new StoreError('invalid', 'a device may not be named events: /v1/devices/events is the event stream');
   // particle-cli and the API take a name or an ID in one place: a name that reads as an ID would shadow one.
   if (isDeviceId(t.toLowerCase())) throw new StoreError('invalid', 'a device name may not be 24 hex characters: that reads as a device ID');
   return t;
