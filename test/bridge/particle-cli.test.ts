@@ -7,11 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VmDevice } from '@flotilla/simulator';
-import { A1, startFixture, type Fixture, startDemoAgent } from '../helpers/bridge-fixture.js';
+import { A1, SECRET, startFixture, type Fixture, startDemoAgent } from '../helpers/bridge-fixture.js';
+import { DEMO_APP, image } from '../helpers/images.js';
 
 const CLI = join(process.cwd(), 'node_modules', '.bin', 'particle');
 
@@ -70,6 +71,24 @@ describe('particle-cli against a local bridge', function () {
     assert.equal(logout.code, 0, logout.out);
     assert.ok((await f.bridge.store.findToken(token))!.revokedAt, 'the token is revoked on the bridge');
     assert.match((await particle('list')).out, /not logged in|login/i, 'logged out');
+  });
+
+  it('flashes a device over the cloud: particle flash <device> <image> (it needs execa, which particle-cli 3.40 lists only for its own development)', async () => {
+    const base = 'http://127.0.0.1:' + f.bridge.ports.http;
+    assert.equal((await particle('config', 'flotilla', 'apiUrl', base)).code, 0);
+    assert.equal((await particle('login', '--username', 'alice', '--password', 'alice-password')).code, 0);
+    const file = join(home, 'kitchen-v2.bin');
+    writeFileSync(file, image({ deviceId: A1, secret: SECRET[A1], product: Number(f.products.A), firmware: 2, app: DEMO_APP, options: 'keepalive: 5, backoffMin: 50' }));
+    const flash = await particle('flash', 'kitchen', file);
+    assert.equal(flash.code, 0, flash.out);
+    assert.match(flash.out, /Flash success|queued/i, flash.out);
+    // The agent takes the image, resets into it and says so.
+    let version = null;
+    for (let i = 0; i < 300 && version !== 2; i++) {
+      version = (await f.bridge.store.getDevice(A1))?.firmwareVersion ?? null;
+      if (version !== 2) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(version, 2);
   });
 
   it('refuses a wrong password with the CLI\'s own message', async () => {
