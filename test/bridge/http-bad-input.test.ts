@@ -52,6 +52,9 @@ const CASES: Case[] = [
   ['firmware', 'POST', '/v1/products/prod-a/firmware', 'alice', { version: 2 }, 400, 'multipart file field named file'],
   ['firmware', 'GET', '/v1/products/prod-a/firmware/two', 'alice', undefined, 400, 'version number'],
   ['firmware', 'GET', '/v1/products/prod-a/firmware/7', 'alice', undefined, 404, 'Firmware version not found'],
+  // Particle's cloud compile: said to be missing, not a bare 404 that particle-cli showed as "Compile failed: Not found".
+  ['firmware', 'POST', '/v1/binaries', 'alice', { platform_id: 6 }, 501, 'Cloud compile is not available on this bridge'],
+  ['firmware', 'GET', '/v1/build_targets', 'alice', undefined, 501, 'Cloud compile is not available on this bridge'],
   ['firmware', 'PUT', '/v1/products/prod-a/firmware/release', 'alice', {}, 400, 'The version field is required'],
   ['firmware', 'PUT', '/v1/products/prod-a/firmware/release', 'alice', { version: 7, product_default: true }, 404, 'no firmware version 7'],
   ['firmware', 'PUT', '/v1/products/prod-a/firmware/release', 'alice', { version: 7 }, 400, 'product_default: true) or to groups'],

@@ -136,7 +136,18 @@ async function ofProduct(ctx: ApiContext, productId: string, raw: string): Promi
 const P = '/v1/products/:product/firmware';
 const R = '/v1/products/:product/rollouts';
 
+/**
+ * Particle's cloud compile (particle compile, particle flash <device> app.ino) is its build farm: not
+ * offered here. Said as such, where a bare 404 read to particle-cli's user as a missing device.
+ */
+const NO_COMPILE = guard.signedIn('cloud compile: not offered on this bridge, for anyone');
+const noCompile = () => {
+  throw ApiError.of(501, 'Cloud compile is not available on this bridge: build the image and flash the file (particle flash <device> app.flim)');
+};
+
 export const firmwareRoutes: Route[] = [
+  route('POST', '/v1/binaries', NO_COMPILE, noCompile),
+  route('GET', '/v1/build_targets', NO_COMPILE, noCompile),
   route('GET', P, guard.product('firmware.view'), async (req, ctx, a) => {
     const counts = await runningCounts(ctx, a.product!.productId);
     return (await ctx.store.listFirmware(a.product!.productId)).map((f) => firmwareObject(f, counts.get(f.version) ?? 0));
