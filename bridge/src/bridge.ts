@@ -201,7 +201,7 @@ async function startOn(o: BridgeOptions, log: pino.Logger, hold: { release(): vo
       if (!eventNameProblem(name)) broker.sendEvent(product.productId, name, data);
     },
   });
-  broker.tap((topic, payload) => webhooks.onEvent(topic, payload));
+  broker.tap((topic, payload, at) => webhooks.onEvent(topic, payload, at));
   const ota = new OtaManager({
     store, log, dataDir: o.dataDir,
     publish: (topic, payload, qos) => broker.context.publish(topic, payload, qos),

@@ -131,6 +131,16 @@ describe('webhook requests (pure)', () => {
       const r = requestFor(hook({ url: 'http://example.test/rooms/{{room}}/{{PARTICLE_DEVICE_ID}}' }), vars('{"room":"../admin?x=1#"}'));
       assert.equal(r.url, `http://example.test/rooms/..%2Fadmin%3Fx%3D1%23/${DEVICE}`);
     });
+    it('a URL template whose value is exactly . or .. in a path segment is refused: a URL resolves them, moving the request (and its credentials) on the target', () => {
+      for (const room of ['..', '.']) {
+        assert.throws(() => requestFor(hook({ url: 'http://example.test/rooms/{{room}}/in', auth: { username: 'u', password: 'p' } }), vars(JSON.stringify({ room }))), /has a "\." or "\.\." path segment/, room);
+        assert.throws(() => requestFor(hook({ url: 'http://example.test/rooms/{{room}}' }), vars(JSON.stringify({ room }))), /path segment/, room + ' at the end');
+      }
+      // Dots inside a segment, or in the query, move nothing.
+      assert.equal(requestFor(hook({ url: 'http://example.test/rooms/v{{room}}/in' }), vars('{"room":".."}')).url, 'http://example.test/rooms/v../in');
+      assert.equal(requestFor(hook({ url: 'http://example.test/rooms/{{room}}/in' }), vars('{"room":"1.2"}')).url, 'http://example.test/rooms/1.2/in');
+      assert.equal(requestFor(hook({ url: 'http://example.test/in?r={{room}}', noDefaults: true, requestType: 'GET' }), vars('{"room":".."}')).url, 'http://example.test/in?r=..');
+    });
     it('auth as HTTP Basic (templates), unless a header already says Authorization; headers rendered, names lowercase', () => {
       const r = requestFor(hook({ auth: { username: 'u-{{PRODUCT_ID}}', password: 'p:{{{room}}}' }, headers: { 'X-Room': '{{{room}}}' } }), vars(DATA));
       assert.equal(r.headers.authorization, 'Basic ' + Buffer.from('u-7:p:hall & stairs').toString('base64'));

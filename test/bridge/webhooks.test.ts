@@ -449,6 +449,30 @@ describe('webhooks', function () {
     await publish('ask/2', 'q');
     await until('the named error', () => seen.some((e) => e.name === A1 + '/hook-error/ask/2/0' && e.data === 'HTTP 500'));
   });
+  it('sends the time the event streams show: one published_at for an event, a device\'s or one published through the API', async () => {
+    const made = (await particle.createWebhook({ event: 'stamp', url: hookBase + '/stamp', product: 'prod-a', auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    await publish('stamp', 'd');
+    assert.equal((await fetch(base + '/v1/products/prod-a/events', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'stamp-api', data: 'a' }) })).status, 200);
+    await until('both delivered and streamed', () => at('/stamp').length === 2 && seen.some((e) => e.name === 'stamp') && seen.some((e) => e.name === 'stamp-api'));
+    for (const [name, coreid] of [['stamp', A1], ['stamp-api', 'api']]) {
+      const hooked = at('/stamp').map((r) => Object.fromEntries(new URLSearchParams(r.body))).find((b) => b.event === name)!;
+      const streamed = seen.find((e) => e.name === name) as unknown as { published_at: string };
+      assert.equal(hooked.coreid, coreid);
+      assert.equal(hooked.published_at, streamed.published_at, name);
+    }
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
+  it('names a response by its default when the responseTopic, filled in from the event, is no event name: a line break in the data wrote events of its own into every stream', async () => {
+    const made = (await particle.createWebhook({ event: 'inj', url: hookBase + '/inj', product: 'prod-a', hook: { responseEvent: '{{PARTICLE_DEVICE_ID}}/ack/{{PARTICLE_EVENT_VALUE}}' }, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    const forged = 'x\n\nevent: spark/status\ndata: {"data":"offline","coreid":"' + B1 + '"}\n\nevent: y';
+    await publish('inj', forged);
+    await until('the response, under the default name', () => seen.some((e) => e.name === 'hook-response/inj/0'));
+    assert.ok(!seen.some((e) => e.name.includes('ack') || (e.name === 'spark/status' && (e as { coreid?: string }).coreid === B1)), JSON.stringify(seen.slice(-5)));
+    // A value that makes an event name is taken as the name.
+    await publish('inj', 'fine');
+    await until('the named response', () => seen.some((e) => e.name === A1 + '/ack/fine/0'));
+    await particle.deleteWebhook({ hookId: made.id, product: 'prod-a', auth: f.tokens.erin } as never);
+  });
   it("takes particle-api-js's hook options: GET with a query, a URL template, the data's fields, Basic auth; the password is shown masked and kept by a PUT that sends the mask back", async () => {
     const hook = { method: 'GET', query: { t: '{{{temp}}}' }, auth: { username: 'hook', password: 's3cret-{{PRODUCT_ID}}' } };
     const made = (await particle.createWebhook({ event: 'climate', url: hookBase + '/rooms/{{room}}', product: 'prod-a', hook, auth: f.tokens.erin } as never)).body as unknown as { id: string };

@@ -140,8 +140,8 @@ export class EventHub {
     for (const s of this.streams) s.may.clear();
   }
 
-  /** One message from the bus (called for every dev/+/evt/# publish). */
-  deliver(topic: string, payload: Uint8Array): void {
+  /** One message from the bus (called for every dev/+/evt/# publish); `at`: when the bridge took it, as its webhooks see it. */
+  deliver(topic: string, payload: Uint8Array, at = new Date().toISOString()): void {
     if (this.streams.size === 0) return;
     let deviceId: string;
     let name: string;
@@ -162,7 +162,6 @@ export class EventHub {
     }
     const ref = this.devices.get(deviceId);
     if (!ref || heldBack(ref, name)) return;
-    const at = new Date().toISOString();
     let line: string | undefined;
     let productLine: string | undefined;
     for (const s of this.streams) {
@@ -186,8 +185,9 @@ export class EventHub {
    * actor may watch that product's events. Particle marks such events with
    * coreid "api".
    */
-  deliverApi(products: readonly ProductRef[], name: string, data: string | null, ttl: number): void {
-    const at = new Date().toISOString();
+  deliverApi(products: readonly ProductRef[], name: string, data: string | null, ttl: number, at = new Date().toISOString()): void {
+    // Every name the protocol carries fits on an event: line; a bridge-made one (a webhook's response topic) that would not is dropped.
+    if (/[\r\n]/.test(name)) return;
     let line: string | undefined;
     /** Product streams' lines, which name the product: one per product, whatever the number of streams. */
     const productLines = new Map<ProductRef, string>();

@@ -36,6 +36,9 @@ const renderFields = (fields: Record<string, string> | null, view: View): Record
   Object.fromEntries(Object.entries(fields ?? {}).map(([k, v]) => [k, render(v, view, asIs)]));
 
 /** The request an integration makes for one event. */
+/** A "." or ".." path segment, as a URL reads one (%2E included). */
+const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
+
 export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
   const view = eventView(vars);
   const defaults: Record<string, string> = i.noDefaults
@@ -52,7 +55,13 @@ export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
     headers.authorization = 'Basic ' + Buffer.from(render(i.auth.username, view, asIs) + ':' + render(i.auth.password, view, asIs)).toString('base64');
   }
 
-  const url = new URL(render(i.url, view, escapeUrl));
+  const rendered = render(i.url, view, escapeUrl);
+  // encodeURIComponent leaves dots alone and a URL resolves "." and ".." (%2E too): a value of exactly that
+  // would move the request, and its credentials, elsewhere on the target. Refused, as a header with a line break.
+  if (DOT_SEGMENT.test(rendered.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/)[0])) {
+    throw new Error('the URL, once filled in, has a "." or ".." path segment');
+  }
+  const url = new URL(rendered);
   const bodiless = i.requestType === 'GET' || i.requestType === 'DELETE';
   for (const [k, v] of Object.entries({ ...(bodiless ? defaults : {}), ...renderFields(i.query, view) })) url.searchParams.append(k, v);
 

@@ -17,7 +17,7 @@
  * What is sent, and what a response turns into: integrations/request.ts;
  * templates: integrations/template.ts; how it goes out: integrations/send.ts.
  */
-import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
+import { decode, eventNameProblem, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
 import { claimerId, integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import { heldBack } from '../mqtt/quarantine.js';
@@ -72,14 +72,14 @@ export const defaultWebhookOptions = {
 };
 
 export interface Webhooks {
-  /** A device event from the bus (topic and payload as aedes delivers them). */
-  onEvent(topic: string, payload: Uint8Array): void;
+  /** A device event from the bus (topic and payload as aedes delivers them); `at`: when the bridge took it (ISO), as the streams show it. */
+  onEvent(topic: string, payload: Uint8Array, at?: string): void;
   /**
    * One event published through the API into `products` (a user's personal space is several): their
    * webhooks fire as for a device's, with the device ID "api" (Particle's coreid for them), each
    * integration once however many of the products bring it (a user's own, an org's).
    */
-  onApiEvent(products: readonly ProductRef[], name: string, data: string | null): void;
+  onApiEvent(products: readonly ProductRef[], name: string, data: string | null, at?: string): void;
   /** Why a webhook URL (template) names an address delivery will refuse, or null (integrations/targets.ts). */
   urlRefusal(url: string): string | null;
   /** An integration changed: its owner's list is read afresh. */
@@ -102,10 +102,17 @@ export const RESPONSE_MAX = 100 * 1024;
 /** A response is read up to this much (a response template may pick a little out of a large JSON document); the rest is not read. */
 export const RESPONSE_READ_MAX = 1024 * 1024;
 
-/** The name of a response or error event: the integration's template rendered, or Particle's `<prefix><event>` (also when it cannot render). */
+/**
+ * The name of a response or error event: the integration's template rendered, or Particle's
+ * `<prefix><event>` when it cannot render, or renders to no event name: it is filled in from the
+ * event's data, and a line break there wrote events of its own into every stream of the product.
+ */
 function eventName(template: string | null, prefix: string, vars: TemplateVars): string {
   try {
-    if (template !== null) return render(template, eventView(vars), asIs);
+    if (template !== null) {
+      const name = render(template, eventView(vars), asIs);
+      if (!eventNameProblem(name)) return name;
+    }
   } catch {
     // Past the render limits with this event's data: the default name.
   }
@@ -323,7 +330,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
    * most events match no integration, so the data (`dataOf`: null when it is no event) is read only
    * for those that do.
    */
-  function fire(products: readonly ProductRef[], name: string, deviceId: string, device: DeviceRef | null, dataOf: () => string | null): void {
+  function fire(products: readonly ProductRef[], name: string, deviceId: string, device: DeviceRef | null, dataOf: () => string | null, at: string): void {
     // The bridge's own events (hook responses, spark/*) never trigger a webhook, whoever published them.
     if (name.startsWith('hook-') || name.startsWith('spark/')) return;
     const owners = new Map<string, { owner: IntegrationOwner; product: ProductRef }>();
@@ -341,7 +348,6 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       throw e;
     }
     if (data === null) return;
-    const at = new Date().toISOString();
     const enqueue = (owned: Integration[][]) => {
       for (let k = 0; k < owned.length; k++) for (const i of owned[k]) queueOne(i, by[k].product);
       pump();
@@ -366,7 +372,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
 
   return {
     urlRefusal: targets.urlRefusal,
-    onEvent(topic, payload) {
+    onEvent(topic, payload, at = new Date().toISOString()) {
       if (closed) return;
       // Cheap first: most events match no integration, and decoding them would tax every publish.
       let t;
@@ -384,11 +390,11 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         const m = decode(payload);
         if (m.kind !== 'event') return null;
         return m.data === null ? '' : m.data instanceof Uint8Array ? Buffer.from(m.data).toString('base64') : String(m.data);
-      });
+      }, at);
     },
-    onApiEvent(products, name, data) {
+    onApiEvent(products, name, data, at = new Date().toISOString()) {
       if (closed) return;
-      fire(products, name, API_DEVICE, null, () => data ?? '');
+      fire(products, name, API_DEVICE, null, () => data ?? '', at);
     },
     warm(product) {
       for (const owner of ownersOf(product)) void integrationsOrNone(owner);

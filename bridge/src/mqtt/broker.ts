@@ -110,7 +110,7 @@ export interface Broker {
   /** The same for tokens known by their SHA-256 (hex), as the store revokes them. */
   cutTokenHashes(hashes: readonly string[]): number;
   /** Calls `listener` with every device event on the bus (topic, payload as published). */
-  tap(listener: (topic: string, payload: Buffer) => void): void;
+  tap(listener: (topic: string, payload: Buffer, at: string) => void): void;
   /** An event hub fed with every device event on the bus, for the HTTP API's streams. */
   events(o: StreamOptions): EventHub;
   /** Writes what is held in memory (last_heard, usage counts) now; close() does it too. */
@@ -330,6 +330,17 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
 
   const hubs: EventHub[] = [];
 
+  /**
+   * When the bridge took each event off the bus: the streams and the webhooks each subscribe, and the
+   * same packet reaches both, so both show the one time (Particle's published_at), not a clock each.
+   */
+  const taken = new WeakMap<object, string>();
+  function takenAt(packet: object): string {
+    let at = taken.get(packet);
+    if (at === undefined) taken.set(packet, (at = new Date().toISOString()));
+    return at;
+  }
+
   /** Devices authenticated on a new connection that aedes has not registered yet → that connection's client. */
   const takingOver = new Map<string, object>();
 
@@ -481,7 +492,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     tap(listener) {
       aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
         if (isClaimTopic(packet.topic)) return cb();
-        listener(packet.topic, packet.payload as Buffer);
+        listener(packet.topic, packet.payload as Buffer, takenAt(packet));
         cb();
       }, () => {});
     },
@@ -489,7 +500,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       const hub = new EventHub(context.devices, streams, o.log);
       aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
         if (isClaimTopic(packet.topic)) return cb();
-        hub.deliver(packet.topic, packet.payload as Buffer);
+        hub.deliver(packet.topic, packet.payload as Buffer, takenAt(packet));
         cb();
       }, () => {});
       hubs.push(hub);

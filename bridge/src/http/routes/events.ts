@@ -75,8 +75,9 @@ async function event(req: Request): Promise<{ name: string; data: string | null;
 /** Sends one event to the subscribed devices of each product, and once to each stream and webhook that may see it. */
 function publish(ctx: ApiContext, products: readonly ProductRef[], e: { name: string; data: string | null; ttl: number }): void {
   for (const product of products) ctx.fleet.sendEvent(product.productId, e.name, e.data);
-  ctx.events.deliverApi(products, e.name, e.data, e.ttl);
-  ctx.webhooks.onApiEvent(products, e.name, e.data);
+  const at = new Date().toISOString();
+  ctx.events.deliverApi(products, e.name, e.data, e.ttl, at);
+  ctx.webhooks.onApiEvent(products, e.name, e.data, at);
 }
 
 export const eventRoutes: Route[] = [
