@@ -356,12 +356,17 @@ describe('webhooks', function () {
       [{ event: 'x', url: hookBase + '/{{#x}}' }, 'url must be an absolute http(s) URL'],
       [{ event: 'x', url: '{{{where}}}' }, 'url must be an absolute http(s) URL'],
       [{ event: 'x', url: hookBase, responseTopic: '{{#x}}' }, 'responseTopic must render to an event name: it Unclosed section'],
+      [{ event: 'x', url: hookBase, responseTopic: '{{PARTICLE_DEVICE_ID}}/hook-response/{{req}}/' }, 'responseTopic must render to an event name'],
     ] as const) {
       const res = await post(f.tokens.erin, body);
       const text = await res.text();
       assert.equal(res.status, 400, text);
       assert.ok(text.includes(error), text);
     }
+    // A response topic naming a field of the event's data is checked with a value there (it was refused: the field rendered empty).
+    const byField = await post(f.tokens.erin, { event: 'byfield', url: hookBase, responseTopic: '{{PARTICLE_DEVICE_ID}}/hook-response/{{req}}' });
+    assert.equal(byField.status, 201, await byField.clone().text());
+    await fetch(base + '/v1/products/prod-a/integrations/' + ((await byField.json()) as { id: string }).id, { method: 'DELETE', headers: { authorization: 'Bearer ' + f.tokens.erin } });
   });
   it("a user's own webhooks (no product) fire for the devices of their personal products, not for anyone else's; a device filter narrows one", async () => {
     const alice = (await particle.createWebhook({ event: 'mine', url: hookBase + '/alice', auth: f.tokens.alice } as never)).body as unknown as { id: string; ok: boolean };

@@ -60,17 +60,18 @@ export function targetPolicy(allowTargets: readonly string[]): TargetPolicy {
   for (const [address, prefix, type] of SPECIAL) special.addSubnet(address, prefix, type);
   const allowed = new BlockList();
   for (const r of allowTargets) addRange(allowed, r);
-  const refusal = (address: string): string | null => {
+  /** Why `address` is refused; `hostname`, when a name resolved to it, is what the refusal names (not the address: a team would map the bridge's internal names). */
+  const refusal = (address: string, hostname?: string): string | null => {
     const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     if (!special.check(address, type) || allowed.check(address, type)) return null;
-    return 'webhook target ' + address + ' is a local, private or reserved address; the bridge\'s operator can allow its range (--webhook-allow, FLOTILLA_WEBHOOK_ALLOW; the option webhooks.allowTargets)';
+    return 'webhook target ' + (hostname === undefined ? address + ' is' : hostname + ' resolves to') + ' a local, private or reserved address; the bridge\'s operator can allow its range (--webhook-allow, FLOTILLA_WEBHOOK_ALLOW; the option webhooks.allowTargets)';
   };
   const guarded = ((hostname: string, options: object, callback: (err: Error | null, address: unknown, family?: number) => void) => {
     lookup(hostname, options as never, (err, address, family) => {
       if (err) return callback(err, address, family);
       const all = Array.isArray(address) ? (address as { address: string }[]) : [{ address: address as string }];
       for (const a of all) {
-        const why = refusal(a.address);
+        const why = refusal(a.address, hostname);
         if (why) return callback(new TargetRefused(why), address, family);
       }
       callback(null, address, family);

@@ -36,6 +36,15 @@ const SAMPLE = eventView({
   PRODUCT_VERSION: '1', PRODUCT_USER_ID: '1',
 } satisfies TemplateVars);
 
+/**
+ * SAMPLE, and a sample value for any field of an event's data: a response topic naming one
+ * (`{{PARTICLE_DEVICE_ID}}/hook-response/{{req}}`) is checked as events carrying it render it.
+ */
+const SAMPLE_WITH_FIELDS = new Proxy(SAMPLE, {
+  has: () => true,
+  get: (view, name) => (typeof name === 'string' && !(name in view) ? 'field' : (view as Record<string | symbol, unknown>)[name]),
+});
+
 function integration(r: IntegrationRaw): Integration {
   const t = parseJson<Partial<Template>>(r.template ?? '{}');
   return {
@@ -96,7 +105,7 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
   for (const [field, topic] of [['responseTopic', i.responseTopic], ['errorResponseTopic', i.errorResponseTopic]] as const) {
     if (topic == null) continue;
     // What it names once rendered must be an event name (sample values in the variables).
-    const problem = typeof topic !== 'string' ? 'must be a string' : (templateProblem(topic) ?? eventNameProblem(render(topic, SAMPLE, asIs) + '/0'));
+    const problem = typeof topic !== 'string' ? 'must be a string' : (templateProblem(topic) ?? eventNameProblem(render(topic, SAMPLE_WITH_FIELDS, asIs) + '/0'));
     if (problem) throw new StoreError('invalid', field + ' must render to an event name: it ' + problem);
   }
   if (i.deviceId != null && !isDeviceId(i.deviceId)) throw new StoreError('invalid', 'deviceid must be a device ID (24 hexadecimal digits, lowercase)');
