@@ -45,6 +45,8 @@ describe('OTA decisions', () => {
       dev({ id: 'd', firmwareVersion: 1, lockedFirmware: 1 }),
       dev({ id: 'e', firmwareVersion: 1, development: true }),
       dev({ id: 'f', firmwareVersion: null }),
+      // Locked to the released version: its lock moves it, not the release (the rollout leaves it out; the preview counted it).
+      dev({ id: 'g', firmwareVersion: 1, lockedFirmware: 5 }),
     ];
     const groups = new Map([['b', ['beta']], ['c', ['beta']], ['e', ['beta']]]);
     const toBeta = impact(targets, groups, rel(1), { version: 5, productDefault: false, groups: ['beta'] });

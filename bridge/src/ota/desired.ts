@@ -53,7 +53,8 @@ export function impact(targets: readonly DeviceTarget[], groupsOf: ReadonlyMap<s
     const names = groupsOf.get(t.id) ?? [];
     const versions = names.map((g) => after.groups.get(g)).filter((v): v is number => v !== undefined);
     const want = desiredVersion({ ...t, groupVersions: versions }, after);
-    if (!want || want.version !== plan.version || t.firmwareVersion === plan.version) continue;
+    // A locked device moves by its lock, not by the release (its rollout leaves it out too).
+    if (!want || want.by === 'lock' || want.version !== plan.version || t.firmwareVersion === plan.version) continue;
     out.total++;
     out.byVersion.set(t.firmwareVersion, (out.byVersion.get(t.firmwareVersion) ?? 0) + 1);
   }

@@ -212,7 +212,23 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   }
 
   status(deviceId: string, s: Messages['otaStatus']): void {
-    this.transfers.get(deviceId)?.t.status(s);
+    const running = this.transfers.get(deviceId);
+    if (running) return running.t.status(s);
+    // A job stopped as its last chunks were on their way may be verified on the device already: it
+    // resets into the image whatever, and answers the abort so. The job's record follows the device.
+    if (s.state === 'verified') this.serial(deviceId, () => this.verifiedAfterAbort(deviceId, s.job));
+  }
+
+  private async verifiedAfterAbort(deviceId: string, jobId: number): Promise<void> {
+    const job = await this.d.store.getJob(jobId);
+    if (!job || job.deviceId !== deviceId || job.state !== 'aborted' || (await this.d.store.activeJob(deviceId))) return;
+    const v = await this.d.store.updateJob(job.id, { state: 'verified', reason: null, offset: job.size });
+    this.resetting.set(deviceId, { job: v.id, gone: !this.online.has(deviceId) });
+    this.armConfirm(v, this.o.confirmTimeoutMs);
+    // Its rollout counts it under way again (finish takes it out once the device says hello).
+    const live = v.rolloutId === null ? undefined : this.live.get(v.rolloutId);
+    if (live) live.c.active++;
+    this.d.log.info({ deviceId, job: v.id, version: v.version }, 'ota: the device had the whole image when its job was stopped; it resets into it, and the job waits for its hello');
   }
 
   offline(deviceId: string): void {
@@ -636,6 +652,13 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     const out: RolloutProgress = { total: 0, done: 0, failed: 0, inProgress: 0, pending: 0, aborted: 0 };
     const active = new Set((await this.d.store.activeJobs()).filter((j) => j.rolloutId === r.id).map((j) => j.deviceId));
     const ended = r.state === 'aborted' || r.state === 'superseded';
+    // An aborted rollout's devices it never reached: those of its groups (or, as the default, of none with
+    // a release) that take releases. Not whoever wants its version now: a later release of it elsewhere
+    // moved its count, and took its own groups' devices out of it.
+    const groupsOf = r.state === 'aborted' ? await this.d.store.groupsOfDevices(r.productId) : null;
+    const itsOwn = (t: DeviceTarget): boolean =>
+      !t.quarantined && !t.development && t.lockedFirmware === null &&
+      ((groupsOf?.get(t.id) ?? []).some((g) => r.groups.includes(g)) || (r.productDefault && t.groupVersions.length === 0));
     for (const t of await this.d.store.fleetTargets(r.productId)) {
       const want = desiredVersion(t, releases);
       const wanted = want !== null && want.by !== 'lock' && want.version === r.version;
@@ -650,7 +673,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
           else if (reached === 'failed') out.failed++;
           else if (active.has(t.id)) out.inProgress++; // verified: resetting into the image, not stopped
           else out.aborted++;
-        } else if (r.state === 'aborted' && wanted) {
+        } else if (r.state === 'aborted' && itsOwn(t)) {
           out.total++;
           if (t.firmwareVersion === r.version) out.done++;
           else out.aborted++;
@@ -737,6 +760,11 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   async lockNow(deviceId: string, productId: number, version: number, by: string | null): Promise<OtaJob | null> {
     const fw = await this.stored(productId, version);
+    // A quarantined device takes nothing, lock included: the lock is kept and applies once it is released.
+    if ((await this.d.store.getDevice(deviceId))?.quarantined) {
+      this.reconcile(deviceId);
+      return null;
+    }
     if (await this.runs(deviceId, version)) {
       // Nothing to send: a job would fail on the device (bad_version) and, failed, keep the lock from
       // ever being applied again. A job in flight to another version is no longer wanted.
@@ -768,6 +796,12 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
       this.serial(deviceId, async () => {
         try {
           const was = await this.d.store.activeJob(deviceId);
+          // The same image the same way again (a client retrying a slow PUT): the job under way goes on,
+          // where restarting it cost a whole transfer and told the streams and webhooks it failed.
+          if (was && was.source === source && was.version === image.version && was.sha256 === image.sha256) {
+            if (image.path !== was.path && isFlashPath(image.path)) await this.dropImage(image.path);
+            return resolve(was);
+          }
           if (was) await this.abortJob(was, 'superseded');
           const job = await this.createJob(deviceId, image, source, null, by);
           resolve(job);

@@ -1,0 +1,98 @@
+/**
+ * Stopping and repeating updates, real bridge and real agents: a lock with
+ * flash on a quarantined device (nothing sent; the lock applies once it is
+ * released), the same flash sent twice (the job under way goes on), an
+ * aborted rollout's count (its own groups' devices, whatever is released
+ * later), and an update stopped as the device already held the whole image
+ * (it resets into it anyway: the job follows the device, not the abort).
+ */
+import assert from 'node:assert/strict';
+import { useOtaWorld, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
+
+const runs = async (w: OtaWorld, x: TestDevice) => (await w.versions([x]))[0];
+
+describe('OTA: stopping and repeating updates', function () {
+  this.timeout(90000);
+  let w: OtaWorld;
+  useOtaWorld((x) => (w = x));
+  const put = (d: TestDevice, body: object) => w.call('PUT', '/v1/products/prod-a/devices/' + d.id, w.f.tokens.erin, body);
+
+  before(async () => {
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(2), { version: '2' })).status, 201);
+    assert.equal((await w.upload(w.f.tokens.erin, w.image(3, 60000), { version: '3' })).status, 201);
+  });
+
+  it('a lock with flash on a quarantined device sends nothing; the lock applies once the device is released', async () => {
+    const d = await w.device();
+    assert.equal((await put(d, { quarantined: true })).status, 200);
+    const lock = await put(d, { desired_firmware_version: 2, flash: true });
+    assert.equal(lock.status, 200, JSON.stringify(lock.body));
+    assert.equal(lock.body.desired_firmware_version, 2, 'the lock is kept');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(await w.f.bridge.store.deviceJobs(d.id), [], 'a quarantined device takes nothing, lock included');
+    assert.equal(await runs(w, d), 1);
+    assert.equal((await put(d, { quarantined: false })).status, 200);
+    await w.waitFor('the lock applied', async () => (await runs(w, d)) === 2);
+  });
+
+  it('the same flash sent twice leaves the job under way alone (it restarted, and told the streams it failed)', async () => {
+    const d = await w.device({ latencyMs: 20 });
+    const first = await put(d, { firmware_version: 3 });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    await w.waitFor('the transfer under way', async () => ((await w.f.bridge.store.getJob(first.body.job.id))!.offset ?? 0) > 0);
+    const again = await put(d, { firmware_version: 3 });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.job.id, first.body.job.id, 'the same job');
+    await w.waitFor('version 3', async () => (await runs(w, d)) === 3);
+    assert.deepEqual((await w.f.bridge.store.deviceJobs(d.id)).map((j) => [j.version, j.state]), [[3, 'done']]);
+    assert.deepEqual(w.flashEvents.get(d.id)!.filter((e) => !e.startsWith('progress')), ['started', 'success']);
+  });
+
+  it("an aborted rollout counts its own groups' devices, whatever is released after it", async () => {
+    const t1 = await w.devices(2, { latencyMs: 40 });
+    const t2 = await w.devices(2);
+    for (const [ds, g] of [[t1, 't1'], [t2, 't2']] as const) for (const d of ds) assert.equal((await put(d, { groups: [g] })).status, 200);
+    const r1 = (await w.release({ version: 3, groups: ['t1'], concurrency: 1 })).body.rollout;
+    await w.waitFor('a transfer under way', async () => (await w.f.bridge.store.activeJobs()).some((j) => j.rolloutId === r1.id));
+    assert.equal((await w.call('PUT', '/v1/products/prod-a/rollouts/' + r1.id, w.f.tokens.erin, { action: 'abort' })).status, 200);
+    const at = (await w.rollout(r1.id)).devices;
+    assert.equal(at.total, 2, JSON.stringify(at));
+    // The same version, released to the other group only (and so no longer to t1): its devices are not the aborted rollout's.
+    const r2 = (await w.release({ version: 3, groups: ['t2'] })).body.rollout;
+    await w.waitFor('t2 on version 3', async () => (await w.versions(t2)).every((v) => v === 3));
+    const after = (await w.rollout(r1.id)).devices;
+    assert.equal(after.total, 2, JSON.stringify(after));
+    assert.equal(after.done + after.aborted + after.failed + after.in_progress, 2, JSON.stringify(after));
+    assert.equal((await w.rollout(r2.id)).devices.done, 2);
+  });
+
+  it('an update stopped when the device already held the whole image ends done: the device resets into it anyway', async () => {
+    let whole: (() => void) | null = null;
+    const size = w.image(2).length;
+    // 150 ms each way (the test's acknowledgement timeout is 400 ms): the device's "verified" is still on its way when the quarantine stops the job.
+    const d = await w.device({
+      latencyMs: 150,
+      onFlash: (op) => {
+        if (op.kind === 'write' && op.slot === 1 && op.offset + op.bytes.length >= size) whole?.();
+      },
+    });
+    const stopped = new Promise<void>((resolve) => {
+      whole = () => {
+        whole = null;
+        void put(d, { quarantined: true }).then(() => resolve());
+      };
+    });
+    // A lock's job (a one-off flash goes on whatever): the quarantine stops it.
+    assert.equal((await put(d, { desired_firmware_version: 2, flash: true })).status, 200);
+    await stopped;
+    const [job] = await w.f.bridge.store.deviceJobs(d.id);
+    assert.equal(job.source, 'lock');
+    await w.waitFor('version 2', async () => (await runs(w, d)) === 2);
+    const ended = await w.waitFor('the job ended', async () => {
+      const j = await w.f.bridge.store.getJob(job.id);
+      return j && (j.state === 'done' || j.state === 'failed' || j.state === 'aborted') ? j : null;
+    });
+    assert.deepEqual([ended.state, ended.reason], ['done', null], 'it runs the image: the record says so');
+    assert.equal(w.flashEvents.get(d.id)!.at(-1), 'success');
+  });
+});
