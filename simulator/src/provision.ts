@@ -80,10 +80,15 @@ export async function provision(o: ProvisionOptions): Promise<CredentialsFile> {
     throw new ProvisionError(`${o.count} devices are needed and ${o.file ? o.file + ' holds ' + (have ? have.devices.length : 0) : 'no credentials file was given'}; give a token (--token or FLOTILLA_TOKEN) to register the others`);
 
   const api = new Api(o.api, o.token, o.signal, o.timeoutMs);
+  // A stop does not cut a registration short: the bridge registers the batch whatever, and its secrets
+  // are answered once. The batch is taken and saved, then the stop is heeded (it left devices registered
+  // that could never connect, their secrets lost).
+  const registrar = new Api(o.api, o.token, undefined, o.timeoutMs);
   const out: CredentialsFile = { product: await lookUp(api, o.product), devices: have ? have.devices.slice() : [] };
   while (out.devices.length < o.count) {
+    if (o.signal?.aborted) throw new ProvisionError(`stopped while registering devices: ${out.devices.length} registered${o.file ? ', saved in ' + o.file : ''}`);
     const ids = Array.from({ length: Math.min(BATCH, o.count - out.devices.length) }, () => randomBytes(12).toString('hex'));
-    const r = (await api.call('POST', '/v1/products/' + out.product.id + '/devices', { ids })) as { secrets?: Record<string, string> };
+    const r = (await registrar.call('POST', '/v1/products/' + out.product.id + '/devices', { ids })) as { secrets?: Record<string, string> };
     for (const id of ids) {
       const secret = r.secrets?.[id];
       if (!secret) throw new ProvisionError(`the bridge did not register device ${id} (no secret in its answer): is it a Flotilla bridge?`);

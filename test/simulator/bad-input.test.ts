@@ -150,6 +150,29 @@ describe('simulator: bad input is refused before any device starts', function ()
       }
     });
 
+    it('a stop while devices are being registered lets the batch under way finish and saves it: none is left registered with its secret lost', async () => {
+      const file = join(dir, 'stopped.json');
+      const stop = new AbortController();
+      const before = await devicesOf(f.products.A);
+      // Stopped as the bridge starts registering the batch (Ctrl-C during registration).
+      const create = f.bridge.store.createDevice.bind(f.bridge.store);
+      f.bridge.store.createDevice = (d) => (stop.abort(), create(d));
+      try {
+        // The batch (all 7) is taken and saved; the caller heeds the stop before any device starts.
+        const got = await provision({ api, token: f.tokens.alice, product: 'prod-a', count: 7, file, signal: stop.signal });
+        assert.equal(got.devices.length, 7);
+        assert.ok(stop.signal.aborted);
+        // Asked again with the stop still set: nothing more is registered, and it says it stopped.
+        await assert.rejects(provision({ api, token: f.tokens.alice, product: 'prod-a', count: 9, file, signal: stop.signal }), refused(/^stopped /));
+      } finally {
+        f.bridge.store.createDevice = create;
+      }
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { devices: { id: string }[] };
+      assert.equal(saved.devices.length, 7);
+      assert.equal((await devicesOf(f.products.A)) - before, 7, 'what the bridge registered is what was saved');
+      for (const d of saved.devices) assert.ok(await f.bridge.store.getDevice(d.id), d.id);
+    });
+
     it('a credentials file that is not one', async () => {
       const file = join(dir, 'broken.json');
       writeFileSync(file, JSON.stringify({ product: { id: 1, slug: 'prod-a' }, devices: [{ id: 'xyz', secret: 's' }] }));
