@@ -64,6 +64,14 @@ describe('OTA: stopping and repeating updates', function () {
     assert.equal(after.total, 2, JSON.stringify(after));
     assert.equal(after.done + after.aborted + after.failed + after.in_progress, 2, JSON.stringify(after));
     assert.equal((await w.rollout(r2.id)).devices.done, 2);
+    // Which devices it stopped, and why: the rollout's jobs, in one state.
+    const jobs = (await w.call('GET', '/v1/products/prod-a/ota_jobs?rollout=' + r1.id + '&state=aborted', w.f.tokens.carol)).body.jobs as { device_id: string; rollout_id: number; state: string; reason: string }[];
+    assert.ok(jobs.length >= 1 && jobs.every((j) => j.rollout_id === r1.id && j.state === 'aborted' && t1.some((d) => d.id === j.device_id)), JSON.stringify(jobs));
+    assert.deepEqual(jobs.map((j) => j.reason), jobs.map(() => 'rollout aborted'));
+    const all = (await w.call('GET', '/v1/products/prod-a/ota_jobs?rollout=' + r2.id, w.f.tokens.carol)).body.jobs as { device_id: string }[];
+    assert.deepEqual(all.map((j) => j.device_id).sort(), t2.map((d) => d.id).sort());
+    assert.equal((await w.call('GET', '/v1/products/prod-a/ota_jobs?rollout=' + r1.id + '&state=lost', w.f.tokens.carol)).status, 400);
+    assert.equal((await w.call('GET', '/v1/products/prod-b/ota_jobs?rollout=' + r1.id, w.f.tokens.bob)).status, 404, "another product's rollout");
   });
 
   it('an update stopped when the device already held the whole image ends done: the device resets into it anyway', async () => {

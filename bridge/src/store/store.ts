@@ -945,6 +945,7 @@ export type OtaJobState =
   | 'aborted';
 
 export const ACTIVE_JOB_STATES: readonly OtaJobState[] = ['pending', 'sending', 'verified'];
+export const JOB_STATES: readonly OtaJobState[] = [...ACTIVE_JOB_STATES, 'done', 'failed', 'aborted'];
 
 /** Why a job exists: a release (rollout), a device lock, or an explicit flash of one device. */
 export type OtaJobSource = 'release' | 'lock' | 'flash';
@@ -1051,6 +1052,8 @@ export interface FirmwareStore {
   saveJobOffsets(offsets: ReadonlyArray<readonly [jobId: number, offset: number]>): Promise<void>;
   /** Newest first. */
   deviceJobs(deviceId: string, limit?: number): Promise<OtaJob[]>;
+  /** A rollout's jobs, in one state or all; newest first. */
+  rolloutJobs(rolloutId: number, state: OtaJobState | null, limit?: number): Promise<OtaJob[]>;
   /** The last job of a device for a version (to not retry a lock that failed). */
   lastJobFor(deviceId: string, version: number): Promise<OtaJob | null>;
   /**

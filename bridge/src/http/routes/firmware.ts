@@ -7,7 +7,7 @@
  * and abort; and each device's OTA jobs.
  */
 import type { Actor } from '../../policy/types.js';
-import type { FirmwareVersion, OtaJob, Rollout } from '../../store/store.js';
+import { JOB_STATES, type FirmwareVersion, type OtaJob, type OtaJobState, type Rollout } from '../../store/store.js';
 import { defaultRolloutSettings, type RolloutProgress, type RolloutSettings } from '../../ota/manager.js';
 import type { ReleasePlan } from '../../ota/desired.js';
 import { createReadStream } from 'node:fs';
@@ -226,9 +226,18 @@ export const firmwareRoutes: Route[] = [
     const after = await ctx.ota.rolloutAction(r.id, action, await whoActs(ctx, a.actor));
     return rolloutObject(after, await ctx.ota.progress(after));
   }),
+  // A device's jobs, or a rollout's (in one state: which devices failed it, and why).
   route('GET', '/v1/products/:product/ota_jobs', guard.product('firmware.view'), async (req, ctx, a) => {
-    const deviceId = req.url.searchParams.get('device_id');
-    if (!deviceId) throw ApiError.of(400, 'Give device_id');
+    const q = req.url.searchParams;
+    const deviceId = q.get('device_id');
+    const rollout = q.get('rollout');
+    if (rollout !== null) {
+      const r = await ofProduct(ctx, a.product!.productId, rollout);
+      const state = q.get('state');
+      if (state !== null && !JOB_STATES.includes(state as OtaJobState)) throw ApiError.of(400, 'state must be one of ' + JOB_STATES.join(', '));
+      return { jobs: (await ctx.store.rolloutJobs(r.id, state as OtaJobState | null)).map(jobObject) };
+    }
+    if (!deviceId) throw ApiError.of(400, 'Give device_id, or rollout (and state)');
     const d = await ctx.store.getDevice(deviceId);
     if (!d || String(d.productId) !== a.product!.productId) throw ApiError.of(404, 'Device not found');
     return { jobs: (await ctx.store.deviceJobs(deviceId, 50)).map(jobObject) };

@@ -152,6 +152,7 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
   const activeOf = db.prepare<JobRaw>(`SELECT * FROM ota_jobs WHERE device_id = ? AND ${ACTIVE} ORDER BY id DESC`);
   const allActive = db.prepare<JobRaw>(`SELECT * FROM ota_jobs WHERE ${ACTIVE} ORDER BY id`);
   const jobsOf = db.prepare<JobRaw>('SELECT * FROM ota_jobs WHERE device_id = ? ORDER BY id DESC LIMIT ?');
+  const jobsOfRollout = db.prepare<JobRaw>('SELECT * FROM ota_jobs WHERE rollout_id = ? AND (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?');
   const lastFor = db.prepare<JobRaw>('SELECT * FROM ota_jobs WHERE device_id = ? AND version = ? ORDER BY id DESC LIMIT 1');
   const endJob = db.prepare('UPDATE ota_jobs SET state = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?');
   const updateJob = db.prepare('UPDATE ota_jobs SET state = ?, "offset" = ?, attempts = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?');
@@ -316,6 +317,9 @@ export function firmwareStore(ctx: Ctx): FirmwareStore {
     },
     async deviceJobs(deviceId, limit = 20) {
       return jobsOf.all(deviceId, Math.max(1, Math.min(1000, limit))).map(job);
+    },
+    async rolloutJobs(rolloutId, state, limit = 1000) {
+      return jobsOfRollout.all(rolloutId, state, state, Math.max(1, Math.min(10000, limit))).map(job);
     },
     async lastJobFor(deviceId, v) {
       const r = lastFor.get(deviceId, v);
