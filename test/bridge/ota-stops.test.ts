@@ -7,6 +7,8 @@
  * (it resets into it anyway: the job follows the device, not the abort).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { emptyFlash, fleetImage, MemoryFlash, parseScenario, VmDevice } from '@flotilla/simulator';
 import { useOtaWorld, type OtaWorld, type TestDevice } from '../helpers/ota-world.js';
 
 const runs = async (w: OtaWorld, x: TestDevice) => (await w.versions([x]))[0];
@@ -72,6 +74,37 @@ describe('OTA: stopping and repeating updates', function () {
     assert.deepEqual(all.map((j) => j.device_id).sort(), t2.map((d) => d.id).sort());
     assert.equal((await w.call('GET', '/v1/products/prod-a/ota_jobs?rollout=' + r1.id + '&state=lost', w.f.tokens.carol)).status, 400);
     assert.equal((await w.call('GET', '/v1/products/prod-b/ota_jobs?rollout=' + r1.id, w.f.tokens.bob)).status, 404, "another product's rollout");
+  });
+
+  it("a device that says busy to a release is asked again later, not failed for good; its attempts bound it", async () => {
+    // Its app refuses every update (onOta at begin says no): the scenario's refuse, at 1.
+    const id = randomBytes(12).toString('hex');
+    await w.f.bridge.store.createDevice({ id, productId: w.product });
+    await w.f.bridge.store.setDeviceSecret(id, 'secret-' + id);
+    const flash = new MemoryFlash(emptyFlash(512 * 1024));
+    flash.state.slots[0].set(fleetImage(parseScenario({ firmware: 1, ota: { refuse: 1 } }, 'refusing'), w.product));
+    const vm = new VmDevice({ flash, host: '127.0.0.1', port: w.f.port, hal: { device: { id, secret: 'secret-' + id } } });
+    vm.start();
+    try {
+      await w.waitFor('its hello', async () => (await w.f.bridge.store.getDevice(id))?.firmwareVersion === 1);
+      assert.equal((await w.call('PUT', '/v1/products/prod-a/devices/' + id, w.f.tokens.erin, { groups: ['refusers'] })).status, 200);
+      const r = (await w.release({ version: 2, groups: ['refusers'] })).body.rollout;
+      // Waiting, not failed: pending with the device's reason, and asked again (attempts go up).
+      const waiting = await w.waitFor('the job waiting after busy', async () => {
+        const [j] = await w.f.bridge.store.deviceJobs(id);
+        return j?.state === 'pending' && j.reason === 'busy' ? j : null;
+      });
+      await w.waitFor('asked again', async () => ((await w.f.bridge.store.getJob(waiting.id))?.attempts ?? 0) > waiting.attempts);
+      assert.equal((await w.rollout(r.id)).devices.failed, 0, 'not a failure of the rollout while it waits');
+      // A device that never says yes: the job's attempts end it.
+      const ended = await w.waitFor('the attempts run out', async () => {
+        const j = await w.f.bridge.store.getJob(waiting.id);
+        return j?.state === 'failed' ? j : null;
+      });
+      assert.deepEqual([ended.reason, ended.attempts], ['busy', 10], 'failed with the device\'s last word, after maxAttempts offers');
+    } finally {
+      vm.stop();
+    }
   });
 
   it('an update stopped when the device already held the whole image ends done: the device resets into it anyway', async () => {

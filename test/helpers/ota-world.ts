@@ -72,7 +72,7 @@ class CorruptingFlash extends MemoryFlash {
 }
 
 /** OTA settings for tests: silences noticed in 0.4 s, rollouts looked at every 0.1 s. */
-export const TEST_OTA: BridgeOptions['ota'] = { chunkSize: 1024, window: 8, ackTimeoutMs: 400, maxSilences: 2, maxAttempts: 10, confirmTimeoutMs: 30000, offlineSlotMs: 2000, tickMs: 100, imageMaxBytes: 300000, imageCacheBytes: 1200000 };
+export const TEST_OTA: BridgeOptions['ota'] = { chunkSize: 1024, window: 8, ackTimeoutMs: 400, maxSilences: 2, maxAttempts: 10, confirmTimeoutMs: 30000, offlineSlotMs: 2000, tickMs: 100, busyRetryMs: 300, imageMaxBytes: 300000, imageCacheBytes: 1200000 };
 
 /** In a describe: a world of its own, made before its tests and closed after them, handed to `set`. */
 export function useOtaWorld(set: (w: OtaWorld) => void, options: Partial<BridgeOptions> = {}): void {

@@ -44,6 +44,12 @@ export interface OtaOptions {
   offlineSlotMs: number;
   /** How often running rollouts look for devices to start, and transfers' offsets are saved (all in one transaction). */
   tickMs: number;
+  /**
+   * A device that answers a release's begin with busy (its app's onOta says not now, or it still finishes
+   * another image) is asked again after this long, or at its next connection: the job waits, counted
+   * neither failed nor done, until its attempts (maxAttempts) run out. Particle's intelligent release.
+   */
+  busyRetryMs: number;
   /** Largest image accepted. */
   imageMaxBytes: number;
   /** Images kept in memory for transfers, one copy per image, at most this many bytes in all; beyond, chunks are read from disk. */
@@ -63,6 +69,7 @@ export const defaultOtaOptions: OtaOptions = {
   // going away mid-rollout do not stall it.
   offlineSlotMs: 120000,
   tickMs: 1000,
+  busyRetryMs: 60000,
   imageMaxBytes: LIMITS.otaImageMaxBytes,
   // A few releases' images at once (16 of the largest); what a rollout to any number of devices holds.
   imageCacheBytes: 16 * LIMITS.otaImageMaxBytes,
@@ -140,6 +147,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   private readonly live = new Map<number, Live>();
   private readonly queues = new Map<string, Promise<void>>();
   private readonly confirmTimers = new Map<number, NodeJS.Timeout>();
+  /** Jobs whose device said busy → the timer that asks it again. */
+  private readonly busyTimers = new Map<number, NodeJS.Timeout>();
   /** Rollout jobs of offline devices, by device: when the job gives up its slot. */
   private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
   /**
@@ -191,6 +200,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     this.closed = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     for (const t of this.confirmTimers.values()) clearTimeout(t);
+    for (const t of this.busyTimers.values()) clearTimeout(t);
     for (const t of this.offlineTimers.values()) clearTimeout(t);
     for (const id of [...this.transfers.keys()]) await this.stopTransfer(id);
     await Promise.all(this.queues.values());
@@ -415,7 +425,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     }
     const first = job.attempts === 0;
     this.progressed.delete(job.id);
-    job = await this.d.store.updateJob(job.id, { state: 'sending', attempts: again ? job.attempts : job.attempts + 1 });
+    job = await this.d.store.updateJob(job.id, { state: 'sending', attempts: again ? job.attempts : job.attempts + 1, reason: null });
     if (first) this.d.deviceEvent(job.deviceId, 'spark/flash/status', 'started');
     this.unpark(job, true);
     const deviceId = job.deviceId;
@@ -459,6 +469,18 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
         return;
       }
       case 'failed':
+        if (outcome.reason === 'busy' && job.source === 'release' && job.attempts < this.o.maxAttempts) {
+          // Not now, says the device: asked again later (or at its next hello), not failed for good.
+          await this.d.store.updateJob(job.id, { state: 'pending', reason: 'busy' });
+          clearTimeout(this.busyTimers.get(job.id));
+          const timer = setTimeout(() => {
+            this.busyTimers.delete(job.id);
+            this.reconcile(deviceId);
+          }, this.o.busyRetryMs);
+          timer.unref();
+          this.busyTimers.set(job.id, timer);
+          return;
+        }
         if (RETRYABLE.includes(outcome.reason) && job.attempts < this.o.maxAttempts) {
           this.d.log.info({ deviceId, job: job.id, reason: outcome.reason }, 'ota: the device refused the image; sending it again');
           return this.startTransfer(job);
@@ -502,6 +524,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     if (this.transfers.get(job.deviceId)?.job.id === job.id) await this.stopTransfer(job.deviceId);
     clearTimeout(this.confirmTimers.get(job.id));
     this.confirmTimers.delete(job.id);
+    clearTimeout(this.busyTimers.get(job.id));
+    this.busyTimers.delete(job.id);
     if (this.resetting.get(job.deviceId)?.job === job.id) this.resetting.delete(job.deviceId);
     this.progressed.delete(job.id);
     this.highest.delete(job.id);
