@@ -737,21 +737,28 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
   });
   it('says 100 Continue to an upload only once it is to be read: a caller without credentials or rights, or a body declared too large, is answered before sending it', async () => {
     /** Sends the headers of an upload waiting on 100 Continue; what came back within a second, and whether the server then closed. */
-    const ask = async (auth: string, length: number) => {
+    const ask = async (auth: string, length: number, line = 'POST /v1/products/prod-a/firmware') => {
       const socket = connectTcp(f.bridge.ports.http!, '127.0.0.1');
       await new Promise((r) => socket.once('connect', r));
       let answer = '';
       let closed = false;
       socket.on('data', (b: Buffer) => (answer += b.toString()));
       socket.on('close', () => (closed = true));
-      socket.write(`POST /v1/products/prod-a/firmware HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: multipart/form-data; boundary=X\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`);
+      socket.write(`${line} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: multipart/form-data; boundary=X\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`);
       for (let i = 0; i < 50 && !closed && !answer.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 20));
       return { socket, answer: () => answer, closed: () => closed };
     };
     // Nobody known, a viewer, and a body declared past the upload limit: the final answer, no Continue, and the connection closed
     // (the client may send the body anyway, or not: nothing else could follow on it).
-    for (const [auth, length, status] of [['', 1000, 401], ['Authorization: Bearer ' + f.tokens.carol + '\r\n', 1000, 403], ['Authorization: Bearer ' + f.tokens.erin + '\r\n', 100_000_000, 413]] as const) {
-      const a = await ask(auth, length);
+    const bearer = (t: string) => 'Authorization: Bearer ' + t + '\r\n';
+    for (const [auth, length, status, line] of [
+      ['', 1000, 401, undefined], [bearer(f.tokens.carol), 1000, 403, undefined], [bearer(f.tokens.erin), 100_000_000, 413, undefined],
+      // particle flash: a device PUT, whose action depends on its body. An upload is a flash, decided unread.
+      [bearer(f.tokens.carol), 100_000, 403, 'PUT /v1/products/prod-a/devices/' + A1],
+      [bearer(f.tokens.bob), 100_000, 404, 'PUT /v1/devices/' + A1],
+      [bearer(f.tokens.carol), 100_000, 404, 'PUT /v1/devices/000000000000000000000000'],
+    ] as const) {
+      const a = await ask(auth, length, line);
       for (let i = 0; i < 50 && !a.closed(); i++) await new Promise((r) => setTimeout(r, 20));
       a.socket.destroy();
       assert.match(a.answer(), new RegExp('^HTTP/1\\.1 ' + status + ' '), status + ': ' + a.answer());
@@ -766,5 +773,13 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     for (let i = 0; i < 50 && !/\r\n\r\n\{.*\}$/s.test(a.answer()); i++) await new Promise((r) => setTimeout(r, 20));
     a.socket.destroy();
     assert.match(a.answer(), /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 .*"ok":false/s);
+    // A multipart device PUT with no file is decided as what it is once read: an API user that may flash, not edit, renames nothing.
+    const flasher = await f.bridge.store.createApiUser({ username: 'flasher', productId: f.products.A, scopes: ['device.flash'] });
+    const token = (await f.bridge.store.issueToken({ subject: { kind: 'apiUser', id: flasher.id }, clientId: 'test', scopes: [], ttlSeconds: 600 })).token;
+    const form = new FormData();
+    form.set('name', 'renamed-by-a-flasher');
+    const rename = await fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + token }, body: form });
+    assert.equal(rename.status, 403, await rename.clone().text());
+    assert.notEqual((await f.bridge.store.getDevice(A1))!.name, 'renamed-by-a-flasher');
   });
 });

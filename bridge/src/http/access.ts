@@ -204,11 +204,13 @@ export async function authorize(
   g: ResourceGuard,
   params: Record<string, string>,
   body: () => Promise<Record<string, unknown>>,
+  /** What a body-dependent action is decided from, when not the body itself (an upload's: app.ts). */
+  actionBody: () => Promise<Record<string, unknown>> = body,
 ): Promise<Access> {
   // Nobody known: the answer is 401 whatever the body says, so it is not read (an upload's is large):
   // a body-dependent action is the one for an empty body.
   const unknown = actor.kind === 'anonymous' || actor.kind === 'invalid';
-  const action = typeof g.action === 'function' ? await g.action(unknown ? () => Promise.resolve({}) : body) : g.action;
+  const action = typeof g.action === 'function' ? await g.action(unknown ? () => Promise.resolve({}) : actionBody) : g.action;
   if (g.idFrom === 'body' && !unknown) {
     const id = (await body()).id;
     if (typeof id !== 'string' || id === '') throw ApiError.of(400, 'The id field is required');

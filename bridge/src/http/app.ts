@@ -270,7 +270,12 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): App {
         throw refused(verdict, 'device', actor);
       }
       access = { actor, product: null, device: null, org: null, decision: null };
-    } else access = await authorize(guardStore, actor, g, found.params, readOnce);
+    } else {
+      // A multipart body is a file (a flash): its action is decided from that, unread, so a refused upload
+      // is answered before it is sent (read to choose the action, it was streamed to disk first).
+      const upload = /^multipart\//i.test(req.headers['content-type'] ?? '');
+      access = await authorize(guardStore, actor, g, found.params, readOnce, upload ? () => Promise.resolve({ file: true }) : readOnce);
+    }
     const path = r.path;
     let reply: Reply;
     if (path === OAUTH_TOKEN) {

@@ -243,6 +243,9 @@ function devicePaths(prefix: string): Route[] {
     route('PUT', P, guard.device(updateAction), async (req, ctx, a) => {
       const body = await req.body();
       const id = a.device!.id;
+      // A multipart body was decided as a flash before it was read (app.ts): one that holds no file is decided as what it is.
+      const action = await updateAction(() => Promise.resolve(body));
+      if (/^multipart\//i.test(req.headers['content-type'] ?? '') && action !== 'device.flash') await authorizeAlso(ctx.store, a, [action]);
       const together = fieldsTogether(body);
       // A lock with edits: the guard decided device.flash; the edits are decided too, before anything is done.
       if (together.lock && together.edits) await authorizeAlso(ctx.store, a, ['device.edit']);
