@@ -357,6 +357,7 @@ describe('webhooks', function () {
       [{ event: 'x', url: '{{{where}}}' }, 'url must be an absolute http(s) URL'],
       [{ event: 'x', url: hookBase, responseTopic: '{{#x}}' }, 'responseTopic must render to an event name: it Unclosed section'],
       [{ event: 'x', url: hookBase, responseTopic: '{{PARTICLE_DEVICE_ID}}/hook-response/{{req}}/' }, 'responseTopic must render to an event name'],
+      [{ event: 'x', url: hookBase, responseTopic: 'spark/{{PARTICLE_EVENT_NAME}}' }, 'responseTopic must render to an event name: it starts with'],
     ] as const) {
       const res = await post(f.tokens.erin, body);
       const text = await res.text();
@@ -473,6 +474,12 @@ describe('webhooks', function () {
     await publish('inj', forged);
     await until('the response, under the default name', () => seen.some((e) => e.name === 'hook-response/inj/0'));
     assert.ok(!seen.some((e) => e.name.includes('ack') || (e.name === 'spark/status' && (e as { coreid?: string }).coreid === B1)), JSON.stringify(seen.slice(-5)));
+    // Nor a name Particle keeps: spark/status from a device's data would read as the cloud's own.
+    const bare = (await particle.createWebhook({ event: 'inj2', url: hookBase + '/inj2', product: 'prod-a', hook: { responseEvent: '{{PARTICLE_EVENT_VALUE}}' }, auth: f.tokens.erin } as never)).body as unknown as { id: string };
+    await publish('inj2', 'spark/status');
+    await until('the response, under the default name', () => seen.some((e) => e.name === 'hook-response/inj2/0'));
+    assert.ok(!seen.some((e) => e.name.startsWith('spark/status/')), JSON.stringify(seen.slice(-3)));
+    await particle.deleteWebhook({ hookId: bare.id, product: 'prod-a', auth: f.tokens.erin } as never);
     // A value that makes an event name is taken as the name.
     await publish('inj', 'fine');
     await until('the named response', () => seen.some((e) => e.name === A1 + '/ack/fine/0'));

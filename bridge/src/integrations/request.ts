@@ -35,10 +35,19 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 const renderFields = (fields: Record<string, string> | null, view: View): Record<string, string> =>
   Object.fromEntries(Object.entries(fields ?? {}).map(([k, v]) => [k, render(v, view, asIs)]));
 
-/** The request an integration makes for one event. */
 /** A "." or ".." path segment, as a URL reads one (%2E included). */
 const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
 
+/**
+ * The path of a rendered URL as the URL parser will read it: tabs and line breaks dropped, and a
+ * backslash a slash (http and https), so a raw {{{value}}} cannot hide a dot segment from the check.
+ */
+function pathAsParsed(rendered: string): string {
+  const s = rendered.replace(/[\t\n\r]/g, '').replace(/\\/g, '/');
+  return s.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/)[0];
+}
+
+/** The request an integration makes for one event. */
 export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
   const view = eventView(vars);
   const defaults: Record<string, string> = i.noDefaults
@@ -58,7 +67,7 @@ export function requestFor(i: Integration, vars: TemplateVars): WebhookRequest {
   const rendered = render(i.url, view, escapeUrl);
   // encodeURIComponent leaves dots alone and a URL resolves "." and ".." (%2E too): a value of exactly that
   // would move the request, and its credentials, elsewhere on the target. Refused, as a header with a line break.
-  if (DOT_SEGMENT.test(rendered.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/)[0])) {
+  if (DOT_SEGMENT.test(pathAsParsed(rendered))) {
     throw new Error('the URL, once filled in, has a "." or ".." path segment');
   }
   const url = new URL(rendered);

@@ -17,7 +17,7 @@
  * What is sent, and what a response turns into: integrations/request.ts;
  * templates: integrations/template.ts; how it goes out: integrations/send.ts.
  */
-import { decode, eventNameProblem, isProtocolError, parseTopic } from '@flotilla/protocol';
+import { decode, eventNameProblem, isProtocolError, isReservedEventName, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
 import { claimerId, integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import { heldBack } from '../mqtt/quarantine.js';
@@ -111,7 +111,8 @@ function eventName(template: string | null, prefix: string, vars: TemplateVars):
   try {
     if (template !== null) {
       const name = render(template, eventView(vars), asIs);
-      if (!eventNameProblem(name)) return name;
+      // Not a name Particle keeps for itself either (spark/status from a device's data would read as the cloud's).
+      if (!eventNameProblem(name) && !isReservedEventName(name)) return name;
     }
   } catch {
     // Past the render limits with this event's data: the default name.

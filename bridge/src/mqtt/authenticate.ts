@@ -54,7 +54,7 @@ export async function authenticate(
     else ctx.budgets.set(clientId, (budget = deviceBudget(ctx.rates, now)));
     return {
       ok: true,
-      session: { kind: 'device', deviceId: clientId, ref: access, actor, inbox: topics.filter.deviceInbox(clientId), budget, service: { since: now, events: 0, roundTrip: null } },
+      session: { kind: 'device', deviceId: clientId, ref: access, actor, inbox: topics.filter.deviceInbox(clientId), budget, service: { since: ctx.now().getTime(), events: 0, roundTrip: null } },
     };
   }
   // An operator app: a token, and a client id that can be a topic level (replies go to app/<clientId>/reply).

@@ -216,7 +216,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
             return done(err as never, false);
           }
           const session = r.session;
-          if (session.kind === 'operator') {
+          // A link that closed while it was checked: aedes registers nothing for it, and its close has fired.
+          const gone = (socket as Partial<Socket>).destroyed === true;
+          if (session.kind === 'operator' && !gone) {
             // One account's app sessions (with any of its tokens) take at most appSessionsMax of the broker's
             // connections; a reconnect under a client id it holds replaces that session and is not counted twice.
             const key = auditKey(session.actor);
@@ -224,8 +226,10 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
             const replaced = clients(aedes)[id];
             if (held.size - (replaced && held.has(replaced) ? 1 : 0) >= o.appSessionsMax) {
               const full = { ok: false, code: NOT_AUTHORIZED, reason: 'the account holds its maximum of ' + o.appSessionsMax + ' MQTT sessions' } as const;
-              o.log.info({ clientId: id, remote: address, reason: full.reason }, 'mqtt: connect refused');
-              if (refusalAudits.take(from, o.refusalAudits.limit, Date.now()).ok) auditRefusal(id, address, full, null);
+              if (refusalAudits.take(from, o.refusalAudits.limit, Date.now()).ok) {
+                o.log.info({ clientId: id, remote: address, reason: full.reason }, 'mqtt: connect refused');
+                auditRefusal(id, address, full, null, session.actor);
+              } else throttled('refused unaudited', (count) => o.log.info({ remote: address, count }, 'mqtt: connect refused (past the audit budget or locked out: not audited)'));
               return done(Object.assign(new Error(full.reason), { returnCode: full.code }) as never, false);
             }
             appSessions.set(key, held.add(client));
@@ -235,7 +239,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
             });
           }
           (client as unknown as WithSession).session = session;
-          if (session.kind === 'device') {
+          if (session.kind === 'device' && !gone) {
             // Until aedes registers it: a connection that closes first (mid-authentication) leaves no takeover behind.
             takingOver.set(session.deviceId, client);
             socket.once('close', () => {
@@ -314,12 +318,12 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   expiryTimer.unref();
 
   /** A refused CONNECT in the audit log: who it claimed to be, from where, why, and the lock-out it started. */
-  function auditRefusal(clientId: string, address: string, r: Extract<AuthResult, { ok: false }>, locks: string | null): void {
+  function auditRefusal(clientId: string, address: string, r: Extract<AuthResult, { ok: false }>, locks: string | null, actor: Actor = NO_CREDENTIALS): void {
     if (locks) o.log.warn({ clientId, remote: address }, 'mqtt: ' + locks);
     const reason = r.reason + (address ? ' (from ' + address + ')' : '') + (locks ? '; ' + locks : '');
     const verdict = { allow: false, status: r.code === BAD_CREDENTIALS ? 401 : 403, reason } as const;
     o.store
-      .audit(auditEntry(NO_CREDENTIALS, 'mqtt.connect', isDeviceId(clientId) ? 'device' : 'client', clientId, verdict, context.now()))
+      .audit(auditEntry(actor, 'mqtt.connect', isDeviceId(clientId) ? 'device' : 'client', clientId, verdict, context.now()))
       .catch((e: unknown) => o.log.error({ err: e }, 'store: audit not saved'));
   }
 

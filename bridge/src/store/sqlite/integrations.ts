@@ -3,7 +3,7 @@
  * looks like (name, device filter, method, headers, body template) is kept as
  * JSON in the `template` column: it is read and written whole, never queried.
  */
-import { eventNameProblem, isDeviceId } from '@flotilla/protocol';
+import { eventNameProblem, isDeviceId, isReservedEventName } from '@flotilla/protocol';
 import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { Integration, IntegrationInput, IntegrationOwner, IntegrationSetting, IntegrationStore } from '../store.js';
@@ -105,7 +105,8 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
   for (const [field, topic] of [['responseTopic', i.responseTopic], ['errorResponseTopic', i.errorResponseTopic]] as const) {
     if (topic == null) continue;
     // What it names once rendered must be an event name (sample values in the variables).
-    const problem = typeof topic !== 'string' ? 'must be a string' : (templateProblem(topic) ?? eventNameProblem(render(topic, SAMPLE_WITH_FIELDS, asIs) + '/0'));
+    const rendered = typeof topic === 'string' && !templateProblem(topic) ? render(topic, SAMPLE_WITH_FIELDS, asIs) : '';
+    const problem = typeof topic !== 'string' ? 'must be a string' : (templateProblem(topic) ?? (eventNameProblem(rendered + '/0') || (isReservedEventName(rendered) ? 'starts with "spark", which Particle keeps for itself' : '')));
     if (problem) throw new StoreError('invalid', field + ' must render to an event name: it ' + problem);
   }
   if (i.deviceId != null && !isDeviceId(i.deviceId)) throw new StoreError('invalid', 'deviceid must be a device ID (24 hexadecimal digits, lowercase)');
