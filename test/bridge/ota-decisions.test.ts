@@ -186,6 +186,35 @@ describe('OTA decisions', () => {
       assert.equal(h.sent.filter((x) => x[0] === 'begin').length, 3);
     });
 
+    it('waits as long as the link takes: a device whose answers come after the acknowledgement timeout is not sent begin and the window again and again', async () => {
+      // 10 chunks of 100 bytes; the device answers 120 ms after anything is sent (a slow link), the timeout is 60 ms.
+      const sent: (['begin'] | ['chunk', number])[] = [];
+      const outcomes: TransferOutcome[] = [];
+      let held = 0;
+      const later = (f: () => void) => setTimeout(f, 120);
+      const t: Transfer = new Transfer(image, {
+        begin: () => (sent.push(['begin']), later(() => t.status({ job: 9, state: 'offset', offset: held, reason: null }))),
+        chunk: (m) => {
+          sent.push(['chunk', m.offset]);
+          later(() => {
+            if (m.offset === held) held += m.data.length;
+            t.status(held === size ? { job: 9, state: 'verified', offset: size, reason: null } : { job: 9, state: 'offset', offset: held, reason: null });
+          });
+        },
+        read: async (offset, length) => new Uint8Array(length).fill(offset & 255),
+        progress: () => {},
+        end: (x) => outcomes.push(x),
+      }, { chunkSize: 100, window: 2, ackTimeoutMs: 60, maxSilences: 3 });
+      t.start();
+      for (let i = 0; i < 300 && outcomes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      t.stop();
+      assert.deepEqual(outcomes, [{ kind: 'verified' }]);
+      // Before the first answer nothing is known of the link: begin may go once more. Once the answers time it, no more.
+      const begins = sent.filter((x) => x[0] === 'begin').length;
+      assert.ok(begins <= 2, begins + ' begins');
+      assert.ok(chunks(sent).length <= 10 + 2, 'at most one window sent twice: ' + chunks(sent).join(','));
+    });
+
     it('ends with an error when the image cannot be read', async () => {
       const outcomes: TransferOutcome[] = [];
       const t = new Transfer(image, {

@@ -9,6 +9,11 @@
  * `ackTimeoutMs` (silent, or answering without going past the highest offset
  * it reported) is sent begin again (it answers with its offset); after
  * `maxSilences` in a row the transfer ends as silent. Chunks are read (from memory or disk) as they are sent.
+ *
+ * The wait is the link's: `ackTimeoutMs`, or four smoothed round trips when
+ * the device's answers take longer (TCP's estimator, with Karn's rule: only
+ * answers to what was sent once are timed). A cellular link with a 5 s round
+ * trip was sent begin and the window again every 5 s, five times the image.
  */
 import type { Messages, OtaFailure } from '@flotilla/protocol';
 
@@ -52,6 +57,16 @@ export class Transfer {
   /** The highest offset the device has reported in this transfer: only going past it counts as being heard. */
   private best = -1;
   private timer: NodeJS.Timeout | null = null;
+  /** Smoothed round trip, ms; null before the first sample. */
+  private srtt: number | null = null;
+  /** When the begin now unanswered went out (the first of a series: a later one's answer may be the first's); 0 when answered. */
+  private beganAt = 0;
+  /** End offset of each chunk sent once since the last resend point → when: the acknowledgement of that offset times the link. */
+  private readonly sentAt = new Map<number, number>();
+  /** The furthest byte ever sent in this transfer. */
+  private maxSent = 0;
+  /** Until then a repeated offset is taken as an answer to what was sent twice, not as a loss. */
+  private quietUntil = 0;
   private filling = false;
   private ended = false;
 
@@ -72,6 +87,7 @@ export class Transfer {
   /** A status from the device about this job. */
   status(s: Messages['otaStatus']): void {
     if (this.ended || s.job !== this.image.job) return;
+    if (s.state === 'offset') this.timeAnswer(s.offset);
     if (s.state === 'offset' && s.offset > this.best) {
       // Progress: the device is heard. A status that moves nothing (an answer to begin at the same offset,
       // a repeated offset) leaves the clock running, or a device that never takes a chunk would be sent begin for ever.
@@ -87,10 +103,15 @@ export class Transfer {
     if (this.held < 0 || o > this.sentUpTo) {
       // First answer (a resume point): send from what it holds.
       this.sentUpTo = o;
-    } else if (o <= this.held && o < this.sentUpTo && !this.resent.has(o)) {
+    } else if (o <= this.held && o < this.sentUpTo && !this.resent.has(o) && performance.now() >= this.quietUntil) {
       // The same offset again with more sent, or an offset behind it: a chunk was lost (or refused out of order).
+      // Not within a round trip of the last resend or begin: those answer what was sent twice, and taken
+      // as losses each would send the window again (on a slow link, every window went twice).
       this.resent.add(o);
       this.sentUpTo = o;
+      this.quiet();
+      // Karn's rule: what is sent again is not timed (its acknowledgement may be the first sending's).
+      this.sentAt.clear();
     }
     if (o !== this.held) this.io.progress(o);
     this.held = o;
@@ -111,8 +132,31 @@ export class Transfer {
     this.io.end(outcome);
   }
 
+  /** A round-trip sample from an answer: to the begin awaited, or to the chunk ending at `offset`. */
+  private timeAnswer(offset: number): void {
+    const now = performance.now();
+    const at = this.beganAt > 0 ? this.beganAt : this.sentAt.get(offset);
+    this.beganAt = 0;
+    for (const end of this.sentAt.keys()) if (end <= offset) this.sentAt.delete(end);
+    if (at === undefined) return;
+    const sample = now - at;
+    this.srtt = this.srtt === null ? sample : 0.875 * this.srtt + 0.125 * sample;
+  }
+
+  /** After sending something again: its answers, and the earlier sending's, come within about a round trip. */
+  private quiet(): void {
+    this.quietUntil = performance.now() + 1.5 * (this.srtt ?? this.o.ackTimeoutMs);
+  }
+
+  /** How long to wait for the device: ackTimeoutMs, or four round trips of a slower link (at most 2 minutes). */
+  private get waitMs(): number {
+    return Math.min(120_000, Math.max(this.o.ackTimeoutMs, Math.ceil(4 * (this.srtt ?? 0))));
+  }
+
   private sendBegin(): void {
     const m = this.image;
+    if (this.beganAt === 0) this.beganAt = performance.now();
+    this.sentAt.clear();
     this.io.begin({ job: m.job, product: m.product, version: m.version, size: m.size, sha256: m.sha256, chunkSize: this.o.chunkSize });
     this.arm();
   }
@@ -133,6 +177,9 @@ export class Transfer {
         if (this.ended || this.sentUpTo !== at) continue;
         this.io.chunk({ job: this.image.job, offset: at, data });
         this.sentUpTo = at + length;
+        // Only a first sending is timed (Karn's rule): its acknowledgement cannot be an earlier one's.
+        if (at >= this.maxSent) this.sentAt.set(at + length, performance.now());
+        this.maxSent = Math.max(this.maxSent, at + length);
       }
     } catch (e) {
       this.end({ kind: 'error', message: (e as Error).message });
@@ -151,7 +198,8 @@ export class Transfer {
       this.held = -1;
       this.resent.clear();
       this.sendBegin();
-    }, this.o.ackTimeoutMs);
+      this.quiet();
+    }, this.waitMs);
     this.timer.unref();
   }
 
