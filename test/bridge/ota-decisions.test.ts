@@ -187,11 +187,11 @@ describe('OTA decisions', () => {
     });
 
     it('waits as long as the link takes: a device whose answers come after the acknowledgement timeout is not sent begin and the window again and again', async () => {
-      // 10 chunks of 100 bytes; the device answers 120 ms after anything is sent (a slow link), the timeout is 60 ms.
+      // 10 chunks of 100 bytes; the device answers 100 ms after anything is sent (a slow link), the timeout is 60 ms.
       const sent: (['begin'] | ['chunk', number])[] = [];
       const outcomes: TransferOutcome[] = [];
       let held = 0;
-      const later = (f: () => void) => setTimeout(f, 120);
+      const later = (f: () => void) => setTimeout(f, 100);
       const t: Transfer = new Transfer(image, {
         begin: () => (sent.push(['begin']), later(() => t.status({ job: 9, state: 'offset', offset: held, reason: null }))),
         chunk: (m) => {
@@ -213,6 +213,36 @@ describe('OTA decisions', () => {
       const begins = sent.filter((x) => x[0] === 'begin').length;
       assert.ok(begins <= 2, begins + ' begins');
       assert.ok(chunks(sent).length <= 10 + 2, 'at most one window sent twice: ' + chunks(sent).join(','));
+    });
+
+    it('recovers a chunk lost on a slow link at once, from the device\'s repeated offset, not after a silence', async () => {
+      // The device answers 100 ms after each frame; the first copies of chunks 300 and 700 are lost on the way.
+      const sent: (['begin'] | ['chunk', number])[] = [];
+      const outcomes: TransferOutcome[] = [];
+      const lost = new Set([300, 700]);
+      let held = 0;
+      const t: Transfer = new Transfer(image, {
+        begin: () => (sent.push(['begin']), setTimeout(() => t.status({ job: 9, state: 'offset', offset: held, reason: null }), 100)),
+        chunk: (m) => {
+          sent.push(['chunk', m.offset]);
+          if (lost.delete(m.offset)) return;
+          setTimeout(() => {
+            if (m.offset === held) held += m.data.length;
+            t.status(held === size ? { job: 9, state: 'verified', offset: size, reason: null } : { job: 9, state: 'offset', offset: held, reason: null });
+          }, 100);
+        },
+        read: async (offset, length) => new Uint8Array(length).fill(offset & 255),
+        progress: () => {},
+        end: (x) => outcomes.push(x),
+      }, { chunkSize: 100, window: 3, ackTimeoutMs: 1000, maxSilences: 3 });
+      t.start();
+      for (let i = 0; i < 300 && outcomes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      t.stop();
+      assert.deepEqual(outcomes, [{ kind: 'verified' }]);
+      assert.equal(sent.filter((x) => x[0] === 'begin').length, 1, 'no silence: the losses were seen from the repeated offsets');
+      const c = chunks(sent);
+      assert.deepEqual([c.filter((x) => x === 300).length, c.filter((x) => x === 700).length], [2, 2], c.join(','));
+      assert.ok(c.length <= 10 + 2 * 3, 'a window again per loss at most: ' + c.join(','));
     });
 
     it('ends with an error when the image cannot be read', async () => {

@@ -12,8 +12,11 @@
  *
  * The wait is the link's: `ackTimeoutMs`, or four smoothed round trips when
  * the device's answers take longer (TCP's estimator, with Karn's rule: only
- * answers to what was sent once are timed). A cellular link with a 5 s round
- * trip was sent begin and the window again every 5 s, five times the image.
+ * answers to what was sent once are timed), doubled on each timeout until an
+ * answer times the link again; and after a begin sent again, the answers
+ * still to come of what went before it are not taken as losses. A cellular
+ * link with a 5 s round trip was sent begin and the window again every 5 s,
+ * five times the image, each late answer sending the next window again.
  */
 import type { Messages, OtaFailure } from '@flotilla/protocol';
 
@@ -46,6 +49,9 @@ export interface TransferOptions {
   maxSilences: number;
 }
 
+/** The longest the bridge waits for a device's answer, however slow its link looks. */
+const MAX_WAIT_MS = 120_000;
+
 export class Transfer {
   /** Everything before this has been sent at least once since the last resend point. */
   private sentUpTo = 0;
@@ -54,19 +60,27 @@ export class Transfer {
   /** Offsets the window was resent from since the last begin (once per offset). */
   private readonly resent = new Set<number>();
   private silences = 0;
+  /** Timeouts since the link was last timed: each doubles the wait (TCP's backoff), until an answer times it. */
+  private backoff = 0;
   /** The highest offset the device has reported in this transfer: only going past it counts as being heard. */
   private best = -1;
   private timer: NodeJS.Timeout | null = null;
   /** Smoothed round trip, ms; null before the first sample. */
   private srtt: number | null = null;
-  /** When the begin now unanswered went out (the first of a series: a later one's answer may be the first's); 0 when answered. */
+  /** When the transfer's first begin went out, until its answer times the link; 0 once answered, or sent again (Karn). */
   private beganAt = 0;
+  /** Frames sent and not answered yet (the device answers each frame once; a lost one never). */
+  private outstanding = 0;
+  /**
+   * Answers still to come, after a begin sent again, of what was sent before it: each says an offset the
+   * transfer has moved on from, and taken as a loss it would send the window again, whose own answers
+   * would then do the same, window after window (a slow link was sent every window twice).
+   */
+  private spare = 0;
   /** End offset of each chunk sent once since the last resend point → when: the acknowledgement of that offset times the link. */
   private readonly sentAt = new Map<number, number>();
   /** The furthest byte ever sent in this transfer. */
   private maxSent = 0;
-  /** Until then a repeated offset is taken as an answer to what was sent twice, not as a loss. */
-  private quietUntil = 0;
   private filling = false;
   private ended = false;
 
@@ -87,6 +101,7 @@ export class Transfer {
   /** A status from the device about this job. */
   status(s: Messages['otaStatus']): void {
     if (this.ended || s.job !== this.image.job) return;
+    this.outstanding = Math.max(0, this.outstanding - 1);
     if (s.state === 'offset') this.timeAnswer(s.offset);
     if (s.state === 'offset' && s.offset > this.best) {
       // Progress: the device is heard. A status that moves nothing (an answer to begin at the same offset,
@@ -103,15 +118,17 @@ export class Transfer {
     if (this.held < 0 || o > this.sentUpTo) {
       // First answer (a resume point): send from what it holds.
       this.sentUpTo = o;
-    } else if (o <= this.held && o < this.sentUpTo && !this.resent.has(o) && performance.now() >= this.quietUntil) {
-      // The same offset again with more sent, or an offset behind it: a chunk was lost (or refused out of order).
-      // Not within a round trip of the last resend or begin: those answer what was sent twice, and taken
-      // as losses each would send the window again (on a slow link, every window went twice).
-      this.resent.add(o);
-      this.sentUpTo = o;
-      this.quiet();
-      // Karn's rule: what is sent again is not timed (its acknowledgement may be the first sending's).
-      this.sentAt.clear();
+    } else if (o <= this.held && o < this.sentUpTo) {
+      if (this.spare > 0) {
+        // An answer to what was sent before the last begin: nothing lost.
+        this.spare--;
+      } else if (!this.resent.has(o)) {
+        // The same offset again with more sent, or an offset behind it: a chunk was lost (or refused out of order).
+        this.resent.add(o);
+        this.sentUpTo = o;
+        // Karn's rule: what is sent again is not timed (its acknowledgement may be the first sending's).
+        this.sentAt.clear();
+      }
     }
     if (o !== this.held) this.io.progress(o);
     this.held = o;
@@ -139,24 +156,28 @@ export class Transfer {
     this.beganAt = 0;
     for (const end of this.sentAt.keys()) if (end <= offset) this.sentAt.delete(end);
     if (at === undefined) return;
-    const sample = now - at;
+    const sample = Math.min(MAX_WAIT_MS, now - at);
     this.srtt = this.srtt === null ? sample : 0.875 * this.srtt + 0.125 * sample;
+    this.backoff = 0;
   }
 
-  /** After sending something again: its answers, and the earlier sending's, come within about a round trip. */
-  private quiet(): void {
-    this.quietUntil = performance.now() + 1.5 * (this.srtt ?? this.o.ackTimeoutMs);
-  }
-
-  /** How long to wait for the device: ackTimeoutMs, or four round trips of a slower link (at most 2 minutes). */
+  /**
+   * How long to wait for the device: ackTimeoutMs, or four round trips of a slower link; doubled for each
+   * timeout since the link was last timed (TCP's backoff: a link slower than the wait is otherwise never
+   * timed, each answer coming after the next begin); at most 2 minutes.
+   */
   private get waitMs(): number {
-    return Math.min(120_000, Math.max(this.o.ackTimeoutMs, Math.ceil(4 * (this.srtt ?? 0))));
+    return Math.min(MAX_WAIT_MS, Math.max(this.o.ackTimeoutMs, Math.ceil(4 * (this.srtt ?? 0))) * 2 ** this.backoff);
   }
 
-  private sendBegin(): void {
+  private sendBegin(again = false): void {
     const m = this.image;
-    if (this.beganAt === 0) this.beganAt = performance.now();
-    this.sentAt.clear();
+    // Only the first begin is timed: the answer to a begin sent again may be an earlier one's (Karn's rule).
+    // (Chunks sent once before stay timed: their answers still say how long the link takes.)
+    this.beganAt = again ? 0 : performance.now();
+    // What is still unanswered may yet be (a slow link, not a dead one): at most a window and a begin of it.
+    if (again) this.spare = Math.min(this.outstanding, this.o.window + 1);
+    this.outstanding++;
     this.io.begin({ job: m.job, product: m.product, version: m.version, size: m.size, sha256: m.sha256, chunkSize: this.o.chunkSize });
     this.arm();
   }
@@ -177,6 +198,7 @@ export class Transfer {
         if (this.ended || this.sentUpTo !== at) continue;
         this.io.chunk({ job: this.image.job, offset: at, data });
         this.sentUpTo = at + length;
+        this.outstanding++;
         // Only a first sending is timed (Karn's rule): its acknowledgement cannot be an earlier one's.
         if (at >= this.maxSent) this.sentAt.set(at + length, performance.now());
         this.maxSent = Math.max(this.maxSent, at + length);
@@ -194,11 +216,11 @@ export class Transfer {
       this.timer = null;
       if (this.ended) return;
       if (++this.silences > this.o.maxSilences) return this.end({ kind: 'silent' });
+      this.backoff = Math.min(this.backoff + 1, 10);
       // Begin again: the device answers with the offset it holds, and sending resumes there.
       this.held = -1;
       this.resent.clear();
-      this.sendBegin();
-      this.quiet();
+      this.sendBegin(true);
     }, this.waitMs);
     this.timer.unref();
   }
