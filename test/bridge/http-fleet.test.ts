@@ -781,5 +781,16 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const rename = await fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + token }, body: form });
     assert.equal(rename.status, 403, await rename.clone().text());
     assert.notEqual((await f.bridge.store.getDevice(A1))!.name, 'renamed-by-a-flasher');
+    // And one who may not flash but may do what the body asks is let on (curl -F): an edit-only API user renames, and may not flash.
+    const editor = await f.bridge.store.createApiUser({ username: 'editor', productId: f.products.A, scopes: ['device.edit'] });
+    const edit = (await f.bridge.store.issueToken({ subject: { kind: 'apiUser', id: editor.id }, clientId: 'test', scopes: [], ttlSeconds: 600 })).token;
+    const named = new FormData();
+    named.set('notes', 'by a form');
+    const ok = await fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + edit }, body: named });
+    assert.equal(ok.status, 200, await ok.clone().text());
+    assert.equal((await f.bridge.store.getDevice(A1))!.notes, 'by a form');
+    const image = new FormData();
+    image.set('file', new Blob(['not an image']), 'app.bin');
+    assert.equal((await fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + edit }, body: image })).status, 403);
   });
 });

@@ -140,6 +140,10 @@ describe('webhook requests (pure)', () => {
       for (const room of ['..\\..\\admin', '.\n./admin', '.\t.']) {
         assert.throws(() => requestFor(hook({ url: 'http://example.test/rooms/{{{room}}}/in' }), vars(JSON.stringify({ room }))), /path segment/, JSON.stringify(room));
       }
+      // ...and trims spaces and control characters at the end of the URL.
+      for (const room of ['.. ', '..\u0001', '.%2E ']) {
+        assert.throws(() => requestFor(hook({ url: 'http://example.test/rooms/{{{room}}}' }), vars(JSON.stringify({ room }))), /path segment/, JSON.stringify(room));
+      }
       // Dots inside a segment, or in the query, move nothing.
       assert.equal(requestFor(hook({ url: 'http://example.test/rooms/v{{room}}/in' }), vars('{"room":".."}')).url, 'http://example.test/rooms/v../in');
       assert.equal(requestFor(hook({ url: 'http://example.test/rooms/{{room}}/in' }), vars('{"room":"1.2"}')).url, 'http://example.test/rooms/1.2/in');

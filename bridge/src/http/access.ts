@@ -65,6 +65,8 @@ export interface Access {
   org: Org | null;
   /** The guard's decision; null for a public or signed-in route. */
   decision: Extract<Decision, { allow: true }> | null;
+  /** The action it decided (a body-dependent one decided unread may differ from the body's: the handler decides that too). */
+  action?: Action;
 }
 
 const NOT_FOUND = { device: 'Device not found', product: 'Product not found', org: 'Organization not found', orgProducts: 'Organization not found' } as const;
@@ -206,11 +208,13 @@ export async function authorize(
   body: () => Promise<Record<string, unknown>>,
   /** What a body-dependent action is decided from, when not the body itself (an upload's: app.ts). */
   actionBody: () => Promise<Record<string, unknown>> = body,
+  /** Actions that will also do when that one is refused (the body unread may ask for any of them). */
+  orElse: readonly Action[] = [],
 ): Promise<Access> {
   // Nobody known: the answer is 401 whatever the body says, so it is not read (an upload's is large):
   // a body-dependent action is the one for an empty body.
   const unknown = actor.kind === 'anonymous' || actor.kind === 'invalid';
-  const action = typeof g.action === 'function' ? await g.action(unknown ? () => Promise.resolve({}) : actionBody) : g.action;
+  let action = typeof g.action === 'function' ? await g.action(unknown ? () => Promise.resolve({}) : actionBody) : g.action;
   if (g.idFrom === 'body' && !unknown) {
     const id = (await body()).id;
     if (typeof id !== 'string' || id === '') throw ApiError.of(400, 'The id field is required');
@@ -229,11 +233,18 @@ export async function authorize(
   const resourceId = g.kind === 'device' ? params.id : g.kind === 'product' ? params.product : params.org;
   const what = g.kind === 'orgProducts' ? 'org' : g.kind;
   const found = unknown ? null : await find(store, g.kind, params);
-  const decision: Decision = found?.resource
+  let decision: Decision = found?.resource
     ? decide(actor, action, found.resource)
     : unknown
       ? decide(actor, action, { kind: 'org', orgId: '', ownerUserId: '' }) // 401 whatever the resource
       : { allow: false, status: 404, reason: 'no such ' + what + ' ' + resourceId };
+  for (const alt of found?.resource && !decision.allow && decision.status === 403 ? orElse : []) {
+    const d = decide(actor, alt, found!.resource!);
+    if (d.allow) {
+      [action, decision] = [alt, d];
+      break;
+    }
+  }
   const allowed = await settle(store, actor, action, g.kind, resourceId ?? '', decision);
-  return { actor, product: found!.product, device: found!.device, org: found!.org, decision: allowed };
+  return { actor, product: found!.product, device: found!.device, org: found!.org, decision: allowed, action };
 }

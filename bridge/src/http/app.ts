@@ -273,8 +273,11 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): App {
     } else {
       // A multipart body is a file (a flash): its action is decided from that, unread, so a refused upload
       // is answered before it is sent (read to choose the action, it was streamed to disk first).
+      // An actor who may do none of what the route's body could ask is refused unread; one who may do some is
+      // let on, and the handler decides what the body turns out to ask (routes/devices.ts).
       const upload = /^multipart\//i.test(req.headers['content-type'] ?? '');
-      access = await authorize(guardStore, actor, g, found.params, readOnce, upload ? () => Promise.resolve({ file: true }) : readOnce);
+      const orElse = upload && typeof g.action === 'function' ? ((g.action as { unread?: readonly Action[] }).unread ?? []) : [];
+      access = await authorize(guardStore, actor, g, found.params, readOnce, upload ? () => Promise.resolve({ file: true }) : readOnce, orElse);
     }
     const path = r.path;
     let reply: Reply;

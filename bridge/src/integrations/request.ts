@@ -39,11 +39,13 @@ const renderFields = (fields: Record<string, string> | null, view: View): Record
 const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
 
 /**
- * The path of a rendered URL as the URL parser will read it: tabs and line breaks dropped, and a
- * backslash a slash (http and https), so a raw {{{value}}} cannot hide a dot segment from the check.
+ * The path of a rendered URL as the URL parser will read it: spaces and control characters around it
+ * trimmed, tabs and line breaks dropped, a backslash a slash (http and https), so a raw {{{value}}}
+ * cannot hide a dot segment from the check.
  */
 function pathAsParsed(rendered: string): string {
-  const s = rendered.replace(/[\t\n\r]/g, '').replace(/\\/g, '/');
+  // eslint-disable-next-line no-control-regex
+  const s = rendered.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '').replace(/\\/g, '/');
   return s.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/)[0];
 }
 

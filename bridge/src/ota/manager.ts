@@ -680,10 +680,14 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     // a release) that take releases. Not whoever wants its version now: a later release of it elsewhere
     // moved its count, and took its own groups' devices out of it.
     const groupsOf = r.state === 'aborted' ? await this.d.store.groupsOfDevices(r.productId) : null;
-    // (Not one another of its groups takes to a higher version: the highest release of its groups is its.)
-    const itsOwn = (t: DeviceTarget): boolean =>
-      !t.quarantined && !t.development && t.lockedFirmware === null && t.groupVersions.every((v) => v <= r.version) &&
-      ((groupsOf?.get(t.id) ?? []).some((g) => r.groups.includes(g)) || (r.productDefault && t.groupVersions.length === 0));
+    // (Not one another of its groups takes to a higher version: the highest release of its groups is its.
+    // A later release to the rollout's own groups does not move its count.)
+    const itsOwn = (t: DeviceTarget): boolean => {
+      if (t.quarantined || t.development || t.lockedFirmware !== null) return false;
+      const groups = groupsOf?.get(t.id) ?? [];
+      if (groups.some((g) => r.groups.includes(g))) return !groups.some((g) => !r.groups.includes(g) && (releases.groups.get(g) ?? -Infinity) > r.version);
+      return r.productDefault && t.groupVersions.length === 0;
+    };
     for (const t of await this.d.store.fleetTargets(r.productId)) {
       const want = desiredVersion(t, releases);
       const wanted = want !== null && want.by !== 'lock' && want.version === r.version;

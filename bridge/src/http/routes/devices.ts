@@ -127,13 +127,20 @@ async function groupingActions(ctx: ApiContext, productId: string, groups: reado
 const EDIT_FIELDS = ['name', 'notes', 'development', 'quarantined', 'groups'] as const;
 const FLASH_FIELDS = ['desired_firmware_version', 'flash', 'file', 'build_target_version', 'firmware_version'] as const;
 
-/** What the guard decides a PUT on: its firmware fields', else its signal's, else an edit. The handler decides the edits a lock comes with (authorizeAlso). */
-async function updateAction(body: () => Promise<Fields>): Promise<Action> {
-  const b = await body();
-  if (FLASH_FIELDS.some((f) => f in b)) return 'device.flash';
-  if ('signal' in b) return 'device.ping';
-  return 'device.edit';
-}
+/**
+ * What the guard decides a PUT on: its firmware fields', else its signal's, else an edit. The handler
+ * decides the edits a lock comes with (authorizeAlso). An upload is decided unread as a flash, or, for
+ * an actor who may not flash, as any of the others (`unread`); the handler decides what it holds.
+ */
+const updateAction = Object.assign(
+  async (body: () => Promise<Fields>): Promise<Action> => {
+    const b = await body();
+    if (FLASH_FIELDS.some((f) => f in b)) return 'device.flash';
+    if ('signal' in b) return 'device.ping';
+    return 'device.edit';
+  },
+  { unread: ['device.edit', 'device.ping'] as readonly Action[] },
+);
 
 /**
  * Which fields of a PUT go together. particle-api-js's updateDevice sends name, notes, development
@@ -243,9 +250,9 @@ function devicePaths(prefix: string): Route[] {
     route('PUT', P, guard.device(updateAction), async (req, ctx, a) => {
       const body = await req.body();
       const id = a.device!.id;
-      // A multipart body was decided as a flash before it was read (app.ts): one that holds no file is decided as what it is.
+      // An upload was decided before it was read (app.ts): what it holds is decided now, when that is something else.
       const action = await updateAction(() => Promise.resolve(body));
-      if (/^multipart\//i.test(req.headers['content-type'] ?? '') && action !== 'device.flash') await authorizeAlso(ctx.store, a, [action]);
+      if (action !== a.action) await authorizeAlso(ctx.store, a, [action]);
       const together = fieldsTogether(body);
       // A lock with edits: the guard decided device.flash; the edits are decided too, before anything is done.
       if (together.lock && together.edits) await authorizeAlso(ctx.store, a, ['device.edit']);
