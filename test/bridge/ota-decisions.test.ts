@@ -186,63 +186,50 @@ describe('OTA decisions', () => {
       assert.equal(h.sent.filter((x) => x[0] === 'begin').length, 3);
     });
 
-    it('waits as long as the link takes: a device whose answers come after the acknowledgement timeout is not sent begin and the window again and again', async () => {
-      // 10 chunks of 100 bytes; the device answers 100 ms after anything is sent (a slow link), the timeout is 60 ms.
+    /**
+     * A whole transfer to a device behind a slow link, as the agent answers: every frame answered `delayMs`
+     * after it is sent, a chunk kept only in order, and the first copies of the chunks at `lost` never arrive.
+     */
+    async function overSlowLink(o: { delayMs: number; lost?: number[]; window: number; ackTimeoutMs: number }) {
       const sent: (['begin'] | ['chunk', number])[] = [];
       const outcomes: TransferOutcome[] = [];
+      const lost = new Set(o.lost ?? []);
       let held = 0;
-      const later = (f: () => void) => setTimeout(f, 100);
+      const answer = () => t.status(held === size ? { job: 9, state: 'verified', offset: size, reason: null } : { job: 9, state: 'offset', offset: held, reason: null });
       const t: Transfer = new Transfer(image, {
-        begin: () => (sent.push(['begin']), later(() => t.status({ job: 9, state: 'offset', offset: held, reason: null }))),
-        chunk: (m) => {
-          sent.push(['chunk', m.offset]);
-          later(() => {
-            if (m.offset === held) held += m.data.length;
-            t.status(held === size ? { job: 9, state: 'verified', offset: size, reason: null } : { job: 9, state: 'offset', offset: held, reason: null });
-          });
-        },
-        read: async (offset, length) => new Uint8Array(length).fill(offset & 255),
-        progress: () => {},
-        end: (x) => outcomes.push(x),
-      }, { chunkSize: 100, window: 2, ackTimeoutMs: 60, maxSilences: 3 });
-      t.start();
-      for (let i = 0; i < 300 && outcomes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      t.stop();
-      assert.deepEqual(outcomes, [{ kind: 'verified' }]);
-      // Before the first answer nothing is known of the link: begin may go once more. Once the answers time it, no more.
-      const begins = sent.filter((x) => x[0] === 'begin').length;
-      assert.ok(begins <= 2, begins + ' begins');
-      assert.ok(chunks(sent).length <= 10 + 2, 'at most one window sent twice: ' + chunks(sent).join(','));
-    });
-
-    it('recovers a chunk lost on a slow link at once, from the device\'s repeated offset, not after a silence', async () => {
-      // The device answers 100 ms after each frame; the first copies of chunks 300 and 700 are lost on the way.
-      const sent: (['begin'] | ['chunk', number])[] = [];
-      const outcomes: TransferOutcome[] = [];
-      const lost = new Set([300, 700]);
-      let held = 0;
-      const t: Transfer = new Transfer(image, {
-        begin: () => (sent.push(['begin']), setTimeout(() => t.status({ job: 9, state: 'offset', offset: held, reason: null }), 100)),
+        begin: () => (sent.push(['begin']), setTimeout(answer, o.delayMs)),
         chunk: (m) => {
           sent.push(['chunk', m.offset]);
           if (lost.delete(m.offset)) return;
           setTimeout(() => {
             if (m.offset === held) held += m.data.length;
-            t.status(held === size ? { job: 9, state: 'verified', offset: size, reason: null } : { job: 9, state: 'offset', offset: held, reason: null });
-          }, 100);
+            answer();
+          }, o.delayMs);
         },
         read: async (offset, length) => new Uint8Array(length).fill(offset & 255),
         progress: () => {},
         end: (x) => outcomes.push(x),
-      }, { chunkSize: 100, window: 3, ackTimeoutMs: 1000, maxSilences: 3 });
+      }, { chunkSize: 100, window: o.window, ackTimeoutMs: o.ackTimeoutMs, maxSilences: 3 });
       t.start();
       for (let i = 0; i < 300 && outcomes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       t.stop();
       assert.deepEqual(outcomes, [{ kind: 'verified' }]);
-      assert.equal(sent.filter((x) => x[0] === 'begin').length, 1, 'no silence: the losses were seen from the repeated offsets');
-      const c = chunks(sent);
-      assert.deepEqual([c.filter((x) => x === 300).length, c.filter((x) => x === 700).length], [2, 2], c.join(','));
-      assert.ok(c.length <= 10 + 2 * 3, 'a window again per loss at most: ' + c.join(','));
+      return { begins: sent.filter((x) => x[0] === 'begin').length, chunks: chunks(sent) };
+    }
+
+    it('waits as long as the link takes: a device whose answers come after the acknowledgement timeout is not sent begin and the window again and again', async () => {
+      // 10 chunks of 100 bytes; the device answers 100 ms after anything is sent, the timeout is 60 ms.
+      const r = await overSlowLink({ delayMs: 100, window: 2, ackTimeoutMs: 60 });
+      // Before the first answer nothing is known of the link: begin may go once more. Once the answers time it, no more.
+      assert.ok(r.begins <= 2, r.begins + ' begins');
+      assert.ok(r.chunks.length <= 10 + 2, 'at most one window sent twice: ' + r.chunks.join(','));
+    });
+
+    it('recovers a chunk lost on a slow link at once, from the device\'s repeated offset, not after a silence', async () => {
+      const r = await overSlowLink({ delayMs: 100, lost: [300, 700], window: 3, ackTimeoutMs: 1000 });
+      assert.equal(r.begins, 1, 'no silence: the losses were seen from the repeated offsets');
+      assert.deepEqual([r.chunks.filter((x) => x === 300).length, r.chunks.filter((x) => x === 700).length], [2, 2], r.chunks.join(','));
+      assert.ok(r.chunks.length <= 10 + 2 * 3, 'a window again per loss at most: ' + r.chunks.join(','));
     });
 
     it('ends with an error when the image cannot be read', async () => {
