@@ -4,7 +4,8 @@
  * released), the same flash sent twice (the job under way goes on), an
  * aborted rollout's count (its own groups' devices, whatever is released
  * later), and an update stopped as the device already held the whole image
- * (it resets into it anyway: the job follows the device, not the abort).
+ * (it resets into it anyway: the job follows the device, not the abort), and
+ * a link slower than the acknowledgement timeout (the transfer completes).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -80,6 +81,15 @@ describe('OTA: stopping and repeating updates', function () {
     assert.deepEqual(all.map((j) => j.device_id).sort(), t2.map((d) => d.id).sort());
     assert.equal((await w.call('GET', '/v1/products/prod-a/ota_jobs?rollout=' + r1.id + '&state=lost', w.f.tokens.carol)).status, 400);
     assert.equal((await w.call('GET', '/v1/products/prod-b/ota_jobs?rollout=' + r1.id, w.f.tokens.bob)).status, 404, "another product's rollout");
+  });
+
+  it('flashes a device whose round trip is longer than the acknowledgement timeout (before, begin followed begin and the job failed timeout)', async () => {
+    // 300 ms each way: a 600 ms round trip against the test's 400 ms ackTimeoutMs.
+    const d = await w.device({ latencyMs: 300 });
+    const job = (await put(d, { firmware_version: 2 })).body.job;
+    await w.waitFor('version 2', async () => (await runs(w, d)) === 2, 60000);
+    const ended = await w.f.bridge.store.getJob(job.id);
+    assert.deepEqual([ended!.state, ended!.attempts], ['done', 1], 'one transfer, not restarted');
   });
 
   it("a device that says busy to a release is asked again later, not failed for good; its attempts bound it", async () => {
