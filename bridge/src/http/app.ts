@@ -22,7 +22,7 @@ import type { Broker } from '../mqtt/broker.js';
 import type { Webhooks } from '../integrations/webhooks.js';
 import type { EventHub } from './events.js';
 import { ApiError, refusal } from './errors.js';
-import { readBody, removeUploads, type Fields } from './body.js';
+import { isMultipart, readBody, removeUploads, type Fields } from './body.js';
 import { incomingDir } from '../ota/files.js';
 import { OtaError } from '../ota/errors.js';
 import type { OtaControl } from '../ota/manager.js';
@@ -275,7 +275,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): App {
       // is answered before it is sent (read to choose the action, it was streamed to disk first).
       // An actor who may do none of what the route's body could ask is refused unread; one who may do some is
       // let on, and the handler decides what the body turns out to ask (routes/devices.ts).
-      const upload = /^multipart\//i.test(req.headers['content-type'] ?? '');
+      const upload = isMultipart(req.headers);
       const orElse = upload && typeof g.action === 'function' ? ((g.action as { unread?: readonly Action[] }).unread ?? []) : [];
       access = await authorize(guardStore, actor, g, found.params, readOnce, upload ? () => Promise.resolve({ file: true }) : readOnce, orElse);
     }
@@ -335,8 +335,7 @@ export function createApp(ctx: ApiContext, routes: readonly Route[]): App {
     if (!token) {
       // particle-api-js sends a product client's credentials as body fields (createCustomer), in a form or JSON:
       // a multipart body (an upload) is never read before its sender is known.
-      const multipart = /^multipart\//i.test(headers['content-type'] ?? '');
-      const fields = body && !headers.authorization && !multipart ? await body() : null;
+      const fields = body && !headers.authorization && !isMultipart(headers) ? await body() : null;
       if (fields && typeof fields.client_id === 'string') return clientActor(headers, fields);
       // Old scripts send the token as access_token (Particle's deprecated forms): say where it goes, not "no such token".
       const misplaced = request.url.searchParams.has('access_token') || (fields !== null && 'access_token' in fields);

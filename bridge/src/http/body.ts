@@ -48,6 +48,11 @@ export interface UploadOptions {
  * taken, its declared length within the limits), just before the first byte is read: the app answers a
  * client that waits on `Expect: 100-continue` there, so a refused upload is never sent at all.
  */
+/** Whether a request's body is multipart (an upload, maybe large): read only once its sender and its action are known. */
+export function isMultipart(headers: IncomingMessage['headers']): boolean {
+  return /^multipart\//i.test(String(headers['content-type'] ?? ''));
+}
+
 export async function readBody(req: IncomingMessage, limit: number, upload?: UploadOptions, reading: () => void = () => undefined): Promise<Fields> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (/^multipart\/form-data/i.test(String(req.headers['content-type'] ?? ''))) {

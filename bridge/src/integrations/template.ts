@@ -13,6 +13,7 @@
  * templates with it; the store checks templates with it.
  */
 import Mustache from 'mustache';
+import { eventNameProblem, isReservedEventName } from '@flotilla/protocol';
 
 /** Particle's variables of one event. */
 export interface TemplateVars {
@@ -98,6 +99,14 @@ export function render(template: string, view: View, escape: Escape = escapeHtml
 }
 
 /** Why a template cannot be rendered (an unclosed tag or section), or null. */
+/**
+ * Why a webhook's response or error topic, rendered, names no event it may publish: an event name, and
+ * not one Particle keeps (spark/status from a device's data would read as the cloud's own). '' when it does.
+ */
+export function responseNameProblem(name: string): string {
+  return eventNameProblem(name) || (isReservedEventName(name) ? 'starts with "spark", which Particle keeps for itself' : '');
+}
+
 export function templateProblem(template: string): string | null {
   try {
     writer.parse(template);

@@ -17,12 +17,12 @@
  * What is sent, and what a response turns into: integrations/request.ts;
  * templates: integrations/template.ts; how it goes out: integrations/send.ts.
  */
-import { decode, eventNameProblem, isProtocolError, isReservedEventName, parseTopic } from '@flotilla/protocol';
+import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
 import { claimerId, integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import { heldBack } from '../mqtt/quarantine.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
-import { asIs, eventView, render, type TemplateVars } from './template.js';
+import { asIs, eventView, render, responseNameProblem, type TemplateVars } from './template.js';
 import { pieces, requestFor, responseData, type WebhookRequest } from './request.js';
 import { createSender } from './send.js';
 import { targetPolicy } from './targets.js';
@@ -111,8 +111,7 @@ function eventName(template: string | null, prefix: string, vars: TemplateVars):
   try {
     if (template !== null) {
       const name = render(template, eventView(vars), asIs);
-      // Not a name Particle keeps for itself either (spark/status from a device's data would read as the cloud's).
-      if (!eventNameProblem(name) && !isReservedEventName(name)) return name;
+      if (!responseNameProblem(name)) return name;
     }
   } catch {
     // Past the render limits with this event's data: the default name.

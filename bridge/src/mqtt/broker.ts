@@ -206,12 +206,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
         (r) => {
           const locks = settle ? settle(r) : null;
           if (!r.ok) {
-            // Refusals while locked out are not written: the one that locked is, and says so. Past the
-            // address's budget, neither written nor logged one by one.
-            if (!locked && (locks || refusalAudits.take(from, o.refusalAudits.limit, Date.now()).ok)) {
-              o.log.info({ clientId: id, remote: address, reason: r.reason }, 'mqtt: connect refused');
-              auditRefusal(id, address, r, locks);
-            } else throttled('refused unaudited', (count) => o.log.info({ remote: address, count }, 'mqtt: connect refused (past the audit budget or locked out: not audited)'));
+            // Refusals while locked out are not written: the one that locked is, and says so.
+            if (locked) unaudited(address);
+            else refuseConnect(id, address, from, r, locks);
             const err = Object.assign(new Error(r.reason), { returnCode: r.code });
             return done(err as never, false);
           }
@@ -226,10 +223,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
             const replaced = clients(aedes)[id];
             if (held.size - (replaced && held.has(replaced) ? 1 : 0) >= o.appSessionsMax) {
               const full = { ok: false, code: NOT_AUTHORIZED, reason: 'the account holds its maximum of ' + o.appSessionsMax + ' MQTT sessions' } as const;
-              if (refusalAudits.take(from, o.refusalAudits.limit, Date.now()).ok) {
-                o.log.info({ clientId: id, remote: address, reason: full.reason }, 'mqtt: connect refused');
-                auditRefusal(id, address, full, null, session.actor);
-              } else throttled('refused unaudited', (count) => o.log.info({ remote: address, count }, 'mqtt: connect refused (past the audit budget or locked out: not audited)'));
+              refuseConnect(id, address, from, full, null, session.actor);
               return done(Object.assign(new Error(full.reason), { returnCode: full.code }) as never, false);
             }
             appSessions.set(key, held.add(client));
@@ -316,6 +310,20 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     }
   }, o.expirySweepMs ?? 5000);
   expiryTimer.unref();
+
+  /**
+   * A refused CONNECT, logged and audited within the budget of its address (`from`; the one that starts
+   * a lock always), else only counted in the log.
+   */
+  function refuseConnect(clientId: string, address: string, from: string, r: Extract<AuthResult, { ok: false }>, locks: string | null, actor?: Actor): void {
+    if (!locks && !refusalAudits.take(from, o.refusalAudits.limit, Date.now()).ok) return unaudited(address);
+    o.log.info({ clientId, remote: address, reason: r.reason }, 'mqtt: connect refused');
+    auditRefusal(clientId, address, r, locks, actor);
+  }
+
+  function unaudited(address: string): void {
+    throttled('refused unaudited', (count) => o.log.info({ remote: address, count }, 'mqtt: connect refused (past the audit budget or locked out: not audited)'));
+  }
 
   /** A refused CONNECT in the audit log: who it claimed to be, from where, why, and the lock-out it started. */
   function auditRefusal(clientId: string, address: string, r: Extract<AuthResult, { ok: false }>, locks: string | null, actor: Actor = NO_CREDENTIALS): void {

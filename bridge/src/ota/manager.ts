@@ -79,6 +79,22 @@ export const defaultOtaOptions: OtaOptions = {
 export const defaultRolloutSettings = { concurrency: 50, batchSize: 0, failureThreshold: 0.1, minAttempts: 20 };
 export type RolloutSettings = typeof defaultRolloutSettings;
 
+/** Arms `fn` in `ms` under `key`, in place of what was armed there; the timer forgets itself as it fires, and holds no process open. */
+function rearm<K>(timers: Map<K, NodeJS.Timeout>, key: K, ms: number, fn: () => void): void {
+  clearTimeout(timers.get(key));
+  const timer = setTimeout(() => {
+    timers.delete(key);
+    fn();
+  }, ms);
+  timer.unref();
+  timers.set(key, timer);
+}
+
+function disarm<K>(timers: Map<K, NodeJS.Timeout>, key: K): void {
+  clearTimeout(timers.get(key));
+  timers.delete(key);
+}
+
 /** Failures a new transfer of the same job may cure. */
 const RETRYABLE: readonly OtaFailure[] = ['bad_sha', 'bad_chunk', 'flash_error'];
 
@@ -264,8 +280,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
     // A new connection: whatever was being sent on the old one resumes from the device's offset.
     await this.suspend(deviceId);
     this.online.set(deviceId, { productId: t.productId, firmware: h.firmware });
-    clearTimeout(this.offlineTimers.get(deviceId));
-    this.offlineTimers.delete(deviceId);
+    disarm(this.offlineTimers, deviceId);
     let job = await this.d.store.activeJob(deviceId);
     const reset = this.resetting.get(deviceId);
     if (job && h.firmware === job.version && !h.ota.trial) {
@@ -472,13 +487,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
         if (outcome.reason === 'busy' && job.source === 'release' && job.attempts < this.o.maxAttempts) {
           // Not now, says the device: asked again later (or at its next hello), not failed for good.
           await this.d.store.updateJob(job.id, { state: 'pending', reason: 'busy' });
-          clearTimeout(this.busyTimers.get(job.id));
-          const timer = setTimeout(() => {
-            this.busyTimers.delete(job.id);
-            this.reconcile(deviceId);
-          }, this.o.busyRetryMs);
-          timer.unref();
-          this.busyTimers.set(job.id, timer);
+          rearm(this.busyTimers, job.id, this.o.busyRetryMs, () => this.reconcile(deviceId));
           return;
         }
         if (RETRYABLE.includes(outcome.reason) && job.attempts < this.o.maxAttempts) {
@@ -497,16 +506,12 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   }
 
   private armConfirm(job: OtaJob, ms: number): void {
-    clearTimeout(this.confirmTimers.get(job.id));
-    const timer = setTimeout(() => {
-      this.confirmTimers.delete(job.id);
+    rearm(this.confirmTimers, job.id, ms, () =>
       this.serial(job.deviceId, async () => {
         const now = await this.d.store.getJob(job.id);
         if (now?.state === 'verified') await this.finish(now, 'failed', 'not_confirmed');
-      });
-    }, ms);
-    timer.unref();
-    this.confirmTimers.set(job.id, timer);
+      }),
+    );
   }
 
   private abortOnDevice(job: OtaJob, reason: OtaFailure): void {
@@ -522,10 +527,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   /** Ends a job: stored, announced (spark/flash/status), counted in its rollout. */
   private async finish(job: OtaJob, state: 'done' | 'failed' | 'aborted', reason: string | null): Promise<void> {
     if (this.transfers.get(job.deviceId)?.job.id === job.id) await this.stopTransfer(job.deviceId);
-    clearTimeout(this.confirmTimers.get(job.id));
-    this.confirmTimers.delete(job.id);
-    clearTimeout(this.busyTimers.get(job.id));
-    this.busyTimers.delete(job.id);
+    disarm(this.confirmTimers, job.id);
+    disarm(this.busyTimers, job.id);
     if (this.resetting.get(job.deviceId)?.job === job.id) this.resetting.delete(job.deviceId);
     this.progressed.delete(job.id);
     this.highest.delete(job.id);
@@ -573,9 +576,7 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
   /** A rollout's job whose device is offline gives up its slot after offlineSlotMs, unless the device is back. */
   private armOffline(job: OtaJob): void {
     if (job.rolloutId === null || job.state === 'verified') return;
-    clearTimeout(this.offlineTimers.get(job.deviceId));
-    const timer = setTimeout(() => {
-      this.offlineTimers.delete(job.deviceId);
+    rearm(this.offlineTimers, job.deviceId, this.o.offlineSlotMs, () =>
       this.serial(job.deviceId, async () => {
         // Fresh: the job may have ended, or passed to a newer rollout of its version.
         const now = await this.d.store.getJob(job.id);
@@ -585,10 +586,8 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
         live.c.active = Math.max(0, live.c.active - 1);
         this.d.log.info({ deviceId: job.deviceId, job: job.id, rollout: live.r.id }, 'ota: the device is offline mid-update; its rollout slot goes to another device');
         setImmediate(() => void this.tick());
-      });
-    }, this.o.offlineSlotMs);
-    timer.unref();
-    this.offlineTimers.set(job.deviceId, timer);
+      }),
+    );
   }
 
   /** A parked job that runs again (its device came back, or it ends) takes its slot back, or is no longer counted apart. */
@@ -789,12 +788,13 @@ export class OtaManager implements OtaControl, DeviceOtaHooks {
 
   async lockNow(deviceId: string, productId: number, version: number, by: string | null): Promise<OtaJob | null> {
     const fw = await this.stored(productId, version);
+    const device = await this.d.store.getDevice(deviceId);
     // A quarantined device takes nothing, lock included: the lock is kept and applies once it is released.
-    if ((await this.d.store.getDevice(deviceId))?.quarantined) {
+    if (device?.quarantined) {
       this.reconcile(deviceId);
       return null;
     }
-    if (await this.runs(deviceId, version)) {
+    if (device?.firmwareVersion === version) {
       // Nothing to send: a job would fail on the device (bad_version) and, failed, keep the lock from
       // ever being applied again. A job in flight to another version is no longer wanted.
       this.reconcile(deviceId);

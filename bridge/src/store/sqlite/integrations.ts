@@ -3,12 +3,12 @@
  * looks like (name, device filter, method, headers, body template) is kept as
  * JSON in the `template` column: it is read and written whole, never queried.
  */
-import { eventNameProblem, isDeviceId, isReservedEventName } from '@flotilla/protocol';
+import { eventNameProblem, isDeviceId } from '@flotilla/protocol';
 import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { Integration, IntegrationInput, IntegrationOwner, IntegrationSetting, IntegrationStore } from '../store.js';
 import { parseJson, productKey, refusing } from './context.js';
-import { asIs, escapeUrl, eventView, mapJsonStrings, render, templateProblem, type TemplateVars } from '../../integrations/template.js';
+import { asIs, escapeUrl, eventView, mapJsonStrings, render, responseNameProblem, templateProblem, type TemplateVars } from '../../integrations/template.js';
 import type { Ctx } from './context.js';
 
 interface IntegrationRaw {
@@ -105,8 +105,7 @@ function check(i: IntegrationInput): { prefix: string; url: string; template: Te
   for (const [field, topic] of [['responseTopic', i.responseTopic], ['errorResponseTopic', i.errorResponseTopic]] as const) {
     if (topic == null) continue;
     // What it names once rendered must be an event name (sample values in the variables).
-    const rendered = typeof topic === 'string' && !templateProblem(topic) ? render(topic, SAMPLE_WITH_FIELDS, asIs) : '';
-    const problem = typeof topic !== 'string' ? 'must be a string' : (templateProblem(topic) ?? (eventNameProblem(rendered + '/0') || (isReservedEventName(rendered) ? 'starts with "spark", which Particle keeps for itself' : '')));
+    const problem = typeof topic !== 'string' ? 'must be a string' : (templateProblem(topic) ?? responseNameProblem(render(topic, SAMPLE_WITH_FIELDS, asIs) + '/0'));
     if (problem) throw new StoreError('invalid', field + ' must render to an event name: it ' + problem);
   }
   if (i.deviceId != null && !isDeviceId(i.deviceId)) throw new StoreError('invalid', 'deviceid must be a device ID (24 hexadecimal digits, lowercase)');
