@@ -773,24 +773,27 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     for (let i = 0; i < 50 && !/\r\n\r\n\{.*\}$/s.test(a.answer()); i++) await new Promise((r) => setTimeout(r, 20));
     a.socket.destroy();
     assert.match(a.answer(), /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 .*"ok":false/s);
+    /** A token of a new API user of product A allowed only `scope`. */
+    const apiUserToken = async (username: string, scope: 'device.flash' | 'device.edit') => {
+      const u = await f.bridge.store.createApiUser({ username, productId: f.products.A, scopes: [scope] });
+      return (await f.bridge.store.issueToken({ subject: { kind: 'apiUser', id: u.id }, clientId: 'test', scopes: [], ttlSeconds: 600 })).token;
+    };
+    /** A multipart PUT of device A1 with one field (a string, or a file's bytes as a Blob). */
+    const putForm = (token: string, name: string, value: string | Blob) => {
+      const form = new FormData();
+      if (typeof value === 'string') form.set(name, value);
+      else form.set(name, value, 'app.bin');
+      return fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + token }, body: form });
+    };
     // A multipart device PUT with no file is decided as what it is once read: an API user that may flash, not edit, renames nothing.
-    const flasher = await f.bridge.store.createApiUser({ username: 'flasher', productId: f.products.A, scopes: ['device.flash'] });
-    const token = (await f.bridge.store.issueToken({ subject: { kind: 'apiUser', id: flasher.id }, clientId: 'test', scopes: [], ttlSeconds: 600 })).token;
-    const form = new FormData();
-    form.set('name', 'renamed-by-a-flasher');
-    const rename = await fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + token }, body: form });
+    const rename = await putForm(await apiUserToken('flasher', 'device.flash'), 'name', 'renamed-by-a-flasher');
     assert.equal(rename.status, 403, await rename.clone().text());
     assert.notEqual((await f.bridge.store.getDevice(A1))!.name, 'renamed-by-a-flasher');
     // And one who may not flash but may do what the body asks is let on (curl -F): an edit-only API user renames, and may not flash.
-    const editor = await f.bridge.store.createApiUser({ username: 'editor', productId: f.products.A, scopes: ['device.edit'] });
-    const edit = (await f.bridge.store.issueToken({ subject: { kind: 'apiUser', id: editor.id }, clientId: 'test', scopes: [], ttlSeconds: 600 })).token;
-    const named = new FormData();
-    named.set('notes', 'by a form');
-    const ok = await fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + edit }, body: named });
+    const edit = await apiUserToken('editor', 'device.edit');
+    const ok = await putForm(edit, 'notes', 'by a form');
     assert.equal(ok.status, 200, await ok.clone().text());
     assert.equal((await f.bridge.store.getDevice(A1))!.notes, 'by a form');
-    const image = new FormData();
-    image.set('file', new Blob(['not an image']), 'app.bin');
-    assert.equal((await fetch(base + '/v1/products/prod-a/devices/' + A1, { method: 'PUT', headers: { authorization: 'Bearer ' + edit }, body: image })).status, 403);
+    assert.equal((await putForm(edit, 'file', new Blob(['not an image']))).status, 403);
   });
 });
