@@ -20,7 +20,7 @@ export const VAR_VALUE = 21.5;
 export const HELLO: Messages['hello'] = {
   agent: '0.1.0',
   firmware: 1,
-  product: 1,
+  product: 1000,
   variables: [{ name: VARIABLE, type: 'double' }],
   functions: [FUNCTION],
   subscriptions: [],

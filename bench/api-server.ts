@@ -45,7 +45,7 @@ async function floor(): Promise<void> {
       const [, , , id, name] = (req.url ?? '').split('/');
       const body = req.method === 'POST'
         ? { id, name, connected: true, return_value: CALL_RETURN }
-        : { cmd: 'VarReturn', name, result: VAR_VALUE, coreInfo: { last_app: '', last_heard: at, connected: true, last_handshake_at: at, deviceID: id, product_id: 1 } };
+        : { cmd: 'VarReturn', name, result: VAR_VALUE, coreInfo: { last_app: '', last_heard: at, connected: true, last_handshake_at: at, deviceID: id, product_id: 1000 } };
       const text = JSON.stringify(body);
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
       res.end(text);

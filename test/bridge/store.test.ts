@@ -228,6 +228,23 @@ describe('store (SQLite file, typeorm migrations)', function () {
       }
     });
 
+    it('upgrading a file whose products were numbered below 1000 keeps their ids and numbers the next from 1000', async () => {
+      const before = await fileBefore('ProductIds');
+      await before.ds.query("INSERT INTO products (name, slug, owner_user_id, org_id, settings, created_at) VALUES ('two', 'two', 'u1', NULL, '{}', 1)");
+      await before.ds.destroy();
+      const ds = await before.upgrade();
+      try {
+        await ds.query("INSERT INTO products (name, slug, owner_user_id, org_id, settings, created_at) VALUES ('three', 'three', 'u1', NULL, '{}', 1)");
+        assert.deepEqual(await ds.query('SELECT id, slug FROM products ORDER BY id'), [
+          { id: 7, slug: 'old' },
+          { id: 8, slug: 'two' },
+          { id: 1000, slug: 'three' },
+        ]);
+      } finally {
+        await ds.destroy();
+      }
+    });
+
     it('the migrations render as PostgreSQL DDL (typeorm SQL-in-memory mode, no server)', async () => {
       // A stub for the pg module: enough for typeorm to build a PostgreSQL query runner that records SQL instead of sending it.
       const ds = new DataSource({ type: 'postgres', driver: { defaults: {}, types: { setTypeParser() {} } } });
@@ -237,8 +254,11 @@ describe('store (SQLite file, typeorm migrations)', function () {
       const sql = qr.getMemorySql().upQueries.map((q) => q.query);
       assert.equal(sql.filter((q) => q.startsWith('CREATE TABLE ')).length, 34);
       // Creates, and the in-place changes of the integration-owners migration (its one column made optional, two added, their keys, the check)
-      // of the user-claim-codes one (the product made optional, a check), and of the device-ip one (a column).
-      assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q) && !/^ALTER TABLE "(integrations|claim_codes|devices)" /.test(q)), []);
+      // of the user-claim-codes one (the product made optional, a check), and of the device-ip one (a column);
+      // the product-ids one moves the products' sequence.
+      assert.deepEqual(sql.filter((q) => !/^CREATE (TABLE|INDEX) /.test(q) && !/^ALTER TABLE "(integrations|claim_codes|devices)" /.test(q)), [
+        `SELECT setval(pg_get_serial_sequence('products', 'id'), GREATEST(999, (SELECT COALESCE(MAX(id), 0) FROM products)))`,
+      ]);
       assert.deepEqual(
         sql.filter((q) => q.startsWith('ALTER TABLE ')).map((q) => q.replace(/"FK_[0-9a-f]+"/, '"FK_…"').replace(/ CHECK .*/, ' CHECK …')),
         [

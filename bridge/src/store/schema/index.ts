@@ -40,6 +40,7 @@ import { WebhookDefaults1795564800000 } from './migrations/1795564800000-webhook
 import { Retention1795651200000 } from './migrations/1795651200000-retention.js';
 import { UserClaimCodes1795737600000 } from './migrations/1795737600000-user-claim-codes.js';
 import { DeviceIp1795824000000 } from './migrations/1795824000000-device-ip.js';
+import { ProductIds1795910400000 } from './migrations/1795910400000-product-ids.js';
 import { ClaimCodeEntity, CustomerUserEntity, OAuthCodeEntity } from './signin.js';
 
 export const ENTITIES = [
@@ -80,7 +81,7 @@ export const ENTITIES = [
 ];
 
 /** In order; never edit one that has shipped, add the next. */
-export const MIGRATIONS = [Initial1732406400000, Usage1763856000000, Ota1795392000000, Signin1795435200000, Orgs1795478400000, IntegrationOwners1795521600000, WebhookDefaults1795564800000, Retention1795651200000, UserClaimCodes1795737600000, DeviceIp1795824000000];
+export const MIGRATIONS = [Initial1732406400000, Usage1763856000000, Ota1795392000000, Signin1795435200000, Orgs1795478400000, IntegrationOwners1795521600000, WebhookDefaults1795564800000, Retention1795651200000, UserClaimCodes1795737600000, DeviceIp1795824000000, ProductIds1795910400000];
 
 /** The table typeorm records applied migrations in. */
 export const MIGRATIONS_TABLE = 'migrations';
