@@ -479,12 +479,13 @@ describe('store (SQLite file, typeorm migrations)', function () {
       await refused(store.createOrg('!!!', u.owner), 'invalid');
     });
 
-    it('creates products with integer ids, owned by a user or by an org', async () => {
+    it('creates products with integer ids from 1000 (past every Particle platform id), owned by a user or by an org', async () => {
       const p = await store.createProduct({ name: 'Personal', slug: 'personal-1', ownerUserId: u.solo, settings: { color: 'blue' } });
       const q = await store.createProduct({ name: 'Org product', slug: 'org-product', orgId });
       personal = p.id;
       orgProduct = q.id;
       assert.ok(Number.isInteger(p.id) && q.id > p.id);
+      assert.ok(p.id >= 1000, `product id ${p.id}`);
       assert.deepEqual([p.ownerUserId, p.orgId, p.settings], [u.solo, null, { color: 'blue' }]);
       assert.deepEqual([q.ownerUserId, q.orgId, q.settings], [null, orgId, {}]);
       assert.deepEqual(await store.getProduct(p.id), p);
