@@ -62,20 +62,7 @@ export async function readBody(req: IncomingMessage, limit: number, upload?: Upl
   }
   if (declared > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
   reading();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > limit) throw ApiError.of(413, 'Request body is larger than ' + limit + ' bytes');
-      chunks.push(chunk as Buffer);
-    }
-  } catch (e) {
-    // The client hung up mid-body ('aborted', ECONNRESET): its doing, not the bridge's error.
-    if (e instanceof ApiError) throw e;
-    throw ApiError.of(400, 'The request body was cut off');
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = (await readAll(req, limit)).toString('utf8');
   if (text === '') return {};
   const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'application/json') {
@@ -90,6 +77,37 @@ export async function readBody(req: IncomingMessage, limit: number, upload?: Upl
   }
   if (type === 'application/x-www-form-urlencoded' || type === '') return formFields(new URLSearchParams(text));
   throw ApiError.of(415, 'Send application/json or application/x-www-form-urlencoded');
+}
+
+/**
+ * The whole body, up to `limit` bytes (413 past it: the request is destroyed, as nothing more of it is
+ * read). Listeners rather than `for await`: an async iterator per request costs a tenth of a small call's
+ * time in the HTTP layer.
+ */
+function readAll(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (e: ApiError | null) => {
+      req.off('data', data).off('end', end).off('error', cut).off('close', cut);
+      if (e === null) resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+      else reject(e);
+    };
+    const data = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else {
+        req.destroy();
+        done(ApiError.of(413, 'Request body is larger than ' + limit + ' bytes'));
+      }
+    };
+    const end = () => done(null);
+    // The client hung up mid-body ('aborted', ECONNRESET): its doing, not the bridge's error.
+    const cut = () => done(ApiError.of(400, 'The request body was cut off'));
+    if (req.readableEnded) return resolve(Buffer.alloc(0));
+    if (req.destroyed) return cut();
+    req.on('data', data).on('end', end).on('error', cut).on('close', cut);
+  });
 }
 
 /**
