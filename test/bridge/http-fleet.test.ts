@@ -237,6 +237,56 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('POST', '/v1/orgs/olga-co/team', olga, { friendly_name: 'fleet-reader', scopes: ['device.view', 'org.team.view'] })).status, 201);
   });
 
+  it('changes an API user\'s name and scopes with PUT …/team/:apiuser: new scopes rotate its token, and only within what the changer holds', async () => {
+    const made = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'reporter', scopes: ['device.view'] })).body.created;
+    const path = '/v1/products/prod-a/team/' + encodeURIComponent(made.username);
+    const old = made.tokens[0].token as string;
+    // A new name alone keeps the token.
+    const renamed = await api('PUT', path, f.tokens.alice, { friendly_name: 'Nightly reporter' });
+    assert.equal(renamed.status, 200, JSON.stringify(renamed.body));
+    assert.deepEqual([renamed.body.updated.friendly_name, renamed.body.updated.scopes, renamed.body.updated.tokens], ['Nightly reporter', ['device.view'], undefined]);
+    assert.equal((await api('GET', '/v1/products/prod-a/devices', old)).status, 200);
+    // New scopes: a new token, the old one ends (before, 400 "role must be ...": scopes could only change by deleting the API user).
+    const rescoped = await api('PUT', path, f.tokens.alice, { scopes: ['device.view', 'device.variable'] });
+    assert.equal(rescoped.status, 200, JSON.stringify(rescoped.body));
+    assert.deepEqual(rescoped.body.updated.scopes, ['device.view', 'device.variable']);
+    const fresh = rescoped.body.updated.tokens[0].token as string;
+    assert.equal((await api('GET', '/v1/products/prod-a/devices', old)).status, 401, 'the old token is revoked');
+    assert.equal((await api('GET', '/v1/devices/' + A1 + '/temp', fresh)).body.result, 21.5);
+    // Its username's name part follows the friendly name; the id part, which names it, stays (the old username still names it).
+    const team = (await api('GET', '/v1/products/prod-a/team', f.tokens.alice)).body.team as { id?: string; username: string; friendly_name?: string; scopes?: string[] }[];
+    assert.deepEqual(team.filter((m) => m.id === made.id).map((m) => [m.username, m.friendly_name, m.scopes]), [
+      ['nightly-reporter+' + made.id + '@api.flotilla.invalid', 'Nightly reporter', ['device.view', 'device.variable']],
+    ]);
+    // Only with team.apiUsers, only scopes the changer holds, never an Owner-only one, and only this team's API users.
+    assert.equal((await api('PUT', path, f.tokens.erin, { scopes: ['device.view'] })).status, 403, 'a Developer does not manage API users');
+    const ownerOnly = await api('PUT', path, f.tokens.alice, { scopes: ['billing.manage'] });
+    assert.deepEqual([ownerOnly.status, ownerOnly.body.error], [400, 'An API user never holds Owner-only scopes: billing.manage']);
+    assert.equal((await api('PUT', path, f.tokens.alice, { scopes: [] })).status, 400);
+    assert.equal((await api('PUT', '/v1/products/prod-a/team/nobody%2Bffffffffffffffffffffffff%40api.flotilla.invalid', f.tokens.alice, { scopes: ['device.view'] })).status, 404);
+    const limited = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'limited', scopes: ['team.apiUsers', 'device.view'] })).body.created;
+    const beyond = await api('PUT', path, limited.tokens[0].token, { scopes: ['device.view', 'device.remove'] });
+    assert.deepEqual([beyond.status, beyond.body.error], [403, 'You may not grant scopes you do not hold yourself: device.remove']);
+    const holdsMore = await api('PUT', path, limited.tokens[0].token, { friendly_name: 'mine now' });
+    assert.deepEqual([holdsMore.status, holdsMore.body.error], [403, 'You may not change an API user that holds scopes you do not hold yourself: device.variable']);
+    for (const u of [made.username, limited.username]) assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(u), f.tokens.alice)).status, 204);
+  });
+
+  it('refuses Owner-only scopes to a new API user, and lets no API user change or remove a person', async () => {
+    const billing = await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'payer', scopes: ['billing.manage'] });
+    assert.deepEqual([billing.status, billing.body.error], [400, 'An API user never holds Owner-only scopes: billing.manage']);
+    // Before, team.manage made an API user an Administrator over people: it promoted a viewer and removed members.
+    const manager = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'manager', scopes: ['team.manage', 'team.view'] })).body.created;
+    const t = manager.tokens[0].token as string;
+    const promote = await api('PUT', '/v1/products/prod-a/team/carol', t, { role: 'administrator' });
+    assert.deepEqual([promote.status, promote.body.error], [403, "Only a person changes a team member's role"]);
+    const remove = await api('DELETE', '/v1/products/prod-a/team/dave', t);
+    assert.deepEqual([remove.status, remove.body.error], [403, 'Only a person removes team members']);
+    const roles = ((await api('GET', '/v1/products/prod-a/team', f.tokens.alice)).body.team as { username: string; role: { id: string } | null }[]).filter((m) => m.role !== null);
+    assert.deepEqual(roles.filter((m) => m.username === 'carol' || m.username === 'dave').map((m) => [m.username, m.role!.id]).sort(), [['carol', 'viewer'], ['dave', 'support']]);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(manager.username), f.tokens.alice)).status, 204);
+  });
+
   it('creates customers with a product client (particle-api-js), logs them in three ways, and a customer reaches only their own devices', async () => {
     // A product OAuth client; its secret is shown once.
     const c = (await particle.createOAuthClient({ name: 'Kitchen App', type: 'installed', product: 'prod-a', auth: f.tokens.erin })).body as unknown as { client: { id: string; secret: string } };

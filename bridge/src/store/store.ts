@@ -531,6 +531,8 @@ export interface CustomerStore {
   createApiUser(input: { username: string; scopes: string[] } & ({ orgId: string; productId?: undefined } | { productId: ProductId; orgId?: undefined })): Promise<ApiUser>;
   getApiUser(id: string): Promise<ApiUser | null>;
   listApiUsers(of: TeamRef): Promise<ApiUser[]>;
+  /** Renames the API user or sets its scopes (its tokens are the caller's to rotate). not_found: no such API user. */
+  updateApiUser(id: string, changes: { username?: string; scopes?: string[] }): Promise<ApiUser>;
   /** Deletes the API user; its tokens stop working. */
   deleteApiUser(id: string): Promise<boolean>;
 }

@@ -5,12 +5,14 @@
  *   POST   …/team {username, role}           invites (the invitee accepts: /v1/user/invitations)
  *   POST   …/team {friendly_name, scopes}    creates an API user and answers its token once
  *   PUT    …/team/:username {role}           changes a member's role
+ *   PUT    …/team/:apiuser {friendly_name, scopes}  renames an API user or sets its scopes (a new token, answered once)
  *   DELETE …/team/:username                  removes a member, an API user or a pending invitation
  * Nobody grants above their own role, the Owner is never granted, changed or
- * removed; accepting an org invitation removes the person's product
+ * removed; only a person invites, changes or removes people (API users "cannot
+ * administer users", as Particle's); accepting an org invitation removes the person's product
  * memberships on the org's products (the store does it in one transaction).
  */
-import { isAction, isRole, ROLE_TITLES, roleRank, type Action, type Role } from '@flotilla/protocol';
+import { isAction, isRole, minRoleFor, ROLE_TITLES, roleRank, type Action, type Role } from '@flotilla/protocol';
 import { canChangeRole, canInvite, canRemove, mayGrantScope, productTeamView, scopeApplies, type TeamResource, type TeamKind } from '../../policy/team.js';
 import type { Decision } from '../../policy/types.js';
 import { API_USER_DOMAIN, type ApiUser, type MemberRole, type TeamRef, type TeamMember } from '../../store/store.js';
@@ -75,19 +77,78 @@ async function findMember(ctx: ApiContext, kind: TeamKind, a: Access, username: 
   return m ? { userId: user.id, role: m.role } : null;
 }
 
-async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: Fields) {
+/** An API user's friendly name from a body, or a 400. */
+function friendlyName(body: Fields): string {
   const name = body.friendly_name;
   if (typeof name !== 'string' || name.trim() === '') throw ApiError.of(400, 'The friendly_name field is required');
+  return name;
+}
+
+/** The scopes of a body that the actor may give an API user of this team, or a 400/403 naming the others. */
+function grantableScopes(kind: TeamKind, a: Access, body: Fields): Action[] {
   const scopes = parseScopes(body.scopes);
   const team: TeamResource = kind === 'org' ? { kind: 'org', orgId: a.org!.id, ownerUserId: a.org!.ownerUserId } : { kind: 'product', product: a.product! };
   const misplaced = scopes.filter((s) => !scopeApplies(s, team));
   if (misplaced.length > 0) throw ApiError.of(400, 'Organization scopes do not apply to a product\'s API user: ' + misplaced.join(', '));
+  // The policy never lets a program take them (policy/decide.ts): granted, they would be a scope that opens nothing.
+  const ownerOnly = scopes.filter((s) => minRoleFor(s) === 'owner');
+  if (ownerOnly.length > 0) throw ApiError.of(400, 'An API user never holds Owner-only scopes: ' + ownerOnly.join(', '));
   const beyond = scopes.filter((s) => !mayGrantScope(a.actor, s, team));
   if (beyond.length > 0) throw ApiError.of(403, 'You may not grant scopes you do not hold yourself: ' + beyond.join(', '));
+  return scopes;
+}
+
+/** A new token for the API user, answered once. API users' tokens do not expire: a program holds one and the team deletes the API user to end it. */
+async function apiUserToken(ctx: ApiContext, u: ApiUser): Promise<string> {
+  return (await ctx.store.issueToken({ subject: { kind: 'apiUser', id: u.id }, clientId: 'api-user', scopes: u.scopes, ttlSeconds: null })).token;
+}
+
+function apiUserBody(u: ApiUser, token: string | null) {
+  return { username: apiUserName(u), friendly_name: u.username, id: u.id, is_programmatic: true, scopes: u.scopes, ...(token === null ? {} : { tokens: [{ token }] }) };
+}
+
+async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: Fields) {
+  const name = friendlyName(body);
+  const scopes = grantableScopes(kind, a, body);
   const u = await ctx.store.createApiUser({ username: name, scopes, ...(kind === 'org' ? { orgId: a.org!.id } : { productId: a.product!.productId }) });
-  // API users' tokens do not expire: a program holds one and the team deletes the API user to end it.
-  const token = await ctx.store.issueToken({ subject: { kind: 'apiUser', id: u.id }, clientId: 'api-user', scopes, ttlSeconds: null });
-  return { status: 201, body: { ok: true, created: { username: apiUserName(u), friendly_name: u.username, id: u.id, is_programmatic: true, scopes, tokens: [{ token: token.token }] } } };
+  return { status: 201, body: { ok: true, created: apiUserBody(u, await apiUserToken(ctx, u)) } };
+}
+
+/**
+ * Renames an API user or sets its scopes. New scopes rotate its token, as Particle's do: the old one and
+ * every session opened with it end, and the new one is answered once (an API user holds one token).
+ */
+async function updateApiUser(ctx: ApiContext, kind: TeamKind, a: Access, u: ApiUser, body: Fields) {
+  const name = 'friendly_name' in body ? friendlyName(body) : undefined;
+  const scopes = 'scopes' in body ? grantableScopes(kind, a, body) : undefined;
+  // Whoever changes an API user may also grant what it holds now: a Developer does not rename an Administrator's program.
+  const held = u.scopes.filter((s) => isAction(s) && !mayGrantScope(a.actor, s, kind === 'org' ? { kind: 'org', orgId: a.org!.id, ownerUserId: a.org!.ownerUserId } : { kind: 'product', product: a.product! }));
+  if (held.length > 0) throw ApiError.of(403, 'You may not change an API user that holds scopes you do not hold yourself: ' + held.join(', '));
+  const updated = await ctx.store.updateApiUser(u.id, { username: name, scopes });
+  const rotate = scopes !== undefined && [...scopes].sort().join(' ') !== [...u.scopes].sort().join(' ');
+  let token: string | null = null;
+  if (rotate) {
+    ctx.fleet.cutTokenHashes(await ctx.store.revokeTokensOf({ kind: 'apiUser', id: u.id }));
+    ctx.fleet.cutSubject('apiUser', u.id);
+    token = await apiUserToken(ctx, updated);
+  }
+  return { ok: true, updated: apiUserBody(updated, token) };
+}
+
+/**
+ * The API user of this team named in the path, if it is one: by its id, or by a username whose id part
+ * is its id (the name part follows the friendly name, so a username from before a rename still names it).
+ */
+async function findApiUser(ctx: ApiContext, kind: TeamKind, a: Access, name: string): Promise<ApiUser | null> {
+  const id = API_USER_ID.exec(name)?.[1] ?? name;
+  return (await ctx.store.listApiUsers(teamOf(kind, a))).find((u) => u.id === id) ?? null;
+}
+
+const API_USER_ID = new RegExp('^[a-z0-9-]+\\+([0-9a-f]{24})@' + API_USER_DOMAIN.replace(/\./g, '\\.') + '$');
+
+/** Only people change people: an API user's team.manage covers invitations it may cancel and API users, not members. */
+function personOnly(a: Access, what: string): void {
+  if (a.actor.kind !== 'user') throw ApiError.of(403, 'Only a person ' + what);
 }
 
 /**
@@ -107,6 +168,11 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
   const MANAGE: Action = kind === 'org' ? 'org.team.manage' : 'team.manage';
   const API_USERS: Action = kind === 'org' ? 'org.apiUsers' : 'team.apiUsers';
   const createAction = async (body: () => Promise<Fields>): Promise<Action> => ('friendly_name' in (await body()) ? API_USERS : MANAGE);
+  // A change of an API user's name or scopes is API users' business; a role is a member's.
+  const changeAction = async (body: () => Promise<Fields>): Promise<Action> => {
+    const b = await body();
+    return !('role' in b) && ('friendly_name' in b || 'scopes' in b) ? API_USERS : MANAGE;
+  };
 
   return [
     route('GET', base + '/team', g(VIEW), async (req, ctx, a) => {
@@ -136,11 +202,17 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       const inv = await ctx.store.createInvitation({ team: teamOf(kind, a), email: username, role, invitedBy: inviter });
       return { status: 201, body: { ok: true, invited: { id: inv.id, username: inv.email, role: roleObject(inv.role) } } };
     }),
-    route('PUT', base + '/team/:username', g(MANAGE), async (req, ctx, a) => {
+    route('PUT', base + '/team/:username', g(changeAction), async (req, ctx, a) => {
       const body = await req.body();
+      if (!('role' in body) && ('friendly_name' in body || 'scopes' in body)) {
+        const u = await findApiUser(ctx, kind, a, req.params.username);
+        if (!u) throw ApiError.of(404, 'No API user ' + req.params.username + ' on this team');
+        return updateApiUser(ctx, kind, a, u, body);
+      }
       const role = parseRole(body.role);
       const m = await findMember(ctx, kind, a, req.params.username);
       if (!m) throw ApiError.of(404, 'No team member ' + req.params.username);
+      personOnly(a, "changes a team member's role");
       if (!canChangeRole(actingRole(a.decision), m.role, role, kind)) throw ApiError.of(403, 'You may not change ' + req.params.username + ' to ' + ROLE_TITLES[role]);
       if (kind === 'org') await ctx.store.setOrgMemberRole(a.org!.id, m.userId, role);
       else await ctx.store.setProductMemberRole(a.product!.productId, m.userId, role);
@@ -152,13 +224,14 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       const team = teamOf(kind, a);
       const m = await findMember(ctx, kind, a, name);
       if (m) {
+        personOnly(a, 'removes team members');
         if (!canRemove(actingRole(a.decision), m.role, kind)) throw ApiError.of(403, m.role === 'owner' ? 'The Owner cannot be removed' : 'You may not remove ' + name);
         if (kind === 'org') await ctx.store.removeOrgMember(a.org!.id, m.userId);
         else await ctx.store.removeProductMember(a.product!.productId, m.userId);
         await ctx.fleet.refreshUser(m.userId);
         return { status: 204, body: null };
       }
-      const apiUser = (await ctx.store.listApiUsers(team)).find((u) => apiUserName(u) === name || u.id === name);
+      const apiUser = await findApiUser(ctx, kind, a, name);
       if (apiUser) {
         await ctx.store.deleteApiUser(apiUser.id);
         ctx.fleet.cutSubject('apiUser', apiUser.id);

@@ -52,6 +52,7 @@ export function customerStore(ctx: Ctx): CustomerStore {
   const apiUsersOfOrg = db.prepare<ApiUserRaw>('SELECT * FROM api_users WHERE org_id = ? ORDER BY created_at, id');
   const apiUsersOfProduct = db.prepare<ApiUserRaw>('SELECT * FROM api_users WHERE product_id = ? ORDER BY created_at, id');
   const deleteApiUser = db.prepare('DELETE FROM api_users WHERE id = ?');
+  const updateApiUser = db.prepare('UPDATE api_users SET username = ?, scopes = ? WHERE id = ?');
   // Tokens name their subject without a foreign key (three kinds of subject): revoke them with it.
   const revokeTokensOf = db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE subject_kind = ? AND subject_id = ? AND revoked_at IS NULL');
   const removeCustomer = db.transaction((id: string, now: number) => {
@@ -139,6 +140,17 @@ export function customerStore(ctx: Ctx): CustomerStore {
 
     async listApiUsers(of) {
       return (of.orgId !== undefined ? apiUsersOfOrg.all(of.orgId) : apiUsersOfProduct.all(productKey(of.productId))).map(apiUser);
+    },
+
+    async updateApiUser(id, changes) {
+      const r = apiUserById.get(id);
+      if (!r) throw new StoreError('not_found', `no API user ${id}`);
+      const before = apiUser(r);
+      const username = changes.username === undefined ? before.username : cleanName(changes.username, 'an API user name');
+      if (changes.scopes !== undefined && (!Array.isArray(changes.scopes) || changes.scopes.some((x) => typeof x !== 'string')))
+        throw new StoreError('invalid', 'scopes must be a list of action names');
+      updateApiUser.run(username, JSON.stringify(changes.scopes ?? before.scopes), id);
+      return apiUser(apiUserById.get(id) as ApiUserRaw);
     },
 
     async deleteApiUser(id) {
