@@ -592,13 +592,32 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.equal((await api('POST', '/v1/products/prod-a/sims', f.tokens.dave, { sims: [s1] })).status, 403, 'adding needs a Developer');
     const added = (await api('POST', '/v1/products/prod-a/sims', f.tokens.erin, { sims: [s1, s2, '1234', s1.slice(0, -1) + ((Number(s1.slice(-1)) + 1) % 10)] })).body;
     assert.deepEqual([added.added, added.invalid.length], [[s1, s2], 2], 'a bad length and a bad check digit are refused');
-    assert.deepEqual((await api('POST', '/v1/products/prod-b/sims', f.tokens.bob, { sims: [s1] })).body.existing, [s1], 'a SIM is in one product');
-    assert.deepEqual((await api('GET', '/v1/products/prod-a/sims', f.tokens.carol)).body.sims.map((x: { iccid: string; status: string }) => [x.iccid, x.status]), [[s1, 'inactive'], [s2, 'inactive']]);
+    // A SIM is in one product: another product's is not added, and is not reported as already in this one (before: `existing`).
+    const foreign = (await api('POST', '/v1/products/prod-b/sims', f.tokens.bob, { sims: [s1] })).body;
+    assert.deepEqual([foreign.added, foreign.existing, foreign.invalid], [[], [], [s1]]);
+    assert.deepEqual((await api('POST', '/v1/products/prod-a/sims', f.tokens.erin, { sims: [s1] })).body.existing, [s1], 'already in this product');
+    // Imported active, as Particle's import activates them (before: inactive).
+    assert.deepEqual((await api('GET', '/v1/products/prod-a/sims', f.tokens.carol)).body.sims.map((x: { iccid: string; status: string }) => [x.iccid, x.status]), [[s1, 'active'], [s2, 'active']]);
     const simPage = (await api('GET', '/v1/products/prod-a/sims?per_page=1&page=2', f.tokens.carol)).body;
     assert.deepEqual([simPage.sims.map((x: { iccid: string }) => x.iccid), simPage.meta], [[s2], { total_pages: 2 }]);
-    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.carol, { action: 'activate' })).status, 403);
-    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'activate' })).body.status, 'active', 'Support changes the state');
+    // Particle's filters (particle-api-js listSIMs({iccid})): before, ignored, and every SIM was listed.
+    const listed = async (query: string) => (await api('GET', '/v1/products/prod-a/sims?' + query, f.tokens.carol)).body.sims.map((x: { iccid: string }) => x.iccid);
+    assert.deepEqual(await listed('iccid=' + s2), [s2]);
+    assert.deepEqual(await listed('iccid=' + s1.slice(-6)), [s1], 'part of an ICCID');
+    assert.deepEqual(await listed('deviceId=' + A1), [], 'a SIM is not linked to a device here: a device filter matches none');
+    assert.deepEqual(((await particle.listSIMs({ product: 'prod-a', iccid: s1, auth: f.tokens.carol })).body as unknown as { sims: { iccid: string }[] }).sims.map((x) => x.iccid), [s1]);
+    // ICCIDs as JSON numbers lose their last digits: refused, none added (before, a SIM never sent was registered).
+    const asNumber = await api('POST', '/v1/products/prod-a/sims', f.tokens.erin, { sims: [89012608823110079191] });
+    assert.deepEqual([asNumber.status, asNumber.body.error], [400, "sims must be a list of ICCIDs written as strings (a JSON number loses an ICCID's last digits)"]);
+    assert.equal((await api('GET', '/v1/products/prod-a/sims', f.tokens.carol)).body.sims.length, 2);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.carol, { action: 'deactivate' })).status, 403);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'deactivate' })).body.status, 'inactive', 'Support changes the state');
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'deactivate' })).status, 409);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'activate' })).body.status, 'active');
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'activate' })).status, 409);
+    assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'reactivate' })).status, 409, 'as activate (before: 200)');
+    const both = await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { action: 'deactivate', mb_limit: 7 });
+    assert.deepEqual([both.status, both.body.error], [400, 'Send action or mb_limit, one of them'], 'before: 200, and the limit dropped');
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { mb_limit: 50 })).body.mb_limit, 50);
     assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { mb_limit: -1 })).status, 400);
     for (const junk of [[5], true, ' 5x', '0x10']) assert.equal((await api('PUT', '/v1/products/prod-a/sims/' + s1, f.tokens.dave, { mb_limit: junk })).status, 400, JSON.stringify(junk));
@@ -619,8 +638,8 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const fleet = (await particle.getFleetDataUsage({ product: 'prod-a', auth: f.tokens.carol })).body as unknown as {
       total_active_sim_cards: number; total_mbs_used: number; usage_by_day: { date: string; mbs_used: number; mbs_used_cumulative: number }[];
     };
-    // Without a range: the last 30 days, so none of these.
-    assert.deepEqual([fleet.total_active_sim_cards, fleet.total_mbs_used, fleet.usage_by_day], [1, 0, []]);
+    // Without a range: the last 30 days, so none of these. Active: s1 and s3 (imported active).
+    assert.deepEqual([fleet.total_active_sim_cards, fleet.total_mbs_used, fleet.usage_by_day], [2, 0, []]);
     const january = (await api('GET', '/v1/products/prod-a/sims/data_usage?start_date=2026-01-01&end_date=2026-01-31', f.tokens.carol)).body;
     assert.deepEqual(january.usage_by_day.map((d: { date: string; mbs_used: number; mbs_used_cumulative: number }) => [d.date, d.mbs_used, d.mbs_used_cumulative]), [['2026-01-01', 1.5, 1.5], ['2026-01-02', 2, 3.5]]);
     assert.equal(january.total_mbs_used, 3.5);

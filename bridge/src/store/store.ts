@@ -779,7 +779,7 @@ export interface SimCard {
 export interface SimStore {
   listSims(productId: ProductId): Promise<SimCard[]>;
   getSim(iccid: string): Promise<SimCard | null>;
-  /** Adds SIMs to a product (inactive). Malformed ICCIDs and ones already in a product are answered, not added. */
+  /** Adds SIMs to a product, active. Ones already in it are answered `existing`; malformed ICCIDs and another product's, `invalid`. */
   addSims(productId: ProductId, iccids: readonly string[]): Promise<{ added: string[]; existing: string[]; invalid: string[] }>;
   /** not_found: no such SIM; invalid: a limit that is not a positive whole number of MB. */
   updateSim(iccid: string, changes: { status?: SimCard['status']; dataLimit?: number | null }): Promise<SimCard>;

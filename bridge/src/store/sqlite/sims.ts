@@ -41,7 +41,8 @@ export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData
   const { db } = ctx;
   const list = db.prepare<SimRaw>('SELECT * FROM sim_cards WHERE product_id = ? ORDER BY iccid');
   const byId = db.prepare<SimRaw>('SELECT * FROM sim_cards WHERE iccid = ?');
-  const insert = db.prepare("INSERT INTO sim_cards (iccid, product_id, status, data_limit, created_at) VALUES (?, ?, 'inactive', NULL, ?)");
+  // Imported active, as Particle's import does ("SIM cards will be activated upon import").
+  const insert = db.prepare("INSERT INTO sim_cards (iccid, product_id, status, data_limit, created_at) VALUES (?, ?, 'active', NULL, ?)");
   const setStatus = db.prepare('UPDATE sim_cards SET status = ? WHERE iccid = ?');
   const setLimit = db.prepare('UPDATE sim_cards SET data_limit = ? WHERE iccid = ?');
   const remove = db.prepare('DELETE FROM sim_cards WHERE iccid = ?');
@@ -62,8 +63,10 @@ export function simStore(ctx: Ctx): SimStore & Pick<BillingStore, 'recordSimData
     const out = { added: [] as string[], existing: [] as string[], invalid: [] as string[] };
     for (const raw of iccids) {
       const iccid = typeof raw === 'string' ? raw.trim() : '';
-      if (!isIccid(iccid)) out.invalid.push(String(raw));
-      else if (byId.get(iccid)) out.existing.push(iccid);
+      const held = isIccid(iccid) ? byId.get(iccid) : undefined;
+      // Another product's SIM cannot be added: invalid here, not `existing`, which reads as already in this product.
+      if (!isIccid(iccid) || (held && held.product_id !== productId)) out.invalid.push(String(raw));
+      else if (held) out.existing.push(iccid);
       else {
         refusing({ foreignKey: `no product ${productId}` }, () => insert.run(iccid, productId, ctx.now()));
         out.added.push(iccid);
