@@ -109,7 +109,12 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
 
   it("two-legged authentication: the product's server makes a customer without a password and gets customer tokens; passwords are refused", async () => {
     await mode('two_legged');
-    const made = await api('POST', '/v1/products/prod-a/customers', null, { email: 'ned@example.com', no_password: true }, basic(client));
+    // The product's server makes customers (before, the app's installed client did too: anyone holding a copy of the app
+    // made customers, got renewable tokens and claimed the product's unclaimed devices).
+    const byApp = await api('POST', '/v1/products/prod-a/customers', null, { email: 'mallory@example.com', no_password: true }, basic(client));
+    assert.deepEqual([byApp.status, byApp.body.error], [403, "Customers without a password are made by the product's server: use a web client, not an installed app's"]);
+    assert.equal(await f.bridge.store.findCustomer(f.products.A, 'mallory@example.com'), null);
+    const made = await api('POST', '/v1/products/prod-a/customers', null, { email: 'ned@example.com', no_password: true }, basic(web));
     assert.equal(made.status, 201, JSON.stringify(made.body));
     assert.equal(made.body.customer.no_password, true);
     // The product's server asks with a web client; the app's installed client (in every copy of the app) may not speak for customers.
@@ -119,16 +124,22 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
     const t = await token({ grant_type: 'client_credentials', scope: 'customer=ned@example.com', client_id: web.id, client_secret: web.secret });
     assert.equal(t.status, 200, JSON.stringify(t.body));
     assert.deepEqual((await api('GET', '/v1/devices', t.body.access_token)).body, []);
-    // Refresh tokens rotate, and only by the client they were issued to.
-    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: client.id, client_secret: client.secret })).body.error, 'invalid_grant');
+    // Refresh tokens rotate, and only by the client they were issued to (the app's installed client is refused before the token is read:
+    // it refreshes no customer token of a two-legged product).
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: client.id, client_secret: client.secret })).body.error, 'unauthorized_client');
     const refreshed = await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: web.id, client_secret: web.secret });
     assert.equal(refreshed.status, 200);
     assert.equal((await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: web.id, client_secret: web.secret })).body.error, 'invalid_grant');
     // Not by Particle's public client (before, any client refreshed any token, so deleting a product's client ended none of its customers' sessions).
     assert.equal((await token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token, client_id: 'particle', client_secret: 'particle' })).body.error, 'invalid_grant');
-    // The token made with the customer (the product's, not one client's): any client of the product refreshes it; no other client.
-    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: made.body.refresh_token, client_id: 'particle', client_secret: 'particle' })).body.error, 'invalid_grant');
-    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: made.body.refresh_token, client_id: client.id, client_secret: client.secret })).status, 200);
+    // The token made with the customer by the team (the product's, not one client's): the product's server refreshes it; no other client,
+    // and not the app's installed client, which two-legged products keep from customer tokens (before: 200).
+    const byTeam = await api('POST', '/v1/products/prod-a/customers', f.tokens.alice, { email: 'otto@example.com', no_password: true });
+    assert.equal(byTeam.status, 201, JSON.stringify(byTeam.body));
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: byTeam.body.refresh_token, client_id: 'particle', client_secret: 'particle' })).body.error, 'invalid_grant');
+    const appRefresh = await token({ grant_type: 'refresh_token', refresh_token: byTeam.body.refresh_token, client_id: client.id, client_secret: client.secret });
+    assert.deepEqual([appRefresh.status, appRefresh.body.error], [400, 'unauthorized_client']);
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: byTeam.body.refresh_token, client_id: web.id, client_secret: web.secret })).status, 200);
     // Simple authentication's steps are refused now, even for a customer made before the change.
     const withPassword = await api('POST', '/v1/products/prod-a/customers', null, { email: 'pat@example.com', password: 'pat-password' }, basic(client));
     assert.equal(withPassword.status, 400);

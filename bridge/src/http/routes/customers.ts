@@ -93,10 +93,15 @@ export const customerRoutes: Route[] = [
     const username = typeof b.email === 'string' ? account(b.email, undefined, 'email').username! : account(field(b, 'username'), undefined).username!;
     const noPassword = b.no_password === undefined ? false : bool(b.no_password, 'no_password');
     await signinStep(ctx, a.product!.productId, noPassword ? 'signup_no_password' : 'signup_password');
+    // Two-legged: the product's server makes customers, as it alone gets their tokens (oauth.ts). An installed app's
+    // credentials are in every copy of the app: with them, anyone made a customer and claimed the product's devices.
+    const by = clientOf(a.actor);
+    if (noPassword && by !== null && (await ctx.store.getClient(by))?.type !== 'web')
+      throw ApiError.of(403, "Customers without a password are made by the product's server: use a web client, not an installed app's");
     const password = noPassword ? null : account(undefined, field(b, 'password')).password!;
     const c = await ctx.store.createCustomer({ productId: a.product!.productId, username, password });
     // Made by the product's app with its client: that client's token (deleting the client ends it); made by the team: the product's.
-    const clientId = clientOf(a.actor) ?? PRODUCT_CLIENT + a.product!.productId;
+    const clientId = by ?? PRODUCT_CLIENT + a.product!.productId;
     const t = await ctx.store.issueToken({ subject: { kind: 'customer', id: c.id }, clientId, scopes: [], ttlSeconds: CUSTOMER_TTL, refresh: true });
     return {
       status: 201,

@@ -52,10 +52,11 @@ async function client(headers: Record<string, string | string[] | undefined>, bo
 }
 
 /** Refuses a grant the client's product does not sign its customers in with (OAuth's unauthorized_client). */
-async function mayUse(store: Store, productId: number, step: SigninStep): Promise<void> {
+/** Refuses unless the product's sign-in mode allows one of `steps` (unauthorized_client, naming the first's refusal). */
+async function mayUse(store: Store, productId: number, ...steps: SigninStep[]): Promise<void> {
   const product = await store.getProduct(productId);
-  const why = product ? stepRefusal(customerAuthMode(product.settings), step) : 'No such product';
-  if (why) throw ApiError.oauth(400, 'unauthorized_client', why);
+  const whys = steps.map((step) => (product ? stepRefusal(customerAuthMode(product.settings), step) : 'No such product'));
+  if (whys.every((why) => why !== null)) throw ApiError.oauth(400, 'unauthorized_client', whys[0]!);
 }
 
 function ttl(body: Fields): number | null {
@@ -99,6 +100,8 @@ export const oauthRoutes: Route[] = [
     } else if (grant === 'refresh_token') {
       // Only by the client it was issued to (a customer the product's team made: any client of that product).
       const clients = c.productId === null ? [c.id] : [c.id, PRODUCT_CLIENT + c.productId];
+      // A two-legged product's customer tokens are its server's (a web client), also when it chose that mode after an app got some.
+      if (c.productId !== null && c.type !== 'web') await mayUse(store, c.productId, 'password_grant', 'authorization_code');
       issued = await store.refreshToken(field(body, 'refresh_token', true), lifetime, clients);
       if (!issued) throw ApiError.oauth(400, 'invalid_grant', 'The refresh token is invalid, expired, already used, or was issued to another client');
     } else if (grant === 'client_credentials') {
