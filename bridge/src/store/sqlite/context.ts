@@ -90,6 +90,15 @@ export function msOf(d: Date, what: string): number {
   return t;
 }
 
+/**
+ * A person as a refusal names them: by username (an id means nothing to whoever reads the message).
+ * The id when there is no such user: the message is about a row that names one.
+ */
+export function usernameOf(db: Ctx['db']): (userId: string) => string {
+  const byId = db.prepare<{ username: string }>('SELECT username FROM users WHERE id = ?');
+  return (userId) => byId.get(userId)?.username ?? userId;
+}
+
 export function parseJson<T>(text: string): T {
   return JSON.parse(text) as T;
 }

@@ -8,7 +8,7 @@ import { transferCascade } from '../../policy/orgs.js';
 import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { BilledUser, Org, OrgStore, ProductTransfer, TeamMember, TransferOutcome, TransferState } from '../store.js';
-import { productKey, refusing } from './context.js';
+import { productKey, refusing, usernameOf } from './context.js';
 import type { Ctx } from './context.js';
 
 interface TransferRaw {
@@ -43,6 +43,7 @@ function billed(r: BilledRaw): BilledUser {
 export function orgStore(ctx: Ctx): OrgStore {
   const { db } = ctx;
   const orgById = db.prepare<{ id: string; name: string; slug: string; owner_user_id: string; created_at: number }>('SELECT * FROM organizations WHERE id = ?');
+  const username = usernameOf(db);
   const orgRole = db.prepare<{ role: Role }>('SELECT role FROM org_memberships WHERE org_id = ? AND user_id = ?');
   const setOwner = db.prepare('UPDATE organizations SET owner_user_id = ? WHERE id = ?');
   const deleteOrgMember = db.prepare('DELETE FROM org_memberships WHERE org_id = ? AND user_id = ?');
@@ -127,8 +128,8 @@ export function orgStore(ctx: Ctx): OrgStore {
     const o = orgById.get(orgId);
     if (!o) throw new StoreError('not_found', `no org ${orgId}`);
     const other = billedOfUser.get(userId);
-    if (other) throw new StoreError('conflict', other.org_id === orgId ? `${userId} is already billed to this org` : `${userId} is already billed to another org`);
-    if (o.owner_user_id !== userId && !orgRole.get(orgId, userId)) throw new StoreError('conflict', `${userId} is not on the team of org ${orgId}`);
+    if (other) throw new StoreError('conflict', `${username(userId)} is already billed to ${other.org_id === orgId ? 'this' : 'another'} org`);
+    if (o.owner_user_id !== userId && !orgRole.get(orgId, userId)) throw new StoreError('conflict', `${username(userId)} is not on the team of org ${o.slug}`);
     const row: BilledRaw = { user_id: userId, org_id: orgId, added_by: addedBy, created_at: ctx.now() };
     refusing({ foreignKey: `no user ${userId} or ${addedBy}` }, () => insertBilled.run(userId, orgId, addedBy, row.created_at));
     return billed(row);

@@ -4,7 +4,7 @@ import type { Role } from '@flotilla/protocol';
 import { newId } from '../secrets.js';
 import { StoreError } from '../store.js';
 import type { Invitation, Memberships, MemberRole, Org, Product, ProductRef, ProductSettings, RemovedProductMembership, TeamMember, TeamStore } from '../store.js';
-import { cleanName, parseJson, productKey, refusing } from './context.js';
+import { cleanName, parseJson, productKey, refusing, usernameOf } from './context.js';
 import type { Ctx } from './context.js';
 
 interface OrgRaw {
@@ -120,6 +120,7 @@ export function teamStore(ctx: Ctx): TeamStore {
   const productById = db.prepare<ProductRaw>('SELECT * FROM products WHERE id = ?');
   const productBySlug = db.prepare<ProductRaw>('SELECT * FROM products WHERE slug = ?');
   const refById = db.prepare<RefRaw>(`${PRODUCT_REF_SQL} WHERE p.id = ?`);
+  const username = usernameOf(db);
   const refBySlug = db.prepare<RefRaw>(`${PRODUCT_REF_SQL} WHERE p.slug = ?`);
   const insertProductMember = db.prepare('INSERT INTO product_memberships (product_id, user_id, role) VALUES (?, ?, ?)');
   const deleteProductMember = db.prepare('DELETE FROM product_memberships WHERE product_id = ? AND user_id = ?');
@@ -176,10 +177,10 @@ export function teamStore(ctx: Ctx): TeamStore {
     const p = refById.get(productId);
     if (!p) throw new StoreError('not_found', `no product ${productId}`);
     if (p.owner_user_id === userId || p.org_owner_user_id === userId)
-      throw new StoreError('conflict', `${userId} is the Owner of product ${productId}`);
+      throw new StoreError('conflict', `${username(userId)} is the Owner of product ${productId}`);
     if (p.org_id !== null && isOrgMember.get(p.org_id, userId))
-      throw new StoreError('conflict', `${userId} already has access to product ${productId} through org ${p.org_id}`);
-    refusing({ unique: `${userId} is already on the team of product ${productId}`, foreignKey: `no user ${userId}` }, () =>
+      throw new StoreError('conflict', `${username(userId)} already has access to product ${productId} through org ${orgById.get(p.org_id)?.slug ?? p.org_id}`);
+    refusing({ unique: `${username(userId)} is already on the team of product ${productId}`, foreignKey: `no user ${userId}` }, () =>
       insertProductMember.run(productId, userId, role),
     );
   });
