@@ -180,6 +180,16 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual(team.map((m) => [m.username, m.role.id, m.inherited]), [['olga', 'owner', true], ['carol', 'developer', true]]);
     assert.equal((await api('GET', '/v1/orgs/olga-co/team', f.tokens.carol)).status, 200);
     assert.equal((await api('POST', '/v1/orgs/olga-co/team', f.tokens.carol, { username: 'dave', role: 'viewer' })).status, 403, 'a Developer cannot manage the org team');
+    // On the product's team, the org's people are changed where they are members (before: 404 "No team member", as for a stranger).
+    const onProduct = async (method: string, who: string) => {
+      const r = await api(method, '/v1/products/olga-sensor/team/' + who, olga, method === 'PUT' ? { role: 'viewer' } : undefined);
+      return [r.status, r.body.error];
+    };
+    assert.deepEqual(await onProduct('PUT', 'olga'), [403, 'The Owner cannot be changed']);
+    assert.deepEqual(await onProduct('DELETE', 'olga'), [403, 'The Owner cannot be removed']);
+    assert.deepEqual(await onProduct('PUT', 'carol'), [409, "carol is on this product's team through its org: change their role on the org's team"]);
+    assert.deepEqual(await onProduct('DELETE', 'carol'), [409, "carol is on this product's team through its org: change their role on the org's team"]);
+    assert.deepEqual(await onProduct('DELETE', 'dave'), [404, 'No team member dave']);
     assert.ok(owner.id);
   });
 
@@ -235,6 +245,13 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual([orgAbove.status, orgAbove.body.error], [403, 'You may not grant scopes you do not hold yourself: org.team.manage']);
     // Product scopes on an org's API user reach its products: the Owner holds them all.
     assert.equal((await api('POST', '/v1/orgs/olga-co/team', olga, { friendly_name: 'fleet-reader', scopes: ['device.view', 'org.team.view'] })).status, 201);
+    // The org space's devices and SIMs are decided by device.view and sim.view on its products (before, org.team.view, which
+    // also shows the team: an API user given device.view alone was refused the org's device list).
+    const viewer = async (scopes: string[]) => (await api('POST', '/v1/orgs/olga-co/team', olga, { friendly_name: 'only-' + scopes.join('-'), scopes })).body.created.tokens[0].token as string;
+    const [devicesOnly, simsOnly, teamOnly] = [await viewer(['device.view']), await viewer(['sim.view']), await viewer(['org.team.view'])];
+    assert.deepEqual([(await api('GET', '/v1/orgs/olga-co/devices', devicesOnly)).status, (await api('GET', '/v1/orgs/olga-co/sims', devicesOnly)).status], [200, 403]);
+    assert.deepEqual([(await api('GET', '/v1/orgs/olga-co/devices', simsOnly)).status, (await api('GET', '/v1/orgs/olga-co/sims', simsOnly)).status], [403, 200]);
+    assert.deepEqual([(await api('GET', '/v1/orgs/olga-co/devices', teamOnly)).status, (await api('GET', '/v1/orgs/olga-co/sims', teamOnly)).status], [403, 403]);
   });
 
   it('changes an API user\'s name and scopes with PUT …/team/:apiuser: new scopes rotate its token, and only within what the changer holds', async () => {

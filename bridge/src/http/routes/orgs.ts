@@ -154,7 +154,7 @@ export const orgRoutes: Route[] = [
   }),
 
   // The org space's devices: every device of the org's products the actor may view, listed as a product's are.
-  route('GET', '/v1/orgs/:org/devices', guard.org('org.team.view'), async (req, ctx, a) => {
+  route('GET', '/v1/orgs/:org/devices', guard.orgProducts('device.view'), async (req, ctx, a) => {
     const devices: Device[] = [];
     const groups = new Map<string, string[]>();
     for (const id of await ctx.store.orgProductIds(a.org!.id)) {

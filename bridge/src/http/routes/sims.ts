@@ -101,7 +101,7 @@ export const simRoutes: Route[] = [
   // The SIMs of a space: the personal one (products of their own, or whose team they are on), or an org's.
   route('GET', '/v1/sims', guard.signedIn('lists only the SIMs of personal products decide() lets the actor view'), async (req, ctx, a) =>
     simsOf(ctx, req.url.searchParams, a.actor, (await visibleProducts(a.actor, ctx.store)).filter((p) => inPersonalSpace(a.actor, p)))),
-  route('GET', '/v1/orgs/:org/sims', guard.org('org.team.view'), async (req, ctx, a) => {
+  route('GET', '/v1/orgs/:org/sims', guard.orgProducts('sim.view'), async (req, ctx, a) => {
     const refs: ProductRef[] = [];
     for (const id of await ctx.store.orgProductIds(a.org!.id)) {
       const ref = await ctx.store.productRef(id);

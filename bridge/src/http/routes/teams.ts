@@ -107,6 +107,21 @@ function apiUserBody(u: ApiUser, token: string | null) {
   return { username: apiUserName(u), friendly_name: u.username, id: u.id, is_programmatic: true, scopes: u.scopes, ...(token === null ? {} : { tokens: [{ token }] }) };
 }
 
+/**
+ * Why a person on a product's team through its org cannot be changed or removed there: the Owner never is,
+ * an org member is changed on the org's team. null when the person is not on the team that way.
+ */
+async function inheritedRefusal(ctx: ApiContext, kind: TeamKind, a: Access, username: string, change: string): Promise<ApiError | null> {
+  const product = a.product;
+  if (kind !== 'product' || !product?.orgId) return null;
+  const user = await ctx.store.findUser(username);
+  if (!user) return null;
+  const org = (await ctx.store.orgTeam(product.orgId)).find((m) => m.userId === user.id);
+  if (!org) return null;
+  if (org.role === 'owner') return ApiError.of(403, 'The Owner cannot be ' + change);
+  return ApiError.of(409, username + " is on this product's team through its org: change their role on the org's team");
+}
+
 async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: Fields) {
   const name = friendlyName(body);
   const scopes = grantableScopes(kind, a, body);
@@ -211,7 +226,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       }
       const role = parseRole(body.role);
       const m = await findMember(ctx, kind, a, req.params.username);
-      if (!m) throw ApiError.of(404, 'No team member ' + req.params.username);
+      if (!m) throw (await inheritedRefusal(ctx, kind, a, req.params.username, 'changed')) ?? ApiError.of(404, 'No team member ' + req.params.username);
       personOnly(a, "changes a team member's role");
       if (!canChangeRole(actingRole(a.decision), m.role, role, kind)) throw ApiError.of(403, 'You may not change ' + req.params.username + ' to ' + ROLE_TITLES[role]);
       if (kind === 'org') await ctx.store.setOrgMemberRole(a.org!.id, m.userId, role);
@@ -242,7 +257,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
         await ctx.store.deleteInvitation(invitation.id);
         return { status: 204, body: null };
       }
-      throw ApiError.of(404, 'No team member ' + name);
+      throw (await inheritedRefusal(ctx, kind, a, name, 'removed')) ?? ApiError.of(404, 'No team member ' + name);
     }),
   ];
 }
