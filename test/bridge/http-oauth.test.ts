@@ -134,6 +134,20 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.equal((await j(other)).error, 'unsupported_grant_type');
   });
 
+  it("logs in as a user's own OAuth client's owner with its credentials (particle-api-js loginAsClientOwner); a product's client and Particle's public ones get no one's token", async () => {
+    const made = (await (await fetch(base + '/v1/clients', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.bob, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bob-script', type: 'installed' }) })).json()) as { client: { id: string; secret: string } };
+    // Before: 400 invalid_scope.
+    const owner = new Particle({ baseUrl: base, clientId: made.client.id, clientSecret: made.client.secret });
+    const t = (await owner.loginAsClientOwner()).body as { access_token: string; refresh_token?: string };
+    assert.equal(t.refresh_token, undefined, 'RFC 6749 §4.4.3: no refresh token for client credentials');
+    assert.equal((await particle.getUserInfo({ auth: t.access_token })).body.username, 'bob');
+    // Particle's own clients are in every copy of its tools, and a product's client speaks for no user.
+    const pub = await form({ grant_type: 'client_credentials', client_id: 'particle', client_secret: 'particle' });
+    assert.deepEqual([pub.status, (await j(pub)).error], [400, 'invalid_scope']);
+    const wrong = await form({ grant_type: 'client_credentials', client_id: made.client.id, client_secret: 'nope' });
+    assert.deepEqual([wrong.status, (await j(wrong)).error], [401, 'invalid_client']);
+  });
+
   it('rotates refresh tokens: a used one is refused', async () => {
     const first = await j(await form({ grant_type: 'password', username: 'bob', password: 'bob-password', client_id: 'particle', client_secret: 'particle' }));
     // Only the client it was issued to refreshes it (RFC 6749 §6); another's try leaves it unspent. Before, any client could.

@@ -39,20 +39,19 @@ function same(a: string, b: string): boolean {
 }
 
 /** Particle's built-in clients, or an OAuth client of a user or product (then its product, if any). */
-async function client(headers: Record<string, string | string[] | undefined>, body: Fields, store: Store): Promise<{ id: string; productId: number | null; type: 'installed' | 'web' }> {
+async function client(headers: Record<string, string | string[] | undefined>, body: Fields, store: Store): Promise<{ id: string; productId: number | null; ownerUserId: string | null; type: 'installed' | 'web' }> {
   const c = presentedClient(headers, body);
   if (c && Object.prototype.hasOwnProperty.call(BUILT_IN_CLIENTS, c.id)) {
     // Particle's own clients are in every copy of its tools: installed apps.
-    if (BUILT_IN_CLIENTS[c.id].some((s) => same(s, c.secret))) return { id: c.id, productId: null, type: 'installed' };
+    if (BUILT_IN_CLIENTS[c.id].some((s) => same(s, c.secret))) return { id: c.id, productId: null, ownerUserId: null, type: 'installed' };
   } else if (c) {
     const found = await store.verifyClient(c.id, c.secret);
-    if (found) return { id: found.id, productId: found.productId, type: found.type };
+    if (found) return { id: found.id, productId: found.productId, ownerUserId: found.ownerUserId, type: found.type };
   }
   throw ApiError.oauth(401, 'invalid_client', 'Client authentication failed');
 }
 
-/** Refuses a grant the client's product does not sign its customers in with (OAuth's unauthorized_client). */
-/** Refuses unless the product's sign-in mode allows one of `steps` (unauthorized_client, naming the first's refusal). */
+/** Refuses unless the product's sign-in mode allows one of `steps` (OAuth's unauthorized_client, naming the first's refusal). */
 async function mayUse(store: Store, productId: number, ...steps: SigninStep[]): Promise<void> {
   const product = await store.getProduct(productId);
   const whys = steps.map((step) => (product ? stepRefusal(customerAuthMode(product.settings), step) : 'No such product'));
@@ -104,6 +103,9 @@ export const oauthRoutes: Route[] = [
       if (c.productId !== null && c.type !== 'web') await mayUse(store, c.productId, 'password_grant', 'authorization_code');
       issued = await store.refreshToken(field(body, 'refresh_token', true), lifetime, clients);
       if (!issued) throw ApiError.oauth(400, 'invalid_grant', 'The refresh token is invalid, expired, already used, or was issued to another client');
+    } else if (grant === 'client_credentials' && c.productId === null && c.ownerUserId !== null && customerScope(body) === null) {
+      // particle-api-js loginAsClientOwner: a user's own client speaks for its owner, as a password would (RFC 6749 §4.4: no refresh token).
+      issued = await store.issueToken({ subject: { kind: 'user', id: c.ownerUserId }, clientId: c.id, scopes: [], ttlSeconds: lifetime });
     } else if (grant === 'client_credentials') {
       // Two-legged authentication: a product's server gets a token for one of its customers.
       const username = customerScope(body);
@@ -139,7 +141,7 @@ export const oauthRoutes: Route[] = [
       access_token: issued.token,
       token_type: 'bearer',
       expires_in: issued.expiresAt ? Math.round((issued.expiresAt.getTime() - Date.now()) / 1000) : 0,
-      refresh_token: issued.refreshToken,
+      ...(issued.refreshToken ? { refresh_token: issued.refreshToken } : {}),
     };
   }),
 ];
