@@ -159,6 +159,11 @@ const TYPE_OF = 15;
 const CUT = 16;
 /** (bucket): refills it to now; takes a token and returns true if it has one. */
 const TAKE = 17;
+/**
+ * (what, s, max): throws, naming `what`, when text `s` is over `max` UTF-8 bytes or holds a lone UTF-16
+ * surrogate (half a character, as substring makes of an emoji), which no wire can carry.
+ */
+const TEXT = 19;
 // The public methods (Cloud), in the order of API_NAMES.
 const VARIABLE = 20;
 const FN = 21;
@@ -300,6 +305,9 @@ class Agent implements Cloud {
       if (a.length > b) a = a.substring(0, b);
       for (let n = utf8Length(a); n > b || n < 0; n = utf8Length(a)) a = a.substring(0, a.length - (n < 0 ? 1 : Math.ceil((n - b) / 3)));
       return a;
+    } else if (what === TEXT) {
+      const n = utf8Length(b);
+      if (n < 0 || n > c) throw new Error(a + (n < 0 ? ' has a lone UTF-16 surrogate (half a character)' : ' is over ' + c + ' bytes'));
     } else if (what === PERSIST) {
       hal.flash.writeBoot(encodeBoot(a));
       this.boot_ = a;
@@ -313,10 +321,16 @@ class Agent implements Cloud {
       // (name, valueOrGetter, type?)
       const call = 'cloud.variable("' + a + '"): ';
       const getter = typeof b === 'function' ? b : null;
-      const t = c !== undefined ? c : this.ev_(TYPE_OF, getter ? this.ev_(GUARD, ERROR_SOURCE.variable, a, getter) : b);
-      if (!VAR_TYPE[t as VarType]) throw new Error(call + 'give the type as the third argument: "bool", "int32", "double" or "string"');
+      let t = c !== undefined ? c : this.ev_(TYPE_OF, getter ? this.ev_(GUARD, ERROR_SOURCE.variable, a, getter) : b);
+      // A number stays double once it is: a reading that is sometimes whole (21, 21.5) would flip the type, and
+      // each flip is a hello. A getter's number is a double: its first reading being whole says nothing of the next.
+      if (c === undefined && t === 'int32') {
+        for (let i = 0; i < this.vars_.length; i++) if (this.vars_[i].name === a && this.vars_[i].type === 'double') t = 'double';
+        if (getter) t = 'double';
+      }
+      if (!Object.prototype.hasOwnProperty.call(VAR_TYPE, t)) throw new Error(call + 'give the type as the third argument: "bool", "int32", "double" or "string"');
       if (!getter && (this.ev_(TYPE_OF, b) !== t && !(t === 'double' && this.ev_(TYPE_OF, b) === 'int32'))) throw new Error(call + 'the value is not of type ' + t);
-      if (!getter && t === 'string' && utf8Length(b) > LIMITS.variableValueMaxBytes) throw new Error(call + 'the value is over ' + LIMITS.variableValueMaxBytes + ' bytes');
+      if (!getter && t === 'string') this.ev_(TEXT, call + 'the value', b, LIMITS.variableValueMaxBytes);
       this.ev_(REGISTER, call, this.vars_, { name: a, type: t, value: getter ? undefined : b, fn: getter || undefined }, LIMITS.maxVariables, 'variables; combine several into one string');
     } else if (what === FN) {
       // (name, handler)
@@ -327,6 +341,7 @@ class Agent implements Cloud {
     } else if (what === SET_CLAIM_CODE) {
       // (code)
       if (typeof a !== 'string' || a.length === 0 || utf8Length(a) > LIMITS.claimCodeMaxBytes) throw new Error('setClaimCode: a code of 1..' + LIMITS.claimCodeMaxBytes + ' bytes');
+      this.ev_(TEXT, 'setClaimCode: the code', a, LIMITS.claimCodeMaxBytes);
       this.claimCode_ = a;
       if (this.mqtt_.connected) this.ev_(CLAIMED);
     } else if (what === ON_OTA) {
@@ -344,9 +359,12 @@ class Agent implements Cloud {
       if (bad) throw new Error(call + 'the name ' + bad);
       if (b === undefined) b = null;
       if (b !== null && typeof b !== 'string' && !(b instanceof Uint8Array)) throw new Error(call + 'data must be a string, a Uint8Array or null; convert numbers with String(x)');
-      if (b !== null && (typeof b === 'string' ? utf8Length(b) : b.length) > LIMITS.eventDataMaxBytes) throw new Error(call + 'data is over ' + LIMITS.eventDataMaxBytes + ' bytes');
+      if (typeof b === 'string') this.ev_(TEXT, call + 'data', b, LIMITS.eventDataMaxBytes);
+      else if (b !== null && b.length > LIMITS.eventDataMaxBytes) throw new Error(call + 'data is over ' + LIMITS.eventDataMaxBytes + ' bytes');
       const ttl = c && c.ttl !== undefined ? c.ttl : LIMITS.eventTtlDefault;
       if (!(ttl >= 0 && ttl <= LIMITS.eventTtlMax && Math.floor(ttl) === ttl)) throw new Error(call + 'ttl must be a whole number of seconds up to ' + LIMITS.eventTtlMax);
+      // The app's callback runs guarded, as every other: it is called from the MQTT client's socket handler.
+      if (d) d = this.ev_.bind(this, GUARD, ERROR_SOURCE.publish, a, d);
       if (!this.ev_(TAKE, this.events_)) {
         this.rateLimited_++;
         if (d) d(new Error('rate limited: ' + LIMITS.publishPerSecond + ' event per second, bursts of ' + LIMITS.publishBurst));
@@ -397,9 +415,11 @@ class Agent implements Cloud {
       if (changed && this.mqtt_.connected && this.helloTimer_ < 0) this.helloTimer_ = hal.clock.setTimer(this.ev_.bind(this, HELLO), 0);
     } else if (what === GUARD) {
       // (source, name, fn, x, y): calls fn(x, y) for the app; an exception is reported, threw_ set, and undefined returned.
-      this.threw_ = false;
+      // threw_ is set after the call: one guarded inside it (a publish's done) must not mark this one.
       try {
-        return c(d, e);
+        const r = c(d, e);
+        this.threw_ = false;
+        return r;
       } catch (x) {
         const err = x as { message?: unknown; stack?: unknown };
         this.threw_ = true;
@@ -552,14 +572,16 @@ class Agent implements Cloud {
           const source = call ? ERROR_SOURCE.function : ERROR_SOURCE.variable;
           value = e.fn ? this.ev_(GUARD, source, e.name, e.fn, call ? (m as { arg: string }).arg : undefined) : e.value;
           const t = this.ev_(TYPE_OF, value);
+          const n = t === 'string' ? utf8Length(value as string) : 0;
           if (this.threw_) {
             status = REPLY_STATUS.handler_error;
             value = this.lastError_;
-          } else if (call ? t !== 'int32' : t !== e.type && !(e.type === 'double' && t === 'int32')) {
+          } else if (n < 0 || (call ? t !== 'int32' : t !== e.type && !(e.type === 'double' && t === 'int32'))) {
             status = REPLY_STATUS.handler_error;
-            value = 'cloud.' + (call ? 'fn' : 'variable') + '("' + e.name + '"): returned ' + (t || String(value)) + (call ? '; return an integer (1 success, -1 failure)' : ', not ' + e.type);
+            value = 'cloud.' + (call ? 'fn' : 'variable') + '("' + e.name + '"): returned '
+              + (n < 0 ? 'text with a lone UTF-16 surrogate (half a character)' : (t || String(value)) + (call ? '; return an integer (1 success, -1 failure)' : ', not ' + e.type));
             this.ev_(REPORT, source, e.name, value as string, '');
-          } else if (t === 'string' && utf8Length(value as string) > LIMITS.variableValueMaxBytes) {
+          } else if (n > LIMITS.variableValueMaxBytes) {
             status = REPLY_STATUS.too_large;
             value = null;
           }

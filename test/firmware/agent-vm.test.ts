@@ -210,6 +210,54 @@ cloud.fn('addvar', function (a) { cloud.variable(a, 1); return 1; });`,
     assert.equal(sent(id, 'hello').length, 3);
   });
 
+  it('keeps a number variable double once it is, and types a getter\'s number as double (a reading that is sometimes whole flipped the type, a hello each time)', async () => {
+    const id = newId();
+    device(id, {
+      app: DEMO_APP + `
+var level = 21;
+cloud.variable('level', function () { return level; });
+cloud.fn('reading', function (a) { cloud.variable('temp2', Number(a)); level = Number(a); return 1; });`,
+    });
+    const first = await cloud.kind(id, 'hello');
+    assert.deepEqual(first.variables.find((v) => v.name === 'level'), { name: 'level', type: 'double' }, 'its first reading, 21, said nothing of the next');
+    assert.equal((await cloud.request(id, { op: 'call', name: 'reading', arg: '21.5' })).value, 1);
+    assert.deepEqual((await cloud.kind(id, 'hello')).variables.find((v) => v.name === 'temp2'), { name: 'temp2', type: 'double' });
+    for (const r of ['21', '22.5', '23']) assert.equal((await cloud.request(id, { op: 'call', name: 'reading', arg: r })).value, 1);
+    assert.deepEqual((await cloud.request(id, { op: 'var', name: 'level' })).value, 23);
+    assert.deepEqual((await cloud.request(id, { op: 'var', name: 'temp2' })).value, 23);
+    // Before: a hello for each whole/fractional flip. Now: the connect's and the new variable's.
+    assert.equal(sent(id, 'hello').length, 2);
+  });
+
+  it('reports an exception in a publish\'s done callback and keeps running (before, it escaped into the socket handler: a crash and a reboot)', async () => {
+    const id = newId();
+    const d = device(id, {
+      app: DEMO_APP + `
+cloud.fn('pubthrow', function (a) { cloud.publish('p/' + a, 'x', { ack: a === 'acked' }, function () { undefinedVariable.call(); }); return 1; });`,
+    });
+    await cloud.kind(id, 'hello');
+    for (const how of ['acked', 'unacked']) {
+      assert.equal((await cloud.request(id, { op: 'call', name: 'pubthrow', arg: how })).value, 1);
+      await cloud.next((r) => r.deviceId === id && r.event === 'p/' + how);
+    }
+    const e = await cloud.kind(id, 'error', 5000, (m) => m.source === 'publish');
+    assert.equal(e.name, 'p/acked');
+    assert.match(e.message, /undefinedVariable/);
+    await cloud.kind(id, 'error', 5000, (m) => m.source === 'publish' && m.name === 'p/unacked');
+    assert.deepEqual(d.crashes, []);
+    assert.deepEqual(d.boots.length, 1, 'no reboot');
+    assert.equal((await cloud.request(id, { op: 'call', name: 'setLed', arg: 'on' })).value, 1);
+  });
+
+  it('answers a getter that returns text with a lone UTF-16 surrogate with handler_error at once (before, the reply could not be encoded: the read timed out)', async () => {
+    const id = newId();
+    device(id, { app: DEMO_APP + `\ncloud.variable('label', function () { return 'caf\\ud83c'; }, 'string');` });
+    await cloud.kind(id, 'hello');
+    const r = await cloud.request(id, { op: 'var', name: 'label' });
+    assert.deepEqual([r.status, r.value], ['handler_error', 'cloud.variable("label"): returned text with a lone UTF-16 surrogate (half a character)']);
+    await cloud.kind(id, 'error', 5000, (m) => m.source === 'variable' && m.name === 'label');
+  });
+
   it('survives a garbage frame and a dropped link, and counts the reconnects', async () => {
     const id = newId();
     device(id);

@@ -647,6 +647,29 @@ describe('firmware MQTT client on the Node HAL', function () {
       assert.equal(h.client.stats.unack, 1);
     });
 
+    it('sends what is for the new link (ONCE: the hello, then the status) ahead of what waits from the last one', async () => {
+      const p = await peer({ puback: false });
+      let links = 0;
+      // As the agent does: the hello and the status are queued when the link is up (before, behind the resent events).
+      const h = harness(p.port, {}, {
+        connected: () => {
+          h.events.push('connected');
+          h.client.publish('hello', utf8('link ' + ++links), ONCE | 1, null);
+          h.client.publish('status', utf8('up'), ONCE | 1, null);
+        },
+      });
+      h.client.start();
+      const c0 = await p.conn(0);
+      for (const s of ['a', 'b', 'c']) h.client.publish('evt/' + s, utf8(s), 1, null);
+      for (let i = 0; i < 4; i++) await c0.next(PUBLISH); // hello, status, evt/a, evt/b: inflightMax
+      p.behaviour.puback = true;
+      c0.cut();
+      const c1 = await p.conn(1, 3000);
+      const order = [];
+      for (let i = 0; i < 5; i++) order.push((await c1.next(PUBLISH)).topic);
+      assert.deepEqual(order, ['hello', 'status', 'evt/a', 'evt/b', 'evt/c']);
+    });
+
     it('gives up, not resends, a message of one link only (ONCE) when that link drops', async () => {
       const { p, h, c: c0 } = await connectedHarness(undefined, { puback: false });
       const once = recorder();

@@ -33,6 +33,25 @@ describe('agent registration and publish errors', () => {
     fails(() => cloud.variable('v', 'é'.repeat(513)), 'cloud.variable("v"): the value is over 1024 bytes');
     cloud.variable('ok', 1.5);
     cloud.variable('ok', 2); // re-registering replaces
+    // A type named as one of Object's own properties is no type (before, accepted: a crash at every connect, or a hello the cloud refused).
+    for (const t of ['constructor', 'toString', '__proto__', 'hasOwnProperty'])
+      fails(() => cloud.variable('v', () => 1, t as never), 'cloud.variable("v"): give the type as the third argument: "bool", "int32", "double" or "string"');
+    // "." and ".." are no HTTP path segments: such a variable could never be read.
+    fails(() => cloud.variable('..', 1), 'cloud.variable(".."): the name must not be "." or ".." (it is a segment of an HTTP path)');
+    fails(() => cloud.fn('.', () => 1), 'cloud.fn("."): the name must not be "." or ".." (it is a segment of an HTTP path)');
+    cloud.variable('a.b', 1);
+    cloud.variable('...', 1);
+  });
+
+  it('refuses text with a lone UTF-16 surrogate (half an emoji) at once, naming the call (before: a read that timed out, a RangeError from publish)', () => {
+    const half = 'temp \ud83c';
+    fails(() => cloud.variable('v', half), 'cloud.variable("v"): the value has a lone UTF-16 surrogate (half a character)');
+    fails(() => cloud.publish('t', half), 'cloud.publish("t"): data has a lone UTF-16 surrogate (half a character)');
+    fails(() => cloud.publish('t', '\udc00 and more'), 'cloud.publish("t"): data has a lone UTF-16 surrogate (half a character)');
+    fails(() => cloud.setClaimCode(half), 'setClaimCode: the code has a lone UTF-16 surrogate (half a character)');
+    cloud.variable('v', 'temp \ud83c\udf21'); // a whole pair is text
+    // The refused publishes spent no rate-limit token: the burst of 4 is still there.
+    assert.deepEqual([1, 2, 3, 4].map(() => cloud.publish('t', 'x')), [true, true, true, true]);
   });
 
   it('says what to do past the 20 variables, 15 functions and 4 subscriptions', () => {
@@ -72,5 +91,7 @@ describe('agent registration and publish errors', () => {
     const accepted = [1, 2, 3, 4, 5].map(() => cloud.publish('t', 'x', {}, (err) => results.push(err ? err.message : null)));
     assert.deepEqual(accepted, [true, true, true, true, false]);
     assert.deepEqual(results, ['rate limited: 1 event per second, bursts of 4']);
+    // A done callback that throws is the app's error, reported as any other: publish returns, the agent goes on (before, it threw out of publish).
+    assert.equal(cloud.publish('t', 'x', {}, () => { throw new Error('oops in done'); }), false);
   });
 });

@@ -123,6 +123,8 @@ export class MqttClient {
   private connectedAt_ = 0;
   private failures_ = 0;
   private timer_ = -1;
+  /** While the app hears "connected": what it queues then (the hello, the status) is sent before anything else. */
+  private holding_ = false;
   // Bound once: the HAL and the timer call these.
   private readonly onOpenB_: () => void;
   private readonly onDataB_: (chunk: Uint8Array) => void;
@@ -200,7 +202,11 @@ export class MqttClient {
         stats.dropped++;
         if (m.done) m.done(new Error('dropped from a full outbound queue'));
       }
-      this.queue_.push({ topic: x, payload: y, qos: z & 1, once: (z & ONCE) > 0, id: 0, done: w, sentAt: 0, tries: 0 });
+      const m: Outgoing = { topic: x, payload: y, qos: z & 1, once: (z & ONCE) > 0, id: 0, done: w, sentAt: 0, tries: 0 };
+      // What is for this link (the hello first) goes ahead of what waits from the last one, in the order given.
+      let i = this.queue_.length;
+      if (m.once) for (i = 0; i < this.queue_.length && this.queue_[i].once; ) i++;
+      this.queue_.splice(i, 0, m);
       this.ev_(FLUSH);
       return true;
     } else if (what === PENDING) {
@@ -252,7 +258,8 @@ export class MqttClient {
       }
       if (was && this.events_.disconnected) this.events_.disconnected();
       if (this.stopped_) return;
-      // Full jitter: a random delay up to the exponential bound, never below half of it.
+      // Equal jitter: a random delay between half the exponential bound and the bound, so a fleet
+      // cut off at once comes back spread out, and no device retries at once.
       const bound = Math.min(o.backoffMax, o.backoffMin * Math.pow(2, Math.min(this.failures_, 16)));
       this.timer_ = hal.clock.setTimer(this.timerB_, Math.floor(bound / 2 + (Math.random() * bound) / 2));
     } else if (what === TIMER) {
@@ -288,7 +295,7 @@ export class MqttClient {
       }
       this.ev_(FLUSH);
     } else if (what === FLUSH) {
-      while (this.connected && this.queue_.length && this.inflight_.length < o.inflightMax) {
+      while (this.connected && !this.holding_ && this.queue_.length && this.inflight_.length < o.inflightMax) {
         const m = this.queue_.shift() as Outgoing;
         const dup = m.tries > 0;
         if (m.tries > o.retries) {
@@ -366,7 +373,12 @@ export class MqttClient {
                 for (let i = 0; i < o.subscriptions.length; i++) parts.push(o.subscriptions[i], 1);
                 this.ev_(WRITE, packet((SUBSCRIBE << 4) | 2, parts));
                 if (this.connected) {
-                  this.events_.connected();
+                  this.holding_ = true;
+                  try {
+                    this.events_.connected();
+                  } finally {
+                    this.holding_ = false;
+                  }
                   this.ev_(FLUSH);
                 }
               }

@@ -101,6 +101,7 @@ export const ERROR_SOURCE = {
   agent: 5, // the agent itself (a bug, or a HAL failure)
   ota: 6, // an OTA transfer failed on the device
   crash: 7, // the previous run ended in a crash (reported after reboot)
+  publish: 8, // a publish's done callback threw
 } as const;
 
 /** Outcome of a request, in a reply. */

@@ -34,6 +34,8 @@ export function nameProblem(s: string): string {
   }
   // ASCII only from here on, so characters are bytes.
   if (s.length > LIMITS.nameMaxBytes) return 'is ' + s.length + ' bytes, over the limit of ' + LIMITS.nameMaxBytes;
+  // A path segment of . or .. is no segment: /v1/devices/:id/.. is another route.
+  if (s === '.' || s === '..') return 'must not be "." or ".." (it is a segment of an HTTP path)';
   return '';
 }
 
