@@ -372,6 +372,25 @@ describe('bridge broker', function () {
       assert.ok(errors.some((e) => e.message === 'boom'));
     });
 
+    it('takes last_handshake_at from the session\'s start: a later hello in the session (a new name) leaves it, a new connection moves it', async () => {
+      const before = Date.now();
+      const a1 = track(await device(f.port, A1));
+      const connected = Date.now();
+      await a1.publishAsync(topics.device.hello(A1), hello(7), { qos: 1 });
+      const first = (await f.bridge.store.getDevice(A1))!.lastHandshakeAt!.getTime();
+      assert.ok(first >= before && first <= connected, 'the CONNECT, not the hello');
+      await sleep(30);
+      await a1.publishAsync(topics.device.hello(A1), hello(8), { qos: 1 });
+      const d = await f.bridge.store.getDevice(A1);
+      // Before: every hello moved it, so an app registering a variable looked like a reconnect.
+      assert.deepEqual([d?.firmwareVersion, d?.lastHandshakeAt?.getTime()], [8, first]);
+      a1.end(true);
+      await closed(a1);
+      const again = track(await device(f.port, A1));
+      await again.publishAsync(topics.device.hello(A1), hello(8), { qos: 1 });
+      assert.ok((await f.bridge.store.getDevice(A1))!.lastHandshakeAt!.getTime() > first);
+    });
+
     it('is online while connected, offline after, and a replacing connection keeps it online', async () => {
       const watcher = track(await app(f.port, 'alice-presence', f.tokens.alice));
       const got = inbox(watcher);

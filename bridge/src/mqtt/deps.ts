@@ -13,7 +13,7 @@ export interface BrokerStore extends ActorStore {
   /** The device's product and the customer that claimed it, or null for an unknown device. */
   deviceAccess(deviceId: string): Promise<DeviceRef | null>;
   findToken(token: string): Promise<{ subject: TokenSubject; expiresAt: Date | null; revokedAt: Date | null; scopes: string[] } | null>;
-  recordHello(deviceId: string, hello: Pick<Hello, 'firmware' | 'variables' | 'functions'>, at: Date): Promise<void>;
+  recordHello(deviceId: string, hello: Pick<Hello, 'firmware' | 'variables' | 'functions'>, at: Date, handshakeAt?: Date): Promise<void>;
   setOnline(deviceId: string, online: boolean, at: Date, ip?: string | null): Promise<void>;
   touchMany(heard: ReadonlyArray<readonly [deviceId: string, at: Date]>): Promise<void>;
   recordVitals(deviceId: string, values: SampleValues, at: Date): Promise<void>;

@@ -37,7 +37,9 @@ export function ingest(ctx: BrokerContext, s: Extract<Session, { kind: 'device' 
       if (ref && ref.firmwareVersion !== msg.firmware) ctx.devices.set(deviceId, { ...ref, firmwareVersion: msg.firmware });
       if (msg.ota.rolledBackFrom === null) ctx.rolledBack.delete(deviceId);
       else ctx.rolledBack.set(deviceId, msg.ota.rolledBackFrom);
-      return ctx.store.recordHello(deviceId, { firmware: msg.firmware, variables: msg.variables, functions: msg.functions }, ctx.now()).then(() => {
+      // The handshake is the session's start (Particle's last_handshake_at), not each hello: an app registering a name sends another.
+      const facts = { firmware: msg.firmware, variables: msg.variables, functions: msg.functions };
+      return ctx.store.recordHello(deviceId, facts, ctx.now(), new Date(s.service.since)).then(() => {
         // Once per boot: the agent says none in the hellos of the same boot after the first the cloud acknowledged.
         if (msg.bootReason !== 'none') special(ctx, deviceId, 'spark/device/last_reset', msg.bootReason);
         ctx.ota?.hello(deviceId, msg, live);

@@ -419,8 +419,8 @@ export interface DeviceStore {
   setDeviceSecret(deviceId: string, secret: string): Promise<void>;
   /** False for an unknown device, a device without a secret, a revoked credential or a wrong secret. */
   verifyDeviceSecret(deviceId: string, secret: string): Promise<boolean>;
-  /** Firmware, variables and functions from a hello; marks the device online, heard and handshaken at `at`. */
-  recordHello(deviceId: string, hello: HelloFacts, at: Date): Promise<void>;
+  /** Firmware, variables and functions from a hello; marks the device online and heard at `at`, handshaken at `handshakeAt` (its session's start; default `at`). */
+  recordHello(deviceId: string, hello: HelloFacts, at: Date, handshakeAt?: Date): Promise<void>;
   /** Going online also counts as heard. */
   /** `ip`: going online, the address the session came from. */
   setOnline(deviceId: string, online: boolean, at: Date, ip?: string | null): Promise<void>;

@@ -172,13 +172,14 @@ export function deviceStore(ctx: Ctx): DeviceStore {
     },
 
     // Hellos and presence come at the devices' pace (all at once after an outage): group-committed.
-    async recordHello(deviceId, h, at) {
+    async recordHello(deviceId, h, at, handshakeAt = at) {
       const t = msOf(at, 'at');
+      const handshake = msOf(handshakeAt, 'handshakeAt');
       const variables: { [name: string]: VarType } = {};
       for (const v of h.variables) variables[v.name] = v.type;
       const [vars, fns] = [JSON.stringify(variables), JSON.stringify(h.functions)];
       await ctx.commit(() => {
-        if (hello.run(h.firmware, vars, fns, t, t, t, deviceId).changes === 0) throw notFound(deviceId);
+        if (hello.run(h.firmware, vars, fns, handshake, t, t, deviceId).changes === 0) throw notFound(deviceId);
       });
     },
 
