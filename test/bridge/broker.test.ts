@@ -391,6 +391,34 @@ describe('bridge broker', function () {
       assert.ok((await f.bridge.store.getDevice(A1))!.lastHandshakeAt!.getTime() > first);
     });
 
+    it('relays a device\'s event to the subscriptions of its product\'s devices, its own too, as Particle\'s devices talk to each other; no other product\'s', async () => {
+      const listening = async (id: typeof A1 | typeof A2 | typeof B1) => {
+        const c = track(await device(f.port, id));
+        const got: { name: string; data: unknown }[] = [];
+        c.on('message', (_t, payload) => {
+          const m = decode(payload);
+          if (m.kind === 'cloudEvent') got.push({ name: m.name, data: m.data });
+        });
+        await c.subscribeAsync(topics.filter.deviceInbox(id), { qos: 1 });
+        await c.publishAsync(topics.device.hello(id), Buffer.from(encode('hello', {
+          agent: '0.1.0', firmware: 1, product: 1, variables: [], functions: [], subscriptions: ['ping'], bootReason: 'none', ota: { slot: 0, trial: false, rolledBackFrom: null },
+        })), { qos: 1 });
+        return { c, got };
+      };
+      const a1 = await listening(A1);
+      const a2 = await listening(A2);
+      const b1 = await listening(B1);
+      await a1.c.publishAsync(topics.device.event(A1, 'ping/x'), Buffer.from(encode('event', { data: 'hi', ttl: 60 })), { qos: 1 });
+      await a1.c.publishAsync(topics.device.event(A1, 'other'), Buffer.from(encode('event', { data: 'no one', ttl: 60 })), { qos: 1 });
+      await a1.c.publishAsync(topics.device.event(A1, 'ping/bin'), Buffer.from(encode('event', { data: new Uint8Array([0, 1, 255]), ttl: 60 })), { qos: 1 });
+      for (let i = 0; i < 50 && (a2.got.length < 2 || a1.got.length < 2); i++) await sleep(20);
+      // Before: only events published through the API reached devices.
+      assert.deepEqual(a2.got.map((g) => [g.name, g.data instanceof Uint8Array ? [...g.data] : g.data]), [['ping/x', 'hi'], ['ping/bin', [0, 1, 255]]]);
+      assert.deepEqual(a1.got.map((g) => g.name), ['ping/x', 'ping/bin'], 'its own');
+      await sleep(100);
+      assert.deepEqual(b1.got, [], 'another product\'s device hears nothing');
+    });
+
     it('is online while connected, offline after, and a replacing connection keeps it online', async () => {
       const watcher = track(await app(f.port, 'alice-presence', f.tokens.alice));
       const got = inbox(watcher);

@@ -230,7 +230,7 @@ export function authorizeForward(ctx: BrokerContext, client: WithSession, packet
  * parseTopic, remembered: a device publishes on the same few topics over and
  * over, and each is delivered to every subscriber. Bounded: cleared when full.
  */
-function parsedForDelivery(ctx: BrokerContext, topic: string): ParsedTopic | null {
+export function parsedForDelivery(ctx: BrokerContext, topic: string): ParsedTopic | null {
   let t = ctx.topicCache.get(topic);
   if (t === undefined) {
     try {

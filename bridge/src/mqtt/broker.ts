@@ -7,11 +7,12 @@ import { createServer, Server, Socket } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import { Aedes } from 'aedes';
 import type { AddressInfo } from 'node:net';
-import { encode, isDeviceId, topics } from '@flotilla/protocol';
+import { decode, encode, isDeviceId, isReservedEventName, topics, type EventData } from '@flotilla/protocol';
 import type { BrokerStore, Logger } from './deps.js';
 import type { BrokerContext } from './context.js';
 import { auditKey, authenticate, BAD_CREDENTIALS, ConnectLockout, NOT_AUTHORIZED, PERSISTENT_SESSION, takeOver } from './authenticate.js';
-import { authorizeForward, authorizePublish, authorizeSubscribe, Refused } from './authorize.js';
+import { authorizeForward, authorizePublish, authorizeSubscribe, parsedForDelivery, Refused } from './authorize.js';
+import { heldBack } from './quarantine.js';
 import { boundOutbound, guardConnection } from './guard.js';
 import { Window } from '../fixed-window.js';
 import { logThrottle } from '../log-throttle.js';
@@ -127,7 +128,7 @@ export interface Broker {
    * Sends a cloud event to every connected device of the product that
    * subscribed to a prefix of `name`; answers how many it went to.
    */
-  sendEvent(productId: string, name: string, data: string | null): number;
+  sendEvent(productId: string, name: string, data: EventData): number;
   close(): Promise<void>;
 }
 
@@ -342,6 +343,38 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
 
   const hubs: EventHub[] = [];
 
+  /** A cloud event to every connected device of the product subscribed to a prefix of `name`; how many it went to. */
+  function toDevices(productId: string, name: string, data: EventData): number {
+    let n = 0;
+    let payload: Uint8Array | null = null;
+    for (const [deviceId, prefixes] of context.subscriptions) {
+      if (context.devices.get(deviceId)?.product.productId !== productId || !prefixes.some((p) => name.startsWith(p))) continue;
+      context.publish(topics.cloud.event(deviceId), (payload ??= encode('cloudEvent', { name, data })), 1);
+      n++;
+    }
+    if (n > 0) tally(context.usage, productId, Date.now(), { dataOps: n * CLOUD_EVENT_OPS });
+    return n;
+  }
+
+  // Devices talk to each other as on Particle: an event a device publishes reaches the subscriptions of its
+  // product's devices, its own too. Not the cloud's own events (spark/...), which no device publishes, and
+  // not a quarantined device's.
+  aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
+    cb();
+    if (context.subscriptions.size === 0 || isClaimTopic(packet.topic)) return;
+    const t = parsedForDelivery(context, packet.topic);
+    if (!t || t.root !== 'dev' || t.channel !== 'evt' || isReservedEventName(t.event)) return;
+    const ref = context.devices.get(t.deviceId);
+    if (!ref || heldBack(ref, t.event)) return;
+    let m;
+    try {
+      m = decode(packet.payload as Buffer);
+    } catch {
+      return; // authorizePublish let only valid events onto the bus
+    }
+    if (m.kind === 'event') toDevices(ref.product.productId, t.event, m.data);
+  }, () => {});
+
   /**
    * When the bridge took each event off the bus: the streams and the webhooks each subscribe, and the
    * same packet reaches both, so both show the one time (Particle's published_at), not a clock each.
@@ -544,17 +577,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
       c.close();
       return true;
     },
-    sendEvent(productId, name, data) {
-      let n = 0;
-      const payload = encode('cloudEvent', { name, data });
-      for (const [deviceId, prefixes] of context.subscriptions) {
-        if (context.devices.get(deviceId)?.product.productId !== productId || !prefixes.some((p) => name.startsWith(p))) continue;
-        context.publish(topics.cloud.event(deviceId), payload, 1);
-        n++;
-      }
-      if (n > 0) tally(context.usage, productId, Date.now(), { dataOps: n * CLOUD_EVENT_OPS });
-      return n;
-    },
+    sendEvent: toDevices,
     async close() {
       clearInterval(heardTimer);
       clearInterval(expiryTimer);
