@@ -593,6 +593,17 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const h2 = (await api('GET', '/v1/products/prod-a/fleet_health', f.tokens.carol)).body;
     assert.ok(h2.errors.some((e: { kind: string; firmware_version: number }) => e.kind === 'timer' && e.firmware_version === 1), JSON.stringify(h2.errors));
     assert.equal((await api('GET', '/v1/products/prod-a/fleet_health', f.tokens.bob)).status, 404);
+    // The device's reports one by one, with the stack and uptime fleet health sums away (before, no route showed them).
+    const reports = (await api('GET', '/v1/products/prod-a/diagnostics/' + A1 + '/errors', f.tokens.carol)).body.errors as Record<string, unknown>[];
+    const timer = reports.find((e) => e.kind === 'timer')!;
+    assert.ok(timer, JSON.stringify(reports));
+    assert.deepEqual(Object.keys(timer), ['at', 'kind', 'name', 'message', 'stack', 'count', 'uptime', 'firmware_version']);
+    assert.ok(typeof timer.stack === 'string' && Number.isInteger(timer.uptime) && (timer.count as number) >= 1);
+    assert.ok(reports.every((e, i) => i === 0 || Date.parse(String(e.at)) <= Date.parse(String(reports[i - 1].at))), 'newest first');
+    assert.equal((await api('GET', '/v1/diagnostics/' + A1 + '/errors?limit=1', f.tokens.carol)).body.errors.length, 1);
+    assert.equal((await api('GET', '/v1/diagnostics/' + A1 + '/errors?end_date=2020-01-01T00:00:00Z', f.tokens.carol)).body.errors.length, 0);
+    assert.equal((await api('GET', '/v1/diagnostics/' + A1 + '/errors?limit=0', f.tokens.carol)).status, 400);
+    assert.equal((await api('GET', '/v1/diagnostics/' + B1 + '/errors', f.tokens.carol)).status, 404);
   });
 
   it('adds SIM cards, moves them through their lifecycle, sets a data limit, removes them, by role', async () => {

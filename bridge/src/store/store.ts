@@ -227,6 +227,21 @@ export interface ErrorGroup {
   lastAt: Date;
 }
 
+/** One error report as a device sent it. */
+export interface DeviceErrorReport {
+  at: Date;
+  source: ErrorSource;
+  name: string;
+  message: string;
+  /** A short stack, as the device's engine wrote it ('' when it had none). */
+  stack: string;
+  /** Occurrences the report stands for (repeats since the device's last report). */
+  count: number;
+  /** The device's uptime at the last of them, seconds. */
+  uptime: number;
+  firmwareVersion: number | null;
+}
+
 /** Traffic of a product on a day (UTC), as the broker counts it. */
 export interface UsageCount {
   productId: ProductId;
@@ -454,6 +469,8 @@ export interface TelemetryStore {
   recordError(deviceId: string, report: ErrorReport, at: Date, firmwareVersion?: number | null): Promise<void>;
   /** Most frequent first. */
   errorsByProduct(productId: ProductId): Promise<ErrorGroup[]>;
+  /** A device's error reports from `from` to `to`, newest first, at most `limit`. */
+  deviceErrors(deviceId: string, from: Date, to: Date, limit?: number): Promise<DeviceErrorReport[]>;
   /** Adds a batch of usage counts (the broker flushes them every few seconds), in one transaction. */
   recordUsage(rows: readonly UsageCount[]): Promise<void>;
   /** Usage of a product per day, `from` to `to` inclusive ('YYYY-MM-DD', UTC), oldest first; days without traffic are absent. */

@@ -60,6 +60,22 @@ function diagnostics(prefix: string): Route[] {
       return { diagnostics: { updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: payload(s.values), warnings: warnings(s.values) } };
     }),
     route('GET', P + '/metadata', guard.device('device.vitals.view'), () => ({ diagnostics_metadata: METADATA })),
+    // The device's error reports one by one, with what fleet health sums away: the stack, the uptime, when.
+    // Not Particle's (its device vitals have no error reports); beside the diagnostics, with their range.
+    route('GET', P + '/errors', guard.device('device.vitals.view'), async (req, ctx, a) => {
+      const q = req.url.searchParams;
+      const to = date(q.get('end_date'), new Date(), 'end_date');
+      const from = date(q.get('start_date'), new Date(to.getTime() - RETENTION_MS), 'start_date');
+      if (from > to) throw ApiError.of(400, 'start_date is after end_date');
+      const limit = q.has('limit') ? Number(q.get('limit')) : 100;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw ApiError.of(400, 'limit must be a whole number from 1 to 1000');
+      const reports = await ctx.store.deviceErrors(a.device!.id, from, to, limit);
+      return {
+        errors: reports.map((e) => ({
+          at: e.at.toISOString(), kind: e.source, name: e.name, message: e.message, stack: e.stack, count: e.count, uptime: e.uptime, firmware_version: e.firmwareVersion,
+        })),
+      };
+    }),
     route('GET', P, guard.device('device.vitals.view'), async (req, ctx, a) => {
       const q = req.url.searchParams;
       const to = date(q.get('end_date'), new Date(), 'end_date');

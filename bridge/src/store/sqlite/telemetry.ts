@@ -5,7 +5,7 @@
  */
 import type { ErrorSource, SampleValues } from '@flotilla/protocol';
 import { isDay, StoreError } from '../store.js';
-import type { AuditFilter, AuditRecord, BillingStore, ErrorGroup, ProductId, PruneCounts, PruneCutoffs, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
+import type { AuditFilter, AuditRecord, BillingStore, DeviceErrorReport, ErrorGroup, ProductId, PruneCounts, PruneCutoffs, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
 import type { SqliteStatement } from './connection.js';
@@ -23,6 +23,17 @@ interface ErrorGroupRaw {
   count: number;
   devices: number;
   last_at: number;
+}
+
+interface DeviceErrorRaw {
+  at: number;
+  source: ErrorSource;
+  name: string;
+  message: string;
+  stack: string;
+  count: number;
+  uptime: number;
+  firmware_version: number | null;
 }
 
 interface AuditRaw {
@@ -104,6 +115,10 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
      FROM error_reports WHERE product_id = ?
      GROUP BY source, name, message, firmware_version
      ORDER BY count DESC, last_at DESC`,
+  );
+  // Uses idx_error_reports_device_at.
+  const errorsOfDevice = db.prepare<DeviceErrorRaw>(
+    'SELECT at, source, name, message, stack, count, uptime, firmware_version FROM error_reports WHERE device_id = ? AND at >= ? AND at <= ? ORDER BY at DESC, id DESC LIMIT ?',
   );
   const insertAudit = db.prepare(
     `INSERT INTO audit_log (at, actor_kind, actor_id, action, resource_kind, resource_id, allowed, status, reason)
@@ -303,6 +318,15 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
           count: Number(r.count),
           devices: Number(r.devices),
           lastAt: new Date(Number(r.last_at)),
+        }),
+      );
+    },
+
+    async deviceErrors(deviceId, from, to, limit) {
+      ctx.commit.flush();
+      return errorsOfDevice.all(deviceId, msOf(from, 'from'), msOf(to, 'to'), limitOf(limit, MAX_ROWS)).map(
+        (r): DeviceErrorReport => ({
+          at: new Date(Number(r.at)), source: r.source, name: r.name, message: r.message, stack: r.stack, count: r.count, uptime: r.uptime, firmwareVersion: r.firmware_version,
         }),
       );
     },
