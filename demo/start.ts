@@ -14,8 +14,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bridgeFlags, bridgeHelp, bridgeOptions, CliError, createBridge, defaultOptions as bridgeDefaults, listening, parseFlags, startFailure, StoreError, type Bridge } from '@flotilla/bridge';
-import { loadScenario, MAX_FLEET, provision, ScenarioError } from '@flotilla/simulator';
+import { bridgeFlags, bridgeHelp, bridgeOptions, CliError, createBridge, defaultOptions as bridgeDefaults, listening, parseFlags, startFailure, StoreError, urlHost, type Bridge } from '@flotilla/bridge';
+import { loadScenario, MAX_FLEET, provision, ProvisionError, ScenarioError } from '@flotilla/simulator';
 
 /** The demo's own defaults; the bridge's are its own (flotilla-bridge --help). */
 export const defaultOptions = {
@@ -71,7 +71,7 @@ function parseDemoFlags() {
 
 const dataDir = options.dataDir ?? bridgeDefaults.dataDir;
 const host = options.host ?? bridgeDefaults.host;
-const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+const local = urlHost(host);
 let bridge: Bridge;
 try {
   bridge = await createBridge(options);
@@ -81,85 +81,22 @@ try {
   console.error('flotilla: ' + why);
   process.exit(1);
 }
-// Null when the HTTP API is off (--http-port off): then no fleet is registered and no calls are shown.
-const api = bridge.ports.http === null ? null : `http://${local}:${bridge.ports.http}`;
 
-const out: string[] = ['', `Flotilla is running, data in ${dataDir}`, ...listening(bridge, host).map((l) => '  ' + l)];
-if (bridge.generatedOwnerPassword) out.push(`  Owner     ${options.ownerUsername ?? bridgeDefaults.ownerUsername} / ${bridge.generatedOwnerPassword}   (password shown once)`);
-
-const stateFile = join(dataDir, 'demo.json');
-let state: DemoState | null = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as DemoState) : null;
-let ownerToken: string | null = null;
-if (!state) {
-  let first: Awaited<ReturnType<typeof firstRun>>;
-  try {
-    first = await firstRun(bridge);
-  } catch (e) {
-    if (!(e instanceof CliError)) throw e;
-    console.error('flotilla: ' + e.message);
-    await bridge.close();
-    process.exit(1);
-  }
-  state = first.state;
-  ownerToken = first.ownerToken;
-  writeFileSync(stateFile, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
-}
-const slug = state.product.slug;
-out.push(`  Product   ${slug} (id ${state.product.id}) in org ${state.org}`);
-if (ownerToken) out.push(`  Token     ${ownerToken}   (the owner's, valid ${defaultOptions.tokenDays} days; shown once, keep it)`);
-else if (api) out.push(`  Token     shown on the first run; make another: curl -d grant_type=password -d username=${options.ownerUsername ?? bridgeDefaults.ownerUsername} -d password=... -u particle:particle ${api}/oauth/token`);
-
-let example = '<device id>';
-const simulate = !values['no-simulator'] && devices > 0 && api !== null;
-const credentials = join(dataDir, 'simulator', slug + '.json');
-if (simulate && api) {
-  const fleet = await provision({ api, token: state.simulatorToken, product: slug, count: devices, file: credentials });
-  example = fleet.devices[0].id;
-  out.push(`  Fleet     ${devices} simulated devices, scenario ${values.scenario ?? defaultOptions.scenario} (credentials and flash in ${join(dataDir, 'simulator')})`);
-}
-const auth = `-H "Authorization: Bearer $TOKEN"`;
-if (!api) out.push('', 'The HTTP API is off (--http-port off): no devices are simulated and no calls are shown.', '');
-else out.push(
-  '',
-  'Try (TOKEN is the token above):',
-  `  curl ${auth} ${api}/v1/products/${slug}/devices`,
-  `  curl ${auth} ${api}/v1/products/${slug}/devices/${example}/temperature`,
-  `  curl ${auth} -d arg=on ${api}/v1/products/${slug}/devices/${example}/setLed`,
-  `  curl ${auth} ${api}/v1/products/${slug}/events            # live events (server-sent)`,
-  `  curl ${auth} ${api}/v1/products/${slug}/fleet_health`,
-  `  node -e "new (require('particle-api-js'))({baseUrl:'${api}'}).listDevices({auth:process.env.TOKEN,product:'${slug}'}).then(r=>console.log(r.body.devices.map(d=>d.id+' '+d.online)))"`,
-  // Setting a profile's apiUrl does not switch to it: without `particle config flotilla`, the login (and the token) went to Particle's cloud.
-  `  particle config flotilla apiUrl ${api} && particle config flotilla && particle login --token $TOKEN && particle get ${example} temperature`,
-  `  (particle list shows your personal space; the demo fleet is the org's: curl ${auth} ${api}/v1/orgs/${state.org}/devices)`,
-  '',
-);
-console.log(out.join('\n'));
-
-let child: ReturnType<typeof spawn> | null = null;
-if (simulate && api) {
-  const bin = fileURLToPath(new URL('../simulator/bin/flotilla-simulate.mjs', import.meta.url));
-  child = spawn(
-    process.execPath,
-    [bin, '--product', slug, '--devices', String(devices), '--scenario', values.scenario ?? defaultOptions.scenario, '--api', api,
-      '--bridge', `mqtt://${local}:${bridge.ports.mqtt}`, '--credentials', credentials, '--flash-dir', join(dataDir, 'simulator', 'flash')],
-    { stdio: 'inherit', env: { ...process.env, FLOTILLA_TOKEN: state.simulatorToken } },
-  );
-  child.on('exit', (code) => {
-    child = null;
-    if (!stopping && code !== 0) console.error(`flotilla: the simulator stopped (exit ${code}); the bridge keeps running`);
-  });
-}
-
-// The simulator stops first (it prints its summary), then the bridge closes.
+// Signals from here on, setup included: the simulator stops first (it prints its summary), then the bridge
+// closes. A registration under way finishes its batch and saves it first (its secrets are answered once).
 let stopping = false;
+let child: ReturnType<typeof spawn> | null = null;
+let setup: Promise<unknown> = Promise.resolve();
+const stop = new AbortController();
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
+    stop.abort();
     const c = child;
     const fleetDone = c ? new Promise((r) => c.once('exit', r)) : Promise.resolve();
     c?.kill(signal);
-    fleetDone
+    Promise.all([fleetDone, setup.catch(() => undefined)])
       .then(() => bridge.close())
       .then(
         () => process.exit(0),
@@ -168,6 +105,108 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
           process.exit(1);
         },
       );
+  });
+}
+
+/** Says why the demo cannot go on, closes the bridge, and exits 1; a stop under way exits by its handler. */
+async function fail(message: string): Promise<never> {
+  if (!stopping) {
+    console.error('flotilla: ' + message);
+    await bridge.close();
+    process.exit(1);
+  }
+  return new Promise<never>(() => undefined);
+}
+
+// Null when the HTTP API is off (--http-port off): then no fleet is registered and no calls are shown.
+const api = bridge.ports.http === null ? null : `http://${local}:${bridge.ports.http}`;
+
+const out: string[] = ['', `Flotilla is running, data in ${dataDir}`, ...listening(bridge, host).map((l) => '  ' + l)];
+if (bridge.generatedOwnerPassword) out.push(`  Owner     ${options.ownerUsername ?? bridgeDefaults.ownerUsername} / ${bridge.generatedOwnerPassword}   (password shown once)`);
+
+const stateFile = join(dataDir, 'demo.json');
+let state: DemoState | null = null;
+try {
+  state = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as DemoState) : null;
+} catch (e) {
+  await fail(`${stateFile} is not the demo's state (${(e as Error).message}): put the right file back, or start from an empty data directory`);
+}
+let ownerToken: string | null = null;
+if (!state) {
+  let first: Awaited<ReturnType<typeof firstRun>>;
+  try {
+    first = await firstRun(bridge);
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    // The owner's password, made on this run, is printed all the same: it is not shown again.
+    console.log(out.join('\n'));
+    await fail(e.message);
+  }
+  state = first!.state;
+  ownerToken = first!.ownerToken;
+  writeFileSync(stateFile, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
+}
+const slug = state!.product.slug;
+out.push(`  Product   ${slug} (id ${state!.product.id}) in org ${state!.org}`);
+if (ownerToken) out.push(`  Token     ${ownerToken}   (the owner's, valid ${defaultOptions.tokenDays} days; shown once, keep it)`);
+else if (api) out.push(`  Token     shown on the first run; make another: curl -d grant_type=password -d username=${options.ownerUsername ?? bridgeDefaults.ownerUsername} -d password=... -u particle:particle ${api}/oauth/token`);
+// Said now, before the fleet is registered: what is shown once must not wait on what can fail or be stopped.
+console.log(out.join('\n'));
+
+let example = '<device id>';
+const simulate = !values['no-simulator'] && devices > 0 && api !== null;
+const credentials = join(dataDir, 'simulator', slug + '.json');
+const after: string[] = [];
+if (simulate && api) {
+  const register = () => provision({ api, token: state!.simulatorToken, product: slug, count: devices, file: credentials, signal: stop.signal });
+  let fleet: Awaited<ReturnType<typeof provision>>;
+  try {
+    try {
+      fleet = await (setup = register());
+    } catch (e) {
+      // The simulator's API user deleted, or its token revoked: the demo makes it a new one, as its first run did.
+      if (!(e instanceof ProvisionError && e.status === 401) || stopping) throw e;
+      state = { ...state!, simulatorToken: await simulatorToken(bridge, state!.product.id) };
+      writeFileSync(stateFile, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
+      console.log(`  (the simulator's token was refused; a new one is in ${stateFile})`);
+      fleet = await (setup = register());
+    }
+  } catch (e) {
+    if (!(e instanceof ProvisionError)) throw e;
+    await fail(e.message);
+  }
+  example = fleet!.devices[0].id;
+  after.push(`  Fleet     ${devices} simulated devices, scenario ${values.scenario ?? defaultOptions.scenario} (credentials and flash in ${join(dataDir, 'simulator')})`);
+}
+const auth = `-H "Authorization: Bearer $TOKEN"`;
+if (!api) after.push('', 'The HTTP API is off (--http-port off): no devices are simulated and no calls are shown.', '');
+else after.push(
+  '',
+  'Try (TOKEN is the token above):',
+  `  curl ${auth} ${api}/v1/products/${slug}/devices`,
+  `  curl ${auth} ${api}/v1/products/${slug}/devices/${example}/temperature`,
+  `  curl ${auth} -d arg=on ${api}/v1/products/${slug}/devices/${example}/setLed`,
+  `  curl ${auth} ${api}/v1/products/${slug}/events            # live events (server-sent)`,
+  `  curl ${auth} ${api}/v1/products/${slug}/fleet_health`,
+  `  node -e "new (require('particle-api-js'))({baseUrl:'${api}'}).listDevices({auth:process.env.TOKEN,product:'${slug}'}).then(r=>console.log(r.body.devices.map(d=>d.id+' '+d.online)))"`,
+  // Setting a profile's apiUrl does not switch to it: without \`particle config flotilla\`, the login (and the token) went to Particle's cloud.
+  `  particle config flotilla apiUrl ${api} && particle config flotilla && particle login --token $TOKEN && particle get ${example} temperature`,
+  `  (particle list shows your personal space; the demo fleet is the org's: curl ${auth} ${api}/v1/orgs/${state!.org}/devices)`,
+  '',
+);
+console.log(after.join('\n'));
+
+if (simulate && api && !stopping) {
+  const bin = fileURLToPath(new URL('../simulator/bin/flotilla-simulate.mjs', import.meta.url));
+  child = spawn(
+    process.execPath,
+    [bin, '--product', slug, '--devices', String(devices), '--scenario', values.scenario ?? defaultOptions.scenario, '--api', api,
+      '--bridge', `mqtt://${local}:${bridge.ports.mqtt}`, '--credentials', credentials, '--flash-dir', join(dataDir, 'simulator', 'flash')],
+    { stdio: 'inherit', env: { ...process.env, FLOTILLA_TOKEN: state!.simulatorToken } },
+  );
+  child.on('exit', (code, signal) => {
+    child = null;
+    if (!stopping && code !== 0) console.error(`flotilla: the simulator stopped (${code === null ? 'killed by ' + signal : 'exit ' + code}); the bridge keeps running`);
   });
 }
 
@@ -188,9 +227,12 @@ async function firstRun(b: Bridge): Promise<{ state: DemoState; ownerToken: stri
   const org = await made(() => b.store.createOrg(defaultOptions.org, owner.id));
   const product = await made(() => b.store.createProduct({ name: defaultOptions.product, slug: 'demo-fleet', orgId: org.id }));
   const owned = await b.store.issueToken({ subject: { kind: 'user', id: owner.id }, clientId: 'particle', scopes: [], ttlSeconds: defaultOptions.tokenDays * 86400 });
-  // The simulator registers its devices with a token that can do only that.
+  return { state: { org: org.slug, product: { id: product.id, slug: product.slug }, simulatorToken: await simulatorToken(b, product.id) }, ownerToken: owned.token };
+}
+
+/** A product API user that may only register the simulator's devices, and its token (which never expires). */
+async function simulatorToken(b: Bridge, productId: number): Promise<string> {
   const scopes = ['settings.view', 'device.add'];
-  const sim = await b.store.createApiUser({ username: 'demo-simulator', scopes, productId: product.id });
-  const simToken = await b.store.issueToken({ subject: { kind: 'apiUser', id: sim.id }, clientId: 'api-user', scopes, ttlSeconds: null });
-  return { state: { org: org.slug, product: { id: product.id, slug: product.slug }, simulatorToken: simToken.token }, ownerToken: owned.token };
+  const sim = await b.store.createApiUser({ username: 'demo-simulator', scopes, productId });
+  return (await b.store.issueToken({ subject: { kind: 'apiUser', id: sim.id }, clientId: 'api-user', scopes, ttlSeconds: null })).token;
 }

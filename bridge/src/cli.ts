@@ -165,9 +165,15 @@ export function startFailure(e: unknown, options: Partial<BridgeOptions>): strin
   return null;
 }
 
+/** The host as a URL writes it: a wildcard address as the loopback, an IPv6 address in brackets (http://[::1]:8080). */
+export function urlHost(host: string): string {
+  const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return h.includes(':') ? '[' + h + ']' : h;
+}
+
 /** Says what the bridge listens on, for people. */
 export function listening(b: { ports: { http: number | null; mqtt: number; mqtts: number | null; ws: number | null; wss: number | null } }, host: string): string[] {
-  const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const h = urlHost(host);
   const lines: string[] = [];
   if (b.ports.http !== null) lines.push(`HTTP API  http://${h}:${b.ports.http}/v1   (routes: /v1/openapi.json)`);
   lines.push(`MQTT      mqtt://${h}:${b.ports.mqtt}` + (b.ports.mqtts !== null ? `   mqtts://${h}:${b.ports.mqtts}` : ''));

@@ -4,7 +4,7 @@
  */
 export { createBridge, defaultOptions } from './bridge.js';
 export type { Bridge, BridgeInput, BridgeOptions } from './bridge.js';
-export { bridgeFlags, bridgeHelp, bridgeOptions, CliError, listening, parseFlags, startFailure } from './cli.js';
+export { bridgeFlags, bridgeHelp, bridgeOptions, CliError, listening, parseFlags, startFailure, urlHost } from './cli.js';
 export { decide } from './policy/decide.js';
 export { StoreError } from './store/store.js';
 export type * from './policy/types.js';

@@ -41,7 +41,8 @@ export interface ProvisionOptions {
 }
 
 export class ProvisionError extends Error {
-  constructor(message: string) {
+  /** `status`: the operator API's refusal, when it was one (401: the token). */
+  constructor(message: string, readonly status?: number) {
     super(message);
     this.name = 'ProvisionError';
   }
@@ -85,6 +86,8 @@ export async function provision(o: ProvisionOptions): Promise<CredentialsFile> {
   // that could never connect, their secrets lost).
   const registrar = new Api(o.api, o.token, undefined, o.timeoutMs);
   const out: CredentialsFile = { product: await lookUp(api, o.product), devices: have ? have.devices.slice() : [] };
+  // Written once before anything is registered: a file that cannot be written is said now, not after the bridge has made devices whose secrets then have nowhere to go.
+  if (o.file) save(o.file, out);
   while (out.devices.length < o.count) {
     if (o.signal?.aborted) throw new ProvisionError(`stopped while registering devices: ${out.devices.length} registered${o.file ? ', saved in ' + o.file : ''}`);
     const ids = Array.from({ length: Math.min(BATCH, o.count - out.devices.length) }, () => randomBytes(12).toString('hex'));
@@ -94,9 +97,18 @@ export async function provision(o: ProvisionOptions): Promise<CredentialsFile> {
       if (!secret) throw new ProvisionError(`the bridge did not register device ${id} (no secret in its answer): is it a Flotilla bridge?`);
       out.devices.push({ id, secret });
     }
-    if (o.file) writeCredentials(o.file, out);
+    if (o.file) save(o.file, out);
   }
   return out;
+}
+
+/** writeCredentials, its failure said as the simulator says what went wrong. */
+function save(file: string, c: CredentialsFile): void {
+  try {
+    writeCredentials(file, c);
+  } catch (e) {
+    throw new ProvisionError(`cannot write the credentials file ${file}: ${(e as Error).message}`);
+  }
 }
 
 /** Reads and checks a credentials file. */
@@ -182,7 +194,7 @@ class Api {
     }
     if (res.ok) return json;
     const said = String(json.error_description ?? json.error ?? text.slice(0, 200));
-    if (res.status === 401) throw new ProvisionError(`the bridge refused the token (401: ${said}); make one with \`particle token create\` or POST /oauth/token`);
+    if (res.status === 401) throw new ProvisionError(`the bridge refused the token (401: ${said}); make one with \`particle token create\` or POST /oauth/token`, 401);
     if (res.status === 403) throw new ProvisionError(`the token may not ${method} ${path} (403: ${said}); it needs settings.view and device.add on the product`);
     if (res.status === 404) throw new ProvisionError(`${method} ${path}: not found (404: ${said}); check the product's slug or id`);
     throw new ProvisionError(`${method} ${path} failed with ${res.status}: ${said}`);

@@ -1,6 +1,6 @@
 /** The bridge's flags and environment variables (bridge/src/cli.ts): what they set, and a clear error for what they cannot. */
 import assert from 'node:assert/strict';
-import { bridgeOptions, CliError } from '../../bridge/src/cli.js';
+import { bridgeOptions, CliError, listening, urlHost } from '../../bridge/src/cli.js';
 
 describe('bridge command line', () => {
   it('--webhook-allow (FLOTILLA_WEBHOOK_ALLOW): comma-separated ranges webhooks may target', () => {
@@ -42,5 +42,13 @@ describe('bridge command line', () => {
     ] as const) {
       assert.throws(() => bridgeOptions(flags as never, env), (e: unknown) => e instanceof CliError && e.message === message, message);
     }
+  });
+
+  it('writes the addresses it prints as URLs can hold them: an IPv6 host in brackets, a wildcard as the loopback', () => {
+    assert.deepEqual(['::1', '0.0.0.0', '::', '10.0.0.5', 'fe80::1'].map(urlHost), ['[::1]', '127.0.0.1', '127.0.0.1', '10.0.0.5', '[fe80::1]']);
+    // Before: http://::1:8080/v1, which no client parses.
+    const lines = listening({ ports: { http: 8080, mqtt: 1883, mqtts: 8883, ws: null, wss: null } }, '::1');
+    assert.deepEqual(lines, ['HTTP API  http://[::1]:8080/v1   (routes: /v1/openapi.json)', 'MQTT      mqtt://[::1]:1883   mqtts://[::1]:8883']);
+    for (const l of lines) for (const u of l.match(/\w+:\/\/\S+/g)!) assert.doesNotThrow(() => new URL(u), u);
   });
 });

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -167,6 +167,55 @@ describe('npm start: a bridge and a simulated fleet', function () {
       }
     } finally {
       rmSync(off, { recursive: true, force: true });
+    }
+  });
+
+  it('says the owner\'s password and token before it registers the fleet: Ctrl-C while registering loses neither, nor any device\'s secret', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'flotilla-demo-stop-'));
+    try {
+      const r = (run = start(fresh, '--devices', '3000'));
+      // Before, both were printed after the registration, which a Ctrl-C or an error cut short: the owner was locked out.
+      await waitFor('the token printed', r, () => /Token +\S+ +\(the owner's/.test(r.output()));
+      ctrlC(r);
+      assert.equal(await r.exited, 0, r.output());
+      assert.match(r.output(), /Owner +owner \/ \S+ +\(password shown once\)/);
+      // Every device the bridge registered has its secret in the credentials file (the batch under way was finished and saved).
+      const b = await createBridge({ dataDir: fresh, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+      try {
+        const product = (await b.store.getProduct('demo-fleet'))!;
+        const registered = (await b.store.listDevices(product.id)).map((d) => d.id).sort();
+        const file = join(fresh, 'simulator', 'demo-fleet.json');
+        const saved = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { devices: { id: string }[] }).devices.map((d) => d.id).sort() : [];
+        assert.deepEqual(registered, saved);
+        assert.ok(registered.length < 3000, `the Ctrl-C came while registering (${registered.length} of 3000 registered)`);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+
+  it('makes the simulator a new token when its own is refused (its API user deleted), and goes on', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'flotilla-demo-token-'));
+    try {
+      const first = (run = start(fresh, '--no-simulator'));
+      await waitFor('the bridge started', first, () => /Flotilla is running/.test(first.output()));
+      first.child.kill('SIGINT');
+      assert.equal(await first.exited, 0, first.output());
+      const b = await createBridge({ dataDir: fresh, httpPort: null, mqttPort: 0, mqttsPort: null, logLevel: 'silent' });
+      const product = (await b.store.getProduct('demo-fleet'))!;
+      for (const u of await b.store.listApiUsers({ productId: product.id })) await b.store.deleteApiUser(u.id);
+      await b.close();
+      // Before: a stack trace advising particle token create, which the demo never reads; the bridge left running.
+      const r = (run = start(fresh, '--devices', '2'));
+      await waitFor('the fleet registered', r, () => /Fleet +2 simulated devices/.test(r.output()));
+      assert.match(r.output(), /the simulator's token was refused; a new one is in .*demo\.json/);
+      assert.doesNotMatch(r.output(), /\n\s+at /, 'no stack trace');
+      ctrlC(r);
+      assert.equal(await r.exited, 0, r.output());
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
     }
   });
 
