@@ -51,7 +51,9 @@ const RUNTIME = `
     if (v.type === 'string') return arg;
     if (v.type === 'bool') return arg === 'true' || arg === '1' || arg === 'on';
     var n = v.type === 'int32' ? parseInt(arg, 10) : parseFloat(arg);
-    return isNaN(n) ? null : n;
+    /* What the variable's type cannot hold (4294967296 as int32, 1e309 as double) does not parse: it would make every later read an error. */
+    if (!isFinite(n) || (v.type === 'int32' && (n < -2147483648 || n > 2147483647))) return null;
+    return n;
   }
   function fn(name, spec) {
     cloud.fn(name, function (arg) {

@@ -183,7 +183,8 @@ export class Fleet {
         tls: this.secure ? { ...o.tls } : undefined,
         runner,
         memoryTotal: s.memory.total,
-        memoryUsed: () => Math.round(s.memory.used + (Math.random() * 2 - 1) * s.memory.jitter),
+        // Within 0..total whatever the jitter: a heap cannot be negative or larger than itself.
+        memoryUsed: () => Math.min(s.memory.total, Math.max(0, Math.round(s.memory.used + (Math.random() * 2 - 1) * s.memory.jitter))),
         battery: s.battery ? () => this.battery(m) : undefined,
         signalStrength: s.signal ? () => jitter(s.signal!.mean, s.signal!.jitter) : undefined,
         failTrial: s.ota.failTrial > 0 ? () => Math.random() < s.ota.failTrial : undefined,

@@ -86,6 +86,26 @@ describe('simulator: a device boots the image its flash holds', function () {
     assert.equal(rec.trial, 255);
   });
 
+  it('a function that sets a number variable answers -1 for what its type cannot hold, and leaves the variable readable', async () => {
+    const setters = parseScenario({
+      variables: { n: { type: 'int32', value: 5 }, d: { type: 'double', value: 1.5 } },
+      functions: { setN: { returns: 3, sets: 'n' }, setD: { returns: 4, sets: 'd' } },
+    }, 'setters');
+    const flash = new MemoryFlash(emptyFlash(SLOT));
+    flash.write(0, 0, fleetImage(setters, product));
+    const vm = new VmDevice({ flash, host: '127.0.0.1', port: f.port, runner, hal: { device: { id: A1, secret: SECRET[A1] } } });
+    devices.push(vm);
+    vm.start();
+    await runs(A1, 1);
+    const set = async (fn: string, arg: string) => (await apiAs(api, f.tokens.alice).post(`/v1/products/prod-a/devices/${A1}/${fn}`, { arg })).body.return_value;
+    const read = async (name: string) => (await get(`/v1/products/prod-a/devices/${A1}/${name}`)).body.result;
+    // Before: 3 and 4, and every later read failed ("returned double, not int32", "returned Infinity, not double").
+    assert.deepEqual([await set('setN', '4294967296'), await set('setD', '1e309'), await set('setN', 'x')], [-1, -1, -1]);
+    assert.deepEqual([await read('n'), await read('d')], [5, 1.5]);
+    assert.deepEqual([await set('setN', '-2147483648'), await set('setD', '-0.25')], [3, 4]);
+    assert.deepEqual([await read('n'), await read('d')], [-2147483648, -0.25]);
+  });
+
   it('rolls back an image that throws at start, and the old image answers again', async () => {
     const boots: BootInfo[] = [];
     const broken = buildImage(product, 3, agentBundle() + '\nthrow new Error("broken build: missing config");\n');

@@ -4,7 +4,7 @@
  * baseline, and a ramp stopped early counted by the devices it started.
  */
 import assert from 'node:assert/strict';
-import { summary, type Sample } from '@flotilla/simulator';
+import { statusLine, summary, type Sample } from '@flotilla/simulator';
 
 const MB = 1024 * 1024;
 
@@ -23,6 +23,12 @@ describe('simulator: the fleet summary', () => {
     assert.match(out, /^Fleet summary: 4 devices, scenario default, 10 s$/m);
     assert.match(out, /messages sent +20 \(hello 4, vitals 16\), 2\.0\/s$/m);
     assert.match(out, /memory +RSS 104(\.0)? MB, 1024\.0 KB per device above the 100(\.0)? MB before the fleet$/m);
+  });
+
+  it('counts an image crash once in its errors: as the error report the agent sends after the reboot, as fleet health does (before, twice)', () => {
+    const now = sample(10_000, 100 * MB, { err: 1 });
+    now.stats = { ...now.stats, crashes: 1 };
+    assert.match(statusLine(sample(0, 100 * MB, {}), now), /· errors 1 ·/);
   });
 
   it('gives no rate for a run under a second (before, 4 hellos in 50 ms read 80.0/s)', () => {
