@@ -110,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
   const baseline = process.memoryUsage().rss;
   let fleet: Fleet | null = null;
   let first: Sample | null = null;
-  const sample = (f: Fleet): Sample => ({ stats: f.stats(), at: performance.now(), rss: process.memoryUsage().rss });
+  let live: NodeJS.Timeout | null = null;
   try {
     const loaded = loadScenario(values.scenario ?? defaultOptions.scenario);
     const scenario = firmware === null ? loaded : { ...loaded, firmware };
@@ -138,10 +138,12 @@ export async function main(argv: string[]): Promise<number> {
       onLog: (line) => console.error('flotilla-simulate: ' + line),
     });
     console.log(`flotilla-simulate: ${count} devices of product ${creds.product.slug} (id ${creds.product.id}), scenario ${values.scenario ?? defaultOptions.scenario}: ${scenario.description}`);
-    // Counted from here: the summary's totals and rates take in the ramp.
+    // Counted from here: the summary's totals and rates take in the ramp, and the live line shows it (10,000 devices ramp for a minute).
     first = sample(fleet);
+    live = liveLine(fleet, first, !!values.quiet);
     await fleet.start(stop.signal);
   } catch (e) {
+    if (live) clearInterval(live);
     if (stop.signal.aborted && (e instanceof ProvisionError || e instanceof FleetError)) return stoppedEarly();
     if (e instanceof ScenarioError || e instanceof ProvisionError || e instanceof FleetError) {
       console.error('flotilla-simulate: ' + e.message);
@@ -156,20 +158,9 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
 
-  if (!fleet || !first) throw new Error('unreachable: the set-up above makes the fleet or returns');
+  if (!fleet || !first || !live) throw new Error('unreachable: the set-up above makes the fleet or returns');
   const running = fleet;
-  let prev = first;
   const tty = process.stdout.isTTY && !values.quiet;
-  const live = setInterval(
-    () => {
-      const now = sample(running);
-      const line = statusLine(prev, now);
-      prev = now;
-      if (tty) process.stdout.write('\r\x1b[K' + line);
-      else if (!values.quiet) console.log(line);
-    },
-    tty ? 1000 : 10_000,
-  );
   // Until a signal (perhaps already come, during the ramp) or --duration, counted once every device is on.
   let timer: NodeJS.Timeout | null = null;
   await new Promise<void>((resolve) => {
@@ -189,4 +180,25 @@ export async function main(argv: string[]): Promise<number> {
 function usage(problem: string): number {
   console.error(`flotilla-simulate: ${problem}\n\n${HELP}`);
   return 2;
+}
+
+/** The fleet's counters now, with the time and the process's memory. */
+function sample(f: Fleet): Sample {
+  return { stats: f.stats(), at: performance.now(), rss: process.memoryUsage().rss };
+}
+
+/** The live status line: every second on a terminal (rewritten in place), every 10 s to a file or pipe, never with --quiet. */
+function liveLine(fleet: Fleet, first: Sample, quiet: boolean): NodeJS.Timeout {
+  const tty = process.stdout.isTTY && !quiet;
+  let prev = first;
+  return setInterval(
+    () => {
+      const now = sample(fleet);
+      const line = statusLine(prev, now);
+      prev = now;
+      if (tty) process.stdout.write('\r\x1b[K' + line);
+      else if (!quiet) console.log(line);
+    },
+    tty ? 1000 : 10_000,
+  );
 }

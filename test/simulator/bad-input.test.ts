@@ -370,6 +370,16 @@ describe('simulator: bad input is refused before any device starts', function ()
         assert.match(r.out(), /connected at the end +2\/2/);
         assert.match(r.out(), /sessions +2 accepted, 0 refused/);
       });
+
+      it('shows its live line during the ramp, with the devices started so far (before, nothing until the ramp ended)', async function () {
+        this.timeout(30_000);
+        // Not a terminal: a line every 10 s. The ramp, 4 devices at 0.1/s, lasts 30 s.
+        const r = run(['--devices', '4', '--ramp', '0.1', '--product', 'prod-a', '--api', api, '--bridge', 'mqtt://127.0.0.1:' + f.port, '--token', f.tokens.alice, '--credentials', join(dir, 'live.json')]);
+        for (let i = 0; i < 300 && !/\(ramp \d+\)/.test(r.out()); i++) await new Promise((res) => setTimeout(res, 50));
+        r.child.kill('SIGTERM');
+        assert.equal(await r.exited, 0, r.err());
+        assert.match(r.out(), /^connected \d\/4 \(ramp [12]\) · /m);
+      });
     });
   });
 });
