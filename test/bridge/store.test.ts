@@ -366,9 +366,10 @@ describe('store (SQLite file, typeorm migrations)', function () {
       const who = { kind: 'user' as const, id: (await store.createUser('refresh@example.com', 'pw-refresh')).id };
       const t = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60, refresh: true });
       clock += 61_000;
-      assert.deepEqual(await store.listTokens(who), [], 'expired');
+      assert.equal((await store.listTokens(who)).length, 1, 'expired, and still live through its refresh token');
       await store.revokeTokensOf(who);
       assert.equal(await store.refreshToken(t.refreshToken!, 60, ['particle']), null, 'its refresh token is spent with it');
+      assert.deepEqual(await store.listTokens(who), []);
     });
 
     it('deleting a client revokes every token issued through it, and names them', async () => {
@@ -947,6 +948,35 @@ describe('store (SQLite file, typeorm migrations)', function () {
         assert.ok(await store.refreshToken(refreshable.refreshToken!, 60, ['particle']), 'an expired token with a refresh token still refreshes');
         assert.equal(await store.findClaimCode('old-claim-code-0123456789abcdef'), null);
         assert.ok(await store.findClaimCode('new-claim-code-0123456789abcdef'));
+      } finally {
+        clock = start;
+      }
+    });
+  });
+
+  describe('refresh tokens', () => {
+    it('keep a token live (listed, refreshable) for 90 days after its access token expired; then it is neither, and retention deletes it', async () => {
+      const who = { kind: 'user' as const, id: (await store.createUser('grace@example.com', 'pw-grace')).id };
+      const start = clock;
+      const listed = async () => (await store.listTokens(who)).map((t) => t.id);
+      const early = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60, refresh: true });
+      const late = await store.issueToken({ subject: who, clientId: 'particle', scopes: [], ttlSeconds: 60, refresh: true });
+      const handle = async (t: string) => (await store.findToken(t))!.id;
+      const [earlyHandle, lateHandle] = [await handle(early.token), await handle(late.token)];
+      try {
+        clock += 10 * 86_400_000;
+        // Before: an expired access token was left out of the list, while its refresh token still got new ones.
+        assert.deepEqual((await listed()).filter((h) => h === earlyHandle || h === lateHandle).sort(), [earlyHandle, lateHandle].sort());
+        assert.ok(await store.refreshToken(early.refreshToken!, 60, ['particle']), 'refreshable within the grace');
+        clock += 82 * 86_400_000; // 92 days on: 2 days past the grace
+        assert.ok(!(await listed()).includes(lateHandle), 'past the grace: not live');
+        assert.equal(await store.refreshToken(late.refreshToken!, 60, ['particle']), null, 'past the grace: not refreshable');
+        // Before, kept for good: retention deleted only revoked tokens and those with no refresh token.
+        await store.prune({ vitals: null, errors: null, audit: null, credentials: new Date(clock - 7 * 86_400_000) });
+        assert.ok(await store.findToken(late.token), 'stopped working under 7 days ago: kept');
+        clock += 8 * 86_400_000;
+        await store.prune({ vitals: null, errors: null, audit: null, credentials: new Date(clock - 7 * 86_400_000) });
+        assert.equal(await store.findToken(late.token), null);
       } finally {
         clock = start;
       }

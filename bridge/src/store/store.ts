@@ -82,6 +82,13 @@ export const TOKEN_HANDLE_LENGTH = 20;
 export const MAX_TOKEN_TTL_SECONDS = 100 * 365 * 24 * 3600;
 
 /**
+ * A refresh token works until this long after its access token expired: one never used is forgotten (and
+ * pruned), not a credential kept for good that its user cannot see. An access token that never expires has
+ * no such end.
+ */
+export const REFRESH_GRACE_MS = 90 * 24 * 3600 * 1000;
+
+/**
  * A stored token, valid or not: the caller tells expired and revoked tokens
  * apart (the policy answers both with 401 and says which in the audit).
  */
@@ -344,7 +351,7 @@ export interface TokenStore {
   findToken(token: string): Promise<TokenRecord | null>;
   /** Revokes the token whose access or refresh token this is. True when it was not revoked before. */
   revokeToken(token: string): Promise<boolean>;
-  /** The subject's tokens that still work (neither revoked nor expired), newest first. */
+  /** The subject's tokens that still work (not revoked; not expired, or refreshable within REFRESH_GRACE_MS), newest first. */
   listTokens(subject: TokenSubject): Promise<TokenRecord[]>;
   /**
    * Revokes the subject's tokens not revoked yet (expired ones too: their
@@ -497,8 +504,8 @@ export interface PruneCutoffs {
   audit: Date | null;
   /**
    * Claim codes and authorization codes expired before it; access tokens
-   * revoked before it, or expired before it with no refresh token (one with a
-   * refresh token still works through it until revoked).
+   * revoked before it, or that stopped working before it: expired, with no
+   * refresh token or one past its REFRESH_GRACE_MS.
    */
   credentials: Date | null;
 }

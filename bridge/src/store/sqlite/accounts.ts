@@ -1,6 +1,6 @@
 /** Users and access tokens. */
 import { newId, newToken, sha256Hex, verifySecret } from '../secrets.js';
-import { API_USER_DOMAIN, MAX_TOKEN_TTL_SECONDS, StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
+import { API_USER_DOMAIN, MAX_TOKEN_TTL_SECONDS, REFRESH_GRACE_MS, StoreError, TOKEN_HANDLE_LENGTH } from '../store.js';
 import type { IssuedToken, IssueTokenInput, SubjectKind, TokenRecord, TokenStore, User, UserStore } from '../store.js';
 import { cleanName, parseJson, passwordHash, refusing, toDate } from './context.js';
 import type { Ctx } from './context.js';
@@ -131,8 +131,10 @@ export function tokenStore(ctx: Ctx): TokenStore {
     'UPDATE access_tokens SET revoked_at = ? WHERE (token_hash = ? OR refresh_token_hash = ?) AND revoked_at IS NULL',
   );
   // Uses idx_access_tokens_subject.
+  // Live: the access token works, or its refresh token still gets a new one (REFRESH_GRACE_MS).
   const live = db.prepare<TokenRaw>(
-    `SELECT * FROM access_tokens WHERE subject_kind = ? AND subject_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
+    `SELECT * FROM access_tokens WHERE subject_kind = @kind AND subject_id = @id AND revoked_at IS NULL
+       AND (expires_at IS NULL OR expires_at > @now OR (refresh_token_hash IS NOT NULL AND expires_at > @now - @grace))
      ORDER BY created_at DESC, token_hash`,
   );
   // Every one not revoked yet, expired ones too (an expired access token's refresh token still gets a new
@@ -168,6 +170,7 @@ export function tokenStore(ctx: Ctx): TokenStore {
   const rotate = db.transaction((refreshHash: string, ttlSeconds: number | null, clients: readonly string[], now: number): IssuedToken | null => {
     const old = byRefresh.get(refreshHash);
     if (!old || !clients.includes(old.client_id)) return null;
+    if (old.expires_at !== null && old.expires_at + REFRESH_GRACE_MS <= now) return null;
     revoke.run(now, old.token_hash, old.token_hash);
     const r = tokenRecord(old);
     return issue({ subject: r.subject, clientId: r.clientId, scopes: r.scopes, ttlSeconds, refresh: true }, now);
@@ -197,7 +200,7 @@ export function tokenStore(ctx: Ctx): TokenStore {
     },
 
     async listTokens(subject) {
-      return live.all(subject.kind, subject.id, ctx.now()).map(tokenRecord);
+      return live.all({ kind: subject.kind, id: subject.id, now: ctx.now(), grace: REFRESH_GRACE_MS }).map(tokenRecord);
     },
 
     async revokeTokensOf(subject, id) {

@@ -4,7 +4,7 @@
  * prepared statement or one synchronous transaction, durable when it returns.
  */
 import type { ErrorSource, SampleValues } from '@flotilla/protocol';
-import { isDay, StoreError } from '../store.js';
+import { isDay, REFRESH_GRACE_MS, StoreError } from '../store.js';
 import type { AuditFilter, AuditRecord, BillingStore, DeviceErrorReport, ErrorGroup, ProductId, PruneCounts, PruneCutoffs, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
 import type { Ctx } from './context.js';
@@ -95,7 +95,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
     db.prepare('DELETE FROM oauth_codes WHERE code_hash IN (SELECT code_hash FROM oauth_codes WHERE expires_at < @before LIMIT @limit)'),
     db.prepare(
       `DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens
-       WHERE revoked_at < @before OR (revoked_at IS NULL AND refresh_token_hash IS NULL AND expires_at < @before) LIMIT @limit)`,
+       WHERE revoked_at < @before OR (revoked_at IS NULL AND expires_at < @before - (CASE WHEN refresh_token_hash IS NULL THEN 0 ELSE @grace END)) LIMIT @limit)`,
     ),
   ];
   const latest = db.prepare<SampleRaw>('SELECT metric_values, updated_at AS at FROM vitals_latest WHERE device_id = ?');
@@ -301,7 +301,7 @@ export function telemetryStore(ctx: Ctx): TelemetryStore & Pick<BillingStore, 'u
         if (cutoff !== null) await inBatches(key, () => pruneBatch[key].run(msOf(cutoff, key), PRUNE_BATCH).changes);
       }
       if (before.credentials !== null) {
-        const named = { before: msOf(before.credentials, 'credentials'), limit: PRUNE_BATCH };
+        const named = { before: msOf(before.credentials, 'credentials'), limit: PRUNE_BATCH, grace: REFRESH_GRACE_MS };
         for (const statement of pruneCredentials) await inBatches('credentials', () => statement.run(named).changes);
       }
       return counts;
