@@ -243,6 +243,26 @@ describe('bridge broker', function () {
       }
     });
 
+    it('logs refused publishes and subscriptions once per reason every 10 s with how many: any token could write hundreds of lines a second', async () => {
+      const lines: string[] = [];
+      const g = await startFixture({ logLevel: 'info', logOutput: { write: (l) => void lines.push(l) } });
+      const logged = (msg: string) => lines.map((l) => JSON.parse(l) as { msg: string; refused?: number }).filter((l) => l.msg === msg);
+      try {
+        for (let i = 0; i < 5; i++) {
+          // An app publishing as a device: refused, its session ended (MQTT 3.1.1 has no negative PUBACK); then it reconnects and does it again.
+          const c = await app(g.port, 'flood-' + i, g.tokens.alice);
+          assert.equal(await grant(c, topics.cloud.request(B1)), 128);
+          c.publish(topics.device.event(A1, 'x'), 'hi', { qos: 1 });
+          await closed(c);
+        }
+        // Before: a line for each, 5 and 5.
+        assert.deepEqual(logged('mqtt: publish refused').map((l) => l.refused), [1], lines.join('\n'));
+        assert.deepEqual(logged('mqtt: subscription refused').map((l) => l.refused), [1], lines.join('\n'));
+      } finally {
+        await g.close();
+      }
+    });
+
     it('counts CONNECTs still being checked: wrong secrets sent at once get no more hashes than the lock-out allows', async () => {
       const { g, calls } = await lockoutFixture({ perClient: { limit: 3, lockMs: 60000 }, perAddress: { limit: 6, lockMs: 60000 } });
       try {

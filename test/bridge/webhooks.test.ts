@@ -754,4 +754,37 @@ describe('webhooks at a stop', function () {
       slow.close();
     }
   });
+
+  it('logs a full queue and a disabled webhook\'s dropped deliveries once per webhook every 10 s, with how many (before, a line each: up to 50 a second)', async () => {
+    const lines: string[] = [];
+    const hang = createServer(() => undefined); // never answers: the deliveries stay in flight and queued
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', () => r()));
+    const url = 'http://127.0.0.1:' + (hang.address() as AddressInfo).port + '/hang';
+    const g = await startFixture({
+      httpPort: 0, logLevel: 'info', logOutput: { write: (l) => void lines.push(l) },
+      webhooks: { ...defaultWebhookOptions, concurrency: 1, productConcurrency: 1, queueLimit: 100, productQueueLimit: 3, allowTargets: ['127.0.0.1'], timeoutMs: 300, drainMs: 0 },
+      mqtt: { eventRate: { perSecond: 1000, burst: 1000 } } as never,
+    });
+    const logged = (msg: string) => lines.map((l) => JSON.parse(l) as { msg: string; dropped?: number }).filter((l) => l.msg === msg);
+    try {
+      const api = 'http://127.0.0.1:' + g.bridge.ports.http + '/v1/products/prod-a/integrations';
+      const made = await fetch(api, { method: 'POST', headers: { authorization: 'Bearer ' + g.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ event: 'flood', url }) });
+      const id = ((await made.json()) as { id: string }).id;
+      const a1 = await device(g.port, A1);
+      for (let n = 0; n < 12; n++) await a1.publishAsync(topics.device.event(A1, 'flood'), Buffer.from(encode('event', { data: String(n), ttl: 60 })), { qos: 1 });
+      a1.end(true);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(logged('webhooks: queue full, deliveries dropped').map((l) => l.dropped), [1], lines.join('\n'));
+      const off = await fetch(api + '/' + id, { method: 'PUT', headers: { authorization: 'Bearer ' + g.tokens.erin, 'content-type': 'application/json' }, body: JSON.stringify({ disabled: true }) });
+      assert.equal(off.status, 200);
+      // The one in flight times out (300 ms); then the queued ones are found disabled, and dropped.
+      for (let i = 0; i < 150 && logged('webhooks: the integration was deleted or disabled; its queued deliveries are dropped').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(logged('webhooks: the integration was deleted or disabled; its queued deliveries are dropped').map((l) => l.dropped), [1], lines.join('\n'));
+    } finally {
+      hang.closeAllConnections();
+      hang.close();
+      await g.close();
+    }
+  });
 });

@@ -21,6 +21,7 @@ import { decode, isProtocolError, parseTopic } from '@flotilla/protocol';
 import type { ProductRef } from '../policy/types.js';
 import { claimerId, integrationOwnerKey, ownerOfIntegration, ownersOf, type Integration, type IntegrationOwner, type IntegrationStore } from '../store/store.js';
 import { heldBack } from '../mqtt/quarantine.js';
+import { logThrottle } from '../log-throttle.js';
 import type { DeviceRef, Logger } from '../mqtt/deps.js';
 import { asIs, eventView, render, responseNameProblem, type TemplateVars } from './template.js';
 import { pieces, requestFor, responseData, type WebhookRequest } from './request.js';
@@ -138,6 +139,9 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
   /** Owner key → its integrations once read (the publish path checks them without waiting), or the read under way. */
   const lists = new Map<string, Integration[] | Promise<Integration[]>>();
   const queue: Job[] = [];
+  // A full queue drops each event's delivery, and a disabled integration each of its queued ones: a line per
+  // integration every 10 s with how many, not one per delivery (up to 50 a second, and 10,000 at once).
+  const throttled = logThrottle();
   let running = 0;
   /** Per product: attempts running, and deliveries queued or waiting for a retry. */
   const busy = new Map<string, number>();
@@ -285,7 +289,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
       return true;
     }
     if (!i || closed) {
-      if (!closed) o.log.info({ integration: d.integration.id }, 'webhooks: the integration was deleted or disabled; its queued delivery is dropped');
+      if (!closed) throttled('gone ' + d.integration.id, (count) => o.log.info({ integration: d.integration.id, dropped: count }, 'webhooks: the integration was deleted or disabled; its queued deliveries are dropped'));
       return true;
     }
     let req: WebhookRequest;
@@ -360,7 +364,7 @@ export function createWebhooks(o: WebhookOptions): Webhooks {
         PRODUCT_USER_ID: (device && claimerId(device)) ?? '',
       };
       if (queue.length >= o.queueLimit || (held.get(product.productId) ?? 0) >= o.productQueueLimit) {
-        o.log.warn({ integration: i.id, product: product.productId }, 'webhooks: queue full, delivery dropped');
+        throttled('full ' + i.id, (count) => o.log.warn({ integration: i.id, product: product.productId, dropped: count }, 'webhooks: queue full, deliveries dropped'));
         return;
       }
       add(held, product.productId, 1);

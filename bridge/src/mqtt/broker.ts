@@ -267,13 +267,14 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     authorizeSubscribe(client, sub, done) {
       authorizeSubscribe(context, client as unknown as WithSession, sub).then(
         (granted) => {
-          if (!granted) o.log.info({ clientId: client.id, topic: sub.topic }, 'mqtt: subscription refused');
+          // Any token may ask for what it may not have, as fast as it reconnects: logged at most once per 10 s, with a count (the audit log has each).
+          if (!granted) throttled('subscription refused', (count) => o.log.info({ clientId: client.id, topic: sub.topic, refused: count }, 'mqtt: subscription refused'));
           done(null, granted as never);
         },
         (e: Error) => {
           // Past its budgets the session ends (aedes closes a client whose SUBSCRIBE fails); anything else refuses the one filter.
           if (!(e instanceof Refused)) return done(null, null as never);
-          o.log.warn({ clientId: client.id, topic: sub.topic, reason: e.message }, 'mqtt: subscribing past the budget, session ended');
+          throttled('subscribe budget', (count) => o.log.warn({ clientId: client.id, topic: sub.topic, reason: e.message, ended: count }, 'mqtt: subscribing past the budget, session ended'));
           done(e, null as never);
         },
       );
@@ -337,7 +338,8 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   }
 
   function refusePublish(clientId: string, topic: string, e: Error, done: (err: Error) => void): void {
-    o.log.info({ clientId, topic, reason: e.message }, 'mqtt: publish refused');
+    // Once per reason every 10 s, with how many: a client that reconnects to publish what it may not wrote a line each time.
+    throttled('publish refused: ' + e.message, (count) => o.log.info({ clientId, topic, reason: e.message, refused: count }, 'mqtt: publish refused'));
     done(e);
   }
 
