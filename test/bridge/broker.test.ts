@@ -437,6 +437,15 @@ describe('bridge broker', function () {
       assert.deepEqual(a1.got.map((g) => g.name), ['ping/x', 'ping/bin'], 'its own');
       await sleep(100);
       assert.deepEqual(b1.got, [], 'another product\'s device hears nothing');
+      // A quarantined device's events are held back from devices too, as from streams and webhooks.
+      await f.bridge.store.updateDevice(A1, { quarantined: true });
+      await f.bridge.broker.refreshDevice(A1);
+      await a1.c.publishAsync(topics.device.event(A1, 'ping/held'), Buffer.from(encode('event', { data: 'x', ttl: 60 })), { qos: 1 });
+      await a2.c.publishAsync(topics.device.event(A2, 'ping/a2'), Buffer.from(encode('event', { data: 'y', ttl: 60 })), { qos: 1 });
+      for (let i = 0; i < 50 && !a1.got.some((g) => g.name === 'ping/a2'); i++) await sleep(20);
+      assert.deepEqual(a2.got.map((g) => g.name), ['ping/x', 'ping/bin', 'ping/a2']);
+      await f.bridge.store.updateDevice(A1, { quarantined: false });
+      await f.bridge.broker.refreshDevice(A1);
     });
 
     it('is online while connected, offline after, and a replacing connection keeps it online', async () => {

@@ -86,6 +86,19 @@ describe('Customers: the three ways in, claim codes, unclaiming', function () {
     assert.deepEqual([back.origin + back.pathname, back.searchParams.get('error'), back.searchParams.get('state')], [REDIRECT, 'unauthorized_client', 's1']);
   });
 
+  it("a product that leaves simple authentication: the app's customer tokens from before are no longer refreshed by it", async () => {
+    const login = await token({ grant_type: 'password', username: 'sue@example.com', password: 'sue-password', client_id: client.id, client_secret: client.secret });
+    assert.equal(login.status, 200);
+    for (const m of ['oauth', 'two_legged']) {
+      await mode(m);
+      // Before: in OAuth mode the installed client went on refreshing them for good.
+      const refreshed = await token({ grant_type: 'refresh_token', refresh_token: login.body.refresh_token, client_id: client.id, client_secret: client.secret });
+      assert.deepEqual([m, refreshed.status, refreshed.body.error], [m, 400, 'unauthorized_client']);
+    }
+    await mode('simple');
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: login.body.refresh_token, client_id: client.id, client_secret: client.secret })).status, 200, 'back in simple mode');
+  });
+
   it("the team ends a customer's sessions: deleting the client revokes what it issued (live sessions end), and a password reset revokes the customer's tokens", async () => {
     const leaked = (await api('POST', '/v1/products/prod-a/clients', f.tokens.alice, { name: 'Leaked App', type: 'installed' })).body.client as { id: string; secret: string };
     const signup = await api('POST', '/v1/products/prod-a/customers', null, { email: 'kim@example.com', password: 'kim-password' }, basic(leaked));

@@ -280,6 +280,23 @@ describe('HTTP API: bad input, every route family', function () {
     assert.equal(await groups(), before);
   });
 
+  it('answers a chunked body past the limit with 413 before closing the connection (a reset came first, and no answer)', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const c = tcp(f.bridge.ports.http!, '127.0.0.1');
+      let got = '';
+      c.on('data', (d) => (got += d));
+      c.on('error', (e) => (got ? resolve(got) : reject(e)));
+      c.on('close', () => resolve(got));
+      c.write('POST /v1/products/prod-a/groups HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ' + f.tokens.alice + '\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n');
+      // 2 MB in 64 KB chunks, then the body goes on (never ended): the answer must come all the same.
+      const chunk = 'x'.repeat(65536);
+      for (let i = 0; i < 32; i++) c.write(chunk.length.toString(16) + '\r\n' + chunk + '\r\n');
+    });
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+    assert.match(answer, /connection: close/i);
+    assert.match(answer, /Request body is larger than \d+ bytes/);
+  });
+
   it('answers a request target that is no URL (GET http://[) with 400, and a body cut off mid-way is no server error', async () => {
     const raw = (text: string, end: boolean) => new Promise<string>((resolve, reject) => {
       const c = tcp(f.bridge.ports.http!, '127.0.0.1');

@@ -297,8 +297,16 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const t = manager.tokens[0].token as string;
     const promote = await api('PUT', '/v1/products/prod-a/team/carol', t, { role: 'administrator' });
     assert.deepEqual([promote.status, promote.body.error], [403, "Only a person changes a team member's role"]);
+    // And it learns nothing of who is on the team (it may hold team.manage without team.view): a member and a stranger answer alike.
+    assert.deepEqual((await api('PUT', '/v1/products/prod-a/team/nobody@example.com', t, { role: 'viewer' })).body.error, "Only a person changes a team member's role");
     const remove = await api('DELETE', '/v1/products/prod-a/team/dave', t);
-    assert.deepEqual([remove.status, remove.body.error], [403, 'Only a person removes team members']);
+    assert.deepEqual([remove.status, remove.body.error], [404, 'No team member dave']);
+    assert.deepEqual((await api('DELETE', '/v1/products/prod-a/team/nobody@example.com', t)).body.error, 'No team member nobody@example.com');
+    // It removes API users, but none that holds more than it does.
+    const stronger = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'stronger', scopes: ['team.manage', 'device.remove'] })).body.created;
+    const down = await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(stronger.username), t);
+    assert.deepEqual([down.status, down.body.error], [403, 'You may not delete an API user that holds scopes you do not hold yourself: device.remove']);
+    assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(stronger.username), f.tokens.alice)).status, 204);
     const roles = ((await api('GET', '/v1/products/prod-a/team', f.tokens.alice)).body.team as { username: string; role: { id: string } | null }[]).filter((m) => m.role !== null);
     assert.deepEqual(roles.filter((m) => m.username === 'carol' || m.username === 'dave').map((m) => [m.username, m.role!.id]).sort(), [['carol', 'viewer'], ['dave', 'support']]);
     assert.equal((await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(manager.username), f.tokens.alice)).status, 204);

@@ -134,8 +134,10 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.equal((await j(other)).error, 'unsupported_grant_type');
   });
 
-  it("logs in as a user's own OAuth client's owner with its credentials (particle-api-js loginAsClientOwner); a product's client and Particle's public ones get no one's token", async () => {
-    const made = (await (await fetch(base + '/v1/clients', { method: 'POST', headers: { authorization: 'Bearer ' + f.tokens.bob, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bob-script', type: 'installed' }) })).json()) as { client: { id: string; secret: string } };
+  it("logs in as a user's own web client's owner with its credentials (particle-api-js loginAsClientOwner); an installed app's client, a product's and Particle's public ones get no one's token", async () => {
+    const client = async (type: string, path = '/v1/clients', token = f.tokens.bob) =>
+      ((await (await fetch(base + path, { method: 'POST', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bob-' + type, type, redirect_uri: 'https://bob.example/cb' }) })).json()) as { client: { id: string; secret: string } });
+    const made = await client('web');
     // Before: 400 invalid_scope.
     const owner = new Particle({ baseUrl: base, clientId: made.client.id, clientSecret: made.client.secret });
     const t = (await owner.loginAsClientOwner()).body as { access_token: string; refresh_token?: string };
@@ -146,6 +148,17 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.deepEqual([pub.status, (await j(pub)).error], [400, 'invalid_scope']);
     const wrong = await form({ grant_type: 'client_credentials', client_id: made.client.id, client_secret: 'nope' });
     assert.deepEqual([wrong.status, (await j(wrong)).error], [401, 'invalid_client']);
+    // Never a token that never expires: a leaked client secret must not mint one.
+    const forever = await form({ grant_type: 'client_credentials', client_id: made.client.id, client_secret: made.client.secret, expires_in: '0' });
+    assert.deepEqual([forever.status, (await j(forever)).error], [400, 'invalid_request']);
+    // An installed app's client: its secret is in every copy of the app.
+    const app = await client('installed');
+    const fromApp = await form({ grant_type: 'client_credentials', client_id: app.client.id, client_secret: app.client.secret });
+    assert.deepEqual([fromApp.status, (await j(fromApp)).error], [400, 'unauthorized_client']);
+    // A product's client speaks for no user.
+    const product = await client('web', '/v1/products/prod-a/clients', f.tokens.alice);
+    const fromProduct = await form({ grant_type: 'client_credentials', client_id: product.client.id, client_secret: product.client.secret });
+    assert.deepEqual([fromProduct.status, (await j(fromProduct)).error], [400, 'invalid_scope']);
   });
 
   it('rotates refresh tokens: a used one is refused', async () => {

@@ -13,6 +13,7 @@ import type { BrokerContext } from './context.js';
 import { auditKey, authenticate, BAD_CREDENTIALS, ConnectLockout, NOT_AUTHORIZED, PERSISTENT_SESSION, takeOver } from './authenticate.js';
 import { authorizeForward, authorizePublish, authorizeSubscribe, parsedForDelivery, Refused } from './authorize.js';
 import { heldBack } from './quarantine.js';
+import { DeviceSubscriptions } from './subscriptions.js';
 import { boundOutbound, guardConnection } from './guard.js';
 import { Window } from '../fixed-window.js';
 import { logThrottle } from '../log-throttle.js';
@@ -145,7 +146,7 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
     budgets: new Map(),
     auditBudgets: new Map(),
     heard: new Map<string, number>(),
-    subscriptions: new Map<string, readonly string[]>(),
+    subscriptions: new DeviceSubscriptions(),
     rolledBack: new Map(),
     usage: new Map(),
     topicCache: new Map(),
@@ -346,12 +347,14 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   const hubs: EventHub[] = [];
 
   /** A cloud event to every connected device of the product subscribed to a prefix of `name`; how many it went to. */
-  function toDevices(productId: string, name: string, data: EventData): number {
+  function toDevices(productId: string, name: string, data: EventData | (() => EventData)): number {
     let n = 0;
     let payload: Uint8Array | null = null;
-    for (const [deviceId, prefixes] of context.subscriptions) {
-      if (context.devices.get(deviceId)?.product.productId !== productId || !prefixes.some((p) => name.startsWith(p))) continue;
-      context.publish(topics.cloud.event(deviceId), (payload ??= encode('cloudEvent', { name, data })), 1);
+    for (const deviceId of context.subscriptions.matching(productId, name)) {
+      // Still of the product (it may have moved since its hello).
+      if (context.devices.get(deviceId)?.product.productId !== productId) continue;
+      payload ??= encode('cloudEvent', { name, data: typeof data === 'function' ? data() : data });
+      context.publish(topics.cloud.event(deviceId), payload, 1);
       n++;
     }
     if (n > 0) tally(context.usage, productId, Date.now(), { dataOps: n * CLOUD_EVENT_OPS });
@@ -361,20 +364,23 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   // Devices talk to each other as on Particle: an event a device publishes reaches the subscriptions of its
   // product's devices, its own too. Not the cloud's own events (spark/...), which no device publishes, and
   // not a quarantined device's.
+  // Only the product's subscribed devices are looked at, and the event is decoded only for one that matches.
   aedes.subscribe(topics.filter.deviceEvents(), (packet, cb) => {
     cb();
-    if (context.subscriptions.size === 0 || isClaimTopic(packet.topic)) return;
+    // The claim code's event is spark/device/claim/code: a reserved name, never relayed.
     const t = parsedForDelivery(context, packet.topic);
     if (!t || t.root !== 'dev' || t.channel !== 'evt' || isReservedEventName(t.event)) return;
     const ref = context.devices.get(t.deviceId);
-    if (!ref || heldBack(ref, t.event)) return;
-    let m;
+    if (!ref || heldBack(ref, t.event) || !context.subscriptions.anyIn(ref.product.productId)) return;
     try {
-      m = decode(packet.payload as Buffer);
+      toDevices(ref.product.productId, t.event, () => {
+        const m = decode(packet.payload as Buffer);
+        if (m.kind !== 'event') throw new Error('not an event');
+        return m.data;
+      });
     } catch {
-      return; // authorizePublish let only valid events onto the bus
+      // authorizePublish let only valid events onto the bus: nothing to relay otherwise.
     }
-    if (m.kind === 'event') toDevices(ref.product.productId, t.event, m.data);
   }, () => {});
 
   /**

@@ -1,4 +1,5 @@
 /** The shared state the hooks and handlers work with: one per broker. */
+import type { DeviceSubscriptions } from './subscriptions.js';
 import type { Hello, Messages, ParsedTopic } from '@flotilla/protocol';
 import type { BrokerStore, DeviceRef, Logger } from './deps.js';
 import type { RequestRouter } from './requests.js';
@@ -26,8 +27,8 @@ export interface BrokerContext {
   requests: RequestRouter;
   /** Subscriptions an app's session holds at once (BrokerOptions.appSubscriptionsMax). */
   appSubscriptionsMax: number;
-  /** Connected devices → the event name prefixes they subscribed to (from their hello): who gets a cloud event. */
-  subscriptions: Map<string, readonly string[]>;
+  /** Connected devices' event name prefixes (from their hello), by product: who gets a cloud event. */
+  subscriptions: DeviceSubscriptions;
   /** Connected devices whose hello reported a rollback → the version rolled back from: the crash they report in that session was that image's. */
   rolledBack: Map<string, number>;
   /** Devices heard since the last flush → when; written in one batch (a write per message would cap throughput). */

@@ -32,8 +32,8 @@ export function ingest(ctx: BrokerContext, s: Extract<Session, { kind: 'device' 
   const deviceId = s.deviceId;
   switch (msg.kind) {
     case 'hello': {
-      ctx.subscriptions.set(deviceId, msg.subscriptions);
       const ref = ctx.devices.get(deviceId);
+      ctx.subscriptions.set(deviceId, ref?.product.productId ?? '', msg.subscriptions);
       if (ref && ref.firmwareVersion !== msg.firmware) ctx.devices.set(deviceId, { ...ref, firmwareVersion: msg.firmware });
       if (msg.ota.rolledBackFrom === null) ctx.rolledBack.delete(deviceId);
       else ctx.rolledBack.set(deviceId, msg.ota.rolledBackFrom);

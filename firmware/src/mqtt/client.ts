@@ -377,9 +377,10 @@ export class MqttClient {
                   try {
                     this.events_.connected();
                   } finally {
+                    // Also when the app's handler threw: what it queued goes now, not at the next housekeeping.
                     this.holding_ = false;
+                    this.ev_(FLUSH);
                   }
-                  this.ev_(FLUSH);
                 }
               }
             } else if (type === PUBLISH) {

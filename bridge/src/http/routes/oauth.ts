@@ -51,11 +51,11 @@ async function client(headers: Record<string, string | string[] | undefined>, bo
   throw ApiError.oauth(401, 'invalid_client', 'Client authentication failed');
 }
 
-/** Refuses unless the product's sign-in mode allows one of `steps` (OAuth's unauthorized_client, naming the first's refusal). */
-async function mayUse(store: Store, productId: number, ...steps: SigninStep[]): Promise<void> {
+/** Refuses a grant the client's product does not sign its customers in with (OAuth's unauthorized_client). */
+async function mayUse(store: Store, productId: number, step: SigninStep): Promise<void> {
   const product = await store.getProduct(productId);
-  const whys = steps.map((step) => (product ? stepRefusal(customerAuthMode(product.settings), step) : 'No such product'));
-  if (whys.every((why) => why !== null)) throw ApiError.oauth(400, 'unauthorized_client', whys[0]!);
+  const why = product ? stepRefusal(customerAuthMode(product.settings), step) : 'No such product';
+  if (why) throw ApiError.oauth(400, 'unauthorized_client', why);
 }
 
 function ttl(body: Fields): number | null {
@@ -100,11 +100,16 @@ export const oauthRoutes: Route[] = [
       // Only by the client it was issued to (a customer the product's team made: any client of that product).
       const clients = c.productId === null ? [c.id] : [c.id, PRODUCT_CLIENT + c.productId];
       // A two-legged product's customer tokens are its server's (a web client), also when it chose that mode after an app got some.
-      if (c.productId !== null && c.type !== 'web') await mayUse(store, c.productId, 'password_grant', 'authorization_code');
+      // Only simple authentication gives an app customer tokens (the authorization code flow is a web client's).
+      if (c.productId !== null && c.type !== 'web') await mayUse(store, c.productId, 'password_grant');
       issued = await store.refreshToken(field(body, 'refresh_token', true), lifetime, clients);
       if (!issued) throw ApiError.oauth(400, 'invalid_grant', 'The refresh token is invalid, expired, already used, or was issued to another client');
     } else if (grant === 'client_credentials' && c.productId === null && c.ownerUserId !== null && customerScope(body) === null) {
-      // particle-api-js loginAsClientOwner: a user's own client speaks for its owner, as a password would (RFC 6749 §4.4: no refresh token).
+      // particle-api-js loginAsClientOwner: a user's own client speaks for its owner, as a password would (RFC 6749 §4.4: no
+      // refresh token). Only a web client, a server that keeps its secret: an installed app's is in every copy of the app.
+      if (c.type !== 'web') throw ApiError.oauth(400, 'unauthorized_client', "A token for the client's owner is for a web client (a server that keeps its secret), not an installed app's");
+      // A token that never expires is the password's to give: a leaked client secret must not mint one.
+      if (lifetime === null) throw ApiError.oauth(400, 'invalid_request', 'expires_in 0 (never expires) is for the password grant; give a number of seconds');
       issued = await store.issueToken({ subject: { kind: 'user', id: c.ownerUserId }, clientId: c.id, scopes: [], ttlSeconds: lifetime });
     } else if (grant === 'client_credentials') {
       // Two-legged authentication: a product's server gets a token for one of its customers.

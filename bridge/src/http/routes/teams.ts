@@ -37,6 +37,16 @@ function teamOf(kind: TeamKind, a: Access): TeamRef {
   return kind === 'org' ? { orgId: a.org!.id } : { productId: a.product!.productId };
 }
 
+/** The team as the policy decides on it. */
+function teamResource(kind: TeamKind, a: Access): TeamResource {
+  return kind === 'org' ? { kind: 'org', orgId: a.org!.id, ownerUserId: a.org!.ownerUserId } : { kind: 'product', product: a.product! };
+}
+
+/** A PUT that renames an API user or sets its scopes, not one that changes a member's role. */
+function isApiUserChange(body: Fields): boolean {
+  return !('role' in body) && ('friendly_name' in body || 'scopes' in body);
+}
+
 /** Role names as Particle's clients send them: ids or titles, any case ("Administrator", "view-only"). */
 function parseRole(v: unknown): MemberRole {
   const s = typeof v === 'string' ? v.trim().toLowerCase() : '';
@@ -87,7 +97,7 @@ function friendlyName(body: Fields): string {
 /** The scopes of a body that the actor may give an API user of this team, or a 400/403 naming the others. */
 function grantableScopes(kind: TeamKind, a: Access, body: Fields): Action[] {
   const scopes = parseScopes(body.scopes);
-  const team: TeamResource = kind === 'org' ? { kind: 'org', orgId: a.org!.id, ownerUserId: a.org!.ownerUserId } : { kind: 'product', product: a.product! };
+  const team = teamResource(kind, a);
   const misplaced = scopes.filter((s) => !scopeApplies(s, team));
   if (misplaced.length > 0) throw ApiError.of(400, 'Organization scopes do not apply to a product\'s API user: ' + misplaced.join(', '));
   // The policy never lets a program take them (policy/decide.ts): granted, they would be a scope that opens nothing.
@@ -136,9 +146,7 @@ async function createApiUser(ctx: ApiContext, kind: TeamKind, a: Access, body: F
 async function updateApiUser(ctx: ApiContext, kind: TeamKind, a: Access, u: ApiUser, body: Fields) {
   const name = 'friendly_name' in body ? friendlyName(body) : undefined;
   const scopes = 'scopes' in body ? grantableScopes(kind, a, body) : undefined;
-  // Whoever changes an API user may also grant what it holds now: a Developer does not rename an Administrator's program.
-  const held = u.scopes.filter((s) => isAction(s) && !mayGrantScope(a.actor, s, kind === 'org' ? { kind: 'org', orgId: a.org!.id, ownerUserId: a.org!.ownerUserId } : { kind: 'product', product: a.product! }));
-  if (held.length > 0) throw ApiError.of(403, 'You may not change an API user that holds scopes you do not hold yourself: ' + held.join(', '));
+  mayManage(kind, a, u, 'change');
   const updated = await ctx.store.updateApiUser(u.id, { username: name, scopes });
   const rotate = scopes !== undefined && [...scopes].sort().join(' ') !== [...u.scopes].sort().join(' ');
   let token: string | null = null;
@@ -148,6 +156,16 @@ async function updateApiUser(ctx: ApiContext, kind: TeamKind, a: Access, u: ApiU
     token = await apiUserToken(ctx, updated);
   }
   return { ok: true, updated: apiUserBody(updated, token) };
+}
+
+/**
+ * Whoever changes or deletes an API user holds every scope it holds: a program allowed to manage API users
+ * does not rename or remove a more powerful one.
+ */
+function mayManage(kind: TeamKind, a: Access, u: ApiUser, what: 'change' | 'delete'): void {
+  const team = teamResource(kind, a);
+  const held = u.scopes.filter((s) => isAction(s) && !mayGrantScope(a.actor, s, team));
+  if (held.length > 0) throw ApiError.of(403, `You may not ${what} an API user that holds scopes you do not hold yourself: ` + held.join(', '));
 }
 
 /**
@@ -184,10 +202,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
   const API_USERS: Action = kind === 'org' ? 'org.apiUsers' : 'team.apiUsers';
   const createAction = async (body: () => Promise<Fields>): Promise<Action> => ('friendly_name' in (await body()) ? API_USERS : MANAGE);
   // A change of an API user's name or scopes is API users' business; a role is a member's.
-  const changeAction = async (body: () => Promise<Fields>): Promise<Action> => {
-    const b = await body();
-    return !('role' in b) && ('friendly_name' in b || 'scopes' in b) ? API_USERS : MANAGE;
-  };
+  const changeAction = async (body: () => Promise<Fields>): Promise<Action> => (isApiUserChange(await body()) ? API_USERS : MANAGE);
 
   return [
     route('GET', base + '/team', g(VIEW), async (req, ctx, a) => {
@@ -219,15 +234,16 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
     }),
     route('PUT', base + '/team/:username', g(changeAction), async (req, ctx, a) => {
       const body = await req.body();
-      if (!('role' in body) && ('friendly_name' in body || 'scopes' in body)) {
+      if (isApiUserChange(body)) {
         const u = await findApiUser(ctx, kind, a, req.params.username);
         if (!u) throw ApiError.of(404, 'No API user ' + req.params.username + ' on this team');
         return updateApiUser(ctx, kind, a, u, body);
       }
+      // First: an API user learns nothing of who is on the team (it may hold team.manage without team.view).
+      personOnly(a, "changes a team member's role");
       const role = parseRole(body.role);
       const m = await findMember(ctx, kind, a, req.params.username);
       if (!m) throw (await inheritedRefusal(ctx, kind, a, req.params.username, 'changed')) ?? ApiError.of(404, 'No team member ' + req.params.username);
-      personOnly(a, "changes a team member's role");
       if (!canChangeRole(actingRole(a.decision), m.role, role, kind)) throw ApiError.of(403, 'You may not change ' + req.params.username + ' to ' + ROLE_TITLES[role]);
       if (kind === 'org') await ctx.store.setOrgMemberRole(a.org!.id, m.userId, role);
       else await ctx.store.setProductMemberRole(a.product!.productId, m.userId, role);
@@ -237,9 +253,10 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
     route('DELETE', base + '/team/:username', g(MANAGE), async (req, ctx, a) => {
       const name = req.params.username;
       const team = teamOf(kind, a);
-      const m = await findMember(ctx, kind, a, name);
+      // An API user removes API users and cancels invitations; people are not looked up for it (it learns nothing of them).
+      const person = a.actor.kind === 'user';
+      const m = person ? await findMember(ctx, kind, a, name) : null;
       if (m) {
-        personOnly(a, 'removes team members');
         if (!canRemove(actingRole(a.decision), m.role, kind)) throw ApiError.of(403, m.role === 'owner' ? 'The Owner cannot be removed' : 'You may not remove ' + name);
         if (kind === 'org') await ctx.store.removeOrgMember(a.org!.id, m.userId);
         else await ctx.store.removeProductMember(a.product!.productId, m.userId);
@@ -248,6 +265,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       }
       const apiUser = await findApiUser(ctx, kind, a, name);
       if (apiUser) {
+        mayManage(kind, a, apiUser, 'delete');
         await ctx.store.deleteApiUser(apiUser.id);
         ctx.fleet.cutSubject('apiUser', apiUser.id);
         return { status: 204, body: null };
@@ -257,7 +275,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
         await ctx.store.deleteInvitation(invitation.id);
         return { status: 204, body: null };
       }
-      throw (await inheritedRefusal(ctx, kind, a, name, 'removed')) ?? ApiError.of(404, 'No team member ' + name);
+      throw (person ? await inheritedRefusal(ctx, kind, a, name, 'removed') : null) ?? ApiError.of(404, 'No team member ' + name);
     }),
   ];
 }

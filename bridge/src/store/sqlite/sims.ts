@@ -1,5 +1,5 @@
 /**
- * SIM cards of a product: added inactive, activated and deactivated, with a
+ * SIM cards of a product: added active (as Particle imports them), deactivated and activated again, with a
  * data limit; and the data each used per day, as its carrier reports it.
  */
 import { isDay, StoreError } from '../store.js';
