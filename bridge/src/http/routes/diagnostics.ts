@@ -39,6 +39,14 @@ function csv(req: Request, deviceId: string, samples: readonly VitalsSample[]): 
   return STREAMING;
 }
 
+/** A history's range from start_date and end_date: by default the retention's days up to now. */
+function range(q: URLSearchParams): { from: Date; to: Date } {
+  const to = date(q.get('end_date'), new Date(), 'end_date');
+  const from = date(q.get('start_date'), new Date(to.getTime() - RETENTION_MS), 'start_date');
+  if (from > to) throw ApiError.of(400, 'start_date is after end_date');
+  return { from, to };
+}
+
 function diagnostics(prefix: string): Route[] {
   const P = prefix + '/diagnostics/:id';
   return [
@@ -64,9 +72,7 @@ function diagnostics(prefix: string): Route[] {
     // Not Particle's (its device vitals have no error reports); beside the diagnostics, with their range.
     route('GET', P + '/errors', guard.device('device.vitals.view'), async (req, ctx, a) => {
       const q = req.url.searchParams;
-      const to = date(q.get('end_date'), new Date(), 'end_date');
-      const from = date(q.get('start_date'), new Date(to.getTime() - RETENTION_MS), 'start_date');
-      if (from > to) throw ApiError.of(400, 'start_date is after end_date');
+      const { from, to } = range(q);
       const limit = q.has('limit') ? Number(q.get('limit')) : 100;
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw ApiError.of(400, 'limit must be a whole number from 1 to 1000');
       const reports = await ctx.store.deviceErrors(a.device!.id, from, to, limit);
@@ -77,10 +83,7 @@ function diagnostics(prefix: string): Route[] {
       };
     }),
     route('GET', P, guard.device('device.vitals.view'), async (req, ctx, a) => {
-      const q = req.url.searchParams;
-      const to = date(q.get('end_date'), new Date(), 'end_date');
-      const from = date(q.get('start_date'), new Date(to.getTime() - RETENTION_MS), 'start_date');
-      if (from > to) throw ApiError.of(400, 'start_date is after end_date');
+      const { from, to } = range(req.url.searchParams);
       const samples = await ctx.store.vitalsHistory(a.device!.id, from, to);
       if (/\btext\/csv\b/i.test(req.headers.accept ?? '')) return csv(req, a.device!.id, samples);
       return { diagnostics: samples.map((s) => ({ updated_at: s.at.toISOString(), deviceID: a.device!.id, payload: payload(s.values) })) };
