@@ -234,18 +234,9 @@ export interface ErrorGroup {
   lastAt: Date;
 }
 
-/** One error report as a device sent it. */
-export interface DeviceErrorReport {
+/** One error report as a device sent it, with when it came and the firmware it ran. */
+export interface DeviceErrorReport extends ErrorReport {
   at: Date;
-  source: ErrorSource;
-  name: string;
-  message: string;
-  /** A short stack, as the device's engine wrote it ('' when it had none). */
-  stack: string;
-  /** Occurrences the report stands for (repeats since the device's last report). */
-  count: number;
-  /** The device's uptime at the last of them, seconds. */
-  uptime: number;
   firmwareVersion: number | null;
 }
 

@@ -3,7 +3,7 @@
  * audit run inside aedes' authorizePublish, before the PUBACK: each is one
  * prepared statement or one synchronous transaction, durable when it returns.
  */
-import type { ErrorSource, SampleValues } from '@flotilla/protocol';
+import type { ErrorReport, ErrorSource, SampleValues } from '@flotilla/protocol';
 import { isDay, REFRESH_GRACE_MS, StoreError } from '../store.js';
 import type { AuditFilter, AuditRecord, BillingStore, DeviceErrorReport, ErrorGroup, ProductId, PruneCounts, PruneCutoffs, TelemetryStore, UsageCount, UsageDay, VitalsSample } from '../store.js';
 import { msOf, parseJson, productKey, refusing } from './context.js';
@@ -25,16 +25,7 @@ interface ErrorGroupRaw {
   last_at: number;
 }
 
-interface DeviceErrorRaw {
-  at: number;
-  source: ErrorSource;
-  name: string;
-  message: string;
-  stack: string;
-  count: number;
-  uptime: number;
-  firmware_version: number | null;
-}
+type DeviceErrorRaw = ErrorReport & { at: number; firmware_version: number | null };
 
 interface AuditRaw {
   id: number;
