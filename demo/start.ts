@@ -108,9 +108,20 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-/** Says why the demo cannot go on, closes the bridge, and exits 1; a stop under way exits by its handler. */
+/** Whether the lines above (the owner's password, shown once) were printed. */
+let shown = false;
+function show(lines: string[]): void {
+  console.log(lines.join('\n'));
+  shown = true;
+}
+
+/**
+ * Says why the demo cannot go on, closes the bridge, and exits 1; a stop under way exits by its handler. The
+ * owner's password made on this run is printed first if it was not yet: it is not shown again.
+ */
 async function fail(message: string): Promise<never> {
   if (!stopping) {
+    if (!shown && bridge.generatedOwnerPassword) show(out);
     console.error('flotilla: ' + message);
     await bridge.close();
     process.exit(1);
@@ -128,6 +139,8 @@ const stateFile = join(dataDir, 'demo.json');
 let state: DemoState | null = null;
 try {
   state = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as DemoState) : null;
+  const ok = (x: DemoState) => typeof x.org === 'string' && Number.isInteger(x.product?.id) && typeof x.product?.slug === 'string' && typeof x.simulatorToken === 'string';
+  if (state !== null && (typeof state !== 'object' || !ok(state))) throw new Error('it lacks org, product {id, slug} or simulatorToken');
 } catch (e) {
   await fail(`${stateFile} is not the demo's state (${(e as Error).message}): put the right file back, or start from an empty data directory`);
 }
@@ -138,8 +151,6 @@ if (!state) {
     first = await firstRun(bridge);
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    // The owner's password, made on this run, is printed all the same: it is not shown again.
-    console.log(out.join('\n'));
     await fail(e.message);
   }
   state = first!.state;
@@ -151,7 +162,7 @@ out.push(`  Product   ${slug} (id ${state!.product.id}) in org ${state!.org}`);
 if (ownerToken) out.push(`  Token     ${ownerToken}   (the owner's, valid ${defaultOptions.tokenDays} days; shown once, keep it)`);
 else if (api) out.push(`  Token     shown on the first run; make another: curl -d grant_type=password -d username=${options.ownerUsername ?? bridgeDefaults.ownerUsername} -d password=... -u particle:particle ${api}/oauth/token`);
 // Said now, before the fleet is registered: what is shown once must not wait on what can fail or be stopped.
-console.log(out.join('\n'));
+show(out);
 
 let example = '<device id>';
 const simulate = !values['no-simulator'] && devices > 0 && api !== null;
@@ -166,7 +177,15 @@ if (simulate && api) {
     } catch (e) {
       // The simulator's API user deleted, or its token revoked: the demo makes it a new one, as its first run did.
       if (!(e instanceof ProvisionError && e.status === 401) || stopping) throw e;
-      state = { ...state!, simulatorToken: await simulatorToken(bridge, state!.product.id) };
+      let replaced: string;
+      try {
+        replaced = await simulatorToken(bridge, state!.product.id);
+      } catch (made) {
+        if (!(made instanceof StoreError)) throw made;
+        // demo.json names a product the database lacks (the database removed or replaced without it).
+        throw new ProvisionError(`${stateFile} names product ${state!.product.id}, which this data directory does not hold (${made.message}): remove ${stateFile}, or start from an empty data directory`);
+      }
+      state = { ...state!, simulatorToken: replaced };
       writeFileSync(stateFile, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
       console.log(`  (the simulator's token was refused; a new one is in ${stateFile})`);
       fleet = await (setup = register());

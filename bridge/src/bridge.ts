@@ -255,7 +255,7 @@ async function startOn(o: BridgeOptions, log: pino.Logger, hold: { release(): vo
   const port = (kind: Listener['kind']) => listeners.find((l) => l.kind === kind)?.port ?? null;
   const ports = { http: (http as HttpListener | null)?.port ?? null, mqtt, mqtts: port('mqtts'), ws: port('ws'), wss: port('wss') };
   log.info({ host: o.host, ...ports }, 'bridge listening');
-  let closed = false;
+  let closing: Promise<void> | null = null;
   return {
     store,
     broker,
@@ -264,23 +264,24 @@ async function startOn(o: BridgeOptions, log: pino.Logger, hold: { release(): vo
     ports,
     identity,
     generatedOwnerPassword,
-    async close() {
-      if (closed) return;
-      closed = true;
-      try {
-        await (http as HttpListener | null)?.close();
-        await Promise.all(listeners.map((l) => l.close()));
-        // No new device events come now: what is queued is given drainMs to go (a routine restart loses little of it).
-        await webhooks.drain();
-        webhooks.close();
-        await retention.stop();
-        await ota.close();
-        await broker.close();
-        await store.close();
-      } finally {
-        hold.release();
-      }
-      log.info('bridge closed');
+    close() {
+      // The same promise to every caller: a second close (a signal during the first) waits for the first to end.
+      return (closing ??= (async () => {
+        try {
+          await (http as HttpListener | null)?.close();
+          await Promise.all(listeners.map((l) => l.close()));
+          // No new device events come now: what is queued is given drainMs to go (a routine restart loses little of it).
+          await webhooks.drain();
+          webhooks.close();
+          await retention.stop();
+          await ota.close();
+          await broker.close();
+          await store.close();
+        } finally {
+          hold.release();
+        }
+        log.info('bridge closed');
+      })());
     },
   };
 }

@@ -110,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
   const baseline = process.memoryUsage().rss;
   let fleet: Fleet | null = null;
   let first: Sample | null = null;
-  let live: NodeJS.Timeout | null = null;
+  let live: { stop(): void } | null = null;
   try {
     const loaded = loadScenario(values.scenario ?? defaultOptions.scenario);
     const scenario = firmware === null ? loaded : { ...loaded, firmware };
@@ -143,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
     live = liveLine(fleet, first, !!values.quiet);
     await fleet.start(stop.signal);
   } catch (e) {
-    if (live) clearInterval(live);
+    live?.stop();
     if (stop.signal.aborted && (e instanceof ProvisionError || e instanceof FleetError)) return stoppedEarly();
     if (e instanceof ScenarioError || e instanceof ProvisionError || e instanceof FleetError) {
       console.error('flotilla-simulate: ' + e.message);
@@ -160,7 +160,6 @@ export async function main(argv: string[]): Promise<number> {
 
   if (!fleet || !first || !live) throw new Error('unreachable: the set-up above makes the fleet or returns');
   const running = fleet;
-  const tty = process.stdout.isTTY && !values.quiet;
   // Until a signal (perhaps already come, during the ramp) or --duration, counted once every device is on.
   let timer: NodeJS.Timeout | null = null;
   await new Promise<void>((resolve) => {
@@ -169,10 +168,9 @@ export async function main(argv: string[]): Promise<number> {
     if (duration !== null) timer = setTimeout(resolve, duration * 1000);
   });
   if (timer) clearTimeout(timer);
-  clearInterval(live);
+  live.stop();
   const last = sample(running);
   running.stop();
-  if (tty) process.stdout.write('\n');
   console.log(summary(first, last, baseline, values.scenario ?? defaultOptions.scenario));
   return 0;
 }
@@ -187,18 +185,30 @@ function sample(f: Fleet): Sample {
   return { stats: f.stats(), at: performance.now(), rss: process.memoryUsage().rss };
 }
 
-/** The live status line: every second on a terminal (rewritten in place), every 10 s to a file or pipe, never with --quiet. */
-function liveLine(fleet: Fleet, first: Sample, quiet: boolean): NodeJS.Timeout {
+/**
+ * The live status line: every second on a terminal (rewritten in place), every 10 s to a file or pipe, never
+ * with --quiet. stop() ends it, and the terminal's line with it, so what is said next starts a line of its own.
+ */
+function liveLine(fleet: Fleet, first: Sample, quiet: boolean): { stop(): void } {
   const tty = process.stdout.isTTY && !quiet;
   let prev = first;
-  return setInterval(
+  let written = false;
+  const timer = setInterval(
     () => {
       const now = sample(fleet);
       const line = statusLine(prev, now);
       prev = now;
       if (tty) process.stdout.write('\r\x1b[K' + line);
       else if (!quiet) console.log(line);
+      written = true;
     },
     tty ? 1000 : 10_000,
   );
+  return {
+    stop() {
+      clearInterval(timer);
+      if (tty && written) process.stdout.write('\n');
+      written = false;
+    },
+  };
 }

@@ -302,6 +302,8 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     const remove = await api('DELETE', '/v1/products/prod-a/team/dave', t);
     assert.deepEqual([remove.status, remove.body.error], [404, 'No team member dave']);
     assert.deepEqual((await api('DELETE', '/v1/products/prod-a/team/nobody@example.com', t)).body.error, 'No team member nobody@example.com');
+    // Nor by inviting (before: 409 for a member, 400 for no such account, 403 for another user).
+    for (const who of ['carol', 'nobody', 'bob']) assert.deepEqual((await api('POST', '/v1/products/prod-a/team', t, { username: who })).body.error, 'Only a person invites team members', who);
     // It removes API users, but none that holds more than it does.
     const stronger = (await api('POST', '/v1/products/prod-a/team', f.tokens.alice, { friendly_name: 'stronger', scopes: ['team.manage', 'device.remove'] })).body.created;
     const down = await api('DELETE', '/v1/products/prod-a/team/' + encodeURIComponent(stronger.username), t);

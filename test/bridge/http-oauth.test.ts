@@ -148,9 +148,12 @@ describe('HTTP API: OAuth and the bearer token', function () {
     assert.deepEqual([pub.status, (await j(pub)).error], [400, 'invalid_scope']);
     const wrong = await form({ grant_type: 'client_credentials', client_id: made.client.id, client_secret: 'nope' });
     assert.deepEqual([wrong.status, (await j(wrong)).error], [401, 'invalid_client']);
-    // Never a token that never expires: a leaked client secret must not mint one.
-    const forever = await form({ grant_type: 'client_credentials', client_id: made.client.id, client_secret: made.client.secret, expires_in: '0' });
-    assert.deepEqual([forever.status, (await j(forever)).error], [400, 'invalid_request']);
+    // Never a token that never expires, nor one for a century: a leaked client secret mints none past 90 days.
+    for (const expires of ['0', '3153600000', String(7776000 + 1)]) {
+      const long = await form({ grant_type: 'client_credentials', client_id: made.client.id, client_secret: made.client.secret, expires_in: expires });
+      assert.deepEqual([long.status, (await j(long)).error], [400, 'invalid_request'], expires);
+    }
+    assert.equal((await form({ grant_type: 'client_credentials', client_id: made.client.id, client_secret: made.client.secret, expires_in: '3600' })).status, 200);
     // An installed app's client: its secret is in every copy of the app.
     const app = await client('installed');
     const fromApp = await form({ grant_type: 'client_credentials', client_id: app.client.id, client_secret: app.client.secret });

@@ -12,9 +12,22 @@ describe('logThrottle', () => {
     for (let i = 0; i < 5; i++) hit('a');
     hit('b');
     assert.deepEqual(written, [['a', 1], ['b', 1]]);
+    // The period's end writes the four held back (before, they waited for the next one, which may never come).
     await sleep(60);
+    assert.deepEqual(written, [['a', 1], ['b', 1], ['a', 4]]);
     hit('a');
-    assert.deepEqual(written, [['a', 1], ['b', 1], ['a', 5]], 'the four held back and this one');
+    await sleep(60);
+    assert.deepEqual(written, [['a', 1], ['b', 1], ['a', 4], ['a', 1]]);
+  });
+
+  it('lets a key quiet for a period make room for a new one; a flood of new keys shares one (client-chosen text cannot mute the others for good)', async () => {
+    const throttled = logThrottle(30, 2);
+    const written: string[] = [];
+    for (const key of ['a', 'b', 'c']) throttled(key, () => written.push(key));
+    assert.deepEqual(written, ['a', 'b', 'c'], 'c under (other)');
+    await sleep(50);
+    throttled('d', () => written.push('d'));
+    assert.deepEqual(written, ['a', 'b', 'c', 'd'], 'd took the place of a quiet key');
   });
 
   it('tracks at most maxKeys kinds: the rest share one', () => {

@@ -670,6 +670,23 @@ describe('firmware MQTT client on the Node HAL', function () {
       assert.deepEqual(order, ['hello', 'status', 'evt/a', 'evt/b', 'evt/c']);
     });
 
+    it('sends what the connected handler queued at once, even when the handler then throws (it waited for the next housekeeping, a second)', async () => {
+      const p = await peer();
+      const h = harness(p.port, {}, {
+        connected: () => {
+          h.client.publish('hello', utf8('first'), ONCE | 1, null);
+          throw new Error('the app broke after queueing');
+        },
+      });
+      h.client.start();
+      const c0 = await p.conn(0);
+      const t0 = Date.now();
+      assert.equal((await c0.next(PUBLISH)).topic, 'hello');
+      assert.ok(Date.now() - t0 < 500, 'sent at once, not at the next housekeeping');
+      await until(() => uncaught.length > 0, 2000, 'the handler\'s exception reported');
+      assert.match(String((uncaught.splice(0)[0] as Error).message), /the app broke/);
+    });
+
     it('gives up, not resends, a message of one link only (ONCE) when that link drops', async () => {
       const { p, h, c: c0 } = await connectedHarness(undefined, { puback: false });
       const once = recorder();

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -191,6 +191,21 @@ describe('npm start: a bridge and a simulated fleet', function () {
       } finally {
         await b.close();
       }
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+
+  it('says in one line that demo.json is not its state, and still shows the owner\'s password made on this run (before, a TypeError, and the password lost)', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'flotilla-demo-state-'));
+    try {
+      writeFileSync(join(fresh, 'demo.json'), '{}');
+      const r = (run = start(fresh, '--no-simulator'));
+      assert.equal(await r.exited, 1, r.output());
+      assert.match(r.output(), /Owner +owner \/ \S+ +\(password shown once\)/);
+      assert.match(r.output(), /^flotilla: .*demo\.json is not the demo's state \(it lacks org, product \{id, slug\} or simulatorToken\): /m);
+      assert.doesNotMatch(r.output(), /\n\s+at /, 'no stack trace');
+      assert.ok(!existsSync(join(fresh, 'bridge.pid')), 'the bridge closed');
     } finally {
       rmSync(fresh, { recursive: true, force: true });
     }

@@ -339,8 +339,9 @@ export async function createBroker(o: BrokerOptions): Promise<Broker> {
   }
 
   function refusePublish(clientId: string, topic: string, e: Error, done: (err: Error) => void): void {
-    // Once per reason every 10 s, with how many: a client that reconnects to publish what it may not wrote a line each time.
-    throttled('publish refused: ' + e.message, (count) => o.log.info({ clientId, topic, reason: e.message, refused: count }, 'mqtt: publish refused'));
+    // Once every 10 s with how many, and the last one's reason: a client that reconnects to publish what it may not wrote a
+    // line each time. One key, not one per reason: a reason names the client's own topic, and keys it chose would crowd out the rest.
+    throttled('publish refused', (count) => o.log.info({ clientId, topic, reason: e.message, refused: count }, 'mqtt: publish refused'));
     done(e);
   }
 

@@ -108,8 +108,9 @@ export const oauthRoutes: Route[] = [
       // particle-api-js loginAsClientOwner: a user's own client speaks for its owner, as a password would (RFC 6749 §4.4: no
       // refresh token). Only a web client, a server that keeps its secret: an installed app's is in every copy of the app.
       if (c.type !== 'web') throw ApiError.oauth(400, 'unauthorized_client', "A token for the client's owner is for a web client (a server that keeps its secret), not an installed app's");
-      // A token that never expires is the password's to give: a leaked client secret must not mint one.
-      if (lifetime === null) throw ApiError.oauth(400, 'invalid_request', 'expires_in 0 (never expires) is for the password grant; give a number of seconds');
+      // A long-lived token is the password's to give: a leaked client secret mints none past the default 90 days.
+      if (lifetime === null || lifetime > DEFAULT_TTL)
+        throw ApiError.oauth(400, 'invalid_request', `expires_in for a client's owner is at most ${DEFAULT_TTL} seconds (90 days); longer, or never expiring, is for the password grant`);
       issued = await store.issueToken({ subject: { kind: 'user', id: c.ownerUserId }, clientId: c.id, scopes: [], ttlSeconds: lifetime });
     } else if (grant === 'client_credentials') {
       // Two-legged authentication: a product's server gets a token for one of its customers.

@@ -180,8 +180,9 @@ async function findApiUser(ctx: ApiContext, kind: TeamKind, a: Access, name: str
 const API_USER_ID = new RegExp('^[a-z0-9-]+\\+([0-9a-f]{24})@' + API_USER_DOMAIN.replace(/\./g, '\\.') + '$');
 
 /** Only people change people: an API user's team.manage covers invitations it may cancel and API users, not members. */
-function personOnly(a: Access, what: string): void {
+function personOnly(a: Access, what: string): Extract<Access['actor'], { kind: 'user' }> {
   if (a.actor.kind !== 'user') throw ApiError.of(403, 'Only a person ' + what);
+  return a.actor;
 }
 
 /**
@@ -219,6 +220,8 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
     route('POST', base + '/team', g(createAction), async (req, ctx, a) => {
       const body = await req.body();
       if ('friendly_name' in body) return createApiUser(ctx, kind, a, body);
+      // First: an API user learns nothing of who has an account or is on the team.
+      const inviter = personOnly(a, 'invites team members').userId;
       const username = body.username;
       if (typeof username !== 'string' || username.trim() === '') throw ApiError.of(400, 'The username field is required');
       const role = body.role === undefined ? 'viewer' : parseRole(body.role);
@@ -227,8 +230,6 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       // Someone without an account yet is invited by e-mail address (loose on purpose: it names a mailbox, it does not validate one).
       if (!existing && !EMAIL.test(username.trim())) throw ApiError.of(400, 'No user ' + JSON.stringify(username) + ', and it is not an e-mail address to invite');
       if (existing && (await members(ctx, kind, a)).some((m) => m.userId === existing.id)) throw ApiError.of(409, username + ' is already on the team');
-      const inviter = a.actor.kind === 'user' ? a.actor.userId : null;
-      if (!inviter) throw ApiError.of(403, 'Only a person invites team members');
       const inv = await ctx.store.createInvitation({ team: teamOf(kind, a), email: username, role, invitedBy: inviter });
       return { status: 201, body: { ok: true, invited: { id: inv.id, username: inv.email, role: roleObject(inv.role) } } };
     }),
