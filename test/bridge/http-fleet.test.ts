@@ -252,6 +252,11 @@ describe('HTTP API: products, teams, customers, groups, events, diagnostics', fu
     assert.deepEqual([(await api('GET', '/v1/orgs/olga-co/devices', devicesOnly)).status, (await api('GET', '/v1/orgs/olga-co/sims', devicesOnly)).status], [200, 403]);
     assert.deepEqual([(await api('GET', '/v1/orgs/olga-co/devices', simsOnly)).status, (await api('GET', '/v1/orgs/olga-co/sims', simsOnly)).status], [403, 200]);
     assert.deepEqual([(await api('GET', '/v1/orgs/olga-co/devices', teamOnly)).status, (await api('GET', '/v1/orgs/olga-co/sims', teamOnly)).status], [403, 403]);
+    // The org's products listed to it without their settings, which it may not view (before: every product's settings).
+    await api('PUT', '/v1/products/olga-sensor', olga, { settings: { note: 'internal' } });
+    const listedTo = async (token: string) => ((await api('GET', '/v1/orgs/olga-co/products', token)).body.products as { slug: string; settings: Record<string, unknown> }[]).find((p) => p.slug === 'olga-sensor')!.settings;
+    assert.deepEqual(await listedTo(teamOnly), {});
+    assert.equal((await listedTo(olga)).note, 'internal');
   });
 
   it('changes an API user\'s name and scopes with PUT …/team/:apiuser: new scopes rotate its token, and only within what the changer holds', async () => {

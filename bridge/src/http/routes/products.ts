@@ -4,6 +4,7 @@
  * its usage and billing: billing.ts). Every route is guarded by an action of
  * the matrix on the path's product (or org).
  */
+import { decide } from '../../policy/decide.js';
 import { authorizeProductAlso, guard } from '../access.js';
 import { route, type Route } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -38,7 +39,12 @@ export const productRoutes: Route[] = [
   }),
   route('GET', '/v1/orgs/:org', guard.org('org.team.view'), async (req, ctx, a) => ({ organization: orgObject(a.org!) })),
   route('GET', '/v1/orgs/:org/products', guard.org('org.team.view'), async (req, ctx, a) => ({
-    products: (await ctx.store.productsByIds(await ctx.store.orgProductIds(a.org!.id))).map((p) => productObject(p)),
+    products: await Promise.all((await ctx.store.productsByIds(await ctx.store.orgProductIds(a.org!.id))).map(async (p) => {
+      // Its settings only to whoever may view them: an org API user may hold org.team.view and not settings.view.
+      const ref = await ctx.store.productRef(p.id);
+      const shown = productObject(p);
+      return ref && decide(a.actor, 'settings.view', { kind: 'product', product: ref }).allow ? shown : { ...shown, settings: {}, description: '' };
+    })),
   })),
   route('POST', '/v1/orgs/:org/products', guard.org('org.product.create'), async (req, ctx, a) => newProduct(ctx, await req.body(), { orgId: a.org!.id })),
 
