@@ -78,13 +78,19 @@ async function members(ctx: ApiContext, kind: TeamKind, a: Access): Promise<{ us
   return named.sort((x, y) => Number(x.inherited) - Number(y.inherited) || roleRank(y.role) - roleRank(x.role) || x.username.localeCompare(y.username));
 }
 
-/** The member named in the path, with their current role on this team (not inherited). */
-async function findMember(ctx: ApiContext, kind: TeamKind, a: Access, username: string): Promise<{ userId: string; role: Role } | null> {
+/**
+ * The person named in the path and their role: on this team itself, or (on an org product's team) through
+ * the org, `inherited`, which is changed on the org's team and not here.
+ */
+async function findMember(ctx: ApiContext, kind: TeamKind, a: Access, username: string): Promise<{ userId: string; role: Role; inherited: boolean } | null> {
   const user = await ctx.store.findUser(username);
   if (!user) return null;
   const list = kind === 'org' ? await ctx.store.orgTeam(a.org!.id) : await ctx.store.productTeam(a.product!.productId);
-  const m = list.find((x) => x.userId === user.id);
-  return m ? { userId: user.id, role: m.role } : null;
+  const own = list.find((x) => x.userId === user.id);
+  if (own) return { userId: user.id, role: own.role, inherited: false };
+  const orgId = kind === 'product' ? a.product!.orgId : null;
+  const viaOrg = orgId ? (await ctx.store.orgTeam(orgId)).find((x) => x.userId === user.id) : undefined;
+  return viaOrg ? { userId: user.id, role: viaOrg.role, inherited: true } : null;
 }
 
 /** An API user's friendly name from a body, or a 400. */
@@ -117,18 +123,9 @@ function apiUserBody(u: ApiUser, token: string | null) {
   return { username: apiUserName(u), friendly_name: u.username, id: u.id, is_programmatic: true, scopes: u.scopes, ...(token === null ? {} : { tokens: [{ token }] }) };
 }
 
-/**
- * Why a person on a product's team through its org cannot be changed or removed there: the Owner never is,
- * an org member is changed on the org's team. null when the person is not on the team that way.
- */
-async function inheritedRefusal(ctx: ApiContext, kind: TeamKind, a: Access, username: string, change: string): Promise<ApiError | null> {
-  const product = a.product;
-  if (kind !== 'product' || !product?.orgId) return null;
-  const user = await ctx.store.findUser(username);
-  if (!user) return null;
-  const org = (await ctx.store.orgTeam(product.orgId)).find((m) => m.userId === user.id);
-  if (!org) return null;
-  if (org.role === 'owner') return ApiError.of(403, 'The Owner cannot be ' + change);
+/** Why a person on a product's team through its org is not changed or removed there: the Owner never is, an org member is on the org's team. */
+function inheritedRefusal(m: { role: Role }, username: string, change: string): ApiError {
+  if (m.role === 'owner') return ApiError.of(403, 'The Owner cannot be ' + change);
   return ApiError.of(409, username + " is on this product's team through its org: change their role on the org's team");
 }
 
@@ -244,7 +241,8 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       personOnly(a, "changes a team member's role");
       const role = parseRole(body.role);
       const m = await findMember(ctx, kind, a, req.params.username);
-      if (!m) throw (await inheritedRefusal(ctx, kind, a, req.params.username, 'changed')) ?? ApiError.of(404, 'No team member ' + req.params.username);
+      if (!m) throw ApiError.of(404, 'No team member ' + req.params.username);
+      if (m.inherited) throw inheritedRefusal(m, req.params.username, 'changed');
       if (!canChangeRole(actingRole(a.decision), m.role, role, kind)) throw ApiError.of(403, 'You may not change ' + req.params.username + ' to ' + ROLE_TITLES[role]);
       if (kind === 'org') await ctx.store.setOrgMemberRole(a.org!.id, m.userId, role);
       else await ctx.store.setProductMemberRole(a.product!.productId, m.userId, role);
@@ -257,7 +255,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
       // An API user removes API users and cancels invitations; people are not looked up for it (it learns nothing of them).
       const person = a.actor.kind === 'user';
       const m = person ? await findMember(ctx, kind, a, name) : null;
-      if (m) {
+      if (m && !m.inherited) {
         if (!canRemove(actingRole(a.decision), m.role, kind)) throw ApiError.of(403, m.role === 'owner' ? 'The Owner cannot be removed' : 'You may not remove ' + name);
         if (kind === 'org') await ctx.store.removeOrgMember(a.org!.id, m.userId);
         else await ctx.store.removeProductMember(a.product!.productId, m.userId);
@@ -276,7 +274,7 @@ function teamRoutes(kind: TeamKind, base: string): Route[] {
         await ctx.store.deleteInvitation(invitation.id);
         return { status: 204, body: null };
       }
-      throw (person ? await inheritedRefusal(ctx, kind, a, name, 'removed') : null) ?? ApiError.of(404, 'No team member ' + name);
+      throw m ? inheritedRefusal(m, name, 'removed') : ApiError.of(404, 'No team member ' + name);
     }),
   ];
 }
